@@ -1,0 +1,153 @@
+"""Failure reasons as data: every refusal names a machine-readable reason.
+
+The services map each reason's kind to a transport status (gRPC's
+FAILED_PRECONDITION and so on) and put the reason into google.rpc.ErrorInfo.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
+from enum import StrEnum
+
+
+class ErrorKind(StrEnum):
+    """What the caller can do about a failure."""
+
+    INVALID_INPUT = "INVALID_INPUT"  # fix the request; state was not consulted
+    NOT_FOUND = "NOT_FOUND"
+    ALREADY_EXISTS = "ALREADY_EXISTS"
+    PRECONDITION = "PRECONDITION"  # the system's state does not allow it now
+    PERMISSION = "PERMISSION"  # this caller or credential may not do it
+    UNAVAILABLE = "UNAVAILABLE"  # try again later
+
+
+class Reason(StrEnum):
+    # Malformed input.
+    FIELD_REQUIRED = "FIELD_REQUIRED"
+    FIELD_INVALID = "FIELD_INVALID"
+    INVALID_ID_NUMBER = "INVALID_ID_NUMBER"
+    INVALID_ADMDVS = "INVALID_ADMDVS"
+    INVALID_AMOUNT = "INVALID_AMOUNT"
+    INVALID_PAGE_TOKEN = "INVALID_PAGE_TOKEN"
+    SELF_BINDING = "SELF_BINDING"
+    CONSENT_MISSING = "CONSENT_MISSING"
+    # Idempotency (AIP-155).
+    IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
+    # Binding (DOMAIN §2).
+    PERSON_NOT_FOUND = "PERSON_NOT_FOUND"
+    BINDING_NOT_FOUND = "BINDING_NOT_FOUND"
+    POLICY_NOT_FOUND = "POLICY_NOT_FOUND"
+    POLICY_VERSION_EXISTS = "POLICY_VERSION_EXISTS"
+    GRANTOR_NOT_EMPLOYEE = "GRANTOR_NOT_EMPLOYEE"
+    GRANTOR_NOT_IN_NORMAL_STATUS = "GRANTOR_NOT_IN_NORMAL_STATUS"
+    BENEFICIARY_NOT_INSURED = "BENEFICIARY_NOT_INSURED"
+    BENEFICIARY_NOT_IN_NORMAL_STATUS = "BENEFICIARY_NOT_IN_NORMAL_STATUS"
+    IDENTITY_MISMATCH = "IDENTITY_MISMATCH"
+    RELATIONSHIP_NOT_ALLOWED = "RELATIONSHIP_NOT_ALLOWED"
+    PROOF_MISSING = "PROOF_MISSING"
+    OUTSIDE_REGION = "OUTSIDE_REGION"
+    CAP_REACHED = "CAP_REACHED"
+    ALREADY_BOUND = "ALREADY_BOUND"
+    CONTACT_CHANGE_OVERDUE = "CONTACT_CHANGE_OVERDUE"
+    BINDING_NOT_ACTIVE = "BINDING_NOT_ACTIVE"
+    BINDING_NOT_PENDING_REVIEW = "BINDING_NOT_PENDING_REVIEW"
+    NOT_PARTY_TO_BINDING = "NOT_PARTY_TO_BINDING"
+    UNBIND_TOO_EARLY = "UNBIND_TOO_EARLY"
+    # Payment (DOMAIN §3).
+    ACCOUNT_NOT_FOUND = "ACCOUNT_NOT_FOUND"
+    SETTLEMENT_NOT_FOUND = "SETTLEMENT_NOT_FOUND"
+    TRANSFER_NOT_FOUND = "TRANSFER_NOT_FOUND"
+    IMPERSONATION = "IMPERSONATION"
+    SETTLEMENT_SUSPENDED = "SETTLEMENT_SUSPENDED"
+    USE_NOT_ALLOWED = "USE_NOT_ALLOWED"
+    INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
+    HOLD_EXPIRED = "HOLD_EXPIRED"
+    AMOUNT_EXCEEDS_HOLD = "AMOUNT_EXCEEDS_HOLD"
+    ALREADY_CAPTURED = "ALREADY_CAPTURED"
+    ALREADY_RELEASED = "ALREADY_RELEASED"
+    NOT_CAPTURED = "NOT_CAPTURED"
+    ALREADY_REFUNDED = "ALREADY_REFUNDED"
+    REQUEST_REVERSED = "REQUEST_REVERSED"
+    VERIFICATION_FAILED = "VERIFICATION_FAILED"
+    PROVINCE_UNREACHABLE = "PROVINCE_UNREACHABLE"
+
+
+_KIND_OF_REASON: Mapping[Reason, ErrorKind] = {
+    Reason.FIELD_REQUIRED: ErrorKind.INVALID_INPUT,
+    Reason.FIELD_INVALID: ErrorKind.INVALID_INPUT,
+    Reason.INVALID_ID_NUMBER: ErrorKind.INVALID_INPUT,
+    Reason.INVALID_ADMDVS: ErrorKind.INVALID_INPUT,
+    Reason.INVALID_AMOUNT: ErrorKind.INVALID_INPUT,
+    Reason.INVALID_PAGE_TOKEN: ErrorKind.INVALID_INPUT,
+    Reason.SELF_BINDING: ErrorKind.INVALID_INPUT,
+    Reason.CONSENT_MISSING: ErrorKind.INVALID_INPUT,
+    Reason.IDEMPOTENCY_KEY_REUSED: ErrorKind.ALREADY_EXISTS,
+    Reason.PERSON_NOT_FOUND: ErrorKind.NOT_FOUND,
+    Reason.BINDING_NOT_FOUND: ErrorKind.NOT_FOUND,
+    Reason.POLICY_NOT_FOUND: ErrorKind.NOT_FOUND,
+    Reason.POLICY_VERSION_EXISTS: ErrorKind.ALREADY_EXISTS,
+    Reason.GRANTOR_NOT_EMPLOYEE: ErrorKind.PRECONDITION,
+    Reason.GRANTOR_NOT_IN_NORMAL_STATUS: ErrorKind.PRECONDITION,
+    Reason.BENEFICIARY_NOT_INSURED: ErrorKind.PRECONDITION,
+    Reason.BENEFICIARY_NOT_IN_NORMAL_STATUS: ErrorKind.PRECONDITION,
+    Reason.IDENTITY_MISMATCH: ErrorKind.PRECONDITION,
+    Reason.RELATIONSHIP_NOT_ALLOWED: ErrorKind.PRECONDITION,
+    Reason.PROOF_MISSING: ErrorKind.PRECONDITION,
+    Reason.OUTSIDE_REGION: ErrorKind.PRECONDITION,
+    Reason.CAP_REACHED: ErrorKind.PRECONDITION,
+    Reason.ALREADY_BOUND: ErrorKind.ALREADY_EXISTS,
+    Reason.CONTACT_CHANGE_OVERDUE: ErrorKind.PRECONDITION,
+    Reason.BINDING_NOT_ACTIVE: ErrorKind.PRECONDITION,
+    Reason.BINDING_NOT_PENDING_REVIEW: ErrorKind.PRECONDITION,
+    Reason.NOT_PARTY_TO_BINDING: ErrorKind.PERMISSION,
+    Reason.UNBIND_TOO_EARLY: ErrorKind.PRECONDITION,
+    Reason.ACCOUNT_NOT_FOUND: ErrorKind.NOT_FOUND,
+    Reason.SETTLEMENT_NOT_FOUND: ErrorKind.NOT_FOUND,
+    Reason.TRANSFER_NOT_FOUND: ErrorKind.NOT_FOUND,
+    Reason.IMPERSONATION: ErrorKind.PERMISSION,
+    Reason.SETTLEMENT_SUSPENDED: ErrorKind.PERMISSION,
+    Reason.USE_NOT_ALLOWED: ErrorKind.PRECONDITION,
+    Reason.INSUFFICIENT_FUNDS: ErrorKind.PRECONDITION,
+    Reason.HOLD_EXPIRED: ErrorKind.PRECONDITION,
+    Reason.AMOUNT_EXCEEDS_HOLD: ErrorKind.PRECONDITION,
+    Reason.ALREADY_CAPTURED: ErrorKind.PRECONDITION,
+    Reason.ALREADY_RELEASED: ErrorKind.PRECONDITION,
+    Reason.NOT_CAPTURED: ErrorKind.PRECONDITION,
+    Reason.ALREADY_REFUNDED: ErrorKind.PRECONDITION,
+    Reason.REQUEST_REVERSED: ErrorKind.PRECONDITION,
+    Reason.VERIFICATION_FAILED: ErrorKind.PERMISSION,
+    Reason.PROVINCE_UNREACHABLE: ErrorKind.UNAVAILABLE,
+}
+
+
+def kind_of(reason: Reason) -> ErrorKind:
+    return _KIND_OF_REASON[reason]
+
+
+@dataclass
+class DomainError(Exception):
+    """A refusal with a reason the caller's program can act on.
+
+    `field` names the offending request field (for BadRequest details);
+    `metadata` carries facts such as the cap that was reached.
+    """
+
+    reason: Reason
+    message: str
+    field: str | None = None
+    metadata: dict[str, str] = dataclass_field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message)
+
+    @property
+    def kind(self) -> ErrorKind:
+        return kind_of(self.reason)
+
+
+def require(value: object, field_name: str) -> None:
+    """Refuses a missing (empty, zero or unspecified) required field."""
+    if not value:
+        raise DomainError(Reason.FIELD_REQUIRED, f"{field_name} is required", field=field_name)

@@ -1,0 +1,149 @@
+"""Which grantors may pay a beneficiary's bill, in which order, within which limits
+(DOMAIN §2.5, §2.6, §3.1, §3.3). The payment service draws on the result."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from shared.bindings import Binding, BindingState
+from shared.errors import DomainError, Reason
+from shared.persons import InsuredPerson
+from shared.policy import RegionPolicy, UseCategory
+from shared.relationships import Relationship
+
+
+class PayerMode(StrEnum):
+    SEQUENTIAL = "SEQUENTIAL"
+    PROPORTIONAL = "PROPORTIONAL"  # seed 000: split costs over several accounts
+
+
+@dataclass(frozen=True)
+class PayerOrder:
+    beneficiary_id_number: str
+    binding_ids: tuple[str, ...]
+    mode: PayerMode = PayerMode.SEQUENTIAL
+
+
+@dataclass(frozen=True)
+class PayerGrant:
+    binding_id: str
+    grantor_id_number: str
+    grantor_admdvs: str
+    relationship: Relationship
+    priority: int
+    share_all: bool
+    yearly_cap_fen: int
+    annual_share_ratio_percent: int
+    per_use_limit_fen: int
+    earmark_shared_amount: bool
+    min_grantor_balance_fen: int
+    policy_version: str
+
+
+@dataclass(frozen=True)
+class ExcludedPayer:
+    binding_id: str
+    grantor_id_number: str
+    reason: Reason
+
+
+@dataclass(frozen=True)
+class PayerResolution:
+    grants: tuple[PayerGrant, ...]
+    excluded: tuple[ExcludedPayer, ...]
+    mode: PayerMode
+    policy_version: str
+    beneficiary_admdvs: str
+
+
+def in_payer_order(bindings: Sequence[Binding], order: PayerOrder | None) -> list[Binding]:
+    """The beneficiary's chosen order first; the rest follow in binding order."""
+    by_time = sorted(bindings, key=lambda b: (b.sequence, b.create_time, b.binding_id))
+    if order is None:
+        return by_time
+    rank = {binding_id: i for i, binding_id in enumerate(order.binding_ids)}
+    return sorted(by_time, key=lambda b: rank.get(b.binding_id, len(rank)))
+
+
+def resolve_payers(
+    beneficiary: InsuredPerson,
+    candidates: Sequence[tuple[Binding, InsuredPerson]],
+    order: PayerOrder | None,
+    policy_of: Callable[[str], RegionPolicy],
+    use: UseCategory,
+    chronic_disease: bool,
+    now: datetime,
+) -> PayerResolution:
+    """Grants usable for one bill; bindings that may not pay are listed with their reason.
+
+    The beneficiary's region decides which uses are allowed; each grantor's
+    region sets the limits on his or her account.
+    """
+    beneficiary_policy = policy_of(beneficiary.admdvs)
+    if not beneficiary_policy.allows_use(use):
+        raise DomainError(
+            Reason.USE_NOT_ALLOWED,
+            f"region {beneficiary.admdvs} does not allow mutual-aid payment for {use.value}",
+            field="use_category",
+            metadata={"policy_version": beneficiary_policy.version},
+        )
+    grants: list[PayerGrant] = []
+    excluded: list[ExcludedPayer] = []
+    grantor_of = {binding.binding_id: grantor for binding, grantor in candidates}
+    for binding in in_payer_order([binding for binding, _ in candidates], order):
+        grantor = grantor_of[binding.binding_id]
+        policy = policy_of(grantor.admdvs)
+        reason = _exclusion(binding, grantor, beneficiary, policy, beneficiary_policy, use, now)
+        if reason is not None:
+            excluded.append(ExcludedPayer(binding.binding_id, binding.grantor_id_number, reason))
+            continue
+        grants.append(
+            PayerGrant(
+                binding_id=binding.binding_id,
+                grantor_id_number=grantor.id_number,
+                grantor_admdvs=grantor.admdvs,
+                relationship=binding.relationship,
+                priority=len(grants) + 1,
+                share_all=binding.share_all,
+                yearly_cap_fen=0 if binding.share_all else binding.yearly_cap_fen,
+                annual_share_ratio_percent=policy.annual_share_ratio_percent,
+                per_use_limit_fen=policy.per_use_limit(chronic_disease),
+                earmark_shared_amount=policy.earmark_shared_amount,
+                min_grantor_balance_fen=policy.min_grantor_balance_fen,
+                policy_version=policy.version,
+            )
+        )
+    return PayerResolution(
+        grants=tuple(grants),
+        excluded=tuple(excluded),
+        mode=order.mode if order else PayerMode.SEQUENTIAL,
+        policy_version=beneficiary_policy.version,
+        beneficiary_admdvs=beneficiary.admdvs,
+    )
+
+
+def _exclusion(
+    binding: Binding,
+    grantor: InsuredPerson,
+    beneficiary: InsuredPerson,
+    grantor_policy: RegionPolicy,
+    beneficiary_policy: RegionPolicy,
+    use: UseCategory,
+    now: datetime,
+) -> Reason | None:
+    if binding.state is not BindingState.ACTIVE:
+        return Reason.BINDING_NOT_ACTIVE
+    if not beneficiary.is_normal:
+        return Reason.BENEFICIARY_NOT_IN_NORMAL_STATUS
+    if not grantor.is_normal:
+        return Reason.GRANTOR_NOT_IN_NORMAL_STATUS
+    if not grantor_policy.allows_use(use):
+        return Reason.USE_NOT_ALLOWED
+    if beneficiary.contact_change_overdue(now, beneficiary_policy.contact_change_grace_days):
+        return Reason.CONTACT_CHANGE_OVERDUE
+    if grantor.contact_change_overdue(now, grantor_policy.contact_change_grace_days):
+        return Reason.CONTACT_CHANGE_OVERDUE
+    return None

@@ -1,0 +1,207 @@
+"""Regional mutual-aid policy as versioned data (DOMAIN §2.2–2.6, §3.1).
+
+A policy applies to the national default ("000000"), a whole province
+("PP0000") or one pooling region, from its effective date on. The most specific
+policy in force at a moment governs; every decision records its version.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from importlib import resources
+from typing import Any
+
+from shared.errors import DomainError, Reason
+from shared.regions import NATIONAL, PROVINCES, lookup_chain, province_of, validate_admdvs, validate_province
+from shared.relationships import CORE_RELATIONSHIPS, Relationship, RelationshipScope
+
+
+class GeographicScope(StrEnum):
+    SAME_POOLING_REGION = "SAME_POOLING_REGION"
+    SAME_PROVINCE = "SAME_PROVINCE"
+    CROSS_PROVINCE = "CROSS_PROVINCE"
+
+
+class UseCategory(StrEnum):
+    OUTPATIENT = "OUTPATIENT"
+    INPATIENT = "INPATIENT"
+    CHRONIC_DISEASE_OUTPATIENT = "CHRONIC_DISEASE_OUTPATIENT"
+    MATERNITY = "MATERNITY"
+    PHARMACY = "PHARMACY"
+    RESIDENT_CONTRIBUTION = "RESIDENT_CONTRIBUTION"
+    COMMERCIAL_HEALTH_INSURANCE = "COMMERCIAL_HEALTH_INSURANCE"
+    LONG_TERM_CARE_INSURANCE = "LONG_TERM_CARE_INSURANCE"
+
+
+# Uses named nationally; commercial insurance is a regional option (DOMAIN §5).
+NATIONAL_USES: frozenset[UseCategory] = frozenset(UseCategory) - {UseCategory.COMMERCIAL_HEALTH_INSURANCE}
+
+
+@dataclass(frozen=True)
+class RegionPolicy:
+    admdvs: str
+    effective_from: datetime
+    relationship_scope: RelationshipScope = RelationshipScope.EXTENDED
+    max_beneficiaries: int = 6
+    geographic_scope: GeographicScope = GeographicScope.SAME_PROVINCE
+    cross_province_provinces: frozenset[str] = frozenset()
+    annual_share_ratio_percent: int = 0
+    per_use_limit_fen: int = 0
+    chronic_disease_per_use_limit_fen: int = 0
+    allowed_uses: frozenset[UseCategory] = NATIONAL_USES
+    auto_approve_relationships: frozenset[Relationship] = CORE_RELATIONSHIPS
+    contact_change_grace_days: int = 15
+    impersonation_suspension_threshold: int = 3
+    earmark_shared_amount: bool = False
+    min_grantor_balance_fen: int = 0
+    min_days_before_unbind: int = 0
+    wallet_transfers_per_day: int = 3
+    wallet_transfer_max_fen: int = 200_000
+    description: str = ""
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def version(self) -> str:
+        return f"{self.admdvs}@{self.effective_from.astimezone(UTC).isoformat()}"
+
+    def per_use_limit(self, chronic_disease: bool) -> int:
+        """The per-use limit in fen (0 = none); chronic and special diseases have their own."""
+        return self.chronic_disease_per_use_limit_fen if chronic_disease else self.per_use_limit_fen
+
+    def allows_use(self, use: UseCategory) -> bool:
+        return use in self.allowed_uses
+
+    def validated(self) -> RegionPolicy:
+        """Returns the policy if every number is sane, else refuses it naming the field."""
+        validate_admdvs(self.admdvs, "policy.admdvs", allow_national=True)
+        if self.effective_from.tzinfo is None:
+            raise DomainError(Reason.FIELD_INVALID, "effective_from needs a time zone", field="policy.effective_from")
+        checks: list[tuple[bool, str, str]] = [
+            (1 <= self.max_beneficiaries <= 20, "policy.max_beneficiaries", "must be between 1 and 20"),
+            (0 <= self.annual_share_ratio_percent <= 100, "policy.annual_share_ratio_percent", "must be 0–100"),
+            (self.per_use_limit_fen >= 0, "policy.per_use_limit_fen", "must not be negative"),
+            (
+                self.chronic_disease_per_use_limit_fen >= 0,
+                "policy.chronic_disease_per_use_limit_fen",
+                "must not be negative",
+            ),
+            (self.contact_change_grace_days >= 0, "policy.contact_change_grace_days", "must not be negative"),
+            (
+                self.impersonation_suspension_threshold >= 0,
+                "policy.impersonation_suspension_threshold",
+                "must not be negative",
+            ),
+            (self.min_grantor_balance_fen >= 0, "policy.min_grantor_balance_fen", "must not be negative"),
+            (self.min_days_before_unbind >= 0, "policy.min_days_before_unbind", "must not be negative"),
+            (self.wallet_transfers_per_day >= 0, "policy.wallet_transfers_per_day", "must not be negative"),
+            (self.wallet_transfer_max_fen >= 0, "policy.wallet_transfer_max_fen", "must not be negative"),
+        ]
+        for ok, field_name, problem in checks:
+            if not ok:
+                raise DomainError(Reason.FIELD_INVALID, f"{field_name} {problem}", field=field_name)
+        for province in self.cross_province_provinces:
+            validate_province(province, "policy.cross_province_provinces")
+        return self
+
+
+NATIONAL_DEFAULT = RegionPolicy(
+    admdvs=NATIONAL,
+    effective_from=datetime(2024, 7, 1, tzinfo=UTC),
+    description="National default: close relatives (document No. 38, 2024), within one province.",
+)
+
+
+def select_policy(policies: Iterable[RegionPolicy], admdvs: str, at: datetime) -> RegionPolicy:
+    """The policy governing a region at a moment: most specific code first, latest version in force."""
+    by_code: dict[str, RegionPolicy] = {}
+    for policy in policies:
+        if policy.effective_from > at:
+            continue
+        current = by_code.get(policy.admdvs)
+        if current is None or policy.effective_from > current.effective_from:
+            by_code[policy.admdvs] = policy
+    for code in lookup_chain(admdvs):
+        if code in by_code:
+            return by_code[code]
+    return NATIONAL_DEFAULT
+
+
+def region_allows(
+    grantor_policy: RegionPolicy, beneficiary_policy: RegionPolicy, grantor: str, beneficiary: str
+) -> bool:
+    """Whether two pooling regions may be bound (DOMAIN §2.4).
+
+    The grantor's region sets the scope; across provinces both sides must run
+    cross-province mutual aid and list each other.
+    """
+    if grantor == beneficiary:
+        return True
+    scope = grantor_policy.geographic_scope
+    same_province = province_of(grantor) == province_of(beneficiary)
+    if scope is GeographicScope.SAME_POOLING_REGION:
+        return False
+    if same_province:
+        return True
+    if scope is not GeographicScope.CROSS_PROVINCE:
+        return False
+    return (
+        beneficiary_policy.geographic_scope is GeographicScope.CROSS_PROVINCE
+        and province_of(beneficiary) in grantor_policy.cross_province_provinces
+        and province_of(grantor) in beneficiary_policy.cross_province_provinces
+    )
+
+
+def policy_from_dict(data: dict[str, Any]) -> RegionPolicy:
+    """Reads a policy from plain data (JSON), refusing unknown keys."""
+    known = {f for f in RegionPolicy.__dataclass_fields__ if f != "extra"}
+    unknown = set(data) - known
+    if unknown:
+        raise DomainError(Reason.FIELD_INVALID, f"unknown policy fields: {sorted(unknown)}", field="policy")
+    values: dict[str, Any] = dict(data)
+    values["effective_from"] = datetime.fromisoformat(data["effective_from"])
+    converters: dict[str, Any] = {
+        "relationship_scope": RelationshipScope,
+        "geographic_scope": GeographicScope,
+        "cross_province_provinces": lambda items: frozenset(items),
+        "allowed_uses": lambda items: frozenset(UseCategory(i) for i in items),
+        "auto_approve_relationships": lambda items: frozenset(Relationship(i) for i in items),
+    }
+    for name, convert in converters.items():
+        if name in values:
+            values[name] = convert(values[name])
+    return RegionPolicy(**values).validated()
+
+
+def policy_to_dict(policy: RegionPolicy) -> dict[str, Any]:
+    """Plain data for storage or JSON; the inverse of policy_from_dict."""
+    data: dict[str, Any] = {}
+    for name in RegionPolicy.__dataclass_fields__:
+        if name == "extra":
+            continue
+        value = getattr(policy, name)
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, frozenset):
+            value = sorted(str(item) for item in value)
+        elif isinstance(value, StrEnum):
+            value = value.value
+        data[name] = value
+    return data
+
+
+def example_policies() -> list[RegionPolicy]:
+    """The seeds' regional variants, shipped as examples (not official rules of those regions)."""
+    text = resources.files("shared").joinpath("example_policies.json").read_text(encoding="utf-8")
+    return [policy_from_dict(item) for item in json.loads(text)]
+
+
+def with_pilots(policy: RegionPolicy, provinces: Iterable[str]) -> RegionPolicy:
+    return replace(policy, cross_province_provinces=frozenset(provinces))
+
+
+CROSS_PROVINCE_PILOTS: frozenset[str] = frozenset({"13", "32", "34", "37", "41", "42", "50", "51", "62"})
+assert CROSS_PROVINCE_PILOTS <= PROVINCES
