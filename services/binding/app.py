@@ -1,0 +1,41 @@
+"""Wires the binding service: database, use-case runner, servicer, gRPC server."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import partial
+
+from gongji.binding.v1 import binding_service_pb2_grpc as api_grpc
+from services.binding.entrypoints.grpc_servicer import SERVICE, BindingServicer
+from services.binding.service_layer.policy_book import PolicyBook
+from services.binding.service_layer.unit_of_work import BindingUnitOfWork
+from services.common.clock import Clock, SystemClock
+from services.common.database import create_database_engine, migrate, session_factory
+from services.common.runner import UseCaseRunner
+from services.common.server import RunningServer, ServiceRegistration, start_server
+
+ERROR_DOMAIN = "binding.gongji"
+
+
+@dataclass
+class BindingSettings:
+    database_url: str
+    address: str = "127.0.0.1:50051"
+    migrate_on_start: bool = True
+    clock: Clock = field(default_factory=SystemClock)
+    workers: int = 16
+    policy_cache_seconds: float = 5.0
+
+
+async def start_binding_server(settings: BindingSettings) -> RunningServer:
+    if settings.migrate_on_start:
+        migrate("binding", settings.database_url)
+    engine = create_database_engine(settings.database_url, pool_size=settings.workers)
+    runner = UseCaseRunner(
+        partial(BindingUnitOfWork, session_factory(engine)), settings.clock, ERROR_DOMAIN, settings.workers
+    )
+    servicer = BindingServicer(runner, settings.clock, PolicyBook(settings.policy_cache_seconds))
+    registration = ServiceRegistration(SERVICE, partial(api_grpc.add_BindingServiceServicer_to_server, servicer))
+    running = await start_server([registration], settings.address, ERROR_DOMAIN)
+    running.cleanups += [engine.dispose, runner.close]
+    return running

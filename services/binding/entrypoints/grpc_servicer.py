@@ -1,0 +1,297 @@
+"""gongji.binding.v1.BindingService over gRPC: convert, run the use case, convert back."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import grpc
+
+from gongji.binding.v1 import binding_service_pb2 as api
+from gongji.binding.v1 import binding_service_pb2_grpc as api_grpc
+from services.binding.entrypoints import converters as convert
+from services.binding.service_layer import use_cases
+from services.binding.service_layer.policy_book import PolicyBook
+from services.binding.service_layer.unit_of_work import BindingUnitOfWork
+from services.common.clock import Clock
+from services.common.converters import page_size, timestamp_to_datetime
+from services.common.paging import decode_page_token, encode_page_token
+from services.common.runner import UseCaseRunner
+from shared.bindings import Actor
+from shared.errors import DomainError, Reason
+from shared.identity import validate_id_number
+from shared.regions import validate_admdvs
+
+SERVICE = "gongji.binding.v1.BindingService"
+
+
+def _method(name: str) -> str:
+    return f"/{SERVICE}/{name}"
+
+
+class BindingServicer(api_grpc.BindingServiceServicer):
+    def __init__(self, runner: UseCaseRunner[BindingUnitOfWork], clock: Clock, policy_book: PolicyBook) -> None:
+        self._run = runner
+        self._clock = clock
+        self._policies = policy_book
+
+    # Registry -----------------------------------------------------------------
+
+    async def UpsertInsuredPerson(
+        self, request: api.UpsertInsuredPersonRequest, context: grpc.aio.ServicerContext
+    ) -> api.UpsertInsuredPersonResponse:
+        person = convert.person_from_proto(request.insured_person)
+
+        def run(uow: BindingUnitOfWork) -> api.UpsertInsuredPersonResponse:
+            saved, created, _ = use_cases.upsert_person(uow, person, self._clock.now(), request.request_id)
+            return api.UpsertInsuredPersonResponse(insured_person=convert.person_to_proto(saved), created=created)
+
+        return await self._run.mutate(
+            _method("UpsertInsuredPerson"), request.request_id, request, api.UpsertInsuredPersonResponse, run
+        )
+
+    async def GetInsuredPerson(
+        self, request: api.GetInsuredPersonRequest, context: grpc.aio.ServicerContext
+    ) -> api.GetInsuredPersonResponse:
+        id_number = validate_id_number(request.id_number)
+        person = await self._run.query(lambda uow: use_cases.get_person(uow, id_number))
+        return api.GetInsuredPersonResponse(insured_person=convert.person_to_proto(person))
+
+    async def UpdateContactInfo(
+        self, request: api.UpdateContactInfoRequest, context: grpc.aio.ServicerContext
+    ) -> api.UpdateContactInfoResponse:
+        id_number = validate_id_number(request.id_number)
+
+        def run(uow: BindingUnitOfWork) -> api.UpdateContactInfoResponse:
+            person = use_cases.update_contact_info(
+                uow, id_number, request.phone.strip(), request.address.strip(), self._clock.now()
+            )
+            return api.UpdateContactInfoResponse(insured_person=convert.person_to_proto(person))
+
+        return await self._run.mutate(
+            _method("UpdateContactInfo"), request.request_id, request, api.UpdateContactInfoResponse, run
+        )
+
+    async def ReportLifeEvent(
+        self, request: api.ReportLifeEventRequest, context: grpc.aio.ServicerContext
+    ) -> api.ReportLifeEventResponse:
+        id_number = validate_id_number(request.id_number)
+        event = convert.life_event_from_proto(request.event_type)
+        other = validate_id_number(request.other_id_number, "other_id_number") if request.other_id_number else ""
+
+        def run(uow: BindingUnitOfWork) -> api.ReportLifeEventResponse:
+            now = self._clock.now()
+            event_time = timestamp_to_datetime(request, "event_time") or now
+            person, changes = use_cases.report_life_event(
+                uow, id_number, event, other, event_time, now, request.request_id
+            )
+            return api.ReportLifeEventResponse(
+                ended_bindings=[convert.binding_to_proto(b) for b in changes.ended],
+                suspended_bindings=[convert.binding_to_proto(b) for b in changes.suspended],
+                insured_person=convert.person_to_proto(person),
+            )
+
+        return await self._run.mutate(
+            _method("ReportLifeEvent"), request.request_id, request, api.ReportLifeEventResponse, run
+        )
+
+    # Bindings -----------------------------------------------------------------
+
+    async def CreateBinding(
+        self, request: api.CreateBindingRequest, context: grpc.aio.ServicerContext
+    ) -> api.CreateBindingResponse:
+        application = convert.application_from_request(request)
+
+        def run(uow: BindingUnitOfWork) -> api.CreateBindingResponse:
+            now = self._clock.now()
+            consent_time = timestamp_to_datetime(request, "consent_time") or now
+            binding = use_cases.create_binding(
+                uow, application, self._policies.snapshot(uow), consent_time, now, request.request_id
+            )
+            return api.CreateBindingResponse(binding=convert.binding_to_proto(binding))
+
+        return await self._run.mutate(
+            _method("CreateBinding"), request.request_id, request, api.CreateBindingResponse, run
+        )
+
+    async def ReviewBinding(
+        self, request: api.ReviewBindingRequest, context: grpc.aio.ServicerContext
+    ) -> api.ReviewBindingResponse:
+        if request.decision == api.REVIEW_DECISION_UNSPECIFIED:
+            raise DomainError(Reason.FIELD_REQUIRED, "decision must be APPROVE or REJECT", field="decision")
+        approve = request.decision == api.REVIEW_DECISION_APPROVE
+
+        def run(uow: BindingUnitOfWork) -> api.ReviewBindingResponse:
+            binding = use_cases.review_binding(
+                uow,
+                request.binding_id,
+                approve,
+                request.operator_id,
+                request.comment,
+                self._clock.now(),
+                request.request_id,
+            )
+            return api.ReviewBindingResponse(binding=convert.binding_to_proto(binding))
+
+        return await self._run.mutate(
+            _method("ReviewBinding"), request.request_id, request, api.ReviewBindingResponse, run
+        )
+
+    async def EndBinding(
+        self, request: api.EndBindingRequest, context: grpc.aio.ServicerContext
+    ) -> api.EndBindingResponse:
+        actor = convert.actor_from_proto(request.actor)
+        if actor is Actor.SYSTEM:
+            raise DomainError(Reason.FIELD_INVALID, "actor must be GRANTOR, BENEFICIARY or OPERATOR", field="actor")
+        channel = convert.optional_channel(request.channel)
+
+        def run(uow: BindingUnitOfWork) -> api.EndBindingResponse:
+            who = use_cases.Who(actor, request.actor_id.strip(), channel, request.request_id)
+            binding = use_cases.end_binding(
+                uow, request.binding_id, who, request.comment, self._policies.snapshot(uow), self._clock.now()
+            )
+            return api.EndBindingResponse(binding=convert.binding_to_proto(binding))
+
+        return await self._run.mutate(_method("EndBinding"), request.request_id, request, api.EndBindingResponse, run)
+
+    async def GetBinding(
+        self, request: api.GetBindingRequest, context: grpc.aio.ServicerContext
+    ) -> api.GetBindingResponse:
+        binding = await self._run.query(lambda uow: use_cases.get_binding(uow, request.binding_id))
+        return api.GetBindingResponse(binding=convert.binding_to_proto(binding))
+
+    async def ListBindings(
+        self, request: api.ListBindingsRequest, context: grpc.aio.ServicerContext
+    ) -> api.ListBindingsResponse:
+        if bool(request.grantor_id_number) == bool(request.beneficiary_id_number):
+            raise DomainError(
+                Reason.FIELD_REQUIRED,
+                "give exactly one of grantor_id_number and beneficiary_id_number",
+                field="grantor_id_number",
+            )
+        grantor = (
+            validate_id_number(request.grantor_id_number, "grantor_id_number") if request.grantor_id_number else ""
+        )
+        beneficiary = (
+            validate_id_number(request.beneficiary_id_number, "beneficiary_id_number")
+            if request.beneficiary_id_number
+            else ""
+        )
+        states = convert.states_from_proto(list(request.states))
+        limit = page_size(request.page_size)
+        query = [grantor, beneficiary, sorted(s.value for s in states)]
+        position = decode_page_token(request.page_token, query)
+        after = (datetime.fromisoformat(position[0]), position[1]) if position else None
+        found = await self._run.query(
+            lambda uow: use_cases.list_bindings(uow, grantor, beneficiary, states, after, limit + 1)
+        )
+        page, more = found[:limit], len(found) > limit
+        token = encode_page_token(query, [page[-1].create_time.isoformat(), page[-1].binding_id]) if more else ""
+        return api.ListBindingsResponse(bindings=[convert.binding_to_proto(b) for b in page], next_page_token=token)
+
+    async def ListBindingEvents(
+        self, request: api.ListBindingEventsRequest, context: grpc.aio.ServicerContext
+    ) -> api.ListBindingEventsResponse:
+        limit = page_size(request.page_size)
+        after = decode_page_token(request.page_token, [request.binding_id]) or 0
+
+        def read(uow: BindingUnitOfWork) -> list:
+            use_cases.get_binding(uow, request.binding_id)
+            return uow.events.page(request.binding_id, int(after), limit + 1)
+
+        found = await self._run.query(read)
+        page, more = found[:limit], len(found) > limit
+        token = encode_page_token([request.binding_id], page[-1][0]) if more else ""
+        return api.ListBindingEventsResponse(
+            events=[convert.event_to_proto(event) for _, event in page], next_page_token=token
+        )
+
+    async def UpdateSharingLimit(
+        self, request: api.UpdateSharingLimitRequest, context: grpc.aio.ServicerContext
+    ) -> api.UpdateSharingLimitResponse:
+        def run(uow: BindingUnitOfWork) -> api.UpdateSharingLimitResponse:
+            binding = use_cases.update_sharing_limit(
+                uow,
+                request.binding_id,
+                request.share_all,
+                request.yearly_cap_fen,
+                self._clock.now(),
+                request.request_id,
+            )
+            return api.UpdateSharingLimitResponse(binding=convert.binding_to_proto(binding))
+
+        return await self._run.mutate(
+            _method("UpdateSharingLimit"), request.request_id, request, api.UpdateSharingLimitResponse, run
+        )
+
+    async def SetPayerOrder(
+        self, request: api.SetPayerOrderRequest, context: grpc.aio.ServicerContext
+    ) -> api.SetPayerOrderResponse:
+        beneficiary = validate_id_number(request.beneficiary_id_number, "beneficiary_id_number")
+        mode = convert.payer_mode_from_proto(request.mode)
+
+        def run(uow: BindingUnitOfWork) -> api.SetPayerOrderResponse:
+            order = use_cases.set_payer_order(uow, beneficiary, list(request.binding_ids), mode, self._clock.now())
+            return convert.payer_order_to_proto(order)
+
+        return await self._run.mutate(
+            _method("SetPayerOrder"), request.request_id, request, api.SetPayerOrderResponse, run
+        )
+
+    async def ResolvePayers(
+        self, request: api.ResolvePayersRequest, context: grpc.aio.ServicerContext
+    ) -> api.ResolvePayersResponse:
+        beneficiary = validate_id_number(request.beneficiary_id_number, "beneficiary_id_number")
+        use = convert.use_from_proto(request.use_category)
+        if request.institution_admdvs:
+            validate_admdvs(request.institution_admdvs, "institution_admdvs")
+        at = timestamp_to_datetime(request, "at_time") or self._clock.now()
+        resolution = await self._run.query(
+            lambda uow: use_cases.resolve(
+                uow, beneficiary, use, request.chronic_disease, at, self._policies.snapshot(uow)
+            )
+        )
+        return convert.resolution_to_proto(resolution)
+
+    # Regional policy ------------------------------------------------------------
+
+    async def PutRegionPolicy(
+        self, request: api.PutRegionPolicyRequest, context: grpc.aio.ServicerContext
+    ) -> api.PutRegionPolicyResponse:
+        if not request.HasField("policy"):
+            raise DomainError(Reason.FIELD_REQUIRED, "policy is required", field="policy")
+        policy = convert.policy_from_proto(request.policy)
+
+        def run(uow: BindingUnitOfWork) -> api.PutRegionPolicyResponse:
+            stored = use_cases.put_policy(uow, policy, self._clock.now())
+            return api.PutRegionPolicyResponse(policy=convert.policy_to_proto(stored))
+
+        try:
+            return await self._run.mutate(
+                _method("PutRegionPolicy"), request.request_id, request, api.PutRegionPolicyResponse, run
+            )
+        finally:
+            self._policies.invalidate()
+
+    async def GetRegionPolicy(
+        self, request: api.GetRegionPolicyRequest, context: grpc.aio.ServicerContext
+    ) -> api.GetRegionPolicyResponse:
+        admdvs = validate_admdvs(request.admdvs, "admdvs", allow_national=True)
+        at = timestamp_to_datetime(request, "at_time") or self._clock.now()
+        policy = await self._run.query(lambda uow: self._policies.snapshot(uow).for_region(admdvs, at))
+        return api.GetRegionPolicyResponse(policy=convert.policy_to_proto(policy))
+
+    async def ListRegionPolicies(
+        self, request: api.ListRegionPoliciesRequest, context: grpc.aio.ServicerContext
+    ) -> api.ListRegionPoliciesResponse:
+        prefix = request.admdvs.strip()
+        if prefix and (not prefix.isdigit() or len(prefix) > 6):
+            raise DomainError(Reason.INVALID_ADMDVS, "admdvs filter must be up to 6 digits", field="admdvs")
+        limit = page_size(request.page_size)
+        offset = int(decode_page_token(request.page_token, [prefix]) or 0)
+        policies = await self._run.query(lambda uow: use_cases.list_policies(uow, prefix))
+        page = policies[offset : offset + limit]
+        more = offset + limit < len(policies)
+        return api.ListRegionPoliciesResponse(
+            policies=[convert.policy_to_proto(p) for p in page],
+            next_page_token=encode_page_token([prefix], offset + limit) if more else "",
+        )

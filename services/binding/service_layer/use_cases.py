@@ -1,0 +1,381 @@
+"""Use cases of the binding service. Each runs inside the unit of work it is
+given; the caller commits. Inputs are already-validated domain values."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from services.binding.service_layer.policy_book import PolicySnapshot
+from services.binding.service_layer.unit_of_work import BindingUnitOfWork
+from shared.bindings import (
+    Actor,
+    Binding,
+    BindingApplication,
+    BindingEvent,
+    BindingState,
+    Channel,
+    EndReason,
+    EventType,
+    LifeEvent,
+    Parties,
+    check_can_end,
+    decide_new_binding,
+    end,
+    life_event_ends,
+    status_after_event,
+)
+from shared.errors import DomainError, Reason
+from shared.payers import PayerMode, PayerOrder, PayerResolution, resolve_payers
+from shared.persons import InsuranceStatus, InsuranceType, InsuredPerson
+from shared.policy import RegionPolicy, UseCategory
+
+
+@dataclass
+class Changes:
+    """Bindings a registry change or life event touched."""
+
+    ended: list[Binding] = field(default_factory=list)
+    suspended: list[Binding] = field(default_factory=list)
+    resumed: list[Binding] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Who:
+    """Who asked for a change, through which channel, under which idempotency key."""
+
+    actor: Actor
+    actor_id: str
+    channel: Channel | None
+    request_id: str
+
+
+SYSTEM = Who(Actor.SYSTEM, "system", None, "")
+
+
+def _record(uow: BindingUnitOfWork, binding: Binding, kind: EventType, who: Who, now: datetime, comment: str) -> None:
+    uow.events.add(
+        BindingEvent(
+            binding_id=binding.binding_id,
+            event_type=kind,
+            actor=who.actor,
+            actor_id=who.actor_id,
+            channel=who.channel,
+            time=now,
+            state_after=binding.state,
+            comment=comment,
+            request_id=who.request_id,
+        )
+    )
+
+
+def _end(uow: BindingUnitOfWork, binding: Binding, reason: EndReason, who: Who, comment: str, now: datetime) -> Binding:
+    end(binding, reason, who.actor, comment, now)
+    uow.bindings.save(binding)
+    _record(uow, binding, EventType.ENDED, who, now, comment or reason.value)
+    return binding
+
+
+def get_person(uow: BindingUnitOfWork, id_number: str) -> InsuredPerson:
+    person = uow.persons.get(id_number)
+    if person is None:
+        raise DomainError(Reason.PERSON_NOT_FOUND, f"no insured person {id_number}", field="id_number")
+    return person
+
+
+def upsert_person(
+    uow: BindingUnitOfWork, incoming: InsuredPerson, now: datetime, request_id: str
+) -> tuple[InsuredPerson, bool, Changes]:
+    """Registry sync. A change of status, region or scheme carries through to bindings (DOMAIN §2.5, §5)."""
+    who = replace(SYSTEM, request_id=request_id)
+    existing = uow.persons.get(incoming.id_number, for_update=True)
+    incoming = replace(incoming, update_time=now)
+    if existing is None:
+        uow.persons.add(incoming)
+        return incoming, True, Changes()
+    incoming = replace(incoming, contact_change_time=existing.contact_change_time)
+    uow.persons.save(incoming)
+    changes = Changes()
+    for binding in uow.bindings.open_involving(incoming.id_number):
+        reason = _registry_end_reason(binding, existing, incoming)
+        if reason is not None:
+            changes.ended.append(_end(uow, binding, reason, who, "registry sync", now))
+        elif incoming.status is InsuranceStatus.SUSPENDED and binding.state is BindingState.ACTIVE:
+            binding.state, binding.update_time = BindingState.SUSPENDED, now
+            uow.bindings.save(binding)
+            _record(uow, binding, EventType.SUSPENDED, who, now, "insurance suspended")
+            changes.suspended.append(binding)
+        elif incoming.is_normal and binding.state is BindingState.SUSPENDED:
+            other_id = (
+                binding.beneficiary_id_number
+                if binding.grantor_id_number == incoming.id_number
+                else binding.grantor_id_number
+            )
+            other = uow.persons.get(other_id)
+            if other is not None and other.is_normal:
+                binding.state, binding.update_time = BindingState.ACTIVE, now
+                uow.bindings.save(binding)
+                _record(uow, binding, EventType.RESUMED, who, now, "insurance back to normal")
+                changes.resumed.append(binding)
+    return incoming, False, changes
+
+
+def _registry_end_reason(binding: Binding, before: InsuredPerson, after: InsuredPerson) -> EndReason | None:
+    if after.status is InsuranceStatus.DECEASED:
+        return EndReason.DEATH
+    if after.status is InsuranceStatus.TERMINATED or after.admdvs != before.admdvs:
+        return EndReason.INSURANCE_ENDED  # ended, or moved to another pooling region
+    is_grantor = binding.grantor_id_number == after.id_number
+    if is_grantor and (after.insurance_type is not InsuranceType.EMPLOYEE or not after.has_personal_account):
+        return EndReason.INSURANCE_ENDED
+    return None
+
+
+def update_contact_info(
+    uow: BindingUnitOfWork, id_number: str, phone: str, address: str, now: datetime
+) -> InsuredPerson:
+    person = uow.persons.get(id_number, for_update=True)
+    if person is None:
+        raise DomainError(Reason.PERSON_NOT_FOUND, f"no insured person {id_number}", field="id_number")
+    confirmed = replace(
+        person,
+        phone=phone or person.phone,
+        address=address or person.address,
+        contact_change_time=None,
+        update_time=now,
+    )
+    uow.persons.save(confirmed)
+    return confirmed
+
+
+def report_life_event(
+    uow: BindingUnitOfWork,
+    id_number: str,
+    event: LifeEvent,
+    other_id_number: str,
+    event_time: datetime,
+    now: datetime,
+    request_id: str,
+) -> tuple[InsuredPerson, Changes]:
+    person = uow.persons.get(id_number, for_update=True)
+    if person is None:
+        raise DomainError(Reason.PERSON_NOT_FOUND, f"no insured person {id_number}", field="id_number")
+    if event is LifeEvent.DIVORCE and not other_id_number:
+        raise DomainError(Reason.FIELD_REQUIRED, "a divorce names the former spouse", field="other_id_number")
+    new_status = status_after_event(event)
+    if new_status is not None:
+        person = replace(person, status=new_status, update_time=now)
+    if event is LifeEvent.CONTACT_CHANGED:
+        person = replace(person, contact_change_time=event_time, update_time=now)
+    uow.persons.save(person)
+    who = replace(SYSTEM, request_id=request_id)
+    changes = Changes()
+    for binding in uow.bindings.open_involving(id_number):
+        reason = life_event_ends(binding, event, id_number, other_id_number)
+        if reason is not None:
+            changes.ended.append(_end(uow, binding, reason, who, f"life event {event.value}", now))
+    return person, changes
+
+
+def create_binding(
+    uow: BindingUnitOfWork,
+    application: BindingApplication,
+    policies: PolicySnapshot,
+    consent_time: datetime,
+    now: datetime,
+    request_id: str,
+) -> Binding:
+    grantor_id, beneficiary_id = application.grantor.id_number, application.beneficiary.id_number
+    # Locking the grantor serialises applications against the cap (DOMAIN §2.3).
+    people = uow.persons.lock_in_order([grantor_id, beneficiary_id])
+    grantor, beneficiary = people.get(grantor_id), people.get(beneficiary_id)
+    grantor_policy = policies.for_region(grantor.admdvs, now) if grantor else policies.for_region("000000", now)
+    beneficiary_policy = policies.for_region(beneficiary.admdvs, now) if beneficiary else grantor_policy
+    parties = Parties(
+        grantor=grantor,
+        beneficiary=beneficiary,
+        grantor_policy=grantor_policy,
+        beneficiary_policy=beneficiary_policy,
+        open_bindings_of_grantor=uow.bindings.open_of_grantor(grantor_id) if grantor else [],
+    )
+    state = decide_new_binding(application, parties, now)
+    assert grantor is not None and beneficiary is not None  # decide_new_binding refused otherwise
+    binding = Binding(
+        binding_id=str(uuid.uuid4()),
+        grantor_id_number=grantor_id,
+        beneficiary_id_number=beneficiary_id,
+        relationship=application.relationship,
+        state=state,
+        channel=application.channel,
+        consent_version=application.consent_version,
+        consent_time=consent_time,
+        create_time=now,
+        update_time=now,
+        grantor_admdvs=grantor.admdvs,
+        beneficiary_admdvs=beneficiary.admdvs,
+        policy_version=grantor_policy.version,
+        share_all=application.yearly_cap_fen == 0,
+        yearly_cap_fen=application.yearly_cap_fen,
+        proofs=application.proofs,
+        sequence=uow.bindings.next_sequence_of(beneficiary_id),
+    )
+    uow.bindings.add(binding)
+    who = Who(Actor.GRANTOR, grantor_id, application.channel, request_id)
+    _record(uow, binding, EventType.CREATED, who, now, f"consent {application.consent_version}")
+    return binding
+
+
+def get_binding(uow: BindingUnitOfWork, binding_id: str, for_update: bool = False) -> Binding:
+    binding = uow.bindings.get(binding_id, for_update=for_update)
+    if binding is None:
+        raise DomainError(Reason.BINDING_NOT_FOUND, f"no binding {binding_id}", field="binding_id")
+    return binding
+
+
+def review_binding(
+    uow: BindingUnitOfWork,
+    binding_id: str,
+    approve: bool,
+    operator_id: str,
+    comment: str,
+    now: datetime,
+    request_id: str,
+) -> Binding:
+    if not operator_id.strip():
+        raise DomainError(Reason.FIELD_REQUIRED, "operator_id is required for a review", field="operator_id")
+    binding = get_binding(uow, binding_id, for_update=True)
+    if binding.state is not BindingState.PENDING_REVIEW:
+        raise DomainError(
+            Reason.BINDING_NOT_PENDING_REVIEW,
+            f"binding {binding_id} is {binding.state.value.lower()}, not pending review",
+            metadata={"state": binding.state.value},
+        )
+    binding.state = BindingState.ACTIVE if approve else BindingState.REJECTED
+    binding.update_time = now
+    if not approve:
+        binding.end_time, binding.ended_by, binding.end_comment = now, Actor.OPERATOR, comment
+    uow.bindings.save(binding)
+    who = Who(Actor.OPERATOR, operator_id, None, request_id)
+    _record(uow, binding, EventType.APPROVED if approve else EventType.REJECTED, who, now, comment)
+    return binding
+
+
+def end_binding(
+    uow: BindingUnitOfWork,
+    binding_id: str,
+    who: Who,
+    comment: str,
+    policies: PolicySnapshot,
+    now: datetime,
+) -> Binding:
+    binding = get_binding(uow, binding_id, for_update=True)
+    policy = policies.for_region(binding.grantor_admdvs, now)
+    reason = check_can_end(binding, who.actor, who.actor_id, policy, now)
+    return _end(uow, binding, reason, who, comment, now)
+
+
+def list_bindings(
+    uow: BindingUnitOfWork,
+    grantor_id_number: str,
+    beneficiary_id_number: str,
+    states: list[BindingState],
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> list[Binding]:
+    return uow.bindings.page(grantor_id_number, beneficiary_id_number, states, after, limit)
+
+
+def update_sharing_limit(
+    uow: BindingUnitOfWork, binding_id: str, share_all: bool, yearly_cap_fen: int, now: datetime, request_id: str
+) -> Binding:
+    if not share_all and yearly_cap_fen <= 0:
+        raise DomainError(
+            Reason.INVALID_AMOUNT,
+            "give a positive yearly_cap_fen, or share_all",
+            field="yearly_cap_fen",
+        )
+    binding = get_binding(uow, binding_id, for_update=True)
+    if not binding.is_open:
+        raise DomainError(
+            Reason.BINDING_NOT_ACTIVE,
+            f"binding {binding_id} is {binding.state.value.lower()}",
+            metadata={"state": binding.state.value},
+        )
+    binding.share_all = share_all
+    binding.yearly_cap_fen = 0 if share_all else yearly_cap_fen
+    binding.update_time = now
+    uow.bindings.save(binding)
+    who = Who(Actor.GRANTOR, binding.grantor_id_number, None, request_id)
+    limit = "share all" if share_all else f"yearly cap {yearly_cap_fen} fen"
+    _record(uow, binding, EventType.SHARING_LIMIT_CHANGED, who, now, limit)
+    return binding
+
+
+def set_payer_order(
+    uow: BindingUnitOfWork, beneficiary_id_number: str, binding_ids: list[str], mode: PayerMode, now: datetime
+) -> PayerOrder:
+    get_person(uow, beneficiary_id_number)
+    if len(set(binding_ids)) != len(binding_ids):
+        raise DomainError(Reason.FIELD_INVALID, "binding_ids lists a binding twice", field="binding_ids")
+    for index, binding_id in enumerate(binding_ids):
+        binding = uow.bindings.get(binding_id)
+        if binding is None or binding.beneficiary_id_number != beneficiary_id_number:
+            raise DomainError(
+                Reason.BINDING_NOT_FOUND,
+                f"binding {binding_id} is not one of this beneficiary's",
+                field=f"binding_ids[{index}]",
+            )
+        if not binding.is_open:
+            raise DomainError(
+                Reason.BINDING_NOT_ACTIVE,
+                f"binding {binding_id} is {binding.state.value.lower()}",
+                field=f"binding_ids[{index}]",
+            )
+    order = PayerOrder(beneficiary_id_number, tuple(binding_ids), mode)
+    uow.payer_orders.put(order, now)
+    return order
+
+
+def resolve(
+    uow: BindingUnitOfWork,
+    beneficiary_id_number: str,
+    use: UseCategory,
+    chronic_disease: bool,
+    at: datetime,
+    policies: PolicySnapshot,
+) -> PayerResolution:
+    found = uow.payer_queries.candidates(beneficiary_id_number)
+    if found.beneficiary is None:
+        raise DomainError(
+            Reason.PERSON_NOT_FOUND, f"no insured person {beneficiary_id_number}", field="beneficiary_id_number"
+        )
+    return resolve_payers(
+        found.beneficiary,
+        found.bindings,
+        found.order,
+        lambda admdvs: policies.for_region(admdvs, at),
+        use,
+        chronic_disease,
+        at,
+    )
+
+
+def put_policy(uow: BindingUnitOfWork, policy: RegionPolicy, now: datetime) -> RegionPolicy:
+    """Adds a policy version. A version, once stored, never changes: settlements cite it."""
+    existing = uow.policies.get(policy.admdvs, policy.effective_from)
+    if existing is not None:
+        if existing == policy:
+            return existing
+        raise DomainError(
+            Reason.POLICY_VERSION_EXISTS,
+            f"policy {policy.version} exists with other values; add a version with a later effective_from",
+            metadata={"version": policy.version},
+        )
+    uow.policies.add(policy, now)
+    return policy
+
+
+def list_policies(uow: BindingUnitOfWork, admdvs_prefix: str) -> list[RegionPolicy]:
+    policies = [p for p in uow.policies.all() if p.admdvs.startswith(admdvs_prefix)]
+    return sorted(policies, key=lambda p: (p.admdvs, p.effective_from))

@@ -1,0 +1,115 @@
+"""The `gongji` command: serve a service, migrate its database, check health, run the demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from services.common.database import default_database_url, migrate
+from services.common.server import serve_until_signalled
+
+SERVICES = ("binding", "payment")
+DEFAULT_ADDRESSES = {"binding": "127.0.0.1:50051", "payment": "127.0.0.1:50052"}
+
+
+def _serve(args: argparse.Namespace) -> int:
+    database = args.database or default_database_url(args.service)
+    address = args.address or DEFAULT_ADDRESSES[args.service]
+
+    async def run() -> None:
+        if args.service == "binding":
+            from services.binding.app import BindingSettings, start_binding_server
+
+            running = await start_binding_server(BindingSettings(database_url=database, address=address))
+        else:
+            from services.payment.app import PaymentSettings, start_payment_server
+
+            settings = PaymentSettings(database_url=database, address=address)
+            if args.binding_address:
+                settings.binding_address = args.binding_address
+            running = await start_payment_server(settings)
+        await serve_until_signalled(running, grace=args.grace)
+
+    try:
+        asyncio.run(run())
+    except OSError as error:
+        logging.getLogger("gongji").error("%s", error)
+        return 1
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    migrate(args.service, args.database or default_database_url(args.service), args.revision)
+    print(f"{args.service} database is at revision {args.revision}")
+    return 0
+
+
+def _health(args: argparse.Namespace) -> int:
+    with grpc.insecure_channel(args.address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        try:
+            answer = stub.Check(health_pb2.HealthCheckRequest(service=args.service), timeout=args.timeout)
+        except grpc.RpcError as error:
+            print(f"{args.address}: {error.code().name} {error.details()}", file=sys.stderr)
+            return 2
+    status = health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status)
+    print(f"{args.address} {args.service or '(server)'}: {status}")
+    return 0 if answer.status == health_pb2.HealthCheckResponse.SERVING else 1
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from services.demo import run_demo
+
+    return run_demo(verbose=args.verbose)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gongji", description=__doc__)
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run a service until SIGTERM")
+    serve.add_argument("service", choices=SERVICES)
+    serve.add_argument("--address", help="HOST:PORT to listen on (binding 127.0.0.1:50051, payment :50052)")
+    serve.add_argument(
+        "--database", help="SQLAlchemy URL (default $GONGJI_DATABASE_URL or sqlite:///gongji-SERVICE.db)"
+    )
+    serve.add_argument("--binding-address", help="payment only: the binding service (default $GONGJI_BINDING_ADDRESS)")
+    serve.add_argument("--grace", type=float, default=10.0, help="seconds in-flight calls get at shutdown")
+    serve.set_defaults(run=_serve)
+
+    migrate_ = commands.add_parser("migrate", help="bring a service's database to the latest schema")
+    migrate_.add_argument("service", choices=SERVICES)
+    migrate_.add_argument("--database", help="SQLAlchemy URL (default as for serve)")
+    migrate_.add_argument("--revision", default="head")
+    migrate_.set_defaults(run=_migrate)
+
+    health = commands.add_parser("health", help="grpc.health.v1 check; exit 0 when SERVING")
+    health.add_argument("--address", required=True)
+    health.add_argument("--service", default="", help="a service name; empty checks the whole server")
+    health.add_argument("--timeout", type=float, default=3.0)
+    health.set_defaults(run=_health)
+
+    demo = commands.add_parser("demo", help="walk a family through gongji on a temporary SQLite database")
+    demo.add_argument("--verbose", action="store_true", help="also print every RPC the servers log")
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

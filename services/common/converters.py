@@ -1,0 +1,62 @@
+"""Conversions every servicer needs: proto enums to domain enums by name, and
+Timestamps to aware datetimes. Unknown or UNSPECIFIED values are refused with
+the field named, never passed on."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from shared.errors import DomainError, Reason
+
+E = TypeVar("E", bound=StrEnum)
+
+
+def _prefix(proto_enum: Any) -> str:
+    return str(proto_enum.Name(0)).removesuffix("UNSPECIFIED")
+
+
+def enum_to_domain(domain_enum: type[E], proto_enum: Any, value: int, field: str) -> E:
+    if value == 0:
+        raise DomainError(Reason.FIELD_REQUIRED, f"{field} must be specified", field=field)
+    try:
+        name = str(proto_enum.Name(value)).removeprefix(_prefix(proto_enum))
+        return domain_enum(name)
+    except ValueError:
+        raise DomainError(Reason.FIELD_INVALID, f"{field} has no value {value}", field=field) from None
+
+
+def optional_enum_to_domain(domain_enum: type[E], proto_enum: Any, value: int, field: str) -> E | None:
+    return None if value == 0 else enum_to_domain(domain_enum, proto_enum, value, field)
+
+
+def enum_to_proto(proto_enum: Any, member: StrEnum | None) -> int:
+    if member is None:
+        return 0
+    return int(proto_enum.Value(_prefix(proto_enum) + member.value))
+
+
+def timestamp_to_datetime(message: Any, field: str) -> datetime | None:
+    """The Timestamp field's value, or None when it is unset."""
+    if not message.HasField(field):
+        return None
+    stamp: Timestamp = getattr(message, field)
+    return stamp.ToDatetime(tzinfo=UTC)
+
+
+def datetime_to_timestamp(moment: datetime | None) -> Timestamp | None:
+    if moment is None:
+        return None
+    stamp = Timestamp()
+    stamp.FromDatetime(moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC))
+    return stamp
+
+
+def page_size(requested: int, default: int = 50, maximum: int = 500) -> int:
+    """AIP-158: 0 means the default; larger than the maximum is coerced down."""
+    if requested < 0:
+        raise DomainError(Reason.FIELD_INVALID, "page_size must not be negative", field="page_size")
+    return min(requested or default, maximum)

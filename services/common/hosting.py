@@ -1,0 +1,66 @@
+"""Runs aio servers on a background thread's event loop, for tests and the demo:
+callers keep plain blocking code and talk to the servers over real channels."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+
+from services.common.server import RunningServer
+
+
+class BackgroundServer:
+    def __init__(self, start: Callable[[], Awaitable[RunningServer]], grace: float = 1.0) -> None:
+        self._start = start
+        self._grace = grace
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="grpc-server", daemon=True)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+        self.running: RunningServer | None = None
+
+    @property
+    def port(self) -> int:
+        assert self.running is not None, "server not started"
+        return self.running.port
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> BackgroundServer:
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join()
+
+    def __enter__(self) -> BackgroundServer:
+        return self.start()
+
+    def __exit__(self, *_: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        asyncio.run(self._main())
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        try:
+            self.running = await self._start()
+        except BaseException as error:
+            self._error = error
+            self._ready.set()
+            return
+        self._ready.set()
+        await self._stop.wait()
+        await self.running.stop(self._grace)

@@ -1,0 +1,86 @@
+"""Idempotency keys (AIP-155): a retry returns the first answer, failures included.
+
+The key is claimed in the same transaction as the request's effect, so an
+answer is stored exactly when its effect is. A concurrent retry with the same
+key waits on the claim (primary key) and then reads the stored answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Boolean, Column, LargeBinary, MetaData, String, Table, insert, select, update
+from sqlalchemy.orm import Session
+
+from services.common.types import UtcDateTime
+from shared.errors import DomainError, Reason
+
+
+def idempotency_table(metadata: MetaData) -> Table:
+    return Table(
+        "idempotency_keys",
+        metadata,
+        Column("request_id", String(128), primary_key=True),
+        Column("method", String(128), nullable=False),
+        Column("fingerprint", String(64), nullable=False),
+        # NULL while the claiming transaction runs; never visible to others then.
+        Column("succeeded", Boolean, nullable=True),
+        # The serialized response, or the serialized google.rpc.Status of a refusal.
+        Column("payload", LargeBinary, nullable=True),
+        Column("create_time", UtcDateTime, nullable=False),
+    )
+
+
+def fingerprint(method: str, request_bytes: bytes) -> str:
+    return hashlib.sha256(method.encode() + b"\0" + request_bytes).hexdigest()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    succeeded: bool
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class StoredRequest:
+    request_id: str
+    method: str
+    fingerprint: str
+    outcome: Outcome | None
+
+
+class IdempotencyStore:
+    def __init__(self, session: Session, table: Table) -> None:
+        self._session = session
+        self._table = table
+
+    def get(self, request_id: str) -> StoredRequest | None:
+        row = self._session.execute(select(self._table).where(self._table.c.request_id == request_id)).first()
+        if row is None:
+            return None
+        outcome = None if row.succeeded is None else Outcome(row.succeeded, row.payload)
+        return StoredRequest(row.request_id, row.method, row.fingerprint, outcome)
+
+    def claim(self, request_id: str, method: str, fingerprint: str, now: datetime) -> None:
+        self._session.execute(
+            insert(self._table).values(request_id=request_id, method=method, fingerprint=fingerprint, create_time=now)
+        )
+
+    def complete(self, request_id: str, outcome: Outcome) -> None:
+        self._session.execute(
+            update(self._table)
+            .where(self._table.c.request_id == request_id)
+            .values(succeeded=outcome.succeeded, payload=outcome.payload)
+        )
+
+
+def check_same_request(stored: StoredRequest, method: str, fingerprint_: str) -> None:
+    if stored.method != method or stored.fingerprint != fingerprint_:
+        raise DomainError(
+            Reason.IDEMPOTENCY_KEY_REUSED,
+            f"request_id {stored.request_id!r} was already used for a different request ({stored.method})",
+            field="request_id",
+            metadata={"original_method": stored.method},
+        )

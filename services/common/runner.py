@@ -1,0 +1,101 @@
+"""Runs synchronous use cases off the event loop, each in its own unit of work.
+
+`mutate` makes a request idempotent by its request_id: the first answer,
+success or refusal, is stored with the effect and replayed to every retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Generic, TypeVar
+
+from google.protobuf.message import Message
+from google.rpc import status_pb2
+from sqlalchemy.exc import IntegrityError
+
+from services.common.clock import Clock
+from services.common.idempotency import Outcome, check_same_request, fingerprint
+from services.common.interceptors import RpcFailure
+from services.common.status import status_of
+from services.common.unit_of_work import SqlUnitOfWork
+from shared.errors import DomainError, Reason
+
+log = logging.getLogger(__name__)
+
+U = TypeVar("U", bound=SqlUnitOfWork)
+R = TypeVar("R", bound=Message)
+T = TypeVar("T")
+
+MAX_REQUEST_ID_LENGTH = 128
+
+
+class UseCaseRunner(Generic[U]):
+    def __init__(self, unit_of_work: Callable[[], U], clock: Clock, error_domain: str, workers: int = 16) -> None:
+        self._unit_of_work = unit_of_work
+        self._clock = clock
+        self._domain = error_domain
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="use-case")
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+
+    async def in_thread(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    async def query(self, fn: Callable[[U], T]) -> T:
+        """A read in its own transaction."""
+
+        def read() -> T:
+            with self._unit_of_work() as uow:
+                return fn(uow)
+
+        return await self.in_thread(read)
+
+    async def mutate(
+        self, method: str, request_id: str, request: Message, response_type: type[R], fn: Callable[[U], R]
+    ) -> R:
+        """Runs fn once per request_id; a retry gets the stored answer."""
+        if not request_id:
+            raise DomainError(Reason.FIELD_REQUIRED, "request_id (the idempotency key) is required", field="request_id")
+        if len(request_id) > MAX_REQUEST_ID_LENGTH:
+            raise DomainError(
+                Reason.FIELD_INVALID,
+                f"request_id is longer than {MAX_REQUEST_ID_LENGTH} characters",
+                field="request_id",
+            )
+        digest = fingerprint(method, request.SerializeToString(deterministic=True))
+        outcome = await self.in_thread(lambda: self._run_once(method, request_id, digest, fn))
+        if outcome.succeeded:
+            return response_type.FromString(outcome.payload)
+        raise RpcFailure(status_pb2.Status.FromString(outcome.payload))
+
+    def _run_once(self, method: str, request_id: str, digest: str, fn: Callable[[U], Message]) -> Outcome:
+        for _ in range(3):
+            try:
+                return self._attempt(method, request_id, digest, fn)
+            except IntegrityError as error:
+                # Lost the race for the key to a concurrent twin; its answer is stored now.
+                log.info("request_id %s claimed concurrently (%s); replaying", request_id, error.orig)
+        raise RuntimeError(f"request_id {request_id} could neither be claimed nor read")
+
+    def _attempt(self, method: str, request_id: str, digest: str, fn: Callable[[U], Message]) -> Outcome:
+        with self._unit_of_work() as uow:
+            stored = uow.idempotency.get(request_id)
+            if stored is not None and stored.outcome is not None:
+                check_same_request(stored, method, digest)
+                return stored.outcome
+            uow.idempotency.claim(request_id, method, digest, self._clock.now())
+            uow.session.flush()
+            effect = uow.savepoint()
+            try:
+                outcome = Outcome(True, fn(uow).SerializeToString())
+                effect.commit()
+            except DomainError as error:
+                effect.rollback()
+                outcome = Outcome(False, status_of(error, self._domain).SerializeToString())
+            uow.idempotency.complete(request_id, outcome)
+            uow.commit()
+            return outcome

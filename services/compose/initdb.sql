@@ -1,0 +1,5 @@
+-- Run once by the postgres image on an empty data directory
+-- (mounted into /docker-entrypoint-initdb.d by docker-compose.yml).
+-- One database per service.
+CREATE DATABASE gongji_binding;
+CREATE DATABASE gongji_payment;

@@ -1,0 +1,172 @@
+"""Fixtures: every database test runs on SQLite and on PostgreSQL, against real
+in-process grpc.aio servers reached over real channels.
+
+GONGJI_TEST_DATABASES picks the backends (default "sqlite,postgresql").
+GONGJI_TEST_POSTGRES_URL names an administrative connection (default the local
+server's `test` database); each run creates its own databases and drops them.
+Without a reachable PostgreSQL the Postgres cases skip, unless CI is set.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import grpc
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from gongji.binding.v1 import binding_service_pb2_grpc as binding_grpc
+from gongji.payment.v1 import payment_service_pb2_grpc as payment_grpc
+from services.binding.adapters import orm as binding_orm
+from services.binding.app import BindingSettings, start_binding_server
+from services.common.clock import ManualClock
+from services.common.database import migrate
+from services.common.hosting import BackgroundServer
+from services.payment.adapters import orm as payment_orm
+from services.payment.app import PaymentSettings, start_payment_server
+
+POSTGRES_ADMIN_URL = os.environ.get("GONGJI_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+BACKENDS = [b.strip() for b in os.environ.get("GONGJI_TEST_DATABASES", "sqlite,postgresql").split(",") if b.strip()]
+METADATA = {"binding": binding_orm.metadata, "payment": payment_orm.metadata}
+START = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+
+
+class PostgresCluster:
+    """Creates one database per service for this test run and empties it between tests."""
+
+    def __init__(self, admin_url: str) -> None:
+        self.admin_url = admin_url
+        self.run_id = uuid.uuid4().hex[:8]
+        self.created: dict[str, str] = {}
+        self.problem: str | None = None
+        try:
+            engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+            with engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            engine.dispose()
+        except Exception as error:
+            self.problem = f"PostgreSQL at {admin_url} is not reachable: {error.__class__.__name__}: {error}"
+
+    def _admin(self) -> object:
+        return create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
+
+    def database_for(self, service: str) -> str:
+        if service not in self.created:
+            name = f"gongji_test_{self.run_id}_{service}"
+            engine = self._admin()
+            with engine.connect() as connection:  # type: ignore[attr-defined]
+                connection.execute(text(f'CREATE DATABASE "{name}"'))
+            engine.dispose()  # type: ignore[attr-defined]
+            url = make_url(self.admin_url).set(database=name).render_as_string(hide_password=False)
+            migrate(service, url)
+            self.created[service] = url
+        return self.created[service]
+
+    def empty(self, service: str) -> None:
+        url = self.created[service]
+        engine = create_engine(url)
+        tables = ", ".join(f'"{t.name}"' for t in METADATA[service].sorted_tables)
+        with engine.begin() as connection:
+            connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        engine.dispose()
+
+    def drop_all(self) -> None:
+        engine = self._admin()
+        with engine.connect() as connection:  # type: ignore[attr-defined]
+            for url in self.created.values():
+                name = make_url(url).database
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        engine.dispose()  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    cluster = PostgresCluster(POSTGRES_ADMIN_URL)
+    yield cluster
+    if cluster.problem is None:
+        cluster.drop_all()
+
+
+def require_postgres(cluster: PostgresCluster) -> None:
+    if cluster.problem is None:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"CI needs PostgreSQL: {cluster.problem}")
+    pytest.skip(f"PostgreSQL tests skipped: {cluster.problem} (set CI to make this a failure)")
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@dataclass
+class Databases:
+    backend: str
+    tmp_path: object
+    cluster: PostgresCluster
+
+    def url(self, service: str) -> str:
+        if self.backend == "sqlite":
+            return f"sqlite:///{self.tmp_path}/{service}.db"
+        require_postgres(self.cluster)
+        url = self.cluster.database_for(service)
+        self.cluster.empty(service)
+        return url
+
+
+@pytest.fixture
+def databases(backend: str, tmp_path: object, postgres_cluster: PostgresCluster) -> Databases:
+    return Databases(backend, tmp_path, postgres_cluster)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(START)
+
+
+@dataclass
+class BindingHarness:
+    server: BackgroundServer
+    channel: grpc.Channel
+    stub: binding_grpc.BindingServiceStub
+    clock: ManualClock
+    database_url: str
+
+
+@pytest.fixture
+def binding_service(databases: Databases, clock: ManualClock) -> Iterator[BindingHarness]:
+    url = databases.url("binding")
+    settings = BindingSettings(database_url=url, address="127.0.0.1:0", clock=clock, policy_cache_seconds=0)
+    with (
+        BackgroundServer(lambda: start_binding_server(settings)) as server,
+        grpc.insecure_channel(server.address) as channel,
+    ):
+        yield BindingHarness(server, channel, binding_grpc.BindingServiceStub(channel), clock, url)
+
+
+@dataclass
+class PaymentHarness:
+    server: BackgroundServer
+    stub: payment_grpc.PaymentServiceStub
+    binding: BindingHarness
+
+
+@pytest.fixture
+def payment_service(databases: Databases, binding_service: BindingHarness) -> Iterator[PaymentHarness]:
+    settings = PaymentSettings(
+        database_url=databases.url("payment"),
+        address="127.0.0.1:0",
+        binding_address=binding_service.server.address,
+        clock=binding_service.clock,
+    )
+    with (
+        BackgroundServer(lambda: start_payment_server(settings)) as server,
+        grpc.insecure_channel(server.address) as channel,
+    ):
+        yield PaymentHarness(server, payment_grpc.PaymentServiceStub(channel), binding_service)

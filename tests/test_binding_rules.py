@@ -1,0 +1,590 @@
+"""Every rule of binding (DOMAIN §2) over real gRPC, on SQLite and PostgreSQL:
+each refusal with its own reason, and the paths that succeed."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import grpc
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from gongji.binding.v1 import binding_pb2 as bpb
+from gongji.binding.v1 import binding_service_pb2 as bapi
+from gongji.common.v1 import common_pb2 as common
+from tests.helpers import binding_request, make_id_number, person, refusal_of, request_id
+
+FAILED_PRECONDITION = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class Family:
+    """A grantor and relatives registered through UpsertInsuredPerson."""
+
+    def __init__(self, harness, admdvs: str = "110101") -> None:
+        self.stub = harness.stub
+        self.clock = harness.clock
+        self.grantor = self.register("王建国", admdvs)
+        self.spouse = self.register("李秀英", admdvs)
+        self.child = self.register("王小明", admdvs, insurance_type=common.INSURANCE_TYPE_RESIDENT)
+        self.parent = self.register("王老汉", admdvs, insurance_type=common.INSURANCE_TYPE_RESIDENT)
+
+    def register(self, name: str, admdvs: str = "110101", **overrides) -> bpb.InsuredPerson:
+        message = person(make_id_number(admdvs), name, admdvs=admdvs, **overrides)
+        if message.insurance_type == common.INSURANCE_TYPE_RESIDENT and "has_personal_account" not in overrides:
+            message.has_personal_account = False
+        self.stub.UpsertInsuredPerson(
+            bapi.UpsertInsuredPersonRequest(request_id=request_id(), insured_person=message), timeout=10
+        )
+        return message
+
+    def bind(self, beneficiary, relationship=common.RELATIONSHIP_CHILD, **kwargs) -> bpb.Binding:
+        request = binding_request(self.grantor, beneficiary, relationship, **kwargs)
+        return self.stub.CreateBinding(request, timeout=10).binding
+
+    def refusal(self, call, request):
+        with pytest.raises(grpc.RpcError) as raised:
+            call(request, timeout=10)
+        refusal = refusal_of(raised.value)
+        assert refusal.domain == "binding.gongji"
+        return refusal
+
+
+def put_policy(stub, clock, admdvs: str, **fields) -> bpb.RegionPolicy:
+    effective = Timestamp()
+    effective.FromDatetime(fields.pop("effective_from", clock.now() - timedelta(days=1)))
+    policy = bpb.RegionPolicy(
+        admdvs=admdvs,
+        effective_from=effective,
+        relationship_scope=fields.pop("relationship_scope", bpb.RELATIONSHIP_SCOPE_EXTENDED),
+        max_beneficiaries=fields.pop("max_beneficiaries", 6),
+        geographic_scope=fields.pop("geographic_scope", bpb.GEOGRAPHIC_SCOPE_SAME_PROVINCE),
+        allowed_uses=fields.pop("allowed_uses", [common.USE_CATEGORY_OUTPATIENT, common.USE_CATEGORY_PHARMACY]),
+        auto_approve_relationships=fields.pop(
+            "auto_approve_relationships",
+            [common.RELATIONSHIP_SPOUSE, common.RELATIONSHIP_PARENT, common.RELATIONSHIP_CHILD],
+        ),
+        contact_change_grace_days=fields.pop("contact_change_grace_days", 15),
+        **fields,
+    )
+    return stub.PutRegionPolicy(bapi.PutRegionPolicyRequest(request_id=request_id(), policy=policy), timeout=10).policy
+
+
+@pytest.fixture
+def family(binding_service) -> Family:
+    return Family(binding_service)
+
+
+# DOMAIN §2.1 — who may bind ---------------------------------------------------
+
+
+def test_a_grantor_with_resident_insurance_is_refused_as_not_employee(family):
+    resident = family.register("赵居民", insurance_type=common.INSURANCE_TYPE_RESIDENT)
+    refusal = family.refusal(family.stub.CreateBinding, binding_request(resident, family.child))
+    assert (refusal.code, refusal.reason) == (FAILED_PRECONDITION, "GRANTOR_NOT_EMPLOYEE")
+
+
+def test_a_grantor_in_suspended_insurance_is_refused(family):
+    suspended = family.register("钱暂停", status=common.INSURANCE_STATUS_SUSPENDED)
+    refusal = family.refusal(family.stub.CreateBinding, binding_request(suspended, family.child))
+    assert (refusal.code, refusal.reason) == (FAILED_PRECONDITION, "GRANTOR_NOT_IN_NORMAL_STATUS")
+
+
+def test_a_beneficiary_missing_from_the_registry_is_refused_as_not_insured(family):
+    stranger = person(make_id_number("110102"), "孙陌生")
+    refusal = family.refusal(family.stub.CreateBinding, binding_request(family.grantor, stranger))
+    assert (refusal.code, refusal.reason) == (FAILED_PRECONDITION, "BENEFICIARY_NOT_INSURED")
+    assert refusal.fields == ("beneficiary.id_number",)
+
+
+def test_a_deceased_beneficiary_is_refused(family):
+    late = family.register("周已故", status=common.INSURANCE_STATUS_DECEASED)
+    refusal = family.refusal(family.stub.CreateBinding, binding_request(family.grantor, late))
+    assert (refusal.code, refusal.reason) == (FAILED_PRECONDITION, "BENEFICIARY_NOT_IN_NORMAL_STATUS")
+
+
+def test_a_name_that_does_not_match_the_registry_is_refused_as_identity_mismatch(family):
+    request = binding_request(family.grantor, family.child)
+    request.beneficiary.name = "王小红"
+    refusal = family.refusal(family.stub.CreateBinding, request)
+    assert (refusal.code, refusal.reason, refusal.fields) == (
+        FAILED_PRECONDITION,
+        "IDENTITY_MISMATCH",
+        ("beneficiary.name",),
+    )
+
+
+def test_binding_oneself_is_refused_as_invalid(family):
+    refusal = family.refusal(family.stub.CreateBinding, binding_request(family.grantor, family.grantor))
+    assert (refusal.code, refusal.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "SELF_BINDING")
+
+
+def test_binding_without_acknowledging_the_notice_is_refused(family):
+    refusal = family.refusal(
+        family.stub.CreateBinding, binding_request(family.grantor, family.child, consent_version="")
+    )
+    assert (refusal.code, refusal.reason, refusal.fields) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "CONSENT_MISSING",
+        ("consent_version",),
+    )
+
+
+def test_a_malformed_id_number_is_invalid_argument_naming_the_field_and_stores_nothing(family):
+    request = binding_request(family.grantor, family.child)
+    request.grantor.id_number = "11010119800101001X"
+    refusal = family.refusal(family.stub.CreateBinding, request)
+    assert (refusal.code, refusal.reason, refusal.fields) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "INVALID_ID_NUMBER",
+        ("grantor.id_number",),
+    )
+    listed = family.stub.ListBindings(bapi.ListBindingsRequest(grantor_id_number=family.grantor.id_number))
+    assert list(listed.bindings) == []
+
+
+def test_an_unspecified_relationship_is_invalid_argument(family):
+    refusal = family.refusal(
+        family.stub.CreateBinding,
+        binding_request(family.grantor, family.child, relationship=common.RELATIONSHIP_UNSPECIFIED),
+    )
+    assert (refusal.code, refusal.fields) == (grpc.StatusCode.INVALID_ARGUMENT, ("relationship",))
+
+
+def test_a_binding_records_consent_channel_policy_and_regions(family):
+    binding = family.bind(family.child, channel=common.CHANNEL_COUNTER)
+    assert binding.state == bpb.BINDING_STATE_ACTIVE
+    assert binding.consent_version == "notice-2025-01"
+    assert binding.consent_time.seconds > 0
+    assert binding.channel == common.CHANNEL_COUNTER
+    assert binding.policy_version.startswith("000000@")
+    assert (binding.grantor_admdvs, binding.beneficiary_admdvs) == ("110101", "110101")
+    assert binding.share_all
+
+
+def test_a_pair_already_bound_is_refused(family):
+    family.bind(family.child)
+    refusal = family.refusal(family.stub.CreateBinding, binding_request(family.grantor, family.child))
+    assert (refusal.code, refusal.reason) == (grpc.StatusCode.ALREADY_EXISTS, "ALREADY_BOUND")
+
+
+def test_a_relative_may_be_authorised_by_several_grantors(family):
+    """DOMAIN §5: bindings are many-to-many."""
+    family.bind(family.child)
+    second = family.register("李秀英二")
+    request = binding_request(second, family.child)
+    assert family.stub.CreateBinding(request).binding.state == bpb.BINDING_STATE_ACTIVE
+
+
+# DOMAIN §2.2 — relationships and proofs ----------------------------------------
+
+
+def test_a_sibling_is_refused_where_the_region_allows_only_core_relatives(family):
+    put_policy(family.stub, family.clock, "110000", relationship_scope=bpb.RELATIONSHIP_SCOPE_CORE)
+    sibling = family.register("王建军")
+    refusal = family.refusal(
+        family.stub.CreateBinding, binding_request(family.grantor, sibling, common.RELATIONSHIP_SIBLING)
+    )
+    assert (refusal.code, refusal.reason, refusal.fields) == (
+        FAILED_PRECONDITION,
+        "RELATIONSHIP_NOT_ALLOWED",
+        ("relationship",),
+    )
+
+
+def test_a_sibling_binds_pending_review_under_the_extended_scope_and_an_operator_approves(family):
+    sibling = family.register("王建军")
+    binding = family.bind(sibling, common.RELATIONSHIP_SIBLING)
+    assert binding.state == bpb.BINDING_STATE_PENDING_REVIEW
+    reviewed = family.stub.ReviewBinding(
+        bapi.ReviewBindingRequest(
+            request_id=request_id(),
+            binding_id=binding.binding_id,
+            decision=bapi.REVIEW_DECISION_APPROVE,
+            operator_id="op-7",
+        )
+    ).binding
+    assert reviewed.state == bpb.BINDING_STATE_ACTIVE
+
+
+def test_a_rejected_review_leaves_the_binding_rejected_and_a_second_review_is_refused(family):
+    sibling = family.register("王建军")
+    binding = family.bind(sibling, common.RELATIONSHIP_SIBLING)
+    review = bapi.ReviewBindingRequest(
+        request_id=request_id(), binding_id=binding.binding_id, decision=bapi.REVIEW_DECISION_REJECT, operator_id="op"
+    )
+    assert family.stub.ReviewBinding(review).binding.state == bpb.BINDING_STATE_REJECTED
+    review.request_id = request_id()
+    review.decision = bapi.REVIEW_DECISION_APPROVE
+    refusal = family.refusal(family.stub.ReviewBinding, review)
+    assert refusal.reason == "BINDING_NOT_PENDING_REVIEW"
+
+
+def test_a_binding_without_a_proof_document_is_refused(family):
+    refusal = family.refusal(
+        family.stub.CreateBinding, binding_request(family.grantor, family.spouse, common.RELATIONSHIP_SPOUSE, proof=0)
+    )
+    assert (refusal.code, refusal.reason, refusal.fields) == (FAILED_PRECONDITION, "PROOF_MISSING", ("proofs",))
+
+
+def test_a_spouse_with_only_a_birth_certificate_is_refused_as_proof_missing(family):
+    refusal = family.refusal(
+        family.stub.CreateBinding,
+        binding_request(
+            family.grantor, family.spouse, common.RELATIONSHIP_SPOUSE, proof=bpb.PROOF_TYPE_BIRTH_CERTIFICATE
+        ),
+    )
+    assert refusal.reason == "PROOF_MISSING"
+
+
+def test_a_kinship_certificate_cannot_be_checked_automatically_so_the_binding_awaits_review(family):
+    binding = family.bind(family.parent, common.RELATIONSHIP_PARENT, proof=bpb.PROOF_TYPE_KINSHIP_CERTIFICATE)
+    assert binding.state == bpb.BINDING_STATE_PENDING_REVIEW
+
+
+# DOMAIN §2.3 — caps -------------------------------------------------------------
+
+
+def test_the_cap_of_the_grantors_region_refuses_one_binding_too_many(family):
+    put_policy(family.stub, family.clock, "110101", max_beneficiaries=2)
+    family.bind(family.child)
+    family.bind(family.spouse, common.RELATIONSHIP_SPOUSE)
+    refusal = family.refusal(
+        family.stub.CreateBinding, binding_request(family.grantor, family.parent, common.RELATIONSHIP_PARENT)
+    )
+    assert (refusal.code, refusal.reason) == (FAILED_PRECONDITION, "CAP_REACHED")
+    assert refusal.message.startswith("the grantor already shares with 2 relatives")
+
+
+def test_an_ended_binding_frees_its_place_under_the_cap(family):
+    put_policy(family.stub, family.clock, "110101", max_beneficiaries=1)
+    first = family.bind(family.child)
+    family.stub.EndBinding(
+        bapi.EndBindingRequest(
+            request_id=request_id(),
+            binding_id=first.binding_id,
+            actor=bpb.ACTOR_GRANTOR,
+            actor_id=family.grantor.id_number,
+        )
+    )
+    assert family.bind(family.spouse, common.RELATIONSHIP_SPOUSE).state == bpb.BINDING_STATE_ACTIVE
+
+
+# DOMAIN §2.4 — regions ------------------------------------------------------------
+
+
+def test_a_beneficiary_in_another_pooling_region_is_refused_where_the_region_allows_only_its_own(family):
+    put_policy(family.stub, family.clock, "110101", geographic_scope=bpb.GEOGRAPHIC_SCOPE_SAME_POOLING_REGION)
+    cousin_city = family.register("王远亲", admdvs="110102")
+    refusal = family.refusal(family.stub.CreateBinding, binding_request(family.grantor, cousin_city))
+    assert (refusal.code, refusal.reason) == (FAILED_PRECONDITION, "OUTSIDE_REGION")
+
+
+def test_the_same_province_is_allowed_by_default_but_another_province_is_outside_the_region(family):
+    same_province = family.register("王近", admdvs="110105")
+    assert family.bind(same_province).state == bpb.BINDING_STATE_ACTIVE
+    other_province = family.register("王远", admdvs="320102")
+    refusal = family.refusal(family.stub.CreateBinding, binding_request(family.grantor, other_province))
+    assert refusal.reason == "OUTSIDE_REGION"
+
+
+def test_cross_province_bindings_need_both_provinces_in_the_pilot(binding_service):
+    pilots = ["32", "37"]
+    for province in ("320000", "370000"):
+        put_policy(
+            binding_service.stub,
+            binding_service.clock,
+            province,
+            geographic_scope=bpb.GEOGRAPHIC_SCOPE_CROSS_PROVINCE,
+            cross_province_provinces=pilots,
+        )
+    family = Family(binding_service, admdvs="320102")
+    in_shandong = family.register("王济南", admdvs="370102")
+    assert family.bind(in_shandong).state == bpb.BINDING_STATE_ACTIVE
+    in_zhejiang = family.register("王杭州", admdvs="330102")
+    refusal = family.refusal(family.stub.CreateBinding, binding_request(family.grantor, in_zhejiang))
+    assert refusal.reason == "OUTSIDE_REGION"
+
+
+# DOMAIN §2.5 — ending bindings -----------------------------------------------------
+
+
+def end_request(binding, actor, actor_id) -> bapi.EndBindingRequest:
+    return bapi.EndBindingRequest(
+        request_id=request_id(), binding_id=binding.binding_id, actor=actor, actor_id=actor_id, comment="no longer"
+    )
+
+
+def test_the_grantor_unbinds_and_the_binding_records_who_and_why(family):
+    binding = family.bind(family.child)
+    ended = family.stub.EndBinding(end_request(binding, bpb.ACTOR_GRANTOR, family.grantor.id_number)).binding
+    assert ended.state == bpb.BINDING_STATE_ENDED
+    assert (ended.end_reason, ended.ended_by, ended.end_comment) == (
+        bpb.END_REASON_GRANTOR_REQUEST,
+        bpb.ACTOR_GRANTOR,
+        "no longer",
+    )
+    assert ended.end_time.seconds > 0
+
+
+def test_the_beneficiary_may_leave_but_a_stranger_may_not_end_the_binding(family):
+    binding = family.bind(family.child)
+    refusal = family.refusal(
+        family.stub.EndBinding, end_request(binding, bpb.ACTOR_BENEFICIARY, family.spouse.id_number)
+    )
+    assert (refusal.code, refusal.reason) == (grpc.StatusCode.PERMISSION_DENIED, "NOT_PARTY_TO_BINDING")
+    left = family.stub.EndBinding(end_request(binding, bpb.ACTOR_BENEFICIARY, family.child.id_number)).binding
+    assert left.end_reason == bpb.END_REASON_BENEFICIARY_REQUEST
+
+
+def test_ending_an_ended_binding_is_refused_as_not_active(family):
+    binding = family.bind(family.child)
+    family.stub.EndBinding(end_request(binding, bpb.ACTOR_OPERATOR, "op-1"))
+    refusal = family.refusal(family.stub.EndBinding, end_request(binding, bpb.ACTOR_OPERATOR, "op-1"))
+    assert (refusal.code, refusal.reason) == (FAILED_PRECONDITION, "BINDING_NOT_ACTIVE")
+
+
+def test_a_region_that_forbids_early_unbinding_refuses_the_grantor_until_the_period_passed(family):
+    put_policy(family.stub, family.clock, "110101", min_days_before_unbind=90)
+    binding = family.bind(family.child)
+    refusal = family.refusal(family.stub.EndBinding, end_request(binding, bpb.ACTOR_GRANTOR, family.grantor.id_number))
+    assert refusal.reason == "UNBIND_TOO_EARLY"
+    family.clock.advance(timedelta(days=91))
+    ended = family.stub.EndBinding(end_request(binding, bpb.ACTOR_GRANTOR, family.grantor.id_number)).binding
+    assert ended.state == bpb.BINDING_STATE_ENDED
+
+
+def life_event(stub, who, event, other=""):
+    return stub.ReportLifeEvent(
+        bapi.ReportLifeEventRequest(
+            request_id=request_id(), id_number=who.id_number, event_type=event, other_id_number=other
+        )
+    )
+
+
+def test_the_grantors_death_ends_every_binding_and_marks_the_person_deceased(family):
+    family.bind(family.child)
+    family.bind(family.spouse, common.RELATIONSHIP_SPOUSE)
+    answer = life_event(family.stub, family.grantor, bapi.LIFE_EVENT_TYPE_DEATH)
+    assert len(answer.ended_bindings) == 2
+    assert {b.end_reason for b in answer.ended_bindings} == {bpb.END_REASON_DEATH}
+    assert answer.insured_person.status == common.INSURANCE_STATUS_DECEASED
+
+
+def test_a_divorce_ends_only_the_spouse_binding(family):
+    spouse_binding = family.bind(family.spouse, common.RELATIONSHIP_SPOUSE)
+    child_binding = family.bind(family.child)
+    answer = life_event(family.stub, family.grantor, bapi.LIFE_EVENT_TYPE_DIVORCE, family.spouse.id_number)
+    assert [b.binding_id for b in answer.ended_bindings] == [spouse_binding.binding_id]
+    assert answer.ended_bindings[0].end_reason == bpb.END_REASON_DIVORCE
+    still = family.stub.GetBinding(bapi.GetBindingRequest(binding_id=child_binding.binding_id)).binding
+    assert still.state == bpb.BINDING_STATE_ACTIVE
+
+
+def test_the_end_of_the_beneficiarys_insurance_ends_the_binding(family):
+    family.bind(family.child)
+    answer = life_event(family.stub, family.child, bapi.LIFE_EVENT_TYPE_INSURANCE_ENDED)
+    assert [b.end_reason for b in answer.ended_bindings] == [bpb.END_REASON_INSURANCE_ENDED]
+
+
+def test_a_registry_sync_that_suspends_the_grantor_suspends_and_later_resumes_the_binding(family):
+    binding = family.bind(family.child)
+    family.grantor.status = common.INSURANCE_STATUS_SUSPENDED
+    family.stub.UpsertInsuredPerson(
+        bapi.UpsertInsuredPersonRequest(request_id=request_id(), insured_person=family.grantor)
+    )
+    get = bapi.GetBindingRequest(binding_id=binding.binding_id)
+    assert family.stub.GetBinding(get).binding.state == bpb.BINDING_STATE_SUSPENDED
+    family.grantor.status = common.INSURANCE_STATUS_NORMAL
+    family.stub.UpsertInsuredPerson(
+        bapi.UpsertInsuredPersonRequest(request_id=request_id(), insured_person=family.grantor)
+    )
+    assert family.stub.GetBinding(get).binding.state == bpb.BINDING_STATE_ACTIVE
+
+
+def resolve(stub, beneficiary, use=common.USE_CATEGORY_OUTPATIENT, chronic=False) -> bapi.ResolvePayersResponse:
+    return stub.ResolvePayers(
+        bapi.ResolvePayersRequest(
+            beneficiary_id_number=beneficiary.id_number, use_category=use, chronic_disease=chronic
+        )
+    )
+
+
+def test_a_contact_change_unconfirmed_for_15_days_stops_payments_until_the_person_confirms(family):
+    """DOMAIN §2.5, seed 003: confirm changed contact information within 15 days."""
+    binding = family.bind(family.child)
+    life_event(family.stub, family.grantor, bapi.LIFE_EVENT_TYPE_CONTACT_CHANGED)
+    family.clock.advance(timedelta(days=14))
+    assert [g.binding_id for g in resolve(family.stub, family.child).grants] == [binding.binding_id]
+    family.clock.advance(timedelta(days=2))
+    answer = resolve(family.stub, family.child)
+    assert list(answer.grants) == []
+    assert [(e.binding_id, e.reason) for e in answer.excluded] == [(binding.binding_id, "CONTACT_CHANGE_OVERDUE")]
+    refusal = family.refusal(
+        family.stub.CreateBinding, binding_request(family.grantor, family.spouse, common.RELATIONSHIP_SPOUSE)
+    )
+    assert (refusal.code, refusal.reason) == (FAILED_PRECONDITION, "CONTACT_CHANGE_OVERDUE")
+    family.stub.UpdateContactInfo(
+        bapi.UpdateContactInfoRequest(request_id=request_id(), id_number=family.grantor.id_number, phone="13900000000")
+    )
+    assert [g.binding_id for g in resolve(family.stub, family.child).grants] == [binding.binding_id]
+
+
+# DOMAIN §2.6 and §3.3 — sharing settings, payer order, resolution ---------------------
+
+
+def test_a_yearly_cap_is_set_and_lifted_and_each_change_is_in_the_audit_trail(family):
+    binding = family.bind(family.child)
+    capped = family.stub.UpdateSharingLimit(
+        bapi.UpdateSharingLimitRequest(request_id=request_id(), binding_id=binding.binding_id, yearly_cap_fen=100_000)
+    ).binding
+    assert (capped.share_all, capped.yearly_cap_fen) == (False, 100_000)
+    lifted = family.stub.UpdateSharingLimit(
+        bapi.UpdateSharingLimitRequest(request_id=request_id(), binding_id=binding.binding_id, share_all=True)
+    ).binding
+    assert (lifted.share_all, lifted.yearly_cap_fen) == (True, 0)
+    events = family.stub.ListBindingEvents(bapi.ListBindingEventsRequest(binding_id=binding.binding_id)).events
+    assert [e.event_type for e in events] == [
+        bpb.BINDING_EVENT_TYPE_CREATED,
+        bpb.BINDING_EVENT_TYPE_SHARING_LIMIT_CHANGED,
+        bpb.BINDING_EVENT_TYPE_SHARING_LIMIT_CHANGED,
+    ]
+    assert events[0].actor == bpb.ACTOR_GRANTOR
+    assert events[0].channel == common.CHANNEL_NATIONAL_APP
+    assert events[0].request_id
+
+
+def test_a_capped_binding_without_an_amount_is_refused(family):
+    binding = family.bind(family.child)
+    refusal = family.refusal(
+        family.stub.UpdateSharingLimit,
+        bapi.UpdateSharingLimitRequest(request_id=request_id(), binding_id=binding.binding_id, share_all=False),
+    )
+    assert (refusal.code, refusal.fields) == (grpc.StatusCode.INVALID_ARGUMENT, ("yearly_cap_fen",))
+
+
+def test_payers_come_in_binding_order_until_the_beneficiary_sets_another(binding_service):
+    family = Family(binding_service)
+    mother = family.register("李妈妈")
+    father = family.grantor
+    first = family.stub.CreateBinding(binding_request(mother, family.child)).binding
+    second = family.stub.CreateBinding(binding_request(father, family.child)).binding
+    assert [g.binding_id for g in resolve(family.stub, family.child).grants] == [first.binding_id, second.binding_id]
+    family.stub.SetPayerOrder(
+        bapi.SetPayerOrderRequest(
+            request_id=request_id(),
+            beneficiary_id_number=family.child.id_number,
+            binding_ids=[second.binding_id],
+            mode=bpb.PAYER_MODE_PROPORTIONAL,
+        )
+    )
+    answer = resolve(family.stub, family.child)
+    assert [(g.binding_id, g.priority) for g in answer.grants] == [(second.binding_id, 1), (first.binding_id, 2)]
+    assert answer.mode == bpb.PAYER_MODE_PROPORTIONAL
+
+
+def test_resolve_payers_carries_the_grantor_regions_limits_and_policy_version(family):
+    policy = put_policy(
+        family.stub,
+        family.clock,
+        "110000",
+        annual_share_ratio_percent=60,
+        per_use_limit_fen=50_000,
+        chronic_disease_per_use_limit_fen=200_000,
+    )
+    family.bind(family.child, yearly_cap_fen=300_000)
+    grant = resolve(family.stub, family.child).grants[0]
+    assert (grant.annual_share_ratio_percent, grant.per_use_limit_fen, grant.yearly_cap_fen) == (60, 50_000, 300_000)
+    assert grant.policy_version == policy.version
+    assert resolve(family.stub, family.child, chronic=True).grants[0].per_use_limit_fen == 200_000
+
+
+def test_a_use_the_beneficiarys_region_does_not_allow_is_refused(family):
+    family.bind(family.child)
+    refusal = family.refusal(
+        family.stub.ResolvePayers,
+        bapi.ResolvePayersRequest(
+            beneficiary_id_number=family.child.id_number,
+            use_category=common.USE_CATEGORY_COMMERCIAL_HEALTH_INSURANCE,
+        ),
+    )
+    assert (refusal.code, refusal.reason) == (FAILED_PRECONDITION, "USE_NOT_ALLOWED")
+
+
+def test_pending_and_ended_bindings_are_never_resolved_as_payers(family):
+    sibling = family.register("王建军")
+    pending = family.bind(sibling, common.RELATIONSHIP_SIBLING)
+    assert list(resolve(family.stub, sibling).grants) == []
+    assert [e.reason for e in resolve(family.stub, sibling).excluded] == ["BINDING_NOT_ACTIVE"]
+    ended = family.bind(family.child)
+    family.stub.EndBinding(end_request(ended, bpb.ACTOR_GRANTOR, family.grantor.id_number))
+    assert list(resolve(family.stub, family.child).grants) == []
+    assert pending.binding_id
+
+
+# Regional policy ------------------------------------------------------------------------
+
+
+def test_a_pooling_region_policy_overrides_its_province_and_a_future_version_waits_for_its_date(binding_service):
+    stub, clock = binding_service.stub, binding_service.clock
+    province = put_policy(stub, clock, "320000", max_beneficiaries=6)
+    city = put_policy(stub, clock, "320100", max_beneficiaries=4)
+    put_policy(stub, clock, "320100", max_beneficiaries=3, effective_from=clock.now() + timedelta(days=30))
+
+    def in_force(admdvs: str) -> bpb.RegionPolicy:
+        return stub.GetRegionPolicy(bapi.GetRegionPolicyRequest(admdvs=admdvs)).policy
+
+    assert in_force("320100").version == city.version
+    assert in_force("320200").version == province.version
+    assert in_force("330100").admdvs == "000000"
+    clock.advance(timedelta(days=31))
+    assert in_force("320100").max_beneficiaries == 3
+    listed = stub.ListRegionPolicies(bapi.ListRegionPoliciesRequest(admdvs="32", page_size=2))
+    assert len(listed.policies) == 2 and listed.next_page_token
+    rest = stub.ListRegionPolicies(
+        bapi.ListRegionPoliciesRequest(admdvs="32", page_size=2, page_token=listed.next_page_token)
+    )
+    assert len(rest.policies) == 1 and not rest.next_page_token
+
+
+def test_a_stored_policy_version_cannot_be_changed_in_place(binding_service):
+    stub, clock = binding_service.stub, binding_service.clock
+    moment = clock.now() - timedelta(days=1)
+    put_policy(stub, clock, "320100", max_beneficiaries=4, effective_from=moment)
+    with pytest.raises(grpc.RpcError) as raised:
+        put_policy(stub, clock, "320100", max_beneficiaries=5, effective_from=moment)
+    assert refusal_of(raised.value).reason == "POLICY_VERSION_EXISTS"
+
+
+def test_a_policy_with_an_impossible_number_is_refused_naming_the_field(binding_service):
+    with pytest.raises(grpc.RpcError) as raised:
+        put_policy(binding_service.stub, binding_service.clock, "320100", annual_share_ratio_percent=150)
+    refusal = refusal_of(raised.value)
+    assert (refusal.code, refusal.fields) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        ("policy.annual_share_ratio_percent",),
+    )
+
+
+def test_bindings_are_listed_in_pages_by_grantor_and_by_state(family):
+    for relative in (family.child, family.spouse, family.parent):
+        relationship = {
+            family.child.id_number: common.RELATIONSHIP_CHILD,
+            family.spouse.id_number: common.RELATIONSHIP_SPOUSE,
+            family.parent.id_number: common.RELATIONSHIP_PARENT,
+        }[relative.id_number]
+        family.bind(relative, relationship)
+    request = bapi.ListBindingsRequest(grantor_id_number=family.grantor.id_number, page_size=2)
+    first = family.stub.ListBindings(request)
+    request.page_token = first.next_page_token
+    second = family.stub.ListBindings(request)
+    ids = [b.binding_id for b in [*first.bindings, *second.bindings]]
+    assert len(ids) == 3 == len(set(ids)) and not second.next_page_token
+    ended = family.stub.ListBindings(
+        bapi.ListBindingsRequest(grantor_id_number=family.grantor.id_number, states=[bpb.BINDING_STATE_ENDED])
+    )
+    assert list(ended.bindings) == []
+    refusal = family.refusal(
+        family.stub.ListBindings,
+        bapi.ListBindingsRequest(beneficiary_id_number=family.child.id_number, page_token=first.next_page_token),
+    )
+    assert refusal.reason == "INVALID_PAGE_TOKEN"

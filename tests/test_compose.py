@@ -1,0 +1,222 @@
+"""Checks on the deployment files: docker-compose.yml and services/Dockerfile.
+
+No Docker engine is needed: the compose file is parsed with PyYAML, and
+`docker-compose config -q` (which validates without an engine) runs when the
+binary is on PATH. Under CI (env var CI set) a missing binary is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
+DOCKERFILE = REPO_ROOT / "services" / "Dockerfile"
+
+GRPC_PORTS = {"binding": 50051, "payment": 50052}
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict) -> dict:
+    return compose["services"]
+
+
+@pytest.fixture(scope="module")
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, with continuation lines joined."""
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    text = re.sub(r"\\\n", " ", text)
+    instructions = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        keyword, _, args = line.partition(" ")
+        instructions.append((keyword.upper(), args.strip()))
+    return instructions
+
+
+def _as_argv(value: str | list[str]) -> list[str]:
+    return value.split() if isinstance(value, str) else [str(v) for v in value]
+
+
+def _option(argv: list[str], name: str) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg == name and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def _published_container_ports(service: dict) -> dict[int, int]:
+    """Map container port -> published host port."""
+    published = {}
+    for entry in service.get("ports", []):
+        if isinstance(entry, dict):
+            published[int(entry["target"])] = int(entry.get("published", entry["target"]))
+            continue
+        spec = str(entry).split("/", 1)[0]
+        parts = spec.split(":")
+        if len(parts) == 1:
+            continue  # container port only: published on a random host port
+        published[int(parts[-1])] = int(parts[-2])
+    return published
+
+
+def _depends_on_conditions(service: dict) -> dict[str, str]:
+    depends = service.get("depends_on", {})
+    if isinstance(depends, list):
+        return {name: "service_started" for name in depends}
+    return {name: (spec or {}).get("condition", "service_started") for name, spec in depends.items()}
+
+
+def test_compose_file_defines_postgres_migrate_binding_and_payment(
+    services: dict,
+) -> None:
+    assert {"postgres", "migrate", "binding", "payment"} <= set(services)
+
+
+def test_gongji_services_are_built_from_services_dockerfile_with_repo_root_context(
+    services: dict,
+) -> None:
+    for name in ("migrate", "binding", "payment"):
+        build = services[name].get("build")
+        assert isinstance(build, dict), f"{name} has no build section"
+        assert (COMPOSE_FILE.parent / build.get("context", ".")).resolve() == REPO_ROOT
+        assert build.get("dockerfile") == "services/Dockerfile"
+
+
+def test_binding_and_payment_publish_their_grpc_ports(services: dict) -> None:
+    for name, port in GRPC_PORTS.items():
+        assert _published_container_ports(services[name]).get(port) == port, f"{name} must publish {port}:{port}"
+
+
+def test_binding_and_payment_serve_on_their_own_port(services: dict) -> None:
+    for name, port in GRPC_PORTS.items():
+        argv = _as_argv(services[name]["command"])
+        assert argv[:2] == ["serve", name]
+        assert _option(argv, "--address") == f"0.0.0.0:{port}"
+
+
+def test_every_grpc_service_has_a_health_check_using_the_grpc_health_protocol(
+    services: dict,
+) -> None:
+    for name, port in GRPC_PORTS.items():
+        test = services[name]["healthcheck"]["test"]
+        assert isinstance(test, list) and test[0] == "CMD", f"{name}: use the exec form so no shell is needed"
+        argv = test[1:]
+        assert argv[:2] == ["gongji", "health"]
+        assert _option(argv, "--address") == f"127.0.0.1:{port}"
+
+
+def test_postgres_has_a_pg_isready_health_check(services: dict) -> None:
+    test = services["postgres"]["healthcheck"]["test"]
+    command = " ".join(_as_argv(test[1:] if isinstance(test, list) else test))
+    assert "pg_isready" in command
+
+
+def test_each_service_gets_its_own_database(services: dict) -> None:
+    binding_db = _option(_as_argv(services["binding"]["command"]), "--database")
+    payment_db = _option(_as_argv(services["payment"]["command"]), "--database")
+    assert binding_db is not None and binding_db.endswith("@postgres:5432/gongji_binding")
+    assert payment_db is not None and payment_db.endswith("@postgres:5432/gongji_payment")
+    for url in (binding_db, payment_db):
+        assert url.startswith("postgresql+psycopg://")
+
+
+def test_postgres_init_script_creates_both_databases(services: dict) -> None:
+    mounts = [str(v) for v in services["postgres"].get("volumes", [])]
+    init_mounts = [m for m in mounts if "/docker-entrypoint-initdb.d/" in m]
+    assert init_mounts, "postgres must mount an init script creating the databases"
+    for mount in init_mounts:
+        host_path, _, rest = mount.partition(":")
+        assert rest.endswith(":ro"), f"init script must be mounted read-only: {mount}"
+        sql = (COMPOSE_FILE.parent / host_path).read_text(encoding="utf-8")
+        for database in ("gongji_binding", "gongji_payment"):
+            assert re.search(rf"CREATE DATABASE\s+{database}\b", sql, re.IGNORECASE)
+
+
+def test_payment_points_at_the_binding_service(services: dict) -> None:
+    argv = _as_argv(services["payment"]["command"])
+    assert _option(argv, "--binding-address") == f"binding:{GRPC_PORTS['binding']}"
+
+
+def test_migrate_runs_both_migrations_once_postgres_is_healthy(services: dict) -> None:
+    migrate = services["migrate"]
+    script = " ".join(_as_argv(migrate.get("entrypoint", [])) + _as_argv(migrate["command"]))
+    assert "gongji migrate binding" in script
+    assert "gongji migrate payment" in script
+    assert _depends_on_conditions(migrate) == {"postgres": "service_healthy"}
+    assert str(migrate.get("restart", "no")) == "no"
+
+
+def test_servers_start_only_after_migrations_completed_successfully(
+    services: dict,
+) -> None:
+    for name in GRPC_PORTS:
+        conditions = _depends_on_conditions(services[name])
+        assert conditions.get("migrate") == "service_completed_successfully", name
+
+
+def test_payment_waits_until_binding_is_healthy(services: dict) -> None:
+    assert _depends_on_conditions(services["payment"]).get("binding") == "service_healthy"
+
+
+def test_docker_compose_validates_the_compose_file() -> None:
+    binary = shutil.which("docker-compose")
+    if binary is None:
+        message = "docker-compose is not on PATH (apt-get install docker-compose)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message}; it is required when CI is set")
+        pytest.skip(message)
+    result = subprocess.run(
+        [binary, "-f", str(COMPOSE_FILE), "config", "-q"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dockerfile_lives_in_services(dockerfile_instructions: list) -> None:
+    assert DOCKERFILE.is_file()
+    assert not (REPO_ROOT / "Dockerfile").exists(), "the Dockerfile belongs in services/"
+    assert dockerfile_instructions[0][0] == "FROM"
+    assert dockerfile_instructions[0][1].startswith("python:3.11-slim")
+
+
+def test_dockerfile_runs_as_a_non_root_user(dockerfile_instructions: list) -> None:
+    users = [args for keyword, args in dockerfile_instructions if keyword == "USER"]
+    assert users, "the Dockerfile must switch to a non-root USER"
+    user = users[-1].split(":", 1)[0]
+    assert user not in {"root", "0"}
+
+
+def test_dockerfile_entrypoint_is_gongji(dockerfile_instructions: list) -> None:
+    entrypoints = [args for keyword, args in dockerfile_instructions if keyword == "ENTRYPOINT"]
+    assert entrypoints and entrypoints[-1] == '["gongji"]'
+
+
+def test_dockerfile_installs_without_dev_extras_and_exposes_both_ports(
+    dockerfile_instructions: list,
+) -> None:
+    runs = " ".join(args for keyword, args in dockerfile_instructions if keyword == "RUN")
+    assert re.search(r"pip install --no-cache-dir \.(\s|$)", runs)
+    assert "[dev]" not in runs
+    exposed = {port for keyword, args in dockerfile_instructions if keyword == "EXPOSE" for port in args.split()}
+    assert {"50051", "50052"} <= exposed

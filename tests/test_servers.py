@@ -1,0 +1,136 @@
+"""Both services start, answer health checks, list their contracts by
+reflection, refuse unknown work clearly and stop gracefully."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+
+from gongji.payment.v1 import payment_service_pb2 as papi
+from tests.helpers import refusal_of
+
+BINDING_RPCS = {
+    "UpsertInsuredPerson", "GetInsuredPerson", "UpdateContactInfo", "ReportLifeEvent", "CreateBinding",
+    "ReviewBinding", "EndBinding", "GetBinding", "ListBindings", "UpdateSharingLimit", "SetPayerOrder",
+    "ResolvePayers", "PutRegionPolicy", "GetRegionPolicy", "ListRegionPolicies",
+}  # fmt: skip
+PAYMENT_RPCS = {
+    "CreditAccount", "GetAccount", "ListStatement", "QuoteSettlement", "AuthorizeSettlement", "CaptureSettlement",
+    "ReleaseSettlement", "Settle", "RefundSettlement", "ReverseRequest", "GetSettlement", "TransferToWallet",
+    "GetTransfer", "SuspendSettlement", "LiftSuspension", "ListViolations", "ReconcileInstitution",
+    "GetClearingReport", "CheckLedger",
+}  # fmt: skip
+
+
+def health_of(address: str, service: str = "") -> int:
+    with grpc.insecure_channel(address) as channel:
+        answer = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+    return answer.status
+
+
+def test_both_services_answer_health_checks_serving(payment_service):
+    for address, name in (
+        (payment_service.binding.server.address, "gongji.binding.v1.BindingService"),
+        (payment_service.server.address, "gongji.payment.v1.PaymentService"),
+    ):
+        assert health_of(address) == health_pb2.HealthCheckResponse.SERVING
+        assert health_of(address, name) == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_reflection_lists_both_services_and_every_rpc_of_the_api(payment_service):
+    for address, name, rpcs in (
+        (payment_service.binding.server.address, "gongji.binding.v1.BindingService", BINDING_RPCS),
+        (payment_service.server.address, "gongji.payment.v1.PaymentService", PAYMENT_RPCS),
+    ):
+        with grpc.insecure_channel(address) as channel:
+            database = ProtoReflectionDescriptorDatabase(channel)
+            assert name in database.get_services()
+            assert "grpc.health.v1.Health" in database.get_services()
+            from google.protobuf.descriptor_pool import DescriptorPool
+
+            pool = DescriptorPool(database)
+            declared = {m.name for m in pool.FindServiceByName(name).methods}
+        assert rpcs <= declared
+
+
+def test_an_rpc_built_by_a_later_issue_answers_unimplemented_with_a_reason(payment_service):
+    with pytest.raises(grpc.RpcError) as raised:
+        payment_service.stub.CheckLedger(papi.CheckLedgerRequest(), timeout=5)
+    refusal = refusal_of(raised.value)
+    assert refusal.code == grpc.StatusCode.UNIMPLEMENTED
+    assert refusal.reason == "NOT_IMPLEMENTED"
+    assert refusal.domain == "payment.gongji"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_serving(address: str, process: subprocess.Popen, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()[1]
+        try:
+            if health_of(address) == health_pb2.HealthCheckResponse.SERVING:
+                return
+        except grpc.RpcError:
+            time.sleep(0.1)
+    raise AssertionError(f"{address} never answered SERVING")
+
+
+@pytest.mark.parametrize("service", ["binding", "payment"])
+def test_gongji_serve_answers_health_checks_and_exits_cleanly_on_sigterm(service, tmp_path):
+    address = f"127.0.0.1:{_free_port()}"
+    command = [sys.executable, "-m", "services.cli", "serve", service, "--address", address]
+    command += ["--database", f"sqlite:///{tmp_path}/{service}.db", "--grace", "2"]
+    if service == "payment":
+        command += ["--binding-address", "127.0.0.1:1"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_serving(address, process)
+        health = subprocess.run(
+            [sys.executable, "-m", "services.cli", "health", "--address", address], capture_output=True, text=True
+        )
+        assert health.returncode == 0, health.stderr
+        assert "SERVING" in health.stdout
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0
+        assert "shutting down" in process.stderr.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+def test_gongji_health_exits_non_zero_when_nothing_listens():
+    result = subprocess.run(
+        [sys.executable, "-m", "services.cli", "health", "--address", f"127.0.0.1:{_free_port()}", "--timeout", "1"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0
+
+
+def test_serving_on_a_taken_port_fails_loudly(tmp_path):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "services.cli", "serve", "binding", "--address", f"127.0.0.1:{port}",
+             "--database", f"sqlite:///{tmp_path}/b.db"],
+            capture_output=True, text=True, timeout=30,
+            env={**os.environ},
+        )  # fmt: skip
+    assert result.returncode != 0
+    assert "cannot listen" in result.stderr
