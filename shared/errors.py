@@ -72,6 +72,7 @@ class Reason(StrEnum):
     REQUEST_REVERSED = "REQUEST_REVERSED"
     VERIFICATION_FAILED = "VERIFICATION_FAILED"
     PROVINCE_UNREACHABLE = "PROVINCE_UNREACHABLE"
+    BINDING_SERVICE_UNAVAILABLE = "BINDING_SERVICE_UNAVAILABLE"
 
 
 _KIND_OF_REASON: Mapping[Reason, ErrorKind] = {
@@ -119,6 +120,7 @@ _KIND_OF_REASON: Mapping[Reason, ErrorKind] = {
     Reason.REQUEST_REVERSED: ErrorKind.PRECONDITION,
     Reason.VERIFICATION_FAILED: ErrorKind.PERMISSION,
     Reason.PROVINCE_UNREACHABLE: ErrorKind.UNAVAILABLE,
+    Reason.BINDING_SERVICE_UNAVAILABLE: ErrorKind.UNAVAILABLE,
 }
 
 
@@ -131,13 +133,16 @@ class DomainError(Exception):
     """A refusal with a reason the caller's program can act on.
 
     `field` names the offending request field (for BadRequest details);
-    `metadata` carries facts such as the cap that was reached.
+    `metadata` carries facts such as the cap that was reached; `keep_effects`
+    asks that what the request recorded before the refusal be kept (a violation,
+    an expired hold released) while its answer is still the refusal.
     """
 
     reason: Reason
     message: str
     field: str | None = None
     metadata: dict[str, str] = dataclass_field(default_factory=dict)
+    keep_effects: bool = False
 
     def __post_init__(self) -> None:
         super().__init__(self.message)

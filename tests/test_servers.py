@@ -64,7 +64,7 @@ def test_reflection_lists_both_services_and_every_rpc_of_the_api(payment_service
 
 def test_an_rpc_built_by_a_later_issue_answers_unimplemented_with_a_reason(payment_service):
     with pytest.raises(grpc.RpcError) as raised:
-        payment_service.stub.CheckLedger(papi.CheckLedgerRequest(), timeout=5)
+        payment_service.stub.GetClearingReport(papi.GetClearingReportRequest(date="2026-03-02"), timeout=5)
     refusal = refusal_of(raised.value)
     assert refusal.code == grpc.StatusCode.UNIMPLEMENTED
     assert refusal.reason == "NOT_IMPLEMENTED"

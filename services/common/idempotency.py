@@ -30,6 +30,9 @@ def idempotency_table(metadata: MetaData) -> Table:
         # The serialized response, or the serialized google.rpc.Status of a refusal.
         Column("payload", LargeBinary, nullable=True),
         Column("create_time", UtcDateTime, nullable=False),
+        # Set by a reversal (冲正): the request's effect was cancelled, and a
+        # late or repeated arrival of it is refused with REQUEST_REVERSED.
+        Column("reversed_by", String(128), nullable=True),
     )
 
 
@@ -49,6 +52,7 @@ class StoredRequest:
     method: str
     fingerprint: str
     outcome: Outcome | None
+    reversed_by: str | None = None
 
 
 class IdempotencyStore:
@@ -56,12 +60,13 @@ class IdempotencyStore:
         self._session = session
         self._table = table
 
-    def get(self, request_id: str) -> StoredRequest | None:
-        row = self._session.execute(select(self._table).where(self._table.c.request_id == request_id)).first()
+    def get(self, request_id: str, for_update: bool = False) -> StoredRequest | None:
+        query = select(self._table).where(self._table.c.request_id == request_id)
+        row = self._session.execute(query.with_for_update() if for_update else query).first()
         if row is None:
             return None
         outcome = None if row.succeeded is None else Outcome(row.succeeded, row.payload)
-        return StoredRequest(row.request_id, row.method, row.fingerprint, outcome)
+        return StoredRequest(row.request_id, row.method, row.fingerprint, outcome, row.reversed_by)
 
     def claim(self, request_id: str, method: str, fingerprint: str, now: datetime) -> None:
         self._session.execute(
@@ -75,8 +80,35 @@ class IdempotencyStore:
             .values(succeeded=outcome.succeeded, payload=outcome.payload)
         )
 
+    def mark_reversed(self, request_id: str, reversal_id: str, refusal: Outcome) -> None:
+        """Replaces a request's stored answer by the reversal's refusal."""
+        self._session.execute(
+            update(self._table)
+            .where(self._table.c.request_id == request_id)
+            .values(succeeded=False, payload=refusal.payload, reversed_by=reversal_id)
+        )
+
+    def tombstone(self, request_id: str, reversal_id: str, refusal: Outcome, now: datetime) -> None:
+        """Reserves the key of a request reversed before it arrived, so it is refused if it ever does."""
+        self._session.execute(
+            insert(self._table).values(
+                request_id=request_id,
+                method=REVERSED_BEFORE_ARRIVAL,
+                fingerprint="",
+                succeeded=False,
+                payload=refusal.payload,
+                create_time=now,
+                reversed_by=reversal_id,
+            )
+        )
+
+
+REVERSED_BEFORE_ARRIVAL = "(reversed before arrival)"
+
 
 def check_same_request(stored: StoredRequest, method: str, fingerprint_: str) -> None:
+    if stored.reversed_by is not None:
+        return  # any arrival of a reversed request gets the reversal's refusal
     if stored.method != method or stored.fingerprint != fingerprint_:
         raise DomainError(
             Reason.IDEMPOTENCY_KEY_REUSED,

@@ -39,6 +39,10 @@ class UseCaseRunner(Generic[U]):
         self._domain = error_domain
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="use-case")
 
+    @property
+    def unit_of_work(self) -> Callable[[], U]:
+        return self._unit_of_work
+
     def close(self) -> None:
         self._executor.shutdown(wait=True)
 
@@ -94,7 +98,10 @@ class UseCaseRunner(Generic[U]):
                 outcome = Outcome(True, fn(uow).SerializeToString())
                 effect.commit()
             except DomainError as error:
-                effect.rollback()
+                if error.keep_effects:
+                    effect.commit()
+                else:
+                    effect.rollback()
                 outcome = Outcome(False, status_of(error, self._domain).SerializeToString())
             uow.idempotency.complete(request_id, outcome)
             uow.commit()

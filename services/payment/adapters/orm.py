@@ -1,11 +1,134 @@
-"""The payment service's tables."""
+"""The payment service's tables: accounts, the journal, settlements and their
+legs, per-binding usage, violations and suspensions."""
 
 from __future__ import annotations
 
-from sqlalchemy import MetaData
+from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, MetaData, String, Table, Text
 
 from services.common.idempotency import idempotency_table
+from services.common.types import UtcDateTime
 
 metadata = MetaData()
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("account_id", String(64), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("owner", String(32), nullable=False),
+    Column("admdvs", String(6), nullable=False),
+    # balance = sum of the account's postings; held = sum of its open holds.
+    Column("balance_fen", BigInteger, nullable=False),
+    Column("held_fen", BigInteger, nullable=False),
+    Column("create_time", UtcDateTime, nullable=False),
+)
+
+journal_entries = Table(
+    "journal_entries",
+    metadata,
+    Column("entry_id", String(36), primary_key=True),
+    Column("time", UtcDateTime, nullable=False),
+    Column("purpose", String(32), nullable=False),
+    Column("settlement_id", String(36), nullable=False),
+    Column("transfer_id", String(36), nullable=False),
+    Column("institution_code", String(32), nullable=False),
+    Column("request_id", String(128), nullable=False),
+    Column("memo", Text, nullable=False),
+)
+
+postings = Table(
+    "postings",
+    metadata,
+    Column("posting_id", Integer, primary_key=True, autoincrement=True),
+    Column("entry_id", String(36), nullable=False, index=True),
+    Column("account_id", String(64), nullable=False),
+    Column("amount_fen", BigInteger, nullable=False),
+    Column("balance_after_fen", BigInteger, nullable=False),
+    Column("counterpart_id_number", String(32), nullable=False),
+    Column("binding_id", String(36), nullable=False),
+    Column("time", UtcDateTime, nullable=False),
+    Index("ix_postings_account", "account_id", "posting_id"),
+)
+
+settlements = Table(
+    "settlements",
+    metadata,
+    Column("settlement_id", String(36), primary_key=True),
+    Column("request_id", String(128), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("patient_id_number", String(18), nullable=False),
+    Column("institution_code", String(32), nullable=False),
+    Column("institution_admdvs", String(6), nullable=False),
+    Column("institution_settlement_id", String(64), nullable=False),
+    Column("use_category", String(40), nullable=False),
+    Column("self_pay_fen", BigInteger, nullable=False),
+    Column("chronic_disease", Boolean, nullable=False),
+    Column("use_own_account", Boolean, nullable=False),
+    Column("refuse_cash_part", Boolean, nullable=False),
+    Column("credential_type", String(8), nullable=False),
+    Column("credential_holder", String(18), nullable=False),
+    Column("cash_pay_fen", BigInteger, nullable=False),
+    Column("captured_fen", BigInteger, nullable=False),
+    Column("refunded_fen", BigInteger, nullable=False),
+    Column("policy_version", String(64), nullable=False),
+    Column("create_time", UtcDateTime, nullable=False),
+    Column("expire_time", UtcDateTime, nullable=True),
+    Column("capture_time", UtcDateTime, nullable=True),
+    Column("close_time", UtcDateTime, nullable=True),
+    Index("ix_settlements_open", "state", "expire_time"),
+    Index("ix_settlements_institution", "institution_code", "capture_time"),
+)
+
+settlement_legs = Table(
+    "settlement_legs",
+    metadata,
+    Column("settlement_id", String(36), primary_key=True),
+    Column("leg_no", Integer, primary_key=True),
+    Column("payer_id_number", String(18), nullable=False),
+    Column("account_id", String(64), nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("binding_id", String(36), nullable=False),
+    Column("amount_fen", BigInteger, nullable=False),
+    Column("captured_fen", BigInteger, nullable=False),
+    Column("refunded_fen", BigInteger, nullable=False),
+    Column("policy_version", String(64), nullable=False),
+    Column("payer_admdvs", String(6), nullable=False),
+    Column("payer_balance_after_fen", BigInteger, nullable=False),
+)
+
+binding_usage = Table(
+    "binding_usage",
+    metadata,
+    Column("binding_id", String(36), primary_key=True),
+    Column("year", Integer, primary_key=True),
+    Column("grantor_id_number", String(18), nullable=False),
+    Column("beneficiary_id_number", String(18), nullable=False),
+    # Captured minus refunded this year, and what open holds reserve.
+    Column("shared_fen", BigInteger, nullable=False),
+    Column("held_fen", BigInteger, nullable=False),
+    Index("ix_binding_usage_grantor", "grantor_id_number", "year"),
+)
+
+violations = Table(
+    "violations",
+    metadata,
+    Column("violation_id", String(36), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("holder_id_number", String(18), nullable=False, index=True),
+    Column("patient_id_number", String(18), nullable=False),
+    Column("institution_code", String(32), nullable=False),
+    Column("time", UtcDateTime, nullable=False),
+)
+
+suspensions = Table(
+    "suspensions",
+    metadata,
+    Column("holder_id_number", String(18), primary_key=True),
+    Column("active", Boolean, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("operator_id", String(64), nullable=False),
+    Column("suspend_time", UtcDateTime, nullable=False),
+    Column("lift_time", UtcDateTime, nullable=True),
+)
 
 idempotency_keys = idempotency_table(metadata)

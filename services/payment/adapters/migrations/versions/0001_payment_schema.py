@@ -25,6 +25,7 @@ def upgrade() -> None:
         sa.Column("succeeded", sa.Boolean(), nullable=True),
         sa.Column("payload", sa.LargeBinary(), nullable=True),
         sa.Column("create_time", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("reversed_by", sa.String(length=128), nullable=True),
         sa.PrimaryKeyConstraint("request_id"),
     )
 

@@ -1,0 +1,457 @@
+"""Repositories of the payment service. Account rows are locked in one sorted
+order everywhere, so concurrent settlements queue instead of deadlocking."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from services.payment.adapters import orm
+from shared.deduction import PaymentSource
+from shared.ledger import Account, AccountKind, JournalEntry
+from shared.policy import UseCategory
+from shared.settlements import Bill, CredentialType, Settlement, SettlementLeg, SettlementState
+
+
+def _account(row: Any) -> Account:
+    return Account(row.account_id, AccountKind(row.kind), row.owner, row.admdvs, row.balance_fen, row.held_fen)
+
+
+class AccountRepository:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def get(self, account_id: str) -> Account | None:
+        row = self._session.execute(select(orm.accounts).where(orm.accounts.c.account_id == account_id)).first()
+        return None if row is None else _account(row)
+
+    def lock(self, account_ids: Iterable[str]) -> dict[str, Account]:
+        """Locks the existing accounts among account_ids, in sorted order."""
+        wanted = sorted(set(account_ids))
+        if not wanted:
+            return {}
+        rows = self._session.execute(
+            select(orm.accounts)
+            .where(orm.accounts.c.account_id.in_(wanted))
+            .order_by(orm.accounts.c.account_id)
+            .with_for_update()
+        )
+        return {row.account_id: _account(row) for row in rows}
+
+    def ensure(self, account: Account, now: datetime) -> None:
+        """Creates the account unless it exists; safe when two transactions race."""
+        values = {
+            "account_id": account.account_id,
+            "kind": account.kind.value,
+            "owner": account.owner,
+            "admdvs": account.admdvs,
+            "balance_fen": 0,
+            "held_fen": 0,
+            "create_time": now,
+        }
+        dialect = self._session.get_bind().dialect.name
+        module = postgresql if dialect == "postgresql" else sqlite
+        self._session.execute(module.insert(orm.accounts).values(**values).on_conflict_do_nothing())
+
+    def save_amounts(self, accounts: Sequence[Account]) -> None:
+        if not accounts:
+            return
+        table = orm.accounts
+        self._session.execute(
+            update(table)
+            .where(table.c.account_id == bindparam("_id"))
+            .values(balance_fen=bindparam("_balance"), held_fen=bindparam("_held")),
+            [{"_id": a.account_id, "_balance": a.balance_fen, "_held": a.held_fen} for a in accounts],
+        )
+
+
+class Journal:
+    """Writes balanced entries and keeps tracked accounts' balances in step."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def record(self, entry: JournalEntry, locked: dict[str, Account]) -> None:
+        self._session.execute(
+            insert(orm.journal_entries).values(
+                entry_id=entry.entry_id,
+                time=entry.time,
+                purpose=entry.purpose.value,
+                settlement_id=entry.settlement_id,
+                transfer_id=entry.transfer_id,
+                institution_code=entry.institution_code,
+                request_id=entry.request_id,
+                memo=entry.memo,
+            )
+        )
+        rows = []
+        for posting in entry.postings:
+            account = locked.get(posting.account_id)
+            balance_after = 0
+            if account is not None and account.tracked:
+                account.balance_fen += posting.amount_fen
+                balance_after = account.balance_fen
+            rows.append(
+                {
+                    "entry_id": entry.entry_id,
+                    "account_id": posting.account_id,
+                    "amount_fen": posting.amount_fen,
+                    "balance_after_fen": balance_after,
+                    "counterpart_id_number": posting.counterpart_id_number,
+                    "binding_id": posting.binding_id,
+                    "time": entry.time,
+                }
+            )
+        self._session.execute(insert(orm.postings), rows)
+
+    def statement(
+        self, account_id: str, start: datetime | None, end: datetime | None, before: int | None, limit: int
+    ) -> list[Any]:
+        p, e = orm.postings, orm.journal_entries
+        query = (
+            select(p, e.c.purpose, e.c.settlement_id, e.c.transfer_id, e.c.institution_code, e.c.memo)
+            .join(e, e.c.entry_id == p.c.entry_id)
+            .where(p.c.account_id == account_id)
+        )
+        if start is not None and end is not None:
+            query = query.where(p.c.time >= start, p.c.time < end)
+        if before is not None:
+            query = query.where(p.c.posting_id < before)
+        return list(self._session.execute(query.order_by(p.c.posting_id.desc()).limit(limit)))
+
+
+def _settlement_values(s: Settlement) -> dict[str, Any]:
+    bill = s.bill
+    return {
+        "settlement_id": s.settlement_id,
+        "request_id": s.request_id,
+        "state": s.state.value,
+        "patient_id_number": bill.patient_id_number,
+        "institution_code": bill.institution_code,
+        "institution_admdvs": bill.institution_admdvs,
+        "institution_settlement_id": bill.institution_settlement_id,
+        "use_category": bill.use_category.value,
+        "self_pay_fen": bill.self_pay_fen,
+        "chronic_disease": bill.chronic_disease,
+        "use_own_account": bill.use_own_account,
+        "refuse_cash_part": bill.refuse_cash_part,
+        "credential_type": bill.credential_type.value,
+        "credential_holder": bill.credential_holder,
+        "cash_pay_fen": s.cash_pay_fen,
+        "captured_fen": s.captured_fen,
+        "refunded_fen": s.refunded_fen,
+        "policy_version": s.policy_version,
+        "create_time": s.create_time,
+        "expire_time": s.expire_time,
+        "capture_time": s.capture_time,
+        "close_time": s.close_time,
+    }
+
+
+def _leg_values(settlement_id: str, leg: SettlementLeg) -> dict[str, Any]:
+    return {
+        "settlement_id": settlement_id,
+        "leg_no": leg.leg_no,
+        "payer_id_number": leg.payer_id_number,
+        "account_id": leg.account_id,
+        "source": leg.source.value,
+        "binding_id": leg.binding_id,
+        "amount_fen": leg.amount_fen,
+        "captured_fen": leg.captured_fen,
+        "refunded_fen": leg.refunded_fen,
+        "policy_version": leg.policy_version,
+        "payer_admdvs": leg.payer_admdvs,
+        "payer_balance_after_fen": leg.payer_balance_after_fen,
+    }
+
+
+class SettlementRepository:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def add(self, settlement: Settlement) -> None:
+        self._session.execute(insert(orm.settlements).values(**_settlement_values(settlement)))
+        if settlement.legs:
+            self._session.execute(
+                insert(orm.settlement_legs), [_leg_values(settlement.settlement_id, leg) for leg in settlement.legs]
+            )
+
+    def save(self, settlement: Settlement) -> None:
+        table = orm.settlements
+        self._session.execute(
+            update(table)
+            .where(table.c.settlement_id == settlement.settlement_id)
+            .values(**_settlement_values(settlement))
+        )
+        legs = orm.settlement_legs
+        if settlement.legs:
+            self._session.execute(
+                update(legs)
+                .where(legs.c.settlement_id == bindparam("_sid"), legs.c.leg_no == bindparam("_no"))
+                .values(captured_fen=bindparam("_captured"), refunded_fen=bindparam("_refunded")),
+                [
+                    {"_sid": settlement.settlement_id, "_no": leg.leg_no, "_captured": leg.captured_fen,
+                     "_refunded": leg.refunded_fen}
+                    for leg in settlement.legs
+                ],
+            )  # fmt: skip
+
+    def get(self, settlement_id: str, for_update: bool = False) -> Settlement | None:
+        query = select(orm.settlements).where(orm.settlements.c.settlement_id == settlement_id)
+        row = self._session.execute(query.with_for_update() if for_update else query).first()
+        if row is None:
+            return None
+        legs = self._session.execute(
+            select(orm.settlement_legs)
+            .where(orm.settlement_legs.c.settlement_id == settlement_id)
+            .order_by(orm.settlement_legs.c.leg_no)
+        )
+        return _settlement(row, list(legs))
+
+    def expired_ids(self, now: datetime, limit: int) -> list[str]:
+        table = orm.settlements
+        rows = self._session.execute(
+            select(table.c.settlement_id)
+            .where(table.c.state == SettlementState.AUTHORIZED.value, table.c.expire_time <= now)
+            .order_by(table.c.expire_time)
+            .limit(limit)
+        )
+        return [row.settlement_id for row in rows]
+
+    def institution_day(self, institution_code: str, start: datetime, end: datetime) -> list[Any]:
+        """Legs of settlements captured, and of settlements refunded, at one institution in [start, end)."""
+        s, legs = orm.settlements, orm.settlement_legs
+        query = (
+            select(s.c.settlement_id, s.c.capture_time, s.c.close_time, s.c.state, legs.c.source,
+                   legs.c.captured_fen, legs.c.refunded_fen)
+            .join(legs, legs.c.settlement_id == s.c.settlement_id)
+            .where(s.c.institution_code == institution_code)
+            .where(
+                ((s.c.capture_time >= start) & (s.c.capture_time < end))
+                | ((s.c.close_time >= start) & (s.c.close_time < end))
+            )
+        )  # fmt: skip
+        return list(self._session.execute(query))
+
+
+def _settlement(row: Any, legs: list[Any]) -> Settlement:
+    bill = Bill(
+        institution_code=row.institution_code,
+        institution_admdvs=row.institution_admdvs,
+        patient_id_number=row.patient_id_number,
+        credential_type=CredentialType(row.credential_type),
+        credential_holder=row.credential_holder,
+        use_category=UseCategory(row.use_category),
+        self_pay_fen=row.self_pay_fen,
+        chronic_disease=row.chronic_disease,
+        use_own_account=row.use_own_account,
+        institution_settlement_id=row.institution_settlement_id,
+        refuse_cash_part=row.refuse_cash_part,
+    )
+    return Settlement(
+        settlement_id=row.settlement_id,
+        request_id=row.request_id,
+        bill=bill,
+        state=SettlementState(row.state),
+        legs=[
+            SettlementLeg(
+                leg_no=leg.leg_no,
+                payer_id_number=leg.payer_id_number,
+                account_id=leg.account_id,
+                source=PaymentSource(leg.source),
+                amount_fen=leg.amount_fen,
+                binding_id=leg.binding_id,
+                policy_version=leg.policy_version,
+                payer_admdvs=leg.payer_admdvs,
+                payer_balance_after_fen=leg.payer_balance_after_fen,
+                captured_fen=leg.captured_fen,
+                refunded_fen=leg.refunded_fen,
+            )
+            for leg in legs
+        ],
+        cash_pay_fen=row.cash_pay_fen,
+        policy_version=row.policy_version,
+        create_time=row.create_time,
+        expire_time=row.expire_time,
+        capture_time=row.capture_time,
+        close_time=row.close_time,
+        captured_fen=row.captured_fen,
+        refunded_fen=row.refunded_fen,
+    )
+
+
+class UsageRepository:
+    """Per binding and year: what was shared, and what open holds reserve."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def of_grantors(self, grantor_ids: Sequence[str], year: int) -> dict[str, dict[str, tuple[int, int]]]:
+        """grantor → binding → (shared, held) for the year."""
+        if not grantor_ids:
+            return {}
+        table = orm.binding_usage
+        rows = self._session.execute(
+            select(table).where(table.c.grantor_id_number.in_(list(grantor_ids)), table.c.year == year)
+        )
+        found: dict[str, dict[str, tuple[int, int]]] = {}
+        for row in rows:
+            found.setdefault(row.grantor_id_number, {})[row.binding_id] = (row.shared_fen, row.held_fen)
+        return found
+
+    def add(self, binding_id: str, year: int, grantor: str, beneficiary: str, shared: int, held: int) -> None:
+        """Adds to a binding's year; call with the grantor's account locked."""
+        table = orm.binding_usage
+        changed = self._session.execute(
+            update(table)
+            .where(table.c.binding_id == binding_id, table.c.year == year)
+            .values(shared_fen=table.c.shared_fen + shared, held_fen=table.c.held_fen + held)
+        ).rowcount
+        if not changed:
+            self._session.execute(
+                insert(table).values(
+                    binding_id=binding_id,
+                    year=year,
+                    grantor_id_number=grantor,
+                    beneficiary_id_number=beneficiary,
+                    shared_fen=shared,
+                    held_fen=held,
+                )
+            )
+
+    def shares_of(self, grantor_id_number: str, year: int) -> list[Any]:
+        table = orm.binding_usage
+        return list(
+            self._session.execute(
+                select(table)
+                .where(table.c.grantor_id_number == grantor_id_number, table.c.year == year)
+                .order_by(table.c.binding_id)
+            )
+        )
+
+
+class AuditQueries:
+    """Whole-ledger reads for CheckLedger."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def unbalanced_entries(self) -> list[tuple[str, int]]:
+        p = orm.postings
+        rows = self._session.execute(
+            select(p.c.entry_id, func.sum(p.c.amount_fen).label("total"))
+            .group_by(p.c.entry_id)
+            .having(func.sum(p.c.amount_fen) != 0)
+        )
+        return [(row.entry_id, int(row.total)) for row in rows]
+
+    def counts(self) -> tuple[int, int]:
+        entries = self._session.execute(select(func.count()).select_from(orm.journal_entries)).scalar_one()
+        accounts = self._session.execute(select(func.count()).select_from(orm.accounts)).scalar_one()
+        return int(entries), int(accounts)
+
+    def balance_mismatches(self) -> list[tuple[str, int, int]]:
+        a, p = orm.accounts, orm.postings
+        sums = select(p.c.account_id, func.sum(p.c.amount_fen).label("total")).group_by(p.c.account_id).subquery()
+        rows = self._session.execute(
+            select(a.c.account_id, a.c.balance_fen, func.coalesce(sums.c.total, 0).label("total"))
+            .outerjoin(sums, sums.c.account_id == a.c.account_id)
+            .where(a.c.kind.in_(["PERSONAL_ACCOUNT", "WALLET"]))
+            .where(a.c.balance_fen != func.coalesce(sums.c.total, 0))
+        )
+        return [(row.account_id, int(row.balance_fen), int(row.total)) for row in rows]
+
+    def held_mismatches(self) -> list[tuple[str, int, int]]:
+        a, s, legs = orm.accounts, orm.settlements, orm.settlement_legs
+        holds = (
+            select(legs.c.account_id, func.sum(legs.c.amount_fen).label("total"))
+            .join(s, s.c.settlement_id == legs.c.settlement_id)
+            .where(s.c.state == SettlementState.AUTHORIZED.value)
+            .group_by(legs.c.account_id)
+            .subquery()
+        )
+        rows = self._session.execute(
+            select(a.c.account_id, a.c.held_fen, func.coalesce(holds.c.total, 0).label("total"))
+            .outerjoin(holds, holds.c.account_id == a.c.account_id)
+            .where(a.c.held_fen != func.coalesce(holds.c.total, 0))
+        )
+        return [(row.account_id, int(row.held_fen), int(row.total)) for row in rows]
+
+    def negative_available(self) -> list[str]:
+        a = orm.accounts
+        rows = self._session.execute(
+            select(a.c.account_id).where(a.c.kind.in_(["PERSONAL_ACCOUNT", "WALLET"]), a.c.balance_fen < a.c.held_fen)
+        )
+        return [row.account_id for row in rows]
+
+    def stale_holds(self, older_than: datetime) -> list[str]:
+        s = orm.settlements
+        rows = self._session.execute(
+            select(s.c.settlement_id).where(s.c.state == SettlementState.AUTHORIZED.value, s.c.expire_time < older_than)
+        )
+        return [row.settlement_id for row in rows]
+
+    def total_of_all_accounts(self) -> int:
+        return int(self._session.execute(select(func.coalesce(func.sum(orm.postings.c.amount_fen), 0))).scalar_one())
+
+
+class ViolationRepository:
+    """Impersonation violations (冒名就医) and networked-settlement suspensions."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def add(self, violation_id: str, holder: str, patient: str, institution_code: str, now: datetime) -> int:
+        """Records a violation; returns how many the holder has now."""
+        table = orm.violations
+        self._session.execute(
+            insert(table).values(
+                violation_id=violation_id,
+                kind="IMPERSONATION",
+                holder_id_number=holder,
+                patient_id_number=patient,
+                institution_code=institution_code,
+                time=now,
+            )
+        )
+        return int(
+            self._session.execute(
+                select(func.count()).select_from(table).where(table.c.holder_id_number == holder)
+            ).scalar_one()
+        )
+
+    def page(self, holder: str, after: tuple[str, str] | None, limit: int) -> list[Any]:
+        table = orm.violations
+        query = select(table).where(table.c.holder_id_number == holder)
+        if after is not None:
+            moment = datetime.fromisoformat(after[0])
+            query = query.where(
+                (table.c.time > moment) | ((table.c.time == moment) & (table.c.violation_id > after[1]))
+            )
+        return list(self._session.execute(query.order_by(table.c.time, table.c.violation_id).limit(limit)))
+
+    def suspension(self, holder: str, for_update: bool = False) -> Any | None:
+        query = select(orm.suspensions).where(orm.suspensions.c.holder_id_number == holder)
+        return self._session.execute(query.with_for_update() if for_update else query).first()
+
+    def suspend(self, holder: str, reason: str, operator_id: str, now: datetime) -> None:
+        table = orm.suspensions
+        values = {"active": True, "reason": reason, "operator_id": operator_id, "suspend_time": now, "lift_time": None}
+        changed = self._session.execute(
+            update(table).where(table.c.holder_id_number == holder).values(**values)
+        ).rowcount
+        if not changed:
+            self._session.execute(insert(table).values(holder_id_number=holder, **values))
+
+    def lift(self, holder: str, operator_id: str, reason: str, now: datetime) -> None:
+        table = orm.suspensions
+        self._session.execute(
+            update(table)
+            .where(table.c.holder_id_number == holder)
+            .values(active=False, lift_time=now, operator_id=operator_id, reason=reason)
+        )

@@ -1,0 +1,236 @@
+"""Messages of gongji.payment.v1 to domain values and back; every field is
+validated here so use cases see only well-formed values."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from gongji.binding.v1 import binding_pb2 as bpb
+from gongji.binding.v1 import binding_service_pb2 as bapi
+from gongji.common.v1 import common_pb2 as common
+from gongji.payment.v1 import payment_pb2 as pb
+from gongji.payment.v1 import payment_service_pb2 as api
+from services.common.converters import datetime_to_timestamp, enum_to_domain, enum_to_proto
+from services.payment.service_layer.inquiries import Reconciliation, SuspensionView
+from services.payment.service_layer.use_cases import Payers
+from shared.deduction import PaymentSource
+from shared.errors import DomainError, Reason
+from shared.identity import validate_id_number
+from shared.ledger import Account, AccountKind, Purpose
+from shared.money import require_positive
+from shared.payers import PayerGrant, PayerMode
+from shared.policy import UseCategory
+from shared.regions import validate_admdvs
+from shared.relationships import Relationship
+from shared.settlements import Bill, CredentialType, Settlement, SettlementState
+
+
+def _code(value: str, field: str) -> str:
+    value = value.strip()
+    if not value:
+        raise DomainError(Reason.FIELD_REQUIRED, f"{field} is required", field=field)
+    if len(value) > 32:
+        raise DomainError(Reason.FIELD_INVALID, f"{field} is longer than 32 characters", field=field)
+    return value
+
+
+def bill_from_proto(message: pb.Bill) -> Bill:
+    if not message.HasField("credential"):
+        raise DomainError(Reason.FIELD_REQUIRED, "bill.credential is required", field="bill.credential")
+    return Bill(
+        institution_code=_code(message.institution_code, "bill.institution_code"),
+        institution_admdvs=validate_admdvs(message.institution_admdvs, "bill.institution_admdvs"),
+        patient_id_number=validate_id_number(message.patient_id_number, "bill.patient_id_number"),
+        credential_type=enum_to_domain(
+            CredentialType, pb.CredentialType, message.credential.type, "bill.credential.type"
+        ),
+        credential_holder=validate_id_number(message.credential.holder_id_number, "bill.credential.holder_id_number"),
+        use_category=enum_to_domain(UseCategory, common.UseCategory, message.use_category, "bill.use_category"),
+        self_pay_fen=require_positive(message.self_pay_fen, "bill.self_pay_fen"),
+        chronic_disease=message.chronic_disease,
+        use_own_account=message.use_own_account,
+        institution_settlement_id=message.institution_settlement_id.strip()[:64],
+        refuse_cash_part=message.refuse_cash_part,
+    )
+
+
+def bill_to_proto(bill: Bill) -> pb.Bill:
+    return pb.Bill(
+        institution_code=bill.institution_code,
+        institution_admdvs=bill.institution_admdvs,
+        patient_id_number=bill.patient_id_number,
+        credential=pb.Credential(
+            type=enum_to_proto(pb.CredentialType, bill.credential_type), holder_id_number=bill.credential_holder
+        ),
+        use_category=enum_to_proto(common.UseCategory, bill.use_category),
+        self_pay_fen=bill.self_pay_fen,
+        chronic_disease=bill.chronic_disease,
+        use_own_account=bill.use_own_account,
+        institution_settlement_id=bill.institution_settlement_id,
+        refuse_cash_part=bill.refuse_cash_part,
+    )
+
+
+def resolve_request(bill: Bill, at: datetime) -> bapi.ResolvePayersRequest:
+    return bapi.ResolvePayersRequest(
+        beneficiary_id_number=bill.patient_id_number,
+        use_category=enum_to_proto(common.UseCategory, bill.use_category),
+        institution_admdvs=bill.institution_admdvs,
+        at_time=datetime_to_timestamp(at),
+        chronic_disease=bill.chronic_disease,
+    )
+
+
+def payers_from_proto(answer: bapi.ResolvePayersResponse) -> Payers:
+    return Payers(
+        grants=tuple(
+            PayerGrant(
+                binding_id=g.binding_id,
+                grantor_id_number=g.grantor_id_number,
+                grantor_admdvs=g.grantor_admdvs,
+                relationship=Relationship(common.Relationship.Name(g.relationship).removeprefix("RELATIONSHIP_")),
+                priority=g.priority,
+                share_all=g.share_all,
+                yearly_cap_fen=g.yearly_cap_fen,
+                annual_share_ratio_percent=g.annual_share_ratio_percent,
+                per_use_limit_fen=g.per_use_limit_fen,
+                earmark_shared_amount=g.earmark_shared_amount,
+                min_grantor_balance_fen=g.min_grantor_balance_fen,
+                policy_version=g.policy_version,
+            )
+            for g in answer.grants
+        ),
+        mode=PayerMode.PROPORTIONAL if answer.mode == bpb.PAYER_MODE_PROPORTIONAL else PayerMode.SEQUENTIAL,
+        policy_version=answer.policy_version,
+    )
+
+
+def settlement_to_proto(settlement: Settlement) -> pb.Settlement:
+    captured = settlement.state in (SettlementState.CAPTURED, SettlementState.REFUNDED) or (
+        settlement.state is SettlementState.REVERSED and settlement.captured_fen > 0
+    )
+    return pb.Settlement(
+        settlement_id=settlement.settlement_id,
+        bill=bill_to_proto(settlement.bill),
+        state=enum_to_proto(pb.SettlementState, settlement.state) if settlement.settlement_id else 0,
+        legs=[
+            pb.Leg(
+                payer_id_number=leg.payer_id_number,
+                source=enum_to_proto(pb.PaymentSource, leg.source),
+                binding_id=leg.binding_id,
+                amount_fen=leg.amount_fen,
+                policy_version=leg.policy_version,
+                payer_balance_after_fen=leg.payer_balance_after_fen,
+                payer_admdvs=leg.payer_admdvs,
+                captured_fen=leg.captured_fen,
+                refunded_fen=leg.refunded_fen,
+            )
+            for leg in settlement.legs
+        ],
+        own_account_pay_fen=_paid(settlement, PaymentSource.OWN_ACCOUNT, captured),
+        mutual_aid_pay_fen=_paid(settlement, PaymentSource.MUTUAL_AID, captured),
+        wallet_pay_fen=_paid(settlement, PaymentSource.WALLET, captured),
+        cash_pay_fen=settlement.cash_pay_fen,
+        create_time=datetime_to_timestamp(settlement.create_time) if settlement.settlement_id else None,
+        expire_time=datetime_to_timestamp(settlement.expire_time),
+        capture_time=datetime_to_timestamp(settlement.capture_time),
+        captured_fen=settlement.captured_fen,
+        refunded_fen=settlement.refunded_fen,
+        policy_version=settlement.policy_version,
+    )
+
+
+def _paid(settlement: Settlement, source: PaymentSource, captured: bool) -> int:
+    return sum((leg.captured_fen if captured else leg.amount_fen) for leg in settlement.legs if leg.source is source)
+
+
+def account_kind_from_proto(value: int) -> AccountKind:
+    kind = enum_to_domain(AccountKind, pb.AccountKind, value, "account_kind")
+    return kind
+
+
+def account_to_proto(account: Account, shares: list[Any]) -> pb.Account:
+    return pb.Account(
+        id_number=account.owner,
+        kind=enum_to_proto(pb.AccountKind, account.kind),
+        balance_fen=account.balance_fen,
+        held_fen=account.held_fen,
+        available_fen=account.available_fen,
+        admdvs=account.admdvs,
+        shared_this_year=[
+            pb.BindingShare(
+                binding_id=row.binding_id,
+                beneficiary_id_number=row.beneficiary_id_number,
+                shared_fen=row.shared_fen,
+                year=row.year,
+            )
+            for row in shares
+        ],
+    )
+
+
+def credit_purpose(value: int) -> Purpose:
+    if value == api.CREDIT_KIND_MONTHLY_CONTRIBUTION:
+        return Purpose.MONTHLY_CONTRIBUTION
+    if value == api.CREDIT_KIND_ADJUSTMENT:
+        return Purpose.ADJUSTMENT
+    raise DomainError(Reason.FIELD_REQUIRED, "kind must be MONTHLY_CONTRIBUTION or ADJUSTMENT", field="kind")
+
+
+def statement_line(row: Any) -> pb.StatementLine:
+    return pb.StatementLine(
+        entry_id=row.entry_id,
+        time=datetime_to_timestamp(row.time),
+        amount_fen=row.amount_fen,
+        balance_after_fen=row.balance_after_fen,
+        purpose=enum_to_proto(pb.MovementPurpose, Purpose(row.purpose)),
+        counterpart_id_number=row.counterpart_id_number,
+        settlement_id=row.settlement_id,
+        transfer_id=row.transfer_id,
+        binding_id=row.binding_id,
+        institution_code=row.institution_code,
+        memo=row.memo,
+    )
+
+
+def suspension_to_proto(view: SuspensionView | None) -> pb.Suspension | None:
+    if view is None:
+        return None
+    return pb.Suspension(
+        holder_id_number=view.holder_id_number,
+        active=view.active,
+        reason=view.reason,
+        suspend_time=datetime_to_timestamp(view.suspend_time),
+        lift_time=datetime_to_timestamp(view.lift_time),
+        operator_id=view.operator_id,
+    )
+
+
+def violation_to_proto(row: Any) -> pb.Violation:
+    return pb.Violation(
+        violation_id=row.violation_id,
+        kind=pb.VIOLATION_KIND_IMPERSONATION,
+        holder_id_number=row.holder_id_number,
+        patient_id_number=row.patient_id_number,
+        institution_code=row.institution_code,
+        time=datetime_to_timestamp(row.time),
+    )
+
+
+def reconciliation_to_proto(result: Reconciliation) -> api.ReconcileInstitutionResponse:
+    def totals(table: dict) -> list[pb.SourceTotal]:
+        return [
+            pb.SourceTotal(source=enum_to_proto(pb.PaymentSource, source), count=t.count, amount_fen=t.amount_fen)
+            for source, t in sorted(table.items())
+        ]
+
+    return api.ReconcileInstitutionResponse(
+        institution_code=result.institution_code,
+        date=result.date,
+        settlement_count=result.settlement_count,
+        refund_count=result.refund_count,
+        settled=totals(result.settled),
+        refunded=totals(result.refunded),
+        net_fen=result.net_fen,
+    )

@@ -1,0 +1,129 @@
+"""Reads and operator actions of the payment service: statements, reconciliation
+(对账), the ledger audit, suspensions of networked settlement (DOMAIN §3.2, §3.6)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from services.payment.service_layer.unit_of_work import PaymentUnitOfWork
+from shared.deduction import PaymentSource
+from shared.errors import DomainError, Reason
+from shared.ledger import day_bounds
+
+
+@dataclass(frozen=True)
+class SourceTotals:
+    count: int
+    amount_fen: int
+
+
+@dataclass
+class Reconciliation:
+    institution_code: str
+    date: str
+    settlement_count: int = 0
+    refund_count: int = 0
+    settled: dict[PaymentSource, SourceTotals] = field(default_factory=dict)
+    refunded: dict[PaymentSource, SourceTotals] = field(default_factory=dict)
+
+    @property
+    def net_fen(self) -> int:
+        return sum(t.amount_fen for t in self.settled.values()) - sum(t.amount_fen for t in self.refunded.values())
+
+
+def reconcile(uow: PaymentUnitOfWork, institution_code: str, date: str) -> Reconciliation:
+    """One institution's day in China Standard Time: captures and refunds per source."""
+    start, end = day_bounds(date)
+    settled: dict[PaymentSource, list[int]] = defaultdict(lambda: [0, 0])
+    refunded: dict[PaymentSource, list[int]] = defaultdict(lambda: [0, 0])
+    captured_ids, refunded_ids = set(), set()
+    for row in uow.settlements.institution_day(institution_code, start, end):
+        source = PaymentSource(row.source)
+        if row.capture_time is not None and start <= row.capture_time < end and row.captured_fen:
+            captured_ids.add(row.settlement_id)
+            settled[source][0] += 1
+            settled[source][1] += row.captured_fen
+        closed_today = row.close_time is not None and start <= row.close_time < end
+        if closed_today and row.refunded_fen:
+            refunded_ids.add(row.settlement_id)
+            refunded[source][0] += 1
+            refunded[source][1] += row.refunded_fen
+    return Reconciliation(
+        institution_code,
+        date,
+        settlement_count=len(captured_ids),
+        refund_count=len(refunded_ids),
+        settled={s: SourceTotals(c, a) for s, (c, a) in settled.items()},
+        refunded={s: SourceTotals(c, a) for s, (c, a) in refunded.items()},
+    )
+
+
+@dataclass(frozen=True)
+class LedgerAudit:
+    balanced: bool
+    entry_count: int
+    account_count: int
+    problems: tuple[str, ...]
+
+
+def check_ledger(uow: PaymentUnitOfWork, now: datetime, grace: timedelta = timedelta(minutes=5)) -> LedgerAudit:
+    """Every entry balances, every balance equals its postings, every hold is accounted
+    for, no account is overdrawn, and no hold outlives its expiry by more than the grace."""
+    problems: list[str] = []
+    problems += [f"entry {e} sums to {total} fen, not 0" for e, total in uow.audit.unbalanced_entries()]
+    problems += [
+        f"account {a} has balance {bal} fen but its postings sum to {total} fen"
+        for a, bal, total in uow.audit.balance_mismatches()
+    ]
+    problems += [
+        f"account {a} holds {held} fen but its open holds sum to {total} fen"
+        for a, held, total in uow.audit.held_mismatches()
+    ]
+    problems += [f"account {a} holds more than its balance" for a in uow.audit.negative_available()]
+    problems += [f"settlement {s} holds money past its expiry" for s in uow.audit.stale_holds(now - grace)]
+    total = uow.audit.total_of_all_accounts()
+    if total != 0:
+        problems.append(f"the sum over all accounts is {total} fen, not 0")
+    entries, accounts = uow.audit.counts()
+    return LedgerAudit(not problems, entries, accounts, tuple(problems))
+
+
+@dataclass(frozen=True)
+class SuspensionView:
+    holder_id_number: str
+    active: bool
+    reason: str
+    operator_id: str
+    suspend_time: datetime | None
+    lift_time: datetime | None
+
+
+def _view(row: Any) -> SuspensionView:
+    return SuspensionView(
+        row.holder_id_number, row.active, row.reason, row.operator_id, row.suspend_time, row.lift_time
+    )
+
+
+def suspend(uow: PaymentUnitOfWork, holder: str, reason: str, operator_id: str, now: datetime) -> SuspensionView:
+    if not operator_id.strip():
+        raise DomainError(Reason.FIELD_REQUIRED, "operator_id is required", field="operator_id")
+    uow.violations.suspend(holder, reason, operator_id, now)
+    return _view(uow.violations.suspension(holder))
+
+
+def lift(uow: PaymentUnitOfWork, holder: str, reason: str, operator_id: str, now: datetime) -> SuspensionView:
+    if not operator_id.strip():
+        raise DomainError(Reason.FIELD_REQUIRED, "operator_id is required", field="operator_id")
+    current = uow.violations.suspension(holder, for_update=True)
+    if current is None or not current.active:
+        raise DomainError(Reason.FIELD_INVALID, f"{holder} has no active suspension", field="holder_id_number")
+    uow.violations.lift(holder, operator_id, reason, now)
+    return _view(uow.violations.suspension(holder))
+
+
+def suspension_of(uow: PaymentUnitOfWork, holder: str) -> SuspensionView | None:
+    row = uow.violations.suspension(holder)
+    return None if row is None else _view(row)

@@ -1,0 +1,36 @@
+"""The payment service's unit of work: one transaction and its repositories."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from services.common.unit_of_work import SqlUnitOfWork
+from services.payment.adapters import orm
+from services.payment.adapters.repository import (
+    AccountRepository,
+    AuditQueries,
+    Journal,
+    SettlementRepository,
+    UsageRepository,
+    ViolationRepository,
+)
+
+
+class PaymentUnitOfWork(SqlUnitOfWork):
+    accounts: AccountRepository
+    journal: Journal
+    settlements: SettlementRepository
+    usage: UsageRepository
+    violations: ViolationRepository
+    audit: AuditQueries
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        super().__init__(sessions, orm.idempotency_keys)
+
+    def open(self, session: Session) -> None:
+        self.accounts = AccountRepository(session)
+        self.journal = Journal(session)
+        self.settlements = SettlementRepository(session)
+        self.usage = UsageRepository(session)
+        self.violations = ViolationRepository(session)
+        self.audit = AuditQueries(session)

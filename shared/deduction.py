@@ -1,0 +1,127 @@
+"""Ordered deduction (DOMAIN §3.3): how one bill's self-pay amount is covered.
+
+First the patient's own personal account (if chosen), then the patient's wallet,
+then the grantors in the patient's order, each up to the least of its limits —
+or, in PROPORTIONAL mode, split evenly across them within those limits; the rest
+is cash. Pure arithmetic on int fen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from shared.payers import PayerMode
+
+
+class PaymentSource(StrEnum):
+    OWN_ACCOUNT = "OWN_ACCOUNT"  # acct_pay
+    MUTUAL_AID = "MUTUAL_AID"  # acct_mulaid_pay
+    WALLET = "WALLET"
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """What one payer can put towards this bill, and why no more."""
+
+    payer_id_number: str
+    source: PaymentSource
+    limit_fen: int
+    binding_id: str = ""
+    policy_version: str = ""
+
+
+@dataclass(frozen=True)
+class Leg:
+    payer_id_number: str
+    source: PaymentSource
+    amount_fen: int
+    binding_id: str = ""
+    policy_version: str = ""
+
+
+@dataclass(frozen=True)
+class Split:
+    legs: tuple[Leg, ...]
+    cash_fen: int
+
+    def total(self, source: PaymentSource) -> int:
+        return sum(leg.amount_fen for leg in self.legs if leg.source is source)
+
+
+def least(*limits: int | None) -> int:
+    """The smallest of the limits that apply (None = no limit), never below zero."""
+    applicable = [limit for limit in limits if limit is not None]
+    return max(0, min(applicable)) if applicable else 0
+
+
+def split_bill(self_pay_fen: int, own: Sequence[Capacity], grants: Sequence[Capacity], mode: PayerMode) -> Split:
+    """Covers self_pay_fen from the patient's own sources, then the grants, then cash."""
+    remaining = self_pay_fen
+    legs: list[Leg] = []
+    for capacity in own:
+        take = min(remaining, max(0, capacity.limit_fen))
+        if take:
+            legs.append(_leg(capacity, take))
+            remaining -= take
+    shares = _proportional(remaining, grants) if mode is PayerMode.PROPORTIONAL else _sequential(remaining, grants)
+    for capacity, take in zip(grants, shares, strict=True):
+        if take:
+            legs.append(_leg(capacity, take))
+            remaining -= take
+    return Split(tuple(legs), remaining)
+
+
+def _leg(capacity: Capacity, amount: int) -> Leg:
+    return Leg(capacity.payer_id_number, capacity.source, amount, capacity.binding_id, capacity.policy_version)
+
+
+def _sequential(amount: int, grants: Sequence[Capacity]) -> list[int]:
+    shares = []
+    for capacity in grants:
+        take = min(amount, max(0, capacity.limit_fen))
+        shares.append(take)
+        amount -= take
+    return shares
+
+
+def _proportional(amount: int, grants: Sequence[Capacity]) -> list[int]:
+    """Even shares, each within its limit; what one cannot take goes to the others
+    (water-filling). Odd fen go to the earlier payers, so the result is deterministic."""
+    shares = [0] * len(grants)
+    open_ = [i for i, g in enumerate(grants) if g.limit_fen > 0]
+    while amount > 0 and open_:
+        each, odd = divmod(amount, len(open_))
+        if each == 0:
+            for i in open_[:odd]:
+                shares[i] += 1
+            amount = 0
+            break
+        still_open = []
+        for position, i in enumerate(open_):
+            want = each + (1 if position < odd else 0)
+            take = min(want, grants[i].limit_fen - shares[i])
+            shares[i] += take
+            amount -= take
+            if shares[i] < grants[i].limit_fen:
+                still_open.append(i)
+        open_ = still_open
+    return shares
+
+
+def shrink(legs: Sequence[Leg], cash_fen: int, final_fen: int) -> tuple[list[int], int]:
+    """Amounts each leg captures when the final bill is smaller than the authorised one.
+
+    The cash part shrinks first, then the legs from the last payer back, so the
+    patient's own account and the first grantors keep their places.
+    """
+    excess = sum(leg.amount_fen for leg in legs) + cash_fen - final_fen
+    cash_cut = min(excess, cash_fen)
+    excess -= cash_cut
+    captured = [leg.amount_fen for leg in legs]
+    for i in reversed(range(len(captured))):
+        cut = min(excess, captured[i])
+        captured[i] -= cut
+        excess -= cut
+    return captured, cash_fen - cash_cut

@@ -1,0 +1,142 @@
+"""Double-entry bookkeeping (DOMAIN §3.4): every movement of money is a journal
+entry whose postings sum to zero, so the sum over all accounts never changes.
+
+Money enters from the external contributions account (每月到账) and leaves to
+institutions' receivables; the cash part of a bill never enters the ledger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from enum import StrEnum
+
+from shared.errors import DomainError, Reason
+
+# China Standard Time has no daylight saving; days and years of the medical
+# insurance calendar are counted in it.
+CHINA_STANDARD_TIME = timezone(timedelta(hours=8), "CST")
+
+
+class AccountKind(StrEnum):
+    PERSONAL_ACCOUNT = "PERSONAL_ACCOUNT"  # 个人账户
+    WALLET = "WALLET"  # 医保钱包
+    INSTITUTION_RECEIVABLE = "INSTITUTION_RECEIVABLE"  # what gongji owes a designated institution
+    EXTERNAL_CONTRIBUTIONS = "EXTERNAL_CONTRIBUTIONS"  # source of monthly credits and adjustments
+    CLEARING = "CLEARING"  # what one province owes another
+
+
+class Purpose(StrEnum):
+    MONTHLY_CONTRIBUTION = "MONTHLY_CONTRIBUTION"
+    ADJUSTMENT = "ADJUSTMENT"
+    SETTLEMENT = "SETTLEMENT"
+    REFUND = "REFUND"
+    WALLET_TRANSFER_OUT = "WALLET_TRANSFER_OUT"
+    WALLET_TRANSFER_IN = "WALLET_TRANSFER_IN"
+    REVERSAL = "REVERSAL"
+
+
+CONTRIBUTIONS_ACCOUNT = "EXTERNAL_CONTRIBUTIONS:*"
+
+
+def account_id(kind: AccountKind, owner: str) -> str:
+    return f"{kind.value}:{owner}"
+
+
+def personal_account(id_number: str) -> str:
+    return account_id(AccountKind.PERSONAL_ACCOUNT, id_number)
+
+
+def wallet(id_number: str) -> str:
+    return account_id(AccountKind.WALLET, id_number)
+
+
+def receivable(institution_code: str) -> str:
+    return account_id(AccountKind.INSTITUTION_RECEIVABLE, institution_code)
+
+
+def year_of(moment: datetime) -> int:
+    return moment.astimezone(CHINA_STANDARD_TIME).year
+
+
+def day_bounds(day: str) -> tuple[datetime, datetime]:
+    """The start and end of a "YYYY-MM-DD" day in China Standard Time."""
+    try:
+        start = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=CHINA_STANDARD_TIME)
+    except ValueError:
+        raise DomainError(Reason.FIELD_INVALID, f"date {day!r} is not YYYY-MM-DD", field="date") from None
+    return start, start + timedelta(days=1)
+
+
+def month_bounds(month: str) -> tuple[datetime, datetime]:
+    try:
+        start = datetime.strptime(month, "%Y-%m").replace(tzinfo=CHINA_STANDARD_TIME)
+    except ValueError:
+        raise DomainError(Reason.FIELD_INVALID, f"month {month!r} is not YYYY-MM", field="month") from None
+    following = (
+        start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
+    )
+    return start, following
+
+
+@dataclass(frozen=True)
+class Posting:
+    account_id: str
+    amount_fen: int  # positive into the account, negative out of it
+    counterpart_id_number: str = ""
+    binding_id: str = ""
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    entry_id: str
+    time: datetime
+    purpose: Purpose
+    postings: tuple[Posting, ...]
+    settlement_id: str = ""
+    transfer_id: str = ""
+    institution_code: str = ""
+    request_id: str = ""
+    memo: str = ""
+
+    def __post_init__(self) -> None:
+        if sum(p.amount_fen for p in self.postings) != 0:
+            raise ValueError(f"journal entry {self.entry_id} does not balance: {self.postings}")
+
+
+def transfer(from_account: str, to_account: str, amount_fen: int, **context: str) -> tuple[Posting, Posting]:
+    """The two postings that move amount_fen between two accounts."""
+    return (
+        Posting(from_account, -amount_fen, context.get("to_owner", ""), context.get("binding_id", "")),
+        Posting(to_account, amount_fen, context.get("from_owner", ""), context.get("binding_id", "")),
+    )
+
+
+def unbalanced(entries: Sequence[tuple[str, int]]) -> list[str]:
+    """Entry ids whose postings do not sum to zero, from (entry_id, sum) pairs."""
+    return [entry_id for entry_id, total in entries if total != 0]
+
+
+# Accounts whose row carries a running balance; the others (receivables, the
+# contributions source, clearing) are derived from their postings, so that a
+# busy institution is not a single row every settlement must lock.
+TRACKED_KINDS: frozenset[AccountKind] = frozenset({AccountKind.PERSONAL_ACCOUNT, AccountKind.WALLET})
+
+
+@dataclass
+class Account:
+    account_id: str
+    kind: AccountKind
+    owner: str
+    admdvs: str
+    balance_fen: int = 0
+    held_fen: int = 0
+
+    @property
+    def available_fen(self) -> int:
+        return self.balance_fen - self.held_fen
+
+    @property
+    def tracked(self) -> bool:
+        return self.kind in TRACKED_KINDS
