@@ -17,10 +17,12 @@ from gongji.binding.v1 import binding_pb2 as bpb
 from gongji.binding.v1 import binding_service_pb2 as bapi
 from gongji.binding.v1 import binding_service_pb2_grpc as binding_grpc
 from gongji.common.v1 import common_pb2 as common
+from gongji.payment.v1 import payment_service_pb2_grpc as payment_grpc
 from services.binding.app import BindingSettings, start_binding_server
 from services.binding.entrypoints.converters import policy_to_proto
 from services.common.hosting import BackgroundServer
 from services.common.status import error_info_of
+from services.demo_payments import walk_payments as _walk_payments
 from services.payment.app import PaymentSettings, start_payment_server
 from shared.policy import example_policies
 
@@ -65,7 +67,10 @@ class Report:
         raise AssertionError(f"the demo expected a refusal: {text}")
 
 
-def _walk_bindings(stub: binding_grpc.BindingServiceStub, report: Report) -> None:
+Family = dict[str, bpb.InsuredPerson]
+
+
+def _walk_bindings(stub: binding_grpc.BindingServiceStub, report: Report) -> tuple[Family, dict[str, bpb.Binding]]:
     report.section("Regional policy (policy is data, versioned by effective date)")
     for policy in example_policies():
         stub.PutRegionPolicy(bapi.PutRegionPolicyRequest(request_id=report.key(), policy=policy_to_proto(policy)))
@@ -160,6 +165,22 @@ def _walk_bindings(stub: binding_grpc.BindingServiceStub, report: Report) -> Non
         )
     )
     report.ok(f"payers of the child: {[g.grantor_id_number for g in payers.grants]} under {payers.policy_version}")
+    return persons, bindings
+
+
+def _walk_endings(
+    stub: binding_grpc.BindingServiceStub, report: Report, persons: Family, bindings: dict[str, bpb.Binding]
+) -> None:
+    def bind(role: str, relationship: int, proof: int) -> bapi.CreateBindingRequest:
+        return bapi.CreateBindingRequest(
+            request_id=report.key(),
+            grantor=bapi.PersonIdentity(id_number=persons["grantor"].id_number, name=persons["grantor"].name),
+            beneficiary=bapi.PersonIdentity(id_number=persons[role].id_number, name=persons[role].name),
+            relationship=relationship,
+            proofs=[bpb.Proof(type=proof, document_ref=f"{role}-doc")],
+            consent_version="notice-2025-01",
+            channel=common.CHANNEL_WECHAT,
+        )
 
     report.section("Unbinding (解绑) and a death")
     ended = stub.EndBinding(
@@ -220,6 +241,11 @@ def run_demo(verbose: bool = False) -> int:
                 grpc.insecure_channel(binding_server.address) as channel,
             ):
                 print(f"binding service on {binding_server.address}, payment service on {payment_server.address}")
-                _walk_bindings(binding_grpc.BindingServiceStub(channel), Report())
+                binding = binding_grpc.BindingServiceStub(channel)
+                report = Report()
+                persons, bindings = _walk_bindings(binding, report)
+                with grpc.insecure_channel(payment_server.address) as payment_channel:
+                    _walk_payments(binding, payment_grpc.PaymentServiceStub(payment_channel), report, persons)
+                _walk_endings(binding, report, persons, bindings)
     print("\ndemo finished: every step above went over gRPC to the running services.")
     return 0

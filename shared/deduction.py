@@ -89,24 +89,23 @@ def _sequential(amount: int, grants: Sequence[Capacity]) -> list[int]:
 def _proportional(amount: int, grants: Sequence[Capacity]) -> list[int]:
     """Even shares, each within its limit; what one cannot take goes to the others
     (water-filling). Odd fen go to the earlier payers, so the result is deterministic."""
-    shares = [0] * len(grants)
-    open_ = [i for i, g in enumerate(grants) if g.limit_fen > 0]
-    while amount > 0 and open_:
-        each, odd = divmod(amount, len(open_))
-        if each == 0:
-            for i in open_[:odd]:
-                shares[i] += 1
-            amount = 0
+    caps = [max(0, g.limit_fen) for g in grants]
+    amount = min(amount, sum(caps))
+    low, high = 0, max(caps, default=0)
+    while low < high:  # the highest level L with sum(min(cap, L)) <= amount
+        level = (low + high + 1) // 2
+        if sum(min(cap, level) for cap in caps) <= amount:
+            low = level
+        else:
+            high = level - 1
+    shares = [min(cap, low) for cap in caps]
+    odd = amount - sum(shares)
+    for i, cap in enumerate(caps):
+        if odd == 0:
             break
-        still_open = []
-        for position, i in enumerate(open_):
-            want = each + (1 if position < odd else 0)
-            take = min(want, grants[i].limit_fen - shares[i])
-            shares[i] += take
-            amount -= take
-            if shares[i] < grants[i].limit_fen:
-                still_open.append(i)
-        open_ = still_open
+        if shares[i] < cap:
+            shares[i] += 1
+            odd -= 1
     return shares
 
 

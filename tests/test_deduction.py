@@ -1,0 +1,122 @@
+"""Ordered deduction (DOMAIN §3.3) as arithmetic: properties that hold for every
+bill, every set of limits and both modes."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shared.deduction import Capacity, Leg, PaymentSource, least, shrink, split_bill
+from shared.payers import PayerMode
+
+amounts = st.integers(min_value=0, max_value=10_000_000)
+limits = st.integers(min_value=-1_000, max_value=5_000_000)
+
+
+def grants_from(limit_values: list[int]) -> list[Capacity]:
+    return [
+        Capacity(f"grantor-{i}", PaymentSource.MUTUAL_AID, limit, binding_id=f"b{i}", policy_version="v")
+        for i, limit in enumerate(limit_values)
+    ]
+
+
+own_sources = st.lists(limits, max_size=2).map(
+    lambda values: [
+        Capacity("patient", source, value)
+        for source, value in zip((PaymentSource.OWN_ACCOUNT, PaymentSource.WALLET), values, strict=False)
+    ]
+)
+
+
+@given(amounts, own_sources, st.lists(limits, max_size=6), st.sampled_from(list(PayerMode)))
+def test_every_fen_of_a_bill_is_paid_by_exactly_one_leg_or_cash(bill, own, grant_limits, mode):
+    split = split_bill(bill, own, grants_from(grant_limits), mode)
+    assert sum(leg.amount_fen for leg in split.legs) + split.cash_fen == bill
+    assert split.cash_fen >= 0
+    assert all(leg.amount_fen > 0 for leg in split.legs)
+
+
+@given(amounts, own_sources, st.lists(limits, max_size=6), st.sampled_from(list(PayerMode)))
+def test_no_payer_pays_more_than_its_limit(bill, own, grant_limits, mode):
+    grants = grants_from(grant_limits)
+    split = split_bill(bill, own, grants, mode)
+    limit_of = {(c.payer_id_number, c.source): c.limit_fen for c in [*own, *grants]}
+    for leg in split.legs:
+        assert leg.amount_fen <= limit_of[(leg.payer_id_number, leg.source)]
+
+
+@given(amounts, own_sources, st.lists(limits, max_size=6), st.sampled_from(list(PayerMode)))
+def test_cash_is_left_only_when_every_payer_is_exhausted(bill, own, grant_limits, mode):
+    grants = grants_from(grant_limits)
+    split = split_bill(bill, own, grants, mode)
+    if split.cash_fen:
+        paid = {(leg.payer_id_number, leg.source): leg.amount_fen for leg in split.legs}
+        for capacity in [*own, *grants]:
+            assert paid.get((capacity.payer_id_number, capacity.source), 0) == max(0, capacity.limit_fen)
+
+
+@given(amounts, own_sources, st.lists(limits, min_size=1, max_size=6))
+def test_own_sources_pay_first_and_grantors_follow_in_the_beneficiarys_order(bill, own, grant_limits):
+    split = split_bill(bill, own, grants_from(grant_limits), PayerMode.SEQUENTIAL)
+    paid_by = [leg.payer_id_number for leg in split.legs]
+    grantors = [p for p in paid_by if p.startswith("grantor-")]
+    assert paid_by[: len(paid_by) - len(grantors)] == ["patient"] * (len(paid_by) - len(grantors))
+    assert grantors == sorted(grantors, key=lambda name: int(name.split("-")[1]))
+    # A grantor pays only once every grantor before it gave all it could.
+    for leg in split.legs[:-1]:
+        if leg.source is PaymentSource.MUTUAL_AID:
+            index = int(leg.payer_id_number.split("-")[1])
+            assert leg.amount_fen == grant_limits[index]
+
+
+@given(amounts, st.lists(st.integers(min_value=1, max_value=5_000_000), min_size=2, max_size=5))
+def test_proportional_mode_splits_evenly_within_a_fen_unless_a_limit_binds(bill, grant_limits):
+    split = split_bill(bill, [], grants_from(grant_limits), PayerMode.PROPORTIONAL)
+    paid = [0] * len(grant_limits)
+    for leg in split.legs:
+        paid[int(leg.payer_id_number.split("-")[1])] = leg.amount_fen
+    unconstrained = [p for p, limit in zip(paid, grant_limits, strict=True) if p < limit]
+    if unconstrained:
+        assert max(unconstrained) - min(unconstrained) <= 1
+        # A payer held back by its limit gave all it could, which is no more than the even level.
+        assert all(p <= max(unconstrained) + 1 for p, limit in zip(paid, grant_limits, strict=True) if p == limit)
+
+
+def test_a_childs_bill_is_paid_by_mother_then_father_then_cash():
+    """DOMAIN §3.3, the issue's example: mother first, father next, the rest in cash."""
+    mother = Capacity("mother", PaymentSource.MUTUAL_AID, 30_000, "b-mother", "320100@2025")
+    father = Capacity("father", PaymentSource.MUTUAL_AID, 50_000, "b-father", "320100@2025")
+    split = split_bill(100_000, [], [mother, father], PayerMode.SEQUENTIAL)
+    assert split.legs == (
+        Leg("mother", PaymentSource.MUTUAL_AID, 30_000, "b-mother", "320100@2025"),
+        Leg("father", PaymentSource.MUTUAL_AID, 50_000, "b-father", "320100@2025"),
+    )
+    assert split.cash_fen == 20_000
+    assert split.total(PaymentSource.MUTUAL_AID) == 80_000
+
+
+def test_the_least_of_the_limits_that_apply_wins_and_none_means_no_limit():
+    assert least(50_000, None, 20_000, None) == 20_000
+    assert least(-5, 100) == 0
+
+
+legs_strategy = st.lists(st.integers(min_value=1, max_value=1_000_000), max_size=5).map(
+    lambda values: [Leg(f"p{i}", PaymentSource.MUTUAL_AID, v) for i, v in enumerate(values)]
+)
+
+
+@given(legs_strategy, st.integers(min_value=0, max_value=1_000_000), st.data())
+def test_a_smaller_capture_never_takes_more_than_was_held_and_cuts_cash_then_the_last_payer(legs, cash, data):
+    authorised = sum(leg.amount_fen for leg in legs) + cash
+    final = data.draw(st.integers(min_value=0, max_value=authorised))
+    captured, new_cash = shrink(legs, cash, final)
+    assert sum(captured) + new_cash == final
+    assert all(0 <= c <= leg.amount_fen for c, leg in zip(captured, legs, strict=True))
+    assert new_cash <= cash
+    if new_cash < cash:
+        assert sum(captured) == sum(leg.amount_fen for leg in legs) or new_cash == 0
+    # Only a suffix of the legs is cut: once a leg is cut, every later one is too.
+    cut = [c < leg.amount_fen for c, leg in zip(captured, legs, strict=True)]
+    if any(cut):
+        first = cut.index(True)
+        assert all(cut[first + 1 :]) or all(c == 0 for c in captured[first + 1 :])
