@@ -1,4 +1,5 @@
-"""The `gongji` command: serve a service, migrate its database, check health, run the demo."""
+"""The `gongji` command: serve a service, migrate its database, check health, run the demo
+or the benchmark."""
 
 from __future__ import annotations
 
@@ -33,6 +34,13 @@ def _serve(args: argparse.Namespace) -> int:
             settings = PaymentSettings(database_url=database, address=address)
             if args.binding_address:
                 settings.binding_address = args.binding_address
+            if args.routing:
+                from pathlib import Path
+
+                from services.payment.routing import RoutingTable
+
+                settings.routing = RoutingTable.load(Path(args.routing), args.node)
+            settings.sweep_interval = args.sweep_interval
             running = await start_payment_server(settings)
         await serve_until_signalled(running, grace=args.grace)
 
@@ -69,6 +77,32 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(verbose=args.verbose)
 
 
+def _benchmark(args: argparse.Namespace) -> int:
+    from services.benchmark import run_benchmark
+
+    return run_benchmark(
+        postgres_url=args.postgres_url,
+        families=args.families,
+        concurrency=args.concurrency,
+        seconds=args.seconds,
+        warmup=args.warmup,
+        in_process=args.in_process,
+        profile=args.profile,
+        profile_clock=args.profile_clock,
+        server_log_level=args.server_log_level,
+        json_output=args.json,
+    )
+
+
+def _levels(value: str) -> tuple[int, ...]:
+    from services.benchmark import parse_concurrency
+
+    try:
+        return parse_concurrency(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gongji", description=__doc__)
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
@@ -82,6 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--binding-address", help="payment only: the binding service (default $GONGJI_BINDING_ADDRESS)")
     serve.add_argument("--grace", type=float, default=10.0, help="seconds in-flight calls get at shutdown")
+    serve.add_argument("--routing", help="payment only: JSON routing table of payment nodes (default: one node)")
+    serve.add_argument("--node", default="local", help="payment only: this node's name in the routing table")
+    serve.add_argument(
+        "--sweep-interval", type=float, default=5.0, help="payment only: seconds between expiry sweeps and recovery"
+    )
     serve.set_defaults(run=_serve)
 
     migrate_ = commands.add_parser("migrate", help="bring a service's database to the latest schema")
@@ -99,6 +138,27 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="walk a family through gongji on a temporary SQLite database")
     demo.add_argument("--verbose", action="store_true", help="also print every RPC the servers log")
     demo.set_defaults(run=_demo)
+
+    benchmark = commands.add_parser(
+        "benchmark", help="settlements/s and latency on PostgreSQL, beside pgbench and a bare gRPC echo"
+    )
+    benchmark.add_argument(
+        "--postgres-url",
+        default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+        help="an administrative connection; scratch databases are created and dropped through it",
+    )
+    benchmark.add_argument("--families", type=int, default=200, help="families registered (default 200)")
+    benchmark.add_argument("--concurrency", type=_levels, default=(1, 8, 32), help="callers per level (default 1,8,32)")
+    benchmark.add_argument("--seconds", type=float, default=10.0, help="measured seconds per level (default 10)")
+    benchmark.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds before each level")
+    benchmark.add_argument(
+        "--in-process", action="store_true", help="run the servers on threads of this process, not their own"
+    )
+    benchmark.add_argument("--profile", metavar="PATH", help="cProfile the services; payment stats to PATH")
+    benchmark.add_argument("--profile-clock", choices=("cpu", "wall"), default="cpu", help="what the profile counts")
+    benchmark.add_argument("--server-log-level", default="INFO", help="the servers' log level (default INFO)")
+    benchmark.add_argument("--json", action="store_true", help="print one JSON summary object on stdout")
+    benchmark.set_defaults(run=_benchmark)
     return parser
 
 

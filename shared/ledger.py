@@ -140,3 +140,8 @@ class Account:
     @property
     def tracked(self) -> bool:
         return self.kind in TRACKED_KINDS
+
+
+def clearing(own_province: str, other_province: str) -> str:
+    """A province's clearing account with another; a positive balance is what it owes the other (清算)."""
+    return account_id(AccountKind.CLEARING, f"{own_province}:{other_province}")

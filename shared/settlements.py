@@ -93,6 +93,12 @@ class SettlementLeg:
     payer_balance_after_fen: int = 0
     captured_fen: int = 0
     refunded_fen: int = 0
+    # The payer's province when another payment node holds the account.
+    province: str = ""
+
+    @property
+    def is_remote(self) -> bool:
+        return bool(self.province)
 
 
 @dataclass

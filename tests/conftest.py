@@ -55,7 +55,7 @@ class PostgresCluster:
     def _admin(self) -> object:
         return create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
 
-    def database_for(self, service: str) -> str:
+    def database_for(self, service: str, schema: str | None = None) -> str:
         if service not in self.created:
             name = f"gongji_test_{self.run_id}_{service}"
             engine = self._admin()
@@ -63,14 +63,14 @@ class PostgresCluster:
                 connection.execute(text(f'CREATE DATABASE "{name}"'))
             engine.dispose()  # type: ignore[attr-defined]
             url = make_url(self.admin_url).set(database=name).render_as_string(hide_password=False)
-            migrate(service, url)
+            migrate(schema or service, url)
             self.created[service] = url
         return self.created[service]
 
-    def empty(self, service: str) -> None:
+    def empty(self, service: str, schema: str | None = None) -> None:
         url = self.created[service]
         engine = create_engine(url)
-        tables = ", ".join(f'"{t.name}"' for t in METADATA[service].sorted_tables)
+        tables = ", ".join(f'"{t.name}"' for t in METADATA[schema or service].sorted_tables)
         with engine.begin() as connection:
             connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
         engine.dispose()
@@ -117,6 +117,12 @@ class Databases:
         require_postgres(self.cluster)
         url = self.cluster.database_for(service)
         self.cluster.empty(service)
+        return url
+
+    def cluster_url(self, name: str) -> str:
+        """A further emptied PostgreSQL database, migrated as the payment service (a second node)."""
+        url = self.cluster.database_for(name, schema="payment")
+        self.cluster.empty(name, schema="payment")
         return url
 
 
@@ -170,3 +176,63 @@ def payment_service(databases: Databases, binding_service: BindingHarness) -> It
         grpc.insecure_channel(server.address) as channel,
     ):
         yield PaymentHarness(server, payment_grpc.PaymentServiceStub(channel), binding_service)
+
+
+@dataclass
+class TwoNodes:
+    """Payment nodes "east" (Jiangsu 32 and the rest of the east) and "west" (Gansu 62, Shandong 37),
+    each with its own database, sharing one binding service."""
+
+    east: PaymentHarness
+    west: PaymentHarness
+    routing: dict
+
+
+EAST_PROVINCES = ["11", "12", "31", "32", "33", "34", "35", "36", "44"]
+WEST_PROVINCES = ["37", "41", "42", "50", "51", "61", "62", "63", "64", "65"]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def two_nodes(databases: Databases, binding_service: BindingHarness, tmp_path) -> Iterator[TwoNodes]:
+    from services.payment.routing import RoutingTable
+
+    ports = {"east": _free_port(), "west": _free_port()}
+    routing = {
+        "nodes": {
+            "east": {"address": f"127.0.0.1:{ports['east']}", "provinces": EAST_PROVINCES},
+            "west": {"address": f"127.0.0.1:{ports['west']}", "provinces": WEST_PROVINCES},
+        }
+    }
+    if databases.backend == "sqlite":
+        urls = {name: f"sqlite:///{tmp_path}/payment-{name}.db" for name in ports}
+    else:
+        require_postgres(databases.cluster)
+        urls = {"east": databases.url("payment"), "west": databases.cluster_url("payment_west")}
+    harnesses = {}
+    servers = []
+    try:
+        for name, port in ports.items():
+            settings = PaymentSettings(
+                database_url=urls[name],
+                address=f"127.0.0.1:{port}",
+                binding_address=binding_service.server.address,
+                clock=binding_service.clock,
+                routing=RoutingTable.from_dict(routing, name),
+                sweep_interval=0,
+            )
+            server = BackgroundServer(lambda s=settings: start_payment_server(s)).start()
+            servers.append(server)
+            channel = grpc.insecure_channel(server.address)
+            harnesses[name] = PaymentHarness(server, payment_grpc.PaymentServiceStub(channel), binding_service)
+        yield TwoNodes(harnesses["east"], harnesses["west"], routing)
+    finally:
+        for server in servers:
+            server.stop()

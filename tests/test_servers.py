@@ -15,9 +15,6 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
-from gongji.payment.v1 import payment_service_pb2 as papi
-from tests.helpers import refusal_of
-
 BINDING_RPCS = {
     "UpsertInsuredPerson", "GetInsuredPerson", "UpdateContactInfo", "ReportLifeEvent", "CreateBinding",
     "ReviewBinding", "EndBinding", "GetBinding", "ListBindings", "UpdateSharingLimit", "SetPayerOrder",
@@ -62,13 +59,10 @@ def test_reflection_lists_both_services_and_every_rpc_of_the_api(payment_service
         assert rpcs <= declared
 
 
-def test_an_rpc_built_by_a_later_issue_answers_unimplemented_with_a_reason(payment_service):
-    with pytest.raises(grpc.RpcError) as raised:
-        payment_service.stub.GetClearingReport(papi.GetClearingReportRequest(date="2026-03-02"), timeout=5)
-    refusal = refusal_of(raised.value)
-    assert refusal.code == grpc.StatusCode.UNIMPLEMENTED
-    assert refusal.reason == "NOT_IMPLEMENTED"
-    assert refusal.domain == "payment.gongji"
+def test_a_payment_node_also_serves_the_node_to_node_contract(payment_service):
+    with grpc.insecure_channel(payment_service.server.address) as channel:
+        services = ProtoReflectionDescriptorDatabase(channel).get_services()
+    assert "gongji.node.v1.PaymentNodeService" in services
 
 
 def _free_port() -> int:

@@ -21,7 +21,7 @@ from services.common.idempotency import Outcome, check_same_request, fingerprint
 from services.common.interceptors import RpcFailure
 from services.common.status import status_of
 from services.common.unit_of_work import SqlUnitOfWork
-from shared.errors import DomainError, Reason
+from shared.errors import DomainError, ErrorKind, Reason
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +58,25 @@ class UseCaseRunner(Generic[U]):
 
         return await self.in_thread(read)
 
+    async def transact(self, fn: Callable[[U], T]) -> T:
+        """A write in its own transaction, for work idempotent by its own ids (node-to-node steps)."""
+
+        def write() -> T:
+            with self._unit_of_work() as uow:
+                result = fn(uow)
+                uow.commit()
+                return result
+
+        return await self.in_thread(write)
+
     async def mutate(
         self, method: str, request_id: str, request: Message, response_type: type[R], fn: Callable[[U], R]
     ) -> R:
-        """Runs fn once per request_id; a retry gets the stored answer."""
+        """Runs fn once per request_id; a retry gets the stored answer.
+
+        A transient refusal (ErrorKind.UNAVAILABLE) is not stored: the claim is
+        rolled back with everything else, so a retry with the same key runs again.
+        """
         if not request_id:
             raise DomainError(Reason.FIELD_REQUIRED, "request_id (the idempotency key) is required", field="request_id")
         if len(request_id) > MAX_REQUEST_ID_LENGTH:
@@ -98,6 +113,8 @@ class UseCaseRunner(Generic[U]):
                 outcome = Outcome(True, fn(uow).SerializeToString())
                 effect.commit()
             except DomainError as error:
+                if error.kind in (ErrorKind.UNAVAILABLE, ErrorKind.CONFLICT):
+                    raise  # transient: nothing is stored, so a retry with the same key runs again
                 if error.keep_effects:
                     effect.commit()
                 else:

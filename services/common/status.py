@@ -16,6 +16,7 @@ CODE_OF_KIND: dict[ErrorKind, grpc.StatusCode] = {
     ErrorKind.PRECONDITION: grpc.StatusCode.FAILED_PRECONDITION,
     ErrorKind.PERMISSION: grpc.StatusCode.PERMISSION_DENIED,
     ErrorKind.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+    ErrorKind.CONFLICT: grpc.StatusCode.ABORTED,
 }
 
 

@@ -7,11 +7,13 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
 
 from gongji.binding.v1 import binding_service_pb2_grpc as binding_grpc
+from gongji.node.v1 import node_service_pb2_grpc as node_grpc
 from gongji.payment.v1 import payment_service_pb2_grpc as api_grpc
 from services.binding.entrypoints.grpc_servicer import SERVICE as BINDING_SERVICE
 from services.common.client import peer_channel
@@ -19,11 +21,18 @@ from services.common.clock import Clock, SystemClock
 from services.common.database import create_database_engine, migrate, session_factory
 from services.common.runner import UseCaseRunner
 from services.common.server import RunningServer, ServiceRegistration, start_server
+from services.payment.adapters.node_client import GrpcNodeClient
 from services.payment.entrypoints.grpc_servicer import ERROR_DOMAIN, SERVICE, PaymentServicer
+from services.payment.entrypoints.node_servicer import SERVICE as NODE_SERVICE
+from services.payment.entrypoints.node_servicer import PaymentNodeServicer
+from services.payment.routing import RoutingTable
+from services.payment.service_layer.coordinator import Coordinator, FailPoint, no_failpoint
 from services.payment.service_layer.unit_of_work import PaymentUnitOfWork
 from services.payment.service_layer.use_cases import sweep_expired
+from services.payment.verification import StandInVerifier, Verifier
 
 BINDING_ADDRESS_ENV = "GONGJI_BINDING_ADDRESS"
+FAILPOINT_ENV = "GONGJI_FAILPOINT"
 log = logging.getLogger(__name__)
 
 
@@ -40,29 +49,49 @@ class PaymentSettings:
     clock: Clock = field(default_factory=SystemClock)
     workers: int = 16
     default_hold: timedelta = timedelta(minutes=15)
-    # Seconds between sweeps for expired holds; 0 turns the sweeper off.
+    # Seconds between sweeps for expired holds and cross-node recovery; 0 turns them off.
     sweep_interval: float = 5.0
+    routing: RoutingTable = field(default_factory=RoutingTable.single)
+    verifier: Verifier = field(default_factory=StandInVerifier)
+    node_deadline: float = 2.0
+    # How long a saga may stay PREPARING before recovery presumes its request dead.
+    prepare_lease: timedelta = timedelta(seconds=30)
 
 
 def sweep_once(runner: UseCaseRunner[PaymentUnitOfWork], clock: Clock) -> int:
-    def run() -> int:
-        with runner.unit_of_work() as uow:
-            released = sweep_expired(uow, clock.now())
-            uow.commit()
-            return released
-
-    return run()
+    with runner.unit_of_work() as uow:
+        released = sweep_expired(uow, clock.now())
+        uow.commit()
+        return released
 
 
-async def _sweep_forever(runner: UseCaseRunner[PaymentUnitOfWork], clock: Clock, interval: float) -> None:
+async def _sweep_forever(
+    runner: UseCaseRunner[PaymentUnitOfWork], clock: Clock, coordinator: Coordinator, interval: float
+) -> None:
     while True:
         await asyncio.sleep(interval)
         try:
             released = await runner.in_thread(lambda: sweep_once(runner, clock))
             if released:
                 log.info("released %d expired holds", released)
+            if coordinator.routing.distributed:
+                touched = await coordinator.recover_once()
+                if touched:
+                    log.info("recovery drove %d cross-node transactions", touched)
         except Exception:
             log.exception("sweeping expired holds failed; trying again in %.0fs", interval)
+
+
+def failpoint_from_environment() -> FailPoint:
+    """GONGJI_FAILPOINT=<step> makes the node kill itself there (fault tests only)."""
+    wanted = os.environ.get(FAILPOINT_ENV, "")
+
+    def failpoint(step: str) -> None:
+        if step == wanted:
+            log.error("failpoint %s reached: killing this node", step)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return failpoint if wanted else no_failpoint
 
 
 async def start_payment_server(settings: PaymentSettings) -> RunningServer:
@@ -73,12 +102,26 @@ async def start_payment_server(settings: PaymentSettings) -> RunningServer:
         partial(PaymentUnitOfWork, session_factory(engine)), settings.clock, ERROR_DOMAIN, settings.workers
     )
     channel = peer_channel(settings.binding_address, BINDING_SERVICE)
-    servicer = PaymentServicer(runner, settings.clock, binding_grpc.BindingServiceStub(channel), settings.default_hold)
-    registration = ServiceRegistration(SERVICE, partial(api_grpc.add_PaymentServiceServicer_to_server, servicer))
-    running = await start_server([registration], settings.address, ERROR_DOMAIN)
+    nodes = GrpcNodeClient(settings.node_deadline)
+    coordinator = Coordinator(
+        runner, settings.routing, nodes, settings.clock, lease=settings.prepare_lease,
+        failpoint=failpoint_from_environment(),
+    )  # fmt: skip
+    servicer = PaymentServicer(
+        runner, settings.clock, binding_grpc.BindingServiceStub(channel), coordinator, settings.verifier,
+        settings.default_hold,
+    )  # fmt: skip
+    registrations = [
+        ServiceRegistration(SERVICE, partial(api_grpc.add_PaymentServiceServicer_to_server, servicer)),
+        ServiceRegistration(
+            NODE_SERVICE,
+            partial(node_grpc.add_PaymentNodeServiceServicer_to_server, PaymentNodeServicer(runner, settings.clock)),
+        ),
+    ]
+    running = await start_server(registrations, settings.address, ERROR_DOMAIN)
     sweeper = None
     if settings.sweep_interval > 0:
-        sweeper = asyncio.create_task(_sweep_forever(runner, settings.clock, settings.sweep_interval))
+        sweeper = asyncio.create_task(_sweep_forever(runner, settings.clock, coordinator, settings.sweep_interval))
 
     async def stop_sweeper() -> None:
         if sweeper is not None:
@@ -86,5 +129,5 @@ async def start_payment_server(settings: PaymentSettings) -> RunningServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
 
-    running.cleanups += [engine.dispose, runner.close, channel.close, stop_sweeper]
+    running.cleanups += [engine.dispose, runner.close, channel.close, nodes.close, stop_sweeper]
     return running

@@ -3,7 +3,7 @@ legs, per-binding usage, violations and suspensions."""
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Column, Index, Integer, MetaData, String, Table, Text
 
 from services.common.idempotency import idempotency_table
 from services.common.types import UtcDateTime
@@ -94,6 +94,8 @@ settlement_legs = Table(
     Column("policy_version", String(64), nullable=False),
     Column("payer_admdvs", String(6), nullable=False),
     Column("payer_balance_after_fen", BigInteger, nullable=False),
+    # The payer's province when another node holds the account; "" when local.
+    Column("province", String(2), nullable=False, server_default=""),
 )
 
 binding_usage = Table(
@@ -129,6 +131,82 @@ suspensions = Table(
     Column("operator_id", String(64), nullable=False),
     Column("suspend_time", UtcDateTime, nullable=False),
     Column("lift_time", UtcDateTime, nullable=True),
+)
+
+# The coordinator's durable log of cross-node work (saga / two-phase commit),
+# written in the same transaction as the local state it belongs to.
+node_transactions = Table(
+    "node_transactions",
+    metadata,
+    Column("transaction_id", String(36), primary_key=True),
+    Column("kind", String(16), nullable=False),  # SETTLEMENT or TRANSFER
+    Column("state", String(16), nullable=False),
+    # province → legs ({leg_no, payer_id_number, binding_id, amount_fen, captured_fen}) on that node
+    Column("participants", JSON, nullable=False),
+    # provinces that acknowledged the current phase
+    Column("acknowledged", JSON, nullable=False),
+    Column("coordinator_province", String(2), nullable=False),
+    Column("beneficiary_id_number", String(18), nullable=False),
+    Column("institution_code", String(32), nullable=False),
+    Column("expire_time", UtcDateTime, nullable=False),
+    Column("create_time", UtcDateTime, nullable=False),
+    Column("update_time", UtcDateTime, nullable=False),
+    Index("ix_node_transactions_state", "state", "update_time"),
+)
+
+# A participant's side of cross-node work: holds prepared for a coordinator.
+participant_transactions = Table(
+    "participant_transactions",
+    metadata,
+    Column("transaction_id", String(36), primary_key=True),
+    Column("coordinator_province", String(2), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("beneficiary_id_number", String(18), nullable=False),
+    Column("institution_code", String(32), nullable=False),
+    Column("expire_time", UtcDateTime, nullable=False),
+    Column("create_time", UtcDateTime, nullable=False),
+    Column("update_time", UtcDateTime, nullable=False),
+    Index("ix_participant_transactions_state", "state", "expire_time"),
+)
+
+participant_legs = Table(
+    "participant_legs",
+    metadata,
+    Column("transaction_id", String(36), primary_key=True),
+    Column("leg_no", Integer, primary_key=True),
+    Column("payer_id_number", String(18), nullable=False),
+    Column("account_id", String(64), nullable=False),
+    Column("binding_id", String(36), nullable=False),
+    Column("amount_fen", BigInteger, nullable=False),
+    Column("captured_fen", BigInteger, nullable=False),
+)
+
+transfers = Table(
+    "transfers",
+    metadata,
+    Column("transfer_id", String(36), primary_key=True),
+    Column("request_id", String(128), nullable=False),
+    Column("grantor_id_number", String(18), nullable=False, index=True),
+    Column("beneficiary_id_number", String(18), nullable=False),
+    Column("binding_id", String(36), nullable=False),
+    Column("amount_fen", BigInteger, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("source_province", String(2), nullable=False),
+    Column("target_province", String(2), nullable=False),
+    Column("verification_method", String(16), nullable=False),
+    Column("create_time", UtcDateTime, nullable=False),
+    Column("complete_time", UtcDateTime, nullable=True),
+)
+
+# Wallet credits received from other nodes, one per transfer (idempotency).
+wallet_credits = Table(
+    "wallet_credits",
+    metadata,
+    Column("transfer_id", String(36), primary_key=True),
+    Column("beneficiary_id_number", String(18), nullable=False),
+    Column("amount_fen", BigInteger, nullable=False),
+    Column("source_province", String(2), nullable=False),
+    Column("time", UtcDateTime, nullable=False),
 )
 
 idempotency_keys = idempotency_table(metadata)

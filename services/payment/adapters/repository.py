@@ -109,6 +109,16 @@ class Journal:
             )
         self._session.execute(insert(orm.postings), rows)
 
+    def clearing_movements(self, start: datetime, end: datetime) -> dict[str, int]:
+        """Sum of each clearing account's postings in [start, end)."""
+        p = orm.postings
+        rows = self._session.execute(
+            select(p.c.account_id, func.sum(p.c.amount_fen).label("total"))
+            .where(p.c.account_id.like("CLEARING:%"), p.c.time >= start, p.c.time < end)
+            .group_by(p.c.account_id)
+        )
+        return {row.account_id: int(row.total) for row in rows}
+
     def statement(
         self, account_id: str, start: datetime | None, end: datetime | None, before: int | None, limit: int
     ) -> list[Any]:
@@ -167,6 +177,7 @@ def _leg_values(settlement_id: str, leg: SettlementLeg) -> dict[str, Any]:
         "policy_version": leg.policy_version,
         "payer_admdvs": leg.payer_admdvs,
         "payer_balance_after_fen": leg.payer_balance_after_fen,
+        "province": leg.province,
     }
 
 
@@ -271,6 +282,7 @@ def _settlement(row: Any, legs: list[Any]) -> Settlement:
                 payer_balance_after_fen=leg.payer_balance_after_fen,
                 captured_fen=leg.captured_fen,
                 refunded_fen=leg.refunded_fen,
+                province=leg.province,
             )
             for leg in legs
         ],

@@ -82,25 +82,29 @@ def resolve_request(bill: Bill, at: datetime) -> bapi.ResolvePayersRequest:
     )
 
 
+def grants_from_proto(grants: Any) -> tuple[PayerGrant, ...]:
+    return tuple(
+        PayerGrant(
+            binding_id=g.binding_id,
+            grantor_id_number=g.grantor_id_number,
+            grantor_admdvs=g.grantor_admdvs,
+            relationship=Relationship(common.Relationship.Name(g.relationship).removeprefix("RELATIONSHIP_")),
+            priority=g.priority,
+            share_all=g.share_all,
+            yearly_cap_fen=g.yearly_cap_fen,
+            annual_share_ratio_percent=g.annual_share_ratio_percent,
+            per_use_limit_fen=g.per_use_limit_fen,
+            earmark_shared_amount=g.earmark_shared_amount,
+            min_grantor_balance_fen=g.min_grantor_balance_fen,
+            policy_version=g.policy_version,
+        )
+        for g in grants
+    )
+
+
 def payers_from_proto(answer: bapi.ResolvePayersResponse) -> Payers:
     return Payers(
-        grants=tuple(
-            PayerGrant(
-                binding_id=g.binding_id,
-                grantor_id_number=g.grantor_id_number,
-                grantor_admdvs=g.grantor_admdvs,
-                relationship=Relationship(common.Relationship.Name(g.relationship).removeprefix("RELATIONSHIP_")),
-                priority=g.priority,
-                share_all=g.share_all,
-                yearly_cap_fen=g.yearly_cap_fen,
-                annual_share_ratio_percent=g.annual_share_ratio_percent,
-                per_use_limit_fen=g.per_use_limit_fen,
-                earmark_shared_amount=g.earmark_shared_amount,
-                min_grantor_balance_fen=g.min_grantor_balance_fen,
-                policy_version=g.policy_version,
-            )
-            for g in answer.grants
-        ),
+        grants=grants_from_proto(answer.grants),
         mode=PayerMode.PROPORTIONAL if answer.mode == bpb.PAYER_MODE_PROPORTIONAL else PayerMode.SEQUENTIAL,
         policy_version=answer.policy_version,
     )
@@ -233,4 +237,49 @@ def reconciliation_to_proto(result: Reconciliation) -> api.ReconcileInstitutionR
         settled=totals(result.settled),
         refunded=totals(result.refunded),
         net_fen=result.net_fen,
+    )
+
+
+def grant_to_proto(grant: PayerGrant) -> bapi.PayerGrant:
+    return bapi.PayerGrant(
+        binding_id=grant.binding_id,
+        grantor_id_number=grant.grantor_id_number,
+        grantor_admdvs=grant.grantor_admdvs,
+        relationship=enum_to_proto(common.Relationship, grant.relationship),
+        priority=grant.priority,
+        share_all=grant.share_all,
+        yearly_cap_fen=grant.yearly_cap_fen,
+        annual_share_ratio_percent=grant.annual_share_ratio_percent,
+        per_use_limit_fen=grant.per_use_limit_fen,
+        earmark_shared_amount=grant.earmark_shared_amount,
+        min_grantor_balance_fen=grant.min_grantor_balance_fen,
+        policy_version=grant.policy_version,
+    )
+
+
+TRANSFER_PENDING = pb.TRANSFER_STATE_PENDING
+
+
+def verification_method(value: int) -> str:
+    if value == pb.VERIFICATION_METHOD_FACE:
+        return "FACE"
+    if value == pb.VERIFICATION_METHOD_QR_PASSWORD:
+        return "QR_PASSWORD"
+    raise DomainError(
+        Reason.FIELD_REQUIRED, "verification.method must be FACE or QR_PASSWORD", field="verification.method"
+    )
+
+
+def transfer_to_proto(row: Any) -> pb.Transfer:
+    return pb.Transfer(
+        transfer_id=row.transfer_id,
+        grantor_id_number=row.grantor_id_number,
+        beneficiary_id_number=row.beneficiary_id_number,
+        amount_fen=row.amount_fen,
+        state=pb.TransferState.Value(f"TRANSFER_STATE_{row.state}"),
+        binding_id=row.binding_id,
+        create_time=datetime_to_timestamp(row.create_time),
+        complete_time=datetime_to_timestamp(row.complete_time),
+        source_province=row.source_province,
+        target_province=row.target_province,
     )

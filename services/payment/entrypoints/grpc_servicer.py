@@ -13,8 +13,10 @@ import grpc
 from google.protobuf.message import Message
 from grpc_status import rpc_status
 
+from gongji.binding.v1 import binding_pb2 as bpb
 from gongji.binding.v1 import binding_service_pb2 as bapi
 from gongji.binding.v1 import binding_service_pb2_grpc as binding_grpc
+from gongji.payment.v1 import payment_pb2 as pb
 from gongji.payment.v1 import payment_service_pb2 as api
 from gongji.payment.v1 import payment_service_pb2_grpc as api_grpc
 from services.common.clock import Clock
@@ -24,7 +26,9 @@ from services.common.runner import UseCaseRunner
 from services.common.status import error_info_of, status_of
 from services.payment.entrypoints import converters as convert
 from services.payment.service_layer import inquiries, use_cases
+from services.payment.service_layer.coordinator import Coordinator
 from services.payment.service_layer.unit_of_work import PaymentUnitOfWork
+from services.payment.verification import Verifier
 from shared.errors import DomainError, Reason
 from shared.identity import validate_id_number
 from shared.ledger import AccountKind, account_id, month_bounds, year_of
@@ -64,14 +68,32 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
         runner: UseCaseRunner[PaymentUnitOfWork],
         clock: Clock,
         binding: binding_grpc.BindingServiceStub,
+        coordinator: Coordinator,
+        verifier: Verifier,
         default_hold: timedelta = timedelta(minutes=15),
         binding_deadline: float = 2.0,
     ) -> None:
         self._run = runner
         self._clock = clock
         self._binding = binding
+        self._coordinator = coordinator
+        self._verifier = verifier
         self._default_hold = default_hold
         self._binding_deadline = binding_deadline
+
+    async def _elsewhere(self, method: str, request: Message, settlement_id: str) -> Message | None:
+        """The answer of the node holding a settlement this node does not know, if there is one."""
+        if not self._coordinator.routing.distributed:
+            return None
+        here = await self._run.query(lambda uow: uow.settlements.get(settlement_id))
+        if here is not None:
+            return None
+        return await self._coordinator.forward_to_holder(method, request, settlement_id)
+
+    async def _follow_up(self, settlement_id: str) -> None:
+        """Applies a cross-node decision made by the last request (no-op on a single node)."""
+        if self._coordinator.routing.distributed and settlement_id:
+            await self._coordinator.finish(settlement_id)
 
     # Who may pay ---------------------------------------------------------------------
 
@@ -117,6 +139,9 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
         if not request.HasField("bill"):
             raise DomainError(Reason.FIELD_REQUIRED, "bill is required", field="bill")
         bill = convert.bill_from_proto(request.bill)
+        routing = self._coordinator.routing
+        if not routing.is_local(bill.institution_admdvs):
+            return await self._coordinator.forward(routing.owner_of(bill.institution_admdvs), name, request)
         now = self._clock.now()
         response_type = api.SettleResponse if capture else api.AuthorizeSettlementResponse
         expire = now + self._default_hold if capture else self._expire_time(request, now)  # type: ignore[arg-type]
@@ -129,22 +154,24 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
 
             return await self._run.mutate(_method(name), request.request_id, request, response_type, refuse)
         payers = await self._payers(bill, now)
+        prepared = None
+        if not isinstance(payers, DomainError):
+            prepared = await self._coordinator.prepare(bill, payers, expire)
 
         def run(uow: PaymentUnitOfWork) -> Message:
             if isinstance(payers, DomainError):
                 _raise(payers)
             settlement = use_cases.authorize(
-                uow,
-                bill,
-                payers,
-                expire,
-                self._clock.now(),
-                request.request_id,
-                capture=capture,  # type: ignore[arg-type]
-            )
+                uow, bill, payers, expire, self._clock.now(), request.request_id, capture=capture,  # type: ignore[arg-type]
+                prepared=prepared if prepared and prepared.capacities else None,
+            )  # fmt: skip
             return response_type(settlement=convert.settlement_to_proto(settlement))
 
-        return await self._run.mutate(_method(name), request.request_id, request, response_type, run)
+        try:
+            return await self._run.mutate(_method(name), request.request_id, request, response_type, run)
+        finally:
+            if prepared is not None and prepared.capacities:
+                await self._coordinator.settled(prepared.transaction_id)
 
     # Accounts ------------------------------------------------------------------------
 
@@ -225,6 +252,11 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
         if not request.HasField("bill"):
             raise DomainError(Reason.FIELD_REQUIRED, "bill is required", field="bill")
         bill = convert.bill_from_proto(request.bill)
+        routing = self._coordinator.routing
+        if not routing.is_local(bill.institution_admdvs):
+            return await self._coordinator.forward(
+                routing.owner_of(bill.institution_admdvs), "QuoteSettlement", request
+            )
         at = timestamp_to_datetime(request, "at_time") or self._clock.now()
         payers = await self._payers(bill, at)
         if isinstance(payers, DomainError):
@@ -250,9 +282,14 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
             settlement = use_cases.capture(uow, request.settlement_id, request.amount_fen, self._clock.now())
             return api.CaptureSettlementResponse(settlement=convert.settlement_to_proto(settlement))
 
-        return await self._run.mutate(
+        forwarded = await self._elsewhere("CaptureSettlement", request, request.settlement_id)
+        if forwarded is not None:
+            return forwarded
+        answer = await self._run.mutate(
             _method("CaptureSettlement"), request.request_id, request, api.CaptureSettlementResponse, run
         )
+        await self._follow_up(answer.settlement.settlement_id)
+        return answer
 
     async def ReleaseSettlement(
         self, request: api.ReleaseSettlementRequest, context: grpc.aio.ServicerContext
@@ -261,9 +298,14 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
             settlement = use_cases.release(uow, request.settlement_id, self._clock.now())
             return api.ReleaseSettlementResponse(settlement=convert.settlement_to_proto(settlement))
 
-        return await self._run.mutate(
+        forwarded = await self._elsewhere("ReleaseSettlement", request, request.settlement_id)
+        if forwarded is not None:
+            return forwarded
+        answer = await self._run.mutate(
             _method("ReleaseSettlement"), request.request_id, request, api.ReleaseSettlementResponse, run
         )
+        await self._follow_up(answer.settlement.settlement_id)
+        return answer
 
     async def RefundSettlement(
         self, request: api.RefundSettlementRequest, context: grpc.aio.ServicerContext
@@ -272,9 +314,14 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
             settlement = use_cases.refund(uow, request.settlement_id, self._clock.now(), request.request_id)
             return api.RefundSettlementResponse(settlement=convert.settlement_to_proto(settlement))
 
-        return await self._run.mutate(
+        forwarded = await self._elsewhere("RefundSettlement", request, request.settlement_id)
+        if forwarded is not None:
+            return forwarded
+        answer = await self._run.mutate(
             _method("RefundSettlement"), request.request_id, request, api.RefundSettlementResponse, run
         )
+        await self._follow_up(answer.settlement.settlement_id)
+        return answer
 
     async def ReverseRequest(
         self, request: api.ReverseRequestRequest, context: grpc.aio.ServicerContext
@@ -297,13 +344,18 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
                 settlement=convert.settlement_to_proto(outcome.settlement) if outcome.settlement else None,
             )
 
-        return await self._run.mutate(
+        answer = await self._run.mutate(
             _method("ReverseRequest"), request.request_id, request, api.ReverseRequestResponse, run
         )
+        await self._follow_up(answer.settlement.settlement_id)
+        return answer
 
     async def GetSettlement(
         self, request: api.GetSettlementRequest, context: grpc.aio.ServicerContext
     ) -> api.GetSettlementResponse:
+        forwarded = await self._elsewhere("GetSettlement", request, request.settlement_id)
+        if forwarded is not None:
+            return forwarded
         settlement = await self._run.query(lambda uow: use_cases.get_settlement(uow, request.settlement_id))
         return api.GetSettlementResponse(settlement=convert.settlement_to_proto(settlement))
 
@@ -374,4 +426,112 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
             entry_count=audit.entry_count,
             account_count=audit.account_count,
             problems=list(audit.problems),
+        )
+
+    # Wallets and clearing (DOMAIN §3.5) ----------------------------------------------------
+
+    async def ActivateWallet(
+        self, request: api.ActivateWalletRequest, context: grpc.aio.ServicerContext
+    ) -> api.ActivateWalletResponse:
+        id_number = validate_id_number(request.id_number)
+        admdvs = validate_admdvs(request.admdvs, "admdvs")
+        if not self._coordinator.routing.is_local(admdvs):
+            peer = self._coordinator.routing.owner_of(admdvs)
+            raise DomainError(
+                Reason.FIELD_INVALID,
+                f"wallets of province {admdvs[:2]} are kept by payment node {peer.name} at {peer.address}",
+                field="admdvs",
+            )
+
+        def run(uow: PaymentUnitOfWork) -> api.ActivateWalletResponse:
+            account = use_cases.activate_wallet(uow, id_number, admdvs, self._clock.now())
+            return api.ActivateWalletResponse(account=convert.account_to_proto(account, []))
+
+        return await self._run.mutate(
+            _method("ActivateWallet"), request.request_id, request, api.ActivateWalletResponse, run
+        )
+
+    async def TransferToWallet(
+        self, request: api.TransferToWalletRequest, context: grpc.aio.ServicerContext
+    ) -> api.TransferToWalletResponse:
+        grantor = validate_id_number(request.grantor_id_number, "grantor_id_number")
+        beneficiary = validate_id_number(request.beneficiary_id_number, "beneficiary_id_number")
+        amount = convert.require_positive(request.amount_fen, "amount_fen")
+        method = convert.verification_method(request.verification.method)
+        if not self._verifier.verify(method, request.verification.token, grantor):
+            raise DomainError(
+                Reason.VERIFICATION_FAILED,
+                "the face or QR-code password verification did not confirm the grantor",
+                field="verification.token",
+            )
+        binding_id, beneficiary_admdvs, grantor_admdvs = await self._bound_pair(grantor, beneficiary)
+        routing = self._coordinator.routing
+        if not routing.is_local(grantor_admdvs):
+            raise DomainError(
+                Reason.FIELD_INVALID,
+                f"send the transfer to payment node {routing.owner_of(grantor_admdvs).name}, "
+                "which keeps the grantor's account",
+                field="grantor_id_number",
+            )
+        policy = await self._binding.GetRegionPolicy(
+            bapi.GetRegionPolicyRequest(admdvs=grantor_admdvs), timeout=self._binding_deadline
+        )
+        order = use_cases.TransferOrder(
+            transfer_id=use_cases.new_id(), request_id=request.request_id, grantor_id_number=grantor,
+            beneficiary_id_number=beneficiary, beneficiary_province=beneficiary_admdvs[:2], binding_id=binding_id,
+            amount_fen=amount, verification_method=method,
+            transfers_per_day=policy.policy.wallet_transfers_per_day, max_fen=policy.policy.wallet_transfer_max_fen,
+        )  # fmt: skip
+        wallet_is_local = routing.is_local(beneficiary_admdvs)
+
+        def run(uow: PaymentUnitOfWork) -> api.TransferToWalletResponse:
+            row = use_cases.transfer_to_wallet(uow, order, wallet_is_local, self._clock.now())
+            return api.TransferToWalletResponse(transfer=convert.transfer_to_proto(row))
+
+        answer = await self._run.mutate(
+            _method("TransferToWallet"), request.request_id, request, api.TransferToWalletResponse, run
+        )
+        if answer.transfer.state == convert.TRANSFER_PENDING:
+            await self._coordinator.finish(answer.transfer.transfer_id)
+            row = await self._run.query(lambda uow: use_cases.get_transfer(uow, answer.transfer.transfer_id))
+            return api.TransferToWalletResponse(transfer=convert.transfer_to_proto(row))
+        return answer
+
+    async def _bound_pair(self, grantor: str, beneficiary: str) -> tuple[str, str, str]:
+        """The active binding between the two, and both parties' regions, from the binding service."""
+        try:
+            listed = await self._binding.ListBindings(
+                bapi.ListBindingsRequest(grantor_id_number=grantor, states=[bpb.BINDING_STATE_ACTIVE], page_size=50),
+                timeout=self._binding_deadline,
+            )
+        except grpc.aio.AioRpcError as error:
+            raise DomainError(
+                Reason.BINDING_SERVICE_UNAVAILABLE, f"the binding service did not answer: {error.code().name}"
+            ) from None
+        for binding in listed.bindings:
+            if binding.beneficiary_id_number == beneficiary:
+                return binding.binding_id, binding.beneficiary_admdvs, binding.grantor_admdvs
+        raise DomainError(
+            Reason.BINDING_NOT_ACTIVE,
+            "the grantor has no active binding with this beneficiary",
+            field="beneficiary_id_number",
+        )
+
+    async def GetTransfer(
+        self, request: api.GetTransferRequest, context: grpc.aio.ServicerContext
+    ) -> api.GetTransferResponse:
+        row = await self._run.query(lambda uow: use_cases.get_transfer(uow, request.transfer_id))
+        return api.GetTransferResponse(transfer=convert.transfer_to_proto(row))
+
+    async def GetClearingReport(
+        self, request: api.GetClearingReportRequest, context: grpc.aio.ServicerContext
+    ) -> api.GetClearingReportResponse:
+        local = self._coordinator.routing.me.provinces
+        rows = await self._run.query(lambda uow: use_cases.clearing_report(uow, request.date, local))
+        return api.GetClearingReportResponse(
+            date=request.date,
+            balances=[
+                pb.ProvinceBalance(debtor_province=debtor, creditor_province=creditor, amount_fen=amount)
+                for debtor, creditor, amount in rows
+            ],
         )

@@ -6,6 +6,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from services.common.unit_of_work import SqlUnitOfWork
 from services.payment.adapters import orm
+from services.payment.adapters.node_repository import NodeTransactionLog, ParticipantLog, TransferRepository
 from services.payment.adapters.repository import (
     AccountRepository,
     AuditQueries,
@@ -23,6 +24,9 @@ class PaymentUnitOfWork(SqlUnitOfWork):
     usage: UsageRepository
     violations: ViolationRepository
     audit: AuditQueries
+    node_transactions: NodeTransactionLog
+    participants: ParticipantLog
+    transfers: TransferRepository
 
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         super().__init__(sessions, orm.idempotency_keys)
@@ -34,3 +38,6 @@ class PaymentUnitOfWork(SqlUnitOfWork):
         self.usage = UsageRepository(session)
         self.violations = ViolationRepository(session)
         self.audit = AuditQueries(session)
+        self.node_transactions = NodeTransactionLog(session)
+        self.participants = ParticipantLog(session)
+        self.transfers = TransferRepository(session)

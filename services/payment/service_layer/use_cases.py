@@ -8,11 +8,15 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+from services.payment.service_layer import coordination
+from services.payment.service_layer.coordination import Prepared, RemoteCapacity
 from services.payment.service_layer.unit_of_work import PaymentUnitOfWork
 from shared.deduction import Capacity, Leg, PaymentSource, least, shrink, split_bill
 from shared.errors import DomainError, Reason
 from shared.ledger import (
+    CHINA_STANDARD_TIME,
     CONTRIBUTIONS_ACCOUNT,
     Account,
     AccountKind,
@@ -20,12 +24,15 @@ from shared.ledger import (
     Posting,
     Purpose,
     account_id,
+    clearing,
+    day_bounds,
     personal_account,
     receivable,
     wallet,
     year_of,
 )
 from shared.payers import PayerGrant, PayerMode
+from shared.regions import province_of
 from shared.settlements import (
     Bill,
     Settlement,
@@ -47,7 +54,7 @@ class Payers:
     policy_version: str = ""
 
 
-def _new_id() -> str:
+def new_id() -> str:
     return str(uuid.uuid4())
 
 
@@ -81,7 +88,7 @@ def credit_account(
             metadata={"available_fen": str(account.available_fen)},
         )
     entry = JournalEntry(
-        entry_id=_new_id(),
+        entry_id=new_id(),
         time=now,
         purpose=purpose,
         postings=(Posting(CONTRIBUTIONS_ACCOUNT, -amount_fen), Posting(target, amount_fen)),
@@ -111,12 +118,30 @@ class Draw:
     grants: list[Capacity]
     accounts: dict[str, Account]
     year: int
+    remote: dict[str, RemoteCapacity]
 
 
-def _draw(uow: PaymentUnitOfWork, bill: Bill, payers: Payers, now: datetime) -> Draw:
+def _draw(
+    uow: PaymentUnitOfWork,
+    bill: Bill,
+    payers: Payers,
+    now: datetime,
+    remote: dict[str, RemoteCapacity] | None = None,
+    local_provinces: frozenset[str] | None = None,
+) -> Draw:
+    """Locks the local accounts a bill may draw on and says what each payer can give.
+
+    Grants on another node's accounts take the capacity that node reported
+    (`remote`, by binding id); without it they are left out.
+    """
     patient = bill.patient_id_number
-    grants = [g for g in payers.grants if g.grantor_id_number != patient]
-    wanted = [wallet(patient), *(personal_account(g.grantor_id_number) for g in grants)]
+    remote = remote or {}
+
+    def local(grant: PayerGrant) -> bool:
+        return local_provinces is None or province_of(grant.grantor_admdvs) in local_provinces
+
+    grants = [g for g in payers.grants if g.grantor_id_number != patient and (local(g) or g.binding_id in remote)]
+    wanted = [wallet(patient), *(personal_account(g.grantor_id_number) for g in grants if local(g))]
     if bill.use_own_account:
         wanted.append(personal_account(patient))
     locked = uow.accounts.lock(wanted)
@@ -133,6 +158,13 @@ def _draw(uow: PaymentUnitOfWork, bill: Bill, payers: Payers, now: datetime) -> 
         own.append(Capacity(patient, PaymentSource.WALLET, purse.available_fen, policy_version=payers.policy_version))
     capacities = []
     for grant in grants:
+        if not local(grant):
+            far = remote[grant.binding_id]
+            capacities.append(
+                Capacity(grant.grantor_id_number, PaymentSource.MUTUAL_AID, far.limit_fen, grant.binding_id,
+                         grant.policy_version)
+            )  # fmt: skip
+            continue
         account = locked.get(personal_account(grant.grantor_id_number))
         if account is None:
             continue  # no personal account on this node
@@ -140,15 +172,17 @@ def _draw(uow: PaymentUnitOfWork, bill: Bill, payers: Payers, now: datetime) -> 
             Capacity(
                 grant.grantor_id_number,
                 PaymentSource.MUTUAL_AID,
-                _grant_limit(grant, account, usage.get(grant.grantor_id_number, {})),
+                grant_limit(grant, account, usage.get(grant.grantor_id_number, {})),
                 grant.binding_id,
                 grant.policy_version,
             )
         )
-    return Draw(own, capacities, locked, year)
+    return Draw(
+        own, capacities, locked, year, {b: r for b, r in remote.items() if any(g.binding_id == b for g in grants)}
+    )
 
 
-def _grant_limit(grant: PayerGrant, account: Account, usage: dict[str, tuple[int, int]]) -> int:
+def grant_limit(grant: PayerGrant, account: Account, usage: dict[str, tuple[int, int]]) -> int:
     """The least of: available balance (less any minimum the region makes the grantor keep),
     the binding's yearly cap left, the regional annual quota left, the per-use limit."""
     shared_here, held_here = usage.get(grant.binding_id, (0, 0))
@@ -177,12 +211,15 @@ def _settlement_from_split(
         )
     legs = []
     for number, leg in enumerate(split.legs, start=1):
-        target = (
-            personal_account(leg.payer_id_number)
-            if leg.source is not PaymentSource.WALLET
-            else wallet(leg.payer_id_number)
-        )
-        account = draw.accounts[target]
+        far = draw.remote.get(leg.binding_id) if leg.source is PaymentSource.MUTUAL_AID else None
+        if far is not None:
+            province = province_of(far.admdvs)
+            target, admdvs, available = f"REMOTE:{province}:{leg.payer_id_number}", far.admdvs, far.available_fen
+        else:
+            province = ""
+            own_kind = leg.source is PaymentSource.WALLET
+            target = wallet(leg.payer_id_number) if own_kind else personal_account(leg.payer_id_number)
+            admdvs, available = draw.accounts[target].admdvs, draw.accounts[target].available_fen
         legs.append(
             SettlementLeg(
                 leg_no=number,
@@ -192,12 +229,13 @@ def _settlement_from_split(
                 amount_fen=leg.amount_fen,
                 binding_id=leg.binding_id,
                 policy_version=leg.policy_version,
-                payer_admdvs=account.admdvs,
-                payer_balance_after_fen=account.available_fen - leg.amount_fen,
+                payer_admdvs=admdvs,
+                payer_balance_after_fen=available - leg.amount_fen,
+                province=province,
             )
         )
     return Settlement(
-        settlement_id=_new_id() if request_id else "",
+        settlement_id=new_id() if request_id else "",
         request_id=request_id,
         bill=bill,
         state=SettlementState.AUTHORIZED,
@@ -234,11 +272,21 @@ def authorize(
     now: datetime,
     request_id: str,
     capture: bool = False,
+    prepared: Prepared | None = None,
 ) -> Settlement:
-    """Holds every leg at once (all or none); with capture, settles in the same transaction."""
+    """Holds every leg at once (all or none); with capture, settles in the same transaction.
+
+    With `prepared`, legs on other nodes' accounts were held there already (up to
+    the prepared amounts); the settlement and the saga record that will commit or
+    abort them are written together here.
+    """
     check_not_suspended(uow, bill.credential_holder)
-    draw = _draw(uow, bill, payers, now)
+    remote = prepared.capacities if prepared else None
+    local_provinces = prepared.local_provinces if prepared else None
+    draw = _draw(uow, bill, payers, now, remote, local_provinces)
     settlement = _settlement_from_split(bill, payers, draw, request_id, now, expire_time)
+    if prepared is not None:
+        settlement.settlement_id = prepared.transaction_id
     if capture:
         for leg in settlement.legs:
             leg.captured_fen = leg.amount_fen
@@ -247,20 +295,26 @@ def authorize(
         settlement.capture_time = now
         settlement.captured_fen = sum(leg.captured_fen for leg in settlement.legs)
     else:
-        for leg in settlement.legs:
+        for leg in _local(settlement):
             draw.accounts[leg.account_id].held_fen += leg.amount_fen
             if leg.source is PaymentSource.MUTUAL_AID:
                 uow.usage.add(leg.binding_id, draw.year, leg.payer_id_number, bill.patient_id_number, 0, leg.amount_fen)
-    uow.accounts.save_amounts([draw.accounts[a] for a in sorted({leg.account_id for leg in settlement.legs})])
+    uow.accounts.save_amounts([draw.accounts[a] for a in sorted({leg.account_id for leg in _local(settlement)})])
     uow.settlements.add(settlement)
+    if prepared is not None:
+        coordination.record(uow, settlement, prepared, now)
     return settlement
+
+
+def _local(settlement: Settlement) -> list[SettlementLeg]:
+    return [leg for leg in settlement.legs if not leg.is_remote]
 
 
 def record_impersonation(uow: PaymentUnitOfWork, bill: Bill, suspension_threshold: int, now: datetime) -> None:
     """DOMAIN §3.2: records the violation against the card's holder, suspends at the
     region's threshold, and refuses the settlement."""
     holder = bill.credential_holder
-    count = uow.violations.add(_new_id(), holder, bill.patient_id_number, bill.institution_code, now)
+    count = uow.violations.add(new_id(), holder, bill.patient_id_number, bill.institution_code, now)
     if suspension_threshold and count >= suspension_threshold:
         current = uow.violations.suspension(holder, for_update=True)
         if current is None or not current.active:
@@ -289,6 +343,11 @@ def _post_capture(
     year = year_of(now)
     postings: list[Posting] = []
     for leg in settlement.legs:
+        if leg.is_remote:
+            # The payer's node moves the money; here the institution is owed it by that province.
+            if leg.captured_fen:
+                postings += _via_clearing(uow, bill, leg, leg.captured_fen, now, payer_side=False)
+            continue
         if release_holds:
             locked[leg.account_id].held_fen -= leg.amount_fen
         if leg.source is PaymentSource.MUTUAL_AID:
@@ -297,26 +356,53 @@ def _post_capture(
                 leg.binding_id, year, leg.payer_id_number, bill.patient_id_number, leg.captured_fen, held_back
             )
         if leg.captured_fen:
-            postings += [
-                Posting(leg.account_id, -leg.captured_fen, bill.patient_id_number, leg.binding_id),
-                Posting(institution, leg.captured_fen, leg.payer_id_number, leg.binding_id),
-            ]
+            postings += _via_clearing(uow, bill, leg, leg.captured_fen, now, payer_side=True)
         leg.payer_balance_after_fen = locked[leg.account_id].available_fen - (0 if release_holds else leg.captured_fen)
     if postings:
         entry = JournalEntry(
-            _new_id(), now, Purpose.SETTLEMENT, tuple(postings), settlement_id=settlement.settlement_id,
+            new_id(), now, Purpose.SETTLEMENT, tuple(postings), settlement_id=settlement.settlement_id,
             institution_code=bill.institution_code, request_id=settlement.request_id,
         )  # fmt: skip
         uow.journal.record(entry, locked)
     if release_holds:
-        for leg in settlement.legs:
+        for leg in _local(settlement):
             leg.payer_balance_after_fen = locked[leg.account_id].available_fen
 
 
+def _via_clearing(
+    uow: PaymentUnitOfWork, bill: Bill, leg: SettlementLeg, amount: int, now: datetime, payer_side: bool
+) -> list[Posting]:
+    """Postings that pay the institution `amount` from the leg's payer (a negative amount gives it back).
+
+    Money that crosses a province line passes through both provinces' clearing
+    accounts, so each province's debt to another can be read off the journal (清算).
+    With payer_side False the payer's own node books the payer's half.
+    """
+    institution = receivable(bill.institution_code)
+    institution_province = province_of(bill.institution_admdvs)
+    payer_province = province_of(leg.payer_admdvs) if leg.payer_admdvs else institution_province
+    postings = []
+    if payer_side:
+        postings.append(Posting(leg.account_id, -amount, bill.patient_id_number, leg.binding_id))
+    if payer_province != institution_province:
+        owed_to_payer_side = clearing(institution_province, payer_province)
+        _ensure_clearing(uow, institution_province, payer_province, now)
+        if payer_side:
+            _ensure_clearing(uow, payer_province, institution_province, now)
+            postings.append(Posting(clearing(payer_province, institution_province), amount, leg.payer_id_number))
+        postings.append(Posting(owed_to_payer_side, -amount, leg.payer_id_number, leg.binding_id))
+    postings.append(Posting(institution, amount, leg.payer_id_number, leg.binding_id))
+    return postings
+
+
+def _ensure_clearing(uow: PaymentUnitOfWork, own: str, other: str, now: datetime) -> None:
+    uow.accounts.ensure(Account(clearing(own, other), AccountKind.CLEARING, f"{own}:{other}", own + "0000"), now)
+
+
 def _release_holds(uow: PaymentUnitOfWork, settlement: Settlement, state: SettlementState, now: datetime) -> None:
-    locked = uow.accounts.lock(leg.account_id for leg in settlement.legs)
+    locked = uow.accounts.lock(leg.account_id for leg in _local(settlement))
     year = year_of(settlement.create_time)
-    for leg in settlement.legs:
+    for leg in _local(settlement):
         locked[leg.account_id].held_fen -= leg.amount_fen
         if leg.source is PaymentSource.MUTUAL_AID:
             uow.usage.add(
@@ -326,6 +412,7 @@ def _release_holds(uow: PaymentUnitOfWork, settlement: Settlement, state: Settle
     settlement.state = state
     settlement.close_time = now
     uow.settlements.save(settlement)
+    coordination.decide(uow, settlement, coordination.ABORTING, now)
 
 
 def capture(uow: PaymentUnitOfWork, settlement_id: str, final_fen: int, now: datetime) -> Settlement:
@@ -350,7 +437,7 @@ def capture(uow: PaymentUnitOfWork, settlement_id: str, final_fen: int, now: dat
     captured, cash = shrink(legs, settlement.cash_pay_fen, final)
     for leg, amount in zip(settlement.legs, captured, strict=True):
         leg.captured_fen = amount
-    locked = uow.accounts.lock(leg.account_id for leg in settlement.legs)
+    locked = uow.accounts.lock(leg.account_id for leg in _local(settlement))
     _post_capture(uow, settlement, locked, now, release_holds=True)
     uow.accounts.save_amounts(list(locked.values()))
     settlement.state = SettlementState.CAPTURED
@@ -358,6 +445,7 @@ def capture(uow: PaymentUnitOfWork, settlement_id: str, final_fen: int, now: dat
     settlement.captured_fen = sum(captured)
     settlement.capture_time = now
     uow.settlements.save(settlement)
+    coordination.decide(uow, settlement, coordination.COMMITTING, now)
     return settlement
 
 
@@ -387,14 +475,20 @@ def refund(uow: PaymentUnitOfWork, settlement_id: str, now: datetime, request_id
     settlement.state = SettlementState.REFUNDED
     settlement.close_time = now
     uow.settlements.save(settlement)
+    coordination.decide(uow, settlement, coordination.REFUNDING, now)
     return settlement
 
 
 def _move_back(uow: PaymentUnitOfWork, settlement: Settlement, now: datetime, request_id: str, direction: int) -> None:
     """direction +1 refunds the captured legs; -1 charges them again (a reversed undo)."""
     bill = settlement.bill
-    institution = receivable(bill.institution_code)
-    locked = uow.accounts.lock(leg.account_id for leg in settlement.legs)
+    if direction < 0 and any(leg.is_remote for leg in settlement.legs):
+        raise DomainError(
+            Reason.FIELD_INVALID,
+            "an undo of a cross-province settlement cannot be reversed; settle the bill again",
+            field="original_request_id",
+        )
+    locked = uow.accounts.lock(leg.account_id for leg in _local(settlement))
     year = year_of(settlement.capture_time or now)
     postings: list[Posting] = []
     for leg in settlement.legs:
@@ -406,22 +500,19 @@ def _move_back(uow: PaymentUnitOfWork, settlement: Settlement, now: datetime, re
                 Reason.INSUFFICIENT_FUNDS,
                 f"{leg.payer_id_number} no longer has {leg.captured_fen} fen to pay the settlement again",
             )
-        postings += [
-            Posting(leg.account_id, amount, bill.patient_id_number, leg.binding_id),
-            Posting(institution, -amount, leg.payer_id_number, leg.binding_id),
-        ]
+        postings += _via_clearing(uow, bill, leg, -amount, now, payer_side=not leg.is_remote)
         leg.refunded_fen = leg.captured_fen if direction > 0 else 0
-        if leg.source is PaymentSource.MUTUAL_AID:
+        if leg.source is PaymentSource.MUTUAL_AID and not leg.is_remote:
             uow.usage.add(leg.binding_id, year, leg.payer_id_number, bill.patient_id_number, -amount, 0)
     purpose = Purpose.REFUND if direction > 0 else Purpose.REVERSAL
     entry = JournalEntry(
-        _new_id(), now, purpose, tuple(postings), settlement_id=settlement.settlement_id,
+        new_id(), now, purpose, tuple(postings), settlement_id=settlement.settlement_id,
         institution_code=bill.institution_code, request_id=request_id,
     )  # fmt: skip
     if postings:
         uow.journal.record(entry, locked)
     uow.accounts.save_amounts(list(locked.values()))
-    for leg in settlement.legs:
+    for leg in _local(settlement):
         leg.payer_balance_after_fen = locked[leg.account_id].available_fen
     settlement.refunded_fen = sum(leg.refunded_fen for leg in settlement.legs)
 
@@ -485,6 +576,7 @@ def _undo(uow: PaymentUnitOfWork, settlement: Settlement, method: str, now: date
             _move_back(uow, settlement, now, request_id, direction=+1)
             settlement.state, settlement.close_time = SettlementState.REVERSED, now
             uow.settlements.save(settlement)
+            coordination.decide(uow, settlement, coordination.REFUNDING, now)
     elif method == "RefundSettlement" and state is SettlementState.REFUNDED:
         _move_back(uow, settlement, now, request_id, direction=-1)
         settlement.state, settlement.close_time = SettlementState.CAPTURED, None
@@ -493,3 +585,158 @@ def _undo(uow: PaymentUnitOfWork, settlement: Settlement, method: str, now: date
         raise DomainError(
             Reason.ALREADY_RELEASED, "released holds are not placed again; authorize the bill anew", keep_effects=False
         )
+
+
+def plan_remote_legs(
+    uow: PaymentUnitOfWork,
+    bill: Bill,
+    payers: Payers,
+    remote: dict[str, RemoteCapacity],
+    local_provinces: frozenset[str],
+    now: datetime,
+) -> dict[str, int]:
+    """The amounts a bill would take from grantors on other nodes, by binding id (nothing is written)."""
+    draw = _draw(uow, bill, payers, now, remote, local_provinces)
+    split = split_bill(bill.self_pay_fen, draw.own, draw.grants, payers.mode)
+    return {leg.binding_id: leg.amount_fen for leg in split.legs if leg.binding_id in draw.remote}
+
+
+# Wallet transfers (DOMAIN §3.5, §5) --------------------------------------------------------
+
+TRANSFER_WINDOW_HOURS = range(6, 22)  # none between 22:00 and 06:00 China Standard Time
+
+
+@dataclass(frozen=True)
+class TransferOrder:
+    transfer_id: str
+    request_id: str
+    grantor_id_number: str
+    beneficiary_id_number: str
+    beneficiary_province: str
+    binding_id: str
+    amount_fen: int
+    verification_method: str
+    transfers_per_day: int
+    max_fen: int
+
+
+def activate_wallet(uow: PaymentUnitOfWork, id_number: str, admdvs: str, now: datetime) -> Account:
+    uow.accounts.ensure(Account(wallet(id_number), AccountKind.WALLET, id_number, admdvs), now)
+    account = uow.accounts.get(wallet(id_number))
+    assert account is not None
+    return account
+
+
+def transfer_to_wallet(uow: PaymentUnitOfWork, order: TransferOrder, wallet_is_local: bool, now: datetime) -> Any:
+    """Moves money from the grantor's personal account towards the beneficiary's wallet.
+
+    Local wallets are credited in the same transaction; a wallet on another node
+    is credited by that node, driven by a TRANSFER saga written here.
+    """
+    local_time = now.astimezone(CHINA_STANDARD_TIME)
+    if local_time.hour not in TRANSFER_WINDOW_HOURS:
+        raise DomainError(Reason.TRANSFER_NOT_ALLOWED_NOW, "wallet transfers are closed between 22:00 and 06:00")
+    if order.max_fen and order.amount_fen > order.max_fen:
+        raise DomainError(
+            Reason.TRANSFER_LIMIT_REACHED,
+            f"one transfer may carry at most {order.max_fen} fen",
+            field="amount_fen",
+            metadata={"max_fen": str(order.max_fen)},
+        )
+    source = personal_account(order.grantor_id_number)
+    locked = uow.accounts.lock([source, wallet(order.beneficiary_id_number)] if wallet_is_local else [source])
+    if uow.transfers.pending_of_grantor(order.grantor_id_number):
+        raise DomainError(Reason.TRANSFER_PENDING, "an earlier transfer is not accepted yet; wait for it")
+    day_start = local_time.replace(hour=0, minute=0, second=0, microsecond=0)
+    if order.transfers_per_day and len(uow.transfers.of_grantor_since(order.grantor_id_number, day_start)) >= (
+        order.transfers_per_day
+    ):
+        raise DomainError(
+            Reason.TRANSFER_LIMIT_REACHED,
+            f"at most {order.transfers_per_day} transfers a day",
+            metadata={"transfers_per_day": str(order.transfers_per_day)},
+        )
+    account = locked.get(source)
+    if account is None or account.available_fen < order.amount_fen:
+        raise DomainError(
+            Reason.INSUFFICIENT_FUNDS,
+            f"the personal account has {account.available_fen if account else 0} fen available",
+            metadata={"available_fen": str(account.available_fen if account else 0)},
+        )
+    target = locked.get(wallet(order.beneficiary_id_number)) if wallet_is_local else None
+    if wallet_is_local and target is None:
+        raise DomainError(
+            Reason.WALLET_NOT_ACTIVATED, "the beneficiary's wallet is not activated", field="beneficiary_id_number"
+        )
+    grantor_province = province_of(account.admdvs)
+    postings = [Posting(source, -order.amount_fen, order.beneficiary_id_number, order.binding_id)]
+    if grantor_province != order.beneficiary_province:
+        _ensure_clearing(uow, grantor_province, order.beneficiary_province, now)
+        postings.append(Posting(clearing(grantor_province, order.beneficiary_province), order.amount_fen))
+    if target is not None:
+        if grantor_province != order.beneficiary_province:
+            _ensure_clearing(uow, order.beneficiary_province, grantor_province, now)
+            postings.append(Posting(clearing(order.beneficiary_province, grantor_province), -order.amount_fen))
+        postings.append(Posting(target.account_id, order.amount_fen, order.grantor_id_number, order.binding_id))
+    entry = JournalEntry(new_id(), now, Purpose.WALLET_TRANSFER_OUT, tuple(postings), transfer_id=order.transfer_id)
+    uow.journal.record(entry, locked)
+    uow.accounts.save_amounts(list(locked.values()))
+    uow.transfers.add(
+        {
+            "transfer_id": order.transfer_id, "request_id": order.request_id,
+            "grantor_id_number": order.grantor_id_number, "beneficiary_id_number": order.beneficiary_id_number,
+            "binding_id": order.binding_id, "amount_fen": order.amount_fen,
+            "state": "COMPLETED" if target is not None else "PENDING",
+            "source_province": grantor_province, "target_province": order.beneficiary_province,
+            "verification_method": order.verification_method, "create_time": now,
+            "complete_time": now if target is not None else None,
+        }
+    )  # fmt: skip
+    if target is None:
+        coordination.begin(
+            uow, order.transfer_id, "TRANSFER",
+            {order.beneficiary_province: [{"leg_no": 1, "payer_id_number": order.grantor_id_number,
+                                           "beneficiary_id_number": order.beneficiary_id_number,
+                                           "binding_id": order.binding_id, "amount_fen": order.amount_fen}]},
+            grantor_province, order.beneficiary_id_number, "", now, now,
+        )  # fmt: skip
+        txn = uow.node_transactions.get(order.transfer_id, for_update=True)
+        assert txn is not None
+        txn.state = coordination.COMMITTING
+        uow.node_transactions.save(txn, now)
+    return uow.transfers.get(order.transfer_id)
+
+
+def complete_transfer(uow: PaymentUnitOfWork, transfer_id: str, now: datetime) -> None:
+    uow.transfers.set_state(transfer_id, "COMPLETED", now)
+
+
+def get_transfer(uow: PaymentUnitOfWork, transfer_id: str) -> Any:
+    row = uow.transfers.get(transfer_id)
+    if row is None:
+        raise DomainError(Reason.TRANSFER_NOT_FOUND, f"no transfer {transfer_id} on this node", field="transfer_id")
+    return row
+
+
+def clearing_report(uow: PaymentUnitOfWork, day: str, local_provinces: frozenset[str]) -> list[tuple[str, str, int]]:
+    """What each province owes another for a day, from this node's clearing accounts (清算).
+
+    Each pair is read from one side only: the clearing account of the pair's
+    local province (the smaller code when both are local), a positive balance
+    being that province's debt.
+    """
+    start, end = day_bounds(day)
+    balances = uow.journal.clearing_movements(start, end)
+    owed: dict[tuple[str, str], int] = {}
+    for account, amount in balances.items():
+        own, other = account.split(":", 1)[1].split(":")
+        if own not in local_provinces or (other in local_provinces and other < own):
+            continue
+        owed[(own, other)] = owed.get((own, other), 0) + amount
+    report = []
+    for (own, other), amount in sorted(owed.items()):
+        if amount > 0:
+            report.append((own, other, amount))
+        elif amount < 0:
+            report.append((other, own, -amount))
+    return report

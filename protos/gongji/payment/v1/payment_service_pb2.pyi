@@ -210,6 +210,22 @@ class GetSettlementResponse(_message.Message):
     settlement: _payment_pb2.Settlement
     def __init__(self, settlement: _Optional[_Union[_payment_pb2.Settlement, _Mapping]] = ...) -> None: ...
 
+class ActivateWalletRequest(_message.Message):
+    __slots__ = ("request_id", "id_number", "admdvs")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ID_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    ADMDVS_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    id_number: str
+    admdvs: str
+    def __init__(self, request_id: _Optional[str] = ..., id_number: _Optional[str] = ..., admdvs: _Optional[str] = ...) -> None: ...
+
+class ActivateWalletResponse(_message.Message):
+    __slots__ = ("account",)
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    account: _payment_pb2.Account
+    def __init__(self, account: _Optional[_Union[_payment_pb2.Account, _Mapping]] = ...) -> None: ...
+
 class TransferToWalletRequest(_message.Message):
     __slots__ = ("request_id", "grantor_id_number", "beneficiary_id_number", "amount_fen", "verification")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]

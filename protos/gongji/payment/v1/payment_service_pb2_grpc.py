@@ -90,6 +90,11 @@ class PaymentServiceStub:
                 request_serializer=gongji_dot_payment_dot_v1_dot_payment__service__pb2.GetSettlementRequest.SerializeToString,
                 response_deserializer=gongji_dot_payment_dot_v1_dot_payment__service__pb2.GetSettlementResponse.FromString,
                 _registered_method=True)
+        self.ActivateWallet = channel.unary_unary(
+                '/gongji.payment.v1.PaymentService/ActivateWallet',
+                request_serializer=gongji_dot_payment_dot_v1_dot_payment__service__pb2.ActivateWalletRequest.SerializeToString,
+                response_deserializer=gongji_dot_payment_dot_v1_dot_payment__service__pb2.ActivateWalletResponse.FromString,
+                _registered_method=True)
         self.TransferToWallet = channel.unary_unary(
                 '/gongji.payment.v1.PaymentService/TransferToWallet',
                 request_serializer=gongji_dot_payment_dot_v1_dot_payment__service__pb2.TransferToWalletRequest.SerializeToString,
@@ -210,6 +215,13 @@ class PaymentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ActivateWallet(self, request, context):
+        """Opens (activates) a person's wallet; transfers into a wallet need it first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def TransferToWallet(self, request, context):
         """Grantor's personal account to a beneficiary's wallet, after verification.
         """
@@ -320,6 +332,11 @@ def add_PaymentServiceServicer_to_server(servicer, server):
                     servicer.GetSettlement,
                     request_deserializer=gongji_dot_payment_dot_v1_dot_payment__service__pb2.GetSettlementRequest.FromString,
                     response_serializer=gongji_dot_payment_dot_v1_dot_payment__service__pb2.GetSettlementResponse.SerializeToString,
+            ),
+            'ActivateWallet': grpc.unary_unary_rpc_method_handler(
+                    servicer.ActivateWallet,
+                    request_deserializer=gongji_dot_payment_dot_v1_dot_payment__service__pb2.ActivateWalletRequest.FromString,
+                    response_serializer=gongji_dot_payment_dot_v1_dot_payment__service__pb2.ActivateWalletResponse.SerializeToString,
             ),
             'TransferToWallet': grpc.unary_unary_rpc_method_handler(
                     servicer.TransferToWallet,
@@ -660,6 +677,33 @@ class PaymentService:
             '/gongji.payment.v1.PaymentService/GetSettlement',
             gongji_dot_payment_dot_v1_dot_payment__service__pb2.GetSettlementRequest.SerializeToString,
             gongji_dot_payment_dot_v1_dot_payment__service__pb2.GetSettlementResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ActivateWallet(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gongji.payment.v1.PaymentService/ActivateWallet',
+            gongji_dot_payment_dot_v1_dot_payment__service__pb2.ActivateWalletRequest.SerializeToString,
+            gongji_dot_payment_dot_v1_dot_payment__service__pb2.ActivateWalletResponse.FromString,
             options,
             channel_credentials,
             insecure,

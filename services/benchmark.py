@@ -1,0 +1,1127 @@
+"""`gongji benchmark`: settlements per second and their latency on PostgreSQL,
+beside two baselines measured in the same run on the same machine.
+
+* gongji: the binding and payment services, each in its own process (as in
+  production; `--in-process` runs them on threads of this process instead),
+  on scratch PostgreSQL databases. N families are registered over gRPC (a
+  child with two grantors who split the child's bills PROPORTIONAL, so every
+  bill is a two-payer settlement), then 1, 8, 32 … concurrent callers send
+  Settle as fast as the answers come back.
+* PostgreSQL's own pgbench TPC-B (`-s 1`) with as many clients: what the
+  database alone does on this machine.
+* A bare grpc.aio echo server in its own process, driven by the same client
+  loop: what gRPC in Python alone costs per call.
+
+It reports what it measured; it never fails on speed. `--profile PATH` runs
+both services under cProfile (every thread) and prints where the payment
+service's time goes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import cProfile
+import glob
+import json
+import logging
+import math
+import os
+import pstats
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from types import FrameType
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from gongji.binding.v1 import binding_pb2 as bpb
+from gongji.binding.v1 import binding_service_pb2 as bapi
+from gongji.binding.v1 import binding_service_pb2_grpc as binding_grpc
+from gongji.common.v1 import common_pb2 as common
+from gongji.payment.v1 import payment_pb2 as ppb
+from gongji.payment.v1 import payment_service_pb2 as papi
+from gongji.payment.v1 import payment_service_pb2_grpc as payment_grpc
+from services.common.database import migrate, normalise_url
+
+DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+DEFAULT_CONCURRENCY = (1, 8, 32)
+# The issue's targets, checked at the highest concurrency measured.
+TARGET_SHARE_OF_PGBENCH = 0.25
+TARGET_P99_MS = 50.0
+TARGET_CALLERS = 32
+
+ADMDVS = "320100"  # Nanjing
+INSTITUTIONS = tuple(f"H320100{n:02d}" for n in range(1, 9))
+CREDIT_FEN = 100_000_000  # a million yuan per grantor: no bill is ever short of money
+ECHO_METHOD = "/gongji.benchmark.Echo/Echo"
+CALL_TIMEOUT = 10.0
+_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+
+log = logging.getLogger(__name__)
+
+
+class BenchmarkError(Exception):
+    """The benchmark could not run; the message says why."""
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# Measuring -----------------------------------------------------------------------------
+
+
+def percentile(sorted_values: list[float], percent: float) -> float:
+    """Nearest-rank percentile of an ascending list (0.0 when empty)."""
+    if not sorted_values:
+        return 0.0
+    rank = max(1, math.ceil(percent / 100 * len(sorted_values)))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+def latency_summary(latencies_s: list[float], seconds: float) -> dict[str, float]:
+    ordered = sorted(latencies_s)
+    ms = 1000.0
+    return {
+        "calls": len(ordered),
+        "per_second": len(ordered) / seconds if seconds > 0 else 0.0,
+        "mean_ms": sum(ordered) / len(ordered) * ms if ordered else 0.0,
+        "p50_ms": percentile(ordered, 50) * ms,
+        "p90_ms": percentile(ordered, 90) * ms,
+        "p99_ms": percentile(ordered, 99) * ms,
+        "max_ms": (ordered[-1] if ordered else 0.0) * ms,
+    }
+
+
+def _proc_cpu_seconds(pid: int | str, tick: int) -> tuple[str, float] | None:
+    """(command name, user + system CPU seconds) of a process, from /proc."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            raw = handle.read()
+    except OSError:
+        return None
+    name = raw[raw.find("(") + 1 : raw.rfind(")")]
+    fields = raw[raw.rfind(")") + 2 :].split()
+    return name, (int(fields[11]) + int(fields[12])) / tick
+
+
+class CpuMeter:
+    """CPU used by this process, the service processes and PostgreSQL (Linux /proc;
+    elsewhere only this process)."""
+
+    def __init__(self, processes: dict[str, int] | None = None) -> None:
+        self.processes = dict(processes or {})
+        self._tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+    def snapshot(self) -> tuple[float, dict[str, dict[int, float]]]:
+        times = os.times()
+        taken: dict[str, dict[int, float]] = {"client": {os.getpid(): times.user + times.system}}
+        for name, pid in self.processes.items():
+            found = _proc_cpu_seconds(pid, self._tick)
+            if found is not None:
+                taken[name] = {pid: found[1]}
+        busy = _machine_busy_seconds(self._tick)
+        if busy is not None:
+            taken["machine"] = {0: busy}
+        if os.path.isdir("/proc"):
+            for entry in os.listdir("/proc"):
+                if not entry.isdigit():
+                    continue
+                found = _proc_cpu_seconds(entry, self._tick)
+                if found is not None and found[0] in ("postgres", "pgbench"):
+                    taken.setdefault(found[0], {})[int(entry)] = found[1]
+        return time.perf_counter(), taken
+
+    @staticmethod
+    def percent(
+        before: tuple[float, dict[str, dict[int, float]]], after: tuple[float, dict[str, dict[int, float]]]
+    ) -> dict[str, float]:
+        """Percent of one core each group used between two snapshots; "machine" is every
+        core's busy time, "other" what processes outside the benchmark used."""
+        wall = after[0] - before[0]
+        if wall <= 0:
+            return {}
+        used = {}
+        for name, pids in after[1].items():
+            earlier = before[1].get(name, {})
+            used[name] = round(sum(cpu - earlier.get(pid, 0.0) for pid, cpu in pids.items()) / wall * 100, 1)
+        if "machine" in used:
+            machine = used.pop("machine")
+            used["other"] = round(max(0.0, machine - sum(used.values())), 1)
+            used["machine"] = machine
+        return used
+
+
+def _machine_busy_seconds(tick: int) -> float | None:
+    """CPU seconds all cores spent busy since boot (not idle, not waiting for I/O)."""
+    try:
+        with open("/proc/stat", encoding="ascii") as handle:
+            fields = [int(value) for value in handle.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / tick
+
+
+@dataclass
+class Level:
+    concurrency: int
+    summary: dict[str, float]
+    errors: dict[str, int]
+    cpu_percent: dict[str, float]
+
+
+async def drive(
+    call: Callable[[], Awaitable[Any]],
+    concurrency: int,
+    warmup: float,
+    seconds: float,
+    on_answer: Callable[[Any], None] | None = None,
+    meter: CpuMeter | None = None,
+) -> Level:
+    """`concurrency` closed-loop callers; counts the calls that complete inside the
+    `seconds` window that follows `warmup`."""
+    window_start = time.perf_counter() + warmup
+    window_end = window_start + seconds
+    latencies: list[float] = []
+    errors: Counter[str] = Counter()
+
+    async def caller() -> None:
+        while (began := time.perf_counter()) < window_end:
+            try:
+                answer = await call()
+            except grpc.aio.AioRpcError as error:
+                if window_start <= time.perf_counter() < window_end:
+                    errors[f"{error.code().name}: {error.details()}"[:160]] += 1
+                continue
+            ended = time.perf_counter()
+            if window_start <= ended < window_end:
+                latencies.append(ended - began)
+                if on_answer is not None:
+                    on_answer(answer)
+
+    async def watch_cpu() -> dict[str, float]:
+        if meter is None:
+            return {}
+        await asyncio.sleep(max(0.0, window_start - time.perf_counter()))
+        before = meter.snapshot()
+        await asyncio.sleep(max(0.0, window_end - time.perf_counter()))
+        return CpuMeter.percent(before, meter.snapshot())
+
+    cpu, *_ = await asyncio.gather(watch_cpu(), *(caller() for _ in range(concurrency)))
+    return Level(concurrency, latency_summary(latencies, seconds), dict(errors), cpu)
+
+
+# Scratch databases and server processes -------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: str
+    address: str
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            with open(self.log_path, encoding="utf-8", errors="replace") as handle:
+                return "".join(handle.readlines()[-lines:])
+        except OSError:
+            return ""
+
+
+class Scratch:
+    """Owns everything the benchmark creates and removes it on exit, errors and Ctrl-C
+    included: server processes (SIGTERM, then SIGKILL), databases, a temporary directory."""
+
+    def __init__(self, admin_url: str) -> None:
+        self.admin_url = normalise_url(admin_url)
+        self.run_id = uuid.uuid4().hex[:8]
+        self.directory = tempfile.mkdtemp(prefix="gongji-bench-")
+        self.databases: list[str] = []
+        self.processes: list[Process] = []
+
+    def __enter__(self) -> Scratch:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def check_postgres(self) -> None:
+        try:
+            engine = create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
+            with engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            engine.dispose()
+        except Exception as error:
+            raise BenchmarkError(
+                f"PostgreSQL at {make_url(self.admin_url).render_as_string()} is not reachable: "
+                f"{error.__class__.__name__}: {str(error).strip().splitlines()[0]}"
+            ) from None
+
+    def create_database(self, suffix: str) -> str:
+        name = f"gongji_bench_{self.run_id}_{suffix}"
+        engine = create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as connection:
+                connection.execute(text(f'CREATE DATABASE "{name}"'))
+        finally:
+            engine.dispose()
+        self.databases.append(name)
+        return make_url(self.admin_url).set(database=name).render_as_string(hide_password=False)
+
+    def spawn(self, name: str, argv: list[str], address: str) -> Process:
+        log_path = os.path.join(self.directory, f"{name}.log")
+        with open(log_path, "wb") as log_file:
+            popen = subprocess.Popen(
+                [sys.executable, *argv],
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                cwd=self.directory,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        process = Process(name, popen, log_path, address)
+        self.processes.append(process)
+        return process
+
+    def stop(self, process: Process, timeout: float = 20.0) -> None:
+        if process.popen.poll() is None:
+            process.popen.send_signal(signal.SIGTERM)
+            try:
+                process.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                _say(f"{process.name} did not stop within {timeout:.0f}s of SIGTERM; killing it")
+                process.popen.kill()
+                process.popen.wait()
+        if process in self.processes:
+            self.processes.remove(process)
+
+    def close(self) -> None:
+        for process in list(self.processes):
+            with contextlib.suppress(Exception):
+                self.stop(process)
+        if self.databases:
+            try:
+                engine = create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
+                with engine.connect() as connection:
+                    for name in self.databases:
+                        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                engine.dispose()
+                self.databases.clear()
+            except Exception as error:
+                _say(f"could not drop the scratch databases {self.databases}: {error}")
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _wait_serving(process: Process | None, address: str, service: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            if process is not None and process.popen.poll() is not None:
+                raise BenchmarkError(
+                    f"the {process.name} server exited with {process.popen.returncode}:\n{process.log_tail()}"
+                )
+            with contextlib.suppress(grpc.RpcError):
+                answer = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=1.0)
+                if answer.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            time.sleep(0.1)
+    tail = process.log_tail() if process is not None else ""
+    raise BenchmarkError(f"{service or address} did not become SERVING within {timeout:.0f}s\n{tail}")
+
+
+# The echo baseline ---------------------------------------------------------------------
+
+
+async def _echo(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    return request
+
+
+class _EchoHandler(grpc.GenericRpcHandler):
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        if handler_call_details.method == ECHO_METHOD:  # type: ignore[attr-defined]
+            return grpc.unary_unary_rpc_method_handler(_echo)  # no serializers: bytes in, bytes out
+        return None
+
+
+async def _serve_echo(address: str) -> None:
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    server.add_generic_rpc_handlers((_EchoHandler(),))
+    server.add_insecure_port(address)
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    await server.stop(0.5)
+
+
+# Profiling a server process ---------------------------------------------------------------
+
+
+def profiled_cli(path: str, clock: str, argv: list[str]) -> int:
+    """Runs `gongji ARGV` with every Python thread under cProfile and writes the merged
+    stats to PATH when the command returns (a served process: on SIGTERM).
+
+    clock "cpu" counts each thread's own CPU time (idle pool threads cost nothing);
+    "wall" counts elapsed time, waits on the database and the network included."""
+    from services.cli import main
+
+    timer = time.thread_time if clock == "cpu" else time.perf_counter
+    finished: list[cProfile.Profile] = []
+    original_run = threading.Thread.run
+
+    def profiled_run(thread: threading.Thread) -> None:
+        profile = cProfile.Profile(timer)
+        profile.enable()
+        try:
+            original_run(thread)
+        finally:
+            profile.disable()
+            finished.append(profile)
+
+    threading.Thread.run = profiled_run  # type: ignore[method-assign]
+    main_profile = cProfile.Profile(timer)
+    main_profile.enable()
+    try:
+        return main(argv)
+    finally:
+        main_profile.disable()
+        stats = pstats.Stats(main_profile)
+        for profile in list(finished):  # threads still running are left out
+            stats.add(profile)
+        stats.dump_stats(path)
+
+
+def _short(filename: str) -> str:
+    if filename == "~":
+        return ""
+    for prefix in sorted({*sys.path, os.getcwd()}, key=len, reverse=True):
+        if prefix and filename.startswith(prefix.rstrip("/") + "/"):
+            return filename[len(prefix.rstrip("/")) + 1 :]
+    return filename
+
+
+def profile_rows(path: str, sort: str, limit: int, per: int) -> list[dict[str, Any]]:
+    """The top functions of a cProfile dump; `per` normalises times to per-settlement ms."""
+    raw = pstats.Stats(path).stats  # type: ignore[attr-defined]
+    key_index = 3 if sort == "cumulative" else 2
+    rows = sorted(raw.items(), key=lambda item: item[1][key_index], reverse=True)[:limit]
+    result = []
+    for (filename, line, function), (_primitive, calls, own, cumulative, _callers) in rows:
+        where = _short(filename)
+        result.append(
+            {
+                "function": f"{where}:{line}({function})" if where else function,
+                "calls": calls,
+                "tottime_s": round(own, 4),
+                "cumtime_s": round(cumulative, 4),
+                "tottime_ms_per_settlement": round(own / per * 1000, 4) if per else None,
+                "cumtime_ms_per_settlement": round(cumulative / per * 1000, 4) if per else None,
+            }
+        )
+    return result
+
+
+# Families -------------------------------------------------------------------------------
+
+
+def _id_number(birth: date, sequence: int, area: str = "320102") -> str:
+    body = f"{area}{birth:%Y%m%d}{sequence:03d}"
+    return body + "10X98765432"[sum(int(d) * w for d, w in zip(body, _WEIGHTS, strict=True)) % 11]
+
+
+def _person_id(base: date, index: int) -> str:
+    return _id_number(base + timedelta(days=index // 1000), index % 1000)
+
+
+@dataclass(frozen=True)
+class Family:
+    child: str
+    grantors: tuple[str, str]
+
+
+def _rid() -> str:
+    return str(uuid.uuid4())
+
+
+async def register_family(
+    number: int, binding: binding_grpc.BindingServiceStub, payment: payment_grpc.PaymentServiceStub
+) -> Family:
+    """Two employee grantors, one resident child, both bindings ACTIVE, PROPORTIONAL
+    payer order, and both personal accounts credited."""
+    mother = _person_id(date(1975, 1, 1), 2 * number)
+    father = _person_id(date(1975, 1, 1), 2 * number + 1)
+    child = _person_id(date(2012, 1, 1), number)
+    for id_number, name, resident in ((mother, "李妈妈", False), (father, "王爸爸", False), (child, "王小宝", True)):
+        person = bpb.InsuredPerson(
+            id_number=id_number,
+            name=name,
+            insurance_type=common.INSURANCE_TYPE_RESIDENT if resident else common.INSURANCE_TYPE_EMPLOYEE,
+            status=common.INSURANCE_STATUS_NORMAL,
+            admdvs=ADMDVS,
+            phone="13800000000",
+            has_personal_account=not resident,
+        )
+        await binding.UpsertInsuredPerson(
+            bapi.UpsertInsuredPersonRequest(request_id=_rid(), insured_person=person), timeout=CALL_TIMEOUT
+        )
+    binding_ids = []
+    for grantor, name in ((mother, "李妈妈"), (father, "王爸爸")):
+        created = await binding.CreateBinding(
+            bapi.CreateBindingRequest(
+                request_id=_rid(),
+                grantor=bapi.PersonIdentity(id_number=grantor, name=name),
+                beneficiary=bapi.PersonIdentity(id_number=child, name="王小宝"),
+                relationship=common.RELATIONSHIP_CHILD,
+                proofs=[bpb.Proof(type=bpb.PROOF_TYPE_BIRTH_CERTIFICATE, document_ref=f"birth-{number}")],
+                consent_version="notice-2025-01",
+                channel=common.CHANNEL_NATIONAL_APP,
+            ),
+            timeout=CALL_TIMEOUT,
+        )
+        if created.binding.state != bpb.BINDING_STATE_ACTIVE:
+            raise BenchmarkError(f"family {number}: binding is {bpb.BindingState.Name(created.binding.state)}")
+        binding_ids.append(created.binding.binding_id)
+    await binding.SetPayerOrder(
+        bapi.SetPayerOrderRequest(
+            request_id=_rid(),
+            beneficiary_id_number=child,
+            binding_ids=binding_ids,
+            mode=bpb.PAYER_MODE_PROPORTIONAL,
+        ),
+        timeout=CALL_TIMEOUT,
+    )
+    for grantor in (mother, father):
+        await payment.CreditAccount(
+            papi.CreditAccountRequest(
+                request_id=_rid(),
+                id_number=grantor,
+                account_kind=ppb.ACCOUNT_KIND_PERSONAL_ACCOUNT,
+                amount_fen=CREDIT_FEN,
+                kind=papi.CREDIT_KIND_MONTHLY_CONTRIBUTION,
+                period="2026-01",
+                admdvs=ADMDVS,
+            ),
+            timeout=CALL_TIMEOUT,
+        )
+    return Family(child, (mother, father))
+
+
+def settle_request(family: Family, rng: random.Random) -> papi.SettleRequest:
+    return papi.SettleRequest(
+        request_id=_rid(),
+        bill=ppb.Bill(
+            institution_code=rng.choice(INSTITUTIONS),
+            institution_admdvs=ADMDVS,
+            patient_id_number=family.child,
+            credential=ppb.Credential(type=ppb.CREDENTIAL_TYPE_CARD, holder_id_number=family.child),
+            use_category=common.USE_CATEGORY_OUTPATIENT,
+            self_pay_fen=rng.randint(200, 3000),
+        ),
+    )
+
+
+# The run -------------------------------------------------------------------------------
+
+
+@dataclass
+class Options:
+    postgres_url: str = DEFAULT_POSTGRES_URL
+    families: int = 200
+    concurrency: tuple[int, ...] = DEFAULT_CONCURRENCY
+    seconds: float = 10.0
+    warmup: float = 2.0
+    in_process: bool = False
+    profile: str | None = None
+    profile_clock: str = "cpu"
+    server_log_level: str = "INFO"
+    json_output: bool = False
+
+
+@dataclass
+class Servers:
+    binding_address: str
+    payment_address: str
+    pids: dict[str, int] = field(default_factory=dict)
+    stop: Callable[[], None] = lambda: None
+
+
+def _start_subprocess_servers(scratch: Scratch, options: Options, urls: dict[str, str]) -> Servers:
+    binding_address = f"127.0.0.1:{_free_port()}"
+    payment_address = f"127.0.0.1:{_free_port()}"
+    common_args = ["--log-level", options.server_log_level, "serve"]
+    binding_args = [*common_args, "binding", "--address", binding_address, "--database", urls["binding"]]
+    payment_args = [
+        *common_args, "payment", "--address", payment_address, "--database", urls["payment"],
+        "--binding-address", binding_address, "--grace", "5",
+    ]  # fmt: skip
+
+    def command(name: str, args: list[str]) -> list[str]:
+        if options.profile:
+            path = options.profile if name == "payment" else f"{options.profile}.binding"
+            return ["-m", "services.benchmark", "profile", path, options.profile_clock, *args]
+        return ["-m", "services.cli", *args]
+
+    binding = scratch.spawn("binding", command("binding", binding_args), binding_address)
+    _wait_serving(binding, binding_address, "gongji.binding.v1.BindingService")
+    payment = scratch.spawn("payment", command("payment", payment_args), payment_address)
+    _wait_serving(payment, payment_address, "gongji.payment.v1.PaymentService")
+
+    def stop() -> None:
+        scratch.stop(payment)
+        scratch.stop(binding)
+
+    return Servers(binding_address, payment_address, {"binding": binding.popen.pid, "payment": payment.popen.pid}, stop)
+
+
+def _start_in_process_servers(scratch: Scratch, options: Options, urls: dict[str, str]) -> Servers:
+    from services.binding.app import BindingSettings, start_binding_server
+    from services.common.hosting import BackgroundServer
+    from services.payment.app import PaymentSettings, start_payment_server
+
+    rpc_log = logging.getLogger("gongji.rpc")
+    rpc_log.propagate = False
+    rpc_log.setLevel(options.server_log_level.upper())
+    rpc_log.addHandler(logging.FileHandler(os.path.join(scratch.directory, "servers.log")))
+    binding_settings = BindingSettings(database_url=urls["binding"], address="127.0.0.1:0", migrate_on_start=False)
+    binding = BackgroundServer(lambda: start_binding_server(binding_settings)).start()
+    try:
+        payment_settings = PaymentSettings(
+            database_url=urls["payment"],
+            address="127.0.0.1:0",
+            binding_address=binding.address,
+            migrate_on_start=False,
+        )
+        payment = BackgroundServer(lambda: start_payment_server(payment_settings)).start()
+    except BaseException:
+        binding.stop()
+        raise
+
+    def stop() -> None:
+        payment.stop()
+        binding.stop()
+
+    return Servers(binding.address, payment.address, {}, stop)
+
+
+async def _measure_settlements(options: Options, servers: Servers, meter: CpuMeter) -> dict[str, Any]:
+    async with (
+        grpc.aio.insecure_channel(servers.binding_address) as binding_channel,
+        grpc.aio.insecure_channel(servers.payment_address) as payment_channel,
+    ):
+        binding = binding_grpc.BindingServiceStub(binding_channel)
+        payment = payment_grpc.PaymentServiceStub(payment_channel)
+        _say(f"registering {options.families} families (3 persons, 2 bindings, 2 credits each) …")
+        started = time.perf_counter()
+        gate = asyncio.Semaphore(16)
+
+        async def register(number: int) -> Family:
+            async with gate:
+                return await register_family(number, binding, payment)
+
+        families = await asyncio.gather(*(register(n) for n in range(options.families)))
+        _say(f"  done in {time.perf_counter() - started:.1f}s")
+
+        rng = random.Random(20260301)
+        sample = (await payment.Settle(settle_request(families[0], rng), timeout=CALL_TIMEOUT)).settlement
+        sources = [ppb.PaymentSource.Name(leg.source) for leg in sample.legs]
+        if len(sample.legs) != 2 or sample.cash_pay_fen:
+            raise BenchmarkError(f"expected a two-payer settlement, got legs {sources}, cash {sample.cash_pay_fen}")
+        _say(f"a sample bill settles in 2 legs: {', '.join(sources)}")
+
+        legs: Counter[int] = Counter()
+        sent = 1
+
+        async def settle() -> papi.SettleResponse:
+            nonlocal sent
+            sent += 1
+            return await payment.Settle(settle_request(rng.choice(families), rng), timeout=CALL_TIMEOUT)
+
+        def count_legs(answer: papi.SettleResponse) -> None:
+            legs[len(answer.settlement.legs)] += 1
+
+        levels = []
+        for concurrency in options.concurrency:
+            level = await drive(settle, concurrency, options.warmup, options.seconds, count_legs, meter)
+            levels.append(level)
+            _say(_level_line("settle", level))
+
+        _say("checking the ledger …")
+        ledger = await payment.CheckLedger(papi.CheckLedgerRequest(), timeout=300)
+        return {
+            "levels": levels,
+            "legs": dict(legs),
+            "settle_calls_sent": sent,
+            "ledger": {
+                "balanced": ledger.balanced,
+                "entry_count": ledger.entry_count,
+                "account_count": ledger.account_count,
+                "problems": list(ledger.problems)[:20],
+            },
+        }
+
+
+async def _measure_echo(options: Options, address: str, payload: bytes, meter: CpuMeter) -> list[Level]:
+    async with grpc.aio.insecure_channel(address) as channel:
+        echo = channel.unary_unary(ECHO_METHOD)
+        await echo(payload, timeout=30, wait_for_ready=True)
+        levels = []
+        for concurrency in options.concurrency:
+            level = await drive(lambda: echo(payload, timeout=CALL_TIMEOUT), concurrency, options.warmup,
+                                options.seconds, meter=meter)  # fmt: skip
+            levels.append(level)
+            _say(_level_line("echo", level))
+        return levels
+
+
+def _level_line(what: str, level: Level) -> str:
+    s = level.summary
+    errors = f", {sum(level.errors.values())} errors" if level.errors else ""
+    cpu = ", ".join(f"{name} {pct:.0f}%" for name, pct in level.cpu_percent.items())
+    return (
+        f"  {what:7s} {level.concurrency:3d} callers: {s['per_second']:8.1f}/s  "
+        f"p50 {s['p50_ms']:6.2f} ms  p99 {s['p99_ms']:6.2f} ms{errors}  [CPU {cpu}]"
+    )
+
+
+def _pgbench_connection(url: str) -> tuple[list[str], dict[str, str]]:
+    parsed = make_url(url)
+    args = []
+    if parsed.host:
+        args += ["-h", parsed.host]
+    if parsed.port:
+        args += ["-p", str(parsed.port)]
+    if parsed.username:
+        args += ["-U", parsed.username]
+    env = dict(os.environ)
+    if parsed.password:
+        env["PGPASSWORD"] = str(parsed.password)
+    return [*args, str(parsed.database)], env
+
+
+def _pgbench_latencies(prefix: str) -> list[float]:
+    latencies = []
+    for path in glob.glob(f"{prefix}.*"):
+        with open(path, encoding="ascii") as handle:
+            for line in handle:
+                fields = line.split()
+                if len(fields) >= 3 and fields[2].isdigit():
+                    latencies.append(int(fields[2]) / 1e6)  # microseconds
+    return latencies
+
+
+def _measure_pgbench(options: Options, scratch: Scratch, meter: CpuMeter) -> list[dict[str, Any]]:
+    pgbench = shutil.which("pgbench")
+    if pgbench is None:
+        raise BenchmarkError("pgbench is not on PATH (Debian: apt-get install postgresql-client)")
+    target, env = _pgbench_connection(scratch.create_database("pgbench"))
+    init = subprocess.run([pgbench, "-i", "-s", "1", "-q", *target], capture_output=True, text=True, env=env)
+    if init.returncode:
+        raise BenchmarkError(f"pgbench -i failed: {init.stderr.strip()}")
+    seconds = max(1, round(options.seconds))
+    results = []
+    for clients in options.concurrency:
+        threads = min(2, clients)
+        prefix = os.path.join(scratch.directory, f"pgbench_c{clients}")
+        started = time.perf_counter()
+        run = subprocess.Popen(
+            [pgbench, "-c", str(clients), "-j", str(threads), "-T", str(seconds), "-l", f"--log-prefix={prefix}",
+             *target],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=scratch.directory,
+        )  # fmt: skip
+        try:
+            # pgbench's backends end with it, so CPU is sampled inside the run: from 15% to 90% of it.
+            time.sleep(max(0.0, started + 0.15 * seconds - time.perf_counter()))
+            before = meter.snapshot()
+            time.sleep(max(0.0, started + 0.9 * seconds - time.perf_counter()))
+            cpu = CpuMeter.percent(before, meter.snapshot())
+            stdout, stderr = run.communicate()
+        finally:
+            if run.poll() is None:
+                run.kill()
+                run.wait()
+        found = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", stdout)
+        if run.returncode or not found:
+            raise BenchmarkError(f"pgbench -c {clients} failed: {stderr.strip() or stdout.strip()}")
+        latencies = sorted(_pgbench_latencies(prefix))
+        average = re.search(r"latency average = ([0-9.]+) ms", stdout)
+        results.append(
+            {
+                "concurrency": clients,
+                "threads": threads,
+                "seconds": seconds,
+                "tps": float(found.group(1)),
+                "latency_average_ms": float(average.group(1)) if average else None,
+                "p50_ms": percentile(latencies, 50) * 1000,
+                "p99_ms": percentile(latencies, 99) * 1000,
+                "cpu_percent": cpu,
+            }
+        )
+        _say(
+            f"  pgbench {clients:3d} clients: {results[-1]['tps']:8.1f} tps  p50 {results[-1]['p50_ms']:6.2f} ms  "
+            f"p99 {results[-1]['p99_ms']:6.2f} ms  [CPU {', '.join(f'{k} {v:.0f}%' for k, v in cpu.items())}]"
+        )
+    return results
+
+
+def _level_dict(level: Level) -> dict[str, Any]:
+    return {
+        "concurrency": level.concurrency,
+        **{k: round(v, 3) if isinstance(v, float) else v for k, v in level.summary.items()},
+        "errors": level.errors,
+        "cpu_percent": level.cpu_percent,
+    }
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 3) if a is not None and b else None
+
+
+def _summarise(
+    options: Options,
+    gongji: dict[str, Any],
+    echo: list[Level],
+    pgbench: list[dict[str, Any]],
+    profile: dict[str, Any] | None,
+) -> dict[str, Any]:
+    rows = []
+    for settle, ping, pg in zip(gongji["levels"], echo, pgbench, strict=True):
+        row = _level_dict(settle)
+        row["settlements_per_second"] = row.pop("per_second")
+        row["echo"] = _level_dict(ping)
+        row["pgbench"] = pg
+        row["ratios"] = {
+            "settlements_per_pgbench_tps": _ratio(row["settlements_per_second"], pg["tps"]),
+            "p50_vs_echo_p50": _ratio(row["p50_ms"], row["echo"]["p50_ms"]),
+            "p99_vs_echo_p99": _ratio(row["p99_ms"], row["echo"]["p99_ms"]),
+            "settlements_per_echo_call": _ratio(row["settlements_per_second"], row["echo"]["per_second"]),
+        }
+        rows.append(row)
+    top = max(rows, key=lambda r: r["concurrency"])
+    share = top["ratios"]["settlements_per_pgbench_tps"]
+    legs = gongji["legs"]
+    answered = sum(legs.values())
+    return {
+        "server_mode": "in-process" if options.in_process else "subprocess",
+        "cpu_count": os.cpu_count(),
+        "families": options.families,
+        "seconds": options.seconds,
+        "warmup": options.warmup,
+        "concurrency": list(options.concurrency),
+        "server_log_level": options.server_log_level.upper(),
+        "code": _code_version(),
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
+        "other_cpu_percent_max": max(
+            (
+                level["cpu_percent"].get("other", 0.0)
+                for level in [*rows, *(r["echo"] for r in rows), *(r["pgbench"] for r in rows)]
+            ),
+            default=0.0,
+        ),
+        "settlements_per_second": max(r["settlements_per_second"] for r in rows),
+        "levels": rows,
+        "two_payer": {
+            "settlements_checked": answered,
+            "with_two_legs": legs.get(2, 0),
+            "fraction": round(legs.get(2, 0) / answered, 4) if answered else 0.0,
+            "legs_histogram": {str(k): v for k, v in sorted(legs.items())},
+        },
+        "ledger": gongji["ledger"],
+        "targets": {
+            "settlements_vs_pgbench": {
+                "target": TARGET_SHARE_OF_PGBENCH,
+                "concurrency": top["concurrency"],
+                "value": share,
+                "met": share is not None and share >= TARGET_SHARE_OF_PGBENCH,
+            },
+            "p99_ms": {
+                "target": TARGET_P99_MS,
+                "concurrency": top["concurrency"],
+                "value": top["p99_ms"],
+                "met": top["p99_ms"] < TARGET_P99_MS,
+            },
+        },
+        "profile": profile,
+    }
+
+
+def _code_version() -> dict[str, Any]:
+    """The commit measured, and whether the working tree differed from it."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True,
+            timeout=10,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": commit or None, "dirty": bool(dirty) if commit else None}
+
+
+def _collect_profile(options: Options, settlements: int) -> dict[str, Any] | None:
+    if not options.profile:
+        return None
+    result: dict[str, Any] = {"clock": options.profile_clock, "settle_calls": settlements}
+    for name, path in (("payment", options.profile), ("binding", f"{options.profile}.binding")):
+        if not os.path.exists(path):
+            result[name] = {"path": path, "missing": True}
+            continue
+        result[name] = {
+            "path": path,
+            "top_cumulative": profile_rows(path, "cumulative", 25, settlements),
+            "top_self": profile_rows(path, "tottime", 15, settlements),
+        }
+    return result
+
+
+def _print_report(summary: dict[str, Any]) -> None:
+    print(
+        f"\ngongji benchmark: {summary['cpu_count']} CPUs, servers {summary['server_mode']}, "
+        f"{summary['families']} families, {summary['seconds']:g}s per level after {summary['warmup']:g}s warm-up, "
+        f"server log level {summary['server_log_level']}, code {summary['code']['commit'] or '(not a git checkout)'}"
+        f"{' + uncommitted changes' if summary['code']['dirty'] else ''}"
+    )
+    header = (
+        f"{'callers':>7} | {'settle/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'err':>4} | {'echo/s':>8} {'p50':>6} "
+        f"{'p99':>6} | {'pgbench':>8} {'p50':>6} {'p99':>6} | {'÷pgbench':>8} {'p50÷echo':>8} {'p99÷echo':>8}"
+    )
+    print(header)
+    print("-" * len(header))
+    for row in summary["levels"]:
+        echo, pg, ratios = row["echo"], row["pgbench"], row["ratios"]
+        print(
+            f"{row['concurrency']:>7} | {row['settlements_per_second']:>9.1f} {row['p50_ms']:>7.2f} "
+            f"{row['p99_ms']:>7.2f} {sum(row['errors'].values()):>4} | {echo['per_second']:>8.0f} "
+            f"{echo['p50_ms']:>6.2f} {echo['p99_ms']:>6.2f} | {pg['tps']:>8.0f} {pg['p50_ms']:>6.2f} "
+            f"{pg['p99_ms']:>6.2f} | {ratios['settlements_per_pgbench_tps'] or 0:>8.1%} "
+            f"{ratios['p50_vs_echo_p50'] or 0:>7.1f}x {ratios['p99_vs_echo_p99'] or 0:>7.1f}x"
+        )
+    print("\nCPU during the settlement window (% of one core):")
+    for row in summary["levels"]:
+        print(
+            f"  {row['concurrency']:>3} callers: " + ", ".join(f"{k} {v:.0f}%" for k, v in row["cpu_percent"].items())
+        )
+    if summary["other_cpu_percent_max"] > 20:
+        print(
+            f"  note: other processes used up to {summary['other_cpu_percent_max']:.0f}% of a core during a "
+            "window (the 'other' column); the machine was not quiet, so these figures are pessimistic"
+        )
+    for row in summary["levels"]:
+        for error, count in row["errors"].items():
+            print(f"  errors at {row['concurrency']} callers: {count} × {error}")
+    two = summary["two_payer"]
+    print(
+        f"\ntwo-payer bills: {two['with_two_legs']} of {two['settlements_checked']} settlements had 2 legs "
+        f"({two['fraction']:.1%})"
+    )
+    ledger = summary["ledger"]
+    state = "balanced" if ledger["balanced"] else "NOT BALANCED: " + "; ".join(ledger["problems"])
+    print(f"ledger after the run: {state} ({ledger['entry_count']} entries, {ledger['account_count']} accounts)")
+    targets = summary["targets"]
+    share, p99 = targets["settlements_vs_pgbench"], targets["p99_ms"]
+    mark = {True: "met", False: "NOT met"}
+    print("\ntargets:")
+    print(
+        f"  settlements/s ≥ {share['target']:.0%} of pgbench tps at {share['concurrency']} callers: "
+        f"{(share['value'] or 0):.1%} — {mark[share['met']]}"
+    )
+    print(f"  p99 < {p99['target']:g} ms at {p99['concurrency']} callers: {p99['value']:.1f} ms — {mark[p99['met']]}")
+    if share["concurrency"] != TARGET_CALLERS:
+        print(f"  (the issue states both at {TARGET_CALLERS} callers; this run's highest level was checked)")
+    profile = summary["profile"]
+    if profile:
+        _print_profile(profile)
+
+
+def _print_profile(profile: dict[str, Any]) -> None:
+    clock = "CPU time of each thread" if profile["clock"] == "cpu" else "wall-clock time"
+    print(f"\nprofile ({clock}, {profile['settle_calls']} Settle calls incl. warm-up; ms are per settlement):")
+    sections = (
+        ("payment", "top_cumulative", "payment service, top 25 by cumulative time"),
+        ("payment", "top_self", "payment service, top 15 by own time"),
+        ("binding", "top_self", "binding service, top 15 by own time"),
+    )
+    for service, key, title in sections:
+        found = profile.get(service, {})
+        if key not in found:
+            continue
+        print(f"\n  {title} ({found['path']}):")
+        print(f"  {'calls':>9} {'own s':>8} {'cum s':>8} {'own ms':>7} {'cum ms':>7}  function")
+        for row in found[key]:
+            print(
+                f"  {row['calls']:>9} {row['tottime_s']:>8.2f} {row['cumtime_s']:>8.2f} "
+                f"{row['tottime_ms_per_settlement'] or 0:>7.3f} {row['cumtime_ms_per_settlement'] or 0:>7.3f}  "
+                f"{row['function']}"
+            )
+
+
+def _echo_payload() -> bytes:
+    """As many bytes as a Settle request, so echo carries a comparable message."""
+    family = Family(_person_id(date(2012, 1, 1), 0), (_person_id(date(1975, 1, 1), 0),) * 2)
+    return settle_request(family, random.Random(1)).SerializeToString()
+
+
+def _run(options: Options, scratch: Scratch) -> dict[str, Any]:
+    scratch.check_postgres()
+    urls = {service: scratch.create_database(service) for service in ("binding", "payment")}
+    for service, url in urls.items():
+        migrate(service, url)
+    _say(f"scratch databases {', '.join(scratch.databases)} migrated; servers run {_mode(options)}")
+    start = _start_in_process_servers if options.in_process else _start_subprocess_servers
+    servers = start(scratch, options, urls)
+    try:
+        gongji = asyncio.run(_measure_settlements(options, servers, CpuMeter(servers.pids)))
+    finally:
+        servers.stop()  # a profiled payment server writes its stats as it stops
+    profile = _collect_profile(options, gongji["settle_calls_sent"])
+
+    _say("baseline: bare gRPC echo in its own process")
+    echo_address = f"127.0.0.1:{_free_port()}"
+    echo_process = scratch.spawn("echo", ["-m", "services.benchmark", "echo", echo_address], echo_address)
+    try:
+        echo = asyncio.run(
+            _measure_echo(options, echo_address, _echo_payload(), CpuMeter({"echo": echo_process.popen.pid}))
+        )
+    finally:
+        scratch.stop(echo_process)
+
+    _say("baseline: pgbench TPC-B, scale 1")
+    pgbench = _measure_pgbench(options, scratch, CpuMeter())
+    return _summarise(options, gongji, echo, pgbench, profile)
+
+
+def _mode(options: Options) -> str:
+    if options.in_process:
+        return "in this process (threads; they share the GIL with the load generator)"
+    return "in their own processes (python -m services.cli serve)"
+
+
+class _Interrupts:
+    """Ctrl-C and SIGTERM unwind the run once, so the cleanup runs; further signals
+    are ignored while it does. The servers share the terminal's process group and
+    stop on Ctrl-C too, so a failed call after an interrupt counts as the interrupt."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.received is None:
+            self.received = signum
+            raise KeyboardInterrupt
+        _say("still cleaning up: stopping the servers and dropping the scratch databases")
+
+    def __enter__(self) -> _Interrupts:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+
+
+def run_benchmark(
+    postgres_url: str = DEFAULT_POSTGRES_URL,
+    families: int = 200,
+    concurrency: tuple[int, ...] = DEFAULT_CONCURRENCY,
+    seconds: float = 10.0,
+    warmup: float = 2.0,
+    in_process: bool = False,
+    profile: str | None = None,
+    profile_clock: str = "cpu",
+    server_log_level: str = "INFO",
+    json_output: bool = False,
+) -> int:
+    """Runs the benchmark and prints the report (or, with json_output, one JSON object
+    on stdout). 0 when it ran and the ledger balanced, 1 when the ledger did not
+    balance, 2 when it could not run, 130 on Ctrl-C."""
+    options = Options(
+        postgres_url, families, tuple(concurrency), seconds, warmup, in_process,
+        os.path.abspath(profile) if profile else None, profile_clock, server_log_level, json_output,
+    )  # fmt: skip
+    if families < 1 or seconds <= 0 or warmup < 0 or not options.concurrency or min(options.concurrency) < 1:
+        _say("benchmark: --families, --seconds and every --concurrency level must be positive")
+        return 2
+    if profile and in_process:
+        _say("benchmark: --profile needs the servers in their own processes (drop --in-process)")
+        return 2
+    for name in ("alembic", "services", "gongji.rpc"):
+        if not in_process or name != "gongji.rpc":
+            logging.getLogger(name).setLevel(logging.WARNING)
+    interrupts = _Interrupts()
+    try:
+        with interrupts, Scratch(postgres_url) as scratch:
+            summary = _run(options, scratch)
+    except (KeyboardInterrupt, BenchmarkError, grpc.RpcError) as error:
+        if interrupts.received is not None or isinstance(error, KeyboardInterrupt):
+            _say("benchmark interrupted; servers stopped and scratch databases dropped")
+            return 130
+        if isinstance(error, grpc.RpcError):
+            _say(f"benchmark: a call failed: {error.code().name}: {error.details()}")  # type: ignore[attr-defined]
+        else:
+            _say(f"benchmark: {error}")
+        return 2
+    if json_output:
+        print(json.dumps(summary, ensure_ascii=False))
+    else:
+        _print_report(summary)
+    return 0 if summary["ledger"]["balanced"] else 1
+
+
+def parse_concurrency(value: str) -> tuple[int, ...]:
+    try:
+        levels = tuple(int(part) for part in value.split(",") if part.strip())
+    except ValueError:
+        raise ValueError(f"--concurrency takes comma-separated integers, not {value!r}") from None
+    if not levels or min(levels) < 1:
+        raise ValueError("--concurrency levels must be at least 1")
+    return levels
+
+
+def _subprocess_main(argv: list[str]) -> int:
+    """`python -m services.benchmark echo ADDRESS` or `… profile PATH CLOCK GONGJI-ARGS…`:
+    the helper processes the benchmark starts."""
+    if len(argv) == 2 and argv[0] == "echo":
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_serve_echo(argv[1]))
+        return 0
+    if len(argv) >= 3 and argv[0] == "profile":
+        return profiled_cli(argv[1], argv[2], argv[3:])
+    print(_subprocess_main.__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(_subprocess_main(sys.argv[1:]))

@@ -1,0 +1,185 @@
+"""gRPC client of the node-to-node service (gongji.node.v1), one channel per peer.
+
+A peer that does not answer within the deadline is PROVINCE_UNREACHABLE, which
+callers treat as transient; a peer's refusal comes back as the same DomainError.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import grpc
+from grpc_status import rpc_status
+
+from gongji.node.v1 import node_service_pb2 as node
+from gongji.node.v1 import node_service_pb2_grpc as node_grpc
+from gongji.payment.v1 import payment_service_pb2_grpc as payment_grpc
+from services.common.client import peer_channel
+from services.common.converters import datetime_to_timestamp
+from services.common.interceptors import RpcFailure
+from services.common.status import error_info_of
+from services.payment.entrypoints.converters import grant_to_proto
+from services.payment.routing import Node
+from services.payment.service_layer.coordination import RemoteCapacity
+from shared.errors import DomainError, Reason
+from shared.payers import PayerGrant
+
+NODE_SERVICE = "gongji.node.v1.PaymentNodeService"
+OUTCOMES = {
+    node.TRANSACTION_OUTCOME_PENDING: "PENDING",
+    node.TRANSACTION_OUTCOME_COMMITTED: "COMMITTED",
+    node.TRANSACTION_OUTCOME_ABORTED: "ABORTED",
+    node.TRANSACTION_OUTCOME_REFUNDED: "COMMITTED",
+}
+
+
+class GrpcNodeClient:
+    def __init__(self, deadline: float = 2.0) -> None:
+        self._deadline = deadline
+        self._channels: dict[str, grpc.aio.Channel] = {}
+
+    def _stub(self, peer: Node) -> node_grpc.PaymentNodeServiceStub:
+        if peer.address not in self._channels:
+            self._channels[peer.address] = peer_channel(peer.address, NODE_SERVICE, self._deadline)
+        return node_grpc.PaymentNodeServiceStub(self._channels[peer.address])
+
+    def payment_stub(self, peer: Node) -> payment_grpc.PaymentServiceStub:
+        """The peer's public PaymentService, for forwarding a request that belongs there."""
+        self._stub(peer)
+        return payment_grpc.PaymentServiceStub(self._channels[peer.address])
+
+    async def forward(self, peer: Node, method: str, request: Any) -> Any:
+        """Sends a PaymentService request to the node it belongs to; its refusal comes back unchanged."""
+        try:
+            return await getattr(self.payment_stub(peer), method)(request, timeout=self._deadline * 3)
+        except grpc.aio.AioRpcError as error:
+            status = rpc_status.from_call(error)  # type: ignore[arg-type]
+            if status is not None and error.code() not in (
+                grpc.StatusCode.UNAVAILABLE,
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+            ):
+                raise RpcFailure(status) from None
+            raise DomainError(
+                Reason.PROVINCE_UNREACHABLE,
+                f"payment node {peer.name} did not answer: {error.code().name}",
+                metadata={"node": peer.name},
+            ) from None
+
+    async def close(self) -> None:
+        for channel in self._channels.values():
+            await channel.close()
+
+    async def _call(self, peer: Node, method: str, request: Any) -> Any:
+        try:
+            return await getattr(self._stub(peer), method)(request, timeout=self._deadline)
+        except grpc.aio.AioRpcError as error:
+            status = rpc_status.from_call(error)  # type: ignore[arg-type]
+            info = error_info_of(status) if status else None
+            if (
+                info is not None
+                and info.reason in Reason.__members__
+                and error.code()
+                not in (
+                    grpc.StatusCode.UNAVAILABLE,
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                )
+            ):
+                raise DomainError(Reason(info.reason), f"node {peer.name}: {error.details()}") from None
+            raise DomainError(
+                Reason.PROVINCE_UNREACHABLE,
+                f"payment node {peer.name} ({', '.join(sorted(peer.provinces))}) did not answer: {error.code().name}",
+                metadata={"node": peer.name},
+            ) from None
+
+    async def capacity(
+        self, peer: Node, beneficiary: str, grants: list[PayerGrant], at: datetime
+    ) -> list[RemoteCapacity]:
+        answer = await self._call(
+            peer,
+            "GetPayerCapacity",
+            node.GetPayerCapacityRequest(
+                beneficiary_id_number=beneficiary,
+                grants=[grant_to_proto(g) for g in grants],
+                at_time=datetime_to_timestamp(at),
+            ),
+        )
+        return [
+            RemoteCapacity(c.binding_id, c.grantor_id_number, c.limit_fen, c.available_fen, c.admdvs)
+            for c in answer.capacities
+            if c.has_account
+        ]
+
+    async def prepare(
+        self,
+        peer: Node,
+        transaction_id: str,
+        coordinator_province: str,
+        beneficiary: str,
+        institution_code: str,
+        legs: list[dict[str, Any]],
+        grants: list[PayerGrant],
+        expire_time: datetime,
+    ) -> None:
+        await self._call(
+            peer,
+            "PrepareLegs",
+            node.PrepareLegsRequest(
+                transaction_id=transaction_id,
+                coordinator_province=coordinator_province,
+                beneficiary_id_number=beneficiary,
+                institution_code=institution_code,
+                legs=[
+                    node.NodeLeg(
+                        leg_no=leg["leg_no"], payer_id_number=leg["payer_id_number"], binding_id=leg["binding_id"],
+                        amount_fen=leg["amount_fen"],
+                    )
+                    for leg in legs
+                ],
+                expire_time=datetime_to_timestamp(expire_time),
+                grants=[grant_to_proto(g) for g in grants],
+            ),
+        )  # fmt: skip
+
+    async def commit(self, peer: Node, transaction_id: str, captures: dict[int, int]) -> None:
+        await self._call(
+            peer,
+            "CommitLegs",
+            node.CommitLegsRequest(
+                transaction_id=transaction_id,
+                captures=[node.NodeLeg(leg_no=n, amount_fen=a) for n, a in sorted(captures.items())],
+            ),
+        )
+
+    async def abort(self, peer: Node, transaction_id: str, coordinator_province: str) -> None:
+        await self._call(
+            peer,
+            "AbortLegs",
+            node.AbortLegsRequest(transaction_id=transaction_id, coordinator_province=coordinator_province),
+        )
+
+    async def refund(self, peer: Node, transaction_id: str) -> None:
+        await self._call(peer, "RefundLegs", node.RefundLegsRequest(transaction_id=transaction_id))
+
+    async def outcome(self, peer: Node, transaction_id: str, province: str) -> tuple[str, dict[int, int]]:
+        answer = await self._call(
+            peer,
+            "GetTransactionOutcome",
+            node.GetTransactionOutcomeRequest(transaction_id=transaction_id, participant_province=province),
+        )
+        return OUTCOMES.get(answer.outcome, "PENDING"), {c.leg_no: c.amount_fen for c in answer.captures}
+
+    async def credit_wallet(
+        self, peer: Node, transfer_id: str, beneficiary: str, grantor: str, amount_fen: int, source_province: str
+    ) -> None:
+        await self._call(
+            peer,
+            "CreditWallet",
+            node.CreditWalletRequest(
+                transfer_id=transfer_id,
+                beneficiary_id_number=beneficiary,
+                amount_fen=amount_fen,
+                source_province=source_province,
+                grantor_id_number=grantor,
+            ),
+        )

@@ -1,0 +1,229 @@
+"""Tables of cross-node work: the coordinator's saga log, a participant's
+prepared legs, wallet transfers and the wallet credits a node received."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session
+
+from services.payment.adapters import orm
+
+
+@dataclass
+class NodeTransaction:
+    """Coordinator side. participants: province → legs on that province's node."""
+
+    transaction_id: str
+    kind: str
+    state: str
+    participants: dict[str, list[dict[str, Any]]]
+    coordinator_province: str
+    beneficiary_id_number: str
+    institution_code: str
+    expire_time: datetime
+    create_time: datetime
+    update_time: datetime
+    acknowledged: list[str] = field(default_factory=list)
+
+
+class NodeTransactionLog:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def add(self, txn: NodeTransaction) -> None:
+        self._session.execute(
+            insert(orm.node_transactions).values(
+                transaction_id=txn.transaction_id,
+                kind=txn.kind,
+                state=txn.state,
+                participants=txn.participants,
+                acknowledged=txn.acknowledged,
+                coordinator_province=txn.coordinator_province,
+                beneficiary_id_number=txn.beneficiary_id_number,
+                institution_code=txn.institution_code,
+                expire_time=txn.expire_time,
+                create_time=txn.create_time,
+                update_time=txn.update_time,
+            )
+        )
+
+    def get(self, transaction_id: str, for_update: bool = False) -> NodeTransaction | None:
+        table = orm.node_transactions
+        query = select(table).where(table.c.transaction_id == transaction_id)
+        row = self._session.execute(query.with_for_update() if for_update else query).first()
+        if row is None:
+            return None
+        return NodeTransaction(
+            row.transaction_id, row.kind, row.state, dict(row.participants), row.coordinator_province,
+            row.beneficiary_id_number, row.institution_code, row.expire_time, row.create_time, row.update_time,
+            list(row.acknowledged),
+        )  # fmt: skip
+
+    def save(self, txn: NodeTransaction, now: datetime) -> None:
+        table = orm.node_transactions
+        txn.update_time = now
+        self._session.execute(
+            update(table)
+            .where(table.c.transaction_id == txn.transaction_id)
+            .values(state=txn.state, participants=txn.participants, acknowledged=txn.acknowledged, update_time=now)
+        )
+
+    def unfinished(self, states: list[str], updated_before: datetime, limit: int) -> list[str]:
+        table = orm.node_transactions
+        rows = self._session.execute(
+            select(table.c.transaction_id)
+            .where(table.c.state.in_(states), table.c.update_time <= updated_before)
+            .order_by(table.c.update_time)
+            .limit(limit)
+        )
+        return [row.transaction_id for row in rows]
+
+    def count_by_state(self) -> dict[str, int]:
+        table = orm.node_transactions
+        rows = self._session.execute(select(table.c.state, func.count()).group_by(table.c.state))
+        return {state: int(count) for state, count in rows}
+
+
+@dataclass
+class PreparedLeg:
+    leg_no: int
+    payer_id_number: str
+    account_id: str
+    binding_id: str
+    amount_fen: int
+    captured_fen: int = 0
+
+
+@dataclass
+class ParticipantTransaction:
+    transaction_id: str
+    coordinator_province: str
+    state: str
+    beneficiary_id_number: str
+    institution_code: str
+    expire_time: datetime
+    legs: list[PreparedLeg]
+
+
+class ParticipantLog:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def get(self, transaction_id: str, for_update: bool = False) -> ParticipantTransaction | None:
+        table = orm.participant_transactions
+        query = select(table).where(table.c.transaction_id == transaction_id)
+        row = self._session.execute(query.with_for_update() if for_update else query).first()
+        if row is None:
+            return None
+        legs = orm.participant_legs
+        leg_rows = self._session.execute(
+            select(legs).where(legs.c.transaction_id == transaction_id).order_by(legs.c.leg_no)
+        )
+        return ParticipantTransaction(
+            row.transaction_id, row.coordinator_province, row.state, row.beneficiary_id_number, row.institution_code,
+            row.expire_time,
+            [PreparedLeg(r.leg_no, r.payer_id_number, r.account_id, r.binding_id, r.amount_fen, r.captured_fen)
+             for r in leg_rows],
+        )  # fmt: skip
+
+    def add(self, txn: ParticipantTransaction, now: datetime) -> None:
+        self._session.execute(
+            insert(orm.participant_transactions).values(
+                transaction_id=txn.transaction_id,
+                coordinator_province=txn.coordinator_province,
+                state=txn.state,
+                beneficiary_id_number=txn.beneficiary_id_number,
+                institution_code=txn.institution_code,
+                expire_time=txn.expire_time,
+                create_time=now,
+                update_time=now,
+            )
+        )
+        if txn.legs:
+            self._session.execute(
+                insert(orm.participant_legs),
+                [
+                    {"transaction_id": txn.transaction_id, "leg_no": leg.leg_no, "payer_id_number": leg.payer_id_number,
+                     "account_id": leg.account_id, "binding_id": leg.binding_id, "amount_fen": leg.amount_fen,
+                     "captured_fen": leg.captured_fen}
+                    for leg in txn.legs
+                ],
+            )  # fmt: skip
+
+    def save(self, txn: ParticipantTransaction, now: datetime) -> None:
+        table, legs = orm.participant_transactions, orm.participant_legs
+        self._session.execute(
+            update(table).where(table.c.transaction_id == txn.transaction_id).values(state=txn.state, update_time=now)
+        )
+        for leg in txn.legs:
+            self._session.execute(
+                update(legs)
+                .where(legs.c.transaction_id == txn.transaction_id, legs.c.leg_no == leg.leg_no)
+                .values(captured_fen=leg.captured_fen)
+            )
+
+    def expired_prepared(self, now: datetime, limit: int) -> list[ParticipantTransaction]:
+        table = orm.participant_transactions
+        rows = self._session.execute(
+            select(table.c.transaction_id)
+            .where(table.c.state == "PREPARED", table.c.expire_time <= now)
+            .order_by(table.c.expire_time)
+            .limit(limit)
+        )
+        found = [self.get(row.transaction_id) for row in rows]
+        return [txn for txn in found if txn is not None]
+
+
+class TransferRepository:
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def add(self, values: dict[str, Any]) -> None:
+        self._session.execute(insert(orm.transfers).values(**values))
+
+    def get(self, transfer_id: str, for_update: bool = False) -> Any | None:
+        query = select(orm.transfers).where(orm.transfers.c.transfer_id == transfer_id)
+        return self._session.execute(query.with_for_update() if for_update else query).first()
+
+    def set_state(self, transfer_id: str, state: str, complete_time: datetime | None) -> None:
+        table = orm.transfers
+        self._session.execute(
+            update(table).where(table.c.transfer_id == transfer_id).values(state=state, complete_time=complete_time)
+        )
+
+    def of_grantor_since(self, grantor_id_number: str, since: datetime) -> list[Any]:
+        table = orm.transfers
+        return list(
+            self._session.execute(
+                select(table).where(table.c.grantor_id_number == grantor_id_number, table.c.create_time >= since)
+            )
+        )
+
+    def pending_of_grantor(self, grantor_id_number: str) -> list[Any]:
+        table = orm.transfers
+        return list(
+            self._session.execute(
+                select(table).where(table.c.grantor_id_number == grantor_id_number, table.c.state == "PENDING")
+            )
+        )
+
+    def credited(self, transfer_id: str) -> Any | None:
+        table = orm.wallet_credits
+        return self._session.execute(select(table).where(table.c.transfer_id == transfer_id)).first()
+
+    def record_credit(
+        self, transfer_id: str, beneficiary: str, amount: int, source_province: str, now: datetime
+    ) -> None:
+        self._session.execute(
+            insert(orm.wallet_credits).values(
+                transfer_id=transfer_id,
+                beneficiary_id_number=beneficiary,
+                amount_fen=amount,
+                source_province=source_province,
+                time=now,
+            )
+        )

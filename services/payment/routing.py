@@ -1,0 +1,87 @@
+"""Which payment node owns which province's accounts (DOMAIN §3.5).
+
+A deployment lists its nodes in one routing file shared by all of them:
+
+    {"nodes": {"east": {"address": "10.0.0.5:50052", "provinces": ["32", "34"]},
+               "west": {"address": "10.0.0.6:50052", "provinces": ["62", "51"]}}}
+
+and each node is told its own name. Without a file a single node owns every
+province, and nothing is routed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from shared.errors import DomainError, Reason
+from shared.regions import PROVINCES, province_of
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    address: str
+    provinces: frozenset[str]
+
+
+@dataclass(frozen=True)
+class RoutingTable:
+    nodes: dict[str, Node]
+    local: str
+
+    @classmethod
+    def single(cls, name: str = "local", address: str = "") -> RoutingTable:
+        return cls({name: Node(name, address, PROVINCES)}, name)
+
+    @classmethod
+    def from_dict(cls, data: dict, local: str) -> RoutingTable:
+        nodes = {
+            name: Node(name, spec["address"], frozenset(str(p) for p in spec["provinces"]))
+            for name, spec in data["nodes"].items()
+        }
+        if local not in nodes:
+            raise ValueError(f"this node {local!r} is not in the routing table {sorted(nodes)}")
+        seen: dict[str, str] = {}
+        for node in nodes.values():
+            for province in node.provinces:
+                if province not in PROVINCES:
+                    raise ValueError(f"node {node.name} lists {province!r}, which is not a province code")
+                if province in seen:
+                    raise ValueError(f"province {province} is owned by both {seen[province]} and {node.name}")
+                seen[province] = node.name
+        return cls(nodes, local)
+
+    @classmethod
+    def load(cls, path: Path, local: str) -> RoutingTable:
+        return cls.from_dict(json.loads(path.read_text(encoding="utf-8")), local)
+
+    @property
+    def me(self) -> Node:
+        return self.nodes[self.local]
+
+    @property
+    def home_province(self) -> str:
+        """The province this node's clearing accounts are kept for (its first, in code order)."""
+        return min(self.me.provinces)
+
+    def owner_of_province(self, province: str) -> Node:
+        for node in self.nodes.values():
+            if province in node.provinces:
+                return node
+        raise DomainError(
+            Reason.PROVINCE_UNREACHABLE,
+            f"no payment node owns province {province}",
+            metadata={"province": province},
+        )
+
+    def owner_of(self, admdvs: str) -> Node:
+        return self.owner_of_province(province_of(admdvs))
+
+    def is_local(self, admdvs: str) -> bool:
+        return province_of(admdvs) in self.me.provinces
+
+    @property
+    def distributed(self) -> bool:
+        return len(self.nodes) > 1

@@ -1,0 +1,133 @@
+"""The coordinator's durable record of cross-node work (DOMAIN §3.5).
+
+A settlement with legs on other nodes' accounts gets a saga row: PREPARING is
+written before any remote hold is asked for; PREPARED or COMMITTING is written
+in the same transaction as the local settlement; ABORTING and REFUNDING with the
+local release or refund. A recovery loop drives every row to COMMITTED, ABORTED
+or REFUNDED by repeating idempotent node-to-node calls, so a crash at any step
+finishes or undoes the work after restart. Participants that hold prepared legs
+past their expiry ask the coordinator; an unknown transaction is presumed aborted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from services.payment.adapters.node_repository import NodeTransaction
+from services.payment.service_layer.unit_of_work import PaymentUnitOfWork
+from shared.settlements import Settlement, SettlementState
+
+PREPARING, PREPARED = "PREPARING", "PREPARED"
+COMMITTING, COMMITTED = "COMMITTING", "COMMITTED"
+ABORTING, ABORTED = "ABORTING", "ABORTED"
+REFUNDING, REFUNDED = "REFUNDING", "REFUNDED"
+UNFINISHED = [COMMITTING, ABORTING, REFUNDING]
+FINAL_OF = {COMMITTING: COMMITTED, ABORTING: ABORTED, REFUNDING: REFUNDED}
+
+
+@dataclass(frozen=True)
+class RemoteCapacity:
+    """What a grantor whose account another node holds can pay, as that node said."""
+
+    binding_id: str
+    grantor_id_number: str
+    limit_fen: int
+    available_fen: int
+    admdvs: str
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Holds already placed on other nodes for one settlement."""
+
+    transaction_id: str
+    capacities: dict[str, RemoteCapacity]  # by binding id; limit = the prepared amount
+    local_provinces: frozenset[str]
+
+
+def begin(
+    uow: PaymentUnitOfWork,
+    transaction_id: str,
+    kind: str,
+    participants: dict[str, list[dict[str, Any]]],
+    coordinator_province: str,
+    beneficiary: str,
+    institution_code: str,
+    expire_time: datetime,
+    now: datetime,
+) -> None:
+    """Writes the intent before any remote effect, so recovery knows what to undo."""
+    uow.node_transactions.add(
+        NodeTransaction(
+            transaction_id, kind, PREPARING, participants, coordinator_province, beneficiary, institution_code,
+            expire_time, now, now,
+        )
+    )  # fmt: skip
+
+
+def record(uow: PaymentUnitOfWork, settlement: Settlement, prepared: Prepared, now: datetime) -> None:
+    """Binds the saga to the settlement just written: PREPARED, or COMMITTING when captured."""
+    txn = uow.node_transactions.get(prepared.transaction_id, for_update=True)
+    if txn is None:
+        raise RuntimeError(f"no saga record for {prepared.transaction_id}")
+    _set_captures(txn, settlement)
+    txn.state = COMMITTING if settlement.state is SettlementState.CAPTURED else PREPARED
+    txn.acknowledged = []
+    uow.node_transactions.save(txn, now)
+
+
+def decide(uow: PaymentUnitOfWork, settlement: Settlement, state: str, now: datetime) -> None:
+    """Moves a cross-node settlement's saga to COMMITTING, ABORTING or REFUNDING."""
+    if not any(leg.is_remote for leg in settlement.legs):
+        return
+    txn = uow.node_transactions.get(settlement.settlement_id, for_update=True)
+    if txn is None:
+        return
+    _set_captures(txn, settlement)
+    txn.state = state
+    txn.acknowledged = []
+    uow.node_transactions.save(txn, now)
+
+
+def _set_captures(txn: NodeTransaction, settlement: Settlement) -> None:
+    captured = {leg.binding_id: leg.captured_fen for leg in settlement.legs if leg.is_remote}
+    for legs in txn.participants.values():
+        for leg in legs:
+            leg["captured_fen"] = captured.get(leg["binding_id"], 0)
+
+
+def acknowledge(uow: PaymentUnitOfWork, transaction_id: str, province: str, now: datetime) -> str:
+    """Notes that a participant applied the current phase; returns the state after."""
+    txn = uow.node_transactions.get(transaction_id, for_update=True)
+    if txn is None or txn.state not in FINAL_OF:
+        return txn.state if txn else ABORTED
+    if province not in txn.acknowledged:
+        txn.acknowledged.append(province)
+    if set(txn.acknowledged) >= set(txn.participants):
+        txn.state = FINAL_OF[txn.state]
+    uow.node_transactions.save(txn, now)
+    return txn.state
+
+
+def abandon(uow: PaymentUnitOfWork, transaction_id: str, now: datetime) -> bool:
+    """A saga still PREPARING (its request failed or the node crashed) is aborted."""
+    txn = uow.node_transactions.get(transaction_id, for_update=True)
+    if txn is None or txn.state != PREPARING:
+        return False
+    txn.state = ABORTING
+    txn.acknowledged = []
+    uow.node_transactions.save(txn, now)
+    return True
+
+
+def outcome(uow: PaymentUnitOfWork, transaction_id: str, province: str) -> tuple[str, dict[int, int]]:
+    """What a participant in `province` should do with its prepared legs."""
+    txn = uow.node_transactions.get(transaction_id)
+    if txn is None or txn.state in (ABORTING, ABORTED):
+        return ABORTED, {}
+    captures = {int(leg["leg_no"]): int(leg.get("captured_fen", 0)) for leg in txn.participants.get(province, [])}
+    if txn.state in (COMMITTING, COMMITTED, REFUNDING, REFUNDED):
+        return COMMITTED, captures
+    return "PENDING", {}

@@ -1,0 +1,254 @@
+"""Drives cross-node settlements and transfers to an all-or-nothing end (DOMAIN §3.5).
+
+For a bill with grantors on other nodes: ask those nodes what each grantor can
+give, plan the split, write the saga intent (PREPARING), hold on every other
+node in parallel, then write the local settlement together with the decision
+(PREPARED or COMMITTING). Phase two repeats idempotent commit/abort/refund calls
+until every participant acknowledged; a recovery loop does the same after a
+crash. A request that fails between the intent and the decision leaves its saga
+PREPARING, which recovery turns into ABORTING (presumed abort).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from services.common.clock import Clock
+from services.common.interceptors import RpcFailure
+from services.common.runner import UseCaseRunner
+from services.payment.routing import Node, RoutingTable
+from services.payment.service_layer import coordination, participant, use_cases
+from services.payment.service_layer.coordination import Prepared, RemoteCapacity
+from services.payment.service_layer.unit_of_work import PaymentUnitOfWork
+from shared.errors import DomainError, ErrorKind, Reason
+from shared.payers import PayerGrant
+from shared.regions import province_of
+from shared.settlements import Bill
+
+log = logging.getLogger(__name__)
+
+
+def _get_settlement(settlement_id: str) -> Any:
+    from gongji.payment.v1 import payment_service_pb2 as api
+
+    return api.GetSettlementRequest(settlement_id=settlement_id)
+
+
+class NodeClient(Protocol):
+    async def capacity(
+        self, peer: Node, beneficiary: str, grants: list[PayerGrant], at: datetime
+    ) -> list[RemoteCapacity]: ...
+    async def prepare(self, peer: Node, transaction_id: str, coordinator_province: str, beneficiary: str,
+                      institution_code: str, legs: list[dict[str, Any]], grants: list[PayerGrant],
+                      expire_time: datetime) -> None: ...  # fmt: skip
+    async def commit(self, peer: Node, transaction_id: str, captures: dict[int, int]) -> None: ...
+    async def abort(self, peer: Node, transaction_id: str, coordinator_province: str) -> None: ...
+    async def refund(self, peer: Node, transaction_id: str) -> None: ...
+    async def outcome(self, peer: Node, transaction_id: str, province: str) -> tuple[str, dict[int, int]]: ...
+    async def credit_wallet(self, peer: Node, transfer_id: str, beneficiary: str, grantor: str, amount_fen: int,
+                            source_province: str) -> None: ...  # fmt: skip
+    async def forward(self, peer: Node, method: str, request: Any) -> Any: ...
+
+
+# Test hook: a fault test names a step, and the node kills itself there.
+FailPoint = Callable[[str], None]
+
+
+def no_failpoint(_: str) -> None:
+    return None
+
+
+class Coordinator:
+    def __init__(
+        self,
+        runner: UseCaseRunner[PaymentUnitOfWork],
+        routing: RoutingTable,
+        client: NodeClient,
+        clock: Clock,
+        lease: timedelta = timedelta(seconds=30),
+        participant_grace: timedelta = timedelta(minutes=10),
+        failpoint: FailPoint = no_failpoint,
+    ) -> None:
+        self._run = runner
+        self._routing = routing
+        self._client = client
+        self._clock = clock
+        self._lease = lease
+        self._grace = participant_grace
+        self._failpoint = failpoint
+
+    @property
+    def routing(self) -> RoutingTable:
+        return self._routing
+
+    async def forward(self, peer: Node, method: str, request: Any) -> Any:
+        return await self._client.forward(peer, method, request)
+
+    async def forward_to_holder(self, method: str, request: Any, settlement_id: str) -> Any | None:
+        """Sends an id-based request to the node that holds the settlement; None when no node has it."""
+        for peer in self._routing.nodes.values():
+            if peer.name == self._routing.local:
+                continue
+            try:
+                found = await self._client.forward(peer, "GetSettlement", _get_settlement(settlement_id))
+            except (DomainError, RpcFailure):
+                continue
+            if found.settlement.settlement_id:
+                return await self._client.forward(peer, method, request)
+        return None
+
+    def _remote_grants(self, bill: Bill, payers: use_cases.Payers) -> dict[str, list[PayerGrant]]:
+        far: dict[str, list[PayerGrant]] = defaultdict(list)
+        for grant in payers.grants:
+            if grant.grantor_id_number != bill.patient_id_number and not self._routing.is_local(grant.grantor_admdvs):
+                far[province_of(grant.grantor_admdvs)].append(grant)
+        return dict(far)
+
+    async def prepare(self, bill: Bill, payers: use_cases.Payers, expire_time: datetime) -> Prepared | None:
+        """Holds this bill's legs on other nodes; None when every payer is local."""
+        far = self._remote_grants(bill, payers)
+        if not far:
+            return None
+        now = self._clock.now()
+        local = self._routing.me.provinces
+        found: dict[str, RemoteCapacity] = {}
+        answers = await asyncio.gather(
+            *(self._client.capacity(self._routing.owner_of_province(p), bill.patient_id_number, g, now)
+              for p, g in far.items())
+        )  # fmt: skip
+        for capacities in answers:
+            found.update({c.binding_id: c for c in capacities})
+        plan = await self._run.query(lambda uow: use_cases.plan_remote_legs(uow, bill, payers, found, local, now))
+        transaction_id = use_cases.new_id()
+        if not plan:
+            return Prepared(transaction_id, {}, local)
+        participants: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for number, (binding_id, amount) in enumerate(sorted(plan.items()), start=1):
+            capacity = found[binding_id]
+            participants[province_of(capacity.admdvs)].append(
+                {"leg_no": number, "payer_id_number": capacity.grantor_id_number, "binding_id": binding_id,
+                 "amount_fen": amount, "captured_fen": 0}
+            )  # fmt: skip
+        coordinator_province = province_of(bill.institution_admdvs)
+        await self._write(
+            lambda uow: coordination.begin(
+                uow, transaction_id, "SETTLEMENT", dict(participants), coordinator_province, bill.patient_id_number,
+                bill.institution_code, expire_time + self._grace, self._clock.now(),
+            )
+        )  # fmt: skip
+        self._failpoint("before_remote_hold")
+        grants_of = {g.binding_id: g for grants in far.values() for g in grants}
+        results = await asyncio.gather(
+            *(
+                self._client.prepare(
+                    self._routing.owner_of_province(province), transaction_id, coordinator_province,
+                    bill.patient_id_number, bill.institution_code, legs,
+                    [grants_of[leg["binding_id"]] for leg in legs], expire_time + self._grace,
+                )
+                for province, legs in participants.items()
+            ),
+            return_exceptions=True,
+        )  # fmt: skip
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            await self._write(lambda uow: coordination.abandon(uow, transaction_id, self._clock.now()))
+            await self.finish(transaction_id)
+            first = failures[0]
+            if isinstance(first, DomainError) and first.kind is ErrorKind.UNAVAILABLE:
+                raise first
+            if isinstance(first, DomainError) and first.reason is Reason.INSUFFICIENT_FUNDS:
+                raise DomainError(
+                    Reason.CONCURRENT_CHANGE,
+                    "a payer's balance changed while the settlement was being prepared; retry with the same request_id",
+                )
+            raise first
+        self._failpoint("after_remote_hold")
+        prepared = {
+            leg["binding_id"]: RemoteCapacity(
+                leg["binding_id"], leg["payer_id_number"], leg["amount_fen"],
+                found[leg["binding_id"]].available_fen, found[leg["binding_id"]].admdvs,
+            )
+            for legs in participants.values() for leg in legs
+        }  # fmt: skip
+        return Prepared(transaction_id, prepared, local)
+
+    async def settled(self, transaction_id: str) -> None:
+        """After the request that prepared it: an orphan (refused, replayed) is aborted; a decision is applied."""
+        self._failpoint("after_local_commit")
+        await self._write(lambda uow: coordination.abandon(uow, transaction_id, self._clock.now()))
+        await self.finish(transaction_id)
+
+    async def finish(self, transaction_id: str) -> None:
+        """Sends the decided phase to every participant not yet acknowledged; safe to repeat."""
+        txn = await self._run.query(lambda uow: uow.node_transactions.get(transaction_id))
+        if txn is None or txn.state not in coordination.FINAL_OF:
+            return
+        for province, legs in txn.participants.items():
+            if province in txn.acknowledged:
+                continue
+            peer = self._routing.owner_of_province(province)
+            try:
+                if txn.kind == "TRANSFER":
+                    leg = legs[0]
+                    await self._client.credit_wallet(
+                        peer, transaction_id, leg["beneficiary_id_number"], leg["payer_id_number"], leg["amount_fen"],
+                        txn.coordinator_province,
+                    )  # fmt: skip
+                elif txn.state == coordination.COMMITTING:
+                    self._failpoint("before_remote_commit")
+                    await self._client.commit(
+                        peer, transaction_id, {int(x["leg_no"]): int(x["captured_fen"]) for x in legs}
+                    )
+                elif txn.state == coordination.ABORTING:
+                    await self._client.abort(peer, transaction_id, txn.coordinator_province)
+                else:
+                    await self._client.refund(peer, transaction_id)
+            except DomainError as error:
+                log.warning("saga %s: %s on %s: %s; will retry", transaction_id, txn.state, peer.name, error.message)
+                continue
+            state = await self._write(
+                lambda uow, p=province: coordination.acknowledge(uow, transaction_id, p, self._clock.now())
+            )
+            if txn.kind == "TRANSFER" and state == coordination.COMMITTED:
+                await self._write(lambda uow: use_cases.complete_transfer(uow, transaction_id, self._clock.now()))
+
+    async def recover_once(self) -> int:
+        """One pass of crash recovery, as coordinator and as participant; returns sagas touched."""
+        now = self._clock.now()
+
+        def stale(uow: PaymentUnitOfWork) -> tuple[list[str], list[str]]:
+            orphans = uow.node_transactions.unfinished([coordination.PREPARING], now - self._lease, 100)
+            pending = uow.node_transactions.unfinished(coordination.UNFINISHED, now, 100)
+            return orphans, pending
+
+        orphans, pending = await self._run.query(stale)
+        for transaction_id in orphans:
+            await self._write(lambda uow, t=transaction_id: coordination.abandon(uow, t, self._clock.now()))
+        for transaction_id in {*orphans, *pending}:
+            await self.finish(transaction_id)
+        expired = await self._run.query(lambda uow: participant.expired_with_province(uow, now, 100))
+        for txn, province in expired:
+            peer = self._routing.owner_of_province(txn.coordinator_province)
+            try:
+                outcome, captures = await self._client.outcome(peer, txn.transaction_id, province)
+            except DomainError:
+                continue  # in doubt: keep holding until the coordinator answers
+            if outcome == "COMMITTED":
+                await self._write(
+                    lambda uow, t=txn, c=captures: participant.commit(uow, t.transaction_id, c, self._clock.now())
+                )
+            elif outcome == "ABORTED":
+                await self._write(
+                    lambda uow, t=txn: participant.abort(
+                        uow, t.transaction_id, t.coordinator_province, self._clock.now()
+                    )
+                )
+        return len(orphans) + len(pending) + len(expired)
+
+    async def _write(self, fn: Callable[[PaymentUnitOfWork], Any]) -> Any:
+        return await self._run.transact(fn)

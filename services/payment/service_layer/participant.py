@@ -1,0 +1,265 @@
+"""A payment node's part in another node's cross-province work (DOMAIN §3.5):
+hold legs on its own accounts, then capture, release or refund them as the
+coordinator decides. Every step is idempotent by the transaction id."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from services.payment.adapters.node_repository import ParticipantTransaction, PreparedLeg
+from services.payment.service_layer.unit_of_work import PaymentUnitOfWork
+from services.payment.service_layer.use_cases import grant_limit, new_id
+from shared.errors import DomainError, Reason
+from shared.ledger import (
+    Account,
+    AccountKind,
+    JournalEntry,
+    Posting,
+    Purpose,
+    clearing,
+    personal_account,
+    wallet,
+    year_of,
+)
+from shared.payers import PayerGrant
+from shared.regions import province_of
+
+PREPARED, COMMITTED, ABORTED, REFUNDED = "PREPARED", "COMMITTED", "ABORTED", "REFUNDED"
+
+
+@dataclass(frozen=True)
+class LegRequest:
+    leg_no: int
+    payer_id_number: str
+    binding_id: str
+    amount_fen: int
+
+
+@dataclass(frozen=True)
+class GrantorCapacity:
+    binding_id: str
+    grantor_id_number: str
+    has_account: bool
+    limit_fen: int
+    available_fen: int
+    admdvs: str
+
+
+def capacities(uow: PaymentUnitOfWork, grants: list[PayerGrant], now: datetime) -> list[GrantorCapacity]:
+    year = year_of(now)
+    usage = uow.usage.of_grantors([g.grantor_id_number for g in grants], year)
+    found = []
+    for grant in grants:
+        account = uow.accounts.get(personal_account(grant.grantor_id_number))
+        if account is None:
+            found.append(GrantorCapacity(grant.binding_id, grant.grantor_id_number, False, 0, 0, ""))
+            continue
+        limit = grant_limit(grant, account, usage.get(grant.grantor_id_number, {}))
+        found.append(
+            GrantorCapacity(
+                grant.binding_id, grant.grantor_id_number, True, limit, account.available_fen, account.admdvs
+            )
+        )
+    return found
+
+
+def prepare(
+    uow: PaymentUnitOfWork,
+    transaction_id: str,
+    coordinator_province: str,
+    beneficiary: str,
+    institution_code: str,
+    legs: list[LegRequest],
+    grants: list[PayerGrant],
+    expire_time: datetime,
+    now: datetime,
+) -> list[tuple[PreparedLeg, int]]:
+    """Holds every leg at once, within each grant's limits, or none."""
+    existing = uow.participants.get(transaction_id, for_update=True)
+    if existing is not None:
+        if existing.state == ABORTED:
+            raise DomainError(
+                Reason.REQUEST_REVERSED, f"transaction {transaction_id} was aborted; it cannot be prepared"
+            )
+        locked = {a.account_id: a for a in (uow.accounts.get(leg.account_id) for leg in existing.legs) if a}
+        return [(leg, locked[leg.account_id].available_fen if leg.account_id in locked else 0) for leg in existing.legs]
+    grant_of = {g.binding_id: g for g in grants}
+    locked = uow.accounts.lock(personal_account(leg.payer_id_number) for leg in legs)
+    year = year_of(now)
+    usage = uow.usage.of_grantors([leg.payer_id_number for leg in legs], year)
+    prepared = []
+    for leg in legs:
+        account = locked.get(personal_account(leg.payer_id_number))
+        grant = grant_of.get(leg.binding_id)
+        if account is None or grant is None:
+            raise DomainError(Reason.ACCOUNT_NOT_FOUND, f"no personal account of {leg.payer_id_number} on this node")
+        limit = grant_limit(grant, account, usage.get(leg.payer_id_number, {}))
+        if leg.amount_fen > limit:
+            raise DomainError(
+                Reason.INSUFFICIENT_FUNDS,
+                f"{leg.payer_id_number} can give {limit} fen now, not {leg.amount_fen}",
+                metadata={"limit_fen": str(limit)},
+            )
+        account.held_fen += leg.amount_fen
+        uow.usage.add(leg.binding_id, year, leg.payer_id_number, beneficiary, 0, leg.amount_fen)
+        prepared.append(
+            PreparedLeg(leg.leg_no, leg.payer_id_number, account.account_id, leg.binding_id, leg.amount_fen)
+        )
+    uow.accounts.save_amounts(list(locked.values()))
+    uow.participants.add(
+        ParticipantTransaction(
+            transaction_id, coordinator_province, PREPARED, beneficiary, institution_code, expire_time, prepared
+        ),
+        now,
+    )
+    return [(leg, locked[leg.account_id].available_fen) for leg in prepared]
+
+
+def commit(uow: PaymentUnitOfWork, transaction_id: str, captures: dict[int, int], now: datetime) -> bool:
+    """Captures the prepared legs (at most what each holds) and releases the rest."""
+    txn = uow.participants.get(transaction_id, for_update=True)
+    if txn is None:
+        raise DomainError(Reason.SETTLEMENT_NOT_FOUND, f"transaction {transaction_id} was never prepared here")
+    if txn.state in (COMMITTED, REFUNDED):
+        return False
+    if txn.state == ABORTED:
+        raise DomainError(Reason.ALREADY_RELEASED, f"transaction {transaction_id} was aborted here")
+    locked = uow.accounts.lock(leg.account_id for leg in txn.legs)
+    year = year_of(now)
+    postings: list[Posting] = []
+    for leg in txn.legs:
+        captured = min(captures.get(leg.leg_no, 0), leg.amount_fen)
+        account = locked[leg.account_id]
+        account.held_fen -= leg.amount_fen
+        uow.usage.add(leg.binding_id, year, leg.payer_id_number, txn.beneficiary_id_number, captured, -leg.amount_fen)
+        leg.captured_fen = captured
+        if captured:
+            owes = clearing(province_of(account.admdvs), txn.coordinator_province)
+            postings += [
+                Posting(leg.account_id, -captured, txn.beneficiary_id_number, leg.binding_id),
+                Posting(owes, captured, leg.payer_id_number, leg.binding_id),
+            ]
+    _record(uow, postings, locked, Purpose.SETTLEMENT, txn, now)
+    uow.accounts.save_amounts(list(locked.values()))
+    txn.state = COMMITTED
+    uow.participants.save(txn, now)
+    return True
+
+
+def abort(uow: PaymentUnitOfWork, transaction_id: str, coordinator_province: str, now: datetime) -> bool:
+    """Releases prepared legs; an unknown transaction is remembered as aborted so a late prepare fails."""
+    txn = uow.participants.get(transaction_id, for_update=True)
+    if txn is None:
+        uow.participants.add(
+            ParticipantTransaction(transaction_id, coordinator_province, ABORTED, "", "", now, []), now
+        )
+        return True
+    if txn.state == ABORTED:
+        return False
+    if txn.state != PREPARED:
+        raise DomainError(Reason.ALREADY_CAPTURED, f"transaction {transaction_id} was already committed here")
+    locked = uow.accounts.lock(leg.account_id for leg in txn.legs)
+    year = year_of(now)
+    for leg in txn.legs:
+        locked[leg.account_id].held_fen -= leg.amount_fen
+        uow.usage.add(leg.binding_id, year, leg.payer_id_number, txn.beneficiary_id_number, 0, -leg.amount_fen)
+    uow.accounts.save_amounts(list(locked.values()))
+    txn.state = ABORTED
+    uow.participants.save(txn, now)
+    return True
+
+
+def refund(uow: PaymentUnitOfWork, transaction_id: str, now: datetime) -> bool:
+    txn = uow.participants.get(transaction_id, for_update=True)
+    if txn is None or txn.state == ABORTED:
+        raise DomainError(Reason.NOT_CAPTURED, f"transaction {transaction_id} has nothing captured here")
+    if txn.state == REFUNDED:
+        return False
+    if txn.state == PREPARED:
+        raise DomainError(Reason.NOT_CAPTURED, f"transaction {transaction_id} is not committed here yet")
+    locked = uow.accounts.lock(leg.account_id for leg in txn.legs)
+    postings: list[Posting] = []
+    for leg in txn.legs:
+        if not leg.captured_fen:
+            continue
+        account = locked[leg.account_id]
+        owes = clearing(province_of(account.admdvs), txn.coordinator_province)
+        postings += [
+            Posting(leg.account_id, leg.captured_fen, txn.beneficiary_id_number, leg.binding_id),
+            Posting(owes, -leg.captured_fen, leg.payer_id_number, leg.binding_id),
+        ]
+        uow.usage.add(
+            leg.binding_id, year_of(now), leg.payer_id_number, txn.beneficiary_id_number, -leg.captured_fen, 0
+        )
+    _record(uow, postings, locked, Purpose.REFUND, txn, now)
+    uow.accounts.save_amounts(list(locked.values()))
+    txn.state = REFUNDED
+    uow.participants.save(txn, now)
+    return True
+
+
+def _record(
+    uow: PaymentUnitOfWork,
+    postings: list[Posting],
+    locked: dict[str, Account],
+    purpose: Purpose,
+    txn: ParticipantTransaction,
+    now: datetime,
+) -> None:
+    if not postings:
+        return
+    for posting in postings:
+        if posting.account_id.startswith(AccountKind.CLEARING.value):
+            own, other = posting.account_id.split(":", 1)[1].split(":")
+            uow.accounts.ensure(Account(posting.account_id, AccountKind.CLEARING, f"{own}:{other}", own + "0000"), now)
+    entry = JournalEntry(
+        new_id(), now, purpose, tuple(postings), settlement_id=txn.transaction_id,
+        institution_code=txn.institution_code, memo=f"for province {txn.coordinator_province}",
+    )  # fmt: skip
+    uow.journal.record(entry, locked)
+
+
+def credit_wallet(
+    uow: PaymentUnitOfWork,
+    transfer_id: str,
+    beneficiary: str,
+    grantor: str,
+    amount_fen: int,
+    source_province: str,
+    now: datetime,
+) -> tuple[bool, int]:
+    """Receives a wallet transfer from another province, once per transfer id."""
+    target = wallet(beneficiary)
+    if uow.transfers.credited(transfer_id) is not None:
+        account = uow.accounts.get(target)
+        return False, account.balance_fen if account else 0
+    locked = uow.accounts.lock([target])
+    account = locked.get(target)
+    if account is None:
+        raise DomainError(
+            Reason.WALLET_NOT_ACTIVATED, f"the wallet of {beneficiary} is not activated", field="beneficiary_id_number"
+        )
+    owed = clearing(province_of(account.admdvs), source_province)
+    uow.accounts.ensure(
+        Account(owed, AccountKind.CLEARING, f"{province_of(account.admdvs)}:{source_province}", account.admdvs), now
+    )
+    entry = JournalEntry(
+        new_id(), now, Purpose.WALLET_TRANSFER_IN,
+        (Posting(owed, -amount_fen, grantor), Posting(target, amount_fen, grantor)), transfer_id=transfer_id,
+    )  # fmt: skip
+    uow.journal.record(entry, locked)
+    uow.accounts.save_amounts([account])
+    uow.transfers.record_credit(transfer_id, beneficiary, amount_fen, source_province, now)
+    return True, account.balance_fen
+
+
+def expired_with_province(
+    uow: PaymentUnitOfWork, now: datetime, limit: int
+) -> list[tuple[ParticipantTransaction, str]]:
+    """Prepared transactions past their expiry, with the province their payers live in."""
+    found = []
+    for txn in uow.participants.expired_prepared(now, limit):
+        account = uow.accounts.get(txn.legs[0].account_id) if txn.legs else None
+        found.append((txn, province_of(account.admdvs) if account else ""))
+    return found

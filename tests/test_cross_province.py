@@ -1,0 +1,218 @@
+"""Cross-province mutual aid across two payment nodes (DOMAIN §3.5), on SQLite
+and PostgreSQL: routed legs, all-or-nothing settlements, wallet transfers and
+clearing reports that agree on both sides."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import grpc
+import pytest
+
+from gongji.binding.v1 import binding_pb2 as bpb
+from gongji.binding.v1 import binding_service_pb2 as bapi
+from gongji.common.v1 import common_pb2 as common
+from gongji.payment.v1 import payment_pb2 as ppb
+from gongji.payment.v1 import payment_service_pb2 as papi
+from services.payment.verification import stand_in_token
+from shared.ledger import CHINA_STANDARD_TIME
+from tests.helpers import binding_request, make_id_number, person, refusal_of, request_id
+from tests.test_binding_rules import put_policy
+
+PILOTS = ["32", "62"]
+NANJING, LANZHOU = "320100", "620100"
+HOSPITAL = "H320100-001"
+
+
+class CrossFamily:
+    """A child and mother insured in Nanjing (node east), the father in Lanzhou (node west)."""
+
+    def __init__(self, nodes, mother_fen: int = 10_000, father_fen: int = 100_000) -> None:
+        self.nodes = nodes
+        self.binding = nodes.east.binding.stub
+        self.clock = nodes.east.binding.clock
+        for province in ("320000", "620000"):
+            put_policy(
+                self.binding, self.clock, province,
+                geographic_scope=bpb.GEOGRAPHIC_SCOPE_CROSS_PROVINCE, cross_province_provinces=PILOTS,
+                allowed_uses=[common.USE_CATEGORY_OUTPATIENT, common.USE_CATEGORY_PHARMACY],
+                wallet_transfers_per_day=3, wallet_transfer_max_fen=200_000,
+            )  # fmt: skip
+        self.child = self.register("王小宝", NANJING, resident=True)
+        self.mother = self.register("李妈妈", NANJING)
+        self.father = self.register("王爸爸", LANZHOU)
+        self.mother_binding = self.binding.CreateBinding(binding_request(self.mother, self.child)).binding
+        self.father_binding = self.binding.CreateBinding(binding_request(self.father, self.child)).binding
+        self.credit(nodes.east.stub, self.mother, NANJING, mother_fen)
+        self.credit(nodes.west.stub, self.father, LANZHOU, father_fen)
+
+    def register(self, name: str, admdvs: str, resident: bool = False):
+        message = person(
+            make_id_number("320102" if admdvs == NANJING else "620102"), name, admdvs=admdvs,
+            insurance_type=common.INSURANCE_TYPE_RESIDENT if resident else common.INSURANCE_TYPE_EMPLOYEE,
+            has_personal_account=not resident,
+        )  # fmt: skip
+        self.binding.UpsertInsuredPerson(
+            bapi.UpsertInsuredPersonRequest(request_id=request_id(), insured_person=message)
+        )
+        return message
+
+    @staticmethod
+    def credit(stub, who, admdvs: str, amount: int) -> None:
+        stub.CreditAccount(
+            papi.CreditAccountRequest(
+                request_id=request_id(), id_number=who.id_number, account_kind=ppb.ACCOUNT_KIND_PERSONAL_ACCOUNT,
+                amount_fen=amount, kind=papi.CREDIT_KIND_MONTHLY_CONTRIBUTION, admdvs=admdvs,
+            )
+        )  # fmt: skip
+
+    def bill(self, amount: int) -> ppb.Bill:
+        return ppb.Bill(
+            institution_code=HOSPITAL, institution_admdvs=NANJING, patient_id_number=self.child.id_number,
+            credential=ppb.Credential(type=ppb.CREDENTIAL_TYPE_CARD, holder_id_number=self.child.id_number),
+            use_category=common.USE_CATEGORY_OUTPATIENT, self_pay_fen=amount,
+        )  # fmt: skip
+
+    def balance(self, stub, who) -> ppb.Account:
+        return stub.GetAccount(
+            papi.GetAccountRequest(id_number=who.id_number, account_kind=ppb.ACCOUNT_KIND_PERSONAL_ACCOUNT)
+        ).account
+
+    def today(self) -> str:
+        return self.clock.now().astimezone(CHINA_STANDARD_TIME).strftime("%Y-%m-%d")
+
+    def clearing(self, stub) -> list[tuple[str, str, int]]:
+        report = stub.GetClearingReport(papi.GetClearingReportRequest(date=self.today()))
+        return [(b.debtor_province, b.creditor_province, b.amount_fen) for b in report.balances]
+
+    def assert_books_close(self) -> None:
+        for node in (self.nodes.east, self.nodes.west):
+            audit = node.stub.CheckLedger(papi.CheckLedgerRequest())
+            assert audit.balanced, list(audit.problems)
+        assert self.clearing(self.nodes.east.stub) == self.clearing(self.nodes.west.stub)
+
+
+@pytest.fixture
+def family(two_nodes) -> CrossFamily:
+    return CrossFamily(two_nodes)
+
+
+def test_a_leg_on_another_provinces_account_is_paid_by_that_provinces_node(family):
+    settlement = family.nodes.east.stub.Settle(
+        papi.SettleRequest(request_id=request_id(), bill=family.bill(30_000))
+    ).settlement
+    assert settlement.state == ppb.SETTLEMENT_STATE_CAPTURED
+    assert [(leg.payer_id_number, leg.amount_fen, leg.payer_admdvs) for leg in settlement.legs] == [
+        (family.mother.id_number, 10_000, NANJING),
+        (family.father.id_number, 20_000, LANZHOU),
+    ]
+    assert family.balance(family.nodes.west.stub, family.father).balance_fen == 80_000
+    assert family.balance(family.nodes.east.stub, family.mother).balance_fen == 0
+    assert family.clearing(family.nodes.east.stub) == [("62", "32", 20_000)]
+    family.assert_books_close()
+
+
+def test_a_bill_sent_to_the_wrong_node_is_settled_by_the_institutions_node(family):
+    settlement = family.nodes.west.stub.Settle(
+        papi.SettleRequest(request_id=request_id(), bill=family.bill(5_000))
+    ).settlement
+    found = family.nodes.east.stub.GetSettlement(papi.GetSettlementRequest(settlement_id=settlement.settlement_id))
+    assert found.settlement.captured_fen == 5_000
+    family.assert_books_close()
+
+
+def test_an_authorization_across_nodes_holds_on_both_and_a_partial_capture_settles_both(family):
+    east = family.nodes.east.stub
+    held = east.AuthorizeSettlement(
+        papi.AuthorizeSettlementRequest(request_id=request_id(), bill=family.bill(50_000))
+    ).settlement
+    assert family.balance(family.nodes.west.stub, family.father).held_fen == 40_000
+    captured = east.CaptureSettlement(
+        papi.CaptureSettlementRequest(request_id=request_id(), settlement_id=held.settlement_id, amount_fen=30_000)
+    ).settlement
+    assert captured.captured_fen == 30_000
+    father = family.balance(family.nodes.west.stub, family.father)
+    assert (father.balance_fen, father.held_fen) == (80_000, 0)
+    family.assert_books_close()
+
+
+def test_a_released_cross_node_authorization_frees_the_remote_hold(family):
+    east = family.nodes.east.stub
+    held = east.AuthorizeSettlement(
+        papi.AuthorizeSettlementRequest(request_id=request_id(), bill=family.bill(50_000))
+    ).settlement
+    east.ReleaseSettlement(papi.ReleaseSettlementRequest(request_id=request_id(), settlement_id=held.settlement_id))
+    father = family.balance(family.nodes.west.stub, family.father)
+    assert (father.balance_fen, father.held_fen) == (100_000, 0)
+    family.assert_books_close()
+
+
+def test_an_undo_of_a_cross_node_settlement_gives_every_leg_back_and_clears_to_zero(family):
+    east = family.nodes.east.stub
+    settlement = east.Settle(papi.SettleRequest(request_id=request_id(), bill=family.bill(30_000))).settlement
+    east.RefundSettlement(papi.RefundSettlementRequest(request_id=request_id(), settlement_id=settlement.settlement_id))
+    assert family.balance(family.nodes.west.stub, family.father).balance_fen == 100_000
+    assert family.balance(family.nodes.east.stub, family.mother).balance_fen == 10_000
+    assert family.clearing(family.nodes.east.stub) == []
+    family.assert_books_close()
+
+
+def test_an_unreachable_province_refuses_the_bill_and_leaves_nothing_held(family, two_nodes):
+    two_nodes.west.server.stop()
+    with pytest.raises(grpc.RpcError) as raised:
+        family.nodes.east.stub.Settle(papi.SettleRequest(request_id=request_id(), bill=family.bill(30_000)), timeout=30)
+    refusal = refusal_of(raised.value)
+    assert (refusal.code, refusal.reason) == (grpc.StatusCode.UNAVAILABLE, "PROVINCE_UNREACHABLE")
+    mother = family.balance(family.nodes.east.stub, family.mother)
+    assert (mother.balance_fen, mother.held_fen) == (10_000, 0)
+    assert family.nodes.east.stub.CheckLedger(papi.CheckLedgerRequest()).balanced
+
+
+def transfer(family, amount: int, token: str | None = None) -> papi.TransferToWalletResponse:
+    return family.nodes.west.stub.TransferToWallet(
+        papi.TransferToWalletRequest(
+            request_id=request_id(), grantor_id_number=family.father.id_number,
+            beneficiary_id_number=family.child.id_number, amount_fen=amount,
+            verification=ppb.Verification(
+                method=ppb.VERIFICATION_METHOD_FACE,
+                token=token if token is not None else stand_in_token(family.father.id_number, "FACE"),
+            ),
+        )
+    )  # fmt: skip
+
+
+def at_noon(family) -> None:
+    now = family.clock.now().astimezone(CHINA_STANDARD_TIME)
+    family.clock.set(now.replace(hour=12, minute=0) + timedelta(days=1))
+
+
+def test_a_wallet_transfer_moves_money_to_the_beneficiarys_province_and_pays_a_bill_there(family):
+    at_noon(family)
+    family.nodes.east.stub.ActivateWallet(
+        papi.ActivateWalletRequest(request_id=request_id(), id_number=family.child.id_number, admdvs=NANJING)
+    )
+    moved = transfer(family, 50_000).transfer
+    assert moved.state == ppb.TRANSFER_STATE_COMPLETED
+    assert (moved.source_province, moved.target_province) == ("62", "32")
+    wallet = family.nodes.east.stub.GetAccount(
+        papi.GetAccountRequest(id_number=family.child.id_number, account_kind=ppb.ACCOUNT_KIND_WALLET)
+    ).account
+    assert wallet.balance_fen == 50_000
+    assert family.clearing(family.nodes.east.stub) == [("62", "32", 50_000)]
+    family.assert_books_close()
+
+
+def test_a_wallet_transfer_needs_verification_an_activated_wallet_and_daytime(family):
+    at_noon(family)
+    with pytest.raises(grpc.RpcError) as raised:
+        transfer(family, 10_000, token="forged")
+    assert refusal_of(raised.value).reason == "VERIFICATION_FAILED"
+    with pytest.raises(grpc.RpcError) as raised:
+        transfer(family, 300_000)
+    assert refusal_of(raised.value).reason == "TRANSFER_LIMIT_REACHED"
+    now = family.clock.now().astimezone(CHINA_STANDARD_TIME)
+    family.clock.set(now.replace(hour=23))
+    with pytest.raises(grpc.RpcError) as raised:
+        transfer(family, 10_000)
+    assert refusal_of(raised.value).reason == "TRANSFER_NOT_ALLOWED_NOW"
+    assert family.balance(family.nodes.west.stub, family.father).balance_fen == 100_000
