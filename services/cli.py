@@ -8,6 +8,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -41,6 +42,7 @@ def _serve(args: argparse.Namespace) -> int:
 
                 settings.routing = RoutingTable.load(Path(args.routing), args.node)
             settings.sweep_interval = args.sweep_interval
+            settings.prepare_lease = timedelta(seconds=args.prepare_lease)
             running = await start_payment_server(settings)
         await serve_until_signalled(running, grace=args.grace)
 
@@ -120,6 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--node", default="local", help="payment only: this node's name in the routing table")
     serve.add_argument(
         "--sweep-interval", type=float, default=5.0, help="payment only: seconds between expiry sweeps and recovery"
+    )
+    serve.add_argument(
+        "--prepare-lease",
+        type=float,
+        default=30.0,
+        help="payment only: seconds a cross-node saga may stay PREPARING before recovery aborts it",
     )
     serve.set_defaults(run=_serve)
 

@@ -60,3 +60,16 @@ def page_size(requested: int, default: int = 50, maximum: int = 500) -> int:
     if requested < 0:
         raise DomainError(Reason.FIELD_INVALID, "page_size must not be negative", field="page_size")
     return min(requested or default, maximum)
+
+
+def text_field(value: str, field: str, max_length: int, required: bool = False) -> str:
+    """Free text as stored: trimmed, at most max_length characters, no control characters
+    (PostgreSQL refuses NUL; none of them belongs in a name, code or comment)."""
+    value = value.strip()
+    if required and not value:
+        raise DomainError(Reason.FIELD_REQUIRED, f"{field} is required", field=field)
+    if len(value) > max_length:
+        raise DomainError(Reason.FIELD_INVALID, f"{field} is longer than {max_length} characters", field=field)
+    if any(ord(character) < 32 and character not in "\t\n" for character in value):
+        raise DomainError(Reason.FIELD_INVALID, f"{field} contains a control character", field=field)
+    return value

@@ -17,6 +17,7 @@ from typing import Any
 import grpc
 from google.rpc import status_pb2
 from grpc_status import rpc_status
+from sqlalchemy.exc import DataError
 
 from services.common.status import internal_status, plain_status, status_of
 from shared.errors import DomainError
@@ -70,6 +71,14 @@ class StatusInterceptor(grpc.aio.ServerInterceptor):
                 outcome = "UNIMPLEMENTED"
             except (grpc.aio.AbortError, asyncio.CancelledError):
                 raise
+            except DataError as error:
+                # A value the converters let through but the database cannot store: the caller's input.
+                log.warning("database refused a value in %s: %s", method, error.orig)
+                status = plain_status(
+                    grpc.StatusCode.INVALID_ARGUMENT, "FIELD_INVALID", self._domain,
+                    "a field holds a value the service cannot store (too long or malformed)",
+                )  # fmt: skip
+                outcome = "FIELD_INVALID"
             except Exception:
                 log.exception("unexpected failure in %s", method)
                 status = internal_status(self._domain)

@@ -85,6 +85,8 @@ class UseCaseRunner(Generic[U]):
                 f"request_id is longer than {MAX_REQUEST_ID_LENGTH} characters",
                 field="request_id",
             )
+        if any(ord(character) < 32 for character in request_id):
+            raise DomainError(Reason.FIELD_INVALID, "request_id contains a control character", field="request_id")
         digest = fingerprint(method, request.SerializeToString(deterministic=True))
         outcome = await self.in_thread(lambda: self._run_once(method, request_id, digest, fn))
         if outcome.succeeded:

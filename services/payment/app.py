@@ -103,10 +103,10 @@ async def start_payment_server(settings: PaymentSettings) -> RunningServer:
     )
     channel = peer_channel(settings.binding_address, BINDING_SERVICE)
     nodes = GrpcNodeClient(settings.node_deadline)
+    failpoint = failpoint_from_environment()
     coordinator = Coordinator(
-        runner, settings.routing, nodes, settings.clock, lease=settings.prepare_lease,
-        failpoint=failpoint_from_environment(),
-    )  # fmt: skip
+        runner, settings.routing, nodes, settings.clock, lease=settings.prepare_lease, failpoint=failpoint
+    )
     servicer = PaymentServicer(
         runner, settings.clock, binding_grpc.BindingServiceStub(channel), coordinator, settings.verifier,
         settings.default_hold,
@@ -115,7 +115,10 @@ async def start_payment_server(settings: PaymentSettings) -> RunningServer:
         ServiceRegistration(SERVICE, partial(api_grpc.add_PaymentServiceServicer_to_server, servicer)),
         ServiceRegistration(
             NODE_SERVICE,
-            partial(node_grpc.add_PaymentNodeServiceServicer_to_server, PaymentNodeServicer(runner, settings.clock)),
+            partial(
+                node_grpc.add_PaymentNodeServiceServicer_to_server,
+                PaymentNodeServicer(runner, settings.clock, failpoint),
+            ),
         ),
     ]
     running = await start_server(registrations, settings.address, ERROR_DOMAIN)

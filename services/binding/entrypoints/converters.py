@@ -12,6 +12,7 @@ from services.common.converters import (
     datetime_to_timestamp,
     enum_to_domain,
     enum_to_proto,
+    text_field,
     timestamp_to_datetime,
 )
 from shared.bindings import (
@@ -35,12 +36,7 @@ from shared.relationships import ProofType, Relationship, RelationshipScope
 
 
 def _name(value: str, field: str) -> str:
-    value = value.strip()
-    if not value:
-        raise DomainError(Reason.FIELD_REQUIRED, f"{field} is required", field=field)
-    if len(value) > 100:
-        raise DomainError(Reason.FIELD_INVALID, f"{field} is longer than 100 characters", field=field)
-    return value
+    return text_field(value, field, 100, required=True)
 
 
 def person_from_proto(message: pb.InsuredPerson, field: str = "insured_person") -> InsuredPerson:
@@ -52,8 +48,8 @@ def person_from_proto(message: pb.InsuredPerson, field: str = "insured_person") 
         ),
         status=enum_to_domain(InsuranceStatus, common.InsuranceStatus, message.status, f"{field}.status"),
         admdvs=validate_admdvs(message.admdvs, f"{field}.admdvs"),
-        phone=message.phone.strip(),
-        address=message.address.strip(),
+        phone=text_field(message.phone, f"{field}.phone", 32),
+        address=text_field(message.address, f"{field}.address", 256),
         has_personal_account=message.has_personal_account,
     )
 
@@ -125,7 +121,7 @@ def application_from_request(request: api.CreateBindingRequest) -> BindingApplic
     proofs = tuple(
         Proof(
             enum_to_domain(ProofType, pb.ProofType, proof.type, f"proofs[{i}].type"),
-            proof.document_ref.strip(),
+            text_field(proof.document_ref, f"proofs[{i}].document_ref", 128),
         )
         for i, proof in enumerate(request.proofs)
     )
@@ -134,7 +130,7 @@ def application_from_request(request: api.CreateBindingRequest) -> BindingApplic
         beneficiary=_identity(request.beneficiary, "beneficiary"),
         relationship=enum_to_domain(Relationship, common.Relationship, request.relationship, "relationship"),
         proofs=proofs,
-        consent_version=request.consent_version.strip(),
+        consent_version=text_field(request.consent_version, "consent_version", 64),
         channel=enum_to_domain(Channel, common.Channel, request.channel, "channel"),
         yearly_cap_fen=request.yearly_cap_fen,
     )
@@ -228,7 +224,7 @@ def policy_from_proto(message: pb.RegionPolicy) -> RegionPolicy:
         min_days_before_unbind=message.min_days_before_unbind,
         wallet_transfers_per_day=message.wallet_transfers_per_day,
         wallet_transfer_max_fen=message.wallet_transfer_max_fen,
-        description=message.description,
+        description=text_field(message.description, "policy.description", 500),
     ).validated()
 
 

@@ -13,7 +13,7 @@ from services.binding.service_layer import use_cases
 from services.binding.service_layer.policy_book import PolicyBook
 from services.binding.service_layer.unit_of_work import BindingUnitOfWork
 from services.common.clock import Clock
-from services.common.converters import page_size, timestamp_to_datetime
+from services.common.converters import page_size, text_field, timestamp_to_datetime
 from services.common.paging import decode_page_token, encode_page_token
 from services.common.runner import UseCaseRunner
 from shared.bindings import Actor
@@ -60,11 +60,11 @@ class BindingServicer(api_grpc.BindingServiceServicer):
         self, request: api.UpdateContactInfoRequest, context: grpc.aio.ServicerContext
     ) -> api.UpdateContactInfoResponse:
         id_number = validate_id_number(request.id_number)
+        phone = text_field(request.phone, "phone", 32)
+        address = text_field(request.address, "address", 256)
 
         def run(uow: BindingUnitOfWork) -> api.UpdateContactInfoResponse:
-            person = use_cases.update_contact_info(
-                uow, id_number, request.phone.strip(), request.address.strip(), self._clock.now()
-            )
+            person = use_cases.update_contact_info(uow, id_number, phone, address, self._clock.now())
             return api.UpdateContactInfoResponse(insured_person=convert.person_to_proto(person))
 
         return await self._run.mutate(
@@ -119,14 +119,16 @@ class BindingServicer(api_grpc.BindingServiceServicer):
         if request.decision == api.REVIEW_DECISION_UNSPECIFIED:
             raise DomainError(Reason.FIELD_REQUIRED, "decision must be APPROVE or REJECT", field="decision")
         approve = request.decision == api.REVIEW_DECISION_APPROVE
+        operator_id = text_field(request.operator_id, "operator_id", 64)
+        comment = text_field(request.comment, "comment", 1000)
 
         def run(uow: BindingUnitOfWork) -> api.ReviewBindingResponse:
             binding = use_cases.review_binding(
                 uow,
                 request.binding_id,
                 approve,
-                request.operator_id,
-                request.comment,
+                operator_id,
+                comment,
                 self._clock.now(),
                 request.request_id,
             )
@@ -143,11 +145,13 @@ class BindingServicer(api_grpc.BindingServiceServicer):
         if actor is Actor.SYSTEM:
             raise DomainError(Reason.FIELD_INVALID, "actor must be GRANTOR, BENEFICIARY or OPERATOR", field="actor")
         channel = convert.optional_channel(request.channel)
+        actor_id = text_field(request.actor_id, "actor_id", 64)
+        comment = text_field(request.comment, "comment", 1000)
 
         def run(uow: BindingUnitOfWork) -> api.EndBindingResponse:
-            who = use_cases.Who(actor, request.actor_id.strip(), channel, request.request_id)
+            who = use_cases.Who(actor, actor_id, channel, request.request_id)
             binding = use_cases.end_binding(
-                uow, request.binding_id, who, request.comment, self._policies.snapshot(uow), self._clock.now()
+                uow, request.binding_id, who, comment, self._policies.snapshot(uow), self._clock.now()
             )
             return api.EndBindingResponse(binding=convert.binding_to_proto(binding))
 

@@ -380,11 +380,21 @@ class AuditQueries:
 
     def held_mismatches(self) -> list[tuple[str, int, int]]:
         a, s, legs = orm.accounts, orm.settlements, orm.settlement_legs
-        holds = (
-            select(legs.c.account_id, func.sum(legs.c.amount_fen).label("total"))
+        pt, pl = orm.participant_transactions, orm.participant_legs
+        own_holds = (
+            select(legs.c.account_id, legs.c.amount_fen)
             .join(s, s.c.settlement_id == legs.c.settlement_id)
-            .where(s.c.state == SettlementState.AUTHORIZED.value)
-            .group_by(legs.c.account_id)
+            .where(s.c.state == SettlementState.AUTHORIZED.value, legs.c.province == "")
+        )
+        held_for_others = (
+            select(pl.c.account_id, pl.c.amount_fen)
+            .join(pt, pt.c.transaction_id == pl.c.transaction_id)
+            .where(pt.c.state == "PREPARED")
+        )
+        every_hold = own_holds.union_all(held_for_others).subquery()
+        holds = (
+            select(every_hold.c.account_id, func.sum(every_hold.c.amount_fen).label("total"))
+            .group_by(every_hold.c.account_id)
             .subquery()
         )
         rows = self._session.execute(
@@ -407,6 +417,13 @@ class AuditQueries:
             select(s.c.settlement_id).where(s.c.state == SettlementState.AUTHORIZED.value, s.c.expire_time < older_than)
         )
         return [row.settlement_id for row in rows]
+
+    def stale_prepared(self, older_than: datetime) -> list[str]:
+        table = orm.participant_transactions
+        rows = self._session.execute(
+            select(table.c.transaction_id).where(table.c.state == "PREPARED", table.c.expire_time < older_than)
+        )
+        return [row.transaction_id for row in rows]
 
     def total_of_all_accounts(self) -> int:
         return int(self._session.execute(select(func.coalesce(func.sum(orm.postings.c.amount_fen), 0))).scalar_one())

@@ -11,7 +11,7 @@ from gongji.binding.v1 import binding_service_pb2 as bapi
 from gongji.common.v1 import common_pb2 as common
 from gongji.payment.v1 import payment_pb2 as pb
 from gongji.payment.v1 import payment_service_pb2 as api
-from services.common.converters import datetime_to_timestamp, enum_to_domain, enum_to_proto
+from services.common.converters import datetime_to_timestamp, enum_to_domain, enum_to_proto, text_field
 from services.payment.service_layer.inquiries import Reconciliation, SuspensionView
 from services.payment.service_layer.use_cases import Payers
 from shared.deduction import PaymentSource
@@ -27,12 +27,7 @@ from shared.settlements import Bill, CredentialType, Settlement, SettlementState
 
 
 def _code(value: str, field: str) -> str:
-    value = value.strip()
-    if not value:
-        raise DomainError(Reason.FIELD_REQUIRED, f"{field} is required", field=field)
-    if len(value) > 32:
-        raise DomainError(Reason.FIELD_INVALID, f"{field} is longer than 32 characters", field=field)
-    return value
+    return text_field(value, field, 32, required=True)
 
 
 def bill_from_proto(message: pb.Bill) -> Bill:
@@ -50,7 +45,7 @@ def bill_from_proto(message: pb.Bill) -> Bill:
         self_pay_fen=require_positive(message.self_pay_fen, "bill.self_pay_fen"),
         chronic_disease=message.chronic_disease,
         use_own_account=message.use_own_account,
-        institution_settlement_id=message.institution_settlement_id.strip()[:64],
+        institution_settlement_id=text_field(message.institution_settlement_id, "bill.institution_settlement_id", 64),
         refuse_cash_part=message.refuse_cash_part,
     )
 

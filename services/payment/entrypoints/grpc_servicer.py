@@ -20,7 +20,7 @@ from gongji.payment.v1 import payment_pb2 as pb
 from gongji.payment.v1 import payment_service_pb2 as api
 from gongji.payment.v1 import payment_service_pb2_grpc as api_grpc
 from services.common.clock import Clock
-from services.common.converters import page_size, timestamp_to_datetime
+from services.common.converters import page_size, text_field, timestamp_to_datetime
 from services.common.paging import decode_page_token, encode_page_token
 from services.common.runner import UseCaseRunner
 from services.common.status import error_info_of, status_of
@@ -192,10 +192,11 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
                 field="amount_fen",
             )
         admdvs = request.admdvs and validate_admdvs(request.admdvs, "admdvs")
+        period = text_field(request.period, "period", 7)
+        memo = text_field(request.memo, "memo", 500) or (f"contribution {period}" if period else "")
 
         def run(uow: PaymentUnitOfWork) -> api.CreditAccountResponse:
             now = self._clock.now()
-            memo = request.memo or (f"contribution {request.period}" if request.period else "")
             account, entry_id = use_cases.credit_account(
                 uow, id_number, kind, request.amount_fen, purpose, admdvs, memo, now, request.request_id
             )
@@ -365,9 +366,13 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
         self, request: api.SuspendSettlementRequest, context: grpc.aio.ServicerContext
     ) -> api.SuspendSettlementResponse:
         holder = validate_id_number(request.holder_id_number, "holder_id_number")
+        reason, operator_id = (
+            text_field(request.reason, "reason", 500),
+            text_field(request.operator_id, "operator_id", 64),
+        )
 
         def run(uow: PaymentUnitOfWork) -> api.SuspendSettlementResponse:
-            view = inquiries.suspend(uow, holder, request.reason, request.operator_id, self._clock.now())
+            view = inquiries.suspend(uow, holder, reason, operator_id, self._clock.now())
             return api.SuspendSettlementResponse(suspension=convert.suspension_to_proto(view))
 
         return await self._run.mutate(
@@ -378,9 +383,13 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
         self, request: api.LiftSuspensionRequest, context: grpc.aio.ServicerContext
     ) -> api.LiftSuspensionResponse:
         holder = validate_id_number(request.holder_id_number, "holder_id_number")
+        reason, operator_id = (
+            text_field(request.reason, "reason", 500),
+            text_field(request.operator_id, "operator_id", 64),
+        )
 
         def run(uow: PaymentUnitOfWork) -> api.LiftSuspensionResponse:
-            view = inquiries.lift(uow, holder, request.reason, request.operator_id, self._clock.now())
+            view = inquiries.lift(uow, holder, reason, operator_id, self._clock.now())
             return api.LiftSuspensionResponse(suspension=convert.suspension_to_proto(view))
 
         return await self._run.mutate(

@@ -11,6 +11,7 @@ from services.common.converters import timestamp_to_datetime
 from services.common.runner import UseCaseRunner
 from services.payment.entrypoints.converters import grants_from_proto
 from services.payment.service_layer import coordination, participant
+from services.payment.service_layer.coordinator import FailPoint, no_failpoint
 from services.payment.service_layer.unit_of_work import PaymentUnitOfWork
 from shared.errors import DomainError, Reason
 from shared.identity import validate_id_number
@@ -34,9 +35,12 @@ def _transaction_id(value: str) -> str:
 
 
 class PaymentNodeServicer(node_grpc.PaymentNodeServiceServicer):
-    def __init__(self, runner: UseCaseRunner[PaymentUnitOfWork], clock: Clock) -> None:
+    def __init__(
+        self, runner: UseCaseRunner[PaymentUnitOfWork], clock: Clock, failpoint: FailPoint = no_failpoint
+    ) -> None:
         self._run = runner
         self._clock = clock
+        self._failpoint = failpoint
 
     async def GetPayerCapacity(
         self, request: node.GetPayerCapacityRequest, context: grpc.aio.ServicerContext
@@ -74,6 +78,7 @@ class PaymentNodeServicer(node_grpc.PaymentNodeServiceServicer):
                 expire, self._clock.now(),
             )
         )  # fmt: skip
+        self._failpoint("participant_after_prepare")
         return node.PrepareLegsResponse(
             legs=[
                 node.NodeLeg(leg_no=leg.leg_no, payer_id_number=leg.payer_id_number, binding_id=leg.binding_id,

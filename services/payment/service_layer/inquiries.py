@@ -84,6 +84,9 @@ def check_ledger(uow: PaymentUnitOfWork, now: datetime, grace: timedelta = timed
     ]
     problems += [f"account {a} holds more than its balance" for a in uow.audit.negative_available()]
     problems += [f"settlement {s} holds money past its expiry" for s in uow.audit.stale_holds(now - grace)]
+    problems += [
+        f"cross-node transaction {t} holds money here past its expiry" for t in uow.audit.stale_prepared(now - grace)
+    ]
     total = uow.audit.total_of_all_accounts()
     if total != 0:
         problems.append(f"the sum over all accounts is {total} fen, not 0")
