@@ -107,6 +107,7 @@ class ParticipantTransaction:
     institution_code: str
     expire_time: datetime
     legs: list[PreparedLeg]
+    create_time: datetime | None = None
 
 
 class ParticipantLog:
@@ -128,6 +129,7 @@ class ParticipantLog:
             row.expire_time,
             [PreparedLeg(r.leg_no, r.payer_id_number, r.account_id, r.binding_id, r.amount_fen, r.captured_fen)
              for r in leg_rows],
+            row.create_time,
         )  # fmt: skip
 
     def add(self, txn: ParticipantTransaction, now: datetime) -> None:

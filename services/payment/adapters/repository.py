@@ -204,10 +204,14 @@ class SettlementRepository:
             self._session.execute(
                 update(legs)
                 .where(legs.c.settlement_id == bindparam("_sid"), legs.c.leg_no == bindparam("_no"))
-                .values(captured_fen=bindparam("_captured"), refunded_fen=bindparam("_refunded")),
+                .values(
+                    captured_fen=bindparam("_captured"),
+                    refunded_fen=bindparam("_refunded"),
+                    payer_balance_after_fen=bindparam("_balance"),
+                ),
                 [
                     {"_sid": settlement.settlement_id, "_no": leg.leg_no, "_captured": leg.captured_fen,
-                     "_refunded": leg.refunded_fen}
+                     "_refunded": leg.refunded_fen, "_balance": leg.payer_balance_after_fen}
                     for leg in settlement.legs
                 ],
             )  # fmt: skip

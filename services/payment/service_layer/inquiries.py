@@ -122,7 +122,7 @@ def lift(uow: PaymentUnitOfWork, holder: str, reason: str, operator_id: str, now
         raise DomainError(Reason.FIELD_REQUIRED, "operator_id is required", field="operator_id")
     current = uow.violations.suspension(holder, for_update=True)
     if current is None or not current.active:
-        raise DomainError(Reason.FIELD_INVALID, f"{holder} has no active suspension", field="holder_id_number")
+        raise DomainError(Reason.NOT_SUSPENDED, f"{holder} has no active suspension to lift", field="holder_id_number")
     uow.violations.lift(holder, operator_id, reason, now)
     return _view(uow.violations.suspension(holder))
 

@@ -126,13 +126,14 @@ def commit(uow: PaymentUnitOfWork, transaction_id: str, captures: dict[int, int]
     if txn.state == ABORTED:
         raise DomainError(Reason.ALREADY_RELEASED, f"transaction {transaction_id} was aborted here")
     locked = uow.accounts.lock(leg.account_id for leg in txn.legs)
-    year = year_of(now)
+    year, hold_year = year_of(now), year_of(txn.create_time or now)
     postings: list[Posting] = []
     for leg in txn.legs:
         captured = min(captures.get(leg.leg_no, 0), leg.amount_fen)
         account = locked[leg.account_id]
         account.held_fen -= leg.amount_fen
-        uow.usage.add(leg.binding_id, year, leg.payer_id_number, txn.beneficiary_id_number, captured, -leg.amount_fen)
+        uow.usage.add(leg.binding_id, hold_year, leg.payer_id_number, txn.beneficiary_id_number, 0, -leg.amount_fen)
+        uow.usage.add(leg.binding_id, year, leg.payer_id_number, txn.beneficiary_id_number, captured, 0)
         leg.captured_fen = captured
         if captured:
             owes = clearing(province_of(account.admdvs), txn.coordinator_province)
@@ -160,7 +161,7 @@ def abort(uow: PaymentUnitOfWork, transaction_id: str, coordinator_province: str
     if txn.state != PREPARED:
         raise DomainError(Reason.ALREADY_CAPTURED, f"transaction {transaction_id} was already committed here")
     locked = uow.accounts.lock(leg.account_id for leg in txn.legs)
-    year = year_of(now)
+    year = year_of(txn.create_time or now)
     for leg in txn.legs:
         locked[leg.account_id].held_fen -= leg.amount_fen
         uow.usage.add(leg.binding_id, year, leg.payer_id_number, txn.beneficiary_id_number, 0, -leg.amount_fen)

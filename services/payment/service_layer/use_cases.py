@@ -340,7 +340,7 @@ def _post_capture(
     uow.accounts.ensure(
         Account(institution, AccountKind.INSTITUTION_RECEIVABLE, bill.institution_code, bill.institution_admdvs), now
     )
-    year = year_of(now)
+    year, hold_year = year_of(now), year_of(settlement.create_time)
     postings: list[Posting] = []
     for leg in settlement.legs:
         if leg.is_remote:
@@ -351,10 +351,7 @@ def _post_capture(
         if release_holds:
             locked[leg.account_id].held_fen -= leg.amount_fen
         if leg.source is PaymentSource.MUTUAL_AID:
-            held_back = -leg.amount_fen if release_holds else 0
-            uow.usage.add(
-                leg.binding_id, year, leg.payer_id_number, bill.patient_id_number, leg.captured_fen, held_back
-            )
+            _count_usage(uow, leg, bill.patient_id_number, year, leg.captured_fen, hold_year if release_holds else None)
         if leg.captured_fen:
             postings += _via_clearing(uow, bill, leg, leg.captured_fen, now, payer_side=True)
         leg.payer_balance_after_fen = locked[leg.account_id].available_fen - (0 if release_holds else leg.captured_fen)
@@ -367,6 +364,20 @@ def _post_capture(
     if release_holds:
         for leg in _local(settlement):
             leg.payer_balance_after_fen = locked[leg.account_id].available_fen
+
+
+def _count_usage(
+    uow: PaymentUnitOfWork, leg: SettlementLeg, beneficiary: str, year: int, captured: int, hold_year: int | None
+) -> None:
+    """Counts a capture in its own year, and takes the hold back from the year it was counted in
+    (an inpatient deposit held over New Year must not inflate the new year's cap)."""
+    if hold_year is None or hold_year == year:
+        uow.usage.add(
+            leg.binding_id, year, leg.payer_id_number, beneficiary, captured, -leg.amount_fen if hold_year else 0
+        )
+        return
+    uow.usage.add(leg.binding_id, hold_year, leg.payer_id_number, beneficiary, 0, -leg.amount_fen)
+    uow.usage.add(leg.binding_id, year, leg.payer_id_number, beneficiary, captured, 0)
 
 
 def _via_clearing(
@@ -479,7 +490,14 @@ def refund(uow: PaymentUnitOfWork, settlement_id: str, now: datetime, request_id
     return settlement
 
 
-def _move_back(uow: PaymentUnitOfWork, settlement: Settlement, now: datetime, request_id: str, direction: int) -> None:
+def _move_back(
+    uow: PaymentUnitOfWork,
+    settlement: Settlement,
+    now: datetime,
+    request_id: str,
+    direction: int,
+    purpose: Purpose = Purpose.REFUND,
+) -> None:
     """direction +1 refunds the captured legs; -1 charges them again (a reversed undo)."""
     bill = settlement.bill
     if direction < 0 and any(leg.is_remote for leg in settlement.legs):
@@ -504,7 +522,6 @@ def _move_back(uow: PaymentUnitOfWork, settlement: Settlement, now: datetime, re
         leg.refunded_fen = leg.captured_fen if direction > 0 else 0
         if leg.source is PaymentSource.MUTUAL_AID and not leg.is_remote:
             uow.usage.add(leg.binding_id, year, leg.payer_id_number, bill.patient_id_number, -amount, 0)
-    purpose = Purpose.REFUND if direction > 0 else Purpose.REVERSAL
     entry = JournalEntry(
         new_id(), now, purpose, tuple(postings), settlement_id=settlement.settlement_id,
         institution_code=bill.institution_code, request_id=request_id,
@@ -540,13 +557,15 @@ def reverse(
     The original's key is marked reversed (or reserved, when it never arrived),
     so any later arrival or retry of it is refused with REQUEST_REVERSED.
     """
-    from services.common.idempotency import Outcome
+    from services.common.idempotency import REVERSED_BEFORE_ARRIVAL, Outcome
 
     refusal = Outcome(False, refusal_payload)
     stored = uow.idempotency.get(original_request_id, for_update=True)
     if stored is None:
         uow.idempotency.tombstone(original_request_id, request_id, refusal, now)
         return Reversal(False, "", None)
+    if stored.method == REVERSED_BEFORE_ARRIVAL:
+        return Reversal(False, "", None)  # reversed before it arrived, and repeated: nothing changes
     if stored.reversed_by is not None or stored.outcome is None or not stored.outcome.succeeded:
         if stored.reversed_by is None:
             uow.idempotency.mark_reversed(original_request_id, request_id, refusal)
@@ -573,12 +592,12 @@ def _undo(uow: PaymentUnitOfWork, settlement: Settlement, method: str, now: date
         if state is SettlementState.AUTHORIZED:
             _release_holds(uow, settlement, SettlementState.REVERSED, now)
         elif state is SettlementState.CAPTURED:
-            _move_back(uow, settlement, now, request_id, direction=+1)
+            _move_back(uow, settlement, now, request_id, direction=+1, purpose=Purpose.REVERSAL)
             settlement.state, settlement.close_time = SettlementState.REVERSED, now
             uow.settlements.save(settlement)
             coordination.decide(uow, settlement, coordination.REFUNDING, now)
     elif method == "RefundSettlement" and state is SettlementState.REFUNDED:
-        _move_back(uow, settlement, now, request_id, direction=-1)
+        _move_back(uow, settlement, now, request_id, direction=-1, purpose=Purpose.REVERSAL)
         settlement.state, settlement.close_time = SettlementState.CAPTURED, None
         uow.settlements.save(settlement)
     elif method == "ReleaseSettlement" and state is SettlementState.RELEASED:

@@ -1,0 +1,150 @@
+"""Real processes for fault tests: a binding service and two payment nodes, each
+`gongji serve` in its own process with its own database, killed and restarted
+as the tests say. Node "east" keeps Jiangsu (32), node "west" keeps Gansu (62)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from gongji.binding.v1 import binding_service_pb2_grpc as binding_grpc
+from gongji.payment.v1 import payment_service_pb2_grpc as payment_grpc
+from tests.conftest import EAST_PROVINCES, WEST_PROVINCES, _free_port
+
+NODES = ("east", "west")
+
+
+@dataclass
+class Process:
+    name: str
+    command: list[str]
+    env: dict[str, str]
+    log: Path
+    handle: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as sink:
+            self.handle = subprocess.Popen(self.command, env=self.env, stdout=sink, stderr=subprocess.STDOUT)
+
+    @property
+    def alive(self) -> bool:
+        return self.handle is not None and self.handle.poll() is None
+
+
+@dataclass
+class ProcessCluster:
+    tmp_path: Path
+    binding_url: str
+    node_urls: dict[str, str]
+    # Where each node reaches the others; a test may put a proxy in between.
+    peer_address_override: dict[str, str] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
+    processes: dict[str, Process] = field(default_factory=dict)
+    channels: list[grpc.Channel] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.ports = {name: _free_port() for name in ("binding", *NODES)}
+
+    def address(self, name: str) -> str:
+        return f"127.0.0.1:{self.ports[name]}"
+
+    def routing_file(self, node: str) -> Path:
+        nodes = {
+            name: {
+                "address": self.peer_address_override.get(name, self.address(name))
+                if name != node
+                else self.address(name),
+                "provinces": EAST_PROVINCES if name == "east" else WEST_PROVINCES,
+            }
+            for name in NODES
+        }
+        path = self.tmp_path / f"routing-{node}.json"
+        path.write_text(json.dumps({"nodes": nodes}))
+        return path
+
+    def _serve(self, name: str, failpoint: str = "") -> Process:
+        base = [sys.executable, "-m", "services.cli", "serve"]
+        if name == "binding":
+            command = [*base, "binding", "--address", self.address(name), "--database", self.binding_url]
+        else:
+            command = [
+                *base, "payment", "--address", self.address(name), "--database", self.node_urls[name],
+                "--binding-address", self.address("binding"), "--routing", str(self.routing_file(name)),
+                "--node", name, "--sweep-interval", "0.3", "--prepare-lease", "1", "--grace", "1",
+            ]  # fmt: skip
+        env = {**os.environ, "GONGJI_FAILPOINT": failpoint}
+        return Process(name, command, env, self.tmp_path / f"{name}.log")
+
+    def start(self, name: str, failpoint: str = "") -> None:
+        process = self._serve(name, failpoint)
+        self.processes[name] = process
+        process.start()
+        self.wait_serving(name)
+
+    def start_all(self, failpoints: dict[str, str] | None = None) -> None:
+        self.start("binding")
+        for name in NODES:
+            self.start(name, (failpoints or {}).get(name, ""))
+
+    def wait_serving(self, name: str, seconds: float = 30) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if not self.processes[name].alive:
+                raise AssertionError(f"{name} exited: {self.processes[name].log.read_text()[-3000:]}")
+            try:
+                with grpc.insecure_channel(self.address(name)) as channel:
+                    answer = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
+                if answer.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"{name} never served")
+
+    def wait_dead(self, name: str, seconds: float = 20) -> int:
+        process = self.processes[name]
+        assert process.handle is not None
+        return process.handle.wait(timeout=seconds)
+
+    def kill(self, name: str) -> None:
+        process = self.processes[name]
+        if process.alive and process.handle is not None:
+            process.handle.send_signal(signal.SIGKILL)
+            process.handle.wait(timeout=10)
+
+    def restart(self, name: str) -> None:
+        self.kill(name)
+        self.start(name)
+
+    def channel(self, name: str) -> grpc.Channel:
+        channel = grpc.insecure_channel(self.address(name))
+        self.channels.append(channel)
+        return channel
+
+    def binding(self) -> binding_grpc.BindingServiceStub:
+        return binding_grpc.BindingServiceStub(self.channel("binding"))
+
+    def payment(self, name: str) -> payment_grpc.PaymentServiceStub:
+        return payment_grpc.PaymentServiceStub(self.channel(name))
+
+    def stop_all(self) -> None:
+        for channel in self.channels:
+            channel.close()
+        for process in self.processes.values():
+            if process.alive and process.handle is not None:
+                process.handle.send_signal(signal.SIGTERM)
+        for process in self.processes.values():
+            if process.handle is not None:
+                try:
+                    process.handle.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.handle.kill()
