@@ -4,6 +4,7 @@ and a family walked through mutual aid over real gRPC, printed as a report."""
 from __future__ import annotations
 
 import logging
+import socket
 import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -20,13 +21,18 @@ from gongji.common.v1 import common_pb2 as common
 from gongji.payment.v1 import payment_service_pb2_grpc as payment_grpc
 from services.binding.app import BindingSettings, start_binding_server
 from services.binding.entrypoints.converters import policy_to_proto
+from services.common.clock import ManualClock
 from services.common.hosting import BackgroundServer
 from services.common.status import error_info_of
+from services.demo_cross import walk_cross_province
 from services.demo_payments import walk_payments as _walk_payments
 from services.payment.app import PaymentSettings, start_payment_server
+from services.payment.routing import Node, RoutingTable
+from shared.ledger import CHINA_STANDARD_TIME
 from shared.policy import example_policies
+from shared.regions import PROVINCES
 
-NANJING, SUZHOU = "320100", "320500"
+NANJING, HANGZHOU = "320100", "330100"
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 
 
@@ -84,7 +90,8 @@ def _walk_bindings(stub: binding_grpc.BindingServiceStub, report: Report) -> tup
                 effective_from=since,
                 relationship_scope=bpb.RELATIONSHIP_SCOPE_EXTENDED,
                 max_beneficiaries=3,
-                geographic_scope=bpb.GEOGRAPHIC_SCOPE_SAME_POOLING_REGION,
+                geographic_scope=bpb.GEOGRAPHIC_SCOPE_CROSS_PROVINCE,
+                cross_province_provinces=["32", "62"],
                 allowed_uses=[common.USE_CATEGORY_OUTPATIENT, common.USE_CATEGORY_PHARMACY],
                 auto_approve_relationships=[
                     common.RELATIONSHIP_SPOUSE,
@@ -92,7 +99,7 @@ def _walk_bindings(stub: binding_grpc.BindingServiceStub, report: Report) -> tup
                     common.RELATIONSHIP_CHILD,
                 ],
                 contact_change_grace_days=15,
-                description="Demo: Nanjing, at most 3 relatives, same pooling region",
+                description="Demo: Nanjing, at most 3 relatives, cross-province pilot with Gansu",
             ),
         )
     ).policy
@@ -106,7 +113,7 @@ def _walk_bindings(stub: binding_grpc.BindingServiceStub, report: Report) -> tup
         "child": ("王小明", common.INSURANCE_TYPE_RESIDENT, NANJING, "20100901"),
         "parent": ("王老汉", common.INSURANCE_TYPE_RESIDENT, NANJING, "19440105"),
         "sibling": ("王建军", common.INSURANCE_TYPE_RESIDENT, NANJING, "19750808"),
-        "cousin": ("王苏州", common.INSURANCE_TYPE_RESIDENT, SUZHOU, "19800101"),
+        "cousin": ("王杭州", common.INSURANCE_TYPE_RESIDENT, HANGZHOU, "19800101"),
     }
     persons: dict[str, bpb.InsuredPerson] = {}
     for sequence, (role, (name, kind, admdvs, birth)) in enumerate(people.items(), start=11):
@@ -154,7 +161,7 @@ def _walk_bindings(stub: binding_grpc.BindingServiceStub, report: Report) -> tup
         lambda: stub.CreateBinding(bind("sibling", common.RELATIONSHIP_SIBLING, bpb.PROOF_TYPE_HOUSEHOLD_REGISTER)),
     )
     report.expect_refusal(
-        "a relative insured in Suzhou",
+        "a relative insured in Hangzhou (Zhejiang runs no cross-province pilot with Jiangsu)",
         lambda: stub.CreateBinding(bind("cousin", common.RELATIONSHIP_SIBLING, bpb.PROOF_TYPE_HOUSEHOLD_REGISTER)),
     )
 
@@ -222,30 +229,71 @@ def _walk_endings(
     report.ok(f"audit trail of the child's binding: {trail}")
 
 
+def _demo_day() -> datetime:
+    """10:00 China Standard Time today: the demo's clock, so wallet transfers (closed at night) work."""
+    today = datetime.now(UTC).astimezone(CHINA_STANDARD_TIME)
+    return today.replace(hour=10, minute=0, second=0, microsecond=0)
+
+
 def run_demo(verbose: bool = False) -> int:
     if not verbose:
-        logging.getLogger("gongji.rpc").setLevel(logging.WARNING)
-        logging.getLogger("alembic").setLevel(logging.WARNING)
-        logging.getLogger("services").setLevel(logging.WARNING)
+        for name in ("gongji.rpc", "alembic", "services"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+    clock = ManualClock(_demo_day())
     with tempfile.TemporaryDirectory(prefix="gongji-demo-") as scratch:
-        print(f"gongji demo: binding and payment services on SQLite in {scratch}")
-        binding_settings = BindingSettings(database_url=f"sqlite:///{scratch}/binding.db", address="127.0.0.1:0")
+        print(f"gongji demo: a binding service and two payment nodes on SQLite in {scratch}")
+        binding_settings = BindingSettings(
+            database_url=f"sqlite:///{scratch}/binding.db", address="127.0.0.1:0", clock=clock
+        )
         with BackgroundServer(lambda: start_binding_server(binding_settings)) as binding_server:
-            payment_settings = PaymentSettings(
-                database_url=f"sqlite:///{scratch}/payment.db",
-                address="127.0.0.1:0",
-                binding_address=binding_server.address,
-            )
-            with (
-                BackgroundServer(lambda: start_payment_server(payment_settings)) as payment_server,
-                grpc.insecure_channel(binding_server.address) as channel,
-            ):
-                print(f"binding service on {binding_server.address}, payment service on {payment_server.address}")
-                binding = binding_grpc.BindingServiceStub(channel)
-                report = Report()
-                persons, bindings = _walk_bindings(binding, report)
-                with grpc.insecure_channel(payment_server.address) as payment_channel:
-                    _walk_payments(binding, payment_grpc.PaymentServiceStub(payment_channel), report, persons)
-                _walk_endings(binding, report, persons, bindings)
+            routing = two_node_routing()
+            nodes = {}
+            for name in ("east", "west"):
+                settings = PaymentSettings(
+                    database_url=f"sqlite:///{scratch}/payment-{name}.db",
+                    address=routing.nodes[name].address,
+                    binding_address=binding_server.address,
+                    clock=clock,
+                    routing=RoutingTable(routing.nodes, name),
+                )
+                nodes[name] = BackgroundServer(lambda s=settings: start_payment_server(s)).start()
+            try:
+                with (
+                    grpc.insecure_channel(binding_server.address) as channel,
+                    grpc.insecure_channel(nodes["east"].address) as east_channel,
+                    grpc.insecure_channel(nodes["west"].address) as west_channel,
+                ):
+                    print(
+                        f"binding service on {binding_server.address}; payment node east (Jiangsu and others) on "
+                        f"{nodes['east'].address}, west (Gansu and others) on {nodes['west'].address}"
+                    )
+                    binding = binding_grpc.BindingServiceStub(channel)
+                    east = payment_grpc.PaymentServiceStub(east_channel)
+                    west = payment_grpc.PaymentServiceStub(west_channel)
+                    report = Report()
+                    persons, bindings = _walk_bindings(binding, report)
+                    _walk_payments(binding, east, report, persons, clock)
+                    walk_cross_province(binding, east, west, report, persons, clock)
+                    _walk_endings(binding, report, persons, bindings)
+            finally:
+                for server in nodes.values():
+                    server.stop()
     print("\ndemo finished: every step above went over gRPC to the running services.")
     return 0
+
+
+def two_node_routing() -> RoutingTable:
+    """Two payment nodes on free local ports: west keeps Gansu and its neighbours, east the rest."""
+    ports = []
+    for _ in range(2):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            ports.append(probe.getsockname()[1])
+    west = frozenset({"37", "41", "42", "50", "51", "52", "53", "54", "61", "62", "63", "64", "65"})
+    return RoutingTable(
+        {
+            "east": Node("east", f"127.0.0.1:{ports[0]}", PROVINCES - west),
+            "west": Node("west", f"127.0.0.1:{ports[1]}", west),
+        },
+        "east",
+    )

@@ -13,7 +13,7 @@ from gongji.common.v1 import common_pb2 as common
 from gongji.payment.v1 import payment_pb2 as ppb
 from gongji.payment.v1 import payment_service_pb2 as papi
 from gongji.payment.v1 import payment_service_pb2_grpc as payment_grpc
-from services.common.clock import SystemClock
+from services.common.clock import Clock
 from shared.ledger import CHINA_STANDARD_TIME
 from shared.money import format_yuan
 
@@ -38,6 +38,7 @@ def walk_payments(
     payment: payment_grpc.PaymentServiceStub,
     report: Report,
     persons: dict[str, bpb.InsuredPerson],
+    clock: Clock,
 ) -> None:
     father, mother, child = persons["grantor"], persons["spouse"], persons["child"]
     names = {father.id_number: "father", mother.id_number: "mother", child.id_number: "child"}
@@ -158,7 +159,7 @@ def walk_payments(
             f"father's statement: {format_yuan(line.amount_fen):>8} {purpose:<20} "
             f"balance {format_yuan(line.balance_after_fen)} {line.institution_code}"
         )
-    today = SystemClock().now().astimezone(CHINA_STANDARD_TIME).strftime("%Y-%m-%d")
+    today = clock.now().astimezone(CHINA_STANDARD_TIME).strftime("%Y-%m-%d")
     day = payment.ReconcileInstitution(papi.ReconcileInstitutionRequest(institution_code=PHARMACY, date=today))
     report.ok(
         f"pharmacy {today}: {day.settlement_count} settled, {day.refund_count} refunded, net {format_yuan(day.net_fen)}"

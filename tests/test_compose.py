@@ -220,3 +220,32 @@ def test_dockerfile_installs_without_dev_extras_and_exposes_both_ports(
     assert "[dev]" not in runs
     exposed = {port for keyword, args in dockerfile_instructions if keyword == "EXPOSE" for port in args.split()}
     assert {"50051", "50052"} <= exposed
+
+
+def test_a_second_payment_node_serves_the_other_provinces_with_its_own_database(services: dict) -> None:
+    """DOMAIN §3.5: each province's node holds its own accounts in its own database."""
+    east, west = _as_argv(services["payment"]["command"]), _as_argv(services["payment-west"]["command"])
+    assert (_option(east, "--node"), _option(west, "--node")) == ("east", "west")
+    assert _option(west, "--database").endswith("@postgres:5432/gongji_payment_west")
+    assert "50062:50052" in [str(p) for p in services["payment-west"]["ports"]]
+    assert services["payment-west"]["healthcheck"]["test"][1:] == ["gongji", "health", "--address", "127.0.0.1:50052"]
+
+
+def test_the_routing_table_mounted_into_both_nodes_loads_and_gives_every_province_one_node(services: dict) -> None:
+    from services.payment.routing import RoutingTable
+    from shared.regions import PROVINCES
+
+    routing_path = REPO_ROOT / "services" / "compose" / "routing.json"
+    for name, node in (("payment", "east"), ("payment-west", "west")):
+        assert (
+            f"./services/compose/routing.json:{_option(_as_argv(services[name]['command']), '--routing')}:ro"
+            in (services[name]["volumes"])
+        )
+        table = RoutingTable.load(routing_path, node)
+        assert {p for n in table.nodes.values() for p in n.provinces} == PROVINCES
+        assert table.owner_of_province("62").address == "payment-west:50052"
+
+
+def test_migrate_also_migrates_the_second_nodes_database(services: dict) -> None:
+    script = " ".join(_as_argv(services["migrate"]["command"]))
+    assert "gongji_payment_west" in script

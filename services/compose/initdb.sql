@@ -3,3 +3,4 @@
 -- One database per service.
 CREATE DATABASE gongji_binding;
 CREATE DATABASE gongji_payment;
+CREATE DATABASE gongji_payment_west;
