@@ -1,0 +1,125 @@
+"""Contract tests of the node-to-node service (gongji.node.v1, DOMAIN §3.5): what
+it declares, and that every step is idempotent by its transaction id."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import grpc
+import pytest
+
+from gongji.binding.v1 import binding_service_pb2 as bapi
+from gongji.node.v1 import node_service_pb2 as node
+from gongji.node.v1 import node_service_pb2_grpc as node_grpc
+from gongji.payment.v1 import payment_service_pb2 as papi
+from services.common.converters import datetime_to_timestamp
+from tests.helpers import refusal_of, request_id
+from tests.test_cross_province import CrossFamily
+
+SERVICE = node.DESCRIPTOR.services_by_name["PaymentNodeService"]
+RPCS = {
+    "GetPayerCapacity", "PrepareLegs", "CommitLegs", "AbortLegs", "RefundLegs", "GetTransactionOutcome", "CreditWallet",
+}  # fmt: skip
+STEPS = {"PrepareLegs", "CommitLegs", "AbortLegs", "RefundLegs"}
+
+
+def test_the_node_service_declares_every_step_with_its_own_request_and_response():
+    assert {m.name for m in SERVICE.methods} == RPCS
+    for method in SERVICE.methods:
+        assert method.input_type.name == f"{method.name}Request"
+        assert method.output_type.name == f"{method.name}Response"
+
+
+def test_every_step_is_keyed_by_a_transaction_id_and_a_wallet_credit_by_its_transfer_id():
+    for method in SERVICE.methods:
+        fields = method.input_type.fields_by_name
+        if method.name in STEPS or method.name == "GetTransactionOutcome":
+            assert fields["transaction_id"].number == 1
+        if method.name == "CreditWallet":
+            assert fields["transfer_id"].number == 1
+
+
+def test_every_enum_of_the_node_package_has_an_unspecified_zero():
+    for enum in node.DESCRIPTOR.enum_types_by_name.values():
+        assert enum.values_by_number[0].name.endswith("_UNSPECIFIED")
+
+
+@pytest.fixture
+def west(two_nodes):
+    channel = grpc.insecure_channel(two_nodes.west.server.address)
+    yield node_grpc.PaymentNodeServiceStub(channel)
+    channel.close()
+
+
+def prepare_request(family: CrossFamily, transaction_id: str, amount: int) -> node.PrepareLegsRequest:
+    grants = family.binding.ResolvePayers(
+        bapi.ResolvePayersRequest(beneficiary_id_number=family.child.id_number, use_category=1)
+    ).grants
+    father_grant = next(g for g in grants if g.grantor_id_number == family.father.id_number)
+    return node.PrepareLegsRequest(
+        transaction_id=transaction_id, coordinator_province="32", beneficiary_id_number=family.child.id_number,
+        institution_code="H320100-001",
+        legs=[node.NodeLeg(leg_no=1, payer_id_number=family.father.id_number, binding_id=father_grant.binding_id,
+                           amount_fen=amount)],
+        expire_time=datetime_to_timestamp(family.clock.now() + timedelta(minutes=20)),
+        grants=[father_grant],
+    )  # fmt: skip
+
+
+def held(family: CrossFamily) -> tuple[int, int]:
+    account = family.balance(family.nodes.west.stub, family.father)
+    return account.balance_fen, account.held_fen
+
+
+def test_a_repeated_prepare_holds_once_and_a_repeated_commit_captures_once(two_nodes, west):
+    family = CrossFamily(two_nodes)
+    request = prepare_request(family, "txn-0001", 30_000)
+    west.PrepareLegs(request)
+    west.PrepareLegs(request)
+    assert held(family) == (100_000, 30_000)
+    commit = node.CommitLegsRequest(transaction_id="txn-0001", captures=[node.NodeLeg(leg_no=1, amount_fen=20_000)])
+    assert west.CommitLegs(commit).applied
+    assert not west.CommitLegs(commit).applied
+    assert held(family) == (80_000, 0)
+    assert family.nodes.west.stub.CheckLedger(papi.CheckLedgerRequest()).balanced
+
+
+def test_an_abort_that_arrives_before_its_prepare_makes_the_late_prepare_fail(two_nodes, west):
+    family = CrossFamily(two_nodes)
+    assert west.AbortLegs(node.AbortLegsRequest(transaction_id="txn-late", coordinator_province="32")).applied
+    with pytest.raises(grpc.RpcError) as raised:
+        west.PrepareLegs(prepare_request(family, "txn-late", 30_000))
+    assert refusal_of(raised.value).code == grpc.StatusCode.FAILED_PRECONDITION
+    assert held(family) == (100_000, 0)
+
+
+def test_a_prepare_beyond_what_the_grantor_can_give_holds_nothing(two_nodes, west):
+    family = CrossFamily(two_nodes)
+    with pytest.raises(grpc.RpcError) as raised:
+        west.PrepareLegs(prepare_request(family, "txn-big", 100_001))
+    assert refusal_of(raised.value).reason == "INSUFFICIENT_FUNDS"
+    assert held(family) == (100_000, 0)
+
+
+def test_an_unknown_transaction_is_presumed_aborted_by_its_coordinator(two_nodes):
+    with grpc.insecure_channel(two_nodes.east.server.address) as channel:
+        answer = node_grpc.PaymentNodeServiceStub(channel).GetTransactionOutcome(
+            node.GetTransactionOutcomeRequest(transaction_id="never-heard-of", participant_province="62")
+        )
+    assert answer.outcome == node.TRANSACTION_OUTCOME_ABORTED
+
+
+def test_a_wallet_credit_is_applied_once_per_transfer(two_nodes):
+    family = CrossFamily(two_nodes)
+    family.nodes.east.stub.ActivateWallet(
+        papi.ActivateWalletRequest(request_id=request_id(), id_number=family.child.id_number, admdvs="320100")
+    )
+    request = node.CreditWalletRequest(
+        transfer_id="transfer-1", beneficiary_id_number=family.child.id_number, amount_fen=5_000,
+        source_province="62", grantor_id_number=family.father.id_number,
+    )  # fmt: skip
+    with grpc.insecure_channel(two_nodes.east.server.address) as channel:
+        east = node_grpc.PaymentNodeServiceStub(channel)
+        assert east.CreditWallet(request).wallet_balance_fen == 5_000
+        second = east.CreditWallet(request)
+    assert (second.applied, second.wallet_balance_fen) == (False, 5_000)
