@@ -15,6 +15,7 @@ from services.common.converters import (
     text_field,
     timestamp_to_datetime,
 )
+from services.common.grants import grant_to_proto
 from shared.bindings import (
     Actor,
     Binding,
@@ -162,23 +163,7 @@ def payer_order_to_proto(order: PayerOrder) -> api.SetPayerOrderResponse:
 
 def resolution_to_proto(resolution: PayerResolution) -> api.ResolvePayersResponse:
     return api.ResolvePayersResponse(
-        grants=[
-            api.PayerGrant(
-                binding_id=g.binding_id,
-                grantor_id_number=g.grantor_id_number,
-                grantor_admdvs=g.grantor_admdvs,
-                relationship=enum_to_proto(common.Relationship, g.relationship),
-                priority=g.priority,
-                share_all=g.share_all,
-                yearly_cap_fen=g.yearly_cap_fen,
-                annual_share_ratio_percent=g.annual_share_ratio_percent,
-                per_use_limit_fen=g.per_use_limit_fen,
-                earmark_shared_amount=g.earmark_shared_amount,
-                min_grantor_balance_fen=g.min_grantor_balance_fen,
-                policy_version=g.policy_version,
-            )
-            for g in resolution.grants
-        ],
+        grants=[grant_to_proto(g) for g in resolution.grants],
         mode=enum_to_proto(pb.PayerMode, resolution.mode),
         excluded=[
             api.ExcludedPayer(binding_id=e.binding_id, grantor_id_number=e.grantor_id_number, reason=e.reason.value)

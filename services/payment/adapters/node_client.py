@@ -17,9 +17,9 @@ from gongji.node.v1 import node_service_pb2_grpc as node_grpc
 from gongji.payment.v1 import payment_service_pb2_grpc as payment_grpc
 from services.common.client import peer_channel
 from services.common.converters import datetime_to_timestamp
+from services.common.grants import grant_to_proto
 from services.common.interceptors import RpcFailure
 from services.common.status import error_info_of
-from services.payment.entrypoints.converters import grant_to_proto
 from services.payment.routing import Node
 from services.payment.service_layer.coordination import RemoteCapacity
 from shared.errors import DomainError, Reason

@@ -12,6 +12,7 @@ from gongji.common.v1 import common_pb2 as common
 from gongji.payment.v1 import payment_pb2 as pb
 from gongji.payment.v1 import payment_service_pb2 as api
 from services.common.converters import datetime_to_timestamp, enum_to_domain, enum_to_proto, text_field
+from services.common.grants import grants_from_proto
 from services.payment.service_layer.inquiries import Reconciliation, SuspensionView
 from services.payment.service_layer.use_cases import Payers
 from shared.deduction import PaymentSource
@@ -19,10 +20,9 @@ from shared.errors import DomainError, Reason
 from shared.identity import validate_id_number
 from shared.ledger import Account, AccountKind, Purpose
 from shared.money import require_positive
-from shared.payers import PayerGrant, PayerMode
+from shared.payers import PayerMode
 from shared.policy import UseCategory
 from shared.regions import validate_admdvs
-from shared.relationships import Relationship
 from shared.settlements import Bill, CredentialType, Settlement, SettlementState
 
 
@@ -74,26 +74,6 @@ def resolve_request(bill: Bill, at: datetime) -> bapi.ResolvePayersRequest:
         institution_admdvs=bill.institution_admdvs,
         at_time=datetime_to_timestamp(at),
         chronic_disease=bill.chronic_disease,
-    )
-
-
-def grants_from_proto(grants: Any) -> tuple[PayerGrant, ...]:
-    return tuple(
-        PayerGrant(
-            binding_id=g.binding_id,
-            grantor_id_number=g.grantor_id_number,
-            grantor_admdvs=g.grantor_admdvs,
-            relationship=Relationship(common.Relationship.Name(g.relationship).removeprefix("RELATIONSHIP_")),
-            priority=g.priority,
-            share_all=g.share_all,
-            yearly_cap_fen=g.yearly_cap_fen,
-            annual_share_ratio_percent=g.annual_share_ratio_percent,
-            per_use_limit_fen=g.per_use_limit_fen,
-            earmark_shared_amount=g.earmark_shared_amount,
-            min_grantor_balance_fen=g.min_grantor_balance_fen,
-            policy_version=g.policy_version,
-        )
-        for g in grants
     )
 
 
@@ -232,23 +212,6 @@ def reconciliation_to_proto(result: Reconciliation) -> api.ReconcileInstitutionR
         settled=totals(result.settled),
         refunded=totals(result.refunded),
         net_fen=result.net_fen,
-    )
-
-
-def grant_to_proto(grant: PayerGrant) -> bapi.PayerGrant:
-    return bapi.PayerGrant(
-        binding_id=grant.binding_id,
-        grantor_id_number=grant.grantor_id_number,
-        grantor_admdvs=grant.grantor_admdvs,
-        relationship=enum_to_proto(common.Relationship, grant.relationship),
-        priority=grant.priority,
-        share_all=grant.share_all,
-        yearly_cap_fen=grant.yearly_cap_fen,
-        annual_share_ratio_percent=grant.annual_share_ratio_percent,
-        per_use_limit_fen=grant.per_use_limit_fen,
-        earmark_shared_amount=grant.earmark_shared_amount,
-        min_grantor_balance_fen=grant.min_grantor_balance_fen,
-        policy_version=grant.policy_version,
     )
 
 

@@ -8,8 +8,8 @@ from gongji.node.v1 import node_service_pb2 as node
 from gongji.node.v1 import node_service_pb2_grpc as node_grpc
 from services.common.clock import Clock
 from services.common.converters import timestamp_to_datetime
+from services.common.grants import grants_from_proto
 from services.common.runner import UseCaseRunner
-from services.payment.entrypoints.converters import grants_from_proto
 from services.payment.service_layer import coordination, participant
 from services.payment.service_layer.coordinator import FailPoint, no_failpoint
 from services.payment.service_layer.unit_of_work import PaymentUnitOfWork
