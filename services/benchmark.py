@@ -12,9 +12,12 @@ beside two baselines measured in the same run on the same machine.
 * A bare grpc.aio echo server in its own process, driven by the same client
   loop: what gRPC in Python alone costs per call.
 
-It reports what it measured; it never fails on speed. `--profile PATH` runs
-both services under cProfile (every thread) and prints where the payment
-service's time goes.
+Every window also records the CPU each process used (from /proc), including
+"other": what processes outside the benchmark took, since a busy machine skews
+everything. It reports what it measured; it never fails on speed.
+`--profile PATH` runs both services under cProfile (every thread, from the first
+measured call to the last) and prints where the payment service's time goes:
+the top functions and the share of each layer (SQLAlchemy, psycopg, asyncio …).
 """
 
 from __future__ import annotations
@@ -73,8 +76,6 @@ CREDIT_FEN = 100_000_000  # a million yuan per grantor: no bill is ever short of
 ECHO_METHOD = "/gongji.benchmark.Echo/Echo"
 CALL_TIMEOUT = 10.0
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-
-log = logging.getLogger(__name__)
 
 
 class BenchmarkError(Exception):
@@ -385,38 +386,100 @@ async def _serve_echo(address: str) -> None:
 # Profiling a server process ---------------------------------------------------------------
 
 
+ProfileStats = dict[tuple[str, int, str], tuple[int, int, float, float, dict[Any, tuple[Any, ...]]]]
+PROFILE_START_SIGNAL = signal.SIGUSR1  # leave out what was counted so far
+PROFILE_STOP_SIGNAL = signal.SIGUSR2  # leave out what is counted from now on
+
+
+def _merge_stats(into: ProfileStats, stats: ProfileStats, sign: int = 1) -> None:
+    """Adds (sign 1) or subtracts (sign -1) one profile's stats, pstats' layout."""
+    for func, (cc, nc, tt, ct, callers) in stats.items():
+        old = into.get(func, (0, 0, 0.0, 0.0, {}))
+        merged_callers = dict(old[4])
+        for caller, values in callers.items():
+            previous = merged_callers.get(caller, (0,) * len(values))
+            merged_callers[caller] = tuple(a + sign * b for a, b in zip(previous, values, strict=True))
+        into[func] = (old[0] + sign * cc, old[1] + sign * nc, old[2] + sign * tt, old[3] + sign * ct, merged_callers)
+
+
+def _snapshot(profiles: list[cProfile.Profile]) -> ProfileStats:
+    merged: ProfileStats = {}
+    for profile in list(profiles):
+        profile.snapshot_stats()  # reads the counters without stopping the profiler
+        _merge_stats(merged, profile.stats)  # type: ignore[attr-defined]
+    return merged
+
+
 def profiled_cli(path: str, clock: str, argv: list[str]) -> int:
     """Runs `gongji ARGV` with every Python thread under cProfile and writes the merged
     stats to PATH when the command returns (a served process: on SIGTERM).
 
-    clock "cpu" counts each thread's own CPU time (idle pool threads cost nothing);
-    "wall" counts elapsed time, waits on the database and the network included."""
+    SIGUSR1 marks the start of the measurement and SIGUSR2 its end: what was counted
+    before (start-up, migrations, registering the families) and after (the ledger
+    check, shutdown) is left out of PATH; PATH.marked appears once a mark is taken.
+    clock "cpu" counts each thread's own CPU time (idle pool
+    threads cost nothing); "wall" counts elapsed time, waits on the database and the
+    network included."""
+    import marshal
+
     from services.cli import main
 
     timer = time.thread_time if clock == "cpu" else time.perf_counter
-    finished: list[cProfile.Profile] = []
+    live: list[cProfile.Profile] = []
+    marks: dict[int, ProfileStats] = {}
     original_run = threading.Thread.run
 
     def profiled_run(thread: threading.Thread) -> None:
         profile = cProfile.Profile(timer)
+        live.append(profile)
         profile.enable()
         try:
             original_run(thread)
         finally:
             profile.disable()
-            finished.append(profile)
+
+    main_profile = cProfile.Profile(timer)
+    live.append(main_profile)
+
+    def mark(signum: int, frame: FrameType | None) -> None:
+        main_profile.disable()  # the handler runs on the main thread: leave its own work out
+        try:
+            marks[signum] = _snapshot(live)
+        finally:
+            main_profile.enable()
+        with open(f"{path}.marked", "w", encoding="ascii") as marked:
+            marked.write("marked\n")
 
     threading.Thread.run = profiled_run  # type: ignore[method-assign]
-    main_profile = cProfile.Profile(timer)
+    for signum in (PROFILE_START_SIGNAL, PROFILE_STOP_SIGNAL):
+        signal.signal(signum, mark)
     main_profile.enable()
     try:
         return main(argv)
     finally:
         main_profile.disable()
-        stats = pstats.Stats(main_profile)
-        for profile in list(finished):  # threads still running are left out
-            stats.add(profile)
-        stats.dump_stats(path)
+        for signum in (PROFILE_START_SIGNAL, PROFILE_STOP_SIGNAL):
+            signal.signal(signum, signal.SIG_IGN)
+        stats = marks.get(PROFILE_STOP_SIGNAL) or _snapshot(live)
+        _merge_stats(stats, marks.get(PROFILE_START_SIGNAL, {}), sign=-1)
+        stats = {func: row for func, row in stats.items() if row[1] > 0}
+        with open(path, "wb") as out:
+            marshal.dump(stats, out)
+
+
+def _mark_profiles(path: str, pids: dict[str, int], signum: int, timeout: float = 10.0) -> None:
+    """Marks the start or the end of the measurement in the profiled servers."""
+    for name, pid in pids.items():
+        target = path if name == "payment" else f"{path}.binding"
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(f"{target}.marked")
+        os.kill(pid, signum)
+        deadline = time.monotonic() + timeout
+        while not os.path.exists(f"{target}.marked"):
+            if time.monotonic() > deadline:
+                raise BenchmarkError(f"the profiled {name} server did not take the mark within {timeout:.0f}s")
+            time.sleep(0.05)
+        os.remove(f"{target}.marked")
 
 
 def _short(filename: str) -> str:
@@ -447,6 +510,58 @@ def profile_rows(path: str, sort: str, limit: int, per: int) -> list[dict[str, A
             }
         )
     return result
+
+
+_LAYERS = (
+    ("/sqlalchemy/", "sqlalchemy"),
+    ("/psycopg", "psycopg"),
+    ("/grpc", "grpc (Python side)"),
+    ("/google/protobuf/", "protobuf"),
+    ("/asyncio/", "asyncio"),
+    ("/selectors.py", "asyncio"),
+    ("/logging/", "logging"),
+    ("/stdnum/", "stdnum (ID numbers)"),
+    ("/concurrent/futures/", "thread pool"),
+    ("/threading.py", "thread pool"),
+    ("/queue.py", "thread pool"),
+    ("/services/", "gongji services"),
+    ("/shared/", "gongji domain"),
+    ("/gongji/", "generated stubs"),
+)
+
+
+def _layer(filename: str) -> str:
+    for needle, layer in _LAYERS:
+        if needle in filename:
+            return layer
+    return "other Python"
+
+
+def profile_layers(path: str, per: int) -> list[dict[str, Any]]:
+    """Own time summed by library: which layer of the stack the time is spent in. Time in
+    C built-ins (len, isinstance, socket calls …) goes to the layer that called them."""
+    raw = pstats.Stats(path).stats  # type: ignore[attr-defined]
+    totals: Counter[str] = Counter()
+    for (filename, _line, _function), row in raw.items():
+        if filename != "~":
+            totals[_layer(filename)] += row[2]
+            continue
+        callers = {caller: values[2] for caller, values in row[4].items() if caller[0] != "~"}
+        attributed = sum(callers.values())
+        for caller, own in callers.items():
+            totals[_layer(caller[0])] += own
+        if row[2] - attributed > 1e-9:
+            totals["C built-ins"] += row[2] - attributed
+    whole = sum(totals.values()) or 1.0
+    return [
+        {
+            "layer": layer,
+            "own_s": round(own, 3),
+            "percent": round(own / whole * 100, 1),
+            "ms_per_settlement": round(own / per * 1000, 3) if per else None,
+        }
+        for layer, own in totals.most_common()
+    ]
 
 
 # Families -------------------------------------------------------------------------------
@@ -606,13 +721,23 @@ def _start_in_process_servers(scratch: Scratch, options: Options, urls: dict[str
     from services.common.hosting import BackgroundServer
     from services.payment.app import PaymentSettings, start_payment_server
 
+    # One line per call, as `gongji serve` writes it, into a file instead of the terminal.
     rpc_log = logging.getLogger("gongji.rpc")
+    saved = rpc_log.propagate, rpc_log.level
+    handler = logging.FileHandler(os.path.join(scratch.directory, "servers.log"))
     rpc_log.propagate = False
-    rpc_log.setLevel(options.server_log_level.upper())
-    rpc_log.addHandler(logging.FileHandler(os.path.join(scratch.directory, "servers.log")))
+    rpc_log.setLevel(getattr(logging, options.server_log_level.upper(), logging.INFO))
+    rpc_log.addHandler(handler)
+
+    def restore_logging() -> None:
+        rpc_log.removeHandler(handler)
+        handler.close()
+        rpc_log.propagate, rpc_log.level = saved
+
     binding_settings = BindingSettings(database_url=urls["binding"], address="127.0.0.1:0", migrate_on_start=False)
-    binding = BackgroundServer(lambda: start_binding_server(binding_settings)).start()
+    binding: BackgroundServer | None = None
     try:
+        binding = BackgroundServer(lambda: start_binding_server(binding_settings)).start()
         payment_settings = PaymentSettings(
             database_url=urls["payment"],
             address="127.0.0.1:0",
@@ -621,12 +746,17 @@ def _start_in_process_servers(scratch: Scratch, options: Options, urls: dict[str
         )
         payment = BackgroundServer(lambda: start_payment_server(payment_settings)).start()
     except BaseException:
-        binding.stop()
+        if binding is not None:
+            binding.stop()
+        restore_logging()
         raise
 
     def stop() -> None:
-        payment.stop()
-        binding.stop()
+        try:
+            payment.stop()
+            binding.stop()
+        finally:
+            restore_logging()
 
     return Servers(binding.address, payment.address, {}, stop)
 
@@ -655,9 +785,11 @@ async def _measure_settlements(options: Options, servers: Servers, meter: CpuMet
         if len(sample.legs) != 2 or sample.cash_pay_fen:
             raise BenchmarkError(f"expected a two-payer settlement, got legs {sources}, cash {sample.cash_pay_fen}")
         _say(f"a sample bill settles in 2 legs: {', '.join(sources)}")
+        if options.profile:
+            _mark_profiles(options.profile, servers.pids, PROFILE_START_SIGNAL)
 
         legs: Counter[int] = Counter()
-        sent = 1
+        sent = 0
 
         async def settle() -> papi.SettleResponse:
             nonlocal sent
@@ -673,6 +805,8 @@ async def _measure_settlements(options: Options, servers: Servers, meter: CpuMet
             levels.append(level)
             _say(_level_line("settle", level))
 
+        if options.profile:
+            _mark_profiles(options.profile, servers.pids, PROFILE_STOP_SIGNAL)
         _say("checking the ledger …")
         ledger = await payment.CheckLedger(papi.CheckLedgerRequest(), timeout=300)
         return {
@@ -900,6 +1034,7 @@ def _collect_profile(options: Options, settlements: int) -> dict[str, Any] | Non
             "path": path,
             "top_cumulative": profile_rows(path, "cumulative", 25, settlements),
             "top_self": profile_rows(path, "tottime", 15, settlements),
+            "layers": profile_layers(path, settlements),
         }
     return result
 
@@ -965,12 +1100,18 @@ def _print_report(summary: dict[str, Any]) -> None:
 
 def _print_profile(profile: dict[str, Any]) -> None:
     clock = "CPU time of each thread" if profile["clock"] == "cpu" else "wall-clock time"
-    print(f"\nprofile ({clock}, {profile['settle_calls']} Settle calls incl. warm-up; ms are per settlement):")
+    print(f"\nprofile ({clock}, {profile['settle_calls']} Settle calls with the warm-ups; ms are per settlement):")
     sections = (
         ("payment", "top_cumulative", "payment service, top 25 by cumulative time"),
         ("payment", "top_self", "payment service, top 15 by own time"),
         ("binding", "top_self", "binding service, top 15 by own time"),
     )
+    for service in ("payment", "binding"):
+        layers = profile.get(service, {}).get("layers")
+        if layers:
+            print(f"\n  {service} service, own time by layer:")
+            for row in layers:
+                print(f"  {row['layer']:>22} {row['percent']:>5.1f}%  {row['ms_per_settlement'] or 0:>7.3f} ms")
     for service, key, title in sections:
         found = profile.get(service, {})
         if key not in found:

@@ -69,6 +69,23 @@ class UseCaseRunner(Generic[U]):
 
         return await self.in_thread(write)
 
+    async def replay(self, method: str, request_id: str, request: Message, response_type: type[R]) -> R | None:
+        """The stored answer of an earlier identical request, or None when there is none yet.
+
+        For requests that do network work before their transaction (asking other
+        nodes), so a retry is answered without that work.
+        """
+        if not request_id:
+            return None
+        digest = fingerprint(method, request.SerializeToString(deterministic=True))
+        stored = await self.query(lambda uow: uow.idempotency.get(request_id))
+        if stored is None or stored.outcome is None:
+            return None
+        check_same_request(stored, method, digest)
+        if stored.outcome.succeeded:
+            return response_type.FromString(stored.outcome.payload)
+        raise RpcFailure(status_pb2.Status.FromString(stored.outcome.payload))
+
     async def mutate(
         self, method: str, request_id: str, request: Message, response_type: type[R], fn: Callable[[U], R]
     ) -> R:

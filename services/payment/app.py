@@ -79,7 +79,7 @@ async def _sweep_forever(
                 if touched:
                     log.info("recovery drove %d cross-node transactions", touched)
         except Exception:
-            log.exception("sweeping expired holds failed; trying again in %.0fs", interval)
+            log.exception("sweeping expired holds failed; trying again in %.1fs", interval)
 
 
 def failpoint_from_environment() -> FailPoint:

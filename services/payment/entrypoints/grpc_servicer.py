@@ -142,8 +142,11 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
         routing = self._coordinator.routing
         if not routing.is_local(bill.institution_admdvs):
             return await self._coordinator.forward(routing.owner_of(bill.institution_admdvs), name, request)
-        now = self._clock.now()
         response_type = api.SettleResponse if capture else api.AuthorizeSettlementResponse
+        replayed = await self._run.replay(_method(name), request.request_id, request, response_type)
+        if replayed is not None:
+            return replayed
+        now = self._clock.now()
         expire = now + self._default_hold if capture else self._expire_time(request, now)  # type: ignore[arg-type]
         if bill.credential_holder != bill.patient_id_number:
             threshold = await self._impersonation_threshold(bill)
