@@ -30,6 +30,8 @@ def check_capturable(state: SettlementState, expire_time: datetime | None, now: 
     """Refuses a capture unless the holds are in place and not expired."""
     if state is SettlementState.CAPTURED:
         raise DomainError(Reason.ALREADY_CAPTURED, "the settlement was already captured")
+    if state is SettlementState.REFUNDED:
+        raise DomainError(Reason.ALREADY_REFUNDED, "the settlement was captured and then refunded")
     if state in (SettlementState.RELEASED, SettlementState.REVERSED):
         raise DomainError(Reason.ALREADY_RELEASED, "the settlement's holds were released")
     if state is SettlementState.EXPIRED or (expire_time is not None and now >= expire_time):

@@ -16,6 +16,8 @@ from sqlalchemy.orm import Session, sessionmaker
 log = logging.getLogger(__name__)
 
 DATABASE_URL_ENV = "GONGJI_DATABASE_URL"
+# Session execution option that marks a transaction as a read.
+READ_ONLY_OPTION = "gongji_read_only"
 
 
 def default_database_url(service: str) -> str:
@@ -56,7 +58,9 @@ def _sqlite_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Reads begin deferred: in WAL mode they run beside a writer instead of queueing behind it.
+        read_only = connection.get_execution_options().get(READ_ONLY_OPTION, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 

@@ -53,7 +53,7 @@ class UseCaseRunner(Generic[U]):
         """A read in its own transaction."""
 
         def read() -> T:
-            with self._unit_of_work() as uow:
+            with self._unit_of_work().reading() as uow:
                 return fn(uow)
 
         return await self.in_thread(read)

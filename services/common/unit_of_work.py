@@ -8,6 +8,7 @@ from typing import Self
 from sqlalchemy import Table
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
+from services.common.database import READ_ONLY_OPTION
 from services.common.idempotency import IdempotencyStore
 
 
@@ -20,9 +21,17 @@ class SqlUnitOfWork:
     def __init__(self, sessions: sessionmaker[Session], idempotency_table: Table) -> None:
         self._sessions = sessions
         self._idempotency_table = idempotency_table
+        self.read_only = False
+
+    def reading(self) -> Self:
+        """Marks the next transaction as a read (SQLite then begins it deferred)."""
+        self.read_only = True
+        return self
 
     def __enter__(self) -> Self:
         self.session = self._sessions()
+        if self.read_only:
+            self.session.connection(execution_options={READ_ONLY_OPTION: True})
         self.idempotency = IdempotencyStore(self.session, self._idempotency_table)
         self.open(self.session)
         return self

@@ -28,7 +28,7 @@ from services.payment.entrypoints.node_servicer import PaymentNodeServicer
 from services.payment.routing import RoutingTable
 from services.payment.service_layer.coordinator import Coordinator, FailPoint, no_failpoint
 from services.payment.service_layer.unit_of_work import PaymentUnitOfWork
-from services.payment.service_layer.use_cases import sweep_expired
+from services.payment.service_layer.use_cases import expire_if_due, expired_settlements
 from services.payment.verification import StandInVerifier, Verifier
 
 BINDING_ADDRESS_ENV = "GONGJI_BINDING_ADDRESS"
@@ -59,10 +59,16 @@ class PaymentSettings:
 
 
 def sweep_once(runner: UseCaseRunner[PaymentUnitOfWork], clock: Clock) -> int:
+    """Releases every expired hold, one settlement per transaction; returns how many."""
     with runner.unit_of_work() as uow:
-        released = sweep_expired(uow, clock.now())
-        uow.commit()
-        return released
+        due = expired_settlements(uow, clock.now())
+    released = 0
+    for settlement_id in due:
+        with runner.unit_of_work() as uow:
+            if expire_if_due(uow, settlement_id, clock.now()):
+                released += 1
+            uow.commit()
+    return released
 
 
 async def _sweep_forever(

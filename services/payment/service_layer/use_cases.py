@@ -467,15 +467,23 @@ def release(uow: PaymentUnitOfWork, settlement_id: str, now: datetime) -> Settle
     return settlement
 
 
-def sweep_expired(uow: PaymentUnitOfWork, now: datetime, limit: int = 200) -> int:
-    """Releases holds past their expiry; they are never captured."""
-    released = 0
-    for settlement_id in uow.settlements.expired_ids(now, limit):
-        settlement = get_settlement(uow, settlement_id, for_update=True)
-        if settlement.state is SettlementState.AUTHORIZED:
-            _release_holds(uow, settlement, SettlementState.EXPIRED, now)
-            released += 1
-    return released
+def expired_settlements(uow: PaymentUnitOfWork, now: datetime, limit: int = 200) -> list[str]:
+    return uow.settlements.expired_ids(now, limit)
+
+
+def expire_if_due(uow: PaymentUnitOfWork, settlement_id: str, now: datetime) -> bool:
+    """Releases one settlement's holds if they are past their expiry; they are never captured then.
+
+    Call it in a transaction of its own per settlement: like capture and release,
+    it locks the settlement row first and the accounts after, so it never holds
+    one settlement's account locks while waiting for another's row (a deadlock).
+    """
+    settlement = get_settlement(uow, settlement_id, for_update=True)
+    due = settlement.expire_time is not None and settlement.expire_time <= now
+    if settlement.state is not SettlementState.AUTHORIZED or not due:
+        return False
+    _release_holds(uow, settlement, SettlementState.EXPIRED, now)
+    return True
 
 
 def refund(uow: PaymentUnitOfWork, settlement_id: str, now: datetime, request_id: str) -> Settlement:
