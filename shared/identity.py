@@ -7,6 +7,7 @@ is insured; region checks use the registry's admdvs instead (DOMAIN §5).
 from __future__ import annotations
 
 from datetime import date
+from functools import lru_cache
 
 from stdnum import numdb
 from stdnum.cn import ric
@@ -35,6 +36,7 @@ def validate_id_number(value: str, field: str = "id_number", today: date | None 
     return number
 
 
+@lru_cache(maxsize=65536)
 def _area_in_use_since(area: str, birth_year: int) -> bool:
     """Whether the area code existed at some time from the birth year on.
 
