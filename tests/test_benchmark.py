@@ -1,0 +1,84 @@
+"""`gongji benchmark` runs end to end with tiny settings and prints one JSON object.
+
+A smoke test of the tool, not a timed test: it never asserts on speed. It needs
+PostgreSQL and pgbench; without them it skips, unless CI is set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+from sqlalchemy import create_engine, text
+
+POSTGRES_URL = os.environ.get("GONGJI_BENCHMARK_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+def _require(problem: str | None) -> None:
+    if problem is None:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"CI needs it: {problem}")
+    pytest.skip(f"benchmark smoke test skipped: {problem} (set CI to make this a failure)")
+
+
+def _postgres_problem() -> str | None:
+    try:
+        engine = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        engine.dispose()
+    except Exception as error:
+        return f"PostgreSQL at {POSTGRES_URL} is not reachable: {error.__class__.__name__}"
+    return None
+
+
+def test_benchmark_runs_and_prints_one_json_summary():
+    _require(_postgres_problem())
+    _require(None if shutil.which("pgbench") else "pgbench is not on PATH")
+
+    finished = subprocess.run(
+        [
+            sys.executable, "-m", "services.cli", "benchmark", "--postgres-url", POSTGRES_URL,
+            "--seconds", "1", "--warmup", "0", "--concurrency", "1,2", "--families", "4", "--json",
+        ],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    summary = json.loads(finished.stdout)  # the whole of stdout is the one object
+    assert {
+        "server_mode", "settlements_per_second", "levels", "two_payer", "ledger", "targets", "concurrency",
+    } <= summary.keys()  # fmt: skip
+    assert summary["server_mode"] == "subprocess"
+    assert summary["settlements_per_second"] > 0
+    assert summary["ledger"]["balanced"] is True
+    assert summary["ledger"]["problems"] == []
+    assert summary["two_payer"]["settlements_checked"] > 0
+    assert summary["two_payer"]["with_two_legs"] == summary["two_payer"]["settlements_checked"]
+    assert [level["concurrency"] for level in summary["levels"]] == [1, 2]
+    for level in summary["levels"]:
+        assert {"settlements_per_second", "p50_ms", "p99_ms", "errors", "echo", "pgbench", "ratios"} <= level.keys()
+        assert level["pgbench"]["tps"] > 0
+        assert level["echo"]["per_second"] > 0
+        assert {"settlements_per_pgbench_tps", "p50_vs_echo_p50", "p99_vs_echo_p99"} <= level["ratios"].keys()
+    for target in summary["targets"].values():
+        assert isinstance(target["met"], bool)
+
+
+def test_benchmark_reports_an_unreachable_database_instead_of_a_traceback():
+    finished = subprocess.run(
+        [
+            sys.executable, "-m", "services.cli", "benchmark", "--json", "--seconds", "1", "--families", "1",
+            "--postgres-url", "postgresql+psycopg://postgres@127.0.0.1:1/postgres",
+        ],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+    assert finished.returncode == 2
+    assert finished.stdout == ""
+    assert "not reachable" in finished.stderr
