@@ -76,6 +76,21 @@ class Report:
 Family = dict[str, bpb.InsuredPerson]
 
 
+def _grantor_binds(
+    report: Report, persons: Family, role: str, relationship: int, proof: int
+) -> bapi.CreateBindingRequest:
+    """The grantor's application to bind the family member in `role`; the parent applies at a counter."""
+    return bapi.CreateBindingRequest(
+        request_id=report.key(),
+        grantor=bapi.PersonIdentity(id_number=persons["grantor"].id_number, name=persons["grantor"].name),
+        beneficiary=bapi.PersonIdentity(id_number=persons[role].id_number, name=persons[role].name),
+        relationship=relationship,
+        proofs=[bpb.Proof(type=proof, document_ref=f"{role}-doc")],
+        consent_version="notice-2025-01",
+        channel=common.CHANNEL_COUNTER if role == "parent" else common.CHANNEL_WECHAT,
+    )
+
+
 def _walk_bindings(stub: binding_grpc.BindingServiceStub, report: Report) -> tuple[Family, dict[str, bpb.Binding]]:
     report.section("Regional policy (policy is data, versioned by effective date)")
     for policy in example_policies():
@@ -133,15 +148,7 @@ def _walk_bindings(stub: binding_grpc.BindingServiceStub, report: Report) -> tup
         )
 
     def bind(role: str, relationship: int, proof: int) -> bapi.CreateBindingRequest:
-        return bapi.CreateBindingRequest(
-            request_id=report.key(),
-            grantor=bapi.PersonIdentity(id_number=persons["grantor"].id_number, name=persons["grantor"].name),
-            beneficiary=bapi.PersonIdentity(id_number=persons[role].id_number, name=persons[role].name),
-            relationship=relationship,
-            proofs=[bpb.Proof(type=proof, document_ref=f"{role}-doc")],
-            consent_version="notice-2025-01",
-            channel=common.CHANNEL_WECHAT if role != "parent" else common.CHANNEL_COUNTER,
-        )
+        return _grantor_binds(report, persons, role, relationship, proof)
 
     report.section("Binding (家庭共济绑定)")
     bindings: dict[str, bpb.Binding] = {}
@@ -179,15 +186,7 @@ def _walk_endings(
     stub: binding_grpc.BindingServiceStub, report: Report, persons: Family, bindings: dict[str, bpb.Binding]
 ) -> None:
     def bind(role: str, relationship: int, proof: int) -> bapi.CreateBindingRequest:
-        return bapi.CreateBindingRequest(
-            request_id=report.key(),
-            grantor=bapi.PersonIdentity(id_number=persons["grantor"].id_number, name=persons["grantor"].name),
-            beneficiary=bapi.PersonIdentity(id_number=persons[role].id_number, name=persons[role].name),
-            relationship=relationship,
-            proofs=[bpb.Proof(type=proof, document_ref=f"{role}-doc")],
-            consent_version="notice-2025-01",
-            channel=common.CHANNEL_WECHAT,
-        )
+        return _grantor_binds(report, persons, role, relationship, proof)
 
     report.section("Unbinding (解绑) and a death")
     ended = stub.EndBinding(
