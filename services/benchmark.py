@@ -11,6 +11,14 @@ beside two baselines measured in the same run on the same machine.
   database alone does on this machine.
 * A bare grpc.aio echo server in its own process, driven by the same client
   loop: what gRPC in Python alone costs per call.
+* Cross-node (on by default; `--no-cross-node` skips it): the payment service
+  runs as two nodes on this machine, "east" (Jiangsu, 32, among others) and
+  "west" (Gansu, 62, among others), each with its own scratch database and one
+  routing file. The single-node figures come from families entirely in Nanjing,
+  served by east alone; then as many cross-province families (child and mother
+  in Nanjing, father in Lanzhou with his account on west) settle two-payer bills
+  at a Nanjing hospital through east, at the same concurrency levels. Afterwards
+  both ledgers must balance and both nodes must report the same clearing.
 
 Every window also records the CPU each process used (from /proc), including
 "other": what processes outside the benchmark took, since a busy machine skews
@@ -71,6 +79,9 @@ TARGET_P99_MS = 50.0
 TARGET_CALLERS = 32
 
 ADMDVS = "320100"  # Nanjing
+WEST_ADMDVS = "620100"  # Lanzhou: the cross-node families' fathers
+EAST_PROVINCES = ("11", "12", "31", "32", "33", "34", "35", "36", "44")
+WEST_PROVINCES = ("37", "41", "42", "50", "51", "61", "62", "63", "64", "65")
 INSTITUTIONS = tuple(f"H320100{n:02d}" for n in range(1, 9))
 CREDIT_FEN = 100_000_000  # a million yuan per grantor: no bill is ever short of money
 ECHO_METHOD = "/gongji.benchmark.Echo/Echo"
@@ -702,14 +713,17 @@ class Options:
     profile_clock: str = "cpu"
     server_log_level: str = "INFO"
     json_output: bool = False
+    cross_node: bool = True
 
 
 @dataclass
 class Servers:
     binding_address: str
-    payment_address: str
+    payment_address: str  # node "east" when there is a west node
     pids: dict[str, int] = field(default_factory=dict)
     stop: Callable[[], None] = lambda: None
+    west_address: str | None = None  # the second payment node, for the cross-node phase
+    west_pid: int | None = None
 
 
 def _start_subprocess_servers(scratch: Scratch, options: Options, urls: dict[str, str]) -> Servers:
@@ -721,6 +735,25 @@ def _start_subprocess_servers(scratch: Scratch, options: Options, urls: dict[str
         *common_args, "payment", "--address", payment_address, "--database", urls["payment"],
         "--binding-address", binding_address, "--grace", "5",
     ]  # fmt: skip
+    west_address = west_args = None
+    if options.cross_node:
+        west_address = f"127.0.0.1:{_free_port()}"
+        routing = os.path.join(scratch.directory, "routing.json")
+        with open(routing, "w", encoding="utf-8") as handle:
+            json.dump(
+                {
+                    "nodes": {
+                        "east": {"address": payment_address, "provinces": list(EAST_PROVINCES)},
+                        "west": {"address": west_address, "provinces": list(WEST_PROVINCES)},
+                    }
+                },
+                handle,
+            )
+        west_args = [
+            *common_args, "payment", "--address", west_address, "--database", urls["payment_west"],
+            "--binding-address", binding_address, "--grace", "5", "--routing", routing, "--node", "west",
+        ]  # fmt: skip
+        payment_args += ["--routing", routing, "--node", "east"]
 
     def command(name: str, args: list[str]) -> list[str]:
         if options.profile:
@@ -731,13 +764,23 @@ def _start_subprocess_servers(scratch: Scratch, options: Options, urls: dict[str
     binding = scratch.spawn("binding", command("binding", binding_args), binding_address)
     _wait_serving(binding, binding_address, "gongji.binding.v1.BindingService")
     payment = scratch.spawn("payment", command("payment", payment_args), payment_address)
+    west = None
+    if west_address and west_args:  # never profiled: the profile is of the single-node phase
+        west = scratch.spawn("west", ["-m", "services.cli", *west_args], west_address)
     _wait_serving(payment, payment_address, "gongji.payment.v1.PaymentService")
+    if west is not None and west_address:
+        _wait_serving(west, west_address, "gongji.payment.v1.PaymentService")
 
     def stop() -> None:
+        if west is not None:
+            scratch.stop(west)
         scratch.stop(payment)
         scratch.stop(binding)
 
-    return Servers(binding_address, payment_address, {"binding": binding.popen.pid, "payment": payment.popen.pid}, stop)
+    return Servers(
+        binding_address, payment_address, {"binding": binding.popen.pid, "payment": payment.popen.pid}, stop,
+        west_address, west.popen.pid if west is not None else None,
+    )  # fmt: skip
 
 
 def _start_in_process_servers(scratch: Scratch, options: Options, urls: dict[str, str]) -> Servers:
@@ -847,6 +890,193 @@ async def _measure_settlements(options: Options, servers: Servers, meter: CpuMet
                 "account_count": ledger.account_count,
                 "problems": list(ledger.problems)[:20],
             },
+        }
+
+
+# The cross-node phase ---------------------------------------------------------------------
+
+
+def _china_today() -> str:
+    """Today in China Standard Time (UTC+8), the clearing report's day."""
+    return time.strftime("%Y-%m-%d", time.gmtime(time.time() + 8 * 3600))
+
+
+async def put_cross_province_policies(binding: binding_grpc.BindingServiceStub) -> None:
+    """Jiangsu and Gansu let a grantor in either province pay for a beneficiary in the other."""
+    for province in ("320000", "620000"):
+        policy = bpb.RegionPolicy(
+            admdvs=province, relationship_scope=bpb.RELATIONSHIP_SCOPE_EXTENDED, max_beneficiaries=6,
+            geographic_scope=bpb.GEOGRAPHIC_SCOPE_CROSS_PROVINCE, cross_province_provinces=["32", "62"],
+            allowed_uses=[common.USE_CATEGORY_OUTPATIENT], auto_approve_relationships=[common.RELATIONSHIP_CHILD],
+            contact_change_grace_days=15,
+        )  # fmt: skip
+        policy.effective_from.FromSeconds(0)
+        await binding.PutRegionPolicy(
+            bapi.PutRegionPolicyRequest(request_id=_rid(), policy=policy), timeout=CALL_TIMEOUT
+        )
+
+
+async def register_cross_family(
+    number: int,
+    binding: binding_grpc.BindingServiceStub,
+    east: payment_grpc.PaymentServiceStub,
+    west: payment_grpc.PaymentServiceStub,
+) -> Family:
+    """A resident child and an employee mother in Nanjing, an employee father in Lanzhou;
+    both bindings ACTIVE, PROPORTIONAL payer order; the mother credited on east, the
+    father on west, so every bill has one leg on each node."""
+    mother = _id_number(date(1980, 1, 1) + timedelta(days=number // 1000), number % 1000)
+    father = _id_number(date(1980, 1, 1) + timedelta(days=number // 1000), number % 1000, area="620102")
+    child = _id_number(date(2015, 1, 1) + timedelta(days=number // 1000), number % 1000)
+    people = (
+        (mother, "李妈妈", ADMDVS, False),
+        (father, "王爸爸", WEST_ADMDVS, False),
+        (child, "王小宝", ADMDVS, True),
+    )
+    for id_number, name, admdvs, resident in people:
+        person = bpb.InsuredPerson(
+            id_number=id_number, name=name,
+            insurance_type=common.INSURANCE_TYPE_RESIDENT if resident else common.INSURANCE_TYPE_EMPLOYEE,
+            status=common.INSURANCE_STATUS_NORMAL, admdvs=admdvs, phone="13800000000",
+            has_personal_account=not resident,
+        )  # fmt: skip
+        await binding.UpsertInsuredPerson(
+            bapi.UpsertInsuredPersonRequest(request_id=_rid(), insured_person=person), timeout=CALL_TIMEOUT
+        )
+    binding_ids = []
+    for grantor, name in ((mother, "李妈妈"), (father, "王爸爸")):
+        created = await binding.CreateBinding(
+            bapi.CreateBindingRequest(
+                request_id=_rid(),
+                grantor=bapi.PersonIdentity(id_number=grantor, name=name),
+                beneficiary=bapi.PersonIdentity(id_number=child, name="王小宝"),
+                relationship=common.RELATIONSHIP_CHILD,
+                proofs=[bpb.Proof(type=bpb.PROOF_TYPE_BIRTH_CERTIFICATE, document_ref=f"cross-birth-{number}")],
+                consent_version="notice-2025-01",
+                channel=common.CHANNEL_NATIONAL_APP,
+            ),
+            timeout=CALL_TIMEOUT,
+        )
+        if created.binding.state != bpb.BINDING_STATE_ACTIVE:
+            raise BenchmarkError(f"cross family {number}: binding is {bpb.BindingState.Name(created.binding.state)}")
+        binding_ids.append(created.binding.binding_id)
+    await binding.SetPayerOrder(
+        bapi.SetPayerOrderRequest(
+            request_id=_rid(), beneficiary_id_number=child, binding_ids=binding_ids, mode=bpb.PAYER_MODE_PROPORTIONAL
+        ),
+        timeout=CALL_TIMEOUT,
+    )
+    for stub, grantor, admdvs in ((east, mother, ADMDVS), (west, father, WEST_ADMDVS)):
+        await stub.CreditAccount(
+            papi.CreditAccountRequest(
+                request_id=_rid(), id_number=grantor, account_kind=ppb.ACCOUNT_KIND_PERSONAL_ACCOUNT,
+                amount_fen=CREDIT_FEN, kind=papi.CREDIT_KIND_MONTHLY_CONTRIBUTION, period="2026-01", admdvs=admdvs,
+            ),
+            timeout=CALL_TIMEOUT,
+        )  # fmt: skip
+    return Family(child, (mother, father))
+
+
+def _ledger_dict(ledger: papi.CheckLedgerResponse) -> dict[str, Any]:
+    return {
+        "balanced": ledger.balanced,
+        "entry_count": ledger.entry_count,
+        "account_count": ledger.account_count,
+        "problems": list(ledger.problems)[:20],
+    }
+
+
+async def _measure_cross_node(options: Options, servers: Servers, meter: CpuMeter) -> dict[str, Any]:
+    assert servers.west_address is not None
+    async with (
+        grpc.aio.insecure_channel(servers.binding_address) as binding_channel,
+        grpc.aio.insecure_channel(servers.payment_address) as east_channel,
+        grpc.aio.insecure_channel(servers.west_address) as west_channel,
+    ):
+        binding = binding_grpc.BindingServiceStub(binding_channel)
+        east = payment_grpc.PaymentServiceStub(east_channel)
+        west = payment_grpc.PaymentServiceStub(west_channel)
+        _say(f"cross-node: registering {options.families} families (child + mother in {ADMDVS} on east, "
+             f"father in {WEST_ADMDVS} credited on west) …")  # fmt: skip
+        started = time.perf_counter()
+        await put_cross_province_policies(binding)
+        gate = asyncio.Semaphore(16)
+
+        async def register(number: int) -> Family:
+            async with gate:
+                return await register_cross_family(number, binding, east, west)
+
+        families = await asyncio.gather(*(register(n) for n in range(options.families)))
+        _say(f"  done in {time.perf_counter() - started:.1f}s")
+
+        rng = random.Random(20260302)
+        sample = (await east.Settle(settle_request(families[0], rng), timeout=CALL_TIMEOUT)).settlement
+        where = [f"{ppb.PaymentSource.Name(leg.source)}@{leg.payer_admdvs}" for leg in sample.legs]
+        if (
+            len(sample.legs) != 2
+            or sample.cash_pay_fen
+            or [leg.payer_admdvs for leg in sample.legs].count(WEST_ADMDVS) != 1
+        ):
+            raise BenchmarkError(
+                f"expected a cross-node settlement with one leg paid in {WEST_ADMDVS}, got legs {where}, "
+                f"cash {sample.cash_pay_fen}"
+            )
+        _say(f"a sample cross-node bill settles in 2 legs: {', '.join(where)}")
+
+        checked = {"settlements": 0, "two_legs": 0, "west_leg": 0}
+        succeeded = 0
+
+        async def settle() -> papi.SettleResponse:
+            nonlocal succeeded
+            answer = await east.Settle(settle_request(rng.choice(families), rng), timeout=CALL_TIMEOUT)
+            succeeded += 1
+            return answer
+
+        def count_legs(answer: papi.SettleResponse) -> None:
+            legs = answer.settlement.legs
+            checked["settlements"] += 1
+            checked["two_legs"] += len(legs) == 2
+            checked["west_leg"] += [leg.payer_admdvs for leg in legs].count(WEST_ADMDVS) == 1
+
+        levels = []
+        for concurrency in options.concurrency:
+            level = await drive(settle, concurrency, options.warmup, options.seconds, count_legs, meter)
+            levels.append(level)
+            _say(_level_line("cross", level))
+
+        _say("checking both ledgers and the clearing report …")
+        ledgers = {
+            name: _ledger_dict(await stub.CheckLedger(papi.CheckLedgerRequest(), timeout=300))
+            for name, stub in (("east", east), ("west", west))
+        }
+        day = _china_today()
+
+        async def clearing(stub: payment_grpc.PaymentServiceStub) -> list[dict[str, Any]]:
+            report = await stub.GetClearingReport(papi.GetClearingReportRequest(date=day), timeout=60)
+            return [
+                {
+                    "debtor_province": b.debtor_province,
+                    "creditor_province": b.creditor_province,
+                    "amount_fen": b.amount_fen,
+                }
+                for b in report.balances
+            ]
+
+        # A saga's last step may still be on its way: give the nodes a little while to agree.
+        deadline = time.monotonic() + 30
+        while True:
+            reports = {"east": await clearing(east), "west": await clearing(west)}
+            if reports["east"] == reports["west"] or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.3)
+        return {
+            "levels": levels,
+            "families": options.families,
+            "sample_legs": where,
+            "checked": checked,
+            "settlements_made": succeeded + 1,
+            "ledgers": ledgers,
+            "clearing": {"date": day, **reports, "agree": reports["east"] == reports["west"]},
         }
 
 
@@ -993,6 +1223,7 @@ def _summarise(
     echo: list[Level],
     pgbench: list[dict[str, Any]],
     profile: dict[str, Any] | None,
+    cross: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     rows = []
     for settle, ping, pg in zip(gongji["levels"], echo, pgbench, strict=True):
@@ -1062,6 +1293,46 @@ def _summarise(
             },
         },
         "profile": profile,
+        "cross_node": _cross_summary(options, cross, rows),
+    }
+
+
+def _cross_summary(options: Options, cross: dict[str, Any] | None, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The cross-node levels, each beside the single-node one at the same concurrency."""
+    if cross is None:
+        return None
+    single = {row["concurrency"]: row for row in rows}
+    levels = []
+    for level in cross["levels"]:
+        row = _level_dict(level)
+        row["settlements_per_second"] = row.pop("per_second")
+        row["cpu_cost"] = cpu_cost(
+            row["cpu_percent"], row["settlements_per_second"], ("binding", "payment", "west", "postgres")
+        )
+        alone = single[level.concurrency]
+        row["single_node"] = {k: alone[k] for k in ("settlements_per_second", "p50_ms", "p99_ms")}
+        row["ratios"] = {
+            "cross_per_single_settlements": _ratio(row["settlements_per_second"], alone["settlements_per_second"]),
+            "cross_per_single_p50": _ratio(row["p50_ms"], alone["p50_ms"]),
+            "cross_per_single_p99": _ratio(row["p99_ms"], alone["p99_ms"]),
+        }
+        levels.append(row)
+    checked = cross["checked"]
+    return {
+        "nodes": {"east": list(EAST_PROVINCES), "west": list(WEST_PROVINCES)},
+        "families": cross["families"],
+        "settlements_per_second": max(r["settlements_per_second"] for r in levels),
+        "levels": levels,
+        "sample_legs": cross["sample_legs"],
+        "legs": {
+            "settlements_checked": checked["settlements"],
+            "with_two_legs": checked["two_legs"],
+            "with_a_leg_in_west": checked["west_leg"],
+        },
+        "settlements": cross["settlements_made"],
+        "ledgers": cross["ledgers"],
+        "clearing": cross["clearing"],
+        "ok": all(ledger["balanced"] for ledger in cross["ledgers"].values()) and cross["clearing"]["agree"],
     }
 
 
@@ -1157,6 +1428,8 @@ def _print_report(summary: dict[str, Any]) -> None:
         f"ledger after the run: {state} ({ledger['entry_count']} entries, {ledger['account_count']} accounts; "
         f"the run made {ledger['credits']} credits and {ledger['settlements']} settlements)"
     )
+    if summary.get("cross_node"):
+        _print_cross(summary["cross_node"])
     targets = summary["targets"]
     share, p99 = targets["settlements_vs_pgbench"], targets["p99_ms"]
     mark = {True: "met", False: "NOT met"}
@@ -1172,6 +1445,54 @@ def _print_report(summary: dict[str, Any]) -> None:
     profile = summary["profile"]
     if profile:
         _print_profile(profile)
+
+
+def _print_cross(cross: dict[str, Any]) -> None:
+    print(
+        f"\ncross-node settlements ({cross['families']} families: child and mother in {ADMDVS} on east, father in "
+        f"{WEST_ADMDVS} on west; bills sent to east) beside single-node ones:"
+    )
+    header = (
+        f"{'callers':>7} | {'single/s':>9} {'p50 ms':>7} {'p99 ms':>7} | {'cross/s':>9} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'err':>4} | {'cross÷single':>12} {'p50 ×':>6} {'p99 ×':>6}"
+    )
+    print(header)
+    print("-" * len(header))
+    for row in cross["levels"]:
+        alone, ratios = row["single_node"], row["ratios"]
+        print(
+            f"{row['concurrency']:>7} | {alone['settlements_per_second']:>9.1f} {alone['p50_ms']:>7.2f} "
+            f"{alone['p99_ms']:>7.2f} | {row['settlements_per_second']:>9.1f} {row['p50_ms']:>7.2f} "
+            f"{row['p99_ms']:>7.2f} {sum(row['errors'].values()):>4} | "
+            f"{ratios['cross_per_single_settlements'] or 0:>12.1%} {ratios['cross_per_single_p50'] or 0:>5.1f}x "
+            f"{ratios['cross_per_single_p99'] or 0:>5.1f}x"
+        )
+    for row in cross["levels"]:
+        for error, count in row["errors"].items():
+            print(f"  cross-node errors at {row['concurrency']} callers: {count} × {error}")
+    legs = cross["legs"]
+    print(
+        f"cross-node bills: {legs['with_a_leg_in_west']} of {legs['settlements_checked']} had one leg paid in "
+        f"{WEST_ADMDVS} ({legs['with_two_legs']} with 2 legs); sample: {', '.join(cross['sample_legs'])}"
+    )
+    for name, ledger in cross["ledgers"].items():
+        state = "balanced" if ledger["balanced"] else "NOT BALANCED: " + "; ".join(ledger["problems"])
+        print(f"ledger on {name}: {state} ({ledger['entry_count']} entries, {ledger['account_count']} accounts)")
+    clearing = cross["clearing"]
+
+    def owed(balances: list[dict[str, Any]]) -> str:
+        return (
+            ", ".join(
+                f"{b['debtor_province']}→{b['creditor_province']} {b['amount_fen'] / 100:.2f} yuan" for b in balances
+            )
+            or "nothing"
+        )
+
+    print(
+        f"clearing report for {clearing['date']} (China Standard Time): "
+        + (f"east and west agree: {owed(clearing['east'])}" if clearing["agree"] else
+           f"east and west DISAGREE: east {owed(clearing['east'])}; west {owed(clearing['west'])}")
+    )  # fmt: skip
 
 
 def _print_profile(profile: dict[str, Any]) -> None:
@@ -1210,14 +1531,19 @@ def _echo_payload() -> bytes:
 
 def _run(options: Options, scratch: Scratch) -> dict[str, Any]:
     scratch.check_postgres()
-    urls = {service: scratch.create_database(service) for service in ("binding", "payment")}
-    for service, url in urls.items():
-        migrate(service, url)
+    databases = ("binding", "payment", "payment_west") if options.cross_node else ("binding", "payment")
+    urls = {name: scratch.create_database(name) for name in databases}
+    for name, url in urls.items():
+        migrate("payment" if name == "payment_west" else name, url)
     _say(f"scratch databases {', '.join(scratch.databases)} migrated; servers run {_mode(options)}")
     start = _start_in_process_servers if options.in_process else _start_subprocess_servers
     servers = start(scratch, options, urls)
     try:
         gongji = asyncio.run(_measure_settlements(options, servers, CpuMeter(servers.pids, scratch.marker)))
+        cross = None
+        if servers.west_address is not None and servers.west_pid is not None:
+            meter = CpuMeter({**servers.pids, "west": servers.west_pid}, scratch.marker)
+            cross = asyncio.run(_measure_cross_node(options, servers, meter))
     finally:
         servers.stop()  # a profiled payment server writes its stats as it stops
     profile = _collect_profile(options, gongji["settle_calls_sent"])
@@ -1233,7 +1559,7 @@ def _run(options: Options, scratch: Scratch) -> dict[str, Any]:
 
     _say("baseline: pgbench TPC-B, scale 1")
     pgbench = _measure_pgbench(options, scratch, CpuMeter(database_marker=scratch.marker))
-    return _summarise(options, gongji, echo, pgbench, profile)
+    return _summarise(options, gongji, echo, pgbench, profile, cross)
 
 
 def _mode(options: Options) -> str:
@@ -1279,13 +1605,18 @@ def run_benchmark(
     profile_clock: str = "cpu",
     server_log_level: str = "INFO",
     json_output: bool = False,
+    cross_node: bool = True,
 ) -> int:
     """Runs the benchmark and prints the report (or, with json_output, one JSON object
-    on stdout). 0 when it ran and the ledger balanced, 1 when the ledger did not
-    balance, 2 when it could not run, 130 on Ctrl-C."""
+    on stdout). 0 when it ran and the ledgers balanced (and, cross-node, both nodes'
+    clearing reports agreed), 1 when not, 2 when it could not run, 130 on Ctrl-C.
+    The cross-node phase needs the servers in their own processes; --in-process skips it."""
+    if cross_node and in_process:
+        _say("benchmark: the cross-node phase needs the servers in their own processes; skipped with --in-process")
+        cross_node = False
     options = Options(
         postgres_url, families, tuple(concurrency), seconds, warmup, in_process,
-        os.path.abspath(profile) if profile else None, profile_clock, server_log_level, json_output,
+        os.path.abspath(profile) if profile else None, profile_clock, server_log_level, json_output, cross_node,
     )  # fmt: skip
     if families < 1 or seconds <= 0 or warmup < 0 or not options.concurrency or min(options.concurrency) < 1:
         _say("benchmark: --families, --seconds and every --concurrency level must be positive")
@@ -1313,7 +1644,8 @@ def run_benchmark(
         print(json.dumps(summary, ensure_ascii=False))
     else:
         _print_report(summary)
-    return 0 if summary["ledger"]["balanced"] else 1
+    cross_ok = summary["cross_node"] is None or summary["cross_node"]["ok"]
+    return 0 if summary["ledger"]["balanced"] and cross_ok else 1
 
 
 def parse_concurrency(value: str) -> tuple[int, ...]:

@@ -93,6 +93,7 @@ def _benchmark(args: argparse.Namespace) -> int:
         profile_clock=args.profile_clock,
         server_log_level=args.server_log_level,
         json_output=args.json,
+        cross_node=args.cross_node,
     )
 
 
@@ -154,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--postgres-url",
         default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
         help="an administrative connection; scratch databases are created and dropped through it",
+    )
+    benchmark.add_argument(
+        "--no-cross-node", dest="cross_node", action="store_false", help="skip the two-node (cross-province) phase"
     )
     benchmark.add_argument("--families", type=int, default=200, help="families registered (default 200)")
     benchmark.add_argument("--concurrency", type=_levels, default=(1, 8, 32), help="callers per level (default 1,8,32)")

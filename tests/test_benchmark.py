@@ -69,6 +69,19 @@ def test_benchmark_runs_and_prints_one_json_summary():
     for target in summary["targets"].values():
         assert isinstance(target["met"], bool)
 
+    cross = summary["cross_node"]  # on by default: a second payment node, "west", on its own database
+    assert [level["concurrency"] for level in cross["levels"]] == [1, 2]
+    for level in cross["levels"]:
+        assert {"settlements_per_second", "p50_ms", "p99_ms", "errors", "single_node", "ratios"} <= level.keys()
+        assert "cross_per_single_settlements" in level["ratios"]
+    assert cross["legs"]["settlements_checked"] > 0
+    assert cross["legs"]["with_a_leg_in_west"] == cross["legs"]["settlements_checked"]
+    assert any(leg.endswith("@620100") for leg in cross["sample_legs"])
+    assert {name: ledger["balanced"] for name, ledger in cross["ledgers"].items()} == {"east": True, "west": True}
+    assert cross["clearing"]["agree"] is True
+    assert cross["clearing"]["east"], "cross-node bills leave something one province owes the other"
+    assert cross["ok"] is True
+
 
 def test_benchmark_reports_an_unreachable_database_instead_of_a_traceback():
     finished = subprocess.run(

@@ -35,7 +35,10 @@ class CrossFamily:
             put_policy(
                 self.binding, self.clock, province,
                 geographic_scope=bpb.GEOGRAPHIC_SCOPE_CROSS_PROVINCE, cross_province_provinces=PILOTS,
-                allowed_uses=[common.USE_CATEGORY_OUTPATIENT, common.USE_CATEGORY_PHARMACY],
+                allowed_uses=[
+                    common.USE_CATEGORY_OUTPATIENT, common.USE_CATEGORY_PHARMACY,
+                    common.USE_CATEGORY_RESIDENT_CONTRIBUTION,
+                ],
                 wallet_transfers_per_day=3, wallet_transfer_max_fen=200_000,
             )  # fmt: skip
         self.child = self.register("王小宝", NANJING, resident=True)
@@ -216,3 +219,22 @@ def test_a_wallet_transfer_needs_verification_an_activated_wallet_and_daytime(fa
         transfer(family, 10_000)
     assert refusal_of(raised.value).reason == "TRANSFER_NOT_ALLOWED_NOW"
     assert family.balance(family.nodes.west.stub, family.father).balance_fen == 100_000
+
+
+def test_the_wallet_pays_the_beneficiarys_resident_insurance_contribution_in_her_province(family):
+    """DOMAIN §3.5: the beneficiary pays bills and resident-insurance contributions from the wallet."""
+    at_noon(family)
+    family.nodes.east.stub.ActivateWallet(
+        papi.ActivateWalletRequest(request_id=request_id(), id_number=family.child.id_number, admdvs=NANJING)
+    )
+    transfer(family, 40_000)
+    contribution = family.bill(38_000)
+    contribution.use_category = common.USE_CATEGORY_RESIDENT_CONTRIBUTION
+    contribution.institution_code = "TAX-320100"
+    paid = family.nodes.east.stub.Settle(papi.SettleRequest(request_id=request_id(), bill=contribution)).settlement
+    assert (paid.wallet_pay_fen, paid.mutual_aid_pay_fen, paid.cash_pay_fen) == (38_000, 0, 0)
+    wallet = family.nodes.east.stub.GetAccount(
+        papi.GetAccountRequest(id_number=family.child.id_number, account_kind=ppb.ACCOUNT_KIND_WALLET)
+    ).account
+    assert wallet.balance_fen == 2_000
+    family.assert_books_close()
