@@ -7,7 +7,6 @@ institutions' receivables; the cash part of a bill never enters the ledger.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
@@ -103,19 +102,6 @@ class JournalEntry:
     def __post_init__(self) -> None:
         if sum(p.amount_fen for p in self.postings) != 0:
             raise ValueError(f"journal entry {self.entry_id} does not balance: {self.postings}")
-
-
-def transfer(from_account: str, to_account: str, amount_fen: int, **context: str) -> tuple[Posting, Posting]:
-    """The two postings that move amount_fen between two accounts."""
-    return (
-        Posting(from_account, -amount_fen, context.get("to_owner", ""), context.get("binding_id", "")),
-        Posting(to_account, amount_fen, context.get("from_owner", ""), context.get("binding_id", "")),
-    )
-
-
-def unbalanced(entries: Sequence[tuple[str, int]]) -> list[str]:
-    """Entry ids whose postings do not sum to zero, from (entry_id, sum) pairs."""
-    return [entry_id for entry_id, total in entries if total != 0]
 
 
 # Accounts whose row carries a running balance; the others (receivables, the

@@ -33,9 +33,3 @@ def require_positive(amount_fen: int, field: str) -> int:
     if amount_fen <= 0 or amount_fen > INT64_MAX:
         raise DomainError(Reason.INVALID_AMOUNT, f"{field} must be a positive number of fen", field=field)
     return amount_fen
-
-
-def require_non_negative(amount_fen: int, field: str) -> int:
-    if amount_fen < 0 or amount_fen > INT64_MAX:
-        raise DomainError(Reason.INVALID_AMOUNT, f"{field} must not be negative", field=field)
-    return amount_fen

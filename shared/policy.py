@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from importlib import resources
@@ -197,10 +197,6 @@ def example_policies() -> list[RegionPolicy]:
     """The seeds' regional variants, shipped as examples (not official rules of those regions)."""
     text = resources.files("shared").joinpath("example_policies.json").read_text(encoding="utf-8")
     return [policy_from_dict(item) for item in json.loads(text)]
-
-
-def with_pilots(policy: RegionPolicy, provinces: Iterable[str]) -> RegionPolicy:
-    return replace(policy, cross_province_provinces=frozenset(provinces))
 
 
 CROSS_PROVINCE_PILOTS: frozenset[str] = frozenset({"13", "32", "34", "37", "41", "42", "50", "51", "62"})

@@ -56,7 +56,3 @@ def in_scope(relationship: Relationship, scope: RelationshipScope) -> bool:
 
 def accepted_proofs(relationship: Relationship, presented: set[ProofType]) -> set[ProofType]:
     return presented & ACCEPTED_PROOFS[relationship]
-
-
-def is_spouse(relationship: Relationship) -> bool:
-    return relationship is Relationship.SPOUSE

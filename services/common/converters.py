@@ -29,10 +29,6 @@ def enum_to_domain(domain_enum: type[E], proto_enum: Any, value: int, field: str
         raise DomainError(Reason.FIELD_INVALID, f"{field} has no value {value}", field=field) from None
 
 
-def optional_enum_to_domain(domain_enum: type[E], proto_enum: Any, value: int, field: str) -> E | None:
-    return None if value == 0 else enum_to_domain(domain_enum, proto_enum, value, field)
-
-
 def enum_to_proto(proto_enum: Any, member: StrEnum | None) -> int:
     if member is None:
         return 0

@@ -61,11 +61,6 @@ class RoutingTable:
     def me(self) -> Node:
         return self.nodes[self.local]
 
-    @property
-    def home_province(self) -> str:
-        """The province this node's clearing accounts are kept for (its first, in code order)."""
-        return min(self.me.provinces)
-
     def owner_of_province(self, province: str) -> Node:
         for node in self.nodes.values():
             if province in node.provinces:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from services.payment.adapters import orm
@@ -81,11 +81,6 @@ class NodeTransactionLog:
             .limit(limit)
         )
         return [row.transaction_id for row in rows]
-
-    def count_by_state(self) -> dict[str, int]:
-        table = orm.node_transactions
-        rows = self._session.execute(select(table.c.state, func.count()).group_by(table.c.state))
-        return {state: int(count) for state, count in rows}
 
 
 @dataclass

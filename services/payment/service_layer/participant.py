@@ -9,15 +9,13 @@ from datetime import datetime
 
 from services.payment.adapters.node_repository import ParticipantTransaction, PreparedLeg
 from services.payment.service_layer.unit_of_work import PaymentUnitOfWork
-from services.payment.service_layer.use_cases import grant_limit, new_id
+from services.payment.service_layer.use_cases import ensure_clearing, grant_limit, new_id
 from shared.errors import DomainError, Reason
 from shared.ledger import (
     Account,
-    AccountKind,
     JournalEntry,
     Posting,
     Purpose,
-    clearing,
     personal_account,
     wallet,
     year_of,
@@ -136,7 +134,7 @@ def commit(uow: PaymentUnitOfWork, transaction_id: str, captures: dict[int, int]
         uow.usage.add(leg.binding_id, year, leg.payer_id_number, txn.beneficiary_id_number, captured, 0)
         leg.captured_fen = captured
         if captured:
-            owes = clearing(province_of(account.admdvs), txn.coordinator_province)
+            owes = ensure_clearing(uow, province_of(account.admdvs), txn.coordinator_province, now)
             postings += [
                 Posting(leg.account_id, -captured, txn.beneficiary_id_number, leg.binding_id),
                 Posting(owes, captured, leg.payer_id_number, leg.binding_id),
@@ -185,7 +183,7 @@ def refund(uow: PaymentUnitOfWork, transaction_id: str, now: datetime) -> bool:
         if not leg.captured_fen:
             continue
         account = locked[leg.account_id]
-        owes = clearing(province_of(account.admdvs), txn.coordinator_province)
+        owes = ensure_clearing(uow, province_of(account.admdvs), txn.coordinator_province, now)
         postings += [
             Posting(leg.account_id, leg.captured_fen, txn.beneficiary_id_number, leg.binding_id),
             Posting(owes, -leg.captured_fen, leg.payer_id_number, leg.binding_id),
@@ -210,10 +208,6 @@ def _record(
 ) -> None:
     if not postings:
         return
-    for posting in postings:
-        if posting.account_id.startswith(AccountKind.CLEARING.value):
-            own, other = posting.account_id.split(":", 1)[1].split(":")
-            uow.accounts.ensure(Account(posting.account_id, AccountKind.CLEARING, f"{own}:{other}", own + "0000"), now)
     entry = JournalEntry(
         new_id(), now, purpose, tuple(postings), settlement_id=txn.transaction_id,
         institution_code=txn.institution_code, memo=f"for province {txn.coordinator_province}",
@@ -241,10 +235,7 @@ def credit_wallet(
         raise DomainError(
             Reason.WALLET_NOT_ACTIVATED, f"the wallet of {beneficiary} is not activated", field="beneficiary_id_number"
         )
-    owed = clearing(province_of(account.admdvs), source_province)
-    uow.accounts.ensure(
-        Account(owed, AccountKind.CLEARING, f"{province_of(account.admdvs)}:{source_province}", account.admdvs), now
-    )
+    owed = ensure_clearing(uow, province_of(account.admdvs), source_province, now)
     entry = JournalEntry(
         new_id(), now, Purpose.WALLET_TRANSFER_IN,
         (Posting(owed, -amount_fen, grantor), Posting(target, amount_fen, grantor)), transfer_id=transfer_id,

@@ -177,9 +177,8 @@ def _draw(
                 grant.policy_version,
             )
         )
-    return Draw(
-        own, capacities, locked, year, {b: r for b, r in remote.items() if any(g.binding_id == b for g in grants)}
-    )
+    drawn = {g.binding_id for g in grants}
+    return Draw(own, capacities, locked, year, {b: r for b, r in remote.items() if b in drawn})
 
 
 def grant_limit(grant: PayerGrant, account: Account, usage: dict[str, tuple[int, int]]) -> int:
@@ -396,18 +395,20 @@ def _via_clearing(
     if payer_side:
         postings.append(Posting(leg.account_id, -amount, bill.patient_id_number, leg.binding_id))
     if payer_province != institution_province:
-        owed_to_payer_side = clearing(institution_province, payer_province)
-        _ensure_clearing(uow, institution_province, payer_province, now)
+        owed_to_payer_side = ensure_clearing(uow, institution_province, payer_province, now)
         if payer_side:
-            _ensure_clearing(uow, payer_province, institution_province, now)
-            postings.append(Posting(clearing(payer_province, institution_province), amount, leg.payer_id_number))
+            payer_owes = ensure_clearing(uow, payer_province, institution_province, now)
+            postings.append(Posting(payer_owes, amount, leg.payer_id_number))
         postings.append(Posting(owed_to_payer_side, -amount, leg.payer_id_number, leg.binding_id))
     postings.append(Posting(institution, amount, leg.payer_id_number, leg.binding_id))
     return postings
 
 
-def _ensure_clearing(uow: PaymentUnitOfWork, own: str, other: str, now: datetime) -> None:
-    uow.accounts.ensure(Account(clearing(own, other), AccountKind.CLEARING, f"{own}:{other}", own + "0000"), now)
+def ensure_clearing(uow: PaymentUnitOfWork, own: str, other: str, now: datetime) -> str:
+    """Opens province `own`'s clearing account with `other` unless it exists; returns its id."""
+    account = clearing(own, other)
+    uow.accounts.ensure(Account(account, AccountKind.CLEARING, f"{own}:{other}", own + "0000"), now)
+    return account
 
 
 def _release_holds(uow: PaymentUnitOfWork, settlement: Settlement, state: SettlementState, now: datetime) -> None:
@@ -579,17 +580,14 @@ def reverse(
             uow.idempotency.mark_reversed(original_request_id, request_id, refusal)
         return Reversal(True, stored.method, None)
     settlement_id = settlement_of(stored.method, stored.outcome.payload)
-    settlement = None
-    if settlement_id is not None:
-        settlement = get_settlement(uow, settlement_id, for_update=True)
-        method = stored.method.rsplit("/", 1)[-1]
-        _undo(uow, settlement, method, now, request_id)
-    else:
+    if settlement_id is None:
         raise DomainError(
             Reason.FIELD_INVALID,
             f"a {stored.method} request cannot be reversed; use the matching operation instead",
             field="original_request_id",
         )
+    settlement = get_settlement(uow, settlement_id, for_update=True)
+    _undo(uow, settlement, stored.method.rsplit("/", 1)[-1], now, request_id)
     uow.idempotency.mark_reversed(original_request_id, request_id, refusal)
     return Reversal(True, stored.method, settlement)
 
@@ -698,12 +696,12 @@ def transfer_to_wallet(uow: PaymentUnitOfWork, order: TransferOrder, wallet_is_l
     grantor_province = province_of(account.admdvs)
     postings = [Posting(source, -order.amount_fen, order.beneficiary_id_number, order.binding_id)]
     if grantor_province != order.beneficiary_province:
-        _ensure_clearing(uow, grantor_province, order.beneficiary_province, now)
-        postings.append(Posting(clearing(grantor_province, order.beneficiary_province), order.amount_fen))
+        grantor_owes = ensure_clearing(uow, grantor_province, order.beneficiary_province, now)
+        postings.append(Posting(grantor_owes, order.amount_fen))
     if target is not None:
         if grantor_province != order.beneficiary_province:
-            _ensure_clearing(uow, order.beneficiary_province, grantor_province, now)
-            postings.append(Posting(clearing(order.beneficiary_province, grantor_province), -order.amount_fen))
+            beneficiary_is_owed = ensure_clearing(uow, order.beneficiary_province, grantor_province, now)
+            postings.append(Posting(beneficiary_is_owed, -order.amount_fen))
         postings.append(Posting(target.account_id, order.amount_fen, order.grantor_id_number, order.binding_id))
     entry = JournalEntry(new_id(), now, Purpose.WALLET_TRANSFER_OUT, tuple(postings), transfer_id=order.transfer_id)
     uow.journal.record(entry, locked)
