@@ -161,6 +161,7 @@ class PaymentHarness:
     server: BackgroundServer
     stub: payment_grpc.PaymentServiceStub
     binding: BindingHarness
+    database_url: str = ""
 
 
 @pytest.fixture
@@ -175,7 +176,7 @@ def payment_service(databases: Databases, binding_service: BindingHarness) -> It
         BackgroundServer(lambda: start_payment_server(settings)) as server,
         grpc.insecure_channel(server.address) as channel,
     ):
-        yield PaymentHarness(server, payment_grpc.PaymentServiceStub(channel), binding_service)
+        yield PaymentHarness(server, payment_grpc.PaymentServiceStub(channel), binding_service, settings.database_url)
 
 
 @dataclass

@@ -36,7 +36,8 @@ def create_database_engine(url: str, pool_size: int = 16) -> Engine:
     url = normalise_url(url)
     if make_url(url).get_backend_name() == "sqlite":
         return _sqlite_engine(url)
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    # No pool_pre_ping: the runner retries work whose connection proved dead instead.
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size)
 
 
 def _sqlite_engine(url: str) -> Engine:

@@ -10,8 +10,11 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
+from typing import Any
 
-from sqlalchemy import Boolean, Column, LargeBinary, MetaData, String, Table, insert, select, update
+from sqlalchemy import Boolean, Column, LargeBinary, MetaData, String, Table, bindparam, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from services.common.types import UtcDateTime
@@ -68,16 +71,26 @@ class IdempotencyStore:
         outcome = None if row.succeeded is None else Outcome(row.succeeded, row.payload)
         return StoredRequest(row.request_id, row.method, row.fingerprint, outcome, row.reversed_by)
 
-    def claim(self, request_id: str, method: str, fingerprint: str, now: datetime) -> None:
-        self._session.execute(
-            insert(self._table).values(request_id=request_id, method=method, fingerprint=fingerprint, create_time=now)
-        )
+    def claim(
+        self, request_id: str, method: str, fingerprint: str, now: datetime, outcome: Outcome | None = None
+    ) -> bool:
+        """Takes the key for this transaction; False when it is taken already.
+
+        A twin claiming the same key concurrently waits here until this
+        transaction ends (PostgreSQL waits on the uncommitted key; SQLite
+        writers queue), so a False always means a committed answer exists.
+        """
+        statements = _statements(self._table, self._session.get_bind().dialect.name)
+        values = {"request_id": request_id, "method": method, "fingerprint": fingerprint, "create_time": now}
+        if outcome is not None:
+            values |= {"succeeded": outcome.succeeded, "payload": outcome.payload}
+        return self._session.execute(statements.claim, values).first() is not None
 
     def complete(self, request_id: str, outcome: Outcome) -> None:
+        statements = _statements(self._table, self._session.get_bind().dialect.name)
         self._session.execute(
-            update(self._table)
-            .where(self._table.c.request_id == request_id)
-            .values(succeeded=outcome.succeeded, payload=outcome.payload)
+            statements.complete,
+            {"_request_id": request_id, "_succeeded": outcome.succeeded, "_payload": outcome.payload},
         )
 
     def mark_reversed(self, request_id: str, reversal_id: str, refusal: Outcome) -> None:
@@ -101,6 +114,25 @@ class IdempotencyStore:
                 reversed_by=reversal_id,
             )
         )
+
+
+@dataclass(frozen=True)
+class _Statements:
+    claim: Any
+    complete: Any
+
+
+@cache
+def _statements(table: Table, dialect: str) -> _Statements:
+    """Built once per table: every mutating request runs both, and building costs more than running."""
+    module = postgresql if dialect == "postgresql" else sqlite
+    claim = module.insert(table).on_conflict_do_nothing().returning(table.c.request_id)
+    complete = (
+        update(table)
+        .where(table.c.request_id == bindparam("_request_id"))
+        .values(succeeded=bindparam("_succeeded"), payload=bindparam("_payload"))
+    )
+    return _Statements(claim, complete)
 
 
 REVERSED_BEFORE_ARRIVAL = "(reversed before arrival)"

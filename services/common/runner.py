@@ -14,7 +14,7 @@ from typing import Generic, TypeVar
 
 from google.protobuf.message import Message
 from google.rpc import status_pb2
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from services.common.clock import Clock
 from services.common.idempotency import Outcome, check_same_request, fingerprint
@@ -32,6 +32,24 @@ T = TypeVar("T")
 MAX_REQUEST_ID_LENGTH = 128
 
 
+def _reconnecting(fn: Callable[[], T]) -> T:
+    """Runs fn again once when its pooled connection turned out dead (the database restarted).
+
+    The pool does not ping each connection it lends (a round trip per
+    transaction); the first use of a stale one fails instead, SQLAlchemy
+    invalidates the pool, and the work runs again on a fresh connection. That
+    is safe: a transaction cut off by a disconnect did nothing, and one whose
+    COMMIT reached the server is found by its idempotency key.
+    """
+    try:
+        return fn()
+    except DBAPIError as error:
+        if not error.connection_invalidated:
+            raise
+        log.warning("database connection lost (%s); running the work again on a new one", error.orig)
+        return fn()
+
+
 class UseCaseRunner(Generic[U]):
     def __init__(self, unit_of_work: Callable[[], U], clock: Clock, error_domain: str, workers: int = 16) -> None:
         self._unit_of_work = unit_of_work
@@ -47,13 +65,13 @@ class UseCaseRunner(Generic[U]):
         self._executor.shutdown(wait=True)
 
     async def in_thread(self, fn: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, lambda: _reconnecting(fn))
 
-    async def query(self, fn: Callable[[U], T]) -> T:
-        """A read in its own transaction."""
+    async def query(self, fn: Callable[[U], T], single_statement: bool = False) -> T:
+        """A read in its own transaction (none on PostgreSQL when fn runs a single statement)."""
 
         def read() -> T:
-            with self._unit_of_work().reading() as uow:
+            with self._unit_of_work().reading(single_statement) as uow:
                 return fn(uow)
 
         return await self.in_thread(read)
@@ -115,30 +133,36 @@ class UseCaseRunner(Generic[U]):
             try:
                 return self._attempt(method, request_id, digest, fn)
             except IntegrityError as error:
-                # Lost the race for the key to a concurrent twin; its answer is stored now.
-                log.info("request_id %s claimed concurrently (%s); replaying", request_id, error.orig)
+                # A constraint the effect ran into while a concurrent twin committed first; retry to read its answer.
+                log.info("request_id %s collided with a concurrent request (%s); retrying", request_id, error.orig)
         raise RuntimeError(f"request_id {request_id} could neither be claimed nor read")
 
     def _attempt(self, method: str, request_id: str, digest: str, fn: Callable[[U], Message]) -> Outcome:
         with self._unit_of_work() as uow:
-            stored = uow.idempotency.get(request_id)
-            if stored is not None and stored.outcome is not None:
-                check_same_request(stored, method, digest)
-                return stored.outcome
-            uow.idempotency.claim(request_id, method, digest, self._clock.now())
-            uow.session.flush()
-            effect = uow.savepoint()
+            now = self._clock.now()
+            if not uow.idempotency.claim(request_id, method, digest, now):
+                return self._stored(uow, request_id, method, digest)
             try:
                 outcome = Outcome(True, fn(uow).SerializeToString())
-                effect.commit()
             except DomainError as error:
                 if error.kind in (ErrorKind.UNAVAILABLE, ErrorKind.CONFLICT):
                     raise  # transient: nothing is stored, so a retry with the same key runs again
-                if error.keep_effects:
-                    effect.commit()
-                else:
-                    effect.rollback()
                 outcome = Outcome(False, status_of(error, self._domain).SerializeToString())
+                if not error.keep_effects:
+                    # Undo the effect and the claim together, then store the refusal alone.
+                    uow.rollback()
+                    if not uow.idempotency.claim(request_id, method, digest, now, outcome):
+                        return self._stored(uow, request_id, method, digest)
+                    uow.commit()
+                    return outcome
             uow.idempotency.complete(request_id, outcome)
             uow.commit()
             return outcome
+
+    @staticmethod
+    def _stored(uow: U, request_id: str, method: str, digest: str) -> Outcome:
+        stored = uow.idempotency.get(request_id)
+        if stored is None or stored.outcome is None:
+            raise RuntimeError(f"request_id {request_id} is claimed but holds no answer")
+        check_same_request(stored, method, digest)
+        return stored.outcome

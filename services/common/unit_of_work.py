@@ -6,7 +6,7 @@ from types import TracebackType
 from typing import Self
 
 from sqlalchemy import Table
-from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from services.common.database import READ_ONLY_OPTION
 from services.common.idempotency import IdempotencyStore
@@ -22,16 +22,26 @@ class SqlUnitOfWork:
         self._sessions = sessions
         self._idempotency_table = idempotency_table
         self.read_only = False
+        self.single_statement = False
 
-    def reading(self) -> Self:
-        """Marks the next transaction as a read (SQLite then begins it deferred)."""
+    def reading(self, single_statement: bool = False) -> Self:
+        """Marks the next transaction as a read (SQLite then begins it deferred).
+
+        A read of one statement needs no transaction on PostgreSQL: the
+        statement is consistent by itself, and BEGIN and ROLLBACK would be two
+        more round trips.
+        """
         self.read_only = True
+        self.single_statement = single_statement
         return self
 
     def __enter__(self) -> Self:
         self.session = self._sessions()
         if self.read_only:
-            self.session.connection(execution_options={READ_ONLY_OPTION: True})
+            options: dict[str, object] = {READ_ONLY_OPTION: True}
+            if self.single_statement and self.session.get_bind().dialect.name == "postgresql":
+                options["isolation_level"] = "AUTOCOMMIT"
+            self.session.connection(execution_options=options)
         self.idempotency = IdempotencyStore(self.session, self._idempotency_table)
         self.open(self.session)
         return self
@@ -44,9 +54,6 @@ class SqlUnitOfWork:
     ) -> None:
         self.session.rollback()  # a no-op after commit; undoes anything left uncommitted
         self.session.close()
-
-    def savepoint(self) -> SessionTransaction:
-        return self.session.begin_nested()
 
     def commit(self) -> None:
         self.session.commit()
