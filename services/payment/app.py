@@ -104,9 +104,11 @@ async def start_payment_server(settings: PaymentSettings) -> RunningServer:
     if settings.migrate_on_start:
         migrate("payment", settings.database_url)
     engine = create_database_engine(settings.database_url, pool_size=settings.workers)
+    known_accounts: set[str] = set()  # shared by every unit of work of this process
     runner = UseCaseRunner(
-        partial(PaymentUnitOfWork, session_factory(engine)), settings.clock, ERROR_DOMAIN, settings.workers
-    )
+        partial(PaymentUnitOfWork, session_factory(engine), known_accounts), settings.clock, ERROR_DOMAIN,
+        settings.workers,
+    )  # fmt: skip
     channel = peer_channel(settings.binding_address, BINDING_SERVICE)
     nodes = GrpcNodeClient(settings.node_deadline)
     failpoint = failpoint_from_environment()

@@ -17,14 +17,39 @@ from shared.ledger import Account, AccountKind, JournalEntry
 from shared.policy import UseCategory
 from shared.settlements import Bill, CredentialType, Settlement, SettlementLeg, SettlementState
 
+# Statements of the settlement path, built once: building one costs more than running it.
+LOCK_ACCOUNTS = (
+    select(orm.accounts)
+    .where(orm.accounts.c.account_id.in_(bindparam("ids", expanding=True)))
+    .order_by(orm.accounts.c.account_id)
+    .with_for_update()
+)
+SAVE_AMOUNTS = (
+    update(orm.accounts)
+    .where(orm.accounts.c.account_id == bindparam("_id"))
+    .values(balance_fen=bindparam("_balance"), held_fen=bindparam("_held"))
+)
+INSERT_ENTRY = insert(orm.journal_entries)
+INSERT_POSTINGS = insert(orm.postings)
+INSERT_SETTLEMENT = insert(orm.settlements)
+INSERT_LEGS = insert(orm.settlement_legs)
+USAGE_OF_GRANTORS = select(orm.binding_usage).where(
+    orm.binding_usage.c.grantor_id_number.in_(bindparam("grantors", expanding=True)),
+    orm.binding_usage.c.year == bindparam("year"),
+)
+SUSPENSION = select(orm.suspensions).where(orm.suspensions.c.holder_id_number == bindparam("holder"))
+
 
 def _account(row: Any) -> Account:
     return Account(row.account_id, AccountKind(row.kind), row.owner, row.admdvs, row.balance_fen, row.held_fen)
 
 
 class AccountRepository:
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, known: set[str] | None = None) -> None:
         self._session = session
+        # Ids of accounts committed earlier; accounts are never deleted, so they need no INSERT again.
+        self._known = known if known is not None else set()
+        self.opened: list[str] = []
 
     def get(self, account_id: str) -> Account | None:
         row = self._session.execute(select(orm.accounts).where(orm.accounts.c.account_id == account_id)).first()
@@ -35,16 +60,14 @@ class AccountRepository:
         wanted = sorted(set(account_ids))
         if not wanted:
             return {}
-        rows = self._session.execute(
-            select(orm.accounts)
-            .where(orm.accounts.c.account_id.in_(wanted))
-            .order_by(orm.accounts.c.account_id)
-            .with_for_update()
-        )
+        rows = self._session.execute(LOCK_ACCOUNTS, {"ids": wanted})
         return {row.account_id: _account(row) for row in rows}
 
     def ensure(self, account: Account, now: datetime) -> None:
         """Creates the account unless it exists; safe when two transactions race."""
+        if account.account_id in self._known:
+            return
+        self.opened.append(account.account_id)
         values = {
             "account_id": account.account_id,
             "kind": account.kind.value,
@@ -61,12 +84,8 @@ class AccountRepository:
     def save_amounts(self, accounts: Sequence[Account]) -> None:
         if not accounts:
             return
-        table = orm.accounts
         self._session.execute(
-            update(table)
-            .where(table.c.account_id == bindparam("_id"))
-            .values(balance_fen=bindparam("_balance"), held_fen=bindparam("_held")),
-            [{"_id": a.account_id, "_balance": a.balance_fen, "_held": a.held_fen} for a in accounts],
+            SAVE_AMOUNTS, [{"_id": a.account_id, "_balance": a.balance_fen, "_held": a.held_fen} for a in accounts]
         )
 
 
@@ -78,16 +97,17 @@ class Journal:
 
     def record(self, entry: JournalEntry, locked: dict[str, Account]) -> None:
         self._session.execute(
-            insert(orm.journal_entries).values(
-                entry_id=entry.entry_id,
-                time=entry.time,
-                purpose=entry.purpose.value,
-                settlement_id=entry.settlement_id,
-                transfer_id=entry.transfer_id,
-                institution_code=entry.institution_code,
-                request_id=entry.request_id,
-                memo=entry.memo,
-            )
+            INSERT_ENTRY,
+            {
+                "entry_id": entry.entry_id,
+                "time": entry.time,
+                "purpose": entry.purpose.value,
+                "settlement_id": entry.settlement_id,
+                "transfer_id": entry.transfer_id,
+                "institution_code": entry.institution_code,
+                "request_id": entry.request_id,
+                "memo": entry.memo,
+            },
         )
         rows = []
         for posting in entry.postings:
@@ -107,7 +127,7 @@ class Journal:
                     "time": entry.time,
                 }
             )
-        self._session.execute(insert(orm.postings), rows)
+        self._session.execute(INSERT_POSTINGS, rows)
 
     def clearing_movements(self, start: datetime, end: datetime) -> dict[str, int]:
         """Sum of each clearing account's postings in [start, end)."""
@@ -186,11 +206,9 @@ class SettlementRepository:
         self._session = session
 
     def add(self, settlement: Settlement) -> None:
-        self._session.execute(insert(orm.settlements).values(**_settlement_values(settlement)))
+        self._session.execute(INSERT_SETTLEMENT, _settlement_values(settlement))
         if settlement.legs:
-            self._session.execute(
-                insert(orm.settlement_legs), [_leg_values(settlement.settlement_id, leg) for leg in settlement.legs]
-            )
+            self._session.execute(INSERT_LEGS, [_leg_values(settlement.settlement_id, leg) for leg in settlement.legs])
 
     def save(self, settlement: Settlement) -> None:
         table = orm.settlements
@@ -302,19 +320,22 @@ def _settlement(row: Any, legs: list[Any]) -> Settlement:
 
 
 class UsageRepository:
-    """Per binding and year: what was shared, and what open holds reserve."""
+    """Per binding and year: what was shared, and what open holds reserve.
+
+    Changes are summed in memory and written in one statement when the
+    transaction reads usage again or commits, instead of a round trip each.
+    """
 
     def __init__(self, session: Session) -> None:
         self._session = session
+        self._pending: dict[tuple[str, int], list[Any]] = {}
 
     def of_grantors(self, grantor_ids: Sequence[str], year: int) -> dict[str, dict[str, tuple[int, int]]]:
         """grantor → binding → (shared, held) for the year."""
         if not grantor_ids:
             return {}
-        table = orm.binding_usage
-        rows = self._session.execute(
-            select(table).where(table.c.grantor_id_number.in_(list(grantor_ids)), table.c.year == year)
-        )
+        self.flush()
+        rows = self._session.execute(USAGE_OF_GRANTORS, {"grantors": list(grantor_ids), "year": year})
         found: dict[str, dict[str, tuple[int, int]]] = {}
         for row in rows:
             found.setdefault(row.grantor_id_number, {})[row.binding_id] = (row.shared_fen, row.held_fen)
@@ -322,25 +343,26 @@ class UsageRepository:
 
     def add(self, binding_id: str, year: int, grantor: str, beneficiary: str, shared: int, held: int) -> None:
         """Adds to a binding's year; call with the grantor's account locked."""
-        table = orm.binding_usage
-        changed = self._session.execute(
-            update(table)
-            .where(table.c.binding_id == binding_id, table.c.year == year)
-            .values(shared_fen=table.c.shared_fen + shared, held_fen=table.c.held_fen + held)
-        ).rowcount
-        if not changed:
-            self._session.execute(
-                insert(table).values(
-                    binding_id=binding_id,
-                    year=year,
-                    grantor_id_number=grantor,
-                    beneficiary_id_number=beneficiary,
-                    shared_fen=shared,
-                    held_fen=held,
-                )
-            )
+        change = self._pending.setdefault((binding_id, year), [grantor, beneficiary, 0, 0])
+        change[2] += shared
+        change[3] += held
+
+    def discard(self) -> None:
+        self._pending.clear()
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        rows = [
+            {"binding_id": binding_id, "year": year, "grantor_id_number": grantor,
+             "beneficiary_id_number": beneficiary, "shared_fen": shared, "held_fen": held}
+            for (binding_id, year), (grantor, beneficiary, shared, held) in sorted(self._pending.items())
+        ]  # fmt: skip
+        self._pending.clear()
+        self._session.execute(USAGE_UPSERT[self._session.get_bind().dialect.name], rows)
 
     def shares_of(self, grantor_id_number: str, year: int) -> list[Any]:
+        self.flush()
         table = orm.binding_usage
         return list(
             self._session.execute(
@@ -349,6 +371,20 @@ class UsageRepository:
                 .order_by(table.c.binding_id)
             )
         )
+
+
+def _usage_upsert(module: Any) -> Any:
+    statement = module.insert(orm.binding_usage)
+    return statement.on_conflict_do_update(
+        index_elements=[orm.binding_usage.c.binding_id, orm.binding_usage.c.year],
+        set_={
+            "shared_fen": orm.binding_usage.c.shared_fen + statement.excluded.shared_fen,
+            "held_fen": orm.binding_usage.c.held_fen + statement.excluded.held_fen,
+        },
+    )
+
+
+USAGE_UPSERT = {"postgresql": _usage_upsert(postgresql), "sqlite": _usage_upsert(sqlite)}
 
 
 class AuditQueries:
@@ -469,8 +505,8 @@ class ViolationRepository:
         return list(self._session.execute(query.order_by(table.c.time, table.c.violation_id).limit(limit)))
 
     def suspension(self, holder: str, for_update: bool = False) -> Any | None:
-        query = select(orm.suspensions).where(orm.suspensions.c.holder_id_number == holder)
-        return self._session.execute(query.with_for_update() if for_update else query).first()
+        query = SUSPENSION.with_for_update() if for_update else SUSPENSION
+        return self._session.execute(query, {"holder": holder}).first()
 
     def suspend(self, holder: str, reason: str, operator_id: str, now: datetime) -> None:
         table = orm.suspensions

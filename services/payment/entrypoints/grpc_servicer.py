@@ -143,9 +143,6 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
         if not routing.is_local(bill.institution_admdvs):
             return await self._coordinator.forward(routing.owner_of(bill.institution_admdvs), name, request)
         response_type = api.SettleResponse if capture else api.AuthorizeSettlementResponse
-        replayed = await self._run.replay(_method(name), request.request_id, request, response_type)
-        if replayed is not None:
-            return replayed
         now = self._clock.now()
         expire = now + self._default_hold if capture else self._expire_time(request, now)  # type: ignore[arg-type]
         if bill.credential_holder != bill.patient_id_number:
@@ -156,9 +153,20 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
                 raise AssertionError("record_impersonation always refuses")
 
             return await self._run.mutate(_method(name), request.request_id, request, response_type, refuse)
-        payers = await self._payers(bill, now)
+        try:
+            payers = await self._payers(bill, now)
+        except DomainError:
+            # The binding service is down: a retry of a request already answered still gets its answer.
+            replayed = await self._run.replay(_method(name), request.request_id, request, response_type)
+            if replayed is not None:
+                return replayed
+            raise
         prepared = None
-        if not isinstance(payers, DomainError):
+        if not isinstance(payers, DomainError) and self._coordinator.needs_other_nodes(bill, payers):
+            # Answer a retry before holding anything on other nodes again.
+            replayed = await self._run.replay(_method(name), request.request_id, request, response_type)
+            if replayed is not None:
+                return replayed
             prepared = await self._coordinator.prepare(bill, payers, expire)
 
         def run(uow: PaymentUnitOfWork) -> Message:

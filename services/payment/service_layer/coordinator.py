@@ -102,6 +102,10 @@ class Coordinator:
                 return await self._client.forward(peer, method, request)
         return None
 
+    def needs_other_nodes(self, bill: Bill, payers: use_cases.Payers) -> bool:
+        """Whether settling this bill would hold money on another node first."""
+        return bool(self._remote_grants(bill, payers))
+
     def _remote_grants(self, bill: Bill, payers: use_cases.Payers) -> dict[str, list[PayerGrant]]:
         far: dict[str, list[PayerGrant]] = defaultdict(list)
         for grant in payers.grants:

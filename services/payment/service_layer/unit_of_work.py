@@ -28,11 +28,12 @@ class PaymentUnitOfWork(SqlUnitOfWork):
     participants: ParticipantLog
     transfers: TransferRepository
 
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    def __init__(self, sessions: sessionmaker[Session], known_accounts: set[str] | None = None) -> None:
         super().__init__(sessions, orm.idempotency_keys)
+        self._known_accounts = known_accounts
 
     def open(self, session: Session) -> None:
-        self.accounts = AccountRepository(session)
+        self.accounts = AccountRepository(session, self._known_accounts)
         self.journal = Journal(session)
         self.settlements = SettlementRepository(session)
         self.usage = UsageRepository(session)
@@ -41,3 +42,15 @@ class PaymentUnitOfWork(SqlUnitOfWork):
         self.node_transactions = NodeTransactionLog(session)
         self.participants = ParticipantLog(session)
         self.transfers = TransferRepository(session)
+
+    def commit(self) -> None:
+        self.usage.flush()
+        super().commit()
+        if self._known_accounts is not None:
+            self._known_accounts.update(self.accounts.opened)
+        self.accounts.opened.clear()
+
+    def rollback(self) -> None:
+        self.usage.discard()
+        self.accounts.opened.clear()
+        super().rollback()
