@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, func, insert, or_, select, tuple_, update
+from sqlalchemy import Row, Select, and_, bindparam, func, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from services.binding.adapters import orm
@@ -284,32 +284,39 @@ class PayerCandidates:
     order: PayerOrder | None
 
 
+def _candidates_query() -> Select[Any]:
+    beneficiary = orm.insured_persons.alias("beneficiary")
+    grantor = orm.insured_persons.alias("grantor")
+    b, po = orm.bindings, orm.payer_orders
+    return (
+        select(
+            *[c.label(f"ben_{c.name}") for c in beneficiary.c],
+            *[c.label(f"gr_{c.name}") for c in grantor.c],
+            *b.c,
+            po.c.mode.label("order_mode"),
+            po.c.binding_ids.label("order_binding_ids"),
+        )
+        .select_from(beneficiary)
+        .outerjoin(
+            b,
+            and_(b.c.beneficiary_id_number == beneficiary.c.id_number, b.c.state.in_(OPEN)),
+        )
+        .outerjoin(grantor, grantor.c.id_number == b.c.grantor_id_number)
+        .outerjoin(po, po.c.beneficiary_id_number == beneficiary.c.id_number)
+        .where(beneficiary.c.id_number == bindparam("beneficiary_id_number"))
+    )
+
+
+# Built once: ResolvePayers runs on every settlement, and building this join costs more than running it.
+CANDIDATES = _candidates_query()
+
+
 class PayerQueries:
     def __init__(self, session: Session) -> None:
         self._session = session
 
     def candidates(self, beneficiary_id_number: str) -> PayerCandidates:
-        beneficiary = orm.insured_persons.alias("beneficiary")
-        grantor = orm.insured_persons.alias("grantor")
-        b, po = orm.bindings, orm.payer_orders
-        query = (
-            select(
-                *[c.label(f"ben_{c.name}") for c in beneficiary.c],
-                *[c.label(f"gr_{c.name}") for c in grantor.c],
-                *b.c,
-                po.c.mode.label("order_mode"),
-                po.c.binding_ids.label("order_binding_ids"),
-            )
-            .select_from(beneficiary)
-            .outerjoin(
-                b,
-                and_(b.c.beneficiary_id_number == beneficiary.c.id_number, b.c.state.in_(OPEN)),
-            )
-            .outerjoin(grantor, grantor.c.id_number == b.c.grantor_id_number)
-            .outerjoin(po, po.c.beneficiary_id_number == beneficiary.c.id_number)
-            .where(beneficiary.c.id_number == beneficiary_id_number)
-        )
-        rows: list[Row[Any]] = list(self._session.execute(query))
+        rows: list[Row[Any]] = list(self._session.execute(CANDIDATES, {"beneficiary_id_number": beneficiary_id_number}))
         if not rows:
             return PayerCandidates(None, [], None)
         first = rows[0]

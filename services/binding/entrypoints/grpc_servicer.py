@@ -252,7 +252,8 @@ class BindingServicer(api_grpc.BindingServiceServicer):
         resolution = await self._run.query(
             lambda uow: use_cases.resolve(
                 uow, beneficiary, use, request.chronic_disease, at, self._policies.snapshot(uow)
-            )
+            ),
+            single_statement=True,  # the candidates query; the policies are a cached snapshot
         )
         return convert.resolution_to_proto(resolution)
 
