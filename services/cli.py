@@ -28,11 +28,13 @@ def _serve(args: argparse.Namespace) -> int:
         if args.service == "binding":
             from services.binding.app import BindingSettings, start_binding_server
 
-            running = await start_binding_server(BindingSettings(database_url=database, address=address))
+            running = await start_binding_server(
+                BindingSettings(database_url=database, address=address, workers=args.workers)
+            )
         else:
             from services.payment.app import PaymentSettings, start_payment_server
 
-            settings = PaymentSettings(database_url=database, address=address)
+            settings = PaymentSettings(database_url=database, address=address, workers=args.workers)
             if args.binding_address:
                 settings.binding_address = args.binding_address
             if args.routing:
@@ -119,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--binding-address", help="payment only: the binding service (default $GONGJI_BINDING_ADDRESS)")
     serve.add_argument("--grace", type=float, default=10.0, help="seconds in-flight calls get at shutdown")
+    serve.add_argument(
+        "--workers", type=int, default=4, help="threads running use cases, and pooled database connections (default 4)"
+    )
     serve.add_argument("--routing", help="payment only: JSON routing table of payment nodes (default: one node)")
     serve.add_argument("--node", default="local", help="payment only: this node's name in the routing table")
     serve.add_argument(
