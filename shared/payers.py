@@ -57,6 +57,44 @@ class PayerResolution:
     mode: PayerMode
     policy_version: str
     beneficiary_admdvs: str
+    earmarked: tuple[EarmarkedShare, ...] = ()
+
+
+@dataclass(frozen=True)
+class EarmarkedShare:
+    """A yearly amount a grantor set for a relative where the region earmarks it (DOMAIN §5):
+    what is not yet shared of it this year is reserved, and the grantor may not spend it himself."""
+
+    binding_id: str
+    beneficiary_id_number: str
+    yearly_cap_fen: int
+    policy_version: str
+
+
+def earmarked_shares(
+    grantor_policy: RegionPolicy, bindings_as_grantor: Sequence[Binding]
+) -> tuple[EarmarkedShare, ...]:
+    """The grantor's active bindings with a set amount, where his region's policy earmarks it.
+
+    A binding that shares everything (share_all) sets no amount, so it reserves nothing.
+    """
+    if not grantor_policy.earmark_shared_amount:
+        return ()
+    return tuple(
+        EarmarkedShare(b.binding_id, b.beneficiary_id_number, b.yearly_cap_fen, grantor_policy.version)
+        for b in sorted(bindings_as_grantor, key=lambda b: b.binding_id)
+        if b.state is BindingState.ACTIVE and not b.share_all and b.yearly_cap_fen > 0
+    )
+
+
+def reserved_by_earmarks(earmarked: Sequence[EarmarkedShare], usage: dict[str, tuple[int, int]]) -> int:
+    """What the earmarked shares still reserve this year: each set amount less what was shared
+    or is held on it (usage: binding id → (shared, held))."""
+    reserved = 0
+    for share in earmarked:
+        shared, held = usage.get(share.binding_id, (0, 0))
+        reserved += max(0, share.yearly_cap_fen - shared - held)
+    return reserved
 
 
 def in_payer_order(bindings: Sequence[Binding], order: PayerOrder | None) -> list[Binding]:

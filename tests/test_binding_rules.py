@@ -453,6 +453,23 @@ def test_a_yearly_cap_is_set_and_lifted_and_each_change_is_in_the_audit_trail(fa
     assert events[0].request_id
 
 
+def test_who_may_pay_for_a_grantor_lists_the_amounts_he_earmarked_only_where_his_region_earmarks(family):
+    """DOMAIN §5 (earmarking, a policy option): the payment service must know what a patient
+    reserved for relatives when he is a grantor; share-everything bindings reserve nothing."""
+    capped = family.bind(family.child)
+    family.stub.UpdateSharingLimit(
+        bapi.UpdateSharingLimitRequest(request_id=request_id(), binding_id=capped.binding_id, yearly_cap_fen=50_000)
+    )
+    family.bind(family.spouse, common.RELATIONSHIP_SPOUSE)  # shares everything
+    assert list(resolve(family.stub, family.grantor).earmarked_shares) == []
+
+    policy = put_policy(family.stub, family.clock, family.grantor.admdvs, earmark_shared_amount=True)
+    earmarked = resolve(family.stub, family.grantor).earmarked_shares
+    assert [(e.binding_id, e.beneficiary_id_number, e.yearly_cap_fen, e.policy_version) for e in earmarked] == [
+        (capped.binding_id, family.child.id_number, 50_000, policy.version)
+    ]
+
+
 def test_a_capped_binding_without_an_amount_is_refused(family):
     binding = family.bind(family.child)
     refusal = family.refusal(

@@ -702,6 +702,44 @@ def test_a_grantor_keeps_the_regions_minimum_balance(family):
     assert_ledger_balanced(family)
 
 
+def test_where_the_region_earmarks_a_set_amount_the_grantor_cannot_spend_it_on_his_own_bills(family):
+    """DOMAIN §5 (earmarking): the mother set 300 yuan a year for her child in a region whose policy
+    earmarks set amounts; her own bill may use her account only down to what is still reserved,
+    and the reserve shrinks as the child draws on it."""
+    put_policy(family, earmark_shared_amount=True)
+    cap_binding(family, family.mother_binding, 30_000)
+
+    own_bill = family.settle(90_000, patient=family.mother, use_own_account=True)
+    assert totals(own_bill) == (70_000, 0, 0, 20_000)
+    assert money(family, family.mother) == (30_000, 0, 30_000)
+
+    childs_bill = family.settle(10_000)
+    assert [(leg.payer_id_number, leg.amount_fen) for leg in childs_bill.legs] == [(family.mother.id_number, 10_000)]
+
+    # 20,000 fen left in the account, all of it still reserved for the child.
+    assert totals(family.settle(5_000, patient=family.mother, use_own_account=True)) == (0, 0, 0, 5_000)
+    assert money(family, family.mother) == (20_000, 0, 20_000)
+    assert_ledger_balanced(family)
+
+
+def test_without_earmarking_or_with_a_share_everything_binding_the_grantor_spends_his_whole_balance(family):
+    """DOMAIN §5: earmarking is a regional option, off by default; a binding that shares
+    everything sets no amount, so even where the region earmarks it reserves nothing."""
+    cap_binding(family, family.mother_binding, 30_000)
+    assert totals(family.settle(60_000, patient=family.mother, use_own_account=True)) == (60_000, 0, 0, 0)
+
+    put_policy(family, earmark_shared_amount=True)
+    family.binding.UpdateSharingLimit(
+        bapi.UpdateSharingLimitRequest(
+            request_id=request_id(), binding_id=family.mother_binding.binding_id, share_all=True
+        ),
+        timeout=10,
+    )
+    assert totals(family.settle(40_000, patient=family.mother, use_own_account=True)) == (40_000, 0, 0, 0)
+    assert money(family, family.mother) == (0, 0, 0)
+    assert_ledger_balanced(family)
+
+
 def test_a_settlement_uses_the_policy_version_in_force_at_its_time(family):
     """DOMAIN §2.6: policies are versioned with an effective date; a settlement uses and records
     the version in force at its time."""

@@ -67,11 +67,11 @@ class UseCaseRunner(Generic[U]):
     async def in_thread(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, lambda: _reconnecting(fn))
 
-    async def query(self, fn: Callable[[U], T], single_statement: bool = False) -> T:
-        """A read in its own transaction (none on PostgreSQL when fn runs a single statement)."""
+    async def query(self, fn: Callable[[U], T], snapshot: bool = True) -> T:
+        """A read in its own transaction; with snapshot=False, none on PostgreSQL (see SqlUnitOfWork.reading)."""
 
         def read() -> T:
-            with self._unit_of_work().reading(single_statement) as uow:
+            with self._unit_of_work().reading(snapshot) as uow:
                 return fn(uow)
 
         return await self.in_thread(read)

@@ -22,24 +22,24 @@ class SqlUnitOfWork:
         self._sessions = sessions
         self._idempotency_table = idempotency_table
         self.read_only = False
-        self.single_statement = False
+        self.snapshot = True
 
-    def reading(self, single_statement: bool = False) -> Self:
+    def reading(self, snapshot: bool = True) -> Self:
         """Marks the next transaction as a read (SQLite then begins it deferred).
 
-        A read of one statement needs no transaction on PostgreSQL: the
-        statement is consistent by itself, and BEGIN and ROLLBACK would be two
-        more round trips.
+        Reads that need no common snapshot (snapshot=False) run without a
+        transaction on PostgreSQL: each statement is consistent by itself,
+        and BEGIN and ROLLBACK would be two more round trips.
         """
         self.read_only = True
-        self.single_statement = single_statement
+        self.snapshot = snapshot
         return self
 
     def __enter__(self) -> Self:
         self.session = self._sessions()
         if self.read_only:
             options: dict[str, object] = {READ_ONLY_OPTION: True}
-            if self.single_statement and self.session.get_bind().dialect.name == "postgresql":
+            if not self.snapshot and self.session.get_bind().dialect.name == "postgresql":
                 options["isolation_level"] = "AUTOCOMMIT"
             self.session.connection(execution_options=options)
         self.idempotency = IdempotencyStore(self.session, self._idempotency_table)

@@ -171,6 +171,15 @@ def resolution_to_proto(resolution: PayerResolution) -> api.ResolvePayersRespons
         ],
         policy_version=resolution.policy_version,
         beneficiary_admdvs=resolution.beneficiary_admdvs,
+        earmarked_shares=[
+            api.EarmarkedShare(
+                binding_id=e.binding_id,
+                beneficiary_id_number=e.beneficiary_id_number,
+                yearly_cap_fen=e.yearly_cap_fen,
+                policy_version=e.policy_version,
+            )
+            for e in resolution.earmarked
+        ],
     )
 
 

@@ -253,7 +253,9 @@ class BindingServicer(api_grpc.BindingServiceServicer):
             lambda uow: use_cases.resolve(
                 uow, beneficiary, use, request.chronic_disease, at, self._policies.snapshot(uow)
             ),
-            single_statement=True,  # the candidates query; the policies are a cached snapshot
+            # Reads that need no common snapshot: the candidates, and (where the region earmarks)
+            # the patient's own bindings as a grantor; the policies are a cached snapshot.
+            snapshot=False,
         )
         return convert.resolution_to_proto(resolution)
 

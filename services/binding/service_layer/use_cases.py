@@ -27,7 +27,7 @@ from shared.bindings import (
     status_after_event,
 )
 from shared.errors import DomainError, Reason
-from shared.payers import PayerMode, PayerOrder, PayerResolution, resolve_payers
+from shared.payers import PayerMode, PayerOrder, PayerResolution, earmarked_shares, resolve_payers
 from shared.persons import InsuranceStatus, InsuranceType, InsuredPerson
 from shared.policy import RegionPolicy, UseCategory
 
@@ -350,7 +350,7 @@ def resolve(
         raise DomainError(
             Reason.PERSON_NOT_FOUND, f"no insured person {beneficiary_id_number}", field="beneficiary_id_number"
         )
-    return resolve_payers(
+    resolution = resolve_payers(
         found.beneficiary,
         found.bindings,
         found.order,
@@ -359,6 +359,11 @@ def resolve(
         chronic_disease,
         at,
     )
+    own_policy = policies.for_region(found.beneficiary.admdvs, at)
+    if not own_policy.earmark_shared_amount:
+        return resolution  # no second read where the region does not earmark (most regions)
+    earmarked = earmarked_shares(own_policy, uow.bindings.open_of_grantor(beneficiary_id_number))
+    return replace(resolution, earmarked=earmarked)
 
 
 def put_policy(uow: BindingUnitOfWork, policy: RegionPolicy, now: datetime) -> RegionPolicy:

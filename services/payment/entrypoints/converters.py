@@ -20,7 +20,7 @@ from shared.errors import DomainError, Reason
 from shared.identity import validate_id_number
 from shared.ledger import Account, AccountKind, Purpose
 from shared.money import require_positive
-from shared.payers import PayerMode
+from shared.payers import EarmarkedShare, PayerMode
 from shared.policy import UseCategory
 from shared.regions import validate_admdvs
 from shared.settlements import Bill, CredentialType, Settlement, SettlementState
@@ -82,6 +82,10 @@ def payers_from_proto(answer: bapi.ResolvePayersResponse) -> Payers:
         grants=grants_from_proto(answer.grants),
         mode=PayerMode.PROPORTIONAL if answer.mode == bpb.PAYER_MODE_PROPORTIONAL else PayerMode.SEQUENTIAL,
         policy_version=answer.policy_version,
+        earmarked=tuple(
+            EarmarkedShare(e.binding_id, e.beneficiary_id_number, e.yearly_cap_fen, e.policy_version)
+            for e in answer.earmarked_shares
+        ),
     )
 
 

@@ -31,7 +31,7 @@ from shared.ledger import (
     wallet,
     year_of,
 )
-from shared.payers import PayerGrant, PayerMode
+from shared.payers import EarmarkedShare, PayerGrant, PayerMode, reserved_by_earmarks
 from shared.regions import province_of
 from shared.settlements import (
     Bill,
@@ -52,6 +52,8 @@ class Payers:
     grants: tuple[PayerGrant, ...] = ()
     mode: PayerMode = PayerMode.SEQUENTIAL
     policy_version: str = ""
+    # Amounts the patient, as a grantor, has earmarked for relatives (DOMAIN §5).
+    earmarked: tuple[EarmarkedShare, ...] = ()
 
 
 def new_id() -> str:
@@ -146,13 +148,18 @@ def _draw(
         wanted.append(personal_account(patient))
     locked = uow.accounts.lock(wanted)
     year = year_of(now)
-    usage = uow.usage.of_grantors([g.grantor_id_number for g in grants], year)
-    own: list[Capacity] = []
     mine = locked.get(personal_account(patient)) if bill.use_own_account else None
+    earmarking = mine is not None and bool(payers.earmarked)
+    usage = uow.usage.of_grantors([g.grantor_id_number for g in grants] + ([patient] if earmarking else []), year)
+    own: list[Capacity] = []
     if mine is not None:
+        reserved = reserved_by_earmarks(payers.earmarked, usage.get(patient, {})) if earmarking else 0
         own.append(
-            Capacity(patient, PaymentSource.OWN_ACCOUNT, mine.available_fen, policy_version=payers.policy_version)
-        )
+            Capacity(
+                patient, PaymentSource.OWN_ACCOUNT, max(0, mine.available_fen - reserved),
+                policy_version=payers.policy_version,
+            )
+        )  # fmt: skip
     purse = locked.get(wallet(patient))
     if purse is not None:
         own.append(Capacity(patient, PaymentSource.WALLET, purse.available_fen, policy_version=payers.policy_version))

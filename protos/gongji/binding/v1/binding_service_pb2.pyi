@@ -324,19 +324,33 @@ class ExcludedPayer(_message.Message):
     reason: str
     def __init__(self, binding_id: _Optional[str] = ..., grantor_id_number: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
+class EarmarkedShare(_message.Message):
+    __slots__ = ("binding_id", "beneficiary_id_number", "yearly_cap_fen", "policy_version")
+    BINDING_ID_FIELD_NUMBER: _ClassVar[int]
+    BENEFICIARY_ID_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    YEARLY_CAP_FEN_FIELD_NUMBER: _ClassVar[int]
+    POLICY_VERSION_FIELD_NUMBER: _ClassVar[int]
+    binding_id: str
+    beneficiary_id_number: str
+    yearly_cap_fen: int
+    policy_version: str
+    def __init__(self, binding_id: _Optional[str] = ..., beneficiary_id_number: _Optional[str] = ..., yearly_cap_fen: _Optional[int] = ..., policy_version: _Optional[str] = ...) -> None: ...
+
 class ResolvePayersResponse(_message.Message):
-    __slots__ = ("grants", "mode", "excluded", "policy_version", "beneficiary_admdvs")
+    __slots__ = ("grants", "mode", "excluded", "policy_version", "beneficiary_admdvs", "earmarked_shares")
     GRANTS_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     EXCLUDED_FIELD_NUMBER: _ClassVar[int]
     POLICY_VERSION_FIELD_NUMBER: _ClassVar[int]
     BENEFICIARY_ADMDVS_FIELD_NUMBER: _ClassVar[int]
+    EARMARKED_SHARES_FIELD_NUMBER: _ClassVar[int]
     grants: _containers.RepeatedCompositeFieldContainer[PayerGrant]
     mode: _binding_pb2.PayerMode
     excluded: _containers.RepeatedCompositeFieldContainer[ExcludedPayer]
     policy_version: str
     beneficiary_admdvs: str
-    def __init__(self, grants: _Optional[_Iterable[_Union[PayerGrant, _Mapping]]] = ..., mode: _Optional[_Union[_binding_pb2.PayerMode, str]] = ..., excluded: _Optional[_Iterable[_Union[ExcludedPayer, _Mapping]]] = ..., policy_version: _Optional[str] = ..., beneficiary_admdvs: _Optional[str] = ...) -> None: ...
+    earmarked_shares: _containers.RepeatedCompositeFieldContainer[EarmarkedShare]
+    def __init__(self, grants: _Optional[_Iterable[_Union[PayerGrant, _Mapping]]] = ..., mode: _Optional[_Union[_binding_pb2.PayerMode, str]] = ..., excluded: _Optional[_Iterable[_Union[ExcludedPayer, _Mapping]]] = ..., policy_version: _Optional[str] = ..., beneficiary_admdvs: _Optional[str] = ..., earmarked_shares: _Optional[_Iterable[_Union[EarmarkedShare, _Mapping]]] = ...) -> None: ...
 
 class PutRegionPolicyRequest(_message.Message):
     __slots__ = ("request_id", "policy")
