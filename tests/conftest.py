@@ -202,9 +202,13 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def two_nodes(databases: Databases, binding_service: BindingHarness, tmp_path) -> Iterator[TwoNodes]:
+def two_nodes(
+    databases: Databases, binding_service: BindingHarness, tmp_path, request: pytest.FixtureRequest
+) -> Iterator[TwoNodes]:
+    """With @pytest.mark.sweeping(seconds) the nodes sweep and recover on their own, as in production."""
     from services.payment.routing import RoutingTable
 
+    sweeping = request.node.get_closest_marker("sweeping")
     ports = {"east": _free_port(), "west": _free_port()}
     routing = {
         "nodes": {
@@ -227,7 +231,7 @@ def two_nodes(databases: Databases, binding_service: BindingHarness, tmp_path) -
                 binding_address=binding_service.server.address,
                 clock=binding_service.clock,
                 routing=RoutingTable.from_dict(routing, name),
-                sweep_interval=0,
+                sweep_interval=sweeping.args[0] if sweeping else 0,
             )
             server = BackgroundServer(lambda s=settings: start_payment_server(s)).start()
             servers.append(server)

@@ -4,6 +4,7 @@ clearing reports that agree on both sides."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import grpc
@@ -12,6 +13,8 @@ import pytest
 from gongji.binding.v1 import binding_pb2 as bpb
 from gongji.binding.v1 import binding_service_pb2 as bapi
 from gongji.common.v1 import common_pb2 as common
+from gongji.node.v1 import node_service_pb2 as node
+from gongji.node.v1 import node_service_pb2_grpc as node_grpc
 from gongji.payment.v1 import payment_pb2 as ppb
 from gongji.payment.v1 import payment_service_pb2 as papi
 from services.payment.verification import stand_in_token
@@ -89,8 +92,8 @@ class CrossFamily:
         return [(b.debtor_province, b.creditor_province, b.amount_fen) for b in report.balances]
 
     def assert_books_close(self) -> None:
-        for node in (self.nodes.east, self.nodes.west):
-            audit = node.stub.CheckLedger(papi.CheckLedgerRequest())
+        for harness in (self.nodes.east, self.nodes.west):
+            audit = harness.stub.CheckLedger(papi.CheckLedgerRequest())
             assert audit.balanced, list(audit.problems)
         assert self.clearing(self.nodes.east.stub) == self.clearing(self.nodes.west.stub)
 
@@ -237,4 +240,94 @@ def test_the_wallet_pays_the_beneficiarys_resident_insurance_contribution_in_her
         papi.GetAccountRequest(id_number=family.child.id_number, account_kind=ppb.ACCOUNT_KIND_WALLET)
     ).account
     assert wallet.balance_fen == 2_000
+    family.assert_books_close()
+
+
+def transfer_state(family, transfer_id: str) -> int:
+    return family.nodes.west.stub.GetTransfer(papi.GetTransferRequest(transfer_id=transfer_id)).transfer.state
+
+
+def wait_for_transfer(family, transfer_id: str, state: int, seconds: float = 15.0) -> None:
+    deadline = time.monotonic() + seconds
+    while transfer_state(family, transfer_id) != state:
+        assert time.monotonic() < deadline, f"transfer {transfer_id} stayed {transfer_state(family, transfer_id)}"
+        time.sleep(0.05)
+
+
+@pytest.mark.sweeping(0.05)
+def test_a_transfer_not_accepted_by_six_the_next_morning_goes_back_to_its_sender(family):
+    """DOMAIN §5: a transfer not yet accepted is refunded to the sender at 06:00 the next day.
+    The child's wallet in Nanjing is never activated, so node east cannot accept the father's
+    transfer from Lanzhou; at 06:00 node west gets east's promise never to credit it, then
+    gives the money back, and a late credit of it is refused."""
+    at_noon(family)
+    pending = transfer(family, 30_000).transfer
+    assert pending.state == ppb.TRANSFER_STATE_PENDING
+    assert family.balance(family.nodes.west.stub, family.father).balance_fen == 70_000
+    with pytest.raises(grpc.RpcError) as raised:
+        transfer(family, 10_000)
+    assert refusal_of(raised.value).reason == "TRANSFER_PENDING"
+
+    next_morning = family.clock.now().astimezone(CHINA_STANDARD_TIME).replace(hour=6, minute=0) + timedelta(days=1)
+    family.clock.set(next_morning - timedelta(minutes=1))
+    time.sleep(0.5)  # several sweeps
+    assert transfer_state(family, pending.transfer_id) == ppb.TRANSFER_STATE_PENDING
+
+    family.clock.set(next_morning)
+    wait_for_transfer(family, pending.transfer_id, ppb.TRANSFER_STATE_REFUNDED)
+    assert family.balance(family.nodes.west.stub, family.father).balance_fen == 100_000
+
+    family.nodes.east.stub.ActivateWallet(
+        papi.ActivateWalletRequest(request_id=request_id(), id_number=family.child.id_number, admdvs=NANJING)
+    )
+    late = node.CreditWalletRequest(
+        transfer_id=pending.transfer_id, beneficiary_id_number=family.child.id_number, amount_fen=30_000,
+        source_province="62", grantor_id_number=family.father.id_number,
+    )  # fmt: skip
+    with grpc.insecure_channel(family.nodes.east.server.address) as channel, pytest.raises(grpc.RpcError) as raised:
+        node_grpc.PaymentNodeServiceStub(channel).CreditWallet(late)
+    assert refusal_of(raised.value).reason == "TRANSFER_REFUNDED"
+    wallet = family.nodes.east.stub.GetAccount(
+        papi.GetAccountRequest(id_number=family.child.id_number, account_kind=ppb.ACCOUNT_KIND_WALLET)
+    ).account
+    assert wallet.balance_fen == 0
+    assert transfer(family, 10_000).transfer.state == ppb.TRANSFER_STATE_COMPLETED  # no longer blocked
+    for harness in (family.nodes.east, family.nodes.west):
+        assert harness.stub.CheckLedger(papi.CheckLedgerRequest()).balanced
+    # West booked the pending 300 yuan as owed to Jiangsu yesterday and took it back today;
+    # over both days it owes exactly what east credited: the later 100 yuan.
+    days = [(next_morning - timedelta(days=1)).strftime("%Y-%m-%d"), next_morning.strftime("%Y-%m-%d")]
+    assert owed_by_gansu_to_jiangsu(family.nodes.west.stub, days) == 10_000
+    assert owed_by_gansu_to_jiangsu(family.nodes.east.stub, days) == 10_000
+
+
+def owed_by_gansu_to_jiangsu(stub, days: list[str]) -> int:
+    owed = 0
+    for day in days:
+        for line in stub.GetClearingReport(papi.GetClearingReportRequest(date=day)).balances:
+            sign = {("62", "32"): 1, ("32", "62"): -1}[(line.debtor_province, line.creditor_province)]
+            owed += sign * line.amount_fen
+    return owed
+
+
+@pytest.mark.sweeping(0.05)
+def test_a_transfer_accepted_before_six_the_next_morning_stays_with_the_beneficiary(family):
+    """DOMAIN §5: once the wallet is activated the pending transfer is credited by the
+    recovery loop; six o'clock then changes nothing."""
+    at_noon(family)
+    pending = transfer(family, 30_000).transfer
+    family.nodes.east.stub.ActivateWallet(
+        papi.ActivateWalletRequest(request_id=request_id(), id_number=family.child.id_number, admdvs=NANJING)
+    )
+    wait_for_transfer(family, pending.transfer_id, ppb.TRANSFER_STATE_COMPLETED)
+
+    next_morning = family.clock.now().astimezone(CHINA_STANDARD_TIME).replace(hour=6, minute=0) + timedelta(days=1)
+    family.clock.set(next_morning + timedelta(minutes=1))
+    time.sleep(0.5)
+    assert transfer_state(family, pending.transfer_id) == ppb.TRANSFER_STATE_COMPLETED
+    assert family.balance(family.nodes.west.stub, family.father).balance_fen == 70_000
+    wallet = family.nodes.east.stub.GetAccount(
+        papi.GetAccountRequest(id_number=family.child.id_number, account_kind=ppb.ACCOUNT_KIND_WALLET)
+    ).account
+    assert wallet.balance_fen == 30_000
     family.assert_books_close()

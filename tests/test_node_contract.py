@@ -19,6 +19,7 @@ from tests.test_cross_province import CrossFamily
 SERVICE = node.DESCRIPTOR.services_by_name["PaymentNodeService"]
 RPCS = {
     "GetPayerCapacity", "PrepareLegs", "CommitLegs", "AbortLegs", "RefundLegs", "GetTransactionOutcome", "CreditWallet",
+    "DeclineWalletCredit",
 }  # fmt: skip
 STEPS = {"PrepareLegs", "CommitLegs", "AbortLegs", "RefundLegs"}
 
@@ -35,7 +36,7 @@ def test_every_step_is_keyed_by_a_transaction_id_and_a_wallet_credit_by_its_tran
         fields = method.input_type.fields_by_name
         if method.name in STEPS or method.name == "GetTransactionOutcome":
             assert fields["transaction_id"].number == 1
-        if method.name == "CreditWallet":
+        if method.name in ("CreditWallet", "DeclineWalletCredit"):
             assert fields["transfer_id"].number == 1
 
 
@@ -123,3 +124,41 @@ def test_a_wallet_credit_is_applied_once_per_transfer(two_nodes):
         assert east.CreditWallet(request).wallet_balance_fen == 5_000
         second = east.CreditWallet(request)
     assert (second.applied, second.wallet_balance_fen) == (False, 5_000)
+
+
+def test_a_declined_transfer_is_never_credited_and_a_credited_one_is_reported_not_declined(two_nodes):
+    """DOMAIN §5 (a transfer not accepted by 06:00 the next day goes back): the receiving node
+    answers the sender's decline with what it did, and whichever of credit and decline came
+    first stands, so money is never both refunded and credited."""
+    family = CrossFamily(two_nodes)
+    family.nodes.east.stub.ActivateWallet(
+        papi.ActivateWalletRequest(request_id=request_id(), id_number=family.child.id_number, admdvs="320100")
+    )
+
+    def credit(transfer_id: str) -> node.CreditWalletRequest:
+        return node.CreditWalletRequest(
+            transfer_id=transfer_id, beneficiary_id_number=family.child.id_number, amount_fen=5_000,
+            source_province="62", grantor_id_number=family.father.id_number,
+        )  # fmt: skip
+
+    def decline(transfer_id: str) -> node.DeclineWalletCreditRequest:
+        return node.DeclineWalletCreditRequest(
+            transfer_id=transfer_id, beneficiary_id_number=family.child.id_number, amount_fen=5_000,
+            source_province="62",
+        )  # fmt: skip
+
+    with grpc.insecure_channel(two_nodes.east.server.address) as channel:
+        east = node_grpc.PaymentNodeServiceStub(channel)
+        assert east.CreditWallet(credit("credited-first")).applied
+        assert east.DeclineWalletCredit(decline("credited-first")).credited
+
+        assert not east.DeclineWalletCredit(decline("declined-first")).credited
+        assert not east.DeclineWalletCredit(decline("declined-first")).credited
+        with pytest.raises(grpc.RpcError) as raised:
+            east.CreditWallet(credit("declined-first"))
+    refusal = refusal_of(raised.value)
+    assert (refusal.code, refusal.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "TRANSFER_REFUNDED")
+    wallet = family.nodes.east.stub.GetAccount(
+        papi.GetAccountRequest(id_number=family.child.id_number, account_kind=2)
+    ).account
+    assert wallet.balance_fen == 5_000

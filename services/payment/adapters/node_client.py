@@ -183,3 +183,18 @@ class GrpcNodeClient:
                 grantor_id_number=grantor,
             ),
         )
+
+    async def decline_wallet_credit(
+        self, peer: Node, transfer_id: str, beneficiary: str, amount_fen: int, source_province: str
+    ) -> bool:
+        answer = await self._call(
+            peer,
+            "DeclineWalletCredit",
+            node.DeclineWalletCreditRequest(
+                transfer_id=transfer_id,
+                beneficiary_id_number=beneficiary,
+                amount_fen=amount_fen,
+                source_province=source_province,
+            ),
+        )
+        return bool(answer.credited)

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from services.payment.adapters import orm
@@ -208,19 +209,41 @@ class TransferRepository:
             )
         )
 
+    def pending(self, limit: int) -> list[Any]:
+        """Transfers still waiting for the receiving node, oldest first."""
+        table = orm.transfers
+        return list(
+            self._session.execute(
+                select(table).where(table.c.state == "PENDING").order_by(table.c.create_time).limit(limit)
+            )
+        )
+
     def credited(self, transfer_id: str) -> Any | None:
+        """The receiving side's record of a transfer: credited, or declined (refunded by the sender)."""
         table = orm.wallet_credits
         return self._session.execute(select(table).where(table.c.transfer_id == transfer_id)).first()
 
-    def record_credit(
-        self, transfer_id: str, beneficiary: str, amount: int, source_province: str, now: datetime
-    ) -> None:
-        self._session.execute(
-            insert(orm.wallet_credits).values(
+    def claim_credit(
+        self, transfer_id: str, beneficiary: str, amount: int, source_province: str, now: datetime, declined: bool
+    ) -> bool:
+        """Records the one outcome a received transfer gets; False when it has one already.
+
+        Credit and decline claim the same key, so whichever commits first wins and
+        the other waits for it, then finds its row.
+        """
+        module = postgresql if self._session.get_bind().dialect.name == "postgresql" else sqlite
+        table = orm.wallet_credits
+        statement = (
+            module.insert(table)
+            .values(
                 transfer_id=transfer_id,
                 beneficiary_id_number=beneficiary,
                 amount_fen=amount,
                 source_province=source_province,
                 time=now,
+                declined=declined,
             )
+            .on_conflict_do_nothing()
+            .returning(table.c.transfer_id)
         )
+        return self._session.execute(statement).first() is not None

@@ -3,7 +3,7 @@ legs, per-binding usage, violations and suspensions."""
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, BigInteger, Boolean, Column, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Column, Index, Integer, MetaData, String, Table, Text, false
 
 from services.common.idempotency import idempotency_table
 from services.common.types import UtcDateTime
@@ -207,6 +207,9 @@ wallet_credits = Table(
     Column("amount_fen", BigInteger, nullable=False),
     Column("source_province", String(2), nullable=False),
     Column("time", UtcDateTime, nullable=False),
+    # True when the sender refunded the transfer instead (not accepted by 06:00 the next
+    # day): the row then refuses any later credit of it.
+    Column("declined", Boolean, nullable=False, server_default=false()),
 )
 
 idempotency_keys = idempotency_table(metadata)

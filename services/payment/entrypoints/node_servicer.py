@@ -140,3 +140,17 @@ class PaymentNodeServicer(node_grpc.PaymentNodeServiceServicer):
             )
         )
         return node.CreditWalletResponse(applied=applied, wallet_balance_fen=balance)
+
+    async def DeclineWalletCredit(
+        self, request: node.DeclineWalletCreditRequest, context: grpc.aio.ServicerContext
+    ) -> node.DeclineWalletCreditResponse:
+        transfer_id = _transaction_id(request.transfer_id)
+        beneficiary = validate_id_number(request.beneficiary_id_number, "beneficiary_id_number")
+        amount = require_positive(request.amount_fen, "amount_fen")
+        source = validate_province(request.source_province, "source_province")
+        credited = await self._run.transact(
+            lambda uow: participant.decline_wallet_credit(
+                uow, transfer_id, beneficiary, amount, source, self._clock.now()
+            )
+        )
+        return node.DeclineWalletCreditResponse(credited=credited)

@@ -52,6 +52,8 @@ class NodeClient(Protocol):
     async def outcome(self, peer: Node, transaction_id: str, province: str) -> tuple[str, dict[int, int]]: ...
     async def credit_wallet(self, peer: Node, transfer_id: str, beneficiary: str, grantor: str, amount_fen: int,
                             source_province: str) -> None: ...  # fmt: skip
+    async def decline_wallet_credit(self, peer: Node, transfer_id: str, beneficiary: str, amount_fen: int,
+                                    source_province: str) -> bool: ...  # fmt: skip
     async def forward(self, peer: Node, method: str, request: Any) -> Any: ...
 
 
@@ -221,8 +223,42 @@ class Coordinator:
             if txn.kind == "TRANSFER" and state == coordination.COMMITTED:
                 await self._write(lambda uow: use_cases.complete_transfer(uow, transaction_id, self._clock.now()))
 
+    async def refund_unaccepted_transfers(self) -> int:
+        """Gives back every transfer still not accepted at 06:00 the day after it was made (DOMAIN §5).
+
+        The receiving node is asked first: it either reports the credit (whose
+        acknowledgement was lost; the saga then completes) or refuses every later
+        credit, and only then is the money given back. An unreachable node keeps
+        the transfer pending until it answers.
+        """
+        now = self._clock.now()
+        pending = await self._run.query(lambda uow: uow.transfers.pending(100))
+        refunded = 0
+        for row in pending:
+            if now < use_cases.unaccepted_refund_time(row.create_time):
+                continue
+            peer = self._routing.owner_of_province(row.target_province)
+            try:
+                credited = await self._client.decline_wallet_credit(
+                    peer, row.transfer_id, row.beneficiary_id_number, row.amount_fen, row.source_province
+                )
+            except DomainError as error:
+                log.warning("transfer %s is due for refund but %s did not answer: %s", row.transfer_id, peer.name,
+                            error.message)  # fmt: skip
+                continue
+            if credited:
+                await self.finish(row.transfer_id)
+                continue
+            if await self._write(
+                lambda uow, t=row.transfer_id: use_cases.refund_unaccepted_transfer(uow, t, self._clock.now())
+            ):
+                refunded += 1
+                log.info("transfer %s was not accepted by 06:00 the next day; refunded to its sender", row.transfer_id)
+        return refunded
+
     async def recover_once(self) -> int:
         """One pass of crash recovery, as coordinator and as participant; returns sagas touched."""
+        refunded = await self.refund_unaccepted_transfers()
         now = self._clock.now()
 
         def stale(uow: PaymentUnitOfWork) -> tuple[list[str], list[str]]:
@@ -252,7 +288,7 @@ class Coordinator:
                         uow, t.transaction_id, t.coordinator_province, self._clock.now()
                     )
                 )
-        return len(orphans) + len(pending) + len(expired)
+        return refunded + len(orphans) + len(pending) + len(expired)
 
     async def _write(self, fn: Callable[[PaymentUnitOfWork], Any]) -> Any:
         return await self._run.transact(fn)

@@ -224,26 +224,50 @@ def credit_wallet(
     source_province: str,
     now: datetime,
 ) -> tuple[bool, int]:
-    """Receives a wallet transfer from another province, once per transfer id."""
+    """Receives a wallet transfer from another province, once per transfer id.
+
+    Refused for good once the sender declined it to refund it (TRANSFER_REFUNDED).
+    """
     target = wallet(beneficiary)
-    if uow.transfers.credited(transfer_id) is not None:
-        account = uow.accounts.get(target)
-        return False, account.balance_fen if account else 0
-    locked = uow.accounts.lock([target])
-    account = locked.get(target)
-    if account is None:
+    earlier = uow.transfers.credited(transfer_id)
+    if earlier is None:
+        locked = uow.accounts.lock([target])
+        account = locked.get(target)
+        if account is None:
+            raise DomainError(
+                Reason.WALLET_NOT_ACTIVATED,
+                f"the wallet of {beneficiary} is not activated",
+                field="beneficiary_id_number",
+            )
+        if uow.transfers.claim_credit(transfer_id, beneficiary, amount_fen, source_province, now, declined=False):
+            owed = ensure_clearing(uow, province_of(account.admdvs), source_province, now)
+            entry = JournalEntry(
+                new_id(), now, Purpose.WALLET_TRANSFER_IN,
+                (Posting(owed, -amount_fen, grantor), Posting(target, amount_fen, grantor)), transfer_id=transfer_id,
+            )  # fmt: skip
+            uow.journal.record(entry, locked)
+            uow.accounts.save_amounts([account])
+            return True, account.balance_fen
+        earlier = uow.transfers.credited(transfer_id)  # a concurrent credit or decline committed first
+    if earlier is not None and earlier.declined:
         raise DomainError(
-            Reason.WALLET_NOT_ACTIVATED, f"the wallet of {beneficiary} is not activated", field="beneficiary_id_number"
+            Reason.TRANSFER_REFUNDED,
+            f"transfer {transfer_id} was not accepted in time and went back to its sender",
+            field="transfer_id",
         )
-    owed = ensure_clearing(uow, province_of(account.admdvs), source_province, now)
-    entry = JournalEntry(
-        new_id(), now, Purpose.WALLET_TRANSFER_IN,
-        (Posting(owed, -amount_fen, grantor), Posting(target, amount_fen, grantor)), transfer_id=transfer_id,
-    )  # fmt: skip
-    uow.journal.record(entry, locked)
-    uow.accounts.save_amounts([account])
-    uow.transfers.record_credit(transfer_id, beneficiary, amount_fen, source_province, now)
-    return True, account.balance_fen
+    account = uow.accounts.get(target)
+    return False, account.balance_fen if account else 0
+
+
+def decline_wallet_credit(
+    uow: PaymentUnitOfWork, transfer_id: str, beneficiary: str, amount_fen: int, source_province: str, now: datetime
+) -> bool:
+    """The sender gives up on a transfer (DOMAIN §5, 06:00 the next day): True if it was
+    credited already; otherwise any later credit of it is refused from now on."""
+    if uow.transfers.claim_credit(transfer_id, beneficiary, amount_fen, source_province, now, declined=True):
+        return False
+    earlier = uow.transfers.credited(transfer_id)
+    return earlier is not None and not earlier.declined
 
 
 def expired_with_province(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from services.payment.service_layer import coordination
@@ -636,6 +636,40 @@ def plan_remote_legs(
 # Wallet transfers (DOMAIN §3.5, §5) --------------------------------------------------------
 
 TRANSFER_WINDOW_HOURS = range(6, 22)  # none between 22:00 and 06:00 China Standard Time
+
+
+def unaccepted_refund_time(create_time: datetime) -> datetime:
+    """06:00 China Standard Time the day after a transfer: if it is not accepted by then,
+    it goes back to its sender (DOMAIN §5)."""
+    local = create_time.astimezone(CHINA_STANDARD_TIME) + timedelta(days=1)
+    return local.replace(hour=TRANSFER_WINDOW_HOURS.start, minute=0, second=0, microsecond=0)
+
+
+def refund_unaccepted_transfer(uow: PaymentUnitOfWork, transfer_id: str, now: datetime) -> bool:
+    """Gives a transfer the receiving node declined back to the grantor's account and closes its saga.
+
+    Call it only after the receiving node promised never to credit it.
+    """
+    row = uow.transfers.get(transfer_id, for_update=True)
+    if row is None or row.state != "PENDING":
+        return False
+    source = personal_account(row.grantor_id_number)
+    locked = uow.accounts.lock([source])
+    owed_by_grantor_side = clearing(row.source_province, row.target_province)
+    entry = JournalEntry(
+        new_id(), now, Purpose.REFUND,
+        (Posting(owed_by_grantor_side, -row.amount_fen, row.beneficiary_id_number, row.binding_id),
+         Posting(source, row.amount_fen, row.beneficiary_id_number, row.binding_id)),
+        transfer_id=transfer_id, memo="wallet transfer not accepted by 06:00 the next day; back to its sender",
+    )  # fmt: skip
+    uow.journal.record(entry, locked)
+    uow.accounts.save_amounts(list(locked.values()))
+    uow.transfers.set_state(transfer_id, "REFUNDED", now)
+    saga = uow.node_transactions.get(transfer_id, for_update=True)
+    if saga is not None:
+        saga.state = coordination.ABORTED
+        uow.node_transactions.save(saga, now)
+    return True
 
 
 @dataclass(frozen=True)

@@ -171,3 +171,21 @@ class CreditWalletResponse(_message.Message):
     applied: bool
     wallet_balance_fen: int
     def __init__(self, applied: _Optional[bool] = ..., wallet_balance_fen: _Optional[int] = ...) -> None: ...
+
+class DeclineWalletCreditRequest(_message.Message):
+    __slots__ = ("transfer_id", "beneficiary_id_number", "amount_fen", "source_province")
+    TRANSFER_ID_FIELD_NUMBER: _ClassVar[int]
+    BENEFICIARY_ID_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FEN_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_PROVINCE_FIELD_NUMBER: _ClassVar[int]
+    transfer_id: str
+    beneficiary_id_number: str
+    amount_fen: int
+    source_province: str
+    def __init__(self, transfer_id: _Optional[str] = ..., beneficiary_id_number: _Optional[str] = ..., amount_fen: _Optional[int] = ..., source_province: _Optional[str] = ...) -> None: ...
+
+class DeclineWalletCreditResponse(_message.Message):
+    __slots__ = ("credited",)
+    CREDITED_FIELD_NUMBER: _ClassVar[int]
+    credited: bool
+    def __init__(self, credited: _Optional[bool] = ...) -> None: ...

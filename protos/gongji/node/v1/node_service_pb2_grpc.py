@@ -70,6 +70,11 @@ class PaymentNodeServiceStub:
                 request_serializer=gongji_dot_node_dot_v1_dot_node__service__pb2.CreditWalletRequest.SerializeToString,
                 response_deserializer=gongji_dot_node_dot_v1_dot_node__service__pb2.CreditWalletResponse.FromString,
                 _registered_method=True)
+        self.DeclineWalletCredit = channel.unary_unary(
+                '/gongji.node.v1.PaymentNodeService/DeclineWalletCredit',
+                request_serializer=gongji_dot_node_dot_v1_dot_node__service__pb2.DeclineWalletCreditRequest.SerializeToString,
+                response_deserializer=gongji_dot_node_dot_v1_dot_node__service__pb2.DeclineWalletCreditResponse.FromString,
+                _registered_method=True)
 
 
 class PaymentNodeServiceServicer:
@@ -126,6 +131,15 @@ class PaymentNodeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeclineWalletCredit(self, request, context):
+        """Asked by the sending node for a transfer not accepted by 06:00 the next day
+        (DOMAIN §5): says whether the wallet was credited already and, if it was not,
+        refuses every later CreditWallet of the transfer, so the sender may refund it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PaymentNodeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -163,6 +177,11 @@ def add_PaymentNodeServiceServicer_to_server(servicer, server):
                     servicer.CreditWallet,
                     request_deserializer=gongji_dot_node_dot_v1_dot_node__service__pb2.CreditWalletRequest.FromString,
                     response_serializer=gongji_dot_node_dot_v1_dot_node__service__pb2.CreditWalletResponse.SerializeToString,
+            ),
+            'DeclineWalletCredit': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeclineWalletCredit,
+                    request_deserializer=gongji_dot_node_dot_v1_dot_node__service__pb2.DeclineWalletCreditRequest.FromString,
+                    response_serializer=gongji_dot_node_dot_v1_dot_node__service__pb2.DeclineWalletCreditResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -355,6 +374,33 @@ class PaymentNodeService:
             '/gongji.node.v1.PaymentNodeService/CreditWallet',
             gongji_dot_node_dot_v1_dot_node__service__pb2.CreditWalletRequest.SerializeToString,
             gongji_dot_node_dot_v1_dot_node__service__pb2.CreditWalletResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeclineWalletCredit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gongji.node.v1.PaymentNodeService/DeclineWalletCredit',
+            gongji_dot_node_dot_v1_dot_node__service__pb2.DeclineWalletCreditRequest.SerializeToString,
+            gongji_dot_node_dot_v1_dot_node__service__pb2.DeclineWalletCreditResponse.FromString,
             options,
             channel_credentials,
             insecure,
