@@ -130,10 +130,7 @@ class PaymentNodeServicer(node_grpc.PaymentNodeServiceServicer):
     async def CreditWallet(
         self, request: node.CreditWalletRequest, context: grpc.aio.ServicerContext
     ) -> node.CreditWalletResponse:
-        transfer_id = _transaction_id(request.transfer_id)
-        beneficiary = validate_id_number(request.beneficiary_id_number, "beneficiary_id_number")
-        amount = require_positive(request.amount_fen, "amount_fen")
-        source = validate_province(request.source_province, "source_province")
+        transfer_id, beneficiary, amount, source = _received_transfer(request)
         applied, balance = await self._run.transact(
             lambda uow: participant.credit_wallet(
                 uow, transfer_id, beneficiary, request.grantor_id_number, amount, source, self._clock.now()
@@ -144,13 +141,22 @@ class PaymentNodeServicer(node_grpc.PaymentNodeServiceServicer):
     async def DeclineWalletCredit(
         self, request: node.DeclineWalletCreditRequest, context: grpc.aio.ServicerContext
     ) -> node.DeclineWalletCreditResponse:
-        transfer_id = _transaction_id(request.transfer_id)
-        beneficiary = validate_id_number(request.beneficiary_id_number, "beneficiary_id_number")
-        amount = require_positive(request.amount_fen, "amount_fen")
-        source = validate_province(request.source_province, "source_province")
+        transfer_id, beneficiary, amount, source = _received_transfer(request)
         credited = await self._run.transact(
             lambda uow: participant.decline_wallet_credit(
                 uow, transfer_id, beneficiary, amount, source, self._clock.now()
             )
         )
         return node.DeclineWalletCreditResponse(credited=credited)
+
+
+def _received_transfer(
+    request: node.CreditWalletRequest | node.DeclineWalletCreditRequest,
+) -> tuple[str, str, int, str]:
+    """The transfer id, beneficiary, amount and source province of a transfer sent here, validated."""
+    return (
+        _transaction_id(request.transfer_id),
+        validate_id_number(request.beneficiary_id_number, "beneficiary_id_number"),
+        require_positive(request.amount_fen, "amount_fen"),
+        validate_province(request.source_province, "source_province"),
+    )
