@@ -178,11 +178,14 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
             )  # fmt: skip
             return response_type(settlement=convert.settlement_to_proto(settlement))
 
+        answer: Message | None = None
         try:
-            return await self._run.mutate(_method(name), request.request_id, request, response_type, run)
+            answer = await self._run.mutate(_method(name), request.request_id, request, response_type, run)
+            return answer
         finally:
             if prepared is not None and prepared.capacities:
-                await self._coordinator.settled(prepared.transaction_id)
+                recorded = answer is not None and answer.settlement.settlement_id == prepared.transaction_id  # type: ignore[attr-defined]
+                await self._coordinator.settled(prepared.transaction_id, recorded)
 
     # Accounts ------------------------------------------------------------------------
 

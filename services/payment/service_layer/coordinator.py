@@ -183,10 +183,15 @@ class Coordinator:
         }  # fmt: skip
         return Prepared(transaction_id, prepared, local)
 
-    async def settled(self, transaction_id: str) -> None:
-        """After the request that prepared it: an orphan (refused, replayed) is aborted; a decision is applied."""
+    async def settled(self, transaction_id: str, recorded: bool) -> None:
+        """After the request that prepared it: an orphan (refused, replayed) is aborted; a decision is applied.
+
+        `recorded` says the request's answer is the settlement of this saga, so the saga
+        was decided in the same transaction and cannot be an orphan.
+        """
         self._failpoint("after_local_commit")
-        await self._write(lambda uow: coordination.abandon(uow, transaction_id, self._clock.now()))
+        if not recorded:
+            await self._write(lambda uow: coordination.abandon(uow, transaction_id, self._clock.now()))
         await self.finish(transaction_id)
 
     async def finish(self, transaction_id: str) -> None:
