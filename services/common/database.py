@@ -9,7 +9,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -18,6 +19,11 @@ log = logging.getLogger(__name__)
 DATABASE_URL_ENV = "GONGJI_DATABASE_URL"
 # Session execution option that marks a transaction as a read.
 READ_ONLY_OPTION = "gongji_read_only"
+
+
+def conflict_aware_insert(dialect_name: str, table: Table) -> Any:
+    """The INSERT of the back-end named, which knows ON CONFLICT (PostgreSQL's or SQLite's)."""
+    return (postgresql if dialect_name == "postgresql" else sqlite).insert(table)
 
 
 def default_database_url(service: str) -> str:

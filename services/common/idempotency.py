@@ -14,9 +14,9 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import Boolean, Column, LargeBinary, MetaData, String, Table, bindparam, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from services.common.database import conflict_aware_insert
 from services.common.types import UtcDateTime
 from shared.errors import DomainError, Reason
 
@@ -125,8 +125,7 @@ class _Statements:
 @cache
 def _statements(table: Table, dialect: str) -> _Statements:
     """Built once per table: every mutating request runs both, and building costs more than running."""
-    module = postgresql if dialect == "postgresql" else sqlite
-    claim = module.insert(table).on_conflict_do_nothing().returning(table.c.request_id)
+    claim = conflict_aware_insert(dialect, table).on_conflict_do_nothing().returning(table.c.request_id)
     complete = (
         update(table)
         .where(table.c.request_id == bindparam("_request_id"))

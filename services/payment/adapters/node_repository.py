@@ -8,9 +8,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from services.common.database import conflict_aware_insert
 from services.payment.adapters import orm
 
 
@@ -231,10 +231,9 @@ class TransferRepository:
         Credit and decline claim the same key, so whichever commits first wins and
         the other waits for it, then finds its row.
         """
-        module = postgresql if self._session.get_bind().dialect.name == "postgresql" else sqlite
         table = orm.wallet_credits
         statement = (
-            module.insert(table)
+            conflict_aware_insert(self._session.get_bind().dialect.name, table)
             .values(
                 transfer_id=transfer_id,
                 beneficiary_id_number=beneficiary,

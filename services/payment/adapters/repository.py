@@ -8,9 +8,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from services.common.database import conflict_aware_insert
 from services.payment.adapters import orm
 from shared.deduction import PaymentSource
 from shared.ledger import Account, AccountKind, JournalEntry
@@ -78,8 +78,7 @@ class AccountRepository:
             "create_time": now,
         }
         dialect = self._session.get_bind().dialect.name
-        module = postgresql if dialect == "postgresql" else sqlite
-        self._session.execute(module.insert(orm.accounts).values(**values).on_conflict_do_nothing())
+        self._session.execute(conflict_aware_insert(dialect, orm.accounts).values(**values).on_conflict_do_nothing())
 
     def save_amounts(self, accounts: Sequence[Account]) -> None:
         if not accounts:
@@ -373,8 +372,8 @@ class UsageRepository:
         )
 
 
-def _usage_upsert(module: Any) -> Any:
-    statement = module.insert(orm.binding_usage)
+def _usage_upsert(dialect: str) -> Any:
+    statement = conflict_aware_insert(dialect, orm.binding_usage)
     return statement.on_conflict_do_update(
         index_elements=[orm.binding_usage.c.binding_id, orm.binding_usage.c.year],
         set_={
@@ -384,7 +383,7 @@ def _usage_upsert(module: Any) -> Any:
     )
 
 
-USAGE_UPSERT = {"postgresql": _usage_upsert(postgresql), "sqlite": _usage_upsert(sqlite)}
+USAGE_UPSERT = {dialect: _usage_upsert(dialect) for dialect in ("postgresql", "sqlite")}
 
 
 class AuditQueries:
