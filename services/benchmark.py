@@ -629,59 +629,66 @@ async def register_family(
     mother = _person_id(date(1975, 1, 1), 2 * number)
     father = _person_id(date(1975, 1, 1), 2 * number + 1)
     child = _person_id(date(2012, 1, 1), number)
-    for id_number, name, resident in ((mother, "李妈妈", False), (father, "王爸爸", False), (child, "王小宝", True)):
+    await _bind_family(binding, f"family {number}", f"birth-{number}", (mother, ADMDVS), (father, ADMDVS), child)
+    for grantor in (mother, father):
+        await _credit(payment, grantor, ADMDVS)
+    return Family(child, (mother, father))
+
+
+async def _bind_family(
+    binding: binding_grpc.BindingServiceStub,
+    label: str,
+    proof_ref: str,
+    mother: tuple[str, str],
+    father: tuple[str, str],
+    child: str,
+) -> None:
+    """Registers mother and father (id number, admdvs) and the child, insured in the mother's
+    region; binds both parents to the child, ACTIVE, in a PROPORTIONAL payer order."""
+    people = ((*mother, "李妈妈", False), (*father, "王爸爸", False), (child, mother[1], "王小宝", True))
+    for id_number, admdvs, name, resident in people:
         person = bpb.InsuredPerson(
-            id_number=id_number,
-            name=name,
+            id_number=id_number, name=name,
             insurance_type=common.INSURANCE_TYPE_RESIDENT if resident else common.INSURANCE_TYPE_EMPLOYEE,
-            status=common.INSURANCE_STATUS_NORMAL,
-            admdvs=ADMDVS,
-            phone="13800000000",
+            status=common.INSURANCE_STATUS_NORMAL, admdvs=admdvs, phone="13800000000",
             has_personal_account=not resident,
-        )
+        )  # fmt: skip
         await binding.UpsertInsuredPerson(
             bapi.UpsertInsuredPersonRequest(request_id=_rid(), insured_person=person), timeout=CALL_TIMEOUT
         )
     binding_ids = []
-    for grantor, name in ((mother, "李妈妈"), (father, "王爸爸")):
+    for grantor, name in ((mother[0], "李妈妈"), (father[0], "王爸爸")):
         created = await binding.CreateBinding(
             bapi.CreateBindingRequest(
                 request_id=_rid(),
                 grantor=bapi.PersonIdentity(id_number=grantor, name=name),
                 beneficiary=bapi.PersonIdentity(id_number=child, name="王小宝"),
                 relationship=common.RELATIONSHIP_CHILD,
-                proofs=[bpb.Proof(type=bpb.PROOF_TYPE_BIRTH_CERTIFICATE, document_ref=f"birth-{number}")],
+                proofs=[bpb.Proof(type=bpb.PROOF_TYPE_BIRTH_CERTIFICATE, document_ref=proof_ref)],
                 consent_version="notice-2025-01",
                 channel=common.CHANNEL_NATIONAL_APP,
             ),
             timeout=CALL_TIMEOUT,
         )
         if created.binding.state != bpb.BINDING_STATE_ACTIVE:
-            raise BenchmarkError(f"family {number}: binding is {bpb.BindingState.Name(created.binding.state)}")
+            raise BenchmarkError(f"{label}: binding is {bpb.BindingState.Name(created.binding.state)}")
         binding_ids.append(created.binding.binding_id)
     await binding.SetPayerOrder(
         bapi.SetPayerOrderRequest(
-            request_id=_rid(),
-            beneficiary_id_number=child,
-            binding_ids=binding_ids,
-            mode=bpb.PAYER_MODE_PROPORTIONAL,
+            request_id=_rid(), beneficiary_id_number=child, binding_ids=binding_ids, mode=bpb.PAYER_MODE_PROPORTIONAL
         ),
         timeout=CALL_TIMEOUT,
     )
-    for grantor in (mother, father):
-        await payment.CreditAccount(
-            papi.CreditAccountRequest(
-                request_id=_rid(),
-                id_number=grantor,
-                account_kind=ppb.ACCOUNT_KIND_PERSONAL_ACCOUNT,
-                amount_fen=CREDIT_FEN,
-                kind=papi.CREDIT_KIND_MONTHLY_CONTRIBUTION,
-                period="2026-01",
-                admdvs=ADMDVS,
-            ),
-            timeout=CALL_TIMEOUT,
-        )
-    return Family(child, (mother, father))
+
+
+async def _credit(payment: payment_grpc.PaymentServiceStub, grantor: str, admdvs: str) -> None:
+    await payment.CreditAccount(
+        papi.CreditAccountRequest(
+            request_id=_rid(), id_number=grantor, account_kind=ppb.ACCOUNT_KIND_PERSONAL_ACCOUNT,
+            amount_fen=CREDIT_FEN, kind=papi.CREDIT_KIND_MONTHLY_CONTRIBUTION, period="2026-01", admdvs=admdvs,
+        ),
+        timeout=CALL_TIMEOUT,
+    )  # fmt: skip
 
 
 def settle_request(family: Family, rng: random.Random) -> papi.SettleRequest:
@@ -928,52 +935,11 @@ async def register_cross_family(
     mother = _id_number(date(1980, 1, 1) + timedelta(days=number // 1000), number % 1000)
     father = _id_number(date(1980, 1, 1) + timedelta(days=number // 1000), number % 1000, area="620102")
     child = _id_number(date(2015, 1, 1) + timedelta(days=number // 1000), number % 1000)
-    people = (
-        (mother, "李妈妈", ADMDVS, False),
-        (father, "王爸爸", WEST_ADMDVS, False),
-        (child, "王小宝", ADMDVS, True),
+    await _bind_family(
+        binding, f"cross family {number}", f"cross-birth-{number}", (mother, ADMDVS), (father, WEST_ADMDVS), child
     )
-    for id_number, name, admdvs, resident in people:
-        person = bpb.InsuredPerson(
-            id_number=id_number, name=name,
-            insurance_type=common.INSURANCE_TYPE_RESIDENT if resident else common.INSURANCE_TYPE_EMPLOYEE,
-            status=common.INSURANCE_STATUS_NORMAL, admdvs=admdvs, phone="13800000000",
-            has_personal_account=not resident,
-        )  # fmt: skip
-        await binding.UpsertInsuredPerson(
-            bapi.UpsertInsuredPersonRequest(request_id=_rid(), insured_person=person), timeout=CALL_TIMEOUT
-        )
-    binding_ids = []
-    for grantor, name in ((mother, "李妈妈"), (father, "王爸爸")):
-        created = await binding.CreateBinding(
-            bapi.CreateBindingRequest(
-                request_id=_rid(),
-                grantor=bapi.PersonIdentity(id_number=grantor, name=name),
-                beneficiary=bapi.PersonIdentity(id_number=child, name="王小宝"),
-                relationship=common.RELATIONSHIP_CHILD,
-                proofs=[bpb.Proof(type=bpb.PROOF_TYPE_BIRTH_CERTIFICATE, document_ref=f"cross-birth-{number}")],
-                consent_version="notice-2025-01",
-                channel=common.CHANNEL_NATIONAL_APP,
-            ),
-            timeout=CALL_TIMEOUT,
-        )
-        if created.binding.state != bpb.BINDING_STATE_ACTIVE:
-            raise BenchmarkError(f"cross family {number}: binding is {bpb.BindingState.Name(created.binding.state)}")
-        binding_ids.append(created.binding.binding_id)
-    await binding.SetPayerOrder(
-        bapi.SetPayerOrderRequest(
-            request_id=_rid(), beneficiary_id_number=child, binding_ids=binding_ids, mode=bpb.PAYER_MODE_PROPORTIONAL
-        ),
-        timeout=CALL_TIMEOUT,
-    )
-    for stub, grantor, admdvs in ((east, mother, ADMDVS), (west, father, WEST_ADMDVS)):
-        await stub.CreditAccount(
-            papi.CreditAccountRequest(
-                request_id=_rid(), id_number=grantor, account_kind=ppb.ACCOUNT_KIND_PERSONAL_ACCOUNT,
-                amount_fen=CREDIT_FEN, kind=papi.CREDIT_KIND_MONTHLY_CONTRIBUTION, period="2026-01", admdvs=admdvs,
-            ),
-            timeout=CALL_TIMEOUT,
-        )  # fmt: skip
+    await _credit(east, mother, ADMDVS)
+    await _credit(west, father, WEST_ADMDVS)
     return Family(child, (mother, father))
 
 
