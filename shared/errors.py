@@ -22,6 +22,7 @@ class ErrorKind(StrEnum):
     PERMISSION = "PERMISSION"  # this caller or credential may not do it
     UNAVAILABLE = "UNAVAILABLE"  # try again later
     CONFLICT = "CONFLICT"  # a concurrent change got in the way; retry with the same key
+    UNAUTHENTICATED = "UNAUTHENTICATED"  # the caller did not say who it is
 
 
 class Reason(StrEnum):
@@ -81,6 +82,12 @@ class Reason(StrEnum):
     TRANSFER_REFUNDED = "TRANSFER_REFUNDED"
     CONCURRENT_CHANGE = "CONCURRENT_CHANGE"
     NOT_SUSPENDED = "NOT_SUSPENDED"
+    AMOUNT_LIMIT_EXCEEDED = "AMOUNT_LIMIT_EXCEEDED"
+    # Trust boundaries: who calls, and what it may do.
+    UNAUTHENTICATED_CALLER = "UNAUTHENTICATED_CALLER"
+    CALLER_NOT_ALLOWED = "CALLER_NOT_ALLOWED"
+    OUT_OF_SCOPE = "OUT_OF_SCOPE"
+    PEER_CLAIM_REJECTED = "PEER_CLAIM_REJECTED"
 
 
 _KIND_OF_REASON: Mapping[Reason, ErrorKind] = {
@@ -136,6 +143,11 @@ _KIND_OF_REASON: Mapping[Reason, ErrorKind] = {
     Reason.TRANSFER_REFUNDED: ErrorKind.PRECONDITION,
     Reason.CONCURRENT_CHANGE: ErrorKind.CONFLICT,
     Reason.NOT_SUSPENDED: ErrorKind.PRECONDITION,
+    Reason.AMOUNT_LIMIT_EXCEEDED: ErrorKind.INVALID_INPUT,
+    Reason.UNAUTHENTICATED_CALLER: ErrorKind.UNAUTHENTICATED,
+    Reason.CALLER_NOT_ALLOWED: ErrorKind.PERMISSION,
+    Reason.OUT_OF_SCOPE: ErrorKind.PERMISSION,
+    Reason.PEER_CLAIM_REJECTED: ErrorKind.PERMISSION,
 }
 
 

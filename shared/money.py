@@ -7,6 +7,11 @@ import re
 from shared.errors import DomainError, Reason
 
 INT64_MAX = 2**63 - 1
+# No personal account or wallet holds more than a billion yuan: a larger balance means money
+# was made up. Credits that would pass it are refused, and the ledger audit reports one.
+MAX_BALANCE_FEN = 100_000_000_000
+# The most one call moves unless the deployment says otherwise (--max-amount-fen).
+DEFAULT_MAX_AMOUNT_FEN = 10_000_000
 
 
 def format_yuan(fen: int) -> str:
@@ -32,4 +37,17 @@ def parse_yuan(text: str) -> int:
 def require_positive(amount_fen: int, field: str) -> int:
     if amount_fen <= 0 or amount_fen > INT64_MAX:
         raise DomainError(Reason.INVALID_AMOUNT, f"{field} must be a positive number of fen", field=field)
+    return amount_fen
+
+
+def within_limit(amount_fen: int, field: str, limit_fen: int) -> int:
+    """Refuses an amount, of either sign, larger than one call may move; every sum of a few
+    such amounts then stays far inside int64 on SQLite and PostgreSQL alike."""
+    if abs(amount_fen) > limit_fen:
+        raise DomainError(
+            Reason.AMOUNT_LIMIT_EXCEEDED,
+            f"{field} may move at most {limit_fen} fen in one call",
+            field=field,
+            metadata={"max_fen": str(limit_fen)},
+        )
     return amount_fen

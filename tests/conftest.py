@@ -5,6 +5,9 @@ GONGJI_TEST_DATABASES picks the backends (default "sqlite,postgresql").
 GONGJI_TEST_POSTGRES_URL names an administrative connection (default the local
 server's `test` database); each run creates its own databases and drops them.
 Without a reachable PostgreSQL the Postgres cases skip, unless CI is set.
+
+Every server runs behind mutual TLS with the shipped access policy; the harnesses'
+stubs call as each call's natural principal (tests/acting.py).
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import grpc
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -27,8 +29,15 @@ from services.binding.app import BindingSettings, start_binding_server
 from services.common.clock import ManualClock
 from services.common.database import migrate
 from services.common.hosting import BackgroundServer
+from services.common.security.development_pki import DevelopmentPKI
+from services.common.security.natural_callers import ActingStub, Roles
+from services.common.security.scopes import NodeDirectory
+from services.common.server import ServerSecurity
 from services.payment.adapters import orm as payment_orm
 from services.payment.app import PaymentSettings, start_payment_server
+from services.payment.verification import StandInVerifier
+from shared.principals import BINDING_SERVICE, payment_node
+from shared.regions import PROVINCES
 
 POSTGRES_ADMIN_URL = os.environ.get("GONGJI_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 BACKENDS = [b.strip() for b in os.environ.get("GONGJI_TEST_DATABASES", "sqlite,postgresql").split(",") if b.strip()]
@@ -136,47 +145,90 @@ def clock() -> ManualClock:
     return ManualClock(START)
 
 
-@dataclass
-class BindingHarness:
-    server: BackgroundServer
-    channel: grpc.Channel
-    stub: binding_grpc.BindingServiceStub
-    clock: ManualClock
-    database_url: str
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> DevelopmentPKI:
+    """The run's certificate authority; certificates are issued as tests ask for them."""
+    return DevelopmentPKI(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture
-def binding_service(databases: Databases, clock: ManualClock) -> Iterator[BindingHarness]:
+def roles() -> Roles:
+    return Roles()
+
+
+def payment_security(pki: DevelopmentPKI, node: str = "local") -> ServerSecurity:
+    return ServerSecurity(pki.transport(payment_node(node)))
+
+
+@dataclass
+class BindingHarness:
+    server: BackgroundServer
+    stub: ActingStub
+    clock: ManualClock
+    database_url: str
+    pki: DevelopmentPKI
+    roles: Roles
+
+    def fresh_stub(self) -> ActingStub:
+        """A stub with channels of its own (for racing callers)."""
+        return ActingStub(binding_grpc.BindingServiceStub, self.server.address, self.pki, self.roles)
+
+
+@pytest.fixture
+def binding_service(
+    databases: Databases, clock: ManualClock, pki: DevelopmentPKI, roles: Roles
+) -> Iterator[BindingHarness]:
     url = databases.url("binding")
-    settings = BindingSettings(database_url=url, address="127.0.0.1:0", clock=clock, policy_cache_seconds=0)
-    with (
-        BackgroundServer(lambda: start_binding_server(settings)) as server,
-        grpc.insecure_channel(server.address) as channel,
-    ):
-        yield BindingHarness(server, channel, binding_grpc.BindingServiceStub(channel), clock, url)
+    settings = BindingSettings(
+        database_url=url,
+        security=ServerSecurity(pki.transport(BINDING_SERVICE), nodes=KNOWN_NODES),
+        address="127.0.0.1:0",
+        clock=clock,
+        policy_cache_seconds=0,
+    )
+    with BackgroundServer(lambda: start_binding_server(settings)) as server:
+        stub = ActingStub(binding_grpc.BindingServiceStub, server.address, pki, roles)
+        try:
+            yield BindingHarness(server, stub, clock, url, pki, roles)
+        finally:
+            stub.close()
 
 
 @dataclass
 class PaymentHarness:
     server: BackgroundServer
-    stub: payment_grpc.PaymentServiceStub
+    stub: ActingStub
     binding: BindingHarness
     database_url: str = ""
+    node: str = "local"
+
+    def fresh_stub(self) -> ActingStub:
+        """A stub with channels of its own (for racing callers)."""
+        return ActingStub(payment_grpc.PaymentServiceStub, self.server.address, self.binding.pki, self.binding.roles)
+
+    def node_stub(self, caller: str) -> ActingStub:
+        """This node's node-to-node service, called by payment node `caller`."""
+        from gongji.node.v1 import node_service_pb2_grpc as node_grpc
+
+        return ActingStub(node_grpc.PaymentNodeServiceStub, self.server.address, self.binding.pki, Roles(caller))
 
 
 @pytest.fixture
 def payment_service(databases: Databases, binding_service: BindingHarness) -> Iterator[PaymentHarness]:
     settings = PaymentSettings(
         database_url=databases.url("payment"),
+        security=payment_security(binding_service.pki),
+        verifier=StandInVerifier(),
         address="127.0.0.1:0",
         binding_address=binding_service.server.address,
         clock=binding_service.clock,
     )
-    with (
-        BackgroundServer(lambda: start_payment_server(settings)) as server,
-        grpc.insecure_channel(server.address) as channel,
-    ):
-        yield PaymentHarness(server, payment_grpc.PaymentServiceStub(channel), binding_service, settings.database_url)
+    with BackgroundServer(lambda: start_payment_server(settings)) as server:
+        stub = ActingStub(payment_grpc.PaymentServiceStub, server.address, binding_service.pki, binding_service.roles)
+        try:
+            yield PaymentHarness(server, stub, binding_service, settings.database_url)
+        finally:
+            stub.close()
 
 
 @dataclass
@@ -191,6 +243,8 @@ class TwoNodes:
 
 EAST_PROVINCES = ["11", "12", "31", "32", "33", "34", "35", "36", "44"]
 WEST_PROVINCES = ["37", "41", "42", "50", "51", "61", "62", "63", "64", "65"]
+# The payment nodes the test binding service accepts: the single node and the two of two_nodes.
+KNOWN_NODES = NodeDirectory({"local": PROVINCES, "east": frozenset(EAST_PROVINCES), "west": frozenset(WEST_PROVINCES)})
 
 
 def _free_port() -> int:
@@ -223,10 +277,13 @@ def two_nodes(
         urls = {"east": databases.url("payment"), "west": databases.cluster_url("payment_west")}
     harnesses = {}
     servers = []
+    pki, roles = binding_service.pki, binding_service.roles
     try:
         for name, port in ports.items():
             settings = PaymentSettings(
                 database_url=urls[name],
+                security=payment_security(pki, name),
+                verifier=StandInVerifier(),
                 address=f"127.0.0.1:{port}",
                 binding_address=binding_service.server.address,
                 clock=binding_service.clock,
@@ -235,9 +292,11 @@ def two_nodes(
             )
             server = BackgroundServer(lambda s=settings: start_payment_server(s)).start()
             servers.append(server)
-            channel = grpc.insecure_channel(server.address)
-            harnesses[name] = PaymentHarness(server, payment_grpc.PaymentServiceStub(channel), binding_service)
+            stub = ActingStub(payment_grpc.PaymentServiceStub, server.address, pki, roles)
+            harnesses[name] = PaymentHarness(server, stub, binding_service, urls[name], name)
         yield TwoNodes(harnesses["east"], harnesses["west"], routing)
     finally:
+        for harness in harnesses.values():
+            harness.stub.close()
         for server in servers:
             server.stop()

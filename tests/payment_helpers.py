@@ -9,9 +9,11 @@ from gongji.binding.v1 import binding_service_pb2 as bapi
 from gongji.common.v1 import common_pb2 as common
 from gongji.payment.v1 import payment_pb2 as ppb
 from gongji.payment.v1 import payment_service_pb2 as papi
+from shared.principals import operator
 from tests.helpers import binding_request, make_id_number, person, refusal_of, request_id
 
 INSTITUTION = "H32010001"
+NATIONAL_OPERATOR = operator("000000", "ops")
 
 
 class PaymentFamily:
@@ -100,6 +102,14 @@ class PaymentFamily:
         return self.payment.RefundSettlement(
             papi.RefundSettlementRequest(request_id=request_id(), settlement_id=settlement_id)
         ).settlement
+
+    def operator_view(self, settlement: ppb.Settlement) -> ppb.Settlement:
+        """The settlement as a national operator reads it: every payer whole, with its balance left."""
+        return (
+            self.payment.stub_as(NATIONAL_OPERATOR)
+            .GetSettlement(papi.GetSettlementRequest(settlement_id=settlement.settlement_id))
+            .settlement
+        )
 
     def ledger(self) -> papi.CheckLedgerResponse:
         return self.payment.CheckLedger(papi.CheckLedgerRequest())

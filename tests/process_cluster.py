@@ -1,6 +1,7 @@
 """Real processes for fault tests: a binding service and two payment nodes, each
-`gongji serve` in its own process with its own database, killed and restarted
-as the tests say. Node "east" keeps Jiangsu (32), node "west" keeps Gansu (62)."""
+`gongji serve` in its own process with its own database and its own certificate,
+killed and restarted as the tests say. Node "east" keeps Jiangsu (32), node "west"
+keeps Gansu (62)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gongji.binding.v1 import binding_service_pb2_grpc as binding_grpc
 from gongji.payment.v1 import payment_service_pb2_grpc as payment_grpc
+from services.common.security.development_pki import DevelopmentPKI
+from services.common.security.natural_callers import ActingStub, Roles
+from shared.principals import BINDING_SERVICE, Principal, operator, payment_node
 from tests.conftest import EAST_PROVINCES, WEST_PROVINCES, _free_port
 
 NODES = ("east", "west")
@@ -49,10 +53,16 @@ class ProcessCluster:
     peer_address_override: dict[str, str] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
     processes: dict[str, Process] = field(default_factory=dict)
-    channels: list[grpc.Channel] = field(default_factory=list)
+    stubs: list[ActingStub] = field(default_factory=list)
+    roles: Roles = field(default_factory=Roles)
 
     def __post_init__(self) -> None:
         self.ports = {name: _free_port() for name in ("binding", *NODES)}
+        self.pki = DevelopmentPKI(self.tmp_path / "pki")
+
+    @staticmethod
+    def identity(name: str) -> Principal:
+        return BINDING_SERVICE if name == "binding" else payment_node(name)
 
     def address(self, name: str) -> str:
         return f"127.0.0.1:{self.ports[name]}"
@@ -73,13 +83,15 @@ class ProcessCluster:
 
     def _serve(self, name: str, failpoint: str = "") -> Process:
         base = [sys.executable, "-m", "services.cli", "serve"]
+        tls = self.pki.args(self.identity(name))
         if name == "binding":
-            command = [*base, "binding", "--address", self.address(name), "--database", self.binding_url]
+            command = [*base, "binding", "--address", self.address(name), "--database", self.binding_url, *tls]
         else:
             command = [
                 *base, "payment", "--address", self.address(name), "--database", self.node_urls[name],
                 "--binding-address", self.address("binding"), "--routing", str(self.routing_file(name)),
                 "--node", name, "--sweep-interval", "0.3", "--prepare-lease", "1", "--grace", "1",
+                "--verifier", "stand-in", *tls,
             ]  # fmt: skip
         env = {**os.environ, "GONGJI_FAILPOINT": failpoint}
         return Process(name, command, env, self.tmp_path / f"{name}.log")
@@ -101,7 +113,7 @@ class ProcessCluster:
             if not self.processes[name].alive:
                 raise AssertionError(f"{name} exited: {self.processes[name].log.read_text()[-3000:]}")
             try:
-                with grpc.insecure_channel(self.address(name)) as channel:
+                with self.pki.channel(self.address(name), operator("000000", "ops")) as channel:
                     answer = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
                 if answer.status == health_pb2.HealthCheckResponse.SERVING:
                     return
@@ -125,20 +137,21 @@ class ProcessCluster:
         self.kill(name)
         self.start(name)
 
-    def channel(self, name: str) -> grpc.Channel:
-        channel = grpc.insecure_channel(self.address(name))
-        self.channels.append(channel)
-        return channel
+    def _stub(self, stub_class: type, name: str) -> ActingStub:
+        stub = ActingStub(stub_class, self.address(name), self.pki, self.roles)
+        self.stubs.append(stub)
+        return stub
 
-    def binding(self) -> binding_grpc.BindingServiceStub:
-        return binding_grpc.BindingServiceStub(self.channel("binding"))
+    def binding(self) -> ActingStub:
+        return self._stub(binding_grpc.BindingServiceStub, "binding")
 
-    def payment(self, name: str) -> payment_grpc.PaymentServiceStub:
-        return payment_grpc.PaymentServiceStub(self.channel(name))
+    def payment(self, name: str) -> ActingStub:
+        """The node's PaymentService, each call made as its natural caller, over channels of its own."""
+        return self._stub(payment_grpc.PaymentServiceStub, name)
 
     def stop_all(self) -> None:
-        for channel in self.channels:
-            channel.close()
+        for stub in self.stubs:
+            stub.close()
         for process in self.processes.values():
             if process.alive and process.handle is not None:
                 process.handle.send_signal(signal.SIGTERM)

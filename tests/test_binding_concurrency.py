@@ -16,7 +16,6 @@ import grpc
 
 from gongji.binding.v1 import binding_pb2 as bpb
 from gongji.binding.v1 import binding_service_pb2 as bapi
-from gongji.binding.v1 import binding_service_pb2_grpc as binding_grpc
 from gongji.common.v1 import common_pb2 as common
 from tests.conftest import BindingHarness
 from tests.helpers import Refusal, binding_request, make_id_number, person, refusal_of, request_id
@@ -48,19 +47,21 @@ def set_cap(harness: BindingHarness, admdvs: str, cap: int) -> None:
     assert in_force.max_beneficiaries == cap
 
 
-def race(address: str, requests: list[bapi.CreateBindingRequest]) -> list[bapi.CreateBindingResponse | Refusal]:
-    """Sends every request at once, each from its own thread over its own channel."""
+def race(harness, requests: list[bapi.CreateBindingRequest]) -> list[bapi.CreateBindingResponse | Refusal]:
+    """Sends every request at once, each from its own thread over its own (mutual TLS) channel."""
     barrier = threading.Barrier(len(requests))
 
     def send(request: bapi.CreateBindingRequest) -> bapi.CreateBindingResponse | Refusal:
-        with grpc.insecure_channel(address) as channel:
-            grpc.channel_ready_future(channel).result(timeout=CALL_TIMEOUT)
-            stub = binding_grpc.BindingServiceStub(channel)
+        stub = harness.fresh_stub()
+        try:
+            stub.prepare("CreateBinding", request, timeout=CALL_TIMEOUT)
             barrier.wait(timeout=CALL_TIMEOUT)
             try:
                 return stub.CreateBinding(request, timeout=CALL_TIMEOUT)
             except grpc.RpcError as error:
                 return refusal_of(error)
+        finally:
+            stub.close()
 
     with ThreadPoolExecutor(max_workers=len(requests)) as pool:
         return list(pool.map(send, requests))
@@ -114,7 +115,7 @@ def test_twenty_concurrent_bindings_of_one_grantor_fill_the_cap_exactly_and_refu
         for i, relative in enumerate(relatives)
     ]
 
-    created, refused = split(race(binding_service.server.address, requests))
+    created, refused = split(race(binding_service, requests))
 
     assert len(created) == CAP, describe(refused)
     assert all(b.state == bpb.BINDING_STATE_ACTIVE for b in created)
@@ -134,7 +135,7 @@ def test_the_cap_counts_every_open_binding_when_the_race_starts_part_full(bindin
     for relative in relatives[:3]:
         binding_service.stub.CreateBinding(binding_request(grantor, relative), timeout=CALL_TIMEOUT)
 
-    created, refused = split(race(binding_service.server.address, [binding_request(grantor, r) for r in relatives[3:]]))
+    created, refused = split(race(binding_service, [binding_request(grantor, r) for r in relatives[3:]]))
 
     assert len(created) == CAP - 3, describe(refused)
     assert [r.reason for r in refused] == ["CAP_REACHED"] * (10 - (CAP - 3)), describe(refused)
@@ -152,7 +153,7 @@ def test_ten_concurrent_applications_for_the_same_pair_give_one_binding_and_nine
         request.request_id = request_id()
         requests.append(request)
 
-    created, refused = split(race(binding_service.server.address, requests))
+    created, refused = split(race(binding_service, requests))
 
     assert len(created) == 1, describe(refused)
     assert {(r.code, r.reason) for r in refused} == {(grpc.StatusCode.ALREADY_EXISTS, "ALREADY_BOUND")}, describe(
@@ -167,7 +168,7 @@ def test_ten_concurrent_retries_of_one_request_all_get_the_same_binding(binding_
     grantor, (child,) = family(binding_service, 1, "20030101")
     request = binding_request(grantor, child)
 
-    created, refused = split(race(binding_service.server.address, [request] * 10))
+    created, refused = split(race(binding_service, [request] * 10))
 
     assert refused == []
     assert len(created) == 10
@@ -189,7 +190,7 @@ def test_racing_applications_of_two_grantors_for_one_beneficiary_each_respect_th
     register(binding_service, other)
     requests = [binding_request(g, r) for r in relatives for g in (grantor, other)]
 
-    created, refused = split(race(binding_service.server.address, requests))
+    created, refused = split(race(binding_service, requests))
 
     assert len(created) == 6, describe(refused)
     assert [r.reason for r in refused] == ["CAP_REACHED"] * 6, describe(refused)

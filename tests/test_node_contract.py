@@ -9,12 +9,13 @@ import grpc
 import pytest
 
 from gongji.binding.v1 import binding_service_pb2 as bapi
+from gongji.common.v1 import common_pb2 as common
 from gongji.node.v1 import node_service_pb2 as node
-from gongji.node.v1 import node_service_pb2_grpc as node_grpc
+from gongji.payment.v1 import payment_pb2 as ppb
 from gongji.payment.v1 import payment_service_pb2 as papi
 from services.common.converters import datetime_to_timestamp
 from tests.helpers import refusal_of, request_id
-from tests.test_cross_province import CrossFamily
+from tests.test_cross_province import CrossFamily, at_noon, transfer
 
 SERVICE = node.DESCRIPTOR.services_by_name["PaymentNodeService"]
 RPCS = {
@@ -47,9 +48,18 @@ def test_every_enum_of_the_node_package_has_an_unspecified_zero():
 
 @pytest.fixture
 def west(two_nodes):
-    channel = grpc.insecure_channel(two_nodes.west.server.address)
-    yield node_grpc.PaymentNodeServiceStub(channel)
-    channel.close()
+    """Node west's node-to-node service, as node east calls it."""
+    stub = two_nodes.west.node_stub("east")
+    yield stub
+    stub.close()
+
+
+@pytest.fixture
+def east(two_nodes):
+    """Node east's node-to-node service, as node west calls it."""
+    stub = two_nodes.east.node_stub("west")
+    yield stub
+    stub.close()
 
 
 def prepare_request(family: CrossFamily, transaction_id: str, amount: int) -> node.PrepareLegsRequest:
@@ -64,6 +74,7 @@ def prepare_request(family: CrossFamily, transaction_id: str, amount: int) -> no
                            amount_fen=amount)],
         expire_time=datetime_to_timestamp(family.clock.now() + timedelta(minutes=20)),
         grants=[father_grant],
+        use_category=common.USE_CATEGORY_OUTPATIENT, institution_admdvs="320100",
     )  # fmt: skip
 
 
@@ -102,63 +113,69 @@ def test_a_prepare_beyond_what_the_grantor_can_give_holds_nothing(two_nodes, wes
     assert held(family) == (100_000, 0)
 
 
-def test_an_unknown_transaction_is_presumed_aborted_by_its_coordinator(two_nodes):
-    with grpc.insecure_channel(two_nodes.east.server.address) as channel:
-        answer = node_grpc.PaymentNodeServiceStub(channel).GetTransactionOutcome(
-            node.GetTransactionOutcomeRequest(transaction_id="never-heard-of", participant_province="62")
-        )
+def test_an_unknown_transaction_is_presumed_aborted_by_its_coordinator(two_nodes, east):
+    answer = east.GetTransactionOutcome(
+        node.GetTransactionOutcomeRequest(transaction_id="never-heard-of", participant_province="62")
+    )
     assert answer.outcome == node.TRANSACTION_OUTCOME_ABORTED
 
 
-def test_a_wallet_credit_is_applied_once_per_transfer(two_nodes):
-    family = CrossFamily(two_nodes)
-    family.nodes.east.stub.ActivateWallet(
-        papi.ActivateWalletRequest(request_id=request_id(), id_number=family.child.id_number, admdvs="320100")
-    )
-    request = node.CreditWalletRequest(
-        transfer_id="transfer-1", beneficiary_id_number=family.child.id_number, amount_fen=5_000,
-        source_province="62", grantor_id_number=family.father.id_number,
+def credit_of(family: CrossFamily, sent: ppb.Transfer) -> node.CreditWalletRequest:
+    """The CreditWallet request node west sends node east for a transfer it made."""
+    return node.CreditWalletRequest(
+        transfer_id=sent.transfer_id, beneficiary_id_number=family.child.id_number, amount_fen=sent.amount_fen,
+        source_province="62", grantor_id_number=family.father.id_number, binding_id=family.father_binding.binding_id,
     )  # fmt: skip
-    with grpc.insecure_channel(two_nodes.east.server.address) as channel:
-        east = node_grpc.PaymentNodeServiceStub(channel)
-        assert east.CreditWallet(request).wallet_balance_fen == 5_000
-        second = east.CreditWallet(request)
-    assert (second.applied, second.wallet_balance_fen) == (False, 5_000)
 
 
-def test_a_declined_transfer_is_never_credited_and_a_credited_one_is_reported_not_declined(two_nodes):
-    """DOMAIN §5 (a transfer not accepted by 06:00 the next day goes back): the receiving node
-    answers the sender's decline with what it did, and whichever of credit and decline came
-    first stands, so money is never both refunded and credited."""
-    family = CrossFamily(two_nodes)
+def decline_of(family: CrossFamily, sent: ppb.Transfer) -> node.DeclineWalletCreditRequest:
+    return node.DeclineWalletCreditRequest(
+        transfer_id=sent.transfer_id, beneficiary_id_number=family.child.id_number, amount_fen=sent.amount_fen,
+        source_province="62",
+    )  # fmt: skip
+
+
+def activate_wallet(family: CrossFamily) -> None:
     family.nodes.east.stub.ActivateWallet(
         papi.ActivateWalletRequest(request_id=request_id(), id_number=family.child.id_number, admdvs="320100")
     )
 
-    def credit(transfer_id: str) -> node.CreditWalletRequest:
-        return node.CreditWalletRequest(
-            transfer_id=transfer_id, beneficiary_id_number=family.child.id_number, amount_fen=5_000,
-            source_province="62", grantor_id_number=family.father.id_number,
-        )  # fmt: skip
 
-    def decline(transfer_id: str) -> node.DeclineWalletCreditRequest:
-        return node.DeclineWalletCreditRequest(
-            transfer_id=transfer_id, beneficiary_id_number=family.child.id_number, amount_fen=5_000,
-            source_province="62",
-        )  # fmt: skip
+def test_a_wallet_credit_is_applied_once_per_transfer(two_nodes, east):
+    family = CrossFamily(two_nodes)
+    at_noon(family)
+    activate_wallet(family)
+    sent = transfer(family, 5_000).transfer
+    assert sent.state == ppb.TRANSFER_STATE_COMPLETED  # west credited east's wallet itself
+    again = east.CreditWallet(credit_of(family, sent))
+    assert (again.applied, again.wallet_balance_fen) == (False, 5_000)
 
-    with grpc.insecure_channel(two_nodes.east.server.address) as channel:
-        east = node_grpc.PaymentNodeServiceStub(channel)
-        assert east.CreditWallet(credit("credited-first")).applied
-        assert east.DeclineWalletCredit(decline("credited-first")).credited
 
-        assert not east.DeclineWalletCredit(decline("declined-first")).credited
-        assert not east.DeclineWalletCredit(decline("declined-first")).credited
-        with pytest.raises(grpc.RpcError) as raised:
-            east.CreditWallet(credit("declined-first"))
+def test_a_declined_transfer_is_never_credited(two_nodes, east):
+    """A wallet transfer not accepted by 06:00 the next day goes back to its sender: once the
+    receiving node promised the sender not to credit it, it never does, so money is never both
+    refunded and credited."""
+    family = CrossFamily(two_nodes)
+    at_noon(family)
+    pending = transfer(family, 5_000).transfer  # the wallet is not activated yet
+    assert pending.state == ppb.TRANSFER_STATE_PENDING
+    assert not east.DeclineWalletCredit(decline_of(family, pending)).credited
+    assert not east.DeclineWalletCredit(decline_of(family, pending)).credited
+    activate_wallet(family)
+    with pytest.raises(grpc.RpcError) as raised:
+        east.CreditWallet(credit_of(family, pending))
     refusal = refusal_of(raised.value)
     assert (refusal.code, refusal.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "TRANSFER_REFUNDED")
     wallet = family.nodes.east.stub.GetAccount(
         papi.GetAccountRequest(id_number=family.child.id_number, account_kind=2)
     ).account
-    assert wallet.balance_fen == 5_000
+    assert wallet.balance_fen == 0
+
+
+def test_a_credited_transfer_is_reported_credited_when_its_sender_would_decline_it(two_nodes, east):
+    family = CrossFamily(two_nodes)
+    at_noon(family)
+    activate_wallet(family)
+    credited = transfer(family, 7_000).transfer
+    assert credited.state == ppb.TRANSFER_STATE_COMPLETED
+    assert east.DeclineWalletCredit(decline_of(family, credited)).credited

@@ -22,6 +22,7 @@ from gongji.binding.v1 import binding_service_pb2 as bapi
 from gongji.common.v1 import common_pb2 as common
 from gongji.payment.v1 import payment_pb2 as ppb
 from gongji.payment.v1 import payment_service_pb2 as papi
+from shared.privacy import mask_id_number
 from tests.helpers import binding_request, make_id_number, person, refusal_of, request_id
 from tests.payment_helpers import INSTITUTION, PaymentFamily, refused
 
@@ -58,6 +59,11 @@ def family(payment_service) -> PaymentFamily:
 
 
 # What a hospital prints and an operator checks --------------------------------------------
+
+
+def seen(relative) -> str:
+    """A relative's ID number as a hospital sees it on a mutual-aid leg: masked (least data)."""
+    return mask_id_number(relative.id_number)
 
 
 def legs_of(settlement: ppb.Settlement) -> list[tuple]:
@@ -487,11 +493,11 @@ def test_the_mother_pays_first_then_the_father_then_the_child_in_cash(family):
     assert settlement.state == ppb.SETTLEMENT_STATE_CAPTURED
     assert settlement.settlement_id
     assert legs_of(settlement) == [
-        (family.mother.id_number, AID, family.mother_binding.binding_id, 100_000, NATIONAL_POLICY),
-        (family.father.id_number, AID, family.father_binding.binding_id, 100_000, NATIONAL_POLICY),
+        (seen(family.mother), AID, family.mother_binding.binding_id, 100_000, NATIONAL_POLICY),
+        (seen(family.father), AID, family.father_binding.binding_id, 100_000, NATIONAL_POLICY),
     ]
     assert [leg.captured_fen for leg in settlement.legs] == [100_000, 100_000]
-    assert [leg.payer_balance_after_fen for leg in settlement.legs] == [0, 0]
+    assert [leg.payer_balance_after_fen for leg in family.operator_view(settlement).legs] == [0, 0]
     assert [leg.payer_admdvs for leg in settlement.legs] == ["320100", "320100"]
     assert totals(settlement) == (0, 200_000, 0, 50_000)
     assert settlement.captured_fen == 200_000
@@ -506,10 +512,11 @@ def test_a_small_bill_is_paid_by_the_first_grantor_alone(family):
     """DOMAIN §3.3: later grantors pay only what the earlier ones could not."""
     settlement = family.settle(12_345)
     assert legs_of(settlement) == [
-        (family.mother.id_number, AID, family.mother_binding.binding_id, 12_345, NATIONAL_POLICY)
+        (seen(family.mother), AID, family.mother_binding.binding_id, 12_345, NATIONAL_POLICY)
     ]
     assert totals(settlement) == (0, 12_345, 0, 0)
-    assert settlement.legs[0].payer_balance_after_fen == 87_655
+    assert settlement.legs[0].payer_balance_after_fen == 0  # a relative's balance is not the hospital's business
+    assert family.operator_view(settlement).legs[0].payer_balance_after_fen == 87_655
     assert money(family, family.mother) == (87_655, 0, 87_655)
     assert money(family, family.father) == (100_000, 0, 100_000)
     assert_ledger_balanced(family)
@@ -522,7 +529,7 @@ def test_the_patients_own_account_pays_before_any_relative_when_chosen(family):
 
     assert legs_of(settlement) == [
         (family.father.id_number, OWN, "", 100_000, settlement.policy_version),
-        (family.mother.id_number, AID, spouse.binding_id, 30_000, NATIONAL_POLICY),
+        (seen(family.mother), AID, spouse.binding_id, 30_000, NATIONAL_POLICY),
     ]
     assert totals(settlement) == (100_000, 30_000, 0, 0)
     assert money(family, family.father) == (0, 0, 0)
@@ -535,7 +542,7 @@ def test_a_patient_who_does_not_use_the_own_account_is_paid_for_by_relatives_onl
     """DOMAIN §3.3 step 1 applies only when the patient chose it."""
     spouse = bind_spouse(family)
     settlement = family.settle(130_000, patient=family.father, use_own_account=False)
-    assert legs_of(settlement) == [(family.mother.id_number, AID, spouse.binding_id, 100_000, NATIONAL_POLICY)]
+    assert legs_of(settlement) == [(seen(family.mother), AID, spouse.binding_id, 100_000, NATIONAL_POLICY)]
     assert totals(settlement) == (0, 100_000, 0, 30_000)
     assert money(family, family.father) == (100_000, 0, 100_000)
     assert_ledger_balanced(family)
@@ -556,7 +563,7 @@ def test_the_patients_wallet_pays_before_the_relatives(family):
     settlement = family.settle(50_000)
     assert [(leg.payer_id_number, leg.source, leg.binding_id, leg.amount_fen) for leg in settlement.legs] == [
         (family.child.id_number, WALLET, "", 20_000),
-        (family.mother.id_number, AID, family.mother_binding.binding_id, 30_000),
+        (seen(family.mother), AID, family.mother_binding.binding_id, 30_000),
     ]
     assert totals(settlement) == (0, 30_000, 20_000, 0)
     assert money(family, family.child, WALLET_KIND) == (0, 0, 0)
@@ -568,8 +575,8 @@ def test_set_payer_order_puts_the_father_before_the_mother(family):
     set_payer_order(family, [family.father_binding, family.mother_binding])
     settlement = family.settle(150_000)
     assert legs_of(settlement) == [
-        (family.father.id_number, AID, family.father_binding.binding_id, 100_000, NATIONAL_POLICY),
-        (family.mother.id_number, AID, family.mother_binding.binding_id, 50_000, NATIONAL_POLICY),
+        (seen(family.father), AID, family.father_binding.binding_id, 100_000, NATIONAL_POLICY),
+        (seen(family.mother), AID, family.mother_binding.binding_id, 50_000, NATIONAL_POLICY),
     ]
     assert totals(settlement) == (0, 150_000, 0, 0)
     assert money(family, family.father) == (0, 0, 0)
@@ -582,8 +589,8 @@ def test_proportional_mode_splits_the_bill_evenly_with_the_odd_fen_to_the_first_
     set_payer_order(family, [family.mother_binding, family.father_binding], bpb.PAYER_MODE_PROPORTIONAL)
     settlement = family.settle(30_001)
     assert legs_of(settlement) == [
-        (family.mother.id_number, AID, family.mother_binding.binding_id, 15_001, NATIONAL_POLICY),
-        (family.father.id_number, AID, family.father_binding.binding_id, 15_000, NATIONAL_POLICY),
+        (seen(family.mother), AID, family.mother_binding.binding_id, 15_001, NATIONAL_POLICY),
+        (seen(family.father), AID, family.father_binding.binding_id, 15_000, NATIONAL_POLICY),
     ]
     assert totals(settlement) == (0, 30_001, 0, 0)
     assert money(family, family.mother) == (84_999, 0, 84_999)
@@ -597,8 +604,8 @@ def test_proportional_mode_gives_what_one_grantor_cannot_pay_to_the_other(family
     cap_binding(family, family.mother_binding, 10_000)
     settlement = family.settle(50_000)
     assert [(leg.payer_id_number, leg.amount_fen) for leg in settlement.legs] == [
-        (family.mother.id_number, 10_000),
-        (family.father.id_number, 40_000),
+        (seen(family.mother), 10_000),
+        (seen(family.father), 40_000),
     ]
     assert totals(settlement) == (0, 50_000, 0, 0)
     assert_ledger_balanced(family)
@@ -610,13 +617,11 @@ def test_a_grantors_yearly_cap_limits_what_the_binding_shares_over_the_year(fami
 
     first = family.settle(50_000)
     assert [(leg.payer_id_number, leg.amount_fen) for leg in first.legs] == [
-        (family.mother.id_number, 30_000),
-        (family.father.id_number, 20_000),
+        (seen(family.mother), 30_000),
+        (seen(family.father), 20_000),
     ]
     second = family.settle(10_000)
-    assert legs_of(second) == [
-        (family.father.id_number, AID, family.father_binding.binding_id, 10_000, NATIONAL_POLICY)
-    ]
+    assert legs_of(second) == [(seen(family.father), AID, family.father_binding.binding_id, 10_000, NATIONAL_POLICY)]
     assert money(family, family.mother) == (70_000, 0, 70_000)
     assert shared(family, family.mother) == {family.mother_binding.binding_id: 30_000}
     assert shared(family, family.father) == {family.father_binding.binding_id: 30_000}
@@ -628,13 +633,13 @@ def test_an_open_hold_counts_against_the_yearly_cap(family):
     cap_binding(family, family.mother_binding, 30_000)
     held = family.authorize(20_000)
     assert [(leg.payer_id_number, leg.amount_fen) for leg in quote(family, 50_000).legs] == [
-        (family.mother.id_number, 10_000),
-        (family.father.id_number, 40_000),
+        (seen(family.mother), 10_000),
+        (seen(family.father), 40_000),
     ]
     family.release(held.settlement_id)
     assert [(leg.payer_id_number, leg.amount_fen) for leg in quote(family, 50_000).legs] == [
-        (family.mother.id_number, 30_000),
-        (family.father.id_number, 20_000),
+        (seen(family.mother), 30_000),
+        (seen(family.father), 20_000),
     ]
     assert_ledger_balanced(family)
 
@@ -646,8 +651,8 @@ def test_the_regional_annual_quota_limits_each_grantor_and_every_leg_cites_the_p
 
     settlement = family.settle(150_000)
     assert legs_of(settlement) == [
-        (family.mother.id_number, AID, family.mother_binding.binding_id, 60_000, policy.version),
-        (family.father.id_number, AID, family.father_binding.binding_id, 60_000, policy.version),
+        (seen(family.mother), AID, family.mother_binding.binding_id, 60_000, policy.version),
+        (seen(family.father), AID, family.father_binding.binding_id, 60_000, policy.version),
     ]
     assert totals(settlement) == (0, 120_000, 0, 30_000)
     assert settlement.policy_version == policy.version
@@ -663,8 +668,8 @@ def test_the_per_use_limit_caps_each_grantor_on_one_bill(family):
     policy = put_policy(family, per_use_limit_fen=50_000)
     settlement = family.settle(120_000)
     assert legs_of(settlement) == [
-        (family.mother.id_number, AID, family.mother_binding.binding_id, 50_000, policy.version),
-        (family.father.id_number, AID, family.father_binding.binding_id, 50_000, policy.version),
+        (seen(family.mother), AID, family.mother_binding.binding_id, 50_000, policy.version),
+        (seen(family.father), AID, family.father_binding.binding_id, 50_000, policy.version),
     ]
     assert totals(settlement) == (0, 100_000, 0, 20_000)
     assert_ledger_balanced(family)
@@ -675,16 +680,16 @@ def test_the_chronic_disease_limit_replaces_the_per_use_limit_when_the_bill_is_f
     policy = put_policy(family, per_use_limit_fen=50_000, chronic_disease_per_use_limit_fen=80_000)
     chronic = family.settle(120_000, use=common.USE_CATEGORY_CHRONIC_DISEASE_OUTPATIENT, chronic_disease=True)
     assert legs_of(chronic) == [
-        (family.mother.id_number, AID, family.mother_binding.binding_id, 80_000, policy.version),
-        (family.father.id_number, AID, family.father_binding.binding_id, 40_000, policy.version),
+        (seen(family.mother), AID, family.mother_binding.binding_id, 80_000, policy.version),
+        (seen(family.father), AID, family.father_binding.binding_id, 40_000, policy.version),
     ]
     assert totals(chronic) == (0, 120_000, 0, 0)
     assert chronic.bill.chronic_disease
 
     unflagged = quote(family, 60_000, use=common.USE_CATEGORY_CHRONIC_DISEASE_OUTPATIENT)
     assert [(leg.payer_id_number, leg.amount_fen) for leg in unflagged.legs] == [
-        (family.mother.id_number, 20_000),
-        (family.father.id_number, 40_000),
+        (seen(family.mother), 20_000),
+        (seen(family.father), 40_000),
     ]
     assert_ledger_balanced(family)
 
@@ -694,8 +699,8 @@ def test_a_grantor_keeps_the_regions_minimum_balance(family):
     policy = put_policy(family, min_grantor_balance_fen=30_000)
     settlement = family.settle(200_000)
     assert legs_of(settlement) == [
-        (family.mother.id_number, AID, family.mother_binding.binding_id, 70_000, policy.version),
-        (family.father.id_number, AID, family.father_binding.binding_id, 70_000, policy.version),
+        (seen(family.mother), AID, family.mother_binding.binding_id, 70_000, policy.version),
+        (seen(family.father), AID, family.father_binding.binding_id, 70_000, policy.version),
     ]
     assert totals(settlement) == (0, 140_000, 0, 60_000)
     assert money(family, family.mother) == (30_000, 0, 30_000)
@@ -714,7 +719,7 @@ def test_where_the_region_earmarks_a_set_amount_the_grantor_cannot_spend_it_on_h
     assert money(family, family.mother) == (30_000, 0, 30_000)
 
     childs_bill = family.settle(10_000)
-    assert [(leg.payer_id_number, leg.amount_fen) for leg in childs_bill.legs] == [(family.mother.id_number, 10_000)]
+    assert [(leg.payer_id_number, leg.amount_fen) for leg in childs_bill.legs] == [(seen(family.mother), 10_000)]
 
     # 20,000 fen left in the account, all of it still reserved for the child.
     assert totals(family.settle(5_000, patient=family.mother, use_own_account=True)) == (0, 0, 0, 5_000)
@@ -747,13 +752,13 @@ def test_a_settlement_uses_the_policy_version_in_force_at_its_time(family):
     later = put_policy(family, per_use_limit_fen=50_000, effective_from=tomorrow)
     today_bill = family.settle(60_000)
     assert legs_of(today_bill) == [
-        (family.mother.id_number, AID, family.mother_binding.binding_id, 60_000, NATIONAL_POLICY)
+        (seen(family.mother), AID, family.mother_binding.binding_id, 60_000, NATIONAL_POLICY)
     ]
     family.clock.advance(timedelta(days=2))
     later_bill = family.settle(60_000)
     assert legs_of(later_bill) == [
-        (family.mother.id_number, AID, family.mother_binding.binding_id, 40_000, later.version),
-        (family.father.id_number, AID, family.father_binding.binding_id, 20_000, later.version),
+        (seen(family.mother), AID, family.mother_binding.binding_id, 40_000, later.version),
+        (seen(family.father), AID, family.father_binding.binding_id, 20_000, later.version),
     ]
     assert later_bill.policy_version == later.version
     # The earlier settlement still cites the version it was made under.
@@ -774,7 +779,7 @@ def test_an_inpatient_deposit_held_over_new_year_does_not_let_a_grantor_exceed_t
     assert shared(family, family.mother) == {family.mother_binding.binding_id: 30_000}
     # The cap is spent for 2027: the next bill goes to the father.
     next_bill = quote(family, 50_000)
-    assert [(leg.payer_id_number, leg.amount_fen) for leg in next_bill.legs] == [(family.father.id_number, 50_000)]
+    assert [(leg.payer_id_number, leg.amount_fen) for leg in next_bill.legs] == [(seen(family.father), 50_000)]
 
 
 # Quote, authorize, capture, release (DOMAIN §3.4) -----------------------------------------
@@ -788,11 +793,11 @@ def test_a_quote_returns_the_split_and_moves_no_money(family):
     assert quoted.settlement_id == ""
     assert quoted.state == ppb.SETTLEMENT_STATE_UNSPECIFIED
     assert legs_of(quoted) == [
-        (family.mother.id_number, AID, family.mother_binding.binding_id, 100_000, NATIONAL_POLICY),
-        (family.father.id_number, AID, family.father_binding.binding_id, 50_000, NATIONAL_POLICY),
+        (seen(family.mother), AID, family.mother_binding.binding_id, 100_000, NATIONAL_POLICY),
+        (seen(family.father), AID, family.father_binding.binding_id, 50_000, NATIONAL_POLICY),
     ]
     assert totals(quoted) == (0, 150_000, 0, 0)
-    assert [leg.payer_balance_after_fen for leg in quoted.legs] == [0, 50_000]
+    assert [leg.payer_balance_after_fen for leg in quoted.legs] == [0, 0]  # relatives' balances stay hidden
     assert money(family, family.mother) == (100_000, 0, 100_000)
     assert money(family, family.father) == (100_000, 0, 100_000)
     assert shared(family, family.mother) == {}
@@ -808,8 +813,8 @@ def test_an_authorization_holds_every_leg_at_once_and_the_hold_counts_against_a_
     first = family.authorize(150_000)
     assert first.state == ppb.SETTLEMENT_STATE_AUTHORIZED
     assert legs_of(first) == [
-        (family.mother.id_number, AID, family.mother_binding.binding_id, 100_000, NATIONAL_POLICY),
-        (family.father.id_number, AID, family.father_binding.binding_id, 50_000, NATIONAL_POLICY),
+        (seen(family.mother), AID, family.mother_binding.binding_id, 100_000, NATIONAL_POLICY),
+        (seen(family.father), AID, family.father_binding.binding_id, 50_000, NATIONAL_POLICY),
     ]
     assert totals(first) == (0, 150_000, 0, 0)
     assert first.expire_time.ToDatetime(tzinfo=UTC) == family.clock.now() + timedelta(minutes=15)
@@ -817,9 +822,7 @@ def test_an_authorization_holds_every_leg_at_once_and_the_hold_counts_against_a_
     assert money(family, family.father) == (100_000, 50_000, 50_000)
 
     second = family.authorize(80_000)
-    assert legs_of(second) == [
-        (family.father.id_number, AID, family.father_binding.binding_id, 50_000, NATIONAL_POLICY)
-    ]
+    assert legs_of(second) == [(seen(family.father), AID, family.father_binding.binding_id, 50_000, NATIONAL_POLICY)]
     assert totals(second) == (0, 50_000, 0, 30_000)
     assert money(family, family.father) == (100_000, 100_000, 0)
 
@@ -840,8 +843,8 @@ def test_capturing_less_than_authorized_shrinks_the_cash_part_first(family):
     captured = family.capture(held.settlement_id, 220_000)
     assert captured.state == ppb.SETTLEMENT_STATE_CAPTURED
     assert [(leg.payer_id_number, leg.amount_fen, leg.captured_fen) for leg in captured.legs] == [
-        (family.mother.id_number, 100_000, 100_000),
-        (family.father.id_number, 100_000, 100_000),
+        (seen(family.mother), 100_000, 100_000),
+        (seen(family.father), 100_000, 100_000),
     ]
     assert totals(captured) == (0, 200_000, 0, 20_000)
     assert captured.captured_fen == 200_000
@@ -856,11 +859,11 @@ def test_capturing_less_than_authorized_then_releases_the_rest_from_the_last_pay
     held = family.authorize(150_000)
     captured = family.capture(held.settlement_id, 120_000)
     assert [(leg.payer_id_number, leg.amount_fen, leg.captured_fen) for leg in captured.legs] == [
-        (family.mother.id_number, 100_000, 100_000),
-        (family.father.id_number, 50_000, 20_000),
+        (seen(family.mother), 100_000, 100_000),
+        (seen(family.father), 50_000, 20_000),
     ]
     assert totals(captured) == (0, 120_000, 0, 0)
-    assert [leg.payer_balance_after_fen for leg in captured.legs] == [0, 80_000]
+    assert [leg.payer_balance_after_fen for leg in family.operator_view(captured).legs] == [0, 80_000]
     assert money(family, family.mother) == (0, 0, 0)
     assert money(family, family.father) == (80_000, 0, 80_000)
     assert shared(family, family.father) == {family.father_binding.binding_id: 20_000}
@@ -947,8 +950,8 @@ def test_an_inpatient_deposit_is_held_for_days_and_captured_at_discharge(family)
     assert discharged.state == ppb.SETTLEMENT_STATE_CAPTURED
     assert discharged.capture_time.ToDatetime(tzinfo=UTC) == admitted + timedelta(days=6)
     assert [(leg.payer_id_number, leg.captured_fen) for leg in discharged.legs] == [
-        (family.mother.id_number, 100_000),
-        (family.father.id_number, 30_000),
+        (seen(family.mother), 100_000),
+        (seen(family.father), 30_000),
     ]
     assert discharged.bill.use_category == common.USE_CATEGORY_INPATIENT
     assert money(family, family.father) == (70_000, 0, 70_000)
@@ -976,11 +979,11 @@ def test_a_refund_returns_every_leg_to_the_account_it_came_from(family):
 
     assert refunded.state == ppb.SETTLEMENT_STATE_REFUNDED
     assert [(leg.payer_id_number, leg.captured_fen, leg.refunded_fen) for leg in refunded.legs] == [
-        (family.mother.id_number, 100_000, 100_000),
-        (family.father.id_number, 50_000, 50_000),
+        (seen(family.mother), 100_000, 100_000),
+        (seen(family.father), 50_000, 50_000),
     ]
     assert refunded.refunded_fen == 150_000
-    assert [leg.payer_balance_after_fen for leg in refunded.legs] == [100_000, 100_000]
+    assert [leg.payer_balance_after_fen for leg in family.operator_view(refunded).legs] == [100_000, 100_000]
     assert money(family, family.mother) == (100_000, 0, 100_000)
     assert money(family, family.father) == (100_000, 0, 100_000)
     assert shared(family, family.mother) == {family.mother_binding.binding_id: 0}
@@ -1032,13 +1035,15 @@ def test_get_settlement_returns_what_settle_answered(family):
 
 
 def test_get_settlement_after_a_partial_capture_reports_the_remaining_balance_the_capture_reported(family):
-    """DOMAIN §3.3/§4: the hospital reprints the settlement with each payer's remaining balance (balc)."""
+    """Each leg records its payer's remaining balance (balc); an operator reads it for every
+    payer, the hospital only for the patient's own account, never a relative's."""
     held = family.authorize(150_000)
-    assert [leg.payer_balance_after_fen for leg in held.legs] == [0, 50_000]
+    assert [leg.payer_balance_after_fen for leg in family.operator_view(held).legs] == [0, 50_000]
     captured = family.capture(held.settlement_id, 120_000)
-    assert [leg.payer_balance_after_fen for leg in captured.legs] == [0, 80_000]
+    assert [leg.payer_balance_after_fen for leg in family.operator_view(captured).legs] == [0, 80_000]
     got = family.payment.GetSettlement(papi.GetSettlementRequest(settlement_id=held.settlement_id)).settlement
-    assert [leg.payer_balance_after_fen for leg in got.legs] == [0, 80_000]
+    assert [leg.payer_balance_after_fen for leg in got.legs] == [0, 0]
+    assert [leg.payer_id_number for leg in got.legs] == [seen(family.mother), seen(family.father)]
 
 
 @pytest.mark.parametrize("rpc", ["GetSettlement", "CaptureSettlement", "ReleaseSettlement", "RefundSettlement"])
@@ -1112,9 +1117,7 @@ def test_a_region_that_allows_commercial_health_insurance_pays_its_premium(famil
     """DOMAIN §3.1: where the region allows, commercial health insurance premiums."""
     policy = put_policy(family, allowed_uses=[*ALL_NATIONAL_USES, common.USE_CATEGORY_COMMERCIAL_HEALTH_INSURANCE])
     settlement = family.settle(10_000, use=common.USE_CATEGORY_COMMERCIAL_HEALTH_INSURANCE)
-    assert legs_of(settlement) == [
-        (family.mother.id_number, AID, family.mother_binding.binding_id, 10_000, policy.version)
-    ]
+    assert legs_of(settlement) == [(seen(family.mother), AID, family.mother_binding.binding_id, 10_000, policy.version)]
     assert_ledger_balanced(family)
 
 
@@ -1233,13 +1236,13 @@ def test_an_operator_can_suspend_a_card_and_lift_the_suspension(family):
     assert_ledger_balanced(family)
 
 
-def test_suspension_requires_an_operator_and_lifting_needs_an_active_suspension(family):
-    """DOMAIN §3.2: an operator lifts it; there must be something to lift."""
-    no_operator = refused(
-        family.payment.SuspendSettlement,
-        papi.SuspendSettlementRequest(request_id=request_id(), holder_id_number=family.child.id_number, reason="x"),
-    )
-    assert (no_operator.code, no_operator.fields) == (INVALID_ARGUMENT, ("operator_id",))
+def test_a_suspension_names_its_operator_and_lifting_needs_an_active_suspension(family):
+    """An operator lifts a suspension; there must be something to lift. A suspension that names
+    no operator is recorded under the operator of the caller's certificate."""
+    unnamed = family.payment.SuspendSettlement(
+        papi.SuspendSettlementRequest(request_id=request_id(), holder_id_number=family.mother.id_number, reason="x")
+    ).suspension
+    assert (unnamed.operator_id, unnamed.active) == ("ops", True)
     nothing = refused(
         family.payment.LiftSuspension,
         papi.LiftSuspensionRequest(
@@ -1303,8 +1306,8 @@ def test_reversing_a_settle_refunds_it_and_a_retry_of_the_original_is_refused(fa
     assert (reversal.original_found, reversal.original_method) == (True, SERVICE + "Settle")
     assert reversal.settlement.state == ppb.SETTLEMENT_STATE_REVERSED
     assert [(leg.payer_id_number, leg.refunded_fen) for leg in reversal.settlement.legs] == [
-        (family.mother.id_number, 100_000),
-        (family.father.id_number, 50_000),
+        (seen(family.mother), 100_000),
+        (seen(family.father), 50_000),
     ]
     assert money(family, family.mother) == (100_000, 0, 100_000)
     assert money(family, family.father) == (100_000, 0, 100_000)
@@ -1556,9 +1559,6 @@ def _bad_bill(family: PaymentFamily, case: str) -> tuple[ppb.Bill, str, str]:
     if case == "unspecified credential type":
         bill.credential.type = ppb.CREDENTIAL_TYPE_UNSPECIFIED
         return bill, "bill.credential.type", "FIELD_REQUIRED"
-    if case == "no institution code":
-        bill.institution_code = "  "
-        return bill, "bill.institution_code", "FIELD_REQUIRED"
     assert case == "institution admdvs of two digits"
     bill.institution_admdvs = "32"
     return bill, "bill.institution_admdvs", "INVALID_ADMDVS"
@@ -1574,7 +1574,6 @@ BAD_BILLS = [
     "unknown use category",
     "no credential",
     "unspecified credential type",
-    "no institution code",
     "institution admdvs of two digits",
 ]
 
@@ -1734,15 +1733,15 @@ def test_reconciliation_days_are_counted_in_china_standard_time(family):
     assert_ledger_balanced(family)
 
 
-def test_reconciliation_needs_an_institution_and_a_valid_date(family):
-    """API: date is "YYYY-MM-DD"; institution_code is required."""
+def test_reconciliation_needs_a_valid_date_and_is_the_callers_own(family):
+    """date is "YYYY-MM-DD"; an institution reconciles its own day, named or not."""
     bad_date = refused(
         family.payment.ReconcileInstitution,
         papi.ReconcileInstitutionRequest(institution_code=INSTITUTION, date="2026/03/02"),
     )
     assert (bad_date.code, bad_date.fields) == (INVALID_ARGUMENT, ("date",))
-    no_institution = refused(family.payment.ReconcileInstitution, papi.ReconcileInstitutionRequest(date="2026-03-02"))
-    assert (no_institution.code, no_institution.fields) == (INVALID_ARGUMENT, ("institution_code",))
+    unnamed = family.payment.ReconcileInstitution(papi.ReconcileInstitutionRequest(date="2026-03-02"))
+    assert unnamed.institution_code == INSTITUTION
 
 
 # CheckLedger (DOMAIN §3.4) -----------------------------------------------------------------

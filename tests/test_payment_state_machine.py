@@ -40,6 +40,7 @@ from hypothesis.stateful import (
 from gongji.payment.v1 import payment_pb2 as ppb
 from gongji.payment.v1 import payment_service_pb2 as papi
 from shared.errors import Reason
+from shared.privacy import mask_id_number
 from tests.conftest import PaymentHarness
 from tests.helpers import Refusal, refusal_of, request_id
 from tests.payment_helpers import PaymentFamily
@@ -127,7 +128,7 @@ class SettlementLifecycle(RuleBasedStateMachine):
     def check_legs(self, answer: ppb.Settlement, bill: int, leg: int) -> None:
         assert answer.bill.self_pay_fen == bill
         assert [(x.payer_id_number, x.source, x.amount_fen) for x in answer.legs] == (
-            [(self.family.mother.id_number, ppb.PAYMENT_SOURCE_MUTUAL_AID, leg)] if leg else []
+            [(mask_id_number(self.family.mother.id_number), ppb.PAYMENT_SOURCE_MUTUAL_AID, leg)] if leg else []
         )
         assert answer.cash_pay_fen == bill - leg
 

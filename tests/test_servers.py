@@ -1,9 +1,10 @@
-"""Both services start, answer health checks, list their contracts by
+"""Both services start behind mutual TLS, answer health checks, list their contracts by
 reflection, refuse unknown work clearly and stop gracefully."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -14,6 +15,11 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+
+from services.common.security.development_pki import DevelopmentPKI
+from shared.principals import BINDING_SERVICE, operator, payment_node
+
+OPERATOR = operator("000000", "ops")
 
 BINDING_RPCS = {
     "UpsertInsuredPerson", "GetInsuredPerson", "UpdateContactInfo", "ReportLifeEvent", "CreateBinding",
@@ -28,27 +34,27 @@ PAYMENT_RPCS = {
 }  # fmt: skip
 
 
-def health_of(address: str, service: str = "") -> int:
-    with grpc.insecure_channel(address) as channel:
+def health_of(pki: DevelopmentPKI, address: str, service: str = "") -> int:
+    with pki.channel(address, OPERATOR) as channel:
         answer = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
     return answer.status
 
 
-def test_both_services_answer_health_checks_serving(payment_service):
+def test_both_services_answer_health_checks_serving(payment_service, pki):
     for address, name in (
         (payment_service.binding.server.address, "gongji.binding.v1.BindingService"),
         (payment_service.server.address, "gongji.payment.v1.PaymentService"),
     ):
-        assert health_of(address) == health_pb2.HealthCheckResponse.SERVING
-        assert health_of(address, name) == health_pb2.HealthCheckResponse.SERVING
+        assert health_of(pki, address) == health_pb2.HealthCheckResponse.SERVING
+        assert health_of(pki, address, name) == health_pb2.HealthCheckResponse.SERVING
 
 
-def test_reflection_lists_both_services_and_every_rpc_of_the_api(payment_service):
+def test_reflection_lists_both_services_and_every_rpc_of_the_api(payment_service, pki):
     for address, name, rpcs in (
         (payment_service.binding.server.address, "gongji.binding.v1.BindingService", BINDING_RPCS),
         (payment_service.server.address, "gongji.payment.v1.PaymentService", PAYMENT_RPCS),
     ):
-        with grpc.insecure_channel(address) as channel:
+        with pki.channel(address, OPERATOR) as channel:
             database = ProtoReflectionDescriptorDatabase(channel)
             assert name in database.get_services()
             assert "grpc.health.v1.Health" in database.get_services()
@@ -59,8 +65,8 @@ def test_reflection_lists_both_services_and_every_rpc_of_the_api(payment_service
         assert rpcs <= declared
 
 
-def test_a_payment_node_also_serves_the_node_to_node_contract(payment_service):
-    with grpc.insecure_channel(payment_service.server.address) as channel:
+def test_a_payment_node_also_serves_the_node_to_node_contract(payment_service, pki):
+    with pki.channel(payment_service.server.address, OPERATOR) as channel:
         services = ProtoReflectionDescriptorDatabase(channel).get_services()
     assert "gongji.node.v1.PaymentNodeService" in services
 
@@ -71,12 +77,12 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _wait_serving(address: str, process: subprocess.Popen, seconds: float = 20) -> None:
+def _wait_serving(pki: DevelopmentPKI, address: str, process: subprocess.Popen, seconds: float = 20) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         assert process.poll() is None, process.communicate()[1]
         try:
-            if health_of(address) == health_pb2.HealthCheckResponse.SERVING:
+            if health_of(pki, address) == health_pb2.HealthCheckResponse.SERVING:
                 return
         except grpc.RpcError:
             time.sleep(0.1)
@@ -84,18 +90,20 @@ def _wait_serving(address: str, process: subprocess.Popen, seconds: float = 20) 
 
 
 @pytest.mark.parametrize("service", ["binding", "payment"])
-def test_gongji_serve_answers_health_checks_and_exits_cleanly_on_sigterm(service, tmp_path):
+def test_gongji_serve_answers_health_checks_and_exits_cleanly_on_sigterm(service, tmp_path, pki):
     address = f"127.0.0.1:{_free_port()}"
-    command = [sys.executable, "-m", "services.cli", "serve", service, "--address", address]
+    identity = BINDING_SERVICE if service == "binding" else payment_node("local")
+    command = [sys.executable, "-m", "services.cli", "serve", service, "--address", address, *pki.args(identity)]
     command += ["--database", f"sqlite:///{tmp_path}/{service}.db", "--grace", "2"]
     if service == "payment":
-        command += ["--binding-address", "127.0.0.1:1"]
+        command += ["--binding-address", "127.0.0.1:1", "--verifier", "stand-in"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_serving(address, process)
+        _wait_serving(pki, address, process)
         health = subprocess.run(
-            [sys.executable, "-m", "services.cli", "health", "--address", address], capture_output=True, text=True
-        )
+            [sys.executable, "-m", "services.cli", "health", "--address", address, *pki.args(identity)],
+            capture_output=True, text=True,
+        )  # fmt: skip
         assert health.returncode == 0, health.stderr
         assert "SERVING" in health.stdout
         process.send_signal(signal.SIGTERM)
@@ -108,23 +116,57 @@ def test_gongji_serve_answers_health_checks_and_exits_cleanly_on_sigterm(service
 
 def test_gongji_health_exits_non_zero_when_nothing_listens():
     result = subprocess.run(
-        [sys.executable, "-m", "services.cli", "health", "--address", f"127.0.0.1:{_free_port()}", "--timeout", "1"],
+        [sys.executable, "-m", "services.cli", "health", "--address", f"127.0.0.1:{_free_port()}", "--timeout", "1",
+         "--insecure"],
         capture_output=True,
         text=True,
-    )
+    )  # fmt: skip
     assert result.returncode != 0
 
 
-def test_serving_on_a_taken_port_fails_loudly(tmp_path):
+def test_serving_on_a_taken_port_fails_loudly(tmp_path, pki):
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
         result = subprocess.run(
             [sys.executable, "-m", "services.cli", "serve", "binding", "--address", f"127.0.0.1:{port}",
-             "--database", f"sqlite:///{tmp_path}/b.db"],
+             "--database", f"sqlite:///{tmp_path}/b.db", *pki.args(BINDING_SERVICE)],
             capture_output=True, text=True, timeout=30,
             env={**os.environ},
         )  # fmt: skip
     assert result.returncode != 0
     assert "cannot listen" in result.stderr
+
+
+def test_a_served_process_logs_who_called_and_never_a_persons_data(tmp_path, pki):
+    """The access log names the principal and request_id; ID numbers, names and phones stay out."""
+    from gongji.binding.v1 import binding_service_pb2 as bapi
+    from gongji.binding.v1 import binding_service_pb2_grpc as binding_grpc
+    from tests.helpers import make_id_number, person
+
+    address = f"127.0.0.1:{_free_port()}"
+    command = [*[sys.executable, "-m", "services.cli", "serve", "binding", "--address", address],
+               "--database", f"sqlite:///{tmp_path}/b.db", *pki.args(BINDING_SERVICE)]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    someone = person(make_id_number("320102"), "王秀兰", admdvs="320100")
+    try:
+        _wait_serving(pki, address, process)
+        with pki.channel(address, OPERATOR) as channel:
+            stub = binding_grpc.BindingServiceStub(channel)
+            stub.UpsertInsuredPerson(bapi.UpsertInsuredPersonRequest(request_id="sync-1", insured_person=someone))
+            with pytest.raises(grpc.RpcError):
+                stub.GetInsuredPerson(bapi.GetInsuredPersonRequest(id_number=make_id_number("110101")))
+            with pytest.raises(grpc.RpcError):
+                stub.UpsertInsuredPerson(bapi.UpsertInsuredPersonRequest(request_id="sync-1"))
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=15)
+        log = process.stderr.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert "UpsertInsuredPerson OK principal=spiffe://gongji/operator/000000/ops request_id=sync-1" in log
+    assert "GetInsuredPerson PERSON_NOT_FOUND principal=" in log
+    assert log.count("request_id=sync-1") == 2
+    assert not re.search(r"(?<![0-9])[0-9]{17}[0-9X](?![0-9])", log)
+    assert someone.name not in log and someone.phone not in log

@@ -8,11 +8,12 @@ from functools import partial
 from gongji.binding.v1 import binding_service_pb2_grpc as api_grpc
 from services.binding.entrypoints.grpc_servicer import SERVICE, BindingServicer
 from services.binding.service_layer.policy_book import PolicyBook
+from services.binding.service_layer.scope_facts import BindingScopeFacts
 from services.binding.service_layer.unit_of_work import BindingUnitOfWork
 from services.common.clock import Clock, SystemClock
 from services.common.database import create_database_engine, migrate, session_factory
 from services.common.runner import UseCaseRunner
-from services.common.server import RunningServer, ServiceRegistration, start_server
+from services.common.server import RunningServer, ServerSecurity, ServiceRegistration, start_server
 
 ERROR_DOMAIN = "binding.gongji"
 
@@ -20,6 +21,8 @@ ERROR_DOMAIN = "binding.gongji"
 @dataclass
 class BindingSettings:
     database_url: str
+    # Mutual TLS (or loopback plaintext), the access policy, the payment nodes accepted.
+    security: ServerSecurity
     address: str = "127.0.0.1:50051"
     migrate_on_start: bool = True
     clock: Clock = field(default_factory=SystemClock)
@@ -38,6 +41,8 @@ async def start_binding_server(settings: BindingSettings) -> RunningServer:
     )
     servicer = BindingServicer(runner, settings.clock, PolicyBook(settings.policy_cache_seconds))
     registration = ServiceRegistration(SERVICE, partial(api_grpc.add_BindingServiceServicer_to_server, servicer))
-    running = await start_server([registration], settings.address, ERROR_DOMAIN)
+    running = await start_server(
+        [registration], settings.address, ERROR_DOMAIN, settings.security, BindingScopeFacts(runner)
+    )
     running.cleanups += [engine.dispose, runner.close]
     return running

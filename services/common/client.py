@@ -1,6 +1,7 @@
-"""Channels one gongji service uses to call another: a default deadline on every
-call, retries of UNAVAILABLE with backoff (every mutating call carries an
-idempotency key, so a retry is safe), and keepalive to notice dead peers."""
+"""Channels one gongji service uses to call another: mutual TLS with the caller's own
+certificate, a default deadline on every call, retries of UNAVAILABLE with backoff
+(every mutating call carries an idempotency key, so a retry is safe), and keepalive
+to notice dead peers."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
+
+from services.common.security.transport import Transport
 
 
 class DefaultDeadline(grpc.aio.UnaryUnaryClientInterceptor):
@@ -47,14 +50,14 @@ def service_config(service: str, attempts: int = 3) -> str:
     )
 
 
-def peer_channel(address: str, service: str, default_deadline: float = 2.0) -> grpc.aio.Channel:
-    return grpc.aio.insecure_channel(
+def peer_channel(address: str, service: str, transport: Transport, default_deadline: float = 2.0) -> grpc.aio.Channel:
+    return transport.aio_channel(
         address,
-        interceptors=[DefaultDeadline(default_deadline)],
         options=[
             ("grpc.service_config", service_config(service)),
             ("grpc.enable_retries", 1),
             ("grpc.keepalive_time_ms", 30_000),
             ("grpc.keepalive_timeout_ms", 10_000),
         ],
+        interceptors=[DefaultDeadline(default_deadline)],
     )

@@ -43,14 +43,15 @@ def create_database_engine(url: str, pool_size: int = 16) -> Engine:
     if make_url(url).get_backend_name() == "sqlite":
         return _sqlite_engine(url)
     # No pool_pre_ping: the runner retries work whose connection proved dead instead.
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size)
+    # hide_parameters: SQL errors and echo never show the values (ID numbers, names).
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, hide_parameters=True)
 
 
 def _sqlite_engine(url: str) -> Engine:
     # Writers queue on the database lock instead of failing, and every transaction
     # starts with BEGIN IMMEDIATE so a reader never has to upgrade to a writer
     # mid-way (which SQLite answers with "database is locked").
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

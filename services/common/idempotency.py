@@ -1,5 +1,8 @@
 """Idempotency keys (AIP-155): a retry returns the first answer, failures included.
 
+Keys belong to the caller: the key is (principal, request_id), so two callers may use the
+same request_id without ever seeing, blocking or reversing each other's requests.
+
 The key is claimed in the same transaction as the request's effect, so an
 answer is stored exactly when its effect is. A concurrent retry with the same
 key waits on the claim (primary key) and then reads the stored answer.
@@ -25,6 +28,8 @@ def idempotency_table(metadata: MetaData) -> Table:
     return Table(
         "idempotency_keys",
         metadata,
+        # The SPIFFE ID of the caller whose key it is.
+        Column("principal", String(255), primary_key=True),
         Column("request_id", String(128), primary_key=True),
         Column("method", String(128), nullable=False),
         Column("fingerprint", String(64), nullable=False),
@@ -51,6 +56,7 @@ class Outcome:
 
 @dataclass(frozen=True)
 class StoredRequest:
+    principal: str
     request_id: str
     method: str
     fingerprint: str
@@ -63,16 +69,25 @@ class IdempotencyStore:
         self._session = session
         self._table = table
 
-    def get(self, request_id: str, for_update: bool = False) -> StoredRequest | None:
-        query = select(self._table).where(self._table.c.request_id == request_id)
+    def _key(self, principal: str, request_id: str) -> Any:
+        return (self._table.c.principal == principal) & (self._table.c.request_id == request_id)
+
+    def get(self, principal: str, request_id: str, for_update: bool = False) -> StoredRequest | None:
+        query = select(self._table).where(self._key(principal, request_id))
         row = self._session.execute(query.with_for_update() if for_update else query).first()
         if row is None:
             return None
         outcome = None if row.succeeded is None else Outcome(row.succeeded, row.payload)
-        return StoredRequest(row.request_id, row.method, row.fingerprint, outcome, row.reversed_by)
+        return StoredRequest(row.principal, row.request_id, row.method, row.fingerprint, outcome, row.reversed_by)
 
     def claim(
-        self, request_id: str, method: str, fingerprint: str, now: datetime, outcome: Outcome | None = None
+        self,
+        principal: str,
+        request_id: str,
+        method: str,
+        fingerprint: str,
+        now: datetime,
+        outcome: Outcome | None = None,
     ) -> bool:
         """Takes the key for this transaction; False when it is taken already.
 
@@ -81,30 +96,42 @@ class IdempotencyStore:
         writers queue), so a False always means a committed answer exists.
         """
         statements = _statements(self._table, self._session.get_bind().dialect.name)
-        values = {"request_id": request_id, "method": method, "fingerprint": fingerprint, "create_time": now}
+        values = {
+            "principal": principal,
+            "request_id": request_id,
+            "method": method,
+            "fingerprint": fingerprint,
+            "create_time": now,
+        }
         if outcome is not None:
             values |= {"succeeded": outcome.succeeded, "payload": outcome.payload}
         return self._session.execute(statements.claim, values).first() is not None
 
-    def complete(self, request_id: str, outcome: Outcome) -> None:
+    def complete(self, principal: str, request_id: str, outcome: Outcome) -> None:
         statements = _statements(self._table, self._session.get_bind().dialect.name)
         self._session.execute(
             statements.complete,
-            {"_request_id": request_id, "_succeeded": outcome.succeeded, "_payload": outcome.payload},
+            {
+                "_principal": principal,
+                "_request_id": request_id,
+                "_succeeded": outcome.succeeded,
+                "_payload": outcome.payload,
+            },
         )
 
-    def mark_reversed(self, request_id: str, reversal_id: str, refusal: Outcome) -> None:
+    def mark_reversed(self, principal: str, request_id: str, reversal_id: str, refusal: Outcome) -> None:
         """Replaces a request's stored answer by the reversal's refusal."""
         self._session.execute(
             update(self._table)
-            .where(self._table.c.request_id == request_id)
+            .where(self._key(principal, request_id))
             .values(succeeded=False, payload=refusal.payload, reversed_by=reversal_id)
         )
 
-    def tombstone(self, request_id: str, reversal_id: str, refusal: Outcome, now: datetime) -> None:
+    def tombstone(self, principal: str, request_id: str, reversal_id: str, refusal: Outcome, now: datetime) -> None:
         """Reserves the key of a request reversed before it arrived, so it is refused if it ever does."""
         self._session.execute(
             insert(self._table).values(
+                principal=principal,
                 request_id=request_id,
                 method=REVERSED_BEFORE_ARRIVAL,
                 fingerprint="",
@@ -128,7 +155,7 @@ def _statements(table: Table, dialect: str) -> _Statements:
     claim = conflict_aware_insert(dialect, table).on_conflict_do_nothing().returning(table.c.request_id)
     complete = (
         update(table)
-        .where(table.c.request_id == bindparam("_request_id"))
+        .where((table.c.principal == bindparam("_principal")) & (table.c.request_id == bindparam("_request_id")))
         .values(succeeded=bindparam("_succeeded"), payload=bindparam("_payload"))
     )
     return _Statements(claim, complete)
@@ -143,7 +170,6 @@ def check_same_request(stored: StoredRequest, method: str, fingerprint_: str) ->
     if stored.method != method or stored.fingerprint != fingerprint_:
         raise DomainError(
             Reason.IDEMPOTENCY_KEY_REUSED,
-            f"request_id {stored.request_id!r} was already used for a different request ({stored.method})",
+            "this request_id was already used for a different request; use a new request_id",
             field="request_id",
-            metadata={"original_method": stored.method},
         )

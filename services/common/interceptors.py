@@ -1,8 +1,11 @@
-"""Server interceptor that turns every way a handler can fail into a rich status.
+"""The call guard: the one server interceptor every call passes.
 
-Handlers raise DomainError (or return normally); this layer aborts with the
-matching code, google.rpc.ErrorInfo and BadRequest, logs one line per call,
-and refuses work whose deadline has already passed.
+Before any work it finds out who is calling (the client certificate's SPIFFE ID) and asks
+the access policy whether that principal may make this call within its scope; a call with
+no rule is denied. Then it runs the handler, turns every way it can fail into a rich status
+(a code, google.rpc.ErrorInfo, BadRequest naming the field), masks what this caller may not
+see, and writes one access line: who, what, which request_id, and the outcome's reason.
+Streams (health watches, reflection) are admitted the same way.
 """
 
 from __future__ import annotations
@@ -11,31 +14,104 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from google.protobuf.message import Message
 from google.rpc import status_pb2
 from grpc_status import rpc_status
 from sqlalchemy.exc import DataError
 
-from services.common.status import internal_status, plain_status, status_of
-from shared.errors import DomainError
+from services.common.security.access_policy import AccessPolicy, denied
+from services.common.security.callers import (
+    Caller,
+    acting_for,
+    direct_principal,
+    reset_current_caller,
+    set_current_caller,
+)
+from services.common.security.redaction import redact_response, redact_status
+from services.common.security.scopes import Asked, NodeDirectory, ScopeFacts
+from services.common.status import error_info_of, internal_status, plain_status, status_of
+from shared.errors import DomainError, Reason
+from shared.principals import PrincipalKind
 
 log = logging.getLogger("gongji.rpc")
+_KEY_FIELDS = ("request_id", "transaction_id", "transfer_id")
 
 
 class RpcFailure(Exception):
-    """A refusal already expressed as a status, e.g. one replayed for a retried request."""
+    """A refusal already expressed as a status: one stored under its request_id (made just
+    now, or `replayed` for a retry), or one a peer node answered."""
 
-    def __init__(self, status: status_pb2.Status) -> None:
+    def __init__(self, status: status_pb2.Status, replayed: bool = False) -> None:
         super().__init__(status.message)
         self.status = status
+        self.replayed = replayed
+
+    @property
+    def reason(self) -> str:
+        info = error_info_of(self.status)
+        reason = info.reason if info is not None else "UNKNOWN_REASON"
+        return f"{reason}(replayed)" if self.replayed else reason
 
 
-class StatusInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, error_domain: str) -> None:
+@dataclass(frozen=True)
+class Gate:
+    """What the guard decides with: the policy, how callers prove who they are, and the
+    facts and nodes the policy's scopes consult."""
+
+    policy: AccessPolicy
+    secure: bool
+    facts: ScopeFacts
+    nodes: NodeDirectory
+
+    async def admit(self, method: str, request: Message | None, context: grpc.aio.ServicerContext) -> Caller | None:
+        """The caller, once the policy allows this call; a DomainError refusal otherwise."""
+        direct = direct_principal(context, self.secure)
+        if direct is not None and direct.kind is PrincipalKind.PAYMENT_NODE and not self.nodes.accepts(direct.node):
+            raise DomainError(
+                Reason.CALLER_NOT_ALLOWED,
+                f"payment node {direct.node!r} is not in this deployment's routing file",
+                metadata={"principal": direct.spiffe_id},
+            )
+        caller = Caller(direct) if direct is not None else None
+        represented = acting_for(context)
+        if represented is not None:
+            if direct is None or not self.policy.may_act_for_others(method, direct):
+                raise DomainError(
+                    Reason.CALLER_NOT_ALLOWED,
+                    "this caller may not act for another principal here",
+                    metadata={"principal": direct.spiffe_id if direct else ""},
+                )
+            caller = Caller(represented, via=direct)
+        principal = caller.principal if caller is not None else None
+        rule = self.policy.rule_for(method, principal)
+        if rule is None:
+            raise denied(principal, method)
+        if rule.scopes and principal is not None and request is not None:
+            await rule.check(Asked(principal, request, self.facts, self.nodes))
+        return caller
+
+
+def _loggable(value: str) -> str:
+    return "".join(c if c.isprintable() and c != " " else "?" for c in value[:128])
+
+
+def _request_key(request: Any) -> str:
+    fields = getattr(getattr(request, "DESCRIPTOR", None), "fields_by_name", {})
+    for name in _KEY_FIELDS:
+        if name in fields:
+            return _loggable(getattr(request, name)) or "-"
+    return "-"
+
+
+class CallGuard(grpc.aio.ServerInterceptor):
+    def __init__(self, error_domain: str, gate: Gate) -> None:
         self._domain = error_domain
+        self._gate = gate
 
     async def intercept_service(
         self,
@@ -43,27 +119,54 @@ class StatusInterceptor(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
-            return handler  # health Watch and reflection streams pass through untouched
-        behavior = handler.unary_unary
-        method = handler_call_details.method  # type: ignore[attr-defined]
+        if handler is None:
+            return handler
+        method: str = handler_call_details.method  # type: ignore[attr-defined]
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._unary(method, handler.unary_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self._stream(method, handler.unary_stream, request_is_message=True),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.stream_stream is not None:
+            return grpc.stream_stream_rpc_method_handler(
+                self._stream(method, handler.stream_stream, request_is_message=False),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return grpc.stream_unary_rpc_method_handler(
+            self._stream(method, handler.stream_unary, request_is_message=False),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
 
+    def _unary(self, method: str, behavior: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
         async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
             started = time.perf_counter()
-            outcome = "OK"
+            outcome, caller = "OK", None
+            token = set_current_caller(None)
             try:
                 remaining = context.time_remaining()
                 if remaining is not None and remaining <= 0:
                     outcome = "DEADLINE_EXCEEDED"
                     await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline passed before the work started")
+                caller = await self._gate.admit(method, request, context)
+                set_current_caller(caller)
                 result = behavior(request, context)
-                return await result if inspect.isawaitable(result) else result
+                result = await result if inspect.isawaitable(result) else result
+                return redact_response(caller.principal if caller else None, result)
             except DomainError as error:
                 status = status_of(error, self._domain)
                 outcome = error.reason.value
             except RpcFailure as failure:
                 status = failure.status
-                outcome = "REPLAYED_FAILURE"
+                outcome = failure.reason
             except NotImplementedError:
                 status = plain_status(
                     grpc.StatusCode.UNIMPLEMENTED, "NOT_IMPLEMENTED", self._domain, f"{method} is not implemented yet"
@@ -73,7 +176,8 @@ class StatusInterceptor(grpc.aio.ServerInterceptor):
                 raise
             except DataError as error:
                 # A value the converters let through but the database cannot store: the caller's input.
-                log.warning("database refused a value in %s: %s", method, error.orig)
+                # The driver's message may quote the value, so only its class is logged.
+                log.warning("database refused a value in %s: %s", method, type(error.orig).__name__)
                 status = plain_status(
                     grpc.StatusCode.INVALID_ARGUMENT, "FIELD_INVALID", self._domain,
                     "a field holds a value the service cannot store (too long or malformed)",
@@ -84,12 +188,53 @@ class StatusInterceptor(grpc.aio.ServerInterceptor):
                 status = internal_status(self._domain)
                 outcome = "INTERNAL"
             finally:
-                level = logging.DEBUG if method.startswith("/grpc.health") else logging.INFO
-                log.log(level, "%s %s %.1fms", method, outcome, (time.perf_counter() - started) * 1000)
-            await context.abort_with_status(rpc_status.to_status(status))
+                reset_current_caller(token)
+                self._log(method, request, caller, outcome, started)
+            await context.abort_with_status(
+                rpc_status.to_status(redact_status(caller.principal if caller else None, status))
+            )
 
-        return grpc.unary_unary_rpc_method_handler(
-            guarded,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        return guarded
+
+    def _stream(
+        self, method: str, behavior: Callable[..., Any], request_is_message: bool
+    ) -> Callable[..., AsyncIterator[Any]]:
+        async def admitted(request: Any, context: grpc.aio.ServicerContext) -> bool:
+            started = time.perf_counter()
+            try:
+                caller = await self._gate.admit(method, request if request_is_message else None, context)
+            except DomainError as error:
+                self._log(method, None, None, error.reason.value, started)
+                await context.abort_with_status(rpc_status.to_status(status_of(error, self._domain)))
+                return False
+            set_current_caller(caller)
+            self._log(method, None, caller, "STREAM_OPENED", started)
+            return True
+
+        if inspect.isasyncgenfunction(behavior):
+
+            async def generating(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+                if await admitted(request, context):
+                    async for item in behavior(request, context):
+                        yield item
+
+            return generating
+
+        async def writing(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            if await admitted(request, context):
+                return await behavior(request, context)
+            return None
+
+        return writing  # type: ignore[return-value]
+
+    @staticmethod
+    def _log(method: str, request: Any, caller: Caller | None, outcome: str, started: float) -> None:
+        level = logging.DEBUG if method.startswith("/grpc.") else logging.INFO
+        if not log.isEnabledFor(level):
+            return
+        who = caller.describe() if caller is not None else "-"
+        log.log(
+            level,
+            "%s %s principal=%s request_id=%s %.1fms",
+            method, outcome, who, _request_key(request), (time.perf_counter() - started) * 1000,
+        )  # fmt: skip

@@ -1,7 +1,8 @@
 """Runs synchronous use cases off the event loop, each in its own unit of work.
 
 `mutate` makes a request idempotent by its request_id: the first answer,
-success or refusal, is stored with the effect and replayed to every retry.
+success or refusal, is stored with the effect and replayed to every retry. Keys are
+the calling principal's own (see services.common.idempotency).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from services.common.clock import Clock
 from services.common.idempotency import Outcome, check_same_request, fingerprint
 from services.common.interceptors import RpcFailure
+from services.common.security.callers import caller_id
 from services.common.status import status_of
 from services.common.unit_of_work import SqlUnitOfWork
 from shared.errors import DomainError, ErrorKind, Reason
@@ -46,7 +48,7 @@ def _reconnecting(fn: Callable[[], T]) -> T:
     except DBAPIError as error:
         if not error.connection_invalidated:
             raise
-        log.warning("database connection lost (%s); running the work again on a new one", error.orig)
+        log.warning("database connection lost (%s); running the work again on a new one", type(error.orig).__name__)
         return fn()
 
 
@@ -95,14 +97,15 @@ class UseCaseRunner(Generic[U]):
         """
         if not request_id:
             return None
+        principal = caller_id()
         digest = fingerprint(method, request.SerializeToString(deterministic=True))
-        stored = await self.query(lambda uow: uow.idempotency.get(request_id))
+        stored = await self.query(lambda uow: uow.idempotency.get(principal, request_id))
         if stored is None or stored.outcome is None:
             return None
         check_same_request(stored, method, digest)
         if stored.outcome.succeeded:
             return response_type.FromString(stored.outcome.payload)
-        raise RpcFailure(status_pb2.Status.FromString(stored.outcome.payload))
+        raise RpcFailure(status_pb2.Status.FromString(stored.outcome.payload), replayed=True)
 
     async def mutate(
         self, method: str, request_id: str, request: Message, response_type: type[R], fn: Callable[[U], R]
@@ -122,26 +125,35 @@ class UseCaseRunner(Generic[U]):
             )
         if any(ord(character) < 32 for character in request_id):
             raise DomainError(Reason.FIELD_INVALID, "request_id contains a control character", field="request_id")
+        key = (caller_id(), request_id)
         digest = fingerprint(method, request.SerializeToString(deterministic=True))
-        outcome = await self.in_thread(lambda: self._run_once(method, request_id, digest, fn))
+        outcome, replayed = await self.in_thread(lambda: self._run_once(method, key, digest, fn))
         if outcome.succeeded:
             return response_type.FromString(outcome.payload)
-        raise RpcFailure(status_pb2.Status.FromString(outcome.payload))
+        raise RpcFailure(status_pb2.Status.FromString(outcome.payload), replayed=replayed)
 
-    def _run_once(self, method: str, request_id: str, digest: str, fn: Callable[[U], Message]) -> Outcome:
+    def _run_once(
+        self, method: str, key: tuple[str, str], digest: str, fn: Callable[[U], Message]
+    ) -> tuple[Outcome, bool]:
+        """The request's outcome, and whether it was an earlier answer replayed."""
         for _ in range(3):
             try:
-                return self._attempt(method, request_id, digest, fn)
+                return self._attempt(method, key, digest, fn)
             except IntegrityError as error:
                 # A constraint the effect ran into while a concurrent twin committed first; retry to read its answer.
-                log.info("request_id %s collided with a concurrent request (%s); retrying", request_id, error.orig)
-        raise RuntimeError(f"request_id {request_id} could neither be claimed nor read")
+                # Only the error's class is logged: the driver's text quotes the values (ID numbers).
+                log.info("request_id %s collided with a concurrent request (%s); retrying", key[1],
+                         type(error.orig).__name__)  # fmt: skip
+        raise RuntimeError(f"request_id {key[1]} could neither be claimed nor read")
 
-    def _attempt(self, method: str, request_id: str, digest: str, fn: Callable[[U], Message]) -> Outcome:
+    def _attempt(
+        self, method: str, key: tuple[str, str], digest: str, fn: Callable[[U], Message]
+    ) -> tuple[Outcome, bool]:
+        principal, request_id = key
         with self._unit_of_work() as uow:
             now = self._clock.now()
-            if not uow.idempotency.claim(request_id, method, digest, now):
-                return self._stored(uow, request_id, method, digest)
+            if not uow.idempotency.claim(principal, request_id, method, digest, now):
+                return self._stored(uow, key, method, digest), True
             try:
                 outcome = Outcome(True, fn(uow).SerializeToString())
             except DomainError as error:
@@ -151,18 +163,18 @@ class UseCaseRunner(Generic[U]):
                 if not error.keep_effects:
                     # Undo the effect and the claim together, then store the refusal alone.
                     uow.rollback()
-                    if not uow.idempotency.claim(request_id, method, digest, now, outcome):
-                        return self._stored(uow, request_id, method, digest)
+                    if not uow.idempotency.claim(principal, request_id, method, digest, now, outcome):
+                        return self._stored(uow, key, method, digest), True
                     uow.commit()
-                    return outcome
-            uow.idempotency.complete(request_id, outcome)
+                    return outcome, False
+            uow.idempotency.complete(principal, request_id, outcome)
             uow.commit()
-            return outcome
+            return outcome, False
 
     @staticmethod
-    def _stored(uow: U, request_id: str, method: str, digest: str) -> Outcome:
-        stored = uow.idempotency.get(request_id)
+    def _stored(uow: U, key: tuple[str, str], method: str, digest: str) -> Outcome:
+        stored = uow.idempotency.get(*key)
         if stored is None or stored.outcome is None:
-            raise RuntimeError(f"request_id {request_id} is claimed but holds no answer")
+            raise RuntimeError(f"request_id {key[1]} is claimed but holds no answer")
         check_same_request(stored, method, digest)
         return stored.outcome

@@ -1,6 +1,6 @@
-"""An aio gRPC server with the standard health and reflection services and a
-graceful shutdown: health turns NOT_SERVING, then in-flight calls get `grace`
-seconds to finish."""
+"""An aio gRPC server with the standard health and reflection services, every port
+behind mutual TLS and the call guard, and a graceful shutdown: health turns
+NOT_SERVING, then in-flight calls get `grace` seconds to finish."""
 
 from __future__ import annotations
 
@@ -12,10 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import grpc
+from google.protobuf import descriptor_pool
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from services.common.interceptors import StatusInterceptor
+from services.common.interceptors import CallGuard, Gate
+from services.common.security.access_policy import AccessPolicy, AccessPolicyError
+from services.common.security.scopes import NodeDirectory, ScopeFacts
+from services.common.security.transport import Transport
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +28,28 @@ log = logging.getLogger(__name__)
 class ServiceRegistration:
     full_name: str  # e.g. "gongji.binding.v1.BindingService"
     add_to_server: Callable[[grpc.aio.Server], None]
+
+
+@dataclass(frozen=True)
+class ServerSecurity:
+    """How a server admits calls: its transport (mTLS or loopback plaintext), the access
+    policy, and the payment nodes it accepts (all, when no routing file is known)."""
+
+    transport: Transport
+    policy: AccessPolicy = field(default_factory=AccessPolicy.shipped)
+    nodes: NodeDirectory = field(default_factory=NodeDirectory)
+
+
+def _gate(security: ServerSecurity, facts: ScopeFacts, names: list[str]) -> Gate:
+    pool = descriptor_pool.Default()
+    served = [pool.FindServiceByName(name) for name in [*names, health.SERVICE_NAME, reflection.SERVICE_NAME]]
+    problems = security.policy.check_against(served, facts.provided)
+    broken = [problem for problem in problems if not problem.endswith("nobody may call it")]
+    if broken:
+        raise AccessPolicyError("the access policy does not fit this server:\n  " + "\n  ".join(broken))
+    for problem in problems:
+        log.warning("access policy: %s", problem)
+    return Gate(security.policy, security.transport.secure, facts, security.nodes)
 
 
 @dataclass
@@ -44,9 +70,17 @@ class RunningServer:
                 await result
 
 
-async def start_server(registrations: list[ServiceRegistration], address: str, error_domain: str) -> RunningServer:
+async def start_server(
+    registrations: list[ServiceRegistration],
+    address: str,
+    error_domain: str,
+    security: ServerSecurity,
+    facts: ScopeFacts,
+) -> RunningServer:
+    security.transport.check_listen_address(address)
+    names = [r.full_name for r in registrations]
     server = grpc.aio.server(
-        interceptors=[StatusInterceptor(error_domain)],
+        interceptors=[CallGuard(error_domain, _gate(security, facts, names))],
         # Fail loudly when the port is taken instead of silently sharing it.
         options=[("grpc.so_reuseport", 0)],
     )
@@ -54,16 +88,19 @@ async def start_server(registrations: list[ServiceRegistration], address: str, e
         registration.add_to_server(server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    names = [r.full_name for r in registrations]
     reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    credentials = security.transport.server_credentials()
     try:
-        port = server.add_insecure_port(address)
+        port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
     except RuntimeError as error:
         raise OSError(f"cannot listen on {address}: {error}") from error
     await server.start()
     for name in ["", *names]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    log.info("serving %s on port %d", ", ".join(names), port)
+    log.info(
+        "serving %s on port %d (%s, as %s)",
+        ", ".join(names), port, "mutual TLS" if credentials else "PLAINTEXT", security.transport.identity,
+    )  # fmt: skip
     return RunningServer(server, port, health_servicer, names)
 
 

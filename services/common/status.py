@@ -17,6 +17,7 @@ CODE_OF_KIND: dict[ErrorKind, grpc.StatusCode] = {
     ErrorKind.PERMISSION: grpc.StatusCode.PERMISSION_DENIED,
     ErrorKind.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
     ErrorKind.CONFLICT: grpc.StatusCode.ABORTED,
+    ErrorKind.UNAUTHENTICATED: grpc.StatusCode.UNAUTHENTICATED,
 }
 
 

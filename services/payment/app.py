@@ -8,7 +8,7 @@ import contextlib
 import logging
 import os
 import signal
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from functools import partial
 
@@ -20,16 +20,18 @@ from services.common.client import peer_channel
 from services.common.clock import Clock, SystemClock
 from services.common.database import create_database_engine, migrate, session_factory
 from services.common.runner import UseCaseRunner
-from services.common.server import RunningServer, ServiceRegistration, start_server
+from services.common.server import RunningServer, ServerSecurity, ServiceRegistration, start_server
+from services.payment.adapters.binding_client import GrpcBindingDirectory
 from services.payment.adapters.node_client import GrpcNodeClient
 from services.payment.entrypoints.grpc_servicer import ERROR_DOMAIN, SERVICE, PaymentServicer
 from services.payment.entrypoints.node_servicer import SERVICE as NODE_SERVICE
 from services.payment.entrypoints.node_servicer import PaymentNodeServicer
 from services.payment.routing import RoutingTable
 from services.payment.service_layer.coordinator import Coordinator, FailPoint, no_failpoint
+from services.payment.service_layer.scope_facts import PaymentScopeFacts
 from services.payment.service_layer.unit_of_work import PaymentUnitOfWork
 from services.payment.service_layer.use_cases import expire_if_due, expired_settlements
-from services.payment.verification import StandInVerifier, Verifier
+from services.payment.verification import Verifier
 
 BINDING_ADDRESS_ENV = "GONGJI_BINDING_ADDRESS"
 FAILPOINT_ENV = "GONGJI_FAILPOINT"
@@ -43,6 +45,12 @@ def default_binding_address() -> str:
 @dataclass
 class PaymentSettings:
     database_url: str
+    # Mutual TLS (or loopback plaintext) and the access policy. The payment nodes accepted
+    # are those of `routing`, whatever security.nodes says.
+    security: ServerSecurity
+    # Confirms wallet transfers by face or QR-code password; no default, so a deployment
+    # chooses one (the stand-in only for tests and demos).
+    verifier: Verifier
     address: str = "127.0.0.1:50052"
     binding_address: str = field(default_factory=default_binding_address)
     migrate_on_start: bool = True
@@ -54,8 +62,9 @@ class PaymentSettings:
     # Seconds between sweeps for expired holds and cross-node recovery; 0 turns them off.
     sweep_interval: float = 5.0
     routing: RoutingTable = field(default_factory=RoutingTable.single)
-    verifier: Verifier = field(default_factory=StandInVerifier)
     node_deadline: float = 2.0
+    # The most one call may move (fen); larger amounts are refused before any work.
+    max_amount_fen: int = 10_000_000
     # How long a saga may stay PREPARING before recovery presumes its request dead.
     prepare_lease: timedelta = timedelta(seconds=30)
 
@@ -111,15 +120,18 @@ async def start_payment_server(settings: PaymentSettings) -> RunningServer:
         partial(PaymentUnitOfWork, session_factory(engine), known_accounts), settings.clock, ERROR_DOMAIN,
         settings.workers,
     )  # fmt: skip
-    channel = peer_channel(settings.binding_address, BINDING_SERVICE)
-    nodes = GrpcNodeClient(settings.node_deadline)
+    transport = settings.security.transport
+    channel = peer_channel(settings.binding_address, BINDING_SERVICE, transport)
+    nodes = GrpcNodeClient(transport, settings.node_deadline)
     failpoint = failpoint_from_environment()
     coordinator = Coordinator(
         runner, settings.routing, nodes, settings.clock, lease=settings.prepare_lease, failpoint=failpoint
     )
+    binding_stub = binding_grpc.BindingServiceStub(channel)
+    directory = GrpcBindingDirectory(binding_stub)
     servicer = PaymentServicer(
-        runner, settings.clock, binding_grpc.BindingServiceStub(channel), coordinator, settings.verifier,
-        settings.default_hold,
+        runner, settings.clock, binding_stub, directory, coordinator, settings.verifier, settings.default_hold,
+        max_amount_fen=settings.max_amount_fen,
     )  # fmt: skip
     registrations = [
         ServiceRegistration(SERVICE, partial(api_grpc.add_PaymentServiceServicer_to_server, servicer)),
@@ -127,11 +139,14 @@ async def start_payment_server(settings: PaymentSettings) -> RunningServer:
             NODE_SERVICE,
             partial(
                 node_grpc.add_PaymentNodeServiceServicer_to_server,
-                PaymentNodeServicer(runner, settings.clock, failpoint),
+                PaymentNodeServicer(
+                    runner, settings.clock, directory, settings.routing, nodes, settings.max_amount_fen, failpoint
+                ),
             ),
         ),
     ]
-    running = await start_server(registrations, settings.address, ERROR_DOMAIN)
+    security = replace(settings.security, nodes=settings.routing.directory())
+    running = await start_server(registrations, settings.address, ERROR_DOMAIN, security, PaymentScopeFacts(runner))
     sweeper = None
     if settings.sweep_interval > 0:
         sweeper = asyncio.create_task(_sweep_forever(runner, settings.clock, coordinator, settings.sweep_interval))

@@ -15,6 +15,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.common.security.scopes import NodeDirectory
 from shared.errors import DomainError, Reason
 from shared.regions import PROVINCES, province_of
 
@@ -80,3 +81,14 @@ class RoutingTable:
     @property
     def distributed(self) -> bool:
         return len(self.nodes) > 1
+
+    def directory(self) -> NodeDirectory:
+        """The nodes a server accepts as callers, with the provinces each may act for."""
+        return NodeDirectory({name: node.provinces for name, node in self.nodes.items()}, self.me.provinces)
+
+    @classmethod
+    def directory_of_file(cls, path: Path) -> NodeDirectory:
+        """The nodes of a routing file, for a service that is none of them (the binding service)."""
+        data = json.loads(path.read_text(encoding="utf-8"))
+        table = cls.from_dict(data, next(iter(data["nodes"])))
+        return NodeDirectory({name: node.provinces for name, node in table.nodes.items()})

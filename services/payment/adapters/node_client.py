@@ -1,4 +1,5 @@
-"""gRPC client of the node-to-node service (gongji.node.v1), one channel per peer.
+"""gRPC client of the node-to-node service (gongji.node.v1), one mutual-TLS channel per
+peer, presenting this node's own certificate.
 
 A peer that does not answer within the deadline is PROVINCE_UNREACHABLE, which
 callers treat as transient; a peer's refusal comes back as the same DomainError.
@@ -12,18 +13,22 @@ from typing import Any
 import grpc
 from grpc_status import rpc_status
 
+from gongji.common.v1 import common_pb2 as common
 from gongji.node.v1 import node_service_pb2 as node
 from gongji.node.v1 import node_service_pb2_grpc as node_grpc
 from gongji.payment.v1 import payment_service_pb2_grpc as payment_grpc
 from services.common.client import peer_channel
-from services.common.converters import datetime_to_timestamp
+from services.common.converters import datetime_to_timestamp, enum_to_proto
 from services.common.grants import grant_to_proto
 from services.common.interceptors import RpcFailure
+from services.common.security.callers import ACTING_FOR
+from services.common.security.transport import Transport
 from services.common.status import error_info_of
 from services.payment.routing import Node
-from services.payment.service_layer.coordination import RemoteCapacity
+from services.payment.service_layer.coordination import LegOutcome, Outcome, RemoteCapacity
 from shared.errors import DomainError, Reason
 from shared.payers import PayerGrant
+from shared.settlements import Bill
 
 NODE_SERVICE = "gongji.node.v1.PaymentNodeService"
 OUTCOMES = {
@@ -35,13 +40,14 @@ OUTCOMES = {
 
 
 class GrpcNodeClient:
-    def __init__(self, deadline: float = 2.0) -> None:
+    def __init__(self, transport: Transport, deadline: float = 2.0) -> None:
+        self._transport = transport
         self._deadline = deadline
         self._channels: dict[str, grpc.aio.Channel] = {}
 
     def _stub(self, peer: Node) -> node_grpc.PaymentNodeServiceStub:
         if peer.address not in self._channels:
-            self._channels[peer.address] = peer_channel(peer.address, NODE_SERVICE, self._deadline)
+            self._channels[peer.address] = peer_channel(peer.address, NODE_SERVICE, self._transport, self._deadline)
         return node_grpc.PaymentNodeServiceStub(self._channels[peer.address])
 
     def payment_stub(self, peer: Node) -> payment_grpc.PaymentServiceStub:
@@ -49,10 +55,13 @@ class GrpcNodeClient:
         self._stub(peer)
         return payment_grpc.PaymentServiceStub(self._channels[peer.address])
 
-    async def forward(self, peer: Node, method: str, request: Any) -> Any:
-        """Sends a PaymentService request to the node it belongs to; its refusal comes back unchanged."""
+    async def forward(self, peer: Node, method: str, request: Any, acting_for: str) -> Any:
+        """Sends a PaymentService request to the node it belongs to, in the name of the principal
+        that made it (that node judges the call as that principal's); its refusal comes back unchanged."""
         try:
-            return await getattr(self.payment_stub(peer), method)(request, timeout=self._deadline * 3)
+            return await getattr(self.payment_stub(peer), method)(
+                request, timeout=self._deadline * 3, metadata=((ACTING_FOR, acting_for),)
+            )
         except grpc.aio.AioRpcError as error:
             status = rpc_status.from_call(error)  # type: ignore[arg-type]
             if status is not None and error.code() not in (
@@ -115,8 +124,7 @@ class GrpcNodeClient:
         peer: Node,
         transaction_id: str,
         coordinator_province: str,
-        beneficiary: str,
-        institution_code: str,
+        bill: Bill,
         legs: list[dict[str, Any]],
         grants: list[PayerGrant],
         expire_time: datetime,
@@ -127,8 +135,11 @@ class GrpcNodeClient:
             node.PrepareLegsRequest(
                 transaction_id=transaction_id,
                 coordinator_province=coordinator_province,
-                beneficiary_id_number=beneficiary,
-                institution_code=institution_code,
+                beneficiary_id_number=bill.patient_id_number,
+                institution_code=bill.institution_code,
+                use_category=enum_to_proto(common.UseCategory, bill.use_category),
+                institution_admdvs=bill.institution_admdvs,
+                chronic_disease=bill.chronic_disease,
                 legs=[
                     node.NodeLeg(
                         leg_no=leg["leg_no"], payer_id_number=leg["payer_id_number"], binding_id=leg["binding_id"],
@@ -161,16 +172,27 @@ class GrpcNodeClient:
     async def refund(self, peer: Node, transaction_id: str) -> None:
         await self._call(peer, "RefundLegs", node.RefundLegsRequest(transaction_id=transaction_id))
 
-    async def outcome(self, peer: Node, transaction_id: str, province: str) -> tuple[str, dict[int, int]]:
+    async def outcome(self, peer: Node, transaction_id: str, province: str) -> Outcome:
         answer = await self._call(
             peer,
             "GetTransactionOutcome",
             node.GetTransactionOutcomeRequest(transaction_id=transaction_id, participant_province=province),
         )
-        return OUTCOMES.get(answer.outcome, "PENDING"), {c.leg_no: c.amount_fen for c in answer.captures}
+        return Outcome(
+            OUTCOMES.get(answer.outcome, "PENDING"),
+            tuple(LegOutcome(c.leg_no, c.payer_id_number, c.binding_id, c.amount_fen) for c in answer.captures),
+            answer.beneficiary_id_number,
+        )
 
     async def credit_wallet(
-        self, peer: Node, transfer_id: str, beneficiary: str, grantor: str, amount_fen: int, source_province: str
+        self,
+        peer: Node,
+        transfer_id: str,
+        beneficiary: str,
+        grantor: str,
+        binding_id: str,
+        amount_fen: int,
+        source_province: str,
     ) -> None:
         await self._call(
             peer,
@@ -181,6 +203,7 @@ class GrpcNodeClient:
                 amount_fen=amount_fen,
                 source_province=source_province,
                 grantor_id_number=grantor,
+                binding_id=binding_id,
             ),
         )
 

@@ -245,6 +245,14 @@ class SettlementRepository:
         )
         return _settlement(row, list(legs))
 
+    def owner(self, settlement_id: str) -> tuple[str, str] | None:
+        """The institution code and region of a settlement, for the access policy."""
+        table = orm.settlements
+        row = self._session.execute(
+            select(table.c.institution_code, table.c.institution_admdvs).where(table.c.settlement_id == settlement_id)
+        ).first()
+        return None if row is None else (row.institution_code, row.institution_admdvs)
+
     def expired_ids(self, now: datetime, limit: int) -> list[str]:
         table = orm.settlements
         rows = self._session.execute(
@@ -463,6 +471,67 @@ class AuditQueries:
             select(table.c.transaction_id).where(table.c.state == "PREPARED", table.c.expire_time < older_than)
         )
         return [row.transaction_id for row in rows]
+
+    def clearing_without_counterpart(self) -> list[tuple[str, str]]:
+        """(entry, account) of clearing postings no saga, settlement or transfer here accounts for:
+        money one province would owe another with nothing to show why."""
+        p, j = orm.postings, orm.journal_entries
+        s, pt, t, w = orm.settlements, orm.participant_transactions, orm.transfers, orm.wallet_credits
+        settled = (j.c.settlement_id != "") & (
+            select(s.c.settlement_id).where(s.c.settlement_id == j.c.settlement_id).exists()
+            | select(pt.c.transaction_id).where(pt.c.transaction_id == j.c.settlement_id).exists()
+        )
+        transferred = (j.c.transfer_id != "") & (
+            select(t.c.transfer_id).where(t.c.transfer_id == j.c.transfer_id).exists()
+            | select(w.c.transfer_id).where((w.c.transfer_id == j.c.transfer_id) & ~w.c.declined).exists()
+        )
+        rows = self._session.execute(
+            select(j.c.entry_id, p.c.account_id)
+            .join(p, p.c.entry_id == j.c.entry_id)
+            .where(p.c.account_id.like(f"{AccountKind.CLEARING.value}:%"))
+            .where(~(settled | transferred))
+        )
+        return [(row.entry_id, row.account_id) for row in rows]
+
+    def negative_balances(self) -> list[str]:
+        a = orm.accounts
+        rows = self._session.execute(
+            select(a.c.account_id).where(
+                a.c.kind.in_(["PERSONAL_ACCOUNT", "WALLET"]), (a.c.balance_fen < 0) | (a.c.held_fen < 0)
+            )
+        )
+        return [row.account_id for row in rows]
+
+    def beyond(self, bound_fen: int) -> list[str]:
+        """Accounts holding, and postings moving, more than any real account ever could."""
+        a, p = orm.accounts, orm.postings
+        accounts = self._session.execute(
+            select(a.c.account_id).where(a.c.kind.in_(["PERSONAL_ACCOUNT", "WALLET"]), a.c.balance_fen > bound_fen)
+        )
+        postings = self._session.execute(
+            select(p.c.entry_id, p.c.account_id).where((p.c.amount_fen > bound_fen) | (p.c.amount_fen < -bound_fen))
+        )
+        return [f"account {row.account_id}" for row in accounts] + [
+            f"entry {row.entry_id} on {row.account_id}" for row in postings
+        ]
+
+    def captures_outside_holds(self) -> list[str]:
+        """Legs that captured less than nothing or more than they held."""
+        legs, pl = orm.settlement_legs, orm.participant_legs
+        own = self._session.execute(
+            select(legs.c.settlement_id, legs.c.leg_no).where(
+                (legs.c.captured_fen < 0) | (legs.c.captured_fen > legs.c.amount_fen) | (legs.c.refunded_fen < 0)
+                | (legs.c.refunded_fen > legs.c.captured_fen)
+            )
+        )  # fmt: skip
+        others = self._session.execute(
+            select(pl.c.transaction_id, pl.c.leg_no).where(
+                (pl.c.captured_fen < 0) | (pl.c.captured_fen > pl.c.amount_fen)
+            )
+        )
+        return [f"settlement {r.settlement_id} leg {r.leg_no}" for r in own] + [
+            f"cross-node transaction {r.transaction_id} leg {r.leg_no}" for r in others
+        ]
 
     def total_of_all_accounts(self) -> int:
         return int(self._session.execute(select(func.coalesce(func.sum(orm.postings.c.amount_fen), 0))).scalar_one())

@@ -3,24 +3,18 @@ validated here so use cases see only well-formed values."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-from gongji.binding.v1 import binding_pb2 as bpb
-from gongji.binding.v1 import binding_service_pb2 as bapi
 from gongji.common.v1 import common_pb2 as common
 from gongji.payment.v1 import payment_pb2 as pb
 from gongji.payment.v1 import payment_service_pb2 as api
 from services.common.converters import datetime_to_timestamp, enum_to_domain, enum_to_proto, text_field
-from services.common.grants import grants_from_proto
 from services.payment.service_layer.inquiries import Reconciliation, SuspensionView
-from services.payment.service_layer.use_cases import Payers
 from shared.deduction import PaymentSource
 from shared.errors import DomainError, Reason
 from shared.identity import validate_id_number
 from shared.ledger import Account, AccountKind, Purpose
 from shared.money import require_positive
-from shared.payers import EarmarkedShare, PayerMode
 from shared.policy import UseCategory
 from shared.regions import validate_admdvs
 from shared.settlements import Bill, CredentialType, Settlement, SettlementState
@@ -64,28 +58,6 @@ def bill_to_proto(bill: Bill) -> pb.Bill:
         use_own_account=bill.use_own_account,
         institution_settlement_id=bill.institution_settlement_id,
         refuse_cash_part=bill.refuse_cash_part,
-    )
-
-
-def resolve_request(bill: Bill, at: datetime) -> bapi.ResolvePayersRequest:
-    return bapi.ResolvePayersRequest(
-        beneficiary_id_number=bill.patient_id_number,
-        use_category=enum_to_proto(common.UseCategory, bill.use_category),
-        institution_admdvs=bill.institution_admdvs,
-        at_time=datetime_to_timestamp(at),
-        chronic_disease=bill.chronic_disease,
-    )
-
-
-def payers_from_proto(answer: bapi.ResolvePayersResponse) -> Payers:
-    return Payers(
-        grants=grants_from_proto(answer.grants),
-        mode=PayerMode.PROPORTIONAL if answer.mode == bpb.PAYER_MODE_PROPORTIONAL else PayerMode.SEQUENTIAL,
-        policy_version=answer.policy_version,
-        earmarked=tuple(
-            EarmarkedShare(e.binding_id, e.beneficiary_id_number, e.yearly_cap_fen, e.policy_version)
-            for e in answer.earmarked_shares
-        ),
     )
 
 

@@ -11,7 +11,6 @@ from datetime import datetime, timedelta
 
 import grpc
 from google.protobuf.message import Message
-from grpc_status import rpc_status
 
 from gongji.binding.v1 import binding_pb2 as bpb
 from gongji.binding.v1 import binding_service_pb2 as bapi
@@ -23,16 +22,18 @@ from services.common.clock import Clock
 from services.common.converters import page_size, text_field, timestamp_to_datetime
 from services.common.paging import decode_page_token, encode_page_token
 from services.common.runner import UseCaseRunner
-from services.common.status import error_info_of, status_of
+from services.common.security.callers import caller_id
+from services.common.status import status_of
 from services.payment.entrypoints import converters as convert
 from services.payment.service_layer import inquiries, use_cases
+from services.payment.service_layer.binding_directory import BindingDirectory, PayerQuery
 from services.payment.service_layer.coordinator import Coordinator
 from services.payment.service_layer.unit_of_work import PaymentUnitOfWork
 from services.payment.verification import Verifier
 from shared.errors import DomainError, Reason
 from shared.identity import validate_id_number
 from shared.ledger import AccountKind, account_id, month_bounds, year_of
-from shared.money import INT64_MAX
+from shared.money import DEFAULT_MAX_AMOUNT_FEN, within_limit
 from shared.regions import validate_admdvs
 from shared.settlements import Bill
 
@@ -68,18 +69,29 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
         runner: UseCaseRunner[PaymentUnitOfWork],
         clock: Clock,
         binding: binding_grpc.BindingServiceStub,
+        directory: BindingDirectory,
         coordinator: Coordinator,
         verifier: Verifier,
         default_hold: timedelta = timedelta(minutes=15),
         binding_deadline: float = 2.0,
+        max_amount_fen: int = DEFAULT_MAX_AMOUNT_FEN,
     ) -> None:
         self._run = runner
         self._clock = clock
         self._binding = binding
+        self._directory = directory
         self._coordinator = coordinator
         self._verifier = verifier
         self._default_hold = default_hold
         self._binding_deadline = binding_deadline
+        self._max_amount = max_amount_fen
+
+    def _bill(self, request: api.QuoteSettlementRequest | api.AuthorizeSettlementRequest | api.SettleRequest) -> Bill:
+        if not request.HasField("bill"):
+            raise DomainError(Reason.FIELD_REQUIRED, "bill is required", field="bill")
+        bill = convert.bill_from_proto(request.bill)
+        within_limit(bill.self_pay_fen, "bill.self_pay_fen", self._max_amount)
+        return bill
 
     async def _elsewhere(self, method: str, request: Message, settlement_id: str) -> Message | None:
         """The answer of the node holding a settlement this node does not know, if there is one."""
@@ -88,7 +100,7 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
         here = await self._run.query(lambda uow: uow.settlements.get(settlement_id))
         if here is not None:
             return None
-        return await self._coordinator.forward_to_holder(method, request, settlement_id)
+        return await self._coordinator.forward_to_holder(method, request, settlement_id, caller_id())
 
     async def _follow_up(self, settlement_id: str) -> None:
         """Applies a cross-node decision made by the last request (no-op on a single node)."""
@@ -99,24 +111,9 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
 
     async def _payers(self, bill: Bill, at: datetime) -> use_cases.Payers | DomainError:
         """The grants for this bill, or the refusal the binding service gave."""
-        try:
-            answer = await self._binding.ResolvePayers(
-                convert.resolve_request(bill, at), timeout=self._binding_deadline
-            )
-        except grpc.aio.AioRpcError as error:
-            status = rpc_status.from_call(error)  # type: ignore[arg-type]
-            info = error_info_of(status) if status else None
-            if info is not None and info.reason == Reason.USE_NOT_ALLOWED.value:
-                return DomainError(
-                    Reason.USE_NOT_ALLOWED, error.details() or "use not allowed", field="bill.use_category"
-                )
-            if error.code() == grpc.StatusCode.NOT_FOUND:
-                return use_cases.Payers()  # not in the registry: no relatives may pay
-            raise DomainError(
-                Reason.BINDING_SERVICE_UNAVAILABLE,
-                f"the binding service did not answer who may pay: {error.code().name}; retry with the same request_id",
-            ) from None
-        return convert.payers_from_proto(answer)
+        return await self._directory.payers(
+            PayerQuery(bill.patient_id_number, bill.use_category, bill.institution_admdvs, bill.chronic_disease, at)
+        )
 
     async def _impersonation_threshold(self, bill: Bill) -> int:
         try:
@@ -136,12 +133,12 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
     async def _settle(
         self, name: str, request: api.AuthorizeSettlementRequest | api.SettleRequest, capture: bool
     ) -> Message:
-        if not request.HasField("bill"):
-            raise DomainError(Reason.FIELD_REQUIRED, "bill is required", field="bill")
-        bill = convert.bill_from_proto(request.bill)
+        bill = self._bill(request)
         routing = self._coordinator.routing
         if not routing.is_local(bill.institution_admdvs):
-            return await self._coordinator.forward(routing.owner_of(bill.institution_admdvs), name, request)
+            return await self._coordinator.forward(
+                routing.owner_of(bill.institution_admdvs), name, request, caller_id()
+            )
         response_type = api.SettleResponse if capture else api.AuthorizeSettlementResponse
         now = self._clock.now()
         expire = now + self._default_hold if capture else self._expire_time(request, now)  # type: ignore[arg-type]
@@ -195,16 +192,13 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
         id_number = validate_id_number(request.id_number)
         kind = convert.account_kind_from_proto(request.account_kind)
         purpose = convert.credit_purpose(request.kind)
-        if (
-            request.amount_fen == 0
-            or abs(request.amount_fen) > INT64_MAX
-            or (request.amount_fen < 0 and request.kind != api.CREDIT_KIND_ADJUSTMENT)
-        ):
+        if request.amount_fen == 0 or (request.amount_fen < 0 and request.kind != api.CREDIT_KIND_ADJUSTMENT):
             raise DomainError(
                 Reason.INVALID_AMOUNT,
                 "amount_fen must be positive (negative only for an ADJUSTMENT)",
                 field="amount_fen",
             )
+        within_limit(request.amount_fen, "amount_fen", self._max_amount)
         admdvs = request.admdvs and validate_admdvs(request.admdvs, "admdvs")
         period = text_field(request.period, "period", 7)
         memo = text_field(request.memo, "memo", 500) or (f"contribution {period}" if period else "")
@@ -264,13 +258,11 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
     async def QuoteSettlement(
         self, request: api.QuoteSettlementRequest, context: grpc.aio.ServicerContext
     ) -> api.QuoteSettlementResponse:
-        if not request.HasField("bill"):
-            raise DomainError(Reason.FIELD_REQUIRED, "bill is required", field="bill")
-        bill = convert.bill_from_proto(request.bill)
+        bill = self._bill(request)
         routing = self._coordinator.routing
         if not routing.is_local(bill.institution_admdvs):
             return await self._coordinator.forward(
-                routing.owner_of(bill.institution_admdvs), "QuoteSettlement", request
+                routing.owner_of(bill.institution_admdvs), "QuoteSettlement", request, caller_id()
             )
         at = timestamp_to_datetime(request, "at_time") or self._clock.now()
         payers = await self._payers(bill, at)
@@ -292,6 +284,7 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
     ) -> api.CaptureSettlementResponse:
         if request.amount_fen < 0:
             raise DomainError(Reason.INVALID_AMOUNT, "amount_fen must not be negative", field="amount_fen")
+        within_limit(request.amount_fen, "amount_fen", self._max_amount)
 
         def run(uow: PaymentUnitOfWork) -> api.CaptureSettlementResponse:
             settlement = use_cases.capture(uow, request.settlement_id, request.amount_fen, self._clock.now())
@@ -350,9 +343,12 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
             DomainError(Reason.REQUEST_REVERSED, f"request {original} was reversed (冲正) by {request.request_id}"),
             ERROR_DOMAIN,
         ).SerializeToString()
+        principal = caller_id()
 
         def run(uow: PaymentUnitOfWork) -> api.ReverseRequestResponse:
-            outcome = use_cases.reverse(uow, original, refusal, _settlement_of, self._clock.now(), request.request_id)
+            outcome = use_cases.reverse(
+                uow, principal, original, refusal, _settlement_of, self._clock.now(), request.request_id
+            )
             return api.ReverseRequestResponse(
                 original_found=outcome.original_found,
                 original_method=outcome.original_method,
@@ -479,7 +475,9 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
     ) -> api.TransferToWalletResponse:
         grantor = validate_id_number(request.grantor_id_number, "grantor_id_number")
         beneficiary = validate_id_number(request.beneficiary_id_number, "beneficiary_id_number")
-        amount = convert.require_positive(request.amount_fen, "amount_fen")
+        amount = within_limit(
+            convert.require_positive(request.amount_fen, "amount_fen"), "amount_fen", self._max_amount
+        )
         method = convert.verification_method(request.verification.method)
         if not self._verifier.verify(method, request.verification.token, grantor):
             raise DomainError(

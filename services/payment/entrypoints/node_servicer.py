@@ -1,22 +1,30 @@
-"""gongji.node.v1.PaymentNodeService: this node's side of other nodes' work."""
+"""gongji.node.v1.PaymentNodeService: this node's side of other nodes' work.
+
+Only payment nodes of the routing file reach it (the access policy), each only for its
+own provinces; what they ask is checked before it is applied (peer_claims)."""
 
 from __future__ import annotations
 
 import grpc
 
+from gongji.common.v1 import common_pb2 as common
 from gongji.node.v1 import node_service_pb2 as node
 from gongji.node.v1 import node_service_pb2_grpc as node_grpc
 from services.common.clock import Clock
-from services.common.converters import timestamp_to_datetime
+from services.common.converters import enum_to_domain, timestamp_to_datetime
 from services.common.grants import grants_from_proto
 from services.common.runner import UseCaseRunner
-from services.payment.service_layer import coordination, participant
+from services.payment.routing import RoutingTable
+from services.payment.service_layer import coordination, participant, peer_claims
+from services.payment.service_layer.binding_directory import BindingDirectory
 from services.payment.service_layer.coordinator import FailPoint, no_failpoint
 from services.payment.service_layer.unit_of_work import PaymentUnitOfWork
 from shared.errors import DomainError, Reason
 from shared.identity import validate_id_number
-from shared.money import require_positive
-from shared.regions import validate_province
+from shared.ledger import wallet
+from shared.money import DEFAULT_MAX_AMOUNT_FEN, require_positive, within_limit
+from shared.policy import UseCategory
+from shared.regions import province_of, validate_admdvs, validate_province
 
 SERVICE = "gongji.node.v1.PaymentNodeService"
 OUTCOME_OF = {
@@ -36,11 +44,25 @@ def _transaction_id(value: str) -> str:
 
 class PaymentNodeServicer(node_grpc.PaymentNodeServiceServicer):
     def __init__(
-        self, runner: UseCaseRunner[PaymentUnitOfWork], clock: Clock, failpoint: FailPoint = no_failpoint
+        self,
+        runner: UseCaseRunner[PaymentUnitOfWork],
+        clock: Clock,
+        directory: BindingDirectory,
+        routing: RoutingTable,
+        nodes: peer_claims.OutcomeSource,
+        max_amount_fen: int = DEFAULT_MAX_AMOUNT_FEN,
+        failpoint: FailPoint = no_failpoint,
     ) -> None:
         self._run = runner
         self._clock = clock
+        self._directory = directory
+        self._routing = routing
+        self._nodes = nodes
+        self._max_amount = max_amount_fen
         self._failpoint = failpoint
+
+    def _amount(self, value: int, field: str) -> int:
+        return within_limit(require_positive(value, field), field, self._max_amount)
 
     async def GetPayerCapacity(
         self, request: node.GetPayerCapacityRequest, context: grpc.aio.ServicerContext
@@ -66,16 +88,23 @@ class PaymentNodeServicer(node_grpc.PaymentNodeServiceServicer):
         expire = timestamp_to_datetime(request, "expire_time")
         if expire is None:
             raise DomainError(Reason.FIELD_REQUIRED, "expire_time is required", field="expire_time")
+        beneficiary = validate_id_number(request.beneficiary_id_number, "beneficiary_id_number")
+        use = enum_to_domain(UseCategory, common.UseCategory, request.use_category, "use_category")
+        institution_admdvs = validate_admdvs(request.institution_admdvs, "institution_admdvs")
         legs = [
             participant.LegRequest(leg.leg_no, validate_id_number(leg.payer_id_number, "legs.payer_id_number"),
-                                   leg.binding_id, require_positive(leg.amount_fen, "legs.amount_fen"))
+                                   leg.binding_id, self._amount(leg.amount_fen, "legs.amount_fen"))
             for leg in request.legs
         ]  # fmt: skip
-        grants = list(grants_from_proto(request.grants))
+        grants: list = []
+        if await self._run.query(lambda uow: uow.participants.get(transaction_id)) is None:
+            grants = await peer_claims.own_grants(
+                self._directory, beneficiary, use, institution_admdvs, request.chronic_disease, self._clock.now()
+            )
         prepared = await self._run.transact(
             lambda uow: participant.prepare(
-                uow, transaction_id, province, request.beneficiary_id_number, request.institution_code, legs, grants,
-                expire, self._clock.now(),
+                uow, transaction_id, province, beneficiary, request.institution_code, legs, grants, expire,
+                self._clock.now(),
             )
         )  # fmt: skip
         self._failpoint("participant_after_prepare")
@@ -92,7 +121,13 @@ class PaymentNodeServicer(node_grpc.PaymentNodeServiceServicer):
         self, request: node.CommitLegsRequest, context: grpc.aio.ServicerContext
     ) -> node.CommitLegsResponse:
         transaction_id = _transaction_id(request.transaction_id)
-        captures = {leg.leg_no: leg.amount_fen for leg in request.captures}
+        captures: dict[int, int] = {}
+        for leg in request.captures:
+            if leg.leg_no in captures:
+                raise DomainError(Reason.FIELD_INVALID, f"leg {leg.leg_no} is captured twice", field="captures")
+            if leg.amount_fen < 0:
+                raise DomainError(Reason.INVALID_AMOUNT, "a capture is never negative", field="captures.amount_fen")
+            captures[leg.leg_no] = within_limit(leg.amount_fen, "captures.amount_fen", self._max_amount)
         applied = await self._run.transact(
             lambda uow: participant.commit(uow, transaction_id, captures, self._clock.now())
         )
@@ -119,23 +154,42 @@ class PaymentNodeServicer(node_grpc.PaymentNodeServiceServicer):
         self, request: node.GetTransactionOutcomeRequest, context: grpc.aio.ServicerContext
     ) -> node.GetTransactionOutcomeResponse:
         transaction_id = _transaction_id(request.transaction_id)
-        outcome, captures = await self._run.query(
+        found = await self._run.query(
             lambda uow: coordination.outcome(uow, transaction_id, request.participant_province)
         )
         return node.GetTransactionOutcomeResponse(
-            outcome=OUTCOME_OF[outcome],
-            captures=[node.NodeLeg(leg_no=n, amount_fen=a) for n, a in sorted(captures.items())],
-        )
+            outcome=OUTCOME_OF[found.state],
+            captures=[
+                node.NodeLeg(leg_no=leg.leg_no, payer_id_number=leg.payer_id_number, binding_id=leg.binding_id,
+                             amount_fen=leg.amount_fen)
+                for leg in sorted(found.legs, key=lambda leg: leg.leg_no)
+            ],
+            beneficiary_id_number=found.beneficiary_id_number,
+        )  # fmt: skip
 
     async def CreditWallet(
         self, request: node.CreditWalletRequest, context: grpc.aio.ServicerContext
     ) -> node.CreditWalletResponse:
         transfer_id, beneficiary, amount, source = _received_transfer(request)
-        applied, balance = await self._run.transact(
-            lambda uow: participant.credit_wallet(
-                uow, transfer_id, beneficiary, request.grantor_id_number, amount, source, self._clock.now()
+        within_limit(amount, "amount_fen", self._max_amount)
+        grantor = validate_id_number(request.grantor_id_number, "grantor_id_number")
+        if not request.binding_id:
+            raise DomainError(Reason.FIELD_REQUIRED, "binding_id is required", field="binding_id")
+
+        def known(uow: PaymentUnitOfWork) -> tuple[bool, str | None]:
+            account = uow.accounts.get(wallet(beneficiary))
+            return uow.transfers.credited(transfer_id) is not None, account.admdvs if account else None
+
+        answered, wallet_admdvs = await self._run.query(known)
+        if not answered and wallet_admdvs is not None:
+            claim = peer_claims.TransferClaim(
+                transfer_id, beneficiary, grantor, request.binding_id, amount, source, province_of(wallet_admdvs)
             )
-        )
+            await peer_claims.confirm_transfer(claim, self._routing, self._nodes, self._directory)
+        applied, balance = await self._run.transact(
+            lambda uow: participant.credit_wallet(uow, transfer_id, beneficiary, grantor, amount, source,
+                                                  self._clock.now())
+        )  # fmt: skip
         return node.CreditWalletResponse(applied=applied, wallet_balance_fen=balance)
 
     async def DeclineWalletCredit(

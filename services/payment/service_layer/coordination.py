@@ -122,12 +122,38 @@ def abandon(uow: PaymentUnitOfWork, transaction_id: str, now: datetime) -> bool:
     return True
 
 
-def outcome(uow: PaymentUnitOfWork, transaction_id: str, province: str) -> tuple[str, dict[int, int]]:
-    """What a participant in `province` should do with its prepared legs."""
+@dataclass(frozen=True)
+class LegOutcome:
+    leg_no: int
+    payer_id_number: str
+    binding_id: str
+    # What the leg captured; for a wallet transfer, the amount debited from the grantor.
+    amount_fen: int
+
+
+@dataclass(frozen=True)
+class Outcome:
+    state: str
+    legs: tuple[LegOutcome, ...] = ()
+    beneficiary_id_number: str = ""
+
+    @property
+    def captures(self) -> dict[int, int]:
+        return {leg.leg_no: leg.amount_fen for leg in self.legs}
+
+
+def outcome(uow: PaymentUnitOfWork, transaction_id: str, province: str) -> Outcome:
+    """What a participant in `province` should do with its prepared legs, or, for a wallet
+    transfer, what the sender debited for the wallet there."""
     txn = uow.node_transactions.get(transaction_id)
     if txn is None or txn.state in (ABORTING, ABORTED):
-        return ABORTED, {}
-    captures = {int(leg["leg_no"]): int(leg.get("captured_fen", 0)) for leg in txn.participants.get(province, [])}
-    if txn.state in (COMMITTING, COMMITTED, REFUNDING, REFUNDED):
-        return COMMITTED, captures
-    return "PENDING", {}
+        return Outcome(ABORTED)
+    if txn.state not in (COMMITTING, COMMITTED, REFUNDING, REFUNDED):
+        return Outcome("PENDING")
+    captured = "amount_fen" if txn.kind == "TRANSFER" else "captured_fen"
+    legs = tuple(
+        LegOutcome(int(leg["leg_no"]), str(leg.get("payer_id_number", "")), str(leg.get("binding_id", "")),
+                   int(leg.get(captured, 0)))
+        for leg in txn.participants.get(province, [])
+    )  # fmt: skip
+    return Outcome(COMMITTED, legs, txn.beneficiary_id_number)

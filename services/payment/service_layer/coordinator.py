@@ -23,7 +23,7 @@ from services.common.interceptors import RpcFailure
 from services.common.runner import UseCaseRunner
 from services.payment.routing import Node, RoutingTable
 from services.payment.service_layer import coordination, participant, use_cases
-from services.payment.service_layer.coordination import Prepared, RemoteCapacity
+from services.payment.service_layer.coordination import Outcome, Prepared, RemoteCapacity
 from services.payment.service_layer.unit_of_work import PaymentUnitOfWork
 from shared.errors import DomainError, ErrorKind, Reason
 from shared.payers import PayerGrant
@@ -43,18 +43,18 @@ class NodeClient(Protocol):
     async def capacity(
         self, peer: Node, beneficiary: str, grants: list[PayerGrant], at: datetime
     ) -> list[RemoteCapacity]: ...
-    async def prepare(self, peer: Node, transaction_id: str, coordinator_province: str, beneficiary: str,
-                      institution_code: str, legs: list[dict[str, Any]], grants: list[PayerGrant],
+    async def prepare(self, peer: Node, transaction_id: str, coordinator_province: str, bill: Bill,
+                      legs: list[dict[str, Any]], grants: list[PayerGrant],
                       expire_time: datetime) -> None: ...  # fmt: skip
     async def commit(self, peer: Node, transaction_id: str, captures: dict[int, int]) -> None: ...
     async def abort(self, peer: Node, transaction_id: str, coordinator_province: str) -> None: ...
     async def refund(self, peer: Node, transaction_id: str) -> None: ...
-    async def outcome(self, peer: Node, transaction_id: str, province: str) -> tuple[str, dict[int, int]]: ...
-    async def credit_wallet(self, peer: Node, transfer_id: str, beneficiary: str, grantor: str, amount_fen: int,
-                            source_province: str) -> None: ...  # fmt: skip
+    async def outcome(self, peer: Node, transaction_id: str, province: str) -> Outcome: ...
+    async def credit_wallet(self, peer: Node, transfer_id: str, beneficiary: str, grantor: str, binding_id: str,
+                            amount_fen: int, source_province: str) -> None: ...  # fmt: skip
     async def decline_wallet_credit(self, peer: Node, transfer_id: str, beneficiary: str, amount_fen: int,
                                     source_province: str) -> bool: ...  # fmt: skip
-    async def forward(self, peer: Node, method: str, request: Any) -> Any: ...
+    async def forward(self, peer: Node, method: str, request: Any, acting_for: str) -> Any: ...
 
 
 # Test hook: a fault test names a step, and the node kills itself there.
@@ -88,20 +88,22 @@ class Coordinator:
     def routing(self) -> RoutingTable:
         return self._routing
 
-    async def forward(self, peer: Node, method: str, request: Any) -> Any:
-        return await self._client.forward(peer, method, request)
+    async def forward(self, peer: Node, method: str, request: Any, acting_for: str) -> Any:
+        """Passes a request to the node it belongs to, in the name of `acting_for` (a SPIFFE ID)."""
+        return await self._client.forward(peer, method, request, acting_for)
 
-    async def forward_to_holder(self, method: str, request: Any, settlement_id: str) -> Any | None:
-        """Sends an id-based request to the node that holds the settlement; None when no node has it."""
+    async def forward_to_holder(self, method: str, request: Any, settlement_id: str, acting_for: str) -> Any | None:
+        """Sends an id-based request to the node that holds the settlement; None when no node has it
+        (for `acting_for`: another institution's settlement is not found for it anywhere)."""
         for peer in self._routing.nodes.values():
             if peer.name == self._routing.local:
                 continue
             try:
-                found = await self._client.forward(peer, "GetSettlement", _get_settlement(settlement_id))
+                found = await self._client.forward(peer, "GetSettlement", _get_settlement(settlement_id), acting_for)
             except (DomainError, RpcFailure):
                 continue
             if found.settlement.settlement_id:
-                return await self._client.forward(peer, method, request)
+                return await self._client.forward(peer, method, request, acting_for)
         return None
 
     def needs_other_nodes(self, bill: Bill, payers: use_cases.Payers) -> bool:
@@ -152,8 +154,7 @@ class Coordinator:
         results = await asyncio.gather(
             *(
                 self._client.prepare(
-                    self._routing.owner_of_province(province), transaction_id, coordinator_province,
-                    bill.patient_id_number, bill.institution_code, legs,
+                    self._routing.owner_of_province(province), transaction_id, coordinator_province, bill, legs,
                     [grants_of[leg["binding_id"]] for leg in legs], expire_time + self._grace,
                 )
                 for province, legs in participants.items()
@@ -207,8 +208,8 @@ class Coordinator:
                 if txn.kind == "TRANSFER":
                     leg = legs[0]
                     await self._client.credit_wallet(
-                        peer, transaction_id, leg["beneficiary_id_number"], leg["payer_id_number"], leg["amount_fen"],
-                        txn.coordinator_province,
+                        peer, transaction_id, leg["beneficiary_id_number"], leg["payer_id_number"], leg["binding_id"],
+                        leg["amount_fen"], txn.coordinator_province,
                     )  # fmt: skip
                 elif txn.state == coordination.COMMITTING:
                     self._failpoint("before_remote_commit")
@@ -220,7 +221,9 @@ class Coordinator:
                 else:
                     await self._client.refund(peer, transaction_id)
             except DomainError as error:
-                log.warning("saga %s: %s on %s: %s; will retry", transaction_id, txn.state, peer.name, error.message)
+                log.warning(
+                    "saga %s: %s on %s: %s; will retry", transaction_id, txn.state, peer.name, error.reason.value
+                )
                 continue
             state = await self._write(
                 lambda uow, p=province: coordination.acknowledge(uow, transaction_id, p, self._clock.now())
@@ -249,7 +252,7 @@ class Coordinator:
                 )
             except DomainError as error:
                 log.warning("transfer %s is due for refund but %s did not answer: %s", row.transfer_id, peer.name,
-                            error.message)  # fmt: skip
+                            error.reason.value)  # fmt: skip
                 continue
             if credited:
                 await self.finish(row.transfer_id)
@@ -280,9 +283,10 @@ class Coordinator:
         for txn, province in expired:
             peer = self._routing.owner_of_province(txn.coordinator_province)
             try:
-                outcome, captures = await self._client.outcome(peer, txn.transaction_id, province)
+                found = await self._client.outcome(peer, txn.transaction_id, province)
             except DomainError:
                 continue  # in doubt: keep holding until the coordinator answers
+            outcome, captures = found.state, found.captures
             if outcome == "COMMITTED":
                 await self._write(
                     lambda uow, t=txn, c=captures: participant.commit(uow, t.transaction_id, c, self._clock.now())

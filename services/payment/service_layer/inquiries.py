@@ -12,6 +12,7 @@ from services.payment.service_layer.unit_of_work import PaymentUnitOfWork
 from shared.deduction import PaymentSource
 from shared.errors import DomainError, Reason
 from shared.ledger import day_bounds
+from shared.money import MAX_BALANCE_FEN
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,9 @@ class LedgerAudit:
 
 def check_ledger(uow: PaymentUnitOfWork, now: datetime, grace: timedelta = timedelta(minutes=5)) -> LedgerAudit:
     """Every entry balances, every balance equals its postings, every hold is accounted
-    for, no account is overdrawn, and no hold outlives its expiry by more than the grace."""
+    for, no account is overdrawn or below zero, no hold outlives its expiry by more than the
+    grace, every amount between provinces belongs to a settlement or transfer, no leg captured
+    more than it held, and no amount is beyond what a real account could hold."""
     problems: list[str] = []
     problems += [f"entry {e} sums to {total} fen, not 0" for e, total in uow.audit.unbalanced_entries()]
     problems += [
@@ -87,6 +90,13 @@ def check_ledger(uow: PaymentUnitOfWork, now: datetime, grace: timedelta = timed
     problems += [
         f"cross-node transaction {t} holds money here past its expiry" for t in uow.audit.stale_prepared(now - grace)
     ]
+    problems += [f"account {a} is below zero" for a in uow.audit.negative_balances()]
+    problems += [
+        f"clearing posting of entry {entry} on {account} has no settlement, cross-node transaction or transfer"
+        for entry, account in uow.audit.clearing_without_counterpart()
+    ]
+    problems += [f"{what} is beyond {MAX_BALANCE_FEN} fen" for what in uow.audit.beyond(MAX_BALANCE_FEN)]
+    problems += [f"{leg} captured outside what it held" for leg in uow.audit.captures_outside_holds()]
     total = uow.audit.total_of_all_accounts()
     if total != 0:
         problems.append(f"the sum over all accounts is {total} fen, not 0")

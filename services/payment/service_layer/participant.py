@@ -1,6 +1,10 @@
-"""A payment node's part in another node's cross-province work (DOMAIN §3.5):
-hold legs on its own accounts, then capture, release or refund them as the
-coordinator decides. Every step is idempotent by the transaction id."""
+"""A payment node's part in another node's cross-province work: hold legs on its own
+accounts, then capture, release or refund them as the coordinator decides. Every step
+is idempotent by the transaction id.
+
+A participant takes no peer's numbers on trust: it holds only through grants it resolved
+itself with the binding service, within its own view of each grantor's caps, quota and
+per-use limit, and it captures at most what it holds."""
 
 from __future__ import annotations
 
@@ -90,7 +94,13 @@ def prepare(
     for leg in legs:
         account = locked.get(personal_account(leg.payer_id_number))
         grant = grant_of.get(leg.binding_id)
-        if account is None or grant is None:
+        if grant is None or grant.grantor_id_number != leg.payer_id_number:
+            raise DomainError(
+                Reason.PEER_CLAIM_REJECTED,
+                f"binding {leg.binding_id} does not let {leg.payer_id_number} pay for {beneficiary} now",
+                field="legs.binding_id",
+            )
+        if account is None:
             raise DomainError(Reason.ACCOUNT_NOT_FOUND, f"no personal account of {leg.payer_id_number} on this node")
         limit = grant_limit(grant, account, usage.get(leg.payer_id_number, {}))
         if leg.amount_fen > limit:
@@ -123,11 +133,12 @@ def commit(uow: PaymentUnitOfWork, transaction_id: str, captures: dict[int, int]
         return False
     if txn.state == ABORTED:
         raise DomainError(Reason.ALREADY_RELEASED, f"transaction {transaction_id} was aborted here")
+    _check_captures(txn, captures)
     locked = uow.accounts.lock(leg.account_id for leg in txn.legs)
     year, hold_year = year_of(now), year_of(txn.create_time or now)
     postings: list[Posting] = []
     for leg in txn.legs:
-        captured = min(captures.get(leg.leg_no, 0), leg.amount_fen)
+        captured = captures.get(leg.leg_no, 0)
         account = locked[leg.account_id]
         account.held_fen -= leg.amount_fen
         uow.usage.add(leg.binding_id, hold_year, leg.payer_id_number, txn.beneficiary_id_number, 0, -leg.amount_fen)
@@ -144,6 +155,23 @@ def commit(uow: PaymentUnitOfWork, transaction_id: str, captures: dict[int, int]
     txn.state = COMMITTED
     uow.participants.save(txn, now)
     return True
+
+
+def _check_captures(txn: ParticipantTransaction, captures: dict[int, int]) -> None:
+    """A capture names a prepared leg and takes between nothing and what that leg holds."""
+    held = {leg.leg_no: leg.amount_fen for leg in txn.legs}
+    for leg_no, amount in captures.items():
+        if leg_no not in held:
+            raise DomainError(
+                Reason.PEER_CLAIM_REJECTED, f"transaction {txn.transaction_id} has no leg {leg_no}", field="captures"
+            )
+        if not 0 <= amount <= held[leg_no]:
+            raise DomainError(
+                Reason.AMOUNT_EXCEEDS_HOLD,
+                f"leg {leg_no} holds {held[leg_no]} fen; a capture takes 0 to that, not {amount}",
+                field="captures.amount_fen",
+                metadata={"held_fen": str(held[leg_no])},
+            )
 
 
 def abort(uow: PaymentUnitOfWork, transaction_id: str, coordinator_province: str, now: datetime) -> bool:

@@ -31,6 +31,7 @@ from shared.ledger import (
     wallet,
     year_of,
 )
+from shared.money import MAX_BALANCE_FEN
 from shared.payers import EarmarkedShare, PayerGrant, PayerMode, reserved_by_earmarks
 from shared.regions import province_of
 from shared.settlements import (
@@ -83,6 +84,13 @@ def credit_account(
     uow.accounts.ensure(Account(CONTRIBUTIONS_ACCOUNT, AccountKind.EXTERNAL_CONTRIBUTIONS, "*", "000000"), now)
     locked = uow.accounts.lock([target])
     account = locked[target]
+    if account.balance_fen + amount_fen > MAX_BALANCE_FEN:
+        raise DomainError(
+            Reason.AMOUNT_LIMIT_EXCEEDED,
+            f"the account would hold more than {MAX_BALANCE_FEN} fen",
+            field="amount_fen",
+            metadata={"max_balance_fen": str(MAX_BALANCE_FEN)},
+        )
     if amount_fen < 0 and account.available_fen < -amount_fen:
         raise DomainError(
             Reason.INSUFFICIENT_FUNDS,
@@ -562,6 +570,7 @@ class Reversal:
 
 def reverse(
     uow: PaymentUnitOfWork,
+    principal: str,
     original_request_id: str,
     refusal_payload: bytes,
     settlement_of: Callable[[str, bytes], str | None],
@@ -571,20 +580,21 @@ def reverse(
     """Cancels whatever effect the original request had, whether or not it arrived.
 
     The original's key is marked reversed (or reserved, when it never arrived),
-    so any later arrival or retry of it is refused with REQUEST_REVERSED.
+    so any later arrival or retry of it is refused with REQUEST_REVERSED. Only the
+    caller's own requests are found: request ids are kept per principal.
     """
     from services.common.idempotency import REVERSED_BEFORE_ARRIVAL, Outcome
 
     refusal = Outcome(False, refusal_payload)
-    stored = uow.idempotency.get(original_request_id, for_update=True)
+    stored = uow.idempotency.get(principal, original_request_id, for_update=True)
     if stored is None:
-        uow.idempotency.tombstone(original_request_id, request_id, refusal, now)
+        uow.idempotency.tombstone(principal, original_request_id, request_id, refusal, now)
         return Reversal(False, "", None)
     if stored.method == REVERSED_BEFORE_ARRIVAL:
         return Reversal(False, "", None)  # reversed before it arrived, and repeated: nothing changes
     if stored.reversed_by is not None or stored.outcome is None or not stored.outcome.succeeded:
         if stored.reversed_by is None:
-            uow.idempotency.mark_reversed(original_request_id, request_id, refusal)
+            uow.idempotency.mark_reversed(principal, original_request_id, request_id, refusal)
         return Reversal(True, stored.method, None)
     settlement_id = settlement_of(stored.method, stored.outcome.payload)
     if settlement_id is None:
@@ -595,7 +605,7 @@ def reverse(
         )
     settlement = get_settlement(uow, settlement_id, for_update=True)
     _undo(uow, settlement, stored.method.rsplit("/", 1)[-1], now, request_id)
-    uow.idempotency.mark_reversed(original_request_id, request_id, refusal)
+    uow.idempotency.mark_reversed(principal, original_request_id, request_id, refusal)
     return Reversal(True, stored.method, settlement)
 
 

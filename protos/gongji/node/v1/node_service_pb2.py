@@ -23,54 +23,55 @@ _sym_db = _symbol_database.Default()
 
 
 from gongji.binding.v1 import binding_service_pb2 as gongji_dot_binding_dot_v1_dot_binding__service__pb2
+from gongji.common.v1 import common_pb2 as gongji_dot_common_dot_v1_dot_common__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!gongji/node/v1/node_service.proto\x12\x0egongji.node.v1\x1a\'gongji/binding/v1/binding_service.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x94\x01\n\x17GetPayerCapacityRequest\x12\x1d\n\x15\x62\x65neficiary_id_number\x18\x01 \x01(\t\x12-\n\x06grants\x18\x02 \x03(\x0b\x32\x1d.gongji.binding.v1.PayerGrant\x12+\n\x07\x61t_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8d\x01\n\rPayerCapacity\x12\x12\n\nbinding_id\x18\x01 \x01(\t\x12\x19\n\x11grantor_id_number\x18\x02 \x01(\t\x12\x11\n\tlimit_fen\x18\x03 \x01(\x03\x12\x15\n\ravailable_fen\x18\x04 \x01(\x03\x12\x0e\n\x06\x61\x64mdvs\x18\x05 \x01(\t\x12\x13\n\x0bhas_account\x18\x06 \x01(\x08\"M\n\x18GetPayerCapacityResponse\x12\x31\n\ncapacities\x18\x01 \x03(\x0b\x32\x1d.gongji.node.v1.PayerCapacity\"Z\n\x07NodeLeg\x12\x0e\n\x06leg_no\x18\x01 \x01(\x05\x12\x17\n\x0fpayer_id_number\x18\x02 \x01(\t\x12\x12\n\nbinding_id\x18\x03 \x01(\t\x12\x12\n\namount_fen\x18\x04 \x01(\x03\"\x8a\x02\n\x12PrepareLegsRequest\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\x12\x1c\n\x14\x63oordinator_province\x18\x02 \x01(\t\x12\x1d\n\x15\x62\x65neficiary_id_number\x18\x03 \x01(\t\x12\x18\n\x10institution_code\x18\x04 \x01(\t\x12%\n\x04legs\x18\x05 \x03(\x0b\x32\x17.gongji.node.v1.NodeLeg\x12/\n\x0b\x65xpire_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\x06grants\x18\x07 \x03(\x0b\x32\x1d.gongji.binding.v1.PayerGrant\"_\n\x13PrepareLegsResponse\x12%\n\x04legs\x18\x01 \x03(\x0b\x32\x17.gongji.node.v1.NodeLeg\x12!\n\x19payer_available_after_fen\x18\x02 \x03(\x03\"V\n\x11\x43ommitLegsRequest\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\x12)\n\x08\x63\x61ptures\x18\x02 \x03(\x0b\x32\x17.gongji.node.v1.NodeLeg\"%\n\x12\x43ommitLegsResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x08\"H\n\x10\x41\x62ortLegsRequest\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\x12\x1c\n\x14\x63oordinator_province\x18\x02 \x01(\t\"$\n\x11\x41\x62ortLegsResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x08\"+\n\x11RefundLegsRequest\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\"%\n\x12RefundLegsResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x08\"T\n\x1cGetTransactionOutcomeRequest\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\x12\x1c\n\x14participant_province\x18\x02 \x01(\t\"\x7f\n\x1dGetTransactionOutcomeResponse\x12\x33\n\x07outcome\x18\x01 \x01(\x0e\x32\".gongji.node.v1.TransactionOutcome\x12)\n\x08\x63\x61ptures\x18\x02 \x03(\x0b\x32\x17.gongji.node.v1.NodeLeg\"\x91\x01\n\x13\x43reditWalletRequest\x12\x13\n\x0btransfer_id\x18\x01 \x01(\t\x12\x1d\n\x15\x62\x65neficiary_id_number\x18\x02 \x01(\t\x12\x12\n\namount_fen\x18\x03 \x01(\x03\x12\x17\n\x0fsource_province\x18\x04 \x01(\t\x12\x19\n\x11grantor_id_number\x18\x05 \x01(\t\"C\n\x14\x43reditWalletResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x08\x12\x1a\n\x12wallet_balance_fen\x18\x02 \x01(\x03\"}\n\x1a\x44\x65\x63lineWalletCreditRequest\x12\x13\n\x0btransfer_id\x18\x01 \x01(\t\x12\x1d\n\x15\x62\x65neficiary_id_number\x18\x02 \x01(\t\x12\x12\n\namount_fen\x18\x03 \x01(\x03\x12\x17\n\x0fsource_province\x18\x04 \x01(\t\"/\n\x1b\x44\x65\x63lineWalletCreditResponse\x12\x10\n\x08\x63redited\x18\x01 \x01(\x08*\xc0\x01\n\x12TransactionOutcome\x12#\n\x1fTRANSACTION_OUTCOME_UNSPECIFIED\x10\x00\x12\x1f\n\x1bTRANSACTION_OUTCOME_PENDING\x10\x01\x12!\n\x1dTRANSACTION_OUTCOME_COMMITTED\x10\x02\x12\x1f\n\x1bTRANSACTION_OUTCOME_ABORTED\x10\x03\x12 \n\x1cTRANSACTION_OUTCOME_REFUNDED\x10\x04\x32\x90\x06\n\x12PaymentNodeService\x12\x65\n\x10GetPayerCapacity\x12\'.gongji.node.v1.GetPayerCapacityRequest\x1a(.gongji.node.v1.GetPayerCapacityResponse\x12V\n\x0bPrepareLegs\x12\".gongji.node.v1.PrepareLegsRequest\x1a#.gongji.node.v1.PrepareLegsResponse\x12S\n\nCommitLegs\x12!.gongji.node.v1.CommitLegsRequest\x1a\".gongji.node.v1.CommitLegsResponse\x12P\n\tAbortLegs\x12 .gongji.node.v1.AbortLegsRequest\x1a!.gongji.node.v1.AbortLegsResponse\x12S\n\nRefundLegs\x12!.gongji.node.v1.RefundLegsRequest\x1a\".gongji.node.v1.RefundLegsResponse\x12t\n\x15GetTransactionOutcome\x12,.gongji.node.v1.GetTransactionOutcomeRequest\x1a-.gongji.node.v1.GetTransactionOutcomeResponse\x12Y\n\x0c\x43reditWallet\x12#.gongji.node.v1.CreditWalletRequest\x1a$.gongji.node.v1.CreditWalletResponse\x12n\n\x13\x44\x65\x63lineWalletCredit\x12*.gongji.node.v1.DeclineWalletCreditRequest\x1a+.gongji.node.v1.DeclineWalletCreditResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!gongji/node/v1/node_service.proto\x12\x0egongji.node.v1\x1a\'gongji/binding/v1/binding_service.proto\x1a\x1dgongji/common/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x94\x01\n\x17GetPayerCapacityRequest\x12\x1d\n\x15\x62\x65neficiary_id_number\x18\x01 \x01(\t\x12-\n\x06grants\x18\x02 \x03(\x0b\x32\x1d.gongji.binding.v1.PayerGrant\x12+\n\x07\x61t_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8d\x01\n\rPayerCapacity\x12\x12\n\nbinding_id\x18\x01 \x01(\t\x12\x19\n\x11grantor_id_number\x18\x02 \x01(\t\x12\x11\n\tlimit_fen\x18\x03 \x01(\x03\x12\x15\n\ravailable_fen\x18\x04 \x01(\x03\x12\x0e\n\x06\x61\x64mdvs\x18\x05 \x01(\t\x12\x13\n\x0bhas_account\x18\x06 \x01(\x08\"M\n\x18GetPayerCapacityResponse\x12\x31\n\ncapacities\x18\x01 \x03(\x0b\x32\x1d.gongji.node.v1.PayerCapacity\"Z\n\x07NodeLeg\x12\x0e\n\x06leg_no\x18\x01 \x01(\x05\x12\x17\n\x0fpayer_id_number\x18\x02 \x01(\t\x12\x12\n\nbinding_id\x18\x03 \x01(\t\x12\x12\n\namount_fen\x18\x04 \x01(\x03\"\xf4\x02\n\x12PrepareLegsRequest\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\x12\x1c\n\x14\x63oordinator_province\x18\x02 \x01(\t\x12\x1d\n\x15\x62\x65neficiary_id_number\x18\x03 \x01(\t\x12\x18\n\x10institution_code\x18\x04 \x01(\t\x12%\n\x04legs\x18\x05 \x03(\x0b\x32\x17.gongji.node.v1.NodeLeg\x12/\n\x0b\x65xpire_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\x06grants\x18\x07 \x03(\x0b\x32\x1d.gongji.binding.v1.PayerGrant\x12\x33\n\x0cuse_category\x18\x08 \x01(\x0e\x32\x1d.gongji.common.v1.UseCategory\x12\x1a\n\x12institution_admdvs\x18\t \x01(\t\x12\x17\n\x0f\x63hronic_disease\x18\n \x01(\x08\"_\n\x13PrepareLegsResponse\x12%\n\x04legs\x18\x01 \x03(\x0b\x32\x17.gongji.node.v1.NodeLeg\x12!\n\x19payer_available_after_fen\x18\x02 \x03(\x03\"V\n\x11\x43ommitLegsRequest\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\x12)\n\x08\x63\x61ptures\x18\x02 \x03(\x0b\x32\x17.gongji.node.v1.NodeLeg\"%\n\x12\x43ommitLegsResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x08\"H\n\x10\x41\x62ortLegsRequest\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\x12\x1c\n\x14\x63oordinator_province\x18\x02 \x01(\t\"$\n\x11\x41\x62ortLegsResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x08\"+\n\x11RefundLegsRequest\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\"%\n\x12RefundLegsResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x08\"T\n\x1cGetTransactionOutcomeRequest\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\x12\x1c\n\x14participant_province\x18\x02 \x01(\t\"\x9e\x01\n\x1dGetTransactionOutcomeResponse\x12\x33\n\x07outcome\x18\x01 \x01(\x0e\x32\".gongji.node.v1.TransactionOutcome\x12)\n\x08\x63\x61ptures\x18\x02 \x03(\x0b\x32\x17.gongji.node.v1.NodeLeg\x12\x1d\n\x15\x62\x65neficiary_id_number\x18\x03 \x01(\t\"\xa5\x01\n\x13\x43reditWalletRequest\x12\x13\n\x0btransfer_id\x18\x01 \x01(\t\x12\x1d\n\x15\x62\x65neficiary_id_number\x18\x02 \x01(\t\x12\x12\n\namount_fen\x18\x03 \x01(\x03\x12\x17\n\x0fsource_province\x18\x04 \x01(\t\x12\x19\n\x11grantor_id_number\x18\x05 \x01(\t\x12\x12\n\nbinding_id\x18\x06 \x01(\t\"C\n\x14\x43reditWalletResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x08\x12\x1a\n\x12wallet_balance_fen\x18\x02 \x01(\x03\"}\n\x1a\x44\x65\x63lineWalletCreditRequest\x12\x13\n\x0btransfer_id\x18\x01 \x01(\t\x12\x1d\n\x15\x62\x65neficiary_id_number\x18\x02 \x01(\t\x12\x12\n\namount_fen\x18\x03 \x01(\x03\x12\x17\n\x0fsource_province\x18\x04 \x01(\t\"/\n\x1b\x44\x65\x63lineWalletCreditResponse\x12\x10\n\x08\x63redited\x18\x01 \x01(\x08*\xc0\x01\n\x12TransactionOutcome\x12#\n\x1fTRANSACTION_OUTCOME_UNSPECIFIED\x10\x00\x12\x1f\n\x1bTRANSACTION_OUTCOME_PENDING\x10\x01\x12!\n\x1dTRANSACTION_OUTCOME_COMMITTED\x10\x02\x12\x1f\n\x1bTRANSACTION_OUTCOME_ABORTED\x10\x03\x12 \n\x1cTRANSACTION_OUTCOME_REFUNDED\x10\x04\x32\x90\x06\n\x12PaymentNodeService\x12\x65\n\x10GetPayerCapacity\x12\'.gongji.node.v1.GetPayerCapacityRequest\x1a(.gongji.node.v1.GetPayerCapacityResponse\x12V\n\x0bPrepareLegs\x12\".gongji.node.v1.PrepareLegsRequest\x1a#.gongji.node.v1.PrepareLegsResponse\x12S\n\nCommitLegs\x12!.gongji.node.v1.CommitLegsRequest\x1a\".gongji.node.v1.CommitLegsResponse\x12P\n\tAbortLegs\x12 .gongji.node.v1.AbortLegsRequest\x1a!.gongji.node.v1.AbortLegsResponse\x12S\n\nRefundLegs\x12!.gongji.node.v1.RefundLegsRequest\x1a\".gongji.node.v1.RefundLegsResponse\x12t\n\x15GetTransactionOutcome\x12,.gongji.node.v1.GetTransactionOutcomeRequest\x1a-.gongji.node.v1.GetTransactionOutcomeResponse\x12Y\n\x0c\x43reditWallet\x12#.gongji.node.v1.CreditWalletRequest\x1a$.gongji.node.v1.CreditWalletResponse\x12n\n\x13\x44\x65\x63lineWalletCredit\x12*.gongji.node.v1.DeclineWalletCreditRequest\x1a+.gongji.node.v1.DeclineWalletCreditResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'gongji.node.v1.node_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TRANSACTIONOUTCOME']._serialized_start=1891
-  _globals['_TRANSACTIONOUTCOME']._serialized_end=2083
-  _globals['_GETPAYERCAPACITYREQUEST']._serialized_start=128
-  _globals['_GETPAYERCAPACITYREQUEST']._serialized_end=276
-  _globals['_PAYERCAPACITY']._serialized_start=279
-  _globals['_PAYERCAPACITY']._serialized_end=420
-  _globals['_GETPAYERCAPACITYRESPONSE']._serialized_start=422
-  _globals['_GETPAYERCAPACITYRESPONSE']._serialized_end=499
-  _globals['_NODELEG']._serialized_start=501
-  _globals['_NODELEG']._serialized_end=591
-  _globals['_PREPARELEGSREQUEST']._serialized_start=594
-  _globals['_PREPARELEGSREQUEST']._serialized_end=860
-  _globals['_PREPARELEGSRESPONSE']._serialized_start=862
-  _globals['_PREPARELEGSRESPONSE']._serialized_end=957
-  _globals['_COMMITLEGSREQUEST']._serialized_start=959
-  _globals['_COMMITLEGSREQUEST']._serialized_end=1045
-  _globals['_COMMITLEGSRESPONSE']._serialized_start=1047
-  _globals['_COMMITLEGSRESPONSE']._serialized_end=1084
-  _globals['_ABORTLEGSREQUEST']._serialized_start=1086
-  _globals['_ABORTLEGSREQUEST']._serialized_end=1158
-  _globals['_ABORTLEGSRESPONSE']._serialized_start=1160
-  _globals['_ABORTLEGSRESPONSE']._serialized_end=1196
-  _globals['_REFUNDLEGSREQUEST']._serialized_start=1198
-  _globals['_REFUNDLEGSREQUEST']._serialized_end=1241
-  _globals['_REFUNDLEGSRESPONSE']._serialized_start=1243
-  _globals['_REFUNDLEGSRESPONSE']._serialized_end=1280
-  _globals['_GETTRANSACTIONOUTCOMEREQUEST']._serialized_start=1282
-  _globals['_GETTRANSACTIONOUTCOMEREQUEST']._serialized_end=1366
-  _globals['_GETTRANSACTIONOUTCOMERESPONSE']._serialized_start=1368
-  _globals['_GETTRANSACTIONOUTCOMERESPONSE']._serialized_end=1495
-  _globals['_CREDITWALLETREQUEST']._serialized_start=1498
-  _globals['_CREDITWALLETREQUEST']._serialized_end=1643
-  _globals['_CREDITWALLETRESPONSE']._serialized_start=1645
-  _globals['_CREDITWALLETRESPONSE']._serialized_end=1712
-  _globals['_DECLINEWALLETCREDITREQUEST']._serialized_start=1714
-  _globals['_DECLINEWALLETCREDITREQUEST']._serialized_end=1839
-  _globals['_DECLINEWALLETCREDITRESPONSE']._serialized_start=1841
-  _globals['_DECLINEWALLETCREDITRESPONSE']._serialized_end=1888
-  _globals['_PAYMENTNODESERVICE']._serialized_start=2086
-  _globals['_PAYMENTNODESERVICE']._serialized_end=2870
+  _globals['_TRANSACTIONOUTCOME']._serialized_start=2080
+  _globals['_TRANSACTIONOUTCOME']._serialized_end=2272
+  _globals['_GETPAYERCAPACITYREQUEST']._serialized_start=159
+  _globals['_GETPAYERCAPACITYREQUEST']._serialized_end=307
+  _globals['_PAYERCAPACITY']._serialized_start=310
+  _globals['_PAYERCAPACITY']._serialized_end=451
+  _globals['_GETPAYERCAPACITYRESPONSE']._serialized_start=453
+  _globals['_GETPAYERCAPACITYRESPONSE']._serialized_end=530
+  _globals['_NODELEG']._serialized_start=532
+  _globals['_NODELEG']._serialized_end=622
+  _globals['_PREPARELEGSREQUEST']._serialized_start=625
+  _globals['_PREPARELEGSREQUEST']._serialized_end=997
+  _globals['_PREPARELEGSRESPONSE']._serialized_start=999
+  _globals['_PREPARELEGSRESPONSE']._serialized_end=1094
+  _globals['_COMMITLEGSREQUEST']._serialized_start=1096
+  _globals['_COMMITLEGSREQUEST']._serialized_end=1182
+  _globals['_COMMITLEGSRESPONSE']._serialized_start=1184
+  _globals['_COMMITLEGSRESPONSE']._serialized_end=1221
+  _globals['_ABORTLEGSREQUEST']._serialized_start=1223
+  _globals['_ABORTLEGSREQUEST']._serialized_end=1295
+  _globals['_ABORTLEGSRESPONSE']._serialized_start=1297
+  _globals['_ABORTLEGSRESPONSE']._serialized_end=1333
+  _globals['_REFUNDLEGSREQUEST']._serialized_start=1335
+  _globals['_REFUNDLEGSREQUEST']._serialized_end=1378
+  _globals['_REFUNDLEGSRESPONSE']._serialized_start=1380
+  _globals['_REFUNDLEGSRESPONSE']._serialized_end=1417
+  _globals['_GETTRANSACTIONOUTCOMEREQUEST']._serialized_start=1419
+  _globals['_GETTRANSACTIONOUTCOMEREQUEST']._serialized_end=1503
+  _globals['_GETTRANSACTIONOUTCOMERESPONSE']._serialized_start=1506
+  _globals['_GETTRANSACTIONOUTCOMERESPONSE']._serialized_end=1664
+  _globals['_CREDITWALLETREQUEST']._serialized_start=1667
+  _globals['_CREDITWALLETREQUEST']._serialized_end=1832
+  _globals['_CREDITWALLETRESPONSE']._serialized_start=1834
+  _globals['_CREDITWALLETRESPONSE']._serialized_end=1901
+  _globals['_DECLINEWALLETCREDITREQUEST']._serialized_start=1903
+  _globals['_DECLINEWALLETCREDITREQUEST']._serialized_end=2028
+  _globals['_DECLINEWALLETCREDITRESPONSE']._serialized_start=2030
+  _globals['_DECLINEWALLETCREDITRESPONSE']._serialized_end=2077
+  _globals['_PAYMENTNODESERVICE']._serialized_start=2275
+  _globals['_PAYMENTNODESERVICE']._serialized_end=3059
 # @@protoc_insertion_point(module_scope)

@@ -1,6 +1,7 @@
 import datetime
 
 from gongji.binding.v1 import binding_service_pb2 as _binding_service_pb2
+from gongji.common.v1 import common_pb2 as _common_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -69,7 +70,7 @@ class NodeLeg(_message.Message):
     def __init__(self, leg_no: _Optional[int] = ..., payer_id_number: _Optional[str] = ..., binding_id: _Optional[str] = ..., amount_fen: _Optional[int] = ...) -> None: ...
 
 class PrepareLegsRequest(_message.Message):
-    __slots__ = ("transaction_id", "coordinator_province", "beneficiary_id_number", "institution_code", "legs", "expire_time", "grants")
+    __slots__ = ("transaction_id", "coordinator_province", "beneficiary_id_number", "institution_code", "legs", "expire_time", "grants", "use_category", "institution_admdvs", "chronic_disease")
     TRANSACTION_ID_FIELD_NUMBER: _ClassVar[int]
     COORDINATOR_PROVINCE_FIELD_NUMBER: _ClassVar[int]
     BENEFICIARY_ID_NUMBER_FIELD_NUMBER: _ClassVar[int]
@@ -77,6 +78,9 @@ class PrepareLegsRequest(_message.Message):
     LEGS_FIELD_NUMBER: _ClassVar[int]
     EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
     GRANTS_FIELD_NUMBER: _ClassVar[int]
+    USE_CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    INSTITUTION_ADMDVS_FIELD_NUMBER: _ClassVar[int]
+    CHRONIC_DISEASE_FIELD_NUMBER: _ClassVar[int]
     transaction_id: str
     coordinator_province: str
     beneficiary_id_number: str
@@ -84,7 +88,10 @@ class PrepareLegsRequest(_message.Message):
     legs: _containers.RepeatedCompositeFieldContainer[NodeLeg]
     expire_time: _timestamp_pb2.Timestamp
     grants: _containers.RepeatedCompositeFieldContainer[_binding_service_pb2.PayerGrant]
-    def __init__(self, transaction_id: _Optional[str] = ..., coordinator_province: _Optional[str] = ..., beneficiary_id_number: _Optional[str] = ..., institution_code: _Optional[str] = ..., legs: _Optional[_Iterable[_Union[NodeLeg, _Mapping]]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., grants: _Optional[_Iterable[_Union[_binding_service_pb2.PayerGrant, _Mapping]]] = ...) -> None: ...
+    use_category: _common_pb2.UseCategory
+    institution_admdvs: str
+    chronic_disease: bool
+    def __init__(self, transaction_id: _Optional[str] = ..., coordinator_province: _Optional[str] = ..., beneficiary_id_number: _Optional[str] = ..., institution_code: _Optional[str] = ..., legs: _Optional[_Iterable[_Union[NodeLeg, _Mapping]]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., grants: _Optional[_Iterable[_Union[_binding_service_pb2.PayerGrant, _Mapping]]] = ..., use_category: _Optional[_Union[_common_pb2.UseCategory, str]] = ..., institution_admdvs: _Optional[str] = ..., chronic_disease: _Optional[bool] = ...) -> None: ...
 
 class PrepareLegsResponse(_message.Message):
     __slots__ = ("legs", "payer_available_after_fen")
@@ -143,26 +150,30 @@ class GetTransactionOutcomeRequest(_message.Message):
     def __init__(self, transaction_id: _Optional[str] = ..., participant_province: _Optional[str] = ...) -> None: ...
 
 class GetTransactionOutcomeResponse(_message.Message):
-    __slots__ = ("outcome", "captures")
+    __slots__ = ("outcome", "captures", "beneficiary_id_number")
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
     CAPTURES_FIELD_NUMBER: _ClassVar[int]
+    BENEFICIARY_ID_NUMBER_FIELD_NUMBER: _ClassVar[int]
     outcome: TransactionOutcome
     captures: _containers.RepeatedCompositeFieldContainer[NodeLeg]
-    def __init__(self, outcome: _Optional[_Union[TransactionOutcome, str]] = ..., captures: _Optional[_Iterable[_Union[NodeLeg, _Mapping]]] = ...) -> None: ...
+    beneficiary_id_number: str
+    def __init__(self, outcome: _Optional[_Union[TransactionOutcome, str]] = ..., captures: _Optional[_Iterable[_Union[NodeLeg, _Mapping]]] = ..., beneficiary_id_number: _Optional[str] = ...) -> None: ...
 
 class CreditWalletRequest(_message.Message):
-    __slots__ = ("transfer_id", "beneficiary_id_number", "amount_fen", "source_province", "grantor_id_number")
+    __slots__ = ("transfer_id", "beneficiary_id_number", "amount_fen", "source_province", "grantor_id_number", "binding_id")
     TRANSFER_ID_FIELD_NUMBER: _ClassVar[int]
     BENEFICIARY_ID_NUMBER_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_FEN_FIELD_NUMBER: _ClassVar[int]
     SOURCE_PROVINCE_FIELD_NUMBER: _ClassVar[int]
     GRANTOR_ID_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    BINDING_ID_FIELD_NUMBER: _ClassVar[int]
     transfer_id: str
     beneficiary_id_number: str
     amount_fen: int
     source_province: str
     grantor_id_number: str
-    def __init__(self, transfer_id: _Optional[str] = ..., beneficiary_id_number: _Optional[str] = ..., amount_fen: _Optional[int] = ..., source_province: _Optional[str] = ..., grantor_id_number: _Optional[str] = ...) -> None: ...
+    binding_id: str
+    def __init__(self, transfer_id: _Optional[str] = ..., beneficiary_id_number: _Optional[str] = ..., amount_fen: _Optional[int] = ..., source_province: _Optional[str] = ..., grantor_id_number: _Optional[str] = ..., binding_id: _Optional[str] = ...) -> None: ...
 
 class CreditWalletResponse(_message.Message):
     __slots__ = ("applied", "wallet_balance_fen")

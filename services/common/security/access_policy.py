@@ -1,0 +1,187 @@
+"""The access policy: which kinds of principal may call which RPC, within what scope.
+
+It is data (`access_policy.json` is the shipped default; `--access-policy FILE` replaces it)::
+
+    {"services": {"gongji.payment.v1.PaymentService": {
+        "Settle": [{"principal": "institution", "scopes": ["own_institution(bill.institution_code)"]}],
+        ...}},
+     "acting_for_others": {"gongji.payment.v1.PaymentService": ["service/payment"]}}
+
+A method maps to rules, one per principal kind; a call is allowed when the caller's kind
+has a rule and every scope of it holds. Anything without a rule is denied. ``"*"`` is any
+authenticated principal; ``"anyone"`` also admits a caller without one (health checks on a
+plaintext loopback port). ``acting_for_others`` names who may forward a call for another
+principal (a payment node passing a bill to the node of its province); the call is then
+judged as the original caller's.
+
+The file is checked when it is loaded: unknown services, methods, kinds, scopes and request
+fields are errors, so a typo cannot open or close a door unnoticed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from google.protobuf.descriptor import Descriptor, FieldDescriptor, ServiceDescriptor
+
+from services.common.security.scopes import SCOPES, Asked
+from shared.errors import DomainError, Reason
+from shared.principals import Principal, PrincipalKind
+
+ANY_AUTHENTICATED = "*"
+ANYONE = "anyone"
+_SCOPE_TEXT = re.compile(r"(?P<name>[a-z_]+)(?:\((?P<field>[a-z_.]+)\))?")
+
+
+class AccessPolicyError(ValueError):
+    """The policy file is malformed; the message names the place."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    principal: str  # a PrincipalKind value, "*" or "anyone"
+    scopes: tuple[tuple[str, str], ...] = ()
+
+    async def check(self, asked: Asked) -> None:
+        for name, field in self.scopes:
+            await SCOPES[name].check(asked, field)
+
+    def describe(self) -> str:
+        scopes = ", ".join(f"{name}({field})" if field else name for name, field in self.scopes)
+        return f"{self.principal} [{scopes}]" if scopes else self.principal
+
+
+@dataclass(frozen=True)
+class AccessPolicy:
+    # "/package.Service/Method" → rules
+    rules: Mapping[str, tuple[Rule, ...]]
+    # service full name → principal kinds that may act for other principals there
+    acting_for_others: Mapping[str, frozenset[PrincipalKind]]
+
+    @classmethod
+    def shipped(cls) -> AccessPolicy:
+        return cls.parse(json.loads(resources.files(__package__).joinpath("access_policy.json").read_text("utf-8")))
+
+    @classmethod
+    def load(cls, path: Path) -> AccessPolicy:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as error:
+            raise AccessPolicyError(f"cannot read access policy {path}: {error}") from None
+        return cls.parse(data)
+
+    @classmethod
+    def parse(cls, data: Any) -> AccessPolicy:
+        if not isinstance(data, dict) or not isinstance(data.get("services"), dict):
+            raise AccessPolicyError('an access policy is an object with a "services" object')
+        rules: dict[str, tuple[Rule, ...]] = {}
+        for service, methods in data["services"].items():
+            if not isinstance(methods, dict):
+                raise AccessPolicyError(f"{service}: expected an object of methods")
+            for method, entries in methods.items():
+                rules[f"/{service}/{method}"] = tuple(_rule(f"{service}/{method}", entry) for entry in entries)
+        acting: dict[str, frozenset[PrincipalKind]] = {}
+        for service, kinds in (data.get("acting_for_others") or {}).items():
+            acting[service] = frozenset(_kind(f"acting_for_others.{service}", kind) for kind in kinds)
+        return cls(rules, acting)
+
+    def rule_for(self, method: str, principal: Principal | None) -> Rule | None:
+        """The rule that lets this caller call this method, if any (default deny)."""
+        for rule in self.rules.get(method, ()):
+            if rule.principal == ANYONE or (
+                principal is not None and rule.principal in (ANY_AUTHENTICATED, principal.kind.value)
+            ):
+                return rule
+        return None
+
+    def may_act_for_others(self, method: str, principal: Principal) -> bool:
+        service = method.split("/")[1]
+        return principal.kind in self.acting_for_others.get(service, frozenset())
+
+    def check_against(self, services: Iterable[ServiceDescriptor], provided_facts: frozenset[str]) -> list[str]:
+        """Problems of this policy for a server of these services: methods it does not know,
+        request fields that do not exist, facts the server cannot give. RPCs without a rule
+        are listed too; they are denied, which a shipped policy should say explicitly."""
+        problems: list[str] = []
+        served: dict[str, Descriptor] = {}
+        for service in services:
+            for method in service.methods:
+                served[f"/{service.full_name}/{method.name}"] = method.input_type
+        for method, rules in self.rules.items():
+            request = served.get(method)
+            if request is None:
+                continue  # a rule for another server's service
+            for rule in rules:
+                for name, field in rule.scopes:
+                    scope = SCOPES[name]
+                    if scope.fact and scope.fact not in provided_facts:
+                        problems.append(f"{method}: scope {name} needs {scope.fact}, which this server cannot tell")
+                    if field and not _has_field(request, field):
+                        problems.append(f"{method}: scope {name} names {field}, which {request.name} does not have")
+        problems += [f"{method}: no rule, so nobody may call it" for method in served if method not in self.rules]
+        return problems
+
+    def table(self) -> list[tuple[str, str]]:
+        """(method, who may call it) for every method with rules, for the README."""
+        return [
+            (method.lstrip("/"), "; ".join(rule.describe() for rule in rules) or "nobody")
+            for method, rules in sorted(self.rules.items())
+        ]
+
+
+def _kind(where: str, value: Any) -> PrincipalKind:
+    try:
+        return PrincipalKind(value)
+    except ValueError:
+        kinds = ", ".join(kind.value for kind in PrincipalKind)
+        raise AccessPolicyError(f"{where}: unknown principal kind {value!r} (one of {kinds})") from None
+
+
+def _rule(where: str, entry: Any) -> Rule:
+    if not isinstance(entry, dict) or "principal" not in entry:
+        raise AccessPolicyError(f'{where}: a rule is an object with "principal" and optional "scopes"')
+    principal = entry["principal"]
+    if principal not in (ANY_AUTHENTICATED, ANYONE):
+        principal = _kind(where, principal).value
+    scopes = []
+    for text in entry.get("scopes", []):
+        match = _SCOPE_TEXT.fullmatch(str(text))
+        if match is None or match["name"] not in SCOPES:
+            raise AccessPolicyError(f"{where}: unknown scope {text!r} (one of {', '.join(sorted(SCOPES))})")
+        scope = SCOPES[match["name"]]
+        if principal in (ANY_AUTHENTICATED, ANYONE) or PrincipalKind(principal) not in scope.kinds:
+            raise AccessPolicyError(f"{where}: scope {match['name']} does not apply to principal {principal!r}")
+        if scope.needs_field != bool(match["field"]):
+            raise AccessPolicyError(
+                f"{where}: scope {match['name']} {'needs' if scope.needs_field else 'takes no'} field"
+            )
+        scopes.append((match["name"], match["field"] or ""))
+    return Rule(principal, tuple(scopes))
+
+
+def _has_field(message: Descriptor, path: str) -> bool:
+    for name in path.split("."):
+        field = message.fields_by_name.get(name)
+        if field is None:
+            return False
+        if field.type == FieldDescriptor.TYPE_MESSAGE:
+            message = field.message_type
+    return True
+
+
+def denied(principal: Principal | None, method: str) -> DomainError:
+    if principal is None:
+        return DomainError(
+            Reason.UNAUTHENTICATED_CALLER, "this call needs a client certificate that names a gongji principal"
+        )
+    return DomainError(
+        Reason.CALLER_NOT_ALLOWED,
+        f"{principal.path} may not call {method.rsplit('/', 1)[-1]}",
+        metadata={"principal": principal.spiffe_id},
+    )

@@ -1,0 +1,145 @@
+"""How a gongji process speaks on the network: mutual TLS, or plaintext on loopback.
+
+With TLS every port requires a client certificate signed by the configured CA, and every
+outgoing call presents the process's own certificate. The process's principal is the
+SPIFFE ID in that certificate, which must be the one its role calls for.
+
+`--insecure` is for development only: plaintext, allowed on a loopback address alone, with a
+warning. There the caller's identity is read from an ``x-forwarded-client-cert`` header
+(``URI=spiffe://…``), as a local TLS-terminating sidecar (Envoy) forwards it; gongji's own
+processes send it for themselves.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from services.common.security.certificates import spiffe_ids_in
+from shared.principals import Principal
+
+log = logging.getLogger(__name__)
+
+FORWARDED_CLIENT_CERT = "x-forwarded-client-cert"
+
+
+class TransportError(ValueError):
+    """A TLS setting that cannot work; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    cert: Path
+    key: Path
+    ca: Path
+
+    def read(self) -> tuple[bytes, bytes, bytes]:
+        try:
+            return self.cert.read_bytes(), self.key.read_bytes(), self.ca.read_bytes()
+        except OSError as error:
+            raise TransportError(f"cannot read TLS file {error.filename}: {error.strerror}") from None
+
+
+def is_loopback(address: str) -> bool:
+    """Whether HOST:PORT names this machine only (127.0.0.0/8, ::1 or localhost)."""
+    host = address.rsplit(":", 1)[0].strip("[]") if ":" in address else address
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class Transport:
+    """A process's identity and how it secures its ports and its calls."""
+
+    identity: Principal
+    tls: TlsFiles | None = None
+
+    @classmethod
+    def mutual_tls(cls, files: TlsFiles, expected: Principal) -> Transport:
+        """Reads the files now, so a wrong path or a certificate of another principal stops the start."""
+        cert, _, _ = files.read()
+        found = spiffe_ids_in(cert)
+        if found != [expected.spiffe_id]:
+            shown = ", ".join(found) or "no SPIFFE ID"
+            raise TransportError(f"{files.cert} names {shown}; this process must present {expected.spiffe_id}")
+        return cls(expected, files)
+
+    @classmethod
+    def insecure(cls, identity: Principal) -> Transport:
+        return cls(identity, None)
+
+    @property
+    def secure(self) -> bool:
+        return self.tls is not None
+
+    def check_listen_address(self, address: str) -> None:
+        if self.tls is None:
+            if not is_loopback(address):
+                raise TransportError(
+                    f"--insecure serves plaintext and is allowed only on a loopback address, not {address}; "
+                    "give --tls-cert, --tls-key and --tls-ca"
+                )
+            log.warning("serving PLAINTEXT on %s without client certificates (--insecure): development only", address)
+
+    def server_credentials(self) -> grpc.ServerCredentials | None:
+        if self.tls is None:
+            return None
+        cert, key, ca = self.tls.read()
+        return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=True)
+
+    def channel_credentials(self) -> grpc.ChannelCredentials | None:
+        if self.tls is None:
+            return None
+        cert, key, ca = self.tls.read()
+        return grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=cert)
+
+    def client_interceptors(self) -> list[grpc.aio.ClientInterceptor]:
+        """On plaintext, the header that names this process to its loopback peers."""
+        return [] if self.tls is not None else [ForwardedIdentity(self.identity)]
+
+    def aio_channel(self, address: str, options: list[tuple[str, Any]], interceptors: list[Any]) -> grpc.aio.Channel:
+        credentials = self.channel_credentials()
+        interceptors = [*self.client_interceptors(), *interceptors]
+        if credentials is None:
+            return grpc.aio.insecure_channel(address, options=options, interceptors=interceptors)
+        return grpc.aio.secure_channel(address, credentials, options=options, interceptors=interceptors)
+
+
+def forwarded_client_cert(principal: Principal) -> str:
+    return f"URI={principal.spiffe_id}"
+
+
+def spiffe_id_of_forwarded(header: str) -> str | None:
+    """The URI of the nearest hop of an x-forwarded-client-cert header (Envoy's format)."""
+    nearest = header.split(",")[-1]
+    for element in nearest.split(";"):
+        key, _, value = element.strip().partition("=")
+        if key.strip().upper() == "URI":
+            return value.strip().strip('"') or None
+    return None
+
+
+class ForwardedIdentity(grpc.aio.UnaryUnaryClientInterceptor):
+    """Adds x-forwarded-client-cert naming this process (plaintext loopback only)."""
+
+    def __init__(self, principal: Principal) -> None:
+        self._header = (FORWARDED_CLIENT_CERT, forwarded_client_cert(principal))
+
+    async def intercept_unary_unary(
+        self,
+        continuation: Callable[[grpc.aio.ClientCallDetails, Any], Awaitable[Any]],
+        client_call_details: grpc.aio.ClientCallDetails,
+        request: Any,
+    ) -> Any:
+        metadata = grpc.aio.Metadata(*(client_call_details.metadata or ()), self._header)
+        return await continuation(client_call_details._replace(metadata=metadata), request)  # type: ignore[attr-defined]

@@ -1,0 +1,87 @@
+"""The binding service over gRPC, as the payment service's BindingDirectory port."""
+
+from __future__ import annotations
+
+import grpc
+from grpc_status import rpc_status
+
+from gongji.binding.v1 import binding_pb2 as bpb
+from gongji.binding.v1 import binding_service_pb2 as bapi
+from gongji.binding.v1 import binding_service_pb2_grpc as binding_grpc
+from gongji.common.v1 import common_pb2 as common
+from services.common.converters import datetime_to_timestamp, enum_to_proto
+from services.common.grants import grants_from_proto
+from services.common.status import error_info_of
+from services.payment.service_layer.binding_directory import BoundPair, PayerQuery
+from services.payment.service_layer.use_cases import Payers
+from shared.errors import DomainError, Reason
+from shared.payers import EarmarkedShare, PayerMode
+
+
+def _unavailable(error: grpc.aio.AioRpcError, what: str) -> DomainError:
+    return DomainError(
+        Reason.BINDING_SERVICE_UNAVAILABLE,
+        f"the binding service did not answer {what}: {error.code().name}; retry with the same request_id",
+    )
+
+
+def payers_from_proto(answer: bapi.ResolvePayersResponse) -> Payers:
+    return Payers(
+        grants=grants_from_proto(answer.grants),
+        mode=PayerMode.PROPORTIONAL if answer.mode == bpb.PAYER_MODE_PROPORTIONAL else PayerMode.SEQUENTIAL,
+        policy_version=answer.policy_version,
+        earmarked=tuple(
+            EarmarkedShare(e.binding_id, e.beneficiary_id_number, e.yearly_cap_fen, e.policy_version)
+            for e in answer.earmarked_shares
+        ),
+    )
+
+
+class GrpcBindingDirectory:
+    def __init__(self, stub: binding_grpc.BindingServiceStub, deadline: float = 2.0) -> None:
+        self._stub = stub
+        self._deadline = deadline
+
+    async def payers(self, query: PayerQuery) -> Payers | DomainError:
+        request = bapi.ResolvePayersRequest(
+            beneficiary_id_number=query.patient_id_number,
+            use_category=enum_to_proto(common.UseCategory, query.use_category),
+            institution_admdvs=query.institution_admdvs,
+            at_time=datetime_to_timestamp(query.at),
+            chronic_disease=query.chronic_disease,
+        )
+        try:
+            answer = await self._stub.ResolvePayers(request, timeout=self._deadline)
+        except grpc.aio.AioRpcError as error:
+            status = rpc_status.from_call(error)  # type: ignore[arg-type]
+            info = error_info_of(status) if status else None
+            if info is not None and info.reason == Reason.USE_NOT_ALLOWED.value:
+                return DomainError(
+                    Reason.USE_NOT_ALLOWED, error.details() or "use not allowed", field="bill.use_category"
+                )
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                return Payers()  # not in the registry: no relatives may pay
+            raise _unavailable(error, "who may pay") from None
+        return payers_from_proto(answer)
+
+    async def binding(self, binding_id: str) -> BoundPair | None:
+        try:
+            answer = await self._stub.GetBinding(bapi.GetBindingRequest(binding_id=binding_id), timeout=self._deadline)
+        except grpc.aio.AioRpcError as error:
+            if error.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
+                return None
+            raise _unavailable(error, "about the binding") from None
+        found = answer.binding
+        return BoundPair(
+            found.binding_id, found.grantor_id_number, found.beneficiary_id_number,
+            found.state == bpb.BINDING_STATE_ACTIVE, found.grantor_admdvs, found.beneficiary_admdvs,
+        )  # fmt: skip
+
+    async def wallet_transfer_max_fen(self, admdvs: str) -> int:
+        try:
+            answer = await self._stub.GetRegionPolicy(
+                bapi.GetRegionPolicyRequest(admdvs=admdvs), timeout=self._deadline
+            )
+        except grpc.aio.AioRpcError as error:
+            raise _unavailable(error, "with the region's policy") from None
+        return int(answer.policy.wallet_transfer_max_fen)

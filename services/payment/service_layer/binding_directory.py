@@ -1,0 +1,50 @@
+"""What the payment service needs to know from the binding service, as a port: who may pay
+a bill, and whether a binding links a grantor to a beneficiary. The gRPC adapter is
+services.payment.adapters.binding_client; a node asks it before it applies what a peer
+node asks of it, rather than taking the peer's word."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from services.payment.service_layer.use_cases import Payers
+from shared.errors import DomainError
+from shared.policy import UseCategory
+
+
+@dataclass(frozen=True)
+class PayerQuery:
+    """One bill as payer resolution sees it."""
+
+    patient_id_number: str
+    use_category: UseCategory
+    institution_admdvs: str
+    chronic_disease: bool
+    at: datetime
+
+
+@dataclass(frozen=True)
+class BoundPair:
+    binding_id: str
+    grantor_id_number: str
+    beneficiary_id_number: str
+    active: bool
+    grantor_admdvs: str
+    beneficiary_admdvs: str
+
+
+class BindingDirectory(Protocol):
+    async def payers(self, query: PayerQuery) -> Payers | DomainError:
+        """The grants for the bill, or the binding service's refusal (USE_NOT_ALLOWED) as a
+        value; an unknown patient has no payers. Unreachable: BINDING_SERVICE_UNAVAILABLE raised."""
+        ...
+
+    async def binding(self, binding_id: str) -> BoundPair | None:
+        """The binding, or None when there is none. Unreachable: BINDING_SERVICE_UNAVAILABLE raised."""
+        ...
+
+    async def wallet_transfer_max_fen(self, admdvs: str) -> int:
+        """The most one wallet transfer may carry under the region's policy in force; 0 for no limit."""
+        ...

@@ -1,0 +1,80 @@
+"""Checks a payment node makes before it applies what another node asks of it.
+
+Node certificates prove which node is calling, not that what it says is true. So a
+participant holds only through grants it resolved with the binding service itself, and a
+wallet is credited only after the sending node confirms it debited the grantor that very
+amount for that wallet, under a binding the binding service knows, within the per-transfer
+limit of the grantor's region.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from services.payment.routing import Node, RoutingTable
+from services.payment.service_layer.binding_directory import BindingDirectory, PayerQuery
+from services.payment.service_layer.coordination import LegOutcome, Outcome
+from shared.errors import DomainError, Reason
+from shared.payers import PayerGrant
+from shared.policy import UseCategory
+
+
+class OutcomeSource(Protocol):
+    async def outcome(self, peer: Node, transaction_id: str, province: str) -> Outcome: ...
+
+
+async def own_grants(
+    directory: BindingDirectory, beneficiary: str, use: UseCategory, institution_admdvs: str, chronic: bool,
+    at: datetime,
+) -> list[PayerGrant]:  # fmt: skip
+    """The beneficiary's grants for this bill as the binding service says now."""
+    payers = await directory.payers(PayerQuery(beneficiary, use, institution_admdvs, chronic, at))
+    if isinstance(payers, DomainError):
+        raise payers
+    return list(payers.grants)
+
+
+@dataclass(frozen=True)
+class TransferClaim:
+    """A wallet credit another node asks for."""
+
+    transfer_id: str
+    beneficiary_id_number: str
+    grantor_id_number: str
+    binding_id: str
+    amount_fen: int
+    source_province: str
+    wallet_province: str
+
+
+def _rejected(claim: TransferClaim, why: str) -> DomainError:
+    return DomainError(
+        Reason.PEER_CLAIM_REJECTED,
+        f"transfer {claim.transfer_id} is not credited: {why}",
+        metadata={"transfer_id": claim.transfer_id},
+    )
+
+
+async def confirm_transfer(
+    claim: TransferClaim, routing: RoutingTable, nodes: OutcomeSource, directory: BindingDirectory
+) -> None:
+    sender = routing.owner_of_province(claim.source_province)
+    found = await nodes.outcome(sender, claim.transfer_id, claim.wallet_province)
+    expected = LegOutcome(1, claim.grantor_id_number, claim.binding_id, claim.amount_fen)
+    if (
+        found.state != "COMMITTED"
+        or found.legs != (expected,)
+        or found.beneficiary_id_number != (claim.beneficiary_id_number)
+    ):
+        raise _rejected(claim, f"node {sender.name} does not confirm that debit")
+    pair = await directory.binding(claim.binding_id)
+    if pair is None or (pair.grantor_id_number, pair.beneficiary_id_number) != (
+        claim.grantor_id_number,
+        claim.beneficiary_id_number,
+    ):
+        raise _rejected(claim, "the binding service knows no such binding between the two")
+    limit = await directory.wallet_transfer_max_fen(pair.grantor_admdvs)
+    if limit and claim.amount_fen > limit:
+        raise _rejected(claim, f"it is above the {limit} fen a transfer may carry in the grantor's region")

@@ -1,0 +1,42 @@
+"""What the access policy's scopes may ask a payment node: where a person's accounts
+here are kept, which institution a settlement belongs to, which node coordinates a
+transaction this node takes part in. Read before the call runs, without a transaction."""
+
+from __future__ import annotations
+
+from services.common.runner import UseCaseRunner
+from services.common.security.scopes import SettlementOwner
+from services.payment.service_layer.unit_of_work import PaymentUnitOfWork
+from shared.errors import DomainError
+from shared.identity import validate_id_number
+from shared.ledger import personal_account, wallet
+
+
+class PaymentScopeFacts:
+    provided = frozenset({"person_regions", "settlement_owner", "participant_coordinator"})
+
+    def __init__(self, runner: UseCaseRunner[PaymentUnitOfWork]) -> None:
+        self._run = runner
+
+    async def person_regions(self, id_number: str) -> frozenset[str]:
+        try:
+            number = validate_id_number(id_number)
+        except DomainError:
+            return frozenset()  # the handler refuses the number itself
+
+        def read(uow: PaymentUnitOfWork) -> frozenset[str]:
+            accounts = (uow.accounts.get(personal_account(number)), uow.accounts.get(wallet(number)))
+            return frozenset(account.admdvs for account in accounts if account is not None)
+
+        return await self._run.query(read, snapshot=False)
+
+    async def binding_regions(self, binding_id: str) -> frozenset[str]:
+        raise NotImplementedError("payment nodes keep no bindings")
+
+    async def settlement_owner(self, settlement_id: str) -> SettlementOwner | None:
+        row = await self._run.query(lambda uow: uow.settlements.owner(settlement_id), snapshot=False)
+        return None if row is None else SettlementOwner(*row)
+
+    async def participant_coordinator(self, transaction_id: str) -> str | None:
+        txn = await self._run.query(lambda uow: uow.participants.get(transaction_id), snapshot=False)
+        return None if txn is None else txn.coordinator_province

@@ -1,0 +1,295 @@
+"""Setting up the trust boundaries: `gongji certs init`, what `gongji serve` refuses to
+start with, plaintext only on loopback, and an access policy that is checked as data."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import grpc
+import pytest
+from cryptography import x509
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from gongji.binding.v1 import binding_service_pb2 as bapi
+from gongji.binding.v1 import binding_service_pb2_grpc as binding_grpc
+from gongji.payment.v1 import payment_service_pb2 as papi
+from services.binding.app import BindingSettings, start_binding_server
+from services.common.hosting import BackgroundServer
+from services.common.security.access_policy import AccessPolicy, AccessPolicyError
+from services.common.security.policy_table import section
+from services.common.security.transport import (
+    FORWARDED_CLIENT_CERT,
+    Transport,
+    forwarded_client_cert,
+    is_loopback,
+    spiffe_id_of_forwarded,
+)
+from services.common.server import ServerSecurity
+from shared.principals import (
+    BINDING_SERVICE,
+    NotAPrincipal,
+    PrincipalKind,
+    institution,
+    operator,
+    parse_spiffe_id,
+    payment_node,
+)
+from tests.helpers import refusal_of
+
+GONGJI = [sys.executable, "-m", "services.cli"]
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*GONGJI, *args], capture_output=True, text=True, timeout=timeout)
+
+
+# Principals ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("uri", "kind"),
+    [
+        ("spiffe://gongji/institution/H37010001", PrincipalKind.INSTITUTION),
+        ("spiffe://gongji/channel/WECHAT", PrincipalKind.CHANNEL),
+        ("spiffe://gongji/channel/PROVINCIAL_WEB", PrincipalKind.CHANNEL),
+        ("spiffe://gongji/operator/000000/op-1", PrincipalKind.OPERATOR),
+        ("spiffe://gongji/operator/320000/op-1", PrincipalKind.OPERATOR),
+        ("spiffe://gongji/service/binding", PrincipalKind.BINDING_SERVICE),
+        ("spiffe://gongji/service/payment/east", PrincipalKind.PAYMENT_NODE),
+    ],
+)
+def test_every_kind_of_spiffe_id_names_its_principal_and_back(uri, kind):
+    principal = parse_spiffe_id(uri)
+    assert principal.kind is kind
+    assert parse_spiffe_id(principal.spiffe_id) == principal
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "spiffe://other/institution/H1",
+        "spiffe://gongji/institution/",
+        "spiffe://gongji/institution/H1/extra",
+        "spiffe://gongji/channel/TELEGRAM",
+        "spiffe://gongji/operator/990000/op",
+        "spiffe://gongji/operator/32010/op",
+        "spiffe://gongji/service/gateway-x",
+        "https://gongji/institution/H1",
+    ],
+)
+def test_anything_else_names_no_principal(uri):
+    with pytest.raises(NotAPrincipal):
+        parse_spiffe_id(uri)
+
+
+def test_an_operator_acts_in_its_pooling_region_its_province_or_everywhere():
+    assert operator("320100", "a").covers("320100") and not operator("320100", "a").covers("320200")
+    assert operator("320000", "a").covers("320200") and not operator("320000", "a").covers("620100")
+    assert operator("000000", "a").covers("620100")
+    assert not institution("H1").covers("320100")
+
+
+# gongji certs init --------------------------------------------------------------------------
+
+
+def test_certs_init_writes_a_ca_and_a_certificate_and_key_per_principal(tmp_path):
+    result = run(
+        "certs", "init", str(tmp_path), "--principal", "spiffe://gongji/institution/H37010001",
+        "--principal", "spiffe://gongji/service/payment/east", "--host", "payment-east",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    for name in ("ca.pem", "ca.key", "institution-H37010001.pem", "institution-H37010001.key",
+                 "service-payment-east.pem", "service-payment-east.key"):  # fmt: skip
+        assert (tmp_path / name).is_file(), name
+    assert stat.S_IMODE(os.stat(tmp_path / "service-payment-east.key").st_mode) == 0o600
+    service = x509.load_pem_x509_certificate((tmp_path / "service-payment-east.pem").read_bytes())
+    names = service.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.UniformResourceIdentifier) == ["spiffe://gongji/service/payment/east"]
+    assert set(names.get_values_for_type(x509.DNSName)) == {"localhost", "payment-east"}
+    assert [str(ip) for ip in names.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+    hospital = x509.load_pem_x509_certificate((tmp_path / "institution-H37010001.pem").read_bytes())
+    assert (
+        hospital.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+        == []
+    )
+    ca = (tmp_path / "ca.pem").read_bytes()
+    again = run("certs", "init", str(tmp_path), "--principal", "spiffe://gongji/institution/H37010001")
+    assert again.returncode == 0 and "kept" in again.stdout
+    assert (tmp_path / "ca.pem").read_bytes() == ca
+
+
+def test_certs_init_refuses_an_id_that_names_no_principal(tmp_path):
+    result = run("certs", "init", str(tmp_path), "--principal", "spiffe://gongji/hospital/H1")
+    assert result.returncode == 2
+    assert "names no institution" in result.stderr
+
+
+# What gongji serve refuses to start with ------------------------------------------------------
+
+
+def test_serve_without_certificates_is_refused_with_what_to_give(tmp_path):
+    result = run("serve", "binding", "--address", "127.0.0.1:0", "--database", f"sqlite:///{tmp_path}/b.db")
+    assert result.returncode == 2
+    assert "--tls-cert" in result.stderr and "--tls-ca" in result.stderr and "--insecure" in result.stderr
+
+
+def test_plaintext_is_refused_on_any_address_but_loopback(tmp_path):
+    result = run("serve", "binding", "--insecure", "--address", "0.0.0.0:0", "--database", f"sqlite:///{tmp_path}/b.db")
+    assert result.returncode == 2
+    assert "only on a loopback address" in result.stderr
+    assert is_loopback("127.0.0.1:50051") and is_loopback("[::1]:50051") and is_loopback("localhost:1")
+    assert not is_loopback("0.0.0.0:50051") and not is_loopback("10.0.0.5:50051") and not is_loopback("binding:1")
+
+
+def test_a_service_refuses_a_certificate_of_another_principal(tmp_path, pki):
+    result = run(
+        "serve", "binding", "--address", "127.0.0.1:0", "--database", f"sqlite:///{tmp_path}/b.db",
+        *pki.args(payment_node("east")),
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert (
+        "spiffe://gongji/service/payment/east" in result.stderr and "spiffe://gongji/service/binding" in result.stderr
+    )
+
+
+def test_a_payment_node_needs_a_verifier_chosen_on_purpose(tmp_path, pki):
+    result = run(
+        "serve", "payment", "--address", "127.0.0.1:0", "--database", f"sqlite:///{tmp_path}/p.db",
+        *pki.args(payment_node("local")),
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "--verifier" in result.stderr and "stand-in" in result.stderr
+
+
+def test_a_malformed_access_policy_file_stops_the_start(tmp_path, pki):
+    policy = json.loads(
+        (Path(__file__).resolve().parent.parent / "services/common/security/access_policy.json").read_text()
+    )
+    policy["services"]["gongji.binding.v1.BindingService"]["GetBinding"] = [
+        {"principal": "operator", "scopes": ["region_of_person(no_such_field)"]}
+    ]
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps(policy))
+    result = run(
+        "serve", "binding", "--address", "127.0.0.1:0", "--database", f"sqlite:///{tmp_path}/b.db",
+        "--access-policy", str(path), *pki.args(BINDING_SERVICE),
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "no_such_field" in result.stderr
+
+
+# The access policy as data --------------------------------------------------------------------
+
+
+def _services() -> list:
+    from gongji.node.v1 import node_service_pb2
+
+    return [
+        bapi.DESCRIPTOR.services_by_name["BindingService"],
+        papi.DESCRIPTOR.services_by_name["PaymentService"],
+        node_service_pb2.DESCRIPTOR.services_by_name["PaymentNodeService"],
+        health_pb2.DESCRIPTOR.services_by_name["Health"],
+        reflection._reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"],
+    ]
+
+
+def test_the_shipped_policy_has_a_rule_for_every_rpc_and_fits_every_server():
+    policy = AccessPolicy.shipped()
+    assert policy.check_against(_services(), frozenset({"person_regions", "binding_regions", "settlement_owner",
+                                                      "participant_coordinator"})) == []  # fmt: skip
+    assert len(policy.rules) == sum(len(s.methods) for s in _services())
+
+
+def test_a_method_without_a_rule_is_refused_to_everyone():
+    policy = AccessPolicy.parse({"services": {"gongji.payment.v1.PaymentService": {"Settle": []}}})
+    assert policy.rule_for("/gongji.payment.v1.PaymentService/Settle", institution("H1")) is None
+    assert policy.rule_for("/gongji.payment.v1.PaymentService/CheckLedger", operator("000000", "a")) is None
+    problems = policy.check_against(_services()[1:2], frozenset())
+    assert "/gongji.payment.v1.PaymentService/CheckLedger: no rule, so nobody may call it" in problems
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        ({"principal": "hospital"}, "unknown principal kind"),
+        ({"principal": "institution", "scopes": ["own_hospital(x)"]}, "unknown scope"),
+        ({"principal": "channel", "scopes": ["own_institution(bill.institution_code)"]}, "does not apply"),
+        ({"principal": "operator", "scopes": ["region"]}, "needs field"),
+        ({"scopes": []}, 'a rule is an object with "principal"'),
+    ],
+)
+def test_a_malformed_rule_is_an_error_naming_the_place(rule, message):
+    with pytest.raises(AccessPolicyError, match=message) as raised:
+        AccessPolicy.parse({"services": {"gongji.payment.v1.PaymentService": {"Settle": [rule]}}})
+    assert "PaymentService/Settle" in str(raised.value)
+
+
+def test_the_readme_table_is_the_shipped_policy():
+    """python -m services.common.security.policy_table README.md writes it."""
+    assert section(AccessPolicy.shipped()) in README.read_text(encoding="utf-8")
+
+
+# Plaintext on loopback: the identity a local sidecar forwards ---------------------------------
+
+
+def test_the_forwarded_client_cert_header_names_the_nearest_hops_uri():
+    assert spiffe_id_of_forwarded(forwarded_client_cert(institution("H1"))) == "spiffe://gongji/institution/H1"
+    envoy = "By=spiffe://gongji/service/binding;Hash=abc;URI=spiffe://gongji/channel/WECHAT,URI=spiffe://gongji/institution/H2"
+    assert spiffe_id_of_forwarded(envoy) == "spiffe://gongji/institution/H2"
+    assert spiffe_id_of_forwarded("Hash=abc") is None
+
+
+@pytest.fixture
+def plaintext_binding(tmp_path):
+    settings = BindingSettings(
+        database_url=f"sqlite:///{tmp_path}/binding.db",
+        security=ServerSecurity(Transport.insecure(BINDING_SERVICE)),
+        address="127.0.0.1:0",
+    )
+    with BackgroundServer(lambda: start_binding_server(settings)) as server:
+        yield server.address
+
+
+def test_on_plaintext_loopback_a_caller_is_who_the_forwarded_header_says_and_nobody_without_it(plaintext_binding):
+    with grpc.insecure_channel(plaintext_binding) as channel:
+        stub = binding_grpc.BindingServiceStub(channel)
+        request = bapi.GetRegionPolicyRequest(admdvs="320100")
+        header = ((FORWARDED_CLIENT_CERT, forwarded_client_cert(institution("H1"))),)
+        assert stub.GetRegionPolicy(request, metadata=header).policy.version
+        with pytest.raises(grpc.RpcError) as raised:
+            stub.GetRegionPolicy(request)
+        assert (refusal_of(raised.value).code, refusal_of(raised.value).reason) == (
+            grpc.StatusCode.UNAUTHENTICATED,
+            "UNAUTHENTICATED_CALLER",
+        )
+        with pytest.raises(grpc.RpcError) as raised:
+            stub.PutRegionPolicy(bapi.PutRegionPolicyRequest(request_id="x"), metadata=header)
+        assert refusal_of(raised.value).reason == "CALLER_NOT_ALLOWED"
+        checked = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
+        assert checked.status == health_pb2.HealthCheckResponse.SERVING  # health answers anyone who reaches it
+
+
+def test_the_log_filter_masks_id_numbers_and_mobile_numbers_wherever_they_come_from():
+    import logging
+
+    from services.common.logs import PersonalDataFilter
+
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "holder %s called from %s", ("320102198001010118",
+                               "13812345678"), None)  # fmt: skip
+    assert PersonalDataFilter().filter(record)
+    assert record.getMessage() == "holder 320102********0118 called from 138****5678"
+    try:
+        raise ValueError("no insured person 11010119800101001X")
+    except ValueError:
+        import sys
+
+        failed = logging.LogRecord("x", logging.ERROR, __file__, 1, "boom", (), sys.exc_info())
+    PersonalDataFilter().filter(failed)
+    assert "110101********001X" in (failed.exc_text or "") and "11010119800101001X" not in (failed.exc_text or "")

@@ -1,0 +1,448 @@
+"""The attacks an outside client once got through, each tried again over real mutual TLS on
+both databases: strangers are turned away, callers act only within their scope, payment
+nodes check what their peers ask, request ids are each caller's own, and the ledger audit
+stays exact afterwards."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from datetime import timedelta
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+from sqlalchemy import create_engine, text
+
+from gongji.binding.v1 import binding_pb2 as bpb
+from gongji.binding.v1 import binding_service_pb2 as bapi
+from gongji.common.v1 import common_pb2 as common
+from gongji.node.v1 import node_service_pb2 as node
+from gongji.payment.v1 import payment_pb2 as ppb
+from gongji.payment.v1 import payment_service_pb2 as papi
+from gongji.payment.v1 import payment_service_pb2_grpc as payment_grpc
+from services.common.converters import datetime_to_timestamp
+from services.common.database import normalise_url
+from services.common.security.callers import ACTING_FOR
+from shared.bindings import Channel
+from shared.money import MAX_BALANCE_FEN
+from shared.principals import channel_principal, institution, operator, payment_node
+from shared.privacy import mask_id_number
+from tests.helpers import refusal_of, request_id
+from tests.payment_helpers import INSTITUTION, PaymentFamily
+from tests.test_cross_province import HOSPITAL, CrossFamily
+
+PERMISSION_DENIED = grpc.StatusCode.PERMISSION_DENIED
+NATIONAL = operator("000000", "ops")
+JIANGSU = operator("320000", "op-js")
+GANSU = operator("620000", "op-gs")
+WECHAT = channel_principal(Channel.WECHAT)
+ID_NUMBER = r"(?<![0-9])[0-9]{17}[0-9X](?![0-9])"
+
+
+def refusal(call, request):
+    with pytest.raises(grpc.RpcError) as raised:
+        call(request, timeout=20)
+    return refusal_of(raised.value)
+
+
+def balances(family: PaymentFamily) -> dict[str, tuple[int, int]]:
+    """(balance, held) of each grantor's personal account."""
+    return {
+        person.id_number: (account.balance_fen, account.held_fen)
+        for person in (family.mother, family.father)
+        for account in [family.account(person)]
+    }
+
+
+def audit_is_exact(*stubs) -> None:
+    for stub in stubs:
+        audit = stub.as_principal(NATIONAL).CheckLedger(papi.CheckLedgerRequest())
+        assert audit.balanced, list(audit.problems)
+
+
+@pytest.fixture
+def family(payment_service) -> PaymentFamily:
+    return PaymentFamily(payment_service)
+
+
+# Strangers -------------------------------------------------------------------------------
+
+
+def test_a_caller_without_a_client_certificate_is_turned_away_before_any_call(family, payment_service, pki):
+    before = balances(family)
+    request = papi.SettleRequest(request_id=request_id(), bill=family.bill(50_000))
+    address = payment_service.server.address
+    for channel in (
+        grpc.insecure_channel(address),
+        grpc.secure_channel(address, grpc.ssl_channel_credentials(pki.ca_file.read_bytes())),
+    ):
+        with channel, pytest.raises(grpc.RpcError) as raised:
+            payment_grpc.PaymentServiceStub(channel).Settle(request, timeout=5)
+        assert raised.value.code() == grpc.StatusCode.UNAVAILABLE  # the TLS handshake failed: no call exists
+    assert balances(family) == before
+    audit_is_exact(family.payment)
+
+
+def test_a_hospital_settles_only_in_its_own_name(family):
+    """An invented or another institution's code is refused, and nothing moves."""
+    before = balances(family)
+    hospital = family.payment.as_principal(institution(INSTITUTION))
+    for code in ("H99999999", "X" * 64):
+        bill = family.bill(50_000)
+        bill.institution_code = code
+        refused = refusal(hospital.Settle, papi.SettleRequest(request_id=request_id(), bill=bill))
+        assert (refused.code, refused.reason) == (PERMISSION_DENIED, "OUT_OF_SCOPE")
+        assert code not in refused.message
+    unnamed = family.bill(1_000)
+    unnamed.institution_code = ""
+    settled = hospital.Settle(papi.SettleRequest(request_id=request_id(), bill=unnamed)).settlement
+    assert settled.bill.institution_code == INSTITUTION  # taken from its certificate
+    assert balances(family)[family.mother.id_number] == (before[family.mother.id_number][0] - 1_000, 0)
+    audit_is_exact(family.payment)
+
+
+def test_crediting_money_needs_an_operator_of_the_region_and_a_bounded_amount(family):
+    before = balances(family)
+    credit = papi.CreditAccountRequest(
+        id_number=family.mother.id_number, account_kind=ppb.ACCOUNT_KIND_PERSONAL_ACCOUNT, amount_fen=10**12,
+        kind=papi.CREDIT_KIND_ADJUSTMENT, admdvs="320100",
+    )  # fmt: skip
+    for caller, expected in (
+        (institution(INSTITUTION), (PERMISSION_DENIED, "CALLER_NOT_ALLOWED")),
+        (WECHAT, (PERMISSION_DENIED, "CALLER_NOT_ALLOWED")),
+        (GANSU, (PERMISSION_DENIED, "OUT_OF_SCOPE")),
+        (NATIONAL, (grpc.StatusCode.INVALID_ARGUMENT, "AMOUNT_LIMIT_EXCEEDED")),
+    ):
+        credit.request_id = request_id()
+        refused = refusal(family.payment.as_principal(caller).CreditAccount, credit)
+        assert (refused.code, refused.reason) == expected, caller
+    assert balances(family) == before
+    audit_is_exact(family.payment)
+
+
+def test_a_binding_changes_only_for_its_parties_through_a_channel_or_an_operator_of_its_region(family):
+    binding = family.mother_binding
+    as_hospital = family.binding.as_principal(institution(INSTITUTION))
+    as_wechat = family.binding.as_principal(WECHAT)
+    as_gansu = family.binding.as_principal(GANSU)
+    attempts = [
+        (as_hospital.UpdateSharingLimit, bapi.UpdateSharingLimitRequest(binding_id=binding.binding_id, share_all=True),
+         "CALLER_NOT_ALLOWED"),
+        (as_hospital.EndBinding, bapi.EndBindingRequest(binding_id=binding.binding_id, actor=bpb.ACTOR_GRANTOR,
+                                                        actor_id=family.mother.id_number), "CALLER_NOT_ALLOWED"),
+        (as_wechat.EndBinding, bapi.EndBindingRequest(binding_id=binding.binding_id, actor=bpb.ACTOR_OPERATOR,
+                                                      actor_id="op-1"), "OUT_OF_SCOPE"),
+        (as_gansu.EndBinding, bapi.EndBindingRequest(binding_id=binding.binding_id, actor=bpb.ACTOR_OPERATOR),
+         "OUT_OF_SCOPE"),
+        (as_wechat.ReviewBinding, bapi.ReviewBindingRequest(binding_id=binding.binding_id,
+                                                            decision=bapi.REVIEW_DECISION_APPROVE),
+         "CALLER_NOT_ALLOWED"),
+        (as_wechat.ReportLifeEvent, bapi.ReportLifeEventRequest(id_number=family.mother.id_number,
+                                                                event_type=bapi.LIFE_EVENT_TYPE_DEATH),
+         "CALLER_NOT_ALLOWED"),
+        (as_gansu.ReportLifeEvent, bapi.ReportLifeEventRequest(id_number=family.mother.id_number,
+                                                               event_type=bapi.LIFE_EVENT_TYPE_DEATH), "OUT_OF_SCOPE"),
+        (family.binding.as_principal(JIANGSU).PutRegionPolicy,
+         bapi.PutRegionPolicyRequest(policy=bpb.RegionPolicy(admdvs="000000")), "OUT_OF_SCOPE"),
+        (as_wechat.ResolvePayers, bapi.ResolvePayersRequest(beneficiary_id_number=family.child.id_number,
+                                                            use_category=common.USE_CATEGORY_OUTPATIENT),
+         "CALLER_NOT_ALLOWED"),
+    ]  # fmt: skip
+    for call, request, reason in attempts:
+        if "request_id" in request.DESCRIPTOR.fields_by_name:
+            request.request_id = request_id()
+        refused = refusal(call, request)
+        assert (refused.code, refused.reason) == (PERMISSION_DENIED, reason), request
+    suspend = papi.SuspendSettlementRequest(request_id=request_id(), holder_id_number=family.child.id_number)
+    refused = refusal(family.payment.as_principal(institution(INSTITUTION)).SuspendSettlement, suspend)
+    assert (refused.code, refused.reason) == (PERMISSION_DENIED, "CALLER_NOT_ALLOWED")
+    still = family.binding.GetBinding(bapi.GetBindingRequest(binding_id=binding.binding_id)).binding
+    assert (still.state, still.share_all) == (bpb.BINDING_STATE_ACTIVE, binding.share_all)
+    assert family.settle(1_000).mutual_aid_pay_fen == 1_000
+    audit_is_exact(family.payment)
+
+
+def test_only_payment_nodes_of_the_routing_file_may_ask_who_pays(family):
+    request = bapi.ResolvePayersRequest(
+        beneficiary_id_number=family.child.id_number, use_category=common.USE_CATEGORY_OUTPATIENT
+    )
+    assert family.binding.as_principal(payment_node("local")).ResolvePayers(request).grants
+    refused = refusal(family.binding.as_principal(payment_node("north")).ResolvePayers, request)
+    assert (refused.code, refused.reason) == (PERMISSION_DENIED, "CALLER_NOT_ALLOWED")
+
+
+# Acting for others -------------------------------------------------------------------------
+
+
+def test_only_a_payment_node_may_forward_a_call_for_another_principal_and_only_to_a_payment_node(family, pki):
+    hospital = institution(INSTITUTION)
+    settle = papi.SettleRequest(request_id=request_id(), bill=family.bill(1_000))
+    with pki.channel(family.payment.address, institution("H99999999")) as channel, pytest.raises(grpc.RpcError) as e:
+        payment_grpc.PaymentServiceStub(channel).Settle(settle, metadata=((ACTING_FOR, hospital.spiffe_id),))
+    assert (refusal_of(e.value).code, refusal_of(e.value).reason) == (PERMISSION_DENIED, "CALLER_NOT_ALLOWED")
+    resolve = bapi.ResolvePayersRequest(beneficiary_id_number=family.child.id_number, use_category=1)
+    node_as = family.binding.stub_as(payment_node("local"))
+    with pytest.raises(grpc.RpcError) as raised:
+        node_as.ResolvePayers(resolve, metadata=((ACTING_FOR, NATIONAL.spiffe_id),))
+    assert refusal_of(raised.value).reason == "CALLER_NOT_ALLOWED"
+    # A payment node forwarding for the hospital is judged as the hospital.
+    forwarded = family.payment.stub_as(payment_node("local")).Settle(
+        settle, metadata=((ACTING_FOR, hospital.spiffe_id),)
+    )
+    assert forwarded.settlement.bill.institution_code == INSTITUTION
+    other = papi.SettleRequest(request_id=request_id(), bill=family.bill(1_000))
+    with pytest.raises(grpc.RpcError) as raised:
+        family.payment.stub_as(payment_node("local")).Settle(
+            other, metadata=((ACTING_FOR, institution("H99999999").spiffe_id),)
+        )
+    assert refusal_of(raised.value).reason == "OUT_OF_SCOPE"
+
+
+# Request ids ---------------------------------------------------------------------------------
+
+
+def test_two_institutions_using_the_same_request_id_both_settle_independently(family):
+    key = request_id()
+    answers = {}
+    for code in (INSTITUTION, "H32010002"):
+        bill = family.bill(2_000)
+        bill.institution_code = code
+        stub = family.payment.as_principal(institution(code))
+        answers[code] = stub.Settle(papi.SettleRequest(request_id=key, bill=bill)).settlement
+        again = stub.Settle(papi.SettleRequest(request_id=key, bill=bill)).settlement
+        assert again.settlement_id == answers[code].settlement_id  # each one's retry gets its own answer
+    assert answers[INSTITUTION].settlement_id != answers["H32010002"].settlement_id
+    assert all(s.state == ppb.SETTLEMENT_STATE_CAPTURED for s in answers.values())
+    # The second institution's reversal of "its" key reverses its own settlement only.
+    reversal = family.payment.as_principal(institution("H32010002")).ReverseRequest(
+        papi.ReverseRequestRequest(request_id=request_id(), original_request_id=key)
+    )
+    assert reversal.settlement.settlement_id == answers["H32010002"].settlement_id
+    first = family.payment.as_principal(institution(INSTITUTION)).GetSettlement(
+        papi.GetSettlementRequest(settlement_id=answers[INSTITUTION].settlement_id)
+    )
+    assert first.settlement.state == ppb.SETTLEMENT_STATE_CAPTURED
+    audit_is_exact(family.payment)
+
+
+def test_a_refusal_of_the_caller_stores_nothing_under_its_request_id(family):
+    key = request_id()
+    hospital = family.payment.as_principal(institution(INSTITUTION))
+    elsewhere = family.bill(1_000)
+    elsewhere.institution_code = "H99999999"
+    assert refusal(hospital.Settle, papi.SettleRequest(request_id=key, bill=elsewhere)).reason == "OUT_OF_SCOPE"
+    settled = hospital.Settle(papi.SettleRequest(request_id=key, bill=family.bill(1_000))).settlement
+    assert settled.state == ppb.SETTLEMENT_STATE_CAPTURED
+
+
+def test_another_callers_request_id_reveals_nothing_and_blocks_nothing(family):
+    key = request_id()
+    hospital = family.payment.as_principal(institution(INSTITUTION))
+    hospital.Settle(papi.SettleRequest(request_id=key, bill=family.bill(3_000)))
+    # Another hospital's reversal of that id finds nothing of its own and only reserves its own key.
+    other = family.payment.as_principal(institution("H32010002"))
+    answer = other.ReverseRequest(papi.ReverseRequestRequest(request_id=request_id(), original_request_id=key))
+    assert (answer.original_found, answer.original_method) == (False, "")
+    # The same hospital reusing its key for another request learns no method name.
+    reused = refusal(
+        hospital.AuthorizeSettlement, papi.AuthorizeSettlementRequest(request_id=key, bill=family.bill(3_000))
+    )
+    assert reused.reason == "IDEMPOTENCY_KEY_REUSED"
+    assert "Settle" not in reused.message
+    audit_is_exact(family.payment)
+
+
+# What a caller sees ----------------------------------------------------------------------------
+
+
+def test_a_hospital_sees_relatives_masked_and_an_operator_sees_them_whole(family):
+    settled = family.settle(150_000)
+    for leg in settled.legs:
+        assert leg.payer_id_number == mask_id_number(leg.payer_id_number)
+        assert leg.payer_balance_after_fen == 0
+    whole = family.operator_view(settled)
+    assert [leg.payer_id_number for leg in whole.legs] == [family.mother.id_number, family.father.id_number]
+    assert [leg.payer_balance_after_fen for leg in whole.legs] == [0, 50_000]
+    mine = family.payment.as_principal(WECHAT).GetAccount(
+        papi.GetAccountRequest(id_number=family.father.id_number, account_kind=ppb.ACCOUNT_KIND_PERSONAL_ACCOUNT)
+    )
+    assert mine.account.id_number == family.father.id_number
+
+
+def test_an_error_a_hospital_receives_names_no_one_in_full(family):
+    bill = family.bill(1_000, holder=family.father)  # the father's card for the child's bill
+    with pytest.raises(grpc.RpcError) as raised:
+        family.payment.as_principal(institution(INSTITUTION)).Settle(
+            papi.SettleRequest(request_id=request_id(), bill=bill)
+        )
+    status = rpc_status.from_call(raised.value)
+    assert status is not None and refusal_of(raised.value).reason == "IMPERSONATION"
+    texts = [status.message]
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            texts += list(info.metadata.values())
+    assert mask_id_number(family.father.id_number) in texts
+    assert not any(family.father.id_number in text for text in texts)
+
+
+def test_the_access_log_names_the_principal_and_request_and_no_personal_data(family, caplog):
+    caplog.set_level(logging.INFO)
+    key = request_id()
+    family.payment.Settle(papi.SettleRequest(request_id=key, bill=family.bill(1_000)))
+    refusal(
+        family.payment.Settle,
+        papi.SettleRequest(request_id=request_id(), bill=family.bill(1_000, holder=family.father)),
+    )
+    lines = [record.getMessage() for record in caplog.records]
+    settle = [line for line in lines if "PaymentService/Settle OK" in line]
+    assert any(f"principal=spiffe://gongji/institution/{INSTITUTION}" in line and f"request_id={key}" in line
+               for line in settle), settle  # fmt: skip
+    assert any("PaymentService/Settle IMPERSONATION principal=" in line for line in lines), lines
+    for line in lines:
+        assert not re.search(ID_NUMBER, line), line
+        assert family.child.name not in line and family.mother.name not in line, line
+
+
+# Payment nodes check their peers -----------------------------------------------------------
+
+
+@pytest.fixture
+def cross(two_nodes) -> CrossFamily:
+    return CrossFamily(two_nodes, mother_fen=100_000)
+
+
+def prepare(cross: CrossFamily, binding_id: str, payer: str, amount: int) -> node.PrepareLegsRequest:
+    """West, coordinating a bill at a Lanzhou hospital, asks east to hold a leg."""
+    return node.PrepareLegsRequest(
+        transaction_id=str(uuid.uuid4()), coordinator_province="62", beneficiary_id_number=cross.child.id_number,
+        institution_code="H620100-001", institution_admdvs="620100", use_category=common.USE_CATEGORY_OUTPATIENT,
+        legs=[node.NodeLeg(leg_no=1, payer_id_number=payer, binding_id=binding_id, amount_fen=amount)],
+        expire_time=datetime_to_timestamp(cross.clock.now() + timedelta(minutes=10)),
+    )  # fmt: skip
+
+
+def held_by_mother(cross: CrossFamily) -> tuple[int, int]:
+    account = cross.balance(cross.nodes.east.stub, cross.mother)
+    return account.balance_fen, account.held_fen
+
+
+def test_the_node_service_is_closed_to_everyone_but_the_routing_files_nodes(cross):
+    east = cross.nodes.east
+    request = prepare(cross, cross.mother_binding.binding_id, cross.mother.id_number, 10_000)
+    for caller, reason in (
+        (institution(HOSPITAL), "CALLER_NOT_ALLOWED"),
+        (NATIONAL, "CALLER_NOT_ALLOWED"),
+        (payment_node("north"), "CALLER_NOT_ALLOWED"),
+    ):
+        refused = refusal(east.node_stub("west").as_principal(caller).PrepareLegs, request)
+        assert (refused.code, refused.reason) == (PERMISSION_DENIED, reason)
+    # West may act for its own provinces only.
+    request.coordinator_province = "32"
+    refused = refusal(east.node_stub("west").PrepareLegs, request)
+    assert (refused.code, refused.reason) == (PERMISSION_DENIED, "OUT_OF_SCOPE")
+    assert held_by_mother(cross) == (100_000, 0)
+
+
+def test_a_node_holds_nothing_for_a_binding_the_binding_service_does_not_know(cross):
+    west_calls = cross.nodes.east.node_stub("west")
+    for binding_id, payer in (
+        (str(uuid.uuid4()), cross.mother.id_number),  # no such binding
+        (cross.father_binding.binding_id, cross.mother.id_number),  # a binding of someone else's
+    ):
+        refused = refusal(west_calls.PrepareLegs, prepare(cross, binding_id, payer, 10_000))
+        assert (refused.code, refused.reason) == (PERMISSION_DENIED, "PEER_CLAIM_REJECTED")
+    assert held_by_mother(cross) == (100_000, 0)
+    cross.assert_books_close()
+
+
+def test_a_node_captures_neither_less_than_nothing_nor_more_than_it_holds(cross):
+    west_calls = cross.nodes.east.node_stub("west")
+    request = prepare(cross, cross.mother_binding.binding_id, cross.mother.id_number, 10_000)
+    west_calls.PrepareLegs(request)
+    assert held_by_mother(cross) == (100_000, 10_000)
+    for amount, expected in (
+        (-5_000_000, (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_AMOUNT")),
+        (10_001, (grpc.StatusCode.FAILED_PRECONDITION, "AMOUNT_EXCEEDS_HOLD")),
+        (10**13, (grpc.StatusCode.INVALID_ARGUMENT, "AMOUNT_LIMIT_EXCEEDED")),
+    ):
+        commit = node.CommitLegsRequest(
+            transaction_id=request.transaction_id, captures=[node.NodeLeg(leg_no=1, amount_fen=amount)]
+        )
+        refused = refusal(west_calls.CommitLegs, commit)
+        assert (refused.code, refused.reason) == expected
+    unknown_leg = node.CommitLegsRequest(
+        transaction_id=request.transaction_id, captures=[node.NodeLeg(leg_no=9, amount_fen=1)]
+    )
+    assert refusal(west_calls.CommitLegs, unknown_leg).reason == "PEER_CLAIM_REJECTED"
+    assert held_by_mother(cross) == (100_000, 10_000)
+    west_calls.AbortLegs(node.AbortLegsRequest(transaction_id=request.transaction_id, coordinator_province="62"))
+    assert held_by_mother(cross) == (100_000, 0)
+    cross.assert_books_close()
+
+
+def test_a_wallet_is_credited_only_for_a_transfer_its_sender_debited(cross):
+    cross.nodes.east.stub.ActivateWallet(
+        papi.ActivateWalletRequest(request_id=request_id(), id_number=cross.child.id_number, admdvs="320100")
+    )
+    minted = node.CreditWalletRequest(
+        transfer_id=str(uuid.uuid4()), beneficiary_id_number=cross.child.id_number, amount_fen=100_000_000,
+        source_province="62", grantor_id_number=cross.father.id_number, binding_id=cross.father_binding.binding_id,
+    )  # fmt: skip
+    refused = refusal(cross.nodes.east.node_stub("west").CreditWallet, minted)
+    assert (refused.code, refused.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "AMOUNT_LIMIT_EXCEEDED")
+    minted.amount_fen = 1_000_000
+    refused = refusal(cross.nodes.east.node_stub("west").CreditWallet, minted)
+    assert (refused.code, refused.reason) == (PERMISSION_DENIED, "PEER_CLAIM_REJECTED")
+    wallet = cross.nodes.east.stub.GetAccount(
+        papi.GetAccountRequest(id_number=cross.child.id_number, account_kind=ppb.ACCOUNT_KIND_WALLET)
+    ).account
+    assert wallet.balance_fen == 0
+    cross.assert_books_close()
+
+
+# The audit sees what no request could do -------------------------------------------------------
+
+
+def test_the_ledger_audit_reports_money_no_settlement_or_transfer_explains(family, payment_service):
+    family.settle(10_000)
+    audit_is_exact(family.payment)
+    engine = create_engine(normalise_url(payment_service.database_url))
+    mother = f"PERSONAL_ACCOUNT:{family.mother.id_number}"
+    with engine.begin() as connection:
+        now = family.clock.now()
+        connection.execute(
+            text(
+                "INSERT INTO journal_entries (entry_id, time, purpose, settlement_id, transfer_id, institution_code,"
+                " request_id, memo) VALUES ('forged-1', :now, 'SETTLEMENT', '', '', '', '', 'made up')"
+            ),
+            {"now": now},
+        )
+        for posting_id, account, amount in (
+            (900001, "CLEARING:32:62", 5_000_000),
+            (900002, "EXTERNAL_CONTRIBUTIONS:*", -5_000_000),
+        ):
+            connection.execute(
+                text(
+                    "INSERT INTO postings (posting_id, entry_id, account_id, amount_fen, balance_after_fen,"
+                    " counterpart_id_number, binding_id, time) VALUES (:id, 'forged-1', :account, :amount, 0, '', '',"
+                    " :now)"
+                ),
+                {"id": posting_id, "account": account, "amount": amount, "now": now},
+            )
+        connection.execute(text("UPDATE accounts SET balance_fen = -5 WHERE account_id = :id"), {"id": mother})
+        connection.execute(
+            text("UPDATE accounts SET balance_fen = :huge WHERE account_id = :id"),
+            {"huge": MAX_BALANCE_FEN + 1, "id": f"PERSONAL_ACCOUNT:{family.father.id_number}"},
+        )
+    engine.dispose()
+    audit = family.payment.as_principal(NATIONAL).CheckLedger(papi.CheckLedgerRequest())
+    problems = "\n".join(audit.problems)
+    assert not audit.balanced
+    assert "forged-1 on CLEARING:32:62 has no settlement" in problems
+    assert f"account {mother} is below zero" in problems
+    assert f"account PERSONAL_ACCOUNT:{family.father.id_number} is beyond {MAX_BALANCE_FEN} fen" in problems
