@@ -1,5 +1,10 @@
-"""`gongji demo`: both services in one process on a temporary SQLite database,
-and a family walked through mutual aid over real gRPC, printed as a report."""
+"""`gongji demo`: both services in one process on a temporary SQLite database, and a
+family walked through mutual aid over real gRPC with mutual TLS, printed as a report.
+
+Every call is made as the principal a real deployment would make it as (the national
+operator syncs the registry, WeChat carries the family's binding, the hospital settles its
+bills), each with a certificate from a development CA made for the run, and each step
+shows who made it. ID numbers are printed masked."""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import socket
 import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -23,13 +29,20 @@ from services.binding.app import BindingSettings, start_binding_server
 from services.binding.entrypoints.converters import policy_to_proto
 from services.common.clock import ManualClock
 from services.common.hosting import BackgroundServer
+from services.common.security.development_pki import DevelopmentPKI
+from services.common.security.natural_callers import ActingStub, Roles
+from services.common.server import ServerSecurity
 from services.common.status import error_info_of
 from services.demo_cross import walk_cross_province
 from services.demo_payments import walk_payments as _walk_payments
+from services.demo_trust import walk_trust_boundaries
 from services.payment.app import PaymentSettings, start_payment_server
 from services.payment.routing import Node, RoutingTable
+from services.payment.verification import StandInVerifier
 from shared.ledger import CHINA_STANDARD_TIME
 from shared.policy import example_policies
+from shared.principals import BINDING_SERVICE, payment_node
+from shared.privacy import mask_id_number
 from shared.regions import PROVINCES
 
 NANJING, HANGZHOU = "320100", "330100"
@@ -42,9 +55,10 @@ def _id_number(area: str, birth: str, sequence: int) -> str:
 
 
 class Report:
-    def __init__(self) -> None:
+    def __init__(self, roles: Roles | None = None) -> None:
         self._step = 0
         self._keys = 0
+        self._roles = roles
 
     def key(self) -> str:
         self._keys += 1
@@ -53,16 +67,25 @@ class Report:
     def section(self, title: str) -> None:
         print(f"\n== {title}")
 
+    def _caller(self) -> str:
+        if self._roles is None:
+            return ""
+        last = self._roles.last
+        return f"  [as {last.path}]" if last else "  [as nobody]"
+
     def ok(self, text: str) -> None:
         self._step += 1
-        print(f"  {self._step:2d}. ✓ {text}")
+        print(f"  {self._step:2d}. ✓ {text}{self._caller()}")
 
     def refused(self, text: str, error: grpc.RpcError) -> None:
         self._step += 1
         status = rpc_status.from_call(error)  # type: ignore[arg-type]
         info = error_info_of(status) if status else None
-        reason = info.reason if info else "?"
-        print(f"  {self._step:2d}. ✗ {text}\n        refused: {error.code().name} {reason} — {error.details()}")
+        reason = info.reason if info else "(no status: refused before any call)"
+        print(
+            f"  {self._step:2d}. ✗ {text}{self._caller()}\n"
+            f"        refused: {error.code().name} {reason} — {error.details()}"
+        )
 
     def expect_refusal(self, text: str, call: Callable[[], Any]) -> None:
         try:
@@ -144,7 +167,8 @@ def _walk_bindings(stub: binding_grpc.BindingServiceStub, report: Report) -> tup
         stub.UpsertInsuredPerson(bapi.UpsertInsuredPersonRequest(request_id=report.key(), insured_person=message))
         persons[role] = message
         report.ok(
-            f"{role:8s} {name} {message.id_number} insured in {admdvs} ({'employee' if kind == 1 else 'resident'})"
+            f"{role:8s} {name} {mask_id_number(message.id_number)} insured in {admdvs} "
+            f"({'employee' if kind == 1 else 'resident'})"
         )
 
     def bind(role: str, relationship: int, proof: int) -> bapi.CreateBindingRequest:
@@ -178,7 +202,10 @@ def _walk_bindings(stub: binding_grpc.BindingServiceStub, report: Report) -> tup
             beneficiary_id_number=persons["child"].id_number, use_category=common.USE_CATEGORY_OUTPATIENT
         )
     )
-    report.ok(f"payers of the child: {[g.grantor_id_number for g in payers.grants]} under {payers.policy_version}")
+    report.ok(
+        f"payers of the child: {[mask_id_number(g.grantor_id_number) for g in payers.grants]} "
+        f"under {payers.policy_version}"
+    )
     return persons, bindings
 
 
@@ -240,44 +267,53 @@ def run_demo(verbose: bool = False) -> int:
             logging.getLogger(name).setLevel(logging.WARNING)
     clock = ManualClock(_demo_day())
     with tempfile.TemporaryDirectory(prefix="gongji-demo-") as scratch:
+        pki = DevelopmentPKI(Path(scratch) / "pki", "gongji demo CA")
         print(f"gongji demo: a binding service and two payment nodes on SQLite in {scratch}")
+        print(f"every port serves mutual TLS; certificates from a development CA in {pki.directory}")
+        routing = two_node_routing()
         binding_settings = BindingSettings(
-            database_url=f"sqlite:///{scratch}/binding.db", address="127.0.0.1:0", clock=clock
+            database_url=f"sqlite:///{scratch}/binding.db",
+            security=ServerSecurity(pki.transport(BINDING_SERVICE), nodes=routing.directory()),
+            address="127.0.0.1:0",
+            clock=clock,
         )
         with BackgroundServer(lambda: start_binding_server(binding_settings)) as binding_server:
-            routing = two_node_routing()
             nodes = {}
             for name in ("east", "west"):
                 settings = PaymentSettings(
                     database_url=f"sqlite:///{scratch}/payment-{name}.db",
+                    security=ServerSecurity(pki.transport(payment_node(name))),
+                    verifier=StandInVerifier(),
                     address=routing.nodes[name].address,
                     binding_address=binding_server.address,
                     clock=clock,
                     routing=RoutingTable(routing.nodes, name),
                 )
                 nodes[name] = BackgroundServer(lambda s=settings: start_payment_server(s)).start()
+            roles = Roles(node_caller="east")
+            stubs = [
+                ActingStub(binding_grpc.BindingServiceStub, binding_server.address, pki, roles),
+                ActingStub(payment_grpc.PaymentServiceStub, nodes["east"].address, pki, roles),
+                ActingStub(payment_grpc.PaymentServiceStub, nodes["west"].address, pki, roles),
+            ]
             try:
-                with (
-                    grpc.insecure_channel(binding_server.address) as channel,
-                    grpc.insecure_channel(nodes["east"].address) as east_channel,
-                    grpc.insecure_channel(nodes["west"].address) as west_channel,
-                ):
-                    print(
-                        f"binding service on {binding_server.address}; payment node east (Jiangsu and others) on "
-                        f"{nodes['east'].address}, west (Gansu and others) on {nodes['west'].address}"
-                    )
-                    binding = binding_grpc.BindingServiceStub(channel)
-                    east = payment_grpc.PaymentServiceStub(east_channel)
-                    west = payment_grpc.PaymentServiceStub(west_channel)
-                    report = Report()
-                    persons, bindings = _walk_bindings(binding, report)
-                    _walk_payments(binding, east, report, persons, clock)
-                    walk_cross_province(binding, east, west, report, persons, clock)
-                    _walk_endings(binding, report, persons, bindings)
+                print(
+                    f"binding service on {binding_server.address}; payment node east (Jiangsu and others) on "
+                    f"{nodes['east'].address}, west (Gansu and others) on {nodes['west'].address}"
+                )
+                binding, east, west = stubs
+                report = Report(roles)
+                persons, bindings = _walk_bindings(binding, report)  # type: ignore[arg-type]
+                _walk_payments(binding, east, report, persons, clock)  # type: ignore[arg-type]
+                walk_cross_province(binding, east, west, report, persons, clock)  # type: ignore[arg-type]
+                walk_trust_boundaries(pki, east, report, persons, clock)
+                _walk_endings(binding, report, persons, bindings)  # type: ignore[arg-type]
             finally:
+                for stub in stubs:
+                    stub.close()
                 for server in nodes.values():
                     server.stop()
-    print("\ndemo finished: every step above went over gRPC to the running services.")
+    print("\ndemo finished: every step above went over gRPC with mutual TLS to the running services.")
     return 0
 
 

@@ -14,6 +14,7 @@ from gongji.payment.v1 import payment_pb2 as ppb
 from gongji.payment.v1 import payment_service_pb2 as papi
 from gongji.payment.v1 import payment_service_pb2_grpc as payment_grpc
 from services.common.clock import Clock
+from services.demo_payments import labels
 from services.payment.verification import stand_in_token
 from shared.ledger import CHINA_STANDARD_TIME
 from shared.money import format_yuan
@@ -67,7 +68,9 @@ def walk_cross_province(
     )  # fmt: skip
     report.ok("grandfather's monthly credit of 1500.00 yuan lands on node west")
 
-    names = {father.id_number: "father", grandfather.id_number: "grandfather", child.id_number: "child (wallet)"}
+    names = labels(
+        {father.id_number: "father", grandfather.id_number: "grandfather", child.id_number: "child (wallet)"}
+    )
     bill = ppb.Bill(
         institution_code=HOSPITAL, institution_admdvs=NANJING, patient_id_number=child.id_number,
         credential=ppb.Credential(type=ppb.CREDENTIAL_TYPE_CARD, holder_id_number=child.id_number),

@@ -16,12 +16,18 @@ from gongji.payment.v1 import payment_service_pb2_grpc as payment_grpc
 from services.common.clock import Clock
 from shared.ledger import CHINA_STANDARD_TIME
 from shared.money import format_yuan
+from shared.privacy import mask_id_number
 
 if TYPE_CHECKING:
     from services.demo import Report
 
 HOSPITAL, PHARMACY, NANJING = "H320100-001", "P320100-017", "320100"
 PERSONAL = ppb.ACCOUNT_KIND_PERSONAL_ACCOUNT
+
+
+def labels(names: dict[str, str]) -> dict[str, str]:
+    """Who is who by ID number, whole or masked (a hospital sees relatives masked)."""
+    return names | {mask_id_number(id_number): label for id_number, label in names.items()}
 
 
 def _split(settlement: ppb.Settlement, names: dict[str, str]) -> str:
@@ -41,7 +47,7 @@ def walk_payments(
     clock: Clock,
 ) -> None:
     father, mother, child = persons["grantor"], persons["spouse"], persons["child"]
-    names = {father.id_number: "father", mother.id_number: "mother", child.id_number: "child"}
+    names = labels({father.id_number: "father", mother.id_number: "mother", child.id_number: "child"})
 
     report.section("Monthly credits (每月到账) and a second grantor")
     for who, amount in ((father, 80_000), (mother, 30_000)):

@@ -1,7 +1,8 @@
-"""`gongji demo` runs as a user would run it and tells the family's story."""
+"""`gongji demo` runs as a user would run it and tells the family's story over mutual TLS."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -22,6 +23,17 @@ def test_the_demo_walks_a_family_through_binding_payment_and_cross_province_aid(
         "node east: 62 owes 32 500.00; ledger balanced=True",
         "node west: 62 owes 32 500.00; ledger balanced=True",
         "the grantor dies: 3 bindings end",
+        "every port serves mutual TLS",
+        "[as institution/H320100-001]",
+        "[as channel/WECHAT]",
+        "[as operator/000000/ops]",
+        "a caller without a client certificate asks to settle  [as nobody]",
+        "OUT_OF_SCOPE",
+        "SETTLEMENT_NOT_FOUND",
+        "CALLER_NOT_ALLOWED",
+        "AMOUNT_LIMIT_EXCEEDED",
+        "(masked by the server) balc 0.00",
     ):
         assert expected in out, f"missing from the demo's report: {expected}"
     assert "Traceback" not in result.stderr
+    assert not re.search(r"(?<![0-9])[0-9]{17}[0-9X](?![0-9])", out), "the demo printed a whole ID number"
