@@ -228,7 +228,7 @@ def test_a_second_payment_node_serves_the_other_provinces_with_its_own_database(
     assert (_option(east, "--node"), _option(west, "--node")) == ("east", "west")
     assert _option(west, "--database").endswith("@postgres:5432/gongji_payment_west")
     assert "50062:50052" in [str(p) for p in services["payment-west"]["ports"]]
-    assert services["payment-west"]["healthcheck"]["test"][1:] == ["gongji", "health", "--address", "127.0.0.1:50052"]
+    assert services["payment-west"]["healthcheck"]["test"][1:5] == ["gongji", "health", "--address", "127.0.0.1:50052"]
 
 
 def test_the_routing_table_mounted_into_both_nodes_loads_and_gives_every_province_one_node(services: dict) -> None:
@@ -236,11 +236,13 @@ def test_the_routing_table_mounted_into_both_nodes_loads_and_gives_every_provinc
     from shared.regions import PROVINCES
 
     routing_path = REPO_ROOT / "services" / "compose" / "routing.json"
-    for name, node in (("payment", "east"), ("payment-west", "west")):
+    for name, node in (("binding", ""), ("payment", "east"), ("payment-west", "west")):
         assert (
             f"./services/compose/routing.json:{_option(_as_argv(services[name]['command']), '--routing')}:ro"
             in (services[name]["volumes"])
         )
+        if not node:
+            continue
         table = RoutingTable.load(routing_path, node)
         assert {p for n in table.nodes.values() for p in n.provinces} == PROVINCES
         assert table.owner_of_province("62").address == "payment-west:50052"
@@ -249,3 +251,45 @@ def test_the_routing_table_mounted_into_both_nodes_loads_and_gives_every_provinc
 def test_migrate_also_migrates_the_second_nodes_database(services: dict) -> None:
     script = " ".join(_as_argv(services["migrate"]["command"]))
     assert "gongji_payment_west" in script
+
+
+# Mutual TLS --------------------------------------------------------------------------------
+
+IDENTITIES = {"binding": "service-binding", "payment": "service-payment-east", "payment-west": "service-payment-west"}
+CERTS = "/etc/gongji/certs"
+
+
+def test_a_one_shot_certs_step_writes_a_certificate_for_every_service(services: dict) -> None:
+    certs = services["certs"]
+    argv = _as_argv(certs["command"])
+    assert argv[:3] == ["certs", "init", CERTS]
+    principals = [argv[i + 1] for i, arg in enumerate(argv) if arg == "--principal"]
+    assert {p.removeprefix("spiffe://gongji/").replace("/", "-") for p in principals} >= set(IDENTITIES.values())
+    hosts = {argv[i + 1] for i, arg in enumerate(argv) if arg == "--host"}
+    assert hosts >= set(IDENTITIES), "every service's certificate must name the host its peers dial"
+    assert f"certs:{CERTS}" in certs["volumes"]
+    assert str(certs.get("restart", "no")) == "no"
+
+
+def test_every_service_serves_mutual_tls_with_its_own_certificate_and_never_plaintext(services: dict) -> None:
+    for name, stem in IDENTITIES.items():
+        argv = _as_argv(services[name]["command"])
+        assert "--insecure" not in argv, name
+        assert _option(argv, "--tls-cert") == f"{CERTS}/{stem}.pem", name
+        assert _option(argv, "--tls-key") == f"{CERTS}/{stem}.key", name
+        assert _option(argv, "--tls-ca") == f"{CERTS}/ca.pem", name
+        assert f"certs:{CERTS}:ro" in services[name]["volumes"], name
+        assert _depends_on_conditions(services[name]).get("certs") == "service_completed_successfully", name
+        health = services[name]["healthcheck"]["test"][1:]
+        assert _option(health, "--tls-cert") == f"{CERTS}/{stem}.pem", name
+        assert _option(health, "--tls-ca") == f"{CERTS}/ca.pem", name
+
+
+def test_payment_nodes_name_their_wallet_verifier(services: dict) -> None:
+    for name in ("payment", "payment-west"):
+        assert _option(_as_argv(services[name]["command"]), "--verifier") == "stand-in"
+
+
+def test_the_image_lets_the_service_user_write_the_certs_volume(dockerfile_instructions: list) -> None:
+    runs = " ".join(args for keyword, args in dockerfile_instructions if keyword == "RUN")
+    assert f"chown gongji:gongji {CERTS}" in runs
