@@ -7,14 +7,36 @@ beside two baselines measured in the same run on the same machine.
   child with two grantors who split the child's bills PROPORTIONAL, so every
   bill is a two-payer settlement), then 1, 8, 32 … concurrent callers send
   Settle as fast as the answers come back.
+* Everything runs as in production: every port serves mutual TLS with
+  certificates of a development CA made in the scratch directory, and every
+  call passes the shipped access policy as its natural caller (a `Desk` holds
+  one stub per caller): people and policies are registered by a national
+  operator, bindings and payer orders made by the national app, accounts
+  credited and ledgers checked by the operator, and each bill is settled by
+  the hospital named in it (one certificate per institution code).
 * PostgreSQL's own pgbench TPC-B (`-s 1`) with as many clients: what the
   database alone does on this machine.
 * A bare grpc.aio echo server in its own process, driven by the same client
-  loop: what gRPC in Python alone costs per call.
+  loop over the same mutual TLS (a service certificate on the server, a
+  hospital's on the client): what gRPC in Python alone costs per call, so
+  settle ÷ echo compares like with like.
+* The cost of security (on by default; `--no-plaintext-baseline` skips it):
+  after the single-node phase the binding and payment servers are restarted
+  with `--insecure` (plaintext on 127.0.0.1) on the same databases and the same
+  families, and the same Settle load runs at the same concurrency levels. Those
+  calls name their hospital in an `x-forwarded-client-cert` header, so the access
+  policy still judges every call and only TLS differs; the report gives both
+  rates and mTLS ÷ plaintext per level. The servers then get mutual TLS again.
+  The phases run one after the other, and on a shared host the machine's speed
+  can change in between: postgres's CPU per settlement, which TLS does not touch,
+  is reported beside each ratio as a control, and the report says when it moved.
+  `--in-process` skips this phase (as it skips the cross-node one), and so does
+  `--profile` (the profiler would slow the mutual-TLS side only).
 * Cross-node (on by default; `--no-cross-node` skips it): the payment service
   runs as two nodes on this machine, "east" (Jiangsu, 32, among others) and
   "west" (Gansu, 62, among others), each with its own scratch database and one
-  routing file. The single-node figures come from families entirely in Nanjing,
+  routing file, which the binding service gets too (it answers only these
+  nodes). The single-node figures come from families entirely in Nanjing,
   served by east alone; then as many cross-province families (child and mother
   in Nanjing, father in Lanzhou with his account on west) settle two-payer bills
   at a Nanjing hospital through east, at the same concurrency levels. Afterwards
@@ -24,8 +46,9 @@ Every window also records the CPU each process used (from /proc), including
 "other": what processes outside the benchmark took, since a busy machine skews
 everything. It reports what it measured; it never fails on speed.
 `--profile PATH` runs both services under cProfile (every thread, from the first
-measured call to the last) and prints where the payment service's time goes:
-the top functions and the share of each layer (SQLAlchemy, psycopg, asyncio …).
+measured call to the last of the single-node mutual-TLS phase) and prints where
+the payment service's time goes: the top functions and the share of each layer
+(SQLAlchemy, psycopg, asyncio …).
 """
 
 from __future__ import annotations
@@ -51,9 +74,10 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -70,6 +94,10 @@ from gongji.payment.v1 import payment_pb2 as ppb
 from gongji.payment.v1 import payment_service_pb2 as papi
 from gongji.payment.v1 import payment_service_pb2_grpc as payment_grpc
 from services.common.database import migrate, normalise_url
+from services.common.security.development_pki import DevelopmentPKI
+from services.common.security.transport import ForwardedIdentity
+from shared.bindings import Channel
+from shared.principals import BINDING_SERVICE, Principal, channel_principal, institution, operator, payment_node
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 DEFAULT_CONCURRENCY = (1, 8, 32)
@@ -83,10 +111,23 @@ WEST_ADMDVS = "620100"  # Lanzhou: the cross-node families' fathers
 EAST_PROVINCES = ("11", "12", "31", "32", "33", "34", "35", "36", "44")
 WEST_PROVINCES = ("37", "41", "42", "50", "51", "61", "62", "63", "64", "65")
 INSTITUTIONS = tuple(f"H320100{n:02d}" for n in range(1, 9))
-CREDIT_FEN = 100_000_000  # a million yuan per grantor: no bill is ever short of money
+# 100,000 yuan per grantor: no bill is ever short of money, and no more than one
+# PaymentService call may move (`gongji serve payment --max-amount-fen`, default 10,000,000).
+CREDIT_FEN = 10_000_000
 ECHO_METHOD = "/gongji.benchmark.Echo/Echo"
 CALL_TIMEOUT = 10.0
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+
+# Who makes which call (the shipped access policy, services/common/security/access_policy.json).
+OPERATOR = operator("000000", "bench-ops")  # national: registers people and policies, credits, checks ledgers
+APP = channel_principal(Channel.NATIONAL_APP)  # makes the bindings and payer orders (request channel NATIONAL_APP)
+EAST = payment_node("east")  # the payment server of the single-node phase, and east of the cross-node one
+WEST = payment_node("west")
+# Every channel its own connection, secure or not: gRPC would otherwise let plaintext channels to one
+# address share a connection while each certificate gets its own, and the phases would not compare.
+CHANNEL_OPTIONS = [("grpc.use_local_subchannel_pool", 1)]
+BINDING = "gongji.binding.v1.BindingService"
+PAYMENT = "gongji.payment.v1.PaymentService"
 
 
 class BenchmarkError(Exception):
@@ -373,9 +414,18 @@ class Scratch:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def _wait_serving(process: Process | None, address: str, service: str, timeout: float = 60.0) -> None:
+def _wait_serving(
+    process: Process | None,
+    address: str,
+    service: str,
+    credentials: grpc.ChannelCredentials | None,
+    timeout: float = 60.0,
+) -> None:
+    """Waits for the health check to answer SERVING: over mutual TLS with `credentials`
+    (anyone authenticated may ask), in plaintext without (a server started --insecure)."""
     deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(address) as channel:
+    opened = grpc.secure_channel(address, credentials) if credentials else grpc.insecure_channel(address)
+    with opened as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
             if process is not None and process.popen.poll() is not None:
@@ -405,10 +455,15 @@ class _EchoHandler(grpc.GenericRpcHandler):
         return None
 
 
-async def _serve_echo(address: str) -> None:
+async def _serve_echo(address: str, cert: Path, key: Path, ca: Path) -> None:
+    """Echoes every request, behind mutual TLS as gongji's ports are: the server presents `cert`
+    and requires a client certificate signed by `ca`."""
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
     server.add_generic_rpc_handlers((_EchoHandler(),))
-    server.add_insecure_port(address)
+    credentials = grpc.ssl_server_credentials(
+        [(key.read_bytes(), cert.read_bytes())], root_certificates=ca.read_bytes(), require_client_auth=True
+    )
+    server.add_secure_port(address, credentials)
     await server.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -599,6 +654,64 @@ def profile_layers(path: str, per: int) -> list[dict[str, Any]]:
     ]
 
 
+# Who calls: a desk of stubs, one per natural caller ---------------------------------------
+
+Connect = Callable[[str, Principal], grpc.aio.Channel]
+
+
+def mutual_tls(pki: DevelopmentPKI) -> Connect:
+    """Channels that present the principal's certificate, as every caller of a gongji port must."""
+
+    def connect(address: str, principal: Principal) -> grpc.aio.Channel:
+        return grpc.aio.secure_channel(address, pki.credentials(principal), options=CHANNEL_OPTIONS)
+
+    return connect
+
+
+def plaintext(address: str, principal: Principal) -> grpc.aio.Channel:
+    """A plaintext channel to a server started with --insecure, each call naming the principal in
+    x-forwarded-client-cert (as a TLS-terminating sidecar would): the access policy still applies."""
+    return grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS, interceptors=[ForwardedIdentity(principal)])
+
+
+@dataclass
+class Desk:
+    """The benchmark's stubs, each making its calls as the principal a deployment would."""
+
+    registry: binding_grpc.BindingServiceStub  # the national operator: people, region policies
+    app: binding_grpc.BindingServiceStub  # the national app: bindings, payer orders
+    treasury: payment_grpc.PaymentServiceStub  # the national operator: credits, ledger, clearing report
+    hospitals: dict[str, payment_grpc.PaymentServiceStub]  # one per institution code: Settle
+
+    async def settle(self, request: papi.SettleRequest) -> papi.SettleResponse:
+        """Settles the bill as the institution named in it."""
+        return await self.hospitals[request.bill.institution_code].Settle(request, timeout=CALL_TIMEOUT)
+
+
+@contextlib.asynccontextmanager
+async def open_desk(binding_address: str, payment_address: str, connect: Connect) -> AsyncIterator[Desk]:
+    """A desk on these servers; its channels close when the block ends. A channel connects on
+    its first call, so stubs a phase does not use cost nothing."""
+    channels: list[grpc.aio.Channel] = []
+
+    def channel(address: str, principal: Principal) -> grpc.aio.Channel:
+        channels.append(connect(address, principal))
+        return channels[-1]
+
+    try:
+        yield Desk(
+            registry=binding_grpc.BindingServiceStub(channel(binding_address, OPERATOR)),
+            app=binding_grpc.BindingServiceStub(channel(binding_address, APP)),
+            treasury=payment_grpc.PaymentServiceStub(channel(payment_address, OPERATOR)),
+            hospitals={
+                code: payment_grpc.PaymentServiceStub(channel(payment_address, institution(code)))
+                for code in INSTITUTIONS
+            },
+        )
+    finally:
+        await asyncio.gather(*(opened.close() for opened in channels))
+
+
 # Families -------------------------------------------------------------------------------
 
 
@@ -621,22 +734,20 @@ def _rid() -> str:
     return str(uuid.uuid4())
 
 
-async def register_family(
-    number: int, binding: binding_grpc.BindingServiceStub, payment: payment_grpc.PaymentServiceStub
-) -> Family:
+async def register_family(number: int, desk: Desk) -> Family:
     """Two employee grantors, one resident child, both bindings ACTIVE, PROPORTIONAL
     payer order, and both personal accounts credited."""
     mother = _person_id(date(1975, 1, 1), 2 * number)
     father = _person_id(date(1975, 1, 1), 2 * number + 1)
     child = _person_id(date(2012, 1, 1), number)
-    await _bind_family(binding, f"family {number}", f"birth-{number}", (mother, ADMDVS), (father, ADMDVS), child)
+    await _bind_family(desk, f"family {number}", f"birth-{number}", (mother, ADMDVS), (father, ADMDVS), child)
     for grantor in (mother, father):
-        await _credit(payment, grantor, ADMDVS)
+        await _credit(desk.treasury, grantor, ADMDVS)
     return Family(child, (mother, father))
 
 
 async def _bind_family(
-    binding: binding_grpc.BindingServiceStub,
+    desk: Desk,
     label: str,
     proof_ref: str,
     mother: tuple[str, str],
@@ -644,7 +755,8 @@ async def _bind_family(
     child: str,
 ) -> None:
     """Registers mother and father (id number, admdvs) and the child, insured in the mother's
-    region; binds both parents to the child, ACTIVE, in a PROPORTIONAL payer order."""
+    region (as the operator); binds both parents to the child, ACTIVE, in a PROPORTIONAL payer
+    order (as the national app)."""
     people = ((*mother, "李妈妈", False), (*father, "王爸爸", False), (child, mother[1], "王小宝", True))
     for id_number, admdvs, name, resident in people:
         person = bpb.InsuredPerson(
@@ -653,12 +765,12 @@ async def _bind_family(
             status=common.INSURANCE_STATUS_NORMAL, admdvs=admdvs, phone="13800000000",
             has_personal_account=not resident,
         )  # fmt: skip
-        await binding.UpsertInsuredPerson(
+        await desk.registry.UpsertInsuredPerson(
             bapi.UpsertInsuredPersonRequest(request_id=_rid(), insured_person=person), timeout=CALL_TIMEOUT
         )
     binding_ids = []
     for grantor, name in ((mother[0], "李妈妈"), (father[0], "王爸爸")):
-        created = await binding.CreateBinding(
+        created = await desk.app.CreateBinding(
             bapi.CreateBindingRequest(
                 request_id=_rid(),
                 grantor=bapi.PersonIdentity(id_number=grantor, name=name),
@@ -666,14 +778,14 @@ async def _bind_family(
                 relationship=common.RELATIONSHIP_CHILD,
                 proofs=[bpb.Proof(type=bpb.PROOF_TYPE_BIRTH_CERTIFICATE, document_ref=proof_ref)],
                 consent_version="notice-2025-01",
-                channel=common.CHANNEL_NATIONAL_APP,
+                channel=common.CHANNEL_NATIONAL_APP,  # the caller's own channel, as the policy demands
             ),
             timeout=CALL_TIMEOUT,
         )
         if created.binding.state != bpb.BINDING_STATE_ACTIVE:
             raise BenchmarkError(f"{label}: binding is {bpb.BindingState.Name(created.binding.state)}")
         binding_ids.append(created.binding.binding_id)
-    await binding.SetPayerOrder(
+    await desk.app.SetPayerOrder(
         bapi.SetPayerOrderRequest(
             request_id=_rid(), beneficiary_id_number=child, binding_ids=binding_ids, mode=bpb.PAYER_MODE_PROPORTIONAL
         ),
@@ -681,8 +793,8 @@ async def _bind_family(
     )
 
 
-async def _credit(payment: payment_grpc.PaymentServiceStub, grantor: str, admdvs: str) -> None:
-    await payment.CreditAccount(
+async def _credit(treasury: payment_grpc.PaymentServiceStub, grantor: str, admdvs: str) -> None:
+    await treasury.CreditAccount(
         papi.CreditAccountRequest(
             request_id=_rid(), id_number=grantor, account_kind=ppb.ACCOUNT_KIND_PERSONAL_ACCOUNT,
             amount_fen=CREDIT_FEN, kind=papi.CREDIT_KIND_MONTHLY_CONTRIBUTION, period="2026-01", admdvs=admdvs,
@@ -721,26 +833,30 @@ class Options:
     server_log_level: str = "INFO"
     json_output: bool = False
     cross_node: bool = True
+    plaintext_baseline: bool = True
 
 
 @dataclass
 class Servers:
     binding_address: str
-    payment_address: str  # node "east" when there is a west node
-    pids: dict[str, int] = field(default_factory=dict)
+    payment_address: str  # node "east"
+    pids: dict[str, int] = field(default_factory=dict)  # kept current across restarts
     stop: Callable[[], None] = lambda: None
     west_address: str | None = None  # the second payment node, for the cross-node phase
     west_pid: int | None = None
+    # Stops binding and east and starts them again on the same addresses and databases: with
+    # --insecure (plaintext) when given True, with mutual TLS when given False. None in-process.
+    restart: Callable[[bool], None] | None = None
 
 
-def _start_subprocess_servers(scratch: Scratch, options: Options, urls: dict[str, str]) -> Servers:
+def _start_subprocess_servers(scratch: Scratch, options: Options, urls: dict[str, str], pki: DevelopmentPKI) -> Servers:
     binding_address = f"127.0.0.1:{_free_port()}"
     payment_address = f"127.0.0.1:{_free_port()}"
     common_args = ["--log-level", options.server_log_level, "serve"]
     binding_args = [*common_args, "binding", "--address", binding_address, "--database", urls["binding"]]
     payment_args = [
         *common_args, "payment", "--address", payment_address, "--database", urls["payment"],
-        "--binding-address", binding_address, "--grace", "5",
+        "--binding-address", binding_address, "--grace", "5", "--verifier", "stand-in", "--node", "east",
     ]  # fmt: skip
     west_address = west_args = None
     if options.cross_node:
@@ -758,25 +874,51 @@ def _start_subprocess_servers(scratch: Scratch, options: Options, urls: dict[str
             )
         west_args = [
             *common_args, "payment", "--address", west_address, "--database", urls["payment_west"],
-            "--binding-address", binding_address, "--grace", "5", "--routing", routing, "--node", "west",
+            "--binding-address", binding_address, "--grace", "5", "--verifier", "stand-in",
+            "--routing", routing, "--node", "west", *pki.args(WEST),
         ]  # fmt: skip
-        payment_args += ["--routing", routing, "--node", "east"]
+        payment_args += ["--routing", routing]
+        binding_args += ["--routing", routing]  # the binding service answers only the routing file's nodes
+    health = pki.credentials(OPERATOR)
 
-    def command(name: str, args: list[str]) -> list[str]:
-        if options.profile:
+    def command(name: str, args: list[str], profiled: bool) -> list[str]:
+        if profiled and options.profile:
             path = options.profile if name == "payment" else f"{options.profile}.binding"
             return ["-m", "services.benchmark", "profile", path, options.profile_clock, *args]
         return ["-m", "services.cli", *args]
 
-    binding = scratch.spawn("binding", command("binding", binding_args), binding_address)
-    _wait_serving(binding, binding_address, "gongji.binding.v1.BindingService")
-    payment = scratch.spawn("payment", command("payment", payment_args), payment_address)
+    def start_pair(plaintext: bool, log_suffix: str = "", profiled: bool = False) -> tuple[Process, Process]:
+        """Binding, then payment east: with mutual TLS, or plaintext with --insecure (the rest alike)."""
+        binding_security = ["--insecure"] if plaintext else pki.args(BINDING_SERVICE)
+        payment_security = ["--insecure"] if plaintext else pki.args(EAST)
+        credentials = None if plaintext else health
+        binding = scratch.spawn(
+            f"binding{log_suffix}", command("binding", [*binding_args, *binding_security], profiled), binding_address
+        )
+        _wait_serving(binding, binding_address, BINDING, credentials)
+        payment = scratch.spawn(
+            f"payment{log_suffix}", command("payment", [*payment_args, *payment_security], profiled), payment_address
+        )
+        _wait_serving(payment, payment_address, PAYMENT, credentials)
+        return binding, payment
+
+    # Only the first start is profiled: the profile is of the single-node mutual-TLS phase.
+    binding, payment = start_pair(plaintext=False, profiled=True)
     west = None
-    if west_address and west_args:  # never profiled: the profile is of the single-node phase
+    if west_address and west_args:  # never profiled
         west = scratch.spawn("west", ["-m", "services.cli", *west_args], west_address)
-    _wait_serving(payment, payment_address, "gongji.payment.v1.PaymentService")
-    if west is not None and west_address:
-        _wait_serving(west, west_address, "gongji.payment.v1.PaymentService")
+        _wait_serving(west, west_address, PAYMENT, health)
+    servers = Servers(
+        binding_address, payment_address, {"binding": binding.popen.pid, "payment": payment.popen.pid},
+        west_address=west_address, west_pid=west.popen.pid if west is not None else None,
+    )  # fmt: skip
+
+    def restart(plaintext: bool) -> None:
+        nonlocal binding, payment
+        scratch.stop(payment)
+        scratch.stop(binding)
+        binding, payment = start_pair(plaintext, log_suffix="-plaintext" if plaintext else "-mtls")
+        servers.pids.update(binding=binding.popen.pid, payment=payment.popen.pid)
 
     def stop() -> None:
         if west is not None:
@@ -784,16 +926,17 @@ def _start_subprocess_servers(scratch: Scratch, options: Options, urls: dict[str
         scratch.stop(payment)
         scratch.stop(binding)
 
-    return Servers(
-        binding_address, payment_address, {"binding": binding.popen.pid, "payment": payment.popen.pid}, stop,
-        west_address, west.popen.pid if west is not None else None,
-    )  # fmt: skip
+    servers.stop, servers.restart = stop, restart
+    return servers
 
 
-def _start_in_process_servers(scratch: Scratch, options: Options, urls: dict[str, str]) -> Servers:
+def _start_in_process_servers(scratch: Scratch, options: Options, urls: dict[str, str], pki: DevelopmentPKI) -> Servers:
     from services.binding.app import BindingSettings, start_binding_server
     from services.common.hosting import BackgroundServer
+    from services.common.server import ServerSecurity
     from services.payment.app import PaymentSettings, start_payment_server
+    from services.payment.routing import RoutingTable
+    from services.payment.verification import StandInVerifier
 
     # One line per call, as `gongji serve` writes it, into a file instead of the terminal.
     rpc_log = logging.getLogger("gongji.rpc")
@@ -808,15 +951,21 @@ def _start_in_process_servers(scratch: Scratch, options: Options, urls: dict[str
         handler.close()
         rpc_log.propagate, rpc_log.level = saved
 
-    binding_settings = BindingSettings(database_url=urls["binding"], address="127.0.0.1:0", migrate_on_start=False)
+    binding_settings = BindingSettings(
+        database_url=urls["binding"], security=ServerSecurity(pki.transport(BINDING_SERVICE)),
+        address="127.0.0.1:0", migrate_on_start=False,
+    )  # fmt: skip
     binding: BackgroundServer | None = None
     try:
         binding = BackgroundServer(lambda: start_binding_server(binding_settings)).start()
         payment_settings = PaymentSettings(
             database_url=urls["payment"],
+            security=ServerSecurity(pki.transport(EAST)),
+            verifier=StandInVerifier(),
             address="127.0.0.1:0",
             binding_address=binding.address,
             migrate_on_start=False,
+            routing=RoutingTable.single("east"),
         )
         payment = BackgroundServer(lambda: start_payment_server(payment_settings)).start()
     except BaseException:
@@ -835,26 +984,49 @@ def _start_in_process_servers(scratch: Scratch, options: Options, urls: dict[str
     return Servers(binding.address, payment.address, {}, stop)
 
 
-async def _measure_settlements(options: Options, servers: Servers, meter: CpuMeter) -> dict[str, Any]:
-    async with (
-        grpc.aio.insecure_channel(servers.binding_address) as binding_channel,
-        grpc.aio.insecure_channel(servers.payment_address) as payment_channel,
-    ):
-        binding = binding_grpc.BindingServiceStub(binding_channel)
-        payment = payment_grpc.PaymentServiceStub(payment_channel)
+@dataclass
+class SettleLoad:
+    """Settle as fast as the answers come back: a random family's bill at a random hospital,
+    sent by that hospital."""
+
+    desk: Desk
+    families: list[Family]
+    rng: random.Random
+    sent: int = 0
+    succeeded: int = 0
+
+    async def settle(self) -> papi.SettleResponse:
+        self.sent += 1
+        answer = await self.desk.settle(settle_request(self.rng.choice(self.families), self.rng))
+        self.succeeded += 1
+        return answer
+
+    async def run_levels(
+        self, what: str, options: Options, meter: CpuMeter, on_answer: Callable[[papi.SettleResponse], None]
+    ) -> list[Level]:
+        levels = []
+        for concurrency in options.concurrency:
+            level = await drive(self.settle, concurrency, options.warmup, options.seconds, on_answer, meter)
+            levels.append(level)
+            _say(_level_line(what, level))
+        return levels
+
+
+async def _measure_settlements(options: Options, servers: Servers, connect: Connect, meter: CpuMeter) -> dict[str, Any]:
+    async with open_desk(servers.binding_address, servers.payment_address, connect) as desk:
         _say(f"registering {options.families} families (3 persons, 2 bindings, 2 credits each) …")
         started = time.perf_counter()
         gate = asyncio.Semaphore(16)
 
         async def register(number: int) -> Family:
             async with gate:
-                return await register_family(number, binding, payment)
+                return await register_family(number, desk)
 
         families = await asyncio.gather(*(register(n) for n in range(options.families)))
         _say(f"  done in {time.perf_counter() - started:.1f}s")
 
         rng = random.Random(20260301)
-        sample = (await payment.Settle(settle_request(families[0], rng), timeout=CALL_TIMEOUT)).settlement
+        sample = (await desk.settle(settle_request(families[0], rng))).settlement
         sources = [ppb.PaymentSource.Name(leg.source) for leg in sample.legs]
         if len(sample.legs) != 2 or sample.cash_pay_fen:
             raise BenchmarkError(f"expected a two-payer settlement, got legs {sources}, cash {sample.cash_pay_fen}")
@@ -863,41 +1035,53 @@ async def _measure_settlements(options: Options, servers: Servers, meter: CpuMet
             _mark_profiles(options.profile, servers.pids, PROFILE_START_SIGNAL)
 
         legs: Counter[int] = Counter()
-        sent = succeeded = 0
-
-        async def settle() -> papi.SettleResponse:
-            nonlocal sent, succeeded
-            sent += 1
-            answer = await payment.Settle(settle_request(rng.choice(families), rng), timeout=CALL_TIMEOUT)
-            succeeded += 1
-            return answer
-
-        def count_legs(answer: papi.SettleResponse) -> None:
-            legs[len(answer.settlement.legs)] += 1
-
-        levels = []
-        for concurrency in options.concurrency:
-            level = await drive(settle, concurrency, options.warmup, options.seconds, count_legs, meter)
-            levels.append(level)
-            _say(_level_line("settle", level))
+        load = SettleLoad(desk, families, rng)
+        levels = await load.run_levels(
+            "settle", options, meter, lambda answer: legs.update([len(answer.settlement.legs)])
+        )
 
         if options.profile:
             _mark_profiles(options.profile, servers.pids, PROFILE_STOP_SIGNAL)
         _say("checking the ledger …")
-        ledger = await payment.CheckLedger(papi.CheckLedgerRequest(), timeout=300)
+        ledger = await desk.treasury.CheckLedger(papi.CheckLedgerRequest(), timeout=300)
         return {
+            "families": families,  # for the plaintext phase; not part of the summary
             "levels": levels,
             "legs": dict(legs),
-            "settle_calls_sent": sent,
+            "settle_calls_sent": load.sent,
             # With the sample; every one is a journal entry, as is every credit.
-            "settlements_made": succeeded + 1,
-            "ledger": {
-                "balanced": ledger.balanced,
-                "entry_count": ledger.entry_count,
-                "account_count": ledger.account_count,
-                "problems": list(ledger.problems)[:20],
-            },
+            "settlements_made": load.succeeded + 1,
+            "ledger": _ledger_dict(ledger),
         }
+
+
+# The cost of security -------------------------------------------------------------------------
+
+
+async def _measure_plaintext(
+    options: Options, servers: Servers, families: list[Family], meter: CpuMeter
+) -> dict[str, Any]:
+    """The single-node phase's Settle load again, on binding and east restarted with --insecure:
+    plaintext channels whose calls name their hospital in x-forwarded-client-cert, so the access
+    policy still judges each one and only TLS differs. The families are those already registered."""
+    async with open_desk(servers.binding_address, servers.payment_address, plaintext) as desk:
+        rng = random.Random(20260303)
+        sample = (await desk.settle(settle_request(families[0], rng))).settlement  # as the mTLS phase's sample
+        if len(sample.legs) != 2:
+            raise BenchmarkError(f"plaintext: expected a two-payer settlement, got {len(sample.legs)} legs")
+        legs: Counter[int] = Counter()
+        load = SettleLoad(desk, families, rng)
+        levels = await load.run_levels(
+            "plain", options, meter, lambda answer: legs.update([len(answer.settlement.legs)])
+        )
+        _say("checking the ledger (plaintext, as the operator) …")
+        ledger = await desk.treasury.CheckLedger(papi.CheckLedgerRequest(), timeout=300)
+    return {
+        "levels": levels,
+        "legs": dict(legs),
+        "settlements_made": load.succeeded + 1,
+        "ledger": _ledger_dict(ledger),
+    }
 
 
 # The cross-node phase ---------------------------------------------------------------------
@@ -908,8 +1092,9 @@ def _china_today() -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(time.time() + 8 * 3600))
 
 
-async def put_cross_province_policies(binding: binding_grpc.BindingServiceStub) -> None:
-    """Jiangsu and Gansu let a grantor in either province pay for a beneficiary in the other."""
+async def put_cross_province_policies(registry: binding_grpc.BindingServiceStub) -> None:
+    """Jiangsu and Gansu let a grantor in either province pay for a beneficiary in the other
+    (put by the national operator)."""
     for province in ("320000", "620000"):
         policy = bpb.RegionPolicy(
             admdvs=province, relationship_scope=bpb.RELATIONSHIP_SCOPE_EXTENDED, max_beneficiaries=6,
@@ -918,17 +1103,12 @@ async def put_cross_province_policies(binding: binding_grpc.BindingServiceStub) 
             contact_change_grace_days=15,
         )  # fmt: skip
         policy.effective_from.FromSeconds(0)
-        await binding.PutRegionPolicy(
+        await registry.PutRegionPolicy(
             bapi.PutRegionPolicyRequest(request_id=_rid(), policy=policy), timeout=CALL_TIMEOUT
         )
 
 
-async def register_cross_family(
-    number: int,
-    binding: binding_grpc.BindingServiceStub,
-    east: payment_grpc.PaymentServiceStub,
-    west: payment_grpc.PaymentServiceStub,
-) -> Family:
+async def register_cross_family(number: int, east: Desk, west: Desk) -> Family:
     """A resident child and an employee mother in Nanjing, an employee father in Lanzhou;
     both bindings ACTIVE, PROPORTIONAL payer order; the mother credited on east, the
     father on west, so every bill has one leg on each node."""
@@ -936,10 +1116,10 @@ async def register_cross_family(
     father = _id_number(date(1980, 1, 1) + timedelta(days=number // 1000), number % 1000, area="620102")
     child = _id_number(date(2015, 1, 1) + timedelta(days=number // 1000), number % 1000)
     await _bind_family(
-        binding, f"cross family {number}", f"cross-birth-{number}", (mother, ADMDVS), (father, WEST_ADMDVS), child
+        east, f"cross family {number}", f"cross-birth-{number}", (mother, ADMDVS), (father, WEST_ADMDVS), child
     )
-    await _credit(east, mother, ADMDVS)
-    await _credit(west, father, WEST_ADMDVS)
+    await _credit(east.treasury, mother, ADMDVS)
+    await _credit(west.treasury, father, WEST_ADMDVS)
     return Family(child, (mother, father))
 
 
@@ -952,31 +1132,28 @@ def _ledger_dict(ledger: papi.CheckLedgerResponse) -> dict[str, Any]:
     }
 
 
-async def _measure_cross_node(options: Options, servers: Servers, meter: CpuMeter) -> dict[str, Any]:
+async def _measure_cross_node(options: Options, servers: Servers, connect: Connect, meter: CpuMeter) -> dict[str, Any]:
+    """Bills go to east, as the hospital; west is asked only for credits, its ledger and its clearing."""
     assert servers.west_address is not None
     async with (
-        grpc.aio.insecure_channel(servers.binding_address) as binding_channel,
-        grpc.aio.insecure_channel(servers.payment_address) as east_channel,
-        grpc.aio.insecure_channel(servers.west_address) as west_channel,
+        open_desk(servers.binding_address, servers.payment_address, connect) as east,
+        open_desk(servers.binding_address, servers.west_address, connect) as west,
     ):
-        binding = binding_grpc.BindingServiceStub(binding_channel)
-        east = payment_grpc.PaymentServiceStub(east_channel)
-        west = payment_grpc.PaymentServiceStub(west_channel)
         _say(f"cross-node: registering {options.families} families (child + mother in {ADMDVS} on east, "
              f"father in {WEST_ADMDVS} credited on west) …")  # fmt: skip
         started = time.perf_counter()
-        await put_cross_province_policies(binding)
+        await put_cross_province_policies(east.registry)
         gate = asyncio.Semaphore(16)
 
         async def register(number: int) -> Family:
             async with gate:
-                return await register_cross_family(number, binding, east, west)
+                return await register_cross_family(number, east, west)
 
         families = await asyncio.gather(*(register(n) for n in range(options.families)))
         _say(f"  done in {time.perf_counter() - started:.1f}s")
 
         rng = random.Random(20260302)
-        sample = (await east.Settle(settle_request(families[0], rng), timeout=CALL_TIMEOUT)).settlement
+        sample = (await east.settle(settle_request(families[0], rng))).settlement
         where = [f"{ppb.PaymentSource.Name(leg.source)}@{leg.payer_admdvs}" for leg in sample.legs]
         if (
             len(sample.legs) != 2
@@ -990,13 +1167,6 @@ async def _measure_cross_node(options: Options, servers: Servers, meter: CpuMete
         _say(f"a sample cross-node bill settles in 2 legs: {', '.join(where)}")
 
         checked = {"settlements": 0, "two_legs": 0, "west_leg": 0}
-        succeeded = 0
-
-        async def settle() -> papi.SettleResponse:
-            nonlocal succeeded
-            answer = await east.Settle(settle_request(rng.choice(families), rng), timeout=CALL_TIMEOUT)
-            succeeded += 1
-            return answer
 
         def count_legs(answer: papi.SettleResponse) -> None:
             legs = answer.settlement.legs
@@ -1004,21 +1174,18 @@ async def _measure_cross_node(options: Options, servers: Servers, meter: CpuMete
             checked["two_legs"] += len(legs) == 2
             checked["west_leg"] += [leg.payer_admdvs for leg in legs].count(WEST_ADMDVS) == 1
 
-        levels = []
-        for concurrency in options.concurrency:
-            level = await drive(settle, concurrency, options.warmup, options.seconds, count_legs, meter)
-            levels.append(level)
-            _say(_level_line("cross", level))
+        load = SettleLoad(east, families, rng)
+        levels = await load.run_levels("cross", options, meter, count_legs)
 
         _say("checking both ledgers and the clearing report …")
         ledgers = {
-            name: _ledger_dict(await stub.CheckLedger(papi.CheckLedgerRequest(), timeout=300))
-            for name, stub in (("east", east), ("west", west))
+            name: _ledger_dict(await desk.treasury.CheckLedger(papi.CheckLedgerRequest(), timeout=300))
+            for name, desk in (("east", east), ("west", west))
         }
         day = _china_today()
 
-        async def clearing(stub: payment_grpc.PaymentServiceStub) -> list[dict[str, Any]]:
-            report = await stub.GetClearingReport(papi.GetClearingReportRequest(date=day), timeout=60)
+        async def clearing(desk: Desk) -> list[dict[str, Any]]:
+            report = await desk.treasury.GetClearingReport(papi.GetClearingReportRequest(date=day), timeout=60)
             return [
                 {
                     "debtor_province": b.debtor_province,
@@ -1040,14 +1207,17 @@ async def _measure_cross_node(options: Options, servers: Servers, meter: CpuMete
             "families": options.families,
             "sample_legs": where,
             "checked": checked,
-            "settlements_made": succeeded + 1,
+            "settlements_made": load.succeeded + 1,
             "ledgers": ledgers,
             "clearing": {"date": day, **reports, "agree": reports["east"] == reports["west"]},
         }
 
 
-async def _measure_echo(options: Options, address: str, payload: bytes, meter: CpuMeter) -> list[Level]:
-    async with grpc.aio.insecure_channel(address) as channel:
+async def _measure_echo(
+    options: Options, address: str, connect: Connect, payload: bytes, meter: CpuMeter
+) -> list[Level]:
+    """Echo over mutual TLS, the client presenting a hospital's certificate as Settle's callers do."""
+    async with connect(address, institution(INSTITUTIONS[0])) as channel:
         echo = channel.unary_unary(ECHO_METHOD)
         await echo(payload, timeout=30, wait_for_ready=True)
         levels = []
@@ -1190,6 +1360,7 @@ def _summarise(
     pgbench: list[dict[str, Any]],
     profile: dict[str, Any] | None,
     cross: dict[str, Any] | None = None,
+    plain: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     rows = []
     for settle, ping, pg in zip(gongji["levels"], echo, pgbench, strict=True):
@@ -1216,8 +1387,11 @@ def _summarise(
     share = top["ratios"]["settlements_per_pgbench_tps"]
     legs = gongji["legs"]
     answered = sum(legs.values())
+    security = _security_summary(plain, rows)
     return {
         "server_mode": "in-process" if options.in_process else "subprocess",
+        # Settle, echo and the cross-node phase; the "security" part adds a plaintext run.
+        "transport": "mutual TLS",
         "cpu_count": os.cpu_count(),
         "families": options.families,
         "seconds": options.seconds,
@@ -1229,7 +1403,12 @@ def _summarise(
         "other_cpu_percent_max": max(
             (
                 level["cpu_percent"].get("other", 0.0)
-                for level in [*rows, *(r["echo"] for r in rows), *(r["pgbench"] for r in rows)]
+                for level in [
+                    *rows,
+                    *(r["echo"] for r in rows),
+                    *(r["pgbench"] for r in rows),
+                    *(r["plaintext"] for r in (security or {}).get("levels", [])),
+                ]
             ),
             default=0.0,
         ),
@@ -1259,7 +1438,72 @@ def _summarise(
             },
         },
         "profile": profile,
+        "security": security,
         "cross_node": _cross_summary(options, cross, rows),
+    }
+
+
+# Postgres's CPU per settlement does not depend on the transport; when it moved more than this
+# between the mutual-TLS and the plaintext phase, the machine (a shared host) or the database did.
+STEADY_CONTROL = (0.9, 1.1)
+
+
+def _security_summary(plain: dict[str, Any] | None, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Each plaintext level beside the mutual-TLS one at the same concurrency: what TLS costs.
+    "security_cost" is the share of the plaintext rate that mutual TLS gives up (1 − mTLS ÷ plaintext).
+    The phases run one after the other, so "postgres_cpu_mtls_per_plaintext" is the control: TLS does
+    not touch the database, and a ratio far from 1 means the machine's speed changed in between."""
+    if plain is None:
+        return None
+    secured = {row["concurrency"]: row for row in rows}
+    levels = []
+    for level in plain["levels"]:
+        row = _level_dict(level)
+        row["settlements_per_second"] = row.pop("per_second")
+        row["cpu_cost"] = cpu_cost(
+            row["cpu_percent"], row["settlements_per_second"], ("binding", "payment", "postgres")
+        )
+        tls = secured[level.concurrency]
+        ratio = _ratio(tls["settlements_per_second"], row["settlements_per_second"])
+        control = _ratio(
+            tls["cpu_cost"].get("ms_per_call", {}).get("postgres"),
+            row["cpu_cost"].get("ms_per_call", {}).get("postgres"),
+        )
+        levels.append(
+            {
+                "concurrency": level.concurrency,
+                "mutual_tls": {
+                    **{key: tls[key] for key in ("settlements_per_second", "p50_ms", "p99_ms", "errors")},
+                    "serving_ms_per_call": tls["cpu_cost"].get("serving_ms_per_call"),
+                },
+                "plaintext": row,
+                "ratios": {
+                    "mtls_per_plaintext_settlements": ratio,
+                    "mtls_per_plaintext_p50": _ratio(tls["p50_ms"], row["p50_ms"]),
+                    "mtls_per_plaintext_p99": _ratio(tls["p99_ms"], row["p99_ms"]),
+                    "mtls_per_plaintext_serving_cpu": _ratio(
+                        tls["cpu_cost"].get("serving_ms_per_call"), row["cpu_cost"].get("serving_ms_per_call")
+                    ),
+                    "postgres_cpu_mtls_per_plaintext": control,
+                },
+                "security_cost": round(1 - ratio, 3) if ratio is not None else None,
+            }
+        )
+    legs = plain["legs"]
+    controls = [level["ratios"]["postgres_cpu_mtls_per_plaintext"] for level in levels]
+    return {
+        "mutual_tls": "every port mutual TLS; each call presents its caller's certificate",
+        "plaintext": (
+            "binding and east restarted with --insecure on the same databases and families; each call names "
+            "its caller in x-forwarded-client-cert, so the access policy still judges it"
+        ),
+        "levels": levels,
+        # Whether the control stayed within STEADY_CONTROL at every level (None: no CPU figures).
+        "steady": all(STEADY_CONTROL[0] <= c <= STEADY_CONTROL[1] for c in controls) if None not in controls else None,
+        "settlements": plain["settlements_made"],
+        "two_payer": {"settlements_checked": sum(legs.values()), "with_two_legs": legs.get(2, 0)},
+        "ledger": plain["ledger"],
+        "ok": plain["ledger"]["balanced"],
     }
 
 
@@ -1342,6 +1586,9 @@ def _print_report(summary: dict[str, Any]) -> None:
         f"server log level {summary['server_log_level']}, code {summary['code']['commit'] or '(not a git checkout)'}"
         f"{' + uncommitted changes' if summary['code']['dirty'] else ''}"
     )
+    print(
+        f"transport: {summary['transport']}; every settle, echo and cross-node call presents its caller's certificate"
+    )
     header = (
         f"{'callers':>7} | {'settle/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'err':>4} | {'echo/s':>8} {'p50':>6} "
         f"{'p99':>6} | {'pgbench':>8} {'p50':>6} {'p99':>6} | {'÷pgbench':>8} {'p50÷echo':>8} {'p99÷echo':>8}"
@@ -1394,6 +1641,8 @@ def _print_report(summary: dict[str, Any]) -> None:
         f"ledger after the run: {state} ({ledger['entry_count']} entries, {ledger['account_count']} accounts; "
         f"the run made {ledger['credits']} credits and {ledger['settlements']} settlements)"
     )
+    if summary.get("security"):
+        _print_security(summary["security"])
     if summary.get("cross_node"):
         _print_cross(summary["cross_node"])
     targets = summary["targets"]
@@ -1411,6 +1660,50 @@ def _print_report(summary: dict[str, Any]) -> None:
     profile = summary["profile"]
     if profile:
         _print_profile(profile)
+
+
+def _print_security(security: dict[str, Any]) -> None:
+    print(
+        "\ncost of security: the same Settle load on the same databases with binding and payment restarted "
+        "--insecure\n(plaintext; each call names its hospital in x-forwarded-client-cert, so authorization "
+        "still runs and only TLS differs):"
+    )
+    header = (
+        f"{'callers':>7} | {'mTLS/s':>9} {'p50 ms':>7} {'p99 ms':>7} | {'plain/s':>9} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'err':>4} | {'mTLS÷plain':>10} {'cost':>6} {'p50 ×':>6} {'p99 ×':>6} | {'CPU ms/call mTLS plain':>22} "
+        f"{'pg ×':>5}"
+    )
+    print(header)
+    print("-" * len(header))
+    for row in security["levels"]:
+        tls, plain, ratios = row["mutual_tls"], row["plaintext"], row["ratios"]
+        print(
+            f"{row['concurrency']:>7} | {tls['settlements_per_second']:>9.1f} {tls['p50_ms']:>7.2f} "
+            f"{tls['p99_ms']:>7.2f} | {plain['settlements_per_second']:>9.1f} {plain['p50_ms']:>7.2f} "
+            f"{plain['p99_ms']:>7.2f} {sum(plain['errors'].values()):>4} | "
+            f"{ratios['mtls_per_plaintext_settlements'] or 0:>10.1%} {row['security_cost'] or 0:>6.1%} "
+            f"{ratios['mtls_per_plaintext_p50'] or 0:>5.2f}x {ratios['mtls_per_plaintext_p99'] or 0:>5.2f}x | "
+            f"{tls['serving_ms_per_call'] or 0:>16.2f} {plain['cpu_cost'].get('serving_ms_per_call', 0):>5.2f} "
+            f"{ratios['postgres_cpu_mtls_per_plaintext'] or 0:>4.2f}x"
+        )
+    low, high = STEADY_CONTROL
+    verdict = {
+        True: f"within {low:.1f}–{high:.1f} at every level: the machine held its speed between the phases",
+        False: f"outside {low:.1f}–{high:.1f}: the machine's speed changed between the phases (a shared host?), "
+        "so the ratio says more about that than about TLS",
+        None: "no CPU figures on this system",
+    }[security["steady"]]
+    print(f"  pg ×: postgres's CPU per settlement, mTLS ÷ plaintext, a control TLS does not touch; {verdict}")
+    for row in security["levels"]:
+        for error, count in row["plaintext"]["errors"].items():
+            print(f"  plaintext errors at {row['concurrency']} callers: {count} × {error}")
+    ledger = security["ledger"]
+    state = "balanced" if ledger["balanced"] else "NOT BALANCED: " + "; ".join(ledger["problems"])
+    two = security["two_payer"]
+    print(
+        f"plaintext: {two['with_two_legs']} of {two['settlements_checked']} settlements had 2 legs; "
+        f"ledger afterwards {state} ({ledger['entry_count']} entries)"
+    )
 
 
 def _print_cross(cross: dict[str, Any]) -> None:
@@ -1501,37 +1794,50 @@ def _run(options: Options, scratch: Scratch) -> dict[str, Any]:
     urls = {name: scratch.create_database(name) for name in databases}
     for name, url in urls.items():
         migrate("payment" if name == "payment_west" else name, url)
+    pki = DevelopmentPKI(Path(scratch.directory) / "pki", "gongji benchmark CA")
+    connect = mutual_tls(pki)
     _say(f"scratch databases {', '.join(scratch.databases)} migrated; servers run {_mode(options)}")
     start = _start_in_process_servers if options.in_process else _start_subprocess_servers
-    servers = start(scratch, options, urls)
+    servers = start(scratch, options, urls, pki)
     try:
-        gongji = asyncio.run(_measure_settlements(options, servers, CpuMeter(servers.pids, scratch.marker)))
+        gongji = asyncio.run(_measure_settlements(options, servers, connect, CpuMeter(servers.pids, scratch.marker)))
+        plain = None
+        if options.plaintext_baseline and servers.restart is not None:
+            _say("cost of security: binding and east restarted with --insecure (plaintext) on the same databases")
+            servers.restart(True)
+            meter = CpuMeter(servers.pids, scratch.marker)
+            plain = asyncio.run(_measure_plaintext(options, servers, gongji["families"], meter))
+            if servers.west_address is not None:
+                _say("binding and east restarted with mutual TLS for the cross-node phase")
+                servers.restart(False)
         cross = None
         if servers.west_address is not None and servers.west_pid is not None:
             meter = CpuMeter({**servers.pids, "west": servers.west_pid}, scratch.marker)
-            cross = asyncio.run(_measure_cross_node(options, servers, meter))
+            cross = asyncio.run(_measure_cross_node(options, servers, connect, meter))
     finally:
         servers.stop()  # a profiled payment server writes its stats as it stops
     profile = _collect_profile(options, gongji["settle_calls_sent"])
 
-    _say("baseline: bare gRPC echo in its own process")
+    _say("baseline: bare gRPC echo in its own process, over the same mutual TLS")
     echo_address = f"127.0.0.1:{_free_port()}"
-    echo_process = scratch.spawn("echo", ["-m", "services.benchmark", "echo", echo_address], echo_address)
+    served = pki.files(EAST)  # the echo server stands where the payment service does
+    echo_argv = ["-m", "services.benchmark", "echo", echo_address, str(served.cert), str(served.key), str(served.ca)]
+    echo_process = scratch.spawn("echo", echo_argv, echo_address)
     try:
         meter = CpuMeter({"echo": echo_process.popen.pid}, scratch.marker)
-        echo = asyncio.run(_measure_echo(options, echo_address, _echo_payload(), meter))
+        echo = asyncio.run(_measure_echo(options, echo_address, connect, _echo_payload(), meter))
     finally:
         scratch.stop(echo_process)
 
     _say("baseline: pgbench TPC-B, scale 1")
     pgbench = _measure_pgbench(options, scratch, CpuMeter(database_marker=scratch.marker))
-    return _summarise(options, gongji, echo, pgbench, profile, cross)
+    return _summarise(options, gongji, echo, pgbench, profile, cross, plain)
 
 
 def _mode(options: Options) -> str:
     if options.in_process:
-        return "in this process (threads; they share the GIL with the load generator)"
-    return "in their own processes (python -m services.cli serve)"
+        return "in this process (threads; they share the GIL with the load generator), mutual TLS"
+    return "in their own processes (python -m services.cli serve), mutual TLS"
 
 
 class _Interrupts:
@@ -1572,17 +1878,28 @@ def run_benchmark(
     server_log_level: str = "INFO",
     json_output: bool = False,
     cross_node: bool = True,
+    plaintext_baseline: bool = True,
 ) -> int:
     """Runs the benchmark and prints the report (or, with json_output, one JSON object
     on stdout). 0 when it ran and the ledgers balanced (and, cross-node, both nodes'
     clearing reports agreed), 1 when not, 2 when it could not run, 130 on Ctrl-C.
-    The cross-node phase needs the servers in their own processes; --in-process skips it."""
+    The cross-node phase and the plaintext baseline (the cost of security) restart or add
+    server processes; --in-process skips both. --profile skips the plaintext baseline too:
+    the profiler would weigh on one side of the comparison only."""
     if cross_node and in_process:
         _say("benchmark: the cross-node phase needs the servers in their own processes; skipped with --in-process")
         cross_node = False
+    if plaintext_baseline and in_process:
+        _say("benchmark: the plaintext baseline restarts the server processes; skipped with --in-process")
+        plaintext_baseline = False
+    if plaintext_baseline and profile:
+        _say("benchmark: under --profile the mutual-TLS servers run in cProfile and the comparison would measure it; "
+             "plaintext baseline skipped")  # fmt: skip
+        plaintext_baseline = False
     options = Options(
         postgres_url, families, tuple(concurrency), seconds, warmup, in_process,
         os.path.abspath(profile) if profile else None, profile_clock, server_log_level, json_output, cross_node,
+        plaintext_baseline,
     )  # fmt: skip
     if families < 1 or seconds <= 0 or warmup < 0 or not options.concurrency or min(options.concurrency) < 1:
         _say("benchmark: --families, --seconds and every --concurrency level must be positive")
@@ -1611,7 +1928,8 @@ def run_benchmark(
     else:
         _print_report(summary)
     cross_ok = summary["cross_node"] is None or summary["cross_node"]["ok"]
-    return 0 if summary["ledger"]["balanced"] and cross_ok else 1
+    plaintext_ok = summary["security"] is None or summary["security"]["ok"]
+    return 0 if summary["ledger"]["balanced"] and cross_ok and plaintext_ok else 1
 
 
 def parse_concurrency(value: str) -> tuple[int, ...]:
@@ -1625,11 +1943,11 @@ def parse_concurrency(value: str) -> tuple[int, ...]:
 
 
 def _subprocess_main(argv: list[str]) -> int:
-    """`python -m services.benchmark echo ADDRESS` or `… profile PATH CLOCK GONGJI-ARGS…`:
+    """`python -m services.benchmark echo ADDRESS CERT KEY CA` or `… profile PATH CLOCK GONGJI-ARGS…`:
     the helper processes the benchmark starts."""
-    if len(argv) == 2 and argv[0] == "echo":
+    if len(argv) == 5 and argv[0] == "echo":
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(_serve_echo(argv[1]))
+            asyncio.run(_serve_echo(argv[1], Path(argv[2]), Path(argv[3]), Path(argv[4])))
         return 0
     if len(argv) >= 3 and argv[0] == "profile":
         return profiled_cli(argv[1], argv[2], argv[3:])

@@ -55,6 +55,7 @@ def test_benchmark_runs_and_prints_one_json_summary():
         "server_mode", "settlements_per_second", "levels", "two_payer", "ledger", "targets", "concurrency",
     } <= summary.keys()  # fmt: skip
     assert summary["server_mode"] == "subprocess"
+    assert summary["transport"] == "mutual TLS"
     assert summary["settlements_per_second"] > 0
     assert summary["ledger"]["balanced"] is True
     assert summary["ledger"]["problems"] == []
@@ -69,6 +70,25 @@ def test_benchmark_runs_and_prints_one_json_summary():
     for target in summary["targets"].values():
         assert isinstance(target["met"], bool)
 
+    # On by default: the same Settle load on binding and payment restarted --insecure, each call
+    # naming its hospital in x-forwarded-client-cert, beside the mutual-TLS levels.
+    security = summary["security"]
+    assert [level["concurrency"] for level in security["levels"]] == [1, 2]
+    for secured, level in zip(summary["levels"], security["levels"], strict=True):
+        assert level["mutual_tls"]["settlements_per_second"] == secured["settlements_per_second"]
+        assert level["plaintext"]["settlements_per_second"] > 0
+        assert level["plaintext"]["errors"] == {}, "the access policy admitted every plaintext call"
+        assert level["ratios"]["mtls_per_plaintext_settlements"] == pytest.approx(
+            secured["settlements_per_second"] / level["plaintext"]["settlements_per_second"], abs=1e-3
+        )
+        assert level["security_cost"] == pytest.approx(1 - level["ratios"]["mtls_per_plaintext_settlements"], abs=1e-3)
+        assert "postgres_cpu_mtls_per_plaintext" in level["ratios"]  # the control: TLS does not touch postgres
+    assert security["steady"] in (True, False, None)
+    assert security["two_payer"]["settlements_checked"] > 0
+    assert security["two_payer"]["with_two_legs"] == security["two_payer"]["settlements_checked"]
+    assert security["ledger"]["balanced"] is True
+    assert security["ok"] is True
+
     cross = summary["cross_node"]  # on by default: a second payment node, "west", on its own database
     assert [level["concurrency"] for level in cross["levels"]] == [1, 2]
     for level in cross["levels"]:
@@ -81,6 +101,13 @@ def test_benchmark_runs_and_prints_one_json_summary():
     assert cross["clearing"]["agree"] is True
     assert cross["clearing"]["east"], "cross-node bills leave something one province owes the other"
     assert cross["ok"] is True
+
+
+def test_the_plaintext_baseline_can_be_skipped():
+    from services.cli import build_parser
+
+    assert build_parser().parse_args(["benchmark"]).plaintext_baseline is True
+    assert build_parser().parse_args(["benchmark", "--no-plaintext-baseline"]).plaintext_baseline is False
 
 
 def test_benchmark_reports_an_unreachable_database_instead_of_a_traceback():
