@@ -59,20 +59,31 @@ def year_of(moment: datetime) -> int:
     return moment.astimezone(CHINA_STANDARD_TIME).year
 
 
+# Days and months the ledger is asked about: any real one, and none whose bounds would leave
+# what datetime can hold once turned into UTC.
+EARLIEST_YEAR, LATEST_YEAR = 1900, 8999
+
+
+def _calendar(text: str, pattern: str, field: str, shape: str) -> datetime:
+    try:
+        start = datetime.strptime(text, pattern).replace(tzinfo=CHINA_STANDARD_TIME)
+    except ValueError:
+        raise DomainError(Reason.FIELD_INVALID, f"{field} {text[:16]!r} is not {shape}", field=field) from None
+    if not EARLIEST_YEAR <= start.year <= LATEST_YEAR:
+        raise DomainError(
+            Reason.FIELD_INVALID, f"{field} must lie between {EARLIEST_YEAR} and {LATEST_YEAR}", field=field
+        )
+    return start
+
+
 def day_bounds(day: str) -> tuple[datetime, datetime]:
     """The start and end of a "YYYY-MM-DD" day in China Standard Time."""
-    try:
-        start = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=CHINA_STANDARD_TIME)
-    except ValueError:
-        raise DomainError(Reason.FIELD_INVALID, f"date {day!r} is not YYYY-MM-DD", field="date") from None
+    start = _calendar(day, "%Y-%m-%d", "date", "YYYY-MM-DD")
     return start, start + timedelta(days=1)
 
 
 def month_bounds(month: str) -> tuple[datetime, datetime]:
-    try:
-        start = datetime.strptime(month, "%Y-%m").replace(tzinfo=CHINA_STANDARD_TIME)
-    except ValueError:
-        raise DomainError(Reason.FIELD_INVALID, f"month {month!r} is not YYYY-MM", field="month") from None
+    start = _calendar(month, "%Y-%m", "month", "YYYY-MM")
     following = (
         start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
     )

@@ -8,6 +8,7 @@ policy in force at a moment governs; every decision records its version.
 from __future__ import annotations
 
 import json
+from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -115,19 +116,31 @@ NATIONAL_DEFAULT = RegionPolicy(
 )
 
 
+class PolicyIndex:
+    """Policy versions by region code, each region's in effective order: finding the one in
+    force costs a few dictionary lookups and a bisection, however many versions exist."""
+
+    def __init__(self, policies: Iterable[RegionPolicy]) -> None:
+        by_code: dict[str, list[RegionPolicy]] = {}
+        for policy in policies:
+            by_code.setdefault(policy.admdvs, []).append(policy)
+        self._versions = {code: sorted(found, key=lambda p: p.effective_from) for code, found in by_code.items()}
+        self._starts = {code: [p.effective_from for p in found] for code, found in self._versions.items()}
+
+    def for_region(self, admdvs: str, at: datetime) -> RegionPolicy:
+        """The policy governing a region at a moment: most specific code first, latest version in force."""
+        for code in lookup_chain(admdvs):
+            starts = self._starts.get(code)
+            if starts:
+                position = bisect_right(starts, at)
+                if position:
+                    return self._versions[code][position - 1]
+        return NATIONAL_DEFAULT
+
+
 def select_policy(policies: Iterable[RegionPolicy], admdvs: str, at: datetime) -> RegionPolicy:
     """The policy governing a region at a moment: most specific code first, latest version in force."""
-    by_code: dict[str, RegionPolicy] = {}
-    for policy in policies:
-        if policy.effective_from > at:
-            continue
-        current = by_code.get(policy.admdvs)
-        if current is None or policy.effective_from > current.effective_from:
-            by_code[policy.admdvs] = policy
-    for code in lookup_chain(admdvs):
-        if code in by_code:
-            return by_code[code]
-    return NATIONAL_DEFAULT
+    return PolicyIndex(policies).for_region(admdvs, at)
 
 
 def region_allows(

@@ -35,11 +35,22 @@ def enum_to_proto(proto_enum: Any, member: StrEnum | None) -> int:
     return int(proto_enum.Value(_prefix(proto_enum) + member.value))
 
 
+# Times the services compute with: wide enough for any real date, narrow enough that adding a
+# hold, a grace period or a year to one never leaves what datetime can hold.
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
 def timestamp_to_datetime(message: Any, field: str) -> datetime | None:
-    """The Timestamp field's value, or None when it is unset."""
+    """The Timestamp field's value, or None when it is unset; a malformed one or one outside
+    1900–9000 is refused naming the field."""
     if not message.HasField(field):
         return None
     stamp: Timestamp = getattr(message, field)
+    if not 0 <= stamp.nanos < 1_000_000_000:
+        raise DomainError(Reason.FIELD_INVALID, f"{field}.nanos must be 0 to 999,999,999", field=field)
+    if not EARLIEST.timestamp() <= stamp.seconds < LATEST.timestamp():
+        raise DomainError(Reason.FIELD_INVALID, f"{field} must lie between the years 1900 and 9000", field=field)
     return stamp.ToDatetime(tzinfo=UTC)
 
 

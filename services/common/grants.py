@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from gongji.binding.v1 import binding_service_pb2 as bapi
 from gongji.common.v1 import common_pb2 as common
-from services.common.converters import enum_to_proto
+from services.common.converters import enum_to_domain, enum_to_proto
 from shared.payers import PayerGrant
 from shared.relationships import Relationship
 
@@ -35,7 +35,7 @@ def grants_from_proto(grants: Iterable[bapi.PayerGrant]) -> tuple[PayerGrant, ..
             binding_id=g.binding_id,
             grantor_id_number=g.grantor_id_number,
             grantor_admdvs=g.grantor_admdvs,
-            relationship=Relationship(common.Relationship.Name(g.relationship).removeprefix("RELATIONSHIP_")),
+            relationship=enum_to_domain(Relationship, common.Relationship, g.relationship, "grants.relationship"),
             priority=g.priority,
             share_all=g.share_all,
             yearly_cap_fen=g.yearly_cap_fen,

@@ -44,6 +44,22 @@ def idempotency_table(metadata: MetaData) -> Table:
     )
 
 
+MAX_REQUEST_ID_LENGTH = 128
+
+
+def check_request_id(value: str, field: str) -> str:
+    """An idempotency key as stored: present, at most 128 characters, no control characters."""
+    if not value:
+        raise DomainError(Reason.FIELD_REQUIRED, f"{field} (an idempotency key) is required", field=field)
+    if len(value) > MAX_REQUEST_ID_LENGTH:
+        raise DomainError(
+            Reason.FIELD_INVALID, f"{field} is longer than {MAX_REQUEST_ID_LENGTH} characters", field=field
+        )
+    if any(ord(character) < 32 or ord(character) == 127 for character in value):
+        raise DomainError(Reason.FIELD_INVALID, f"{field} contains a control character", field=field)
+    return value
+
+
 def fingerprint(method: str, request_bytes: bytes) -> str:
     return hashlib.sha256(method.encode() + b"\0" + request_bytes).hexdigest()
 

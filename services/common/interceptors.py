@@ -96,6 +96,28 @@ class Gate:
         return caller
 
 
+@dataclass(frozen=True)
+class _Malformed:
+    """Request bytes that are no message of the method's type (truncated, bad UTF-8 …)."""
+
+    problem: str
+
+
+def _lenient(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """A deserializer that hands the handler a _Malformed instead of failing in gRPC's own
+    code (which answers UNKNOWN, naming a Python exception, and logs a traceback)."""
+    if deserializer is None:
+        return None
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception as error:
+            return _Malformed(type(error).__name__)
+
+    return deserialize
+
+
 def _loggable(value: str) -> str:
     return "".join(c if c.isprintable() and c != " " else "?" for c in value[:128])
 
@@ -125,13 +147,13 @@ class CallGuard(grpc.aio.ServerInterceptor):
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 self._unary(method, handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_lenient(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
                 self._stream(method, handler.unary_stream, request_is_message=True),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_lenient(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_stream is not None:
@@ -156,6 +178,11 @@ class CallGuard(grpc.aio.ServerInterceptor):
                 if remaining is not None and remaining <= 0:
                     outcome = "DEADLINE_EXCEEDED"
                     await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline passed before the work started")
+                if isinstance(request, _Malformed):
+                    raise DomainError(
+                        Reason.MALFORMED_REQUEST,
+                        f"the request is not a well-formed {method.rsplit('/', 1)[-1]}Request ({request.problem})",
+                    )
                 caller = await self._gate.admit(method, request, context)
                 set_current_caller(caller)
                 result = behavior(request, context)
@@ -202,6 +229,8 @@ class CallGuard(grpc.aio.ServerInterceptor):
         async def admitted(request: Any, context: grpc.aio.ServicerContext) -> bool:
             started = time.perf_counter()
             try:
+                if isinstance(request, _Malformed):
+                    raise DomainError(Reason.MALFORMED_REQUEST, f"the request is not well-formed ({request.problem})")
                 caller = await self._gate.admit(method, request if request_is_message else None, context)
             except DomainError as error:
                 self._log(method, None, None, error.reason.value, started)

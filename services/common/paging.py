@@ -1,38 +1,78 @@
-"""Opaque page tokens (AIP-158): the position after the last item served,
-bound to the query it came from so it cannot be replayed on another."""
+"""Opaque page tokens (AIP-158): the position after the last item served, bound to the
+query it came from, signed so that only a position this service issued is ever used.
+
+The signature is an HMAC under `GONGJI_PAGE_TOKEN_KEY` (give every replica of a service
+the same one), or under a key made at start when it is unset: tokens then last as long as
+the process. A position is also checked for its type and range when it is read back.
+"""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
+import os
+import secrets
+from datetime import datetime
 from typing import Any
 
 from shared.errors import DomainError, Reason
 
+PAGE_TOKEN_KEY_ENV = "GONGJI_PAGE_TOKEN_KEY"
+_KEY = os.environ.get(PAGE_TOKEN_KEY_ENV, "").encode() or secrets.token_bytes(32)
+_MAX_TOKEN_LENGTH = 1024
+_MAX_OFFSET = 2**62
+_MAX_ID_LENGTH = 64
 
-def _query_digest(query: Any) -> str:
-    return hashlib.sha256(json.dumps(query, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+def _signature(query: Any, position: Any) -> str:
+    body = json.dumps([query, position], sort_keys=True, default=str).encode()
+    return hmac.new(_KEY, body, hashlib.sha256).hexdigest()[:32]
 
 
 def encode_page_token(query: Any, position: Any) -> str:
-    body = json.dumps({"q": _query_digest(query), "p": position}, default=str).encode()
+    body = json.dumps({"p": position, "s": _signature(query, position)}, default=str).encode()
     return base64.urlsafe_b64encode(body).decode()
 
 
-def decode_page_token(token: str, query: Any) -> Any:
-    """The position stored in token, or None for the first page."""
+def _invalid(message: str) -> DomainError:
+    return DomainError(Reason.INVALID_PAGE_TOKEN, message, field="page_token")
+
+
+def _position(token: str, query: Any) -> Any:
+    if len(token) > _MAX_TOKEN_LENGTH:
+        raise _invalid("page_token is not one this service issued")
+    try:
+        body = json.loads(base64.urlsafe_b64decode(token.encode("ascii")))
+        position, signature = body["p"], body["s"]
+    except (ValueError, KeyError, TypeError, UnicodeError):
+        raise _invalid("page_token is not one this service issued") from None
+    if not isinstance(signature, str) or not hmac.compare_digest(signature, _signature(query, position)):
+        raise _invalid("page_token belongs to another query or was not issued here; start again")
+    return position
+
+
+def decode_offset(token: str, query: Any) -> int | None:
+    """A position that is a count or an id number: None for the first page."""
     if not token:
         return None
-    try:
-        body = json.loads(base64.urlsafe_b64decode(token.encode()))
-        digest, position = body["q"], body["p"]
-    except (ValueError, KeyError, TypeError):
-        raise DomainError(
-            Reason.INVALID_PAGE_TOKEN, "page_token is not one this service issued", field="page_token"
-        ) from None
-    if digest != _query_digest(query):
-        raise DomainError(
-            Reason.INVALID_PAGE_TOKEN, "page_token belongs to a different query; start again", field="page_token"
-        )
+    position = _position(token, query)
+    if isinstance(position, bool) or not isinstance(position, int) or not 0 <= position < _MAX_OFFSET:
+        raise _invalid("page_token holds no position")
     return position
+
+
+def decode_time_and_id(token: str, query: Any) -> tuple[datetime, str] | None:
+    """A position that is a time and an id: None for the first page."""
+    if not token:
+        return None
+    position = _position(token, query)
+    try:
+        moment, identifier = position
+        when = datetime.fromisoformat(moment)
+    except (TypeError, ValueError):
+        raise _invalid("page_token holds no position") from None
+    if when.tzinfo is None or not isinstance(identifier, str) or len(identifier) > _MAX_ID_LENGTH:
+        raise _invalid("page_token holds no position")
+    return when, identifier

@@ -18,20 +18,18 @@ from google.rpc import status_pb2
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from services.common.clock import Clock
-from services.common.idempotency import Outcome, check_same_request, fingerprint
+from services.common.idempotency import Outcome, check_request_id, check_same_request, fingerprint
 from services.common.interceptors import RpcFailure
 from services.common.security.callers import caller_id
 from services.common.status import status_of
 from services.common.unit_of_work import SqlUnitOfWork
-from shared.errors import DomainError, ErrorKind, Reason
+from shared.errors import DomainError, ErrorKind
 
 log = logging.getLogger(__name__)
 
 U = TypeVar("U", bound=SqlUnitOfWork)
 R = TypeVar("R", bound=Message)
 T = TypeVar("T")
-
-MAX_REQUEST_ID_LENGTH = 128
 
 
 def _reconnecting(fn: Callable[[], T]) -> T:
@@ -115,16 +113,7 @@ class UseCaseRunner(Generic[U]):
         A transient refusal (ErrorKind.UNAVAILABLE) is not stored: the claim is
         rolled back with everything else, so a retry with the same key runs again.
         """
-        if not request_id:
-            raise DomainError(Reason.FIELD_REQUIRED, "request_id (the idempotency key) is required", field="request_id")
-        if len(request_id) > MAX_REQUEST_ID_LENGTH:
-            raise DomainError(
-                Reason.FIELD_INVALID,
-                f"request_id is longer than {MAX_REQUEST_ID_LENGTH} characters",
-                field="request_id",
-            )
-        if any(ord(character) < 32 for character in request_id):
-            raise DomainError(Reason.FIELD_INVALID, "request_id contains a control character", field="request_id")
+        check_request_id(request_id, "request_id")
         key = (caller_id(), request_id)
         digest = fingerprint(method, request.SerializeToString(deterministic=True))
         outcome, replayed = await self.in_thread(lambda: self._run_once(method, key, digest, fn))

@@ -27,15 +27,27 @@ def _packed(message: object) -> any_pb2.Any:
     return packed
 
 
+# A refusal may quote what the caller sent; it quotes a short prefix at most, so a status
+# stays far below any client's header limit (a 64 KiB id once made grpc-js drop the channel).
+MAX_MESSAGE = 400
+MAX_METADATA_VALUE = 200
+
+
+def short(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def status_of(error: DomainError, domain: str) -> status_pb2.Status:
     code: grpc.StatusCode = CODE_OF_KIND[error.kind]
-    details = [_packed(error_details_pb2.ErrorInfo(reason=error.reason.value, domain=domain, metadata=error.metadata))]
+    message = short(error.message, MAX_MESSAGE)
+    metadata = {short(key, 64): short(value, MAX_METADATA_VALUE) for key, value in error.metadata.items()}
+    details = [_packed(error_details_pb2.ErrorInfo(reason=error.reason.value, domain=domain, metadata=metadata))]
     if error.field:
         violation = error_details_pb2.BadRequest.FieldViolation(
-            field=error.field, description=error.message, reason=error.reason.value
+            field=short(error.field, 128), description=message, reason=error.reason.value
         )
         details.append(_packed(error_details_pb2.BadRequest(field_violations=[violation])))
-    return status_pb2.Status(code=code.value[0], message=error.message, details=details)
+    return status_pb2.Status(code=code.value[0], message=message, details=details)
 
 
 def internal_status(domain: str, message: str = "internal error; it was logged") -> status_pb2.Status:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import grpc
 
 from gongji.binding.v1 import binding_service_pb2 as api
@@ -14,7 +12,7 @@ from services.binding.service_layer.policy_book import PolicyBook
 from services.binding.service_layer.unit_of_work import BindingUnitOfWork
 from services.common.clock import Clock
 from services.common.converters import page_size, text_field, timestamp_to_datetime
-from services.common.paging import decode_page_token, encode_page_token
+from services.common.paging import decode_offset, decode_time_and_id, encode_page_token
 from services.common.runner import UseCaseRunner
 from shared.bindings import Actor
 from shared.errors import DomainError, Reason
@@ -183,8 +181,7 @@ class BindingServicer(api_grpc.BindingServiceServicer):
         states = convert.states_from_proto(list(request.states))
         limit = page_size(request.page_size)
         query = [grantor, beneficiary, sorted(s.value for s in states)]
-        position = decode_page_token(request.page_token, query)
-        after = (datetime.fromisoformat(position[0]), position[1]) if position else None
+        after = decode_time_and_id(request.page_token, query)
         found = await self._run.query(
             lambda uow: use_cases.list_bindings(uow, grantor, beneficiary, states, after, limit + 1)
         )
@@ -196,11 +193,11 @@ class BindingServicer(api_grpc.BindingServiceServicer):
         self, request: api.ListBindingEventsRequest, context: grpc.aio.ServicerContext
     ) -> api.ListBindingEventsResponse:
         limit = page_size(request.page_size)
-        after = decode_page_token(request.page_token, [request.binding_id]) or 0
+        after = decode_offset(request.page_token, [request.binding_id]) or 0
 
         def read(uow: BindingUnitOfWork) -> list:
             use_cases.get_binding(uow, request.binding_id)
-            return uow.events.page(request.binding_id, int(after), limit + 1)
+            return uow.events.page(request.binding_id, after, limit + 1)
 
         found = await self._run.query(read)
         page, more = found[:limit], len(found) > limit
@@ -267,9 +264,11 @@ class BindingServicer(api_grpc.BindingServiceServicer):
         if not request.HasField("policy"):
             raise DomainError(Reason.FIELD_REQUIRED, "policy is required", field="policy")
         policy = convert.policy_from_proto(request.policy)
+        added: list[bool] = []
 
         def run(uow: BindingUnitOfWork) -> api.PutRegionPolicyResponse:
-            stored = use_cases.put_policy(uow, policy, self._clock.now())
+            stored, created = use_cases.put_policy(uow, policy, self._clock.now())
+            added.append(created)
             return api.PutRegionPolicyResponse(policy=convert.policy_to_proto(stored))
 
         try:
@@ -277,7 +276,8 @@ class BindingServicer(api_grpc.BindingServiceServicer):
                 _method("PutRegionPolicy"), request.request_id, request, api.PutRegionPolicyResponse, run
             )
         finally:
-            self._policies.invalidate()
+            if any(added):  # a replay, or a version stored before, leaves the cache as it is
+                self._policies.invalidate()
 
     async def GetRegionPolicy(
         self, request: api.GetRegionPolicyRequest, context: grpc.aio.ServicerContext
@@ -294,7 +294,7 @@ class BindingServicer(api_grpc.BindingServiceServicer):
         if prefix and (not prefix.isdigit() or len(prefix) > 6):
             raise DomainError(Reason.INVALID_ADMDVS, "admdvs filter must be up to 6 digits", field="admdvs")
         limit = page_size(request.page_size)
-        offset = int(decode_page_token(request.page_token, [prefix]) or 0)
+        offset = decode_offset(request.page_token, [prefix]) or 0
         policies = await self._run.query(lambda uow: use_cases.list_policies(uow, prefix))
         page = policies[offset : offset + limit]
         more = offset + limit < len(policies)

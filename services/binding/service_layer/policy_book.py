@@ -12,15 +12,16 @@ import time
 from datetime import datetime
 
 from services.binding.service_layer.unit_of_work import BindingUnitOfWork
-from shared.policy import RegionPolicy, select_policy
+from shared.policy import PolicyIndex, RegionPolicy
 
 
 class PolicySnapshot:
     def __init__(self, policies: list[RegionPolicy]) -> None:
         self.policies = policies
+        self._index = PolicyIndex(policies)
 
     def for_region(self, admdvs: str, at: datetime) -> RegionPolicy:
-        return select_policy(self.policies, admdvs, at)
+        return self._index.for_region(admdvs, at)
 
 
 class PolicyBook:

@@ -366,19 +366,20 @@ def resolve(
     return replace(resolution, earmarked=earmarked)
 
 
-def put_policy(uow: BindingUnitOfWork, policy: RegionPolicy, now: datetime) -> RegionPolicy:
-    """Adds a policy version. A version, once stored, never changes: settlements cite it."""
+def put_policy(uow: BindingUnitOfWork, policy: RegionPolicy, now: datetime) -> tuple[RegionPolicy, bool]:
+    """Adds a policy version; True when it is new. A version, once stored, never changes:
+    settlements cite it."""
     existing = uow.policies.get(policy.admdvs, policy.effective_from)
     if existing is not None:
         if existing == policy:
-            return existing
+            return existing, False
         raise DomainError(
             Reason.POLICY_VERSION_EXISTS,
             f"policy {policy.version} exists with other values; add a version with a later effective_from",
             metadata={"version": policy.version},
         )
     uow.policies.add(policy, now)
-    return policy
+    return policy, True
 
 
 def list_policies(uow: BindingUnitOfWork, admdvs_prefix: str) -> list[RegionPolicy]:

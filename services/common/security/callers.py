@@ -43,6 +43,12 @@ def set_current_caller(caller: Caller | None) -> contextvars.Token[Caller | None
     return _CURRENT.set(caller)
 
 
+def forwarded() -> bool:
+    """Whether the current call was forwarded here by another node for its caller."""
+    caller = _CURRENT.get()
+    return caller is not None and caller.via is not None
+
+
 def reset_current_caller(token: contextvars.Token[Caller | None]) -> None:
     _CURRENT.reset(token)
 

@@ -562,11 +562,11 @@ class ViolationRepository:
             ).scalar_one()
         )
 
-    def page(self, holder: str, after: tuple[str, str] | None, limit: int) -> list[Any]:
+    def page(self, holder: str, after: tuple[datetime, str] | None, limit: int) -> list[Any]:
         table = orm.violations
         query = select(table).where(table.c.holder_id_number == holder)
         if after is not None:
-            moment = datetime.fromisoformat(after[0])
+            moment = after[0]
             query = query.where(
                 (table.c.time > moment) | ((table.c.time == moment) & (table.c.violation_id > after[1]))
             )

@@ -101,8 +101,12 @@ def _paid(settlement: Settlement, source: PaymentSource, captured: bool) -> int:
 
 
 def account_kind_from_proto(value: int) -> AccountKind:
-    kind = enum_to_domain(AccountKind, pb.AccountKind, value, "account_kind")
-    return kind
+    return enum_to_domain(AccountKind, pb.AccountKind, value, "account_kind")
+
+
+def account_kind_to_read(value: int) -> AccountKind:
+    """For reads, an unspecified kind is the personal account (个人账户), what people ask about."""
+    return AccountKind.PERSONAL_ACCOUNT if value == pb.ACCOUNT_KIND_UNSPECIFIED else account_kind_from_proto(value)
 
 
 def account_to_proto(account: Account, shares: list[Any]) -> pb.Account:

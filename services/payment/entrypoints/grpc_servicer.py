@@ -20,9 +20,10 @@ from gongji.payment.v1 import payment_service_pb2 as api
 from gongji.payment.v1 import payment_service_pb2_grpc as api_grpc
 from services.common.clock import Clock
 from services.common.converters import page_size, text_field, timestamp_to_datetime
-from services.common.paging import decode_page_token, encode_page_token
+from services.common.idempotency import check_request_id
+from services.common.paging import decode_offset, decode_time_and_id, encode_page_token
 from services.common.runner import UseCaseRunner
-from services.common.security.callers import caller_id
+from services.common.security.callers import caller_id, forwarded
 from services.common.status import status_of
 from services.payment.entrypoints import converters as convert
 from services.payment.service_layer import inquiries, use_cases
@@ -94,13 +95,29 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
         return bill
 
     async def _elsewhere(self, method: str, request: Message, settlement_id: str) -> Message | None:
-        """The answer of the node holding a settlement this node does not know, if there is one."""
-        if not self._coordinator.routing.distributed:
+        """The answer of the node holding a settlement this node does not know, if there is one.
+
+        A call another node forwarded here is answered here: forwarding it on would send it
+        back and forth between nodes that both do not know the settlement."""
+        if not self._coordinator.routing.distributed or forwarded():
             return None
         here = await self._run.query(lambda uow: uow.settlements.get(settlement_id))
         if here is not None:
             return None
         return await self._coordinator.forward_to_holder(method, request, settlement_id, caller_id())
+
+    async def _forward_bill(self, name: str, request: Message, bill: Bill) -> Message:
+        """Passes a bill of another province's institution to that province's node, in the
+        caller's name; one that another node forwarded here already is refused instead."""
+        owner = self._coordinator.routing.owner_of(bill.institution_admdvs)
+        if forwarded():
+            raise DomainError(
+                Reason.PROVINCE_UNREACHABLE,
+                f"a forwarded bill of province {bill.institution_admdvs[:2]} belongs to node {owner.name}; "
+                "the routing files of the nodes disagree",
+                metadata={"node": owner.name},
+            )
+        return await self._coordinator.forward(owner, name, request, caller_id())
 
     async def _follow_up(self, settlement_id: str) -> None:
         """Applies a cross-node decision made by the last request (no-op on a single node)."""
@@ -136,9 +153,7 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
         bill = self._bill(request)
         routing = self._coordinator.routing
         if not routing.is_local(bill.institution_admdvs):
-            return await self._coordinator.forward(
-                routing.owner_of(bill.institution_admdvs), name, request, caller_id()
-            )
+            return await self._forward_bill(name, request, bill)
         response_type = api.SettleResponse if capture else api.AuthorizeSettlementResponse
         now = self._clock.now()
         expire = now + self._default_hold if capture else self._expire_time(request, now)  # type: ignore[arg-type]
@@ -219,7 +234,7 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
         self, request: api.GetAccountRequest, context: grpc.aio.ServicerContext
     ) -> api.GetAccountResponse:
         id_number = validate_id_number(request.id_number)
-        kind = convert.account_kind_from_proto(request.account_kind)
+        kind = convert.account_kind_to_read(request.account_kind)
 
         def read(uow: PaymentUnitOfWork) -> api.GetAccountResponse:
             account = use_cases.get_account(uow, id_number, kind)
@@ -236,11 +251,11 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
         self, request: api.ListStatementRequest, context: grpc.aio.ServicerContext
     ) -> api.ListStatementResponse:
         id_number = validate_id_number(request.id_number)
-        kind = convert.account_kind_from_proto(request.account_kind)
+        kind = convert.account_kind_to_read(request.account_kind)
         start, end = month_bounds(request.month) if request.month else (None, None)
         limit = page_size(request.page_size)
         query = [id_number, kind.value, request.month]
-        before = decode_page_token(request.page_token, query)
+        before = decode_offset(request.page_token, query)
 
         def read(uow: PaymentUnitOfWork) -> list:
             use_cases.get_account(uow, id_number, kind)
@@ -259,11 +274,8 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
         self, request: api.QuoteSettlementRequest, context: grpc.aio.ServicerContext
     ) -> api.QuoteSettlementResponse:
         bill = self._bill(request)
-        routing = self._coordinator.routing
-        if not routing.is_local(bill.institution_admdvs):
-            return await self._coordinator.forward(
-                routing.owner_of(bill.institution_admdvs), "QuoteSettlement", request, caller_id()
-            )
+        if not self._coordinator.routing.is_local(bill.institution_admdvs):
+            return await self._forward_bill("QuoteSettlement", request, bill)
         at = timestamp_to_datetime(request, "at_time") or self._clock.now()
         payers = await self._payers(bill, at)
         if isinstance(payers, DomainError):
@@ -334,9 +346,7 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
     async def ReverseRequest(
         self, request: api.ReverseRequestRequest, context: grpc.aio.ServicerContext
     ) -> api.ReverseRequestResponse:
-        original = request.original_request_id.strip()
-        if not original:
-            raise DomainError(Reason.FIELD_REQUIRED, "original_request_id is required", field="original_request_id")
+        original = check_request_id(request.original_request_id.strip(), "original_request_id")
         if original == request.request_id:
             raise DomainError(Reason.FIELD_INVALID, "a reversal cannot reverse itself", field="original_request_id")
         refusal = status_of(
@@ -411,12 +421,10 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
     ) -> api.ListViolationsResponse:
         holder = validate_id_number(request.holder_id_number, "holder_id_number")
         limit = page_size(request.page_size)
-        after = decode_page_token(request.page_token, [holder])
+        after = decode_time_and_id(request.page_token, [holder])
 
         def read(uow: PaymentUnitOfWork) -> tuple[list, inquiries.SuspensionView | None]:
-            return uow.violations.page(holder, tuple(after) if after else None, limit + 1), inquiries.suspension_of(
-                uow, holder
-            )
+            return uow.violations.page(holder, after, limit + 1), inquiries.suspension_of(uow, holder)
 
         rows, suspension = await self._run.query(read)
         page, more = rows[:limit], len(rows) > limit

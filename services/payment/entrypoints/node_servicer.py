@@ -5,6 +5,8 @@ own provinces; what they ask is checked before it is applied (peer_claims)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import grpc
 
 from gongji.common.v1 import common_pb2 as common
@@ -27,6 +29,8 @@ from shared.policy import UseCategory
 from shared.regions import province_of, validate_admdvs, validate_province
 
 SERVICE = "gongji.node.v1.PaymentNodeService"
+# A coordinator's hold (at most 60 days) plus its grace: no peer holds money here for longer.
+MAX_PREPARED_HOLD = timedelta(days=61)
 OUTCOME_OF = {
     "PENDING": node.TRANSACTION_OUTCOME_PENDING,
     "COMMITTED": node.TRANSACTION_OUTCOME_COMMITTED,
@@ -88,6 +92,11 @@ class PaymentNodeServicer(node_grpc.PaymentNodeServiceServicer):
         expire = timestamp_to_datetime(request, "expire_time")
         if expire is None:
             raise DomainError(Reason.FIELD_REQUIRED, "expire_time is required", field="expire_time")
+        now = self._clock.now()
+        if not now < expire <= now + MAX_PREPARED_HOLD:
+            raise DomainError(
+                Reason.FIELD_INVALID, "expire_time must lie after now and within 61 days", field="expire_time"
+            )
         beneficiary = validate_id_number(request.beneficiary_id_number, "beneficiary_id_number")
         use = enum_to_domain(UseCategory, common.UseCategory, request.use_category, "use_category")
         institution_admdvs = validate_admdvs(request.institution_admdvs, "institution_admdvs")

@@ -1,0 +1,227 @@
+"""What outside clients once broke the services with, each sent again: the answer is a
+refusal naming the reason and the field (never INTERNAL or UNKNOWN), nothing changes, and
+the services keep answering afterwards."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+
+import grpc
+import pytest
+
+from gongji.binding.v1 import binding_service_pb2 as bapi
+from gongji.node.v1 import node_service_pb2 as node
+from gongji.payment.v1 import payment_pb2 as ppb
+from gongji.payment.v1 import payment_service_pb2 as papi
+from services.common.status import MAX_MESSAGE, MAX_METADATA_VALUE
+from shared.money import INT64_MAX
+from shared.policy import PolicyIndex, RegionPolicy
+from shared.principals import operator
+from tests.helpers import refusal_of, request_id
+from tests.payment_helpers import PaymentFamily
+
+INVALID_ARGUMENT = grpc.StatusCode.INVALID_ARGUMENT
+NATIONAL = operator("000000", "ops")
+
+
+def refused(call, request, **kwargs):
+    with pytest.raises(grpc.RpcError) as raised:
+        call(request, timeout=10, **kwargs)
+    return refusal_of(raised.value)
+
+
+@pytest.fixture
+def family(payment_service) -> PaymentFamily:
+    return PaymentFamily(payment_service)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "nanos"),
+    [(0, -1), (0, 1_000_000_000), (253_402_300_800, 0), (-62_135_596_801, 0), (-2_208_988_801, 0)],
+)
+def test_a_timestamp_out_of_range_is_refused_naming_its_field(family, seconds, nanos):
+    quote = papi.QuoteSettlementRequest(bill=family.bill(1_000))
+    quote.at_time.seconds, quote.at_time.nanos = seconds, nanos
+    authorize = papi.AuthorizeSettlementRequest(request_id=request_id(), bill=family.bill(1_000))
+    authorize.expire_time.seconds, authorize.expire_time.nanos = seconds, nanos
+    policy = bapi.GetRegionPolicyRequest(admdvs="320100")
+    policy.at_time.seconds, policy.at_time.nanos = seconds, nanos
+    event = bapi.ReportLifeEventRequest(
+        request_id=request_id(), id_number=family.child.id_number, event_type=bapi.LIFE_EVENT_TYPE_CONTACT_CHANGED
+    )
+    event.event_time.seconds, event.event_time.nanos = seconds, nanos
+    for call, request, field in (
+        (family.payment.QuoteSettlement, quote, "at_time"),
+        (family.payment.AuthorizeSettlement, authorize, "expire_time"),
+        (family.binding.GetRegionPolicy, policy, "at_time"),
+        (family.binding.ReportLifeEvent, event, "event_time"),
+    ):
+        refusal = refused(call, request)
+        assert (refusal.code, refusal.reason, refusal.fields) == (INVALID_ARGUMENT, "FIELD_INVALID", (field,))
+    assert family.ledger().balanced
+
+
+def test_a_payer_grant_without_a_known_relationship_is_refused(family, payment_service):
+    capacity = payment_service.node_stub("local").GetPayerCapacity
+    for relationship in (0, 99):
+        request = node.GetPayerCapacityRequest(
+            beneficiary_id_number=family.child.id_number,
+            grants=[
+                bapi.PayerGrant(binding_id="b", grantor_id_number=family.mother.id_number, relationship=relationship)
+            ],
+        )
+        refusal = refused(capacity, request)
+        assert (refusal.code, refusal.fields) == (INVALID_ARGUMENT, ("grants.relationship",))
+
+
+def test_crediting_the_largest_int64_twice_is_refused_and_credits_work_afterwards(family):
+    before = family.account(family.mother).balance_fen
+    for _ in range(2):
+        request = papi.CreditAccountRequest(
+            request_id=request_id(), id_number=family.mother.id_number, amount_fen=INT64_MAX,
+            account_kind=ppb.ACCOUNT_KIND_PERSONAL_ACCOUNT, kind=papi.CREDIT_KIND_MONTHLY_CONTRIBUTION,
+            admdvs="320100",
+        )  # fmt: skip
+        assert refused(family.payment.CreditAccount, request).reason == "AMOUNT_LIMIT_EXCEEDED"
+    assert family.credit(family.mother, 1_000).balance_fen == before + 1_000
+    assert family.ledger().balanced
+
+
+def _token(body: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(body).encode()).decode()
+
+
+def test_a_page_token_is_accepted_only_as_issued_for_the_same_query(family):
+    listed = family.binding.ListBindings(bapi.ListBindingsRequest(beneficiary_id_number=family.child.id_number,
+                                                                   page_size=1))  # fmt: skip
+    assert listed.next_page_token
+    following = family.binding.ListBindings(
+        bapi.ListBindingsRequest(
+            beneficiary_id_number=family.child.id_number, page_size=1, page_token=listed.next_page_token
+        )
+    )
+    assert following.bindings[0].binding_id != listed.bindings[0].binding_id
+    forged = [_token({"p": ["not a time", 5], "s": "00"}), _token({"q": "x", "p": -1}), "%%%", "x" * 5000]
+    for token in [*forged, listed.next_page_token]:
+        for call, request in (
+            (family.binding.ListBindings, bapi.ListBindingsRequest(grantor_id_number=family.mother.id_number,
+                                                                   page_token=token)),
+            (family.binding.ListRegionPolicies, bapi.ListRegionPoliciesRequest(page_token=token)),
+            (family.payment.ListStatement, papi.ListStatementRequest(id_number=family.mother.id_number,
+                                                                     page_token=token)),
+            (family.payment.ListViolations, papi.ListViolationsRequest(holder_id_number=family.mother.id_number,
+                                                                       page_token=token)),
+        ):  # fmt: skip
+            refusal = refused(call, request)
+            assert (refusal.code, refusal.reason, refusal.fields) == (
+                INVALID_ARGUMENT,
+                "INVALID_PAGE_TOKEN",
+                ("page_token",),
+            ), (call, token[:20])
+
+
+@pytest.mark.parametrize(
+    ("rpc", "request_", "field"),
+    [
+        ("ReconcileInstitution", papi.ReconcileInstitutionRequest(date="9999-12-31"), "date"),
+        ("GetClearingReport", papi.GetClearingReportRequest(date="0001-01-01"), "date"),
+        ("ListStatement", papi.ListStatementRequest(month="9999-12"), "month"),
+        ("ListStatement", papi.ListStatementRequest(month="0001-01"), "month"),
+    ],
+)
+def test_a_day_or_month_at_the_calendars_edge_is_refused_naming_its_field(family, rpc, request_, field):
+    if rpc == "ListStatement":
+        request_.id_number = family.mother.id_number
+    refusal = refused(getattr(family.payment, rpc), request_)
+    assert (refusal.code, refusal.reason, refusal.fields) == (INVALID_ARGUMENT, "FIELD_INVALID", (field,))
+
+
+def test_bytes_that_are_no_request_are_refused_as_malformed_with_one_quiet_log_line(family, pki, caplog):
+    caplog.set_level(logging.INFO)
+    with pki.channel(family.payment.address, operator("000000", "ops")) as channel:
+        call = channel.unary_unary("/gongji.payment.v1.PaymentService/GetAccount")
+        for payload in (b"\x0a\x03\xff\xfe\xc3", b"\x0a\x7f", bytes(range(256))):
+            with pytest.raises(grpc.RpcError) as raised:
+                call(payload, timeout=10)
+            refusal = refusal_of(raised.value)
+            assert (refusal.code, refusal.reason) == (INVALID_ARGUMENT, "MALFORMED_REQUEST")
+            assert "DecodeError" not in refusal.message or "GetAccountRequest" in refusal.message
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert family.ledger().balanced
+
+
+def test_input_is_echoed_into_errors_only_as_a_short_prefix(family):
+    huge = "b" * 65_536
+    refusal = refused(family.binding.GetBinding, bapi.GetBindingRequest(binding_id=huge))
+    assert refusal.code == grpc.StatusCode.NOT_FOUND
+    assert len(refusal.message) <= MAX_MESSAGE
+    refusal = refused(
+        family.payment.ReverseRequest, papi.ReverseRequestRequest(request_id=request_id(), original_request_id=huge)
+    )
+    assert (refusal.code, refusal.fields) == (INVALID_ARGUMENT, ("original_request_id",))
+    assert len(refusal.message) <= MAX_MESSAGE
+    assert MAX_METADATA_VALUE < 1_000
+
+
+def test_a_reversal_of_an_overlong_or_unprintable_request_id_stores_nothing(family):
+    for original in ("r" * 4_000_000, "a\x00b", "a\x7fb"):
+        refusal = refused(
+            family.payment.ReverseRequest,
+            papi.ReverseRequestRequest(request_id=request_id(), original_request_id=original),
+            compression=grpc.Compression.Gzip,
+        )
+        assert (refusal.code, refusal.fields) == (INVALID_ARGUMENT, ("original_request_id",))
+    assert family.ledger().entry_count == 2  # the two credits of the family, nothing else
+
+
+def test_a_bill_forwarded_between_nodes_that_both_do_not_know_it_is_answered_at_once(two_nodes):
+    """A settlement id no node holds is NOT_FOUND within the caller's deadline, not bounced
+    from node to node until it runs out."""
+    for harness in (two_nodes.east, two_nodes.west):
+        refusal = refused(harness.stub.GetSettlement, papi.GetSettlementRequest(settlement_id="no-such-settlement"))
+        assert (refusal.code, refusal.reason) == (grpc.StatusCode.NOT_FOUND, "SETTLEMENT_NOT_FOUND")
+
+
+def _policy_in_force(policies: list[RegionPolicy], admdvs: str, at: datetime) -> RegionPolicy | None:
+    """The rule, spelled out: the most specific region code that has a version in force, and
+    of its versions the latest that started by then."""
+    for code in (admdvs, admdvs[:2] + "0000", "000000"):
+        started = [p for p in policies if p.admdvs == code and p.effective_from <= at]
+        if started:
+            return max(started, key=lambda p: p.effective_from)
+    return None
+
+
+def test_the_policy_in_force_is_found_among_thousands_of_versions():
+    """Regions accumulate versions; the index picks the latest in force, most specific first."""
+    start = datetime(2000, 1, 1, tzinfo=UTC)
+    versions = [
+        RegionPolicy(admdvs="320100" if n % 3 else "320000", effective_from=start + timedelta(days=n))
+        for n in range(3_000)
+    ]
+    index = PolicyIndex(versions)
+    for moment in (
+        datetime(1999, 1, 1, tzinfo=UTC),
+        datetime(2004, 6, 15, tzinfo=UTC),
+        datetime(2100, 1, 1, tzinfo=UTC),
+    ):
+        for region in ("320100", "320200", "110101"):
+            expected = _policy_in_force(versions, region, moment)
+            found = index.for_region(region, moment)
+            assert (found.version if expected else found.admdvs) == (expected.version if expected else "000000")
+
+
+def test_a_peer_cannot_hold_money_here_with_an_expiry_in_the_past_or_months_away(two_nodes):
+    from services.common.converters import datetime_to_timestamp
+    from tests.test_trust_boundaries import CrossFamily, prepare
+
+    cross = CrossFamily(two_nodes, mother_fen=100_000)
+    request = prepare(cross, cross.mother_binding.binding_id, cross.mother.id_number, 1_000)
+    for offset in (timedelta(seconds=-1), timedelta(days=62)):
+        request.expire_time.CopyFrom(datetime_to_timestamp(cross.clock.now() + offset))
+        refusal = refused(two_nodes.east.node_stub("west").PrepareLegs, request)
+        assert (refusal.code, refusal.fields) == (INVALID_ARGUMENT, ("expire_time",))
+    assert cross.balance(two_nodes.east.stub, cross.mother).held_fen == 0
