@@ -16,6 +16,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.common.database import default_database_url, migrate
+from services.common.limits import ServerLimits
 from services.common.logs import configure_logging
 from services.common.security.access_policy import AccessPolicy, AccessPolicyError
 from services.common.security.transport import TlsFiles, Transport, TransportError
@@ -52,6 +53,14 @@ def _security(args: argparse.Namespace, identity: Principal) -> ServerSecurity:
     return ServerSecurity(_transport(args, identity), policy)
 
 
+def _limits(args: argparse.Namespace) -> ServerLimits:
+    return ServerLimits(
+        max_concurrent_rpcs=args.max_concurrent_rpcs,
+        calls_per_principal=args.calls_per_principal,
+        max_waiting_work=args.max_waiting_work,
+    )
+
+
 def _serve(args: argparse.Namespace) -> int:
     database = args.database or default_database_url(args.service)
     address = args.address or DEFAULT_ADDRESSES[args.service]
@@ -65,7 +74,13 @@ def _serve(args: argparse.Namespace) -> int:
             if args.routing:
                 security = replace(security, nodes=RoutingTable.directory_of_file(Path(args.routing)))
             running = await start_binding_server(
-                BindingSettings(database_url=database, security=security, address=address, workers=args.workers)
+                BindingSettings(
+                    database_url=database,
+                    security=security,
+                    address=address,
+                    workers=args.workers,
+                    limits=_limits(args),
+                )
             )
         else:
             from services.payment.app import PaymentSettings, start_payment_server
@@ -81,7 +96,7 @@ def _serve(args: argparse.Namespace) -> int:
             settings = PaymentSettings(
                 database_url=database, security=_security(args, payment_node(args.node)),
                 verifier=load_verifier(args.verifier), address=address, workers=args.workers,
-                max_amount_fen=args.max_amount_fen,
+                max_amount_fen=args.max_amount_fen, limits=_limits(args),
             )  # fmt: skip
             if args.binding_address:
                 settings.binding_address = args.binding_address
@@ -201,6 +216,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--address", help="HOST:PORT to listen on (binding 127.0.0.1:50051, payment :50052)")
     _tls_arguments(serve, "serve plaintext without client certificates: development on a loopback address only")
     serve.add_argument("--access-policy", help="JSON access policy replacing the shipped one (default deny)")
+    defaults = ServerLimits()
+    serve.add_argument(
+        "--max-concurrent-rpcs", type=int, default=defaults.max_concurrent_rpcs,
+        help=f"calls in the server at once; more get RESOURCE_EXHAUSTED (default {defaults.max_concurrent_rpcs})",
+    )  # fmt: skip
+    serve.add_argument(
+        "--calls-per-principal", type=int, default=defaults.calls_per_principal,
+        help=f"calls one caller may have running (default {defaults.calls_per_principal})",
+    )  # fmt: skip
+    serve.add_argument(
+        "--max-waiting-work", type=int, default=defaults.max_waiting_work,
+        help=f"use cases that may wait for a worker thread; more are shed (default {defaults.max_waiting_work})",
+    )  # fmt: skip
     serve.add_argument(
         "--verifier", help="payment only: wallet-transfer verifier, package.module:factory or stand-in (tests, demos)"
     )

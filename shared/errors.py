@@ -23,6 +23,8 @@ class ErrorKind(StrEnum):
     UNAVAILABLE = "UNAVAILABLE"  # try again later
     CONFLICT = "CONFLICT"  # a concurrent change got in the way; retry with the same key
     UNAUTHENTICATED = "UNAUTHENTICATED"  # the caller did not say who it is
+    OVERLOADED = "OVERLOADED"  # too much at once; retry later with the same key
+    DEADLINE = "DEADLINE"  # the caller's deadline passed before the work was done
 
 
 class Reason(StrEnum):
@@ -84,6 +86,9 @@ class Reason(StrEnum):
     CONCURRENT_CHANGE = "CONCURRENT_CHANGE"
     NOT_SUSPENDED = "NOT_SUSPENDED"
     AMOUNT_LIMIT_EXCEEDED = "AMOUNT_LIMIT_EXCEEDED"
+    SERVER_BUSY = "SERVER_BUSY"
+    TOO_MANY_CALLS = "TOO_MANY_CALLS"
+    DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
     # Trust boundaries: who calls, and what it may do.
     UNAUTHENTICATED_CALLER = "UNAUTHENTICATED_CALLER"
     CALLER_NOT_ALLOWED = "CALLER_NOT_ALLOWED"
@@ -146,11 +151,19 @@ _KIND_OF_REASON: Mapping[Reason, ErrorKind] = {
     Reason.CONCURRENT_CHANGE: ErrorKind.CONFLICT,
     Reason.NOT_SUSPENDED: ErrorKind.PRECONDITION,
     Reason.AMOUNT_LIMIT_EXCEEDED: ErrorKind.INVALID_INPUT,
+    Reason.SERVER_BUSY: ErrorKind.OVERLOADED,
+    Reason.TOO_MANY_CALLS: ErrorKind.OVERLOADED,
+    Reason.DEADLINE_EXCEEDED: ErrorKind.DEADLINE,
     Reason.UNAUTHENTICATED_CALLER: ErrorKind.UNAUTHENTICATED,
     Reason.CALLER_NOT_ALLOWED: ErrorKind.PERMISSION,
     Reason.OUT_OF_SCOPE: ErrorKind.PERMISSION,
     Reason.PEER_CLAIM_REJECTED: ErrorKind.PERMISSION,
 }
+
+
+# Refusals that say "not now" rather than "no": never stored under a request_id, so a retry
+# with the same key runs again.
+TRANSIENT_KINDS = frozenset({ErrorKind.UNAVAILABLE, ErrorKind.CONFLICT, ErrorKind.OVERLOADED, ErrorKind.DEADLINE})
 
 
 def kind_of(reason: Reason) -> ErrorKind:

@@ -12,6 +12,7 @@ from services.binding.service_layer.scope_facts import BindingScopeFacts
 from services.binding.service_layer.unit_of_work import BindingUnitOfWork
 from services.common.clock import Clock, SystemClock
 from services.common.database import create_database_engine, migrate, session_factory
+from services.common.limits import ServerLimits
 from services.common.runner import UseCaseRunner
 from services.common.server import RunningServer, ServerSecurity, ServiceRegistration, start_server
 
@@ -29,6 +30,7 @@ class BindingSettings:
     # Threads running use cases (and pooled connections). Few: they share one GIL, and
     # measured on 2 cores 4 settled ~20 % more per second than 8 or 16 (README, Benchmark).
     workers: int = 4
+    limits: ServerLimits = field(default_factory=ServerLimits)
     policy_cache_seconds: float = 5.0
 
 
@@ -37,12 +39,13 @@ async def start_binding_server(settings: BindingSettings) -> RunningServer:
         migrate("binding", settings.database_url)
     engine = create_database_engine(settings.database_url, pool_size=settings.workers)
     runner = UseCaseRunner(
-        partial(BindingUnitOfWork, session_factory(engine)), settings.clock, ERROR_DOMAIN, settings.workers
-    )
+        partial(BindingUnitOfWork, session_factory(engine)), settings.clock, ERROR_DOMAIN, settings.workers,
+        settings.limits.max_waiting_work,
+    )  # fmt: skip
     servicer = BindingServicer(runner, settings.clock, PolicyBook(settings.policy_cache_seconds))
     registration = ServiceRegistration(SERVICE, partial(api_grpc.add_BindingServiceServicer_to_server, servicer))
     running = await start_server(
-        [registration], settings.address, ERROR_DOMAIN, settings.security, BindingScopeFacts(runner)
+        [registration], settings.address, ERROR_DOMAIN, settings.security, BindingScopeFacts(runner), settings.limits
     )
     running.cleanups += [engine.dispose, runner.close]
     return running

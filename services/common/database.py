@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 from importlib import resources
 from typing import Any
 
@@ -13,6 +14,8 @@ from sqlalchemy import Engine, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+from services.common.deadlines import past_deadline, remaining_milliseconds
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +47,27 @@ def create_database_engine(url: str, pool_size: int = 16) -> Engine:
         return _sqlite_engine(url)
     # No pool_pre_ping: the runner retries work whose connection proved dead instead.
     # hide_parameters: SQL errors and echo never show the values (ID numbers, names).
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, hide_parameters=True)
+    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, hide_parameters=True)
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        # The caller's remaining time bounds every statement of the transaction (a round trip
+        # per transaction; autocommit reads are single statements under the server default).
+        budget = remaining_milliseconds()
+        if budget is not None and connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            connection.exec_driver_sql(f"SET LOCAL statement_timeout = {budget}")
+
+    return engine
+
+
+def is_past_deadline(error: BaseException) -> bool:
+    """Whether a database error is a statement stopped for the caller's deadline."""
+    orig = getattr(error, "orig", None)
+    if orig is None:
+        return False
+    if type(orig).__name__ == "QueryCanceled":  # psycopg: statement_timeout
+        return True
+    return isinstance(orig, sqlite3.OperationalError) and "interrupted" in str(orig)
 
 
 def _sqlite_engine(url: str) -> Engine:
@@ -63,6 +86,8 @@ def _sqlite_engine(url: str) -> Engine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
+        # Interrupts a statement that runs past the caller's deadline (checked every 10,000 steps).
+        dbapi_connection.set_progress_handler(lambda: 1 if past_deadline() else 0, 10_000)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:

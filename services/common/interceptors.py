@@ -14,6 +14,7 @@ import asyncio
 import inspect
 import logging
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,8 +23,10 @@ import grpc
 from google.protobuf.message import Message
 from google.rpc import status_pb2
 from grpc_status import rpc_status
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, OperationalError
 
+from services.common.database import is_past_deadline
+from services.common.deadlines import reset_call_deadline, set_call_deadline
 from services.common.security.access_policy import AccessPolicy, denied
 from services.common.security.callers import (
     Caller,
@@ -130,10 +133,38 @@ def _request_key(request: Any) -> str:
     return "-"
 
 
+class InFlight:
+    """Calls each principal has running, so no one caller takes the whole server."""
+
+    def __init__(self, per_principal: int) -> None:
+        self._limit = per_principal
+        self._running: Counter[str] = Counter()
+
+    def enter(self, caller: Caller | None) -> str:
+        key = caller.principal.spiffe_id if caller is not None else "-"
+        if self._running[key] >= self._limit:
+            raise DomainError(
+                Reason.TOO_MANY_CALLS,
+                f"{self._limit} calls of this caller are running already; retry when one has finished",
+                metadata={"principal": key},
+            )
+        self._running[key] += 1
+        return key
+
+    def leave(self, key: str) -> None:
+        self._running[key] -= 1
+        if not self._running[key]:
+            del self._running[key]
+
+
 class CallGuard(grpc.aio.ServerInterceptor):
-    def __init__(self, error_domain: str, gate: Gate) -> None:
+    def __init__(
+        self, error_domain: str, gate: Gate, calls_per_principal: int = 128, streams_per_principal: int = 16
+    ) -> None:
         self._domain = error_domain
         self._gate = gate
+        self._calls = InFlight(calls_per_principal)
+        self._streams = InFlight(streams_per_principal)
 
     async def intercept_service(
         self,
@@ -171,10 +202,11 @@ class CallGuard(grpc.aio.ServerInterceptor):
     def _unary(self, method: str, behavior: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
         async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
             started = time.perf_counter()
-            outcome, caller = "OK", None
+            outcome, caller, running = "OK", None, None
             token = set_current_caller(None)
+            remaining = context.time_remaining()
+            deadline = set_call_deadline(remaining)
             try:
-                remaining = context.time_remaining()
                 if remaining is not None and remaining <= 0:
                     outcome = "DEADLINE_EXCEEDED"
                     await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline passed before the work started")
@@ -184,6 +216,7 @@ class CallGuard(grpc.aio.ServerInterceptor):
                         f"the request is not a well-formed {method.rsplit('/', 1)[-1]}Request ({request.problem})",
                     )
                 caller = await self._gate.admit(method, request, context)
+                running = self._calls.enter(caller)
                 set_current_caller(caller)
                 result = behavior(request, context)
                 result = await result if inspect.isawaitable(result) else result
@@ -201,6 +234,17 @@ class CallGuard(grpc.aio.ServerInterceptor):
                 outcome = "UNIMPLEMENTED"
             except (grpc.aio.AbortError, asyncio.CancelledError):
                 raise
+            except OperationalError as error:
+                if not is_past_deadline(error):
+                    log.exception("unexpected database failure in %s", method)
+                    status = internal_status(self._domain)
+                    outcome = "INTERNAL"
+                else:
+                    status = status_of(
+                        DomainError(Reason.DEADLINE_EXCEEDED, "the deadline passed while the work was running"),
+                        self._domain,
+                    )
+                    outcome = Reason.DEADLINE_EXCEEDED.value
             except DataError as error:
                 # A value the converters let through but the database cannot store: the caller's input.
                 # The driver's message may quote the value, so only its class is logged.
@@ -215,7 +259,10 @@ class CallGuard(grpc.aio.ServerInterceptor):
                 status = internal_status(self._domain)
                 outcome = "INTERNAL"
             finally:
+                if running is not None:
+                    self._calls.leave(running)
                 reset_current_caller(token)
+                reset_call_deadline(deadline)
                 self._log(method, request, caller, outcome, started)
             await context.abort_with_status(
                 rpc_status.to_status(redact_status(caller.principal if caller else None, status))
@@ -226,33 +273,44 @@ class CallGuard(grpc.aio.ServerInterceptor):
     def _stream(
         self, method: str, behavior: Callable[..., Any], request_is_message: bool
     ) -> Callable[..., AsyncIterator[Any]]:
-        async def admitted(request: Any, context: grpc.aio.ServicerContext) -> bool:
+        async def admitted(request: Any, context: grpc.aio.ServicerContext) -> str | None:
+            """The stream's slot of its caller, once admitted; None after a refusal."""
             started = time.perf_counter()
             try:
                 if isinstance(request, _Malformed):
                     raise DomainError(Reason.MALFORMED_REQUEST, f"the request is not well-formed ({request.problem})")
                 caller = await self._gate.admit(method, request if request_is_message else None, context)
+                slot = self._streams.enter(caller)
             except DomainError as error:
                 self._log(method, None, None, error.reason.value, started)
                 await context.abort_with_status(rpc_status.to_status(status_of(error, self._domain)))
-                return False
+                return None
             set_current_caller(caller)
             self._log(method, None, caller, "STREAM_OPENED", started)
-            return True
+            return slot
 
         if inspect.isasyncgenfunction(behavior):
 
             async def generating(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-                if await admitted(request, context):
+                slot = await admitted(request, context)
+                if slot is None:
+                    return
+                try:
                     async for item in behavior(request, context):
                         yield item
+                finally:
+                    self._streams.leave(slot)
 
             return generating
 
         async def writing(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            if await admitted(request, context):
+            slot = await admitted(request, context)
+            if slot is None:
+                return None
+            try:
                 return await behavior(request, context)
-            return None
+            finally:
+                self._streams.leave(slot)
 
         return writing  # type: ignore[return-value]
 

@@ -18,12 +18,13 @@ from google.rpc import status_pb2
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from services.common.clock import Clock
+from services.common.deadlines import call_deadline, past_deadline, working_until
 from services.common.idempotency import Outcome, check_request_id, check_same_request, fingerprint
 from services.common.interceptors import RpcFailure
 from services.common.security.callers import caller_id
 from services.common.status import status_of
 from services.common.unit_of_work import SqlUnitOfWork
-from shared.errors import DomainError, ErrorKind
+from shared.errors import TRANSIENT_KINDS, DomainError, Reason
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +51,35 @@ def _reconnecting(fn: Callable[[], T]) -> T:
         return fn()
 
 
+def _in_time(fn: Callable[[], T], deadline: float | None) -> Callable[[], T]:
+    """fn, refused unstarted when the caller's deadline passed while it waited for a thread,
+    and run with that deadline for the database to keep."""
+
+    def run() -> T:
+        with working_until(deadline):
+            if past_deadline():
+                raise DomainError(Reason.DEADLINE_EXCEEDED, "the deadline passed before the work could start")
+            return _reconnecting(fn)
+
+    return run
+
+
 class UseCaseRunner(Generic[U]):
-    def __init__(self, unit_of_work: Callable[[], U], clock: Clock, error_domain: str, workers: int = 16) -> None:
+    def __init__(
+        self,
+        unit_of_work: Callable[[], U],
+        clock: Clock,
+        error_domain: str,
+        workers: int = 16,
+        max_waiting: int = 256,
+    ) -> None:
         self._unit_of_work = unit_of_work
         self._clock = clock
         self._domain = error_domain
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="use-case")
+        # Work accepted but not finished; beyond workers + max_waiting, new work is shed.
+        self._capacity = workers + max_waiting
+        self._accepted = 0
 
     @property
     def unit_of_work(self) -> Callable[[], U]:
@@ -65,7 +89,16 @@ class UseCaseRunner(Generic[U]):
         self._executor.shutdown(wait=True)
 
     async def in_thread(self, fn: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, lambda: _reconnecting(fn))
+        """Runs fn on a worker thread; sheds it with SERVER_BUSY when too much waits already."""
+        if self._accepted >= self._capacity:
+            raise DomainError(
+                Reason.SERVER_BUSY, "the service has more work waiting than it takes; retry shortly with the same key"
+            )
+        self._accepted += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, _in_time(fn, call_deadline()))
+        finally:
+            self._accepted -= 1
 
     async def query(self, fn: Callable[[U], T], snapshot: bool = True) -> T:
         """A read in its own transaction; with snapshot=False, none on PostgreSQL (see SqlUnitOfWork.reading)."""
@@ -146,7 +179,7 @@ class UseCaseRunner(Generic[U]):
             try:
                 outcome = Outcome(True, fn(uow).SerializeToString())
             except DomainError as error:
-                if error.kind in (ErrorKind.UNAVAILABLE, ErrorKind.CONFLICT):
+                if error.kind in TRANSIENT_KINDS:
                     raise  # transient: nothing is stored, so a retry with the same key runs again
                 outcome = Outcome(False, status_of(error, self._domain).SerializeToString())
                 if not error.keep_effects:

@@ -17,6 +17,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from services.common.interceptors import CallGuard, Gate
+from services.common.limits import ServerLimits
 from services.common.security.access_policy import AccessPolicy, AccessPolicyError
 from services.common.security.scopes import NodeDirectory, ScopeFacts
 from services.common.security.transport import Transport
@@ -76,13 +77,19 @@ async def start_server(
     error_domain: str,
     security: ServerSecurity,
     facts: ScopeFacts,
+    limits: ServerLimits | None = None,
 ) -> RunningServer:
+    limits = limits or ServerLimits()
     security.transport.check_listen_address(address)
     names = [r.full_name for r in registrations]
+    guard = CallGuard(
+        error_domain, _gate(security, facts, names), limits.calls_per_principal, limits.streams_per_principal
+    )
     server = grpc.aio.server(
-        interceptors=[CallGuard(error_domain, _gate(security, facts, names))],
+        interceptors=[guard],
+        maximum_concurrent_rpcs=limits.max_concurrent_rpcs,
         # Fail loudly when the port is taken instead of silently sharing it.
-        options=[("grpc.so_reuseport", 0)],
+        options=[("grpc.so_reuseport", 0), *limits.grpc_options()],
     )
     for registration in registrations:
         registration.add_to_server(server)

@@ -19,6 +19,7 @@ from services.binding.entrypoints.grpc_servicer import SERVICE as BINDING_SERVIC
 from services.common.client import peer_channel
 from services.common.clock import Clock, SystemClock
 from services.common.database import create_database_engine, migrate, session_factory
+from services.common.limits import ServerLimits
 from services.common.runner import UseCaseRunner
 from services.common.server import RunningServer, ServerSecurity, ServiceRegistration, start_server
 from services.payment.adapters.binding_client import GrpcBindingDirectory
@@ -58,6 +59,7 @@ class PaymentSettings:
     # Threads running use cases (and pooled connections). Few: they share one GIL, and
     # measured on 2 cores 4 settled ~20 % more per second than 8 or 16 (README, Benchmark).
     workers: int = 4
+    limits: ServerLimits = field(default_factory=ServerLimits)
     default_hold: timedelta = timedelta(minutes=15)
     # Seconds between sweeps for expired holds and cross-node recovery; 0 turns them off.
     sweep_interval: float = 5.0
@@ -118,7 +120,7 @@ async def start_payment_server(settings: PaymentSettings) -> RunningServer:
     known_accounts: set[str] = set()  # shared by every unit of work of this process
     runner = UseCaseRunner(
         partial(PaymentUnitOfWork, session_factory(engine), known_accounts), settings.clock, ERROR_DOMAIN,
-        settings.workers,
+        settings.workers, settings.limits.max_waiting_work,
     )  # fmt: skip
     transport = settings.security.transport
     channel = peer_channel(settings.binding_address, BINDING_SERVICE, transport)
@@ -146,7 +148,9 @@ async def start_payment_server(settings: PaymentSettings) -> RunningServer:
         ),
     ]
     security = replace(settings.security, nodes=settings.routing.directory())
-    running = await start_server(registrations, settings.address, ERROR_DOMAIN, security, PaymentScopeFacts(runner))
+    running = await start_server(
+        registrations, settings.address, ERROR_DOMAIN, security, PaymentScopeFacts(runner), settings.limits
+    )
     sweeper = None
     if settings.sweep_interval > 0:
         sweeper = asyncio.create_task(_sweep_forever(runner, settings.clock, coordinator, settings.sweep_interval))

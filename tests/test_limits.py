@@ -1,0 +1,101 @@
+"""Bounded resources: work beyond what a service takes is shed at once with a reason, work
+whose caller gave up does not start, and a statement running past the caller's deadline is
+stopped by the database itself."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+
+from services.common.clock import SystemClock
+from services.common.database import create_database_engine, is_past_deadline
+from services.common.deadlines import reset_call_deadline, set_call_deadline, working_until
+from services.common.interceptors import InFlight
+from services.common.runner import UseCaseRunner
+from services.common.security.callers import Caller
+from shared.errors import DomainError, Reason
+from shared.principals import institution
+
+
+def test_a_caller_with_too_many_calls_running_is_refused_until_one_ends():
+    running = InFlight(per_principal=2)
+    hospital, other = Caller(institution("H1")), Caller(institution("H2"))
+    first, second = running.enter(hospital), running.enter(hospital)
+    with pytest.raises(DomainError) as refused:
+        running.enter(hospital)
+    assert refused.value.reason is Reason.TOO_MANY_CALLS
+    running.enter(other)  # another caller is not held back
+    running.leave(first)
+    running.enter(hospital)
+    assert second
+
+
+def test_work_beyond_the_waiting_room_is_shed_and_the_rest_runs():
+    release = threading.Event()
+    runner = UseCaseRunner(lambda: None, SystemClock(), "test.gongji", workers=1, max_waiting=1)  # type: ignore[arg-type]
+
+    async def flood() -> list[object]:
+        async def job() -> str:
+            return await runner.in_thread(lambda: "done" if release.wait(10) else "timed out")
+
+        tasks = [asyncio.create_task(job()) for _ in range(4)]
+        await asyncio.sleep(0.2)
+        release.set()
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+    try:
+        answers = asyncio.run(flood())
+    finally:
+        runner.close()
+    assert answers.count("done") == 2
+    shed = [a for a in answers if isinstance(a, DomainError)]
+    assert len(shed) == 2 and all(a.reason is Reason.SERVER_BUSY for a in shed)
+
+
+def test_work_whose_deadline_passed_while_it_waited_does_not_start():
+    release, started = threading.Event(), []
+    runner = UseCaseRunner(lambda: None, SystemClock(), "test.gongji", workers=1)  # type: ignore[arg-type]
+
+    async def run() -> list[object]:
+        blocker = asyncio.create_task(runner.in_thread(lambda: release.wait(10)))
+        await asyncio.sleep(0.05)
+        token = set_call_deadline(0.1)
+        try:
+            late = asyncio.create_task(runner.in_thread(lambda: started.append(1)))
+        finally:
+            reset_call_deadline(token)
+        await asyncio.sleep(0.3)
+        release.set()
+        return await asyncio.gather(blocker, late, return_exceptions=True)
+
+    try:
+        _, late = asyncio.run(run())
+    finally:
+        runner.close()
+    assert isinstance(late, DomainError) and late.reason is Reason.DEADLINE_EXCEEDED
+    assert started == []
+
+
+def _slow_statement(backend: str) -> str:
+    if backend == "postgresql":
+        return "SELECT pg_sleep(5)"
+    return "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000000) SELECT count(*) FROM n"
+
+
+def test_a_statement_running_past_the_callers_deadline_is_stopped_by_the_database(databases, backend):
+    engine = create_database_engine(databases.url("binding"), pool_size=1)
+    try:
+        started = time.monotonic()
+        with working_until(time.monotonic() + 0.3), pytest.raises(OperationalError) as stopped, engine.begin() as conn:
+            conn.execute(text(_slow_statement(backend)))
+        assert is_past_deadline(stopped.value)
+        assert time.monotonic() - started < 4
+        with engine.begin() as conn:  # the connection is usable again, without the deadline
+            assert conn.execute(text("SELECT 1")).scalar_one() == 1
+    finally:
+        engine.dispose()
