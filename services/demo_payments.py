@@ -4,6 +4,7 @@ statements, reconciliation and the ledger audit (DOMAIN §3)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from gongji.binding.v1 import binding_pb2 as bpb
@@ -14,6 +15,7 @@ from gongji.payment.v1 import payment_pb2 as ppb
 from gongji.payment.v1 import payment_service_pb2 as papi
 from gongji.payment.v1 import payment_service_pb2_grpc as payment_grpc
 from services.common.clock import Clock
+from services.common.converters import datetime_to_timestamp
 from shared.ledger import CHINA_STANDARD_TIME
 from shared.money import format_yuan
 from shared.privacy import mask_id_number
@@ -138,6 +140,23 @@ def walk_payments(
         "the lost message arrives late",
         lambda: payment.Settle(papi.SettleRequest(request_id="hospital-msg-7002", bill=bill(9_900))),
     )
+
+    report.section("A payer passed over, and why")
+    changed = datetime_to_timestamp(clock.now() - timedelta(days=16))
+    binding.ReportLifeEvent(
+        bapi.ReportLifeEventRequest(
+            request_id=report.key(), id_number=father.id_number, event_type=bapi.LIFE_EVENT_TYPE_CONTACT_CHANGED,
+            event_time=changed,
+        )
+    )  # fmt: skip
+    quoted = payment.QuoteSettlement(papi.QuoteSettlementRequest(bill=bill(3_000))).settlement
+    passed = ", ".join(f"{names.get(p.grantor_id_number, '?')} ({p.reason})" for p in quoted.passed_over)
+    report.ok(f"the father's new phone of 16 days ago is unconfirmed; passed over: {passed}; {_split(quoted, names)}")
+    binding.UpdateContactInfo(
+        bapi.UpdateContactInfoRequest(request_id=report.key(), id_number=father.id_number, phone="13800000011")
+    )
+    quoted = payment.QuoteSettlement(papi.QuoteSettlementRequest(bill=bill(3_000))).settlement
+    report.ok(f"he confirms it through the app; the same bill again: {_split(quoted, names)}")
 
     report.section("Impersonation (冒名就医)")
     report.expect_refusal(

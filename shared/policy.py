@@ -42,6 +42,20 @@ class UseCategory(StrEnum):
 NATIONAL_USES: frozenset[UseCategory] = frozenset(UseCategory) - {UseCategory.COMMERCIAL_HEALTH_INSURANCE}
 
 
+# Wallet transfer limits a region may set: a number, or NO_LIMIT. A policy that leaves one
+# unset gets the national rule (3 transfers a day, 2,000 yuan each, DOMAIN §5).
+NO_LIMIT = -1
+NATIONAL_WALLET_TRANSFERS_PER_DAY = 3
+NATIONAL_WALLET_TRANSFER_MAX_FEN = 200_000
+
+
+def wallet_limit(value: int, national: int) -> int | None:
+    """The limit a stored or sent number means: 0 (unset) the national rule, NO_LIMIT none."""
+    if value == NO_LIMIT:
+        return None
+    return value if value > 0 else national
+
+
 @dataclass(frozen=True)
 class RegionPolicy:
     admdvs: str
@@ -60,6 +74,7 @@ class RegionPolicy:
     earmark_shared_amount: bool = False
     min_grantor_balance_fen: int = 0
     min_days_before_unbind: int = 0
+    # Wallet transfers (national rules: 3 a day, 2,000 yuan each); NO_LIMIT for none.
     wallet_transfers_per_day: int = 3
     wallet_transfer_max_fen: int = 200_000
     description: str = ""
@@ -98,8 +113,16 @@ class RegionPolicy:
             ),
             (self.min_grantor_balance_fen >= 0, "policy.min_grantor_balance_fen", "must not be negative"),
             (self.min_days_before_unbind >= 0, "policy.min_days_before_unbind", "must not be negative"),
-            (self.wallet_transfers_per_day >= 0, "policy.wallet_transfers_per_day", "must not be negative"),
-            (self.wallet_transfer_max_fen >= 0, "policy.wallet_transfer_max_fen", "must not be negative"),
+            (
+                self.wallet_transfers_per_day >= 1 or self.wallet_transfers_per_day == NO_LIMIT,
+                "policy.wallet_transfers_per_day",
+                "must be at least 1, or -1 for no limit",
+            ),
+            (
+                self.wallet_transfer_max_fen >= 1 or self.wallet_transfer_max_fen == NO_LIMIT,
+                "policy.wallet_transfer_max_fen",
+                "must be at least 1, or -1 for no limit",
+            ),
         ]
         for ok, field_name, problem in checks:
             if not ok:

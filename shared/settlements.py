@@ -103,6 +103,20 @@ class SettlementLeg:
         return bool(self.province)
 
 
+@dataclass(frozen=True)
+class PassedOver:
+    """A relative bound to the patient who was not asked to pay this bill, and why
+    (a reason of the binding service, e.g. CONTACT_CHANGE_OVERDUE)."""
+
+    binding_id: str
+    grantor_id_number: str
+    reason: str
+
+
+# A bill of an institution may have one settlement holding or having taken money at a time.
+LIVE_STATES = ("AUTHORIZED", "CAPTURED")
+
+
 @dataclass
 class Settlement:
     settlement_id: str
@@ -118,6 +132,7 @@ class Settlement:
     close_time: datetime | None = None
     captured_fen: int = 0
     refunded_fen: int = 0
+    passed_over: tuple[PassedOver, ...] = ()
 
     def paid_from(self, source: PaymentSource) -> int:
         """What this source pays: held or quoted before capture, captured after."""

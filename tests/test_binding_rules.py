@@ -83,6 +83,13 @@ def test_a_grantor_with_resident_insurance_is_refused_as_not_employee(family):
     assert (refusal.code, refusal.reason) == (FAILED_PRECONDITION, "GRANTOR_NOT_EMPLOYEE")
 
 
+def test_an_employee_without_a_personal_account_cannot_grant(family):
+    """The grantor must own the personal account that would pay."""
+    no_account = family.register("孙无账户", has_personal_account=False)
+    refusal = family.refusal(family.stub.CreateBinding, binding_request(no_account, family.child))
+    assert (refusal.code, refusal.reason) == (FAILED_PRECONDITION, "GRANTOR_NOT_EMPLOYEE")
+
+
 def test_a_grantor_in_suspended_insurance_is_refused(family):
     suspended = family.register("钱暂停", status=common.INSURANCE_STATUS_SUSPENDED)
     refusal = family.refusal(family.stub.CreateBinding, binding_request(suspended, family.child))

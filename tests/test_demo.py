@@ -33,6 +33,7 @@ def test_the_demo_walks_a_family_through_binding_payment_and_cross_province_aid(
         "CALLER_NOT_ALLOWED",
         "AMOUNT_LIMIT_EXCEEDED",
         "(masked by the server) balc 0.00",
+        "passed over: father (CONTACT_CHANGE_OVERDUE)",
     ):
         assert expected in out, f"missing from the demo's report: {expected}"
     assert "Traceback" not in result.stderr

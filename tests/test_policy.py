@@ -250,8 +250,8 @@ def test_a_policy_with_an_unknown_key_is_refused_naming_the_key() -> None:
         ("impersonation_suspension_threshold", -1),
         ("min_grantor_balance_fen", -1),
         ("min_days_before_unbind", -1),
-        ("wallet_transfers_per_day", -1),
-        ("wallet_transfer_max_fen", -1),
+        ("wallet_transfers_per_day", -2),
+        ("wallet_transfer_max_fen", -2),
     ],
 )
 def test_a_policy_number_out_of_range_is_refused_naming_the_field(name: str, value: int) -> None:

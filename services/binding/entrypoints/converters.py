@@ -31,7 +31,13 @@ from shared.errors import DomainError, Reason
 from shared.identity import validate_id_number
 from shared.payers import PayerMode, PayerOrder, PayerResolution
 from shared.persons import InsuranceStatus, InsuranceType, InsuredPerson
-from shared.policy import GeographicScope, RegionPolicy, UseCategory
+from shared.policy import (
+    NATIONAL_WALLET_TRANSFER_MAX_FEN,
+    NATIONAL_WALLET_TRANSFERS_PER_DAY,
+    GeographicScope,
+    RegionPolicy,
+    UseCategory,
+)
 from shared.regions import validate_admdvs, validate_province
 from shared.relationships import ProofType, Relationship, RelationshipScope
 
@@ -216,8 +222,8 @@ def policy_from_proto(message: pb.RegionPolicy) -> RegionPolicy:
         earmark_shared_amount=message.earmark_shared_amount,
         min_grantor_balance_fen=message.min_grantor_balance_fen,
         min_days_before_unbind=message.min_days_before_unbind,
-        wallet_transfers_per_day=message.wallet_transfers_per_day,
-        wallet_transfer_max_fen=message.wallet_transfer_max_fen,
+        wallet_transfers_per_day=message.wallet_transfers_per_day or NATIONAL_WALLET_TRANSFERS_PER_DAY,
+        wallet_transfer_max_fen=message.wallet_transfer_max_fen or NATIONAL_WALLET_TRANSFER_MAX_FEN,
         description=text_field(message.description, "policy.description", 500),
     ).validated()
 

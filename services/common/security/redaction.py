@@ -1,8 +1,8 @@
 """What a caller may see of the answers (最小必要).
 
 An institution sees its patient's own legs whole, but a relative who pays through mutual aid
-only as a masked ID number, without the balance left in the relative's account; and every
-ID number or mobile number in an error it receives is masked. Operators, and the channels
+(or is passed over) only as a masked ID number, without the balance left in the relative's
+account; and every ID number or mobile number in an error it receives is masked. Operators, and the channels
 acting for the person, see everything. Answers are stored whole under the caller's key and
 masked on the way out, so a replayed answer is masked the same way.
 """
@@ -19,6 +19,7 @@ from shared.principals import Principal, PrincipalKind
 from shared.privacy import mask_id_number, scrub
 
 _LEG = payment_pb2.Leg.DESCRIPTOR
+_PASSED_OVER = payment_pb2.PassedOverPayer.DESCRIPTOR
 
 
 def sees_relatives_masked(principal: Principal | None) -> bool:
@@ -37,6 +38,10 @@ def _mask_relatives(message: Message) -> None:
         if leg.source == payment_pb2.PAYMENT_SOURCE_MUTUAL_AID:
             leg.payer_id_number = mask_id_number(leg.payer_id_number)
             leg.payer_balance_after_fen = 0
+        return
+    if message.DESCRIPTOR is _PASSED_OVER:
+        passed: Any = message
+        passed.grantor_id_number = mask_id_number(passed.grantor_id_number)
         return
     for field, value in message.ListFields():
         if field.message_type is None or field.message_type.GetOptions().map_entry:

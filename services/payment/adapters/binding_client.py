@@ -12,10 +12,12 @@ from gongji.common.v1 import common_pb2 as common
 from services.common.converters import datetime_to_timestamp, enum_to_proto
 from services.common.grants import grants_from_proto
 from services.common.status import error_info_of
-from services.payment.service_layer.binding_directory import BoundPair, PayerQuery
+from services.payment.service_layer.binding_directory import BoundPair, PayerQuery, WalletLimits
 from services.payment.service_layer.use_cases import Payers
 from shared.errors import DomainError, Reason
 from shared.payers import EarmarkedShare, PayerMode
+from shared.policy import NATIONAL_WALLET_TRANSFER_MAX_FEN, NATIONAL_WALLET_TRANSFERS_PER_DAY, wallet_limit
+from shared.settlements import PassedOver
 
 
 def _unavailable(error: grpc.aio.AioRpcError, what: str) -> DomainError:
@@ -34,6 +36,7 @@ def payers_from_proto(answer: bapi.ResolvePayersResponse) -> Payers:
             EarmarkedShare(e.binding_id, e.beneficiary_id_number, e.yearly_cap_fen, e.policy_version)
             for e in answer.earmarked_shares
         ),
+        passed_over=tuple(PassedOver(e.binding_id, e.grantor_id_number, e.reason) for e in answer.excluded),
     )
 
 
@@ -77,11 +80,14 @@ class GrpcBindingDirectory:
             found.state == bpb.BINDING_STATE_ACTIVE, found.grantor_admdvs, found.beneficiary_admdvs,
         )  # fmt: skip
 
-    async def wallet_transfer_max_fen(self, admdvs: str) -> int:
+    async def wallet_limits(self, admdvs: str) -> WalletLimits:
         try:
             answer = await self._stub.GetRegionPolicy(
                 bapi.GetRegionPolicyRequest(admdvs=admdvs), timeout=self._deadline
             )
         except grpc.aio.AioRpcError as error:
             raise _unavailable(error, "with the region's policy") from None
-        return int(answer.policy.wallet_transfer_max_fen)
+        return WalletLimits(
+            wallet_limit(answer.policy.wallet_transfers_per_day, NATIONAL_WALLET_TRANSFERS_PER_DAY),
+            wallet_limit(answer.policy.wallet_transfer_max_fen, NATIONAL_WALLET_TRANSFER_MAX_FEN),
+        )

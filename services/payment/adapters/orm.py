@@ -3,12 +3,13 @@ legs, per-binding usage, violations and suspensions."""
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, BigInteger, Boolean, Column, Index, Integer, MetaData, String, Table, Text, false
+from sqlalchemy import JSON, BigInteger, Boolean, Column, Index, Integer, MetaData, String, Table, Text, false, text
 
 from services.common.idempotency import idempotency_table
 from services.common.types import UtcDateTime
 
 metadata = MetaData()
+LIVE_BILL = "institution_settlement_id <> '' AND state IN ('AUTHORIZED', 'CAPTURED')"
 
 accounts = Table(
     "accounts",
@@ -75,8 +76,19 @@ settlements = Table(
     Column("expire_time", UtcDateTime, nullable=True),
     Column("capture_time", UtcDateTime, nullable=True),
     Column("close_time", UtcDateTime, nullable=True),
+    # [[binding_id, grantor_id_number, reason], …]: relatives not asked to pay, and why.
+    Column("passed_over", JSON, nullable=False, server_default="[]"),
     Index("ix_settlements_open", "state", "expire_time"),
     Index("ix_settlements_institution", "institution_code", "capture_time"),
+    # One live settlement per bill of an institution (see use_cases.check_bill_not_settled).
+    Index(
+        "uq_settlements_live_bill",
+        "institution_code",
+        "institution_settlement_id",
+        unique=True,
+        sqlite_where=text(LIVE_BILL),
+        postgresql_where=text(LIVE_BILL),
+    ),
 )
 
 settlement_legs = Table(

@@ -15,7 +15,15 @@ from services.payment.adapters import orm
 from shared.deduction import PaymentSource
 from shared.ledger import Account, AccountKind, JournalEntry
 from shared.policy import UseCategory
-from shared.settlements import Bill, CredentialType, Settlement, SettlementLeg, SettlementState
+from shared.settlements import (
+    LIVE_STATES,
+    Bill,
+    CredentialType,
+    PassedOver,
+    Settlement,
+    SettlementLeg,
+    SettlementState,
+)
 
 # Statements of the settlement path, built once: building one costs more than running it.
 LOCK_ACCOUNTS = (
@@ -179,6 +187,7 @@ def _settlement_values(s: Settlement) -> dict[str, Any]:
         "expire_time": s.expire_time,
         "capture_time": s.capture_time,
         "close_time": s.close_time,
+        "passed_over": [[p.binding_id, p.grantor_id_number, p.reason] for p in s.passed_over],
     }
 
 
@@ -245,6 +254,18 @@ class SettlementRepository:
         )
         return _settlement(row, list(legs))
 
+    def live_for_bill(self, institution_code: str, institution_settlement_id: str) -> str | None:
+        """The settlement holding or having taken money for an institution's bill, if any."""
+        table = orm.settlements
+        row = self._session.execute(
+            select(table.c.settlement_id).where(
+                table.c.institution_code == institution_code,
+                table.c.institution_settlement_id == institution_settlement_id,
+                table.c.state.in_(LIVE_STATES),
+            )
+        ).first()
+        return None if row is None else row.settlement_id
+
     def owner(self, settlement_id: str) -> tuple[str, str] | None:
         """The institution code and region of a settlement, for the access policy."""
         table = orm.settlements
@@ -264,12 +285,13 @@ class SettlementRepository:
         return [row.settlement_id for row in rows]
 
     def institution_day(self, institution_code: str, start: datetime, end: datetime) -> list[Any]:
-        """Legs of settlements captured, and of settlements refunded, at one institution in [start, end)."""
+        """Settlements of one institution captured or closed in [start, end), a row per leg
+        (one row without a leg for an all-cash settlement)."""
         s, legs = orm.settlements, orm.settlement_legs
         query = (
-            select(s.c.settlement_id, s.c.capture_time, s.c.close_time, s.c.state, legs.c.source,
-                   legs.c.captured_fen, legs.c.refunded_fen)
-            .join(legs, legs.c.settlement_id == s.c.settlement_id)
+            select(s.c.settlement_id, s.c.capture_time, s.c.close_time, s.c.state, s.c.cash_pay_fen, legs.c.source,
+                   legs.c.captured_fen.label("leg_captured_fen"), legs.c.refunded_fen.label("leg_refunded_fen"))
+            .outerjoin(legs, legs.c.settlement_id == s.c.settlement_id)
             .where(s.c.institution_code == institution_code)
             .where(
                 ((s.c.capture_time >= start) & (s.c.capture_time < end))
@@ -323,6 +345,7 @@ def _settlement(row: Any, legs: list[Any]) -> Settlement:
         close_time=row.close_time,
         captured_fen=row.captured_fen,
         refunded_fen=row.refunded_fen,
+        passed_over=tuple(PassedOver(*item) for item in (row.passed_over or [])),
     )
 
 

@@ -93,6 +93,10 @@ def settlement_to_proto(settlement: Settlement) -> pb.Settlement:
         captured_fen=settlement.captured_fen,
         refunded_fen=settlement.refunded_fen,
         policy_version=settlement.policy_version,
+        passed_over=[
+            pb.PassedOverPayer(binding_id=p.binding_id, grantor_id_number=p.grantor_id_number, reason=p.reason)
+            for p in settlement.passed_over
+        ],
     )
 
 
@@ -192,6 +196,9 @@ def reconciliation_to_proto(result: Reconciliation) -> api.ReconcileInstitutionR
         settled=totals(result.settled),
         refunded=totals(result.refunded),
         net_fen=result.net_fen,
+        reversal_count=result.reversal_count,
+        reversed=totals(result.reversed),
+        settled_cash_fen=result.settled_cash_fen,
     )
 
 

@@ -280,7 +280,13 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
         payers = await self._payers(bill, at)
         if isinstance(payers, DomainError):
             raise payers
-        settlement = await self._run.query(lambda uow: use_cases.quote(uow, bill, payers, at))
+        remote, local = None, None
+        if self._coordinator.needs_other_nodes(bill, payers):
+            remote, local = (
+                await self._coordinator.remote_capacities(bill, payers),
+                self._coordinator.routing.me.provinces,
+            )
+        settlement = await self._run.query(lambda uow: use_cases.quote(uow, bill, payers, at, remote, local))
         return api.QuoteSettlementResponse(settlement=convert.settlement_to_proto(settlement))
 
     async def AuthorizeSettlement(
@@ -354,6 +360,13 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
             ERROR_DOMAIN,
         ).SerializeToString()
         principal = caller_id()
+        if self._coordinator.routing.distributed and not forwarded():
+            # The original may have been forwarded to, and settled by, another node.
+            known = await self._run.query(lambda uow: uow.idempotency.get(principal, original))
+            if known is None:
+                elsewhere = await self._coordinator.reverse_elsewhere(request, principal)
+                if elsewhere is not None:
+                    return elsewhere
 
         def run(uow: PaymentUnitOfWork) -> api.ReverseRequestResponse:
             outcome = use_cases.reverse(
@@ -487,12 +500,10 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
             convert.require_positive(request.amount_fen, "amount_fen"), "amount_fen", self._max_amount
         )
         method = convert.verification_method(request.verification.method)
-        if not self._verifier.verify(method, request.verification.token, grantor):
-            raise DomainError(
-                Reason.VERIFICATION_FAILED,
-                "the face or QR-code password verification did not confirm the grantor",
-                field="verification.token",
-            )
+        name = _method("TransferToWallet")
+        replayed = await self._run.replay(name, request.request_id, request, api.TransferToWalletResponse)
+        if replayed is not None:
+            return replayed  # answered before: the verifier is not asked again
         binding_id, beneficiary_admdvs, grantor_admdvs = await self._bound_pair(grantor, beneficiary)
         routing = self._coordinator.routing
         if not routing.is_local(grantor_admdvs):
@@ -502,24 +513,27 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
                 "which keeps the grantor's account",
                 field="grantor_id_number",
             )
-        policy = await self._binding.GetRegionPolicy(
-            bapi.GetRegionPolicyRequest(admdvs=grantor_admdvs), timeout=self._binding_deadline
-        )
+        limits = await self._directory.wallet_limits(grantor_admdvs)
         order = use_cases.TransferOrder(
             transfer_id=use_cases.new_id(), request_id=request.request_id, grantor_id_number=grantor,
             beneficiary_id_number=beneficiary, beneficiary_province=beneficiary_admdvs[:2], binding_id=binding_id,
             amount_fen=amount, verification_method=method,
-            transfers_per_day=policy.policy.wallet_transfers_per_day, max_fen=policy.policy.wallet_transfer_max_fen,
+            transfers_per_day=limits.transfers_per_day, max_fen=limits.max_fen,
         )  # fmt: skip
         wallet_is_local = routing.is_local(beneficiary_admdvs)
+        verified = await self._run.in_thread(lambda: self._verifier.verify(method, request.verification.token, grantor))
 
         def run(uow: PaymentUnitOfWork) -> api.TransferToWalletResponse:
+            if not verified:  # refused under the key, so a retry gets the same answer
+                raise DomainError(
+                    Reason.VERIFICATION_FAILED,
+                    "the face or QR-code password verification did not confirm the grantor",
+                    field="verification.token",
+                )
             row = use_cases.transfer_to_wallet(uow, order, wallet_is_local, self._clock.now())
             return api.TransferToWalletResponse(transfer=convert.transfer_to_proto(row))
 
-        answer = await self._run.mutate(
-            _method("TransferToWallet"), request.request_id, request, api.TransferToWalletResponse, run
-        )
+        answer = await self._run.mutate(name, request.request_id, request, api.TransferToWalletResponse, run)
         if answer.transfer.state == convert.TRANSFER_PENDING:
             await self._coordinator.finish(answer.transfer.transfer_id)
             row = await self._run.query(lambda uow: use_cases.get_transfer(uow, answer.transfer.transfer_id))

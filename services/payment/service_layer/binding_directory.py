@@ -26,6 +26,14 @@ class PayerQuery:
 
 
 @dataclass(frozen=True)
+class WalletLimits:
+    """How many transfers a grantor may make a day, and the most one may carry; None: no limit."""
+
+    transfers_per_day: int | None
+    max_fen: int | None
+
+
+@dataclass(frozen=True)
 class BoundPair:
     binding_id: str
     grantor_id_number: str
@@ -45,6 +53,7 @@ class BindingDirectory(Protocol):
         """The binding, or None when there is none. Unreachable: BINDING_SERVICE_UNAVAILABLE raised."""
         ...
 
-    async def wallet_transfer_max_fen(self, admdvs: str) -> int:
-        """The most one wallet transfer may carry under the region's policy in force; 0 for no limit."""
+    async def wallet_limits(self, admdvs: str) -> WalletLimits:
+        """The wallet-transfer limits of the region's policy in force. Unreachable:
+        BINDING_SERVICE_UNAVAILABLE raised."""
         ...

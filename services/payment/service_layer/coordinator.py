@@ -106,6 +106,28 @@ class Coordinator:
                 return await self._client.forward(peer, method, request, acting_for)
         return None
 
+    async def reverse_elsewhere(self, request: Any, acting_for: str) -> Any | None:
+        """A reversal (冲正) of a request this node never saw, sent on to every other node in the
+        caller's name: the answer of the node that had the original, or None when none had it.
+        Every node that did not have it now refuses the original if it ever arrives. A node that
+        does not answer makes the whole reversal UNAVAILABLE, to be retried with the same key."""
+        unreachable: DomainError | None = None
+        for peer in self._routing.nodes.values():
+            if peer.name == self._routing.local:
+                continue
+            try:
+                answer = await self._client.forward(peer, "ReverseRequest", request, acting_for)
+            except DomainError as error:
+                if error.kind is not ErrorKind.UNAVAILABLE:
+                    raise
+                unreachable = error
+                continue
+            if answer.original_found:
+                return answer
+        if unreachable is not None:
+            raise unreachable
+        return None
+
     def needs_other_nodes(self, bill: Bill, payers: use_cases.Payers) -> bool:
         """Whether settling this bill would hold money on another node first."""
         return bool(self._remote_grants(bill, payers))
@@ -117,6 +139,19 @@ class Coordinator:
                 far[province_of(grant.grantor_admdvs)].append(grant)
         return dict(far)
 
+    async def remote_capacities(self, bill: Bill, payers: use_cases.Payers) -> dict[str, RemoteCapacity]:
+        """What each grantor on another node can give towards this bill now, by binding id
+        (asked of those nodes; nothing is held)."""
+        far = self._remote_grants(bill, payers)
+        found: dict[str, RemoteCapacity] = {}
+        answers = await asyncio.gather(
+            *(self._client.capacity(self._routing.owner_of_province(p), bill.patient_id_number, g, self._clock.now())
+              for p, g in far.items())
+        )  # fmt: skip
+        for capacities in answers:
+            found.update({c.binding_id: c for c in capacities})
+        return found
+
     async def prepare(self, bill: Bill, payers: use_cases.Payers, expire_time: datetime) -> Prepared | None:
         """Holds this bill's legs on other nodes; None when every payer is local."""
         far = self._remote_grants(bill, payers)
@@ -124,13 +159,7 @@ class Coordinator:
             return None
         now = self._clock.now()
         local = self._routing.me.provinces
-        found: dict[str, RemoteCapacity] = {}
-        answers = await asyncio.gather(
-            *(self._client.capacity(self._routing.owner_of_province(p), bill.patient_id_number, g, now)
-              for p, g in far.items())
-        )  # fmt: skip
-        for capacities in answers:
-            found.update({c.binding_id: c for c in capacities})
+        found = await self.remote_capacities(bill, payers)
         plan = await self._run.query(lambda uow: use_cases.plan_remote_legs(uow, bill, payers, found, local, now))
         transaction_id = use_cases.new_id()
         if not plan:

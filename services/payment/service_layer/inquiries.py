@@ -23,43 +23,62 @@ class SourceTotals:
 
 @dataclass
 class Reconciliation:
+    """One institution's day as its own books see it: what was settled (结算), undone (撤销)
+    and reversed (冲正), each counted by settlement and summed per source; cash as the
+    institution took it."""
+
     institution_code: str
     date: str
     settlement_count: int = 0
     refund_count: int = 0
+    reversal_count: int = 0
     settled: dict[PaymentSource, SourceTotals] = field(default_factory=dict)
     refunded: dict[PaymentSource, SourceTotals] = field(default_factory=dict)
+    reversed: dict[PaymentSource, SourceTotals] = field(default_factory=dict)
+    settled_cash_fen: int = 0
 
     @property
     def net_fen(self) -> int:
-        return sum(t.amount_fen for t in self.settled.values()) - sum(t.amount_fen for t in self.refunded.values())
+        """Settled less undone and reversed, over every source but cash."""
+        return sum(t.amount_fen for t in self.settled.values()) - sum(
+            t.amount_fen for t in (*self.refunded.values(), *self.reversed.values())
+        )
+
+
+def _in(moment: datetime | None, start: datetime, end: datetime) -> bool:
+    return moment is not None and start <= moment < end
 
 
 def reconcile(uow: PaymentUnitOfWork, institution_code: str, date: str) -> Reconciliation:
-    """One institution's day in China Standard Time: captures and refunds per source."""
+    """One institution's day in China Standard Time. A settlement counts as settled on the day
+    it was captured (all-cash ones too), as undone or reversed on the day that closed it."""
     start, end = day_bounds(date)
-    settled: dict[PaymentSource, list[int]] = defaultdict(lambda: [0, 0])
-    refunded: dict[PaymentSource, list[int]] = defaultdict(lambda: [0, 0])
-    captured_ids, refunded_ids = set(), set()
+    kinds: dict[str, dict[PaymentSource, list[int]]] = {
+        kind: defaultdict(lambda: [0, 0]) for kind in ("settled", "refunded", "reversed")
+    }
+    counted: dict[str, set[str]] = {kind: set() for kind in kinds}
+    cash: dict[str, int] = {}
     for row in uow.settlements.institution_day(institution_code, start, end):
-        source = PaymentSource(row.source)
-        if row.capture_time is not None and start <= row.capture_time < end and row.captured_fen:
-            captured_ids.add(row.settlement_id)
-            settled[source][0] += 1
-            settled[source][1] += row.captured_fen
-        closed_today = row.close_time is not None and start <= row.close_time < end
-        if closed_today and row.refunded_fen:
-            refunded_ids.add(row.settlement_id)
-            refunded[source][0] += 1
-            refunded[source][1] += row.refunded_fen
+        if _in(row.capture_time, start, end):
+            counted["settled"].add(row.settlement_id)
+            cash[row.settlement_id] = row.cash_pay_fen
+            if row.source is not None and row.leg_captured_fen:
+                kinds["settled"][PaymentSource(row.source)][0] += 1
+                kinds["settled"][PaymentSource(row.source)][1] += row.leg_captured_fen
+        back = "reversed" if row.state == "REVERSED" else "refunded" if row.state == "REFUNDED" else None
+        if back and _in(row.close_time, start, end) and row.capture_time is not None:
+            counted[back].add(row.settlement_id)
+            if row.source is not None and row.leg_refunded_fen:
+                kinds[back][PaymentSource(row.source)][0] += 1
+                kinds[back][PaymentSource(row.source)][1] += row.leg_refunded_fen
+    totals = {kind: {s: SourceTotals(c, a) for s, (c, a) in table.items()} for kind, table in kinds.items()}
     return Reconciliation(
-        institution_code,
-        date,
-        settlement_count=len(captured_ids),
-        refund_count=len(refunded_ids),
-        settled={s: SourceTotals(c, a) for s, (c, a) in settled.items()},
-        refunded={s: SourceTotals(c, a) for s, (c, a) in refunded.items()},
-    )
+        institution_code, date,
+        settlement_count=len(counted["settled"]), refund_count=len(counted["refunded"]),
+        reversal_count=len(counted["reversed"]),
+        settled=totals["settled"], refunded=totals["refunded"], reversed=totals["reversed"],
+        settled_cash_fen=sum(cash.values()),
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)

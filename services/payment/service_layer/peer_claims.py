@@ -75,6 +75,6 @@ async def confirm_transfer(
         claim.beneficiary_id_number,
     ):
         raise _rejected(claim, "the binding service knows no such binding between the two")
-    limit = await directory.wallet_transfer_max_fen(pair.grantor_admdvs)
-    if limit and claim.amount_fen > limit:
+    limit = (await directory.wallet_limits(pair.grantor_admdvs)).max_fen
+    if limit is not None and claim.amount_fen > limit:
         raise _rejected(claim, f"it is above the {limit} fen a transfer may carry in the grantor's region")

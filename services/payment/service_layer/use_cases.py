@@ -36,6 +36,7 @@ from shared.payers import EarmarkedShare, PayerGrant, PayerMode, reserved_by_ear
 from shared.regions import province_of
 from shared.settlements import (
     Bill,
+    PassedOver,
     Settlement,
     SettlementLeg,
     SettlementState,
@@ -55,6 +56,8 @@ class Payers:
     policy_version: str = ""
     # Amounts the patient, as a grantor, has earmarked for relatives (DOMAIN §5).
     earmarked: tuple[EarmarkedShare, ...] = ()
+    # Relatives bound to the patient who may not pay now, with the binding service's reason.
+    passed_over: tuple[PassedOver, ...] = ()
 
 
 def new_id() -> str:
@@ -258,6 +261,7 @@ def _settlement_from_split(
         policy_version=payers.policy_version,
         create_time=now,
         expire_time=expire_time,
+        passed_over=payers.passed_over,
     )
 
 
@@ -271,11 +275,37 @@ def check_not_suspended(uow: PaymentUnitOfWork, holder: str) -> None:
         )
 
 
-def quote(uow: PaymentUnitOfWork, bill: Bill, payers: Payers, now: datetime) -> Settlement:
-    """预结算: the split the bill would take now; nothing is written."""
+def check_bill_not_settled(uow: PaymentUnitOfWork, bill: Bill) -> None:
+    """One bill of an institution (its medins_setl_id) is settled once: a second settlement while
+    the first holds or took money is refused, naming the first. (A unique index backs this up
+    against two at once.)"""
+    if not bill.institution_settlement_id:
+        return
+    first = uow.settlements.live_for_bill(bill.institution_code, bill.institution_settlement_id)
+    if first is not None:
+        raise DomainError(
+            Reason.DUPLICATE_BILL,
+            f"bill {bill.institution_settlement_id[:64]} of {bill.institution_code} is settled already "
+            f"({first}); undo or release it first",
+            field="bill.institution_settlement_id",
+            metadata={"settlement_id": first},
+        )
+
+
+def quote(
+    uow: PaymentUnitOfWork,
+    bill: Bill,
+    payers: Payers,
+    now: datetime,
+    remote: dict[str, RemoteCapacity] | None = None,
+    local_provinces: frozenset[str] | None = None,
+) -> Settlement:
+    """预结算: the split the bill would take now, grantors on other nodes included (with what
+    their nodes said they can give, `remote`); nothing is written or held."""
     check_own_card(bill.patient_id_number, bill.credential_holder)
     check_not_suspended(uow, bill.credential_holder)
-    return _settlement_from_split(bill, payers, _draw(uow, bill, payers, now), "", now, None)
+    draw = _draw(uow, bill, payers, now, remote, local_provinces)
+    return _settlement_from_split(bill, payers, draw, "", now, None)
 
 
 def authorize(
@@ -295,6 +325,7 @@ def authorize(
     abort them are written together here.
     """
     check_not_suspended(uow, bill.credential_holder)
+    check_bill_not_settled(uow, bill)
     remote = prepared.capacities if prepared else None
     local_provinces = prepared.local_provinces if prepared else None
     draw = _draw(uow, bill, payers, now, remote, local_provinces)
@@ -692,8 +723,9 @@ class TransferOrder:
     binding_id: str
     amount_fen: int
     verification_method: str
-    transfers_per_day: int
-    max_fen: int
+    # None: no limit.
+    transfers_per_day: int | None
+    max_fen: int | None
 
 
 def activate_wallet(uow: PaymentUnitOfWork, id_number: str, admdvs: str, now: datetime) -> Account:
@@ -712,7 +744,7 @@ def transfer_to_wallet(uow: PaymentUnitOfWork, order: TransferOrder, wallet_is_l
     local_time = now.astimezone(CHINA_STANDARD_TIME)
     if local_time.hour not in TRANSFER_WINDOW_HOURS:
         raise DomainError(Reason.TRANSFER_NOT_ALLOWED_NOW, "wallet transfers are closed between 22:00 and 06:00")
-    if order.max_fen and order.amount_fen > order.max_fen:
+    if order.max_fen is not None and order.amount_fen > order.max_fen:
         raise DomainError(
             Reason.TRANSFER_LIMIT_REACHED,
             f"one transfer may carry at most {order.max_fen} fen",
@@ -724,9 +756,9 @@ def transfer_to_wallet(uow: PaymentUnitOfWork, order: TransferOrder, wallet_is_l
     if uow.transfers.pending_of_grantor(order.grantor_id_number):
         raise DomainError(Reason.TRANSFER_PENDING, "an earlier transfer is not accepted yet; wait for it")
     day_start = local_time.replace(hour=0, minute=0, second=0, microsecond=0)
-    if order.transfers_per_day and len(uow.transfers.of_grantor_since(order.grantor_id_number, day_start)) >= (
-        order.transfers_per_day
-    ):
+    if order.transfers_per_day is not None and len(
+        uow.transfers.of_grantor_since(order.grantor_id_number, day_start)
+    ) >= (order.transfers_per_day):
         raise DomainError(
             Reason.TRANSFER_LIMIT_REACHED,
             f"at most {order.transfers_per_day} transfers a day",

@@ -218,7 +218,7 @@ class Leg(_message.Message):
     def __init__(self, payer_id_number: _Optional[str] = ..., source: _Optional[_Union[PaymentSource, str]] = ..., binding_id: _Optional[str] = ..., amount_fen: _Optional[int] = ..., policy_version: _Optional[str] = ..., payer_balance_after_fen: _Optional[int] = ..., payer_admdvs: _Optional[str] = ..., captured_fen: _Optional[int] = ..., refunded_fen: _Optional[int] = ...) -> None: ...
 
 class Settlement(_message.Message):
-    __slots__ = ("settlement_id", "bill", "state", "legs", "own_account_pay_fen", "mutual_aid_pay_fen", "wallet_pay_fen", "cash_pay_fen", "create_time", "expire_time", "capture_time", "captured_fen", "refunded_fen", "policy_version")
+    __slots__ = ("settlement_id", "bill", "state", "legs", "own_account_pay_fen", "mutual_aid_pay_fen", "wallet_pay_fen", "cash_pay_fen", "create_time", "expire_time", "capture_time", "captured_fen", "refunded_fen", "policy_version", "passed_over")
     SETTLEMENT_ID_FIELD_NUMBER: _ClassVar[int]
     BILL_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -233,6 +233,7 @@ class Settlement(_message.Message):
     CAPTURED_FEN_FIELD_NUMBER: _ClassVar[int]
     REFUNDED_FEN_FIELD_NUMBER: _ClassVar[int]
     POLICY_VERSION_FIELD_NUMBER: _ClassVar[int]
+    PASSED_OVER_FIELD_NUMBER: _ClassVar[int]
     settlement_id: str
     bill: Bill
     state: SettlementState
@@ -247,7 +248,18 @@ class Settlement(_message.Message):
     captured_fen: int
     refunded_fen: int
     policy_version: str
-    def __init__(self, settlement_id: _Optional[str] = ..., bill: _Optional[_Union[Bill, _Mapping]] = ..., state: _Optional[_Union[SettlementState, str]] = ..., legs: _Optional[_Iterable[_Union[Leg, _Mapping]]] = ..., own_account_pay_fen: _Optional[int] = ..., mutual_aid_pay_fen: _Optional[int] = ..., wallet_pay_fen: _Optional[int] = ..., cash_pay_fen: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., capture_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., captured_fen: _Optional[int] = ..., refunded_fen: _Optional[int] = ..., policy_version: _Optional[str] = ...) -> None: ...
+    passed_over: _containers.RepeatedCompositeFieldContainer[PassedOverPayer]
+    def __init__(self, settlement_id: _Optional[str] = ..., bill: _Optional[_Union[Bill, _Mapping]] = ..., state: _Optional[_Union[SettlementState, str]] = ..., legs: _Optional[_Iterable[_Union[Leg, _Mapping]]] = ..., own_account_pay_fen: _Optional[int] = ..., mutual_aid_pay_fen: _Optional[int] = ..., wallet_pay_fen: _Optional[int] = ..., cash_pay_fen: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., capture_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., captured_fen: _Optional[int] = ..., refunded_fen: _Optional[int] = ..., policy_version: _Optional[str] = ..., passed_over: _Optional[_Iterable[_Union[PassedOverPayer, _Mapping]]] = ...) -> None: ...
+
+class PassedOverPayer(_message.Message):
+    __slots__ = ("binding_id", "grantor_id_number", "reason")
+    BINDING_ID_FIELD_NUMBER: _ClassVar[int]
+    GRANTOR_ID_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    binding_id: str
+    grantor_id_number: str
+    reason: str
+    def __init__(self, binding_id: _Optional[str] = ..., grantor_id_number: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class Verification(_message.Message):
     __slots__ = ("method", "token")

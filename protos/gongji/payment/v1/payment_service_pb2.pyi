@@ -323,7 +323,7 @@ class ReconcileInstitutionRequest(_message.Message):
     def __init__(self, institution_code: _Optional[str] = ..., date: _Optional[str] = ...) -> None: ...
 
 class ReconcileInstitutionResponse(_message.Message):
-    __slots__ = ("institution_code", "date", "settlement_count", "refund_count", "settled", "refunded", "net_fen")
+    __slots__ = ("institution_code", "date", "settlement_count", "refund_count", "settled", "refunded", "net_fen", "reversal_count", "reversed", "settled_cash_fen")
     INSTITUTION_CODE_FIELD_NUMBER: _ClassVar[int]
     DATE_FIELD_NUMBER: _ClassVar[int]
     SETTLEMENT_COUNT_FIELD_NUMBER: _ClassVar[int]
@@ -331,6 +331,9 @@ class ReconcileInstitutionResponse(_message.Message):
     SETTLED_FIELD_NUMBER: _ClassVar[int]
     REFUNDED_FIELD_NUMBER: _ClassVar[int]
     NET_FEN_FIELD_NUMBER: _ClassVar[int]
+    REVERSAL_COUNT_FIELD_NUMBER: _ClassVar[int]
+    REVERSED_FIELD_NUMBER: _ClassVar[int]
+    SETTLED_CASH_FEN_FIELD_NUMBER: _ClassVar[int]
     institution_code: str
     date: str
     settlement_count: int
@@ -338,7 +341,10 @@ class ReconcileInstitutionResponse(_message.Message):
     settled: _containers.RepeatedCompositeFieldContainer[_payment_pb2.SourceTotal]
     refunded: _containers.RepeatedCompositeFieldContainer[_payment_pb2.SourceTotal]
     net_fen: int
-    def __init__(self, institution_code: _Optional[str] = ..., date: _Optional[str] = ..., settlement_count: _Optional[int] = ..., refund_count: _Optional[int] = ..., settled: _Optional[_Iterable[_Union[_payment_pb2.SourceTotal, _Mapping]]] = ..., refunded: _Optional[_Iterable[_Union[_payment_pb2.SourceTotal, _Mapping]]] = ..., net_fen: _Optional[int] = ...) -> None: ...
+    reversal_count: int
+    reversed: _containers.RepeatedCompositeFieldContainer[_payment_pb2.SourceTotal]
+    settled_cash_fen: int
+    def __init__(self, institution_code: _Optional[str] = ..., date: _Optional[str] = ..., settlement_count: _Optional[int] = ..., refund_count: _Optional[int] = ..., settled: _Optional[_Iterable[_Union[_payment_pb2.SourceTotal, _Mapping]]] = ..., refunded: _Optional[_Iterable[_Union[_payment_pb2.SourceTotal, _Mapping]]] = ..., net_fen: _Optional[int] = ..., reversal_count: _Optional[int] = ..., reversed: _Optional[_Iterable[_Union[_payment_pb2.SourceTotal, _Mapping]]] = ..., settled_cash_fen: _Optional[int] = ...) -> None: ...
 
 class GetClearingReportRequest(_message.Message):
     __slots__ = ("date",)
