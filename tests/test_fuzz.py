@@ -3,7 +3,7 @@ empty, plausible, mutated and raw-byte requests, mostly from each call's natural
 sometimes from another. No answer may be INTERNAL or UNKNOWN, and afterwards both payment
 nodes' ledgers must still balance exactly.
 
-The CI run sends 3,000 requests per database. The long run is on demand:
+The CI run sends 5,000 requests per database. The long run is on demand:
 
     pytest -m fuzz tests/test_fuzz.py            # 100,000 requests per database
     GONGJI_FUZZ_REQUESTS=20000 GONGJI_FUZZ_SEED=7 pytest -m fuzz tests/test_fuzz.py
@@ -161,8 +161,8 @@ def fuzz(two_nodes: Any, count: int, seed: int) -> Findings:
     return findings
 
 
-def test_three_thousand_fuzzed_requests_get_no_internal_or_unknown_and_leave_the_books_exact(two_nodes):
-    findings = fuzz(two_nodes, 3_000, seed=20261129)
+def test_five_thousand_fuzzed_requests_get_no_internal_or_unknown_and_leave_the_books_exact(two_nodes):
+    findings = fuzz(two_nodes, 5_000, seed=20261129)
     assert findings.forbidden == [], "\n".join(findings.forbidden[:20])
     assert findings.codes["OK"] > 100, "the fuzzer should also make calls that succeed"
     assert findings.codes["INVALID_ARGUMENT"] > 100
