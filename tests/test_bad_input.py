@@ -11,15 +11,22 @@ from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 from gongji.binding.v1 import binding_service_pb2 as bapi
+from gongji.binding.v1 import binding_service_pb2_grpc as binding_grpc
 from gongji.node.v1 import node_service_pb2 as node
 from gongji.payment.v1 import payment_pb2 as ppb
 from gongji.payment.v1 import payment_service_pb2 as papi
+from services.binding.app import BindingSettings, start_binding_server
+from services.common.hosting import BackgroundServer
+from services.common.security.natural_callers import ActingStub
+from services.common.server import ServerSecurity
 from services.common.status import MAX_MESSAGE, MAX_METADATA_VALUE
 from shared.money import INT64_MAX
 from shared.policy import PolicyIndex, RegionPolicy
-from shared.principals import operator
+from shared.principals import BINDING_SERVICE, operator
 from tests.helpers import refusal_of, request_id
 from tests.payment_helpers import PaymentFamily
 
@@ -230,3 +237,45 @@ def test_a_peer_cannot_hold_money_here_with_an_expiry_in_the_past_or_months_away
         refusal = refused(two_nodes.east.node_stub("west").PrepareLegs, request)
         assert (refusal.code, refusal.fields) == (INVALID_ARGUMENT, ("expire_time",))
     assert cross.balance(two_nodes.east.stub, cross.mother).held_fen == 0
+
+
+def test_a_replayed_policy_change_leaves_the_policy_cache_warm(databases, clock, pki, roles):
+    """Only a policy version not stored before empties the cache; a replay, or the same version
+    sent again, must not make every later read go back to the database."""
+    policy_reads: list[str] = []
+
+    def count_policy_reads(connection, cursor, statement, parameters, context, executemany) -> None:
+        if "FROM region_policies" in statement:
+            policy_reads.append(statement)
+
+    settings = BindingSettings(
+        database_url=databases.url("binding"),
+        security=ServerSecurity(pki.transport(BINDING_SERVICE)),
+        address="127.0.0.1:0",
+        clock=clock,
+        policy_cache_seconds=3600,
+    )
+    event.listen(Engine, "before_cursor_execute", count_policy_reads)
+    try:
+        with BackgroundServer(lambda: start_binding_server(settings)) as server:
+            stub = ActingStub(binding_grpc.BindingServiceStub, server.address, pki, roles)
+            try:
+                policy = stub.GetRegionPolicy(bapi.GetRegionPolicyRequest(admdvs="320100"), timeout=10).policy
+                policy.admdvs, policy.max_beneficiaries = "320000", 4
+                put = bapi.PutRegionPolicyRequest(request_id=request_id(), policy=policy)
+                stub.PutRegionPolicy(put, timeout=10)
+                stub.GetRegionPolicy(bapi.GetRegionPolicyRequest(admdvs="320100"), timeout=10)
+                after_new_version = len(policy_reads)
+
+                stub.PutRegionPolicy(put, timeout=10)
+                stub.PutRegionPolicy(bapi.PutRegionPolicyRequest(request_id=request_id(), policy=policy), timeout=10)
+                reads_by_the_puts = len(policy_reads)
+                answer = stub.GetRegionPolicy(bapi.GetRegionPolicyRequest(admdvs="320100"), timeout=10).policy
+            finally:
+                stub.close()
+    finally:
+        event.remove(Engine, "before_cursor_execute", count_policy_reads)
+
+    assert after_new_version > 0
+    assert len(policy_reads) == reads_by_the_puts, "a replay emptied the policy cache"
+    assert answer.max_beneficiaries == 4
