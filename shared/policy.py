@@ -47,6 +47,8 @@ NATIONAL_USES: frozenset[UseCategory] = frozenset(UseCategory) - {UseCategory.CO
 NO_LIMIT = -1
 NATIONAL_WALLET_TRANSFERS_PER_DAY = 3
 NATIONAL_WALLET_TRANSFER_MAX_FEN = 200_000
+# Uses of someone else's medical credential (冒用) that suspend the holder's settlements.
+NATIONAL_IMPERSONATION_THRESHOLD = 3
 
 
 def wallet_limit(value: int, national: int) -> int | None:
@@ -70,7 +72,7 @@ class RegionPolicy:
     allowed_uses: frozenset[UseCategory] = NATIONAL_USES
     auto_approve_relationships: frozenset[Relationship] = CORE_RELATIONSHIPS
     contact_change_grace_days: int = 15
-    impersonation_suspension_threshold: int = 3
+    impersonation_suspension_threshold: int = NATIONAL_IMPERSONATION_THRESHOLD
     earmark_shared_amount: bool = False
     min_grantor_balance_fen: int = 0
     min_days_before_unbind: int = 0

@@ -129,10 +129,9 @@ async def start_payment_server(settings: PaymentSettings) -> RunningServer:
     coordinator = Coordinator(
         runner, settings.routing, nodes, settings.clock, lease=settings.prepare_lease, failpoint=failpoint
     )
-    binding_stub = binding_grpc.BindingServiceStub(channel)
-    directory = GrpcBindingDirectory(binding_stub)
+    directory = GrpcBindingDirectory(binding_grpc.BindingServiceStub(channel))
     servicer = PaymentServicer(
-        runner, settings.clock, binding_stub, directory, coordinator, settings.verifier, settings.default_hold,
+        runner, settings.clock, directory, coordinator, settings.verifier, settings.default_hold,
         max_amount_fen=settings.max_amount_fen,
     )  # fmt: skip
     registrations = [

@@ -16,7 +16,12 @@ from services.payment.service_layer.binding_directory import BoundPair, PayerQue
 from services.payment.service_layer.use_cases import Payers
 from shared.errors import DomainError, Reason
 from shared.payers import EarmarkedShare, PayerMode
-from shared.policy import NATIONAL_WALLET_TRANSFER_MAX_FEN, NATIONAL_WALLET_TRANSFERS_PER_DAY, wallet_limit
+from shared.policy import (
+    NATIONAL_IMPERSONATION_THRESHOLD,
+    NATIONAL_WALLET_TRANSFER_MAX_FEN,
+    NATIONAL_WALLET_TRANSFERS_PER_DAY,
+    wallet_limit,
+)
 from shared.settlements import PassedOver
 
 
@@ -79,6 +84,35 @@ class GrpcBindingDirectory:
             found.binding_id, found.grantor_id_number, found.beneficiary_id_number,
             found.state == bpb.BINDING_STATE_ACTIVE, found.grantor_admdvs, found.beneficiary_admdvs,
         )  # fmt: skip
+
+    async def active_binding_between(self, grantor_id_number: str, beneficiary_id_number: str) -> BoundPair:
+        request = bapi.ListBindingsRequest(
+            grantor_id_number=grantor_id_number, states=[bpb.BINDING_STATE_ACTIVE], page_size=50
+        )
+        try:
+            listed = await self._stub.ListBindings(request, timeout=self._deadline)
+        except grpc.aio.AioRpcError as error:
+            raise _unavailable(error, "about the grantor's bindings") from None
+        for found in listed.bindings:
+            if found.beneficiary_id_number == beneficiary_id_number:
+                return BoundPair(
+                    found.binding_id, found.grantor_id_number, found.beneficiary_id_number, True,
+                    found.grantor_admdvs, found.beneficiary_admdvs,
+                )  # fmt: skip
+        raise DomainError(
+            Reason.BINDING_NOT_ACTIVE,
+            "the grantor has no active binding with this beneficiary",
+            field="beneficiary_id_number",
+        )
+
+    async def impersonation_threshold(self, admdvs: str) -> int:
+        try:
+            answer = await self._stub.GetRegionPolicy(
+                bapi.GetRegionPolicyRequest(admdvs=admdvs), timeout=self._deadline
+            )
+        except grpc.aio.AioRpcError:
+            return NATIONAL_IMPERSONATION_THRESHOLD  # refusing is what matters; the count can use the default
+        return answer.policy.impersonation_suspension_threshold
 
     async def wallet_limits(self, admdvs: str) -> WalletLimits:
         try:

@@ -1,20 +1,18 @@
-"""gongji.payment.v1.PaymentService over gRPC: convert, ask the binding service
-who may pay, run the use case in its unit of work, convert back.
+"""gongji.payment.v1.PaymentService over gRPC: convert the request, run the use case (or
+the service-layer flow that settles a bill or transfers to a wallet), convert back.
 
-ResolvePayers is called before the database transaction opens, so no lock is
-held across the network.
+Which node answers, and what the binding service says, is decided in the service layer
+(node_routing, settling, wallet_transfers); the servicer passes it the caller's principal and
+whether another node forwarded the call.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import grpc
 from google.protobuf.message import Message
 
-from gongji.binding.v1 import binding_pb2 as bpb
-from gongji.binding.v1 import binding_service_pb2 as bapi
-from gongji.binding.v1 import binding_service_pb2_grpc as binding_grpc
 from gongji.payment.v1 import payment_pb2 as pb
 from gongji.payment.v1 import payment_service_pb2 as api
 from gongji.payment.v1 import payment_service_pb2_grpc as api_grpc
@@ -27,9 +25,12 @@ from services.common.security.callers import caller_id, forwarded
 from services.common.status import status_of
 from services.payment.entrypoints import converters as convert
 from services.payment.service_layer import inquiries, use_cases
-from services.payment.service_layer.binding_directory import BindingDirectory, PayerQuery
+from services.payment.service_layer.binding_directory import BindingDirectory
 from services.payment.service_layer.coordinator import Coordinator
+from services.payment.service_layer.node_routing import NodeRouting
+from services.payment.service_layer.settling import Settling
 from services.payment.service_layer.unit_of_work import PaymentUnitOfWork
+from services.payment.service_layer.wallet_transfers import TransferAsked, WalletTransfers
 from services.payment.verification import Verifier
 from shared.errors import DomainError, Reason
 from shared.identity import validate_id_number
@@ -40,7 +41,6 @@ from shared.settlements import Bill
 
 SERVICE = "gongji.payment.v1.PaymentService"
 ERROR_DOMAIN = "payment.gongji"
-MAX_HOLD = timedelta(days=60)
 # Responses that name the settlement a reversed request created or changed.
 SETTLEMENT_RESPONSES = {
     "AuthorizeSettlement": api.AuthorizeSettlementResponse,
@@ -60,32 +60,24 @@ def _settlement_of(method: str, payload: bytes) -> str | None:
     return None if response is None else response.FromString(payload).settlement.settlement_id
 
 
-def _raise(error: DomainError) -> None:
-    raise error
-
-
 class PaymentServicer(api_grpc.PaymentServiceServicer):
     def __init__(
         self,
         runner: UseCaseRunner[PaymentUnitOfWork],
         clock: Clock,
-        binding: binding_grpc.BindingServiceStub,
         directory: BindingDirectory,
         coordinator: Coordinator,
         verifier: Verifier,
         default_hold: timedelta = timedelta(minutes=15),
-        binding_deadline: float = 2.0,
         max_amount_fen: int = DEFAULT_MAX_AMOUNT_FEN,
     ) -> None:
         self._run = runner
         self._clock = clock
-        self._binding = binding
-        self._directory = directory
-        self._coordinator = coordinator
-        self._verifier = verifier
-        self._default_hold = default_hold
-        self._binding_deadline = binding_deadline
         self._max_amount = max_amount_fen
+        self._routing = NodeRouting(runner, coordinator)
+        self._settling = Settling(runner, clock, directory, coordinator, default_hold)
+        self._transfers = WalletTransfers(runner, clock, directory, self._routing, coordinator, verifier)
+        self._local_provinces = coordinator.routing.me.provinces
 
     def _bill(self, request: api.QuoteSettlementRequest | api.AuthorizeSettlementRequest | api.SettleRequest) -> Bill:
         if not request.HasField("bill"):
@@ -94,110 +86,23 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
         within_limit(bill.self_pay_fen, "bill.self_pay_fen", self._max_amount)
         return bill
 
-    async def _elsewhere(self, method: str, request: Message, settlement_id: str) -> Message | None:
-        """The answer of the node holding a settlement this node does not know, if there is one.
-
-        A call another node forwarded here is answered here: forwarding it on would send it
-        back and forth between nodes that both do not know the settlement."""
-        if not self._coordinator.routing.distributed or forwarded():
-            return None
-        here = await self._run.query(lambda uow: uow.settlements.get(settlement_id))
-        if here is not None:
-            return None
-        return await self._coordinator.forward_to_holder(method, request, settlement_id, caller_id())
-
-    async def _forward_bill(self, name: str, request: Message, bill: Bill) -> Message:
-        """Passes a bill of another province's institution to that province's node, in the
-        caller's name; one that another node forwarded here already is refused instead."""
-        owner = self._coordinator.routing.owner_of(bill.institution_admdvs)
-        if forwarded():
-            raise DomainError(
-                Reason.PROVINCE_UNREACHABLE,
-                f"a forwarded bill of province {bill.institution_admdvs[:2]} belongs to node {owner.name}; "
-                "the routing files of the nodes disagree",
-                metadata={"node": owner.name},
-            )
-        return await self._coordinator.forward(owner, name, request, caller_id())
-
-    async def _follow_up(self, settlement_id: str) -> None:
-        """Applies a cross-node decision made by the last request (no-op on a single node)."""
-        if self._coordinator.routing.distributed and settlement_id:
-            await self._coordinator.finish(settlement_id)
-
-    # Who may pay ---------------------------------------------------------------------
-
-    async def _payers(self, bill: Bill, at: datetime) -> use_cases.Payers | DomainError:
-        """The grants for this bill, or the refusal the binding service gave."""
-        return await self._directory.payers(
-            PayerQuery(bill.patient_id_number, bill.use_category, bill.institution_admdvs, bill.chronic_disease, at)
-        )
-
-    async def _impersonation_threshold(self, bill: Bill) -> int:
-        try:
-            answer = await self._binding.GetRegionPolicy(
-                bapi.GetRegionPolicyRequest(admdvs=bill.institution_admdvs), timeout=self._binding_deadline
-            )
-        except grpc.aio.AioRpcError:
-            return 3  # the national default, when the policy cannot be read
-        return answer.policy.impersonation_suspension_threshold
-
-    def _expire_time(self, request: api.AuthorizeSettlementRequest, now: datetime) -> datetime:
-        expire = timestamp_to_datetime(request, "expire_time") or now + self._default_hold
-        if expire <= now or expire - now > MAX_HOLD:
-            raise DomainError(Reason.FIELD_INVALID, "expire_time must lie in the next 60 days", field="expire_time")
-        return expire
+    async def _on_holder(self, name: str, request: Message, settlement_id: str) -> Message | None:
+        """The answer of the node holding the settlement, when that is not this node."""
+        return await self._routing.settlement_elsewhere(name, request, settlement_id, caller_id(), forwarded())
 
     async def _settle(
         self, name: str, request: api.AuthorizeSettlementRequest | api.SettleRequest, capture: bool
     ) -> Message:
         bill = self._bill(request)
-        routing = self._coordinator.routing
-        if not routing.is_local(bill.institution_admdvs):
-            return await self._forward_bill(name, request, bill)
+        elsewhere = await self._routing.bill_elsewhere(name, request, bill.institution_admdvs, caller_id(), forwarded())
+        if elsewhere is not None:
+            return elsewhere
         response_type = api.SettleResponse if capture else api.AuthorizeSettlementResponse
-        now = self._clock.now()
-        expire = now + self._default_hold if capture else self._expire_time(request, now)  # type: ignore[arg-type]
-        if bill.credential_holder != bill.patient_id_number:
-            threshold = await self._impersonation_threshold(bill)
-
-            def refuse(uow: PaymentUnitOfWork) -> Message:
-                use_cases.record_impersonation(uow, bill, threshold, self._clock.now())
-                raise AssertionError("record_impersonation always refuses")
-
-            return await self._run.mutate(_method(name), request.request_id, request, response_type, refuse)
-        try:
-            payers = await self._payers(bill, now)
-        except DomainError:
-            # The binding service is down: a retry of a request already answered still gets its answer.
-            replayed = await self._run.replay(_method(name), request.request_id, request, response_type)
-            if replayed is not None:
-                return replayed
-            raise
-        prepared = None
-        if not isinstance(payers, DomainError) and self._coordinator.needs_other_nodes(bill, payers):
-            # Answer a retry before holding anything on other nodes again.
-            replayed = await self._run.replay(_method(name), request.request_id, request, response_type)
-            if replayed is not None:
-                return replayed
-            prepared = await self._coordinator.prepare(bill, payers, expire)
-
-        def run(uow: PaymentUnitOfWork) -> Message:
-            if isinstance(payers, DomainError):
-                _raise(payers)
-            settlement = use_cases.authorize(
-                uow, bill, payers, expire, self._clock.now(), request.request_id, capture=capture,  # type: ignore[arg-type]
-                prepared=prepared if prepared and prepared.capacities else None,
-            )  # fmt: skip
-            return response_type(settlement=convert.settlement_to_proto(settlement))
-
-        answer: Message | None = None
-        try:
-            answer = await self._run.mutate(_method(name), request.request_id, request, response_type, run)
-            return answer
-        finally:
-            if prepared is not None and prepared.capacities:
-                recorded = answer is not None and answer.settlement.settlement_id == prepared.transaction_id  # type: ignore[attr-defined]
-                await self._coordinator.settled(prepared.transaction_id, recorded)
+        requested_expiry = None if capture else timestamp_to_datetime(request, "expire_time")
+        return await self._settling.settle(
+            _method(name), request, request.request_id, bill, requested_expiry, capture, response_type,
+            lambda settlement: response_type(settlement=convert.settlement_to_proto(settlement)),
+        )  # fmt: skip
 
     # Accounts ------------------------------------------------------------------------
 
@@ -274,19 +179,13 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
         self, request: api.QuoteSettlementRequest, context: grpc.aio.ServicerContext
     ) -> api.QuoteSettlementResponse:
         bill = self._bill(request)
-        if not self._coordinator.routing.is_local(bill.institution_admdvs):
-            return await self._forward_bill("QuoteSettlement", request, bill)
+        elsewhere = await self._routing.bill_elsewhere(
+            "QuoteSettlement", request, bill.institution_admdvs, caller_id(), forwarded()
+        )
+        if elsewhere is not None:
+            return elsewhere
         at = timestamp_to_datetime(request, "at_time") or self._clock.now()
-        payers = await self._payers(bill, at)
-        if isinstance(payers, DomainError):
-            raise payers
-        remote, local = None, None
-        if self._coordinator.needs_other_nodes(bill, payers):
-            remote, local = (
-                await self._coordinator.remote_capacities(bill, payers),
-                self._coordinator.routing.me.provinces,
-            )
-        settlement = await self._run.query(lambda uow: use_cases.quote(uow, bill, payers, at, remote, local))
+        settlement = await self._settling.quote(bill, at)
         return api.QuoteSettlementResponse(settlement=convert.settlement_to_proto(settlement))
 
     async def AuthorizeSettlement(
@@ -308,13 +207,13 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
             settlement = use_cases.capture(uow, request.settlement_id, request.amount_fen, self._clock.now())
             return api.CaptureSettlementResponse(settlement=convert.settlement_to_proto(settlement))
 
-        forwarded = await self._elsewhere("CaptureSettlement", request, request.settlement_id)
-        if forwarded is not None:
-            return forwarded
+        forwarded_answer = await self._on_holder("CaptureSettlement", request, request.settlement_id)
+        if forwarded_answer is not None:
+            return forwarded_answer
         answer = await self._run.mutate(
             _method("CaptureSettlement"), request.request_id, request, api.CaptureSettlementResponse, run
         )
-        await self._follow_up(answer.settlement.settlement_id)
+        await self._routing.follow_up(answer.settlement.settlement_id)
         return answer
 
     async def ReleaseSettlement(
@@ -324,13 +223,13 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
             settlement = use_cases.release(uow, request.settlement_id, self._clock.now())
             return api.ReleaseSettlementResponse(settlement=convert.settlement_to_proto(settlement))
 
-        forwarded = await self._elsewhere("ReleaseSettlement", request, request.settlement_id)
-        if forwarded is not None:
-            return forwarded
+        forwarded_answer = await self._on_holder("ReleaseSettlement", request, request.settlement_id)
+        if forwarded_answer is not None:
+            return forwarded_answer
         answer = await self._run.mutate(
             _method("ReleaseSettlement"), request.request_id, request, api.ReleaseSettlementResponse, run
         )
-        await self._follow_up(answer.settlement.settlement_id)
+        await self._routing.follow_up(answer.settlement.settlement_id)
         return answer
 
     async def RefundSettlement(
@@ -340,13 +239,13 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
             settlement = use_cases.refund(uow, request.settlement_id, self._clock.now(), request.request_id)
             return api.RefundSettlementResponse(settlement=convert.settlement_to_proto(settlement))
 
-        forwarded = await self._elsewhere("RefundSettlement", request, request.settlement_id)
-        if forwarded is not None:
-            return forwarded
+        forwarded_answer = await self._on_holder("RefundSettlement", request, request.settlement_id)
+        if forwarded_answer is not None:
+            return forwarded_answer
         answer = await self._run.mutate(
             _method("RefundSettlement"), request.request_id, request, api.RefundSettlementResponse, run
         )
-        await self._follow_up(answer.settlement.settlement_id)
+        await self._routing.follow_up(answer.settlement.settlement_id)
         return answer
 
     async def ReverseRequest(
@@ -360,13 +259,9 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
             ERROR_DOMAIN,
         ).SerializeToString()
         principal = caller_id()
-        if self._coordinator.routing.distributed and not forwarded():
-            # The original may have been forwarded to, and settled by, another node.
-            known = await self._run.query(lambda uow: uow.idempotency.get(principal, original))
-            if known is None:
-                elsewhere = await self._coordinator.reverse_elsewhere(request, principal)
-                if elsewhere is not None:
-                    return elsewhere
+        elsewhere = await self._routing.reversal_elsewhere(request, original, principal, forwarded())
+        if elsewhere is not None:
+            return elsewhere
 
         def run(uow: PaymentUnitOfWork) -> api.ReverseRequestResponse:
             outcome = use_cases.reverse(
@@ -381,15 +276,15 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
         answer = await self._run.mutate(
             _method("ReverseRequest"), request.request_id, request, api.ReverseRequestResponse, run
         )
-        await self._follow_up(answer.settlement.settlement_id)
+        await self._routing.follow_up(answer.settlement.settlement_id)
         return answer
 
     async def GetSettlement(
         self, request: api.GetSettlementRequest, context: grpc.aio.ServicerContext
     ) -> api.GetSettlementResponse:
-        forwarded = await self._elsewhere("GetSettlement", request, request.settlement_id)
-        if forwarded is not None:
-            return forwarded
+        forwarded_answer = await self._on_holder("GetSettlement", request, request.settlement_id)
+        if forwarded_answer is not None:
+            return forwarded_answer
         settlement = await self._run.query(lambda uow: use_cases.get_settlement(uow, request.settlement_id))
         return api.GetSettlementResponse(settlement=convert.settlement_to_proto(settlement))
 
@@ -475,13 +370,7 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
     ) -> api.ActivateWalletResponse:
         id_number = validate_id_number(request.id_number)
         admdvs = validate_admdvs(request.admdvs, "admdvs")
-        if not self._coordinator.routing.is_local(admdvs):
-            peer = self._coordinator.routing.owner_of(admdvs)
-            raise DomainError(
-                Reason.FIELD_INVALID,
-                f"wallets of province {admdvs[:2]} are kept by payment node {peer.name} at {peer.address}",
-                field="admdvs",
-            )
+        self._routing.check_wallet_kept_here(admdvs)
 
         def run(uow: PaymentUnitOfWork) -> api.ActivateWalletResponse:
             account = use_cases.activate_wallet(uow, id_number, admdvs, self._clock.now())
@@ -494,71 +383,20 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
     async def TransferToWallet(
         self, request: api.TransferToWalletRequest, context: grpc.aio.ServicerContext
     ) -> api.TransferToWalletResponse:
-        grantor = validate_id_number(request.grantor_id_number, "grantor_id_number")
-        beneficiary = validate_id_number(request.beneficiary_id_number, "beneficiary_id_number")
-        amount = within_limit(
-            convert.require_positive(request.amount_fen, "amount_fen"), "amount_fen", self._max_amount
+        asked = TransferAsked(
+            grantor_id_number=validate_id_number(request.grantor_id_number, "grantor_id_number"),
+            beneficiary_id_number=validate_id_number(request.beneficiary_id_number, "beneficiary_id_number"),
+            amount_fen=within_limit(
+                convert.require_positive(request.amount_fen, "amount_fen"), "amount_fen", self._max_amount
+            ),
+            verification_method=convert.verification_method(request.verification.method),
+            verification_token=request.verification.token,
         )
-        method = convert.verification_method(request.verification.method)
-        name = _method("TransferToWallet")
-        replayed = await self._run.replay(name, request.request_id, request, api.TransferToWalletResponse)
-        if replayed is not None:
-            return replayed  # answered before: the verifier is not asked again
-        binding_id, beneficiary_admdvs, grantor_admdvs = await self._bound_pair(grantor, beneficiary)
-        routing = self._coordinator.routing
-        if not routing.is_local(grantor_admdvs):
-            raise DomainError(
-                Reason.FIELD_INVALID,
-                f"send the transfer to payment node {routing.owner_of(grantor_admdvs).name}, "
-                "which keeps the grantor's account",
-                field="grantor_id_number",
-            )
-        limits = await self._directory.wallet_limits(grantor_admdvs)
-        order = use_cases.TransferOrder(
-            transfer_id=use_cases.new_id(), request_id=request.request_id, grantor_id_number=grantor,
-            beneficiary_id_number=beneficiary, beneficiary_province=beneficiary_admdvs[:2], binding_id=binding_id,
-            amount_fen=amount, verification_method=method,
-            transfers_per_day=limits.transfers_per_day, max_fen=limits.max_fen,
+        return await self._transfers.transfer(
+            _method("TransferToWallet"), request, request.request_id, asked, api.TransferToWalletResponse,
+            lambda row: api.TransferToWalletResponse(transfer=convert.transfer_to_proto(row)),
+            lambda answer: answer.transfer.transfer_id if answer.transfer.state == convert.TRANSFER_PENDING else "",
         )  # fmt: skip
-        wallet_is_local = routing.is_local(beneficiary_admdvs)
-        verified = await self._run.in_thread(lambda: self._verifier.verify(method, request.verification.token, grantor))
-
-        def run(uow: PaymentUnitOfWork) -> api.TransferToWalletResponse:
-            if not verified:  # refused under the key, so a retry gets the same answer
-                raise DomainError(
-                    Reason.VERIFICATION_FAILED,
-                    "the face or QR-code password verification did not confirm the grantor",
-                    field="verification.token",
-                )
-            row = use_cases.transfer_to_wallet(uow, order, wallet_is_local, self._clock.now())
-            return api.TransferToWalletResponse(transfer=convert.transfer_to_proto(row))
-
-        answer = await self._run.mutate(name, request.request_id, request, api.TransferToWalletResponse, run)
-        if answer.transfer.state == convert.TRANSFER_PENDING:
-            await self._coordinator.finish(answer.transfer.transfer_id)
-            row = await self._run.query(lambda uow: use_cases.get_transfer(uow, answer.transfer.transfer_id))
-            return api.TransferToWalletResponse(transfer=convert.transfer_to_proto(row))
-        return answer
-
-    async def _bound_pair(self, grantor: str, beneficiary: str) -> tuple[str, str, str]:
-        """The active binding between the two, and both parties' regions, from the binding service."""
-        try:
-            listed = await self._binding.ListBindings(
-                bapi.ListBindingsRequest(grantor_id_number=grantor, states=[bpb.BINDING_STATE_ACTIVE], page_size=50),
-                timeout=self._binding_deadline,
-            )
-        except grpc.aio.AioRpcError as error:
-            raise DomainError(
-                Reason.BINDING_SERVICE_UNAVAILABLE, f"the binding service did not answer: {error.code().name}"
-            ) from None
-        for binding in listed.bindings:
-            if binding.beneficiary_id_number == beneficiary:
-                return binding.binding_id, binding.beneficiary_admdvs, binding.grantor_admdvs
-        raise DomainError(
-            Reason.BINDING_NOT_ACTIVE,
-            "the grantor has no active binding with this beneficiary",
-            field="beneficiary_id_number",
-        )
 
     async def GetTransfer(
         self, request: api.GetTransferRequest, context: grpc.aio.ServicerContext
@@ -569,7 +407,7 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
     async def GetClearingReport(
         self, request: api.GetClearingReportRequest, context: grpc.aio.ServicerContext
     ) -> api.GetClearingReportResponse:
-        local = self._coordinator.routing.me.provinces
+        local = self._local_provinces
         rows = await self._run.query(lambda uow: use_cases.clearing_report(uow, request.date, local))
         return api.GetClearingReportResponse(
             date=request.date,

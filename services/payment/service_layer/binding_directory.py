@@ -1,5 +1,6 @@
 """What the payment service needs to know from the binding service, as a port: who may pay
-a bill, and whether a binding links a grantor to a beneficiary. The gRPC adapter is
+a bill, whether a binding links a grantor to a beneficiary, and the region's policy figures
+a payment applies (the impersonation threshold, the wallet limits). The gRPC adapter is
 services.payment.adapters.binding_client; a node asks it before it applies what a peer
 node asks of it, rather than taking the peer's word."""
 
@@ -51,6 +52,16 @@ class BindingDirectory(Protocol):
 
     async def binding(self, binding_id: str) -> BoundPair | None:
         """The binding, or None when there is none. Unreachable: BINDING_SERVICE_UNAVAILABLE raised."""
+        ...
+
+    async def active_binding_between(self, grantor_id_number: str, beneficiary_id_number: str) -> BoundPair:
+        """The active binding from grantor to beneficiary; BINDING_NOT_ACTIVE raised when there is
+        none. Unreachable: BINDING_SERVICE_UNAVAILABLE raised."""
+        ...
+
+    async def impersonation_threshold(self, admdvs: str) -> int:
+        """How many uses of someone else's credential suspend the holder in the region; the
+        national default (3) when the binding service cannot say."""
         ...
 
     async def wallet_limits(self, admdvs: str) -> WalletLimits:

@@ -1,0 +1,92 @@
+"""Which payment node answers a request: this one, the node that keeps the institution's
+province, or the node that holds the settlement.
+
+A request another node forwarded here is answered here: forwarding it on would send it back
+and forth between nodes that both do not know it, so such a bill is refused instead."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.common.runner import UseCaseRunner
+from services.payment.routing import RoutingTable
+from services.payment.service_layer.coordinator import Coordinator
+from services.payment.service_layer.unit_of_work import PaymentUnitOfWork
+from shared.errors import DomainError, Reason
+
+
+class NodeRouting:
+    def __init__(self, runner: UseCaseRunner[PaymentUnitOfWork], coordinator: Coordinator) -> None:
+        self._run = runner
+        self._coordinator = coordinator
+
+    @property
+    def _routing(self) -> RoutingTable:
+        return self._coordinator.routing
+
+    def is_local(self, admdvs: str) -> bool:
+        return self._routing.is_local(admdvs)
+
+    async def bill_elsewhere(
+        self, method: str, request: Any, institution_admdvs: str, caller: str, forwarded: bool
+    ) -> Any | None:
+        """The answer of the node keeping the institution's province, in the caller's name; None
+        when this node keeps it."""
+        if self._routing.is_local(institution_admdvs):
+            return None
+        owner = self._routing.owner_of(institution_admdvs)
+        if forwarded:
+            raise DomainError(
+                Reason.PROVINCE_UNREACHABLE,
+                f"a forwarded bill of province {institution_admdvs[:2]} belongs to node {owner.name}; "
+                "the routing files of the nodes disagree",
+                metadata={"node": owner.name},
+            )
+        return await self._coordinator.forward(owner, method, request, caller)
+
+    async def settlement_elsewhere(
+        self, method: str, request: Any, settlement_id: str, caller: str, forwarded: bool
+    ) -> Any | None:
+        """The answer of the node holding a settlement this node does not know; None when this
+        node holds it, or no node does (the local use case then says NOT_FOUND)."""
+        if not self._routing.distributed or forwarded:
+            return None
+        here = await self._run.query(lambda uow: uow.settlements.get(settlement_id))
+        if here is not None:
+            return None
+        return await self._coordinator.forward_to_holder(method, request, settlement_id, caller)
+
+    async def reversal_elsewhere(self, request: Any, original_request_id: str, caller: str, forwarded: bool) -> Any:
+        """The answer of the node that saw the original request, when this node never did: the
+        hospital may have sent it here and this node forwarded it to the node that settled it."""
+        if not self._routing.distributed or forwarded:
+            return None
+        known = await self._run.query(lambda uow: uow.idempotency.get(caller, original_request_id))
+        if known is not None:
+            return None
+        return await self._coordinator.reverse_elsewhere(request, caller)
+
+    async def follow_up(self, settlement_id: str) -> None:
+        """Applies a cross-node decision the last request made (nothing on a single node)."""
+        if self._routing.distributed and settlement_id:
+            await self._coordinator.finish(settlement_id)
+
+    def check_wallet_kept_here(self, admdvs: str) -> None:
+        """A wallet is kept by the node of its holder's province."""
+        if not self._routing.is_local(admdvs):
+            peer = self._routing.owner_of(admdvs)
+            raise DomainError(
+                Reason.FIELD_INVALID,
+                f"wallets of province {admdvs[:2]} are kept by payment node {peer.name} at {peer.address}",
+                field="admdvs",
+            )
+
+    def check_grantor_account_kept_here(self, grantor_admdvs: str) -> None:
+        """A transfer to a wallet starts on the node that keeps the grantor's personal account."""
+        if not self._routing.is_local(grantor_admdvs):
+            raise DomainError(
+                Reason.FIELD_INVALID,
+                f"send the transfer to payment node {self._routing.owner_of(grantor_admdvs).name}, "
+                "which keeps the grantor's account",
+                field="grantor_id_number",
+            )

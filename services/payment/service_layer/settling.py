@@ -1,0 +1,128 @@
+"""Quoting (预结算) and settling a bill on the node that keeps the institution's province.
+
+Who may pay is asked of the binding service before any transaction opens, so no lock is
+held across the network. Payers kept by other nodes are held there first (the coordinator's
+prepare), then the local settlement is recorded in one unit of work, and the other nodes are
+told whether it was."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+from google.protobuf.message import Message
+
+from services.common.clock import Clock
+from services.common.runner import UseCaseRunner
+from services.payment.service_layer import use_cases
+from services.payment.service_layer.binding_directory import BindingDirectory, PayerQuery
+from services.payment.service_layer.coordinator import Coordinator
+from services.payment.service_layer.unit_of_work import PaymentUnitOfWork
+from shared.errors import DomainError, Reason
+from shared.settlements import Bill, Settlement
+
+MAX_HOLD = timedelta(days=60)
+R = TypeVar("R", bound=Message)
+
+
+class Settling:
+    def __init__(
+        self,
+        runner: UseCaseRunner[PaymentUnitOfWork],
+        clock: Clock,
+        directory: BindingDirectory,
+        coordinator: Coordinator,
+        default_hold: timedelta,
+    ) -> None:
+        self._run = runner
+        self._clock = clock
+        self._directory = directory
+        self._coordinator = coordinator
+        self._default_hold = default_hold
+
+    async def payers(self, bill: Bill, at: datetime) -> use_cases.Payers | DomainError:
+        """The grants for this bill, or the refusal the binding service gave."""
+        return await self._directory.payers(
+            PayerQuery(bill.patient_id_number, bill.use_category, bill.institution_admdvs, bill.chronic_disease, at)
+        )
+
+    async def quote(self, bill: Bill, at: datetime) -> Settlement:
+        """What settling the bill at `at` would take from whom, payers on other nodes included."""
+        payers = await self.payers(bill, at)
+        if isinstance(payers, DomainError):
+            raise payers
+        remote, local = None, None
+        if self._coordinator.needs_other_nodes(bill, payers):
+            remote = await self._coordinator.remote_capacities(bill, payers)
+            local = self._coordinator.routing.me.provinces
+        return await self._run.query(lambda uow: use_cases.quote(uow, bill, payers, at, remote, local))
+
+    def expiry(self, requested: datetime | None, now: datetime) -> datetime:
+        """When an authorised hold lapses: as requested, within the next 60 days, or the default."""
+        expire = requested or now + self._default_hold
+        if expire <= now or expire - now > MAX_HOLD:
+            raise DomainError(Reason.FIELD_INVALID, "expire_time must lie in the next 60 days", field="expire_time")
+        return expire
+
+    async def settle(
+        self,
+        method: str,
+        request: Message,
+        request_id: str,
+        bill: Bill,
+        requested_expiry: datetime | None,
+        capture: bool,
+        response_type: type[R],
+        respond: Callable[[Settlement], R],
+    ) -> R:
+        """Authorises (holds) or settles the bill once per request_id; a retry gets the stored answer."""
+        now = self._clock.now()
+        expire = now + self._default_hold if capture else self.expiry(requested_expiry, now)
+        if bill.credential_holder != bill.patient_id_number:
+            return await self._refuse_impersonation(method, request, request_id, bill, response_type)
+        try:
+            payers = await self.payers(bill, now)
+        except DomainError:
+            # The binding service is down: a retry of a request already answered still gets its answer.
+            replayed = await self._run.replay(method, request_id, request, response_type)
+            if replayed is not None:
+                return replayed
+            raise
+        prepared = None
+        if not isinstance(payers, DomainError) and self._coordinator.needs_other_nodes(bill, payers):
+            # Answer a retry before holding anything on other nodes again.
+            replayed = await self._run.replay(method, request_id, request, response_type)
+            if replayed is not None:
+                return replayed
+            prepared = await self._coordinator.prepare(bill, payers, expire)
+
+        def run(uow: PaymentUnitOfWork) -> R:
+            if isinstance(payers, DomainError):
+                raise payers
+            settlement = use_cases.authorize(
+                uow, bill, payers, expire, self._clock.now(), request_id, capture=capture,
+                prepared=prepared if prepared and prepared.capacities else None,
+            )  # fmt: skip
+            return respond(settlement)
+
+        recorded: str | None = None
+        try:
+            answer = await self._run.mutate(method, request_id, request, response_type, run)
+            recorded = answer.settlement.settlement_id  # type: ignore[attr-defined]
+            return answer
+        finally:
+            if prepared is not None and prepared.capacities:
+                await self._coordinator.settled(prepared.transaction_id, recorded == prepared.transaction_id)
+
+    async def _refuse_impersonation(
+        self, method: str, request: Message, request_id: str, bill: Bill, response_type: type[R]
+    ) -> R:
+        """Someone else's medical credential (冒用): refused, counted toward suspension, stored under the key."""
+        threshold = await self._directory.impersonation_threshold(bill.institution_admdvs)
+
+        def refuse(uow: PaymentUnitOfWork) -> R:
+            use_cases.record_impersonation(uow, bill, threshold, self._clock.now())
+            raise AssertionError("record_impersonation always refuses")
+
+        return await self._run.mutate(method, request_id, request, response_type, refuse)

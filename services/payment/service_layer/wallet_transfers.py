@@ -1,0 +1,98 @@
+"""Transfers from a grantor's personal account to a relative's wallet (DOMAIN rule: the
+grantor confirms each by face or QR-code password, within the region's daily limits).
+
+The binding and the region's limits come from the binding service, the confirmation from
+the verifier, both before the transaction opens; a wallet kept by another node is credited
+there once the debit here is recorded."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from google.protobuf.message import Message
+
+from services.common.clock import Clock
+from services.common.runner import UseCaseRunner
+from services.payment.service_layer import use_cases
+from services.payment.service_layer.binding_directory import BindingDirectory
+from services.payment.service_layer.coordinator import Coordinator
+from services.payment.service_layer.node_routing import NodeRouting
+from services.payment.service_layer.unit_of_work import PaymentUnitOfWork
+from services.payment.verification import Verifier
+from shared.errors import DomainError, Reason
+
+R = TypeVar("R", bound=Message)
+
+
+@dataclass(frozen=True)
+class TransferAsked:
+    grantor_id_number: str
+    beneficiary_id_number: str
+    amount_fen: int
+    verification_method: str
+    verification_token: str
+
+
+class WalletTransfers:
+    def __init__(
+        self,
+        runner: UseCaseRunner[PaymentUnitOfWork],
+        clock: Clock,
+        directory: BindingDirectory,
+        routing: NodeRouting,
+        coordinator: Coordinator,
+        verifier: Verifier,
+    ) -> None:
+        self._run = runner
+        self._clock = clock
+        self._directory = directory
+        self._routing = routing
+        self._coordinator = coordinator
+        self._verifier = verifier
+
+    async def transfer(
+        self,
+        method: str,
+        request: Message,
+        request_id: str,
+        asked: TransferAsked,
+        response_type: type[R],
+        respond: Callable[[Any], R],  # a transfer row
+        pending_transfer_id: Callable[[R], str],
+    ) -> R:
+        """Debits the grantor and credits the wallet once per request_id; a retry gets the stored
+        answer without the verifier being asked again."""
+        replayed = await self._run.replay(method, request_id, request, response_type)
+        if replayed is not None:
+            return replayed
+        pair = await self._directory.active_binding_between(asked.grantor_id_number, asked.beneficiary_id_number)
+        self._routing.check_grantor_account_kept_here(pair.grantor_admdvs)
+        limits = await self._directory.wallet_limits(pair.grantor_admdvs)
+        order = use_cases.TransferOrder(
+            transfer_id=use_cases.new_id(), request_id=request_id, grantor_id_number=asked.grantor_id_number,
+            beneficiary_id_number=asked.beneficiary_id_number, beneficiary_province=pair.beneficiary_admdvs[:2],
+            binding_id=pair.binding_id, amount_fen=asked.amount_fen, verification_method=asked.verification_method,
+            transfers_per_day=limits.transfers_per_day, max_fen=limits.max_fen,
+        )  # fmt: skip
+        wallet_is_local = self._routing.is_local(pair.beneficiary_admdvs)
+        verified = await self._run.in_thread(
+            lambda: self._verifier.verify(asked.verification_method, asked.verification_token, asked.grantor_id_number)
+        )
+
+        def run(uow: PaymentUnitOfWork) -> R:
+            if not verified:  # refused under the key, so a retry gets the same answer
+                raise DomainError(
+                    Reason.VERIFICATION_FAILED,
+                    "the face or QR-code password verification did not confirm the grantor",
+                    field="verification.token",
+                )
+            return respond(use_cases.transfer_to_wallet(uow, order, wallet_is_local, self._clock.now()))
+
+        answer = await self._run.mutate(method, request_id, request, response_type, run)
+        transfer_id = pending_transfer_id(answer)
+        if not transfer_id:
+            return answer
+        await self._coordinator.finish(transfer_id)
+        return respond(await self._run.query(lambda uow: use_cases.get_transfer(uow, transfer_id)))
