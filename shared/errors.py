@@ -28,6 +28,14 @@ class ErrorKind(StrEnum):
 
 
 class Reason(StrEnum):
+    """The ErrorInfo.reason of a refusal: each value is a value of gongji.common.v1.ErrorReason.
+
+    protos/gongji/common/v1/error_reason.proto documents each reason with the gRPC code it
+    travels with (CODE_OF_KIND in services/common/status.py, by its kind below). Adding,
+    renaming or re-kinding a reason means editing that enum and README.md's Errors table too;
+    tests/test_error_reasons.py fails until they agree.
+    """
+
     # Malformed input.
     FIELD_REQUIRED = "FIELD_REQUIRED"
     FIELD_INVALID = "FIELD_INVALID"

@@ -1,0 +1,138 @@
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from typing import ClassVar as _ClassVar
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ERROR_REASON_UNSPECIFIED: _ClassVar[ErrorReason]
+    FIELD_REQUIRED: _ClassVar[ErrorReason]
+    FIELD_INVALID: _ClassVar[ErrorReason]
+    INVALID_ID_NUMBER: _ClassVar[ErrorReason]
+    INVALID_ADMDVS: _ClassVar[ErrorReason]
+    INVALID_AMOUNT: _ClassVar[ErrorReason]
+    INVALID_PAGE_TOKEN: _ClassVar[ErrorReason]
+    MALFORMED_REQUEST: _ClassVar[ErrorReason]
+    SELF_BINDING: _ClassVar[ErrorReason]
+    CONSENT_MISSING: _ClassVar[ErrorReason]
+    IDEMPOTENCY_KEY_REUSED: _ClassVar[ErrorReason]
+    PERSON_NOT_FOUND: _ClassVar[ErrorReason]
+    BINDING_NOT_FOUND: _ClassVar[ErrorReason]
+    POLICY_NOT_FOUND: _ClassVar[ErrorReason]
+    POLICY_VERSION_EXISTS: _ClassVar[ErrorReason]
+    GRANTOR_NOT_EMPLOYEE: _ClassVar[ErrorReason]
+    GRANTOR_NOT_IN_NORMAL_STATUS: _ClassVar[ErrorReason]
+    BENEFICIARY_NOT_INSURED: _ClassVar[ErrorReason]
+    BENEFICIARY_NOT_IN_NORMAL_STATUS: _ClassVar[ErrorReason]
+    IDENTITY_MISMATCH: _ClassVar[ErrorReason]
+    RELATIONSHIP_NOT_ALLOWED: _ClassVar[ErrorReason]
+    PROOF_MISSING: _ClassVar[ErrorReason]
+    OUTSIDE_REGION: _ClassVar[ErrorReason]
+    CAP_REACHED: _ClassVar[ErrorReason]
+    ALREADY_BOUND: _ClassVar[ErrorReason]
+    CONTACT_CHANGE_OVERDUE: _ClassVar[ErrorReason]
+    BINDING_NOT_ACTIVE: _ClassVar[ErrorReason]
+    BINDING_NOT_PENDING_REVIEW: _ClassVar[ErrorReason]
+    NOT_PARTY_TO_BINDING: _ClassVar[ErrorReason]
+    UNBIND_TOO_EARLY: _ClassVar[ErrorReason]
+    ACCOUNT_NOT_FOUND: _ClassVar[ErrorReason]
+    SETTLEMENT_NOT_FOUND: _ClassVar[ErrorReason]
+    TRANSFER_NOT_FOUND: _ClassVar[ErrorReason]
+    IMPERSONATION: _ClassVar[ErrorReason]
+    SETTLEMENT_SUSPENDED: _ClassVar[ErrorReason]
+    USE_NOT_ALLOWED: _ClassVar[ErrorReason]
+    INSUFFICIENT_FUNDS: _ClassVar[ErrorReason]
+    HOLD_EXPIRED: _ClassVar[ErrorReason]
+    AMOUNT_EXCEEDS_HOLD: _ClassVar[ErrorReason]
+    ALREADY_CAPTURED: _ClassVar[ErrorReason]
+    ALREADY_RELEASED: _ClassVar[ErrorReason]
+    NOT_CAPTURED: _ClassVar[ErrorReason]
+    ALREADY_REFUNDED: _ClassVar[ErrorReason]
+    REQUEST_REVERSED: _ClassVar[ErrorReason]
+    DUPLICATE_BILL: _ClassVar[ErrorReason]
+    VERIFICATION_FAILED: _ClassVar[ErrorReason]
+    PROVINCE_UNREACHABLE: _ClassVar[ErrorReason]
+    BINDING_SERVICE_UNAVAILABLE: _ClassVar[ErrorReason]
+    WALLET_NOT_ACTIVATED: _ClassVar[ErrorReason]
+    TRANSFER_LIMIT_REACHED: _ClassVar[ErrorReason]
+    TRANSFER_NOT_ALLOWED_NOW: _ClassVar[ErrorReason]
+    TRANSFER_PENDING: _ClassVar[ErrorReason]
+    TRANSFER_REFUNDED: _ClassVar[ErrorReason]
+    CONCURRENT_CHANGE: _ClassVar[ErrorReason]
+    NOT_SUSPENDED: _ClassVar[ErrorReason]
+    AMOUNT_LIMIT_EXCEEDED: _ClassVar[ErrorReason]
+    SERVER_BUSY: _ClassVar[ErrorReason]
+    TOO_MANY_CALLS: _ClassVar[ErrorReason]
+    DEADLINE_EXCEEDED: _ClassVar[ErrorReason]
+    UNAUTHENTICATED_CALLER: _ClassVar[ErrorReason]
+    CALLER_NOT_ALLOWED: _ClassVar[ErrorReason]
+    OUT_OF_SCOPE: _ClassVar[ErrorReason]
+    PEER_CLAIM_REJECTED: _ClassVar[ErrorReason]
+    INTERNAL: _ClassVar[ErrorReason]
+    NOT_IMPLEMENTED: _ClassVar[ErrorReason]
+ERROR_REASON_UNSPECIFIED: ErrorReason
+FIELD_REQUIRED: ErrorReason
+FIELD_INVALID: ErrorReason
+INVALID_ID_NUMBER: ErrorReason
+INVALID_ADMDVS: ErrorReason
+INVALID_AMOUNT: ErrorReason
+INVALID_PAGE_TOKEN: ErrorReason
+MALFORMED_REQUEST: ErrorReason
+SELF_BINDING: ErrorReason
+CONSENT_MISSING: ErrorReason
+IDEMPOTENCY_KEY_REUSED: ErrorReason
+PERSON_NOT_FOUND: ErrorReason
+BINDING_NOT_FOUND: ErrorReason
+POLICY_NOT_FOUND: ErrorReason
+POLICY_VERSION_EXISTS: ErrorReason
+GRANTOR_NOT_EMPLOYEE: ErrorReason
+GRANTOR_NOT_IN_NORMAL_STATUS: ErrorReason
+BENEFICIARY_NOT_INSURED: ErrorReason
+BENEFICIARY_NOT_IN_NORMAL_STATUS: ErrorReason
+IDENTITY_MISMATCH: ErrorReason
+RELATIONSHIP_NOT_ALLOWED: ErrorReason
+PROOF_MISSING: ErrorReason
+OUTSIDE_REGION: ErrorReason
+CAP_REACHED: ErrorReason
+ALREADY_BOUND: ErrorReason
+CONTACT_CHANGE_OVERDUE: ErrorReason
+BINDING_NOT_ACTIVE: ErrorReason
+BINDING_NOT_PENDING_REVIEW: ErrorReason
+NOT_PARTY_TO_BINDING: ErrorReason
+UNBIND_TOO_EARLY: ErrorReason
+ACCOUNT_NOT_FOUND: ErrorReason
+SETTLEMENT_NOT_FOUND: ErrorReason
+TRANSFER_NOT_FOUND: ErrorReason
+IMPERSONATION: ErrorReason
+SETTLEMENT_SUSPENDED: ErrorReason
+USE_NOT_ALLOWED: ErrorReason
+INSUFFICIENT_FUNDS: ErrorReason
+HOLD_EXPIRED: ErrorReason
+AMOUNT_EXCEEDS_HOLD: ErrorReason
+ALREADY_CAPTURED: ErrorReason
+ALREADY_RELEASED: ErrorReason
+NOT_CAPTURED: ErrorReason
+ALREADY_REFUNDED: ErrorReason
+REQUEST_REVERSED: ErrorReason
+DUPLICATE_BILL: ErrorReason
+VERIFICATION_FAILED: ErrorReason
+PROVINCE_UNREACHABLE: ErrorReason
+BINDING_SERVICE_UNAVAILABLE: ErrorReason
+WALLET_NOT_ACTIVATED: ErrorReason
+TRANSFER_LIMIT_REACHED: ErrorReason
+TRANSFER_NOT_ALLOWED_NOW: ErrorReason
+TRANSFER_PENDING: ErrorReason
+TRANSFER_REFUNDED: ErrorReason
+CONCURRENT_CHANGE: ErrorReason
+NOT_SUSPENDED: ErrorReason
+AMOUNT_LIMIT_EXCEEDED: ErrorReason
+SERVER_BUSY: ErrorReason
+TOO_MANY_CALLS: ErrorReason
+DEADLINE_EXCEEDED: ErrorReason
+UNAUTHENTICATED_CALLER: ErrorReason
+CALLER_NOT_ALLOWED: ErrorReason
+OUT_OF_SCOPE: ErrorReason
+PEER_CLAIM_REJECTED: ErrorReason
+INTERNAL: ErrorReason
+NOT_IMPLEMENTED: ErrorReason
