@@ -141,6 +141,26 @@ NATIONAL_DEFAULT = RegionPolicy(
 )
 
 
+class PolicySource(StrEnum):
+    """Whose policy governs a region (a region without one of its own inherits)."""
+
+    OWN = "OWN"
+    PROVINCE = "PROVINCE"
+    NATIONAL = "NATIONAL"
+    BUILT_IN = "BUILT_IN"
+
+
+def policy_source(admdvs: str, governing: RegionPolicy) -> PolicySource:
+    """Where the policy governing `admdvs` comes from: its own, its province's, the national one."""
+    if governing is NATIONAL_DEFAULT:
+        return PolicySource.BUILT_IN
+    if governing.admdvs == admdvs:
+        return PolicySource.OWN
+    if governing.admdvs == NATIONAL:
+        return PolicySource.NATIONAL
+    return PolicySource.PROVINCE
+
+
 class PolicyIndex:
     """Policy versions by region code, each region's in effective order: finding the one in
     force costs a few dictionary lookups and a bisection, however many versions exist."""

@@ -612,3 +612,22 @@ def test_bindings_are_listed_in_pages_by_grantor_and_by_state(family):
         bapi.ListBindingsRequest(beneficiary_id_number=family.child.id_number, page_token=first.next_page_token),
     )
     assert refusal.reason == "INVALID_PAGE_TOKEN"
+
+
+def test_a_region_without_a_policy_of_its_own_is_told_whose_policy_governs_it(binding_service):
+    """A pooling region inherits its province's policy, else the national one, else the
+    built-in national rules; the answer says which instead of passing one off as the region's."""
+    stub, clock = binding_service.stub, binding_service.clock
+
+    def source_of(admdvs: str) -> tuple[str, int]:
+        answer = stub.GetRegionPolicy(bapi.GetRegionPolicyRequest(admdvs=admdvs), timeout=10)
+        return answer.policy.admdvs, answer.source
+
+    assert source_of("450100") == ("000000", bpb.POLICY_SOURCE_BUILT_IN)
+    put_policy(stub, clock, "000000")
+    assert source_of("450100") == ("000000", bpb.POLICY_SOURCE_NATIONAL)
+    put_policy(stub, clock, "450000")
+    assert source_of("450100") == ("450000", bpb.POLICY_SOURCE_PROVINCE)
+    assert source_of("450000") == ("450000", bpb.POLICY_SOURCE_OWN)
+    put_policy(stub, clock, "450100")
+    assert source_of("450100") == ("450100", bpb.POLICY_SOURCE_OWN)

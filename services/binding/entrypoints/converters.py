@@ -37,6 +37,7 @@ from shared.policy import (
     GeographicScope,
     RegionPolicy,
     UseCategory,
+    policy_source,
 )
 from shared.regions import validate_admdvs, validate_province
 from shared.relationships import ProofType, Relationship, RelationshipScope
@@ -226,6 +227,13 @@ def policy_from_proto(message: pb.RegionPolicy) -> RegionPolicy:
         wallet_transfer_max_fen=message.wallet_transfer_max_fen or NATIONAL_WALLET_TRANSFER_MAX_FEN,
         description=text_field(message.description, "policy.description", 500),
     ).validated()
+
+
+def policy_in_force_to_proto(admdvs: str, policy: RegionPolicy) -> api.GetRegionPolicyResponse:
+    """The policy governing `admdvs`, saying whether the region has its own or inherits one."""
+    return api.GetRegionPolicyResponse(
+        policy=policy_to_proto(policy), source=enum_to_proto(pb.PolicySource, policy_source(admdvs, policy))
+    )
 
 
 def policy_to_proto(policy: RegionPolicy) -> pb.RegionPolicy:

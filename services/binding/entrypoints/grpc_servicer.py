@@ -285,7 +285,7 @@ class BindingServicer(api_grpc.BindingServiceServicer):
         admdvs = validate_admdvs(request.admdvs, "admdvs", allow_national=True)
         at = timestamp_to_datetime(request, "at_time") or self._clock.now()
         policy = await self._run.query(lambda uow: self._policies.snapshot(uow).for_region(admdvs, at))
-        return api.GetRegionPolicyResponse(policy=convert.policy_to_proto(policy))
+        return convert.policy_in_force_to_proto(admdvs, policy)
 
     async def ListRegionPolicies(
         self, request: api.ListRegionPoliciesRequest, context: grpc.aio.ServicerContext

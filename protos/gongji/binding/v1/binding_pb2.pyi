@@ -59,6 +59,14 @@ class GeographicScope(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     GEOGRAPHIC_SCOPE_SAME_PROVINCE: _ClassVar[GeographicScope]
     GEOGRAPHIC_SCOPE_CROSS_PROVINCE: _ClassVar[GeographicScope]
 
+class PolicySource(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    POLICY_SOURCE_UNSPECIFIED: _ClassVar[PolicySource]
+    POLICY_SOURCE_OWN: _ClassVar[PolicySource]
+    POLICY_SOURCE_PROVINCE: _ClassVar[PolicySource]
+    POLICY_SOURCE_NATIONAL: _ClassVar[PolicySource]
+    POLICY_SOURCE_BUILT_IN: _ClassVar[PolicySource]
+
 class PayerMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     PAYER_MODE_UNSPECIFIED: _ClassVar[PayerMode]
@@ -105,6 +113,11 @@ GEOGRAPHIC_SCOPE_UNSPECIFIED: GeographicScope
 GEOGRAPHIC_SCOPE_SAME_POOLING_REGION: GeographicScope
 GEOGRAPHIC_SCOPE_SAME_PROVINCE: GeographicScope
 GEOGRAPHIC_SCOPE_CROSS_PROVINCE: GeographicScope
+POLICY_SOURCE_UNSPECIFIED: PolicySource
+POLICY_SOURCE_OWN: PolicySource
+POLICY_SOURCE_PROVINCE: PolicySource
+POLICY_SOURCE_NATIONAL: PolicySource
+POLICY_SOURCE_BUILT_IN: PolicySource
 PAYER_MODE_UNSPECIFIED: PayerMode
 PAYER_MODE_SEQUENTIAL: PayerMode
 PAYER_MODE_PROPORTIONAL: PayerMode

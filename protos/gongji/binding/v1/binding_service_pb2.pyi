@@ -375,10 +375,12 @@ class GetRegionPolicyRequest(_message.Message):
     def __init__(self, admdvs: _Optional[str] = ..., at_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class GetRegionPolicyResponse(_message.Message):
-    __slots__ = ("policy",)
+    __slots__ = ("policy", "source")
     POLICY_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
     policy: _binding_pb2.RegionPolicy
-    def __init__(self, policy: _Optional[_Union[_binding_pb2.RegionPolicy, _Mapping]] = ...) -> None: ...
+    source: _binding_pb2.PolicySource
+    def __init__(self, policy: _Optional[_Union[_binding_pb2.RegionPolicy, _Mapping]] = ..., source: _Optional[_Union[_binding_pb2.PolicySource, str]] = ...) -> None: ...
 
 class ListRegionPoliciesRequest(_message.Message):
     __slots__ = ("admdvs", "page_size", "page_token")
