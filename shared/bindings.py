@@ -1,4 +1,4 @@
-"""Family mutual-aid bindings (家庭共济绑定) and the rules that create and end them (DOMAIN §2)."""
+"""Family mutual-aid bindings (家庭共济绑定) and the rules that create and end them."""
 
 from __future__ import annotations
 
@@ -98,7 +98,7 @@ class Binding:
     share_all: bool = True
     yearly_cap_fen: int = 0
     proofs: tuple[Proof, ...] = ()
-    # Position among the beneficiary's bindings: "order of binding" (DOMAIN §3.3).
+    # Position among the beneficiary's bindings: "order of binding".
     sequence: int = 0
     end_time: datetime | None = None
     end_reason: EndReason | None = None
@@ -166,7 +166,8 @@ def check_application_form(application: BindingApplication) -> None:
 
 
 def decide_new_binding(application: BindingApplication, parties: Parties, now: datetime) -> BindingState:
-    """Applies every rule of DOMAIN §2.1–2.4 and returns the state the binding starts in.
+    """Applies every rule of who may bind whom (the parties, relationship and proof, the cap,
+    the regions) and returns the state the binding starts in.
 
     The caller must hold the grantor's lock while counting open bindings, so that
     two concurrent applications cannot both take the last place under the cap.
@@ -262,7 +263,7 @@ def decide_new_binding(application: BindingApplication, parties: Parties, now: d
 
 
 def check_can_end(binding: Binding, actor: Actor, actor_id: str, policy: RegionPolicy, now: datetime) -> EndReason:
-    """Who may end a binding, and when (DOMAIN §2.5)."""
+    """Who may end a binding, and when."""
     if not binding.is_open:
         raise DomainError(
             Reason.BINDING_NOT_ACTIVE,

@@ -1,4 +1,4 @@
-"""Ordered deduction (DOMAIN §3.3): how one bill's self-pay amount is covered.
+"""Ordered deduction: how one bill's self-pay amount is covered.
 
 First the patient's own personal account (if chosen), then the patient's wallet,
 then the grantors in the patient's order, each up to the least of its limits —

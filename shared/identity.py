@@ -1,7 +1,7 @@
 """Resident ID numbers (居民身份证号码, GB 11643): the key of every person.
 
 The first six digits are the place of first registration, never where a person
-is insured; region checks use the registry's admdvs instead (DOMAIN §5).
+is insured; region checks use the registry's admdvs instead.
 """
 
 from __future__ import annotations

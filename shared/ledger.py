@@ -1,4 +1,4 @@
-"""Double-entry bookkeeping (DOMAIN §3.4): every movement of money is a journal
+"""Double-entry bookkeeping: every movement of money is a journal
 entry whose postings sum to zero, so the sum over all accounts never changes.
 
 Money enters from the external contributions account (每月到账) and leaves to

@@ -1,5 +1,5 @@
 """Which grantors may pay a beneficiary's bill, in which order, within which limits
-(DOMAIN §2.5, §2.6, §3.1, §3.3). The payment service draws on the result."""
+(relationship, cap, contact changes, earmarked amounts). The payment service draws on the result."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ class PayerResolution:
 
 @dataclass(frozen=True)
 class EarmarkedShare:
-    """A yearly amount a grantor set for a relative where the region earmarks it (DOMAIN §5):
+    """A yearly amount a grantor set for a relative where the region earmarks it:
     what is not yet shared of it this year is reserved, and the grantor may not spend it himself."""
 
     binding_id: str

@@ -29,7 +29,7 @@ class InsuredPerson:
     phone: str = ""
     address: str = ""
     has_personal_account: bool = False
-    # When a contact change awaits the person's confirmation (DOMAIN §2.5).
+    # When a contact change awaits the person's confirmation.
     contact_change_time: datetime | None = None
     update_time: datetime | None = None
 

@@ -1,4 +1,4 @@
-"""Regional mutual-aid policy as versioned data (DOMAIN §2.2–2.6, §3.1).
+"""Regional mutual-aid policy as versioned data.
 
 A policy applies to the national default ("000000"), a whole province
 ("PP0000") or one pooling region, from its effective date on. The most specific
@@ -38,12 +38,12 @@ class UseCategory(StrEnum):
     LONG_TERM_CARE_INSURANCE = "LONG_TERM_CARE_INSURANCE"
 
 
-# Uses named nationally; commercial insurance is a regional option (DOMAIN §5).
+# Uses named nationally; commercial insurance is a regional option.
 NATIONAL_USES: frozenset[UseCategory] = frozenset(UseCategory) - {UseCategory.COMMERCIAL_HEALTH_INSURANCE}
 
 
 # Wallet transfer limits a region may set: a number, or NO_LIMIT. A policy that leaves one
-# unset gets the national rule (3 transfers a day, 2,000 yuan each, DOMAIN §5).
+# unset gets the national rule (3 transfers a day, 2,000 yuan each).
 NO_LIMIT = -1
 NATIONAL_WALLET_TRANSFERS_PER_DAY = 3
 NATIONAL_WALLET_TRANSFER_MAX_FEN = 200_000
@@ -191,7 +191,7 @@ def select_policy(policies: Iterable[RegionPolicy], admdvs: str, at: datetime) -
 def region_allows(
     grantor_policy: RegionPolicy, beneficiary_policy: RegionPolicy, grantor: str, beneficiary: str
 ) -> bool:
-    """Whether two pooling regions may be bound (DOMAIN §2.4).
+    """Whether two pooling regions may be bound.
 
     The grantor's region sets the scope; across provinces both sides must run
     cross-province mutual aid and list each other.

@@ -1,4 +1,4 @@
-"""Close relatives (近亲属), their scopes and the proof each needs (DOMAIN §2.2)."""
+"""Close relatives (近亲属), their scopes and the proof each needs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The settlement lifecycle (DOMAIN §3.4): what may happen to a settlement in each state."""
+"""The settlement lifecycle: what may happen to a settlement in each state."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def check_refundable(state: SettlementState) -> None:
 
 
 def check_own_card(patient_id_number: str, holder_id_number: str) -> None:
-    """DOMAIN §3.2: the credential must be the patient's own (冒名就医 otherwise)."""
+    """The credential must be the patient's own (冒名就医 otherwise)."""
     if patient_id_number != holder_id_number:
         raise DomainError(
             Reason.IMPERSONATION,

@@ -132,8 +132,8 @@ class PaymentNodeServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DeclineWalletCredit(self, request, context):
-        """Asked by the sending node for a transfer not accepted by 06:00 the next day
-        (DOMAIN §5): says whether the wallet was credited already and, if it was not,
+        """Asked by the sending node for a transfer not accepted by 06:00 the next day:
+        says whether the wallet was credited already and, if it was not,
         refuses every later CreditWallet of the transfer, so the sender may refund it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

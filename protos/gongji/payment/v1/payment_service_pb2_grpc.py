@@ -236,7 +236,7 @@ class PaymentServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SuspendSettlement(self, request, context):
-        """Suspends a card holder's networked settlement (DOMAIN §3.2).
+        """Suspends a card holder's networked settlement.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
