@@ -20,6 +20,7 @@ from gongji.binding.v1 import binding_service_pb2 as bapi
 from gongji.binding.v1 import binding_service_pb2_grpc as binding_grpc
 from gongji.payment.v1 import payment_service_pb2 as papi
 from services.binding.app import BindingSettings, start_binding_server
+from services.common import reflection as reflection_v1
 from services.common.hosting import BackgroundServer
 from services.common.security.access_policy import AccessPolicy, AccessPolicyError
 from services.common.security.policy_table import section
@@ -197,6 +198,7 @@ def _services() -> list:
         node_service_pb2.DESCRIPTOR.services_by_name["PaymentNodeService"],
         health_pb2.DESCRIPTOR.services_by_name["Health"],
         reflection._reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"],
+        reflection_v1.V1_DESCRIPTOR.services_by_name["ServerReflection"],
     ]
 
 

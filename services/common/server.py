@@ -1,5 +1,5 @@
-"""An aio gRPC server with the standard health and reflection services, every port
-behind mutual TLS and the call guard, and a graceful shutdown: health turns
+"""An aio gRPC server with the standard health and reflection (v1 and v1alpha) services,
+every port behind mutual TLS and the call guard, and a graceful shutdown: health turns
 NOT_SERVING, then in-flight calls get `grace` seconds to finish."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 import grpc
 from google.protobuf import descriptor_pool
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
+from services.common import reflection
 from services.common.interceptors import CallGuard, Gate
 from services.common.limits import ServerLimits
 from services.common.security.access_policy import AccessPolicy, AccessPolicyError
@@ -43,7 +43,7 @@ class ServerSecurity:
 
 def _gate(security: ServerSecurity, facts: ScopeFacts, names: list[str]) -> Gate:
     pool = descriptor_pool.Default()
-    served = [pool.FindServiceByName(name) for name in [*names, health.SERVICE_NAME, reflection.SERVICE_NAME]]
+    served = [pool.FindServiceByName(name) for name in [*names, health.SERVICE_NAME, *reflection.SERVICE_NAMES]]
     problems = security.policy.check_against(served, facts.provided)
     broken = [problem for problem in problems if not problem.endswith("nobody may call it")]
     if broken:
@@ -95,7 +95,7 @@ async def start_server(
         registration.add_to_server(server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    reflection.enable_server_reflection([*names, health.SERVICE_NAME], server)
     credentials = security.transport.server_credentials()
     try:
         port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
