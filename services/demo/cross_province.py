@@ -4,8 +4,6 @@ moves money into the child's wallet; both nodes' clearing reports agree."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from gongji.binding.v1 import binding_pb2 as bpb
 from gongji.binding.v1 import binding_service_pb2 as bapi
 from gongji.binding.v1 import binding_service_pb2_grpc as binding_grpc
@@ -14,15 +12,13 @@ from gongji.payment.v1 import payment_pb2 as ppb
 from gongji.payment.v1 import payment_service_pb2 as papi
 from gongji.payment.v1 import payment_service_pb2_grpc as payment_grpc
 from services.common.clock import Clock
-from services.demo_payments import labels
+from services.demo.family import HOSPITAL, NANJING, PHARMACY, labels
+from services.demo.report import Report
 from services.payment.verification import stand_in_token
 from shared.ledger import CHINA_STANDARD_TIME
 from shared.money import format_yuan
 
-if TYPE_CHECKING:
-    from services.demo import Report
-
-NANJING, LANZHOU, HOSPITAL, PHARMACY = "320100", "620100", "H320100-001", "P320100-017"
+LANZHOU = "620100"
 
 
 def walk_cross_province(

@@ -5,8 +5,6 @@ front end cannot approve reviews, and an operator acts only within its region.""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import grpc
 
 from gongji.binding.v1 import binding_pb2 as bpb
@@ -17,13 +15,11 @@ from gongji.payment.v1 import payment_service_pb2_grpc as payment_grpc
 from services.common.clock import Clock
 from services.common.security.development_pki import DevelopmentPKI
 from services.common.security.natural_callers import ActingStub
-from services.demo_payments import HOSPITAL, NANJING, labels
+from services.demo.family import HOSPITAL, NANJING, labels
+from services.demo.report import Report
 from shared.money import format_yuan
 from shared.principals import institution, operator
 from shared.privacy import mask_id_number
-
-if TYPE_CHECKING:
-    from services.demo import Report
 
 OTHER_HOSPITAL = "H320100-099"
 

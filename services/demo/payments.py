@@ -5,7 +5,6 @@ statements, reconciliation and the ledger audit (DOMAIN §3)."""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
 from gongji.binding.v1 import binding_pb2 as bpb
 from gongji.binding.v1 import binding_service_pb2 as bapi
@@ -16,20 +15,12 @@ from gongji.payment.v1 import payment_service_pb2 as papi
 from gongji.payment.v1 import payment_service_pb2_grpc as payment_grpc
 from services.common.clock import Clock
 from services.common.converters import datetime_to_timestamp
+from services.demo.family import HOSPITAL, NANJING, PHARMACY, labels
+from services.demo.report import Report
 from shared.ledger import CHINA_STANDARD_TIME
 from shared.money import format_yuan
-from shared.privacy import mask_id_number
 
-if TYPE_CHECKING:
-    from services.demo import Report
-
-HOSPITAL, PHARMACY, NANJING = "H320100-001", "P320100-017", "320100"
 PERSONAL = ppb.ACCOUNT_KIND_PERSONAL_ACCOUNT
-
-
-def labels(names: dict[str, str]) -> dict[str, str]:
-    """Who is who by ID number, whole or masked (a hospital sees relatives masked)."""
-    return names | {mask_id_number(id_number): label for id_number, label in names.items()}
 
 
 def _split(settlement: ppb.Settlement, names: dict[str, str]) -> str:

@@ -1,0 +1,67 @@
+"""`gongji benchmark`: settlements per second and their latency on PostgreSQL,
+beside two baselines measured in the same run on the same machine.
+
+* gongji: the binding and payment services, each in its own process (as in
+  production; `--in-process` runs them on threads of this process instead),
+  on scratch PostgreSQL databases. N families are registered over gRPC (a
+  child with two grantors who split the child's bills PROPORTIONAL, so every
+  bill is a two-payer settlement), then 1, 8, 32 … concurrent callers send
+  Settle as fast as the answers come back.
+* Everything runs as in production: every port serves mutual TLS with
+  certificates of a development CA made in the scratch directory, and every
+  call passes the shipped access policy as its natural caller (a `Desk` holds
+  one stub per caller): people and policies are registered by a national
+  operator, bindings and payer orders made by the national app, accounts
+  credited and ledgers checked by the operator, and each bill is settled by
+  the hospital named in it (one certificate per institution code).
+* PostgreSQL's own pgbench TPC-B (`-s 1`) with as many clients: what the
+  database alone does on this machine.
+* A bare grpc.aio echo server in its own process, driven by the same client
+  loop over the same mutual TLS (a service certificate on the server, a
+  hospital's on the client): what gRPC in Python alone costs per call, so
+  settle ÷ echo compares like with like.
+* The cost of security (on by default; `--no-plaintext-baseline` skips it):
+  after the single-node phase the binding and payment servers are restarted
+  with `--insecure` (plaintext on 127.0.0.1) on the same databases and the same
+  families, and the same Settle load runs at the same concurrency levels. Those
+  calls name their hospital in an `x-forwarded-client-cert` header, so the access
+  policy still judges every call and only TLS differs; the report gives both
+  rates and mTLS ÷ plaintext per level. The servers then get mutual TLS again.
+  The phases run one after the other, and on a shared host the machine's speed
+  can change in between: postgres's CPU per settlement, which TLS does not touch,
+  is reported beside each ratio as a control, and the report says when it moved.
+  `--in-process` skips this phase (as it skips the cross-node one), and so does
+  `--profile` (the profiler would slow the mutual-TLS side only).
+* Cross-node (on by default; `--no-cross-node` skips it): the payment service
+  runs as two nodes on this machine, "east" (Jiangsu, 32, among others) and
+  "west" (Gansu, 62, among others), each with its own scratch database and one
+  routing file, which the binding service gets too (it answers only these
+  nodes). The single-node figures come from families entirely in Nanjing,
+  served by east alone; then as many cross-province families (child and mother
+  in Nanjing, father in Lanzhou with his account on west) settle two-payer bills
+  at a Nanjing hospital through east, at the same concurrency levels. Afterwards
+  both ledgers must balance and both nodes must report the same clearing.
+
+Every window also records the CPU each process used (from /proc), including
+"other": what processes outside the benchmark took, since a busy machine skews
+everything. It reports what it measured; it never fails on speed.
+`--profile PATH` runs both services under cProfile (every thread, from the first
+measured call to the last of the single-node mutual-TLS phase) and prints where
+the payment service's time goes: the top functions and the share of each layer
+(SQLAlchemy, psycopg, asyncio …).
+
+The package, one idea a module. `run` runs it all (`run_benchmark`, `parse_concurrency`);
+the workload is `families` (registering them), `desk` (who calls), `settle_load` and the
+phases `single_node`, `cost_of_security` and `cross_node`; the baselines are `echo` and
+`pgbench`; measuring is `driver`, `latency` and `cpu`; `processes` and `servers` start and
+stop what runs; `profiling` records and `profile_stats` reads the cProfile dumps; the output
+is `summary` (the JSON object) and `report` (the text). `deployment` names the nodes, callers
+and regions, `options` the flags; `__main__` is the entry of the helper processes it starts.
+"""
+
+from __future__ import annotations
+
+from services.benchmark.errors import BenchmarkError
+from services.benchmark.run import parse_concurrency, run_benchmark
+
+__all__ = ["BenchmarkError", "parse_concurrency", "run_benchmark"]

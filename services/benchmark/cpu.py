@@ -1,0 +1,124 @@
+"""CPU metering from /proc: what this process, the service processes, PostgreSQL and the rest of
+the machine used during a window, and what that comes to per call."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from typing import Any
+
+# When it was taken (perf_counter), and CPU seconds by group, then by pid.
+CpuSnapshot = tuple[float, dict[str, dict[int, float]]]
+
+
+def _proc_cpu_seconds(pid: int | str, tick: int) -> tuple[str, float] | None:
+    """(command name, user + system CPU seconds) of a process, from /proc."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            raw = handle.read()
+    except OSError:
+        return None
+    name = raw[raw.find("(") + 1 : raw.rfind(")")]
+    fields = raw[raw.rfind(")") + 2 :].split()
+    return name, (int(fields[11]) + int(fields[12])) / tick
+
+
+def _cmdline(pid: int | str) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _machine_busy_seconds(tick: int) -> float | None:
+    """CPU seconds all cores spent busy since boot (not idle, not waiting for I/O)."""
+    try:
+        with open("/proc/stat", encoding="ascii") as handle:
+            fields = [int(value) for value in handle.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / tick
+
+
+class CpuMeter:
+    """CPU used by this process, the service processes and PostgreSQL (Linux /proc;
+    elsewhere only this process). "postgres" counts only the backends serving the
+    databases whose names contain `database_marker` (the server may be serving
+    others too); "postgres-shared" the postmaster and its background workers
+    (WAL writer, checkpointer …), which work for every database."""
+
+    def __init__(self, processes: dict[str, int] | None = None, database_marker: str = "") -> None:
+        self.processes = dict(processes or {})
+        self.database_marker = database_marker
+        self._tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+    def _postgres_group(self, pid: str) -> str | None:
+        command = _cmdline(pid)
+        if self.database_marker and self.database_marker in command:
+            return "postgres"
+        if "127.0.0.1(" in command or "[local]" in command or re.search(r"\(\d+\)", command):
+            return None  # a backend of somebody else's database
+        return "postgres-shared"
+
+    def snapshot(self) -> CpuSnapshot:
+        times = os.times()
+        taken: dict[str, dict[int, float]] = {"client": {os.getpid(): times.user + times.system}}
+        for name, pid in self.processes.items():
+            found = _proc_cpu_seconds(pid, self._tick)
+            if found is not None:
+                taken[name] = {pid: found[1]}
+        busy = _machine_busy_seconds(self._tick)
+        if busy is not None:
+            taken["machine"] = {0: busy}
+        if os.path.isdir("/proc"):
+            for entry in os.listdir("/proc"):
+                if not entry.isdigit():
+                    continue
+                found = _proc_cpu_seconds(entry, self._tick)
+                if found is None or found[0] not in ("postgres", "pgbench"):
+                    continue
+                group = found[0] if found[0] == "pgbench" else self._postgres_group(entry)
+                if group is not None:
+                    taken.setdefault(group, {})[int(entry)] = found[1]
+        return time.perf_counter(), taken
+
+    @staticmethod
+    def percent(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, float]:
+        """Percent of one core each group used between two snapshots; "machine" is every
+        core's busy time, "other" what processes outside the benchmark used."""
+        wall = after[0] - before[0]
+        if wall <= 0:
+            return {}
+        used = {}
+        for name, pids in after[1].items():
+            earlier = before[1].get(name, {})
+            used[name] = round(sum(cpu - earlier.get(pid, 0.0) for pid, cpu in pids.items()) / wall * 100, 1)
+        if "machine" in used:
+            machine = used.pop("machine")
+            used["other"] = round(max(0.0, machine - sum(used.values())), 1)
+            used["machine"] = machine
+        return used
+
+
+def cpu_cost(cpu_percent: dict[str, float], per_second: float, serving: tuple[str, ...]) -> dict[str, Any]:
+    """CPU milliseconds each process spent per call, and the calls per second the serving
+    side (servers and database, not the load generator) could reach on all cores if
+    nothing else ran. Unlike throughput, this hardly moves when the machine is busy."""
+    if per_second <= 0 or not cpu_percent:
+        return {}
+    per_call = {
+        name: round(percent * 10 / per_second, 3)
+        for name, percent in cpu_percent.items()
+        if name not in ("other", "machine")
+    }
+    serving_ms = sum(per_call.get(name, 0.0) for name in serving)
+    cores = os.cpu_count() or 1
+    return {
+        "ms_per_call": per_call,
+        "serving": list(serving),
+        "serving_ms_per_call": round(serving_ms, 3),
+        "ceiling_per_second": round(cores * 1000 / serving_ms, 1) if serving_ms else None,
+    }

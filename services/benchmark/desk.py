@@ -1,0 +1,79 @@
+"""Who calls: a desk of stubs, one per natural caller, over mutual TLS or (for the cost-of-security
+phase) plaintext that names its caller in x-forwarded-client-cert."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import grpc
+
+from gongji.binding.v1 import binding_service_pb2_grpc as binding_grpc
+from gongji.payment.v1 import payment_service_pb2 as papi
+from gongji.payment.v1 import payment_service_pb2_grpc as payment_grpc
+from services.benchmark.deployment import APP, INSTITUTIONS, OPERATOR
+from services.common.security.development_pki import DevelopmentPKI
+from services.common.security.transport import ForwardedIdentity
+from shared.principals import Principal, institution
+
+CALL_TIMEOUT = 10.0
+# Every channel its own connection, secure or not: gRPC would otherwise let plaintext channels to one
+# address share a connection while each certificate gets its own, and the phases would not compare.
+CHANNEL_OPTIONS = [("grpc.use_local_subchannel_pool", 1)]
+
+Connect = Callable[[str, Principal], grpc.aio.Channel]
+
+
+def mutual_tls(pki: DevelopmentPKI) -> Connect:
+    """Channels that present the principal's certificate, as every caller of a gongji port must."""
+
+    def connect(address: str, principal: Principal) -> grpc.aio.Channel:
+        return grpc.aio.secure_channel(address, pki.credentials(principal), options=CHANNEL_OPTIONS)
+
+    return connect
+
+
+def plaintext(address: str, principal: Principal) -> grpc.aio.Channel:
+    """A plaintext channel to a server started with --insecure, each call naming the principal in
+    x-forwarded-client-cert (as a TLS-terminating sidecar would): the access policy still applies."""
+    return grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS, interceptors=[ForwardedIdentity(principal)])
+
+
+@dataclass
+class Desk:
+    """The benchmark's stubs, each making its calls as the principal a deployment would."""
+
+    registry: binding_grpc.BindingServiceStub  # the national operator: people, region policies
+    app: binding_grpc.BindingServiceStub  # the national app: bindings, payer orders
+    treasury: payment_grpc.PaymentServiceStub  # the national operator: credits, ledger, clearing report
+    hospitals: dict[str, payment_grpc.PaymentServiceStub]  # one per institution code: Settle
+
+    async def settle(self, request: papi.SettleRequest) -> papi.SettleResponse:
+        """Settles the bill as the institution named in it."""
+        return await self.hospitals[request.bill.institution_code].Settle(request, timeout=CALL_TIMEOUT)
+
+
+@contextlib.asynccontextmanager
+async def open_desk(binding_address: str, payment_address: str, connect: Connect) -> AsyncIterator[Desk]:
+    """A desk on these servers; its channels close when the block ends. A channel connects on
+    its first call, so stubs a phase does not use cost nothing."""
+    channels: list[grpc.aio.Channel] = []
+
+    def channel(address: str, principal: Principal) -> grpc.aio.Channel:
+        channels.append(connect(address, principal))
+        return channels[-1]
+
+    try:
+        yield Desk(
+            registry=binding_grpc.BindingServiceStub(channel(binding_address, OPERATOR)),
+            app=binding_grpc.BindingServiceStub(channel(binding_address, APP)),
+            treasury=payment_grpc.PaymentServiceStub(channel(payment_address, OPERATOR)),
+            hospitals={
+                code: payment_grpc.PaymentServiceStub(channel(payment_address, institution(code)))
+                for code in INSTITUTIONS
+            },
+        )
+    finally:
+        await asyncio.gather(*(opened.close() for opened in channels))

@@ -1,0 +1,159 @@
+"""Everything a run creates and must remove: scratch PostgreSQL databases, a temporary
+directory, and child processes (started, waited for until SERVING, stopped)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from services.benchmark.errors import BenchmarkError
+from services.benchmark.progress import say
+from services.common.database import normalise_url
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: str
+    address: str
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            with open(self.log_path, encoding="utf-8", errors="replace") as handle:
+                return "".join(handle.readlines()[-lines:])
+        except OSError:
+            return ""
+
+
+class Scratch:
+    """Owns everything the benchmark creates and removes it on exit, errors and Ctrl-C
+    included: server processes (SIGTERM, then SIGKILL), databases, a temporary directory."""
+
+    def __init__(self, admin_url: str) -> None:
+        self.admin_url = normalise_url(admin_url)
+        self.run_id = uuid.uuid4().hex[:8]
+        self.marker = f"gongji_bench_{self.run_id}_"  # in every scratch database's name
+        self.directory = tempfile.mkdtemp(prefix="gongji-bench-")
+        self.databases: list[str] = []
+        self.processes: list[Process] = []
+
+    def __enter__(self) -> Scratch:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def check_postgres(self) -> None:
+        try:
+            engine = create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
+            with engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            engine.dispose()
+        except Exception as error:
+            raise BenchmarkError(
+                f"PostgreSQL at {make_url(self.admin_url).render_as_string()} is not reachable: "
+                f"{error.__class__.__name__}: {str(error).strip().splitlines()[0]}"
+            ) from None
+
+    def create_database(self, suffix: str) -> str:
+        name = f"{self.marker}{suffix}"
+        engine = create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as connection:
+                connection.execute(text(f'CREATE DATABASE "{name}"'))
+        finally:
+            engine.dispose()
+        self.databases.append(name)
+        return make_url(self.admin_url).set(database=name).render_as_string(hide_password=False)
+
+    def spawn(self, name: str, argv: list[str], address: str) -> Process:
+        """Starts `python ARGV` in the scratch directory, its output to NAME.log there."""
+        log_path = os.path.join(self.directory, f"{name}.log")
+        with open(log_path, "wb") as log_file:
+            popen = subprocess.Popen(
+                [sys.executable, *argv],
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                cwd=self.directory,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        process = Process(name, popen, log_path, address)
+        self.processes.append(process)
+        return process
+
+    def stop(self, process: Process, timeout: float = 20.0) -> None:
+        if process.popen.poll() is None:
+            process.popen.send_signal(signal.SIGTERM)
+            try:
+                process.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                say(f"{process.name} did not stop within {timeout:.0f}s of SIGTERM; killing it")
+                process.popen.kill()
+                process.popen.wait()
+        if process in self.processes:
+            self.processes.remove(process)
+
+    def close(self) -> None:
+        for process in list(self.processes):
+            with contextlib.suppress(Exception):
+                self.stop(process)
+        if self.databases:
+            try:
+                engine = create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
+                with engine.connect() as connection:
+                    for name in self.databases:
+                        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                engine.dispose()
+                self.databases.clear()
+            except Exception as error:
+                say(f"could not drop the scratch databases {self.databases}: {error}")
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def wait_until_serving(
+    process: Process | None,
+    address: str,
+    service: str,
+    credentials: grpc.ChannelCredentials | None,
+    timeout: float = 60.0,
+) -> None:
+    """Waits for the health check to answer SERVING: over mutual TLS with `credentials`
+    (anyone authenticated may ask), in plaintext without (a server started --insecure)."""
+    deadline = time.monotonic() + timeout
+    opened = grpc.secure_channel(address, credentials) if credentials else grpc.insecure_channel(address)
+    with opened as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            if process is not None and process.popen.poll() is not None:
+                raise BenchmarkError(
+                    f"the {process.name} server exited with {process.popen.returncode}:\n{process.log_tail()}"
+                )
+            with contextlib.suppress(grpc.RpcError):
+                answer = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=1.0)
+                if answer.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            time.sleep(0.1)
+    tail = process.log_tail() if process is not None else ""
+    raise BenchmarkError(f"{service or address} did not become SERVING within {timeout:.0f}s\n{tail}")

@@ -1,0 +1,214 @@
+"""The human-readable report on stdout, read from the summary: the levels beside echo and pgbench,
+CPU per call, the ledger and two-payer checks, the cost of security, the cross-node comparison,
+the targets, and where the profiled services spent their time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.benchmark.deployment import ADMDVS, WEST_ADMDVS
+from services.benchmark.summary import STEADY_CONTROL, TARGET_CALLERS
+
+
+def print_report(summary: dict[str, Any]) -> None:
+    """The whole report; each optional part only when the run measured it."""
+    print(
+        f"\ngongji benchmark: {summary['cpu_count']} CPUs, servers {summary['server_mode']}, "
+        f"{summary['families']} families, {summary['seconds']:g}s per level after {summary['warmup']:g}s warm-up, "
+        f"server log level {summary['server_log_level']}, code {summary['code']['commit'] or '(not a git checkout)'}"
+        f"{' + uncommitted changes' if summary['code']['dirty'] else ''}"
+    )
+    print(
+        f"transport: {summary['transport']}; every settle, echo and cross-node call presents its caller's certificate"
+    )
+    header = (
+        f"{'callers':>7} | {'settle/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'err':>4} | {'echo/s':>8} {'p50':>6} "
+        f"{'p99':>6} | {'pgbench':>8} {'p50':>6} {'p99':>6} | {'÷pgbench':>8} {'p50÷echo':>8} {'p99÷echo':>8}"
+    )
+    print(header)
+    print("-" * len(header))
+    for row in summary["levels"]:
+        echo, pg, ratios = row["echo"], row["pgbench"], row["ratios"]
+        print(
+            f"{row['concurrency']:>7} | {row['settlements_per_second']:>9.1f} {row['p50_ms']:>7.2f} "
+            f"{row['p99_ms']:>7.2f} {sum(row['errors'].values()):>4} | {echo['per_second']:>8.0f} "
+            f"{echo['p50_ms']:>6.2f} {echo['p99_ms']:>6.2f} | {pg['tps']:>8.0f} {pg['p50_ms']:>6.2f} "
+            f"{pg['p99_ms']:>6.2f} | {ratios['settlements_per_pgbench_tps'] or 0:>8.1%} "
+            f"{ratios['p50_vs_echo_p50'] or 0:>7.1f}x {ratios['p99_vs_echo_p99'] or 0:>7.1f}x"
+        )
+    print("\nCPU during the settlement window (% of one core):")
+    for row in summary["levels"]:
+        print(
+            f"  {row['concurrency']:>3} callers: " + ", ".join(f"{k} {v:.0f}%" for k, v in row["cpu_percent"].items())
+        )
+    print("\nCPU per call (ms; from /proc, so it holds even when the machine is busy), and the rate the serving")
+    print(f"side alone could reach on {summary['cpu_count']} free cores:")
+    for row in summary["levels"]:
+        cost, pg, echo = row["cpu_cost"], row["pgbench"]["cpu_cost"], row["echo"]["cpu_cost"]
+        if not cost or not pg:
+            continue
+        parts = " + ".join(f"{name} {cost['ms_per_call'].get(name, 0):.2f}" for name in cost["serving"])
+        print(
+            f"  {row['concurrency']:>3} callers: settlement {parts} = {cost['serving_ms_per_call']:.2f} ms "
+            f"(≤ {cost['ceiling_per_second'] or 0:.0f}/s); pgbench {pg['serving_ms_per_call']:.2f} ms "
+            f"(≤ {pg['ceiling_per_second'] or 0:.0f}/s); echo {echo.get('serving_ms_per_call', 0):.2f} ms; "
+            f"ceiling ratio {row['ratios']['ceiling_settlements_per_pgbench_tps'] or 0:.1%}"
+        )
+    if summary["other_cpu_percent_max"] > 20:
+        print(
+            f"  note: other processes used up to {summary['other_cpu_percent_max']:.0f}% of a core during a "
+            "window (the 'other' column); the machine was not quiet, so these figures are pessimistic"
+        )
+    for row in summary["levels"]:
+        for error, count in row["errors"].items():
+            print(f"  errors at {row['concurrency']} callers: {count} × {error}")
+    two = summary["two_payer"]
+    print(
+        f"\ntwo-payer bills: {two['with_two_legs']} of {two['settlements_checked']} settlements had 2 legs "
+        f"({two['fraction']:.1%})"
+    )
+    ledger = summary["ledger"]
+    state = "balanced" if ledger["balanced"] else "NOT BALANCED: " + "; ".join(ledger["problems"])
+    print(
+        f"ledger after the run: {state} ({ledger['entry_count']} entries, {ledger['account_count']} accounts; "
+        f"the run made {ledger['credits']} credits and {ledger['settlements']} settlements)"
+    )
+    if summary.get("security"):
+        _print_security(summary["security"])
+    if summary.get("cross_node"):
+        _print_cross(summary["cross_node"])
+    targets = summary["targets"]
+    share, p99 = targets["settlements_vs_pgbench"], targets["p99_ms"]
+    mark = {True: "met", False: "NOT met"}
+    print("\ntargets:")
+    print(
+        f"  settlements/s ≥ {share['target']:.0%} of pgbench tps at {share['concurrency']} callers: "
+        f"{(share['value'] or 0):.1%} — {mark[share['met']]}"
+        + (f" (on CPU cost per call: {share['ceiling_value']:.1%})" if share.get("ceiling_value") else "")
+    )
+    print(f"  p99 < {p99['target']:g} ms at {p99['concurrency']} callers: {p99['value']:.1f} ms — {mark[p99['met']]}")
+    if share["concurrency"] != TARGET_CALLERS:
+        print(f"  (the issue states both at {TARGET_CALLERS} callers; this run's highest level was checked)")
+    profile = summary["profile"]
+    if profile:
+        _print_profile(profile)
+
+
+def _print_security(security: dict[str, Any]) -> None:
+    print(
+        "\ncost of security: the same Settle load on the same databases with binding and payment restarted "
+        "--insecure\n(plaintext; each call names its hospital in x-forwarded-client-cert, so authorization "
+        "still runs and only TLS differs):"
+    )
+    header = (
+        f"{'callers':>7} | {'mTLS/s':>9} {'p50 ms':>7} {'p99 ms':>7} | {'plain/s':>9} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'err':>4} | {'mTLS÷plain':>10} {'cost':>6} {'p50 ×':>6} {'p99 ×':>6} | {'CPU ms/call mTLS plain':>22} "
+        f"{'pg ×':>5}"
+    )
+    print(header)
+    print("-" * len(header))
+    for row in security["levels"]:
+        tls, plain, ratios = row["mutual_tls"], row["plaintext"], row["ratios"]
+        print(
+            f"{row['concurrency']:>7} | {tls['settlements_per_second']:>9.1f} {tls['p50_ms']:>7.2f} "
+            f"{tls['p99_ms']:>7.2f} | {plain['settlements_per_second']:>9.1f} {plain['p50_ms']:>7.2f} "
+            f"{plain['p99_ms']:>7.2f} {sum(plain['errors'].values()):>4} | "
+            f"{ratios['mtls_per_plaintext_settlements'] or 0:>10.1%} {row['security_cost'] or 0:>6.1%} "
+            f"{ratios['mtls_per_plaintext_p50'] or 0:>5.2f}x {ratios['mtls_per_plaintext_p99'] or 0:>5.2f}x | "
+            f"{tls['serving_ms_per_call'] or 0:>16.2f} {plain['cpu_cost'].get('serving_ms_per_call', 0):>5.2f} "
+            f"{ratios['postgres_cpu_mtls_per_plaintext'] or 0:>4.2f}x"
+        )
+    low, high = STEADY_CONTROL
+    verdict = {
+        True: f"within {low:.1f}–{high:.1f} at every level: the machine held its speed between the phases",
+        False: f"outside {low:.1f}–{high:.1f}: the machine's speed changed between the phases (a shared host?), "
+        "so the ratio says more about that than about TLS",
+        None: "no CPU figures on this system",
+    }[security["steady"]]
+    print(f"  pg ×: postgres's CPU per settlement, mTLS ÷ plaintext, a control TLS does not touch; {verdict}")
+    for row in security["levels"]:
+        for error, count in row["plaintext"]["errors"].items():
+            print(f"  plaintext errors at {row['concurrency']} callers: {count} × {error}")
+    ledger = security["ledger"]
+    state = "balanced" if ledger["balanced"] else "NOT BALANCED: " + "; ".join(ledger["problems"])
+    two = security["two_payer"]
+    print(
+        f"plaintext: {two['with_two_legs']} of {two['settlements_checked']} settlements had 2 legs; "
+        f"ledger afterwards {state} ({ledger['entry_count']} entries)"
+    )
+
+
+def _print_cross(cross: dict[str, Any]) -> None:
+    print(
+        f"\ncross-node settlements ({cross['families']} families: child and mother in {ADMDVS} on east, father in "
+        f"{WEST_ADMDVS} on west; bills sent to east) beside single-node ones:"
+    )
+    header = (
+        f"{'callers':>7} | {'single/s':>9} {'p50 ms':>7} {'p99 ms':>7} | {'cross/s':>9} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'err':>4} | {'cross÷single':>12} {'p50 ×':>6} {'p99 ×':>6}"
+    )
+    print(header)
+    print("-" * len(header))
+    for row in cross["levels"]:
+        alone, ratios = row["single_node"], row["ratios"]
+        print(
+            f"{row['concurrency']:>7} | {alone['settlements_per_second']:>9.1f} {alone['p50_ms']:>7.2f} "
+            f"{alone['p99_ms']:>7.2f} | {row['settlements_per_second']:>9.1f} {row['p50_ms']:>7.2f} "
+            f"{row['p99_ms']:>7.2f} {sum(row['errors'].values()):>4} | "
+            f"{ratios['cross_per_single_settlements'] or 0:>12.1%} {ratios['cross_per_single_p50'] or 0:>5.1f}x "
+            f"{ratios['cross_per_single_p99'] or 0:>5.1f}x"
+        )
+    for row in cross["levels"]:
+        for error, count in row["errors"].items():
+            print(f"  cross-node errors at {row['concurrency']} callers: {count} × {error}")
+    legs = cross["legs"]
+    print(
+        f"cross-node bills: {legs['with_a_leg_in_west']} of {legs['settlements_checked']} had one leg paid in "
+        f"{WEST_ADMDVS} ({legs['with_two_legs']} with 2 legs); sample: {', '.join(cross['sample_legs'])}"
+    )
+    for name, ledger in cross["ledgers"].items():
+        state = "balanced" if ledger["balanced"] else "NOT BALANCED: " + "; ".join(ledger["problems"])
+        print(f"ledger on {name}: {state} ({ledger['entry_count']} entries, {ledger['account_count']} accounts)")
+    clearing = cross["clearing"]
+
+    def owed(balances: list[dict[str, Any]]) -> str:
+        return (
+            ", ".join(
+                f"{b['debtor_province']}→{b['creditor_province']} {b['amount_fen'] / 100:.2f} yuan" for b in balances
+            )
+            or "nothing"
+        )
+
+    print(
+        f"clearing report for {clearing['date']} (China Standard Time): "
+        + (f"east and west agree: {owed(clearing['east'])}" if clearing["agree"] else
+           f"east and west DISAGREE: east {owed(clearing['east'])}; west {owed(clearing['west'])}")
+    )  # fmt: skip
+
+
+def _print_profile(profile: dict[str, Any]) -> None:
+    clock = "CPU time of each thread" if profile["clock"] == "cpu" else "wall-clock time"
+    print(f"\nprofile ({clock}, {profile['settle_calls']} Settle calls with the warm-ups; ms are per settlement):")
+    sections = (
+        ("payment", "top_cumulative", "payment service, top 25 by cumulative time"),
+        ("payment", "top_self", "payment service, top 15 by own time"),
+        ("binding", "top_self", "binding service, top 15 by own time"),
+    )
+    for service in ("payment", "binding"):
+        layers = profile.get(service, {}).get("layers")
+        if layers:
+            print(f"\n  {service} service, own time by layer:")
+            for row in layers:
+                print(f"  {row['layer']:>22} {row['percent']:>5.1f}%  {row['ms_per_settlement'] or 0:>7.3f} ms")
+    for service, key, title in sections:
+        found = profile.get(service, {})
+        if key not in found:
+            continue
+        print(f"\n  {title} ({found['path']}):")
+        print(f"  {'calls':>9} {'own s':>8} {'cum s':>8} {'own ms':>7} {'cum ms':>7}  function")
+        for row in found[key]:
+            print(
+                f"  {row['calls']:>9} {row['tottime_s']:>8.2f} {row['cumtime_s']:>8.2f} "
+                f"{row['tottime_ms_per_settlement'] or 0:>7.3f} {row['cumtime_ms_per_settlement'] or 0:>7.3f}  "
+                f"{row['function']}"
+            )

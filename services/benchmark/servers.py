@@ -1,0 +1,170 @@
+"""Starting the services under test: binding and payment "east" (and, for the cross-node phase,
+payment "west") in their own processes, as `gongji serve` runs them, or on threads of this
+process with --in-process."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from services.benchmark.deployment import EAST, EAST_PROVINCES, OPERATOR, WEST, WEST_PROVINCES
+from services.benchmark.options import Options
+from services.benchmark.processes import Process, Scratch, free_port, wait_until_serving
+from services.common.security.development_pki import DevelopmentPKI
+from shared.principals import BINDING_SERVICE
+
+# The gRPC service names whose health says a server is ready.
+BINDING = "gongji.binding.v1.BindingService"
+PAYMENT = "gongji.payment.v1.PaymentService"
+
+
+@dataclass
+class Servers:
+    binding_address: str
+    payment_address: str  # node "east"
+    pids: dict[str, int] = field(default_factory=dict)  # kept current across restarts
+    stop: Callable[[], None] = lambda: None
+    west_address: str | None = None  # the second payment node, for the cross-node phase
+    west_pid: int | None = None
+    # Stops binding and east and starts them again on the same addresses and databases: with
+    # --insecure (plaintext) when given True, with mutual TLS when given False. None in-process.
+    restart: Callable[[bool], None] | None = None
+
+
+def start_subprocess_servers(scratch: Scratch, options: Options, urls: dict[str, str], pki: DevelopmentPKI) -> Servers:
+    binding_address = f"127.0.0.1:{free_port()}"
+    payment_address = f"127.0.0.1:{free_port()}"
+    common_args = ["--log-level", options.server_log_level, "serve"]
+    binding_args = [*common_args, "binding", "--address", binding_address, "--database", urls["binding"]]
+    payment_args = [
+        *common_args, "payment", "--address", payment_address, "--database", urls["payment"],
+        "--binding-address", binding_address, "--grace", "5", "--verifier", "stand-in", "--node", "east",
+    ]  # fmt: skip
+    west_address = west_args = None
+    if options.cross_node:
+        west_address = f"127.0.0.1:{free_port()}"
+        routing = os.path.join(scratch.directory, "routing.json")
+        with open(routing, "w", encoding="utf-8") as handle:
+            json.dump(
+                {
+                    "nodes": {
+                        "east": {"address": payment_address, "provinces": list(EAST_PROVINCES)},
+                        "west": {"address": west_address, "provinces": list(WEST_PROVINCES)},
+                    }
+                },
+                handle,
+            )
+        west_args = [
+            *common_args, "payment", "--address", west_address, "--database", urls["payment_west"],
+            "--binding-address", binding_address, "--grace", "5", "--verifier", "stand-in",
+            "--routing", routing, "--node", "west", *pki.args(WEST),
+        ]  # fmt: skip
+        payment_args += ["--routing", routing]
+        binding_args += ["--routing", routing]  # the binding service answers only the routing file's nodes
+    health = pki.credentials(OPERATOR)
+
+    def command(name: str, args: list[str], profiled: bool) -> list[str]:
+        """`gongji ARGS`, or the same under cProfile (services/benchmark/__main__.py)."""
+        if profiled and options.profile:
+            path = options.profile if name == "payment" else f"{options.profile}.binding"
+            return ["-m", "services.benchmark", "profile", path, options.profile_clock, *args]
+        return ["-m", "services.cli", *args]
+
+    def start_pair(plaintext: bool, log_suffix: str = "", profiled: bool = False) -> tuple[Process, Process]:
+        """Binding, then payment east: with mutual TLS, or plaintext with --insecure (the rest alike)."""
+        binding_security = ["--insecure"] if plaintext else pki.args(BINDING_SERVICE)
+        payment_security = ["--insecure"] if plaintext else pki.args(EAST)
+        credentials = None if plaintext else health
+        binding = scratch.spawn(
+            f"binding{log_suffix}", command("binding", [*binding_args, *binding_security], profiled), binding_address
+        )
+        wait_until_serving(binding, binding_address, BINDING, credentials)
+        payment = scratch.spawn(
+            f"payment{log_suffix}", command("payment", [*payment_args, *payment_security], profiled), payment_address
+        )
+        wait_until_serving(payment, payment_address, PAYMENT, credentials)
+        return binding, payment
+
+    # Only the first start is profiled: the profile is of the single-node mutual-TLS phase.
+    binding, payment = start_pair(plaintext=False, profiled=True)
+    west = None
+    if west_address and west_args:  # never profiled
+        west = scratch.spawn("west", ["-m", "services.cli", *west_args], west_address)
+        wait_until_serving(west, west_address, PAYMENT, health)
+    servers = Servers(
+        binding_address, payment_address, {"binding": binding.popen.pid, "payment": payment.popen.pid},
+        west_address=west_address, west_pid=west.popen.pid if west is not None else None,
+    )  # fmt: skip
+
+    def restart(plaintext: bool) -> None:
+        nonlocal binding, payment
+        scratch.stop(payment)
+        scratch.stop(binding)
+        binding, payment = start_pair(plaintext, log_suffix="-plaintext" if plaintext else "-mtls")
+        servers.pids.update(binding=binding.popen.pid, payment=payment.popen.pid)
+
+    def stop() -> None:
+        if west is not None:
+            scratch.stop(west)
+        scratch.stop(payment)
+        scratch.stop(binding)
+
+    servers.stop, servers.restart = stop, restart
+    return servers
+
+
+def start_in_process_servers(scratch: Scratch, options: Options, urls: dict[str, str], pki: DevelopmentPKI) -> Servers:
+    from services.binding.app import BindingSettings, start_binding_server
+    from services.common.hosting import BackgroundServer
+    from services.common.server import ServerSecurity
+    from services.payment.app import PaymentSettings, start_payment_server
+    from services.payment.routing import RoutingTable
+    from services.payment.verification import StandInVerifier
+
+    # One line per call, as `gongji serve` writes it, into a file instead of the terminal.
+    rpc_log = logging.getLogger("gongji.rpc")
+    saved = rpc_log.propagate, rpc_log.level
+    handler = logging.FileHandler(os.path.join(scratch.directory, "servers.log"))
+    rpc_log.propagate = False
+    rpc_log.setLevel(getattr(logging, options.server_log_level.upper(), logging.INFO))
+    rpc_log.addHandler(handler)
+
+    def restore_logging() -> None:
+        rpc_log.removeHandler(handler)
+        handler.close()
+        rpc_log.propagate, rpc_log.level = saved
+
+    binding_settings = BindingSettings(
+        database_url=urls["binding"], security=ServerSecurity(pki.transport(BINDING_SERVICE)),
+        address="127.0.0.1:0", migrate_on_start=False,
+    )  # fmt: skip
+    binding: BackgroundServer | None = None
+    try:
+        binding = BackgroundServer(lambda: start_binding_server(binding_settings)).start()
+        payment_settings = PaymentSettings(
+            database_url=urls["payment"],
+            security=ServerSecurity(pki.transport(EAST)),
+            verifier=StandInVerifier(),
+            address="127.0.0.1:0",
+            binding_address=binding.address,
+            migrate_on_start=False,
+            routing=RoutingTable.single("east"),
+        )
+        payment = BackgroundServer(lambda: start_payment_server(payment_settings)).start()
+    except BaseException:
+        if binding is not None:
+            binding.stop()
+        restore_logging()
+        raise
+
+    def stop() -> None:
+        try:
+            payment.stop()
+            binding.stop()
+        finally:
+            restore_logging()
+
+    return Servers(binding.address, payment.address, {}, stop)

@@ -1,0 +1,241 @@
+"""The run's summary, one JSON-ready dict: each level beside its baselines (echo, pgbench) with
+ratios and CPU cost, the two-payer and ledger checks, the issue's targets, and the cost-of-security
+and cross-node comparisons. It is what `--json` prints and what the text report reads."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from services.benchmark.cpu import cpu_cost
+from services.benchmark.deployment import EAST_PROVINCES, WEST_PROVINCES
+from services.benchmark.driver import Level
+from services.benchmark.options import Options
+
+# The issue's targets, checked at the highest concurrency measured.
+TARGET_SHARE_OF_PGBENCH = 0.25
+TARGET_P99_MS = 50.0
+TARGET_CALLERS = 32
+# Postgres's CPU per settlement does not depend on the transport; when it moved more than this
+# between the mutual-TLS and the plaintext phase, the machine (a shared host) or the database did.
+STEADY_CONTROL = (0.9, 1.1)
+# The repository measured: services/benchmark/summary.py is three levels below it.
+_REPOSITORY = Path(os.path.abspath(__file__)).parents[2]
+
+
+def _level_row(level: Level) -> dict[str, Any]:
+    return {
+        "concurrency": level.concurrency,
+        **{k: round(v, 3) if isinstance(v, float) else v for k, v in level.summary.items()},
+        "errors": level.errors,
+        "cpu_percent": level.cpu_percent,
+    }
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 3) if a is not None and b else None
+
+
+def summarise(
+    options: Options,
+    gongji: dict[str, Any],
+    echo: list[Level],
+    pgbench: list[dict[str, Any]],
+    profile: dict[str, Any] | None,
+    cross: dict[str, Any] | None = None,
+    plain: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    rows = []
+    for settle, ping, pg in zip(gongji["levels"], echo, pgbench, strict=True):
+        row = _level_row(settle)
+        row["settlements_per_second"] = row.pop("per_second")
+        row["echo"] = _level_row(ping)
+        row["pgbench"] = pg
+        # In-process, "client" is the servers and the load generator together.
+        serving = ("client", "postgres") if options.in_process else ("binding", "payment", "postgres")
+        row["cpu_cost"] = cpu_cost(row["cpu_percent"], row["settlements_per_second"], serving)
+        row["echo"]["cpu_cost"] = cpu_cost(row["echo"]["cpu_percent"], row["echo"]["per_second"], ("echo",))
+        pg["cpu_cost"] = cpu_cost(pg["cpu_percent"], pg["tps"], ("postgres",))
+        row["ratios"] = {
+            "settlements_per_pgbench_tps": _ratio(row["settlements_per_second"], pg["tps"]),
+            "ceiling_settlements_per_pgbench_tps": _ratio(
+                row["cpu_cost"].get("ceiling_per_second"), pg["cpu_cost"].get("ceiling_per_second")
+            ),
+            "p50_vs_echo_p50": _ratio(row["p50_ms"], row["echo"]["p50_ms"]),
+            "p99_vs_echo_p99": _ratio(row["p99_ms"], row["echo"]["p99_ms"]),
+            "settlements_per_echo_call": _ratio(row["settlements_per_second"], row["echo"]["per_second"]),
+        }
+        rows.append(row)
+    top = max(rows, key=lambda r: r["concurrency"])
+    share = top["ratios"]["settlements_per_pgbench_tps"]
+    legs = gongji["legs"]
+    answered = sum(legs.values())
+    security = _security_summary(plain, rows)
+    return {
+        "server_mode": "in-process" if options.in_process else "subprocess",
+        # Settle, echo and the cross-node phase; the "security" part adds a plaintext run.
+        "transport": "mutual TLS",
+        "cpu_count": os.cpu_count(),
+        "families": options.families,
+        "seconds": options.seconds,
+        "warmup": options.warmup,
+        "concurrency": list(options.concurrency),
+        "server_log_level": options.server_log_level.upper(),
+        "code": _code_version(),
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
+        "other_cpu_percent_max": max(
+            (
+                level["cpu_percent"].get("other", 0.0)
+                for level in [
+                    *rows,
+                    *(r["echo"] for r in rows),
+                    *(r["pgbench"] for r in rows),
+                    *(r["plaintext"] for r in (security or {}).get("levels", [])),
+                ]
+            ),
+            default=0.0,
+        ),
+        "settlements_per_second": max(r["settlements_per_second"] for r in rows),
+        "levels": rows,
+        "two_payer": {
+            "settlements_checked": answered,
+            "with_two_legs": legs.get(2, 0),
+            "fraction": round(legs.get(2, 0) / answered, 4) if answered else 0.0,
+            "legs_histogram": {str(k): v for k, v in sorted(legs.items())},
+        },
+        "ledger": {**gongji["ledger"], "credits": 2 * options.families, "settlements": gongji["settlements_made"]},
+        "targets": {
+            "settlements_vs_pgbench": {
+                "target": TARGET_SHARE_OF_PGBENCH,
+                "concurrency": top["concurrency"],
+                "value": share,
+                "met": share is not None and share >= TARGET_SHARE_OF_PGBENCH,
+                # The same comparison on CPU cost, which a busy machine hardly skews.
+                "ceiling_value": top["ratios"]["ceiling_settlements_per_pgbench_tps"],
+            },
+            "p99_ms": {
+                "target": TARGET_P99_MS,
+                "concurrency": top["concurrency"],
+                "value": top["p99_ms"],
+                "met": top["p99_ms"] < TARGET_P99_MS,
+            },
+        },
+        "profile": profile,
+        "security": security,
+        "cross_node": _cross_summary(cross, rows),
+    }
+
+
+def _security_summary(plain: dict[str, Any] | None, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Each plaintext level beside the mutual-TLS one at the same concurrency: what TLS costs.
+    "security_cost" is the share of the plaintext rate that mutual TLS gives up (1 − mTLS ÷ plaintext).
+    The phases run one after the other, so "postgres_cpu_mtls_per_plaintext" is the control: TLS does
+    not touch the database, and a ratio far from 1 means the machine's speed changed in between."""
+    if plain is None:
+        return None
+    secured = {row["concurrency"]: row for row in rows}
+    levels = []
+    for level in plain["levels"]:
+        row = _level_row(level)
+        row["settlements_per_second"] = row.pop("per_second")
+        row["cpu_cost"] = cpu_cost(
+            row["cpu_percent"], row["settlements_per_second"], ("binding", "payment", "postgres")
+        )
+        tls = secured[level.concurrency]
+        ratio = _ratio(tls["settlements_per_second"], row["settlements_per_second"])
+        control = _ratio(
+            tls["cpu_cost"].get("ms_per_call", {}).get("postgres"),
+            row["cpu_cost"].get("ms_per_call", {}).get("postgres"),
+        )
+        levels.append(
+            {
+                "concurrency": level.concurrency,
+                "mutual_tls": {
+                    **{key: tls[key] for key in ("settlements_per_second", "p50_ms", "p99_ms", "errors")},
+                    "serving_ms_per_call": tls["cpu_cost"].get("serving_ms_per_call"),
+                },
+                "plaintext": row,
+                "ratios": {
+                    "mtls_per_plaintext_settlements": ratio,
+                    "mtls_per_plaintext_p50": _ratio(tls["p50_ms"], row["p50_ms"]),
+                    "mtls_per_plaintext_p99": _ratio(tls["p99_ms"], row["p99_ms"]),
+                    "mtls_per_plaintext_serving_cpu": _ratio(
+                        tls["cpu_cost"].get("serving_ms_per_call"), row["cpu_cost"].get("serving_ms_per_call")
+                    ),
+                    "postgres_cpu_mtls_per_plaintext": control,
+                },
+                "security_cost": round(1 - ratio, 3) if ratio is not None else None,
+            }
+        )
+    legs = plain["legs"]
+    controls = [level["ratios"]["postgres_cpu_mtls_per_plaintext"] for level in levels]
+    return {
+        "mutual_tls": "every port mutual TLS; each call presents its caller's certificate",
+        "plaintext": (
+            "binding and east restarted with --insecure on the same databases and families; each call names "
+            "its caller in x-forwarded-client-cert, so the access policy still judges it"
+        ),
+        "levels": levels,
+        # Whether the control stayed within STEADY_CONTROL at every level (None: no CPU figures).
+        "steady": all(STEADY_CONTROL[0] <= c <= STEADY_CONTROL[1] for c in controls) if None not in controls else None,
+        "settlements": plain["settlements_made"],
+        "two_payer": {"settlements_checked": sum(legs.values()), "with_two_legs": legs.get(2, 0)},
+        "ledger": plain["ledger"],
+        "ok": plain["ledger"]["balanced"],
+    }
+
+
+def _cross_summary(cross: dict[str, Any] | None, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The cross-node levels, each beside the single-node one at the same concurrency."""
+    if cross is None:
+        return None
+    single = {row["concurrency"]: row for row in rows}
+    levels = []
+    for level in cross["levels"]:
+        row = _level_row(level)
+        row["settlements_per_second"] = row.pop("per_second")
+        row["cpu_cost"] = cpu_cost(
+            row["cpu_percent"], row["settlements_per_second"], ("binding", "payment", "west", "postgres")
+        )
+        alone = single[level.concurrency]
+        row["single_node"] = {k: alone[k] for k in ("settlements_per_second", "p50_ms", "p99_ms")}
+        row["ratios"] = {
+            "cross_per_single_settlements": _ratio(row["settlements_per_second"], alone["settlements_per_second"]),
+            "cross_per_single_p50": _ratio(row["p50_ms"], alone["p50_ms"]),
+            "cross_per_single_p99": _ratio(row["p99_ms"], alone["p99_ms"]),
+        }
+        levels.append(row)
+    checked = cross["checked"]
+    return {
+        "nodes": {"east": list(EAST_PROVINCES), "west": list(WEST_PROVINCES)},
+        "families": cross["families"],
+        "settlements_per_second": max(r["settlements_per_second"] for r in levels),
+        "levels": levels,
+        "sample_legs": cross["sample_legs"],
+        "legs": {
+            "settlements_checked": checked["settlements"],
+            "with_two_legs": checked["two_legs"],
+            "with_a_leg_in_west": checked["west_leg"],
+        },
+        "settlements": cross["settlements_made"],
+        "ledgers": cross["ledgers"],
+        "clearing": cross["clearing"],
+        "ok": all(ledger["balanced"] for ledger in cross["ledgers"].values()) and cross["clearing"]["agree"],
+    }
+
+
+def _code_version() -> dict[str, Any]:
+    """The commit measured, and whether the working tree differed from it."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=_REPOSITORY, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=_REPOSITORY, capture_output=True,
+            text=True, timeout=10,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": commit or None, "dirty": bool(dirty) if commit else None}
