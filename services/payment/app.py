@@ -30,8 +30,8 @@ from services.payment.entrypoints.node_servicer import PaymentNodeServicer
 from services.payment.routing import RoutingTable
 from services.payment.service_layer.coordinator import Coordinator, FailPoint, no_failpoint
 from services.payment.service_layer.scope_facts import PaymentScopeFacts
+from services.payment.service_layer.settlements import expire_if_due, expired_settlements
 from services.payment.service_layer.unit_of_work import PaymentUnitOfWork
-from services.payment.service_layer.use_cases import expire_if_due, expired_settlements
 from services.payment.verification import Verifier
 
 BINDING_ADDRESS_ENV = "GONGJI_BINDING_ADDRESS"

@@ -13,7 +13,7 @@ from services.common.converters import datetime_to_timestamp, enum_to_proto
 from services.common.grants import grants_from_proto
 from services.common.status import error_info_of
 from services.payment.service_layer.binding_directory import BoundPair, PayerQuery, WalletLimits
-from services.payment.service_layer.use_cases import Payers
+from services.payment.service_layer.settlements import Payers
 from shared.errors import DomainError, Reason
 from shared.payers import EarmarkedShare, PayerMode
 from shared.policy import (

@@ -80,7 +80,7 @@ settlements = Table(
     Column("passed_over", JSON, nullable=False, server_default="[]"),
     Index("ix_settlements_open", "state", "expire_time"),
     Index("ix_settlements_institution", "institution_code", "capture_time"),
-    # One live settlement per bill of an institution (see use_cases.check_bill_not_settled).
+    # One live settlement per bill of an institution (see settlements.check_bill_not_settled).
     Index(
         "uq_settlements_live_bill",
         "institution_code",

@@ -24,7 +24,7 @@ from services.common.runner import UseCaseRunner
 from services.common.security.callers import caller_id, forwarded
 from services.common.status import status_of
 from services.payment.entrypoints import converters as convert
-from services.payment.service_layer import inquiries, use_cases
+from services.payment.service_layer import accounts, inquiries, settlements, wallets
 from services.payment.service_layer.binding_directory import BindingDirectory
 from services.payment.service_layer.coordinator import Coordinator
 from services.payment.service_layer.node_routing import NodeRouting
@@ -125,7 +125,7 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
 
         def run(uow: PaymentUnitOfWork) -> api.CreditAccountResponse:
             now = self._clock.now()
-            account, entry_id = use_cases.credit_account(
+            account, entry_id = accounts.credit_account(
                 uow, id_number, kind, request.amount_fen, purpose, admdvs, memo, now, request.request_id
             )
             shares = uow.usage.shares_of(id_number, year_of(now)) if kind is AccountKind.PERSONAL_ACCOUNT else []
@@ -142,7 +142,7 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
         kind = convert.account_kind_to_read(request.account_kind)
 
         def read(uow: PaymentUnitOfWork) -> api.GetAccountResponse:
-            account = use_cases.get_account(uow, id_number, kind)
+            account = accounts.get_account(uow, id_number, kind)
             shares = (
                 uow.usage.shares_of(id_number, year_of(self._clock.now()))
                 if kind is AccountKind.PERSONAL_ACCOUNT
@@ -163,7 +163,7 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
         before = decode_offset(request.page_token, query)
 
         def read(uow: PaymentUnitOfWork) -> list:
-            use_cases.get_account(uow, id_number, kind)
+            accounts.get_account(uow, id_number, kind)
             return uow.journal.statement(account_id(kind, id_number), start, end, before, limit + 1)
 
         rows = await self._run.query(read)
@@ -204,7 +204,7 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
         within_limit(request.amount_fen, "amount_fen", self._max_amount)
 
         def run(uow: PaymentUnitOfWork) -> api.CaptureSettlementResponse:
-            settlement = use_cases.capture(uow, request.settlement_id, request.amount_fen, self._clock.now())
+            settlement = settlements.capture(uow, request.settlement_id, request.amount_fen, self._clock.now())
             return api.CaptureSettlementResponse(settlement=convert.settlement_to_proto(settlement))
 
         forwarded_answer = await self._on_holder("CaptureSettlement", request, request.settlement_id)
@@ -220,7 +220,7 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
         self, request: api.ReleaseSettlementRequest, context: grpc.aio.ServicerContext
     ) -> api.ReleaseSettlementResponse:
         def run(uow: PaymentUnitOfWork) -> api.ReleaseSettlementResponse:
-            settlement = use_cases.release(uow, request.settlement_id, self._clock.now())
+            settlement = settlements.release(uow, request.settlement_id, self._clock.now())
             return api.ReleaseSettlementResponse(settlement=convert.settlement_to_proto(settlement))
 
         forwarded_answer = await self._on_holder("ReleaseSettlement", request, request.settlement_id)
@@ -236,7 +236,7 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
         self, request: api.RefundSettlementRequest, context: grpc.aio.ServicerContext
     ) -> api.RefundSettlementResponse:
         def run(uow: PaymentUnitOfWork) -> api.RefundSettlementResponse:
-            settlement = use_cases.refund(uow, request.settlement_id, self._clock.now(), request.request_id)
+            settlement = settlements.refund(uow, request.settlement_id, self._clock.now(), request.request_id)
             return api.RefundSettlementResponse(settlement=convert.settlement_to_proto(settlement))
 
         forwarded_answer = await self._on_holder("RefundSettlement", request, request.settlement_id)
@@ -264,7 +264,7 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
             return elsewhere
 
         def run(uow: PaymentUnitOfWork) -> api.ReverseRequestResponse:
-            outcome = use_cases.reverse(
+            outcome = settlements.reverse(
                 uow, principal, original, refusal, _settlement_of, self._clock.now(), request.request_id
             )
             return api.ReverseRequestResponse(
@@ -285,7 +285,7 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
         forwarded_answer = await self._on_holder("GetSettlement", request, request.settlement_id)
         if forwarded_answer is not None:
             return forwarded_answer
-        settlement = await self._run.query(lambda uow: use_cases.get_settlement(uow, request.settlement_id))
+        settlement = await self._run.query(lambda uow: settlements.get_settlement(uow, request.settlement_id))
         return api.GetSettlementResponse(settlement=convert.settlement_to_proto(settlement))
 
     # Violations, reconciliation, audit ---------------------------------------------------
@@ -373,7 +373,7 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
         self._routing.check_wallet_kept_here(admdvs)
 
         def run(uow: PaymentUnitOfWork) -> api.ActivateWalletResponse:
-            account = use_cases.activate_wallet(uow, id_number, admdvs, self._clock.now())
+            account = wallets.activate_wallet(uow, id_number, admdvs, self._clock.now())
             return api.ActivateWalletResponse(account=convert.account_to_proto(account, []))
 
         return await self._run.mutate(
@@ -401,14 +401,14 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
     async def GetTransfer(
         self, request: api.GetTransferRequest, context: grpc.aio.ServicerContext
     ) -> api.GetTransferResponse:
-        row = await self._run.query(lambda uow: use_cases.get_transfer(uow, request.transfer_id))
+        row = await self._run.query(lambda uow: wallets.get_transfer(uow, request.transfer_id))
         return api.GetTransferResponse(transfer=convert.transfer_to_proto(row))
 
     async def GetClearingReport(
         self, request: api.GetClearingReportRequest, context: grpc.aio.ServicerContext
     ) -> api.GetClearingReportResponse:
         local = self._local_provinces
-        rows = await self._run.query(lambda uow: use_cases.clearing_report(uow, request.date, local))
+        rows = await self._run.query(lambda uow: accounts.clearing_report(uow, request.date, local))
         return api.GetClearingReportResponse(
             date=request.date,
             balances=[

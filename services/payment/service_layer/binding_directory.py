@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from services.payment.service_layer.use_cases import Payers
+from services.payment.service_layer.settlements import Payers
 from shared.errors import DomainError
 from shared.policy import UseCategory
 

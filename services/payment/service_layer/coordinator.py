@@ -22,7 +22,7 @@ from services.common.clock import Clock
 from services.common.interceptors import RpcFailure
 from services.common.runner import UseCaseRunner
 from services.payment.routing import Node, RoutingTable
-from services.payment.service_layer import coordination, participant, use_cases
+from services.payment.service_layer import coordination, ids, participant, settlements, wallets
 from services.payment.service_layer.coordination import Outcome, Prepared, RemoteCapacity
 from services.payment.service_layer.unit_of_work import PaymentUnitOfWork
 from shared.errors import DomainError, ErrorKind, Reason
@@ -128,18 +128,18 @@ class Coordinator:
             raise unreachable
         return None
 
-    def needs_other_nodes(self, bill: Bill, payers: use_cases.Payers) -> bool:
+    def needs_other_nodes(self, bill: Bill, payers: settlements.Payers) -> bool:
         """Whether settling this bill would hold money on another node first."""
         return bool(self._remote_grants(bill, payers))
 
-    def _remote_grants(self, bill: Bill, payers: use_cases.Payers) -> dict[str, list[PayerGrant]]:
+    def _remote_grants(self, bill: Bill, payers: settlements.Payers) -> dict[str, list[PayerGrant]]:
         far: dict[str, list[PayerGrant]] = defaultdict(list)
         for grant in payers.grants:
             if grant.grantor_id_number != bill.patient_id_number and not self._routing.is_local(grant.grantor_admdvs):
                 far[province_of(grant.grantor_admdvs)].append(grant)
         return dict(far)
 
-    async def remote_capacities(self, bill: Bill, payers: use_cases.Payers) -> dict[str, RemoteCapacity]:
+    async def remote_capacities(self, bill: Bill, payers: settlements.Payers) -> dict[str, RemoteCapacity]:
         """What each grantor on another node can give towards this bill now, by binding id
         (asked of those nodes; nothing is held)."""
         far = self._remote_grants(bill, payers)
@@ -152,7 +152,7 @@ class Coordinator:
             found.update({c.binding_id: c for c in capacities})
         return found
 
-    async def prepare(self, bill: Bill, payers: use_cases.Payers, expire_time: datetime) -> Prepared | None:
+    async def prepare(self, bill: Bill, payers: settlements.Payers, expire_time: datetime) -> Prepared | None:
         """Holds this bill's legs on other nodes; None when every payer is local."""
         far = self._remote_grants(bill, payers)
         if not far:
@@ -160,8 +160,8 @@ class Coordinator:
         now = self._clock.now()
         local = self._routing.me.provinces
         found = await self.remote_capacities(bill, payers)
-        plan = await self._run.query(lambda uow: use_cases.plan_remote_legs(uow, bill, payers, found, local, now))
-        transaction_id = use_cases.new_id()
+        plan = await self._run.query(lambda uow: settlements.plan_remote_legs(uow, bill, payers, found, local, now))
+        transaction_id = ids.new_id()
         if not plan:
             return Prepared(transaction_id, {}, local)
         participants: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -258,7 +258,7 @@ class Coordinator:
                 lambda uow, p=province: coordination.acknowledge(uow, transaction_id, p, self._clock.now())
             )
             if txn.kind == "TRANSFER" and state == coordination.COMMITTED:
-                await self._write(lambda uow: use_cases.complete_transfer(uow, transaction_id, self._clock.now()))
+                await self._write(lambda uow: wallets.complete_transfer(uow, transaction_id, self._clock.now()))
 
     async def refund_unaccepted_transfers(self) -> int:
         """Gives back every transfer still not accepted at 06:00 the day after it was made (DOMAIN §5).
@@ -272,7 +272,7 @@ class Coordinator:
         pending = await self._run.query(lambda uow: uow.transfers.pending(100))
         refunded = 0
         for row in pending:
-            if now < use_cases.unaccepted_refund_time(row.create_time):
+            if now < wallets.unaccepted_refund_time(row.create_time):
                 continue
             peer = self._routing.owner_of_province(row.target_province)
             try:
@@ -287,7 +287,7 @@ class Coordinator:
                 await self.finish(row.transfer_id)
                 continue
             if await self._write(
-                lambda uow, t=row.transfer_id: use_cases.refund_unaccepted_transfer(uow, t, self._clock.now())
+                lambda uow, t=row.transfer_id: wallets.refund_unaccepted_transfer(uow, t, self._clock.now())
             ):
                 refunded += 1
                 log.info("transfer %s was not accepted by 06:00 the next day; refunded to its sender", row.transfer_id)

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from services.payment.adapters.node_repository import ParticipantTransaction, PreparedLeg
+from services.payment.service_layer.accounts import ensure_clearing
+from services.payment.service_layer.ids import new_id
+from services.payment.service_layer.settlements import grant_limit
 from services.payment.service_layer.unit_of_work import PaymentUnitOfWork
-from services.payment.service_layer.use_cases import ensure_clearing, grant_limit, new_id
 from shared.errors import DomainError, Reason
 from shared.ledger import (
     Account,

@@ -15,7 +15,7 @@ from google.protobuf.message import Message
 
 from services.common.clock import Clock
 from services.common.runner import UseCaseRunner
-from services.payment.service_layer import use_cases
+from services.payment.service_layer import settlements, suspensions
 from services.payment.service_layer.binding_directory import BindingDirectory, PayerQuery
 from services.payment.service_layer.coordinator import Coordinator
 from services.payment.service_layer.unit_of_work import PaymentUnitOfWork
@@ -41,7 +41,7 @@ class Settling:
         self._coordinator = coordinator
         self._default_hold = default_hold
 
-    async def payers(self, bill: Bill, at: datetime) -> use_cases.Payers | DomainError:
+    async def payers(self, bill: Bill, at: datetime) -> settlements.Payers | DomainError:
         """The grants for this bill, or the refusal the binding service gave."""
         return await self._directory.payers(
             PayerQuery(bill.patient_id_number, bill.use_category, bill.institution_admdvs, bill.chronic_disease, at)
@@ -56,7 +56,7 @@ class Settling:
         if self._coordinator.needs_other_nodes(bill, payers):
             remote = await self._coordinator.remote_capacities(bill, payers)
             local = self._coordinator.routing.me.provinces
-        return await self._run.query(lambda uow: use_cases.quote(uow, bill, payers, at, remote, local))
+        return await self._run.query(lambda uow: settlements.quote(uow, bill, payers, at, remote, local))
 
     def expiry(self, requested: datetime | None, now: datetime) -> datetime:
         """When an authorised hold lapses: as requested, within the next 60 days, or the default."""
@@ -100,7 +100,7 @@ class Settling:
         def run(uow: PaymentUnitOfWork) -> R:
             if isinstance(payers, DomainError):
                 raise payers
-            settlement = use_cases.authorize(
+            settlement = settlements.authorize(
                 uow, bill, payers, expire, self._clock.now(), request_id, capture=capture,
                 prepared=prepared if prepared and prepared.capacities else None,
             )  # fmt: skip
@@ -122,7 +122,7 @@ class Settling:
         threshold = await self._directory.impersonation_threshold(bill.institution_admdvs)
 
         def refuse(uow: PaymentUnitOfWork) -> R:
-            use_cases.record_impersonation(uow, bill, threshold, self._clock.now())
+            suspensions.record_impersonation(uow, bill, threshold, self._clock.now())
             raise AssertionError("record_impersonation always refuses")
 
         return await self._run.mutate(method, request_id, request, response_type, refuse)

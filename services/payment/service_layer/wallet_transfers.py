@@ -15,7 +15,7 @@ from google.protobuf.message import Message
 
 from services.common.clock import Clock
 from services.common.runner import UseCaseRunner
-from services.payment.service_layer import use_cases
+from services.payment.service_layer import ids, wallets
 from services.payment.service_layer.binding_directory import BindingDirectory
 from services.payment.service_layer.coordinator import Coordinator
 from services.payment.service_layer.node_routing import NodeRouting
@@ -70,8 +70,8 @@ class WalletTransfers:
         pair = await self._directory.active_binding_between(asked.grantor_id_number, asked.beneficiary_id_number)
         self._routing.check_grantor_account_kept_here(pair.grantor_admdvs)
         limits = await self._directory.wallet_limits(pair.grantor_admdvs)
-        order = use_cases.TransferOrder(
-            transfer_id=use_cases.new_id(), request_id=request_id, grantor_id_number=asked.grantor_id_number,
+        order = wallets.TransferOrder(
+            transfer_id=ids.new_id(), request_id=request_id, grantor_id_number=asked.grantor_id_number,
             beneficiary_id_number=asked.beneficiary_id_number, beneficiary_province=pair.beneficiary_admdvs[:2],
             binding_id=pair.binding_id, amount_fen=asked.amount_fen, verification_method=asked.verification_method,
             transfers_per_day=limits.transfers_per_day, max_fen=limits.max_fen,
@@ -88,11 +88,11 @@ class WalletTransfers:
                     "the face or QR-code password verification did not confirm the grantor",
                     field="verification.token",
                 )
-            return respond(use_cases.transfer_to_wallet(uow, order, wallet_is_local, self._clock.now()))
+            return respond(wallets.transfer_to_wallet(uow, order, wallet_is_local, self._clock.now()))
 
         answer = await self._run.mutate(method, request_id, request, response_type, run)
         transfer_id = pending_transfer_id(answer)
         if not transfer_id:
             return answer
         await self._coordinator.finish(transfer_id)
-        return respond(await self._run.query(lambda uow: use_cases.get_transfer(uow, transfer_id)))
+        return respond(await self._run.query(lambda uow: wallets.get_transfer(uow, transfer_id)))

@@ -1,37 +1,34 @@
-"""Use cases of the payment service (DOMAIN §3.1–3.4, §3.6). Each runs inside
-the unit of work it is given, with every account it touches locked in sorted
-order; the caller commits."""
+"""Use cases on settlements (DOMAIN §3.3, §3.4): the payers a bill may draw on, the
+ordered deduction (quote, authorize), and the lifecycle after it (capture, release, expiry,
+refund, reversal), plus the legs a bill would take from other nodes. Each runs inside the
+unit of work it is given, with every account it touches locked in sorted order; the caller
+commits."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import datetime
 
 from services.payment.service_layer import coordination
+from services.payment.service_layer.accounts import ensure_clearing
 from services.payment.service_layer.coordination import Prepared, RemoteCapacity
+from services.payment.service_layer.ids import new_id
+from services.payment.service_layer.suspensions import check_not_suspended
 from services.payment.service_layer.unit_of_work import PaymentUnitOfWork
 from shared.deduction import Capacity, Leg, PaymentSource, least, shrink, split_bill
 from shared.errors import DomainError, Reason
 from shared.ledger import (
-    CHINA_STANDARD_TIME,
-    CONTRIBUTIONS_ACCOUNT,
     Account,
     AccountKind,
     JournalEntry,
     Posting,
     Purpose,
-    account_id,
-    clearing,
-    day_bounds,
     personal_account,
     receivable,
     wallet,
     year_of,
 )
-from shared.money import MAX_BALANCE_FEN
 from shared.payers import EarmarkedShare, PayerGrant, PayerMode, reserved_by_earmarks
 from shared.regions import province_of
 from shared.settlements import (
@@ -58,66 +55,6 @@ class Payers:
     earmarked: tuple[EarmarkedShare, ...] = ()
     # Relatives bound to the patient who may not pay now, with the binding service's reason.
     passed_over: tuple[PassedOver, ...] = ()
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
-
-
-# Accounts ---------------------------------------------------------------------------
-
-
-def credit_account(
-    uow: PaymentUnitOfWork,
-    id_number: str,
-    kind: AccountKind,
-    amount_fen: int,
-    purpose: Purpose,
-    admdvs: str,
-    memo: str,
-    now: datetime,
-    request_id: str,
-) -> tuple[Account, str]:
-    """每月到账 or an adjustment: money from the contributions source into an account."""
-    target = account_id(kind, id_number)
-    if uow.accounts.get(target) is None:
-        if not admdvs:
-            raise DomainError(Reason.FIELD_REQUIRED, "admdvs is required to open a new account", field="admdvs")
-        uow.accounts.ensure(Account(target, kind, id_number, admdvs), now)
-    uow.accounts.ensure(Account(CONTRIBUTIONS_ACCOUNT, AccountKind.EXTERNAL_CONTRIBUTIONS, "*", "000000"), now)
-    locked = uow.accounts.lock([target])
-    account = locked[target]
-    if account.balance_fen + amount_fen > MAX_BALANCE_FEN:
-        raise DomainError(
-            Reason.AMOUNT_LIMIT_EXCEEDED,
-            f"the account would hold more than {MAX_BALANCE_FEN} fen",
-            field="amount_fen",
-            metadata={"max_balance_fen": str(MAX_BALANCE_FEN)},
-        )
-    if amount_fen < 0 and account.available_fen < -amount_fen:
-        raise DomainError(
-            Reason.INSUFFICIENT_FUNDS,
-            f"an adjustment of {amount_fen} fen exceeds the available {account.available_fen} fen",
-            metadata={"available_fen": str(account.available_fen)},
-        )
-    entry = JournalEntry(
-        entry_id=new_id(),
-        time=now,
-        purpose=purpose,
-        postings=(Posting(CONTRIBUTIONS_ACCOUNT, -amount_fen), Posting(target, amount_fen)),
-        request_id=request_id,
-        memo=memo,
-    )
-    uow.journal.record(entry, locked)
-    uow.accounts.save_amounts([account])
-    return account, entry.entry_id
-
-
-def get_account(uow: PaymentUnitOfWork, id_number: str, kind: AccountKind) -> Account:
-    account = uow.accounts.get(account_id(kind, id_number))
-    if account is None:
-        raise DomainError(Reason.ACCOUNT_NOT_FOUND, f"no {kind.value.lower()} of {id_number}", field="id_number")
-    return account
 
 
 # Ordered deduction (DOMAIN §3.3) ----------------------------------------------------------
@@ -265,16 +202,6 @@ def _settlement_from_split(
     )
 
 
-def check_not_suspended(uow: PaymentUnitOfWork, holder: str) -> None:
-    suspension = uow.violations.suspension(holder)
-    if suspension is not None and suspension.active:
-        raise DomainError(
-            Reason.SETTLEMENT_SUSPENDED,
-            "networked settlement (联网结算) of this card is suspended until an operator lifts it",
-            metadata={"holder_id_number": holder},
-        )
-
-
 def check_bill_not_settled(uow: PaymentUnitOfWork, bill: Bill) -> None:
     """One bill of an institution (its medins_setl_id) is settled once: a second settlement while
     the first holds or took money is refused, naming the first. (A unique index backs this up
@@ -353,18 +280,6 @@ def authorize(
 
 def _local(settlement: Settlement) -> list[SettlementLeg]:
     return [leg for leg in settlement.legs if not leg.is_remote]
-
-
-def record_impersonation(uow: PaymentUnitOfWork, bill: Bill, suspension_threshold: int, now: datetime) -> None:
-    """DOMAIN §3.2: records the violation against the card's holder, suspends at the
-    region's threshold, and refuses the settlement."""
-    holder = bill.credential_holder
-    count = uow.violations.add(new_id(), holder, bill.patient_id_number, bill.institution_code, now)
-    if suspension_threshold and count >= suspension_threshold:
-        current = uow.violations.suspension(holder, for_update=True)
-        if current is None or not current.active:
-            uow.violations.suspend(holder, f"{count} impersonations (冒名就医)", "system", now)
-    check_own_card(bill.patient_id_number, holder)
 
 
 # The lifecycle (DOMAIN §3.4) -------------------------------------------------------------
@@ -448,13 +363,6 @@ def _via_clearing(
         postings.append(Posting(owed_to_payer_side, -amount, leg.payer_id_number, leg.binding_id))
     postings.append(Posting(institution, amount, leg.payer_id_number, leg.binding_id))
     return postings
-
-
-def ensure_clearing(uow: PaymentUnitOfWork, own: str, other: str, now: datetime) -> str:
-    """Opens province `own`'s clearing account with `other` unless it exists; returns its id."""
-    account = clearing(own, other)
-    uow.accounts.ensure(Account(account, AccountKind.CLEARING, f"{own}:{other}", own + "0000"), now)
-    return account
 
 
 def _release_holds(uow: PaymentUnitOfWork, settlement: Settlement, state: SettlementState, now: datetime) -> None:
@@ -672,179 +580,3 @@ def plan_remote_legs(
     draw = _draw(uow, bill, payers, now, remote, local_provinces)
     split = split_bill(bill.self_pay_fen, draw.own, draw.grants, payers.mode)
     return {leg.binding_id: leg.amount_fen for leg in split.legs if leg.binding_id in draw.remote}
-
-
-# Wallet transfers (DOMAIN §3.5, §5) --------------------------------------------------------
-
-TRANSFER_WINDOW_HOURS = range(6, 22)  # none between 22:00 and 06:00 China Standard Time
-
-
-def unaccepted_refund_time(create_time: datetime) -> datetime:
-    """06:00 China Standard Time the day after a transfer: if it is not accepted by then,
-    it goes back to its sender (DOMAIN §5)."""
-    local = create_time.astimezone(CHINA_STANDARD_TIME) + timedelta(days=1)
-    return local.replace(hour=TRANSFER_WINDOW_HOURS.start, minute=0, second=0, microsecond=0)
-
-
-def refund_unaccepted_transfer(uow: PaymentUnitOfWork, transfer_id: str, now: datetime) -> bool:
-    """Gives a transfer the receiving node declined back to the grantor's account and closes its saga.
-
-    Call it only after the receiving node promised never to credit it.
-    """
-    row = uow.transfers.get(transfer_id, for_update=True)
-    if row is None or row.state != "PENDING":
-        return False
-    source = personal_account(row.grantor_id_number)
-    locked = uow.accounts.lock([source])
-    owed_by_grantor_side = clearing(row.source_province, row.target_province)
-    entry = JournalEntry(
-        new_id(), now, Purpose.REFUND,
-        (Posting(owed_by_grantor_side, -row.amount_fen, row.beneficiary_id_number, row.binding_id),
-         Posting(source, row.amount_fen, row.beneficiary_id_number, row.binding_id)),
-        transfer_id=transfer_id, memo="wallet transfer not accepted by 06:00 the next day; back to its sender",
-    )  # fmt: skip
-    uow.journal.record(entry, locked)
-    uow.accounts.save_amounts(list(locked.values()))
-    uow.transfers.set_state(transfer_id, "REFUNDED", now)
-    saga = uow.node_transactions.get(transfer_id, for_update=True)
-    if saga is not None:
-        saga.state = coordination.ABORTED
-        uow.node_transactions.save(saga, now)
-    return True
-
-
-@dataclass(frozen=True)
-class TransferOrder:
-    transfer_id: str
-    request_id: str
-    grantor_id_number: str
-    beneficiary_id_number: str
-    beneficiary_province: str
-    binding_id: str
-    amount_fen: int
-    verification_method: str
-    # None: no limit.
-    transfers_per_day: int | None
-    max_fen: int | None
-
-
-def activate_wallet(uow: PaymentUnitOfWork, id_number: str, admdvs: str, now: datetime) -> Account:
-    uow.accounts.ensure(Account(wallet(id_number), AccountKind.WALLET, id_number, admdvs), now)
-    account = uow.accounts.get(wallet(id_number))
-    assert account is not None
-    return account
-
-
-def transfer_to_wallet(uow: PaymentUnitOfWork, order: TransferOrder, wallet_is_local: bool, now: datetime) -> Any:
-    """Moves money from the grantor's personal account towards the beneficiary's wallet.
-
-    Local wallets are credited in the same transaction; a wallet on another node
-    is credited by that node, driven by a TRANSFER saga written here.
-    """
-    local_time = now.astimezone(CHINA_STANDARD_TIME)
-    if local_time.hour not in TRANSFER_WINDOW_HOURS:
-        raise DomainError(Reason.TRANSFER_NOT_ALLOWED_NOW, "wallet transfers are closed between 22:00 and 06:00")
-    if order.max_fen is not None and order.amount_fen > order.max_fen:
-        raise DomainError(
-            Reason.TRANSFER_LIMIT_REACHED,
-            f"one transfer may carry at most {order.max_fen} fen",
-            field="amount_fen",
-            metadata={"max_fen": str(order.max_fen)},
-        )
-    source = personal_account(order.grantor_id_number)
-    locked = uow.accounts.lock([source, wallet(order.beneficiary_id_number)] if wallet_is_local else [source])
-    if uow.transfers.pending_of_grantor(order.grantor_id_number):
-        raise DomainError(Reason.TRANSFER_PENDING, "an earlier transfer is not accepted yet; wait for it")
-    day_start = local_time.replace(hour=0, minute=0, second=0, microsecond=0)
-    if order.transfers_per_day is not None and len(
-        uow.transfers.of_grantor_since(order.grantor_id_number, day_start)
-    ) >= (order.transfers_per_day):
-        raise DomainError(
-            Reason.TRANSFER_LIMIT_REACHED,
-            f"at most {order.transfers_per_day} transfers a day",
-            metadata={"transfers_per_day": str(order.transfers_per_day)},
-        )
-    account = locked.get(source)
-    if account is None or account.available_fen < order.amount_fen:
-        raise DomainError(
-            Reason.INSUFFICIENT_FUNDS,
-            f"the personal account has {account.available_fen if account else 0} fen available",
-            metadata={"available_fen": str(account.available_fen if account else 0)},
-        )
-    target = locked.get(wallet(order.beneficiary_id_number)) if wallet_is_local else None
-    if wallet_is_local and target is None:
-        raise DomainError(
-            Reason.WALLET_NOT_ACTIVATED, "the beneficiary's wallet is not activated", field="beneficiary_id_number"
-        )
-    grantor_province = province_of(account.admdvs)
-    postings = [Posting(source, -order.amount_fen, order.beneficiary_id_number, order.binding_id)]
-    if grantor_province != order.beneficiary_province:
-        grantor_owes = ensure_clearing(uow, grantor_province, order.beneficiary_province, now)
-        postings.append(Posting(grantor_owes, order.amount_fen))
-    if target is not None:
-        if grantor_province != order.beneficiary_province:
-            beneficiary_is_owed = ensure_clearing(uow, order.beneficiary_province, grantor_province, now)
-            postings.append(Posting(beneficiary_is_owed, -order.amount_fen))
-        postings.append(Posting(target.account_id, order.amount_fen, order.grantor_id_number, order.binding_id))
-    entry = JournalEntry(new_id(), now, Purpose.WALLET_TRANSFER_OUT, tuple(postings), transfer_id=order.transfer_id)
-    uow.journal.record(entry, locked)
-    uow.accounts.save_amounts(list(locked.values()))
-    uow.transfers.add(
-        {
-            "transfer_id": order.transfer_id, "request_id": order.request_id,
-            "grantor_id_number": order.grantor_id_number, "beneficiary_id_number": order.beneficiary_id_number,
-            "binding_id": order.binding_id, "amount_fen": order.amount_fen,
-            "state": "COMPLETED" if target is not None else "PENDING",
-            "source_province": grantor_province, "target_province": order.beneficiary_province,
-            "verification_method": order.verification_method, "create_time": now,
-            "complete_time": now if target is not None else None,
-        }
-    )  # fmt: skip
-    if target is None:
-        coordination.begin(
-            uow, order.transfer_id, "TRANSFER",
-            {order.beneficiary_province: [{"leg_no": 1, "payer_id_number": order.grantor_id_number,
-                                           "beneficiary_id_number": order.beneficiary_id_number,
-                                           "binding_id": order.binding_id, "amount_fen": order.amount_fen}]},
-            grantor_province, order.beneficiary_id_number, "", now, now,
-        )  # fmt: skip
-        txn = uow.node_transactions.get(order.transfer_id, for_update=True)
-        assert txn is not None
-        txn.state = coordination.COMMITTING
-        uow.node_transactions.save(txn, now)
-    return uow.transfers.get(order.transfer_id)
-
-
-def complete_transfer(uow: PaymentUnitOfWork, transfer_id: str, now: datetime) -> None:
-    uow.transfers.set_state(transfer_id, "COMPLETED", now)
-
-
-def get_transfer(uow: PaymentUnitOfWork, transfer_id: str) -> Any:
-    row = uow.transfers.get(transfer_id)
-    if row is None:
-        raise DomainError(Reason.TRANSFER_NOT_FOUND, f"no transfer {transfer_id} on this node", field="transfer_id")
-    return row
-
-
-def clearing_report(uow: PaymentUnitOfWork, day: str, local_provinces: frozenset[str]) -> list[tuple[str, str, int]]:
-    """What each province owes another for a day, from this node's clearing accounts (清算).
-
-    Each pair is read from one side only: the clearing account of the pair's
-    local province (the smaller code when both are local), a positive balance
-    being that province's debt.
-    """
-    start, end = day_bounds(day)
-    balances = uow.journal.clearing_movements(start, end)
-    owed: dict[tuple[str, str], int] = {}
-    for account, amount in balances.items():
-        own, other = account.split(":", 1)[1].split(":")
-        if own not in local_provinces or (other in local_provinces and other < own):
-            continue
-        owed[(own, other)] = owed.get((own, other), 0) + amount
-    report = []
-    for (own, other), amount in sorted(owed.items()):
-        if amount > 0:
-            report.append((own, other, amount))
-        elif amount < 0:
-            report.append((other, own, -amount))
-    return report

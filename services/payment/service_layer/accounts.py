@@ -1,0 +1,108 @@
+"""Use cases on accounts: crediting (每月到账, adjustments) and reading an account, opening
+the provinces' clearing accounts that cross-province money passes through, and the daily
+clearing report (清算) read off them. Each runs inside the unit of work it is given; the
+caller commits."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from services.payment.service_layer.ids import new_id
+from services.payment.service_layer.unit_of_work import PaymentUnitOfWork
+from shared.errors import DomainError, Reason
+from shared.ledger import (
+    CONTRIBUTIONS_ACCOUNT,
+    Account,
+    AccountKind,
+    JournalEntry,
+    Posting,
+    Purpose,
+    account_id,
+    clearing,
+    day_bounds,
+)
+from shared.money import MAX_BALANCE_FEN
+
+
+def credit_account(
+    uow: PaymentUnitOfWork,
+    id_number: str,
+    kind: AccountKind,
+    amount_fen: int,
+    purpose: Purpose,
+    admdvs: str,
+    memo: str,
+    now: datetime,
+    request_id: str,
+) -> tuple[Account, str]:
+    """每月到账 or an adjustment: money from the contributions source into an account."""
+    target = account_id(kind, id_number)
+    if uow.accounts.get(target) is None:
+        if not admdvs:
+            raise DomainError(Reason.FIELD_REQUIRED, "admdvs is required to open a new account", field="admdvs")
+        uow.accounts.ensure(Account(target, kind, id_number, admdvs), now)
+    uow.accounts.ensure(Account(CONTRIBUTIONS_ACCOUNT, AccountKind.EXTERNAL_CONTRIBUTIONS, "*", "000000"), now)
+    locked = uow.accounts.lock([target])
+    account = locked[target]
+    if account.balance_fen + amount_fen > MAX_BALANCE_FEN:
+        raise DomainError(
+            Reason.AMOUNT_LIMIT_EXCEEDED,
+            f"the account would hold more than {MAX_BALANCE_FEN} fen",
+            field="amount_fen",
+            metadata={"max_balance_fen": str(MAX_BALANCE_FEN)},
+        )
+    if amount_fen < 0 and account.available_fen < -amount_fen:
+        raise DomainError(
+            Reason.INSUFFICIENT_FUNDS,
+            f"an adjustment of {amount_fen} fen exceeds the available {account.available_fen} fen",
+            metadata={"available_fen": str(account.available_fen)},
+        )
+    entry = JournalEntry(
+        entry_id=new_id(),
+        time=now,
+        purpose=purpose,
+        postings=(Posting(CONTRIBUTIONS_ACCOUNT, -amount_fen), Posting(target, amount_fen)),
+        request_id=request_id,
+        memo=memo,
+    )
+    uow.journal.record(entry, locked)
+    uow.accounts.save_amounts([account])
+    return account, entry.entry_id
+
+
+def get_account(uow: PaymentUnitOfWork, id_number: str, kind: AccountKind) -> Account:
+    account = uow.accounts.get(account_id(kind, id_number))
+    if account is None:
+        raise DomainError(Reason.ACCOUNT_NOT_FOUND, f"no {kind.value.lower()} of {id_number}", field="id_number")
+    return account
+
+
+def ensure_clearing(uow: PaymentUnitOfWork, own: str, other: str, now: datetime) -> str:
+    """Opens province `own`'s clearing account with `other` unless it exists; returns its id."""
+    account = clearing(own, other)
+    uow.accounts.ensure(Account(account, AccountKind.CLEARING, f"{own}:{other}", own + "0000"), now)
+    return account
+
+
+def clearing_report(uow: PaymentUnitOfWork, day: str, local_provinces: frozenset[str]) -> list[tuple[str, str, int]]:
+    """What each province owes another for a day, from this node's clearing accounts (清算).
+
+    Each pair is read from one side only: the clearing account of the pair's
+    local province (the smaller code when both are local), a positive balance
+    being that province's debt.
+    """
+    start, end = day_bounds(day)
+    balances = uow.journal.clearing_movements(start, end)
+    owed: dict[tuple[str, str], int] = {}
+    for account, amount in balances.items():
+        own, other = account.split(":", 1)[1].split(":")
+        if own not in local_provinces or (other in local_provinces and other < own):
+            continue
+        owed[(own, other)] = owed.get((own, other), 0) + amount
+    report = []
+    for (own, other), amount in sorted(owed.items()):
+        if amount > 0:
+            report.append((own, other, amount))
+        elif amount < 0:
+            report.append((other, own, -amount))
+    return report
