@@ -1,7 +1,7 @@
-"""Concurrent bindings never break the rules (DOMAIN §2.1, §2.3, §3.4).
+"""Concurrent bindings never break the rules.
 
-DOMAIN §2.3 asks for the cap to be enforced atomically: "two concurrent bindings
-must never push a grantor over the cap". These tests fire real concurrent calls,
+The cap must be enforced atomically: two concurrent bindings
+must never push a grantor over the cap. These tests fire real concurrent calls,
 each over its own gRPC channel and released together by a barrier, at the
 binding service on SQLite and on PostgreSQL.
 """
@@ -107,7 +107,7 @@ def describe(refused: list[Refusal]) -> str:
 
 
 def test_twenty_concurrent_bindings_of_one_grantor_fill_the_cap_exactly_and_refuse_the_rest(binding_service):
-    """DOMAIN §2.3: with a cap of 5, 20 racing applications give 5 bindings and 15 CAP_REACHED refusals."""
+    """With a cap of 5, 20 racing applications give 5 bindings and 15 CAP_REACHED refusals."""
     set_cap(binding_service, REGION, CAP)
     grantor, relatives = family(binding_service, 20, "20000101")
     requests = [
@@ -129,7 +129,7 @@ def test_twenty_concurrent_bindings_of_one_grantor_fill_the_cap_exactly_and_refu
 
 
 def test_the_cap_counts_every_open_binding_when_the_race_starts_part_full(binding_service):
-    """DOMAIN §2.3: a grantor already sharing with 3 of 5 gets exactly 2 more from a race of 10."""
+    """A grantor already sharing with 3 of 5 gets exactly 2 more from a race of 10."""
     set_cap(binding_service, REGION, CAP)
     grantor, relatives = family(binding_service, 13, "20010101")
     for relative in relatives[:3]:
@@ -143,7 +143,7 @@ def test_the_cap_counts_every_open_binding_when_the_race_starts_part_full(bindin
 
 
 def test_ten_concurrent_applications_for_the_same_pair_give_one_binding_and_nine_already_bound(binding_service):
-    """DOMAIN §2.1: "a pair can be bound once", even when ten different requests race for it."""
+    """Rule: "a pair can be bound once", even when ten different requests race for it."""
     grantor, (child,) = family(binding_service, 1, "20020101")
     first = binding_request(grantor, child)
     requests = []
@@ -164,7 +164,7 @@ def test_ten_concurrent_applications_for_the_same_pair_give_one_binding_and_nine
 
 
 def test_ten_concurrent_retries_of_one_request_all_get_the_same_binding(binding_service):
-    """DOMAIN §3.4: "a retry returns the first answer", even when the retries arrive together."""
+    """Rule: "a retry returns the first answer", even when the retries arrive together."""
     grantor, (child,) = family(binding_service, 1, "20030101")
     request = binding_request(grantor, child)
 
@@ -183,7 +183,7 @@ def test_ten_concurrent_retries_of_one_request_all_get_the_same_binding(binding_
 
 
 def test_racing_applications_of_two_grantors_for_one_beneficiary_each_respect_their_own_cap(binding_service):
-    """DOMAIN §2.3: the cap is per grantor; two grantors racing for the same relatives never block each other."""
+    """The cap is per grantor; two grantors racing for the same relatives never block each other."""
     set_cap(binding_service, REGION, 3)
     grantor, relatives = family(binding_service, 6, "20040101")
     other = person(make_id_number(REGION, "19720101", 2), "李秀英", admdvs=REGION)

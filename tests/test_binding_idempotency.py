@@ -1,5 +1,4 @@
-"""Retries of mutating binding requests (DOMAIN §3.4: "Every mutating request carries
-an idempotency key: a retry returns the first answer"), and malformed input.
+"""Retries of mutating binding requests, and malformed input.
 
 The binding service follows AIP-155: the first answer to a request_id, success or
 refusal, is what every retry of the same request gets, whatever happened since;
@@ -103,7 +102,7 @@ def not_found(harness: BindingHarness, id_number: str) -> bool:
 
 
 def test_a_retried_binding_returns_the_first_answer_even_after_the_binding_ended(binding_service):
-    """DOMAIN §3.4: the retry gets the same binding_id, create_time and state the first call returned."""
+    """The retry gets the same binding_id, create_time and state the first call returned."""
     grantor, (child,) = family(binding_service, 1)
     request = binding_request(grantor, child)
     first = binding_service.stub.CreateBinding(request, timeout=TIMEOUT)
@@ -122,7 +121,7 @@ def test_a_retried_binding_returns_the_first_answer_even_after_the_binding_ended
 
 
 def test_a_retried_registration_returns_the_first_answer_and_does_not_undo_a_later_change(binding_service):
-    """DOMAIN §3.4: replaying an old registry sync must not overwrite the newer record."""
+    """Replaying an old registry sync must not overwrite the newer record."""
     id_number = make_id_number(REGION, "19750505")
     first_request = bapi.UpsertInsuredPersonRequest(
         request_id=request_id(), insured_person=person(id_number, "赵敏", admdvs=REGION)
@@ -144,7 +143,7 @@ def test_a_retried_registration_returns_the_first_answer_and_does_not_undo_a_lat
 
 
 def test_a_retried_unbinding_returns_the_first_answer_instead_of_binding_not_active(binding_service):
-    """DOMAIN §2.5, §3.4: the second EndBinding with the same key is not "already ended"; it is the first answer."""
+    """The second EndBinding with the same key is not "already ended"; it is the first answer."""
     grantor, (child,) = family(binding_service, 1)
     binding = bind(binding_service, grantor, child)
     request = end_request(binding)
@@ -162,7 +161,7 @@ def test_a_retried_unbinding_returns_the_first_answer_instead_of_binding_not_act
 
 
 def test_a_retried_sharing_limit_returns_the_first_answer_and_keeps_the_later_setting(binding_service):
-    """DOMAIN §2.6, §3.4: a late retry of "cap at 1,000 yuan" does not undo a later "share everything"."""
+    """A late retry of "cap at 1,000 yuan" does not undo a later "share everything"."""
     grantor, (child,) = family(binding_service, 1)
     binding = bind(binding_service, grantor, child)
     capped = bapi.UpdateSharingLimitRequest(
@@ -186,7 +185,7 @@ def test_a_retried_sharing_limit_returns_the_first_answer_and_keeps_the_later_se
 
 
 def test_a_binding_refused_for_the_cap_is_refused_again_on_retry_after_a_place_frees_up(binding_service):
-    """DOMAIN §2.3, §3.4: the CAP_REACHED answer is the answer to that key; a new key may succeed."""
+    """The CAP_REACHED answer is the answer to that key; a new key may succeed."""
     put_policy(binding_service, max_beneficiaries=1)
     grantor, (first_child, second_child) = family(binding_service, 2)
     taken = bind(binding_service, grantor, first_child)
@@ -205,7 +204,7 @@ def test_a_binding_refused_for_the_cap_is_refused_again_on_retry_after_a_place_f
 
 
 def test_a_binding_refused_as_already_bound_is_refused_again_on_retry_after_unbinding(binding_service):
-    """DOMAIN §2.1, §3.4: ALREADY_BOUND is replayed to the same key even once the pair is free again."""
+    """ALREADY_BOUND is replayed to the same key even once the pair is free again."""
     grantor, (child,) = family(binding_service, 1)
     existing = bind(binding_service, grantor, child)
     duplicate = binding_request(grantor, child)
@@ -222,7 +221,7 @@ def test_a_binding_refused_as_already_bound_is_refused_again_on_retry_after_unbi
 
 
 def test_an_unbinding_refused_as_too_early_is_refused_again_on_retry_after_the_waiting_period(binding_service):
-    """DOMAIN §2.5, §3.4: a region's waiting period refusal stays the answer to that key."""
+    """A region's waiting period refusal stays the answer to that key."""
     put_policy(binding_service, min_days_before_unbind=30)
     grantor, (child,) = family(binding_service, 1)
     binding = bind(binding_service, grantor, child)
@@ -243,7 +242,7 @@ def test_an_unbinding_refused_as_too_early_is_refused_again_on_retry_after_the_w
 
 
 def test_the_same_key_on_a_binding_for_another_relative_is_refused_and_binds_no_one(binding_service):
-    """DOMAIN §3.4 (AIP-155): a key names one request; reusing it is ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED."""
+    """A key names one request; reusing it is ALREADY_EXISTS IDEMPOTENCY_KEY_REUSED."""
     grantor, (first_child, second_child) = family(binding_service, 2)
     original = binding_request(grantor, first_child)
     binding_service.stub.CreateBinding(original, timeout=TIMEOUT)
@@ -258,7 +257,7 @@ def test_the_same_key_on_a_binding_for_another_relative_is_refused_and_binds_no_
 
 
 def test_the_same_key_on_a_registration_of_another_person_is_refused_and_registers_no_one(binding_service):
-    """DOMAIN §3.4: reusing a registry-sync key for another person changes nothing."""
+    """Reusing a registry-sync key for another person changes nothing."""
     first = person(make_id_number(REGION, "19800808"), "孙丽", admdvs=REGION)
     key = request_id()
     binding_service.stub.UpsertInsuredPerson(
@@ -275,7 +274,7 @@ def test_the_same_key_on_a_registration_of_another_person_is_refused_and_registe
 
 
 def test_the_same_key_on_another_sharing_limit_is_refused_and_keeps_the_first_limit(binding_service):
-    """DOMAIN §2.6, §3.4: a reused key with another amount does not change the cap."""
+    """A reused key with another amount does not change the cap."""
     grantor, (child,) = family(binding_service, 1)
     binding = bind(binding_service, grantor, child)
     key = request_id()
@@ -292,7 +291,7 @@ def test_the_same_key_on_another_sharing_limit_is_refused_and_keeps_the_first_li
 
 
 def test_a_key_used_for_a_binding_cannot_be_reused_to_end_it(binding_service):
-    """DOMAIN §3.4: a key is unique across methods; EndBinding under a CreateBinding key changes nothing."""
+    """A key is unique across methods; EndBinding under a CreateBinding key changes nothing."""
     grantor, (child,) = family(binding_service, 1)
     creation = binding_request(grantor, child)
     binding = binding_service.stub.CreateBinding(creation, timeout=TIMEOUT).binding
@@ -314,7 +313,7 @@ MUTATIONS = ["UpsertInsuredPerson", "CreateBinding", "EndBinding", "UpdateSharin
 def test_a_mutating_request_without_a_request_id_is_refused_naming_the_field_and_changes_nothing(
     binding_service, rpc: str
 ):
-    """DOMAIN §3.4: "every mutating request carries an idempotency key"; without one nothing happens."""
+    """Rule: "every mutating request carries an idempotency key"; without one nothing happens."""
     grantor, (child, newcomer) = family(binding_service, 2)
     binding = bind(binding_service, grantor, child)
     newcomer_id = make_id_number(REGION, "19900909")
@@ -381,7 +380,7 @@ def _check_digit_off(id_number: str) -> str:
 def test_a_registration_with_an_invalid_id_number_is_refused_naming_the_field_and_stores_nothing(
     binding_service, case: str, expected_reason: str
 ):
-    """DOMAIN §1: a person is keyed by a valid GB 11643 ID number; anything else is INVALID_ARGUMENT."""
+    """A person is keyed by a valid GB 11643 ID number; anything else is INVALID_ARGUMENT."""
     valid = make_id_number(REGION, "19850315")
     bad = {
         "wrong check digit": _check_digit_off(valid),
@@ -417,7 +416,7 @@ def test_a_registration_with_an_invalid_id_number_is_refused_naming_the_field_an
 def test_a_registration_with_a_malformed_field_is_refused_naming_it_and_stores_nothing(
     binding_service, case: str, field: str
 ):
-    """DOMAIN §1, §2.1: the registry keeps only well-formed records; a bad field is named, never INTERNAL."""
+    """The registry keeps only well-formed records; a bad field is named, never INTERNAL."""
     id_number = make_id_number(REGION, "19860101")
     someone = person(id_number, "冯云", admdvs=REGION)
     if case == "no name":
@@ -452,7 +451,7 @@ def test_a_registration_with_a_malformed_field_is_refused_naming_it_and_stores_n
 def test_registry_text_the_database_cannot_store_is_refused_as_invalid_argument_not_internal(
     binding_service, case: str
 ):
-    """DOMAIN §1: whatever a caller sends is either stored or refused with a reason; INTERNAL means a bug."""
+    """Whatever a caller sends is either stored or refused with a reason; INTERNAL means a bug."""
     id_number = make_id_number(REGION, "19870101")
     someone = person(id_number, "陈晨", admdvs=REGION)
     key = request_id()
@@ -494,7 +493,7 @@ def test_registry_text_the_database_cannot_store_is_refused_as_invalid_argument_
 def test_a_malformed_binding_application_is_refused_naming_the_field_and_binds_no_one(
     binding_service, case: str, field: str
 ):
-    """DOMAIN §2.1: every application fault is INVALID_ARGUMENT with the field named, and nothing is stored."""
+    """Every application fault is INVALID_ARGUMENT with the field named, and nothing is stored."""
     grantor, (child,) = family(binding_service, 1)
     request = binding_request(grantor, child)
     if case.startswith("grantor ID"):
@@ -519,7 +518,7 @@ def test_a_malformed_binding_application_is_refused_naming_the_field_and_binds_n
 
 @pytest.mark.parametrize("case", ["consent version of 200 characters", "operator id of 200 characters"])
 def test_long_free_text_in_binding_requests_is_stored_or_refused_but_never_internal(binding_service, case: str):
-    """DOMAIN §2.1, §2.5: the consent version and the operator who unbinds are recorded; long ones are handled."""
+    """The consent version and the operator who unbinds are recorded; long ones are handled."""
     grantor, (child,) = family(binding_service, 1)
     if case.startswith("consent"):
         request = binding_request(grantor, child, consent_version="notice-" + "v" * 193)
@@ -544,7 +543,7 @@ def test_long_free_text_in_binding_requests_is_stored_or_refused_but_never_inter
 
 
 def test_unknown_binding_ids_are_not_found_for_every_mutation_never_internal(binding_service):
-    """DOMAIN §2.5, §2.6: ending or limiting a binding that does not exist is NOT_FOUND naming binding_id."""
+    """Ending or limiting a binding that does not exist is NOT_FOUND naming binding_id."""
     for binding_id in ("no-such-binding", "0" * 36, "x" * 200):
         for call, request in (
             (

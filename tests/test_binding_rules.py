@@ -1,4 +1,4 @@
-"""Every rule of binding (DOMAIN §2) over real gRPC, on SQLite and PostgreSQL:
+"""Every rule of binding over real gRPC, on SQLite and PostgreSQL:
 each refusal with its own reason, and the paths that succeed."""
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def family(binding_service) -> Family:
     return Family(binding_service)
 
 
-# DOMAIN §2.1 — who may bind ---------------------------------------------------
+# Who may bind ---------------------------------------------------
 
 
 def test_a_grantor_with_resident_insurance_is_refused_as_not_employee(family):
@@ -175,14 +175,14 @@ def test_a_pair_already_bound_is_refused(family):
 
 
 def test_a_relative_may_be_authorised_by_several_grantors(family):
-    """DOMAIN §5: bindings are many-to-many."""
+    """Bindings are many-to-many."""
     family.bind(family.child)
     second = family.register("李秀英二")
     request = binding_request(second, family.child)
     assert family.stub.CreateBinding(request).binding.state == bpb.BINDING_STATE_ACTIVE
 
 
-# DOMAIN §2.2 — relationships and proofs ----------------------------------------
+# Relationships and proofs ----------------------------------------
 
 
 def test_a_sibling_is_refused_where_the_region_allows_only_core_relatives(family):
@@ -248,7 +248,7 @@ def test_a_kinship_certificate_cannot_be_checked_automatically_so_the_binding_aw
     assert binding.state == bpb.BINDING_STATE_PENDING_REVIEW
 
 
-# DOMAIN §2.3 — caps -------------------------------------------------------------
+# Caps -------------------------------------------------------------
 
 
 def test_the_cap_of_the_grantors_region_refuses_one_binding_too_many(family):
@@ -276,7 +276,7 @@ def test_an_ended_binding_frees_its_place_under_the_cap(family):
     assert family.bind(family.spouse, common.RELATIONSHIP_SPOUSE).state == bpb.BINDING_STATE_ACTIVE
 
 
-# DOMAIN §2.4 — regions ------------------------------------------------------------
+# Regions ------------------------------------------------------------
 
 
 def test_a_beneficiary_in_another_pooling_region_is_refused_where_the_region_allows_only_its_own(family):
@@ -312,7 +312,7 @@ def test_cross_province_bindings_need_both_provinces_in_the_pilot(binding_servic
     assert refusal.reason == "OUTSIDE_REGION"
 
 
-# DOMAIN §2.5 — ending bindings -----------------------------------------------------
+# Ending bindings -----------------------------------------------------
 
 
 def end_request(binding, actor, actor_id) -> bapi.EndBindingRequest:
@@ -417,7 +417,7 @@ def resolve(stub, beneficiary, use=common.USE_CATEGORY_OUTPATIENT, chronic=False
 
 
 def test_a_contact_change_unconfirmed_for_15_days_stops_payments_until_the_person_confirms(family):
-    """DOMAIN §2.5, seed 003: confirm changed contact information within 15 days."""
+    """Confirm changed contact information within 15 days."""
     binding = family.bind(family.child)
     life_event(family.stub, family.grantor, bapi.LIFE_EVENT_TYPE_CONTACT_CHANGED)
     family.clock.advance(timedelta(days=14))
@@ -436,7 +436,7 @@ def test_a_contact_change_unconfirmed_for_15_days_stops_payments_until_the_perso
     assert [g.binding_id for g in resolve(family.stub, family.child).grants] == [binding.binding_id]
 
 
-# DOMAIN §2.6 and §3.3 — sharing settings, payer order, resolution ---------------------
+# Sharing settings, payer order, resolution ---------------------
 
 
 def test_a_yearly_cap_is_set_and_lifted_and_each_change_is_in_the_audit_trail(family):
@@ -461,7 +461,7 @@ def test_a_yearly_cap_is_set_and_lifted_and_each_change_is_in_the_audit_trail(fa
 
 
 def test_who_may_pay_for_a_grantor_lists_the_amounts_he_earmarked_only_where_his_region_earmarks(family):
-    """DOMAIN §5 (earmarking, a policy option): the payment service must know what a patient
+    """The payment service must know what a patient
     reserved for relatives when he is a grantor; share-everything bindings reserve nothing."""
     capped = family.bind(family.child)
     family.stub.UpdateSharingLimit(

@@ -1,13 +1,13 @@
-"""The binding rules hold through any sequence of operations (DOMAIN §2).
+"""The binding rules hold through any sequence of operations.
 
 A hypothesis state machine drives the real binding service over gRPC: it
 registers people, binds random pairs with random relationships and proofs,
 unbinds as grantor, beneficiary or operator, reviews pending bindings and
 reports deaths, while a small model predicts every answer. After every step:
 
-- no grantor has more open bindings than the region's cap (DOMAIN §2.3);
-- the service's bindings and their states are the model's (DOMAIN §2.1, §2.2, §2.5);
-- ResolvePayers offers only ACTIVE bindings of living grantors (DOMAIN §2.5, §3.3);
+- no grantor has more open bindings than the region's cap;
+- the service's bindings and their states are the model's;
+- ResolvePayers offers only ACTIVE bindings of living grantors;
 - every refusal is a known reason of the binding service, never INTERNAL or UNKNOWN.
 
 Each example uses people of its own (a fresh birth date in their ID numbers), so
@@ -158,7 +158,7 @@ class BindingRules(RuleBasedStateMachine):
 
     @initialize()
     def put_a_small_cap_and_register_the_family(self) -> None:
-        """DOMAIN §2.3: the region allows 3 beneficiaries per grantor (the same version in every example).
+        """The region allows 3 beneficiaries per grantor (the same version in every example).
 
         Everyone but the last person is in the registry from the start; the last one
         joins only if the `register` rule runs.
@@ -174,7 +174,7 @@ class BindingRules(RuleBasedStateMachine):
 
     @rule(who=st.integers(0, PEOPLE - 1))
     def register(self, who: int) -> None:
-        """DOMAIN §2.1: the registry sync; repeating it for a known person changes nothing."""
+        """The registry sync; repeating it for a known person changes nothing."""
         record = bpb.InsuredPerson()
         record.CopyFrom(self.people[who])
         if who in self.model.deceased:
@@ -195,7 +195,7 @@ class BindingRules(RuleBasedStateMachine):
         kinship_certificate=st.booleans(),
     )
     def create_binding(self, grantor: int, beneficiary: int, relationship: int, kinship_certificate: bool):
-        """DOMAIN §2.1–2.3: any relationship and proof; the model predicts the refusal or the starting state."""
+        """Any relationship and proof; the model predicts the refusal or the starting state."""
         return self.apply_for_binding(grantor, beneficiary, relationship, kinship_certificate)
 
     @rule(
@@ -205,7 +205,7 @@ class BindingRules(RuleBasedStateMachine):
         relationship=st.sampled_from(sorted(CORE)),
     )
     def create_binding_for_a_close_relative(self, grantor: int, beneficiary: int, relationship: int):
-        """DOMAIN §2.2: spouse, parent or child with a checkable document, approved at once (the common case)."""
+        """Spouse, parent or child with a checkable document, approved at once (the common case)."""
         return self.apply_for_binding(grantor, beneficiary, relationship, kinship_certificate=False)
 
     @rule(
@@ -218,7 +218,7 @@ class BindingRules(RuleBasedStateMachine):
     def create_binding_that_needs_review(
         self, grantor: int, beneficiary: int, relationship: int, kinship_certificate: bool
     ):
-        """DOMAIN §2.2: a sibling, grandparent or grandchild waits for an operator's review."""
+        """A sibling, grandparent or grandchild waits for an operator's review."""
         return self.apply_for_binding(grantor, beneficiary, relationship, kinship_certificate)
 
     def apply_for_binding(self, grantor: int, beneficiary: int, relationship: int, kinship_certificate: bool):
@@ -263,7 +263,7 @@ class BindingRules(RuleBasedStateMachine):
 
     @rule(binding_id=bindings, actor=st.sampled_from(ACTORS), as_the_wrong_person=st.booleans())
     def end_binding(self, binding_id: str, actor: int, as_the_wrong_person: bool) -> None:
-        """DOMAIN §2.5: the grantor may unbind, the beneficiary may leave, an operator may end it."""
+        """The grantor may unbind, the beneficiary may leave, an operator may end it."""
         binding = self.model.bindings[binding_id]
         party = {bpb.ACTOR_GRANTOR: binding.grantor, bpb.ACTOR_BENEFICIARY: binding.beneficiary}.get(actor)
         if actor == bpb.ACTOR_OPERATOR:
@@ -300,7 +300,7 @@ class BindingRules(RuleBasedStateMachine):
 
     @rule(binding_id=bindings, approve=st.booleans())
     def review_binding(self, binding_id: str, approve: bool) -> None:
-        """DOMAIN §2.2: an operator approves or rejects a binding whose proof needs a person's check."""
+        """An operator approves or rejects a binding whose proof needs a person's check."""
         binding = self.model.bindings[binding_id]
         if binding.state == bpb.BINDING_STATE_PENDING_REVIEW:
             expected = Expected()
@@ -321,14 +321,14 @@ class BindingRules(RuleBasedStateMachine):
     @precondition(lambda self: len(self.model.deceased) < 2)
     @rule(binding_id=bindings, of_the_grantor=st.booleans())
     def report_death_of_a_party(self, binding_id: str, of_the_grantor: bool) -> None:
-        """DOMAIN §2.5: death of either party of a binding."""
+        """Death of either party of a binding."""
         binding = self.model.bindings[binding_id]
         self.report_death(binding.grantor if of_the_grantor else binding.beneficiary)
 
     @precondition(lambda self: len(self.model.deceased) < 2)
     @rule(who=st.integers(0, PEOPLE - 1))
     def report_death(self, who: int) -> None:
-        """DOMAIN §2.5: death of either party ends every open binding of that person."""
+        """Death of either party ends every open binding of that person."""
         if who in self.model.registered:
             expected = Expected()
         else:
@@ -355,7 +355,7 @@ class BindingRules(RuleBasedStateMachine):
 
     @invariant()
     def no_grantor_exceeds_the_cap_and_the_service_holds_exactly_the_models_bindings(self) -> None:
-        """DOMAIN §2.3: at most CAP open bindings per grantor; §2.1, §2.2, §2.5: each binding in the model's state."""
+        """At most CAP open bindings per grantor; each binding in the model's state (who, kin, ended)."""
         for grantor in range(GRANTOR_CANDIDATES):
             listed = self.stub.ListBindings(
                 bapi.ListBindingsRequest(grantor_id_number=self.people[grantor].id_number, page_size=100),
@@ -368,7 +368,7 @@ class BindingRules(RuleBasedStateMachine):
 
     @invariant()
     def payers_are_only_active_bindings_of_living_grantors(self) -> None:
-        """DOMAIN §2.5, §3.3: ended, rejected or pending bindings and deceased grantors never pay."""
+        """Ended, rejected or pending bindings and deceased grantors never pay."""
         status_of: dict[str, int] = {}
         for beneficiary in sorted({b.beneficiary for b in self.model.bindings.values()}):
             request = bapi.ResolvePayersRequest(
@@ -397,7 +397,7 @@ class BindingRules(RuleBasedStateMachine):
 
 
 def test_the_binding_rules_hold_through_any_sequence_of_operations(binding_service):
-    """DOMAIN §2: caps, pairs, reviews, unbinding and deaths, driven at random against the real service."""
+    """Caps, pairs, reviews, unbinding and deaths, driven at random against the real service."""
     run_state_machine_as_test(
         lambda: BindingRules(binding_service),
         settings=settings(

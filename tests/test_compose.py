@@ -223,7 +223,7 @@ def test_dockerfile_installs_without_dev_extras_and_exposes_both_ports(
 
 
 def test_a_second_payment_node_serves_the_other_provinces_with_its_own_database(services: dict) -> None:
-    """DOMAIN §3.5: each province's node holds its own accounts in its own database."""
+    """Each province's node holds its own accounts in its own database."""
     east, west = _as_argv(services["payment"]["command"]), _as_argv(services["payment-west"]["command"])
     assert (_option(east, "--node"), _option(west, "--node")) == ("east", "west")
     assert _option(west, "--database").endswith("@postgres:5432/gongji_payment_west")

@@ -1,7 +1,7 @@
-"""Contract tests: the protos declare what API.md promises other systems.
+"""Contract tests: the protos declare what gongji promises other systems.
 
-API.md is the agreed surface: service, RPC, enum and field names are the
-contract. DOMAIN §1: money is int64 fen, no floats anywhere. Failures carry a
+The agreed surface: service, RPC, enum and field names are the
+contract. Money is int64 fen, no floats anywhere. Failures carry a
 machine-readable reason in google.rpc.ErrorInfo.
 """
 
@@ -34,7 +34,7 @@ FILES: tuple[FileDescriptor, ...] = (
     payment_service_pb2.DESCRIPTOR,
 )
 
-# API.md, "gongji.binding.v1.BindingService" and "gongji.payment.v1.PaymentService".
+# The agreed RPCs of gongji.binding.v1.BindingService and gongji.payment.v1.PaymentService.
 API_RPCS: dict[str, tuple[str, ...]] = {
     "BindingService": [
         "UpsertInsuredPerson",
@@ -78,7 +78,7 @@ API_RPCS: dict[str, tuple[str, ...]] = {
 SERVICE_FILES = {"BindingService": binding_service_pb2.DESCRIPTOR, "PaymentService": payment_service_pb2.DESCRIPTOR}
 READ_ONLY_PREFIXES = ("Get", "List", "Quote", "Resolve", "Check", "Reconcile")
 
-# API.md, "Failure reasons".
+# The agreed failure reasons.
 BINDING_REASONS = [
     "GRANTOR_NOT_EMPLOYEE",
     "GRANTOR_NOT_IN_NORMAL_STATUS",
@@ -165,7 +165,7 @@ def is_repeated(f: FieldDescriptor) -> bool:
 def test_every_rpc_named_in_the_api_is_declared(service: str, rpc: str) -> None:
     services = SERVICE_FILES[service].services_by_name
     assert service in services, f"{service} is not declared"
-    assert rpc in services[service].methods_by_name, f"{service}.{rpc} (API.md) is not declared"
+    assert rpc in services[service].methods_by_name, f"{service}.{rpc} is not declared"
 
 
 def test_the_services_live_in_their_versioned_packages() -> None:
@@ -190,7 +190,7 @@ def test_every_rpc_has_its_own_request_and_response_messages(service: str, rpc: 
 
 @pytest.mark.parametrize(("service", "rpc"), [(s, r) for s, r in all_rpcs() if not r.startswith(READ_ONLY_PREFIXES)])
 def test_every_mutating_rpc_takes_a_request_id_as_its_first_field(service: str, rpc: str) -> None:
-    """DOMAIN §3.4: every mutating request carries an idempotency key; a retry returns the first answer."""
+    """Every mutating request carries an idempotency key; a retry returns the first answer."""
     request_id = field(method(service, rpc).input_type, "request_id")
     assert request_id.number == 1
     assert request_id.type == FieldDescriptor.TYPE_STRING
@@ -199,7 +199,7 @@ def test_every_mutating_rpc_takes_a_request_id_as_its_first_field(service: str, 
 
 @pytest.mark.parametrize(("service", "rpc"), [(s, r) for s, r in all_rpcs() if r.startswith("List")])
 def test_every_list_rpc_is_paged_with_a_size_and_tokens(service: str, rpc: str) -> None:
-    """API.md: lists take page_size/page_token and return next_page_token."""
+    """Lists take page_size/page_token and return next_page_token."""
     declared = method(service, rpc)
     assert field(declared.input_type, "page_size").type == FieldDescriptor.TYPE_INT32
     assert field(declared.input_type, "page_token").type == FieldDescriptor.TYPE_STRING
@@ -211,7 +211,7 @@ def test_every_list_rpc_is_paged_with_a_size_and_tokens(service: str, rpc: str) 
 
 @pytest.mark.parametrize("enum", all_enums(), ids=lambda e: e.full_name)
 def test_every_enum_starts_with_an_unspecified_zero_and_prefixes_every_value(enum: EnumDescriptor) -> None:
-    """API.md: each enum has <ENUM>_UNSPECIFIED = 0, refused when sent."""
+    """Each enum has <ENUM>_UNSPECIFIED = 0, refused when sent."""
     prefix = upper_snake(enum.name)
     assert enum.values_by_number[0].name == f"{prefix}_UNSPECIFIED"
     unprefixed = [v.name for v in enum.values if not v.name.startswith(prefix + "_")]
@@ -223,7 +223,7 @@ def test_the_enums_checked_cover_all_three_packages() -> None:
 
 
 def test_every_money_field_is_int64_fen_and_no_field_is_a_float() -> None:
-    """DOMAIN §1: money is always an integer number of fen in int64. No floats anywhere."""
+    """Money is always an integer number of fen in int64. No floats anywhere."""
     fen_fields = [(m.full_name, f) for m in all_messages() for f in m.fields if f.name.endswith("_fen")]
     assert fen_fields
     wrong = [f"{owner}.{f.name}" for owner, f in fen_fields if f.type != FieldDescriptor.TYPE_INT64]
@@ -343,7 +343,7 @@ def assert_fields(full_name: str, expected: dict[str, str], repeated: frozenset[
     declared = message(full_name)
     for name, wanted in expected.items():
         actual = field(declared, name)
-        assert type_of(actual) == wanted, f"{full_name}.{name} is {type_of(actual)}, API.md says {wanted}"
+        assert type_of(actual) == wanted, f"{full_name}.{name} is {type_of(actual)}, the contract says {wanted}"
         assert is_repeated(actual) == (name in repeated), f"{full_name}.{name} repeated should be {name in repeated}"
 
 
@@ -364,7 +364,7 @@ def test_an_insured_person_has_the_fields_the_api_lists() -> None:
 
 
 def test_a_binding_has_the_fields_the_api_lists() -> None:
-    """DOMAIN §2: who grants to whom, as what relative, in which state, sharing how much, via which channel."""
+    """Who grants to whom, as what relative, in which state, sharing how much, via which channel."""
     assert_fields(
         "gongji.binding.v1.Binding",
         {
@@ -385,7 +385,7 @@ def test_a_binding_has_the_fields_the_api_lists() -> None:
 
 
 def test_a_region_policy_has_the_fields_the_api_lists() -> None:
-    """DOMAIN §2.2–2.6 and §3.1: every per-region rule is a field of the versioned policy."""
+    """Every per-region rule is a field of the versioned policy."""
     assert_fields(
         "gongji.binding.v1.RegionPolicy",
         {
@@ -408,7 +408,7 @@ def test_a_region_policy_has_the_fields_the_api_lists() -> None:
 
 
 def test_creating_a_binding_takes_both_identities_relationship_proofs_consent_and_channel() -> None:
-    """DOMAIN §2.1: identity is checked against the registry; consent and channel are recorded."""
+    """Identity is checked against the registry; consent and channel are recorded."""
     assert_fields(
         "gongji.binding.v1.CreateBindingRequest",
         {
@@ -438,7 +438,7 @@ def test_resolving_payers_takes_the_beneficiary_use_institution_region_and_time(
 
 
 def test_a_settlement_request_carries_the_bill_the_api_lists() -> None:
-    """DOMAIN §3.2–3.3: the institution, the patient, the credential presented and the self-pay amount."""
+    """The institution, the patient, the credential presented and the self-pay amount."""
     for request in ("QuoteSettlementRequest", "AuthorizeSettlementRequest", "SettleRequest"):
         assert_fields(f"gongji.payment.v1.{request}", {"bill": "gongji.payment.v1.Bill"})
     assert_fields(
@@ -461,7 +461,7 @@ def test_a_settlement_request_carries_the_bill_the_api_lists() -> None:
 
 
 def test_a_settlement_answer_carries_every_leg_and_the_national_interfaces_totals() -> None:
-    """DOMAIN §3.3 and §4: each leg (payer, source, binding, amount, policy version) and the split
+    """Each leg (payer, source, binding, amount, policy version) and the split
     acct_pay / acct_mulaid_pay / psn_cash_pay, with each payer's balance left (balc)."""
     assert_fields(
         "gongji.payment.v1.Settlement",
@@ -492,7 +492,7 @@ def test_a_settlement_answer_carries_every_leg_and_the_national_interfaces_total
 
 
 def test_an_account_reports_balance_held_and_available_amounts() -> None:
-    """DOMAIN §3.6: balance (total, held, available) and this year's shared amount per binding."""
+    """Balance (total, held, available) and this year's shared amount per binding."""
     assert_fields(
         "gongji.payment.v1.Account",
         {
@@ -506,14 +506,14 @@ def test_an_account_reports_balance_held_and_available_amounts() -> None:
 
 
 def test_reversal_names_the_original_request_and_wallet_transfers_carry_a_verification() -> None:
-    """DOMAIN §3.4 (冲正 by original message id) and §3.5 (face or QR-password confirmation)."""
+    """A reversal (冲正) names the original request id; a wallet transfer is confirmed by face or QR password."""
     assert_fields("gongji.payment.v1.ReverseRequestRequest", {"original_request_id": STRING})
     assert_fields("gongji.payment.v1.TransferToWalletRequest", {"verification": "gongji.payment.v1.Verification"})
     assert_fields("gongji.payment.v1.Verification", {"method": "gongji.payment.v1.VerificationMethod", "token": STRING})
 
 
 def test_setting_the_payer_order_takes_ordered_binding_ids_and_a_mode() -> None:
-    """DOMAIN §3.3: the beneficiary's priority order, SEQUENTIAL or PROPORTIONAL."""
+    """The beneficiary's priority order, SEQUENTIAL or PROPORTIONAL."""
     assert_fields(
         "gongji.binding.v1.SetPayerOrderRequest",
         {"binding_ids": STRING, "mode": "gongji.binding.v1.PayerMode"},
@@ -583,7 +583,7 @@ def test_each_kind_of_failure_maps_to_the_grpc_code_a_caller_expects(kind: Error
 @pytest.mark.parametrize(
     ("reason", "code"),
     [
-        (Reason.FIELD_REQUIRED, grpc.StatusCode.INVALID_ARGUMENT),  # API.md: UNSPECIFIED enums → INVALID_ARGUMENT
+        (Reason.FIELD_REQUIRED, grpc.StatusCode.INVALID_ARGUMENT),  # an UNSPECIFIED enum is INVALID_ARGUMENT
         (Reason.INVALID_ID_NUMBER, grpc.StatusCode.INVALID_ARGUMENT),
         (Reason.PERSON_NOT_FOUND, grpc.StatusCode.NOT_FOUND),
         (Reason.ALREADY_BOUND, grpc.StatusCode.ALREADY_EXISTS),

@@ -1,4 +1,4 @@
-"""Cross-province mutual aid across two payment nodes (DOMAIN §3.5), on SQLite
+"""Cross-province mutual aid across two payment nodes, on SQLite
 and PostgreSQL: routed legs, all-or-nothing settlements, wallet transfers and
 clearing reports that agree on both sides."""
 
@@ -225,7 +225,7 @@ def test_a_wallet_transfer_needs_verification_an_activated_wallet_and_daytime(fa
 
 
 def test_the_wallet_pays_the_beneficiarys_resident_insurance_contribution_in_her_province(family):
-    """DOMAIN §3.5: the beneficiary pays bills and resident-insurance contributions from the wallet."""
+    """The beneficiary pays bills and resident-insurance contributions from the wallet."""
     at_noon(family)
     family.nodes.east.stub.ActivateWallet(
         papi.ActivateWalletRequest(request_id=request_id(), id_number=family.child.id_number, admdvs=NANJING)
@@ -256,7 +256,7 @@ def wait_for_transfer(family, transfer_id: str, state: int, seconds: float = 15.
 
 @pytest.mark.sweeping(0.05)
 def test_a_transfer_not_accepted_by_six_the_next_morning_goes_back_to_its_sender(family):
-    """DOMAIN §5: a transfer not yet accepted is refunded to the sender at 06:00 the next day.
+    """A transfer not yet accepted is refunded to the sender at 06:00 the next day.
     The child's wallet in Nanjing is never activated, so node east cannot accept the father's
     transfer from Lanzhou; at 06:00 node west gets east's promise never to credit it, then
     gives the money back, and a late credit of it is refused."""
@@ -313,7 +313,7 @@ def owed_by_gansu_to_jiangsu(stub, days: list[str]) -> int:
 
 @pytest.mark.sweeping(0.05)
 def test_a_transfer_accepted_before_six_the_next_morning_stays_with_the_beneficiary(family):
-    """DOMAIN §5: once the wallet is activated the pending transfer is credited by the
+    """Once the wallet is activated the pending transfer is credited by the
     recovery loop; six o'clock then changes nothing."""
     at_noon(family)
     pending = transfer(family, 30_000).transfer

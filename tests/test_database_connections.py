@@ -2,7 +2,7 @@
 every transaction); a connection that died with its server is noticed on use and the
 work runs again on a fresh one. These tests cut every pooled connection from the
 PostgreSQL side and check that the very next requests succeed at the first try and
-move money once (DOMAIN §3.4, §5: a settlement is paid exactly once)."""
+move money once."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Ordered deduction (DOMAIN §3.3) as arithmetic: properties that hold for every
+"""Ordered deduction as arithmetic: properties that hold for every
 bill, every set of limits and both modes."""
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def test_proportional_mode_splits_evenly_within_a_fen_unless_a_limit_binds(bill,
 
 
 def test_a_childs_bill_is_paid_by_mother_then_father_then_cash():
-    """DOMAIN §3.3, the issue's example: mother first, father next, the rest in cash."""
+    """Mother first, father next, the rest in cash."""
     mother = Capacity("mother", PaymentSource.MUTUAL_AID, 30_000, "b-mother", "320100@2025")
     father = Capacity("father", PaymentSource.MUTUAL_AID, 50_000, "b-father", "320100@2025")
     split = split_bill(100_000, [], [mother, father], PayerMode.SEQUENTIAL)

@@ -1,4 +1,4 @@
-"""Earmarking as a property (DOMAIN §5, §2.6, §3.3): in a region that earmarks set amounts,
+"""Earmarking as a property: in a region that earmarks set amounts,
 any mix of the child's bills and the mother's own bills keeps two promises. The child
 never draws more than the mother set aside for the year. The mother's own bills never
 spend what is still set aside. Each example settles over real gRPC against a fresh family,

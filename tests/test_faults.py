@@ -1,4 +1,4 @@
-"""Fault tests on real processes (DOMAIN §3.5): a cross-province settlement must
+"""Fault tests on real processes: a cross-province settlement must
 end all-or-nothing when a payment node is killed at any step, and the system
 converges after restart — nothing lost, nothing paid twice."""
 

@@ -1,4 +1,4 @@
-"""Fault tests on real processes (DOMAIN §3.5): "a multi-node settlement must end
+"""Fault tests on real processes: "a multi-node settlement must end
 all-or-nothing even when a node crashes or the network fails mid-way: nothing
 lost, nothing paid twice".
 
@@ -248,7 +248,7 @@ def proxied(databases, tmp_path) -> Iterator[tuple[ProcessCluster, TcpProxy]]:
 
 @pytest.mark.parametrize("cut", ["reset", "drop"])
 def test_settlements_in_flight_when_the_network_between_nodes_is_cut_are_paid_once_after_retries(proxied, cut):
-    """DOMAIN §3.5: the link east→west is cut (connections reset, or every packet silently
+    """The link east→west is cut (connections reset, or every packet silently
     dropped) while cross-node settlements are in flight, then restored. Requests that got
     PROVINCE_UNREACHABLE are retried with the same request_id; every one settles, exactly once."""
     cluster, proxy = proxied
@@ -290,7 +290,7 @@ def on_private_postgres(tmp_path) -> Iterator[tuple[ProcessCluster, PrivatePostg
 def test_settlements_survive_postgresql_stopping_dead_under_load_and_are_paid_once_after_retries(
     on_private_postgres,
 ):
-    """DOMAIN §3.5: the PostgreSQL server holding the binding service and both payment
+    """The PostgreSQL server holding the binding service and both payment
     nodes is stopped with `pg_ctl stop -m immediate` in the middle of a stream of
     cross-node settlements and started again 1.5 s later. The services stay up, the
     recovery loop finishes what was decided, and each request retried with its own
@@ -315,7 +315,7 @@ def test_settlements_survive_postgresql_stopping_dead_under_load_and_are_paid_on
 
 
 def test_a_settlement_already_paid_answers_its_retry_while_the_other_node_is_unreachable(proxied):
-    """DOMAIN §3.5 and §5 ("a retry returns the first answer"): once a cross-node settlement
+    """Once a cross-node settlement
     is captured, the hospital's retry with the same request_id gets that answer back even
     while node west cannot be reached, and the retry holds nothing anywhere."""
     cluster, proxy = proxied

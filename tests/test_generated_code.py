@@ -2,7 +2,7 @@
 
 The Python stubs are generated beside the .proto files and committed, so that
 an installed package imports without grpc_tools. A proto edited without
-regenerating would ship a contract (API.md) the servers do not speak.
+regenerating would ship a contract the servers do not speak.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def relative_files(paths: list[Path], root: Path) -> dict[str, Path]:
 
 
 def test_the_committed_stubs_are_exactly_what_the_protos_generate(tmp_path: Path) -> None:
-    """API.md is the contract; the stubs under protos/ must be generated from its protos as they are now."""
+    """The protos are the contract; the stubs under protos/ must be generated from them as they are now."""
     fresh = relative_files(generate(tmp_path), tmp_path)
     committed = relative_files(generated_files(), PROTO_ROOT)
 

@@ -1,9 +1,9 @@
 """Resident ID numbers (GB 11643) and administrative division codes (GB/T 2260).
 
-Persons are named by their 18-digit ID number (API.md); pooling regions by a
-6-digit admdvs whose first two digits name the province (DOMAIN §1, §2.4). The
+Persons are named by their 18-digit ID number; pooling regions by a
+6-digit admdvs whose first two digits name the province. The
 ID number's own area code is the place of first registration, never the
-insurance location (DOMAIN §5).
+insurance location.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def test_the_helper_agrees_with_a_published_example_number() -> None:
     ],
 )
 def test_a_well_formed_id_number_is_accepted_unchanged(area: str, birth: str, seq: str) -> None:
-    """API.md: persons are named by their 18-digit resident ID number."""
+    """Persons are named by their 18-digit resident ID number."""
     id_number = make_id_number(area, birth, seq)
     assert validate_id_number(id_number) == id_number
 
@@ -116,7 +116,7 @@ def test_an_id_number_with_an_unknown_district_of_a_known_province_is_refused_no
 
 
 def test_an_id_number_whose_area_code_was_abolished_before_the_birth_is_refused() -> None:
-    """DOMAIN §5: a code abolished before the holder was born cannot be theirs (Nanjing Baixia, abolished 2013)."""
+    """A code abolished before the holder was born cannot be theirs (Nanjing Baixia, abolished 2013)."""
     assert validate_id_number(make_id_number("320103", "19900307", "123"))
     error = refusal(make_id_number("320103", "20150307", "123"))
     assert error.reason is Reason.INVALID_ID_NUMBER
@@ -135,7 +135,7 @@ def test_an_empty_id_number_is_a_missing_field_not_an_invalid_one() -> None:
 
 @pytest.mark.parametrize("area", ["320102", "620102"])
 def test_an_elderly_person_registered_in_a_district_coded_in_1983_is_accepted(area: str) -> None:
-    """DOMAIN §2.2: parents and grandparents born long before 1983 are the usual beneficiaries."""
+    """Parents and grandparents born long before 1983 are the usual beneficiaries."""
     id_number = make_id_number(area, "19500101", "123")
     assert validate_id_number(id_number) == id_number
 
@@ -184,7 +184,7 @@ def test_changing_any_single_character_of_a_valid_id_number_makes_it_invalid(
 
 @pytest.mark.parametrize("code", ["110000", "320100", "320102", "620100", "622900", "540100", "810000"])
 def test_a_six_digit_code_of_a_known_province_is_a_valid_admdvs(code: str) -> None:
-    """DOMAIN §1: a pooling region is a 6-digit GB/T 2260 code; the first two digits are the province."""
+    """A pooling region is a 6-digit GB/T 2260 code; the first two digits are the province."""
     assert validate_admdvs(code) == code
 
 
@@ -215,7 +215,7 @@ def test_an_empty_admdvs_is_a_missing_field() -> None:
 
 
 def test_the_national_code_is_accepted_only_where_a_national_policy_is_meant() -> None:
-    """DOMAIN §2.2–2.4: "000000" names the national default policy, never a person's region."""
+    """Rule: "000000" names the national default policy, never a person's region."""
     assert validate_admdvs(NATIONAL, "policy.admdvs", allow_national=True) == NATIONAL
     with pytest.raises(DomainError) as caught:
         validate_admdvs(NATIONAL, "admdvs")
@@ -245,5 +245,5 @@ def test_the_province_code_of_a_region_is_its_province_wide_code() -> None:
 def test_the_lookup_chain_runs_from_the_region_to_its_province_to_the_national_default(
     code: str, chain: tuple[str, ...]
 ) -> None:
-    """DOMAIN §2.2–2.4: a region's own policy, else its province's, else the national one."""
+    """A region's own policy, else its province's, else the national one."""
     assert lookup_chain(code) == chain

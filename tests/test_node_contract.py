@@ -1,4 +1,4 @@
-"""Contract tests of the node-to-node service (gongji.node.v1, DOMAIN §3.5): what
+"""Contract tests of the node-to-node service (gongji.node.v1): what
 it declares, and that every step is idempotent by its transaction id."""
 
 from __future__ import annotations

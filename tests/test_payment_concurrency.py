@@ -1,4 +1,4 @@
-"""Holds and settlements under real concurrency (DOMAIN §3.3, §3.4).
+"""Holds and settlements under real concurrency.
 
 Every race here fires real gRPC calls at the payment service, each caller on a
 channel of its own, released together by a barrier, on SQLite and PostgreSQL:

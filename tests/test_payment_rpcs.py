@@ -1,5 +1,5 @@
 """Every implemented PaymentService RPC and every refusal it gives, over real gRPC on
-SQLite and PostgreSQL (DOMAIN §3): what a hospital's billing system or a medical-
+SQLite and PostgreSQL: what a hospital's billing system or a medical-
 security operator would check — amounts to the fen, states, the leg list, the
 totals acct_pay / acct_mulaid_pay / wallet / psn_cash_pay, balances, statements,
 reconciliation — and a balanced ledger at the end of every scenario.
@@ -116,7 +116,7 @@ def entry_count(family: PaymentFamily) -> int:
 
 
 def assert_ledger_balanced(family: PaymentFamily) -> None:
-    """DOMAIN §3.4: every entry balances, every balance equals its entries, no stale hold."""
+    """Every entry balances, every balance equals its entries, no stale hold."""
     ledger = family.ledger()
     assert list(ledger.problems) == []
     assert ledger.balanced
@@ -232,11 +232,11 @@ def violations(family: PaymentFamily, holder, **request) -> papi.ListViolationsR
     )
 
 
-# CreditAccount (DOMAIN §3.6 每月到账) -----------------------------------------------------
+# CreditAccount -----------------------------------------------------
 
 
 def test_a_monthly_contribution_opens_the_account_and_a_second_one_adds_to_it(family):
-    """DOMAIN §3.6: the monthly credit (每月到账) creates the personal account in the owner's region."""
+    """The monthly credit (每月到账) creates the personal account in the owner's region."""
     newcomer = family.register("赵新人")
     first = family.payment.CreditAccount(
         papi.CreditAccountRequest(
@@ -271,7 +271,7 @@ def test_a_monthly_contribution_opens_the_account_and_a_second_one_adds_to_it(fa
 
 
 def test_a_negative_adjustment_may_take_the_balance_down_to_the_available_amount_and_no_further(family):
-    """DOMAIN §3.4: an adjustment can never take money that a hold has reserved."""
+    """An adjustment can never take money that a hold has reserved."""
     held = family.authorize(30_000)
     assert money(family, family.mother) == (100_000, 30_000, 70_000)
 
@@ -313,7 +313,7 @@ def test_a_negative_adjustment_may_take_the_balance_down_to_the_available_amount
     ],
 )
 def test_a_zero_or_negative_contribution_is_refused_as_an_invalid_amount(family, amount_fen, kind):
-    """DOMAIN §1: money is a positive integer of fen; only an adjustment may be negative."""
+    """Money is a positive integer of fen; only an adjustment may be negative."""
     before = entry_count(family)
     refusal = refused(
         family.payment.CreditAccount,
@@ -333,7 +333,7 @@ def test_a_zero_or_negative_contribution_is_refused_as_an_invalid_amount(family,
 
 
 def test_crediting_a_new_account_without_its_region_is_refused_and_opens_nothing(family):
-    """DOMAIN §1 (admdvs): a new personal account must know its pooling region."""
+    """A new personal account must know its pooling region."""
     stranger = family.register("孙无区")
     refusal = refused(
         family.payment.CreditAccount,
@@ -367,11 +367,11 @@ def test_a_credit_with_an_unspecified_kind_or_account_kind_is_refused(family):
     assert_ledger_balanced(family)
 
 
-# GetAccount (DOMAIN §3.6) ---------------------------------------------------------------
+# GetAccount ---------------------------------------------------------------
 
 
 def test_get_account_shows_balance_held_available_and_what_each_binding_shared_this_year(family):
-    """DOMAIN §3.6: balance (total, held, available) and this year's shared amount per binding."""
+    """Balance (total, held, available) and this year's shared amount per binding."""
     family.settle(150_000)
     family.authorize(20_000)
 
@@ -388,7 +388,7 @@ def test_get_account_shows_balance_held_available_and_what_each_binding_shared_t
 
 
 def test_get_account_of_someone_without_an_account_is_not_found(family):
-    """DOMAIN §1: the resident child has no personal account."""
+    """The resident child has no personal account."""
     refusal = refused(
         family.payment.GetAccount, papi.GetAccountRequest(id_number=family.child.id_number, account_kind=PERSONAL)
     )
@@ -401,11 +401,11 @@ def test_get_account_of_someone_without_an_account_is_not_found(family):
     assert (bad.code, bad.fields) == (INVALID_ARGUMENT, ("id_number",))
 
 
-# ListStatement (DOMAIN §3.6) --------------------------------------------------------------
+# ListStatement --------------------------------------------------------------
 
 
 def test_the_statement_lists_every_movement_newest_first_with_counterpart_purpose_and_settlement(family):
-    """DOMAIN §3.6: a paged statement of every movement with counterpart and purpose."""
+    """A paged statement of every movement with counterpart and purpose."""
     settled = family.settle(30_000, institution_settlement_id="MEDINS-0001")
     family.refund(settled.settlement_id)
 
@@ -462,7 +462,7 @@ def test_the_statement_pages_with_page_token_without_gaps_or_repeats(family):
 
 
 def test_the_statement_can_be_filtered_by_month(family):
-    """DOMAIN §3.6: monthly credits; months are counted in China Standard Time."""
+    """Monthly credits; months are counted in China Standard Time."""
     family.clock.advance(timedelta(days=31))  # 2026-04-02 09:00 CST
     family.credit(family.father, 7_000)
     family.settle(2_000)  # the mother pays
@@ -483,11 +483,11 @@ def test_the_statement_can_be_filtered_by_month(family):
     assert_ledger_balanced(family)
 
 
-# Ordered deduction (DOMAIN §3.3) ----------------------------------------------------------
+# Ordered deduction ----------------------------------------------------------
 
 
 def test_the_mother_pays_first_then_the_father_then_the_child_in_cash(family):
-    """DOMAIN §3.3: grantors in binding order, each up to the available balance, the rest cash."""
+    """Grantors in binding order, each up to the available balance, the rest cash."""
     settlement = family.settle(250_000)
 
     assert settlement.state == ppb.SETTLEMENT_STATE_CAPTURED
@@ -509,7 +509,7 @@ def test_the_mother_pays_first_then_the_father_then_the_child_in_cash(family):
 
 
 def test_a_small_bill_is_paid_by_the_first_grantor_alone(family):
-    """DOMAIN §3.3: later grantors pay only what the earlier ones could not."""
+    """Later grantors pay only what the earlier ones could not."""
     settlement = family.settle(12_345)
     assert legs_of(settlement) == [
         (seen(family.mother), AID, family.mother_binding.binding_id, 12_345, NATIONAL_POLICY)
@@ -523,7 +523,7 @@ def test_a_small_bill_is_paid_by_the_first_grantor_alone(family):
 
 
 def test_the_patients_own_account_pays_before_any_relative_when_chosen(family):
-    """DOMAIN §3.3 step 1: the patient's own personal account first, if the patient chose to use it."""
+    """The patient's own personal account first, if the patient chose to use it."""
     spouse = bind_spouse(family)
     settlement = family.settle(130_000, patient=family.father, use_own_account=True)
 
@@ -539,7 +539,7 @@ def test_the_patients_own_account_pays_before_any_relative_when_chosen(family):
 
 
 def test_a_patient_who_does_not_use_the_own_account_is_paid_for_by_relatives_only(family):
-    """DOMAIN §3.3 step 1 applies only when the patient chose it."""
+    """The patient's own account comes first only when the patient chose it."""
     spouse = bind_spouse(family)
     settlement = family.settle(130_000, patient=family.father, use_own_account=False)
     assert legs_of(settlement) == [(seen(family.mother), AID, spouse.binding_id, 100_000, NATIONAL_POLICY)]
@@ -549,7 +549,7 @@ def test_a_patient_who_does_not_use_the_own_account_is_paid_for_by_relatives_onl
 
 
 def test_the_patients_wallet_pays_before_the_relatives(family):
-    """DOMAIN §3.5 wallet: the beneficiary pays bills from the wallet; it counts as wallet_pay_fen."""
+    """The beneficiary pays bills from the wallet; it counts as wallet_pay_fen."""
     family.payment.CreditAccount(
         papi.CreditAccountRequest(
             request_id=request_id(),
@@ -571,7 +571,7 @@ def test_the_patients_wallet_pays_before_the_relatives(family):
 
 
 def test_set_payer_order_puts_the_father_before_the_mother(family):
-    """DOMAIN §3.3 step 2: the patient's priority order replaces the binding order."""
+    """The patient's priority order replaces the binding order."""
     set_payer_order(family, [family.father_binding, family.mother_binding])
     settlement = family.settle(150_000)
     assert legs_of(settlement) == [
@@ -585,7 +585,7 @@ def test_set_payer_order_puts_the_father_before_the_mother(family):
 
 
 def test_proportional_mode_splits_the_bill_evenly_with_the_odd_fen_to_the_first_payer(family):
-    """DOMAIN §3.3 PROPORTIONAL (seed 000: split costs over several accounts)."""
+    """PROPORTIONAL mode splits the cost over several grantors' accounts."""
     set_payer_order(family, [family.mother_binding, family.father_binding], bpb.PAYER_MODE_PROPORTIONAL)
     settlement = family.settle(30_001)
     assert legs_of(settlement) == [
@@ -599,7 +599,7 @@ def test_proportional_mode_splits_the_bill_evenly_with_the_odd_fen_to_the_first_
 
 
 def test_proportional_mode_gives_what_one_grantor_cannot_pay_to_the_other(family):
-    """DOMAIN §3.3: in PROPORTIONAL mode each share is still capped by that grantor's limits."""
+    """In PROPORTIONAL mode each share is still capped by that grantor's limits."""
     set_payer_order(family, [family.mother_binding, family.father_binding], bpb.PAYER_MODE_PROPORTIONAL)
     cap_binding(family, family.mother_binding, 10_000)
     settlement = family.settle(50_000)
@@ -612,7 +612,7 @@ def test_proportional_mode_gives_what_one_grantor_cannot_pay_to_the_other(family
 
 
 def test_a_grantors_yearly_cap_limits_what_the_binding_shares_over_the_year(family):
-    """DOMAIN §2.6 / §3.3: the grantor's share cap left this year (UpdateSharingLimit)."""
+    """The grantor's share cap left this year (UpdateSharingLimit)."""
     cap_binding(family, family.mother_binding, 30_000)
 
     first = family.settle(50_000)
@@ -629,7 +629,7 @@ def test_a_grantors_yearly_cap_limits_what_the_binding_shares_over_the_year(fami
 
 
 def test_an_open_hold_counts_against_the_yearly_cap(family):
-    """DOMAIN §3.3/§3.4: a held amount is part of this year's sharing until released."""
+    """A held amount is part of this year's sharing until released."""
     cap_binding(family, family.mother_binding, 30_000)
     held = family.authorize(20_000)
     assert [(leg.payer_id_number, leg.amount_fen) for leg in quote(family, 50_000).legs] == [
@@ -645,7 +645,7 @@ def test_an_open_hold_counts_against_the_yearly_cap(family):
 
 
 def test_the_regional_annual_quota_limits_each_grantor_and_every_leg_cites_the_policy(family):
-    """DOMAIN §2.6 / §3.3: annual_share_ratio_percent (e.g. Beijing 60%) of the grantor's balance."""
+    """Annual_share_ratio_percent (e.g. Beijing 60%) of the grantor's balance."""
     policy = put_policy(family, annual_share_ratio_percent=60)
     assert policy.version.startswith("320100@")
 
@@ -664,7 +664,7 @@ def test_the_regional_annual_quota_limits_each_grantor_and_every_leg_cites_the_p
 
 
 def test_the_per_use_limit_caps_each_grantor_on_one_bill(family):
-    """DOMAIN §2.6 / §3.3: e.g. 500 yuan per outpatient visit (seed 003)."""
+    """E.g. 500 yuan per outpatient visit (seed 003)."""
     policy = put_policy(family, per_use_limit_fen=50_000)
     settlement = family.settle(120_000)
     assert legs_of(settlement) == [
@@ -676,7 +676,7 @@ def test_the_per_use_limit_caps_each_grantor_on_one_bill(family):
 
 
 def test_the_chronic_disease_limit_replaces_the_per_use_limit_when_the_bill_is_flagged(family):
-    """DOMAIN §2.6: the per-use limit is raised for chronic and special diseases (门诊慢特病)."""
+    """The per-use limit is raised for chronic and special diseases (门诊慢特病)."""
     policy = put_policy(family, per_use_limit_fen=50_000, chronic_disease_per_use_limit_fen=80_000)
     chronic = family.settle(120_000, use=common.USE_CATEGORY_CHRONIC_DISEASE_OUTPATIENT, chronic_disease=True)
     assert legs_of(chronic) == [
@@ -695,7 +695,7 @@ def test_the_chronic_disease_limit_replaces_the_per_use_limit_when_the_bill_is_f
 
 
 def test_a_grantor_keeps_the_regions_minimum_balance(family):
-    """DOMAIN §5: a minimum grantor balance (Lhasa: 3,000 yuan) is never shared."""
+    """A minimum grantor balance (Lhasa: 3,000 yuan) is never shared."""
     policy = put_policy(family, min_grantor_balance_fen=30_000)
     settlement = family.settle(200_000)
     assert legs_of(settlement) == [
@@ -708,7 +708,7 @@ def test_a_grantor_keeps_the_regions_minimum_balance(family):
 
 
 def test_where_the_region_earmarks_a_set_amount_the_grantor_cannot_spend_it_on_his_own_bills(family):
-    """DOMAIN §5 (earmarking): the mother set 300 yuan a year for her child in a region whose policy
+    """The mother set 300 yuan a year for her child in a region whose policy
     earmarks set amounts; her own bill may use her account only down to what is still reserved,
     and the reserve shrinks as the child draws on it."""
     put_policy(family, earmark_shared_amount=True)
@@ -728,7 +728,7 @@ def test_where_the_region_earmarks_a_set_amount_the_grantor_cannot_spend_it_on_h
 
 
 def test_without_earmarking_or_with_a_share_everything_binding_the_grantor_spends_his_whole_balance(family):
-    """DOMAIN §5: earmarking is a regional option, off by default; a binding that shares
+    """Earmarking is a regional option, off by default; a binding that shares
     everything sets no amount, so even where the region earmarks it reserves nothing."""
     cap_binding(family, family.mother_binding, 30_000)
     assert totals(family.settle(60_000, patient=family.mother, use_own_account=True)) == (60_000, 0, 0, 0)
@@ -746,7 +746,7 @@ def test_without_earmarking_or_with_a_share_everything_binding_the_grantor_spend
 
 
 def test_a_settlement_uses_the_policy_version_in_force_at_its_time(family):
-    """DOMAIN §2.6: policies are versioned with an effective date; a settlement uses and records
+    """Policies are versioned with an effective date; a settlement uses and records
     the version in force at its time."""
     tomorrow = family.clock.now() + timedelta(days=1)
     later = put_policy(family, per_use_limit_fen=50_000, effective_from=tomorrow)
@@ -768,7 +768,7 @@ def test_a_settlement_uses_the_policy_version_in_force_at_its_time(family):
 
 
 def test_an_inpatient_deposit_held_over_new_year_does_not_let_a_grantor_exceed_the_yearly_cap(family):
-    """DOMAIN §2.6/§3.4: the share cap left this year; inpatient stays hold a deposit for days."""
+    """The share cap left this year; inpatient stays hold a deposit for days."""
     cap_binding(family, family.mother_binding, 30_000)
     family.clock.set(datetime(2026, 12, 31, 14, 0, tzinfo=UTC))  # 22:00 CST on New Year's Eve
     held = family.authorize(
@@ -782,11 +782,11 @@ def test_an_inpatient_deposit_held_over_new_year_does_not_let_a_grantor_exceed_t
     assert [(leg.payer_id_number, leg.amount_fen) for leg in next_bill.legs] == [(seen(family.father), 50_000)]
 
 
-# Quote, authorize, capture, release (DOMAIN §3.4) -----------------------------------------
+# Quote, authorize, capture, release -----------------------------------------
 
 
 def test_a_quote_returns_the_split_and_moves_no_money(family):
-    """DOMAIN §3.4: pre-settlement (预结算) returns the split without moving money."""
+    """Pre-settlement (预结算) returns the split without moving money."""
     before = family.ledger()
     quoted = quote(family, 150_000)
 
@@ -809,7 +809,7 @@ def test_a_quote_returns_the_split_and_moves_no_money(family):
 
 
 def test_an_authorization_holds_every_leg_at_once_and_the_hold_counts_against_a_later_one(family):
-    """DOMAIN §3.4: a hold reduces the available balance at once."""
+    """A hold reduces the available balance at once."""
     first = family.authorize(150_000)
     assert first.state == ppb.SETTLEMENT_STATE_AUTHORIZED
     assert legs_of(first) == [
@@ -836,7 +836,7 @@ def test_an_authorization_holds_every_leg_at_once_and_the_hold_counts_against_a_
 
 
 def test_capturing_less_than_authorized_shrinks_the_cash_part_first(family):
-    """DOMAIN §3.4: capture settles possibly less than held; the cash part goes first."""
+    """Capture settles possibly less than held; the cash part goes first."""
     held = family.authorize(250_000)
     assert totals(held) == (0, 200_000, 0, 50_000)
 
@@ -855,7 +855,7 @@ def test_capturing_less_than_authorized_shrinks_the_cash_part_first(family):
 
 
 def test_capturing_less_than_authorized_then_releases_the_rest_from_the_last_payer_back(family):
-    """DOMAIN §3.4: after the cash part, the last payer's leg shrinks; the rest of the holds is released."""
+    """After the cash part, the last payer's leg shrinks; the rest of the holds is released."""
     held = family.authorize(150_000)
     captured = family.capture(held.settlement_id, 120_000)
     assert [(leg.payer_id_number, leg.amount_fen, leg.captured_fen) for leg in captured.legs] == [
@@ -873,7 +873,7 @@ def test_capturing_less_than_authorized_then_releases_the_rest_from_the_last_pay
 
 
 def test_capturing_more_than_authorized_is_refused_and_the_holds_stay(family):
-    """DOMAIN §3.4: capture never more than held → AMOUNT_EXCEEDS_HOLD."""
+    """Capture never more than held → AMOUNT_EXCEEDS_HOLD."""
     held = family.authorize(150_000)
     refusal = refused(family.payment.CaptureSettlement, capture_request(held.settlement_id, 150_001))
     assert (refusal.code, refusal.reason, refusal.fields) == (
@@ -892,7 +892,7 @@ def test_capturing_more_than_authorized_is_refused_and_the_holds_stay(family):
 
 
 def test_capturing_twice_is_refused_as_already_captured_and_charges_once(family):
-    """DOMAIN §3.4: a settlement is captured once."""
+    """A settlement is captured once."""
     held = family.authorize(30_000)
     family.capture(held.settlement_id)
     refusal = refused(family.payment.CaptureSettlement, capture_request(held.settlement_id))
@@ -904,7 +904,7 @@ def test_capturing_twice_is_refused_as_already_captured_and_charges_once(family)
 
 
 def test_capturing_or_releasing_a_released_settlement_is_refused_as_already_released(family):
-    """DOMAIN §3.4: release gives the holds back for good."""
+    """Release gives the holds back for good."""
     held = family.authorize(30_000)
     family.release(held.settlement_id)
     capture = refused(family.payment.CaptureSettlement, capture_request(held.settlement_id))
@@ -917,7 +917,7 @@ def test_capturing_or_releasing_a_released_settlement_is_refused_as_already_rele
 
 
 def test_capturing_after_the_hold_expired_is_refused_and_the_hold_is_released(family):
-    """DOMAIN §3.4: a hold expires after a configurable time unless captured."""
+    """A hold expires after a configurable time unless captured."""
     held = family.authorize(150_000)
     family.clock.advance(timedelta(minutes=16))
 
@@ -936,7 +936,7 @@ def test_capturing_after_the_hold_expired_is_refused_and_the_hold_is_released(fa
 
 
 def test_an_inpatient_deposit_is_held_for_days_and_captured_at_discharge(family):
-    """DOMAIN §3.4: inpatient stays hold a deposit for days and settle at discharge."""
+    """Inpatient stays hold a deposit for days and settle at discharge."""
     admitted = family.clock.now()
     held = family.authorize(150_000, expire_time=admitted + timedelta(days=10), use=common.USE_CATEGORY_INPATIENT)
     assert held.expire_time.ToDatetime(tzinfo=UTC) == admitted + timedelta(days=10)
@@ -960,7 +960,7 @@ def test_an_inpatient_deposit_is_held_for_days_and_captured_at_discharge(family)
 
 @pytest.mark.parametrize("offset", [timedelta(seconds=-1), timedelta(days=61)])
 def test_an_expiry_in_the_past_or_beyond_sixty_days_is_refused(family, offset):
-    """DOMAIN §3.4: expire_time must lie ahead, within the service's maximum hold."""
+    """Expire_time must lie ahead, within the service's maximum hold."""
     request = authorize_request(family, 10_000)
     request.expire_time.FromDatetime(family.clock.now() + offset)
     refusal = refused(family.payment.AuthorizeSettlement, request)
@@ -969,11 +969,11 @@ def test_an_expiry_in_the_past_or_beyond_sixty_days_is_refused(family, offset):
     assert_ledger_balanced(family)
 
 
-# Refund (撤销) and GetSettlement (DOMAIN §3.4) ---------------------------------------------
+# Refund (撤销) and GetSettlement ---------------------------------------------
 
 
 def test_a_refund_returns_every_leg_to_the_account_it_came_from(family):
-    """DOMAIN §3.4: undo (撤销) refunds a settled bill leg by leg."""
+    """Undo (撤销) refunds a settled bill leg by leg."""
     settled = family.settle(150_000)
     refunded = family.refund(settled.settlement_id)
 
@@ -1000,7 +1000,7 @@ def test_a_refund_returns_every_leg_to_the_account_it_came_from(family):
 
 
 def test_refunding_twice_is_refused_as_already_refunded(family):
-    """DOMAIN §3.4: a settlement is undone once."""
+    """A settlement is undone once."""
     settled = family.settle(20_000)
     family.refund(settled.settlement_id)
     refusal = refused(family.payment.RefundSettlement, refund_request(settled.settlement_id))
@@ -1010,7 +1010,7 @@ def test_refunding_twice_is_refused_as_already_refunded(family):
 
 
 def test_refunding_an_uncaptured_settlement_is_refused_as_not_captured(family):
-    """DOMAIN §3.4: only settled money can be undone; holds are released instead."""
+    """Only settled money can be undone; holds are released instead."""
     held = family.authorize(20_000)
     refusal = refused(family.payment.RefundSettlement, refund_request(held.settlement_id))
     assert (refusal.code, refusal.reason) == (FAILED_PRECONDITION, "NOT_CAPTURED")
@@ -1023,7 +1023,7 @@ def test_refunding_an_uncaptured_settlement_is_refused_as_not_captured(family):
 
 
 def test_get_settlement_returns_what_settle_answered(family):
-    """DOMAIN §3.3: the result lists every leg so a hospital can print it again."""
+    """The result lists every leg so a hospital can print it again."""
     settled = family.settle(150_000, institution_settlement_id="MEDINS-42")
     got = family.payment.GetSettlement(papi.GetSettlementRequest(settlement_id=settled.settlement_id)).settlement
     assert got == settled
@@ -1048,7 +1048,7 @@ def test_get_settlement_after_a_partial_capture_reports_the_remaining_balance_th
 
 @pytest.mark.parametrize("rpc", ["GetSettlement", "CaptureSettlement", "ReleaseSettlement", "RefundSettlement"])
 def test_an_unknown_settlement_id_is_not_found(family, rpc):
-    """DOMAIN §3.4: every lifecycle call names an existing settlement."""
+    """Every lifecycle call names an existing settlement."""
     unknown = "00000000-0000-0000-0000-000000000000"
     requests = {
         "GetSettlement": papi.GetSettlementRequest(settlement_id=unknown),
@@ -1061,7 +1061,7 @@ def test_an_unknown_settlement_id_is_not_found(family, rpc):
     assert_ledger_balanced(family)
 
 
-# refuse_cash_part and use categories (DOMAIN §3.1, §3.3) -----------------------------------
+# refuse_cash_part and use categories -----------------------------------
 
 
 @pytest.mark.parametrize("rpc", ["Settle", "AuthorizeSettlement", "QuoteSettlement"])
@@ -1092,7 +1092,7 @@ def test_refusing_a_cash_part_with_too_little_money_is_insufficient_funds_and_no
 
 
 def test_commercial_health_insurance_is_not_an_allowed_use_by_default_and_nothing_moves(family):
-    """DOMAIN §3.1/§5: commercial insurance is a regional option, off by default."""
+    """Commercial insurance is a regional option, off by default."""
     before = entry_count(family)
     for call, request in [
         (family.payment.Settle, settle_request(family, 10_000, use=common.USE_CATEGORY_COMMERCIAL_HEALTH_INSURANCE)),
@@ -1114,18 +1114,18 @@ def test_commercial_health_insurance_is_not_an_allowed_use_by_default_and_nothin
 
 
 def test_a_region_that_allows_commercial_health_insurance_pays_its_premium(family):
-    """DOMAIN §3.1: where the region allows, commercial health insurance premiums."""
+    """Where the region allows, commercial health insurance premiums."""
     policy = put_policy(family, allowed_uses=[*ALL_NATIONAL_USES, common.USE_CATEGORY_COMMERCIAL_HEALTH_INSURANCE])
     settlement = family.settle(10_000, use=common.USE_CATEGORY_COMMERCIAL_HEALTH_INSURANCE)
     assert legs_of(settlement) == [(seen(family.mother), AID, family.mother_binding.binding_id, 10_000, policy.version)]
     assert_ledger_balanced(family)
 
 
-# Impersonation and suspension (DOMAIN §3.2) ------------------------------------------------
+# Impersonation and suspension ------------------------------------------------
 
 
 def test_a_bill_presenting_someone_elses_card_is_impersonation_recorded_against_the_holder(family):
-    """DOMAIN §3.2: the credential must belong to the patient; else refuse and record a violation."""
+    """The credential must belong to the patient; else refuse and record a violation."""
     before = entry_count(family)
     key = request_id()
     request = settle_request(family, 10_000, key=key, holder=family.father)
@@ -1150,7 +1150,7 @@ def test_a_bill_presenting_someone_elses_card_is_impersonation_recorded_against_
 
 
 def test_impersonation_is_refused_on_authorize_and_quote_too(family):
-    """DOMAIN §3.2: no path moves money on someone else's card."""
+    """No path moves money on someone else's card."""
     authorize = refused(family.payment.AuthorizeSettlement, authorize_request(family, 10_000, holder=family.mother))
     assert (authorize.code, authorize.reason) == (PERMISSION_DENIED, "IMPERSONATION")
     # A quote is a read: it refuses without recording a violation.
@@ -1164,7 +1164,7 @@ def test_impersonation_is_refused_on_authorize_and_quote_too(family):
 
 
 def test_at_the_regions_threshold_the_holder_is_suspended_until_an_operator_lifts_it(family):
-    """DOMAIN §3.2: regional policy suspends the holder's networked settlement (暂停联网结算);
+    """Regional policy suspends the holder's networked settlement (暂停联网结算);
     every settlement presenting that card is refused until an operator lifts it."""
     put_policy(family, impersonation_suspension_threshold=2)
     refused(family.payment.Settle, settle_request(family, 10_000, holder=family.father))
@@ -1206,7 +1206,7 @@ def test_at_the_regions_threshold_the_holder_is_suspended_until_an_operator_lift
 
 
 def test_an_operator_can_suspend_a_card_and_lift_the_suspension(family):
-    """DOMAIN §3.2: suspension of networked settlement as an operator's action."""
+    """Suspension of networked settlement as an operator's action."""
     suspension = family.payment.SuspendSettlement(
         papi.SuspendSettlementRequest(
             request_id=request_id(),
@@ -1256,7 +1256,7 @@ def test_a_suspension_names_its_operator_and_lifting_needs_an_active_suspension(
 
 
 def test_list_violations_pages_in_time_order(family):
-    """DOMAIN §3.2: the holder's violations, paged."""
+    """The holder's violations, paged."""
     put_policy(family, impersonation_suspension_threshold=0)  # never suspend
     for _ in range(3):
         refused(family.payment.Settle, settle_request(family, 1_000, holder=family.mother))
@@ -1272,11 +1272,11 @@ def test_list_violations_pages_in_time_order(family):
     assert_ledger_balanced(family)
 
 
-# Reversal (冲正) (DOMAIN §3.4, §5) --------------------------------------------------------
+# Reversal (冲正) --------------------------------------------------------
 
 
 def test_reversing_an_authorization_releases_its_holds(family):
-    """DOMAIN §3.4: reversal (冲正) cancels whatever effect the original request had."""
+    """Reversal (冲正) cancels whatever effect the original request had."""
     key = request_id()
     request = authorize_request(family, 150_000, key=key)
     held = family.payment.AuthorizeSettlement(request).settlement
@@ -1297,7 +1297,7 @@ def test_reversing_an_authorization_releases_its_holds(family):
 
 
 def test_reversing_a_settle_refunds_it_and_a_retry_of_the_original_is_refused(family):
-    """DOMAIN §3.4: reversal of a settlement gives every leg back; the original cannot come again."""
+    """Reversal of a settlement gives every leg back; the original cannot come again."""
     key = request_id()
     request = settle_request(family, 150_000, key=key)
     settled = family.payment.Settle(request).settlement
@@ -1323,7 +1323,7 @@ def test_reversing_a_settle_refunds_it_and_a_retry_of_the_original_is_refused(fa
 
 
 def test_the_money_a_reversal_gives_back_is_labelled_as_a_reversal_on_the_statement(family):
-    """DOMAIN §1/§3.6: 冲正 and 撤销 are different operations; the statement names the purpose."""
+    """冲正 and 撤销 are different operations; the statement names the purpose."""
     key = request_id()
     family.payment.Settle(settle_request(family, 30_000, key=key))
     reverse(family, key)
@@ -1332,7 +1332,7 @@ def test_the_money_a_reversal_gives_back_is_labelled_as_a_reversal_on_the_statem
 
 
 def test_reversing_a_request_that_never_arrived_bars_it_when_it_comes_later(family):
-    """DOMAIN §3.4: reversal works whether or not the original ever arrived."""
+    """Reversal works whether or not the original ever arrived."""
     key = request_id()
     reversal = reverse(family, key)
     assert (reversal.original_found, reversal.original_method) == (False, "")
@@ -1350,7 +1350,7 @@ def test_reversing_a_request_that_never_arrived_bars_it_when_it_comes_later(fami
 
 
 def test_repeating_a_reversal_changes_nothing(family):
-    """DOMAIN §3.4: repeating the reversal — same or new request_id — changes nothing."""
+    """Repeating the reversal — same or new request_id — changes nothing."""
     key = request_id()
     family.payment.Settle(settle_request(family, 150_000, key=key))
     reversal_key = request_id()
@@ -1366,7 +1366,7 @@ def test_repeating_a_reversal_changes_nothing(family):
 
 
 def test_repeating_the_reversal_of_a_request_that_never_arrived_still_says_it_was_not_found(family):
-    """DOMAIN §3.4: repeating a reversal changes nothing, including its answer."""
+    """Repeating a reversal changes nothing, including its answer."""
     key = request_id()
     first = reverse(family, key)
     repeat = reverse(family, key)
@@ -1375,7 +1375,7 @@ def test_repeating_the_reversal_of_a_request_that_never_arrived_still_says_it_wa
 
 
 def test_reversing_an_undo_charges_the_settlement_again(family):
-    """DOMAIN §5: settlements and undos can both be reversed."""
+    """Settlements and undos can both be reversed."""
     settled = family.settle(150_000)
     undo_key = request_id()
     family.payment.RefundSettlement(refund_request(settled.settlement_id, key=undo_key))
@@ -1398,7 +1398,7 @@ def test_reversing_an_undo_charges_the_settlement_again(family):
 
 
 def test_reversing_a_capture_gives_the_captured_money_back(family):
-    """DOMAIN §3.4: a capture is a request like any other and can be reversed."""
+    """A capture is a request like any other and can be reversed."""
     held = family.authorize(150_000)
     capture_key = request_id()
     family.payment.CaptureSettlement(capture_request(held.settlement_id, 120_000, key=capture_key))
@@ -1411,7 +1411,7 @@ def test_reversing_a_capture_gives_the_captured_money_back(family):
 
 
 def test_reversing_a_refused_request_bars_its_retry(family):
-    """DOMAIN §3.4: a refused original had no effect; after reversal its retry is refused as reversed."""
+    """A refused original had no effect; after reversal its retry is refused as reversed."""
     key = request_id()
     request = settle_request(family, 250_000, key=key, refuse_cash_part=True)
     assert refused(family.payment.Settle, request).reason == "INSUFFICIENT_FUNDS"
@@ -1437,11 +1437,11 @@ def test_a_reversal_without_an_original_or_of_itself_is_invalid(family):
     assert_ledger_balanced(family)
 
 
-# Idempotency (DOMAIN §3.4, AIP-155) ------------------------------------------------------
+# Idempotency ------------------------------------------------------
 
 
 def test_a_retried_settle_returns_the_first_answer_and_charges_once(family):
-    """DOMAIN §3.4: every mutating request carries an idempotency key; a retry returns the first answer."""
+    """Every mutating request carries an idempotency key; a retry returns the first answer."""
     request = settle_request(family, 150_000)
     first = family.payment.Settle(request).settlement
     entries = entry_count(family)
@@ -1454,7 +1454,7 @@ def test_a_retried_settle_returns_the_first_answer_and_charges_once(family):
 
 
 def test_a_retried_authorization_holds_once(family):
-    """DOMAIN §3.4: idempotent authorization."""
+    """Idempotent authorization."""
     request = authorize_request(family, 150_000)
     first = family.payment.AuthorizeSettlement(request).settlement
     assert family.payment.AuthorizeSettlement(request).settlement.settlement_id == first.settlement_id
@@ -1465,7 +1465,7 @@ def test_a_retried_authorization_holds_once(family):
 
 
 def test_a_retried_capture_returns_the_first_answer_instead_of_already_captured(family):
-    """DOMAIN §3.4: idempotent capture."""
+    """Idempotent capture."""
     held = family.authorize(150_000)
     request = capture_request(held.settlement_id, 120_000)
     first = family.payment.CaptureSettlement(request).settlement
@@ -1475,7 +1475,7 @@ def test_a_retried_capture_returns_the_first_answer_instead_of_already_captured(
 
 
 def test_a_retried_credit_and_refund_take_effect_once(family):
-    """DOMAIN §3.4: idempotent credits and undos."""
+    """Idempotent credits and undos."""
     credit = papi.CreditAccountRequest(
         request_id=request_id(),
         id_number=family.mother.id_number,
@@ -1672,7 +1672,7 @@ def test_a_mutating_request_without_a_request_id_is_refused_and_changes_nothing(
 
 
 def test_a_negative_capture_amount_is_invalid(family):
-    """DOMAIN §1: amounts are never negative."""
+    """Amounts are never negative."""
     held = family.authorize(10_000)
     refusal = refused(family.payment.CaptureSettlement, capture_request(held.settlement_id, -1))
     assert (refusal.code, refusal.reason, refusal.fields) == (INVALID_ARGUMENT, "INVALID_AMOUNT", ("amount_fen",))
@@ -1681,11 +1681,11 @@ def test_a_negative_capture_amount_is_invalid(family):
     assert_ledger_balanced(family)
 
 
-# ReconcileInstitution (对账) (DOMAIN §4) ---------------------------------------------------
+# ReconcileInstitution (对账) ---------------------------------------------------
 
 
 def test_reconciliation_counts_and_sums_the_days_settlements_and_refunds_per_source(family):
-    """DOMAIN §4: daily reconciliation with an institution, per payment source, refunds counted."""
+    """Daily reconciliation with an institution, per payment source, refunds counted."""
     own = family.settle(10_000, patient=family.father, use_own_account=True)  # father's own account
     first = family.settle(30_000)  # mother, mutual aid
     second = family.settle(40_000)  # mother, mutual aid
@@ -1713,7 +1713,7 @@ def test_reconciliation_counts_and_sums_the_days_settlements_and_refunds_per_sou
 
 
 def test_reconciliation_days_are_counted_in_china_standard_time(family):
-    """DOMAIN §4: a day is a China Standard Time day; a refund counts on the day it happened."""
+    """A day is a China Standard Time day; a refund counts on the day it happened."""
     family.clock.set(datetime(2026, 3, 2, 15, 30, tzinfo=UTC))  # 23:30 CST on 2 March
     late = family.settle(30_000)
     family.clock.set(datetime(2026, 3, 2, 16, 30, tzinfo=UTC))  # 00:30 CST on 3 March (still 2 March in UTC)
@@ -1744,11 +1744,11 @@ def test_reconciliation_needs_a_valid_date_and_is_the_callers_own(family):
     assert unnamed.institution_code == INSTITUTION
 
 
-# CheckLedger (DOMAIN §3.4) -----------------------------------------------------------------
+# CheckLedger -----------------------------------------------------------------
 
 
 def test_check_ledger_counts_entries_and_accounts_of_a_busy_day(family):
-    """DOMAIN §3.4: every movement is a balanced double-entry journal entry."""
+    """Every movement is a balanced double-entry journal entry."""
     start = family.ledger()
     assert start.balanced
     assert start.entry_count == 2  # the two monthly contributions
@@ -1763,7 +1763,7 @@ def test_check_ledger_counts_entries_and_accounts_of_a_busy_day(family):
 
 
 def test_a_new_employee_patient_pays_from_own_account_only_when_no_one_is_bound(family):
-    """DOMAIN §3.3: with no grantors, own account then cash."""
+    """With no grantors, own account then cash."""
     loner = family.register("周独立")
     family.credit(loner, 5_000)
     settlement = family.settle(8_000, patient=loner, use_own_account=True)
@@ -1776,7 +1776,7 @@ def test_a_new_employee_patient_pays_from_own_account_only_when_no_one_is_bound(
 
 
 def test_a_patient_unknown_to_the_registry_pays_only_from_their_own_accounts(family):
-    """DOMAIN §3.3: someone without bindings has no grantors; the rest is cash."""
+    """Someone without bindings has no grantors; the rest is cash."""
     stranger = person(make_id_number("320102"), "吴未登记", admdvs="320100")
     settlement = family.settle(8_000, patient=stranger, use_own_account=True)
     assert (list(settlement.legs), totals(settlement)) == ([], (0, 0, 0, 8_000))
@@ -1784,7 +1784,7 @@ def test_a_patient_unknown_to_the_registry_pays_only_from_their_own_accounts(fam
 
 
 def test_when_the_binding_service_is_down_a_settlement_is_unavailable_and_nothing_moves(family, payment_service):
-    """DOMAIN §3.3: who may pay comes from the binding service; without it the payment service
+    """Who may pay comes from the binding service; without it the payment service
     refuses as UNAVAILABLE (retryable with the same request_id) rather than charging anyone."""
     payment_service.binding.server.stop()
     key = request_id()

@@ -1,5 +1,5 @@
 """The settlement lifecycle follows a simple model through any sequence of operations
-(DOMAIN §3.3, §3.4).
+.
 
 A hypothesis state machine drives the real payment service over gRPC: it
 authorizes, settles, captures (all, part, or more than authorized), releases,

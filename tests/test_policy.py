@@ -1,8 +1,8 @@
 """Regional mutual-aid policy as versioned data, and money in fen.
 
-DOMAIN §2.2 (relationship scope), §2.3 (caps), §2.4 (region checks) and §2.6
-(sharing settings, versions with an effective date) are all per-region policy;
-DOMAIN §1 and §4: money is an integer number of fen, shown as two-decimal yuan.
+Relationship scope, caps, region checks and sharing settings (versions with an
+effective date) are all per-region policy;
+money is an integer number of fen, shown as two-decimal yuan.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def shipped_by_code(policies: list[RegionPolicy], admdvs: str) -> RegionPolicy:
 
 
 def test_every_shipped_example_policy_loads_and_validates(shipped: list[RegionPolicy]) -> None:
-    """DOMAIN §2.2–2.6: the seeds' regional variants ship as data, each a sane policy."""
+    """The seeds' regional variants ship as data, each a sane policy."""
     raw = json.loads(resources.files("shared").joinpath("example_policies.json").read_text(encoding="utf-8"))
     assert len(shipped) == len(raw) > 0
     assert [p.admdvs for p in shipped] == [item["admdvs"] for item in raw]
@@ -68,7 +68,7 @@ def test_every_shipped_example_policy_loads_and_validates(shipped: list[RegionPo
 
 
 def test_the_shipped_examples_carry_the_seeds_numbers(shipped: list[RegionPolicy]) -> None:
-    """DOMAIN §2.3 and §2.6: Beijing 60% quota and 500 yuan per visit, Shanghai 70%, seed 002's 5 per card."""
+    """Beijing 60% quota and 500 yuan per visit, Shanghai 70%, seed 002's 5 per card."""
     beijing = shipped_by_code(shipped, "110000")
     assert beijing.annual_share_ratio_percent == 60
     assert beijing.per_use_limit_fen == 50_000
@@ -84,7 +84,7 @@ def test_the_shipped_examples_carry_the_seeds_numbers(shipped: list[RegionPolicy
 
 
 def test_the_shipped_cross_province_pilots_list_each_other(shipped: list[RegionPolicy]) -> None:
-    """DOMAIN §2.4: the pilot provinces of seed 003, as data."""
+    """The pilot provinces of seed 003, as data."""
     pilots = [p for p in shipped if p.geographic_scope is GeographicScope.CROSS_PROVINCE]
     assert {p.admdvs for p in pilots} == {"320000", "370000", "620000"}
     for pilot in pilots:
@@ -104,7 +104,7 @@ ALL = [NANJING_2030, NATIONAL_2024, NANJING_2021, JIANGSU_2025, NANJING_2024]
 
 
 def test_a_pooling_regions_own_policy_governs_over_its_provinces_and_the_national_one() -> None:
-    """DOMAIN §2.2–2.4: the most specific policy in force applies."""
+    """The most specific policy in force applies."""
     assert select_policy(ALL, "320100", at(2026, 1, 1)) is NANJING_2024
 
 
@@ -122,7 +122,7 @@ def test_the_built_in_national_default_applies_where_no_policy_was_ever_put() ->
 
 
 def test_the_latest_version_already_in_force_is_chosen() -> None:
-    """DOMAIN §2.6: versions have an effective date; a settlement uses the one in force at its time."""
+    """Versions have an effective date; a settlement uses the one in force at its time."""
     assert select_policy(ALL, "320100", at(2023, 1, 1)) is NANJING_2021
     assert select_policy(ALL, "320100", at(2024, 7, 1)) is NANJING_2024
     assert select_policy(ALL, "320100", at(2029, 12, 31, 23)) is NANJING_2024
@@ -147,13 +147,13 @@ def test_effective_dates_compare_as_instants_whatever_their_time_zone(shipped: l
 
 
 def test_each_version_has_its_own_version_name_so_decisions_can_record_it() -> None:
-    """DOMAIN §2.6: a settlement records which version it used."""
+    """A settlement records which version it used."""
     assert NANJING_2021.version != NANJING_2024.version
     assert NANJING_2024.version.startswith("320100@")
     assert NANJING_2024.version == replace(NANJING_2024, description="edited").version
 
 
-# Region checks (DOMAIN §2.4).
+# Region checks.
 
 
 def test_under_same_pooling_region_only_the_same_region_may_bind() -> None:
@@ -225,8 +225,8 @@ def test_a_minimal_policy_reads_with_the_national_defaults() -> None:
     read = policy_from_dict(MINIMAL)
     assert read.admdvs == "320100"
     assert read.effective_from == at(2025, 1, 1)
-    assert read.contact_change_grace_days == 15  # DOMAIN §2.5
-    assert read.annual_share_ratio_percent == 0  # no quota unless the region sets one (§2.6)
+    assert read.contact_change_grace_days == 15
+    assert read.annual_share_ratio_percent == 0  # no quota unless the region sets one
 
 
 def test_a_policy_with_an_unknown_key_is_refused_naming_the_key() -> None:
@@ -290,7 +290,7 @@ def test_the_national_default_may_be_put_as_data() -> None:
     assert policy_from_dict({**MINIMAL, "admdvs": NATIONAL}).admdvs == NATIONAL
 
 
-# Money (DOMAIN §1, §4).
+# Money.
 
 
 @pytest.mark.parametrize(

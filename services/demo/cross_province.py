@@ -1,4 +1,4 @@
-"""The demo's cross-province chapter (DOMAIN §3.5): a grandfather insured in
+"""The demo's cross-province chapter: a grandfather insured in
 Lanzhou (payment node west) helps pay the Nanjing child's bill (node east), then
 moves money into the child's wallet; both nodes' clearing reports agree."""
 

@@ -1,6 +1,6 @@
 """The demo's payment chapter: a child's bills paid by mother then father, a
 pharmacy purchase, an undo, reversals, an impersonation refused, balances,
-statements, reconciliation and the ledger audit (DOMAIN §3)."""
+statements, reconciliation and the ledger audit."""
 
 from __future__ import annotations
 

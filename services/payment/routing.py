@@ -1,4 +1,4 @@
-"""Which payment node owns which province's accounts (DOMAIN §3.5).
+"""Which payment node owns which province's accounts.
 
 A deployment lists its nodes in one routing file shared by all of them:
 

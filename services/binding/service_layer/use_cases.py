@@ -87,7 +87,7 @@ def get_person(uow: BindingUnitOfWork, id_number: str) -> InsuredPerson:
 def upsert_person(
     uow: BindingUnitOfWork, incoming: InsuredPerson, now: datetime, request_id: str
 ) -> tuple[InsuredPerson, bool, Changes]:
-    """Registry sync. A change of status, region or scheme carries through to bindings (DOMAIN §2.5, §5)."""
+    """Registry sync. A change of status, region or scheme carries through to bindings."""
     who = replace(SYSTEM, request_id=request_id)
     existing = uow.persons.get(incoming.id_number, for_update=True)
     incoming = replace(incoming, update_time=now)
@@ -187,7 +187,7 @@ def create_binding(
     request_id: str,
 ) -> Binding:
     grantor_id, beneficiary_id = application.grantor.id_number, application.beneficiary.id_number
-    # Locking the grantor serialises applications against the cap (DOMAIN §2.3).
+    # Locking the grantor serialises applications against the cap.
     people = uow.persons.lock_in_order([grantor_id, beneficiary_id])
     grantor, beneficiary = people.get(grantor_id), people.get(beneficiary_id)
     grantor_policy = policies.for_region(grantor.admdvs, now) if grantor else policies.for_region("000000", now)

@@ -363,7 +363,7 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
             problems=list(audit.problems),
         )
 
-    # Wallets and clearing (DOMAIN §3.5) ----------------------------------------------------
+    # Wallets and clearing ----------------------------------------------------
 
     async def ActivateWallet(
         self, request: api.ActivateWalletRequest, context: grpc.aio.ServicerContext

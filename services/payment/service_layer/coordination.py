@@ -1,4 +1,4 @@
-"""The coordinator's durable record of cross-node work (DOMAIN §3.5).
+"""The coordinator's durable record of cross-node work.
 
 A settlement with legs on other nodes' accounts gets a saga row: PREPARING is
 written before any remote hold is asked for; PREPARED or COMMITTING is written

@@ -1,4 +1,4 @@
-"""Drives cross-node settlements and transfers to an all-or-nothing end (DOMAIN §3.5).
+"""Drives cross-node settlements and transfers to an all-or-nothing end.
 
 For a bill with grantors on other nodes: ask those nodes what each grantor can
 give, plan the split, write the saga intent (PREPARING), hold on every other
@@ -261,7 +261,7 @@ class Coordinator:
                 await self._write(lambda uow: wallets.complete_transfer(uow, transaction_id, self._clock.now()))
 
     async def refund_unaccepted_transfers(self) -> int:
-        """Gives back every transfer still not accepted at 06:00 the day after it was made (DOMAIN §5).
+        """Gives back every transfer still not accepted at 06:00 the day after it was made.
 
         The receiving node is asked first: it either reports the credit (whose
         acknowledgement was lost; the saga then completes) or refuses every later

@@ -1,5 +1,5 @@
 """Reads and operator actions of the payment service: statements, reconciliation
-(对账), the ledger audit, suspensions of networked settlement (DOMAIN §3.2, §3.6)."""
+(对账), the ledger audit, suspensions of networked settlement."""
 
 from __future__ import annotations
 

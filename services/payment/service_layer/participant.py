@@ -292,7 +292,7 @@ def credit_wallet(
 def decline_wallet_credit(
     uow: PaymentUnitOfWork, transfer_id: str, beneficiary: str, amount_fen: int, source_province: str, now: datetime
 ) -> bool:
-    """The sender gives up on a transfer (DOMAIN §5, 06:00 the next day): True if it was
+    """The sender gives up on a transfer at 06:00 the next day: True if it was
     credited already; otherwise any later credit of it is refused from now on."""
     if uow.transfers.claim_credit(transfer_id, beneficiary, amount_fen, source_province, now, declined=True):
         return False

@@ -1,4 +1,4 @@
-"""Use cases on settlements (DOMAIN §3.3, §3.4): the payers a bill may draw on, the
+"""Use cases on settlements: the payers a bill may draw on, the
 ordered deduction (quote, authorize), and the lifecycle after it (capture, release, expiry,
 refund, reversal), plus the legs a bill would take from other nodes. Each runs inside the
 unit of work it is given, with every account it touches locked in sorted order; the caller
@@ -51,13 +51,13 @@ class Payers:
     grants: tuple[PayerGrant, ...] = ()
     mode: PayerMode = PayerMode.SEQUENTIAL
     policy_version: str = ""
-    # Amounts the patient, as a grantor, has earmarked for relatives (DOMAIN §5).
+    # Amounts the patient, as a grantor, has earmarked for relatives.
     earmarked: tuple[EarmarkedShare, ...] = ()
     # Relatives bound to the patient who may not pay now, with the binding service's reason.
     passed_over: tuple[PassedOver, ...] = ()
 
 
-# Ordered deduction (DOMAIN §3.3) ----------------------------------------------------------
+# Ordered deduction ----------------------------------------------------------
 
 
 @dataclass
@@ -282,7 +282,7 @@ def _local(settlement: Settlement) -> list[SettlementLeg]:
     return [leg for leg in settlement.legs if not leg.is_remote]
 
 
-# The lifecycle (DOMAIN §3.4) -------------------------------------------------------------
+# The lifecycle -------------------------------------------------------------
 
 
 def get_settlement(uow: PaymentUnitOfWork, settlement_id: str, for_update: bool = False) -> Settlement:

@@ -1,4 +1,4 @@
-"""Use cases on suspensions of networked settlement (DOMAIN §3.2): refusing a suspended
+"""Use cases on suspensions of networked settlement: refusing a suspended
 card, and recording an impersonation (冒名就医) against the card's holder, suspending at the
 region's threshold. Each runs inside the unit of work it is given; the caller commits."""
 
@@ -23,7 +23,7 @@ def check_not_suspended(uow: PaymentUnitOfWork, holder: str) -> None:
 
 
 def record_impersonation(uow: PaymentUnitOfWork, bill: Bill, suspension_threshold: int, now: datetime) -> None:
-    """DOMAIN §3.2: records the violation against the card's holder, suspends at the
+    """Records the violation against the card's holder, suspends at the
     region's threshold, and refuses the settlement."""
     holder = bill.credential_holder
     count = uow.violations.add(new_id(), holder, bill.patient_id_number, bill.institution_code, now)

@@ -1,4 +1,4 @@
-"""Transfers from a grantor's personal account to a relative's wallet (DOMAIN rule: the
+"""Transfers from a grantor's personal account to a relative's wallet (the
 grantor confirms each by face or QR-code password, within the region's daily limits).
 
 The binding and the region's limits come from the binding service, the confirmation from

@@ -1,4 +1,4 @@
-"""Use cases on wallets and transfers into them (DOMAIN §3.5, §5): activating a wallet,
+"""Use cases on wallets and transfers into them: activating a wallet,
 moving money from a grantor's personal account towards a beneficiary's wallet, reading and
 completing a transfer, and giving back one the receiving node did not accept by 06:00 the
 next day. Each runs inside the unit of work it is given, with every account it touches
@@ -33,7 +33,7 @@ TRANSFER_WINDOW_HOURS = range(6, 22)  # none between 22:00 and 06:00 China Stand
 
 def unaccepted_refund_time(create_time: datetime) -> datetime:
     """06:00 China Standard Time the day after a transfer: if it is not accepted by then,
-    it goes back to its sender (DOMAIN §5)."""
+    it goes back to its sender."""
     local = create_time.astimezone(CHINA_STANDARD_TIME) + timedelta(days=1)
     return local.replace(hour=TRANSFER_WINDOW_HOURS.start, minute=0, second=0, microsecond=0)
 
