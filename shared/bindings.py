@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from shared.china_time import shown
 from shared.errors import DomainError, Reason
 from shared.persons import InsuranceStatus, InsuranceType, InsuredPerson
 from shared.policy import RegionPolicy, region_allows
@@ -278,7 +279,7 @@ def check_can_end(binding: Binding, actor: Actor, actor_id: str, policy: RegionP
             raise DomainError(
                 Reason.UNBIND_TOO_EARLY,
                 f"region {policy.admdvs} allows unbinding {policy.min_days_before_unbind} days after binding",
-                metadata={"earliest": earliest.isoformat()},
+                metadata={"earliest": shown(earliest)},
             )
         return EndReason.GRANTOR_REQUEST
     if actor is Actor.BENEFICIARY:

@@ -8,14 +8,11 @@ institutions' receivables; the cash part of a bill never enters the ledger.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from enum import StrEnum
 
+from shared.china_time import CHINA_STANDARD_TIME
 from shared.errors import DomainError, Reason
-
-# China Standard Time has no daylight saving; days and years of the medical
-# insurance calendar are counted in it.
-CHINA_STANDARD_TIME = timezone(timedelta(hours=8), "CST")
 
 
 class AccountKind(StrEnum):

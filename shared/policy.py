@@ -11,11 +11,12 @@ import json
 from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from importlib import resources
 from typing import Any
 
+from shared.china_time import CHINA_STANDARD_TIME, shown
 from shared.errors import DomainError, Reason
 from shared.regions import NATIONAL, PROVINCES, lookup_chain, province_of, validate_admdvs, validate_province
 from shared.relationships import CORE_RELATIONSHIPS, Relationship, RelationshipScope
@@ -84,7 +85,9 @@ class RegionPolicy:
 
     @property
     def version(self) -> str:
-        return f"{self.admdvs}@{self.effective_from.astimezone(UTC).isoformat()}"
+        """The region and the moment the version takes effect, in China Standard Time as people
+        read it: "320100@2024-07-01T00:00:00+08:00"."""
+        return f"{self.admdvs}@{shown(self.effective_from)}"
 
     def per_use_limit(self, chronic_disease: bool) -> int:
         """The per-use limit in fen (0 = none); chronic and special diseases have their own."""
@@ -136,7 +139,7 @@ class RegionPolicy:
 
 NATIONAL_DEFAULT = RegionPolicy(
     admdvs=NATIONAL,
-    effective_from=datetime(2024, 7, 1, tzinfo=UTC),
+    effective_from=datetime(2024, 7, 1, tzinfo=CHINA_STANDARD_TIME),
     description="National default: close relatives (document No. 38, 2024), within one province.",
 )
 

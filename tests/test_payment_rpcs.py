@@ -39,7 +39,7 @@ PERSONAL = ppb.ACCOUNT_KIND_PERSONAL_ACCOUNT
 WALLET_KIND = ppb.ACCOUNT_KIND_WALLET
 
 # The national default policy (no regional policy stored): no quota, no per-use limit.
-NATIONAL_POLICY = "000000@2024-07-01T00:00:00+00:00"
+NATIONAL_POLICY = "000000@2024-07-01T00:00:00+08:00"
 CHINA_STANDARD_TIME = timezone(timedelta(hours=8))
 SERVICE = "/gongji.payment.v1.PaymentService/"
 ALL_NATIONAL_USES = [

@@ -56,6 +56,14 @@ def shipped_by_code(policies: list[RegionPolicy], admdvs: str) -> RegionPolicy:
 # Shipped examples.
 
 
+def test_a_policy_version_names_its_region_and_start_in_china_standard_time() -> None:
+    """People read policy versions; a version taking effect at midnight in Nanjing says so,
+    whatever zone the effective time was given in."""
+    utc_evening = datetime(2024, 6, 30, 16, tzinfo=UTC)
+    assert policy("320100", utc_evening).version == "320100@2024-07-01T00:00:00+08:00"
+    assert NATIONAL_DEFAULT.version == "000000@2024-07-01T00:00:00+08:00"
+
+
 def test_every_shipped_example_policy_loads_and_validates(shipped: list[RegionPolicy]) -> None:
     """The seeds' regional variants ship as data, each a sane policy."""
     raw = json.loads(resources.files("shared").joinpath("example_policies.json").read_text(encoding="utf-8"))
