@@ -1,0 +1,244 @@
+"""The payment flows of the service layer with the binding service replaced by a fake port.
+
+Settling a bill and transferring to a wallet ask the binding service first (who may pay, the
+region's limits, whether two people are bound). Here a fake BindingDirectory answers, so each
+test says exactly what the binding service said, and the flow runs on a real database
+(SQLite and PostgreSQL) in its real unit of work."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+import pytest
+
+from gongji.payment.v1 import payment_service_pb2 as papi
+from services.common.database import create_database_engine, migrate, session_factory
+from services.common.interceptors import RpcFailure
+from services.common.runner import UseCaseRunner
+from services.payment.entrypoints import converters as convert
+from services.payment.routing import RoutingTable
+from services.payment.service_layer import accounts, wallets
+from services.payment.service_layer.binding_directory import BoundPair, PayerQuery, WalletLimits
+from services.payment.service_layer.coordinator import Coordinator
+from services.payment.service_layer.node_routing import NodeRouting
+from services.payment.service_layer.settlements import Payers
+from services.payment.service_layer.settling import Settling
+from services.payment.service_layer.unit_of_work import PaymentUnitOfWork
+from services.payment.service_layer.wallet_transfers import TransferAsked, WalletTransfers
+from shared.errors import DomainError, Reason
+from shared.ledger import AccountKind, Purpose
+from shared.payers import PayerGrant
+from shared.policy import UseCategory
+from shared.relationships import Relationship
+from shared.settlements import Bill, CredentialType
+from tests.helpers import make_id_number, request_id
+
+NANJING = "320100"
+MOTHER, FATHER, CHILD = (make_id_number("320102", birth) for birth in ("19700101", "19690101", "20150101"))
+
+
+def grant(grantor: str, priority: int) -> PayerGrant:
+    return PayerGrant(
+        binding_id=f"binding-{grantor[-4:]}", grantor_id_number=grantor, grantor_admdvs=NANJING,
+        relationship=Relationship.PARENT, priority=priority, share_all=True, yearly_cap_fen=0,
+        annual_share_ratio_percent=0, per_use_limit_fen=0, earmark_shared_amount=False,
+        min_grantor_balance_fen=0, policy_version="320100@2024-07-01T00:00:00+08:00",
+    )  # fmt: skip
+
+
+@dataclass
+class FakeBindingDirectory:
+    """What the binding service would answer, set by each test; `down` makes every call fail."""
+
+    grants: tuple[PayerGrant, ...] = ()
+    bound: dict[tuple[str, str], BoundPair] = field(default_factory=dict)
+    limits: WalletLimits = field(default_factory=lambda: WalletLimits(3, 200_000))
+    threshold: int = 3
+    down: bool = False
+    asked: list[str] = field(default_factory=list)
+
+    def _answer(self, what: str) -> None:
+        self.asked.append(what)
+        if self.down:
+            raise DomainError(Reason.BINDING_SERVICE_UNAVAILABLE, "the fake binding service is down")
+
+    async def payers(self, query: PayerQuery) -> Payers | DomainError:
+        self._answer("payers")
+        return Payers(grants=self.grants)
+
+    async def binding(self, binding_id: str) -> BoundPair | None:
+        self._answer("binding")
+        return next((pair for pair in self.bound.values() if pair.binding_id == binding_id), None)
+
+    async def active_binding_between(self, grantor_id_number: str, beneficiary_id_number: str) -> BoundPair:
+        self._answer("active_binding_between")
+        pair = self.bound.get((grantor_id_number, beneficiary_id_number))
+        if pair is None:
+            raise DomainError(Reason.BINDING_NOT_ACTIVE, "no active binding", field="beneficiary_id_number")
+        return pair
+
+    async def impersonation_threshold(self, admdvs: str) -> int:
+        self.asked.append("impersonation_threshold")
+        return self.threshold
+
+    async def wallet_limits(self, admdvs: str) -> WalletLimits:
+        self._answer("wallet_limits")
+        return self.limits
+
+
+class NoOtherNodes:
+    """A single node never calls another; any call is a bug in the flow."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"a single node called another node: {name}")
+
+
+class CountingVerifier:
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def verify(self, method: str, token: str, id_number: str) -> bool:
+        self.asked += 1
+        return token == "confirmed"
+
+
+@dataclass
+class Flows:
+    runner: UseCaseRunner[PaymentUnitOfWork]
+    directory: FakeBindingDirectory
+    settling: Settling
+    transfers: WalletTransfers
+    verifier: CountingVerifier
+    clock: Any
+
+    def credit(self, who: str, amount_fen: int) -> None:
+        def run(uow: PaymentUnitOfWork) -> None:
+            accounts.credit_account(
+                uow, who, AccountKind.PERSONAL_ACCOUNT, amount_fen, Purpose.MONTHLY_CONTRIBUTION, NANJING,
+                "contribution", self.clock.now(), request_id(),
+            )  # fmt: skip
+            uow.commit()
+
+        with self.runner.unit_of_work() as uow:
+            run(uow)
+
+    def settle(self, bill: Bill, key: str | None = None) -> papi.SettleResponse:
+        key = key or request_id()
+        request = papi.SettleRequest(request_id=key)
+        return asyncio.run(
+            self.settling.settle(
+                "/test/Settle", request, key, bill, None, True, papi.SettleResponse,
+                lambda settlement: papi.SettleResponse(settlement=convert.settlement_to_proto(settlement)),
+            )
+        )  # fmt: skip
+
+    def transfer(self, amount_fen: int, token: str = "confirmed") -> papi.TransferToWalletResponse:
+        key = request_id()
+        asked = TransferAsked(MOTHER, CHILD, amount_fen, "QR_PASSWORD", token)
+        return asyncio.run(
+            self.transfers.transfer(
+                "/test/TransferToWallet", papi.TransferToWalletRequest(request_id=key), key, asked,
+                papi.TransferToWalletResponse,
+                lambda row: papi.TransferToWalletResponse(transfer=convert.transfer_to_proto(row)),
+                lambda answer: "",
+            )
+        )  # fmt: skip
+
+
+@pytest.fixture
+def flows(databases, clock) -> Iterator[Flows]:
+    url = databases.url("payment")
+    migrate("payment", url)
+    engine = create_database_engine(url, pool_size=4)
+    runner = UseCaseRunner(partial(PaymentUnitOfWork, session_factory(engine), set()), clock, "payment.gongji", 4)
+    coordinator = Coordinator(runner, RoutingTable.single(), NoOtherNodes(), clock)  # type: ignore[arg-type]
+    directory, verifier = FakeBindingDirectory(), CountingVerifier()
+    routing = NodeRouting(runner, coordinator)
+    try:
+        yield Flows(
+            runner, directory, Settling(runner, clock, directory, coordinator, timedelta(minutes=15)),
+            WalletTransfers(runner, clock, directory, routing, coordinator, verifier), verifier, clock,
+        )  # fmt: skip
+    finally:
+        runner.close()
+        engine.dispose()
+
+
+def refusal_reason(call: Any) -> str:
+    """The reason a flow refused with: raised as it happened, or stored under the key."""
+    try:
+        call()
+    except DomainError as error:
+        return error.reason.value
+    except RpcFailure as failure:
+        return failure.reason
+    raise AssertionError("the flow did not refuse")
+
+
+def bill(self_pay_fen: int, holder: str = CHILD, number: str = "") -> Bill:
+    return Bill(
+        institution_code="H320100-001", institution_admdvs=NANJING, patient_id_number=CHILD,
+        credential_type=CredentialType.QR, credential_holder=holder, use_category=UseCategory.OUTPATIENT,
+        self_pay_fen=self_pay_fen, institution_settlement_id=number,
+    )  # fmt: skip
+
+
+def legs(answer: papi.SettleResponse) -> list[tuple[str, int]]:
+    return [(leg.payer_id_number, leg.amount_fen) for leg in answer.settlement.legs]
+
+
+def test_a_bill_draws_on_the_grantors_the_binding_service_names_in_their_order(flows):
+    flows.credit(MOTHER, 20_000)
+    flows.credit(FATHER, 50_000)
+    flows.directory.grants = (grant(MOTHER, 1), grant(FATHER, 2))
+    answer = flows.settle(bill(50_000))
+    assert legs(answer) == [(MOTHER, 20_000), (FATHER, 30_000)]
+    assert answer.settlement.cash_pay_fen == 0
+
+
+def test_a_bill_with_no_grantor_named_is_paid_in_cash(flows):
+    flows.credit(MOTHER, 20_000)
+    answer = flows.settle(bill(5_000))
+    assert legs(answer) == []
+    assert answer.settlement.cash_pay_fen == 5_000
+
+
+def test_a_retry_is_answered_while_the_binding_service_is_down_and_a_new_bill_is_unavailable(flows):
+    flows.credit(MOTHER, 20_000)
+    flows.directory.grants = (grant(MOTHER, 1),)
+    key = request_id()
+    first = flows.settle(bill(8_000), key)
+    flows.directory.down = True
+    assert flows.settle(bill(8_000), key) == first
+    assert refusal_reason(lambda: flows.settle(bill(8_000))) == "BINDING_SERVICE_UNAVAILABLE"
+
+
+def test_someone_elses_credential_is_refused_and_the_regions_threshold_suspends_the_holder(flows):
+    """The threshold is the region's, from the binding service: at 1, one use suspends."""
+    flows.directory.threshold = 1
+    assert refusal_reason(lambda: flows.settle(bill(1_000, holder=MOTHER))) == "IMPERSONATION"
+    assert "impersonation_threshold" in flows.directory.asked
+    own_bill = replace(bill(1_000, holder=MOTHER), patient_id_number=MOTHER)
+    assert refusal_reason(lambda: flows.settle(own_bill)) == "SETTLEMENT_SUSPENDED"
+
+
+def test_a_transfer_between_people_the_binding_service_does_not_bind_is_refused_before_verification(flows):
+    flows.credit(MOTHER, 20_000)
+    assert refusal_reason(lambda: flows.transfer(1_000)) == "BINDING_NOT_ACTIVE"
+    assert flows.verifier.asked == 0
+
+
+def test_a_transfer_keeps_to_the_daily_limit_the_binding_service_gives(flows):
+    flows.credit(MOTHER, 20_000)
+    flows.directory.bound[(MOTHER, CHILD)] = BoundPair("binding-1", MOTHER, CHILD, True, NANJING, NANJING)
+    flows.directory.limits = WalletLimits(transfers_per_day=1, max_fen=None)
+    with flows.runner.unit_of_work() as uow:
+        wallets.activate_wallet(uow, CHILD, NANJING, flows.clock.now())
+        uow.commit()
+    assert flows.transfer(1_000).transfer.amount_fen == 1_000
+    assert refusal_reason(lambda: flows.transfer(1_000)) == "TRANSFER_LIMIT_REACHED"
