@@ -22,12 +22,15 @@ from shared.money import INT64_MAX, format_yuan, parse_yuan
 from shared.policy import (
     CROSS_PROVINCE_PILOTS,
     NATIONAL_DEFAULT,
+    NATIONAL_WALLET_TRANSFERS_PER_DAY,
+    NO_LIMIT,
     GeographicScope,
     RegionPolicy,
     example_policies,
     policy_from_dict,
     region_allows,
     select_policy,
+    wallet_limit,
 )
 from shared.regions import NATIONAL
 from shared.relationships import RelationshipScope
@@ -359,3 +362,11 @@ def test_malformed_signs_and_non_ascii_digits_are_refused_as_invalid_amounts(tex
     with pytest.raises(DomainError) as caught:
         parse_yuan(text)
     assert caught.value.reason is Reason.INVALID_AMOUNT
+
+
+@pytest.mark.parametrize(
+    ("stored", "meant"),
+    [(0, NATIONAL_WALLET_TRANSFERS_PER_DAY), (NO_LIMIT, None), (1, 1), (5, 5)],
+)
+def test_an_unset_wallet_limit_means_the_national_rule_and_minus_one_means_none(stored, meant) -> None:
+    assert wallet_limit(stored, NATIONAL_WALLET_TRANSFERS_PER_DAY) == meant

@@ -1,0 +1,64 @@
+"""Least data (最小必要): what personal data looks like to those who may not see it whole.
+
+An ID number keeps its first six and last four characters, a name its first and last
+character, a mobile number its first three and last four digits; free text is scrubbed of
+anything shaped like an ID number or a mobile number."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shared.privacy import mask_id_number, mask_name, mask_phone, scrub
+from tests.helpers import make_id_number
+
+
+@pytest.mark.parametrize(
+    ("id_number", "shown"),
+    [
+        ("320102198001010118", "320102********0118"),
+        ("11010119900307123X", "110101********123X"),
+        ("1234567890", "**********"),
+        ("", ""),
+    ],
+)
+def test_an_id_number_shows_only_its_area_and_its_last_four_characters(id_number, shown):
+    assert mask_id_number(id_number) == shown
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [("王", "*"), ("王国", "王*"), ("王建国", "王*国"), ("欧阳建国", "欧**国"), ("", "")],
+)
+def test_a_name_shows_only_its_first_and_last_character(name, shown):
+    assert mask_name(name) == shown
+
+
+@pytest.mark.parametrize(
+    ("phone", "shown"),
+    [("13912345678", "139****5678"), ("12345678", "123*5678"), ("1234567", "*******"), ("", "")],
+)
+def test_a_phone_number_shows_only_its_first_three_and_last_four_digits(phone, shown):
+    assert mask_phone(phone) == shown
+
+
+def test_free_text_is_scrubbed_of_id_numbers_and_mobile_numbers_and_nothing_else():
+    text = "payer 320102198001010118 (tel 13912345678) owes 12345 fen on bill 2026112900000000000001"
+    assert scrub(text) == "payer 320102********0118 (tel 139****5678) owes 12345 fen on bill 2026112900000000000001"
+
+
+@given(
+    area=st.sampled_from(["110101", "320102", "620102", "440305"]),
+    birth=st.dates(date(1900, 1, 1), date(2025, 12, 31)).map(lambda day: day.strftime("%Y%m%d")),
+    sequence=st.integers(0, 999),
+    before=st.text(alphabet=" :,(", max_size=3),
+    after=st.text(alphabet=" :,)", max_size=3),
+)
+def test_no_scrubbed_text_keeps_the_birth_date_and_sequence_of_an_id_number(area, birth, sequence, before, after):
+    id_number = make_id_number(area, birth, sequence)
+    scrubbed = scrub(f"{before}{id_number}{after}")
+    assert id_number[6:14] not in scrubbed
+    assert scrubbed == f"{before}{mask_id_number(id_number)}{after}"
