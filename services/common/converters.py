@@ -69,6 +69,15 @@ def page_size(requested: int, default: int = 50, maximum: int = 500) -> int:
     return min(requested or default, maximum)
 
 
+def required_id(value: str, field: str) -> str:
+    """The id of what a call acts on (a binding, a settlement, a transfer). An empty one is
+    refused as missing (INVALID_ARGUMENT naming the field), not looked up and reported as
+    NOT_FOUND; any other value is looked up as given."""
+    if not value:
+        raise DomainError(Reason.FIELD_REQUIRED, f"{field} is required", field=field)
+    return value
+
+
 def text_field(value: str, field: str, max_length: int, required: bool = False) -> str:
     """Free text as stored: trimmed, at most max_length characters, no control characters
     (PostgreSQL refuses NUL; none of them belongs in a name, code or comment)."""

@@ -11,7 +11,7 @@ from services.binding.service_layer import use_cases
 from services.binding.service_layer.policy_book import PolicyBook
 from services.binding.service_layer.unit_of_work import BindingUnitOfWork
 from services.common.clock import Clock
-from services.common.converters import page_size, text_field, timestamp_to_datetime
+from services.common.converters import page_size, required_id, text_field, timestamp_to_datetime
 from services.common.paging import decode_offset, decode_time_and_id, encode_page_token
 from services.common.runner import UseCaseRunner
 from shared.bindings import Actor
@@ -117,13 +117,14 @@ class BindingServicer(api_grpc.BindingServiceServicer):
         if request.decision == api.REVIEW_DECISION_UNSPECIFIED:
             raise DomainError(Reason.FIELD_REQUIRED, "decision must be APPROVE or REJECT", field="decision")
         approve = request.decision == api.REVIEW_DECISION_APPROVE
+        binding_id = required_id(request.binding_id, "binding_id")
         operator_id = text_field(request.operator_id, "operator_id", 64)
         comment = text_field(request.comment, "comment", 1000)
 
         def run(uow: BindingUnitOfWork) -> api.ReviewBindingResponse:
             binding = use_cases.review_binding(
                 uow,
-                request.binding_id,
+                binding_id,
                 approve,
                 operator_id,
                 comment,
@@ -139,6 +140,7 @@ class BindingServicer(api_grpc.BindingServiceServicer):
     async def EndBinding(
         self, request: api.EndBindingRequest, context: grpc.aio.ServicerContext
     ) -> api.EndBindingResponse:
+        binding_id = required_id(request.binding_id, "binding_id")
         actor = convert.actor_from_proto(request.actor)
         if actor is Actor.SYSTEM:
             raise DomainError(Reason.FIELD_INVALID, "actor must be GRANTOR, BENEFICIARY or OPERATOR", field="actor")
@@ -149,7 +151,7 @@ class BindingServicer(api_grpc.BindingServiceServicer):
         def run(uow: BindingUnitOfWork) -> api.EndBindingResponse:
             who = use_cases.Who(actor, actor_id, channel, request.request_id)
             binding = use_cases.end_binding(
-                uow, request.binding_id, who, comment, self._policies.snapshot(uow), self._clock.now()
+                uow, binding_id, who, comment, self._policies.snapshot(uow), self._clock.now()
             )
             return api.EndBindingResponse(binding=convert.binding_to_proto(binding))
 
@@ -158,7 +160,8 @@ class BindingServicer(api_grpc.BindingServiceServicer):
     async def GetBinding(
         self, request: api.GetBindingRequest, context: grpc.aio.ServicerContext
     ) -> api.GetBindingResponse:
-        binding = await self._run.query(lambda uow: use_cases.get_binding(uow, request.binding_id))
+        binding_id = required_id(request.binding_id, "binding_id")
+        binding = await self._run.query(lambda uow: use_cases.get_binding(uow, binding_id))
         return api.GetBindingResponse(binding=convert.binding_to_proto(binding))
 
     async def ListBindings(
@@ -192,16 +195,17 @@ class BindingServicer(api_grpc.BindingServiceServicer):
     async def ListBindingEvents(
         self, request: api.ListBindingEventsRequest, context: grpc.aio.ServicerContext
     ) -> api.ListBindingEventsResponse:
+        binding_id = required_id(request.binding_id, "binding_id")
         limit = page_size(request.page_size)
-        after = decode_offset(request.page_token, [request.binding_id]) or 0
+        after = decode_offset(request.page_token, [binding_id]) or 0
 
         def read(uow: BindingUnitOfWork) -> list:
-            use_cases.get_binding(uow, request.binding_id)
-            return uow.events.page(request.binding_id, after, limit + 1)
+            use_cases.get_binding(uow, binding_id)
+            return uow.events.page(binding_id, after, limit + 1)
 
         found = await self._run.query(read)
         page, more = found[:limit], len(found) > limit
-        token = encode_page_token([request.binding_id], page[-1][0]) if more else ""
+        token = encode_page_token([binding_id], page[-1][0]) if more else ""
         return api.ListBindingEventsResponse(
             events=[convert.event_to_proto(event) for _, event in page], next_page_token=token
         )
@@ -209,10 +213,12 @@ class BindingServicer(api_grpc.BindingServiceServicer):
     async def UpdateSharingLimit(
         self, request: api.UpdateSharingLimitRequest, context: grpc.aio.ServicerContext
     ) -> api.UpdateSharingLimitResponse:
+        binding_id = required_id(request.binding_id, "binding_id")
+
         def run(uow: BindingUnitOfWork) -> api.UpdateSharingLimitResponse:
             binding = use_cases.update_sharing_limit(
                 uow,
-                request.binding_id,
+                binding_id,
                 request.share_all,
                 request.yearly_cap_fen,
                 self._clock.now(),

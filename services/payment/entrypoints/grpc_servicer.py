@@ -87,13 +87,17 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
         return bill
 
     async def _on_holder(self, name: str, request: Message, settlement_id: str) -> Message | None:
-        """The answer of the node holding the settlement, when that is not this node."""
+        """The answer of the node holding the settlement, when that is not this node. An empty
+        settlement_id is refused as missing before any node is asked."""
+        if not settlement_id:
+            raise DomainError(Reason.FIELD_REQUIRED, "settlement_id is required", field="settlement_id")
         return await self._routing.settlement_elsewhere(name, request, settlement_id, caller_id(), forwarded())
 
     async def _settle(
         self, name: str, request: api.AuthorizeSettlementRequest | api.SettleRequest, capture: bool
     ) -> Message:
         bill = self._bill(request)
+        check_request_id(request.request_id, "request_id")  # before any node or the binding service is asked
         elsewhere = await self._routing.bill_elsewhere(name, request, bill.institution_admdvs, caller_id(), forwarded())
         if elsewhere is not None:
             return elsewhere
@@ -252,6 +256,7 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
         self, request: api.ReverseRequestRequest, context: grpc.aio.ServicerContext
     ) -> api.ReverseRequestResponse:
         original = check_request_id(request.original_request_id.strip(), "original_request_id")
+        check_request_id(request.request_id, "request_id")  # before another node is asked
         if original == request.request_id:
             raise DomainError(Reason.FIELD_INVALID, "a reversal cannot reverse itself", field="original_request_id")
         refusal = status_of(
@@ -383,6 +388,7 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
     async def TransferToWallet(
         self, request: api.TransferToWalletRequest, context: grpc.aio.ServicerContext
     ) -> api.TransferToWalletResponse:
+        check_request_id(request.request_id, "request_id")  # before the binding service is asked
         asked = TransferAsked(
             grantor_id_number=validate_id_number(request.grantor_id_number, "grantor_id_number"),
             beneficiary_id_number=validate_id_number(request.beneficiary_id_number, "beneficiary_id_number"),
@@ -401,6 +407,8 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
     async def GetTransfer(
         self, request: api.GetTransferRequest, context: grpc.aio.ServicerContext
     ) -> api.GetTransferResponse:
+        if not request.transfer_id:
+            raise DomainError(Reason.FIELD_REQUIRED, "transfer_id is required", field="transfer_id")
         row = await self._run.query(lambda uow: wallets.get_transfer(uow, request.transfer_id))
         return api.GetTransferResponse(transfer=convert.transfer_to_proto(row))
 

@@ -38,11 +38,9 @@ OUTCOME_OF = {
 }
 
 
-def _transaction_id(value: str) -> str:
+def _transaction_id(value: str, field: str = "transaction_id") -> str:
     if not value or len(value) > 36:
-        raise DomainError(
-            Reason.FIELD_INVALID, "transaction_id must be a settlement or transfer id", field="transaction_id"
-        )
+        raise DomainError(Reason.FIELD_INVALID, f"{field} must be a settlement or transfer id", field=field)
     return value
 
 
@@ -218,7 +216,7 @@ def _received_transfer(
 ) -> tuple[str, str, int, str]:
     """The transfer id, beneficiary, amount and source province of a transfer sent here, validated."""
     return (
-        _transaction_id(request.transfer_id),
+        _transaction_id(request.transfer_id, "transfer_id"),
         validate_id_number(request.beneficiary_id_number, "beneficiary_id_number"),
         require_positive(request.amount_fen, "amount_fen"),
         validate_province(request.source_province, "source_province"),

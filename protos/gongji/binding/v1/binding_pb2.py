@@ -23,42 +23,71 @@ _sym_db = _symbol_database.Default()
 
 
 from gongji.common.v1 import common_pb2 as gongji_dot_common_dot_v1_dot_common__pb2
+from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fgongji/binding/v1/binding.proto\x12\x11gongji.binding.v1\x1a\x1dgongji/common/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd4\x02\n\rInsuredPerson\x12\x11\n\tid_number\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x37\n\x0einsurance_type\x18\x03 \x01(\x0e\x32\x1f.gongji.common.v1.InsuranceType\x12\x31\n\x06status\x18\x04 \x01(\x0e\x32!.gongji.common.v1.InsuranceStatus\x12\x0e\n\x06\x61\x64mdvs\x18\x05 \x01(\t\x12\r\n\x05phone\x18\x06 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x07 \x01(\t\x12\x1c\n\x14has_personal_account\x18\x08 \x01(\x08\x12\x37\n\x13\x63ontact_change_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"I\n\x05Proof\x12*\n\x04type\x18\x01 \x01(\x0e\x32\x1c.gongji.binding.v1.ProofType\x12\x14\n\x0c\x64ocument_ref\x18\x02 \x01(\t\"\xd8\x05\n\x07\x42inding\x12\x12\n\nbinding_id\x18\x01 \x01(\t\x12\x19\n\x11grantor_id_number\x18\x02 \x01(\t\x12\x1d\n\x15\x62\x65neficiary_id_number\x18\x03 \x01(\t\x12\x34\n\x0crelationship\x18\x04 \x01(\x0e\x32\x1e.gongji.common.v1.Relationship\x12.\n\x05state\x18\x05 \x01(\x0e\x32\x1f.gongji.binding.v1.BindingState\x12\x11\n\tshare_all\x18\x06 \x01(\x08\x12\x16\n\x0eyearly_cap_fen\x18\x07 \x01(\x03\x12*\n\x07\x63hannel\x18\x08 \x01(\x0e\x32\x19.gongji.common.v1.Channel\x12\x17\n\x0f\x63onsent_version\x18\t \x01(\t\x12\x30\n\x0c\x63onsent_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\nend_reason\x18\r \x01(\x0e\x32\x1c.gongji.binding.v1.EndReason\x12*\n\x08\x65nded_by\x18\x0e \x01(\x0e\x32\x18.gongji.binding.v1.Actor\x12\x13\n\x0b\x65nd_comment\x18\x0f \x01(\t\x12(\n\x06proofs\x18\x10 \x03(\x0b\x32\x18.gongji.binding.v1.Proof\x12\x16\n\x0egrantor_admdvs\x18\x11 \x01(\t\x12\x1a\n\x12\x62\x65neficiary_admdvs\x18\x12 \x01(\t\x12\x16\n\x0epolicy_version\x18\x13 \x01(\t\x12/\n\x0bupdate_time\x18\x14 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8a\x06\n\x0cRegionPolicy\x12\x0e\n\x06\x61\x64mdvs\x18\x01 \x01(\t\x12\x32\n\x0e\x65\x66\x66\x65\x63tive_from\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x03 \x01(\t\x12@\n\x12relationship_scope\x18\x04 \x01(\x0e\x32$.gongji.binding.v1.RelationshipScope\x12\x19\n\x11max_beneficiaries\x18\x05 \x01(\x05\x12<\n\x10geographic_scope\x18\x06 \x01(\x0e\x32\".gongji.binding.v1.GeographicScope\x12 \n\x18\x63ross_province_provinces\x18\x07 \x03(\t\x12\"\n\x1a\x61nnual_share_ratio_percent\x18\x08 \x01(\x05\x12\x19\n\x11per_use_limit_fen\x18\t \x01(\x03\x12)\n!chronic_disease_per_use_limit_fen\x18\n \x01(\x03\x12\x33\n\x0c\x61llowed_uses\x18\x0b \x03(\x0e\x32\x1d.gongji.common.v1.UseCategory\x12\x42\n\x1a\x61uto_approve_relationships\x18\x0c \x03(\x0e\x32\x1e.gongji.common.v1.Relationship\x12!\n\x19\x63ontact_change_grace_days\x18\r \x01(\x05\x12*\n\"impersonation_suspension_threshold\x18\x0e \x01(\x05\x12\x1d\n\x15\x65\x61rmark_shared_amount\x18\x0f \x01(\x08\x12\x1f\n\x17min_grantor_balance_fen\x18\x10 \x01(\x03\x12\x1e\n\x16min_days_before_unbind\x18\x11 \x01(\x05\x12 \n\x18wallet_transfers_per_day\x18\x12 \x01(\x05\x12\x1f\n\x17wallet_transfer_max_fen\x18\x13 \x01(\x03\x12\x13\n\x0b\x64\x65scription\x18\x14 \x01(\t\"\xc7\x02\n\x0c\x42indingEvent\x12\x12\n\nbinding_id\x18\x01 \x01(\t\x12\x37\n\nevent_type\x18\x02 \x01(\x0e\x32#.gongji.binding.v1.BindingEventType\x12\'\n\x05\x61\x63tor\x18\x03 \x01(\x0e\x32\x18.gongji.binding.v1.Actor\x12\x10\n\x08\x61\x63tor_id\x18\x04 \x01(\t\x12*\n\x07\x63hannel\x18\x05 \x01(\x0e\x32\x19.gongji.common.v1.Channel\x12(\n\x04time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x63omment\x18\x07 \x01(\t\x12\x12\n\nrequest_id\x18\x08 \x01(\t\x12\x34\n\x0bstate_after\x18\t \x01(\x0e\x32\x1f.gongji.binding.v1.BindingState*\xbb\x01\n\x0c\x42indingState\x12\x1d\n\x19\x42INDING_STATE_UNSPECIFIED\x10\x00\x12 \n\x1c\x42INDING_STATE_PENDING_REVIEW\x10\x01\x12\x18\n\x14\x42INDING_STATE_ACTIVE\x10\x02\x12\x1b\n\x17\x42INDING_STATE_SUSPENDED\x10\x03\x12\x17\n\x13\x42INDING_STATE_ENDED\x10\x04\x12\x1a\n\x16\x42INDING_STATE_REJECTED\x10\x05*n\n\x05\x41\x63tor\x12\x15\n\x11\x41\x43TOR_UNSPECIFIED\x10\x00\x12\x11\n\rACTOR_GRANTOR\x10\x01\x12\x15\n\x11\x41\x43TOR_BENEFICIARY\x10\x02\x12\x12\n\x0e\x41\x43TOR_OPERATOR\x10\x03\x12\x10\n\x0c\x41\x43TOR_SYSTEM\x10\x04*\xd9\x01\n\tEndReason\x12\x1a\n\x16\x45ND_REASON_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x45ND_REASON_GRANTOR_REQUEST\x10\x01\x12\"\n\x1e\x45ND_REASON_BENEFICIARY_REQUEST\x10\x02\x12\x1e\n\x1a\x45ND_REASON_OPERATOR_ACTION\x10\x03\x12\x14\n\x10\x45ND_REASON_DEATH\x10\x04\x12\x16\n\x12\x45ND_REASON_DIVORCE\x10\x05\x12\x1e\n\x1a\x45ND_REASON_INSURANCE_ENDED\x10\x06*\xb5\x01\n\tProofType\x12\x1a\n\x16PROOF_TYPE_UNSPECIFIED\x10\x00\x12#\n\x1fPROOF_TYPE_MARRIAGE_CERTIFICATE\x10\x01\x12!\n\x1dPROOF_TYPE_HOUSEHOLD_REGISTER\x10\x02\x12 \n\x1cPROOF_TYPE_BIRTH_CERTIFICATE\x10\x03\x12\"\n\x1ePROOF_TYPE_KINSHIP_CERTIFICATE\x10\x04*u\n\x11RelationshipScope\x12\"\n\x1eRELATIONSHIP_SCOPE_UNSPECIFIED\x10\x00\x12\x1b\n\x17RELATIONSHIP_SCOPE_CORE\x10\x01\x12\x1f\n\x1bRELATIONSHIP_SCOPE_EXTENDED\x10\x02*\xa6\x01\n\x0fGeographicScope\x12 \n\x1cGEOGRAPHIC_SCOPE_UNSPECIFIED\x10\x00\x12(\n$GEOGRAPHIC_SCOPE_SAME_POOLING_REGION\x10\x01\x12\"\n\x1eGEOGRAPHIC_SCOPE_SAME_PROVINCE\x10\x02\x12#\n\x1fGEOGRAPHIC_SCOPE_CROSS_PROVINCE\x10\x03*\x98\x01\n\x0cPolicySource\x12\x1d\n\x19POLICY_SOURCE_UNSPECIFIED\x10\x00\x12\x15\n\x11POLICY_SOURCE_OWN\x10\x01\x12\x1a\n\x16POLICY_SOURCE_PROVINCE\x10\x02\x12\x1a\n\x16POLICY_SOURCE_NATIONAL\x10\x03\x12\x1a\n\x16POLICY_SOURCE_BUILT_IN\x10\x04*_\n\tPayerMode\x12\x1a\n\x16PAYER_MODE_UNSPECIFIED\x10\x00\x12\x19\n\x15PAYER_MODE_SEQUENTIAL\x10\x01\x12\x1b\n\x17PAYER_MODE_PROPORTIONAL\x10\x02*\xa6\x02\n\x10\x42indingEventType\x12\"\n\x1e\x42INDING_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x42INDING_EVENT_TYPE_CREATED\x10\x01\x12\x1f\n\x1b\x42INDING_EVENT_TYPE_APPROVED\x10\x02\x12\x1f\n\x1b\x42INDING_EVENT_TYPE_REJECTED\x10\x03\x12\x1c\n\x18\x42INDING_EVENT_TYPE_ENDED\x10\x04\x12 \n\x1c\x42INDING_EVENT_TYPE_SUSPENDED\x10\x05\x12\x1e\n\x1a\x42INDING_EVENT_TYPE_RESUMED\x10\x06\x12,\n(BINDING_EVENT_TYPE_SHARING_LIMIT_CHANGED\x10\x07\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fgongji/binding/v1/binding.proto\x12\x11gongji.binding.v1\x1a\x1dgongji/common/v1/common.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfe\x02\n\rInsuredPerson\x12\x17\n\tid_number\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x12\n\x04name\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12=\n\x0einsurance_type\x18\x03 \x01(\x0e\x32\x1f.gongji.common.v1.InsuranceTypeB\x04\xe2\x41\x01\x02\x12\x37\n\x06status\x18\x04 \x01(\x0e\x32!.gongji.common.v1.InsuranceStatusB\x04\xe2\x41\x01\x02\x12\x14\n\x06\x61\x64mdvs\x18\x05 \x01(\tB\x04\xe2\x41\x01\x02\x12\r\n\x05phone\x18\x06 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x07 \x01(\t\x12\x1c\n\x14has_personal_account\x18\x08 \x01(\x08\x12=\n\x13\x63ontact_change_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\x12\x35\n\x0bupdate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x03\"O\n\x05Proof\x12\x30\n\x04type\x18\x01 \x01(\x0e\x32\x1c.gongji.binding.v1.ProofTypeB\x04\xe2\x41\x01\x02\x12\x14\n\x0c\x64ocument_ref\x18\x02 \x01(\t\"\xd8\x05\n\x07\x42inding\x12\x12\n\nbinding_id\x18\x01 \x01(\t\x12\x19\n\x11grantor_id_number\x18\x02 \x01(\t\x12\x1d\n\x15\x62\x65neficiary_id_number\x18\x03 \x01(\t\x12\x34\n\x0crelationship\x18\x04 \x01(\x0e\x32\x1e.gongji.common.v1.Relationship\x12.\n\x05state\x18\x05 \x01(\x0e\x32\x1f.gongji.binding.v1.BindingState\x12\x11\n\tshare_all\x18\x06 \x01(\x08\x12\x16\n\x0eyearly_cap_fen\x18\x07 \x01(\x03\x12*\n\x07\x63hannel\x18\x08 \x01(\x0e\x32\x19.gongji.common.v1.Channel\x12\x17\n\x0f\x63onsent_version\x18\t \x01(\t\x12\x30\n\x0c\x63onsent_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x63reate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\nend_reason\x18\r \x01(\x0e\x32\x1c.gongji.binding.v1.EndReason\x12*\n\x08\x65nded_by\x18\x0e \x01(\x0e\x32\x18.gongji.binding.v1.Actor\x12\x13\n\x0b\x65nd_comment\x18\x0f \x01(\t\x12(\n\x06proofs\x18\x10 \x03(\x0b\x32\x18.gongji.binding.v1.Proof\x12\x16\n\x0egrantor_admdvs\x18\x11 \x01(\t\x12\x1a\n\x12\x62\x65neficiary_admdvs\x18\x12 \x01(\t\x12\x16\n\x0epolicy_version\x18\x13 \x01(\t\x12/\n\x0bupdate_time\x18\x14 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xae\x06\n\x0cRegionPolicy\x12\x14\n\x06\x61\x64mdvs\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\x38\n\x0e\x65\x66\x66\x65\x63tive_from\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x02\x12\x15\n\x07version\x18\x03 \x01(\tB\x04\xe2\x41\x01\x03\x12\x46\n\x12relationship_scope\x18\x04 \x01(\x0e\x32$.gongji.binding.v1.RelationshipScopeB\x04\xe2\x41\x01\x02\x12\x1f\n\x11max_beneficiaries\x18\x05 \x01(\x05\x42\x04\xe2\x41\x01\x02\x12\x42\n\x10geographic_scope\x18\x06 \x01(\x0e\x32\".gongji.binding.v1.GeographicScopeB\x04\xe2\x41\x01\x02\x12 \n\x18\x63ross_province_provinces\x18\x07 \x03(\t\x12\"\n\x1a\x61nnual_share_ratio_percent\x18\x08 \x01(\x05\x12\x19\n\x11per_use_limit_fen\x18\t \x01(\x03\x12)\n!chronic_disease_per_use_limit_fen\x18\n \x01(\x03\x12\x33\n\x0c\x61llowed_uses\x18\x0b \x03(\x0e\x32\x1d.gongji.common.v1.UseCategory\x12\x42\n\x1a\x61uto_approve_relationships\x18\x0c \x03(\x0e\x32\x1e.gongji.common.v1.Relationship\x12!\n\x19\x63ontact_change_grace_days\x18\r \x01(\x05\x12*\n\"impersonation_suspension_threshold\x18\x0e \x01(\x05\x12\x1d\n\x15\x65\x61rmark_shared_amount\x18\x0f \x01(\x08\x12\x1f\n\x17min_grantor_balance_fen\x18\x10 \x01(\x03\x12\x1e\n\x16min_days_before_unbind\x18\x11 \x01(\x05\x12 \n\x18wallet_transfers_per_day\x18\x12 \x01(\x05\x12\x1f\n\x17wallet_transfer_max_fen\x18\x13 \x01(\x03\x12\x13\n\x0b\x64\x65scription\x18\x14 \x01(\t\"\xc7\x02\n\x0c\x42indingEvent\x12\x12\n\nbinding_id\x18\x01 \x01(\t\x12\x37\n\nevent_type\x18\x02 \x01(\x0e\x32#.gongji.binding.v1.BindingEventType\x12\'\n\x05\x61\x63tor\x18\x03 \x01(\x0e\x32\x18.gongji.binding.v1.Actor\x12\x10\n\x08\x61\x63tor_id\x18\x04 \x01(\t\x12*\n\x07\x63hannel\x18\x05 \x01(\x0e\x32\x19.gongji.common.v1.Channel\x12(\n\x04time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x63omment\x18\x07 \x01(\t\x12\x12\n\nrequest_id\x18\x08 \x01(\t\x12\x34\n\x0bstate_after\x18\t \x01(\x0e\x32\x1f.gongji.binding.v1.BindingState*\xbb\x01\n\x0c\x42indingState\x12\x1d\n\x19\x42INDING_STATE_UNSPECIFIED\x10\x00\x12 \n\x1c\x42INDING_STATE_PENDING_REVIEW\x10\x01\x12\x18\n\x14\x42INDING_STATE_ACTIVE\x10\x02\x12\x1b\n\x17\x42INDING_STATE_SUSPENDED\x10\x03\x12\x17\n\x13\x42INDING_STATE_ENDED\x10\x04\x12\x1a\n\x16\x42INDING_STATE_REJECTED\x10\x05*n\n\x05\x41\x63tor\x12\x15\n\x11\x41\x43TOR_UNSPECIFIED\x10\x00\x12\x11\n\rACTOR_GRANTOR\x10\x01\x12\x15\n\x11\x41\x43TOR_BENEFICIARY\x10\x02\x12\x12\n\x0e\x41\x43TOR_OPERATOR\x10\x03\x12\x10\n\x0c\x41\x43TOR_SYSTEM\x10\x04*\xd9\x01\n\tEndReason\x12\x1a\n\x16\x45ND_REASON_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x45ND_REASON_GRANTOR_REQUEST\x10\x01\x12\"\n\x1e\x45ND_REASON_BENEFICIARY_REQUEST\x10\x02\x12\x1e\n\x1a\x45ND_REASON_OPERATOR_ACTION\x10\x03\x12\x14\n\x10\x45ND_REASON_DEATH\x10\x04\x12\x16\n\x12\x45ND_REASON_DIVORCE\x10\x05\x12\x1e\n\x1a\x45ND_REASON_INSURANCE_ENDED\x10\x06*\xb5\x01\n\tProofType\x12\x1a\n\x16PROOF_TYPE_UNSPECIFIED\x10\x00\x12#\n\x1fPROOF_TYPE_MARRIAGE_CERTIFICATE\x10\x01\x12!\n\x1dPROOF_TYPE_HOUSEHOLD_REGISTER\x10\x02\x12 \n\x1cPROOF_TYPE_BIRTH_CERTIFICATE\x10\x03\x12\"\n\x1ePROOF_TYPE_KINSHIP_CERTIFICATE\x10\x04*u\n\x11RelationshipScope\x12\"\n\x1eRELATIONSHIP_SCOPE_UNSPECIFIED\x10\x00\x12\x1b\n\x17RELATIONSHIP_SCOPE_CORE\x10\x01\x12\x1f\n\x1bRELATIONSHIP_SCOPE_EXTENDED\x10\x02*\xa6\x01\n\x0fGeographicScope\x12 \n\x1cGEOGRAPHIC_SCOPE_UNSPECIFIED\x10\x00\x12(\n$GEOGRAPHIC_SCOPE_SAME_POOLING_REGION\x10\x01\x12\"\n\x1eGEOGRAPHIC_SCOPE_SAME_PROVINCE\x10\x02\x12#\n\x1fGEOGRAPHIC_SCOPE_CROSS_PROVINCE\x10\x03*\x98\x01\n\x0cPolicySource\x12\x1d\n\x19POLICY_SOURCE_UNSPECIFIED\x10\x00\x12\x15\n\x11POLICY_SOURCE_OWN\x10\x01\x12\x1a\n\x16POLICY_SOURCE_PROVINCE\x10\x02\x12\x1a\n\x16POLICY_SOURCE_NATIONAL\x10\x03\x12\x1a\n\x16POLICY_SOURCE_BUILT_IN\x10\x04*_\n\tPayerMode\x12\x1a\n\x16PAYER_MODE_UNSPECIFIED\x10\x00\x12\x19\n\x15PAYER_MODE_SEQUENTIAL\x10\x01\x12\x1b\n\x17PAYER_MODE_PROPORTIONAL\x10\x02*\xa6\x02\n\x10\x42indingEventType\x12\"\n\x1e\x42INDING_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x42INDING_EVENT_TYPE_CREATED\x10\x01\x12\x1f\n\x1b\x42INDING_EVENT_TYPE_APPROVED\x10\x02\x12\x1f\n\x1b\x42INDING_EVENT_TYPE_REJECTED\x10\x03\x12\x1c\n\x18\x42INDING_EVENT_TYPE_ENDED\x10\x04\x12 \n\x1c\x42INDING_EVENT_TYPE_SUSPENDED\x10\x05\x12\x1e\n\x1a\x42INDING_EVENT_TYPE_RESUMED\x10\x06\x12,\n(BINDING_EVENT_TYPE_SHARING_LIMIT_CHANGED\x10\x07\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'gongji.binding.v1.binding_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_BINDINGSTATE']._serialized_start=2379
-  _globals['_BINDINGSTATE']._serialized_end=2566
-  _globals['_ACTOR']._serialized_start=2568
-  _globals['_ACTOR']._serialized_end=2678
-  _globals['_ENDREASON']._serialized_start=2681
-  _globals['_ENDREASON']._serialized_end=2898
-  _globals['_PROOFTYPE']._serialized_start=2901
-  _globals['_PROOFTYPE']._serialized_end=3082
-  _globals['_RELATIONSHIPSCOPE']._serialized_start=3084
-  _globals['_RELATIONSHIPSCOPE']._serialized_end=3201
-  _globals['_GEOGRAPHICSCOPE']._serialized_start=3204
-  _globals['_GEOGRAPHICSCOPE']._serialized_end=3370
-  _globals['_POLICYSOURCE']._serialized_start=3373
-  _globals['_POLICYSOURCE']._serialized_end=3525
-  _globals['_PAYERMODE']._serialized_start=3527
-  _globals['_PAYERMODE']._serialized_end=3622
-  _globals['_BINDINGEVENTTYPE']._serialized_start=3625
-  _globals['_BINDINGEVENTTYPE']._serialized_end=3919
-  _globals['_INSUREDPERSON']._serialized_start=119
-  _globals['_INSUREDPERSON']._serialized_end=459
-  _globals['_PROOF']._serialized_start=461
-  _globals['_PROOF']._serialized_end=534
-  _globals['_BINDING']._serialized_start=537
-  _globals['_BINDING']._serialized_end=1265
-  _globals['_REGIONPOLICY']._serialized_start=1268
-  _globals['_REGIONPOLICY']._serialized_end=2046
-  _globals['_BINDINGEVENT']._serialized_start=2049
-  _globals['_BINDINGEVENT']._serialized_end=2376
+  _globals['_INSUREDPERSON'].fields_by_name['id_number']._loaded_options = None
+  _globals['_INSUREDPERSON'].fields_by_name['id_number']._serialized_options = b'\342A\001\002'
+  _globals['_INSUREDPERSON'].fields_by_name['name']._loaded_options = None
+  _globals['_INSUREDPERSON'].fields_by_name['name']._serialized_options = b'\342A\001\002'
+  _globals['_INSUREDPERSON'].fields_by_name['insurance_type']._loaded_options = None
+  _globals['_INSUREDPERSON'].fields_by_name['insurance_type']._serialized_options = b'\342A\001\002'
+  _globals['_INSUREDPERSON'].fields_by_name['status']._loaded_options = None
+  _globals['_INSUREDPERSON'].fields_by_name['status']._serialized_options = b'\342A\001\002'
+  _globals['_INSUREDPERSON'].fields_by_name['admdvs']._loaded_options = None
+  _globals['_INSUREDPERSON'].fields_by_name['admdvs']._serialized_options = b'\342A\001\002'
+  _globals['_INSUREDPERSON'].fields_by_name['contact_change_time']._loaded_options = None
+  _globals['_INSUREDPERSON'].fields_by_name['contact_change_time']._serialized_options = b'\342A\001\003'
+  _globals['_INSUREDPERSON'].fields_by_name['update_time']._loaded_options = None
+  _globals['_INSUREDPERSON'].fields_by_name['update_time']._serialized_options = b'\342A\001\003'
+  _globals['_PROOF'].fields_by_name['type']._loaded_options = None
+  _globals['_PROOF'].fields_by_name['type']._serialized_options = b'\342A\001\002'
+  _globals['_REGIONPOLICY'].fields_by_name['admdvs']._loaded_options = None
+  _globals['_REGIONPOLICY'].fields_by_name['admdvs']._serialized_options = b'\342A\001\002'
+  _globals['_REGIONPOLICY'].fields_by_name['effective_from']._loaded_options = None
+  _globals['_REGIONPOLICY'].fields_by_name['effective_from']._serialized_options = b'\342A\001\002'
+  _globals['_REGIONPOLICY'].fields_by_name['version']._loaded_options = None
+  _globals['_REGIONPOLICY'].fields_by_name['version']._serialized_options = b'\342A\001\003'
+  _globals['_REGIONPOLICY'].fields_by_name['relationship_scope']._loaded_options = None
+  _globals['_REGIONPOLICY'].fields_by_name['relationship_scope']._serialized_options = b'\342A\001\002'
+  _globals['_REGIONPOLICY'].fields_by_name['max_beneficiaries']._loaded_options = None
+  _globals['_REGIONPOLICY'].fields_by_name['max_beneficiaries']._serialized_options = b'\342A\001\002'
+  _globals['_REGIONPOLICY'].fields_by_name['geographic_scope']._loaded_options = None
+  _globals['_REGIONPOLICY'].fields_by_name['geographic_scope']._serialized_options = b'\342A\001\002'
+  _globals['_BINDINGSTATE']._serialized_start=2496
+  _globals['_BINDINGSTATE']._serialized_end=2683
+  _globals['_ACTOR']._serialized_start=2685
+  _globals['_ACTOR']._serialized_end=2795
+  _globals['_ENDREASON']._serialized_start=2798
+  _globals['_ENDREASON']._serialized_end=3015
+  _globals['_PROOFTYPE']._serialized_start=3018
+  _globals['_PROOFTYPE']._serialized_end=3199
+  _globals['_RELATIONSHIPSCOPE']._serialized_start=3201
+  _globals['_RELATIONSHIPSCOPE']._serialized_end=3318
+  _globals['_GEOGRAPHICSCOPE']._serialized_start=3321
+  _globals['_GEOGRAPHICSCOPE']._serialized_end=3487
+  _globals['_POLICYSOURCE']._serialized_start=3490
+  _globals['_POLICYSOURCE']._serialized_end=3642
+  _globals['_PAYERMODE']._serialized_start=3644
+  _globals['_PAYERMODE']._serialized_end=3739
+  _globals['_BINDINGEVENTTYPE']._serialized_start=3742
+  _globals['_BINDINGEVENTTYPE']._serialized_end=4036
+  _globals['_INSUREDPERSON']._serialized_start=152
+  _globals['_INSUREDPERSON']._serialized_end=534
+  _globals['_PROOF']._serialized_start=536
+  _globals['_PROOF']._serialized_end=615
+  _globals['_BINDING']._serialized_start=618
+  _globals['_BINDING']._serialized_end=1346
+  _globals['_REGIONPOLICY']._serialized_start=1349
+  _globals['_REGIONPOLICY']._serialized_end=2163
+  _globals['_BINDINGEVENT']._serialized_start=2166
+  _globals['_BINDINGEVENT']._serialized_end=2493
 # @@protoc_insertion_point(module_scope)

@@ -2,6 +2,7 @@ import datetime
 
 from gongji.binding.v1 import binding_service_pb2 as _binding_service_pb2
 from gongji.common.v1 import common_pb2 as _common_pb2
+from google.api import field_behavior_pb2 as _field_behavior_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper

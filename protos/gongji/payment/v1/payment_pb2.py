@@ -23,58 +23,75 @@ _sym_db = _symbol_database.Default()
 
 
 from gongji.common.v1 import common_pb2 as gongji_dot_common_dot_v1_dot_common__pb2
+from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fgongji/payment/v1/payment.proto\x12\x11gongji.payment.v1\x1a\x1dgongji/common/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"c\n\x0c\x42indingShare\x12\x12\n\nbinding_id\x18\x01 \x01(\t\x12\x1d\n\x15\x62\x65neficiary_id_number\x18\x02 \x01(\t\x12\x12\n\nshared_fen\x18\x03 \x01(\x03\x12\x0c\n\x04year\x18\x04 \x01(\x05\"\xd3\x01\n\x07\x41\x63\x63ount\x12\x11\n\tid_number\x18\x01 \x01(\t\x12,\n\x04kind\x18\x02 \x01(\x0e\x32\x1e.gongji.payment.v1.AccountKind\x12\x13\n\x0b\x62\x61lance_fen\x18\x03 \x01(\x03\x12\x10\n\x08held_fen\x18\x04 \x01(\x03\x12\x15\n\ravailable_fen\x18\x05 \x01(\x03\x12\x39\n\x10shared_this_year\x18\x06 \x03(\x0b\x32\x1f.gongji.payment.v1.BindingShare\x12\x0e\n\x06\x61\x64mdvs\x18\x07 \x01(\t\"\xb6\x02\n\rStatementLine\x12\x10\n\x08\x65ntry_id\x18\x01 \x01(\t\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\namount_fen\x18\x03 \x01(\x03\x12\x19\n\x11\x62\x61lance_after_fen\x18\x04 \x01(\x03\x12\x33\n\x07purpose\x18\x05 \x01(\x0e\x32\".gongji.payment.v1.MovementPurpose\x12\x1d\n\x15\x63ounterpart_id_number\x18\x06 \x01(\t\x12\x15\n\rsettlement_id\x18\x07 \x01(\t\x12\x13\n\x0btransfer_id\x18\x08 \x01(\t\x12\x12\n\nbinding_id\x18\t \x01(\t\x12\x18\n\x10institution_code\x18\n \x01(\t\x12\x0c\n\x04memo\x18\x0b \x01(\t\"W\n\nCredential\x12/\n\x04type\x18\x01 \x01(\x0e\x32!.gongji.payment.v1.CredentialType\x12\x18\n\x10holder_id_number\x18\x02 \x01(\t\"\xc4\x02\n\x04\x42ill\x12\x18\n\x10institution_code\x18\x01 \x01(\t\x12\x1a\n\x12institution_admdvs\x18\x02 \x01(\t\x12\x19\n\x11patient_id_number\x18\x03 \x01(\t\x12\x31\n\ncredential\x18\x04 \x01(\x0b\x32\x1d.gongji.payment.v1.Credential\x12\x33\n\x0cuse_category\x18\x05 \x01(\x0e\x32\x1d.gongji.common.v1.UseCategory\x12\x14\n\x0cself_pay_fen\x18\x06 \x01(\x03\x12\x17\n\x0f\x63hronic_disease\x18\x07 \x01(\x08\x12\x17\n\x0fuse_own_account\x18\x08 \x01(\x08\x12!\n\x19institution_settlement_id\x18\t \x01(\t\x12\x18\n\x10refuse_cash_part\x18\n \x01(\x08\"\xf3\x01\n\x03Leg\x12\x17\n\x0fpayer_id_number\x18\x01 \x01(\t\x12\x30\n\x06source\x18\x02 \x01(\x0e\x32 .gongji.payment.v1.PaymentSource\x12\x12\n\nbinding_id\x18\x03 \x01(\t\x12\x12\n\namount_fen\x18\x04 \x01(\x03\x12\x16\n\x0epolicy_version\x18\x05 \x01(\t\x12\x1f\n\x17payer_balance_after_fen\x18\x06 \x01(\x03\x12\x14\n\x0cpayer_admdvs\x18\x07 \x01(\t\x12\x14\n\x0c\x63\x61ptured_fen\x18\x08 \x01(\x03\x12\x14\n\x0crefunded_fen\x18\t \x01(\x03\"\x9b\x04\n\nSettlement\x12\x15\n\rsettlement_id\x18\x01 \x01(\t\x12%\n\x04\x62ill\x18\x02 \x01(\x0b\x32\x17.gongji.payment.v1.Bill\x12\x31\n\x05state\x18\x03 \x01(\x0e\x32\".gongji.payment.v1.SettlementState\x12$\n\x04legs\x18\x04 \x03(\x0b\x32\x16.gongji.payment.v1.Leg\x12\x1b\n\x13own_account_pay_fen\x18\x05 \x01(\x03\x12\x1a\n\x12mutual_aid_pay_fen\x18\x06 \x01(\x03\x12\x16\n\x0ewallet_pay_fen\x18\x07 \x01(\x03\x12\x14\n\x0c\x63\x61sh_pay_fen\x18\x08 \x01(\x03\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x63\x61pture_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x63\x61ptured_fen\x18\x0c \x01(\x03\x12\x14\n\x0crefunded_fen\x18\r \x01(\x03\x12\x16\n\x0epolicy_version\x18\x0e \x01(\t\x12\x37\n\x0bpassed_over\x18\x0f \x03(\x0b\x32\".gongji.payment.v1.PassedOverPayer\"P\n\x0fPassedOverPayer\x12\x12\n\nbinding_id\x18\x01 \x01(\t\x12\x19\n\x11grantor_id_number\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"T\n\x0cVerification\x12\x35\n\x06method\x18\x01 \x01(\x0e\x32%.gongji.payment.v1.VerificationMethod\x12\r\n\x05token\x18\x02 \x01(\t\"\xc8\x02\n\x08Transfer\x12\x13\n\x0btransfer_id\x18\x01 \x01(\t\x12\x19\n\x11grantor_id_number\x18\x02 \x01(\t\x12\x1d\n\x15\x62\x65neficiary_id_number\x18\x03 \x01(\t\x12\x12\n\namount_fen\x18\x04 \x01(\x03\x12/\n\x05state\x18\x05 \x01(\x0e\x32 .gongji.payment.v1.TransferState\x12\x12\n\nbinding_id\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rcomplete_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fsource_province\x18\t \x01(\t\x12\x17\n\x0ftarget_province\x18\n \x01(\t\"\xca\x01\n\tViolation\x12\x14\n\x0cviolation_id\x18\x01 \x01(\t\x12.\n\x04kind\x18\x02 \x01(\x0e\x32 .gongji.payment.v1.ViolationKind\x12\x18\n\x10holder_id_number\x18\x03 \x01(\t\x12\x19\n\x11patient_id_number\x18\x04 \x01(\t\x12\x18\n\x10institution_code\x18\x05 \x01(\t\x12(\n\x04time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xbc\x01\n\nSuspension\x12\x18\n\x10holder_id_number\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tive\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x30\n\x0csuspend_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tlift_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0boperator_id\x18\x06 \x01(\t\"b\n\x0bSourceTotal\x12\x30\n\x06source\x18\x01 \x01(\x0e\x32 .gongji.payment.v1.PaymentSource\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\x12\x12\n\namount_fen\x18\x03 \x01(\x03\"Y\n\x0fProvinceBalance\x12\x17\n\x0f\x64\x65\x62tor_province\x18\x01 \x01(\t\x12\x19\n\x11\x63reditor_province\x18\x02 \x01(\t\x12\x12\n\namount_fen\x18\x03 \x01(\x03*g\n\x0b\x41\x63\x63ountKind\x12\x1c\n\x18\x41\x43\x43OUNT_KIND_UNSPECIFIED\x10\x00\x12!\n\x1d\x41\x43\x43OUNT_KIND_PERSONAL_ACCOUNT\x10\x01\x12\x17\n\x13\x41\x43\x43OUNT_KIND_WALLET\x10\x02*\xaf\x02\n\x0fMovementPurpose\x12 \n\x1cMOVEMENT_PURPOSE_UNSPECIFIED\x10\x00\x12)\n%MOVEMENT_PURPOSE_MONTHLY_CONTRIBUTION\x10\x01\x12\x1f\n\x1bMOVEMENT_PURPOSE_ADJUSTMENT\x10\x02\x12\x1f\n\x1bMOVEMENT_PURPOSE_SETTLEMENT\x10\x03\x12\x1b\n\x17MOVEMENT_PURPOSE_REFUND\x10\x04\x12(\n$MOVEMENT_PURPOSE_WALLET_TRANSFER_OUT\x10\x05\x12\'\n#MOVEMENT_PURPOSE_WALLET_TRANSFER_IN\x10\x06\x12\x1d\n\x19MOVEMENT_PURPOSE_REVERSAL\x10\x07*}\n\x0e\x43redentialType\x12\x1f\n\x1b\x43REDENTIAL_TYPE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43REDENTIAL_TYPE_CARD\x10\x01\x12\x16\n\x12\x43REDENTIAL_TYPE_QR\x10\x02\x12\x18\n\x14\x43REDENTIAL_TYPE_FACE\x10\x03*\x89\x01\n\rPaymentSource\x12\x1e\n\x1aPAYMENT_SOURCE_UNSPECIFIED\x10\x00\x12\x1e\n\x1aPAYMENT_SOURCE_OWN_ACCOUNT\x10\x01\x12\x1d\n\x19PAYMENT_SOURCE_MUTUAL_AID\x10\x02\x12\x19\n\x15PAYMENT_SOURCE_WALLET\x10\x03*\xee\x01\n\x0fSettlementState\x12 \n\x1cSETTLEMENT_STATE_UNSPECIFIED\x10\x00\x12\x1f\n\x1bSETTLEMENT_STATE_AUTHORIZED\x10\x01\x12\x1d\n\x19SETTLEMENT_STATE_CAPTURED\x10\x02\x12\x1d\n\x19SETTLEMENT_STATE_RELEASED\x10\x03\x12\x1c\n\x18SETTLEMENT_STATE_EXPIRED\x10\x04\x12\x1d\n\x19SETTLEMENT_STATE_REFUNDED\x10\x05\x12\x1d\n\x19SETTLEMENT_STATE_REVERSED\x10\x06*|\n\x12VerificationMethod\x12#\n\x1fVERIFICATION_METHOD_UNSPECIFIED\x10\x00\x12\x1c\n\x18VERIFICATION_METHOD_FACE\x10\x01\x12#\n\x1fVERIFICATION_METHOD_QR_PASSWORD\x10\x02*\xa1\x01\n\rTransferState\x12\x1e\n\x1aTRANSFER_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16TRANSFER_STATE_PENDING\x10\x01\x12\x1c\n\x18TRANSFER_STATE_COMPLETED\x10\x02\x12\x1b\n\x17TRANSFER_STATE_REFUNDED\x10\x03\x12\x19\n\x15TRANSFER_STATE_FAILED\x10\x04*Q\n\rViolationKind\x12\x1e\n\x1aVIOLATION_KIND_UNSPECIFIED\x10\x00\x12 \n\x1cVIOLATION_KIND_IMPERSONATION\x10\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fgongji/payment/v1/payment.proto\x12\x11gongji.payment.v1\x1a\x1dgongji/common/v1/common.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"c\n\x0c\x42indingShare\x12\x12\n\nbinding_id\x18\x01 \x01(\t\x12\x1d\n\x15\x62\x65neficiary_id_number\x18\x02 \x01(\t\x12\x12\n\nshared_fen\x18\x03 \x01(\x03\x12\x0c\n\x04year\x18\x04 \x01(\x05\"\xd3\x01\n\x07\x41\x63\x63ount\x12\x11\n\tid_number\x18\x01 \x01(\t\x12,\n\x04kind\x18\x02 \x01(\x0e\x32\x1e.gongji.payment.v1.AccountKind\x12\x13\n\x0b\x62\x61lance_fen\x18\x03 \x01(\x03\x12\x10\n\x08held_fen\x18\x04 \x01(\x03\x12\x15\n\ravailable_fen\x18\x05 \x01(\x03\x12\x39\n\x10shared_this_year\x18\x06 \x03(\x0b\x32\x1f.gongji.payment.v1.BindingShare\x12\x0e\n\x06\x61\x64mdvs\x18\x07 \x01(\t\"\xb6\x02\n\rStatementLine\x12\x10\n\x08\x65ntry_id\x18\x01 \x01(\t\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\namount_fen\x18\x03 \x01(\x03\x12\x19\n\x11\x62\x61lance_after_fen\x18\x04 \x01(\x03\x12\x33\n\x07purpose\x18\x05 \x01(\x0e\x32\".gongji.payment.v1.MovementPurpose\x12\x1d\n\x15\x63ounterpart_id_number\x18\x06 \x01(\t\x12\x15\n\rsettlement_id\x18\x07 \x01(\t\x12\x13\n\x0btransfer_id\x18\x08 \x01(\t\x12\x12\n\nbinding_id\x18\t \x01(\t\x12\x18\n\x10institution_code\x18\n \x01(\t\x12\x0c\n\x04memo\x18\x0b \x01(\t\"c\n\nCredential\x12\x35\n\x04type\x18\x01 \x01(\x0e\x32!.gongji.payment.v1.CredentialTypeB\x04\xe2\x41\x01\x02\x12\x1e\n\x10holder_id_number\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"\xe2\x02\n\x04\x42ill\x12\x18\n\x10institution_code\x18\x01 \x01(\t\x12 \n\x12institution_admdvs\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1f\n\x11patient_id_number\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x37\n\ncredential\x18\x04 \x01(\x0b\x32\x1d.gongji.payment.v1.CredentialB\x04\xe2\x41\x01\x02\x12\x39\n\x0cuse_category\x18\x05 \x01(\x0e\x32\x1d.gongji.common.v1.UseCategoryB\x04\xe2\x41\x01\x02\x12\x1a\n\x0cself_pay_fen\x18\x06 \x01(\x03\x42\x04\xe2\x41\x01\x02\x12\x17\n\x0f\x63hronic_disease\x18\x07 \x01(\x08\x12\x17\n\x0fuse_own_account\x18\x08 \x01(\x08\x12!\n\x19institution_settlement_id\x18\t \x01(\t\x12\x18\n\x10refuse_cash_part\x18\n \x01(\x08\"\xf3\x01\n\x03Leg\x12\x17\n\x0fpayer_id_number\x18\x01 \x01(\t\x12\x30\n\x06source\x18\x02 \x01(\x0e\x32 .gongji.payment.v1.PaymentSource\x12\x12\n\nbinding_id\x18\x03 \x01(\t\x12\x12\n\namount_fen\x18\x04 \x01(\x03\x12\x16\n\x0epolicy_version\x18\x05 \x01(\t\x12\x1f\n\x17payer_balance_after_fen\x18\x06 \x01(\x03\x12\x14\n\x0cpayer_admdvs\x18\x07 \x01(\t\x12\x14\n\x0c\x63\x61ptured_fen\x18\x08 \x01(\x03\x12\x14\n\x0crefunded_fen\x18\t \x01(\x03\"\x9b\x04\n\nSettlement\x12\x15\n\rsettlement_id\x18\x01 \x01(\t\x12%\n\x04\x62ill\x18\x02 \x01(\x0b\x32\x17.gongji.payment.v1.Bill\x12\x31\n\x05state\x18\x03 \x01(\x0e\x32\".gongji.payment.v1.SettlementState\x12$\n\x04legs\x18\x04 \x03(\x0b\x32\x16.gongji.payment.v1.Leg\x12\x1b\n\x13own_account_pay_fen\x18\x05 \x01(\x03\x12\x1a\n\x12mutual_aid_pay_fen\x18\x06 \x01(\x03\x12\x16\n\x0ewallet_pay_fen\x18\x07 \x01(\x03\x12\x14\n\x0c\x63\x61sh_pay_fen\x18\x08 \x01(\x03\x12/\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x63\x61pture_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x63\x61ptured_fen\x18\x0c \x01(\x03\x12\x14\n\x0crefunded_fen\x18\r \x01(\x03\x12\x16\n\x0epolicy_version\x18\x0e \x01(\t\x12\x37\n\x0bpassed_over\x18\x0f \x03(\x0b\x32\".gongji.payment.v1.PassedOverPayer\"P\n\x0fPassedOverPayer\x12\x12\n\nbinding_id\x18\x01 \x01(\t\x12\x19\n\x11grantor_id_number\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"Z\n\x0cVerification\x12;\n\x06method\x18\x01 \x01(\x0e\x32%.gongji.payment.v1.VerificationMethodB\x04\xe2\x41\x01\x02\x12\r\n\x05token\x18\x02 \x01(\t\"\xc8\x02\n\x08Transfer\x12\x13\n\x0btransfer_id\x18\x01 \x01(\t\x12\x19\n\x11grantor_id_number\x18\x02 \x01(\t\x12\x1d\n\x15\x62\x65neficiary_id_number\x18\x03 \x01(\t\x12\x12\n\namount_fen\x18\x04 \x01(\x03\x12/\n\x05state\x18\x05 \x01(\x0e\x32 .gongji.payment.v1.TransferState\x12\x12\n\nbinding_id\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rcomplete_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fsource_province\x18\t \x01(\t\x12\x17\n\x0ftarget_province\x18\n \x01(\t\"\xca\x01\n\tViolation\x12\x14\n\x0cviolation_id\x18\x01 \x01(\t\x12.\n\x04kind\x18\x02 \x01(\x0e\x32 .gongji.payment.v1.ViolationKind\x12\x18\n\x10holder_id_number\x18\x03 \x01(\t\x12\x19\n\x11patient_id_number\x18\x04 \x01(\t\x12\x18\n\x10institution_code\x18\x05 \x01(\t\x12(\n\x04time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xbc\x01\n\nSuspension\x12\x18\n\x10holder_id_number\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tive\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x30\n\x0csuspend_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tlift_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0boperator_id\x18\x06 \x01(\t\"b\n\x0bSourceTotal\x12\x30\n\x06source\x18\x01 \x01(\x0e\x32 .gongji.payment.v1.PaymentSource\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\x12\x12\n\namount_fen\x18\x03 \x01(\x03\"Y\n\x0fProvinceBalance\x12\x17\n\x0f\x64\x65\x62tor_province\x18\x01 \x01(\t\x12\x19\n\x11\x63reditor_province\x18\x02 \x01(\t\x12\x12\n\namount_fen\x18\x03 \x01(\x03*g\n\x0b\x41\x63\x63ountKind\x12\x1c\n\x18\x41\x43\x43OUNT_KIND_UNSPECIFIED\x10\x00\x12!\n\x1d\x41\x43\x43OUNT_KIND_PERSONAL_ACCOUNT\x10\x01\x12\x17\n\x13\x41\x43\x43OUNT_KIND_WALLET\x10\x02*\xaf\x02\n\x0fMovementPurpose\x12 \n\x1cMOVEMENT_PURPOSE_UNSPECIFIED\x10\x00\x12)\n%MOVEMENT_PURPOSE_MONTHLY_CONTRIBUTION\x10\x01\x12\x1f\n\x1bMOVEMENT_PURPOSE_ADJUSTMENT\x10\x02\x12\x1f\n\x1bMOVEMENT_PURPOSE_SETTLEMENT\x10\x03\x12\x1b\n\x17MOVEMENT_PURPOSE_REFUND\x10\x04\x12(\n$MOVEMENT_PURPOSE_WALLET_TRANSFER_OUT\x10\x05\x12\'\n#MOVEMENT_PURPOSE_WALLET_TRANSFER_IN\x10\x06\x12\x1d\n\x19MOVEMENT_PURPOSE_REVERSAL\x10\x07*}\n\x0e\x43redentialType\x12\x1f\n\x1b\x43REDENTIAL_TYPE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43REDENTIAL_TYPE_CARD\x10\x01\x12\x16\n\x12\x43REDENTIAL_TYPE_QR\x10\x02\x12\x18\n\x14\x43REDENTIAL_TYPE_FACE\x10\x03*\x89\x01\n\rPaymentSource\x12\x1e\n\x1aPAYMENT_SOURCE_UNSPECIFIED\x10\x00\x12\x1e\n\x1aPAYMENT_SOURCE_OWN_ACCOUNT\x10\x01\x12\x1d\n\x19PAYMENT_SOURCE_MUTUAL_AID\x10\x02\x12\x19\n\x15PAYMENT_SOURCE_WALLET\x10\x03*\xee\x01\n\x0fSettlementState\x12 \n\x1cSETTLEMENT_STATE_UNSPECIFIED\x10\x00\x12\x1f\n\x1bSETTLEMENT_STATE_AUTHORIZED\x10\x01\x12\x1d\n\x19SETTLEMENT_STATE_CAPTURED\x10\x02\x12\x1d\n\x19SETTLEMENT_STATE_RELEASED\x10\x03\x12\x1c\n\x18SETTLEMENT_STATE_EXPIRED\x10\x04\x12\x1d\n\x19SETTLEMENT_STATE_REFUNDED\x10\x05\x12\x1d\n\x19SETTLEMENT_STATE_REVERSED\x10\x06*|\n\x12VerificationMethod\x12#\n\x1fVERIFICATION_METHOD_UNSPECIFIED\x10\x00\x12\x1c\n\x18VERIFICATION_METHOD_FACE\x10\x01\x12#\n\x1fVERIFICATION_METHOD_QR_PASSWORD\x10\x02*\xa1\x01\n\rTransferState\x12\x1e\n\x1aTRANSFER_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16TRANSFER_STATE_PENDING\x10\x01\x12\x1c\n\x18TRANSFER_STATE_COMPLETED\x10\x02\x12\x1b\n\x17TRANSFER_STATE_REFUNDED\x10\x03\x12\x19\n\x15TRANSFER_STATE_FAILED\x10\x04*Q\n\rViolationKind\x12\x1e\n\x1aVIOLATION_KIND_UNSPECIFIED\x10\x00\x12 \n\x1cVIOLATION_KIND_IMPERSONATION\x10\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'gongji.payment.v1.payment_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ACCOUNTKIND']._serialized_start=3036
-  _globals['_ACCOUNTKIND']._serialized_end=3139
-  _globals['_MOVEMENTPURPOSE']._serialized_start=3142
-  _globals['_MOVEMENTPURPOSE']._serialized_end=3445
-  _globals['_CREDENTIALTYPE']._serialized_start=3447
-  _globals['_CREDENTIALTYPE']._serialized_end=3572
-  _globals['_PAYMENTSOURCE']._serialized_start=3575
-  _globals['_PAYMENTSOURCE']._serialized_end=3712
-  _globals['_SETTLEMENTSTATE']._serialized_start=3715
-  _globals['_SETTLEMENTSTATE']._serialized_end=3953
-  _globals['_VERIFICATIONMETHOD']._serialized_start=3955
-  _globals['_VERIFICATIONMETHOD']._serialized_end=4079
-  _globals['_TRANSFERSTATE']._serialized_start=4082
-  _globals['_TRANSFERSTATE']._serialized_end=4243
-  _globals['_VIOLATIONKIND']._serialized_start=4245
-  _globals['_VIOLATIONKIND']._serialized_end=4326
-  _globals['_BINDINGSHARE']._serialized_start=118
-  _globals['_BINDINGSHARE']._serialized_end=217
-  _globals['_ACCOUNT']._serialized_start=220
-  _globals['_ACCOUNT']._serialized_end=431
-  _globals['_STATEMENTLINE']._serialized_start=434
-  _globals['_STATEMENTLINE']._serialized_end=744
-  _globals['_CREDENTIAL']._serialized_start=746
-  _globals['_CREDENTIAL']._serialized_end=833
-  _globals['_BILL']._serialized_start=836
-  _globals['_BILL']._serialized_end=1160
-  _globals['_LEG']._serialized_start=1163
-  _globals['_LEG']._serialized_end=1406
-  _globals['_SETTLEMENT']._serialized_start=1409
-  _globals['_SETTLEMENT']._serialized_end=1948
-  _globals['_PASSEDOVERPAYER']._serialized_start=1950
-  _globals['_PASSEDOVERPAYER']._serialized_end=2030
-  _globals['_VERIFICATION']._serialized_start=2032
-  _globals['_VERIFICATION']._serialized_end=2116
-  _globals['_TRANSFER']._serialized_start=2119
-  _globals['_TRANSFER']._serialized_end=2447
-  _globals['_VIOLATION']._serialized_start=2450
-  _globals['_VIOLATION']._serialized_end=2652
-  _globals['_SUSPENSION']._serialized_start=2655
-  _globals['_SUSPENSION']._serialized_end=2843
-  _globals['_SOURCETOTAL']._serialized_start=2845
-  _globals['_SOURCETOTAL']._serialized_end=2943
-  _globals['_PROVINCEBALANCE']._serialized_start=2945
-  _globals['_PROVINCEBALANCE']._serialized_end=3034
+  _globals['_CREDENTIAL'].fields_by_name['type']._loaded_options = None
+  _globals['_CREDENTIAL'].fields_by_name['type']._serialized_options = b'\342A\001\002'
+  _globals['_CREDENTIAL'].fields_by_name['holder_id_number']._loaded_options = None
+  _globals['_CREDENTIAL'].fields_by_name['holder_id_number']._serialized_options = b'\342A\001\002'
+  _globals['_BILL'].fields_by_name['institution_admdvs']._loaded_options = None
+  _globals['_BILL'].fields_by_name['institution_admdvs']._serialized_options = b'\342A\001\002'
+  _globals['_BILL'].fields_by_name['patient_id_number']._loaded_options = None
+  _globals['_BILL'].fields_by_name['patient_id_number']._serialized_options = b'\342A\001\002'
+  _globals['_BILL'].fields_by_name['credential']._loaded_options = None
+  _globals['_BILL'].fields_by_name['credential']._serialized_options = b'\342A\001\002'
+  _globals['_BILL'].fields_by_name['use_category']._loaded_options = None
+  _globals['_BILL'].fields_by_name['use_category']._serialized_options = b'\342A\001\002'
+  _globals['_BILL'].fields_by_name['self_pay_fen']._loaded_options = None
+  _globals['_BILL'].fields_by_name['self_pay_fen']._serialized_options = b'\342A\001\002'
+  _globals['_VERIFICATION'].fields_by_name['method']._loaded_options = None
+  _globals['_VERIFICATION'].fields_by_name['method']._serialized_options = b'\342A\001\002'
+  _globals['_ACCOUNTKIND']._serialized_start=3117
+  _globals['_ACCOUNTKIND']._serialized_end=3220
+  _globals['_MOVEMENTPURPOSE']._serialized_start=3223
+  _globals['_MOVEMENTPURPOSE']._serialized_end=3526
+  _globals['_CREDENTIALTYPE']._serialized_start=3528
+  _globals['_CREDENTIALTYPE']._serialized_end=3653
+  _globals['_PAYMENTSOURCE']._serialized_start=3656
+  _globals['_PAYMENTSOURCE']._serialized_end=3793
+  _globals['_SETTLEMENTSTATE']._serialized_start=3796
+  _globals['_SETTLEMENTSTATE']._serialized_end=4034
+  _globals['_VERIFICATIONMETHOD']._serialized_start=4036
+  _globals['_VERIFICATIONMETHOD']._serialized_end=4160
+  _globals['_TRANSFERSTATE']._serialized_start=4163
+  _globals['_TRANSFERSTATE']._serialized_end=4324
+  _globals['_VIOLATIONKIND']._serialized_start=4326
+  _globals['_VIOLATIONKIND']._serialized_end=4407
+  _globals['_BINDINGSHARE']._serialized_start=151
+  _globals['_BINDINGSHARE']._serialized_end=250
+  _globals['_ACCOUNT']._serialized_start=253
+  _globals['_ACCOUNT']._serialized_end=464
+  _globals['_STATEMENTLINE']._serialized_start=467
+  _globals['_STATEMENTLINE']._serialized_end=777
+  _globals['_CREDENTIAL']._serialized_start=779
+  _globals['_CREDENTIAL']._serialized_end=878
+  _globals['_BILL']._serialized_start=881
+  _globals['_BILL']._serialized_end=1235
+  _globals['_LEG']._serialized_start=1238
+  _globals['_LEG']._serialized_end=1481
+  _globals['_SETTLEMENT']._serialized_start=1484
+  _globals['_SETTLEMENT']._serialized_end=2023
+  _globals['_PASSEDOVERPAYER']._serialized_start=2025
+  _globals['_PASSEDOVERPAYER']._serialized_end=2105
+  _globals['_VERIFICATION']._serialized_start=2107
+  _globals['_VERIFICATION']._serialized_end=2197
+  _globals['_TRANSFER']._serialized_start=2200
+  _globals['_TRANSFER']._serialized_end=2528
+  _globals['_VIOLATION']._serialized_start=2531
+  _globals['_VIOLATION']._serialized_end=2733
+  _globals['_SUSPENSION']._serialized_start=2736
+  _globals['_SUSPENSION']._serialized_end=2924
+  _globals['_SOURCETOTAL']._serialized_start=2926
+  _globals['_SOURCETOTAL']._serialized_end=3024
+  _globals['_PROVINCEBALANCE']._serialized_start=3026
+  _globals['_PROVINCEBALANCE']._serialized_end=3115
 # @@protoc_insertion_point(module_scope)

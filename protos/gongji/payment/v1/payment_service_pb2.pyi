@@ -1,6 +1,7 @@
 import datetime
 
 from gongji.payment.v1 import payment_pb2 as _payment_pb2
+from google.api import field_behavior_pb2 as _field_behavior_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
