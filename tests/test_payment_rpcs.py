@@ -370,6 +370,17 @@ def test_a_credit_with_an_unspecified_kind_or_account_kind_is_refused(family):
 # GetAccount ---------------------------------------------------------------
 
 
+def test_reading_an_account_without_naming_its_kind_reads_the_personal_account(family):
+    """What people ask about is the personal account (个人账户); a read need not say so."""
+    unnamed = family.payment.GetAccount(papi.GetAccountRequest(id_number=family.mother.id_number)).account
+    assert unnamed == family.account(family.mother)
+    lines = family.payment.ListStatement(papi.ListStatementRequest(id_number=family.mother.id_number)).lines
+    named = family.payment.ListStatement(
+        papi.ListStatementRequest(id_number=family.mother.id_number, account_kind=PERSONAL)
+    ).lines
+    assert list(lines) == list(named) and lines
+
+
 def test_get_account_shows_balance_held_available_and_what_each_binding_shared_this_year(family):
     """Balance (total, held, available) and this year's shared amount per binding."""
     family.settle(150_000)
