@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 from google.rpc import error_details_pb2
@@ -36,23 +36,24 @@ class Refusal:
     domain: str
     fields: tuple[str, ...]
     message: str
+    metadata: dict[str, str] = field(default_factory=dict)
 
 
 def refusal_of(error: grpc.RpcError) -> Refusal:
     status = rpc_status.from_call(error)  # type: ignore[arg-type]
     assert status is not None, f"{error.code()} carried no google.rpc.Status: {error.details()}"
-    reason, domain, fields = "", "", []
+    reason, domain, fields, metadata = "", "", [], {}
     for detail in status.details:
         if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
             info = error_details_pb2.ErrorInfo()
             detail.Unpack(info)
-            reason, domain = info.reason, info.domain
+            reason, domain, metadata = info.reason, info.domain, dict(info.metadata)
         elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
             bad = error_details_pb2.BadRequest()
             detail.Unpack(bad)
             fields += [v.field for v in bad.field_violations]
     assert reason, "every error carries an ErrorInfo with a reason"
-    return Refusal(error.code(), reason, domain, tuple(fields), status.message)
+    return Refusal(error.code(), reason, domain, tuple(fields), status.message, metadata)
 
 
 def person(

@@ -3,7 +3,7 @@ each refusal with its own reason, and the paths that succeed."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import grpc
 import pytest
@@ -196,6 +196,8 @@ def test_a_sibling_is_refused_where_the_region_allows_only_core_relatives(family
         "RELATIONSHIP_NOT_ALLOWED",
         ("relationship",),
     )
+    assert refusal.metadata["scope"] == "CORE"
+    assert refusal.metadata["policy_version"].startswith("110000@")
 
 
 def test_a_sibling_binds_pending_review_under_the_extended_scope_and_an_operator_approves(family):
@@ -260,6 +262,8 @@ def test_the_cap_of_the_grantors_region_refuses_one_binding_too_many(family):
     )
     assert (refusal.code, refusal.reason) == (FAILED_PRECONDITION, "CAP_REACHED")
     assert refusal.message.startswith("the grantor already shares with 2 relatives")
+    assert refusal.metadata["max_beneficiaries"] == "2"
+    assert refusal.metadata["policy_version"].startswith("110101@")
 
 
 def test_an_ended_binding_frees_its_place_under_the_cap(family):
@@ -348,6 +352,7 @@ def test_ending_an_ended_binding_is_refused_as_not_active(family):
     family.stub.EndBinding(end_request(binding, bpb.ACTOR_OPERATOR, "op-1"))
     refusal = family.refusal(family.stub.EndBinding, end_request(binding, bpb.ACTOR_OPERATOR, "op-1"))
     assert (refusal.code, refusal.reason) == (FAILED_PRECONDITION, "BINDING_NOT_ACTIVE")
+    assert refusal.metadata["state"] == "ENDED"
 
 
 def test_a_region_that_forbids_early_unbinding_refuses_the_grantor_until_the_period_passed(family):
@@ -355,6 +360,9 @@ def test_a_region_that_forbids_early_unbinding_refuses_the_grantor_until_the_per
     binding = family.bind(family.child)
     refusal = family.refusal(family.stub.EndBinding, end_request(binding, bpb.ACTOR_GRANTOR, family.grantor.id_number))
     assert refusal.reason == "UNBIND_TOO_EARLY"
+    earliest = datetime.fromisoformat(refusal.metadata["earliest"])
+    assert earliest.utcoffset() == timedelta(hours=8), "shown in China Standard Time"
+    assert earliest == datetime.fromisoformat(binding.create_time.ToJsonString()) + timedelta(days=90)
     family.clock.advance(timedelta(days=91))
     ended = family.stub.EndBinding(end_request(binding, bpb.ACTOR_GRANTOR, family.grantor.id_number)).binding
     assert ended.state == bpb.BINDING_STATE_ENDED

@@ -43,6 +43,7 @@ def test_one_bill_of_an_institution_is_settled_once_until_it_is_undone(family):
         ("bill.institution_settlement_id",),
     )
     assert first.settlement_id in refusal.message
+    assert refusal.metadata["settlement_id"] == first.settlement_id
     assert family.account(family.mother).balance_fen == 70_000  # charged once
     family.refund(first.settlement_id)
     again = settle(family, 30_000, "MDTRT-0001")  # an undone bill may be settled anew

@@ -1425,7 +1425,8 @@ def test_reversing_a_refused_request_bars_its_retry(family):
     """A refused original had no effect; after reversal its retry is refused as reversed."""
     key = request_id()
     request = settle_request(family, 250_000, key=key, refuse_cash_part=True)
-    assert refused(family.payment.Settle, request).reason == "INSUFFICIENT_FUNDS"
+    first = refused(family.payment.Settle, request)
+    assert (first.reason, first.metadata["shortfall_fen"]) == ("INSUFFICIENT_FUNDS", "50000")
     reversal = reverse(family, key)
     assert (reversal.original_found, reversal.original_method) == (True, SERVICE + "Settle")
     assert not reversal.HasField("settlement")
