@@ -416,6 +416,40 @@ def test_a_registry_sync_that_suspends_the_grantor_suspends_and_later_resumes_th
     assert family.stub.GetBinding(get).binding.state == bpb.BINDING_STATE_ACTIVE
 
 
+def sync(family, who) -> None:
+    family.stub.UpsertInsuredPerson(bapi.UpsertInsuredPersonRequest(request_id=request_id(), insured_person=who))
+
+
+@pytest.mark.parametrize(
+    ("change", "end_reason"),
+    [
+        ({"status": common.INSURANCE_STATUS_DECEASED}, bpb.END_REASON_DEATH),
+        ({"status": common.INSURANCE_STATUS_TERMINATED}, bpb.END_REASON_INSURANCE_ENDED),
+        ({"admdvs": "110102"}, bpb.END_REASON_INSURANCE_ENDED),
+        ({"insurance_type": common.INSURANCE_TYPE_RESIDENT, "has_personal_account": False},
+         bpb.END_REASON_INSURANCE_ENDED),
+    ],
+    ids=["death", "insurance-terminated", "moved-to-another-pooling-region", "no-longer-employee-insured"],
+)  # fmt: skip
+def test_a_registry_sync_that_takes_away_what_granting_needs_ends_the_grantors_bindings(family, change, end_reason):
+    """The registry is the truth about a person: when it says the grantor died, left insurance,
+    moved to another pooling region or no longer has a personal account, the bindings end."""
+    binding = family.bind(family.child)
+    for field_name, value in change.items():
+        setattr(family.grantor, field_name, value)
+    sync(family, family.grantor)
+    ended = family.stub.GetBinding(bapi.GetBindingRequest(binding_id=binding.binding_id)).binding
+    assert (ended.state, ended.end_reason) == (bpb.BINDING_STATE_ENDED, end_reason)
+
+
+def test_a_registry_sync_that_changes_nothing_granting_needs_leaves_the_binding_active(family):
+    binding = family.bind(family.child)
+    family.grantor.name = "王建国"
+    sync(family, family.grantor)
+    kept = family.stub.GetBinding(bapi.GetBindingRequest(binding_id=binding.binding_id)).binding
+    assert kept.state == bpb.BINDING_STATE_ACTIVE
+
+
 def resolve(stub, beneficiary, use=common.USE_CATEGORY_OUTPATIENT, chronic=False) -> bapi.ResolvePayersResponse:
     return stub.ResolvePayers(
         bapi.ResolvePayersRequest(
