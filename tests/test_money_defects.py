@@ -15,6 +15,7 @@ import pytest
 from gongji.binding.v1 import binding_service_pb2 as bapi
 from gongji.payment.v1 import payment_pb2 as ppb
 from gongji.payment.v1 import payment_service_pb2 as papi
+from shared.principals import institution
 from shared.privacy import mask_id_number
 from tests.helpers import refusal_of, request_id
 from tests.payment_helpers import PaymentFamily
@@ -137,6 +138,45 @@ def test_a_reversal_sent_to_the_node_the_hospital_called_reaches_the_node_that_s
         west.Settle(papi.SettleRequest(request_id=never_sent, bill=cross.bill(30_000)))
     assert refusal_of(raised.value).reason == "REQUEST_REVERSED"
     assert cross.balance(east, cross.mother).balance_fen == 10_000
+    cross.assert_books_close()
+
+
+def test_every_settlement_call_sent_to_the_node_the_hospital_called_reaches_the_node_that_holds_it(two_nodes):
+    """A hospital in Nanjing talks to west; east holds its settlements. Reads, captures,
+    releases and refunds sent to west act on east, and another hospital learns nothing."""
+    from tests.test_cross_province import CrossFamily
+
+    cross = CrossFamily(two_nodes)
+    east, west = two_nodes.east.stub, two_nodes.west.stub
+    held = west.AuthorizeSettlement(papi.AuthorizeSettlementRequest(request_id=request_id(), bill=cross.bill(30_000)))
+    settlement_id = held.settlement.settlement_id
+    assert west.GetSettlement(papi.GetSettlementRequest(settlement_id=settlement_id)).settlement == (
+        east.GetSettlement(papi.GetSettlementRequest(settlement_id=settlement_id)).settlement
+    )
+    captured = west.CaptureSettlement(
+        papi.CaptureSettlementRequest(request_id=request_id(), settlement_id=settlement_id, amount_fen=20_000)
+    ).settlement
+    assert (captured.state, captured.captured_fen) == (ppb.SETTLEMENT_STATE_CAPTURED, 20_000)
+    refunded = west.RefundSettlement(
+        papi.RefundSettlementRequest(request_id=request_id(), settlement_id=settlement_id)
+    ).settlement
+    assert refunded.state == ppb.SETTLEMENT_STATE_REFUNDED
+    assert cross.balance(east, cross.mother).balance_fen == 10_000
+    assert cross.balance(west, cross.father).balance_fen == 100_000
+
+    released = west.AuthorizeSettlement(
+        papi.AuthorizeSettlementRequest(request_id=request_id(), bill=cross.bill(5_000))
+    ).settlement
+    west.ReleaseSettlement(papi.ReleaseSettlementRequest(request_id=request_id(), settlement_id=released.settlement_id))
+    assert east.GetSettlement(papi.GetSettlementRequest(settlement_id=released.settlement_id)).settlement.state == (
+        ppb.SETTLEMENT_STATE_RELEASED
+    )
+    assert cross.balance(east, cross.mother).held_fen == 0
+
+    other_hospital = west.as_principal(institution("H320100-777"))
+    with pytest.raises(grpc.RpcError) as raised:
+        other_hospital.GetSettlement(papi.GetSettlementRequest(settlement_id=settlement_id))
+    assert refusal_of(raised.value).code == grpc.StatusCode.NOT_FOUND
     cross.assert_books_close()
 
 
