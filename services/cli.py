@@ -12,7 +12,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.common.database import default_database_url, migrate
-from services.common.logs import configure_logging
+from services.common.logs import configure_logging, set_log_identity
 from services.common.security.transport import TlsFiles, TransportError
 from services.serving import SERVICES, UsageError, add_log_level_argument, add_serve_command, add_tls_arguments
 from shared.principals import NotAPrincipal, parse_spiffe_id
@@ -37,6 +37,7 @@ def _certs_init(args: argparse.Namespace) -> int:
 
 
 def _migrate(args: argparse.Namespace) -> int:
+    set_log_identity(args.service, process_wide=True)
     migrate(args.service, args.database or default_database_url(args.service), args.revision)
     print(f"{args.service} database is at revision {args.revision}")
     return 0
@@ -177,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    configure_logging(str(args.log_level))
+    configure_logging(str(args.log_level), str(args.log_format))
     return int(args.run(args))
 
 

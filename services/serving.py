@@ -18,7 +18,7 @@ from typing import Any
 
 from services.common.database import default_database_url
 from services.common.limits import ServerLimits
-from services.common.logs import configure_logging
+from services.common.logs import FORMATS, configure_logging, set_log_identity
 from services.common.security.access_policy import AccessPolicy, AccessPolicyError
 from services.common.security.transport import TlsFiles, Transport, TransportError
 from services.common.server import ServerSecurity, serve_until_signalled
@@ -66,6 +66,7 @@ def serve(args: argparse.Namespace) -> int:
     """Runs the parsed `serve` command until SIGTERM; its exit status."""
     database = args.database or default_database_url(args.service)
     address = args.address or DEFAULT_ADDRESSES[args.service]
+    set_log_identity(args.service, args.node if args.service == "payment" else "", process_wide=True)
 
     async def run() -> None:
         if args.service == "binding":
@@ -82,6 +83,7 @@ def serve(args: argparse.Namespace) -> int:
                     address=address,
                     workers=args.workers,
                     limits=_limits(args),
+                    metrics_address=args.metrics_address,
                 )
             )
         else:
@@ -106,6 +108,7 @@ def serve(args: argparse.Namespace) -> int:
                 settings.routing = RoutingTable.load(Path(args.routing), args.node)
             settings.sweep_interval = args.sweep_interval
             settings.prepare_lease = timedelta(seconds=args.prepare_lease)
+            settings.metrics_address = args.metrics_address
             running = await start_payment_server(settings)
         await serve_until_signalled(running, grace=args.grace)
 
@@ -122,6 +125,9 @@ def serve(args: argparse.Namespace) -> int:
 
 def add_log_level_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
+    parser.add_argument(
+        "--log-format", choices=FORMATS, default="text", help="text for a terminal, json: one object per line"
+    )
 
 
 def add_tls_arguments(parser: argparse.ArgumentParser, insecure_help: str) -> None:
@@ -163,6 +169,9 @@ def add_serve_command(commands: argparse._SubParsersAction[Any]) -> None:
         "--database", help="SQLAlchemy URL (default $GONGJI_DATABASE_URL or sqlite:///gongji-SERVICE.db)"
     )
     parser.add_argument("--binding-address", help="payment only: the binding service (default $GONGJI_BINDING_ADDRESS)")
+    parser.add_argument(
+        "--metrics-address", help="HOST:PORT serving Prometheus metrics over plain HTTP at /metrics (default: none)"
+    )
     parser.add_argument("--grace", type=float, default=10.0, help="seconds in-flight calls get at shutdown")
     parser.add_argument(
         "--workers", type=int, default=4, help="threads running use cases, and pooled database connections (default 4)"
@@ -190,5 +199,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_log_level_argument(parser)
     add_serve_command(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
-    configure_logging(str(args.log_level))
+    configure_logging(str(args.log_level), str(args.log_format))
     return int(args.run(args))

@@ -7,12 +7,15 @@ from functools import partial
 
 from gongji.binding.v1 import binding_service_pb2_grpc as api_grpc
 from services.binding.entrypoints.grpc_servicer import SERVICE, BindingServicer
+from services.binding.entrypoints.metrics import read_binding_gauges
 from services.binding.service_layer.policy_book import PolicyBook
 from services.binding.service_layer.scope_facts import BindingScopeFacts
 from services.binding.service_layer.unit_of_work import BindingUnitOfWork
 from services.common.clock import Clock, SystemClock
 from services.common.database import create_database_engine, migrate, session_factory
 from services.common.limits import ServerLimits
+from services.common.metrics import Metrics
+from services.common.readiness import DatabaseProbe, watch_readiness
 from services.common.runner import UseCaseRunner
 from services.common.server import RunningServer, ServerSecurity, ServiceRegistration, start_server
 
@@ -32,12 +35,17 @@ class BindingSettings:
     workers: int = 4
     limits: ServerLimits = field(default_factory=ServerLimits)
     policy_cache_seconds: float = 5.0
+    # HOST:PORT serving Prometheus metrics over plain HTTP; None serves none.
+    metrics_address: str | None = None
+    # Seconds between readiness probes of the database (the health status of BindingService).
+    readiness_interval: float = 5.0
 
 
 async def start_binding_server(settings: BindingSettings) -> RunningServer:
     if settings.migrate_on_start:
         migrate("binding", settings.database_url)
     engine = create_database_engine(settings.database_url, pool_size=settings.workers)
+    metrics = Metrics.serving(settings.metrics_address, engine, read_binding_gauges)
     runner = UseCaseRunner(
         partial(BindingUnitOfWork, session_factory(engine)), settings.clock, ERROR_DOMAIN, settings.workers,
         settings.limits.max_waiting_work,
@@ -45,7 +53,13 @@ async def start_binding_server(settings: BindingSettings) -> RunningServer:
     servicer = BindingServicer(runner, settings.clock, PolicyBook(settings.policy_cache_seconds))
     registration = ServiceRegistration(SERVICE, partial(api_grpc.add_BindingServiceServicer_to_server, servicer))
     running = await start_server(
-        [registration], settings.address, ERROR_DOMAIN, settings.security, BindingScopeFacts(runner), settings.limits
-    )
+        [registration], settings.address, ERROR_DOMAIN, settings.security, BindingScopeFacts(runner), settings.limits,
+        metrics.rpc if metrics else None,
+    )  # fmt: skip
     running.cleanups += [engine.dispose, runner.close]
+    database = DatabaseProbe(settings.database_url)
+    running.cleanups.append(database.dispose)
+    watch_readiness(running, [("database", database)], settings.readiness_interval)
+    if metrics is not None:
+        running.cleanups.append(metrics.stop)
     return running

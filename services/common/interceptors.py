@@ -27,6 +27,7 @@ from sqlalchemy.exc import DataError, OperationalError
 
 from services.common.database import is_past_deadline
 from services.common.deadlines import reset_call_deadline, set_call_deadline
+from services.common.metrics import RpcMetrics
 from services.common.security.access_policy import AccessPolicy, denied
 from services.common.security.callers import (
     Caller,
@@ -133,6 +134,21 @@ def _request_key(request: Any) -> str:
     return "-"
 
 
+def _answered(status: status_pb2.Status | None, context: grpc.aio.ServicerContext) -> tuple[str, str]:
+    """The gRPC code name and the ErrorInfo reason the caller gets (no status: the call
+    succeeded, or the handler aborted by itself and the context holds its code)."""
+    if status is None:
+        code = context.code()
+        if code is None:
+            return "OK", ""
+        return (code.name if isinstance(code, grpc.StatusCode) else _CODE_NAMES.get(int(code), "UNKNOWN")), ""
+    info = error_info_of(status)
+    return _CODE_NAMES.get(status.code, "UNKNOWN"), info.reason if info is not None else ""
+
+
+_CODE_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
+
+
 class InFlight:
     """Calls each principal has running, so no one caller takes the whole server."""
 
@@ -159,10 +175,16 @@ class InFlight:
 
 class CallGuard(grpc.aio.ServerInterceptor):
     def __init__(
-        self, error_domain: str, gate: Gate, calls_per_principal: int = 128, streams_per_principal: int = 16
+        self,
+        error_domain: str,
+        gate: Gate,
+        calls_per_principal: int = 128,
+        streams_per_principal: int = 16,
+        metrics: RpcMetrics | None = None,
     ) -> None:
         self._domain = error_domain
         self._gate = gate
+        self._metrics = metrics
         self._calls = InFlight(calls_per_principal)
         self._streams = InFlight(streams_per_principal)
 
@@ -183,18 +205,18 @@ class CallGuard(grpc.aio.ServerInterceptor):
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
-                self._stream(method, handler.unary_stream, request_is_message=True),
+                self._stream(method, handler.unary_stream, request_is_message=True, grpc_type="server_stream"),
                 request_deserializer=_lenient(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_stream is not None:
             return grpc.stream_stream_rpc_method_handler(
-                self._stream(method, handler.stream_stream, request_is_message=False),
+                self._stream(method, handler.stream_stream, request_is_message=False, grpc_type="bidi_stream"),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         return grpc.stream_unary_rpc_method_handler(
-            self._stream(method, handler.stream_unary, request_is_message=False),
+            self._stream(method, handler.stream_unary, request_is_message=False, grpc_type="client_stream"),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
@@ -202,7 +224,9 @@ class CallGuard(grpc.aio.ServerInterceptor):
     def _unary(self, method: str, behavior: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
         async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
             started = time.perf_counter()
+            self._started("unary", method)
             outcome, caller, running = "OK", None, None
+            status: status_pb2.Status | None = None
             token = set_current_caller(None)
             remaining = context.time_remaining()
             deadline = set_call_deadline(remaining)
@@ -263,7 +287,8 @@ class CallGuard(grpc.aio.ServerInterceptor):
                     self._calls.leave(running)
                 reset_current_caller(token)
                 reset_call_deadline(deadline)
-                self._log(method, request, caller, outcome, started)
+                self._log(method, request, caller, outcome, started, *_answered(status, context))
+                self._handled("unary", method, status, context, started)
             await context.abort_with_status(
                 rpc_status.to_status(redact_status(caller.principal if caller else None, status))
             )
@@ -271,19 +296,22 @@ class CallGuard(grpc.aio.ServerInterceptor):
         return guarded
 
     def _stream(
-        self, method: str, behavior: Callable[..., Any], request_is_message: bool
+        self, method: str, behavior: Callable[..., Any], request_is_message: bool, grpc_type: str
     ) -> Callable[..., AsyncIterator[Any]]:
         async def admitted(request: Any, context: grpc.aio.ServicerContext) -> str | None:
             """The stream's slot of its caller, once admitted; None after a refusal."""
             started = time.perf_counter()
+            self._started(grpc_type, method)
             try:
                 if isinstance(request, _Malformed):
                     raise DomainError(Reason.MALFORMED_REQUEST, f"the request is not well-formed ({request.problem})")
                 caller = await self._gate.admit(method, request if request_is_message else None, context)
                 slot = self._streams.enter(caller)
             except DomainError as error:
-                self._log(method, None, None, error.reason.value, started)
-                await context.abort_with_status(rpc_status.to_status(status_of(error, self._domain)))
+                refusal = status_of(error, self._domain)
+                self._log(method, None, None, error.reason.value, started, *_answered(refusal, context))
+                self._handled(grpc_type, method, refusal, context, started)
+                await context.abort_with_status(rpc_status.to_status(refusal))
                 return None
             set_current_caller(caller)
             self._log(method, None, caller, "STREAM_OPENED", started)
@@ -295,11 +323,13 @@ class CallGuard(grpc.aio.ServerInterceptor):
                 slot = await admitted(request, context)
                 if slot is None:
                     return
+                started = time.perf_counter()
                 try:
                     async for item in behavior(request, context):
                         yield item
                 finally:
                     self._streams.leave(slot)
+                    self._handled(grpc_type, method, None, context, started)
 
             return generating
 
@@ -307,21 +337,49 @@ class CallGuard(grpc.aio.ServerInterceptor):
             slot = await admitted(request, context)
             if slot is None:
                 return None
+            started = time.perf_counter()
             try:
                 return await behavior(request, context)
             finally:
                 self._streams.leave(slot)
+                self._handled(grpc_type, method, None, context, started)
 
         return writing  # type: ignore[return-value]
 
+    def _started(self, grpc_type: str, method: str) -> None:
+        if self._metrics is not None:
+            self._metrics.started(grpc_type, method)
+
+    def _handled(
+        self,
+        grpc_type: str,
+        method: str,
+        status: status_pb2.Status | None,
+        context: grpc.aio.ServicerContext,
+        started: float,
+    ) -> None:
+        if self._metrics is not None:
+            code, reason = _answered(status, context)
+            self._metrics.handled(grpc_type, method, code, reason or None, time.perf_counter() - started)
+
     @staticmethod
-    def _log(method: str, request: Any, caller: Caller | None, outcome: str, started: float) -> None:
+    def _log(
+        method: str,
+        request: Any,
+        caller: Caller | None,
+        outcome: str,
+        started: float,
+        code: str = "OK",
+        reason: str = "",
+    ) -> None:
         level = logging.DEBUG if method.startswith("/grpc.") else logging.INFO
         if not log.isEnabledFor(level):
             return
         who = caller.describe() if caller is not None else "-"
-        log.log(
-            level,
-            "%s %s principal=%s request_id=%s %.1fms",
-            method, outcome, who, _request_key(request), (time.perf_counter() - started) * 1000,
-        )  # fmt: skip
+        key, latency = _request_key(request), (time.perf_counter() - started) * 1000
+        # The same values apart, so the JSON format need not parse the message.
+        fields = {
+            "method": method, "principal": caller.principal.spiffe_id if caller is not None else "",
+            "request_id": "" if key == "-" else key, "status": code, "reason": reason, "latency_ms": round(latency, 1),
+        }  # fmt: skip
+        log.log(level, "%s %s principal=%s request_id=%s %.1fms", method, outcome, who, key, latency, extra=fields)

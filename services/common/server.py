@@ -18,9 +18,12 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from services.common import reflection
 from services.common.interceptors import CallGuard, Gate
 from services.common.limits import ServerLimits
+from services.common.logs import set_log_identity
+from services.common.metrics import RpcMetrics
 from services.common.security.access_policy import AccessPolicy, AccessPolicyError
 from services.common.security.scopes import NodeDirectory, ScopeFacts
 from services.common.security.transport import Transport
+from shared.principals import PrincipalKind
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +81,13 @@ async def start_server(
     security: ServerSecurity,
     facts: ScopeFacts,
     limits: ServerLimits | None = None,
+    metrics: RpcMetrics | None = None,
 ) -> RunningServer:
     limits = limits or ServerLimits()
     security.transport.check_listen_address(address)
     names = [r.full_name for r in registrations]
     guard = CallGuard(
-        error_domain, _gate(security, facts, names), limits.calls_per_principal, limits.streams_per_principal
+        error_domain, _gate(security, facts, names), limits.calls_per_principal, limits.streams_per_principal, metrics
     )
     server = grpc.aio.server(
         interceptors=[guard],
@@ -101,6 +105,9 @@ async def start_server(
         port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
     except RuntimeError as error:
         raise OSError(f"cannot listen on {address}: {error}") from error
+    identity = security.transport.identity
+    # Before start: the server's call tasks inherit this context, so its log lines name it.
+    set_log_identity("payment" if identity.kind is PrincipalKind.PAYMENT_NODE else "binding", identity.node)
     await server.start()
     for name in ["", *names]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

@@ -20,11 +20,14 @@ from services.common.client import peer_channel
 from services.common.clock import Clock, SystemClock
 from services.common.database import create_database_engine, migrate, session_factory
 from services.common.limits import ServerLimits
+from services.common.metrics import Metrics
+from services.common.readiness import DatabaseProbe, health_probe, watch_readiness
 from services.common.runner import UseCaseRunner
 from services.common.server import RunningServer, ServerSecurity, ServiceRegistration, start_server
 from services.payment.adapters.binding_client import GrpcBindingDirectory
 from services.payment.adapters.node_client import GrpcNodeClient
 from services.payment.entrypoints.grpc_servicer import ERROR_DOMAIN, SERVICE, PaymentServicer
+from services.payment.entrypoints.metrics import payment_reader
 from services.payment.entrypoints.node_servicer import SERVICE as NODE_SERVICE
 from services.payment.entrypoints.node_servicer import PaymentNodeServicer
 from services.payment.routing import RoutingTable
@@ -69,6 +72,10 @@ class PaymentSettings:
     max_amount_fen: int = 10_000_000
     # How long a saga may stay PREPARING before recovery presumes its request dead.
     prepare_lease: timedelta = timedelta(seconds=30)
+    # HOST:PORT serving Prometheus metrics over plain HTTP; None serves none.
+    metrics_address: str | None = None
+    # Seconds between readiness probes of the database and the binding service's health.
+    readiness_interval: float = 5.0
 
 
 def sweep_once(runner: UseCaseRunner[PaymentUnitOfWork], clock: Clock) -> int:
@@ -117,6 +124,7 @@ async def start_payment_server(settings: PaymentSettings) -> RunningServer:
     if settings.migrate_on_start:
         migrate("payment", settings.database_url)
     engine = create_database_engine(settings.database_url, pool_size=settings.workers)
+    metrics = Metrics.serving(settings.metrics_address, engine, payment_reader(settings.clock))
     known_accounts: set[str] = set()  # shared by every unit of work of this process
     runner = UseCaseRunner(
         partial(PaymentUnitOfWork, session_factory(engine), known_accounts), settings.clock, ERROR_DOMAIN,
@@ -148,8 +156,9 @@ async def start_payment_server(settings: PaymentSettings) -> RunningServer:
     ]
     security = replace(settings.security, nodes=settings.routing.directory())
     running = await start_server(
-        registrations, settings.address, ERROR_DOMAIN, security, PaymentScopeFacts(runner), settings.limits
-    )
+        registrations, settings.address, ERROR_DOMAIN, security, PaymentScopeFacts(runner), settings.limits,
+        metrics.rpc if metrics else None,
+    )  # fmt: skip
     sweeper = None
     if settings.sweep_interval > 0:
         sweeper = asyncio.create_task(_sweep_forever(runner, settings.clock, coordinator, settings.sweep_interval))
@@ -161,4 +170,10 @@ async def start_payment_server(settings: PaymentSettings) -> RunningServer:
                 await sweeper
 
     running.cleanups += [engine.dispose, runner.close, channel.close, nodes.close, stop_sweeper]
+    database = DatabaseProbe(settings.database_url)
+    running.cleanups.append(database.dispose)
+    probes = [("database", database), ("binding service", health_probe(channel, BINDING_SERVICE))]
+    watch_readiness(running, probes, settings.readiness_interval)
+    if metrics is not None:
+        running.cleanups.append(metrics.stop)
     return running

@@ -1,0 +1,199 @@
+"""Prometheus metrics: real servers with --metrics-address, a known sequence of calls, and
+the scrape read back over HTTP, counted exactly."""
+
+from __future__ import annotations
+
+import re
+import socket
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from gongji.binding.v1 import binding_service_pb2_grpc as binding_grpc
+from gongji.payment.v1 import payment_service_pb2 as papi
+from gongji.payment.v1 import payment_service_pb2_grpc as payment_grpc
+from services.binding.app import BindingSettings, start_binding_server
+from services.common.hosting import BackgroundServer
+from services.common.security.natural_callers import ActingStub
+from services.common.server import ServerSecurity
+from services.payment.app import PaymentSettings, start_payment_server
+from services.payment.verification import StandInVerifier
+from shared.principals import BINDING_SERVICE
+from tests.conftest import KNOWN_NODES, BindingHarness, PaymentHarness, _free_port, payment_security
+from tests.payment_helpers import PaymentFamily, refused
+
+PAYMENT = "gongji.payment.v1.PaymentService"
+BINDING = "gongji.binding.v1.BindingService"
+ID_NUMBER = re.compile(r"\d{17}[\dX]")
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
+
+
+@dataclass
+class Metered:
+    payment: PaymentHarness
+    binding_port: int
+    payment_port: int
+
+
+def scrape(port: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Every sample of the endpoint, keyed by name and labels."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def value(samples: dict, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def total(samples: dict, name: str, **labels: str) -> float:
+    """The sum over every sample of `name` whose labels include `labels`."""
+    wanted = set(labels.items())
+    return sum(v for (n, ls), v in samples.items() if n == name and wanted <= ls)
+
+
+@pytest.fixture
+def metered(databases, clock, pki, roles) -> Iterator[Metered]:
+    binding_port, payment_port = _free_port(), _free_port()
+    binding_settings = BindingSettings(
+        database_url=databases.url("binding"),
+        security=ServerSecurity(pki.transport(BINDING_SERVICE), nodes=KNOWN_NODES),
+        address="127.0.0.1:0",
+        clock=clock,
+        policy_cache_seconds=0,
+        metrics_address=f"127.0.0.1:{binding_port}",
+    )
+    with BackgroundServer(lambda: start_binding_server(binding_settings)) as binding_server:
+        binding_stub = ActingStub(binding_grpc.BindingServiceStub, binding_server.address, pki, roles)
+        binding = BindingHarness(binding_server, binding_stub, clock, binding_settings.database_url, pki, roles)
+        payment_settings = PaymentSettings(
+            database_url=databases.url("payment"),
+            security=payment_security(pki),
+            verifier=StandInVerifier(),
+            address="127.0.0.1:0",
+            binding_address=binding_server.address,
+            clock=clock,
+            # No sweeper: the test moves the clock past a hold's expiry and counts it still there.
+            sweep_interval=0,
+            metrics_address=f"127.0.0.1:{payment_port}",
+        )
+        with BackgroundServer(lambda: start_payment_server(payment_settings)) as payment_server:
+            payment_stub = ActingStub(payment_grpc.PaymentServiceStub, payment_server.address, pki, roles)
+            try:
+                yield Metered(
+                    PaymentHarness(payment_server, payment_stub, binding, payment_settings.database_url),
+                    binding_port,
+                    payment_port,
+                )
+            finally:
+                payment_stub.close()
+                binding_stub.close()
+
+
+def test_rpc_and_domain_metrics_count_exactly_the_calls_made(metered: Metered):
+    family = PaymentFamily(metered.payment)
+    first = family.settle(30_000)
+    own = family.settle(5_000, patient=family.mother, use_own_account=True)
+    undone = family.settle(20_000)
+    family.refund(undone.settlement_id)
+    held = family.authorize(12_000)
+    refusal = refused(family.payment.GetSettlement, papi.GetSettlementRequest(settlement_id=str(uuid.uuid4())))
+
+    samples = scrape(metered.payment_port)
+
+    rpc = {"grpc_type": "unary", "grpc_service": PAYMENT}
+    assert value(samples, "grpc_server_started_total", **rpc, grpc_method="Settle") == 3
+    assert value(samples, "grpc_server_handled_total", **rpc, grpc_method="Settle", grpc_code="OK") == 3
+    assert value(samples, "grpc_server_handled_total", **rpc, grpc_method="CreditAccount", grpc_code="OK") == 2
+    assert value(samples, "grpc_server_handled_total", **rpc, grpc_method="RefundSettlement", grpc_code="OK") == 1
+    assert value(samples, "grpc_server_handling_seconds_count", **rpc, grpc_method="Settle") == 3
+    assert total(samples, "grpc_server_handled_total", grpc_method="GetSettlement", grpc_code="NOT_FOUND") == 1
+    assert value(samples, "gongji_refusals_total", service=PAYMENT, method="GetSettlement", reason=refusal.reason) == 1
+    assert total(samples, "gongji_refusals_total") == 1
+
+    assert value(samples, "gongji_settlements", state="CAPTURED") == 2
+    assert value(samples, "gongji_settlements", state="REFUNDED") == 1
+    assert value(samples, "gongji_settlements", state="AUTHORIZED") == 1
+    assert value(samples, "gongji_holds_outstanding") == 1
+    assert value(samples, "gongji_holds_outstanding_fen") == (
+        held.own_account_pay_fen + held.mutual_aid_pay_fen + held.wallet_pay_fen
+    )
+    assert value(samples, "gongji_holds_expired") == 0
+    captured = [first, own, undone]
+    for source, field in [
+        ("OWN_ACCOUNT", "own_account_pay_fen"),
+        ("MUTUAL_AID", "mutual_aid_pay_fen"),
+        ("WALLET", "wallet_pay_fen"),
+        ("CASH", "cash_pay_fen"),
+    ]:
+        money = {"name": "gongji_settlement_money_fen", "source": source}
+        assert value(samples, **money, kind="capture") == sum(getattr(s, field) for s in captured), source
+        assert value(samples, **money, kind="refund") == getattr(undone, field), source
+        assert value(samples, **money, kind="reversal") == 0, source
+    assert first.mutual_aid_pay_fen > 0 and own.own_account_pay_fen > 0
+    assert total(samples, "gongji_settlement_money_fen", kind="capture") == 55_000
+    assert total(samples, "gongji_cross_node_sagas") == 0
+    assert value(samples, "gongji_cross_node_saga_oldest_unfinished_age_seconds") == 0
+    assert value(samples, "gongji_wallet_transfers_pending") == 0
+    # Two credits, three settles, a refund and an authorization, each kept under its request id.
+    assert value(samples, "gongji_idempotency_keys") == 7
+    assert value(samples, "gongji_database_scrape_success") == 1
+    assert value(samples, "gongji_database_pool_checked_out_connections") == 0
+    assert value(samples, "gongji_database_pool_size_connections") > 0
+
+    binding = scrape(metered.binding_port)
+    rpc = {"grpc_type": "unary", "grpc_service": BINDING}
+    assert value(binding, "grpc_server_handled_total", **rpc, grpc_method="UpsertInsuredPerson", grpc_code="OK") == 3
+    assert value(binding, "grpc_server_handled_total", **rpc, grpc_method="CreateBinding", grpc_code="OK") == 2
+    assert value(binding, "gongji_bindings", state="ACTIVE") == 2
+    assert total(binding, "gongji_bindings") == 2
+    assert total(binding, "gongji_refusals_total") == 0
+
+
+def test_a_hold_past_its_expiry_counts_as_expired_until_the_sweeper_releases_it(metered: Metered):
+    family = PaymentFamily(metered.payment)
+    family.authorize(8_000)
+    family.clock.advance(timedelta(hours=1))
+
+    samples = scrape(metered.payment_port)
+
+    assert value(samples, "gongji_holds_outstanding") == 1
+    assert value(samples, "gongji_holds_expired") == 1
+
+
+def test_no_label_value_in_the_scrape_looks_like_an_id_number_a_uuid_or_a_principal(metered: Metered):
+    family = PaymentFamily(metered.payment)
+    settled = family.settle(10_000)
+    family.refund(settled.settlement_id)
+    refused(family.payment.GetSettlement, papi.GetSettlementRequest(settlement_id=str(uuid.uuid4())))
+
+    for port in (metered.payment_port, metered.binding_port):
+        for name, labels in scrape(port):
+            for label, text in labels:
+                assert not ID_NUMBER.search(text), (name, label, text)
+                assert not UUID.search(text), (name, label, text)
+                assert "spiffe://" not in text, (name, label, text)
+
+
+def test_the_metrics_endpoint_closes_when_the_server_stops(databases, clock, pki):
+    port = _free_port()
+    settings = BindingSettings(
+        database_url=databases.url("binding"),
+        security=ServerSecurity(pki.transport(BINDING_SERVICE), nodes=KNOWN_NODES),
+        address="127.0.0.1:0",
+        clock=clock,
+        metrics_address=f"127.0.0.1:{port}",
+    )
+    with BackgroundServer(lambda: start_binding_server(settings)):
+        assert scrape(port)
+    with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=2):
+        pass

@@ -1,0 +1,188 @@
+"""What operators see: JSON log lines carrying each call's fields and no personal data, and
+readiness (each service's own health name) apart from liveness (the empty name), following
+the database and, for payment, the binding service."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from services.binding.app import BindingSettings, start_binding_server
+from services.common.hosting import BackgroundServer
+from services.common.logs import JsonFormatter, configure_logging
+from services.common.security.development_pki import DevelopmentPKI
+from services.common.server import ServerSecurity
+from services.payment.app import PaymentSettings, start_payment_server
+from services.payment.verification import StandInVerifier
+from shared.principals import BINDING_SERVICE, operator
+from tests.conftest import KNOWN_NODES, _free_port, payment_security
+from tests.helpers import binding_request, make_id_number, person
+from tests.private_postgres import private_postgres
+
+OPERATOR = operator("000000", "ops")
+BINDING_NAME = "gongji.binding.v1.BindingService"
+PAYMENT_NAME = "gongji.payment.v1.PaymentService"
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+INTERVAL = 0.2
+
+
+def health_of(pki: DevelopmentPKI, address: str, service: str = "") -> int | None:
+    """The health status, or None when the server cannot be reached."""
+    with pki.channel(address, OPERATOR) as channel:
+        try:
+            answer = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=service), timeout=5
+            )
+        except grpc.RpcError:
+            return None
+    return answer.status
+
+
+def wait_for_health(pki: DevelopmentPKI, address: str, service: str, wanted: int, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    seen = None
+    while time.monotonic() < deadline:
+        seen = health_of(pki, address, service)
+        if seen == wanted:
+            return
+        time.sleep(0.05)
+    name = health_pb2.HealthCheckResponse.ServingStatus.Name
+    raise AssertionError(f"{service or '(server)'} stayed {seen if seen is None else name(seen)}, not {name(wanted)}")
+
+
+def binding_settings(pki: DevelopmentPKI, url: str, address: str = "127.0.0.1:0") -> BindingSettings:
+    return BindingSettings(
+        database_url=url,
+        security=ServerSecurity(pki.transport(BINDING_SERVICE), nodes=KNOWN_NODES),
+        address=address,
+        readiness_interval=INTERVAL,
+    )
+
+
+# Logs ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def json_access_log(caplog: pytest.LogCaptureFixture) -> Iterator[io.StringIO]:
+    caplog.set_level(logging.INFO, logger="gongji.rpc")
+    written = io.StringIO()
+    handler = logging.StreamHandler(written)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("gongji.rpc")
+    logger.addHandler(handler)
+    try:
+        yield written
+    finally:
+        logger.removeHandler(handler)
+
+
+def test_a_call_writes_one_json_line_with_its_principal_method_request_id_status_and_reason_but_no_id_number(
+    binding_service, json_access_log
+):
+    grantor, beneficiary = person(make_id_number(), "王建国"), person(make_id_number(), "王小明")
+    request = binding_request(grantor, beneficiary)
+    with pytest.raises(grpc.RpcError):
+        binding_service.stub.CreateBinding(request)  # neither person is insured here
+
+    lines = [json.loads(line) for line in json_access_log.getvalue().splitlines()]
+    (entry,) = [line for line in lines if line["method"].endswith("/CreateBinding")]
+    assert entry["method"] == "/gongji.binding.v1.BindingService/CreateBinding"
+    assert entry["principal"].startswith("spiffe://gongji/")
+    assert entry["request_id"] == request.request_id
+    assert entry["status"] not in ("", "OK") and entry["reason"]
+    assert entry["service"] == "binding" and entry["logger"] == "gongji.rpc" and entry["level"] == "INFO"
+    assert entry["time"].endswith("+00:00") and isinstance(entry["latency_ms"], float)
+    assert entry["trace_id"] == "" and entry["span_id"] == ""
+    for id_number in (grantor.id_number, beneficiary.id_number):
+        assert id_number not in json_access_log.getvalue()
+
+
+def test_json_log_messages_and_fields_have_id_numbers_and_phones_scrubbed():
+    id_number = make_id_number()
+    record = logging.LogRecord("gongji.test", logging.WARNING, __file__, 1, "person %s phone %s", None, None)
+    record.args = (id_number, "13812345678")
+    record.request_id = id_number
+    entry = json.loads(JsonFormatter().format(record))
+    assert id_number not in json.dumps(entry) and "13812345678" not in entry["message"]
+    assert entry["message"] == f"person {id_number[:6]}********{id_number[-4:]} phone 138****5678"
+
+
+def test_configure_logging_json_makes_the_root_handlers_write_json():
+    root = logging.getLogger()
+    saved = [(handler, handler.formatter) for handler in root.handlers]
+    added = logging.StreamHandler(io.StringIO())
+    root.addHandler(added)
+    try:
+        configure_logging("INFO", "json")
+        assert isinstance(added.formatter, JsonFormatter)
+    finally:
+        root.removeHandler(added)
+        for handler, formatter in saved:
+            handler.setFormatter(formatter)
+
+
+# Health ----------------------------------------------------------------------------------------
+
+
+def test_binding_readiness_follows_its_postgresql_database_while_liveness_stays_serving(pki):
+    with private_postgres() as database:
+        url = database.create_database("gongji_binding")
+        with BackgroundServer(lambda: start_binding_server(binding_settings(pki, url))) as server:
+            wait_for_health(pki, server.address, BINDING_NAME, SERVING)
+            database.crash()
+            wait_for_health(pki, server.address, BINDING_NAME, NOT_SERVING)
+            assert health_of(pki, server.address) == SERVING
+            database.start()
+            wait_for_health(pki, server.address, BINDING_NAME, SERVING)
+            assert health_of(pki, server.address) == SERVING
+
+
+def test_binding_readiness_follows_its_sqlite_file_becoming_unreachable_and_back(pki, tmp_path: Path):
+    directory = tmp_path / "data"
+    directory.mkdir()
+    url = f"sqlite:///{directory / 'binding.db'}"
+    with BackgroundServer(lambda: start_binding_server(binding_settings(pki, url))) as server:
+        wait_for_health(pki, server.address, BINDING_NAME, SERVING)
+        directory.rename(tmp_path / "away")
+        wait_for_health(pki, server.address, BINDING_NAME, NOT_SERVING)
+        assert health_of(pki, server.address) == SERVING
+        (tmp_path / "away").rename(directory)
+        wait_for_health(pki, server.address, BINDING_NAME, SERVING)
+        assert health_of(pki, server.address) == SERVING
+
+
+def test_payment_readiness_follows_the_binding_service_stopping_and_returning_while_liveness_stays_serving(
+    pki, tmp_path: Path
+):
+    binding_address = f"127.0.0.1:{_free_port()}"
+    binding = binding_settings(pki, f"sqlite:///{tmp_path / 'binding.db'}", binding_address)
+    payment = PaymentSettings(
+        database_url=f"sqlite:///{tmp_path / 'payment.db'}",
+        security=payment_security(pki),
+        verifier=StandInVerifier(),
+        address="127.0.0.1:0",
+        binding_address=binding_address,
+        sweep_interval=0,
+        readiness_interval=INTERVAL,
+    )
+    first = BackgroundServer(lambda: start_binding_server(binding)).start()
+    try:
+        with BackgroundServer(lambda: start_payment_server(payment)) as server:
+            wait_for_health(pki, server.address, PAYMENT_NAME, SERVING)
+            first.stop()
+            wait_for_health(pki, server.address, PAYMENT_NAME, NOT_SERVING)
+            assert health_of(pki, server.address) == SERVING
+            with BackgroundServer(lambda: start_binding_server(binding)):
+                wait_for_health(pki, server.address, PAYMENT_NAME, SERVING)
+                assert health_of(pki, server.address) == SERVING
+    finally:
+        first.stop()
