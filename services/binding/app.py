@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import partial
 
+from opentelemetry.sdk.trace import TracerProvider
+
 from gongji.binding.v1 import binding_service_pb2_grpc as api_grpc
 from services.binding.entrypoints.grpc_servicer import SERVICE, BindingServicer
 from services.binding.entrypoints.metrics import read_binding_gauges
@@ -18,6 +20,7 @@ from services.common.metrics import Metrics
 from services.common.readiness import DatabaseProbe, watch_readiness
 from services.common.runner import UseCaseRunner
 from services.common.server import RunningServer, ServerSecurity, ServiceRegistration, start_server
+from services.common.tracing import provider_from_environment, trace_engine
 
 ERROR_DOMAIN = "binding.gongji"
 
@@ -39,12 +42,16 @@ class BindingSettings:
     metrics_address: str | None = None
     # Seconds between readiness probes of the database (the health status of BindingService).
     readiness_interval: float = 5.0
+    # Where spans go; None takes the OTEL_* environment, which leaves traces off unless asked (README, Traces).
+    tracer_provider: TracerProvider | None = None
 
 
 async def start_binding_server(settings: BindingSettings) -> RunningServer:
     if settings.migrate_on_start:
         migrate("binding", settings.database_url)
+    tracer_provider = settings.tracer_provider or provider_from_environment("gongji-binding")
     engine = create_database_engine(settings.database_url, pool_size=settings.workers)
+    trace_engine(engine, tracer_provider)
     metrics = Metrics.serving(settings.metrics_address, engine, read_binding_gauges)
     runner = UseCaseRunner(
         partial(BindingUnitOfWork, session_factory(engine)), settings.clock, ERROR_DOMAIN, settings.workers,
@@ -54,8 +61,10 @@ async def start_binding_server(settings: BindingSettings) -> RunningServer:
     registration = ServiceRegistration(SERVICE, partial(api_grpc.add_BindingServiceServicer_to_server, servicer))
     running = await start_server(
         [registration], settings.address, ERROR_DOMAIN, settings.security, BindingScopeFacts(runner), settings.limits,
-        metrics.rpc if metrics else None,
+        metrics.rpc if metrics else None, tracer_provider,
     )  # fmt: skip
+    if settings.tracer_provider is None and tracer_provider is not None:
+        running.cleanups.append(tracer_provider.shutdown)  # first added, so run last: flushes every span
     running.cleanups += [engine.dispose, runner.close]
     database = DatabaseProbe(settings.database_url)
     running.cleanups.append(database.dispose)

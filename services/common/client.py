@@ -10,8 +10,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
+from opentelemetry.sdk.trace import TracerProvider
 
 from services.common.security.transport import Transport
+from services.common.tracing import client_interceptors
 
 
 class DefaultDeadline(grpc.aio.UnaryUnaryClientInterceptor):
@@ -50,7 +52,13 @@ def service_config(service: str, attempts: int = 3) -> str:
     )
 
 
-def peer_channel(address: str, service: str, transport: Transport, default_deadline: float = 2.0) -> grpc.aio.Channel:
+def peer_channel(
+    address: str,
+    service: str,
+    transport: Transport,
+    default_deadline: float = 2.0,
+    tracer_provider: TracerProvider | None = None,
+) -> grpc.aio.Channel:
     return transport.aio_channel(
         address,
         options=[
@@ -59,5 +67,5 @@ def peer_channel(address: str, service: str, transport: Transport, default_deadl
             ("grpc.keepalive_time_ms", 30_000),
             ("grpc.keepalive_timeout_ms", 10_000),
         ],
-        interceptors=[DefaultDeadline(default_deadline)],
+        interceptors=[*client_interceptors(tracer_provider), DefaultDeadline(default_deadline)],
     )

@@ -43,8 +43,8 @@ def _log_identity() -> tuple[str, str]:
 
 
 def _trace_ids() -> tuple[str, str]:
-    """The current OpenTelemetry span's trace and span IDs, when OpenTelemetry is installed
-    and a span is recording; gongji does not depend on it."""
+    """The current OpenTelemetry span's trace and span IDs, when a span is recording (traces
+    are on, services.common.tracing); the import stays guarded for trimmed installs."""
     try:
         from opentelemetry import trace  # type: ignore[import-not-found,unused-ignore]
     except ImportError:

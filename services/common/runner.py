@@ -8,9 +8,11 @@ the calling principal's own (see services.common.idempotency).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Generic, TypeVar
 
 from google.protobuf.message import Message
@@ -96,7 +98,10 @@ class UseCaseRunner(Generic[U]):
             )
         self._accepted += 1
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, _in_time(fn, call_deadline()))
+            # The call's context goes along (executor threads start without it): the current span, so
+            # SQL spans and outgoing calls are its children, and the server's log identity.
+            work = partial(contextvars.copy_context().run, _in_time(fn, call_deadline()))
+            return await asyncio.get_running_loop().run_in_executor(self._executor, work)
         finally:
             self._accepted -= 1
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import grpc
 from google.protobuf import descriptor_pool
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from opentelemetry.sdk.trace import TracerProvider
 
 from services.common import reflection
 from services.common.interceptors import CallGuard, Gate
@@ -23,6 +24,7 @@ from services.common.metrics import RpcMetrics
 from services.common.security.access_policy import AccessPolicy, AccessPolicyError
 from services.common.security.scopes import NodeDirectory, ScopeFacts
 from services.common.security.transport import Transport
+from services.common.tracing import server_interceptors
 from shared.principals import PrincipalKind
 
 log = logging.getLogger(__name__)
@@ -82,6 +84,7 @@ async def start_server(
     facts: ScopeFacts,
     limits: ServerLimits | None = None,
     metrics: RpcMetrics | None = None,
+    tracer_provider: TracerProvider | None = None,
 ) -> RunningServer:
     limits = limits or ServerLimits()
     security.transport.check_listen_address(address)
@@ -90,7 +93,8 @@ async def start_server(
         error_domain, _gate(security, facts, names), limits.calls_per_principal, limits.streams_per_principal, metrics
     )
     server = grpc.aio.server(
-        interceptors=[guard],
+        # The span first, so the guard's refusals and the handler's work happen inside it.
+        interceptors=[*server_interceptors(tracer_provider), guard],
         maximum_concurrent_rpcs=limits.max_concurrent_rpcs,
         # Fail loudly when the port is taken instead of silently sharing it.
         options=[("grpc.so_reuseport", 0), *limits.grpc_options()],

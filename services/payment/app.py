@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from functools import partial
 
+from opentelemetry.sdk.trace import TracerProvider
+
 from gongji.binding.v1 import binding_service_pb2_grpc as binding_grpc
 from gongji.node.v1 import node_service_pb2_grpc as node_grpc
 from gongji.payment.v1 import payment_service_pb2_grpc as api_grpc
@@ -24,6 +26,7 @@ from services.common.metrics import Metrics
 from services.common.readiness import DatabaseProbe, health_probe, watch_readiness
 from services.common.runner import UseCaseRunner
 from services.common.server import RunningServer, ServerSecurity, ServiceRegistration, start_server
+from services.common.tracing import provider_from_environment, trace_engine
 from services.payment.adapters.binding_client import GrpcBindingDirectory
 from services.payment.adapters.node_client import GrpcNodeClient
 from services.payment.entrypoints.grpc_servicer import ERROR_DOMAIN, SERVICE, PaymentServicer
@@ -76,6 +79,8 @@ class PaymentSettings:
     metrics_address: str | None = None
     # Seconds between readiness probes of the database and the binding service's health.
     readiness_interval: float = 5.0
+    # Where spans go; None takes the OTEL_* environment, which leaves traces off unless asked (README, Traces).
+    tracer_provider: TracerProvider | None = None
 
 
 def sweep_once(runner: UseCaseRunner[PaymentUnitOfWork], clock: Clock) -> int:
@@ -92,20 +97,27 @@ def sweep_once(runner: UseCaseRunner[PaymentUnitOfWork], clock: Clock) -> int:
 
 
 async def _sweep_forever(
-    runner: UseCaseRunner[PaymentUnitOfWork], clock: Clock, coordinator: Coordinator, interval: float
+    runner: UseCaseRunner[PaymentUnitOfWork],
+    clock: Clock,
+    coordinator: Coordinator,
+    interval: float,
+    tracer_provider: TracerProvider | None = None,
 ) -> None:
+    tracer = tracer_provider.get_tracer(__name__) if tracer_provider is not None else None
     while True:
         await asyncio.sleep(interval)
-        try:
-            released = await runner.in_thread(lambda: sweep_once(runner, clock))
-            if released:
-                log.info("released %d expired holds", released)
-            if coordinator.routing.distributed:
-                touched = await coordinator.recover_once()
-                if touched:
-                    log.info("recovery drove %d cross-node transactions", touched)
-        except Exception:
-            log.exception("sweeping expired holds failed; trying again in %.1fs", interval)
+        # One trace per sweep, so its SQL and recovery calls are not each a trace of their own.
+        with tracer.start_as_current_span("sweep") if tracer is not None else contextlib.nullcontext():
+            try:
+                released = await runner.in_thread(lambda: sweep_once(runner, clock))
+                if released:
+                    log.info("released %d expired holds", released)
+                if coordinator.routing.distributed:
+                    touched = await coordinator.recover_once()
+                    if touched:
+                        log.info("recovery drove %d cross-node transactions", touched)
+            except Exception:
+                log.exception("sweeping expired holds failed; trying again in %.1fs", interval)
 
 
 def failpoint_from_environment() -> FailPoint:
@@ -123,7 +135,9 @@ def failpoint_from_environment() -> FailPoint:
 async def start_payment_server(settings: PaymentSettings) -> RunningServer:
     if settings.migrate_on_start:
         migrate("payment", settings.database_url)
+    tracer_provider = settings.tracer_provider or provider_from_environment(f"gongji-payment-{settings.routing.local}")
     engine = create_database_engine(settings.database_url, pool_size=settings.workers)
+    trace_engine(engine, tracer_provider)
     metrics = Metrics.serving(settings.metrics_address, engine, payment_reader(settings.clock))
     known_accounts: set[str] = set()  # shared by every unit of work of this process
     runner = UseCaseRunner(
@@ -131,8 +145,8 @@ async def start_payment_server(settings: PaymentSettings) -> RunningServer:
         settings.workers, settings.limits.max_waiting_work,
     )  # fmt: skip
     transport = settings.security.transport
-    channel = peer_channel(settings.binding_address, BINDING_SERVICE, transport)
-    nodes = GrpcNodeClient(transport, settings.node_deadline)
+    channel = peer_channel(settings.binding_address, BINDING_SERVICE, transport, tracer_provider=tracer_provider)
+    nodes = GrpcNodeClient(transport, settings.node_deadline, tracer_provider)
     failpoint = failpoint_from_environment()
     coordinator = Coordinator(
         runner, settings.routing, nodes, settings.clock, lease=settings.prepare_lease, failpoint=failpoint
@@ -157,11 +171,13 @@ async def start_payment_server(settings: PaymentSettings) -> RunningServer:
     security = replace(settings.security, nodes=settings.routing.directory())
     running = await start_server(
         registrations, settings.address, ERROR_DOMAIN, security, PaymentScopeFacts(runner), settings.limits,
-        metrics.rpc if metrics else None,
+        metrics.rpc if metrics else None, tracer_provider,
     )  # fmt: skip
     sweeper = None
     if settings.sweep_interval > 0:
-        sweeper = asyncio.create_task(_sweep_forever(runner, settings.clock, coordinator, settings.sweep_interval))
+        sweeper = asyncio.create_task(
+            _sweep_forever(runner, settings.clock, coordinator, settings.sweep_interval, tracer_provider)
+        )
 
     async def stop_sweeper() -> None:
         if sweeper is not None:
@@ -169,6 +185,8 @@ async def start_payment_server(settings: PaymentSettings) -> RunningServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
 
+    if settings.tracer_provider is None and tracer_provider is not None:
+        running.cleanups.append(tracer_provider.shutdown)  # first added, so run last: flushes every span
     running.cleanups += [engine.dispose, runner.close, channel.close, nodes.close, stop_sweeper]
     database = DatabaseProbe(settings.database_url)
     running.cleanups.append(database.dispose)

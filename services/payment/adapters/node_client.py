@@ -12,6 +12,7 @@ from typing import Any
 
 import grpc
 from grpc_status import rpc_status
+from opentelemetry.sdk.trace import TracerProvider
 
 from gongji.common.v1 import common_pb2 as common
 from gongji.node.v1 import node_service_pb2 as node
@@ -40,14 +41,19 @@ OUTCOMES = {
 
 
 class GrpcNodeClient:
-    def __init__(self, transport: Transport, deadline: float = 2.0) -> None:
+    def __init__(
+        self, transport: Transport, deadline: float = 2.0, tracer_provider: TracerProvider | None = None
+    ) -> None:
         self._transport = transport
         self._deadline = deadline
+        self._tracer_provider = tracer_provider
         self._channels: dict[str, grpc.aio.Channel] = {}
 
     def _stub(self, peer: Node) -> node_grpc.PaymentNodeServiceStub:
         if peer.address not in self._channels:
-            self._channels[peer.address] = peer_channel(peer.address, NODE_SERVICE, self._transport, self._deadline)
+            self._channels[peer.address] = peer_channel(
+                peer.address, NODE_SERVICE, self._transport, self._deadline, self._tracer_provider
+            )
         return node_grpc.PaymentNodeServiceStub(self._channels[peer.address])
 
     def payment_stub(self, peer: Node) -> payment_grpc.PaymentServiceStub:
