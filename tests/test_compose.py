@@ -293,3 +293,31 @@ def test_payment_nodes_name_their_wallet_verifier(services: dict) -> None:
 def test_the_image_lets_the_service_user_write_the_certs_volume(dockerfile_instructions: list) -> None:
     runs = " ".join(args for keyword, args in dockerfile_instructions if keyword == "RUN")
     assert f"chown gongji:gongji {CERTS}" in runs
+
+
+# Prometheus ------------------------------------------------------------------------------
+
+METRICS_SERVICES = ("binding", "payment", "payment-west")
+
+
+def test_every_gongji_server_serves_metrics_on_a_port_of_its_own_that_is_not_published(services: dict) -> None:
+    ports = []
+    for name in METRICS_SERVICES:
+        address = _option(_as_argv(services[name]["command"]), "--metrics-address")
+        assert address is not None and address.startswith("0.0.0.0:"), name
+        port = int(address.rpartition(":")[2])
+        assert port not in _published_container_ports(services[name]), f"{name}: metrics are plain HTTP"
+        ports.append(port)
+    assert len(set(ports)) == len(ports)
+
+
+def test_a_pinned_prometheus_reads_its_config_and_alert_rules_from_services_compose(services: dict) -> None:
+    prometheus = services["prometheus"]
+    image, _, tag = prometheus["image"].partition(":")
+    assert image == "prom/prometheus" and re.fullmatch(r"v\d+\.\d+\.\d+", tag), prometheus["image"]
+    assert "--config.file=/etc/prometheus/prometheus.yml" in _as_argv(prometheus["command"])
+    for name in ("prometheus.yml", "alerts.yml"):
+        mount = f"./services/compose/prometheus/{name}:/etc/prometheus/{name}:ro"
+        assert mount in prometheus["volumes"]
+        assert (REPO_ROOT / "services" / "compose" / "prometheus" / name).is_file()
+    assert set(_depends_on_conditions(prometheus)) >= set(METRICS_SERVICES)
