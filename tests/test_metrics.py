@@ -3,11 +3,13 @@ the scrape read back over HTTP, counted exactly."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
+import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -30,6 +32,7 @@ from tests.payment_helpers import PaymentFamily, refused
 PAYMENT = "gongji.payment.v1.PaymentService"
 BINDING = "gongji.binding.v1.BindingService"
 ID_NUMBER = re.compile(r"\d{17}[\dX]")
+LEDGER_AUDIT_INTERVAL = 0.2
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 
 
@@ -61,8 +64,8 @@ def total(samples: dict, name: str, **labels: str) -> float:
     return sum(v for (n, ls), v in samples.items() if n == name and wanted <= ls)
 
 
-@pytest.fixture
-def metered(databases, clock, pki, roles) -> Iterator[Metered]:
+@contextlib.contextmanager
+def _metered(databases, clock, pki, roles, ledger_audit_interval: float = 0) -> Iterator[Metered]:
     binding_port, payment_port = _free_port(), _free_port()
     binding_settings = BindingSettings(
         database_url=databases.url("binding"),
@@ -84,6 +87,7 @@ def metered(databases, clock, pki, roles) -> Iterator[Metered]:
             clock=clock,
             # No sweeper: the test moves the clock past a hold's expiry and counts it still there.
             sweep_interval=0,
+            ledger_audit_interval=ledger_audit_interval,
             metrics_address=f"127.0.0.1:{payment_port}",
         )
         with BackgroundServer(lambda: start_payment_server(payment_settings)) as payment_server:
@@ -97,6 +101,19 @@ def metered(databases, clock, pki, roles) -> Iterator[Metered]:
             finally:
                 payment_stub.close()
                 binding_stub.close()
+
+
+@pytest.fixture
+def metered(databases, clock, pki, roles) -> Iterator[Metered]:
+    # No ledger audit: its background reads would only add noise to the exact counts.
+    with _metered(databases, clock, pki, roles) as metered:
+        yield metered
+
+
+@pytest.fixture
+def audited(databases, clock, pki, roles) -> Iterator[Metered]:
+    with _metered(databases, clock, pki, roles, ledger_audit_interval=LEDGER_AUDIT_INTERVAL) as metered:
+        yield metered
 
 
 def test_rpc_and_domain_metrics_count_exactly_the_calls_made(metered: Metered):
@@ -197,3 +214,100 @@ def test_the_metrics_endpoint_closes_when_the_server_stops(databases, clock, pki
         assert scrape(port)
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=2):
         pass
+
+
+def _until(port: int, check: Callable[[dict], bool], what: str, deadline_seconds: float = 20.0) -> dict:
+    """Scrapes until `check` holds; fails naming `what` (with the last ledger samples) after the deadline."""
+    deadline = time.monotonic() + deadline_seconds
+    while True:
+        samples = scrape(port)
+        if check(samples):
+            return samples
+        if time.monotonic() > deadline:
+            ledger = {name: v for (name, _), v in samples.items() if name.startswith("gongji_ledger")}
+            pytest.fail(f"{what} within {deadline_seconds}s; last: {ledger}")
+        time.sleep(LEDGER_AUDIT_INTERVAL / 2)
+
+
+def test_the_ledger_gauges_are_absent_until_the_first_audit(metered: Metered):
+    # The metered fixture runs no audit (interval 0): nothing is known, so nothing is claimed.
+    samples = scrape(metered.payment_port)
+    assert not [name for name, _ in samples if name.startswith("gongji_ledger")]
+
+
+def test_the_periodic_ledger_audit_exports_balanced_then_the_problems_of_a_tampered_row(audited: Metered):
+    from sqlalchemy import create_engine, text
+
+    from services.common.database import normalise_url
+
+    balanced = ("gongji_ledger_balanced", frozenset())
+    samples = _until(audited.payment_port, lambda s: s.get(balanced) == 1, "a fresh ledger was not audited balanced")
+    assert value(samples, "gongji_ledger_problems") == 0
+    assert 0 <= value(samples, "gongji_ledger_audit_age_seconds") < 10
+
+    family = PaymentFamily(audited.payment)
+    family.settle(10_000)
+    # As a faulty manual repair would: one posting off by a fen, behind the service's back.
+    engine = create_engine(normalise_url(audited.payment.database_url))
+    with engine.begin() as connection:
+        connection.execute(
+            text("UPDATE postings SET amount_fen = amount_fen + 1 WHERE posting_id = "
+                 "(SELECT MAX(posting_id) FROM postings)")
+        )  # fmt: skip
+    engine.dispose()
+    samples = _until(
+        audited.payment_port,
+        lambda s: s.get(balanced) == 0 and value(s, "gongji_ledger_problems") > 0,
+        "the tampered ledger was not audited unbalanced",
+    )
+    assert value(samples, "gongji_ledger_audit_age_seconds") < 10
+
+
+def test_a_failed_ledger_audit_logs_one_warning_without_its_message_and_keeps_the_previous_result(caplog):
+    import asyncio
+    import logging
+
+    from services.common.clock import SystemClock
+    from services.payment.app import _audit_ledger_forever
+    from services.payment.entrypoints.metrics import LedgerAuditGauges
+    from services.payment.service_layer.inquiries import LedgerAudit
+
+    id_number = "110101199003077777"
+
+    class FlakyRunner:
+        """Audits balanced once, then fails with personal data in the message, then hangs."""
+
+        def __init__(self) -> None:
+            self.calls = 0
+            self.hanging = asyncio.Event()
+
+        async def query(self, fn: Callable) -> LedgerAudit:
+            self.calls += 1
+            if self.calls == 1:
+                return LedgerAudit(balanced=True, entry_count=3, account_count=2, problems=())
+            if self.calls == 2:
+                raise RuntimeError(f"no such account PERSONAL_ACCOUNT:{id_number}")
+            self.hanging.set()
+            await asyncio.Event().wait()
+            raise AssertionError("unreachable")
+
+    gauges = LedgerAuditGauges()
+
+    async def run() -> None:
+        runner = FlakyRunner()
+        task = asyncio.create_task(_audit_ledger_forever(runner, SystemClock(), gauges, 0.01))  # type: ignore[arg-type]
+        await asyncio.wait_for(runner.hanging.wait(), 10)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    with caplog.at_level(logging.WARNING, logger="services.payment.app"):
+        asyncio.run(run())
+    warnings = [r for r in caplog.records if r.name == "services.payment.app" and r.levelno >= logging.WARNING]
+    assert len(warnings) == 1
+    assert "RuntimeError" in warnings[0].getMessage()
+    assert id_number not in caplog.text and warnings[0].exc_info is None
+    families = {family.name: family.samples[0].value for family in gauges.collect()}
+    assert families["gongji_ledger_balanced"] == 1
+    assert families["gongji_ledger_problems"] == 0
+    assert families["gongji_ledger_audit_age_seconds"] >= 0

@@ -1,5 +1,5 @@
 """Wires the payment service: database, binding-service channel, the sweeper
-that releases expired holds, and the gRPC server."""
+that releases expired holds, the periodic ledger audit, and the gRPC server."""
 
 from __future__ import annotations
 
@@ -30,11 +30,12 @@ from services.common.tracing import provider_from_environment, trace_engine
 from services.payment.adapters.binding_client import GrpcBindingDirectory
 from services.payment.adapters.node_client import GrpcNodeClient
 from services.payment.entrypoints.grpc_servicer import ERROR_DOMAIN, SERVICE, PaymentServicer
-from services.payment.entrypoints.metrics import payment_reader
+from services.payment.entrypoints.metrics import LedgerAuditGauges, payment_reader
 from services.payment.entrypoints.node_servicer import SERVICE as NODE_SERVICE
 from services.payment.entrypoints.node_servicer import PaymentNodeServicer
 from services.payment.routing import RoutingTable
 from services.payment.service_layer.coordinator import Coordinator, FailPoint, no_failpoint
+from services.payment.service_layer.inquiries import check_ledger
 from services.payment.service_layer.scope_facts import PaymentScopeFacts
 from services.payment.service_layer.settlements import expire_if_due, expired_settlements
 from services.payment.service_layer.unit_of_work import PaymentUnitOfWork
@@ -69,6 +70,9 @@ class PaymentSettings:
     default_hold: timedelta = timedelta(minutes=15)
     # Seconds between sweeps for expired holds and cross-node recovery; 0 turns them off.
     sweep_interval: float = 5.0
+    # Seconds between ledger audits exported as gongji_ledger_* gauges; 0 turns them off.
+    # Not at every scrape: the audit reads every entry and account.
+    ledger_audit_interval: float = 300.0
     routing: RoutingTable = field(default_factory=RoutingTable.single)
     node_deadline: float = 2.0
     # The most one call may move (fen); larger amounts are refused before any work.
@@ -120,6 +124,31 @@ async def _sweep_forever(
                 log.exception("sweeping expired holds failed; trying again in %.1fs", interval)
 
 
+async def _audit_ledger_forever(
+    runner: UseCaseRunner[PaymentUnitOfWork],
+    clock: Clock,
+    gauges: LedgerAuditGauges,
+    interval: float,
+    tracer_provider: TracerProvider | None = None,
+) -> None:
+    tracer = tracer_provider.get_tracer(__name__) if tracer_provider is not None else None
+    while True:
+        # Waits first, as the sweeper does, so a start (and every test server) is not slowed by it;
+        # until the first audit the gauges are absent.
+        await asyncio.sleep(interval)
+        with tracer.start_as_current_span("ledger audit") if tracer is not None else contextlib.nullcontext():
+            try:
+                audit = await runner.query(lambda uow: check_ledger(uow, clock.now()))
+            except Exception as error:
+                # The type only: a message or traceback could carry SQL parameters (ID numbers).
+                # The previous result stays, and its age grows until GongjiLedgerAuditStale fires.
+                log.warning("ledger audit failed (%s); trying again in %.0fs", type(error).__name__, interval)
+                continue
+        gauges.record(audit)
+        if not audit.balanced:
+            log.warning("ledger audit found %d problems; CheckLedger names them", len(audit.problems))
+
+
 def failpoint_from_environment() -> FailPoint:
     """GONGJI_FAILPOINT=<step> makes the node kill itself there (fault tests only)."""
     wanted = os.environ.get(FAILPOINT_ENV, "")
@@ -139,6 +168,9 @@ async def start_payment_server(settings: PaymentSettings) -> RunningServer:
     engine = create_database_engine(settings.database_url, pool_size=settings.workers)
     trace_engine(engine, tracer_provider)
     metrics = Metrics.serving(settings.metrics_address, engine, payment_reader(settings.clock))
+    ledger_gauges = LedgerAuditGauges()
+    if metrics is not None:
+        metrics.registry.register(ledger_gauges)
     known_accounts: set[str] = set()  # shared by every unit of work of this process
     runner = UseCaseRunner(
         partial(PaymentUnitOfWork, session_factory(engine), known_accounts), settings.clock, ERROR_DOMAIN,
@@ -179,15 +211,24 @@ async def start_payment_server(settings: PaymentSettings) -> RunningServer:
             _sweep_forever(runner, settings.clock, coordinator, settings.sweep_interval, tracer_provider)
         )
 
-    async def stop_sweeper() -> None:
-        if sweeper is not None:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+    auditor = None
+    if settings.ledger_audit_interval > 0:
+        auditor = asyncio.create_task(
+            _audit_ledger_forever(
+                runner, settings.clock, ledger_gauges, settings.ledger_audit_interval, tracer_provider
+            )
+        )
+
+    async def stop_background_tasks() -> None:
+        for task in (sweeper, auditor):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     if settings.tracer_provider is None and tracer_provider is not None:
         running.cleanups.append(tracer_provider.shutdown)  # first added, so run last: flushes every span
-    running.cleanups += [engine.dispose, runner.close, channel.close, nodes.close, stop_sweeper]
+    running.cleanups += [engine.dispose, runner.close, channel.close, nodes.close, stop_background_tasks]
     database = DatabaseProbe(settings.database_url)
     running.cleanups.append(database.dispose)
     probes = [("database", database), ("binding service", health_probe(channel, BINDING_SERVICE))]

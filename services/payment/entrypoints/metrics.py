@@ -5,10 +5,13 @@ index or table scans and no row leaves the database; no label value is personal.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
+from typing import NamedTuple
 
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 from sqlalchemy import Connection, and_, case, func, select
 
 from services.common.clock import Clock
@@ -16,6 +19,7 @@ from services.common.metrics import gauge
 from services.common.types import UtcDateTime
 from services.payment.adapters import orm
 from services.payment.service_layer import coordination
+from services.payment.service_layer.inquiries import LedgerAudit
 from shared.deduction import PaymentSource
 from shared.settlements import SettlementState
 
@@ -116,3 +120,41 @@ def _sagas(connection: Connection, now: datetime) -> Iterator[GaugeMetricFamily]
         "Age of the oldest cross-node transaction not yet committed, aborted or refunded (0: none).",
         [], [(max(age, 0),)],
     )  # fmt: skip
+
+
+class _AuditOutcome(NamedTuple):
+    balanced: bool
+    problems: int
+    completed: float  # time.monotonic()
+
+
+class LedgerAuditGauges(Collector):
+    """The last periodic ledger audit (check_ledger is too heavy to run at every scrape).
+
+    Ages are by time.monotonic, not the service clock: a test or operator moving the clock
+    must not make a fresh audit look stale. Only the count of problems is exported; their
+    text names accounts, which are personal, so operators read it through CheckLedger."""
+
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._monotonic = monotonic
+        # Replaced whole, never mutated: the scrape thread reads it without a lock.
+        self._last: _AuditOutcome | None = None
+
+    def record(self, audit: LedgerAudit) -> None:
+        self._last = _AuditOutcome(audit.balanced, len(audit.problems), self._monotonic())
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        last = self._last
+        if last is None:
+            # Absent rather than 0 or 1: no audit has finished yet, so nothing is known.
+            return
+        yield gauge(
+            "gongji_ledger_balanced", "1 when the last ledger audit found no problem, 0 when it found some.", [],
+            [(int(last.balanced),)],
+        )  # fmt: skip
+        yield gauge("gongji_ledger_problems", "Problems the last ledger audit found (CheckLedger names them).", [],
+                    [(last.problems,)])  # fmt: skip
+        yield gauge(
+            "gongji_ledger_audit_age_seconds", "Seconds since the last ledger audit finished (monotonic clock).", [],
+            [(max(self._monotonic() - last.completed, 0.0),)],
+        )  # fmt: skip
