@@ -95,6 +95,7 @@ def _benchmark(args: argparse.Namespace) -> int:
         json_output=args.json,
         cross_node=args.cross_node,
         plaintext_baseline=args.plaintext_baseline,
+        observability_baseline=args.observability_baseline,
     )
 
 
@@ -160,6 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
     benchmark.add_argument(
         "--no-plaintext-baseline", dest="plaintext_baseline", action="store_false",
         help="skip the cost-of-security phase (the single-node load again on servers restarted --insecure)",
+    )  # fmt: skip
+    benchmark.add_argument(
+        "--no-observability-baseline", dest="observability_baseline", action="store_false",
+        help="skip the cost-of-observability phase (the single-node load again with metrics scraped and traces on)",
     )  # fmt: skip
     benchmark.add_argument("--families", type=int, default=200, help="families registered (default 200)")
     benchmark.add_argument("--concurrency", type=_levels, default=(1, 8, 32), help="callers per level (default 1,8,32)")

@@ -89,6 +89,24 @@ def test_benchmark_runs_and_prints_one_json_summary():
     assert security["ledger"]["balanced"] is True
     assert security["ok"] is True
 
+    # On by default: the same Settle load with --metrics-address scraped every second and every call
+    # traced over OTLP, beside the mutual-TLS levels (observability off).
+    observed = summary["observability"]
+    assert [level["concurrency"] for level in observed["levels"]] == [1, 2]
+    for off, level in zip(summary["levels"], observed["levels"], strict=True):
+        assert level["off"]["settlements_per_second"] == off["settlements_per_second"]
+        assert level["on"]["settlements_per_second"] > 0
+        assert level["on"]["errors"] == {}
+        assert level["ratios"]["on_per_off_settlements"] == pytest.approx(
+            level["on"]["settlements_per_second"] / off["settlements_per_second"], abs=1e-3
+        )
+        assert {"on_per_off_payment_cpu", "on_per_off_binding_cpu", "postgres_cpu_on_per_off"} <= level["ratios"].keys()
+    assert observed["spans_received"] > 0, "tracing was really on"
+    assert observed["scrapes"] > 0, "/metrics was really served and scraped"
+    assert observed["scrape_failures"] == {}
+    assert observed["ledger"]["balanced"] is True
+    assert observed["ok"] is True
+
     cross = summary["cross_node"]  # on by default: a second payment node, "west", on its own database
     assert [level["concurrency"] for level in cross["levels"]] == [1, 2]
     for level in cross["levels"]:
@@ -108,6 +126,13 @@ def test_the_plaintext_baseline_can_be_skipped():
 
     assert build_parser().parse_args(["benchmark"]).plaintext_baseline is True
     assert build_parser().parse_args(["benchmark", "--no-plaintext-baseline"]).plaintext_baseline is False
+
+
+def test_the_observability_baseline_can_be_skipped():
+    from services.cli import build_parser
+
+    assert build_parser().parse_args(["benchmark"]).observability_baseline is True
+    assert build_parser().parse_args(["benchmark", "--no-observability-baseline"]).observability_baseline is False
 
 
 def test_benchmark_reports_an_unreachable_database_instead_of_a_traceback():

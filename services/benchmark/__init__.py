@@ -32,6 +32,16 @@ beside two baselines measured in the same run on the same machine.
   is reported beside each ratio as a control, and the report says when it moved.
   `--in-process` skips this phase (as it skips the cross-node one), and so does
   `--profile` (the profiler would slow the mutual-TLS side only).
+* The cost of observability (on by default; `--no-observability-baseline` skips
+  it, and `--in-process` and `--profile` do too): the single-node phase runs with
+  no `--metrics-address` and no OTEL_* variables (the benchmark drops any it was
+  started with). Then binding and payment are restarted with mutual TLS,
+  `--metrics-address` (both `/metrics` scraped every second, as Prometheus would)
+  and `OTEL_TRACES_EXPORTER=otlp` to a trace receiver on a thread of the
+  benchmark, which counts the spans; the same Settle load runs again, and the
+  report sets it beside the single-node levels (rates, latency, CPU per
+  settlement, postgres's CPU as the control) with the spans and scrapes counted.
+  The servers are then restarted with observability off.
 * Cross-node (on by default; `--no-cross-node` skips it): the payment service
   runs as two nodes on this machine, "east" (Jiangsu, 32, among others) and
   "west" (Gansu, 62, among others), each with its own scratch database and one
@@ -52,8 +62,8 @@ the payment service's time goes: the top functions and the share of each layer
 
 The package, one idea a module. `run` runs it all (`run_benchmark`, `parse_concurrency`);
 the workload is `families` (registering them), `desk` (who calls), `settle_load` and the
-phases `single_node`, `cost_of_security` and `cross_node`; the baselines are `echo` and
-`pgbench`; measuring is `driver`, `latency` and `cpu`; `processes` and `servers` start and
+phases `single_node`, `cost_of_security`, `cost_of_observability` and `cross_node`; the
+baselines are `echo` and `pgbench`; measuring is `driver`, `latency` and `cpu`; `processes` and `servers` start and
 stop what runs; `profiling` records and `profile_stats` reads the cProfile dumps; the output
 is `summary` (the JSON object) and `report` (the text). `deployment` names the nodes, callers
 and regions, `options` the flags; `__main__` is the entry of the helper processes it starts.

@@ -22,3 +22,4 @@ class Options:
     json_output: bool = False
     cross_node: bool = True
     plaintext_baseline: bool = True
+    observability_baseline: bool = True

@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import grpc
@@ -87,8 +88,12 @@ class Scratch:
         self.databases.append(name)
         return make_url(self.admin_url).set(database=name).render_as_string(hide_password=False)
 
-    def spawn(self, name: str, argv: list[str], address: str) -> Process:
-        """Starts `python ARGV` in the scratch directory, its output to NAME.log there."""
+    def spawn(self, name: str, argv: list[str], address: str, environment: Mapping[str, str] | None = None) -> Process:
+        """Starts `python ARGV` in the scratch directory, its output to NAME.log there, with this
+        process's environment less any OTEL_* variables, plus `environment`."""
+        # A developer's OTEL_* settings would turn tracing on in some phases' servers and not
+        # others' (or in none the observability phase meant); only that phase traces, by `environment`.
+        inherited = {key: value for key, value in os.environ.items() if not key.startswith("OTEL_")}
         log_path = os.path.join(self.directory, f"{name}.log")
         with open(log_path, "wb") as log_file:
             popen = subprocess.Popen(
@@ -97,7 +102,7 @@ class Scratch:
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 cwd=self.directory,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env={**inherited, "PYTHONUNBUFFERED": "1", **(environment or {})},
             )
         process = Process(name, popen, log_path, address)
         self.processes.append(process)

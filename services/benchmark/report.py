@@ -1,5 +1,6 @@
 """The human-readable report on stdout, read from the summary: the levels beside echo and pgbench,
-CPU per call, the ledger and two-payer checks, the cost of security, the cross-node comparison,
+CPU per call, the ledger and two-payer checks, the costs of security and of observability, the
+cross-node comparison,
 the targets, and where the profiled services spent their time."""
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ def print_report(summary: dict[str, Any]) -> None:
     )
     if summary.get("security"):
         _print_security(summary["security"])
+    if summary.get("observability"):
+        _print_observability(summary["observability"])
     if summary.get("cross_node"):
         _print_cross(summary["cross_node"])
     targets = summary["targets"]
@@ -134,6 +137,60 @@ def _print_security(security: dict[str, Any]) -> None:
     two = security["two_payer"]
     print(
         f"plaintext: {two['with_two_legs']} of {two['settlements_checked']} settlements had 2 legs; "
+        f"ledger afterwards {state} ({ledger['entry_count']} entries)"
+    )
+
+
+def _print_observability(observed: dict[str, Any]) -> None:
+    print(
+        "\ncost of observability: the same Settle load with binding and payment restarted (mutual TLS) with "
+        "--metrics-address,\neach /metrics scraped every second, and OTEL_TRACES_EXPORTER=otlp (every call traced) "
+        "to a receiver in this process:"
+    )
+    header = (
+        f"{'callers':>7} | {'off/s':>8} {'p50 ms':>7} {'p99 ms':>7} | {'on/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'err':>4} | {'on÷off':>7} {'cost':>6} {'p50 ×':>6} {'p99 ×':>6} | {'CPU ms/settlement off → on':>35} "
+        f"{'pg ×':>5}"
+    )
+    print(header)
+    print("-" * len(header))
+    for row in observed["levels"]:
+        off, on, ratios = row["off"], row["on"], row["ratios"]
+        on_ms = on["cpu_cost"].get("ms_per_call", {})
+
+        def cpu(ms: dict[str, Any], name: str) -> str:
+            return f"{ms.get(name) or 0:.2f}"
+
+        cpu_text = (
+            f"payment {cpu(off['ms_per_call'], 'payment')}→{cpu(on_ms, 'payment')} "
+            f"binding {cpu(off['ms_per_call'], 'binding')}→{cpu(on_ms, 'binding')}"
+        )
+        print(
+            f"{row['concurrency']:>7} | {off['settlements_per_second']:>8.1f} {off['p50_ms']:>7.2f} "
+            f"{off['p99_ms']:>7.2f} | {on['settlements_per_second']:>8.1f} {on['p50_ms']:>7.2f} "
+            f"{on['p99_ms']:>7.2f} {sum(on['errors'].values()):>4} | "
+            f"{ratios['on_per_off_settlements'] or 0:>7.1%} {row['observability_cost'] or 0:>6.1%} "
+            f"{ratios['on_per_off_p50'] or 0:>5.2f}x {ratios['on_per_off_p99'] or 0:>5.2f}x | {cpu_text:>35} "
+            f"{ratios['postgres_cpu_on_per_off'] or 0:>4.2f}x"
+        )
+    print(
+        "  pg ×: postgres's CPU per settlement, on ÷ off: the control, though not a clean one here, since each "
+        "scrape reads its gauges from the database"
+    )
+    failures = sum(observed["scrape_failures"].values())
+    print(
+        f"  tracing was on: {observed['spans_received']} spans received in {observed['export_requests']} OTLP "
+        f"exports (≈ {observed['spans_per_settlement'] or 0:g} per settlement); metrics: {observed['scrapes']} "
+        f"scrapes answered ({failures} failed), {observed['scrape_ms_mean'] or 0:.1f} ms each on average"
+    )
+    for row in observed["levels"]:
+        for error, count in row["on"]["errors"].items():
+            print(f"  observed errors at {row['concurrency']} callers: {count} × {error}")
+    ledger = observed["ledger"]
+    state = "balanced" if ledger["balanced"] else "NOT BALANCED: " + "; ".join(ledger["problems"])
+    two = observed["two_payer"]
+    print(
+        f"observed: {two['with_two_legs']} of {two['settlements_checked']} settlements had 2 legs; "
         f"ledger afterwards {state} ({ledger['entry_count']} entries)"
     )
 

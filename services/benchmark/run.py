@@ -1,6 +1,7 @@
 """One benchmark run from start to end: check the options, make the scratch databases and
 certificates, start the servers, run the phases in order (single-node, cost of security,
-cross-node, echo, pgbench), clean up, and print the report or the JSON summary."""
+cost of
+observability, cross-node, echo, pgbench), clean up, and print the report or the JSON summary."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 
 import grpc
 
+from services.benchmark.cost_of_observability import measure_observed
 from services.benchmark.cost_of_security import measure_plaintext
 from services.benchmark.cpu import CpuMeter
 from services.benchmark.cross_node import measure_cross_node
@@ -50,12 +52,17 @@ def _run(options: Options, scratch: Scratch) -> dict[str, Any]:
         plain = None
         if options.plaintext_baseline and servers.restart is not None:
             say("cost of security: binding and east restarted with --insecure (plaintext) on the same databases")
-            servers.restart(True)
+            servers.restart(plaintext=True)
             meter = CpuMeter(servers.pids, scratch.marker)
             plain = asyncio.run(measure_plaintext(options, servers, gongji["families"], meter))
-            if servers.west_address is not None:
+            if servers.west_address is not None and not options.observability_baseline:
                 say("binding and east restarted with mutual TLS for the cross-node phase")
-                servers.restart(False)
+                servers.restart(plaintext=False)
+        observed = None
+        if options.observability_baseline and servers.restart is not None:
+            say("cost of observability: binding and east restarted with mutual TLS, /metrics scraped every second "
+                "and every settlement traced (OTLP to a receiver in this process)")  # fmt: skip
+            observed = measure_observed(options, servers, gongji["families"], connect, scratch.marker)
         cross = None
         if servers.west_address is not None and servers.west_pid is not None:
             meter = CpuMeter({**servers.pids, "west": servers.west_pid}, scratch.marker)
@@ -78,7 +85,7 @@ def _run(options: Options, scratch: Scratch) -> dict[str, Any]:
 
     say("baseline: pgbench TPC-B, scale 1")
     pgbench = measure_pgbench(options, scratch, CpuMeter(database_marker=scratch.marker))
-    return summarise(options, gongji, echo, pgbench, profile, cross, plain)
+    return summarise(options, gongji, echo, pgbench, profile, cross, plain, observed)
 
 
 def _mode(options: Options) -> str:
@@ -100,13 +107,14 @@ def run_benchmark(
     json_output: bool = False,
     cross_node: bool = True,
     plaintext_baseline: bool = True,
+    observability_baseline: bool = True,
 ) -> int:
     """Runs the benchmark and prints the report (or, with json_output, one JSON object
     on stdout). 0 when it ran and the ledgers balanced (and, cross-node, both nodes'
     clearing reports agreed), 1 when not, 2 when it could not run, 130 on Ctrl-C.
-    The cross-node phase and the plaintext baseline (the cost of security) restart or add
-    server processes; --in-process skips both. --profile skips the plaintext baseline too:
-    the profiler would weigh on one side of the comparison only."""
+    The cross-node phase and the plaintext and observability baselines (the costs of security and
+    of metrics and traces) restart or add server processes; --in-process skips them. --profile skips
+    both baselines too: the profiler would weigh on one side of each comparison only."""
     if cross_node and in_process:
         say("benchmark: the cross-node phase needs the servers in their own processes; skipped with --in-process")
         cross_node = False
@@ -117,10 +125,16 @@ def run_benchmark(
         say("benchmark: under --profile the mutual-TLS servers run in cProfile and the comparison would measure it; "
             "plaintext baseline skipped")  # fmt: skip
         plaintext_baseline = False
+    if observability_baseline and in_process:
+        say("benchmark: the observability baseline restarts the server processes; skipped with --in-process")
+        observability_baseline = False
+    if observability_baseline and profile:
+        say("benchmark: under --profile the comparison would measure cProfile too; observability baseline skipped")
+        observability_baseline = False
     options = Options(
         postgres_url, families, tuple(concurrency), seconds, warmup, in_process,
         os.path.abspath(profile) if profile else None, profile_clock, server_log_level, json_output, cross_node,
-        plaintext_baseline,
+        plaintext_baseline, observability_baseline,
     )  # fmt: skip
     if families < 1 or seconds <= 0 or warmup < 0 or not options.concurrency or min(options.concurrency) < 1:
         say("benchmark: --families, --seconds and every --concurrency level must be positive")
@@ -150,7 +164,8 @@ def run_benchmark(
         print_report(summary)
     cross_ok = summary["cross_node"] is None or summary["cross_node"]["ok"]
     plaintext_ok = summary["security"] is None or summary["security"]["ok"]
-    return 0 if summary["ledger"]["balanced"] and cross_ok and plaintext_ok else 1
+    observed_ok = summary["observability"] is None or summary["observability"]["ok"]
+    return 0 if summary["ledger"]["balanced"] and cross_ok and plaintext_ok and observed_ok else 1
 
 
 def parse_concurrency(value: str) -> tuple[int, ...]:

@@ -9,16 +9,38 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from services.benchmark.deployment import EAST, EAST_PROVINCES, OPERATOR, WEST, WEST_PROVINCES
 from services.benchmark.options import Options
 from services.benchmark.processes import Process, Scratch, free_port, wait_until_serving
 from services.common.security.development_pki import DevelopmentPKI
+from services.common.tracing import TRACES_EXPORTER_ENV
 from shared.principals import BINDING_SERVICE
 
 # The gRPC service names whose health says a server is ready.
 BINDING = "gongji.binding.v1.BindingService"
 PAYMENT = "gongji.payment.v1.PaymentService"
+
+
+@dataclass(frozen=True)
+class ObservabilityPorts:
+    """Where restarted servers serve their metrics and send their spans (the observability phase)."""
+
+    binding_metrics: str  # HOST:PORT for --metrics-address
+    payment_metrics: str
+    otlp_endpoint: str  # http://HOST:PORT of an OTLP gRPC trace receiver
+
+    def environment(self) -> dict[str, str]:
+        # Sampler left at the SDK's default (parentbased_always_on): every settlement traced.
+        return {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": self.otlp_endpoint}
+
+
+class Restart(Protocol):
+    """Stops binding and east and starts them again on the same addresses and databases: with
+    --insecure (plaintext) or mutual TLS, and with metrics and traces when given ports for them."""
+
+    def __call__(self, plaintext: bool = False, observability: ObservabilityPorts | None = None) -> None: ...
 
 
 @dataclass
@@ -29,9 +51,7 @@ class Servers:
     stop: Callable[[], None] = lambda: None
     west_address: str | None = None  # the second payment node, for the cross-node phase
     west_pid: int | None = None
-    # Stops binding and east and starts them again on the same addresses and databases: with
-    # --insecure (plaintext) when given True, with mutual TLS when given False. None in-process.
-    restart: Callable[[bool], None] | None = None
+    restart: Restart | None = None  # None in-process
 
 
 def start_subprocess_servers(scratch: Scratch, options: Options, urls: dict[str, str], pki: DevelopmentPKI) -> Servers:
@@ -73,18 +93,31 @@ def start_subprocess_servers(scratch: Scratch, options: Options, urls: dict[str,
             return ["-m", "services.benchmark", "profile", path, options.profile_clock, *args]
         return ["-m", "services.cli", *args]
 
-    def start_pair(plaintext: bool, log_suffix: str = "", profiled: bool = False) -> tuple[Process, Process]:
-        """Binding, then payment east: with mutual TLS, or plaintext with --insecure (the rest alike)."""
-        binding_security = ["--insecure"] if plaintext else pki.args(BINDING_SERVICE)
-        payment_security = ["--insecure"] if plaintext else pki.args(EAST)
+    def start_pair(
+        plaintext: bool,
+        log_suffix: str = "",
+        profiled: bool = False,
+        observability: ObservabilityPorts | None = None,
+    ) -> tuple[Process, Process]:
+        """Binding, then payment east: with mutual TLS, or plaintext with --insecure (the rest alike);
+        with metrics and traces only when given `observability`."""
+        binding_extra = ["--insecure"] if plaintext else pki.args(BINDING_SERVICE)
+        payment_extra = ["--insecure"] if plaintext else pki.args(EAST)
+        environment = None
+        if observability is not None:
+            binding_extra += ["--metrics-address", observability.binding_metrics]
+            payment_extra += ["--metrics-address", observability.payment_metrics]
+            environment = observability.environment()
         credentials = None if plaintext else health
         binding = scratch.spawn(
-            f"binding{log_suffix}", command("binding", [*binding_args, *binding_security], profiled), binding_address
-        )
+            f"binding{log_suffix}", command("binding", [*binding_args, *binding_extra], profiled), binding_address,
+            environment,
+        )  # fmt: skip
         wait_until_serving(binding, binding_address, BINDING, credentials)
         payment = scratch.spawn(
-            f"payment{log_suffix}", command("payment", [*payment_args, *payment_security], profiled), payment_address
-        )
+            f"payment{log_suffix}", command("payment", [*payment_args, *payment_extra], profiled), payment_address,
+            environment,
+        )  # fmt: skip
         wait_until_serving(payment, payment_address, PAYMENT, credentials)
         return binding, payment
 
@@ -99,11 +132,12 @@ def start_subprocess_servers(scratch: Scratch, options: Options, urls: dict[str,
         west_address=west_address, west_pid=west.popen.pid if west is not None else None,
     )  # fmt: skip
 
-    def restart(plaintext: bool) -> None:
+    def restart(plaintext: bool = False, observability: ObservabilityPorts | None = None) -> None:
         nonlocal binding, payment
         scratch.stop(payment)
         scratch.stop(binding)
-        binding, payment = start_pair(plaintext, log_suffix="-plaintext" if plaintext else "-mtls")
+        suffix = ("-plaintext" if plaintext else "-mtls") + ("-observed" if observability else "")
+        binding, payment = start_pair(plaintext, log_suffix=suffix, observability=observability)
         servers.pids.update(binding=binding.popen.pid, payment=payment.popen.pid)
 
     def stop() -> None:
@@ -142,6 +176,9 @@ def start_in_process_servers(scratch: Scratch, options: Options, urls: dict[str,
         address="127.0.0.1:0", migrate_on_start=False,
     )  # fmt: skip
     binding: BackgroundServer | None = None
+    # As Scratch.spawn does for subprocesses: a developer's OTEL_* variables must not turn tracing on.
+    saved_exporter = os.environ.get(TRACES_EXPORTER_ENV)
+    os.environ[TRACES_EXPORTER_ENV] = "none"
     try:
         binding = BackgroundServer(lambda: start_binding_server(binding_settings)).start()
         payment_settings = PaymentSettings(
@@ -159,6 +196,11 @@ def start_in_process_servers(scratch: Scratch, options: Options, urls: dict[str,
             binding.stop()
         restore_logging()
         raise
+    finally:
+        if saved_exporter is None:
+            os.environ.pop(TRACES_EXPORTER_ENV, None)
+        else:
+            os.environ[TRACES_EXPORTER_ENV] = saved_exporter
 
     def stop() -> None:
         try:

@@ -1,6 +1,6 @@
 """The run's summary, one JSON-ready dict: each level beside its baselines (echo, pgbench) with
-ratios and CPU cost, the two-payer and ledger checks, the issue's targets, and the cost-of-security
-and cross-node comparisons. It is what `--json` prints and what the text report reads."""
+ratios and CPU cost, the two-payer and ledger checks, the issue's targets, and the cost-of-security,
+cost-of-observability and cross-node comparisons. It is what `--json` prints and what the text report reads."""
 
 from __future__ import annotations
 
@@ -46,6 +46,7 @@ def summarise(
     profile: dict[str, Any] | None,
     cross: dict[str, Any] | None = None,
     plain: dict[str, Any] | None = None,
+    observed: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     rows = []
     for settle, ping, pg in zip(gongji["levels"], echo, pgbench, strict=True):
@@ -73,6 +74,7 @@ def summarise(
     legs = gongji["legs"]
     answered = sum(legs.values())
     security = _security_summary(plain, rows)
+    observability = _observability_summary(observed, rows)
     return {
         "server_mode": "in-process" if options.in_process else "subprocess",
         # Settle, echo and the cross-node phase; the "security" part adds a plaintext run.
@@ -93,6 +95,7 @@ def summarise(
                     *(r["echo"] for r in rows),
                     *(r["pgbench"] for r in rows),
                     *(r["plaintext"] for r in (security or {}).get("levels", [])),
+                    *(r["on"] for r in (observability or {}).get("levels", [])),
                 ]
             ),
             default=0.0,
@@ -124,6 +127,7 @@ def summarise(
         },
         "profile": profile,
         "security": security,
+        "observability": observability,
         "cross_node": _cross_summary(cross, rows),
     }
 
@@ -184,6 +188,70 @@ def _security_summary(plain: dict[str, Any] | None, rows: list[dict[str, Any]]) 
         "two_payer": {"settlements_checked": sum(legs.values()), "with_two_legs": legs.get(2, 0)},
         "ledger": plain["ledger"],
         "ok": plain["ledger"]["balanced"],
+    }
+
+
+def _observability_summary(observed: dict[str, Any] | None, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Each level with metrics and traces on beside the mutual-TLS one (observability off) at the same
+    concurrency. "observability_cost" is the share of the rate given up (1 − on ÷ off). The postgres
+    control is weaker than the security comparison's: each scrape reads its gauges from the database,
+    so "postgres_cpu_on_per_off" carries that read as well as any change in the machine's speed."""
+    if observed is None:
+        return None
+    unobserved = {row["concurrency"]: row for row in rows}
+    serving = ("binding", "payment", "postgres")
+    levels = []
+    for level in observed["levels"]:
+        row = _level_row(level)
+        row["settlements_per_second"] = row.pop("per_second")
+        row["cpu_cost"] = cpu_cost(row["cpu_percent"], row["settlements_per_second"], serving)
+        off = unobserved[level.concurrency]
+        off_ms, on_ms = off["cpu_cost"].get("ms_per_call", {}), row["cpu_cost"].get("ms_per_call", {})
+        ratio = _ratio(row["settlements_per_second"], off["settlements_per_second"])
+        levels.append(
+            {
+                "concurrency": level.concurrency,
+                "off": {
+                    **{key: off[key] for key in ("settlements_per_second", "p50_ms", "p99_ms", "errors")},
+                    "ms_per_call": {name: off_ms.get(name) for name in serving},
+                    "serving_ms_per_call": off["cpu_cost"].get("serving_ms_per_call"),
+                },
+                "on": row,
+                "ratios": {
+                    "on_per_off_settlements": ratio,
+                    "on_per_off_p50": _ratio(row["p50_ms"], off["p50_ms"]),
+                    "on_per_off_p99": _ratio(row["p99_ms"], off["p99_ms"]),
+                    "on_per_off_payment_cpu": _ratio(on_ms.get("payment"), off_ms.get("payment")),
+                    "on_per_off_binding_cpu": _ratio(on_ms.get("binding"), off_ms.get("binding")),
+                    "on_per_off_serving_cpu": _ratio(
+                        row["cpu_cost"].get("serving_ms_per_call"), off["cpu_cost"].get("serving_ms_per_call")
+                    ),
+                    "postgres_cpu_on_per_off": _ratio(on_ms.get("postgres"), off_ms.get("postgres")),
+                },
+                "observability_cost": round(1 - ratio, 3) if ratio is not None else None,
+            }
+        )
+    legs = observed["legs"]
+    return {
+        "off": "mutual TLS, no --metrics-address, no OTEL_* variables (the single-node phase)",
+        "on": (
+            "binding and east restarted with mutual TLS, --metrics-address (each /metrics scraped every second) and "
+            "OTEL_TRACES_EXPORTER=otlp to a receiver in the benchmark's process (default sampler: every call traced)"
+        ),
+        "levels": levels,
+        "spans_received": observed["spans_received"],
+        "export_requests": observed["export_requests"],
+        # With the warm-ups and the sample; the receiver counts every span of every settlement.
+        "spans_per_settlement": round(observed["spans_received"] / observed["settlements_made"], 1)
+        if observed["settlements_made"]
+        else None,
+        "scrapes": observed["scrapes"],
+        "scrape_failures": observed["scrape_failures"],
+        "scrape_ms_mean": observed["scrape_ms_mean"],
+        "settlements": observed["settlements_made"],
+        "two_payer": {"settlements_checked": sum(legs.values()), "with_two_legs": legs.get(2, 0)},
+        "ledger": observed["ledger"],
+        "ok": observed["ledger"]["balanced"] and observed["spans_received"] > 0 and observed["scrapes"] > 0,
     }
 
 
