@@ -3,6 +3,7 @@ the scrape read back over HTTP, counted exactly."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 import socket
@@ -12,15 +13,20 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
+import grpc
 import pytest
+from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from gongji.binding.v1 import binding_service_pb2_grpc as binding_grpc
 from gongji.payment.v1 import payment_service_pb2 as papi
 from gongji.payment.v1 import payment_service_pb2_grpc as payment_grpc
 from services.binding.app import BindingSettings, start_binding_server
+from services.common.client import ClientMetrics, peer_channel
 from services.common.hosting import BackgroundServer
+from services.common.metrics import ClientRpcMetrics
 from services.common.security.natural_callers import ActingStub
 from services.common.server import ServerSecurity
 from services.payment.app import PaymentSettings, start_payment_server
@@ -167,8 +173,25 @@ def test_rpc_and_domain_metrics_count_exactly_the_calls_made(metered: Metered):
     assert value(samples, "gongji_database_pool_checked_out_connections") == 0
     assert value(samples, "gongji_database_pool_size_connections") > 0
 
+    # Every Settle and AuthorizeSettlement asks the binding service once for the payers (no
+    # impersonation here, and every payer is on this node, so no other node is asked).
+    resolutions = 3 + 1
+    peer = {"grpc_type": "unary", "grpc_service": BINDING, "grpc_method": "ResolvePayers"}
+    assert value(samples, "grpc_client_started_total", **peer) == resolutions
+    assert value(samples, "grpc_client_handled_total", **peer, grpc_code="OK") == resolutions
+    assert value(samples, "grpc_client_handling_seconds_count", **peer) == resolutions
+    # The readiness probe's health Checks of the binding service count too, as often as it runs.
+    assert total(samples, "grpc_client_handled_total", grpc_service=BINDING) == resolutions
+    assert total(samples, "grpc_client_started_total", grpc_service=BINDING) == resolutions
+    assert total(samples, "grpc_client_started_total", grpc_service="gongji.node.v1.PaymentNodeService") == 0
+
     binding = scrape(metered.binding_port)
     rpc = {"grpc_type": "unary", "grpc_service": BINDING}
+    assert value(binding, "grpc_server_handled_total", **rpc, grpc_method="ResolvePayers", grpc_code="OK") == (
+        resolutions
+    )
+    # The binding service calls no other service, so it counts no client calls.
+    assert total(binding, "grpc_client_started_total") == 0
     assert value(binding, "grpc_server_handled_total", **rpc, grpc_method="UpsertInsuredPerson", grpc_code="OK") == 3
     assert value(binding, "grpc_server_handled_total", **rpc, grpc_method="CreateBinding", grpc_code="OK") == 2
     assert value(binding, "gongji_bindings", state="ACTIVE") == 2
@@ -311,3 +334,48 @@ def test_a_failed_ledger_audit_logs_one_warning_without_its_message_and_keeps_th
     assert families["gongji_ledger_balanced"] == 1
     assert families["gongji_ledger_problems"] == 0
     assert families["gongji_ledger_audit_age_seconds"] >= 0
+
+
+def test_a_peer_call_that_never_reaches_its_peer_is_counted_with_the_code_grpc_gives_it():
+    registry = CollectorRegistry()
+    metrics = ClientRpcMetrics(registry)
+    method = f"/{BINDING}/ResolvePayers"
+
+    async def call(wait_for_ready: bool) -> grpc.StatusCode:
+        # Nothing listens on a port just freed: refused at once, or (waiting for the peer) out of time.
+        async with grpc.aio.insecure_channel(
+            f"127.0.0.1:{_free_port()}", interceptors=[ClientMetrics(metrics)]
+        ) as channel:
+            rpc = channel.unary_unary(method, request_serializer=bytes, response_deserializer=bytes)
+            with pytest.raises(grpc.aio.AioRpcError) as raised:
+                await rpc(b"", timeout=0.3, wait_for_ready=wait_for_ready)
+            return raised.value.code()
+
+    assert asyncio.run(call(wait_for_ready=False)) == grpc.StatusCode.UNAVAILABLE
+    assert asyncio.run(call(wait_for_ready=True)) == grpc.StatusCode.DEADLINE_EXCEEDED
+
+    labels = {"grpc_type": "unary", "grpc_service": BINDING, "grpc_method": "ResolvePayers"}
+    assert registry.get_sample_value("grpc_client_started_total", labels) == 2
+    for code in ("UNAVAILABLE", "DEADLINE_EXCEEDED"):
+        assert registry.get_sample_value("grpc_client_handled_total", {**labels, "grpc_code": code}) == 1, code
+    assert registry.get_sample_value("grpc_client_handling_seconds_count", labels) == 2
+
+
+def test_a_peer_channel_counts_its_calls_only_when_the_server_has_metrics():
+    class Recording:
+        """Stands in for Transport: keeps the interceptors a peer channel is built with."""
+
+        def __init__(self) -> None:
+            self.interceptors: list[Any] = []
+
+        def aio_channel(self, address: str, options: list[tuple[str, Any]], interceptors: list[Any]) -> Any:
+            self.interceptors = interceptors
+            return None
+
+    def counting(metrics: ClientRpcMetrics | None) -> list[Any]:
+        transport = Recording()
+        peer_channel("127.0.0.1:1", BINDING, transport, metrics=metrics)  # type: ignore[arg-type]
+        return [i for i in transport.interceptors if isinstance(i, ClientMetrics)]
+
+    assert counting(None) == []
+    assert len(counting(ClientRpcMetrics(CollectorRegistry()))) == 1

@@ -72,6 +72,30 @@ class RpcMetrics:
             self._refusals.labels(service, name, bounded_reason(reason)).inc()
 
 
+class ClientRpcMetrics:
+    """What a peer channel's interceptor records for every call this server makes to another."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        labels = ["grpc_type", "grpc_service", "grpc_method"]
+        self._started = Counter("grpc_client_started_total", "RPCs started by the client.", labels, registry=registry)
+        self._handled = Counter(
+            "grpc_client_handled_total", "RPCs completed by the client, by status code.",
+            [*labels, "grpc_code"], registry=registry,
+        )  # fmt: skip
+        self._seconds = Histogram(
+            "grpc_client_handling_seconds", "Time from the call's start to its status, retries included.",
+            labels, registry=registry,
+        )  # fmt: skip
+
+    def started(self, grpc_type: str, method: str) -> None:
+        self._started.labels(grpc_type, *split_method(method)).inc()
+
+    def handled(self, grpc_type: str, method: str, code: str, seconds: float) -> None:
+        service, name = split_method(method)
+        self._handled.labels(grpc_type, service, name, code).inc()
+        self._seconds.labels(grpc_type, service, name).observe(seconds)
+
+
 class PoolCollector(Collector):
     """Connections of the engine's pool (QueuePool; SQLite's pool has no fixed size)."""
 
@@ -126,6 +150,7 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.rpc = RpcMetrics(self.registry)
+        self.client = ClientRpcMetrics(self.registry)
         self.port = 0
         self._stop: Callable[[], None] | None = None
 

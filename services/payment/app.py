@@ -177,8 +177,11 @@ async def start_payment_server(settings: PaymentSettings) -> RunningServer:
         settings.workers, settings.limits.max_waiting_work,
     )  # fmt: skip
     transport = settings.security.transport
-    channel = peer_channel(settings.binding_address, BINDING_SERVICE, transport, tracer_provider=tracer_provider)
-    nodes = GrpcNodeClient(transport, settings.node_deadline, tracer_provider)
+    client_metrics = metrics.client if metrics is not None else None
+    channel = peer_channel(
+        settings.binding_address, BINDING_SERVICE, transport, tracer_provider=tracer_provider, metrics=client_metrics
+    )
+    nodes = GrpcNodeClient(transport, settings.node_deadline, tracer_provider, client_metrics)
     failpoint = failpoint_from_environment()
     coordinator = Coordinator(
         runner, settings.routing, nodes, settings.clock, lease=settings.prepare_lease, failpoint=failpoint

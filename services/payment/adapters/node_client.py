@@ -22,6 +22,7 @@ from services.common.client import peer_channel
 from services.common.converters import datetime_to_timestamp, enum_to_proto
 from services.common.grants import grant_to_proto
 from services.common.interceptors import RpcFailure
+from services.common.metrics import ClientRpcMetrics
 from services.common.security.callers import ACTING_FOR
 from services.common.security.transport import Transport
 from services.common.status import error_info_of
@@ -42,17 +43,22 @@ OUTCOMES = {
 
 class GrpcNodeClient:
     def __init__(
-        self, transport: Transport, deadline: float = 2.0, tracer_provider: TracerProvider | None = None
+        self,
+        transport: Transport,
+        deadline: float = 2.0,
+        tracer_provider: TracerProvider | None = None,
+        metrics: ClientRpcMetrics | None = None,
     ) -> None:
         self._transport = transport
         self._deadline = deadline
         self._tracer_provider = tracer_provider
+        self._metrics = metrics
         self._channels: dict[str, grpc.aio.Channel] = {}
 
     def _stub(self, peer: Node) -> node_grpc.PaymentNodeServiceStub:
         if peer.address not in self._channels:
             self._channels[peer.address] = peer_channel(
-                peer.address, NODE_SERVICE, self._transport, self._deadline, self._tracer_provider
+                peer.address, NODE_SERVICE, self._transport, self._deadline, self._tracer_provider, self._metrics
             )
         return node_grpc.PaymentNodeServiceStub(self._channels[peer.address])
 
