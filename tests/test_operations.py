@@ -8,12 +8,14 @@ import io
 import json
 import logging
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client.parser import text_string_to_metric_families
 
 from services.binding.app import BindingSettings, start_binding_server
 from services.common.hosting import BackgroundServer
@@ -57,6 +59,14 @@ def wait_for_health(pki: DevelopmentPKI, address: str, service: str, wanted: int
         time.sleep(0.05)
     name = health_pb2.HealthCheckResponse.ServingStatus.Name
     raise AssertionError(f"{service or '(server)'} stayed {seen if seen is None else name(seen)}, not {name(wanted)}")
+
+
+def ready_gauge(metrics_address: str) -> float:
+    """gongji_ready as Prometheus would scrape it."""
+    with urllib.request.urlopen(f"http://{metrics_address}/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    (family,) = (f for f in text_string_to_metric_families(text) if f.name == "gongji_ready")
+    return family.samples[0].value
 
 
 def binding_settings(pki: DevelopmentPKI, url: str, address: str = "127.0.0.1:0") -> BindingSettings:
@@ -173,6 +183,7 @@ def test_payment_readiness_follows_the_binding_service_stopping_and_returning_wh
         binding_address=binding_address,
         sweep_interval=0,
         readiness_interval=INTERVAL,
+        metrics_address=f"127.0.0.1:{_free_port()}",
     )
     first = BackgroundServer(lambda: start_binding_server(binding)).start()
     try:
@@ -181,8 +192,10 @@ def test_payment_readiness_follows_the_binding_service_stopping_and_returning_wh
             first.stop()
             wait_for_health(pki, server.address, PAYMENT_NAME, NOT_SERVING)
             assert health_of(pki, server.address) == SERVING
+            assert ready_gauge(payment.metrics_address) == 0, "operators are paged on readiness too"
             with BackgroundServer(lambda: start_binding_server(binding)):
                 wait_for_health(pki, server.address, PAYMENT_NAME, SERVING)
                 assert health_of(pki, server.address) == SERVING
+                assert ready_gauge(payment.metrics_address) == 1
     finally:
         first.stop()

@@ -68,7 +68,9 @@ async def start_binding_server(settings: BindingSettings) -> RunningServer:
     running.cleanups += [engine.dispose, runner.close]
     database = DatabaseProbe(settings.database_url)
     running.cleanups.append(database.dispose)
-    watch_readiness(running, [("database", database)], settings.readiness_interval)
+    watch_readiness(
+        running, [("database", database)], settings.readiness_interval, on_change=metrics.ready.set if metrics else None
+    )
     if metrics is not None:
         running.cleanups.append(metrics.stop)
     return running

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import Connection, Engine
@@ -151,6 +151,13 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.rpc = RpcMetrics(self.registry)
         self.client = ClientRpcMetrics(self.registry)
+        # Readiness as a number, so an alert can page on it (the health service answers probes).
+        self.ready = Gauge(
+            "gongji_ready",
+            "1 while the service's own health name is SERVING (its dependencies answer), 0 while not.",
+            registry=self.registry,
+        )
+        self.ready.set(1)
         self.port = 0
         self._stop: Callable[[], None] | None = None
 

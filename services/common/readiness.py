@@ -86,7 +86,13 @@ async def _problem(probes: Sequence[tuple[str, Probe]], timeout: float) -> str |
     return None
 
 
-async def _watch(running: RunningServer, probes: Sequence[tuple[str, Probe]], interval: float, timeout: float) -> None:
+async def _watch(
+    running: RunningServer,
+    probes: Sequence[tuple[str, Probe]],
+    interval: float,
+    timeout: float,
+    on_change: Callable[[bool], None] | None,
+) -> None:
     ready = True  # start_server turned every name SERVING
     while True:
         problem = await _problem(probes, timeout)
@@ -94,6 +100,8 @@ async def _watch(running: RunningServer, probes: Sequence[tuple[str, Probe]], in
             ready = problem is None
             status = health_pb2.HealthCheckResponse.SERVING if ready else health_pb2.HealthCheckResponse.NOT_SERVING
             # After enter_graceful_shutdown these sets are ignored, so a probe never undoes a drain.
+            if on_change is not None:  # first, so whoever sees the health flip sees the gauge flipped
+                on_change(ready)
             for name in running.service_names:
                 await running.health.set(name, status)
             if ready:
@@ -104,11 +112,16 @@ async def _watch(running: RunningServer, probes: Sequence[tuple[str, Probe]], in
 
 
 def watch_readiness(
-    running: RunningServer, probes: Sequence[tuple[str, Probe]], interval: float, timeout: float = 2.0
+    running: RunningServer,
+    probes: Sequence[tuple[str, Probe]],
+    interval: float,
+    timeout: float = 2.0,
+    on_change: Callable[[bool], None] | None = None,
 ) -> None:
     """Probes every `interval` seconds from now on until the server stops; `probes` are
-    named for the log line that says which dependency failed."""
-    task = asyncio.create_task(_watch(running, probes, interval, timeout), name="readiness")
+    named for the log line that says which dependency failed; `on_change` hears each flip
+    (the metrics' gongji_ready)."""
+    task = asyncio.create_task(_watch(running, probes, interval, timeout, on_change), name="readiness")
 
     async def stop() -> None:
         task.cancel()

@@ -235,7 +235,7 @@ async def start_payment_server(settings: PaymentSettings) -> RunningServer:
     database = DatabaseProbe(settings.database_url)
     running.cleanups.append(database.dispose)
     probes = [("database", database), ("binding service", health_probe(channel, BINDING_SERVICE))]
-    watch_readiness(running, probes, settings.readiness_interval)
+    watch_readiness(running, probes, settings.readiness_interval, on_change=metrics.ready.set if metrics else None)
     if metrics is not None:
         running.cleanups.append(metrics.stop)
     return running
