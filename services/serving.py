@@ -84,6 +84,7 @@ def serve(args: argparse.Namespace) -> int:
                     workers=args.workers,
                     limits=_limits(args),
                     metrics_address=args.metrics_address,
+                    readiness_interval=args.readiness_interval,
                 )
             )
         else:
@@ -109,6 +110,8 @@ def serve(args: argparse.Namespace) -> int:
             settings.sweep_interval = args.sweep_interval
             settings.prepare_lease = timedelta(seconds=args.prepare_lease)
             settings.metrics_address = args.metrics_address
+            settings.readiness_interval = args.readiness_interval
+            settings.ledger_audit_interval = args.ledger_audit_interval
             running = await start_payment_server(settings)
         await serve_until_signalled(running, grace=args.grace)
 
@@ -172,6 +175,14 @@ def add_serve_command(commands: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument(
         "--metrics-address", help="HOST:PORT serving Prometheus metrics over plain HTTP at /metrics (default: none)"
     )
+    parser.add_argument(
+        "--readiness-interval", type=float, default=5.0,
+        help="seconds between readiness probes of the database (payment: and the binding service)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--ledger-audit-interval", type=float, default=300.0,
+        help="payment only: seconds between background ledger audits for the gongji_ledger_* metrics (0: none)",
+    )  # fmt: skip
     parser.add_argument("--grace", type=float, default=10.0, help="seconds in-flight calls get at shutdown")
     parser.add_argument(
         "--workers", type=int, default=4, help="threads running use cases, and pooled database connections (default 4)"

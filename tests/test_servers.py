@@ -10,11 +10,13 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+from prometheus_client.parser import text_string_to_metric_families
 
 from services.common.security.development_pki import DevelopmentPKI
 from shared.principals import BINDING_SERVICE, operator, payment_node
@@ -170,3 +172,38 @@ def test_a_served_process_logs_who_called_and_never_a_persons_data(tmp_path, pki
     assert log.count("request_id=sync-1") == 2
     assert not re.search(r"(?<![0-9])[0-9]{17}[0-9X](?![0-9])", log)
     assert someone.name not in log and someone.phone not in log
+
+
+def _scrape(address: str) -> dict[str, float]:
+    try:
+        with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as answer:
+            text = answer.read().decode()
+    except OSError:
+        return {}
+    return {sample.name: sample.value for family in text_string_to_metric_families(text) for sample in family.samples}
+
+
+def test_gongji_serve_takes_the_readiness_and_ledger_audit_intervals_from_its_flags(tmp_path, pki):
+    """With both at 0.2 s, a payment node whose binding service is unreachable reports itself
+    not ready and has audited its ledger within seconds (defaults: 5 s and 5 minutes)."""
+    address, metrics = f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"
+    command = [sys.executable, "-m", "services.cli", "serve", "payment", "--address", address,
+               *pki.args(payment_node("local")), "--database", f"sqlite:///{tmp_path}/payment.db",
+               "--binding-address", "127.0.0.1:1", "--verifier", "stand-in", "--metrics-address", metrics,
+               "--readiness-interval", "0.2", "--ledger-audit-interval", "0.2", "--grace", "1"]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_serving(pki, address, process)
+        deadline, seen = time.monotonic() + 20, {}
+        while time.monotonic() < deadline:
+            seen = _scrape(metrics)
+            if seen.get("gongji_ready") == 0 and seen.get("gongji_ledger_balanced") == 1:
+                break
+            time.sleep(0.1)
+        assert (seen.get("gongji_ready"), seen.get("gongji_ledger_balanced")) == (0, 1), seen
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
