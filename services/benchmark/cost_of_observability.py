@@ -6,7 +6,6 @@ so that the report can set observability on beside off."""
 from __future__ import annotations
 
 import asyncio
-import random
 import threading
 import time
 import urllib.request
@@ -17,16 +16,15 @@ from typing import Any
 import grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
-from gongji.payment.v1 import payment_service_pb2 as papi
 from services.benchmark.cpu import CpuMeter
-from services.benchmark.desk import Connect, open_desk
+from services.benchmark.desk import Connect
 from services.benchmark.errors import BenchmarkError
-from services.benchmark.families import Family, settle_request
+from services.benchmark.families import Family
 from services.benchmark.options import Options
 from services.benchmark.processes import free_port
 from services.benchmark.progress import say
 from services.benchmark.servers import ObservabilityPorts, Servers
-from services.benchmark.settle_load import SettleLoad, ledger_summary
+from services.benchmark.settle_load import rerun
 
 SCRAPE_INTERVAL_SECONDS = 1.0  # Prometheus's scrape_interval is commonly 15 s; 1 s is the hard case
 SCRAPE_TIMEOUT_SECONDS = 5.0
@@ -115,7 +113,7 @@ def measure_observed(
         scraper.start()
         try:
             meter = CpuMeter(servers.pids, database_marker)
-            measured = asyncio.run(_settle(options, servers, families, connect, meter))
+            measured = asyncio.run(rerun("observed", 20260304, options, servers, families, connect, meter))
         finally:
             scraper.stop()
         say("binding and east restarted with mutual TLS and observability off")
@@ -129,27 +127,4 @@ def measure_observed(
         "scrapes": scraper.scrapes,
         "scrape_failures": dict(scraper.failures),
         "scrape_ms_mean": round(scraper.seconds * 1000 / scraper.scrapes, 2) if scraper.scrapes else None,
-    }
-
-
-async def _settle(
-    options: Options, servers: Servers, families: list[Family], connect: Connect, meter: CpuMeter
-) -> dict[str, Any]:
-    async with open_desk(servers.binding_address, servers.payment_address, connect) as desk:
-        rng = random.Random(20260304)
-        sample = (await desk.settle(settle_request(families[0], rng))).settlement  # as the mTLS phase's sample
-        if len(sample.legs) != 2:
-            raise BenchmarkError(f"observed: expected a two-payer settlement, got {len(sample.legs)} legs")
-        legs: Counter[int] = Counter()
-        load = SettleLoad(desk, families, rng)
-        levels = await load.run_levels(
-            "observed", options, meter, lambda answer: legs.update([len(answer.settlement.legs)])
-        )
-        say("checking the ledger (observability on) …")
-        ledger = await desk.treasury.CheckLedger(papi.CheckLedgerRequest(), timeout=300)
-    return {
-        "levels": levels,
-        "legs": dict(legs),
-        "settlements_made": load.succeeded + 1,
-        "ledger": ledger_summary(ledger),
     }

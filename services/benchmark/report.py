@@ -129,16 +129,7 @@ def _print_security(security: dict[str, Any]) -> None:
         None: "no CPU figures on this system",
     }[security["steady"]]
     print(f"  pg ×: postgres's CPU per settlement, mTLS ÷ plaintext, a control TLS does not touch; {verdict}")
-    for row in security["levels"]:
-        for error, count in row["plaintext"]["errors"].items():
-            print(f"  plaintext errors at {row['concurrency']} callers: {count} × {error}")
-    ledger = security["ledger"]
-    state = "balanced" if ledger["balanced"] else "NOT BALANCED: " + "; ".join(ledger["problems"])
-    two = security["two_payer"]
-    print(
-        f"plaintext: {two['with_two_legs']} of {two['settlements_checked']} settlements had 2 legs; "
-        f"ledger afterwards {state} ({ledger['entry_count']} entries)"
-    )
+    _print_rerun_outcome("plaintext", security, "plaintext")
 
 
 def _print_observability(observed: dict[str, Any]) -> None:
@@ -183,14 +174,19 @@ def _print_observability(observed: dict[str, Any]) -> None:
         f"exports (≈ {observed['spans_per_settlement'] or 0:g} per settlement); metrics: {observed['scrapes']} "
         f"scrapes answered ({failures} failed), {observed['scrape_ms_mean'] or 0:.1f} ms each on average"
     )
-    for row in observed["levels"]:
-        for error, count in row["on"]["errors"].items():
-            print(f"  observed errors at {row['concurrency']} callers: {count} × {error}")
-    ledger = observed["ledger"]
+    _print_rerun_outcome("observed", observed, "on")
+
+
+def _print_rerun_outcome(what: str, phase: dict[str, Any], side: str) -> None:
+    """The errors, legs and ledger of a phase that reran the Settle load on restarted servers."""
+    for row in phase["levels"]:
+        for error, count in row[side]["errors"].items():
+            print(f"  {what} errors at {row['concurrency']} callers: {count} × {error}")
+    ledger = phase["ledger"]
     state = "balanced" if ledger["balanced"] else "NOT BALANCED: " + "; ".join(ledger["problems"])
-    two = observed["two_payer"]
+    two = phase["two_payer"]
     print(
-        f"observed: {two['with_two_legs']} of {two['settlements_checked']} settlements had 2 legs; "
+        f"{what}: {two['with_two_legs']} of {two['settlements_checked']} settlements had 2 legs; "
         f"ledger afterwards {state} ({ledger['entry_count']} entries)"
     )
 

@@ -94,6 +94,18 @@ def _mode(options: Options) -> str:
     return "in their own processes (python -m services.cli serve), mutual TLS"
 
 
+def _baseline_runs(wanted: bool, name: str, in_process: bool, profile: str | None) -> bool:
+    """A baseline restarts the server processes, so it cannot run --in-process; under --profile
+    the servers of one side of the comparison would run in cProfile and it would measure that."""
+    if wanted and in_process:
+        say(f"benchmark: the {name} baseline restarts the server processes; skipped with --in-process")
+        return False
+    if wanted and profile:
+        say(f"benchmark: under --profile the comparison would measure cProfile too; {name} baseline skipped")
+        return False
+    return wanted
+
+
 def run_benchmark(
     postgres_url: str = DEFAULT_POSTGRES_URL,
     families: int = 200,
@@ -118,19 +130,8 @@ def run_benchmark(
     if cross_node and in_process:
         say("benchmark: the cross-node phase needs the servers in their own processes; skipped with --in-process")
         cross_node = False
-    if plaintext_baseline and in_process:
-        say("benchmark: the plaintext baseline restarts the server processes; skipped with --in-process")
-        plaintext_baseline = False
-    if plaintext_baseline and profile:
-        say("benchmark: under --profile the mutual-TLS servers run in cProfile and the comparison would measure it; "
-            "plaintext baseline skipped")  # fmt: skip
-        plaintext_baseline = False
-    if observability_baseline and in_process:
-        say("benchmark: the observability baseline restarts the server processes; skipped with --in-process")
-        observability_baseline = False
-    if observability_baseline and profile:
-        say("benchmark: under --profile the comparison would measure cProfile too; observability baseline skipped")
-        observability_baseline = False
+    plaintext_baseline = _baseline_runs(plaintext_baseline, "plaintext", in_process, profile)
+    observability_baseline = _baseline_runs(observability_baseline, "observability", in_process, profile)
     options = Options(
         postgres_url, families, tuple(concurrency), seconds, warmup, in_process,
         os.path.abspath(profile) if profile else None, profile_clock, server_log_level, json_output, cross_node,

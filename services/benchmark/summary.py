@@ -34,6 +34,14 @@ def _level_row(level: Level) -> dict[str, Any]:
     }
 
 
+def _settle_row(level: Level, serving: tuple[str, ...]) -> dict[str, Any]:
+    """A Settle level as the summary shows it, with the CPU each of `serving` spent per settlement."""
+    row = _level_row(level)
+    row["settlements_per_second"] = row.pop("per_second")
+    row["cpu_cost"] = cpu_cost(row["cpu_percent"], row["settlements_per_second"], serving)
+    return row
+
+
 def _ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 3) if a is not None and b else None
 
@@ -50,13 +58,11 @@ def summarise(
 ) -> dict[str, Any]:
     rows = []
     for settle, ping, pg in zip(gongji["levels"], echo, pgbench, strict=True):
-        row = _level_row(settle)
-        row["settlements_per_second"] = row.pop("per_second")
-        row["echo"] = _level_row(ping)
-        row["pgbench"] = pg
         # In-process, "client" is the servers and the load generator together.
         serving = ("client", "postgres") if options.in_process else ("binding", "payment", "postgres")
-        row["cpu_cost"] = cpu_cost(row["cpu_percent"], row["settlements_per_second"], serving)
+        row = _settle_row(settle, serving)
+        row["echo"] = _level_row(ping)
+        row["pgbench"] = pg
         row["echo"]["cpu_cost"] = cpu_cost(row["echo"]["cpu_percent"], row["echo"]["per_second"], ("echo",))
         pg["cpu_cost"] = cpu_cost(pg["cpu_percent"], pg["tps"], ("postgres",))
         row["ratios"] = {
@@ -142,11 +148,7 @@ def _security_summary(plain: dict[str, Any] | None, rows: list[dict[str, Any]]) 
     secured = {row["concurrency"]: row for row in rows}
     levels = []
     for level in plain["levels"]:
-        row = _level_row(level)
-        row["settlements_per_second"] = row.pop("per_second")
-        row["cpu_cost"] = cpu_cost(
-            row["cpu_percent"], row["settlements_per_second"], ("binding", "payment", "postgres")
-        )
+        row = _settle_row(level, ("binding", "payment", "postgres"))
         tls = secured[level.concurrency]
         ratio = _ratio(tls["settlements_per_second"], row["settlements_per_second"])
         control = _ratio(
@@ -202,9 +204,7 @@ def _observability_summary(observed: dict[str, Any] | None, rows: list[dict[str,
     serving = ("binding", "payment", "postgres")
     levels = []
     for level in observed["levels"]:
-        row = _level_row(level)
-        row["settlements_per_second"] = row.pop("per_second")
-        row["cpu_cost"] = cpu_cost(row["cpu_percent"], row["settlements_per_second"], serving)
+        row = _settle_row(level, serving)
         off = unobserved[level.concurrency]
         off_ms, on_ms = off["cpu_cost"].get("ms_per_call", {}), row["cpu_cost"].get("ms_per_call", {})
         ratio = _ratio(row["settlements_per_second"], off["settlements_per_second"])
@@ -262,11 +262,7 @@ def _cross_summary(cross: dict[str, Any] | None, rows: list[dict[str, Any]]) -> 
     single = {row["concurrency"]: row for row in rows}
     levels = []
     for level in cross["levels"]:
-        row = _level_row(level)
-        row["settlements_per_second"] = row.pop("per_second")
-        row["cpu_cost"] = cpu_cost(
-            row["cpu_percent"], row["settlements_per_second"], ("binding", "payment", "west", "postgres")
-        )
+        row = _settle_row(level, ("binding", "payment", "west", "postgres"))
         alone = single[level.concurrency]
         row["single_node"] = {k: alone[k] for k in ("settlements_per_second", "p50_ms", "p99_ms")}
         row["ratios"] = {
