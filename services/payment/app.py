@@ -8,6 +8,7 @@ import contextlib
 import logging
 import os
 import signal
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from functools import partial
@@ -100,6 +101,27 @@ def sweep_once(runner: UseCaseRunner[PaymentUnitOfWork], clock: Clock) -> int:
     return released
 
 
+async def _every(
+    interval: float,
+    span: str,
+    tracer_provider: TracerProvider | None,
+    work: Callable[[], Awaitable[None]],
+    failed: Callable[[Exception], None],
+) -> None:
+    """Runs `work` every `interval` seconds until cancelled. It waits first, so a start (and
+    every test server) is not slowed by it; a failed run is reported by `failed` (called inside
+    the except block) and the next one comes on time."""
+    tracer = tracer_provider.get_tracer(__name__) if tracer_provider is not None else None
+    while True:
+        await asyncio.sleep(interval)
+        # One trace per run, so its SQL and peer calls are not each a trace of their own.
+        with tracer.start_as_current_span(span) if tracer is not None else contextlib.nullcontext():
+            try:
+                await work()
+            except Exception as error:
+                failed(error)
+
+
 async def _sweep_forever(
     runner: UseCaseRunner[PaymentUnitOfWork],
     clock: Clock,
@@ -107,21 +129,19 @@ async def _sweep_forever(
     interval: float,
     tracer_provider: TracerProvider | None = None,
 ) -> None:
-    tracer = tracer_provider.get_tracer(__name__) if tracer_provider is not None else None
-    while True:
-        await asyncio.sleep(interval)
-        # One trace per sweep, so its SQL and recovery calls are not each a trace of their own.
-        with tracer.start_as_current_span("sweep") if tracer is not None else contextlib.nullcontext():
-            try:
-                released = await runner.in_thread(lambda: sweep_once(runner, clock))
-                if released:
-                    log.info("released %d expired holds", released)
-                if coordinator.routing.distributed:
-                    touched = await coordinator.recover_once()
-                    if touched:
-                        log.info("recovery drove %d cross-node transactions", touched)
-            except Exception:
-                log.exception("sweeping expired holds failed; trying again in %.1fs", interval)
+    async def sweep() -> None:
+        released = await runner.in_thread(lambda: sweep_once(runner, clock))
+        if released:
+            log.info("released %d expired holds", released)
+        if coordinator.routing.distributed:
+            touched = await coordinator.recover_once()
+            if touched:
+                log.info("recovery drove %d cross-node transactions", touched)
+
+    def failed(_: Exception) -> None:
+        log.exception("sweeping expired holds failed; trying again in %.1fs", interval)
+
+    await _every(interval, "sweep", tracer_provider, sweep, failed)
 
 
 async def _audit_ledger_forever(
@@ -131,22 +151,20 @@ async def _audit_ledger_forever(
     interval: float,
     tracer_provider: TracerProvider | None = None,
 ) -> None:
-    tracer = tracer_provider.get_tracer(__name__) if tracer_provider is not None else None
-    while True:
-        # Waits first, as the sweeper does, so a start (and every test server) is not slowed by it;
-        # until the first audit the gauges are absent.
-        await asyncio.sleep(interval)
-        with tracer.start_as_current_span("ledger audit") if tracer is not None else contextlib.nullcontext():
-            try:
-                audit = await runner.query(lambda uow: check_ledger(uow, clock.now()))
-            except Exception as error:
-                # The type only: a message or traceback could carry SQL parameters (ID numbers).
-                # The previous result stays, and its age grows until GongjiLedgerAuditStale fires.
-                log.warning("ledger audit failed (%s); trying again in %.0fs", type(error).__name__, interval)
-                continue
-        gauges.record(audit)
-        if not audit.balanced:
-            log.warning("ledger audit found %d problems; CheckLedger names them", len(audit.problems))
+    """Until the first audit the gauges are absent."""
+
+    async def audit() -> None:
+        result = await runner.query(lambda uow: check_ledger(uow, clock.now()))
+        gauges.record(result)
+        if not result.balanced:
+            log.warning("ledger audit found %d problems; CheckLedger names them", len(result.problems))
+
+    def failed(error: Exception) -> None:
+        # The type only: a message or traceback could carry SQL parameters (ID numbers).
+        # The previous result stays, and its age grows until GongjiLedgerAuditStale fires.
+        log.warning("ledger audit failed (%s); trying again in %.0fs", type(error).__name__, interval)
+
+    await _every(interval, "ledger audit", tracer_provider, audit, failed)
 
 
 def failpoint_from_environment() -> FailPoint:
