@@ -17,7 +17,7 @@ from gongji.payment.v1 import payment_pb2 as pb
 from gongji.payment.v1 import payment_service_pb2 as api
 from gongji.payment.v1 import payment_service_pb2_grpc as api_grpc
 from services.common.clock import Clock
-from services.common.converters import page_size, text_field, timestamp_to_datetime
+from services.common.converters import page_size, required_id, text_field, timestamp_to_datetime
 from services.common.idempotency import check_request_id
 from services.common.paging import decode_offset, decode_time_and_id, encode_page_token
 from services.common.runner import UseCaseRunner
@@ -89,8 +89,7 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
     async def _on_holder(self, name: str, request: Message, settlement_id: str) -> Message | None:
         """The answer of the node holding the settlement, when that is not this node. An empty
         settlement_id is refused as missing before any node is asked."""
-        if not settlement_id:
-            raise DomainError(Reason.FIELD_REQUIRED, "settlement_id is required", field="settlement_id")
+        required_id(settlement_id, "settlement_id")
         return await self._routing.settlement_elsewhere(name, request, settlement_id, caller_id(), forwarded())
 
     async def _settle(
@@ -407,9 +406,8 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
     async def GetTransfer(
         self, request: api.GetTransferRequest, context: grpc.aio.ServicerContext
     ) -> api.GetTransferResponse:
-        if not request.transfer_id:
-            raise DomainError(Reason.FIELD_REQUIRED, "transfer_id is required", field="transfer_id")
-        row = await self._run.query(lambda uow: wallets.get_transfer(uow, request.transfer_id))
+        transfer_id = required_id(request.transfer_id, "transfer_id")
+        row = await self._run.query(lambda uow: wallets.get_transfer(uow, transfer_id))
         return api.GetTransferResponse(transfer=convert.transfer_to_proto(row))
 
     async def GetClearingReport(
