@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -174,24 +177,33 @@ class BindingHarness:
         return ActingStub(binding_grpc.BindingServiceStub, self.server.address, self.pki, self.roles)
 
 
-@pytest.fixture
-def binding_service(
-    databases: Databases, clock: ManualClock, pki: DevelopmentPKI, roles: Roles
+@contextmanager
+def running_binding(
+    databases: Databases, clock: ManualClock, pki: DevelopmentPKI, roles: Roles, **settings: Any
 ) -> Iterator[BindingHarness]:
+    """The test binding service, with `settings` added to or replacing its defaults."""
     url = databases.url("binding")
-    settings = BindingSettings(
-        database_url=url,
-        security=ServerSecurity(pki.transport(BINDING_SERVICE), nodes=KNOWN_NODES),
-        address="127.0.0.1:0",
-        clock=clock,
-        policy_cache_seconds=0,
-    )
-    with BackgroundServer(lambda: start_binding_server(settings)) as server:
+    defaults: dict[str, Any] = {
+        "security": ServerSecurity(pki.transport(BINDING_SERVICE), nodes=KNOWN_NODES),
+        "address": "127.0.0.1:0",
+        "clock": clock,
+        "policy_cache_seconds": 0,
+    }
+    complete = BindingSettings(database_url=url, **{**defaults, **settings})
+    with BackgroundServer(lambda: start_binding_server(complete)) as server:
         stub = ActingStub(binding_grpc.BindingServiceStub, server.address, pki, roles)
         try:
             yield BindingHarness(server, stub, clock, url, pki, roles)
         finally:
             stub.close()
+
+
+@pytest.fixture
+def binding_service(
+    databases: Databases, clock: ManualClock, pki: DevelopmentPKI, roles: Roles
+) -> Iterator[BindingHarness]:
+    with running_binding(databases, clock, pki, roles) as harness:
+        yield harness
 
 
 @dataclass
@@ -255,14 +267,16 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@pytest.fixture
-def two_nodes(
-    databases: Databases, binding_service: BindingHarness, tmp_path, request: pytest.FixtureRequest
+@contextmanager
+def running_two_nodes(
+    databases: Databases,
+    binding: BindingHarness,
+    tmp_path: Path,
+    settings_of: Callable[[str], dict[str, Any]] = lambda name: {},
 ) -> Iterator[TwoNodes]:
-    """With @pytest.mark.sweeping(seconds) the nodes sweep and recover on their own, as in production."""
+    """Payment nodes east and west on `binding`, each with `settings_of(name)` added to its settings."""
     from services.payment.routing import RoutingTable
 
-    sweeping = request.node.get_closest_marker("sweeping")
     ports = {"east": _free_port(), "west": _free_port()}
     routing = {
         "nodes": {
@@ -277,7 +291,7 @@ def two_nodes(
         urls = {"east": databases.url("payment"), "west": databases.cluster_url("payment_west")}
     harnesses = {}
     servers = []
-    pki, roles = binding_service.pki, binding_service.roles
+    pki, roles = binding.pki, binding.roles
     try:
         for name, port in ports.items():
             settings = PaymentSettings(
@@ -285,18 +299,30 @@ def two_nodes(
                 security=payment_security(pki, name),
                 verifier=StandInVerifier(),
                 address=f"127.0.0.1:{port}",
-                binding_address=binding_service.server.address,
-                clock=binding_service.clock,
+                binding_address=binding.server.address,
+                clock=binding.clock,
                 routing=RoutingTable.from_dict(routing, name),
-                sweep_interval=sweeping.args[0] if sweeping else 0,
+                sweep_interval=0,
             )
+            settings = replace(settings, **settings_of(name))
             server = BackgroundServer(lambda s=settings: start_payment_server(s)).start()
             servers.append(server)
             stub = ActingStub(payment_grpc.PaymentServiceStub, server.address, pki, roles)
-            harnesses[name] = PaymentHarness(server, stub, binding_service, urls[name], name)
+            harnesses[name] = PaymentHarness(server, stub, binding, urls[name], name)
         yield TwoNodes(harnesses["east"], harnesses["west"], routing)
     finally:
         for harness in harnesses.values():
             harness.stub.close()
         for server in servers:
             server.stop()
+
+
+@pytest.fixture
+def two_nodes(
+    databases: Databases, binding_service: BindingHarness, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[TwoNodes]:
+    """With @pytest.mark.sweeping(seconds) the nodes sweep and recover on their own, as in production."""
+    sweeping = request.node.get_closest_marker("sweeping")
+    sweep = {"sweep_interval": sweeping.args[0]} if sweeping else {}
+    with running_two_nodes(databases, binding_service, tmp_path, lambda name: sweep) as nodes:
+        yield nodes

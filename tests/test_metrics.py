@@ -20,19 +20,15 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from gongji.binding.v1 import binding_service_pb2_grpc as binding_grpc
 from gongji.payment.v1 import payment_service_pb2 as papi
 from gongji.payment.v1 import payment_service_pb2_grpc as payment_grpc
-from services.binding.app import BindingSettings, start_binding_server
 from services.common.client import ClientMetrics, peer_channel
 from services.common.hosting import BackgroundServer
 from services.common.metrics import ClientRpcMetrics
 from services.common.security.natural_callers import ActingStub
-from services.common.server import ServerSecurity
 from services.payment.app import PaymentSettings, start_payment_server
 from services.payment.verification import StandInVerifier
-from shared.principals import BINDING_SERVICE
-from tests.conftest import KNOWN_NODES, BindingHarness, PaymentHarness, _free_port, payment_security
+from tests.conftest import PaymentHarness, _free_port, payment_security, running_binding
 from tests.payment_helpers import PaymentFamily, refused
 
 PAYMENT = "gongji.payment.v1.PaymentService"
@@ -73,23 +69,13 @@ def total(samples: dict, name: str, **labels: str) -> float:
 @contextlib.contextmanager
 def _metered(databases, clock, pki, roles, ledger_audit_interval: float = 0) -> Iterator[Metered]:
     binding_port, payment_port = _free_port(), _free_port()
-    binding_settings = BindingSettings(
-        database_url=databases.url("binding"),
-        security=ServerSecurity(pki.transport(BINDING_SERVICE), nodes=KNOWN_NODES),
-        address="127.0.0.1:0",
-        clock=clock,
-        policy_cache_seconds=0,
-        metrics_address=f"127.0.0.1:{binding_port}",
-    )
-    with BackgroundServer(lambda: start_binding_server(binding_settings)) as binding_server:
-        binding_stub = ActingStub(binding_grpc.BindingServiceStub, binding_server.address, pki, roles)
-        binding = BindingHarness(binding_server, binding_stub, clock, binding_settings.database_url, pki, roles)
+    with running_binding(databases, clock, pki, roles, metrics_address=f"127.0.0.1:{binding_port}") as binding:
         payment_settings = PaymentSettings(
             database_url=databases.url("payment"),
             security=payment_security(pki),
             verifier=StandInVerifier(),
             address="127.0.0.1:0",
-            binding_address=binding_server.address,
+            binding_address=binding.server.address,
             clock=clock,
             # No sweeper: the test moves the clock past a hold's expiry and counts it still there.
             sweep_interval=0,
@@ -106,7 +92,6 @@ def _metered(databases, clock, pki, roles, ledger_audit_interval: float = 0) -> 
                 )
             finally:
                 payment_stub.close()
-                binding_stub.close()
 
 
 @pytest.fixture
@@ -224,16 +209,9 @@ def test_no_label_value_in_the_scrape_looks_like_an_id_number_a_uuid_or_a_princi
                 assert "spiffe://" not in text, (name, label, text)
 
 
-def test_the_metrics_endpoint_closes_when_the_server_stops(databases, clock, pki):
+def test_the_metrics_endpoint_closes_when_the_server_stops(databases, clock, pki, roles):
     port = _free_port()
-    settings = BindingSettings(
-        database_url=databases.url("binding"),
-        security=ServerSecurity(pki.transport(BINDING_SERVICE), nodes=KNOWN_NODES),
-        address="127.0.0.1:0",
-        clock=clock,
-        metrics_address=f"127.0.0.1:{port}",
-    )
-    with BackgroundServer(lambda: start_binding_server(settings)):
+    with running_binding(databases, clock, pki, roles, metrics_address=f"127.0.0.1:{port}"):
         assert scrape(port)
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=2):
         pass

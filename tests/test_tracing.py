@@ -20,14 +20,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from gongji.binding.v1 import binding_service_pb2 as bapi
-from gongji.binding.v1 import binding_service_pb2_grpc as binding_grpc
 from gongji.payment.v1 import payment_service_pb2 as papi
-from gongji.payment.v1 import payment_service_pb2_grpc as payment_grpc
-from services.binding.app import BindingSettings, start_binding_server
-from services.common.hosting import BackgroundServer
 from services.common.logs import JsonFormatter
-from services.common.security.natural_callers import ActingStub
-from services.common.server import ServerSecurity
 from services.common.tracing import (
     ScrubbingExporter,
     client_interceptors,
@@ -35,21 +29,7 @@ from services.common.tracing import (
     server_interceptors,
     tracing_enabled,
 )
-from services.payment.app import PaymentSettings, start_payment_server
-from services.payment.routing import RoutingTable
-from services.payment.verification import StandInVerifier
-from shared.principals import BINDING_SERVICE
-from tests.conftest import (
-    EAST_PROVINCES,
-    KNOWN_NODES,
-    WEST_PROVINCES,
-    BindingHarness,
-    PaymentHarness,
-    TwoNodes,
-    _free_port,
-    payment_security,
-    require_postgres,
-)
+from tests.conftest import TwoNodes, running_binding, running_two_nodes
 from tests.helpers import make_id_number, person, request_id
 from tests.test_cross_province import CrossFamily
 
@@ -70,56 +50,14 @@ def spans() -> InMemorySpanExporter:
 @pytest.fixture
 def traced_nodes(databases, clock, pki, roles, tmp_path, spans) -> Iterator[TwoNodes]:
     """two_nodes, each server with a tracer provider of its own, all exporting to `spans`."""
-    ports = {"east": _free_port(), "west": _free_port()}
-    routing = {
-        "nodes": {
-            "east": {"address": f"127.0.0.1:{ports['east']}", "provinces": EAST_PROVINCES},
-            "west": {"address": f"127.0.0.1:{ports['west']}", "provinces": WEST_PROVINCES},
-        }
-    }
-    if databases.backend == "sqlite":
-        urls = {name: f"sqlite:///{tmp_path}/payment-{name}.db" for name in ports}
-    else:
-        require_postgres(databases.cluster)
-        urls = {"east": databases.url("payment"), "west": databases.cluster_url("payment_west")}
-    binding_settings = BindingSettings(
-        database_url=databases.url("binding"),
-        security=ServerSecurity(pki.transport(BINDING_SERVICE), nodes=KNOWN_NODES),
-        address="127.0.0.1:0",
-        clock=clock,
-        policy_cache_seconds=0,
-        tracer_provider=provider("gongji-binding", spans),
-    )
-    stubs: list[ActingStub] = []
-    servers: list[BackgroundServer] = []
-    try:
-        binding_server = BackgroundServer(lambda: start_binding_server(binding_settings)).start()
-        servers.append(binding_server)
-        stubs.append(ActingStub(binding_grpc.BindingServiceStub, binding_server.address, pki, roles))
-        binding = BindingHarness(binding_server, stubs[-1], clock, binding_settings.database_url, pki, roles)
-        harnesses = {}
-        for name, port in ports.items():
-            settings = PaymentSettings(
-                database_url=urls[name],
-                security=payment_security(pki, name),
-                verifier=StandInVerifier(),
-                address=f"127.0.0.1:{port}",
-                binding_address=binding_server.address,
-                clock=clock,
-                routing=RoutingTable.from_dict(routing, name),
-                sweep_interval=0,
-                tracer_provider=provider(f"gongji-payment-{name}", spans),
-            )
-            server = BackgroundServer(lambda s=settings: start_payment_server(s)).start()
-            servers.append(server)
-            stubs.append(ActingStub(payment_grpc.PaymentServiceStub, server.address, pki, roles))
-            harnesses[name] = PaymentHarness(server, stubs[-1], binding, urls[name], name)
-        yield TwoNodes(harnesses["east"], harnesses["west"], routing)
-    finally:
-        for stub in stubs:
-            stub.close()
-        for server in reversed(servers):
-            server.stop()
+    with (
+        running_binding(databases, clock, pki, roles, tracer_provider=provider("gongji-binding", spans)) as binding,
+        running_two_nodes(
+            databases, binding, tmp_path,
+            lambda name: {"tracer_provider": provider(f"gongji-payment-{name}", spans)},
+        ) as nodes,
+    ):  # fmt: skip
+        yield nodes
 
 
 def service_of(span: ReadableSpan) -> str:
@@ -293,24 +231,14 @@ def test_a_server_configured_only_by_the_environment_sends_its_spans_to_the_otlp
     for name in ("OTEL_TRACES_EXPORTER", "OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{port}")
-    settings = BindingSettings(
-        database_url=databases.url("binding"),
-        security=ServerSecurity(pki.transport(BINDING_SERVICE), nodes=KNOWN_NODES),
-        address="127.0.0.1:0",
-        clock=clock,
-    )
     id_number = make_id_number("320102")
     try:
-        with BackgroundServer(lambda: start_binding_server(settings)) as server:
-            stub = ActingStub(binding_grpc.BindingServiceStub, server.address, pki, roles)
-            try:
-                stub.UpsertInsuredPerson(
-                    bapi.UpsertInsuredPersonRequest(
-                        request_id=request_id(), insured_person=person(id_number, "王小宝", admdvs="320100")
-                    )
+        with running_binding(databases, clock, pki, roles) as binding:
+            binding.stub.UpsertInsuredPerson(
+                bapi.UpsertInsuredPersonRequest(
+                    request_id=request_id(), insured_person=person(id_number, "王小宝", admdvs="320100")
                 )
-            finally:
-                stub.close()
+            )
         # Stopping the server shut its provider down, which flushed every span.
         sent = [
             (resource.resource, span)
