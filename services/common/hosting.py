@@ -4,11 +4,21 @@ callers keep plain blocking code and talk to the servers over real channels."""
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
+import traceback
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 
 from services.common.server import RunningServer
+
+# How long starting or stopping may take before it is reported as stuck: far beyond a healthy
+# start or a `grace`-second stop, short of a CI run's limit.
+STUCK_AFTER = 120.0
+
+
+class BackgroundServerStuck(RuntimeError):
+    """The server's thread did not start or stop in time; the message carries its stack."""
 
 
 class BackgroundServer:
@@ -33,7 +43,8 @@ class BackgroundServer:
 
     def start(self) -> BackgroundServer:
         self._thread.start()
-        self._ready.wait()
+        if not self._ready.wait(STUCK_AFTER):
+            raise BackgroundServerStuck(f"the server did not start within {STUCK_AFTER:.0f}s\n{self._stack()}")
         if self._error is not None:
             raise self._error
         return self
@@ -41,7 +52,14 @@ class BackgroundServer:
     def stop(self) -> None:
         if self._loop is not None and self._stop is not None and self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join()
+        self._thread.join(self._grace + STUCK_AFTER)
+        if self._thread.is_alive():
+            raise BackgroundServerStuck(f"the server did not stop within {STUCK_AFTER:.0f}s\n{self._stack()}")
+
+    def _stack(self) -> str:
+        """Where the server's thread is, for a report of it being stuck."""
+        frame = sys._current_frames().get(self._thread.ident or -1)
+        return "".join(traceback.format_stack(frame)) if frame is not None else "(the thread has ended)"
 
     def __enter__(self) -> BackgroundServer:
         return self.start()
