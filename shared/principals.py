@@ -10,7 +10,10 @@ The ID sits in the caller's certificate (its URI SAN) and has one of these forms
   within a region: ``000000`` is national, ``PP0000`` a whole province, any other code one
   pooling region (统筹区);
 - ``spiffe://gongji/service/binding`` and ``spiffe://gongji/service/payment/<node>``: gongji's
-  own services, the latter one province's payment node.
+  own services, the latter one province's payment node;
+- ``spiffe://gongji/service/gateway``: gongji's national-interface gateway, which takes the
+  institutions' HIS transactions (国家医疗保障信息平台 接口) and calls the services for them,
+  each call in the name of the institution it acts for (``gongji-acting-for``).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ class PrincipalKind(StrEnum):
     OPERATOR = "operator"
     BINDING_SERVICE = "service/binding"
     PAYMENT_NODE = "service/payment"
+    GATEWAY = "service/gateway"
 
 
 class NotAPrincipal(ValueError):
@@ -78,6 +82,8 @@ class Principal:
                 return "service/binding"
             case PrincipalKind.PAYMENT_NODE:
                 return f"service/payment/{self.node}"
+            case PrincipalKind.GATEWAY:
+                return "service/gateway"
 
     @property
     def file_stem(self) -> str:
@@ -120,6 +126,7 @@ def payment_node(node: str) -> Principal:
 
 
 BINDING_SERVICE = Principal(PrincipalKind.BINDING_SERVICE)
+GATEWAY = Principal(PrincipalKind.GATEWAY)
 
 
 @lru_cache(maxsize=4096)
@@ -137,6 +144,8 @@ def parse_spiffe_id(uri: str) -> Principal:
             return Principal(PrincipalKind.OPERATOR, admdvs=admdvs, operator_id=operator_id)
         case ["service", "binding"]:
             return BINDING_SERVICE
+        case ["service", "gateway"]:
+            return GATEWAY
         case ["service", "payment", node] if _NODE_NAME.fullmatch(node):
             return Principal(PrincipalKind.PAYMENT_NODE, node=node)
     raise NotAPrincipal("names no institution, channel, operator or gongji service")

@@ -29,9 +29,18 @@ from gongji.payment.v1 import payment_pb2 as ppb
 from gongji.payment.v1 import payment_service_pb2 as papi
 from gongji.payment.v1 import payment_service_pb2_grpc as payment_grpc
 from services.common.converters import datetime_to_timestamp
+from services.common.security.callers import ACTING_FOR
 from services.common.security.development_pki import DevelopmentPKI
 from shared.bindings import Channel
-from shared.principals import BINDING_SERVICE, Principal, channel_principal, institution, operator, payment_node
+from shared.principals import (
+    BINDING_SERVICE,
+    GATEWAY,
+    Principal,
+    channel_principal,
+    institution,
+    operator,
+    payment_node,
+)
 from tests.helpers import refusal_of
 from tests.test_cross_province import HOSPITAL, CrossFamily
 
@@ -47,19 +56,33 @@ CALLERS: dict[str, Principal | None] = {
     "binding service": BINDING_SERVICE,
     "payment node": payment_node("west"),
     "node not in routing": payment_node("north"),
+    # The gateway in its own name, and sending gongji-acting-for for a hospital or a channel.
+    "gateway": GATEWAY,
+    "gateway for institution": GATEWAY,
+    "gateway for channel": GATEWAY,
     "no certificate": None,
     "other CA": institution(HOSPITAL),
     # Signed by our CA, but its SPIFFE ID is of another trust domain.
     "no gongji ID": None,
 }
+# Whom a caller says it acts for (gongji-acting-for).
+ACTING: dict[str, Principal] = {
+    "gateway for institution": institution(HOSPITAL),
+    "gateway for channel": channel_principal(Channel.WECHAT),
+}
 
 
 def expected(allowed: str, scoped: dict[str, str] | None = None) -> dict[str, str]:
     """Outcome per caller: `allowed` lists the callers the RPC admits (by their table names'
-    first words: institution, channel, operator, node); `scoped` overrides single callers."""
+    first words: institution, channel, operator, node); `scoped` overrides single callers.
+    The gateway acting for the hospital is judged as the hospital, on the payment and binding
+    services; in its own name, or for anyone but an institution, it may call nothing."""
     kinds = set(allowed.split())
     table = {
         "institution": OK if "institution" in kinds else DENIED,
+        "gateway for institution": OK if "institution" in kinds else DENIED,
+        "gateway": DENIED,
+        "gateway for channel": DENIED,
         "other institution": OK if "institution" in kinds else DENIED,
         "channel": OK if "channel" in kinds else DENIED,
         "operator in region": OK if "operator" in kinds else DENIED,
@@ -79,9 +102,10 @@ OTHER_SCOPE = {"other institution": SCOPE}
 OTHER_HIDDEN = {"other institution": HIDDEN}
 
 MATRIX: dict[str, dict[str, str]] = {
-    # Binding service: persons act through channels, agency staff within their region.
+    # Binding service: persons act through channels, agency staff within their region;
+    # institutions read the patient at the counter (least data, see redaction.py).
     "BindingService/UpsertInsuredPerson": expected("operator", OUT),
-    "BindingService/GetInsuredPerson": expected("channel operator", OUT),
+    "BindingService/GetInsuredPerson": expected("institution channel operator", OUT),
     "BindingService/UpdateContactInfo": expected("channel operator", OUT),
     "BindingService/ReportLifeEvent": expected("operator", OUT),
     "BindingService/CreateBinding": expected("channel"),
@@ -98,7 +122,7 @@ MATRIX: dict[str, dict[str, str]] = {
     "BindingService/ListRegionPolicies": expected("institution channel operator node"),
     # Payment service: institutions settle their own bills only.
     "PaymentService/CreditAccount": expected("operator", OUT),
-    "PaymentService/GetAccount": expected("channel operator", OUT),
+    "PaymentService/GetAccount": expected("institution channel operator", OUT),
     "PaymentService/ListStatement": expected("channel operator", OUT),
     "PaymentService/QuoteSettlement": expected("institution", OTHER_SCOPE),
     "PaymentService/AuthorizeSettlement": expected("institution", OTHER_SCOPE),
@@ -127,7 +151,9 @@ MATRIX: dict[str, dict[str, str]] = {
     "PaymentNodeService/CreditWallet": expected("node"),
     "PaymentNodeService/DeclineWalletCredit": expected("node"),
     # Health answers every authenticated caller; a node outside the routing file is no caller.
-    "Health/Check": expected("institution channel operator node") | {"binding service": OK},
+    # The gateway may check health in its own name, but acts for nobody there.
+    "Health/Check": expected("institution channel operator node")
+    | {"binding service": OK, "gateway": OK, "gateway for institution": DENIED},
 }
 
 
@@ -364,7 +390,8 @@ def _outcome(world: World, rpc: str, caller: str) -> tuple[str, str]:
     address = world.address(service)
     with _channel(world, caller, address) as channel:
         try:
-            getattr(STUBS[service](channel), method)(request, timeout=20)
+            metadata = ((ACTING_FOR, ACTING[caller].spiffe_id),) if caller in ACTING else None
+            getattr(STUBS[service](channel), method)(request, timeout=20, metadata=metadata)
         except grpc.RpcError as error:
             if error.code() == grpc.StatusCode.UNAVAILABLE and caller in ("no certificate", "other CA"):
                 return STRANGER, error.code().name
@@ -391,8 +418,9 @@ def world(two_nodes, tmp_path) -> World:
 
 
 def test_every_rpc_admits_exactly_the_callers_its_role_needs(world):
-    """Institutions settle their own bills, channels act for persons, operators act within
-    their region, payment nodes of the routing file call each other, and nobody else gets in."""
+    """Institutions settle their own bills (also through the gateway, acting for them), channels
+    act for persons, operators act within their region, payment nodes of the routing file call
+    each other, and nobody else gets in."""
     wrong = []
     for rpc, row in MATRIX.items():
         for caller, want in row.items():

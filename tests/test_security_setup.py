@@ -34,6 +34,7 @@ from services.common.security.transport import (
 from services.common.server import ServerSecurity
 from shared.principals import (
     BINDING_SERVICE,
+    GATEWAY,
     NotAPrincipal,
     PrincipalKind,
     institution,
@@ -54,22 +55,34 @@ def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
 # Principals ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("uri", "kind"),
-    [
-        ("spiffe://gongji/institution/H37010001", PrincipalKind.INSTITUTION),
-        ("spiffe://gongji/channel/WECHAT", PrincipalKind.CHANNEL),
-        ("spiffe://gongji/channel/PROVINCIAL_WEB", PrincipalKind.CHANNEL),
-        ("spiffe://gongji/operator/000000/op-1", PrincipalKind.OPERATOR),
-        ("spiffe://gongji/operator/320000/op-1", PrincipalKind.OPERATOR),
-        ("spiffe://gongji/service/binding", PrincipalKind.BINDING_SERVICE),
-        ("spiffe://gongji/service/payment/east", PrincipalKind.PAYMENT_NODE),
-    ],
-)
+# One ID of every kind, and of each operator level and channel spelling.
+SPIFFE_IDS = [
+    ("spiffe://gongji/institution/H37010001", PrincipalKind.INSTITUTION),
+    ("spiffe://gongji/channel/WECHAT", PrincipalKind.CHANNEL),
+    ("spiffe://gongji/channel/PROVINCIAL_WEB", PrincipalKind.CHANNEL),
+    ("spiffe://gongji/operator/000000/op-1", PrincipalKind.OPERATOR),
+    ("spiffe://gongji/operator/320000/op-1", PrincipalKind.OPERATOR),
+    ("spiffe://gongji/service/binding", PrincipalKind.BINDING_SERVICE),
+    ("spiffe://gongji/service/payment/east", PrincipalKind.PAYMENT_NODE),
+    ("spiffe://gongji/service/gateway", PrincipalKind.GATEWAY),
+]
+
+
+@pytest.mark.parametrize(("uri", "kind"), SPIFFE_IDS)
 def test_every_kind_of_spiffe_id_names_its_principal_and_back(uri, kind):
     principal = parse_spiffe_id(uri)
     assert principal.kind is kind
     assert parse_spiffe_id(principal.spiffe_id) == principal
+
+
+def test_the_table_above_names_every_kind_of_principal():
+    assert {kind for _, kind in SPIFFE_IDS} == set(PrincipalKind)
+
+
+def test_the_gateway_is_one_principal_named_service_gateway():
+    assert parse_spiffe_id("spiffe://gongji/service/gateway") is GATEWAY
+    assert (GATEWAY.path, GATEWAY.file_stem) == ("service/gateway", "service-gateway")
+    assert not GATEWAY.covers("320100")
 
 
 @pytest.mark.parametrize(
@@ -82,6 +95,7 @@ def test_every_kind_of_spiffe_id_names_its_principal_and_back(uri, kind):
         "spiffe://gongji/operator/990000/op",
         "spiffe://gongji/operator/32010/op",
         "spiffe://gongji/service/gateway-x",
+        "spiffe://gongji/service/gateway/east",
         "https://gongji/institution/H1",
     ],
 )
@@ -124,6 +138,19 @@ def test_certs_init_writes_a_ca_and_a_certificate_and_key_per_principal(tmp_path
     again = run("certs", "init", str(tmp_path), "--principal", "spiffe://gongji/institution/H37010001")
     assert again.returncode == 0 and "kept" in again.stdout
     assert (tmp_path / "ca.pem").read_bytes() == ca
+
+
+def test_the_gateway_gets_a_certificate_it_can_also_serve_https_with(tmp_path):
+    from services.common.security.development_pki import DevelopmentPKI
+
+    files = DevelopmentPKI(tmp_path).files(GATEWAY)
+    assert files.cert.name == "service-gateway.pem"
+    certificate = x509.load_pem_x509_certificate(files.cert.read_bytes())
+    names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.UniformResourceIdentifier) == ["spiffe://gongji/service/gateway"]
+    assert names.get_values_for_type(x509.DNSName) == ["localhost"]
+    usages = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert set(usages) == {x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH, x509.oid.ExtendedKeyUsageOID.SERVER_AUTH}
 
 
 def test_certs_init_refuses_an_id_that_names_no_principal(tmp_path):
@@ -231,6 +258,45 @@ def test_a_malformed_rule_is_an_error_naming_the_place(rule, message):
     with pytest.raises(AccessPolicyError, match=message) as raised:
         AccessPolicy.parse({"services": {"gongji.payment.v1.PaymentService": {"Settle": [rule]}}})
     assert "PaymentService/Settle" in str(raised.value)
+
+
+def test_the_shipped_policy_lets_the_gateway_act_for_institutions_only_and_nodes_as_before():
+    policy = AccessPolicy.shipped()
+    settle, resolve = "/gongji.payment.v1.PaymentService/Settle", "/gongji.binding.v1.BindingService/ResolvePayers"
+    prepare = "/gongji.node.v1.PaymentNodeService/PrepareLegs"
+    assert policy.may_act_for_others(settle, GATEWAY) and policy.may_act_for_others(resolve, GATEWAY)
+    assert not policy.may_act_for_others(prepare, GATEWAY)
+    assert policy.may_represent(GATEWAY, institution("H1"))
+    for other in (operator("000000", "a"), payment_node("east"), BINDING_SERVICE, GATEWAY):
+        assert not policy.may_represent(GATEWAY, other), other
+    assert policy.may_act_for_others(settle, payment_node("east")) and not policy.may_act_for_others(
+        resolve, payment_node("east")
+    )
+    for anyone in (institution("H1"), operator("000000", "a"), payment_node("west"), GATEWAY):
+        assert policy.may_represent(payment_node("east"), anyone), anyone
+    assert all(policy.rule_for(method, GATEWAY) is None for method in policy.rules if not method.startswith("/grpc."))
+
+
+@pytest.mark.parametrize(
+    ("forwarding", "message"),
+    [
+        ({"acting_for_others": {"gongji.payment.v1.PaymentService": ["service/gateway"]}}, "no entry says for whom"),
+        ({"may_represent": {"service/gateway": ["institution"]}}, "lets it act for others nowhere"),
+        (
+            {"acting_for_others": {"gongji.payment.v1.PaymentService": ["service/gateway"]},
+             "may_represent": {"service/gateway": ["hospital"]}},
+            "may_represent.service/gateway: unknown principal kind",
+        ),
+        (
+            {"acting_for_others": {"gongji.payment.v1.PaymentService": ["service/gateway"]},
+             "may_represent": {"service/gateway": "institution"}},
+            "expected a list",
+        ),
+    ],
+)  # fmt: skip
+def test_every_forwarder_says_whom_it_may_act_for(forwarding, message):
+    with pytest.raises(AccessPolicyError, match=message):
+        AccessPolicy.parse({"services": {}, **forwarding})
 
 
 def test_the_readme_table_is_the_shipped_policy():

@@ -13,6 +13,7 @@ from datetime import timedelta
 import grpc
 import pytest
 from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 from sqlalchemy import create_engine, text
 
@@ -28,7 +29,7 @@ from services.common.database import normalise_url
 from services.common.security.callers import ACTING_FOR
 from shared.bindings import Channel
 from shared.money import MAX_BALANCE_FEN
-from shared.principals import channel_principal, institution, operator, payment_node
+from shared.principals import BINDING_SERVICE, GATEWAY, channel_principal, institution, operator, payment_node
 from shared.privacy import mask_id_number
 from tests.helpers import refusal_of, request_id
 from tests.payment_helpers import INSTITUTION, PaymentFamily
@@ -201,6 +202,109 @@ def test_only_a_payment_node_may_forward_a_call_for_another_principal_and_only_t
     assert refusal_of(raised.value).reason == "OUT_OF_SCOPE"
 
 
+# The gateway acts for institutions only ---------------------------------------------------------
+
+
+def for_(principal) -> tuple[tuple[str, str], ...]:
+    """The metadata of a call made in `principal`'s name."""
+    return ((ACTING_FOR, principal.spiffe_id),)
+
+
+def test_the_gateway_settles_for_an_institution_and_is_judged_as_that_institution(family):
+    hospital = institution(INSTITUTION)
+    gateway = family.payment.stub_as(GATEWAY)
+    before = balances(family)
+    quoted = gateway.QuoteSettlement(papi.QuoteSettlementRequest(bill=family.bill(1_000)), metadata=for_(hospital))
+    assert quoted.settlement.mutual_aid_pay_fen == 1_000
+    key = request_id()
+    unnamed = family.bill(1_000)
+    unnamed.institution_code = ""
+    settled = gateway.Settle(papi.SettleRequest(request_id=key, bill=unnamed), metadata=for_(hospital)).settlement
+    assert settled.bill.institution_code == INSTITUTION  # taken from the principal acted for
+    assert all(leg.payer_id_number == mask_id_number(leg.payer_id_number) for leg in settled.legs)  # as it sees them
+    # The request id is the hospital's own: its retry without the gateway gets the same answer.
+    again = family.payment.as_principal(hospital).Settle(papi.SettleRequest(request_id=key, bill=unnamed)).settlement
+    assert again.settlement_id == settled.settlement_id
+    # Another institution's bill is out of the hospital's scope, through the gateway as directly.
+    elsewhere = family.bill(1_000)
+    elsewhere.institution_code = "H32010002"
+    for call, request in (
+        (gateway.Settle, papi.SettleRequest(request_id=request_id(), bill=elsewhere)),
+        (gateway.QuoteSettlement, papi.QuoteSettlementRequest(bill=elsewhere)),
+    ):
+        with pytest.raises(grpc.RpcError) as raised:
+            call(request, timeout=20, metadata=for_(hospital))
+        assert (refusal_of(raised.value).code, refusal_of(raised.value).reason) == (PERMISSION_DENIED, "OUT_OF_SCOPE")
+    assert balances(family)[family.mother.id_number] == (before[family.mother.id_number][0] - 1_000, 0)
+    audit_is_exact(family.payment)
+
+
+def test_the_gateway_may_act_for_no_channel_operator_or_service(family, payment_service):
+    gateway, gateway_binding = family.payment.stub_as(GATEWAY), family.binding.stub_as(GATEWAY)
+    before = balances(family)
+    account = papi.GetAccountRequest(id_number=family.mother.id_number)
+    person = bapi.GetInsuredPersonRequest(id_number=family.mother.id_number)
+    for someone in (WECHAT, NATIONAL, payment_node("local"), BINDING_SERVICE, GATEWAY):
+        for call, request in (
+            (gateway.Settle, papi.SettleRequest(request_id=request_id(), bill=family.bill(1_000))),
+            (gateway.GetAccount, account),
+            (gateway_binding.GetInsuredPerson, person),
+        ):
+            with pytest.raises(grpc.RpcError) as raised:
+                call(request, timeout=20, metadata=for_(someone))
+            refused = refusal_of(raised.value)
+            assert (refused.code, refused.reason) == (PERMISSION_DENIED, "CALLER_NOT_ALLOWED"), someone
+            assert refused.metadata["principal"] == GATEWAY.spiffe_id
+    # Nor for an institution on the services between nodes.
+    prepare = node.PrepareLegsRequest(transaction_id=str(uuid.uuid4()), coordinator_province="32")
+    with pytest.raises(grpc.RpcError) as raised:
+        payment_service.node_stub("local").stub_as(GATEWAY).PrepareLegs(
+            prepare, timeout=20, metadata=for_(institution(INSTITUTION))
+        )
+    assert refusal_of(raised.value).reason == "CALLER_NOT_ALLOWED"
+    assert balances(family) == before
+
+
+def test_the_gateway_in_its_own_name_may_call_nothing_but_health(family, pki):
+    gateway, gateway_binding = family.payment.stub_as(GATEWAY), family.binding.stub_as(GATEWAY)
+    for call, request in (
+        (gateway.Settle, papi.SettleRequest(request_id=request_id(), bill=family.bill(1_000))),
+        (gateway.GetAccount, papi.GetAccountRequest(id_number=family.mother.id_number)),
+        (gateway.ReconcileInstitution, papi.ReconcileInstitutionRequest(institution_code=INSTITUTION)),
+        (gateway_binding.GetInsuredPerson, bapi.GetInsuredPersonRequest(id_number=family.mother.id_number)),
+        (gateway_binding.GetRegionPolicy, bapi.GetRegionPolicyRequest(admdvs="320100")),
+    ):
+        refused = refusal(call, request)
+        assert (refused.code, refused.reason) == (PERMISSION_DENIED, "CALLER_NOT_ALLOWED")
+    with pki.channel(family.payment.address, GATEWAY) as channel:
+        checked = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=20)
+    assert checked.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_a_payment_node_still_forwards_for_any_principal(family):
+    """Payment nodes keep forwarding as before the gateway: for institutions, and for others."""
+    node_as = family.payment.stub_as(payment_node("local"))
+    hospital = institution(INSTITUTION)
+    settled = node_as.Settle(
+        papi.SettleRequest(request_id=request_id(), bill=family.bill(1_000)), metadata=for_(hospital)
+    ).settlement
+    assert settled.state == ppb.SETTLEMENT_STATE_CAPTURED
+    mine = node_as.GetAccount(papi.GetAccountRequest(id_number=family.mother.id_number), metadata=for_(WECHAT))
+    assert mine.account.shared_this_year[0].beneficiary_id_number == family.child.id_number  # as the channel sees it
+
+
+def test_a_bill_the_gateway_sends_to_another_provinces_node_is_passed_on_to_the_right_one(cross):
+    """The gateway is no payment node: its call is forwarded on like the hospital's own would be."""
+    west_as_gateway = cross.nodes.west.stub.stub_as(GATEWAY)
+    settled = west_as_gateway.Settle(
+        papi.SettleRequest(request_id=request_id(), bill=cross.bill(30_000)), metadata=for_(institution(HOSPITAL))
+    ).settlement
+    assert settled.state == ppb.SETTLEMENT_STATE_CAPTURED
+    assert [(leg.amount_fen, leg.payer_admdvs) for leg in settled.legs] == [(30_000, "320100")]
+    assert cross.balance(cross.nodes.east.stub, cross.mother).balance_fen == 70_000  # kept by east
+    cross.assert_books_close()
+
+
 # Request ids ---------------------------------------------------------------------------------
 
 
@@ -256,6 +360,39 @@ def test_another_callers_request_id_reveals_nothing_and_blocks_nothing(family):
 
 
 # What a caller sees ----------------------------------------------------------------------------
+
+
+def test_an_institution_reads_a_persons_account_with_the_relatives_it_shared_with_masked(family):
+    family.settle(1_000)  # the mother pays for the child through mutual aid
+    request = papi.GetAccountRequest(id_number=family.mother.id_number)
+    whole = family.payment.as_principal(WECHAT).GetAccount(request).account
+    assert [share.beneficiary_id_number for share in whole.shared_this_year] == [family.child.id_number]
+    hospital = institution(INSTITUTION)
+    for seen in (
+        family.payment.as_principal(hospital).GetAccount(request).account,
+        family.payment.stub_as(GATEWAY).GetAccount(request, metadata=for_(hospital)).account,
+    ):
+        assert seen.id_number == family.mother.id_number  # the person asked about, whole
+        assert seen.available_fen == whole.available_fen
+        assert [
+            (share.beneficiary_id_number, share.shared_fen, share.binding_id) for share in seen.shared_this_year
+        ] == [(mask_id_number(family.child.id_number), 1_000, family.mother_binding.binding_id)]
+
+
+def test_an_institution_sees_an_insured_person_without_address_and_with_the_phone_masked(family):
+    request = bapi.GetInsuredPersonRequest(id_number=family.child.id_number)
+    whole = family.binding.as_principal(WECHAT).GetInsuredPerson(request).insured_person
+    assert (whole.phone, whole.address) == ("13800000000", "1 Example Road")
+    hospital = institution(INSTITUTION)
+    for seen in (
+        family.binding.as_principal(hospital).GetInsuredPerson(request).insured_person,
+        family.binding.stub_as(GATEWAY).GetInsuredPerson(request, metadata=for_(hospital)).insured_person,
+    ):
+        assert (seen.phone, seen.address) == ("138****0000", "")
+        assert (seen.id_number, seen.name, seen.admdvs, seen.insurance_type, seen.status) == (
+            whole.id_number, whole.name, whole.admdvs, whole.insurance_type, whole.status,
+        )  # fmt: skip
+        assert seen.has_personal_account == whole.has_personal_account
 
 
 def test_a_hospital_sees_relatives_masked_and_an_operator_sees_them_whole(family):

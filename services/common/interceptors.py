@@ -90,6 +90,12 @@ class Gate:
                     "this caller may not act for another principal here",
                     metadata={"principal": direct.spiffe_id if direct else ""},
                 )
+            if not self.policy.may_represent(direct, represented):
+                raise DomainError(
+                    Reason.CALLER_NOT_ALLOWED,
+                    f"{direct.path} may not act for a principal of kind {represented.kind.value}",
+                    metadata={"principal": direct.spiffe_id},
+                )
             caller = Caller(represented, via=direct)
         principal = caller.principal if caller is not None else None
         rule = self.policy.rule_for(method, principal)

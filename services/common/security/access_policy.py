@@ -5,14 +5,18 @@ It is data (`access_policy.json` is the shipped default; `--access-policy FILE` 
     {"services": {"gongji.payment.v1.PaymentService": {
         "Settle": [{"principal": "institution", "scopes": ["own_institution(bill.institution_code)"]}],
         ...}},
-     "acting_for_others": {"gongji.payment.v1.PaymentService": ["service/payment"]}}
+     "acting_for_others": {"gongji.payment.v1.PaymentService": ["service/payment", "service/gateway"]},
+     "may_represent": {"service/payment": ["*"], "service/gateway": ["institution"]}}
 
 A method maps to rules, one per principal kind; a call is allowed when the caller's kind
 has a rule and every scope of it holds. Anything without a rule is denied. ``"*"`` is any
 authenticated principal; ``"anyone"`` also admits a caller without one (health checks on a
 plaintext loopback port). ``acting_for_others`` names who may forward a call for another
-principal (a payment node passing a bill to the node of its province); the call is then
-judged as the original caller's.
+principal on which service (a payment node passing a bill to the node of its province, the
+gateway passing an institution's transaction on), and ``may_represent`` whom each of those
+forwarders may act for (``"*"``: any principal); every forwarder needs an entry. Anything
+else sent with ``gongji-acting-for`` is refused as CALLER_NOT_ALLOWED. An admitted call is
+judged as the original caller's, by that caller's rules and scopes.
 
 The file is checked when it is loaded: unknown services, methods, kinds, scopes and request
 fields are errors, so a typo cannot open or close a door unnoticed.
@@ -63,6 +67,8 @@ class AccessPolicy:
     rules: Mapping[str, tuple[Rule, ...]]
     # service full name → principal kinds that may act for other principals there
     acting_for_others: Mapping[str, frozenset[PrincipalKind]]
+    # forwarder kind → the kinds of principal it may act for
+    represents: Mapping[PrincipalKind, frozenset[PrincipalKind]]
 
     @classmethod
     def shipped(cls) -> AccessPolicy:
@@ -89,7 +95,7 @@ class AccessPolicy:
         acting: dict[str, frozenset[PrincipalKind]] = {}
         for service, kinds in (data.get("acting_for_others") or {}).items():
             acting[service] = frozenset(_kind(f"acting_for_others.{service}", kind) for kind in kinds)
-        return cls(rules, acting)
+        return cls(rules, acting, _represents(data.get("may_represent") or {}, acting))
 
     def rule_for(self, method: str, principal: Principal | None) -> Rule | None:
         """The rule that lets this caller call this method, if any (default deny)."""
@@ -101,8 +107,13 @@ class AccessPolicy:
         return None
 
     def may_act_for_others(self, method: str, principal: Principal) -> bool:
+        """Whether this principal may forward calls of this method's service for others."""
         service = method.split("/")[1]
         return principal.kind in self.acting_for_others.get(service, frozenset())
+
+    def may_represent(self, forwarder: Principal, represented: Principal) -> bool:
+        """Whether this forwarder may act for that principal (the gateway: institutions only)."""
+        return represented.kind in self.represents.get(forwarder.kind, frozenset())
 
     def check_against(self, services: Iterable[ServiceDescriptor], provided_facts: frozenset[str]) -> list[str]:
         """Problems of this policy for a server of these services: methods it does not know,
@@ -141,6 +152,34 @@ def _kind(where: str, value: Any) -> PrincipalKind:
     except ValueError:
         kinds = ", ".join(kind.value for kind in PrincipalKind)
         raise AccessPolicyError(f"{where}: unknown principal kind {value!r} (one of {kinds})") from None
+
+
+def _represents(
+    data: Any, acting: Mapping[str, frozenset[PrincipalKind]]
+) -> dict[PrincipalKind, frozenset[PrincipalKind]]:
+    """``may_represent``: for each forwarder, the kinds it may act for ("*": all). Every kind
+    that ``acting_for_others`` lets forward needs an entry, and every entry a forwarder, so
+    a forgotten or misspelt line is an error and never a door left open."""
+    if not isinstance(data, dict):
+        raise AccessPolicyError("may_represent: expected an object of forwarder kind → principal kinds")
+    represents: dict[PrincipalKind, frozenset[PrincipalKind]] = {}
+    for forwarder, kinds in data.items():
+        where = f"may_represent.{forwarder}"
+        if not isinstance(kinds, list):
+            raise AccessPolicyError(f"{where}: expected a list of principal kinds")
+        represents[_kind(where, forwarder)] = (
+            frozenset(PrincipalKind) if ANY_AUTHENTICATED in kinds else frozenset(_kind(where, kind) for kind in kinds)
+        )
+    forwarders: frozenset[PrincipalKind] = frozenset().union(*acting.values())
+    unsaid = sorted(kind.value for kind in forwarders - represents.keys())
+    if unsaid:
+        raise AccessPolicyError(
+            f"may_represent: {', '.join(unsaid)} may act for others (acting_for_others) but no entry says for whom"
+        )
+    idle = sorted(kind.value for kind in represents.keys() - forwarders)
+    if idle:
+        raise AccessPolicyError(f"may_represent.{idle[0]}: acting_for_others lets it act for others nowhere")
+    return represents
 
 
 def _rule(where: str, entry: Any) -> Rule:

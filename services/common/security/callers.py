@@ -1,5 +1,5 @@
 """Who is calling: the principal named by the peer's certificate, or, for a call a payment
-node forwards for someone else, the principal it acts for.
+node or the gateway forwards for someone else, the principal it acts for.
 
 The call guard records the caller for the handler's task; servicers read it with
 `current_caller()` (for instance to key idempotency by principal, or to forward a bill in
@@ -15,9 +15,9 @@ import grpc
 
 from services.common.security.transport import FORWARDED_CLIENT_CERT, spiffe_id_of_forwarded
 from shared.errors import DomainError, Reason
-from shared.principals import NotAPrincipal, Principal, parse_spiffe_id
+from shared.principals import NotAPrincipal, Principal, PrincipalKind, parse_spiffe_id
 
-# Metadata a payment node adds when it forwards a call on behalf of its caller.
+# Metadata a payment node (or the gateway) adds when it forwards a call on behalf of its caller.
 ACTING_FOR = "gongji-acting-for"
 
 
@@ -44,9 +44,13 @@ def set_current_caller(caller: Caller | None) -> contextvars.Token[Caller | None
 
 
 def forwarded() -> bool:
-    """Whether the current call was forwarded here by another node for its caller."""
+    """Whether the current call was forwarded here by another payment node for its caller.
+
+    A call the gateway makes for an institution is not: it arrives as if the institution had
+    sent it, and this node passes it on to the node of the institution's province like any
+    other (only a node-to-node forward is never passed on again)."""
     caller = _CURRENT.get()
-    return caller is not None and caller.via is not None
+    return caller is not None and caller.via is not None and caller.via.kind is PrincipalKind.PAYMENT_NODE
 
 
 def reset_current_caller(token: contextvars.Token[Caller | None]) -> None:
@@ -95,6 +99,6 @@ def direct_principal(context: grpc.aio.ServicerContext, secure: bool) -> Princip
 
 
 def acting_for(context: grpc.aio.ServicerContext) -> Principal | None:
-    """The principal a forwarding node says it acts for, if it says so."""
+    """The principal a forwarding node or the gateway says it acts for, if it says so."""
     value = _metadata(context, ACTING_FOR)
     return None if value is None else _parse(value, ACTING_FOR + " header")

@@ -2,7 +2,7 @@
 
 It writes ``DIR/ca.pem`` and ``DIR/ca.key`` once, and for each principal ``DIR/<name>.pem``
 and ``DIR/<name>.key``, where ``<name>`` is the SPIFFE ID's path with '/' as '-'
-(``institution-H37010001``, ``service-payment-east``). Each certificate carries its SPIFFE
+(``institution-H37010001``, ``service-payment-east``, ``service-gateway``). Each certificate carries its SPIFFE
 ID as its one URI SAN; service certificates also name ``localhost``, ``127.0.0.1`` and the
 hosts given, so peers can check them as servers. Files that exist are kept, so the command
 can run on every start (docker-compose's one-shot ``certs`` step) without rotating keys.
@@ -29,7 +29,9 @@ from shared.principals import Principal, PrincipalKind
 
 CA_VALIDITY = timedelta(days=3650)
 LEAF_VALIDITY = timedelta(days=825)
-SERVICE_KINDS = (PrincipalKind.BINDING_SERVICE, PrincipalKind.PAYMENT_NODE)
+# Principals that also serve: their certificates name hosts and may authenticate a server
+# (the gateway's answers the institutions' HTTPS calls).
+SERVICE_KINDS = (PrincipalKind.BINDING_SERVICE, PrincipalKind.PAYMENT_NODE, PrincipalKind.GATEWAY)
 DEFAULT_HOSTS = ("localhost", "127.0.0.1")
 
 

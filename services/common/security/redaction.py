@@ -2,9 +2,15 @@
 
 An institution sees its patient's own legs whole, but a relative who pays through mutual aid
 (or is passed over) only as a masked ID number, without the balance left in the relative's
-account; and every ID number or mobile number in an error it receives is masked. Operators, and the channels
-acting for the person, see everything. Answers are stored whole under the caller's key and
-masked on the way out, so a replayed answer is masked the same way.
+account. Reading a person's account (GetAccount, for the counter's 1101 look-up), it sees the
+relatives that person shared with this year (``shared_this_year``) only as masked ID numbers.
+Reading an insured person (GetInsuredPerson), it sees what a counter needs to identify and
+settle for the patient: ID number, name, insurance type and status, region, whether there is a
+personal account; the mobile number only masked (enough to ask "the number ending 5678?") and
+the address not at all. Every ID number or mobile number in an error it receives is masked.
+Operators, and the channels acting for the person, see everything. The gateway, acting for an
+institution, is judged as that institution and sees what it sees. Answers are stored whole
+under the caller's key and masked on the way out, so a replayed answer is masked the same way.
 """
 
 from __future__ import annotations
@@ -14,12 +20,15 @@ from typing import Any
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 
+from gongji.binding.v1 import binding_pb2
 from gongji.payment.v1 import payment_pb2
 from shared.principals import Principal, PrincipalKind
-from shared.privacy import mask_id_number, scrub
+from shared.privacy import mask_id_number, mask_phone, scrub
 
 _LEG = payment_pb2.Leg.DESCRIPTOR
 _PASSED_OVER = payment_pb2.PassedOverPayer.DESCRIPTOR
+_SHARE = payment_pb2.BindingShare.DESCRIPTOR
+_INSURED_PERSON = binding_pb2.InsuredPerson.DESCRIPTOR
 
 
 def sees_relatives_masked(principal: Principal | None) -> bool:
@@ -42,6 +51,15 @@ def _mask_relatives(message: Message) -> None:
     if message.DESCRIPTOR is _PASSED_OVER:
         passed: Any = message
         passed.grantor_id_number = mask_id_number(passed.grantor_id_number)
+        return
+    if message.DESCRIPTOR is _SHARE:
+        share: Any = message
+        share.beneficiary_id_number = mask_id_number(share.beneficiary_id_number)
+        return
+    if message.DESCRIPTOR is _INSURED_PERSON:
+        person: Any = message
+        person.phone = mask_phone(person.phone)
+        person.ClearField("address")
         return
     for field, value in message.ListFields():
         if field.message_type is None or field.message_type.GetOptions().map_entry:
