@@ -1,4 +1,4 @@
-"""`gongji serve`: from a command line to a running binding or payment server.
+"""`gongji serve`: from a command line to a running binding or payment server, or the gateway.
 
 The `gongji` CLI adds this command to its parser; the benchmark's profiled server processes
 call `main` directly, so they run exactly what `gongji serve` runs without importing the CLI
@@ -22,10 +22,10 @@ from services.common.logs import FORMATS, configure_logging, set_log_identity
 from services.common.security.access_policy import AccessPolicy, AccessPolicyError
 from services.common.security.transport import TlsFiles, Transport, TransportError
 from services.common.server import ServerSecurity, serve_until_signalled
-from shared.principals import BINDING_SERVICE, Principal, payment_node
+from shared.principals import BINDING_SERVICE, GATEWAY, Principal, payment_node
 
-SERVICES = ("binding", "payment")
-DEFAULT_ADDRESSES = {"binding": "127.0.0.1:50051", "payment": "127.0.0.1:50052"}
+SERVICES = ("binding", "payment", "gateway")
+DEFAULT_ADDRESSES = {"binding": "127.0.0.1:50051", "payment": "127.0.0.1:50052", "gateway": "127.0.0.1:8443"}
 
 
 class UsageError(Exception):
@@ -62,6 +62,25 @@ def _limits(args: argparse.Namespace) -> ServerLimits:
     )
 
 
+async def _start_gateway(args: argparse.Namespace, database: str, address: str) -> Any:
+    from services.gateway.app import GatewaySettings, start_gateway
+    from services.gateway.service_layer.account_pay import AccountPayRules
+    from services.gateway.wire.signatures import load_access_keys
+    from services.payment.app import default_binding_address
+
+    if not args.payment_address:
+        raise UsageError("--payment-address missing: the gateway settles through the payment node of its province")
+    return await start_gateway(
+        GatewaySettings(
+            database_url=database, transport=_transport(args, GATEWAY), address=address,
+            binding_address=args.binding_address or default_binding_address(), payment_address=args.payment_address,
+            access_keys=load_access_keys(Path(args.access_keys)) if args.access_keys else None,
+            account_pay=AccountPayRules.parse(args.acct_pay, args.acct_pay_region or []),
+            metrics_address=args.metrics_address, inpatient_hold_days=args.inpatient_hold_days,
+        )
+    )  # fmt: skip
+
+
 def serve(args: argparse.Namespace) -> int:
     """Runs the parsed `serve` command until SIGTERM; its exit status."""
     database = args.database or default_database_url(args.service)
@@ -87,6 +106,8 @@ def serve(args: argparse.Namespace) -> int:
                     readiness_interval=args.readiness_interval,
                 )
             )
+        elif args.service == "gateway":
+            running = await _start_gateway(args, database, address)
         else:
             from services.payment.app import PaymentSettings, start_payment_server
             from services.payment.routing import RoutingTable
@@ -145,7 +166,9 @@ def add_serve_command(commands: argparse._SubParsersAction[Any]) -> None:
     """The `serve` subcommand and its flags, run by `serve`."""
     parser = commands.add_parser("serve", help="run a service until SIGTERM")
     parser.add_argument("service", choices=SERVICES)
-    parser.add_argument("--address", help="HOST:PORT to listen on (binding 127.0.0.1:50051, payment :50052)")
+    parser.add_argument(
+        "--address", help="HOST:PORT to listen on (binding 127.0.0.1:50051, payment :50052, gateway :8443)"
+    )
     add_tls_arguments(parser, "serve plaintext without client certificates: development on a loopback address only")
     parser.add_argument("--access-policy", help="JSON access policy replacing the shipped one (default deny)")
     defaults = ServerLimits()
@@ -171,7 +194,25 @@ def add_serve_command(commands: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument(
         "--database", help="SQLAlchemy URL (default $GONGJI_DATABASE_URL or sqlite:///gongji-SERVICE.db)"
     )
-    parser.add_argument("--binding-address", help="payment only: the binding service (default $GONGJI_BINDING_ADDRESS)")
+    parser.add_argument(
+        "--binding-address", help="payment, gateway: the binding service (default $GONGJI_BINDING_ADDRESS)"
+    )
+    parser.add_argument("--payment-address", help="gateway only: the payment node it settles through")
+    parser.add_argument(
+        "--access-keys", help="gateway only: JSON file of access keys for signed-header callers (default: none)"
+    )
+    parser.add_argument(
+        "--acct-pay", default="includes-mutual-aid",
+        help="gateway only: what acct_pay reports, includes-mutual-aid (default) or own-account-only",
+    )  # fmt: skip
+    parser.add_argument(
+        "--acct-pay-region", action="append", metavar="ADMDVS=RULE",
+        help="gateway only: the acct_pay rule of one region (6 digits, PP0000 a province); repeatable",
+    )  # fmt: skip
+    parser.add_argument(
+        "--inpatient-hold-days", type=int, default=30,
+        help="gateway only: days a 2303 deposit hold lasts unless renewed or captured (1-59, default 30)",
+    )  # fmt: skip
     parser.add_argument(
         "--metrics-address", help="HOST:PORT serving Prometheus metrics over plain HTTP at /metrics (default: none)"
     )

@@ -36,6 +36,7 @@ from services.common.security.development_pki import DevelopmentPKI
 from services.common.security.natural_callers import ActingStub, Roles
 from services.common.security.scopes import NodeDirectory
 from services.common.server import ServerSecurity
+from services.gateway.adapters import orm as gateway_orm
 from services.payment.adapters import orm as payment_orm
 from services.payment.app import PaymentSettings, start_payment_server
 from services.payment.verification import StandInVerifier
@@ -44,7 +45,7 @@ from shared.regions import PROVINCES
 
 POSTGRES_ADMIN_URL = os.environ.get("GONGJI_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 BACKENDS = [b.strip() for b in os.environ.get("GONGJI_TEST_DATABASES", "sqlite,postgresql").split(",") if b.strip()]
-METADATA = {"binding": binding_orm.metadata, "payment": payment_orm.metadata}
+METADATA = {"binding": binding_orm.metadata, "payment": payment_orm.metadata, "gateway": gateway_orm.metadata}
 START = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
 
 

@@ -433,6 +433,18 @@ def test_text_reads_numbers_as_their_text_and_refuses_the_rest():
         assert raised.value.reason == "MALFORMED_REQUEST"
 
 
+def test_text_refuses_control_characters_and_a_node_that_is_no_object():
+    node = {"nul": "MD\x0001", "bell": "a\x07", "del": "a\x7f", "lines": "line one\r\nline\ttwo"}
+    assert text(node, "lines") == "line one\r\nline\ttwo"
+    for key, problem in [("nul", "U\\+0000 at 2"), ("bell", "U\\+0007 at 1"), ("del", "U\\+007F at 1")]:
+        with pytest.raises(EnvelopeRefused, match=f"{key}: holds the control character {problem}") as raised:
+            text(node, key)
+        assert raised.value.reason == "MALFORMED_REQUEST"
+    for not_a_node in ("abc", [], None):
+        with pytest.raises(EnvelopeRefused, match="opter_no: its node is"):
+            text(not_a_node, "opter_no")  # type: ignore[arg-type]
+
+
 def test_amount_refusals_are_invalid_amount_naming_the_field():
     node = {"acct_pay": Decimal("12.345"), "absent_ok": None}
     with pytest.raises(EnvelopeRefused) as raised:

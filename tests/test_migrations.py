@@ -15,7 +15,7 @@ from services.common.database import downgrade, migrate, normalise_url
 from tests.conftest import METADATA
 
 
-@pytest.mark.parametrize("service", ["binding", "payment"])
+@pytest.mark.parametrize("service", ["binding", "payment", "gateway"])
 def test_migrations_build_exactly_the_mapped_schema(service, databases):
     url = databases.url(service)
     migrate(service, url)
@@ -27,7 +27,7 @@ def test_migrations_build_exactly_the_mapped_schema(service, databases):
     assert differences == [], f"models and migrations disagree: {differences}"
 
 
-@pytest.mark.parametrize("service", ["binding", "payment"])
+@pytest.mark.parametrize("service", ["binding", "payment", "gateway"])
 def test_migrations_run_down_to_nothing_and_up_again(service, tmp_path):
     url = f"sqlite:///{tmp_path}/{service}.db"
     migrate(service, url)

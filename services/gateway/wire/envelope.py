@@ -66,6 +66,9 @@ _DIGITS = re.compile(r"[0-9]+")
 _INF_TIME = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2}) ([0-9]{2}):([0-9]{2}):([0-9]{2})")
 _ADMDVS = re.compile(r"[0-9]{6}")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
+# Control characters other than tab, line feed and carriage return: no field of the interface
+# holds them, and PostgreSQL cannot store NUL in text at all.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _CENT = Decimal("0.01")
 _MAX_SERIAL = 10**10
 
@@ -113,7 +116,8 @@ def parse_envelope(body: bytes) -> Envelope:
     ``infno``. EnvelopeRefused when: ``infno`` is not four digits; ``fixmedins_code`` is missing
     or not 12 letters and digits; ``msgid`` is not that code + a real ``yyyyMMddHHmmss`` + four
     digits; ``inf_time`` is not a real ``yyyy-MM-dd HH:mm:ss``; a field is not text or too long;
-    ``input`` is not an object; a key appears twice in one object; text holds a lone surrogate.
+    ``input`` is not an object; a key appears twice in one object; text holds a lone surrogate;
+    an envelope field holds a control character (``text``).
     Other envelope fields may be absent or null (read as ""); unknown top-level keys are ignored.
     """
     duplicates: list[str] = []
@@ -182,7 +186,11 @@ def text(node: dict[str, Any], key: str, *, required: bool = True, max_length: i
     """A text field of a node. A JSON number counts as its text (``"psn_no": 123`` → ``"123"``).
 
     Absent, null and "" are missing: refused when required, else "". Objects, lists and
-    booleans are refused, and so is text longer than ``max_length`` characters."""
+    booleans are refused, and so are text longer than ``max_length`` characters, text with a
+    control character other than tab, line feed and carriage return, and a node that is no
+    object at all."""
+    if not isinstance(node, dict):
+        raise EnvelopeRefused(MALFORMED_REQUEST, f"{key}: its node is {_json_kind(node)}, not an object")
     value = node.get(key)
     if value is None or value == "":
         if required:
@@ -194,6 +202,11 @@ def text(node: dict[str, Any], key: str, *, required: bool = True, max_length: i
     if len(found) > max_length:
         raise EnvelopeRefused(
             MALFORMED_REQUEST, f"{key}: {_shown(found)} is longer than {max_length} characters ({len(found)})"
+        )
+    control = _CONTROL.search(found)
+    if control is not None:
+        raise EnvelopeRefused(
+            MALFORMED_REQUEST, f"{key}: holds the control character U+{ord(control.group()):04X} at {control.start()}"
         )
     return found
 

@@ -1,0 +1,264 @@
+"""What the gateway refuses, and that a refusal moves nothing: repeated and reused msgids,
+reversals before their original, the wrong institution, signatures, bodies that are not the
+envelope, amounts finer than a fen, and gongji out of reach."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import ssl
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import pytest
+
+from tests.gateway_helpers import CODE, KEY, OTHER, Gateway, gateway, running_gateway, settle_data
+from tests.payment_helpers import PaymentFamily
+
+__all__ = ["gateway"]  # the fixture
+UNTOUCHED = {"mother": 100_000, "father": 100_000}
+
+
+def test_a_repeated_msgid_gets_the_first_answer_byte_for_byte_and_money_moves_once(gateway):
+    his = gateway.his
+    body = his.envelope("2207", settle_data(gateway.family, 100.00, 60.00))
+    first = his.post(body)
+    gateway.clock.advance(timedelta(seconds=30))
+    again = his.post(body)
+    assert first[0] == again[0] == 200
+    assert first[1] == again[1]
+    assert json.loads(first[1])["infcode"] == "0"
+    assert sum(gateway.balances().values()) == 200_000 - 6_000
+
+
+def test_the_same_msgid_with_another_body_is_refused_and_moves_nothing_more(gateway):
+    his = gateway.his
+    body = his.envelope("2207", settle_data(gateway.family, 100.00, 60.00))
+    his.post(body)
+    changed = body.replace(b'"psn_part_amt": 60.0', b'"psn_part_amt": 70.0')
+    assert changed != body
+    status, answer = his.post(changed)
+    refused = json.loads(answer)
+    assert (status, refused["infcode"]) == (200, "-1")
+    assert refused["err_msg"].startswith("[MSGID_REUSED]"), refused
+    assert sum(gateway.balances().values()) == 200_000 - 6_000
+
+
+def test_a_reversal_before_its_original_makes_the_original_refused_when_it_comes(gateway):
+    his, family = gateway.his, gateway.family
+    original = his.envelope("2207", settle_data(family, 100.00, 60.00))
+    omsgid = json.loads(original)["msgid"]
+    reversal = his.call("2601", {"psn_no": family.child.id_number, "omsgid": omsgid, "oinfno": "2207"})
+    assert reversal["infcode"] == "0", reversal
+    assert reversal["output"]["data"]["orig_found"] == "0"
+    late = json.loads(his.post(original)[1])
+    assert late["infcode"] == "-1"
+    assert late["err_msg"].startswith("[REQUEST_REVERSED]"), late
+    assert gateway.balances() == UNTOUCHED
+
+
+def test_only_the_reversible_transactions_can_be_reversed(gateway):
+    answer = gateway.his.call("2601", {"psn_no": gateway.family.child.id_number, "omsgid": "X" * 30, "oinfno": "2206"})
+    assert answer["err_msg"].startswith("[NOT_REVERSIBLE]"), answer
+
+
+def test_an_institution_cannot_send_another_institutions_messages(gateway):
+    his = gateway.his
+    his.certificate = OTHER
+    answer = his.call("2207", settle_data(gateway.family, 100.00, 60.00))
+    assert answer["infcode"] == "-1"
+    assert answer["err_msg"].startswith("[INSTITUTION_MISMATCH]"), answer
+    assert gateway.balances() == UNTOUCHED
+
+
+def test_signed_headers_authenticate_an_institution_without_a_certificate(gateway):
+    his = gateway.his
+    his.certificate = None
+    status, answer = his.signed(his.envelope("2207", settle_data(gateway.family, 100.00, 60.00)))
+    assert status == 200 and json.loads(answer)["infcode"] == "0", answer
+    assert sum(gateway.balances().values()) == 200_000 - 6_000
+
+
+def test_a_bad_signature_an_expired_timestamp_or_no_credentials_at_all_are_401(gateway):
+    his = gateway.his
+    his.certificate = None
+    body = his.envelope("2207", settle_data(gateway.family, 100.00, 60.00))
+    forged = his.post(body, {**_headers(his, body), "_api_signature": "AAAA" + "A" * 40})
+    stale = his.signed(body, at=gateway.clock.now() - timedelta(minutes=6))
+    other_key = his.signed(body, key=type(KEY)(KEY.access_key, CODE, b"not-the-secret"))
+    nothing = his.post(body)
+    for (status, answer), reason in [
+        (forged, "BAD_SIGNATURE"), (stale, "TIMESTAMP_OUT_OF_WINDOW"), (other_key, "BAD_SIGNATURE"),
+        (nothing, "SIGNATURE_MISSING"),
+    ]:  # fmt: skip
+        assert status == 401, answer
+        assert json.loads(answer)["err_msg"].startswith(f"[{reason}]"), answer
+    assert gateway.balances() == UNTOUCHED
+
+
+def _headers(his, body):
+    from services.gateway.wire.signatures import sign
+
+    return sign(KEY, "2207", body, his.gateway.clock.now())
+
+
+def test_a_body_that_is_not_the_envelope_is_400_and_a_wrong_path_404(gateway):
+    his = gateway.his
+    for body in (b"{not json", b"[1, 2]", b'{"msgid": "x"}', "\ufffe".encode()):
+        status, answer = his.post(body)
+        assert status == 400, (body, answer)
+        assert json.loads(answer)["err_msg"].startswith("[NOT_AN_ENVELOPE]")
+    status, answer = his.post(b"{}", path="/fsi/api/other")
+    assert status == 404 and json.loads(answer)["infcode"] == "-1"
+    status, answer = his.post(b"x" * (1024 * 1024 + 10))
+    assert status == 413, answer
+
+
+def test_an_envelope_that_breaks_the_rules_is_answered_with_infcode_minus_one(gateway):
+    his = gateway.his
+    answer = his.call("2207", settle_data(gateway.family, 100.00, 60.00), msgid="short")
+    assert answer["err_msg"].startswith("[INVALID_MSGID]"), answer
+    unknown = his.call("9999", {})
+    assert unknown["err_msg"].startswith("[UNKNOWN_TRANSACTION]"), unknown
+
+
+def test_amounts_with_three_decimals_are_refused_and_move_nothing(gateway):
+    his = gateway.his
+    answer = his.call("2207", settle_data(gateway.family, 100.005, 60.00))
+    assert answer["infcode"] == "-1"
+    assert answer["err_msg"].startswith("[INVALID_AMOUNT]"), answer
+    share = his.call("2207", settle_data(gateway.family, 100.00, 60.001))
+    assert share["err_msg"].startswith("[INVALID_AMOUNT]"), share
+    assert gateway.balances() == UNTOUCHED
+
+
+def test_gongji_out_of_reach_stores_nothing_so_the_same_msgid_later_settles(databases, payment_service):
+    family = PaymentFamily(payment_service)
+    url = databases.url("gateway")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        nowhere = f"127.0.0.1:{probe.getsockname()[1]}"
+    with running_gateway(payment_service, url, payment_address=nowhere, call_deadline=1.0) as (server, settings):
+        down = Gateway(server, payment_service.binding.pki, payment_service.binding.clock, family, settings)
+        body = down.his.envelope("2207", settle_data(family, 100.00, 60.00))
+        refused = json.loads(down.his.post(body)[1])
+    assert refused["err_msg"].startswith("[SERVICE_UNAVAILABLE]"), refused
+    assert down.balances() == UNTOUCHED
+    with running_gateway(payment_service, url) as (server, settings):
+        up = Gateway(server, payment_service.binding.pki, payment_service.binding.clock, family, settings)
+        settled = json.loads(up.his.post(body)[1])
+    assert settled["infcode"] == "0", settled
+    assert sum(up.balances().values()) == 200_000 - 6_000
+
+
+def test_concurrent_duplicates_of_one_msgid_get_one_answer_and_move_money_once(gateway):
+    his = gateway.his
+    body = his.envelope("2207", settle_data(gateway.family, 100.00, 60.00))
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(lambda _: his.post(body), range(6)))
+    assert {status for status, _ in answers} == {200}
+    assert len({answer for _, answer in answers}) == 1, answers
+    assert json.loads(answers[0][1])["infcode"] == "0"
+    assert sum(gateway.balances().values()) == 200_000 - 6_000
+
+
+def test_gongjis_refusal_reaches_the_his_with_its_reason_and_moves_nothing(gateway):
+    family = gateway.family
+    impersonating = settle_data(family, 100.00, 60.00, mdtrt_cert_no=family.mother.id_number)
+    answer = gateway.his.call("2207", impersonating)
+    assert answer["err_msg"].startswith("[IMPERSONATION]"), answer
+    assert family.mother.id_number not in answer["err_msg"]
+    assert gateway.balances() == UNTOUCHED
+    unknown = gateway.his.call("2208", {"setl_id": "nothing-like-it", "psn_no": family.child.id_number})
+    assert unknown["err_msg"].startswith("[SETTLEMENT_NOT_FOUND]"), unknown
+
+
+def test_a_certificate_of_anyone_but_an_institution_is_401_and_get_is_405(gateway):
+    from shared.principals import operator
+
+    his = gateway.his
+    his.certificate = None
+    files = gateway.pki.files(operator("000000", "ops"))
+    context = ssl.create_default_context(cafile=str(gateway.pki.ca_file))
+    context.load_cert_chain(str(files.cert), str(files.key))
+    url = f"https://127.0.0.1:{gateway.server.port}/fsi/api/rsfComIfsService/callService"
+    body = his.envelope("9001", {"opter_no": "1"}, node="signIn")
+    for method, data, expected in (("POST", body, 401), ("GET", None, 405)):
+        request = urllib.request.Request(url, data=data, method=method)
+        with pytest.raises(urllib.error.HTTPError) as raised:
+            urllib.request.urlopen(request, context=context, timeout=30)
+        assert raised.value.code == expected
+        assert json.loads(raised.value.read())["infcode"] == "-1"
+
+
+def test_each_request_logs_one_line_without_personal_data(gateway, caplog):
+    caplog.set_level(logging.INFO, logger="gongji.gateway")
+    gateway.his.call("2207", settle_data(gateway.family, 100.00, 60.00))
+    lines = [record for record in caplog.records if record.name == "gongji.gateway"]
+    assert len(lines) == 1
+    line = lines[0]
+    assert (line.method, line.status, line.principal) == ("2207", "0", f"spiffe://gongji/institution/{CODE}")
+    assert gateway.family.child.id_number not in line.getMessage()
+
+
+def test_a_cash_only_bill_reversed_before_it_arrives_is_refused_too(gateway):
+    his, family = gateway.his, gateway.family
+    original = his.envelope("2207", settle_data(family, 100.00, 40.00, acct_used_flag="0"))
+    omsgid = json.loads(original)["msgid"]
+    assert his.call("2601", {"psn_no": family.child.id_number, "omsgid": omsgid, "oinfno": "2207"})["infcode"] == "0"
+    late = json.loads(his.post(original)[1])
+    assert late["err_msg"].startswith("[REQUEST_REVERSED]"), late
+
+
+def _failing_settlement_records(url: str, failing: bool) -> None:
+    """A trigger that makes the gateway's own database refuse to record a settlement (a full
+    disk, a lost connection): a real failure of the real database, switched on and off."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        if engine.dialect.name == "sqlite":
+            connection.execute(text("DROP TRIGGER IF EXISTS refuse_records"))
+            if failing:
+                connection.execute(
+                    text(
+                        "CREATE TRIGGER refuse_records BEFORE INSERT ON gateway_settlements "
+                        "BEGIN SELECT RAISE(ABORT, 'no space left'); END"
+                    )
+                )
+        else:
+            connection.execute(text("DROP TRIGGER IF EXISTS refuse_records ON gateway_settlements"))
+            if failing:
+                connection.execute(
+                    text(
+                        "CREATE OR REPLACE FUNCTION refuse_records() RETURNS trigger LANGUAGE plpgsql AS "
+                        "$$ BEGIN RAISE EXCEPTION 'no space left'; END $$"
+                    )
+                )
+                connection.execute(
+                    text(
+                        "CREATE TRIGGER refuse_records BEFORE INSERT ON gateway_settlements "
+                        "FOR EACH ROW EXECUTE FUNCTION refuse_records()"
+                    )
+                )
+    engine.dispose()
+
+
+def test_a_settlement_the_gateway_cannot_record_is_answered_retry_and_the_retry_settles_once(gateway):
+    his = gateway.his
+    body = his.envelope("2207", settle_data(gateway.family, 100.00, 60.00))
+    _failing_settlement_records(gateway.settings.database_url, failing=True)
+    status, answer = his.post(body)
+    refused = json.loads(answer)
+    assert (status, refused["infcode"]) == (200, "-1")
+    assert refused["err_msg"].startswith("[SERVICE_UNAVAILABLE]") and "same msgid" in refused["err_msg"], refused
+    assert "no space left" not in refused["err_msg"]
+
+    _failing_settlement_records(gateway.settings.database_url, failing=False)
+    settled = json.loads(his.post(body)[1])
+    assert settled["infcode"] == "0", settled
+    assert sum(gateway.balances().values()) == 200_000 - 6_000, "gongji settled once, under the msgid"
+    assert json.loads(his.post(body)[1]) == settled, "and the retry's answer is the msgid's answer from now on"
