@@ -321,3 +321,63 @@ def test_a_pinned_prometheus_reads_its_config_and_alert_rules_from_services_comp
         assert mount in prometheus["volumes"]
         assert (REPO_ROOT / "services" / "compose" / "prometheus" / name).is_file()
     assert set(_depends_on_conditions(prometheus)) >= set(METRICS_SERVICES)
+
+
+# The national-interface gateway ----------------------------------------------------------------
+
+GATEWAY_PORT = 8443
+
+
+def test_the_gateway_serves_https_on_its_published_port_with_its_own_certificate(services: dict) -> None:
+    gateway = services["gateway"]
+    argv = _as_argv(gateway["command"])
+    assert argv[:2] == ["serve", "gateway"]
+    assert _option(argv, "--address") == f"0.0.0.0:{GATEWAY_PORT}"
+    assert _published_container_ports(gateway).get(GATEWAY_PORT) == GATEWAY_PORT
+    assert "--insecure" not in argv
+    assert _option(argv, "--tls-cert") == f"{CERTS}/service-gateway.pem"
+    assert _option(argv, "--tls-key") == f"{CERTS}/service-gateway.key"
+    assert _option(argv, "--tls-ca") == f"{CERTS}/ca.pem"
+    assert f"certs:{CERTS}:ro" in gateway["volumes"]
+    assert gateway["build"]["dockerfile"] == "services/Dockerfile"
+
+
+def test_the_certs_step_issues_the_gateways_certificate_for_the_host_name_hospitals_dial(services: dict) -> None:
+    argv = _as_argv(services["certs"]["command"])
+    principals = [argv[i + 1] for i, arg in enumerate(argv) if arg == "--principal"]
+    hosts = [argv[i + 1] for i, arg in enumerate(argv) if arg == "--host"]
+    assert "spiffe://gongji/service/gateway" in principals
+    assert "gateway" in hosts
+    assert any(p.startswith("spiffe://gongji/institution/") for p in principals), "a HIS needs a certificate to call"
+
+
+def test_the_gateway_calls_binding_and_payment_by_their_compose_names_once_they_are_healthy(services: dict) -> None:
+    gateway = services["gateway"]
+    argv = _as_argv(gateway["command"])
+    assert _option(argv, "--binding-address") == f"binding:{GRPC_PORTS['binding']}"
+    assert _option(argv, "--payment-address") == f"payment:{GRPC_PORTS['payment']}"
+    conditions = _depends_on_conditions(gateway)
+    assert conditions.get("binding") == conditions.get("payment") == "service_healthy"
+    assert conditions.get("certs") == conditions.get("migrate") == "service_completed_successfully"
+
+
+def test_the_gateway_has_its_own_database_created_and_migrated(services: dict) -> None:
+    url = _option(_as_argv(services["gateway"]["command"]), "--database")
+    assert url == "postgresql+psycopg://postgres@postgres:5432/gongji_gateway"
+    sql = (REPO_ROOT / "services" / "compose" / "initdb.sql").read_text(encoding="utf-8")
+    assert re.search(r"CREATE DATABASE\s+gongji_gateway\b", sql, re.IGNORECASE)
+    script = " ".join(_as_argv(services["migrate"]["command"]))
+    assert f"gongji migrate gateway --database {url}" in script
+
+
+def test_the_gateways_health_check_asks_its_https_listener_without_a_shell(services: dict) -> None:
+    test = services["gateway"]["healthcheck"]["test"]
+    assert test[:3] == ["CMD", "python", "-c"]
+    program = test[3]
+    compile(program, "healthcheck", "exec")  # the folded YAML string is one valid program
+    assert f"'127.0.0.1', {GATEWAY_PORT}" in program and f"{CERTS}/ca.pem" in program
+
+
+def test_the_image_exposes_the_gateways_port(dockerfile_instructions: list) -> None:
+    exposed = {port for keyword, args in dockerfile_instructions if keyword == "EXPOSE" for port in args.split()}
+    assert str(GATEWAY_PORT) in exposed

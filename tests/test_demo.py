@@ -34,6 +34,15 @@ def test_the_demo_walks_a_family_through_binding_payment_and_cross_province_aid(
         "AMOUNT_LIMIT_EXCEEDED",
         "(masked by the server) balc 0.00",
         "passed over: father (CONTACT_CHANGE_OVERDUE)",
+        # The HIS view: the national envelope over HTTPS to the gateway, amounts in yuan.
+        "9001 sign-in (签到)",
+        "1101 person info (人员信息) of 320102********0138",
+        "2206 pre-settlement (预结算) of 300.00 yuan",
+        "→ infcode 0, acct_pay 120.50, acct_mulaid_pay 120.50, psn_cash_pay 0.00",
+        "2207 settlement (结算) of the same bill",
+        "[as institution/H32010000001 by HTTPS]",
+        "[INSTITUTION_MISMATCH]",
+        "mother's balance after the HIS's settlement: 379.50",
     ):
         assert expected in out, f"missing from the demo's report: {expected}"
     assert "Traceback" not in result.stderr

@@ -4,3 +4,4 @@
 CREATE DATABASE gongji_binding;
 CREATE DATABASE gongji_payment;
 CREATE DATABASE gongji_payment_west;
+CREATE DATABASE gongji_gateway;

@@ -32,9 +32,15 @@ class Report:
         last = self._roles.last
         return f"  [as {last.path}]" if last else "  [as nobody]"
 
-    def ok(self, text: str) -> None:
+    def ok(self, text: str, caller: str | None = None) -> None:
+        """A step done; `caller` names who made it when that was not a gRPC call of the demo's."""
         self._step += 1
-        print(f"  {self._step:2d}. ✓ {text}{self._caller()}")
+        print(f"  {self._step:2d}. ✓ {text}{self._caller() if caller is None else f'  [as {caller}]'}")
+
+    def declined(self, text: str, err_msg: str, caller: str) -> None:
+        """A refusal given as an answer (the national interface's infcode -1), not as an RPC error."""
+        self._step += 1
+        print(f"  {self._step:2d}. ✗ {text}  [as {caller}]\n        refused: {err_msg}")
 
     def refused(self, text: str, error: grpc.RpcError) -> None:
         self._step += 1
