@@ -1,5 +1,5 @@
 """The `gongji` command: serve a service, migrate its database, check health, make
-development certificates, run the demo or the benchmark."""
+development certificates, run the demo or the benchmark, populate a large database."""
 
 from __future__ import annotations
 
@@ -96,6 +96,38 @@ def _benchmark(args: argparse.Namespace) -> int:
         cross_node=args.cross_node,
         plaintext_baseline=args.plaintext_baseline,
         observability_baseline=args.observability_baseline,
+        gateway=args.gateway,
+        open_loop=args.open_loop,
+        rates=args.rate,
+        population=args.population,
+        scale_concurrency=args.scale_concurrency,
+        scale_rate=args.scale_rate,
+    )
+
+
+def _population(value: str) -> tuple[int, ...]:
+    from services.benchmark import parse_population
+
+    try:
+        return parse_population(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _rates(value: str) -> tuple[float, ...]:
+    from services.benchmark import parse_rates
+
+    try:
+        return parse_rates(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _populate(args: argparse.Namespace) -> int:
+    from services.population import run_populate
+
+    return run_populate(
+        args.binding_database, args.payment_database, args.persons, args.seed, args.active_share, args.history_days
     )
 
 
@@ -166,7 +198,33 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-observability-baseline", dest="observability_baseline", action="store_false",
         help="skip the cost-of-observability phase (the single-node load again with metrics scraped and traces on)",
     )  # fmt: skip
-    benchmark.add_argument("--families", type=int, default=200, help="families registered (default 200)")
+    benchmark.add_argument(
+        "--no-gateway", dest="gateway", action="store_false",
+        help="skip the gateway phase (2207 settlements over HTTPS through the national-interface gateway)",
+    )  # fmt: skip
+    benchmark.add_argument(
+        "--no-open-loop", dest="open_loop", action="store_false",
+        help="skip the open-loop phase (Poisson arrivals timed from their intended send, after the closed loop)",
+    )  # fmt: skip
+    benchmark.add_argument(
+        "--rate", type=_rates, default=(), metavar="R[,R…]",
+        help="open-loop rates in settlements/s (default: 50,70,90 %% of the run's best closed-loop rate)",
+    )  # fmt: skip
+    benchmark.add_argument(
+        "--population", type=_population, default=(), metavar="N[,N…]",
+        help="the scale table: per size (persons, e.g. 10000,1M), fresh databases loaded with COPY and a sample "
+        "of their families settled (closed loop, then open loop at one rate for all sizes)",
+    )  # fmt: skip
+    benchmark.add_argument(
+        "--scale-concurrency", type=int, default=8, help="closed-loop callers of the scale table (default 8)"
+    )
+    benchmark.add_argument(
+        "--scale-rate", type=float, default=None, metavar="R",
+        help="open-loop rate of the scale table (default: 70 %% of the smallest population's closed-loop rate)",
+    )  # fmt: skip
+    benchmark.add_argument(
+        "--families", type=int, default=200, help="families registered (default 200); with --population, sampled"
+    )
     benchmark.add_argument("--concurrency", type=_levels, default=(1, 8, 32), help="callers per level (default 1,8,32)")
     benchmark.add_argument("--seconds", type=float, default=10.0, help="measured seconds per level (default 10)")
     benchmark.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds before each level")
@@ -178,6 +236,19 @@ def build_parser() -> argparse.ArgumentParser:
     benchmark.add_argument("--server-log-level", default="INFO", help="the servers' log level (default INFO)")
     benchmark.add_argument("--json", action="store_true", help="print one JSON summary object on stdout")
     benchmark.set_defaults(run=_benchmark)
+
+    populate = commands.add_parser(
+        "populate", help="load N insured persons, families, accounts and a year of history with COPY (PostgreSQL)"
+    )
+    populate.add_argument("--binding-database", required=True, help="the binding service's migrated, empty database")
+    populate.add_argument("--payment-database", required=True, help="the payment service's migrated, empty database")
+    populate.add_argument("--persons", type=int, required=True, help="insured persons (families of 3, 2 bindings each)")
+    populate.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    populate.add_argument(
+        "--active-share", type=float, default=0.01, help="share of families with a year of journal history (0.01)"
+    )
+    populate.add_argument("--history-days", type=int, default=365, help="days of history of the active (default 365)")
+    populate.set_defaults(run=_populate)
     return parser
 
 

@@ -6,11 +6,16 @@ PostgreSQL and pgbench; without them it skips, unless CI is set.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import math
 import os
+import random
+import re
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -107,6 +112,36 @@ def test_benchmark_runs_and_prints_one_json_summary():
     assert observed["ledger"]["balanced"] is True
     assert observed["ok"] is True
 
+    # On by default: the same families' bills as 2207 envelopes over HTTPS through the national-interface
+    # gateway (hospital certificates), beside direct gRPC Settle at the same concurrency levels.
+    gateway = summary["gateway"]
+    assert gateway["settlements_per_second"] > 0
+    assert [level["concurrency"] for level in gateway["levels"]] == [1, 2]
+    for direct, level in zip(summary["levels"], gateway["levels"], strict=True):
+        assert level["direct_settle"]["settlements_per_second"] == direct["settlements_per_second"]
+        assert level["through_gateway"]["settlements_per_second"] > 0
+        assert level["through_gateway"]["errors"] == {}, "every 2207 answered infcode 0"
+        assert level["ratios"]["gateway_per_direct_settlements"] == pytest.approx(
+            level["through_gateway"]["settlements_per_second"] / direct["settlements_per_second"], abs=1e-3
+        )
+    assert gateway["paid_by_accounts"]["with_no_cash"] == gateway["paid_by_accounts"]["settlements_checked"] > 0
+    assert gateway["sample"]["psn_cash_pay"] == "0.00"
+    assert gateway["ledger"]["balanced"] is True
+    assert gateway["ok"] is True
+
+    # On by default: right after the closed-loop levels, Poisson arrivals at 50/70/90 % of the best
+    # closed-loop rate, each timed from its intended send time.
+    opened = summary["open_loop"]
+    assert opened["closed_loop_max_per_second"] == summary["settlements_per_second"]
+    assert [level["share_of_closed_loop_max"] for level in opened["levels"]] == [0.5, 0.7, 0.9]
+    for level in opened["levels"]:
+        assert {"rate", "achieved_per_second", "p50_ms", "p99_ms", "p999_ms", "max_ms", "errors"} <= level.keys()
+        assert level["calls"] > 0
+        assert level["p50_ms"] <= level["p99_ms"] <= level["p999_ms"] <= level["max_ms"]
+        assert level["cap_hits"] == 0
+    assert opened["target"]["share"] == 0.7 and opened["target"]["p99_ms"] == 25.0
+    assert isinstance(opened["target"]["met"], bool)
+
     cross = summary["cross_node"]  # on by default: a second payment node, "west", on its own database
     assert [level["concurrency"] for level in cross["levels"]] == [1, 2]
     for level in cross["levels"]:
@@ -133,6 +168,199 @@ def test_the_observability_baseline_can_be_skipped():
 
     assert build_parser().parse_args(["benchmark"]).observability_baseline is True
     assert build_parser().parse_args(["benchmark", "--no-observability-baseline"]).observability_baseline is False
+
+
+def test_the_gateway_phase_can_be_skipped():
+    from services.cli import build_parser
+
+    assert build_parser().parse_args(["benchmark"]).gateway is True
+    assert build_parser().parse_args(["benchmark", "--no-gateway"]).gateway is False
+
+
+def test_the_open_loop_phase_can_be_skipped_or_given_rates():
+    from services.cli import build_parser
+
+    assert build_parser().parse_args(["benchmark"]).open_loop is True
+    assert build_parser().parse_args(["benchmark"]).rate == ()
+    assert build_parser().parse_args(["benchmark", "--no-open-loop"]).open_loop is False
+    assert build_parser().parse_args(["benchmark", "--rate", "50,120.5"]).rate == (50.0, 120.5)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["benchmark", "--rate", "0"])
+
+
+def test_the_open_loop_schedule_is_poisson_with_the_right_mean():
+    from services.benchmark.open_loop import poisson_schedule
+
+    rate, seconds = 200.0, 100.0
+    times = poisson_schedule(rate, seconds, random.Random(7))
+    assert times == poisson_schedule(rate, seconds, random.Random(7)), "seeded: the same schedule again"
+    assert times == sorted(times) and times[0] > 0 and times[-1] < seconds
+    # Count: Poisson with mean rate × seconds = 20 000, standard deviation √20 000 ≈ 141.
+    assert abs(len(times) - rate * seconds) < 5 * math.sqrt(rate * seconds)
+    gaps = [b - a for a, b in zip([0.0, *times], times, strict=False)]
+    mean = sum(gaps) / len(gaps)
+    assert mean == pytest.approx(1 / rate, rel=0.03)
+    # Exponential gaps: standard deviation equal to the mean, and P(gap > t) = exp(−rate·t).
+    deviation = math.sqrt(sum((g - mean) ** 2 for g in gaps) / len(gaps))
+    assert deviation == pytest.approx(mean, rel=0.05)
+    for t in (0.5 / rate, 1 / rate, 2 / rate):
+        assert sum(g > t for g in gaps) / len(gaps) == pytest.approx(math.exp(-rate * t), abs=0.015)
+    # Counts per second are Poisson too: variance about equal to the mean (not a regular tick).
+    per_second = [0] * int(seconds)
+    for t in times:
+        per_second[int(t)] += 1
+    counts_mean = sum(per_second) / len(per_second)
+    variance = sum((c - counts_mean) ** 2 for c in per_second) / len(per_second)
+    assert 0.6 < variance / counts_mean < 1.5
+
+
+def test_open_loop_latency_counts_from_the_intended_send_time():
+    """A target that blocks the whole event loop for 200 ms once (a stall the load generator shares,
+    as with a GC pause or a saturated core): the calls due during the stall go out late, and their
+    latency includes the wait. Timed from the real send they would look instant."""
+    from services.benchmark.open_loop import drive_open
+
+    stall = 0.2
+    stalled: list[float] = []
+
+    async def target() -> str:
+        loop_time = asyncio.get_running_loop().time()
+        if not stalled and loop_time >= started + 0.3:
+            stalled.append(loop_time)
+            time.sleep(stall)  # blocks everything: the generator cannot send on time either
+        await asyncio.sleep(0.001)
+        return "ok"
+
+    async def run():
+        nonlocal started
+        started = asyncio.get_running_loop().time()
+        return await drive_open(target, 200.0, 0.0, 1.0, random.Random(3))
+
+    started = 0.0
+    level = asyncio.run(run())
+    summary = level.summary()
+    assert stalled, "the stall happened"
+    assert level.errors == {} and level.unfinished == 0
+    assert level.intended == len(level.latencies_s) > 150
+    # About 200/s × 0.2 s = 40 calls were due during the stall; those due in its first 150 ms waited
+    # at least 50 ms. Timed from their real send (after the stall) they would all be about 1 ms.
+    waited = [latency for latency in level.latencies_s if latency > 0.05]
+    assert len(waited) >= 15, sorted(level.latencies_s)[-40:]
+    assert summary["max_ms"] >= 180
+    assert level.send_lag_max_s >= 0.15, "the generator itself was held up, and says so"
+    assert summary["p50_ms"] < 50
+
+
+def test_open_loop_keeps_sending_while_the_target_stalls():
+    """A target that answers nothing for 200 ms (a server stall; the generator itself is free): the
+    calls keep arriving on schedule, pile up in flight, and each one's latency includes the wait,
+    where a closed loop of a few callers would have stopped sending and timed a handful of calls."""
+    from services.benchmark.open_loop import drive_open
+
+    async def run():
+        loop = asyncio.get_running_loop()
+        stall_from, stall_until = loop.time() + 0.3, loop.time() + 0.5
+
+        async def target() -> str:
+            now = loop.time()
+            if stall_from <= now < stall_until:
+                await asyncio.sleep(stall_until - now)
+            await asyncio.sleep(0.001)
+            return "ok"
+
+        return await drive_open(target, 200.0, 0.0, 1.0, random.Random(5))
+
+    level = asyncio.run(run())
+    assert level.errors == {} and level.unfinished == 0
+    assert level.max_in_flight >= 25, "sends went on at their times and did not wait for answers"
+    waited = [latency for latency in level.latencies_s if latency > 0.05]
+    assert len(waited) >= 15
+    assert level.summary()["max_ms"] >= 180
+
+
+def test_open_loop_rates_follow_the_closed_loop_maximum_or_the_given_rates():
+    from services.benchmark.open_loop import open_loop_rates, open_loop_summary
+
+    assert open_loop_rates(200.0, ()) == [(100.0, 0.5), (140.0, 0.7), (180.0, 0.9)]
+    assert open_loop_rates(200.0, (50.0, 150.0)) == [(50.0, 0.25), (150.0, 0.75)]
+    assert open_loop_summary(None, None) is None
+
+
+def test_a_short_in_process_run_prints_2207_through_the_gateway_beside_direct_settle():
+    _require(_postgres_problem())
+    _require(None if shutil.which("pgbench") else "pgbench is not on PATH")
+
+    finished = subprocess.run(
+        [
+            sys.executable, "-m", "services.cli", "benchmark", "--postgres-url", POSTGRES_URL, "--in-process",
+            "--seconds", "0.5", "--warmup", "0", "--concurrency", "2", "--families", "2",
+        ],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    report = finished.stdout
+    assert "2207 through the gateway" in report
+    assert "2207÷Settle" in report
+    assert re.search(r"gateway: (\d+) of \1 2207 answers had psn_cash_pay 0", report), report[-2000:]
+    assert "ledger afterwards balanced" in report
+
+
+def test_a_short_run_with_populations_prints_the_scale_table_in_its_json():
+    _require(_postgres_problem())
+    _require(None if shutil.which("pgbench") else "pgbench is not on PATH")
+
+    finished = subprocess.run(
+        [
+            sys.executable, "-m", "services.cli", "benchmark", "--postgres-url", POSTGRES_URL, "--in-process",
+            "--seconds", "0.5", "--warmup", "0", "--concurrency", "2", "--families", "6", "--no-gateway",
+            "--no-open-loop", "--population", "6000,2000", "--scale-concurrency", "2", "--json",
+        ],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    scale = json.loads(finished.stdout)["scale"]
+    assert scale["populations"] == [2000, 6000]  # smallest first
+    assert scale["concurrency"] == 2
+    rows = scale["rows"]
+    assert [row["persons"] for row in rows] == [2000, 6000]
+    for row in rows:
+        assert row["families"] == row["persons"] // 3
+        assert row["load_seconds"] > 0 and row["migrate_seconds"] > 0 and row["vacuum_checkpoint_seconds"] > 0
+        assert row["database_bytes"]["binding"] > 0 and row["database_bytes"]["payment"] > 0
+        assert row["families_sampled"] == 6
+        assert row["closed_loop"]["settlements_per_second"] > 0
+        assert row["closed_loop"]["errors"] == {}
+        assert row["closed_loop"]["p50_ms"] <= row["closed_loop"]["p99_ms"]
+        assert row["open_loop"]["rate"] == scale["open_loop_rate"]  # one offered rate for every population
+        assert row["open_loop"]["calls"] > 0 and row["open_loop"]["errors"] == {}
+        assert row["legs"] == {"2": sum(row["legs"].values())}, "every populated family's bill had two payers"
+    assert scale["open_loop_rate"] == pytest.approx(0.7 * rows[0]["closed_loop"]["settlements_per_second"], abs=0.06)
+    rate, p99 = scale["targets"]["rate"], scale["targets"]["p99_growth"]
+    assert rate["target"] == 0.8 and p99["target"] == 1.25
+    assert rate["value"] == pytest.approx(
+        rows[1]["closed_loop"]["settlements_per_second"] / rows[0]["closed_loop"]["settlements_per_second"], abs=1e-3
+    )
+    assert p99["value"] == pytest.approx(rows[1]["open_loop"]["p99_ms"] / rows[0]["open_loop"]["p99_ms"], abs=1e-3)
+    assert isinstance(rate["met"], bool) and isinstance(p99["met"], bool)
+    assert scale["ok"] is True
+
+
+def test_the_population_flag_takes_sizes_and_the_scale_table_its_own_settings():
+    from services.cli import build_parser
+
+    parse = build_parser().parse_args
+    defaults = parse(["benchmark"])
+    assert defaults.population == () and defaults.scale_concurrency == 8 and defaults.scale_rate is None
+    assert parse(["benchmark", "--population", "10000,1000000,10000000"]).population == (10_000, 1_000_000, 10_000_000)
+    assert parse(["benchmark", "--population", "1M,10k,10k"]).population == (10_000, 1_000_000)  # sorted, once each
+    assert parse(["benchmark", "--population", "2.5k"]).population == (2_500,)
+    chosen = parse(["benchmark", "--population", "10k", "--scale-concurrency", "32", "--scale-rate", "40"])
+    assert (chosen.scale_concurrency, chosen.scale_rate) == (32, 40.0)
+    for wrong in ("0", "2", "ten", ""):
+        with pytest.raises(SystemExit):
+            parse(["benchmark", "--population", wrong])
 
 
 def test_benchmark_reports_an_unreachable_database_instead_of_a_traceback():

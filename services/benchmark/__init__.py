@@ -20,6 +20,23 @@ beside two baselines measured in the same run on the same machine.
   loop over the same mutual TLS (a service certificate on the server, a
   hospital's on the client): what gRPC in Python alone costs per call, so
   settle ÷ echo compares like with like.
+* Open loop (on by default; `--no-open-loop` skips it): right after the
+  closed-loop levels, on the same servers and families, Settle calls arrive at a
+  fixed mean rate with Poisson (exponential, seeded) gaps, each sent at its
+  intended time whether or not earlier ones have answered, and timed from that
+  intended time (as wrk2 does), so coordinated omission cannot hide queueing.
+  The rates are 50, 70 and 90 % of the best closed-loop settlements/s of the same
+  run, or `--rate R[,R…]`; the report gives p50/p99/p99.9, max, the achieved rate
+  and errors per rate, and the issue's target (p99 ≤ 25 ms at 70 %).
+* Through the gateway (on by default; `--no-gateway` skips it, and so does
+  `--profile`): after the single-node phase the national-interface gateway is
+  started (`gongji serve gateway`, or on a thread with `--in-process`) in front of
+  the same binding and payment servers, on a scratch database of its own, and the
+  same families' bills are sent as 2207 envelopes, POSTed over HTTPS by each
+  hospital with its own certificate on keep-alive aiohttp connections, at the same
+  concurrency levels. The report sets 2207 settlements/s through the gateway beside
+  direct gRPC Settle of the same run, with the ratio, the latencies and the CPU per
+  settlement (the gateway's own included); the ledger must balance afterwards.
 * The cost of security (on by default; `--no-plaintext-baseline` skips it):
   after the single-node phase the binding and payment servers are restarted
   with `--insecure` (plaintext on 127.0.0.1) on the same databases and the same
@@ -52,6 +69,17 @@ beside two baselines measured in the same run on the same machine.
   at a Nanjing hospital through east, at the same concurrency levels. Afterwards
   both ledgers must balance and both nodes must report the same clearing.
 
+* Scale (only with `--population N[,N…]`, last): per population, smallest first,
+  fresh binding and payment databases loaded with COPY by `gongji populate`
+  (services/population), binding and east started on them, a uniform sample of
+  the populated families (`--families` of them, every region) read back, and their
+  children's bills settled at their region's hospitals: closed loop at
+  `--scale-concurrency` callers (8), then open loop at one rate for every population
+  (70 % of the smallest one's closed-loop rate, or `--scale-rate`). The report gives
+  load time, database sizes, rates and latencies per population, and the issue's
+  targets: the rate at the largest ≥ 80 % of the rate at the smallest, the open-loop
+  p99 growing ≤ 1.25×. Each population's databases are dropped before the next loads.
+
 Every window also records the CPU each process used (from /proc), including
 "other": what processes outside the benchmark took, since a busy machine skews
 everything. It reports what it measured; it never fails on speed.
@@ -62,9 +90,10 @@ the payment service's time goes: the top functions and the share of each layer
 
 The package, one idea a module. `run` runs it all (`run_benchmark`, `parse_concurrency`);
 the workload is `families` (registering them), `desk` (who calls), `settle_load` and the
-phases `single_node`, `cost_of_security`, `cost_of_observability` and `cross_node`; the
-baselines are `echo` and `pgbench`; measuring is `driver`, `latency` and `cpu`; `processes` and `servers` start and
-stop what runs; `profiling` records and `profile_stats` reads the cProfile dumps; the output
+phases `single_node` (with `open_loop`), `through_gateway`, `cost_of_security`, `cost_of_observability`,
+`cross_node` and `scale`; the baselines are `echo` and `pgbench`; measuring is `driver`, `latency` and `cpu`;
+`processes`, `servers` and `gateway_server` start and stop what runs; `profiling` records and
+`profile_stats` reads the cProfile dumps; the output
 is `summary` (the JSON object) and `report` (the text). `deployment` names the nodes, callers
 and regions, `options` the flags; `__main__` is the entry of the helper processes it starts.
 """
@@ -72,6 +101,6 @@ and regions, `options` the flags; `__main__` is the entry of the helper processe
 from __future__ import annotations
 
 from services.benchmark.errors import BenchmarkError
-from services.benchmark.run import parse_concurrency, run_benchmark
+from services.benchmark.run import parse_concurrency, parse_population, parse_rates, run_benchmark
 
-__all__ = ["BenchmarkError", "parse_concurrency", "run_benchmark"]
+__all__ = ["BenchmarkError", "parse_concurrency", "parse_population", "parse_rates", "run_benchmark"]

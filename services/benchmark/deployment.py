@@ -12,7 +12,16 @@ ADMDVS = "320100"  # Nanjing
 WEST_ADMDVS = "620100"  # Lanzhou: the cross-node families' fathers
 EAST_PROVINCES = ("11", "12", "31", "32", "33", "34", "35", "36", "44")
 WEST_PROVINCES = ("37", "41", "42", "50", "51", "61", "62", "63", "64", "65")
-INSTITUTIONS = tuple(f"H320100{n:02d}" for n in range(1, 9))
+
+
+def institutions(admdvs: str) -> tuple[str, ...]:
+    """A region's eight hospitals, H{admdvs}01 … H{admdvs}08 (as `gongji populate` names them too)."""
+    return tuple(f"H{admdvs}{n:02d}" for n in range(1, 9))
+
+
+INSTITUTIONS = institutions(ADMDVS)
+# The same hospitals' HIS systems through the gateway: fixmedins_code is 12 characters there.
+GATEWAY_INSTITUTIONS = tuple(f"H320100{n:05d}" for n in range(1, 9))
 
 OPERATOR = operator("000000", "bench-ops")  # national: registers people and policies, credits, checks ledgers
 APP = channel_principal(Channel.NATIONAL_APP)  # makes the bindings and payer orders (request channel NATIONAL_APP)

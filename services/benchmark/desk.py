@@ -56,9 +56,12 @@ class Desk:
 
 
 @contextlib.asynccontextmanager
-async def open_desk(binding_address: str, payment_address: str, connect: Connect) -> AsyncIterator[Desk]:
-    """A desk on these servers; its channels close when the block ends. A channel connects on
-    its first call, so stubs a phase does not use cost nothing."""
+async def open_desk(
+    binding_address: str, payment_address: str, connect: Connect, hospitals: tuple[str, ...] = INSTITUTIONS
+) -> AsyncIterator[Desk]:
+    """A desk on these servers, with a Settle stub for each of `hospitals` (institution codes; by
+    default Nanjing's eight); its channels close when the block ends. A channel connects on its
+    first call, so stubs a phase does not use cost nothing."""
     channels: list[grpc.aio.Channel] = []
 
     def channel(address: str, principal: Principal) -> grpc.aio.Channel:
@@ -71,8 +74,7 @@ async def open_desk(binding_address: str, payment_address: str, connect: Connect
             app=binding_grpc.BindingServiceStub(channel(binding_address, APP)),
             treasury=payment_grpc.PaymentServiceStub(channel(payment_address, OPERATOR)),
             hospitals={
-                code: payment_grpc.PaymentServiceStub(channel(payment_address, institution(code)))
-                for code in INSTITUTIONS
+                code: payment_grpc.PaymentServiceStub(channel(payment_address, institution(code))) for code in hospitals
             },
         )
     finally:

@@ -13,6 +13,7 @@ from typing import Any
 import grpc
 
 from services.benchmark.cpu import CpuMeter
+from services.benchmark.errors import CallRefused
 from services.benchmark.latency import latency_summary
 
 
@@ -22,6 +23,12 @@ class Level:
     summary: dict[str, float]
     errors: dict[str, int]
     cpu_percent: dict[str, float]
+
+
+def _described(error: grpc.aio.AioRpcError | CallRefused) -> str:
+    if isinstance(error, CallRefused):
+        return str(error)
+    return f"{error.code().name}: {error.details()}"
 
 
 async def drive(
@@ -43,9 +50,9 @@ async def drive(
         while (began := time.perf_counter()) < window_end:
             try:
                 answer = await call()
-            except grpc.aio.AioRpcError as error:
+            except (grpc.aio.AioRpcError, CallRefused) as error:
                 if window_start <= time.perf_counter() < window_end:
-                    errors[f"{error.code().name}: {error.details()}"[:160]] += 1
+                    errors[_described(error)[:160]] += 1
                 continue
             ended = time.perf_counter()
             if window_start <= ended < window_end:

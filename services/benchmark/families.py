@@ -15,7 +15,7 @@ from gongji.common.v1 import common_pb2 as common
 from gongji.payment.v1 import payment_pb2 as ppb
 from gongji.payment.v1 import payment_service_pb2 as papi
 from gongji.payment.v1 import payment_service_pb2_grpc as payment_grpc
-from services.benchmark.deployment import ADMDVS, INSTITUTIONS, WEST_ADMDVS
+from services.benchmark.deployment import ADMDVS, WEST_ADMDVS, institutions
 from services.benchmark.desk import CALL_TIMEOUT, Desk
 from services.benchmark.errors import BenchmarkError
 
@@ -39,6 +39,7 @@ def person_id(base: date, index: int) -> str:
 class Family:
     child: str
     grantors: tuple[str, str]
+    admdvs: str = ADMDVS  # the child's region: its bills are settled at this region's hospitals
 
 
 def _new_request_id() -> str:
@@ -149,12 +150,13 @@ async def _credit(treasury: payment_grpc.PaymentServiceStub, grantor: str, admdv
 
 
 def settle_request(family: Family, rng: random.Random) -> papi.SettleRequest:
-    """A two-payer outpatient bill of the family's child at a random Nanjing hospital."""
+    """A two-payer outpatient bill of the family's child at a random hospital of the child's region
+    (Nanjing for the families the benchmark registers)."""
     return papi.SettleRequest(
         request_id=_new_request_id(),
         bill=ppb.Bill(
-            institution_code=rng.choice(INSTITUTIONS),
-            institution_admdvs=ADMDVS,
+            institution_code=rng.choice(institutions(family.admdvs)),
+            institution_admdvs=family.admdvs,
             patient_id_number=family.child,
             credential=ppb.Credential(type=ppb.CREDENTIAL_TYPE_CARD, holder_id_number=family.child),
             use_category=common.USE_CATEGORY_OUTPATIENT,

@@ -23,3 +23,9 @@ class Options:
     cross_node: bool = True
     plaintext_baseline: bool = True
     observability_baseline: bool = True
+    gateway: bool = True
+    open_loop: bool = True  # Poisson arrivals after the single-node levels (services/benchmark/open_loop.py)
+    rates: tuple[float, ...] = ()  # --rate: open-loop rates; empty: 50/70/90 % of the closed-loop best
+    population: tuple[int, ...] = ()  # --population: the scale phase's sizes, ascending (services/benchmark/scale.py)
+    scale_concurrency: int = 8  # its closed-loop callers
+    scale_rate: float | None = None  # its open-loop rate; None: 70 % of the smallest population's closed-loop rate

@@ -77,16 +77,26 @@ class Scratch:
                 f"{error.__class__.__name__}: {str(error).strip().splitlines()[0]}"
             ) from None
 
-    def create_database(self, suffix: str) -> str:
-        name = f"{self.marker}{suffix}"
+    def _administer(self, statement: str) -> None:
         engine = create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
         try:
             with engine.connect() as connection:
-                connection.execute(text(f'CREATE DATABASE "{name}"'))
+                connection.execute(text(statement))
         finally:
             engine.dispose()
+
+    def create_database(self, suffix: str) -> str:
+        name = f"{self.marker}{suffix}"
+        self._administer(f'CREATE DATABASE "{name}"')
         self.databases.append(name)
         return make_url(self.admin_url).set(database=name).render_as_string(hide_password=False)
+
+    def drop_database(self, suffix: str) -> None:
+        """Drops a scratch database made by create_database before the run ends (a large one)."""
+        name = f"{self.marker}{suffix}"
+        self._administer(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if name in self.databases:
+            self.databases.remove(name)
 
     def spawn(self, name: str, argv: list[str], address: str, environment: Mapping[str, str] | None = None) -> Process:
         """Starts `python ARGV` in the scratch directory, its output to NAME.log there, with this

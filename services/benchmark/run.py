@@ -1,7 +1,7 @@
 """One benchmark run from start to end: check the options, make the scratch databases and
-certificates, start the servers, run the phases in order (single-node, cost of security,
-cost of
-observability, cross-node, echo, pgbench), clean up, and print the report or the JSON summary."""
+certificates, start the servers, run the phases in order (single-node, through the gateway,
+cost of security, cost of observability, cross-node, echo, pgbench), clean up, and print the
+report or the JSON summary."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ from services.benchmark.deployment import EAST
 from services.benchmark.desk import mutual_tls
 from services.benchmark.echo import echo_payload, measure_echo
 from services.benchmark.errors import BenchmarkError
+from services.benchmark.families import Family
+from services.benchmark.gateway_server import start_gateway_server
 from services.benchmark.interrupts import Interrupts
 from services.benchmark.options import DEFAULT_CONCURRENCY, DEFAULT_POSTGRES_URL, Options
 from services.benchmark.pgbench import measure_pgbench
@@ -29,16 +31,19 @@ from services.benchmark.processes import Scratch, free_port
 from services.benchmark.profile_stats import collect_profile
 from services.benchmark.progress import say
 from services.benchmark.report import print_report
-from services.benchmark.servers import start_in_process_servers, start_subprocess_servers
+from services.benchmark.scale import measure_scale, scale_summary
+from services.benchmark.servers import Servers, start_in_process_servers, start_subprocess_servers
 from services.benchmark.single_node import measure_settlements
 from services.benchmark.summary import summarise
+from services.benchmark.through_gateway import measure_gateway
 from services.common.database import migrate
 from services.common.security.development_pki import DevelopmentPKI
 
 
 def _run(options: Options, scratch: Scratch) -> dict[str, Any]:
     scratch.check_postgres()
-    databases = ("binding", "payment", "payment_west") if options.cross_node else ("binding", "payment")
+    databases = ("binding", "payment", *(("payment_west",) if options.cross_node else ()))
+    databases += ("gateway",) if options.gateway else ()
     urls = {name: scratch.create_database(name) for name in databases}
     for name, url in urls.items():
         migrate("payment" if name == "payment_west" else name, url)
@@ -49,6 +54,9 @@ def _run(options: Options, scratch: Scratch) -> dict[str, Any]:
     servers = start(scratch, options, urls, pki)
     try:
         gongji = asyncio.run(measure_settlements(options, servers, connect, CpuMeter(servers.pids, scratch.marker)))
+        through = None
+        if options.gateway:
+            through = _through_gateway(options, scratch, urls["gateway"], pki, servers, gongji["families"])
         plain = None
         if options.plaintext_baseline and servers.restart is not None:
             say("cost of security: binding and east restarted with --insecure (plaintext) on the same databases")
@@ -85,7 +93,26 @@ def _run(options: Options, scratch: Scratch) -> dict[str, Any]:
 
     say("baseline: pgbench TPC-B, scale 1")
     pgbench = measure_pgbench(options, scratch, CpuMeter(database_marker=scratch.marker))
-    return summarise(options, gongji, echo, pgbench, profile, cross, plain, observed)
+    scale = measure_scale(options, scratch, pki, connect) if options.population else None
+    return summarise(
+        options, gongji, echo, pgbench, profile, cross, plain, observed, through, scale_summary(scale, options)
+    )
+
+
+def _through_gateway(
+    options: Options, scratch: Scratch, url: str, pki: DevelopmentPKI, servers: Servers, families: list[Family]
+) -> dict[str, Any]:
+    """The gateway started in front of the single-node phase's binding and east, the same families'
+    bills settled through it as 2207 over HTTPS, and the gateway stopped again."""
+    say("through the gateway: 2207 settlements over HTTPS (hospital certificates, keep-alive) to the gateway, "
+        "which settles them on east over mutual-TLS gRPC")  # fmt: skip
+    gateway = start_gateway_server(scratch, options, url, pki, servers)
+    try:
+        pids = {**servers.pids, **({"gateway": gateway.pid} if gateway.pid is not None else {})}
+        meter = CpuMeter(pids, scratch.marker)
+        return asyncio.run(measure_gateway(options, servers, gateway, families, pki, mutual_tls(pki), meter))
+    finally:
+        gateway.stop()
 
 
 def _mode(options: Options) -> str:
@@ -120,25 +147,48 @@ def run_benchmark(
     cross_node: bool = True,
     plaintext_baseline: bool = True,
     observability_baseline: bool = True,
+    gateway: bool = True,
+    open_loop: bool = True,
+    rates: tuple[float, ...] = (),
+    population: tuple[int, ...] = (),
+    scale_concurrency: int = 8,
+    scale_rate: float | None = None,
 ) -> int:
     """Runs the benchmark and prints the report (or, with json_output, one JSON object
     on stdout). 0 when it ran and the ledgers balanced (and, cross-node, both nodes'
     clearing reports agreed), 1 when not, 2 when it could not run, 130 on Ctrl-C.
     The cross-node phase and the plaintext and observability baselines (the costs of security and
     of metrics and traces) restart or add server processes; --in-process skips them. --profile skips
-    both baselines too: the profiler would weigh on one side of each comparison only."""
+    both baselines too: the profiler would weigh on one side of each comparison only. The gateway
+    phase (2207 through the national-interface gateway) runs in either mode; --profile skips it.
+    The open-loop phase (Poisson arrivals timed from their intended send, at `rates` or at 50/70/90 %
+    of the best closed-loop rate) runs right after the single-node levels on the same servers.
+    With `population` (sizes in persons) the scale phase runs last: per size, fresh databases loaded
+    with COPY, a sample of their families settled closed- and open-loop (services/benchmark/scale.py)."""
     if cross_node and in_process:
         say("benchmark: the cross-node phase needs the servers in their own processes; skipped with --in-process")
         cross_node = False
     plaintext_baseline = _baseline_runs(plaintext_baseline, "plaintext", in_process, profile)
     observability_baseline = _baseline_runs(observability_baseline, "observability", in_process, profile)
+    if gateway and profile:
+        say("benchmark: under --profile direct Settle would be measured under cProfile; gateway phase skipped")
+        gateway = False
     options = Options(
         postgres_url, families, tuple(concurrency), seconds, warmup, in_process,
         os.path.abspath(profile) if profile else None, profile_clock, server_log_level, json_output, cross_node,
-        plaintext_baseline, observability_baseline,
+        plaintext_baseline, observability_baseline, gateway, open_loop=open_loop or bool(rates),
+        rates=tuple(rates), population=tuple(sorted(set(population))), scale_concurrency=scale_concurrency,
+        scale_rate=scale_rate,
     )  # fmt: skip
     if families < 1 or seconds <= 0 or warmup < 0 or not options.concurrency or min(options.concurrency) < 1:
         say("benchmark: --families, --seconds and every --concurrency level must be positive")
+        return 2
+    if rates and (not open_loop or min(rates) <= 0):
+        say("benchmark: every --rate must be positive, and --rate cannot go with --no-open-loop")
+        return 2
+    if population and (min(population) < 3 or scale_concurrency < 1 or (scale_rate is not None and scale_rate <= 0)):
+        say("benchmark: every --population must be at least 3 persons (one family), --scale-concurrency and "
+            "--scale-rate positive")  # fmt: skip
         return 2
     if profile and in_process:
         say("benchmark: --profile needs the servers in their own processes (drop --in-process)")
@@ -166,7 +216,38 @@ def run_benchmark(
     cross_ok = summary["cross_node"] is None or summary["cross_node"]["ok"]
     plaintext_ok = summary["security"] is None or summary["security"]["ok"]
     observed_ok = summary["observability"] is None or summary["observability"]["ok"]
-    return 0 if summary["ledger"]["balanced"] and cross_ok and plaintext_ok and observed_ok else 1
+    gateway_ok = summary["gateway"] is None or summary["gateway"]["ok"]
+    scale_ok = summary["scale"] is None or summary["scale"]["ok"]
+    phases_ok = cross_ok and plaintext_ok and observed_ok and gateway_ok and scale_ok
+    return 0 if summary["ledger"]["balanced"] and phases_ok else 1
+
+
+def parse_rates(value: str) -> tuple[float, ...]:
+    """`--rate 50,120.5` as open-loop rates (settlements per second); ValueError says what is wrong."""
+    try:
+        rates = tuple(float(part) for part in value.split(",") if part.strip())
+    except ValueError:
+        raise ValueError(f"--rate takes comma-separated numbers (settlements per second), not {value!r}") from None
+    if not rates or min(rates) <= 0:
+        raise ValueError("--rate values must be positive")
+    return rates
+
+
+def parse_population(value: str) -> tuple[int, ...]:
+    """`--population 10000,1000000` (or 10k,1M) as the scale phase's sizes, ascending and without
+    repeats; ValueError says what is wrong."""
+    sizes = []
+    for part in (part.strip() for part in value.split(",")):
+        if not part:
+            continue
+        scale = {"k": 1_000, "m": 1_000_000}.get(part[-1].lower(), 1)
+        try:
+            sizes.append(int(float(part[:-1] if scale > 1 else part) * scale))
+        except ValueError:
+            raise ValueError(f"--population takes comma-separated persons (10000, 10k, 1M), not {value!r}") from None
+    if not sizes or min(sizes) < 3:
+        raise ValueError("--population sizes must be at least 3 persons (one family of three)")
+    return tuple(sorted(set(sizes)))
 
 
 def parse_concurrency(value: str) -> tuple[int, ...]:

@@ -1,5 +1,7 @@
 """The single-node phase: N families registered entirely in Nanjing, then the Settle load on
-binding and payment "east" over mutual TLS (the phase `--profile` measures)."""
+binding and payment "east" over mutual TLS (the phase `--profile` measures), then the same load
+open-loop (Poisson arrivals at shares of the best closed-loop rate, or at `--rate`) on the same
+servers, before the ledger check."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from services.benchmark.cpu import CpuMeter
 from services.benchmark.desk import Connect, open_desk
 from services.benchmark.errors import BenchmarkError
 from services.benchmark.families import Family, register_family, settle_request
+from services.benchmark.open_loop import measure_open_loop
 from services.benchmark.options import Options
 from services.benchmark.profiling import PROFILE_START_SIGNAL, PROFILE_STOP_SIGNAL, mark_profiles
 from services.benchmark.progress import say
@@ -52,6 +55,21 @@ async def measure_settlements(options: Options, servers: Servers, connect: Conne
 
         if options.profile:
             mark_profiles(options.profile, servers.pids, PROFILE_STOP_SIGNAL)
+        open_loop, open_settled = None, 0
+        best = max(levels, key=lambda level: level.summary["per_second"])
+        if options.open_loop:
+            say(
+                "open loop: Poisson arrivals, each Settle sent at its intended time and timed from it, at "
+                + (", ".join(f"{rate:g}/s" for rate in options.rates) if options.rates else "50/70/90 % of")
+                + f" the best closed-loop rate ({best.summary['per_second']:.1f}/s at {best.concurrency} callers)"
+            )
+            opened = SettleLoad(desk, families, random.Random(20261203))
+            open_loop = await measure_open_loop(
+                opened.settle, best.summary["per_second"], options.rates, options.warmup, options.seconds,
+                lambda answer: legs.update([len(answer.settlement.legs)]), meter,
+            )  # fmt: skip
+            open_loop["closed_loop_concurrency"] = best.concurrency
+            open_settled = opened.succeeded
         say("checking the ledger …")
         ledger = await desk.treasury.CheckLedger(papi.CheckLedgerRequest(), timeout=300)
         return {
@@ -60,6 +78,7 @@ async def measure_settlements(options: Options, servers: Servers, connect: Conne
             "legs": dict(legs),
             "settle_calls_sent": load.sent,
             # With the sample; every one is a journal entry, as is every credit.
-            "settlements_made": load.succeeded + 1,
+            "settlements_made": load.succeeded + open_settled + 1,
             "ledger": ledger_summary(ledger),
+            "open_loop": open_loop,
         }

@@ -1,6 +1,7 @@
 """The run's summary, one JSON-ready dict: each level beside its baselines (echo, pgbench) with
-ratios and CPU cost, the two-payer and ledger checks, the issue's targets, and the cost-of-security,
-cost-of-observability and cross-node comparisons. It is what `--json` prints and what the text report reads."""
+ratios and CPU cost, the two-payer and ledger checks, the issue's targets, and the gateway,
+cost-of-security, cost-of-observability and cross-node comparisons. It is what `--json` prints and what
+the text report reads."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 from services.benchmark.cpu import cpu_cost
 from services.benchmark.deployment import EAST_PROVINCES, WEST_PROVINCES
 from services.benchmark.driver import Level
+from services.benchmark.open_loop import open_loop_summary
 from services.benchmark.options import Options
 
 # The issue's targets, checked at the highest concurrency measured.
@@ -34,7 +36,7 @@ def _level_row(level: Level) -> dict[str, Any]:
     }
 
 
-def _settle_row(level: Level, serving: tuple[str, ...]) -> dict[str, Any]:
+def settle_row(level: Level, serving: tuple[str, ...]) -> dict[str, Any]:
     """A Settle level as the summary shows it, with the CPU each of `serving` spent per settlement."""
     row = _level_row(level)
     row["settlements_per_second"] = row.pop("per_second")
@@ -42,7 +44,7 @@ def _settle_row(level: Level, serving: tuple[str, ...]) -> dict[str, Any]:
     return row
 
 
-def _ratio(a: float | None, b: float | None) -> float | None:
+def ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 3) if a is not None and b else None
 
 
@@ -55,24 +57,26 @@ def summarise(
     cross: dict[str, Any] | None = None,
     plain: dict[str, Any] | None = None,
     observed: dict[str, Any] | None = None,
+    through: dict[str, Any] | None = None,
+    scale: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     rows = []
     for settle, ping, pg in zip(gongji["levels"], echo, pgbench, strict=True):
         # In-process, "client" is the servers and the load generator together.
         serving = ("client", "postgres") if options.in_process else ("binding", "payment", "postgres")
-        row = _settle_row(settle, serving)
+        row = settle_row(settle, serving)
         row["echo"] = _level_row(ping)
         row["pgbench"] = pg
         row["echo"]["cpu_cost"] = cpu_cost(row["echo"]["cpu_percent"], row["echo"]["per_second"], ("echo",))
         pg["cpu_cost"] = cpu_cost(pg["cpu_percent"], pg["tps"], ("postgres",))
         row["ratios"] = {
-            "settlements_per_pgbench_tps": _ratio(row["settlements_per_second"], pg["tps"]),
-            "ceiling_settlements_per_pgbench_tps": _ratio(
+            "settlements_per_pgbench_tps": ratio(row["settlements_per_second"], pg["tps"]),
+            "ceiling_settlements_per_pgbench_tps": ratio(
                 row["cpu_cost"].get("ceiling_per_second"), pg["cpu_cost"].get("ceiling_per_second")
             ),
-            "p50_vs_echo_p50": _ratio(row["p50_ms"], row["echo"]["p50_ms"]),
-            "p99_vs_echo_p99": _ratio(row["p99_ms"], row["echo"]["p99_ms"]),
-            "settlements_per_echo_call": _ratio(row["settlements_per_second"], row["echo"]["per_second"]),
+            "p50_vs_echo_p50": ratio(row["p50_ms"], row["echo"]["p50_ms"]),
+            "p99_vs_echo_p99": ratio(row["p99_ms"], row["echo"]["p99_ms"]),
+            "settlements_per_echo_call": ratio(row["settlements_per_second"], row["echo"]["per_second"]),
         }
         rows.append(row)
     top = max(rows, key=lambda r: r["concurrency"])
@@ -81,6 +85,9 @@ def summarise(
     answered = sum(legs.values())
     security = _security_summary(plain, rows)
     observability = _observability_summary(observed, rows)
+    gateway = _gateway_summary(through, rows, options.in_process)
+    opened = gongji.get("open_loop")
+    open_loop = open_loop_summary(opened, opened.get("closed_loop_concurrency") if opened else None)
     return {
         "server_mode": "in-process" if options.in_process else "subprocess",
         # Settle, echo and the cross-node phase; the "security" part adds a plaintext run.
@@ -102,6 +109,10 @@ def summarise(
                     *(r["pgbench"] for r in rows),
                     *(r["plaintext"] for r in (security or {}).get("levels", [])),
                     *(r["on"] for r in (observability or {}).get("levels", [])),
+                    *(r["through_gateway"] for r in (gateway or {}).get("levels", [])),
+                    *(open_loop or {}).get("levels", []),
+                    *(row["closed_loop"] for row in (scale or {}).get("rows", [])),
+                    *(row["open_loop"] for row in (scale or {}).get("rows", []) if row["open_loop"]),
                 ]
             ),
             default=0.0,
@@ -132,9 +143,63 @@ def summarise(
             },
         },
         "profile": profile,
+        "open_loop": open_loop,
+        "gateway": gateway,
         "security": security,
         "observability": observability,
         "cross_node": _cross_summary(cross, rows),
+        "scale": scale,  # services/benchmark/scale.py: scale_summary
+    }
+
+
+def _gateway_summary(
+    through: dict[str, Any] | None, rows: list[dict[str, Any]], in_process: bool
+) -> dict[str, Any] | None:
+    """Each level of 2207 through the gateway beside direct gRPC Settle at the same concurrency, from
+    the same run, families and servers. "gateway_per_direct_settlements" is 2207/s ÷ Settle/s."""
+    if through is None:
+        return None
+    direct = {row["concurrency"]: row for row in rows}
+    serving = ("client", "postgres") if in_process else ("gateway", "binding", "payment", "postgres")
+    levels = []
+    for level in through["levels"]:
+        row = settle_row(level, serving)
+        alone = direct[level.concurrency]
+        levels.append(
+            {
+                "concurrency": level.concurrency,
+                "direct_settle": {
+                    **{key: alone[key] for key in ("settlements_per_second", "p50_ms", "p99_ms", "errors")},
+                    "serving_ms_per_call": alone["cpu_cost"].get("serving_ms_per_call"),
+                },
+                "through_gateway": row,
+                "ratios": {
+                    "gateway_per_direct_settlements": ratio(
+                        row["settlements_per_second"], alone["settlements_per_second"]
+                    ),
+                    "gateway_per_direct_p50": ratio(row["p50_ms"], alone["p50_ms"]),
+                    "gateway_per_direct_p99": ratio(row["p99_ms"], alone["p99_ms"]),
+                    "gateway_per_direct_serving_cpu": ratio(
+                        row["cpu_cost"].get("serving_ms_per_call"), alone["cpu_cost"].get("serving_ms_per_call")
+                    ),
+                },
+            }
+        )
+    made = through["settlements_made"]
+    return {
+        "direct": "gRPC Settle over mutual TLS, each bill sent by its hospital (the single-node phase)",
+        "through_gateway": (
+            "2207 envelopes POSTed over HTTPS with the hospital's client certificate on keep-alive connections "
+            "(aiohttp), to the gateway, which settles each on the same payment service over mutual-TLS gRPC "
+            "as spiffe://gongji/service/gateway acting for the hospital; the same families, after the direct phase"
+        ),
+        "settlements_per_second": max(level["through_gateway"]["settlements_per_second"] for level in levels),
+        "levels": levels,
+        "sample": through["sample"],
+        "settlements": made,
+        "paid_by_accounts": {"settlements_checked": made, "with_no_cash": through["paid_by_accounts"]},
+        "ledger": through["ledger"],
+        "ok": through["ledger"]["balanced"] and made > 0,
     }
 
 
@@ -148,10 +213,10 @@ def _security_summary(plain: dict[str, Any] | None, rows: list[dict[str, Any]]) 
     secured = {row["concurrency"]: row for row in rows}
     levels = []
     for level in plain["levels"]:
-        row = _settle_row(level, ("binding", "payment", "postgres"))
+        row = settle_row(level, ("binding", "payment", "postgres"))
         tls = secured[level.concurrency]
-        ratio = _ratio(tls["settlements_per_second"], row["settlements_per_second"])
-        control = _ratio(
+        rate_ratio = ratio(tls["settlements_per_second"], row["settlements_per_second"])
+        control = ratio(
             tls["cpu_cost"].get("ms_per_call", {}).get("postgres"),
             row["cpu_cost"].get("ms_per_call", {}).get("postgres"),
         )
@@ -164,15 +229,15 @@ def _security_summary(plain: dict[str, Any] | None, rows: list[dict[str, Any]]) 
                 },
                 "plaintext": row,
                 "ratios": {
-                    "mtls_per_plaintext_settlements": ratio,
-                    "mtls_per_plaintext_p50": _ratio(tls["p50_ms"], row["p50_ms"]),
-                    "mtls_per_plaintext_p99": _ratio(tls["p99_ms"], row["p99_ms"]),
-                    "mtls_per_plaintext_serving_cpu": _ratio(
+                    "mtls_per_plaintext_settlements": rate_ratio,
+                    "mtls_per_plaintext_p50": ratio(tls["p50_ms"], row["p50_ms"]),
+                    "mtls_per_plaintext_p99": ratio(tls["p99_ms"], row["p99_ms"]),
+                    "mtls_per_plaintext_serving_cpu": ratio(
                         tls["cpu_cost"].get("serving_ms_per_call"), row["cpu_cost"].get("serving_ms_per_call")
                     ),
                     "postgres_cpu_mtls_per_plaintext": control,
                 },
-                "security_cost": round(1 - ratio, 3) if ratio is not None else None,
+                "security_cost": round(1 - rate_ratio, 3) if rate_ratio is not None else None,
             }
         )
     legs = plain["legs"]
@@ -204,10 +269,10 @@ def _observability_summary(observed: dict[str, Any] | None, rows: list[dict[str,
     serving = ("binding", "payment", "postgres")
     levels = []
     for level in observed["levels"]:
-        row = _settle_row(level, serving)
+        row = settle_row(level, serving)
         off = unobserved[level.concurrency]
         off_ms, on_ms = off["cpu_cost"].get("ms_per_call", {}), row["cpu_cost"].get("ms_per_call", {})
-        ratio = _ratio(row["settlements_per_second"], off["settlements_per_second"])
+        rate_ratio = ratio(row["settlements_per_second"], off["settlements_per_second"])
         levels.append(
             {
                 "concurrency": level.concurrency,
@@ -218,17 +283,17 @@ def _observability_summary(observed: dict[str, Any] | None, rows: list[dict[str,
                 },
                 "on": row,
                 "ratios": {
-                    "on_per_off_settlements": ratio,
-                    "on_per_off_p50": _ratio(row["p50_ms"], off["p50_ms"]),
-                    "on_per_off_p99": _ratio(row["p99_ms"], off["p99_ms"]),
-                    "on_per_off_payment_cpu": _ratio(on_ms.get("payment"), off_ms.get("payment")),
-                    "on_per_off_binding_cpu": _ratio(on_ms.get("binding"), off_ms.get("binding")),
-                    "on_per_off_serving_cpu": _ratio(
+                    "on_per_off_settlements": rate_ratio,
+                    "on_per_off_p50": ratio(row["p50_ms"], off["p50_ms"]),
+                    "on_per_off_p99": ratio(row["p99_ms"], off["p99_ms"]),
+                    "on_per_off_payment_cpu": ratio(on_ms.get("payment"), off_ms.get("payment")),
+                    "on_per_off_binding_cpu": ratio(on_ms.get("binding"), off_ms.get("binding")),
+                    "on_per_off_serving_cpu": ratio(
                         row["cpu_cost"].get("serving_ms_per_call"), off["cpu_cost"].get("serving_ms_per_call")
                     ),
-                    "postgres_cpu_on_per_off": _ratio(on_ms.get("postgres"), off_ms.get("postgres")),
+                    "postgres_cpu_on_per_off": ratio(on_ms.get("postgres"), off_ms.get("postgres")),
                 },
-                "observability_cost": round(1 - ratio, 3) if ratio is not None else None,
+                "observability_cost": round(1 - rate_ratio, 3) if rate_ratio is not None else None,
             }
         )
     legs = observed["legs"]
@@ -262,13 +327,13 @@ def _cross_summary(cross: dict[str, Any] | None, rows: list[dict[str, Any]]) -> 
     single = {row["concurrency"]: row for row in rows}
     levels = []
     for level in cross["levels"]:
-        row = _settle_row(level, ("binding", "payment", "west", "postgres"))
+        row = settle_row(level, ("binding", "payment", "west", "postgres"))
         alone = single[level.concurrency]
         row["single_node"] = {k: alone[k] for k in ("settlements_per_second", "p50_ms", "p99_ms")}
         row["ratios"] = {
-            "cross_per_single_settlements": _ratio(row["settlements_per_second"], alone["settlements_per_second"]),
-            "cross_per_single_p50": _ratio(row["p50_ms"], alone["p50_ms"]),
-            "cross_per_single_p99": _ratio(row["p99_ms"], alone["p99_ms"]),
+            "cross_per_single_settlements": ratio(row["settlements_per_second"], alone["settlements_per_second"]),
+            "cross_per_single_p50": ratio(row["p50_ms"], alone["p50_ms"]),
+            "cross_per_single_p99": ratio(row["p99_ms"], alone["p99_ms"]),
         }
         levels.append(row)
     checked = cross["checked"]
