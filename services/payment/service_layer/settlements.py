@@ -259,6 +259,8 @@ def authorize(
     settlement = _settlement_from_split(bill, payers, draw, request_id, now, expire_time)
     if prepared is not None:
         settlement.settlement_id = prepared.transaction_id
+    else:
+        uow.pipeline_writes()  # everything read; what follows only writes, to the commit
     if capture:
         for leg in settlement.legs:
             leg.captured_fen = leg.amount_fen
