@@ -29,6 +29,18 @@ def validate_id_number(value: str, field: str = "id_number", today: date | None 
     return number
 
 
+def compose_id_number(area: str, born: date, sequence: int) -> str:
+    """The 18-character ID number of that area code, birth date and three-digit sequence
+    (odd for men), with its check character (test data and generated populations)."""
+    body = f"{area}{born:%Y%m%d}{sequence:03d}"
+    return body + ric.calc_check_digit(body + "0")
+
+
+def birth_date(number: str) -> date | None:
+    """The birth date a well-formed ID number holds; None for one that is not."""
+    return _examine(number)[0]
+
+
 @lru_cache(maxsize=65536)
 def _examine(number: str) -> tuple[date | None, str]:
     """The birth date of a well-formed number, or None and what is wrong with it.

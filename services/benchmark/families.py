@@ -18,21 +18,17 @@ from gongji.payment.v1 import payment_service_pb2_grpc as payment_grpc
 from services.benchmark.deployment import ADMDVS, WEST_ADMDVS, institutions
 from services.benchmark.desk import CALL_TIMEOUT, Desk
 from services.benchmark.errors import BenchmarkError
+from shared.identity import compose_id_number
 
 # 100,000 yuan per grantor: no bill is ever short of money, and no more than one
 # PaymentService call may move (`gongji serve payment --max-amount-fen`, default 10,000,000).
 CREDIT_FEN = 10_000_000
-_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-
-
-def _id_number(birth: date, sequence: int, area: str = "320102") -> str:
-    """A valid 18-digit resident ID number (GB 11643 check digit)."""
-    body = f"{area}{birth:%Y%m%d}{sequence:03d}"
-    return body + "10X98765432"[sum(int(d) * w for d, w in zip(body, _WEIGHTS, strict=True)) % 11]
+# Where the ID numbers say the families were first registered (Nanjing, and Lanzhou for fathers).
+NANJING_AREA, LANZHOU_AREA = "320102", "620102"
 
 
 def person_id(base: date, index: int) -> str:
-    return _id_number(base + timedelta(days=index // 1000), index % 1000)
+    return compose_id_number(NANJING_AREA, base + timedelta(days=index // 1000), index % 1000)
 
 
 @dataclass(frozen=True)
@@ -78,9 +74,9 @@ async def register_cross_family(number: int, east: Desk, west: Desk) -> Family:
     """A resident child and an employee mother in Nanjing, an employee father in Lanzhou;
     both bindings ACTIVE, PROPORTIONAL payer order; the mother credited on east, the
     father on west, so every bill has one leg on each node. Needs the cross-province policies."""
-    mother = _id_number(date(1980, 1, 1) + timedelta(days=number // 1000), number % 1000)
-    father = _id_number(date(1980, 1, 1) + timedelta(days=number // 1000), number % 1000, area="620102")
-    child = _id_number(date(2015, 1, 1) + timedelta(days=number // 1000), number % 1000)
+    mother = compose_id_number(NANJING_AREA, date(1980, 1, 1) + timedelta(days=number // 1000), number % 1000)
+    father = compose_id_number(LANZHOU_AREA, date(1980, 1, 1) + timedelta(days=number // 1000), number % 1000)
+    child = compose_id_number(NANJING_AREA, date(2015, 1, 1) + timedelta(days=number // 1000), number % 1000)
     await _bind_family(
         east, f"cross family {number}", f"cross-birth-{number}", (mother, ADMDVS), (father, WEST_ADMDVS), child
     )

@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 
 from shared.china_time import CHINA_STANDARD_TIME
 from shared.deduction import Capacity, PaymentSource, split_bill
-from shared.identity import validate_id_number
+from shared.identity import compose_id_number, validate_id_number
 from shared.ledger import CONTRIBUTIONS_ACCOUNT, personal_account, receivable, year_of
 from shared.payers import PayerMode
 
@@ -46,7 +46,6 @@ OPENING_FEN = (100_000, 2_000_000)
 MONTHLY_FEN = (15_000, 60_000)
 BILL_FEN = (200, 3_000)  # the child's outpatient self-pay share, as the benchmark bills
 BILLS_PER_ACTIVE_FAMILY = (1, 6)
-_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 _GIVEN = ("伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明", "超", "秀英")
 
@@ -85,9 +84,8 @@ DEFAULT_HOLD = timedelta(minutes=15)
 
 
 def id_number(area: str, birth: datetime, sequence: int) -> str:
-    """A valid 18-digit resident ID number (GB 11643 check digit), as families.py makes them."""
-    body = f"{area}{birth:%Y%m%d}{sequence:03d}"
-    return body + "10X98765432"[sum(int(d) * w for d, w in zip(body, _WEIGHTS, strict=True)) % 11]
+    """A valid 18-digit resident ID number, as families.py makes them."""
+    return compose_id_number(area, birth.date(), sequence)
 
 
 def _ts(moment: datetime) -> str:

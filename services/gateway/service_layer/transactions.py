@@ -37,6 +37,7 @@ from services.gateway.service_layer.refusals import Refused
 from services.gateway.wire.envelope import Envelope, EnvelopeRefused, amount, input_node, text
 from services.gateway.wire.money import fen_to_yuan
 from shared.china_time import CHINA_STANDARD_TIME
+from shared.identity import birth_date
 
 # gRPC codes that say nothing final about the request: nothing is stored as the msgid's
 # answer, so a retry of the same msgid runs again.
@@ -449,21 +450,12 @@ class Transactions:
         """The split of a settlement; balc the leg's balance after, or (read_balance, for holds
         and captures) the personal account's available balance read afterwards."""
         own = settlement.own_account_pay_fen + settlement.wallet_pay_fen
-        if read_balance:
-            return Split(
-                own,
-                settlement.mutual_aid_pay_fen,
-                settlement.cash_pay_fen,
-                await self._balance(envelope, charge.psn_no),
-            )
-        balance = next(
-            (
-                leg.payer_balance_after_fen
-                for leg in settlement.legs
-                if leg.source == ppb.PAYMENT_SOURCE_OWN_ACCOUNT and leg.payer_id_number == charge.psn_no
-            ),
-            None,
+        own_legs = (
+            leg.payer_balance_after_fen
+            for leg in settlement.legs
+            if leg.source == ppb.PAYMENT_SOURCE_OWN_ACCOUNT and leg.payer_id_number == charge.psn_no
         )
+        balance = None if read_balance else next(own_legs, None)
         if balance is None:
             balance = await self._balance(envelope, charge.psn_no)
         return Split(own, settlement.mutual_aid_pay_fen, settlement.cash_pay_fen, balance)
@@ -510,9 +502,9 @@ def _use_category(infno: str, med_type: str) -> int:
 
 def _born(id_number: str, now: datetime) -> dict[str, Any]:
     """gend (1 male, 2 female), brdy and age, read from an 18-digit ID number."""
-    if len(id_number) != 18 or not (id_number[:17].isascii() and id_number[:17].isdigit()):
+    born = birth_date(id_number)
+    if born is None:
         return {"gend": "", "brdy": "", "age": None}
-    year, month, day = int(id_number[6:10]), int(id_number[10:12]), int(id_number[12:14])
     today = now.astimezone(CHINA_STANDARD_TIME).date()
-    age = today.year - year - ((today.month, today.day) < (month, day))
-    return {"gend": "1" if int(id_number[16]) % 2 else "2", "brdy": f"{year:04d}-{month:02d}-{day:02d}", "age": age}
+    age = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+    return {"gend": "1" if int(id_number[16]) % 2 else "2", "brdy": born.isoformat(), "age": age}
