@@ -104,6 +104,7 @@ def serve(args: argparse.Namespace) -> int:
                     limits=_limits(args),
                     metrics_address=args.metrics_address,
                     readiness_interval=args.readiness_interval,
+                    payer_watch_lease=args.payer_watch_lease or None,
                 )
             )
         elif args.service == "gateway":
@@ -133,6 +134,7 @@ def serve(args: argparse.Namespace) -> int:
             settings.metrics_address = args.metrics_address
             settings.readiness_interval = args.readiness_interval
             settings.ledger_audit_interval = args.ledger_audit_interval
+            settings.payer_cache = not args.no_payer_cache
             running = await start_payment_server(settings)
         await serve_until_signalled(running, grace=args.grace)
 
@@ -223,6 +225,15 @@ def add_serve_command(commands: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument(
         "--ledger-audit-interval", type=float, default=300.0,
         help="payment only: seconds between background ledger audits for the gongji_ledger_* metrics (0: none)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--payer-watch-lease", type=float, default=3.0,
+        help="binding only: seconds a payment node's keepalive keeps its lease on the payer watch; "
+        "every change waits for the nodes' acknowledgement, at most this long after a restart (0: no watch)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-payer-cache", action="store_true",
+        help="payment only: ask the binding service who may pay for every bill, even when it announces changes",
     )  # fmt: skip
     parser.add_argument("--grace", type=float, default=10.0, help="seconds in-flight calls get at shutdown")
     parser.add_argument(

@@ -58,6 +58,8 @@ class PayerResolution:
     policy_version: str
     beneficiary_admdvs: str
     earmarked: tuple[EarmarkedShare, ...] = ()
+    # Until when the answer holds by the clock alone (see resolution_valid_until); None: no end known.
+    valid_until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,26 @@ def resolve_payers(
         policy_version=beneficiary_policy.version,
         beneficiary_admdvs=beneficiary.admdvs,
     )
+
+
+def resolution_valid_until(
+    beneficiary: InsuredPerson,
+    grantors: Sequence[InsuredPerson],
+    policy_of: Callable[[str], RegionPolicy],
+    next_policy_change: datetime | None,
+    at: datetime,
+) -> datetime | None:
+    """The first instant after `at` at which the same question could get another answer with
+    nothing changed by a call: a contact change of the beneficiary or a grantor falls overdue
+    (after its region's grace days), or a policy version comes into force. An answer kept for
+    reuse holds for bills dated from `at` up to (not including) this instant."""
+    bounds = [next_policy_change] if next_policy_change is not None else []
+    for person in (beneficiary, *grantors):
+        deadline = person.contact_change_deadline(policy_of(person.admdvs).contact_change_grace_days)
+        if deadline is not None and deadline >= at:
+            # Overdue strictly after the deadline; the instant just past it must be asked anew.
+            bounds.append(deadline)
+    return min(bounds, default=None)
 
 
 def _exclusion(

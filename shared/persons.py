@@ -42,3 +42,9 @@ class InsuredPerson:
         if self.contact_change_time is None:
             return False
         return now - self.contact_change_time > timedelta(days=grace_days)
+
+    def contact_change_deadline(self, grace_days: int) -> datetime | None:
+        """The last instant an unconfirmed contact change is not yet overdue; None without one."""
+        if self.contact_change_time is None:
+            return None
+        return self.contact_change_time + timedelta(days=grace_days)

@@ -185,6 +185,11 @@ class PolicyIndex:
                     return self._versions[code][position - 1]
         return NATIONAL_DEFAULT
 
+    def next_change_after(self, at: datetime) -> datetime | None:
+        """The first instant after `at` at which any region's policy in force changes."""
+        following = [starts[i] for starts in self._starts.values() if (i := bisect_right(starts, at)) < len(starts)]
+        return min(following, default=None)
+
 
 def select_policy(policies: Iterable[RegionPolicy], admdvs: str, at: datetime) -> RegionPolicy:
     """The policy governing a region at a moment: most specific code first, latest version in force."""

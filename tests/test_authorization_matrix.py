@@ -117,6 +117,7 @@ MATRIX: dict[str, dict[str, str]] = {
     "BindingService/UpdateSharingLimit": expected("channel operator", OUT),
     "BindingService/SetPayerOrder": expected("channel operator", OUT),
     "BindingService/ResolvePayers": expected("node"),
+    "BindingService/WatchPayerChanges": expected("node"),
     "BindingService/PutRegionPolicy": expected("operator", OUT),
     "BindingService/GetRegionPolicy": expected("institution channel operator node"),
     "BindingService/ListRegionPolicies": expected("institution channel operator node"),
@@ -256,6 +257,7 @@ def _binding_requests() -> dict[str, Request]:
         "ResolvePayers": lambda w, c: bapi.ResolvePayersRequest(
             beneficiary_id_number=w.family.child.id_number, use_category=common.USE_CATEGORY_OUTPATIENT
         ),
+        "WatchPayerChanges": lambda w, c: bapi.WatchPayerChangesRequest(keepalive=1),
         "PutRegionPolicy": policy,
         "GetRegionPolicy": lambda w, c: bapi.GetRegionPolicyRequest(admdvs="320100"),
         "ListRegionPolicies": lambda w, c: bapi.ListRegionPoliciesRequest(admdvs="32"),
@@ -351,6 +353,8 @@ REQUESTS: dict[str, Request] = {
     **{f"PaymentNodeService/{name}": make for name, make in _node_requests().items()},
     "Health/Check": lambda w, c: health_pb2.HealthCheckRequest(),
 }
+# Both sides stream: one request goes in, the first answer shows the call was admitted.
+STREAMING = {"WatchPayerChanges"}
 STUBS: dict[str, Callable[[grpc.Channel], Any]] = {
     "BindingService": binding_grpc.BindingServiceStub,
     "PaymentService": payment_grpc.PaymentServiceStub,
@@ -391,7 +395,11 @@ def _outcome(world: World, rpc: str, caller: str) -> tuple[str, str]:
     with _channel(world, caller, address) as channel:
         try:
             metadata = ((ACTING_FOR, ACTING[caller].spiffe_id),) if caller in ACTING else None
-            getattr(STUBS[service](channel), method)(request, timeout=20, metadata=metadata)
+            call = getattr(STUBS[service](channel), method)
+            if method in STREAMING:
+                next(call(iter([request]), timeout=20, metadata=metadata))  # admitted once it answers
+            else:
+                call(request, timeout=20, metadata=metadata)
         except grpc.RpcError as error:
             if error.code() == grpc.StatusCode.UNAVAILABLE and caller in ("no certificate", "other CA"):
                 return STRANGER, error.code().name

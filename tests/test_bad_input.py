@@ -26,11 +26,12 @@ from services.common.server import ServerSecurity
 from services.common.status import MAX_MESSAGE, MAX_METADATA_VALUE
 from shared.money import INT64_MAX
 from shared.policy import PolicyIndex, RegionPolicy
-from shared.principals import BINDING_SERVICE, operator
+from shared.principals import BINDING_SERVICE, operator, payment_node
 from tests.helpers import refusal_of, request_id
 from tests.payment_helpers import PaymentFamily
 
 INVALID_ARGUMENT = grpc.StatusCode.INVALID_ARGUMENT
+FAILED_PRECONDITION = grpc.StatusCode.FAILED_PRECONDITION
 NATIONAL = operator("000000", "ops")
 
 
@@ -158,6 +159,25 @@ def test_bytes_that_are_no_request_are_refused_as_malformed_with_one_quiet_log_l
             assert "DecodeError" not in refusal.message or "GetAccountRequest" in refusal.message
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert family.ledger().balanced
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", (INVALID_ARGUMENT, "MALFORMED_REQUEST")),
+        # This binding service announces no payer changes: the watch is refused before it reads.
+        ("/gongji.binding.v1.BindingService/WatchPayerChanges", (FAILED_PRECONDITION, "PAYER_WATCH_OFF")),
+    ],
+)
+def test_bytes_that_are_no_request_on_a_stream_are_refused_with_a_reason(family, pki, path, expected, caplog):
+    caplog.set_level(logging.INFO)
+    with pki.channel(family.binding.address, payment_node("local")) as channel:
+        stream = channel.stream_stream(path)
+        with pytest.raises(grpc.RpcError) as raised:
+            list(stream(iter([b"\x0a\x7f"]), timeout=10))
+        refusal = refusal_of(raised.value)
+        assert (refusal.code, refusal.reason) == expected
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 def test_input_is_echoed_into_errors_only_as_a_short_prefix(family):

@@ -8,7 +8,8 @@ test says exactly what the binding service said, and the flow runs on a real dat
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from functools import partial
@@ -23,7 +24,13 @@ from services.common.runner import UseCaseRunner
 from services.payment.entrypoints import converters as convert
 from services.payment.routing import RoutingTable
 from services.payment.service_layer import accounts, wallets
-from services.payment.service_layer.binding_directory import BoundPair, PayerQuery, WalletLimits
+from services.payment.service_layer.binding_directory import (
+    AskEveryTime,
+    BoundPair,
+    PayerQuery,
+    PayerReads,
+    WalletLimits,
+)
 from services.payment.service_layer.coordinator import Coordinator
 from services.payment.service_layer.node_routing import NodeRouting
 from services.payment.service_layer.settlements import Payers
@@ -61,6 +68,18 @@ class FakeBindingDirectory:
     threshold: int = 3
     down: bool = False
     asked: list[str] = field(default_factory=list)
+    # Settlement attempts to be told, at their last step, that payers changed meanwhile.
+    changes_during: int = 0
+    # Grants after a change (what a fresh answer holds).
+    grants_after_change: tuple[PayerGrant, ...] | None = None
+
+    @asynccontextmanager
+    async def settlement_reads(self) -> AsyncIterator[PayerReads]:
+        if not self.changes_during:
+            yield AskEveryTime(self)
+            return
+        self.changes_during -= 1
+        yield _ChangedMeanwhile(self)
 
     def _answer(self, what: str) -> None:
         self.asked.append(what)
@@ -96,6 +115,22 @@ class NoOtherNodes:
 
     def __getattr__(self, name: str) -> Any:
         raise AssertionError(f"a single node called another node: {name}")
+
+
+class _ChangedMeanwhile:
+    """One attempt during which the binding service announced a change: its payers are old."""
+
+    def __init__(self, directory: FakeBindingDirectory) -> None:
+        self._directory = directory
+
+    async def payers(self, query: PayerQuery) -> Payers | DomainError:
+        answer = await self._directory.payers(query)
+        if self._directory.grants_after_change is not None:
+            self._directory.grants = self._directory.grants_after_change
+        return answer
+
+    def still_current(self) -> bool:
+        return False
 
 
 class CountingVerifier:
@@ -199,6 +234,29 @@ def test_a_bill_draws_on_the_grantors_the_binding_service_names_in_their_order(f
     answer = flows.settle(bill(50_000))
     assert legs(answer) == [(MOTHER, 20_000), (FATHER, 30_000)]
     assert answer.settlement.cash_pay_fen == 0
+
+
+def test_a_settlement_whose_payers_changed_meanwhile_does_not_commit_and_runs_again_with_fresh_payers(flows):
+    flows.credit(MOTHER, 20_000)
+    flows.credit(FATHER, 50_000)
+    flows.directory.grants = (grant(MOTHER, 1), grant(FATHER, 2))
+    flows.directory.grants_after_change = (grant(FATHER, 1),)  # the mother's binding ended meanwhile
+    flows.directory.changes_during = 1
+    key = request_id()
+    answer = flows.settle(bill(10_000), key)
+    assert legs(answer) == [(FATHER, 10_000)]
+    assert flows.directory.asked == ["payers", "payers"]
+    assert flows.settle(bill(10_000), key) == answer  # one settlement under the key, the second attempt's
+
+
+def test_a_settlement_whose_payers_keep_changing_is_refused_busy_and_moves_nothing(flows):
+    flows.credit(MOTHER, 20_000)
+    flows.directory.grants = (grant(MOTHER, 1),)
+    flows.directory.changes_during = 3
+    key = request_id()
+    assert refusal_reason(lambda: flows.settle(bill(10_000), key)) == "SERVER_BUSY"
+    flows.directory.changes_during = 0
+    assert legs(flows.settle(bill(10_000), key)) == [(MOTHER, 10_000)]  # not stored: the retry runs
 
 
 def test_a_bill_with_no_grantor_named_is_paid_in_cash(flows):

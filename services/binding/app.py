@@ -10,6 +10,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from gongji.binding.v1 import binding_service_pb2_grpc as api_grpc
 from services.binding.entrypoints.grpc_servicer import SERVICE, BindingServicer
 from services.binding.entrypoints.metrics import read_binding_gauges
+from services.binding.entrypoints.payer_watch import PayerChangeHub
 from services.binding.service_layer.policy_book import PolicyBook
 from services.binding.service_layer.scope_facts import BindingScopeFacts
 from services.binding.service_layer.unit_of_work import BindingUnitOfWork
@@ -44,6 +45,10 @@ class BindingSettings:
     readiness_interval: float = 5.0
     # Where spans go; None takes the OTEL_* environment, which leaves traces off unless asked (README, Traces).
     tracer_provider: TracerProvider | None = None
+    # Seconds a payment node's keepalive keeps its lease on WatchPayerChanges; None: no watch, so
+    # payment nodes ask ResolvePayers for every bill. With a lease, a restarted service answers
+    # its first changes only once a lease has passed (a node may still trust its predecessor).
+    payer_watch_lease: float | None = None
 
 
 async def start_binding_server(settings: BindingSettings) -> RunningServer:
@@ -53,11 +58,12 @@ async def start_binding_server(settings: BindingSettings) -> RunningServer:
     engine = create_database_engine(settings.database_url, pool_size=settings.workers)
     trace_engine(engine, tracer_provider)
     metrics = Metrics.serving(settings.metrics_address, engine, read_binding_gauges)
+    hub = PayerChangeHub(settings.payer_watch_lease) if settings.payer_watch_lease else None
     runner = UseCaseRunner(
         partial(BindingUnitOfWork, session_factory(engine)), settings.clock, ERROR_DOMAIN, settings.workers,
-        settings.limits.max_waiting_work,
+        settings.limits.max_waiting_work, after_mutation=hub.announce if hub else None,
     )  # fmt: skip
-    servicer = BindingServicer(runner, settings.clock, PolicyBook(settings.policy_cache_seconds))
+    servicer = BindingServicer(runner, settings.clock, PolicyBook(settings.policy_cache_seconds), hub)
     registration = ServiceRegistration(SERVICE, partial(api_grpc.add_BindingServiceServicer_to_server, servicer))
     running = await start_server(
         [registration], settings.address, ERROR_DOMAIN, settings.security, BindingScopeFacts(runner), settings.limits,
@@ -66,6 +72,8 @@ async def start_binding_server(settings: BindingSettings) -> RunningServer:
     if settings.tracer_provider is None and tracer_provider is not None:
         running.cleanups.append(tracer_provider.shutdown)  # first added, so run last: flushes every span
     running.cleanups += [engine.dispose, runner.close]
+    if hub is not None:
+        running.on_stopping.append(hub.close)
     database = DatabaseProbe(settings.database_url)
     running.cleanups.append(database.dispose)
     watch_readiness(

@@ -128,6 +128,14 @@ def _lenient(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], A
     return deserialize
 
 
+async def _well_formed(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """A stream's requests; one that does not parse ends it with MALFORMED_REQUEST."""
+    async for request in requests:
+        if isinstance(request, _Malformed):
+            raise DomainError(Reason.MALFORMED_REQUEST, f"a request of the stream is malformed ({request.problem})")
+        yield request
+
+
 def _loggable(value: str) -> str:
     return "".join(c if c.isprintable() and c != " " else "?" for c in value[:128])
 
@@ -218,7 +226,7 @@ class CallGuard(grpc.aio.ServerInterceptor):
         if handler.stream_stream is not None:
             return grpc.stream_stream_rpc_method_handler(
                 self._stream(method, handler.stream_stream, request_is_message=False, grpc_type="bidi_stream"),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_lenient(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         return grpc.stream_unary_rpc_method_handler(
@@ -330,12 +338,17 @@ class CallGuard(grpc.aio.ServerInterceptor):
                 if slot is None:
                     return
                 started = time.perf_counter()
+                refusal: status_pb2.Status | None = None
                 try:
-                    async for item in behavior(request, context):
+                    async for item in behavior(request if request_is_message else _well_formed(request), context):
                         yield item
+                except DomainError as error:
+                    refusal = status_of(error, self._domain)
                 finally:
                     self._streams.leave(slot)
-                    self._handled(grpc_type, method, None, context, started)
+                    self._handled(grpc_type, method, refusal, context, started)
+                if refusal is not None:
+                    await context.abort_with_status(rpc_status.to_status(refusal))
 
             return generating
 

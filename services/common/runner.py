@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Generic, TypeVar
@@ -74,8 +74,12 @@ class UseCaseRunner(Generic[U]):
         error_domain: str,
         workers: int = 16,
         max_waiting: int = 256,
+        after_mutation: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._unit_of_work = unit_of_work
+        # Awaited after each mutating call, before it answers (the binding service announces
+        # the change to the payment nodes that keep its answers).
+        self._after_mutation = after_mutation
         self._clock = clock
         self._domain = error_domain
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="use-case")
@@ -154,7 +158,12 @@ class UseCaseRunner(Generic[U]):
         check_request_id(request_id, "request_id")
         key = (caller_id(), request_id)
         digest = fingerprint(method, request.SerializeToString(deterministic=True))
-        outcome, replayed = await self.in_thread(lambda: self._run_once(method, key, digest, fn))
+        try:
+            outcome, replayed = await self.in_thread(lambda: self._run_once(method, key, digest, fn))
+        finally:
+            if self._after_mutation is not None:
+                # Replays and refusals too: a twin may still await the acknowledgements.
+                await self._after_mutation()
         if outcome.succeeded:
             return response_type.FromString(outcome.payload)
         raise RpcFailure(status_pb2.Status.FromString(outcome.payload), replayed=replayed)

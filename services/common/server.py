@@ -66,9 +66,13 @@ class RunningServer:
     service_names: list[str]
     # Run after the server stopped, last added first; may be sync or async.
     cleanups: list[Callable[[], object]] = field(default_factory=list)
+    # Run once readiness is off, before in-flight calls drain: ends streams that would not end alone.
+    on_stopping: list[Callable[[], object]] = field(default_factory=list)
 
     async def stop(self, grace: float) -> None:
         await self.health.enter_graceful_shutdown()
+        for ending in self.on_stopping:
+            ending()
         await self.server.stop(grace)
         for cleanup in reversed(self.cleanups):
             result = cleanup()

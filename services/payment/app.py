@@ -30,11 +30,13 @@ from services.common.server import RunningServer, ServerSecurity, ServiceRegistr
 from services.common.tracing import provider_from_environment, trace_engine
 from services.payment.adapters.binding_client import GrpcBindingDirectory
 from services.payment.adapters.node_client import GrpcNodeClient
+from services.payment.adapters.payer_cache import CachingBindingDirectory, PayerWatch
 from services.payment.entrypoints.grpc_servicer import ERROR_DOMAIN, SERVICE, PaymentServicer
 from services.payment.entrypoints.metrics import LedgerAuditGauges, payment_reader
 from services.payment.entrypoints.node_servicer import SERVICE as NODE_SERVICE
 from services.payment.entrypoints.node_servicer import PaymentNodeServicer
 from services.payment.routing import RoutingTable
+from services.payment.service_layer.binding_directory import BindingDirectory
 from services.payment.service_layer.coordinator import Coordinator, FailPoint, no_failpoint
 from services.payment.service_layer.inquiries import check_ledger
 from services.payment.service_layer.scope_facts import PaymentScopeFacts
@@ -86,6 +88,9 @@ class PaymentSettings:
     readiness_interval: float = 5.0
     # Where spans go; None takes the OTEL_* environment, which leaves traces off unless asked (README, Traces).
     tracer_provider: TracerProvider | None = None
+    # Keep ResolvePayers answers while the binding service's WatchPayerChanges holds a lease
+    # (services/payment/adapters/payer_cache.py); without a watch every bill asks anew.
+    payer_cache: bool = False
 
 
 def sweep_once(runner: UseCaseRunner[PaymentUnitOfWork], clock: Clock) -> int:
@@ -204,7 +209,13 @@ async def start_payment_server(settings: PaymentSettings) -> RunningServer:
     coordinator = Coordinator(
         runner, settings.routing, nodes, settings.clock, lease=settings.prepare_lease, failpoint=failpoint
     )
-    directory = GrpcBindingDirectory(binding_grpc.BindingServiceStub(channel))
+    binding_stub = binding_grpc.BindingServiceStub(channel)
+    directory: BindingDirectory = GrpcBindingDirectory(binding_stub)
+    watch = None
+    if settings.payer_cache:
+        directory = CachingBindingDirectory(directory)
+        watch = PayerWatch(binding_stub, directory)
+        watch.start()
     servicer = PaymentServicer(
         runner, settings.clock, directory, coordinator, settings.verifier, settings.default_hold,
         max_amount_fen=settings.max_amount_fen,
@@ -250,6 +261,8 @@ async def start_payment_server(settings: PaymentSettings) -> RunningServer:
     if settings.tracer_provider is None and tracer_provider is not None:
         running.cleanups.append(tracer_provider.shutdown)  # first added, so run last: flushes every span
     running.cleanups += [engine.dispose, runner.close, channel.close, nodes.close, stop_background_tasks]
+    if watch is not None:
+        running.cleanups.append(watch.stop)
     database = DatabaseProbe(settings.database_url)
     running.cleanups.append(database.dispose)
     probes = [("database", database), ("binding service", health_probe(channel, BINDING_SERVICE))]

@@ -187,6 +187,7 @@ def resolution_to_proto(resolution: PayerResolution) -> api.ResolvePayersRespons
             )
             for e in resolution.earmarked
         ],
+        valid_until=datetime_to_timestamp(resolution.valid_until),
     )
 
 

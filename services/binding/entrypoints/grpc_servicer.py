@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import grpc
 
 from gongji.binding.v1 import binding_service_pb2 as api
 from gongji.binding.v1 import binding_service_pb2_grpc as api_grpc
 from services.binding.entrypoints import converters as convert
+from services.binding.entrypoints.payer_watch import PayerChangeHub
 from services.binding.service_layer import use_cases
 from services.binding.service_layer.policy_book import PolicyBook
 from services.binding.service_layer.unit_of_work import BindingUnitOfWork
@@ -27,10 +30,17 @@ def _method(name: str) -> str:
 
 
 class BindingServicer(api_grpc.BindingServiceServicer):
-    def __init__(self, runner: UseCaseRunner[BindingUnitOfWork], clock: Clock, policy_book: PolicyBook) -> None:
+    def __init__(
+        self,
+        runner: UseCaseRunner[BindingUnitOfWork],
+        clock: Clock,
+        policy_book: PolicyBook,
+        payer_changes: PayerChangeHub | None = None,
+    ) -> None:
         self._run = runner
         self._clock = clock
         self._policies = policy_book
+        self._payer_changes = payer_changes
 
     # Registry -----------------------------------------------------------------
 
@@ -261,6 +271,17 @@ class BindingServicer(api_grpc.BindingServiceServicer):
             snapshot=False,
         )
         return convert.resolution_to_proto(resolution)
+
+    async def WatchPayerChanges(
+        self, request_iterator: AsyncIterator[api.WatchPayerChangesRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[api.WatchPayerChangesResponse]:
+        if self._payer_changes is None:
+            raise DomainError(
+                Reason.PAYER_WATCH_OFF,
+                "this binding service announces no payer changes; ask ResolvePayers for every bill",
+            )
+        async for message in self._payer_changes.watch(request_iterator):
+            yield message
 
     # Regional policy ------------------------------------------------------------
 

@@ -23,6 +23,9 @@ class PolicySnapshot:
     def for_region(self, admdvs: str, at: datetime) -> RegionPolicy:
         return self._index.for_region(admdvs, at)
 
+    def next_change_after(self, at: datetime) -> datetime | None:
+        return self._index.next_change_after(at)
+
 
 class PolicyBook:
     def __init__(self, max_age: float = 5.0) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import partial
 
 from services.binding.service_layer.policy_book import PolicySnapshot
 from services.binding.service_layer.unit_of_work import BindingUnitOfWork
@@ -27,7 +28,14 @@ from shared.bindings import (
     status_after_event,
 )
 from shared.errors import DomainError, Reason
-from shared.payers import PayerMode, PayerOrder, PayerResolution, earmarked_shares, resolve_payers
+from shared.payers import (
+    PayerMode,
+    PayerOrder,
+    PayerResolution,
+    earmarked_shares,
+    resolution_valid_until,
+    resolve_payers,
+)
 from shared.persons import InsuranceStatus, InsuranceType, InsuredPerson
 from shared.policy import RegionPolicy, UseCategory
 
@@ -350,14 +358,12 @@ def resolve(
         raise DomainError(
             Reason.PERSON_NOT_FOUND, f"no insured person {beneficiary_id_number}", field="beneficiary_id_number"
         )
-    resolution = resolve_payers(
-        found.beneficiary,
-        found.bindings,
-        found.order,
-        lambda admdvs: policies.for_region(admdvs, at),
-        use,
-        chronic_disease,
-        at,
+    policy_of = partial(policies.for_region, at=at)
+    resolution = resolve_payers(found.beneficiary, found.bindings, found.order, policy_of, use, chronic_disease, at)
+    grantors = [grantor for _, grantor in found.bindings]
+    resolution = replace(
+        resolution,
+        valid_until=resolution_valid_until(found.beneficiary, grantors, policy_of, policies.next_change_after(at), at),
     )
     own_policy = policies.for_region(found.beneficiary.admdvs, at)
     if not own_policy.earmark_shared_amount:

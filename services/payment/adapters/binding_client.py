@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+
 import grpc
 from grpc_status import rpc_status
 
@@ -9,10 +13,16 @@ from gongji.binding.v1 import binding_pb2 as bpb
 from gongji.binding.v1 import binding_service_pb2 as bapi
 from gongji.binding.v1 import binding_service_pb2_grpc as binding_grpc
 from gongji.common.v1 import common_pb2 as common
-from services.common.converters import datetime_to_timestamp, enum_to_proto
+from services.common.converters import datetime_to_timestamp, enum_to_proto, timestamp_to_datetime
 from services.common.grants import grants_from_proto
 from services.common.status import error_info_of
-from services.payment.service_layer.binding_directory import BoundPair, PayerQuery, WalletLimits
+from services.payment.service_layer.binding_directory import (
+    AskEveryTime,
+    BoundPair,
+    PayerQuery,
+    PayerReads,
+    WalletLimits,
+)
 from services.payment.service_layer.settlements import Payers
 from shared.errors import DomainError, Reason
 from shared.payers import EarmarkedShare, PayerMode
@@ -50,7 +60,16 @@ class GrpcBindingDirectory:
         self._stub = stub
         self._deadline = deadline
 
+    @asynccontextmanager
+    async def settlement_reads(self) -> AsyncIterator[PayerReads]:
+        yield AskEveryTime(self)
+
     async def payers(self, query: PayerQuery) -> Payers | DomainError:
+        answer, _ = await self.payers_until(query)
+        return answer
+
+    async def payers_until(self, query: PayerQuery) -> tuple[Payers | DomainError, datetime | None]:
+        """The answer, and until when it holds by the clock alone (None: no end known)."""
         request = bapi.ResolvePayersRequest(
             beneficiary_id_number=query.patient_id_number,
             use_category=enum_to_proto(common.UseCategory, query.use_category),
@@ -64,13 +83,15 @@ class GrpcBindingDirectory:
             status = rpc_status.from_call(error)  # type: ignore[arg-type]
             info = error_info_of(status) if status else None
             if info is not None and info.reason == Reason.USE_NOT_ALLOWED.value:
-                return DomainError(
+                refusal = DomainError(
                     Reason.USE_NOT_ALLOWED, error.details() or "use not allowed", field="bill.use_category"
                 )
+                return refusal, None
             if error.code() == grpc.StatusCode.NOT_FOUND:
-                return Payers()  # not in the registry: no relatives may pay
+                return Payers(), None  # not in the registry: no relatives may pay
             raise _unavailable(error, "who may pay") from None
-        return payers_from_proto(answer)
+        valid_until = timestamp_to_datetime(answer, "valid_until") if answer.HasField("valid_until") else None
+        return payers_from_proto(answer), valid_until
 
     async def binding(self, binding_id: str) -> BoundPair | None:
         try:

@@ -6,6 +6,7 @@ node asks of it, rather than taking the peer's word."""
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -44,7 +45,39 @@ class BoundPair:
     beneficiary_admdvs: str
 
 
+class PayerReads(Protocol):
+    """Payer reads of one settlement attempt. Open while the attempt runs, so a payer change
+    announced meanwhile waits for the attempt to finish before it is acknowledged."""
+
+    async def payers(self, query: PayerQuery) -> Payers | DomainError:
+        """As BindingDirectory.payers, perhaps answered from what the node keeps."""
+        ...
+
+    def still_current(self) -> bool:
+        """False when a payer change was announced since the attempt began, or the payers it
+        read came from kept answers whose lease has run out: then it must not commit. Safe to
+        call from a worker thread."""
+        ...
+
+
+class AskEveryTime:
+    """Payer reads that ask the directory every time: nothing kept can go stale."""
+
+    def __init__(self, directory: BindingDirectory) -> None:
+        self._directory = directory
+
+    async def payers(self, query: PayerQuery) -> Payers | DomainError:
+        return await self._directory.payers(query)
+
+    def still_current(self) -> bool:
+        return True
+
+
 class BindingDirectory(Protocol):
+    def settlement_reads(self) -> AbstractAsyncContextManager[PayerReads]:
+        """Payer reads for one settlement attempt (see PayerReads)."""
+        ...
+
     async def payers(self, query: PayerQuery) -> Payers | DomainError:
         """The grants for the bill, or the binding service's refusal (USE_NOT_ALLOWED) as a
         value; an unknown patient has no payers. Unreachable: BINDING_SERVICE_UNAVAILABLE raised."""

@@ -16,13 +16,21 @@ from google.protobuf.message import Message
 from services.common.clock import Clock
 from services.common.runner import UseCaseRunner
 from services.payment.service_layer import settlements, suspensions
-from services.payment.service_layer.binding_directory import BindingDirectory, PayerQuery
+from services.payment.service_layer.binding_directory import BindingDirectory, PayerQuery, PayerReads
 from services.payment.service_layer.coordinator import Coordinator
 from services.payment.service_layer.unit_of_work import PaymentUnitOfWork
 from shared.errors import DomainError, Reason
 from shared.settlements import Bill, Settlement
 
 MAX_HOLD = timedelta(days=60)
+# Tries of one settlement while payer changes keep being announced.
+ATTEMPTS = 3
+
+
+class PayersChanged(Exception):
+    """A payer change was announced while a settlement attempt ran; it must not commit."""
+
+
 R = TypeVar("R", bound=Message)
 
 
@@ -41,11 +49,13 @@ class Settling:
         self._coordinator = coordinator
         self._default_hold = default_hold
 
+    @staticmethod
+    def _query(bill: Bill, at: datetime) -> PayerQuery:
+        return PayerQuery(bill.patient_id_number, bill.use_category, bill.institution_admdvs, bill.chronic_disease, at)
+
     async def payers(self, bill: Bill, at: datetime) -> settlements.Payers | DomainError:
         """The grants for this bill, or the refusal the binding service gave."""
-        return await self._directory.payers(
-            PayerQuery(bill.patient_id_number, bill.use_category, bill.institution_admdvs, bill.chronic_disease, at)
-        )
+        return await self._directory.payers(self._query(bill, at))
 
     async def quote(self, bill: Bill, at: datetime) -> Settlement:
         """What settling the bill at `at` would take from whom, payers on other nodes included."""
@@ -81,8 +91,33 @@ class Settling:
         expire = now + self._default_hold if capture else self.expiry(requested_expiry, now)
         if bill.credential_holder != bill.patient_id_number:
             return await self._refuse_impersonation(method, request, request_id, bill, response_type)
+        for _ in range(ATTEMPTS):
+            async with self._directory.settlement_reads() as reads:
+                try:
+                    return await self._attempt(
+                        method, request, request_id, bill, now, expire, capture, response_type, respond, reads
+                    )
+                except PayersChanged:
+                    continue  # a payer change was announced meanwhile: nothing was committed; ask afresh
+        raise DomainError(
+            Reason.SERVER_BUSY, "who may pay kept changing while the bill was settled; retry with the same request_id"
+        )
+
+    async def _attempt(
+        self,
+        method: str,
+        request: Message,
+        request_id: str,
+        bill: Bill,
+        now: datetime,
+        expire: datetime,
+        capture: bool,
+        response_type: type[R],
+        respond: Callable[[Settlement], R],
+        reads: PayerReads,
+    ) -> R:
         try:
-            payers = await self.payers(bill, now)
+            payers = await reads.payers(self._query(bill, now))
         except DomainError:
             # The binding service is down: a retry of a request already answered still gets its answer.
             replayed = await self._run.replay(method, request_id, request, response_type)
@@ -104,7 +139,10 @@ class Settling:
                 uow, bill, payers, expire, self._clock.now(), request_id, capture=capture,
                 prepared=prepared if prepared and prepared.capacities else None,
             )  # fmt: skip
-            return respond(settlement)
+            answer = respond(settlement)
+            if not reads.still_current():
+                raise PayersChanged  # the last step before the commit: old payers never commit
+            return answer
 
         recorded: str | None = None
         try:

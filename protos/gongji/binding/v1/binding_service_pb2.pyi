@@ -3,6 +3,7 @@ import datetime
 from gongji.binding.v1 import binding_pb2 as _binding_pb2
 from gongji.common.v1 import common_pb2 as _common_pb2
 from google.api import field_behavior_pb2 as _field_behavior_pb2
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -338,20 +339,22 @@ class EarmarkedShare(_message.Message):
     def __init__(self, binding_id: _Optional[str] = ..., beneficiary_id_number: _Optional[str] = ..., yearly_cap_fen: _Optional[int] = ..., policy_version: _Optional[str] = ...) -> None: ...
 
 class ResolvePayersResponse(_message.Message):
-    __slots__ = ("grants", "mode", "excluded", "policy_version", "beneficiary_admdvs", "earmarked_shares")
+    __slots__ = ("grants", "mode", "excluded", "policy_version", "beneficiary_admdvs", "earmarked_shares", "valid_until")
     GRANTS_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     EXCLUDED_FIELD_NUMBER: _ClassVar[int]
     POLICY_VERSION_FIELD_NUMBER: _ClassVar[int]
     BENEFICIARY_ADMDVS_FIELD_NUMBER: _ClassVar[int]
     EARMARKED_SHARES_FIELD_NUMBER: _ClassVar[int]
+    VALID_UNTIL_FIELD_NUMBER: _ClassVar[int]
     grants: _containers.RepeatedCompositeFieldContainer[PayerGrant]
     mode: _binding_pb2.PayerMode
     excluded: _containers.RepeatedCompositeFieldContainer[ExcludedPayer]
     policy_version: str
     beneficiary_admdvs: str
     earmarked_shares: _containers.RepeatedCompositeFieldContainer[EarmarkedShare]
-    def __init__(self, grants: _Optional[_Iterable[_Union[PayerGrant, _Mapping]]] = ..., mode: _Optional[_Union[_binding_pb2.PayerMode, str]] = ..., excluded: _Optional[_Iterable[_Union[ExcludedPayer, _Mapping]]] = ..., policy_version: _Optional[str] = ..., beneficiary_admdvs: _Optional[str] = ..., earmarked_shares: _Optional[_Iterable[_Union[EarmarkedShare, _Mapping]]] = ...) -> None: ...
+    valid_until: _timestamp_pb2.Timestamp
+    def __init__(self, grants: _Optional[_Iterable[_Union[PayerGrant, _Mapping]]] = ..., mode: _Optional[_Union[_binding_pb2.PayerMode, str]] = ..., excluded: _Optional[_Iterable[_Union[ExcludedPayer, _Mapping]]] = ..., policy_version: _Optional[str] = ..., beneficiary_admdvs: _Optional[str] = ..., earmarked_shares: _Optional[_Iterable[_Union[EarmarkedShare, _Mapping]]] = ..., valid_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class PutRegionPolicyRequest(_message.Message):
     __slots__ = ("request_id", "policy")
@@ -400,3 +403,21 @@ class ListRegionPoliciesResponse(_message.Message):
     policies: _containers.RepeatedCompositeFieldContainer[_binding_pb2.RegionPolicy]
     next_page_token: str
     def __init__(self, policies: _Optional[_Iterable[_Union[_binding_pb2.RegionPolicy, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class WatchPayerChangesRequest(_message.Message):
+    __slots__ = ("applied_revision", "keepalive")
+    APPLIED_REVISION_FIELD_NUMBER: _ClassVar[int]
+    KEEPALIVE_FIELD_NUMBER: _ClassVar[int]
+    applied_revision: int
+    keepalive: int
+    def __init__(self, applied_revision: _Optional[int] = ..., keepalive: _Optional[int] = ...) -> None: ...
+
+class WatchPayerChangesResponse(_message.Message):
+    __slots__ = ("revision", "keepalive", "lease")
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    KEEPALIVE_FIELD_NUMBER: _ClassVar[int]
+    LEASE_FIELD_NUMBER: _ClassVar[int]
+    revision: int
+    keepalive: int
+    lease: _duration_pb2.Duration
+    def __init__(self, revision: _Optional[int] = ..., keepalive: _Optional[int] = ..., lease: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...

@@ -116,6 +116,11 @@ class BindingServiceStub:
                 request_serializer=gongji_dot_binding_dot_v1_dot_binding__service__pb2.ListRegionPoliciesRequest.SerializeToString,
                 response_deserializer=gongji_dot_binding_dot_v1_dot_binding__service__pb2.ListRegionPoliciesResponse.FromString,
                 _registered_method=True)
+        self.WatchPayerChanges = channel.stream_stream(
+                '/gongji.binding.v1.BindingService/WatchPayerChanges',
+                request_serializer=gongji_dot_binding_dot_v1_dot_binding__service__pb2.WatchPayerChangesRequest.SerializeToString,
+                response_deserializer=gongji_dot_binding_dot_v1_dot_binding__service__pb2.WatchPayerChangesResponse.FromString,
+                _registered_method=True)
 
 
 class BindingServiceServicer:
@@ -230,6 +235,16 @@ class BindingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchPayerChanges(self, request_iterator, context):
+        """For payment nodes that keep ResolvePayers answers: the service announces every change it
+        commits (a revision) and answers the call that made it only after each watching node has
+        acknowledged it, or after that node's lease has run out. The node renews its lease with
+        keepalives; a node that has not renewed within `lease` must not use what it kept.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BindingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -312,6 +327,11 @@ def add_BindingServiceServicer_to_server(servicer, server):
                     servicer.ListRegionPolicies,
                     request_deserializer=gongji_dot_binding_dot_v1_dot_binding__service__pb2.ListRegionPoliciesRequest.FromString,
                     response_serializer=gongji_dot_binding_dot_v1_dot_binding__service__pb2.ListRegionPoliciesResponse.SerializeToString,
+            ),
+            'WatchPayerChanges': grpc.stream_stream_rpc_method_handler(
+                    servicer.WatchPayerChanges,
+                    request_deserializer=gongji_dot_binding_dot_v1_dot_binding__service__pb2.WatchPayerChangesRequest.FromString,
+                    response_serializer=gongji_dot_binding_dot_v1_dot_binding__service__pb2.WatchPayerChangesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -748,6 +768,33 @@ class BindingService:
             '/gongji.binding.v1.BindingService/ListRegionPolicies',
             gongji_dot_binding_dot_v1_dot_binding__service__pb2.ListRegionPoliciesRequest.SerializeToString,
             gongji_dot_binding_dot_v1_dot_binding__service__pb2.ListRegionPoliciesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchPayerChanges(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/gongji.binding.v1.BindingService/WatchPayerChanges',
+            gongji_dot_binding_dot_v1_dot_binding__service__pb2.WatchPayerChangesRequest.SerializeToString,
+            gongji_dot_binding_dot_v1_dot_binding__service__pb2.WatchPayerChangesResponse.FromString,
             options,
             channel_credentials,
             insecure,

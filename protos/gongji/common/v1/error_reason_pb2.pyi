@@ -36,6 +36,7 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     BINDING_NOT_PENDING_REVIEW: _ClassVar[ErrorReason]
     NOT_PARTY_TO_BINDING: _ClassVar[ErrorReason]
     UNBIND_TOO_EARLY: _ClassVar[ErrorReason]
+    PAYER_WATCH_OFF: _ClassVar[ErrorReason]
     ACCOUNT_NOT_FOUND: _ClassVar[ErrorReason]
     SETTLEMENT_NOT_FOUND: _ClassVar[ErrorReason]
     TRANSFER_NOT_FOUND: _ClassVar[ErrorReason]
@@ -101,6 +102,7 @@ BINDING_NOT_ACTIVE: ErrorReason
 BINDING_NOT_PENDING_REVIEW: ErrorReason
 NOT_PARTY_TO_BINDING: ErrorReason
 UNBIND_TOO_EARLY: ErrorReason
+PAYER_WATCH_OFF: ErrorReason
 ACCOUNT_NOT_FOUND: ErrorReason
 SETTLEMENT_NOT_FOUND: ErrorReason
 TRANSFER_NOT_FOUND: ErrorReason

@@ -1,0 +1,376 @@
+"""A payment node keeps who may pay, and the binding service keeps it current.
+
+The promise: once a call that removes or narrows a payer has answered OK, no settlement sent
+after that answer draws on the old state, though the node answers most bills from what it
+keeps. The tests race real settlements against EndBinding over gRPC, on SQLite and PostgreSQL,
+and read the binding service's own RPC counts to show the kept answers were used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+
+import grpc
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from gongji.binding.v1 import binding_pb2 as bpb
+from gongji.binding.v1 import binding_service_pb2 as bapi
+from gongji.binding.v1 import binding_service_pb2_grpc as binding_grpc
+from gongji.payment.v1 import payment_service_pb2 as papi
+from gongji.payment.v1 import payment_service_pb2_grpc as payment_grpc
+from services.binding.entrypoints.payer_watch import LEASE_MARGIN_SECONDS, PayerChangeHub
+from services.common.hosting import BackgroundServer
+from services.common.security.natural_callers import ActingStub
+from services.payment.adapters.payer_cache import PayerWatch
+from services.payment.app import PaymentSettings, start_payment_server
+from services.payment.verification import StandInVerifier
+from shared.principals import payment_node
+from tests.conftest import BindingHarness, PaymentHarness, _free_port, payment_security, running_binding
+from tests.helpers import refusal_of, request_id
+from tests.payment_helpers import PaymentFamily
+from tests.tcp_proxy import TcpProxy
+
+LEASE = 1.0
+
+
+@dataclass
+class Cached:
+    payment: PaymentHarness
+    binding: BindingHarness
+    binding_metrics: str
+
+    def binding_calls(self, method: str) -> int:
+        """How often the binding service answered `method`, by its own metrics."""
+        with urllib.request.urlopen(f"http://{self.binding_metrics}/metrics", timeout=10) as answer:
+            text = answer.read().decode()
+        return int(
+            sum(
+                sample.value
+                for family in text_string_to_metric_families(text)
+                for sample in family.samples
+                if sample.name == "grpc_server_handled_total" and sample.labels.get("grpc_method") == method
+            )
+        )
+
+    def wait_until_watched(self) -> None:
+        deadline = time.monotonic() + 20
+        while self.binding_calls_started("WatchPayerChanges") < 1:
+            assert time.monotonic() < deadline, "the payment node never opened its payer watch"
+            time.sleep(0.05)
+        time.sleep(0.3)  # its first keepalive answered: the lease holds
+
+    def binding_calls_started(self, method: str) -> int:
+        with urllib.request.urlopen(f"http://{self.binding_metrics}/metrics", timeout=10) as answer:
+            text = answer.read().decode()
+        return int(
+            sum(
+                sample.value
+                for family in text_string_to_metric_families(text)
+                for sample in family.samples
+                if sample.name == "grpc_server_started_total" and sample.labels.get("grpc_method") == method
+            )
+        )
+
+
+@contextmanager
+def running_cached(databases, clock, pki, roles, proxied: bool = False) -> Iterator[tuple[Cached, TcpProxy | None]]:
+    """A binding service that announces payer changes, and a payment node that keeps payers;
+    with `proxied`, the node reaches the binding service through a TCP proxy a test can cut."""
+    metrics = f"127.0.0.1:{_free_port()}"
+    with running_binding(databases, clock, pki, roles, payer_watch_lease=LEASE, metrics_address=metrics) as binding:
+        proxy = TcpProxy(binding.server.address) if proxied else None
+        settings = PaymentSettings(
+            database_url=databases.url("payment"),
+            security=payment_security(pki),
+            verifier=StandInVerifier(),
+            address="127.0.0.1:0",
+            binding_address=proxy.address if proxy else binding.server.address,
+            clock=clock,
+            payer_cache=True,
+        )
+        try:
+            with BackgroundServer(lambda: start_payment_server(settings)) as server:
+                stub = ActingStub(payment_grpc.PaymentServiceStub, server.address, pki, roles)
+                try:
+                    yielded = Cached(PaymentHarness(server, stub, binding, settings.database_url), binding, metrics)
+                    yielded.wait_until_watched()
+                    yield yielded, proxy
+                finally:
+                    stub.close()
+        finally:
+            if proxy is not None:
+                proxy.close()
+
+
+@pytest.fixture
+def cached(databases, clock, pki, roles) -> Iterator[Cached]:
+    with running_cached(databases, clock, pki, roles) as (harness, _):
+        yield harness
+
+
+def _end(family: PaymentFamily, binding_id: str, grantor_id_number: str) -> None:
+    family.binding.EndBinding(
+        bapi.EndBindingRequest(
+            request_id=request_id(), binding_id=binding_id, actor=bpb.ACTOR_GRANTOR, actor_id=grantor_id_number
+        )
+    )
+
+
+@dataclass
+class Sent:
+    sent_at: float
+    binding_ids: frozenset[str]
+
+
+@dataclass
+class Round:
+    mother_binding: str
+    father_binding: str
+    ended_at: float
+    sent: list[Sent]
+    resolved: int  # ResolvePayers the binding service answered during the round
+
+
+def _race(cached: Cached, seed: int, callers: int = 4) -> Round:
+    """Callers settle the child's bills while the mother's binding is ended at a random moment."""
+    family = PaymentFamily(cached.payment)
+    mother_binding = family.mother_binding.binding_id
+    family.settle(100)  # the node now keeps the child's payers
+    resolved_before = cached.binding_calls("ResolvePayers")
+    sent: list[Sent] = []
+    stop = threading.Event()
+    ended_at: list[float] = []
+
+    def settle_until_stopped() -> None:
+        stub = cached.payment.fresh_stub()
+        try:
+            while not stop.is_set():
+                started = time.monotonic()
+                answer = stub.Settle(_settle_request(family, 100))
+                sent.append(Sent(started, frozenset(leg.binding_id for leg in answer.settlement.legs)))
+        finally:
+            stub.close()
+
+    def end_at_a_random_moment() -> None:
+        time.sleep(random.Random(seed).uniform(0.2, 0.6))
+        _end(family, mother_binding, family.mother.id_number)
+        ended_at.append(time.monotonic())  # EndBinding has answered OK
+        time.sleep(0.5)
+        stop.set()
+
+    threads = [threading.Thread(target=settle_until_stopped) for _ in range(callers)]
+    threads.append(threading.Thread(target=end_at_a_random_moment))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert ended_at, "EndBinding never answered"
+    assert family.ledger().balanced
+    resolved = cached.binding_calls("ResolvePayers") - resolved_before
+    return Round(mother_binding, family.father_binding.binding_id, ended_at[0], sent, resolved)
+
+
+@pytest.fixture
+def slow_to_apply(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The node takes a while to apply each change, as a busy node far away would: without the
+    binding service waiting for its acknowledgement, bills sent after the answer would find the
+    old payers still kept."""
+    apply_change = PayerWatch.apply_change
+
+    async def slowly(self: PayerWatch) -> None:
+        await asyncio.sleep(0.3)
+        await apply_change(self)
+
+    monkeypatch.setattr(PayerWatch, "apply_change", slowly)
+
+
+@pytest.mark.usefixtures("slow_to_apply")
+def test_no_settlement_sent_after_end_binding_answered_draws_on_the_ended_binding(cached: Cached) -> None:
+    for seed in range(3):
+        race = _race(cached, seed)
+        before = [s for s in race.sent if s.sent_at < race.ended_at]
+        after = [s for s in race.sent if s.sent_at > race.ended_at]
+        assert any(race.mother_binding in s.binding_ids for s in before), "the race never drew on the binding"
+        assert after, "no settlement was sent after EndBinding answered"
+        assert all(s.binding_ids == {race.father_binding} for s in after)
+        # Most bills were answered from what the node keeps: far fewer ResolvePayers than settlements.
+        assert race.resolved < len(race.sent) / 2
+
+
+def _settle_request(family: PaymentFamily, self_pay_fen: int) -> papi.SettleRequest:
+    return papi.SettleRequest(request_id=request_id(), bill=family.bill(self_pay_fen))
+
+
+def test_a_kept_answer_is_not_used_past_a_contact_change_falling_overdue(cached: Cached) -> None:
+    family = PaymentFamily(cached.payment)
+    family.binding.ReportLifeEvent(
+        bapi.ReportLifeEventRequest(
+            request_id=request_id(), id_number=family.mother.id_number, event_type=bapi.LIFE_EVENT_TYPE_CONTACT_CHANGED
+        )
+    )
+    first = family.settle(100)
+    assert {leg.binding_id for leg in first.legs} == {family.mother_binding.binding_id}
+    family.clock.advance(timedelta(days=16))  # nothing is called: only the clock passes the 15 days
+    later = family.settle(100)
+    assert {leg.binding_id for leg in later.legs} == {family.father_binding.binding_id}
+    assert [(p.binding_id, p.reason) for p in later.passed_over] == [
+        (family.mother_binding.binding_id, "CONTACT_CHANGE_OVERDUE")
+    ]
+
+
+def test_a_lower_sharing_limit_applies_to_the_next_bill_at_once(cached: Cached) -> None:
+    family = PaymentFamily(cached.payment)
+    family.settle(100)
+    family.binding.UpdateSharingLimit(
+        bapi.UpdateSharingLimitRequest(
+            request_id=request_id(), binding_id=family.mother_binding.binding_id, yearly_cap_fen=150
+        )
+    )
+    settlement = family.settle(500)
+    taken = {leg.binding_id: leg.amount_fen for leg in settlement.legs}
+    assert taken[family.mother_binding.binding_id] == 50  # 100 of the new cap of 150 is already shared
+
+
+def test_a_node_cut_off_from_the_binding_service_never_settles_on_what_it_kept_once_the_change_answered(
+    databases, clock, pki, roles
+) -> None:
+    with running_cached(databases, clock, pki, roles, proxied=True) as (cached, proxy):
+        assert proxy is not None
+        family = PaymentFamily(cached.payment)
+        family.settle(100)  # kept
+        proxy.cut("drop")  # a partition: the node hears nothing, and nothing it sends arrives
+        started = time.monotonic()
+        _end(family, family.mother_binding.binding_id, family.mother.id_number)
+        # The binding service cannot hear the node acknowledge, so it waited out the node's lease.
+        assert time.monotonic() - started >= LEASE - 0.3
+        try:
+            during = family.settle(100)
+        except grpc.RpcError as error:  # the node no longer trusts what it kept and cannot ask
+            assert refusal_of(error).reason == "BINDING_SERVICE_UNAVAILABLE"
+        else:
+            assert {leg.binding_id for leg in during.legs} == {family.father_binding.binding_id}
+        proxy.restore()
+        after = family.settle(100)
+        assert {leg.binding_id for leg in after.legs} == {family.father_binding.binding_id}
+
+
+def test_a_node_told_to_keep_payers_asks_for_every_bill_where_the_binding_service_announces_nothing(
+    databases, binding_service: BindingHarness
+) -> None:
+    settings = PaymentSettings(
+        database_url=databases.url("payment"),
+        security=payment_security(binding_service.pki),
+        verifier=StandInVerifier(),
+        address="127.0.0.1:0",
+        binding_address=binding_service.server.address,
+        clock=binding_service.clock,
+        payer_cache=True,
+    )
+    with BackgroundServer(lambda: start_payment_server(settings)) as server:
+        stub = ActingStub(payment_grpc.PaymentServiceStub, server.address, binding_service.pki, binding_service.roles)
+        try:
+            family = PaymentFamily(PaymentHarness(server, stub, binding_service, settings.database_url))
+            assert family.settle(100).legs[0].binding_id == family.mother_binding.binding_id
+            _end(family, family.mother_binding.binding_id, family.mother.id_number)
+            assert family.settle(100).legs[0].binding_id == family.father_binding.binding_id
+        finally:
+            stub.close()
+
+
+def test_the_watch_is_refused_with_a_reason_where_the_binding_service_announces_nothing(
+    binding_service: BindingHarness,
+) -> None:
+    channel = binding_service.pki.channel(binding_service.server.address, payment_node("local"))
+    try:
+        stream = binding_grpc.BindingServiceStub(channel).WatchPayerChanges(
+            iter([bapi.WatchPayerChangesRequest(keepalive=1)]), timeout=10
+        )
+        with pytest.raises(grpc.RpcError) as refused:
+            next(stream)
+        refusal = refusal_of(refused.value)
+        assert (refusal.code, refusal.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "PAYER_WATCH_OFF")
+    finally:
+        channel.close()
+
+
+# The binding service's side, alone --------------------------------------------------------
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def _node(hub: PayerChangeHub, acknowledge: bool, seen: list[int]) -> None:
+    """A node that renews its lease once and then acknowledges (or not) what it is told."""
+    inbox: asyncio.Queue[bapi.WatchPayerChangesRequest] = asyncio.Queue()
+    inbox.put_nowait(bapi.WatchPayerChangesRequest(keepalive=1))
+
+    async def requests() -> AsyncIterator[bapi.WatchPayerChangesRequest]:
+        while True:
+            yield await inbox.get()
+
+    async for message in hub.watch(requests()):
+        if message.revision and not message.keepalive:
+            seen.append(message.revision)
+            if acknowledge:
+                inbox.put_nowait(bapi.WatchPayerChangesRequest(applied_revision=message.revision))
+
+
+def test_a_change_answers_once_every_watching_node_has_acknowledged_it() -> None:
+    async def scenario() -> tuple[float, list[int]]:
+        hub = PayerChangeHub(lease_seconds=5.0)
+        hub._answers_from = 0.0  # not just restarted
+        seen: list[int] = []
+        node = asyncio.create_task(_node(hub, acknowledge=True, seen=seen))
+        await asyncio.sleep(0.05)
+        started = time.monotonic()
+        await hub.announce()
+        took = time.monotonic() - started
+        node.cancel()
+        return took, seen
+
+    took, seen = asyncio.run(scenario())
+    assert seen == [1]
+    assert took < 1.0
+
+
+def test_a_silent_node_is_cut_off_and_the_change_answers_only_after_its_lease_ran_out() -> None:
+    async def scenario() -> tuple[float, int]:
+        hub = PayerChangeHub(lease_seconds=0.6)
+        hub._answers_from = 0.0
+        seen: list[int] = []
+        node = asyncio.create_task(_node(hub, acknowledge=False, seen=seen))
+        await asyncio.sleep(0.05)
+        started = time.monotonic()
+        await hub.announce()
+        took = time.monotonic() - started
+        watchers = hub.watchers
+        node.cancel()
+        return took, watchers
+
+    took, watchers = asyncio.run(scenario())
+    assert took >= 0.6 - 0.05 + LEASE_MARGIN_SECONDS - 0.1
+    assert watchers == 0
+
+
+def test_after_a_restart_changes_answer_only_once_a_predecessor_s_lease_has_passed() -> None:
+    async def scenario() -> float:
+        hub = PayerChangeHub(lease_seconds=0.4)
+        started = time.monotonic()
+        await hub.announce()
+        return time.monotonic() - started
+
+    assert asyncio.run(scenario()) >= 0.4
