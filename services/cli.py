@@ -102,6 +102,7 @@ def _benchmark(args: argparse.Namespace) -> int:
         population=args.population,
         scale_concurrency=args.scale_concurrency,
         scale_rate=args.scale_rate,
+        payer_cache=args.payer_cache,
     )
 
 
@@ -197,6 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
     benchmark.add_argument(
         "--no-observability-baseline", dest="observability_baseline", action="store_false",
         help="skip the cost-of-observability phase (the single-node load again with metrics scraped and traces on)",
+    )  # fmt: skip
+    benchmark.add_argument(
+        "--no-payer-cache", dest="payer_cache", action="store_false",
+        help="payment nodes ask the binding service who may pay for every bill (no watch, nothing kept)",
     )  # fmt: skip
     benchmark.add_argument(
         "--no-gateway", dest="gateway", action="store_false",

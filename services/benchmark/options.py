@@ -29,3 +29,4 @@ class Options:
     population: tuple[int, ...] = ()  # --population: the scale phase's sizes, ascending (services/benchmark/scale.py)
     scale_concurrency: int = 8  # its closed-loop callers
     scale_rate: float | None = None  # its open-loop rate; None: 70 % of the smallest population's closed-loop rate
+    payer_cache: bool = True  # payment nodes keep ResolvePayers answers, kept current by the binding watch

@@ -63,6 +63,9 @@ def start_subprocess_servers(scratch: Scratch, options: Options, urls: dict[str,
         *common_args, "payment", "--address", payment_address, "--database", urls["payment"],
         "--binding-address", binding_address, "--grace", "5", "--verifier", "stand-in", "--node", "east",
     ]  # fmt: skip
+    if not options.payer_cache:
+        binding_args += ["--payer-watch-lease", "0"]
+        payment_args += ["--no-payer-cache"]
     west_address = west_args = None
     if options.cross_node:
         west_address = f"127.0.0.1:{free_port()}"
@@ -81,6 +84,7 @@ def start_subprocess_servers(scratch: Scratch, options: Options, urls: dict[str,
             *common_args, "payment", "--address", west_address, "--database", urls["payment_west"],
             "--binding-address", binding_address, "--grace", "5", "--verifier", "stand-in",
             "--routing", routing, "--node", "west", *pki.args(WEST),
+            *(() if options.payer_cache else ("--no-payer-cache",)),
         ]  # fmt: skip
         payment_args += ["--routing", routing]
         binding_args += ["--routing", routing]  # the binding service answers only the routing file's nodes
@@ -173,7 +177,7 @@ def start_in_process_servers(scratch: Scratch, options: Options, urls: dict[str,
 
     binding_settings = BindingSettings(
         database_url=urls["binding"], security=ServerSecurity(pki.transport(BINDING_SERVICE)),
-        address="127.0.0.1:0", migrate_on_start=False,
+        address="127.0.0.1:0", migrate_on_start=False, payer_watch_lease=3.0 if options.payer_cache else None,
     )  # fmt: skip
     binding: BackgroundServer | None = None
     # As Scratch.spawn does for subprocesses: a developer's OTEL_* variables must not turn tracing on.
@@ -189,6 +193,7 @@ def start_in_process_servers(scratch: Scratch, options: Options, urls: dict[str,
             binding_address=binding.address,
             migrate_on_start=False,
             routing=RoutingTable.single("east"),
+            payer_cache=options.payer_cache,
         )
         payment = BackgroundServer(lambda: start_payment_server(payment_settings)).start()
     except BaseException:

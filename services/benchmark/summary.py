@@ -92,6 +92,8 @@ def summarise(
         "server_mode": "in-process" if options.in_process else "subprocess",
         # Settle, echo and the cross-node phase; the "security" part adds a plaintext run.
         "transport": "mutual TLS",
+        # Payment nodes keep ResolvePayers answers, current by the binding service's payer watch.
+        "payer_cache": options.payer_cache,
         "cpu_count": os.cpu_count(),
         "families": options.families,
         "seconds": options.seconds,
