@@ -20,6 +20,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
+from gongji.payment.v1 import payment_pb2 as ppb
 from gongji.payment.v1 import payment_service_pb2 as papi
 from gongji.payment.v1 import payment_service_pb2_grpc as payment_grpc
 from services.common.client import ClientMetrics, peer_channel
@@ -28,13 +29,17 @@ from services.common.metrics import ClientRpcMetrics
 from services.common.security.natural_callers import ActingStub
 from services.payment.app import PaymentSettings, start_payment_server
 from services.payment.verification import StandInVerifier
-from tests.conftest import PaymentHarness, _free_port, payment_security, running_binding
+from tests.conftest import PaymentHarness, TwoNodes, _free_port, payment_security, running_binding, running_two_nodes
+from tests.helpers import request_id
 from tests.payment_helpers import PaymentFamily, refused
+from tests.test_cross_province import CrossFamily, at_noon, transfer
 
 PAYMENT = "gongji.payment.v1.PaymentService"
 BINDING = "gongji.binding.v1.BindingService"
+NODE = "gongji.node.v1.PaymentNodeService"
 ID_NUMBER = re.compile(r"\d{17}[\dX]")
 LEDGER_AUDIT_INTERVAL = 0.2
+KINDS = ("settle", "capture", "refund", "reversal")
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 
 
@@ -136,7 +141,7 @@ def test_rpc_and_domain_metrics_count_exactly_the_calls_made(metered: Metered):
         held.own_account_pay_fen + held.mutual_aid_pay_fen + held.wallet_pay_fen
     )
     assert value(samples, "gongji_holds_expired") == 0
-    captured = [first, own, undone]
+    settled = [first, own, undone]
     for source, field in [
         ("OWN_ACCOUNT", "own_account_pay_fen"),
         ("MUTUAL_AID", "mutual_aid_pay_fen"),
@@ -144,11 +149,14 @@ def test_rpc_and_domain_metrics_count_exactly_the_calls_made(metered: Metered):
         ("CASH", "cash_pay_fen"),
     ]:
         money = {"name": "gongji_settlement_money_fen", "source": source}
-        assert value(samples, **money, kind="capture") == sum(getattr(s, field) for s in captured), source
+        assert value(samples, **money, kind="settle") == sum(getattr(s, field) for s in settled), source
+        assert value(samples, **money, kind="capture") == 0, source  # the authorization is not captured
         assert value(samples, **money, kind="refund") == getattr(undone, field), source
         assert value(samples, **money, kind="reversal") == 0, source
     assert first.mutual_aid_pay_fen > 0 and own.own_account_pay_fen > 0
-    assert total(samples, "gongji_settlement_money_fen", kind="capture") == 55_000
+    assert total(samples, "gongji_settlement_money_fen", kind="settle") == 55_000
+    operations = {kind: value(samples, "gongji_settlement_operations", kind=kind) for kind in KINDS}
+    assert operations == {"settle": 3, "capture": 0, "refund": 1, "reversal": 0}
     assert total(samples, "gongji_cross_node_sagas") == 0
     assert value(samples, "gongji_cross_node_saga_oldest_unfinished_age_seconds") == 0
     assert value(samples, "gongji_wallet_transfers_pending") == 0
@@ -182,6 +190,98 @@ def test_rpc_and_domain_metrics_count_exactly_the_calls_made(metered: Metered):
     assert value(binding, "gongji_bindings", state="ACTIVE") == 2
     assert total(binding, "gongji_bindings") == 2
     assert total(binding, "gongji_refusals_total") == 0
+
+
+@pytest.fixture
+def metered_nodes(databases, binding_service, tmp_path) -> Iterator[tuple[TwoNodes, dict[str, int]]]:
+    """two_nodes, each payment node serving metrics on a port of its own (no sweeper: nothing moves
+    behind the test's back)."""
+    ports = {"east": _free_port(), "west": _free_port()}
+    settings = lambda name: {"metrics_address": f"127.0.0.1:{ports[name]}"}  # noqa: E731
+    with running_two_nodes(databases, binding_service, tmp_path, settings) as nodes:
+        yield nodes, ports
+
+
+def test_cross_node_sagas_captures_reversals_and_pending_transfers_are_counted_exactly(metered_nodes):
+    nodes, ports = metered_nodes
+    family = CrossFamily(nodes)  # mother (10,000 fen) on node east, father (100,000 fen) on node west
+    east = nodes.east.stub
+    at_noon(family)
+    # An authorization across both nodes, captured in part: 10,000 from the mother, 20,000 from the father.
+    held = east.AuthorizeSettlement(
+        papi.AuthorizeSettlementRequest(request_id=request_id(), bill=family.bill(50_000))
+    ).settlement
+    captured = east.CaptureSettlement(
+        papi.CaptureSettlementRequest(request_id=request_id(), settlement_id=held.settlement_id, amount_fen=30_000)
+    ).settlement
+    # A one-step Settle, all from the father on node west, then reversed (冲正) by its request id.
+    settle = papi.SettleRequest(request_id=request_id(), bill=family.bill(20_000))
+    settled = east.Settle(settle).settlement
+    reversal = east.ReverseRequest(
+        papi.ReverseRequestRequest(request_id=request_id(), original_request_id=settle.request_id)
+    )
+    # The child's wallet on node east is not activated, so the father's transfer stays pending on west.
+    pending = transfer(family, 30_000).transfer
+    assert (captured.captured_fen, captured.cash_pay_fen) == (30_000, 0)
+    assert (settled.mutual_aid_pay_fen, settled.cash_pay_fen) == (20_000, 0)
+    assert reversal.settlement.state == ppb.SETTLEMENT_STATE_REVERSED
+    assert pending.state == ppb.TRANSFER_STATE_PENDING
+    # West's transfer saga waits for the wallet; seven minutes on, it is the oldest unfinished one.
+    family.clock.advance(timedelta(minutes=7))
+
+    east_samples, west_samples = scrape(ports["east"]), scrape(ports["west"])
+
+    operations = {kind: value(east_samples, "gongji_settlement_operations", kind=kind) for kind in KINDS}
+    assert operations == {"settle": 1, "capture": 1, "refund": 0, "reversal": 1}
+    money = {
+        (source, kind): value(east_samples, "gongji_settlement_money_fen", source=source, kind=kind)
+        for source in ("OWN_ACCOUNT", "MUTUAL_AID", "WALLET", "CASH")
+        for kind in KINDS
+    }
+    # Mutual aid only: the capture took 10,000 from the mother here and 20,000 from the father on
+    # west; the Settle took 20,000 from the father, and its reversal gave them back.
+    assert {key: fen for key, fen in money.items() if fen} == {
+        ("MUTUAL_AID", "capture"): 30_000, ("MUTUAL_AID", "settle"): 20_000, ("MUTUAL_AID", "reversal"): 20_000,
+    }  # fmt: skip
+    assert value(east_samples, "gongji_settlements", state="CAPTURED") == 1
+    assert value(east_samples, "gongji_settlements", state="REVERSED") == 1
+    assert total(east_samples, "gongji_settlements") == 2
+    assert value(east_samples, "gongji_holds_outstanding") == 0
+    # East coordinated both settlements: the captured one committed, the reversed one refunded on west.
+    assert value(east_samples, "gongji_cross_node_sagas", state="COMMITTED") == 1
+    assert value(east_samples, "gongji_cross_node_sagas", state="REFUNDED") == 1
+    assert total(east_samples, "gongji_cross_node_sagas") == 2
+    assert value(east_samples, "gongji_cross_node_saga_oldest_unfinished_age_seconds") == 0
+    assert value(east_samples, "gongji_wallet_transfers_pending") == 0
+
+    # West coordinates the transfer: its saga is stuck committing (east refuses the credit until
+    # the wallet is activated), and the money waits as a pending transfer.
+    assert value(west_samples, "gongji_cross_node_sagas", state="COMMITTING") == 1
+    assert total(west_samples, "gongji_cross_node_sagas") == 1
+    assert value(west_samples, "gongji_cross_node_saga_oldest_unfinished_age_seconds") == 7 * 60
+    assert value(west_samples, "gongji_wallet_transfers_pending") == 1
+    assert value(west_samples, "gongji_wallet_transfers_pending_fen") == 30_000
+    assert total(west_samples, "gongji_settlement_money_fen") == 0
+    assert total(west_samples, "gongji_settlement_operations") == 0
+
+    # The node-to-node calls, counted by the caller as a client and by the callee as a server:
+    # two sagas each asked capacity, prepared and committed; the reversal refunded one.
+    node = {"grpc_type": "unary", "grpc_service": NODE}
+    for method, calls in [("GetPayerCapacity", 2), ("PrepareLegs", 2), ("CommitLegs", 2), ("RefundLegs", 1)]:
+        assert value(east_samples, "grpc_client_handled_total", **node, grpc_method=method, grpc_code="OK") == calls
+        assert value(west_samples, "grpc_server_handled_total", **node, grpc_method=method, grpc_code="OK") == calls
+        assert total(west_samples, "grpc_client_started_total", grpc_method=method) == 0, method
+    # West offered the transfer to east once; east refused it for the wallet not being activated.
+    refused_credit = {**node, "grpc_method": "CreditWallet", "grpc_code": "FAILED_PRECONDITION"}
+    assert value(west_samples, "grpc_client_handled_total", **refused_credit) == 1
+    assert value(east_samples, "grpc_server_handled_total", **refused_credit) == 1
+    assert value(
+        east_samples, "gongji_refusals_total", service=NODE, method="CreditWallet", reason="WALLET_NOT_ACTIVATED"
+    ) == 1  # fmt: skip
+    rpc = {"grpc_type": "unary", "grpc_service": PAYMENT, "grpc_code": "OK"}
+    for method in ("AuthorizeSettlement", "CaptureSettlement", "Settle", "ReverseRequest"):
+        assert value(east_samples, "grpc_server_handled_total", **rpc, grpc_method=method) == 1, method
+    assert value(west_samples, "grpc_server_handled_total", **rpc, grpc_method="TransferToWallet") == 1
 
 
 def test_a_hold_past_its_expiry_counts_as_expired_until_the_sweeper_releases_it(metered: Metered):

@@ -47,3 +47,42 @@ def test_gongji_migrate_is_safe_to_run_twice(tmp_path):
         result = subprocess.run(command, capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stderr
         assert "binding database is at revision head" in result.stdout
+
+
+def test_settlements_from_before_one_step_was_recorded_are_told_apart_by_their_times(databases):
+    """0007 fills in one_step for old rows: a Settle was captured in the instant it was created."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import insert, select
+
+    from services.payment.adapters import orm
+
+    url = databases.url("payment")
+    migrate("payment", url)
+    downgrade("payment", url, "0006")
+    created = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+    s = orm.settlements
+    common = {
+        "patient_id_number": "p", "institution_code": "H", "institution_admdvs": "320100",
+        "institution_settlement_id": "", "use_category": "OUTPATIENT", "self_pay_fen": 100,
+        "chronic_disease": False, "use_own_account": False, "refuse_cash_part": False, "credential_type": "CARD",
+        "credential_holder": "p", "cash_pay_fen": 0, "captured_fen": 100, "refunded_fen": 0,
+        "policy_version": "v", "create_time": created,
+    }  # fmt: skip
+    engine = create_engine(normalise_url(url))
+    with engine.begin() as connection:
+        for settlement_id, state, captured in [
+            ("settled", "CAPTURED", created),
+            ("captured-later", "CAPTURED", created + timedelta(seconds=3)),
+            ("held", "AUTHORIZED", None),
+            ("settled-then-refunded", "REFUNDED", created),
+        ]:
+            values = {**common, "settlement_id": settlement_id, "request_id": settlement_id, "state": state}
+            connection.execute(insert(s).values(**values, capture_time=captured))  # no one_step before 0007
+    engine.dispose()
+    migrate("payment", url)
+    engine = create_engine(normalise_url(url))
+    with engine.connect() as connection:
+        found = dict(connection.execute(select(s.c.settlement_id, s.c.one_step)).all())
+    engine.dispose()
+    assert found == {"settled": True, "captured-later": False, "held": False, "settled-then-refunded": True}

@@ -146,6 +146,15 @@ def test_prometheus_scrapes_the_payment_service_and_reads_back_the_settlements(
     rate = 'sum(rate(grpc_server_handled_total{grpc_method="Settle", grpc_code="OK"}[1m]))'
     _until(lambda: (prometheus.scalar(rate) or 0) > 0, "Prometheus gave no settlement rate")
     assert prometheus.scalar('sum(gongji_settlements{state="CAPTURED"})') == 3.0
+    # The rates README "Metrics" gives, over the gauges counted by kind (all three were Settles).
+    taken = 'sum(gongji_settlement_operations{kind=~"settle|capture"})'
+    _until(lambda: prometheus.scalar(taken) == 3.0, "Prometheus did not read back 3 settlements taken")
+    assert prometheus.scalar('sum(gongji_settlement_operations{kind="settle"})') == 3.0
+    assert prometheus.scalar('sum(gongji_settlement_money_fen{kind=~"settle|capture"})') == 60_000
+    rate = 'sum(rate(gongji_settlement_operations{kind=~"settle|capture"}[1m]))'
+    _until(lambda: (prometheus.scalar(rate) or 0) > 0, "Prometheus gave no rate of settlements taken")
+    fen = 'sum by (source) (rate(gongji_settlement_money_fen{kind=~"settle|capture"}[1m]))'
+    assert prometheus.query(fen)
 
 
 def test_every_alert_rule_and_dashboard_query_is_accepted_and_evaluated_by_prometheus(

@@ -71,7 +71,7 @@ TABLES = {
                         "institution_admdvs", "institution_settlement_id", "use_category", "self_pay_fen",
                         "chronic_disease", "use_own_account", "refuse_cash_part", "credential_type",
                         "credential_holder", "cash_pay_fen", "captured_fen", "refunded_fen", "policy_version",
-                        "create_time", "expire_time", "capture_time", "close_time", "passed_over"),
+                        "create_time", "expire_time", "capture_time", "close_time", "passed_over", "one_step"),
         "settlement_legs": ("settlement_id", "leg_no", "payer_id_number", "account_id", "source", "binding_id",
                             "amount_fen", "captured_fen", "refunded_fen", "policy_version", "payer_admdvs",
                             "payer_balance_after_fen", "province"),
@@ -322,7 +322,7 @@ class _Ledger:
         self.out.add(
             "settlements", settlement_id, request_id, "CAPTURED", child, code, self.admdvs, "", "OUTPATIENT", self_pay,
             False, False, False, "CARD", child, split.cash_fen, captured, 0, g.policy_version(self.admdvs, at), stamp,
-            _ts(at + DEFAULT_HOLD), stamp, None, "[]",
+            _ts(at + DEFAULT_HOLD), stamp, None, "[]", True,
         )  # fmt: skip
         g.counts["settlements"] += 1
 

@@ -78,6 +78,9 @@ settlements = Table(
     Column("close_time", UtcDateTime, nullable=True),
     # [[binding_id, grantor_id_number, reason], …]: relatives not asked to pay, and why.
     Column("passed_over", JSON, nullable=False, server_default="[]"),
+    # True when a Settle held and captured it in one call; False when AuthorizeSettlement held it
+    # (captured later by CaptureSettlement, if at all). The metrics tell "settle" from "capture" by it.
+    Column("one_step", Boolean, nullable=False, server_default=false()),
     Index("ix_settlements_open", "state", "expire_time"),
     Index("ix_settlements_institution", "institution_code", "capture_time"),
     # One live settlement per bill of an institution (see settlements.check_bill_not_settled).

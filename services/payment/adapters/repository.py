@@ -214,7 +214,9 @@ class SettlementRepository:
         self._session = session
 
     def add(self, settlement: Settlement) -> None:
-        self._session.execute(INSERT_SETTLEMENT, _settlement_values(settlement))
+        # Born CAPTURED only from a Settle (held and captured in one call); save() never changes it.
+        one_step = settlement.state is SettlementState.CAPTURED
+        self._session.execute(INSERT_SETTLEMENT, {**_settlement_values(settlement), "one_step": one_step})
         if settlement.legs:
             self._session.execute(INSERT_LEGS, [_leg_values(settlement.settlement_id, leg) for leg in settlement.legs])
 

@@ -25,9 +25,17 @@ from shared.settlements import SettlementState
 
 CASH = "CASH"
 SOURCES = [*(source.value for source in PaymentSource), CASH]
-# How money left a settlement's sources: captured, then maybe given back by a refund (撤销)
-# or by a reversal (冲正) of the settle or capture.
-KINDS = {SettlementState.REFUNDED.value: "refund", SettlementState.REVERSED.value: "reversal"}
+# How money left a settlement's sources: taken by a Settle (held and captured in one call) or
+# by the CaptureSettlement of an authorization, then maybe given back by a refund (撤销) or by a
+# reversal (冲正) of the settle or capture.
+KINDS = ("settle", "capture", "refund", "reversal")
+GIVEN_BACK = {SettlementState.REFUNDED.value: "refund", SettlementState.REVERSED.value: "reversal"}
+
+
+def _taken_by(one_step: bool) -> str:
+    return "settle" if one_step else "capture"
+
+
 FINAL_SAGA_STATES = frozenset({coordination.COMMITTED, coordination.ABORTED, coordination.REFUNDED})
 
 
@@ -57,42 +65,54 @@ def _settlements(connection: Connection, now: datetime) -> Iterator[GaugeMetricF
     by_state = connection.execute(
         select(
             s.c.state,
+            s.c.one_step,
             func.count(),
             func.sum(case((and_(authorized, s.c.expire_time < now), 1), else_=0)),
+            func.sum(case((was_captured, 1), else_=0)),
             func.sum(case((was_captured, s.c.cash_pay_fen), else_=0)),
-        ).group_by(s.c.state)
+        ).group_by(s.c.state, s.c.one_step)
     ).all()
     by_leg = connection.execute(
         select(
-            legs.c.source, s.c.state, func.sum(legs.c.amount_fen), func.sum(legs.c.captured_fen),
+            legs.c.source, s.c.state, s.c.one_step, func.sum(legs.c.amount_fen), func.sum(legs.c.captured_fen),
             func.sum(legs.c.refunded_fen),
         )
         .join(s, s.c.settlement_id == legs.c.settlement_id)
-        .group_by(legs.c.source, s.c.state)
+        .group_by(legs.c.source, s.c.state, s.c.one_step)
     ).all()  # fmt: skip
 
     counts = dict.fromkeys((state.value for state in SettlementState), 0)
-    money = {(source, kind): 0 for source in SOURCES for kind in ("capture", "refund", "reversal")}
+    operations = dict.fromkeys(KINDS, 0)
+    money = {(source, kind): 0 for source in SOURCES for kind in KINDS}
     expired = 0
-    for state, count, expired_here, cash in by_state:
-        counts[state] = count
+    for state, one_step, count, expired_here, captured, cash in by_state:
+        counts[state] += count
         expired += expired_here or 0
-        money[CASH, "capture"] += cash or 0
-        if state in KINDS:
-            money[CASH, KINDS[state]] += cash or 0
+        operations[_taken_by(one_step)] += captured or 0
+        money[CASH, _taken_by(one_step)] += cash or 0
+        if state in GIVEN_BACK:
+            operations[GIVEN_BACK[state]] += count
+            money[CASH, GIVEN_BACK[state]] += cash or 0
     held = 0
-    for source, state, amount, captured, refunded in by_leg:
-        money[source, "capture"] += captured or 0
-        if state in KINDS:
-            money[source, KINDS[state]] += refunded or 0
+    for source, state, one_step, amount, captured, refunded in by_leg:
+        money[source, _taken_by(one_step)] += captured or 0
+        if state in GIVEN_BACK:
+            money[source, GIVEN_BACK[state]] += refunded or 0
         if state == SettlementState.AUTHORIZED.value:
             held += amount or 0
 
     yield gauge("gongji_settlements", "Settlements by state.", ["state"], counts.items())
     yield gauge(
+        "gongji_settlement_operations",
+        "Settlements settled in one step (settle), captured after an authorization (capture), refunded, or "
+        "reversed (a hold or a capture).",
+        ["kind"],
+        operations.items(),
+    )
+    yield gauge(
         "gongji_settlement_money_fen",
-        "Fen captured from each source (CASH: paid at the institution), and of that what refunds and "
-        "reversals gave back.",
+        "Fen taken from each source (CASH: paid at the institution) by Settle (settle) or CaptureSettlement "
+        "(capture), and of that what refunds and reversals gave back.",
         ["source", "kind"],
         ((source, kind, fen) for (source, kind), fen in money.items()),
     )
