@@ -183,6 +183,60 @@ def test_promtool_accepts_the_alert_rules() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_a_cross_node_saga_pages_once_it_is_older_than_five_minutes_and_not_before(tmp_path: Path) -> None:
+    """promtool's rule unit test: a saga unfinished from t=0, scraped every 15 s, its age growing."""
+    (rule,) = [
+        rule
+        for group in yaml.safe_load(ALERTS.read_text(encoding="utf-8"))["groups"]
+        for rule in group["rules"]
+        if rule["alert"] == "GongjiCrossNodeSagaStuck"
+    ]
+    shutil.copy(ALERTS, tmp_path / "alerts.yml")
+    labels = {"job": "payment", "instance": "east:9102", "node": "east"}
+    series = 'gongji_cross_node_saga_oldest_unfinished_age_seconds{job="payment",instance="east:9102",node="east"}'
+
+    def firing(age: str) -> list[dict]:
+        return [{
+            "exp_labels": {**labels, "severity": "page"},
+            "exp_annotations": {
+                "summary": f"Cross-node transaction unfinished for {age} on east:9102",
+                "description": rule["annotations"]["description"],
+            },
+        }]  # fmt: skip
+
+    tests = {
+        "rule_files": ["alerts.yml"],
+        "evaluation_interval": "15s",
+        "tests": [
+            {
+                "interval": "15s",
+                "input_series": [{"series": series, "values": "0+15x40"}],
+                "alert_rule_test": [
+                    {"eval_time": "4m45s", "alertname": "GongjiCrossNodeSagaStuck", "exp_alerts": []},
+                    # Exactly 5 minutes is not older than 5 minutes; the next evaluation is.
+                    {"eval_time": "5m", "alertname": "GongjiCrossNodeSagaStuck", "exp_alerts": []},
+                    {"eval_time": "5m15s", "alertname": "GongjiCrossNodeSagaStuck", "exp_alerts": firing("5m 15s")},
+                    {"eval_time": "8m", "alertname": "GongjiCrossNodeSagaStuck", "exp_alerts": firing("8m 0s")},
+                ],
+            },
+            {
+                # A saga that finishes at 4 minutes (the gauge back to 0) never pages.
+                "interval": "1m",
+                "input_series": [{"series": series, "values": "0 60 120 180 240 0 0 0 0 0 0"}],
+                "alert_rule_test": [
+                    {"eval_time": "10m", "alertname": "GongjiCrossNodeSagaStuck", "exp_alerts": []},
+                ],
+            },
+        ],
+    }
+    (tmp_path / "saga_test.yml").write_text(yaml.safe_dump(tests), encoding="utf-8")
+    result = subprocess.run(
+        [_binary("promtool"), "test", "rules", str(tmp_path / "saga_test.yml")],
+        capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_promtool_accepts_the_compose_prometheus_config_with_its_rule_file(tmp_path: Path) -> None:
     # A copy, as compose mounts them: alerts.yml beside prometheus.yml, which names it relatively.
     for name in ("prometheus.yml", "alerts.yml"):
