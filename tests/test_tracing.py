@@ -29,9 +29,10 @@ from services.common.tracing import (
     server_interceptors,
     tracing_enabled,
 )
+from shared.principals import institution, payment_node
 from tests.conftest import TwoNodes, running_binding, running_two_nodes
 from tests.helpers import make_id_number, person, request_id
-from tests.test_cross_province import CrossFamily
+from tests.test_cross_province import HOSPITAL, CrossFamily
 
 SQL_SCOPE = "opentelemetry.instrumentation.sqlalchemy"
 
@@ -192,14 +193,15 @@ class FormattingHandler(logging.Handler):
         self.lines.append(json.loads(self.format(record)))
 
 
-def test_the_access_line_of_a_traced_call_carries_its_trace_id(traced_nodes, spans):
-    family = CrossFamily(traced_nodes)
+def test_the_access_line_of_a_traced_call_carries_its_trace_id_and_principal_and_no_personal_data(traced_nodes, spans):
     handler = FormattingHandler()
     access = logging.getLogger("gongji.rpc")
     access.addHandler(handler)
     level = access.level
     access.setLevel(logging.INFO)
     try:
+        # Registering the family (names, ID numbers) is logged too, and must not leak them either.
+        family = CrossFamily(traced_nodes)
         traced_nodes.east.stub.Settle(papi.SettleRequest(request_id=request_id(), bill=family.bill(30_000)))
         settle = finished_server_span(spans, "gongji-payment-east", "Settle")
     finally:
@@ -207,6 +209,21 @@ def test_the_access_line_of_a_traced_call_carries_its_trace_id(traced_nodes, spa
         access.removeHandler(handler)
     [line] = [line for line in handler.lines if line.get("method", "").endswith("/Settle")]
     assert line["trace_id"] == f"{settle.context.trace_id:032x}"
+    assert line["principal"] == str(institution(HOSPITAL))  # the hospital that sent the bill
+    assert (line["service"], line["node"], line["status"]) == ("payment", "east", "OK")
+    # The settlement's calls in the binding service and node west: the same trace, each its caller.
+    east, west = str(payment_node("east")), str(payment_node("west"))
+    calls = {(entry["method"].rsplit("/", 1)[-1], entry["principal"]) for entry in handler.lines
+             if entry.get("trace_id") == line["trace_id"]}  # fmt: skip
+    assert {("ResolvePayers", east), ("PrepareLegs", east), ("CommitLegs", east), ("ResolvePayers", west)} <= calls
+    # No line, of any service, names the family: neither an ID number nor a name.
+    people = [family.child, family.mother, family.father]
+    written = "\n".join(json.dumps(entry, ensure_ascii=False) for entry in handler.lines)
+    assert {"UpsertInsuredPerson", "CreateBinding", "CreditAccount"} <= {
+        entry["method"].rsplit("/", 1)[-1] for entry in handler.lines
+    }
+    for secret in [p.id_number for p in people] + [p.name for p in people]:
+        assert secret not in written
 
 
 class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
