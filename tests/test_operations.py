@@ -7,9 +7,14 @@ from __future__ import annotations
 import io
 import json
 import logging
+import sqlite3
+import threading
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
+from concurrent import futures
+from dataclasses import replace
 from pathlib import Path
 
 import grpc
@@ -17,10 +22,13 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
+from gongji.binding.v1 import binding_service_pb2 as bapi
+from gongji.binding.v1 import binding_service_pb2_grpc as binding_grpc
 from services.binding.app import BindingSettings, start_binding_server
 from services.common.hosting import BackgroundServer
 from services.common.logs import JsonFormatter, configure_logging
 from services.common.security.development_pki import DevelopmentPKI
+from services.common.security.natural_callers import ActingStub, Roles
 from services.common.server import ServerSecurity
 from services.payment.app import PaymentSettings, start_payment_server
 from services.payment.verification import StandInVerifier
@@ -32,6 +40,7 @@ from tests.private_postgres import private_postgres
 OPERATOR = operator("000000", "ops")
 BINDING_NAME = "gongji.binding.v1.BindingService"
 PAYMENT_NAME = "gongji.payment.v1.PaymentService"
+PAYMENT_NAMES = (PAYMENT_NAME, "gongji.node.v1.PaymentNodeService")
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 INTERVAL = 0.2
@@ -199,3 +208,105 @@ def test_payment_readiness_follows_the_binding_service_stopping_and_returning_wh
                 assert ready_gauge(payment.metrics_address) == 1
     finally:
         first.stop()
+
+
+def test_payment_readiness_follows_its_postgresql_database_while_liveness_stays_serving(pki, tmp_path: Path):
+    binding = binding_settings(pki, f"sqlite:///{tmp_path / 'binding.db'}")
+    with private_postgres() as database, BackgroundServer(lambda: start_binding_server(binding)) as binding_server:
+        payment = PaymentSettings(
+            database_url=database.create_database("gongji_payment"),
+            security=payment_security(pki),
+            verifier=StandInVerifier(),
+            address="127.0.0.1:0",
+            binding_address=binding_server.address,
+            sweep_interval=0,
+            readiness_interval=INTERVAL,
+            metrics_address=f"127.0.0.1:{_free_port()}",
+        )
+        with BackgroundServer(lambda: start_payment_server(payment)) as server:
+            for name in PAYMENT_NAMES:
+                wait_for_health(pki, server.address, name, SERVING)
+            database.crash()
+            for name in PAYMENT_NAMES:
+                wait_for_health(pki, server.address, name, NOT_SERVING)
+            assert health_of(pki, server.address) == SERVING
+            assert ready_gauge(payment.metrics_address) == 0
+            database.start()
+            for name in PAYMENT_NAMES:
+                wait_for_health(pki, server.address, name, SERVING)
+            assert health_of(pki, server.address) == SERVING
+            assert ready_gauge(payment.metrics_address) == 1
+
+
+# Graceful shutdown -----------------------------------------------------------------------------
+
+
+def started_calls(metrics_address: str, method: str) -> float:
+    with urllib.request.urlopen(f"http://{metrics_address}/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "grpc_server_started_total" and sample.labels.get("grpc_method") == method
+    )
+
+
+def test_a_graceful_shutdown_turns_readiness_not_serving_first_then_lets_the_call_in_flight_finish(pki, tmp_path: Path):
+    """A call held up in the database (another writer holds SQLite's lock) is in flight when the
+    server is told to stop: the service's name turns NOT_SERVING at once, the call still
+    completes, and only then does the server close."""
+    path = tmp_path / "binding.db"
+    settings = replace(
+        binding_settings(pki, f"sqlite:///{path}"), metrics_address=f"127.0.0.1:{_free_port()}", workers=2
+    )
+    server = BackgroundServer(lambda: start_binding_server(settings), grace=30).start()
+    stopping: threading.Thread | None = None
+    blocker: sqlite3.Connection | None = None
+    try:
+        address = server.address
+        wait_for_health(pki, address, BINDING_NAME, SERVING)
+        with pki.channel(address, OPERATOR) as health_channel, futures.ThreadPoolExecutor(1) as pool:
+            watch = health_pb2_grpc.HealthStub(health_channel).Watch(
+                health_pb2.HealthCheckRequest(service=BINDING_NAME), timeout=60
+            )
+            assert next(watch).status == SERVING
+
+            blocker = sqlite3.connect(path, timeout=30)
+            blocker.execute("BEGIN IMMEDIATE")  # the call's write waits on this lock
+            insured = person(make_id_number(), "王建国")
+            upsert = bapi.UpsertInsuredPersonRequest(request_id=str(uuid.uuid4()), insured_person=insured)
+            stub = ActingStub(binding_grpc.BindingServiceStub, address, pki, Roles())  # as a national operator
+            try:
+                call = pool.submit(stub.UpsertInsuredPerson, upsert)
+                deadline = time.monotonic() + 20
+                while started_calls(settings.metrics_address, "UpsertInsuredPerson") < 1:
+                    assert time.monotonic() < deadline, "the call never reached the server"
+                    time.sleep(0.05)
+                time.sleep(3 * INTERVAL)
+                # Held up in the database, not done, and the service is still ready (its probe reads).
+                assert not call.done()
+                assert health_of(pki, address, BINDING_NAME) == SERVING
+
+                stopping = threading.Thread(target=server.stop, name="stopping")
+                stopping.start()
+                assert next(watch).status == NOT_SERVING
+                assert not call.done(), "readiness must turn before the drain, not after it"
+                assert stopping.is_alive()
+
+                blocker.rollback()
+                answer = call.result(timeout=30)
+                assert answer.insured_person.admdvs == insured.admdvs
+            finally:
+                stub.close()
+            watch.cancel()
+        stopping.join(60)
+        assert not stopping.is_alive()
+        assert health_of(pki, address) is None  # closed: nothing answers on the port
+    finally:
+        if blocker is not None:
+            blocker.close()
+        if stopping is None:
+            server.stop()
+        else:
+            stopping.join(60)
