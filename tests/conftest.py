@@ -226,22 +226,33 @@ class PaymentHarness:
         return ActingStub(node_grpc.PaymentNodeServiceStub, self.server.address, self.binding.pki, Roles(caller))
 
 
-@pytest.fixture
-def payment_service(databases: Databases, binding_service: BindingHarness) -> Iterator[PaymentHarness]:
-    settings = PaymentSettings(
+@contextmanager
+def running_payment(
+    databases: Databases, binding: BindingHarness, binding_address: str | None = None, **settings: Any
+) -> Iterator[PaymentHarness]:
+    """The test payment node on `binding` (reached at `binding_address` when given), with
+    `settings` added to or replacing its defaults."""
+    complete = PaymentSettings(
         database_url=databases.url("payment"),
-        security=payment_security(binding_service.pki),
+        security=payment_security(binding.pki),
         verifier=StandInVerifier(),
         address="127.0.0.1:0",
-        binding_address=binding_service.server.address,
-        clock=binding_service.clock,
+        binding_address=binding_address or binding.server.address,
+        clock=binding.clock,
+        **settings,
     )
-    with BackgroundServer(lambda: start_payment_server(settings)) as server:
-        stub = ActingStub(payment_grpc.PaymentServiceStub, server.address, binding_service.pki, binding_service.roles)
+    with BackgroundServer(lambda: start_payment_server(complete)) as server:
+        stub = ActingStub(payment_grpc.PaymentServiceStub, server.address, binding.pki, binding.roles)
         try:
-            yield PaymentHarness(server, stub, binding_service, settings.database_url)
+            yield PaymentHarness(server, stub, binding, complete.database_url)
         finally:
             stub.close()
+
+
+@pytest.fixture
+def payment_service(databases: Databases, binding_service: BindingHarness) -> Iterator[PaymentHarness]:
+    with running_payment(databases, binding_service) as harness:
+        yield harness
 
 
 @dataclass

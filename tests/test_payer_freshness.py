@@ -26,15 +26,10 @@ from gongji.binding.v1 import binding_pb2 as bpb
 from gongji.binding.v1 import binding_service_pb2 as bapi
 from gongji.binding.v1 import binding_service_pb2_grpc as binding_grpc
 from gongji.payment.v1 import payment_service_pb2 as papi
-from gongji.payment.v1 import payment_service_pb2_grpc as payment_grpc
 from services.binding.entrypoints.payer_watch import LEASE_MARGIN_SECONDS, PayerChangeHub
-from services.common.hosting import BackgroundServer
-from services.common.security.natural_callers import ActingStub
 from services.payment.adapters.payer_cache import PayerWatch
-from services.payment.app import PaymentSettings, start_payment_server
-from services.payment.verification import StandInVerifier
 from shared.principals import payment_node
-from tests.conftest import BindingHarness, PaymentHarness, _free_port, payment_security, running_binding
+from tests.conftest import BindingHarness, PaymentHarness, _free_port, running_binding, running_payment
 from tests.helpers import refusal_of, request_id
 from tests.payment_helpers import PaymentFamily
 from tests.tcp_proxy import TcpProxy
@@ -48,8 +43,9 @@ class Cached:
     binding: BindingHarness
     binding_metrics: str
 
-    def binding_calls(self, method: str) -> int:
-        """How often the binding service answered `method`, by its own metrics."""
+    def binding_calls(self, method: str, counter: str = "grpc_server_handled_total") -> int:
+        """How often the binding service answered (or, with grpc_server_started_total, began) `method`,
+        by its own metrics."""
         with urllib.request.urlopen(f"http://{self.binding_metrics}/metrics", timeout=10) as answer:
             text = answer.read().decode()
         return int(
@@ -57,28 +53,16 @@ class Cached:
                 sample.value
                 for family in text_string_to_metric_families(text)
                 for sample in family.samples
-                if sample.name == "grpc_server_handled_total" and sample.labels.get("grpc_method") == method
+                if sample.name == counter and sample.labels.get("grpc_method") == method
             )
         )
 
     def wait_until_watched(self) -> None:
         deadline = time.monotonic() + 20
-        while self.binding_calls_started("WatchPayerChanges") < 1:
+        while self.binding_calls("WatchPayerChanges", "grpc_server_started_total") < 1:
             assert time.monotonic() < deadline, "the payment node never opened its payer watch"
             time.sleep(0.05)
         time.sleep(0.3)  # its first keepalive answered: the lease holds
-
-    def binding_calls_started(self, method: str) -> int:
-        with urllib.request.urlopen(f"http://{self.binding_metrics}/metrics", timeout=10) as answer:
-            text = answer.read().decode()
-        return int(
-            sum(
-                sample.value
-                for family in text_string_to_metric_families(text)
-                for sample in family.samples
-                if sample.name == "grpc_server_started_total" and sample.labels.get("grpc_method") == method
-            )
-        )
 
 
 @contextmanager
@@ -88,24 +72,12 @@ def running_cached(databases, clock, pki, roles, proxied: bool = False) -> Itera
     metrics = f"127.0.0.1:{_free_port()}"
     with running_binding(databases, clock, pki, roles, payer_watch_lease=LEASE, metrics_address=metrics) as binding:
         proxy = TcpProxy(binding.server.address) if proxied else None
-        settings = PaymentSettings(
-            database_url=databases.url("payment"),
-            security=payment_security(pki),
-            verifier=StandInVerifier(),
-            address="127.0.0.1:0",
-            binding_address=proxy.address if proxy else binding.server.address,
-            clock=clock,
-            payer_cache=True,
-        )
         try:
-            with BackgroundServer(lambda: start_payment_server(settings)) as server:
-                stub = ActingStub(payment_grpc.PaymentServiceStub, server.address, pki, roles)
-                try:
-                    yielded = Cached(PaymentHarness(server, stub, binding, settings.database_url), binding, metrics)
-                    yielded.wait_until_watched()
-                    yield yielded, proxy
-                finally:
-                    stub.close()
+            address = proxy.address if proxy else None
+            with running_payment(databases, binding, address, payer_cache=True) as payment:
+                cached = Cached(payment, binding, metrics)
+                cached.wait_until_watched()
+                yield cached, proxy
         finally:
             if proxy is not None:
                 proxy.close()
@@ -266,24 +238,11 @@ def test_a_node_cut_off_from_the_binding_service_never_settles_on_what_it_kept_o
 def test_a_node_told_to_keep_payers_asks_for_every_bill_where_the_binding_service_announces_nothing(
     databases, binding_service: BindingHarness
 ) -> None:
-    settings = PaymentSettings(
-        database_url=databases.url("payment"),
-        security=payment_security(binding_service.pki),
-        verifier=StandInVerifier(),
-        address="127.0.0.1:0",
-        binding_address=binding_service.server.address,
-        clock=binding_service.clock,
-        payer_cache=True,
-    )
-    with BackgroundServer(lambda: start_payment_server(settings)) as server:
-        stub = ActingStub(payment_grpc.PaymentServiceStub, server.address, binding_service.pki, binding_service.roles)
-        try:
-            family = PaymentFamily(PaymentHarness(server, stub, binding_service, settings.database_url))
-            assert family.settle(100).legs[0].binding_id == family.mother_binding.binding_id
-            _end(family, family.mother_binding.binding_id, family.mother.id_number)
-            assert family.settle(100).legs[0].binding_id == family.father_binding.binding_id
-        finally:
-            stub.close()
+    with running_payment(databases, binding_service, payer_cache=True) as payment:
+        family = PaymentFamily(payment)
+        assert family.settle(100).legs[0].binding_id == family.mother_binding.binding_id
+        _end(family, family.mother_binding.binding_id, family.mother.id_number)
+        assert family.settle(100).legs[0].binding_id == family.father_binding.binding_id
 
 
 def test_the_watch_is_refused_with_a_reason_where_the_binding_service_announces_nothing(
