@@ -29,10 +29,18 @@ from gongji.payment.v1 import payment_service_pb2 as papi
 from services.binding.entrypoints.payer_watch import LEASE_MARGIN_SECONDS, PayerChangeHub
 from services.payment.adapters.payer_cache import PayerWatch
 from shared.principals import payment_node
-from tests.conftest import BindingHarness, PaymentHarness, _free_port, running_binding, running_payment
+from tests.conftest import (
+    BindingHarness,
+    PaymentHarness,
+    _free_port,
+    running_binding,
+    running_payment,
+    running_two_nodes,
+)
 from tests.helpers import refusal_of, request_id
 from tests.payment_helpers import PaymentFamily
 from tests.tcp_proxy import TcpProxy
+from tests.test_cross_province import CrossFamily
 
 LEASE = 1.0
 
@@ -44,25 +52,33 @@ class Cached:
     binding_metrics: str
 
     def binding_calls(self, method: str, counter: str = "grpc_server_handled_total") -> int:
-        """How often the binding service answered (or, with grpc_server_started_total, began) `method`,
-        by its own metrics."""
-        with urllib.request.urlopen(f"http://{self.binding_metrics}/metrics", timeout=10) as answer:
-            text = answer.read().decode()
-        return int(
-            sum(
-                sample.value
-                for family in text_string_to_metric_families(text)
-                for sample in family.samples
-                if sample.name == counter and sample.labels.get("grpc_method") == method
-            )
-        )
+        return binding_calls(self.binding_metrics, method, counter)
 
     def wait_until_watched(self) -> None:
-        deadline = time.monotonic() + 20
-        while self.binding_calls("WatchPayerChanges", "grpc_server_started_total") < 1:
-            assert time.monotonic() < deadline, "the payment node never opened its payer watch"
-            time.sleep(0.05)
-        time.sleep(0.3)  # its first keepalive answered: the lease holds
+        wait_until_watched(self.binding_metrics, 1)
+
+
+def binding_calls(metrics: str, method: str, counter: str = "grpc_server_handled_total") -> int:
+    """How often the binding service answered (or, with grpc_server_started_total, began) `method`,
+    by its own metrics at `metrics`."""
+    with urllib.request.urlopen(f"http://{metrics}/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    return int(
+        sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == counter and sample.labels.get("grpc_method") == method
+        )
+    )
+
+
+def wait_until_watched(metrics: str, nodes: int) -> None:
+    deadline = time.monotonic() + 20
+    while binding_calls(metrics, "WatchPayerChanges", "grpc_server_started_total") < nodes:
+        assert time.monotonic() < deadline, "a payment node never opened its payer watch"
+        time.sleep(0.05)
+    time.sleep(0.3)  # their first keepalives answered: the leases hold
 
 
 @contextmanager
@@ -259,6 +275,33 @@ def test_the_watch_is_refused_with_a_reason_where_the_binding_service_announces_
         assert (refusal.code, refusal.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "PAYER_WATCH_OFF")
     finally:
         channel.close()
+
+
+@pytest.mark.usefixtures("slow_to_apply")
+def test_a_cross_node_settlement_after_end_binding_answered_holds_nothing_through_the_ended_remote_binding(
+    databases, clock, pki, roles, tmp_path
+) -> None:
+    metrics = f"127.0.0.1:{_free_port()}"
+    with (
+        running_binding(databases, clock, pki, roles, payer_watch_lease=LEASE, metrics_address=metrics) as binding,
+        running_two_nodes(databases, binding, tmp_path, lambda name: {"payer_cache": True}) as nodes,
+    ):
+        wait_until_watched(metrics, 2)
+        family = CrossFamily(nodes)
+        first = nodes.east.stub.Settle(papi.SettleRequest(request_id=request_id(), bill=family.bill(30_000)))
+        assert {leg.binding_id for leg in first.settlement.legs} == {
+            family.mother_binding.binding_id, family.father_binding.binding_id,
+        }  # fmt: skip
+        binding.stub.EndBinding(
+            bapi.EndBindingRequest(
+                request_id=request_id(), binding_id=family.father_binding.binding_id, actor=bpb.ACTOR_GRANTOR,
+                actor_id=family.father.id_number,
+            )
+        )  # fmt: skip
+        later = nodes.east.stub.Settle(papi.SettleRequest(request_id=request_id(), bill=family.bill(5_000)))
+        assert family.father_binding.binding_id not in {leg.binding_id for leg in later.settlement.legs}
+        for node in (nodes.east, nodes.west):
+            assert node.stub.CheckLedger(papi.CheckLedgerRequest()).balanced
 
 
 # The binding service's side, alone --------------------------------------------------------

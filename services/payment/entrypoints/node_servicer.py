@@ -103,16 +103,9 @@ class PaymentNodeServicer(node_grpc.PaymentNodeServiceServicer):
                                    leg.binding_id, self._amount(leg.amount_fen, "legs.amount_fen"))
             for leg in request.legs
         ]  # fmt: skip
-        grants: list = []
-        if await self._run.query(lambda uow: uow.participants.get(transaction_id)) is None:
-            grants = await peer_claims.own_grants(
-                self._directory, beneficiary, use, institution_admdvs, request.chronic_disease, self._clock.now()
-            )
-        prepared = await self._run.transact(
-            lambda uow: participant.prepare(
-                uow, transaction_id, province, beneficiary, request.institution_code, legs, grants, expire,
-                self._clock.now(),
-            )
+        prepared = await peer_claims.prepare_on_own_grants(
+            self._run, self._directory, self._clock, transaction_id, province, beneficiary, request.institution_code,
+            use, institution_admdvs, request.chronic_disease, legs, expire,
         )  # fmt: skip
         self._failpoint("participant_after_prepare")
         return node.PrepareLegsResponse(

@@ -6,13 +6,14 @@ node asks of it, rather than taking the peer's word."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from services.payment.service_layer.settlements import Payers
-from shared.errors import DomainError
+from shared.errors import DomainError, Reason
 from shared.policy import UseCategory
 
 
@@ -58,6 +59,35 @@ class PayerReads(Protocol):
         read came from kept answers whose lease has run out: then it must not commit. Safe to
         call from a worker thread."""
         ...
+
+
+# Tries of one settlement or prepare while payer changes keep being announced.
+ATTEMPTS = 3
+T = TypeVar("T")
+
+
+class PayersChanged(Exception):
+    """A payer change was announced while an attempt ran; it must not commit."""
+
+
+def require_current(reads: PayerReads) -> None:
+    """The last step before a commit that rests on payers read: old payers never commit."""
+    if not reads.still_current():
+        raise PayersChanged
+
+
+async def on_current_payers(directory: BindingDirectory, attempt: Callable[[PayerReads], Awaitable[T]]) -> T:
+    """Runs `attempt` with fresh payer reads until one commits on payers still current (it calls
+    require_current before its commit); SERVER_BUSY when changes keep coming."""
+    for _ in range(ATTEMPTS):
+        async with directory.settlement_reads() as reads:
+            try:
+                return await attempt(reads)
+            except PayersChanged:
+                continue  # nothing was committed; ask afresh
+    raise DomainError(
+        Reason.SERVER_BUSY, "who may pay kept changing while the bill was settled; retry with the same request_id"
+    )
 
 
 class AskEveryTime:

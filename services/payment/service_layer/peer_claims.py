@@ -13,9 +13,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from services.common.clock import Clock
+from services.common.runner import UseCaseRunner
 from services.payment.routing import Node, RoutingTable
-from services.payment.service_layer.binding_directory import BindingDirectory, PayerQuery
+from services.payment.service_layer import participant
+from services.payment.service_layer.binding_directory import (
+    BindingDirectory,
+    PayerQuery,
+    PayerReads,
+    on_current_payers,
+    require_current,
+)
 from services.payment.service_layer.coordination import LegOutcome, Outcome
+from services.payment.service_layer.unit_of_work import PaymentUnitOfWork
 from shared.errors import DomainError, Reason
 from shared.payers import PayerGrant
 from shared.policy import UseCategory
@@ -26,14 +36,40 @@ class OutcomeSource(Protocol):
 
 
 async def own_grants(
-    directory: BindingDirectory, beneficiary: str, use: UseCategory, institution_admdvs: str, chronic: bool,
-    at: datetime,
+    directory: BindingDirectory | PayerReads, beneficiary: str, use: UseCategory, institution_admdvs: str,
+    chronic: bool, at: datetime,
 ) -> list[PayerGrant]:  # fmt: skip
     """The beneficiary's grants for this bill as the binding service says now."""
     payers = await directory.payers(PayerQuery(beneficiary, use, institution_admdvs, chronic, at))
     if isinstance(payers, DomainError):
         raise payers
     return list(payers.grants)
+
+
+async def prepare_on_own_grants(
+    runner: UseCaseRunner[PaymentUnitOfWork], directory: BindingDirectory, clock: Clock, transaction_id: str,
+    coordinator_province: str, beneficiary: str, institution_code: str, use: UseCategory, institution_admdvs: str,
+    chronic: bool, legs: list[participant.LegRequest], expire: datetime,
+) -> list[tuple[participant.LegRequest, int]]:  # fmt: skip
+    """Holds the legs a coordinator asks for, only through grants this node resolved itself, and
+    only on payers still current at the commit (a payer change announced meanwhile: again). A
+    retried prepare holds what it held."""
+    first = await runner.query(lambda uow: uow.participants.get(transaction_id)) is None
+
+    async def attempt(reads: PayerReads) -> list[tuple[participant.LegRequest, int]]:
+        grants = await own_grants(reads, beneficiary, use, institution_admdvs, chronic, clock.now()) if first else []
+
+        def prepare(uow: PaymentUnitOfWork) -> list[tuple[participant.LegRequest, int]]:
+            held = participant.prepare(
+                uow, transaction_id, coordinator_province, beneficiary, institution_code, legs, grants, expire,
+                clock.now(),
+            )  # fmt: skip
+            require_current(reads)
+            return held
+
+        return await runner.transact(prepare)
+
+    return await on_current_payers(directory, attempt)
 
 
 @dataclass(frozen=True)

@@ -16,19 +16,19 @@ from google.protobuf.message import Message
 from services.common.clock import Clock
 from services.common.runner import UseCaseRunner
 from services.payment.service_layer import settlements, suspensions
-from services.payment.service_layer.binding_directory import BindingDirectory, PayerQuery, PayerReads
+from services.payment.service_layer.binding_directory import (
+    BindingDirectory,
+    PayerQuery,
+    PayerReads,
+    on_current_payers,
+    require_current,
+)
 from services.payment.service_layer.coordinator import Coordinator
 from services.payment.service_layer.unit_of_work import PaymentUnitOfWork
 from shared.errors import DomainError, Reason
 from shared.settlements import Bill, Settlement
 
 MAX_HOLD = timedelta(days=60)
-# Tries of one settlement while payer changes keep being announced.
-ATTEMPTS = 3
-
-
-class PayersChanged(Exception):
-    """A payer change was announced while a settlement attempt ran; it must not commit."""
 
 
 R = TypeVar("R", bound=Message)
@@ -91,16 +91,11 @@ class Settling:
         expire = now + self._default_hold if capture else self.expiry(requested_expiry, now)
         if bill.credential_holder != bill.patient_id_number:
             return await self._refuse_impersonation(method, request, request_id, bill, response_type)
-        for _ in range(ATTEMPTS):
-            async with self._directory.settlement_reads() as reads:
-                try:
-                    return await self._attempt(
-                        method, request, request_id, bill, now, expire, capture, response_type, respond, reads
-                    )
-                except PayersChanged:
-                    continue  # a payer change was announced meanwhile: nothing was committed; ask afresh
-        raise DomainError(
-            Reason.SERVER_BUSY, "who may pay kept changing while the bill was settled; retry with the same request_id"
+        return await on_current_payers(
+            self._directory,
+            lambda reads: self._attempt(
+                method, request, request_id, bill, now, expire, capture, response_type, respond, reads
+            ),
         )
 
     async def _attempt(
@@ -140,8 +135,7 @@ class Settling:
                 prepared=prepared if prepared and prepared.capacities else None,
             )  # fmt: skip
             answer = respond(settlement)
-            if not reads.still_current():
-                raise PayersChanged  # the last step before the commit: old payers never commit
+            require_current(reads)
             return answer
 
         recorded: str | None = None
