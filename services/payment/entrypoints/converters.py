@@ -9,7 +9,8 @@ from gongji.common.v1 import common_pb2 as common
 from gongji.payment.v1 import payment_pb2 as pb
 from gongji.payment.v1 import payment_service_pb2 as api
 from services.common.converters import datetime_to_timestamp, enum_to_domain, enum_to_proto, text_field
-from services.payment.service_layer.inquiries import Reconciliation, SuspensionView
+from services.payment.service_layer.inquiries import Reconciliation
+from services.payment.service_layer.suspensions import SuspensionView
 from shared.deduction import PaymentSource
 from shared.errors import DomainError, Reason
 from shared.identity import validate_id_number

@@ -24,7 +24,7 @@ from services.common.runner import UseCaseRunner
 from services.common.security.callers import caller_id, forwarded
 from services.common.status import status_of
 from services.payment.entrypoints import converters as convert
-from services.payment.service_layer import accounts, inquiries, settlements, wallets
+from services.payment.service_layer import accounts, inquiries, settlements, suspensions, wallets
 from services.payment.service_layer.binding_directory import BindingDirectory
 from services.payment.service_layer.coordinator import Coordinator
 from services.payment.service_layer.node_routing import NodeRouting
@@ -304,7 +304,7 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
         )
 
         def run(uow: PaymentUnitOfWork) -> api.SuspendSettlementResponse:
-            view = inquiries.suspend(uow, holder, reason, operator_id, self._clock.now())
+            view = suspensions.suspend(uow, holder, reason, operator_id, self._clock.now())
             return api.SuspendSettlementResponse(suspension=convert.suspension_to_proto(view))
 
         return await self._run.mutate(
@@ -321,7 +321,7 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
         )
 
         def run(uow: PaymentUnitOfWork) -> api.LiftSuspensionResponse:
-            view = inquiries.lift(uow, holder, reason, operator_id, self._clock.now())
+            view = suspensions.lift(uow, holder, reason, operator_id, self._clock.now())
             return api.LiftSuspensionResponse(suspension=convert.suspension_to_proto(view))
 
         return await self._run.mutate(
@@ -335,8 +335,8 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
         limit = page_size(request.page_size)
         after = decode_time_and_id(request.page_token, [holder])
 
-        def read(uow: PaymentUnitOfWork) -> tuple[list, inquiries.SuspensionView | None]:
-            return uow.violations.page(holder, after, limit + 1), inquiries.suspension_of(uow, holder)
+        def read(uow: PaymentUnitOfWork) -> tuple[list, suspensions.SuspensionView | None]:
+            return uow.violations.page(holder, after, limit + 1), suspensions.suspension_of(uow, holder)
 
         rows, suspension = await self._run.query(read)
         page, more = rows[:limit], len(rows) > limit

@@ -1,16 +1,14 @@
-"""Reads and operator actions of the payment service: statements, reconciliation
-(对账), the ledger audit, suspensions of networked settlement."""
+"""Reads of the payment service's books as a whole: reconciliation (对账) of an
+institution's day and the ledger audit."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from services.payment.service_layer.unit_of_work import PaymentUnitOfWork
 from shared.deduction import PaymentSource
-from shared.errors import DomainError, Reason
 from shared.ledger import day_bounds
 from shared.money import MAX_BALANCE_FEN
 
@@ -121,41 +119,3 @@ def check_ledger(uow: PaymentUnitOfWork, now: datetime, grace: timedelta = timed
         problems.append(f"the sum over all accounts is {total} fen, not 0")
     entries, accounts = uow.audit.counts()
     return LedgerAudit(not problems, entries, accounts, tuple(problems))
-
-
-@dataclass(frozen=True)
-class SuspensionView:
-    holder_id_number: str
-    active: bool
-    reason: str
-    operator_id: str
-    suspend_time: datetime | None
-    lift_time: datetime | None
-
-
-def _view(row: Any) -> SuspensionView:
-    return SuspensionView(
-        row.holder_id_number, row.active, row.reason, row.operator_id, row.suspend_time, row.lift_time
-    )
-
-
-def suspend(uow: PaymentUnitOfWork, holder: str, reason: str, operator_id: str, now: datetime) -> SuspensionView:
-    if not operator_id.strip():
-        raise DomainError(Reason.FIELD_REQUIRED, "operator_id is required", field="operator_id")
-    uow.violations.suspend(holder, reason, operator_id, now)
-    return _view(uow.violations.suspension(holder))
-
-
-def lift(uow: PaymentUnitOfWork, holder: str, reason: str, operator_id: str, now: datetime) -> SuspensionView:
-    if not operator_id.strip():
-        raise DomainError(Reason.FIELD_REQUIRED, "operator_id is required", field="operator_id")
-    current = uow.violations.suspension(holder, for_update=True)
-    if current is None or not current.active:
-        raise DomainError(Reason.NOT_SUSPENDED, f"{holder} has no active suspension to lift", field="holder_id_number")
-    uow.violations.lift(holder, operator_id, reason, now)
-    return _view(uow.violations.suspension(holder))
-
-
-def suspension_of(uow: PaymentUnitOfWork, holder: str) -> SuspensionView | None:
-    row = uow.violations.suspension(holder)
-    return None if row is None else _view(row)
