@@ -8,7 +8,9 @@ whether another node forwarded the call.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.message import Message
@@ -34,11 +36,12 @@ from services.payment.service_layer.wallet_transfers import TransferAsked, Walle
 from services.payment.verification import Verifier
 from shared.errors import DomainError, Reason
 from shared.identity import validate_id_number
-from shared.ledger import AccountKind, account_id, month_bounds, year_of
+from shared.ledger import month_bounds
 from shared.money import DEFAULT_MAX_AMOUNT_FEN, within_limit
 from shared.regions import validate_admdvs
 from shared.settlements import Bill
 
+R = TypeVar("R", bound=Message)
 SERVICE = "gongji.payment.v1.PaymentService"
 ERROR_DOMAIN = "payment.gongji"
 # Responses that name the settlement a reversed request created or changed.
@@ -53,6 +56,16 @@ SETTLEMENT_RESPONSES = {
 
 def _method(name: str) -> str:
     return f"/{SERVICE}/{name}"
+
+
+def _settled(answer: Any) -> str:
+    """The settlement a call's answer names ("" when none)."""
+    return answer.settlement.settlement_id
+
+
+def _encoded(error: DomainError) -> bytes:
+    """A refusal as the runner stores it under a request id."""
+    return status_of(error, ERROR_DOMAIN).SerializeToString()
 
 
 def _settlement_of(method: str, payload: bytes) -> str | None:
@@ -86,11 +99,22 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
         within_limit(bill.self_pay_fen, "bill.self_pay_fen", self._max_amount)
         return bill
 
-    async def _on_holder(self, name: str, request: Message, settlement_id: str) -> Message | None:
-        """The answer of the node holding the settlement, when that is not this node. An empty
-        settlement_id is refused as missing before any node is asked."""
-        required_id(settlement_id, "settlement_id")
-        return await self._routing.settlement_elsewhere(name, request, settlement_id, caller_id(), forwarded())
+    async def _on_holder(
+        self, name: str, request: Any, response_type: type[R], run: Callable[[PaymentUnitOfWork], R]
+    ) -> R:
+        """Runs a change of a settlement on the node that holds it (here, then following up what
+        it decided, when that is this node). An empty settlement_id is refused as missing before
+        any node is asked."""
+        required_id(request.settlement_id, "settlement_id")
+        return await self._routing.on_settlement_holder(
+            name, request, request.settlement_id, caller_id(), forwarded(),
+            self._mutate(name, request, response_type, run), _settled,
+        )  # fmt: skip
+
+    def _mutate(
+        self, name: str, request: Any, response_type: type[R], run: Callable[[PaymentUnitOfWork], R]
+    ) -> Callable[[], Awaitable[R]]:
+        return lambda: self._run.mutate(_method(name), request.request_id, request, response_type, run)
 
     async def _settle(
         self, name: str, request: api.AuthorizeSettlementRequest | api.SettleRequest, capture: bool
@@ -115,23 +139,17 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
         id_number = validate_id_number(request.id_number)
         kind = convert.account_kind_from_proto(request.account_kind)
         purpose = convert.credit_purpose(request.kind)
-        if request.amount_fen == 0 or (request.amount_fen < 0 and request.kind != api.CREDIT_KIND_ADJUSTMENT):
-            raise DomainError(
-                Reason.INVALID_AMOUNT,
-                "amount_fen must be positive (negative only for an ADJUSTMENT)",
-                field="amount_fen",
-            )
-        within_limit(request.amount_fen, "amount_fen", self._max_amount)
+        amount = within_limit(accounts.check_credit_amount(request.amount_fen, purpose), "amount_fen", self._max_amount)
         admdvs = request.admdvs and validate_admdvs(request.admdvs, "admdvs")
         period = text_field(request.period, "period", 7)
-        memo = text_field(request.memo, "memo", 500) or (f"contribution {period}" if period else "")
+        memo = accounts.credit_memo(text_field(request.memo, "memo", 500), period)
 
         def run(uow: PaymentUnitOfWork) -> api.CreditAccountResponse:
             now = self._clock.now()
             account, entry_id = accounts.credit_account(
-                uow, id_number, kind, request.amount_fen, purpose, admdvs, memo, now, request.request_id
+                uow, id_number, kind, amount, purpose, admdvs, memo, now, request.request_id
             )
-            shares = uow.usage.shares_of(id_number, year_of(now)) if kind is AccountKind.PERSONAL_ACCOUNT else []
+            shares = accounts.shares_this_year(uow, id_number, kind, now)
             return api.CreditAccountResponse(account=convert.account_to_proto(account, shares), entry_id=entry_id)
 
         return await self._run.mutate(
@@ -144,16 +162,10 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
         id_number = validate_id_number(request.id_number)
         kind = convert.account_kind_to_read(request.account_kind)
 
-        def read(uow: PaymentUnitOfWork) -> api.GetAccountResponse:
-            account = accounts.get_account(uow, id_number, kind)
-            shares = (
-                uow.usage.shares_of(id_number, year_of(self._clock.now()))
-                if kind is AccountKind.PERSONAL_ACCOUNT
-                else []
-            )
-            return api.GetAccountResponse(account=convert.account_to_proto(account, shares))
-
-        return await self._run.query(read)
+        account, shares = await self._run.query(
+            lambda uow: accounts.account_with_shares(uow, id_number, kind, self._clock.now())
+        )
+        return api.GetAccountResponse(account=convert.account_to_proto(account, shares))
 
     async def ListStatement(
         self, request: api.ListStatementRequest, context: grpc.aio.ServicerContext
@@ -165,11 +177,9 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
         query = [id_number, kind.value, request.month]
         before = decode_offset(request.page_token, query)
 
-        def read(uow: PaymentUnitOfWork) -> list:
-            accounts.get_account(uow, id_number, kind)
-            return uow.journal.statement(account_id(kind, id_number), start, end, before, limit + 1)
-
-        rows = await self._run.query(read)
+        rows = await self._run.query(
+            lambda uow: accounts.statement(uow, id_number, kind, start, end, before, limit + 1)
+        )
         page, more = rows[:limit], len(rows) > limit
         return api.ListStatementResponse(
             lines=[convert.statement_line(row) for row in page],
@@ -210,14 +220,7 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
             settlement = settlements.capture(uow, request.settlement_id, request.amount_fen, self._clock.now())
             return api.CaptureSettlementResponse(settlement=convert.settlement_to_proto(settlement))
 
-        forwarded_answer = await self._on_holder("CaptureSettlement", request, request.settlement_id)
-        if forwarded_answer is not None:
-            return forwarded_answer
-        answer = await self._run.mutate(
-            _method("CaptureSettlement"), request.request_id, request, api.CaptureSettlementResponse, run
-        )
-        await self._routing.follow_up(answer.settlement.settlement_id)
-        return answer
+        return await self._on_holder("CaptureSettlement", request, api.CaptureSettlementResponse, run)
 
     async def ReleaseSettlement(
         self, request: api.ReleaseSettlementRequest, context: grpc.aio.ServicerContext
@@ -226,14 +229,7 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
             settlement = settlements.release(uow, request.settlement_id, self._clock.now())
             return api.ReleaseSettlementResponse(settlement=convert.settlement_to_proto(settlement))
 
-        forwarded_answer = await self._on_holder("ReleaseSettlement", request, request.settlement_id)
-        if forwarded_answer is not None:
-            return forwarded_answer
-        answer = await self._run.mutate(
-            _method("ReleaseSettlement"), request.request_id, request, api.ReleaseSettlementResponse, run
-        )
-        await self._routing.follow_up(answer.settlement.settlement_id)
-        return answer
+        return await self._on_holder("ReleaseSettlement", request, api.ReleaseSettlementResponse, run)
 
     async def RefundSettlement(
         self, request: api.RefundSettlementRequest, context: grpc.aio.ServicerContext
@@ -242,34 +238,19 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
             settlement = settlements.refund(uow, request.settlement_id, self._clock.now(), request.request_id)
             return api.RefundSettlementResponse(settlement=convert.settlement_to_proto(settlement))
 
-        forwarded_answer = await self._on_holder("RefundSettlement", request, request.settlement_id)
-        if forwarded_answer is not None:
-            return forwarded_answer
-        answer = await self._run.mutate(
-            _method("RefundSettlement"), request.request_id, request, api.RefundSettlementResponse, run
-        )
-        await self._routing.follow_up(answer.settlement.settlement_id)
-        return answer
+        return await self._on_holder("RefundSettlement", request, api.RefundSettlementResponse, run)
 
     async def ReverseRequest(
         self, request: api.ReverseRequestRequest, context: grpc.aio.ServicerContext
     ) -> api.ReverseRequestResponse:
         original = check_request_id(request.original_request_id.strip(), "original_request_id")
         check_request_id(request.request_id, "request_id")  # before another node is asked
-        if original == request.request_id:
-            raise DomainError(Reason.FIELD_INVALID, "a reversal cannot reverse itself", field="original_request_id")
-        refusal = status_of(
-            DomainError(Reason.REQUEST_REVERSED, f"request {original} was reversed (冲正) by {request.request_id}"),
-            ERROR_DOMAIN,
-        ).SerializeToString()
+        settlements.check_reversal(original, request.request_id)
         principal = caller_id()
-        elsewhere = await self._routing.reversal_elsewhere(request, original, principal, forwarded())
-        if elsewhere is not None:
-            return elsewhere
 
         def run(uow: PaymentUnitOfWork) -> api.ReverseRequestResponse:
             outcome = settlements.reverse(
-                uow, principal, original, refusal, _settlement_of, self._clock.now(), request.request_id
+                uow, principal, original, _encoded, _settlement_of, self._clock.now(), request.request_id
             )
             return api.ReverseRequestResponse(
                 original_found=outcome.original_found,
@@ -277,20 +258,22 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
                 settlement=convert.settlement_to_proto(outcome.settlement) if outcome.settlement else None,
             )
 
-        answer = await self._run.mutate(
-            _method("ReverseRequest"), request.request_id, request, api.ReverseRequestResponse, run
-        )
-        await self._routing.follow_up(answer.settlement.settlement_id)
-        return answer
+        return await self._routing.on_original_holder(
+            request, original, principal, forwarded(),
+            self._mutate("ReverseRequest", request, api.ReverseRequestResponse, run), _settled,
+        )  # fmt: skip
 
     async def GetSettlement(
         self, request: api.GetSettlementRequest, context: grpc.aio.ServicerContext
     ) -> api.GetSettlementResponse:
-        forwarded_answer = await self._on_holder("GetSettlement", request, request.settlement_id)
-        if forwarded_answer is not None:
-            return forwarded_answer
-        settlement = await self._run.query(lambda uow: settlements.get_settlement(uow, request.settlement_id))
-        return api.GetSettlementResponse(settlement=convert.settlement_to_proto(settlement))
+        async def here() -> api.GetSettlementResponse:
+            settlement = await self._run.query(lambda uow: settlements.get_settlement(uow, request.settlement_id))
+            return api.GetSettlementResponse(settlement=convert.settlement_to_proto(settlement))
+
+        required_id(request.settlement_id, "settlement_id")
+        return await self._routing.on_settlement_holder(
+            "GetSettlement", request, request.settlement_id, caller_id(), forwarded(), here
+        )
 
     # Violations, reconciliation, audit ---------------------------------------------------
 
@@ -335,10 +318,7 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
         limit = page_size(request.page_size)
         after = decode_time_and_id(request.page_token, [holder])
 
-        def read(uow: PaymentUnitOfWork) -> tuple[list, suspensions.SuspensionView | None]:
-            return uow.violations.page(holder, after, limit + 1), suspensions.suspension_of(uow, holder)
-
-        rows, suspension = await self._run.query(read)
+        rows, suspension = await self._run.query(lambda uow: suspensions.violations(uow, holder, after, limit + 1))
         page, more = rows[:limit], len(rows) > limit
         token = encode_page_token([holder], [page[-1].time.isoformat(), page[-1].violation_id]) if more else ""
         return api.ListViolationsResponse(

@@ -1,11 +1,13 @@
-"""Use cases on accounts: crediting (每月到账, adjustments) and reading an account, opening
-the provinces' clearing accounts that cross-province money passes through, and the daily
-clearing report (清算) read off them. Each runs inside the unit of work it is given; the
-caller commits."""
+"""Use cases on accounts: crediting (每月到账, adjustments) and reading an account with what it
+shared this year, its statement, opening the provinces' clearing accounts that cross-province
+money passes through, and the daily clearing report (清算) read off them. Each runs inside the
+unit of work it is given; the caller commits. `check_credit_amount` and `credit_memo` are the
+rules of a credit that hold before any unit of work opens."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from services.payment.service_layer.ids import new_id
 from services.payment.service_layer.unit_of_work import PaymentUnitOfWork
@@ -20,8 +22,26 @@ from shared.ledger import (
     account_id,
     clearing,
     day_bounds,
+    year_of,
 )
 from shared.money import MAX_BALANCE_FEN
+
+
+def check_credit_amount(amount_fen: int, purpose: Purpose) -> int:
+    """A credit moves some money; only an adjustment may take money out (a negative amount)."""
+    if amount_fen == 0 or (amount_fen < 0 and purpose is not Purpose.ADJUSTMENT):
+        raise DomainError(
+            Reason.INVALID_AMOUNT,
+            "amount_fen must be positive (negative only for an ADJUSTMENT)",
+            field="amount_fen",
+        )
+    return amount_fen
+
+
+def credit_memo(memo: str, period: str) -> str:
+    """The memo a credit is recorded with: the caller's, else "contribution {period}" when the
+    credit names the month it pays for, else none."""
+    return memo or (f"contribution {period}" if period else "")
 
 
 def credit_account(
@@ -75,6 +95,34 @@ def get_account(uow: PaymentUnitOfWork, id_number: str, kind: AccountKind) -> Ac
     if account is None:
         raise DomainError(Reason.ACCOUNT_NOT_FOUND, f"no {kind.value.lower()} of {id_number}", field="id_number")
     return account
+
+
+def shares_this_year(uow: PaymentUnitOfWork, id_number: str, kind: AccountKind, now: datetime) -> list[Any]:
+    """What a personal account shared with each binding this year; other accounts share nothing."""
+    return uow.usage.shares_of(id_number, year_of(now)) if kind is AccountKind.PERSONAL_ACCOUNT else []
+
+
+def account_with_shares(
+    uow: PaymentUnitOfWork, id_number: str, kind: AccountKind, now: datetime
+) -> tuple[Account, list[Any]]:
+    """An account as it is read back: itself and what it shared this year."""
+    account = get_account(uow, id_number, kind)
+    return account, shares_this_year(uow, id_number, kind, now)
+
+
+def statement(
+    uow: PaymentUnitOfWork,
+    id_number: str,
+    kind: AccountKind,
+    start: datetime | None,
+    end: datetime | None,
+    before: int | None,
+    limit: int,
+) -> list[Any]:
+    """Up to `limit` lines of an account's statement in [start, end) (all time when None), newest
+    first, before posting `before`; an unknown account is ACCOUNT_NOT_FOUND."""
+    get_account(uow, id_number, kind)
+    return uow.journal.statement(account_id(kind, id_number), start, end, before, limit)
 
 
 def ensure_clearing(uow: PaymentUnitOfWork, own: str, other: str, now: datetime) -> str:

@@ -1,18 +1,23 @@
 """Which payment node answers a request: this one, the node that keeps the institution's
-province, or the node that holds the settlement.
+province, or the node that holds the settlement. `on_settlement_holder` and
+`on_original_holder` run a call there or here, and after running it here apply the cross-node
+decision it made (`follow_up`).
 
 A request another node forwarded here is answered here: forwarding it on would send it back
 and forth between nodes that both do not know it, so such a bill is refused instead."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from services.common.runner import UseCaseRunner
 from services.payment.routing import RoutingTable
 from services.payment.service_layer.coordinator import Coordinator
 from services.payment.service_layer.unit_of_work import PaymentUnitOfWork
 from shared.errors import DomainError, Reason
+
+A = TypeVar("A")
 
 
 class NodeRouting:
@@ -65,6 +70,46 @@ class NodeRouting:
         if known is not None:
             return None
         return await self._coordinator.reverse_elsewhere(request, caller)
+
+    async def on_settlement_holder(
+        self,
+        method: str,
+        request: Any,
+        settlement_id: str,
+        caller: str,
+        forwarded: bool,
+        here: Callable[[], Awaitable[A]],
+        settled: Callable[[A], str] | None = None,
+    ) -> A:
+        """The answer of the node holding the settlement when that is another node; else runs
+        `here` and, when `settled` names the settlement in its answer, applies the cross-node
+        decision it made (`follow_up`). A read passes no `settled`."""
+        elsewhere = await self.settlement_elsewhere(method, request, settlement_id, caller, forwarded)
+        if elsewhere is not None:
+            return elsewhere
+        return await self._here_then_follow_up(here, settled)
+
+    async def on_original_holder(
+        self,
+        request: Any,
+        original_request_id: str,
+        caller: str,
+        forwarded: bool,
+        here: Callable[[], Awaitable[A]],
+        settled: Callable[[A], str],
+    ) -> A:
+        """A reversal's answer from the node that saw the original request when this node never
+        did; else runs `here` and applies the decision it made on the settlement `settled` names."""
+        elsewhere = await self.reversal_elsewhere(request, original_request_id, caller, forwarded)
+        if elsewhere is not None:
+            return elsewhere
+        return await self._here_then_follow_up(here, settled)
+
+    async def _here_then_follow_up(self, here: Callable[[], Awaitable[A]], settled: Callable[[A], str] | None) -> A:
+        answer = await here()
+        if settled is not None:
+            await self.follow_up(settled(answer))
+        return answer
 
     async def follow_up(self, settlement_id: str) -> None:
         """Applies a cross-node decision the last request made (nothing on a single node)."""

@@ -509,24 +509,36 @@ class Reversal:
     settlement: Settlement | None
 
 
+def check_reversal(original_request_id: str, request_id: str) -> None:
+    """A reversal (冲正) names another request than itself."""
+    if original_request_id == request_id:
+        raise DomainError(Reason.FIELD_INVALID, "a reversal cannot reverse itself", field="original_request_id")
+
+
+def reversed_refusal(original_request_id: str, request_id: str) -> DomainError:
+    """The refusal a reversed request gets from then on, whenever it arrives or is retried."""
+    return DomainError(Reason.REQUEST_REVERSED, f"request {original_request_id} was reversed (冲正) by {request_id}")
+
+
 def reverse(
     uow: PaymentUnitOfWork,
     principal: str,
     original_request_id: str,
-    refusal_payload: bytes,
+    encode_refusal: Callable[[DomainError], bytes],
     settlement_of: Callable[[str, bytes], str | None],
     now: datetime,
     request_id: str,
 ) -> Reversal:
     """Cancels whatever effect the original request had, whether or not it arrived.
 
-    The original's key is marked reversed (or reserved, when it never arrived),
-    so any later arrival or retry of it is refused with REQUEST_REVERSED. Only the
-    caller's own requests are found: request ids are kept per principal.
+    The original's key is marked reversed (or reserved, when it never arrived), storing
+    `reversed_refusal` as `encode_refusal` writes a refusal, so any later arrival or retry of it
+    is refused with REQUEST_REVERSED. Only the caller's own requests are found: request ids are
+    kept per principal.
     """
     from services.common.idempotency import REVERSED_BEFORE_ARRIVAL, Outcome
 
-    refusal = Outcome(False, refusal_payload)
+    refusal = Outcome(False, encode_refusal(reversed_refusal(original_request_id, request_id)))
     stored = uow.idempotency.get(principal, original_request_id, for_update=True)
     if stored is None:
         uow.idempotency.tombstone(principal, original_request_id, request_id, refusal, now)
