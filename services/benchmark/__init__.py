@@ -27,7 +27,7 @@ beside two baselines measured in the same run on the same machine.
   intended time (as wrk2 does), so coordinated omission cannot hide queueing.
   The rates are 50, 70 and 90 % of the best closed-loop settlements/s of the same
   run, or `--rate R[,R…]`; the report gives p50/p99/p99.9, max, the achieved rate
-  and errors per rate, and the issue's target (p99 ≤ 25 ms at 70 %).
+  and errors per rate, and the project's target (p99 ≤ 25 ms at 70 %).
 * Through the gateway (on by default; `--no-gateway` skips it, and so does
   `--profile`): after the single-node phase the national-interface gateway is
   started (`gongji serve gateway`, or on a thread with `--in-process`) in front of
@@ -76,7 +76,7 @@ beside two baselines measured in the same run on the same machine.
   children's bills settled at their region's hospitals: closed loop at
   `--scale-concurrency` callers (8), then open loop at one rate for every population
   (70 % of the smallest one's closed-loop rate, or `--scale-rate`). The report gives
-  load time, database sizes, rates and latencies per population, and the issue's
+  load time, database sizes, rates and latencies per population, and the project's
   targets: the rate at the largest ≥ 80 % of the rate at the smallest, the open-loop
   p99 growing ≤ 1.25×. Each population's databases are dropped before the next loads.
 

@@ -244,7 +244,7 @@ def open_level_row(level: OpenLevel, share: float | None) -> dict[str, Any]:
 
 
 def open_loop_summary(result: dict[str, Any] | None, closed_loop_concurrency: int | None) -> dict[str, Any] | None:
-    """The open-loop levels as the JSON summary carries them, and the issue's target: p99 at most
+    """The open-loop levels as the JSON summary carries them, and the project's target: p99 at most
     TARGET_P99_MS at TARGET_SHARE of the closed-loop maximum (checked at the level within 5 points of
     that share; `met` is None when no level was)."""
     if result is None:

@@ -113,7 +113,7 @@ def print_report(summary: dict[str, Any]) -> None:
             verdict = f"{target['value']:.3g} — {mark[target['met']]}" if target["met"] is not None else "not checked"
             print(f"  scale: {target['what']} {bound} {target['target']:g}: {verdict}")
     if share["concurrency"] != TARGET_CALLERS:
-        print(f"  (the issue states both at {TARGET_CALLERS} callers; this run's highest level was checked)")
+        print(f"  (both targets are stated at {TARGET_CALLERS} callers; this run's highest level was checked)")
     profile = summary["profile"]
     if profile:
         _print_profile(profile)

@@ -12,7 +12,7 @@ region's hospitals: a closed loop at `--scale-concurrency` callers, then an open
 arrivals, timed from the intended send) at one fixed rate for every population — OPEN_LOOP_SHARE of
 the smallest population's closed-loop rate, or `--scale-rate` — so the p99s compare at the same
 offered load. The servers then stop and the databases are dropped before the next population is
-loaded. The issue's targets: the rate at the largest population is at least TARGET_RATE_SHARE of the
+loaded. The project's targets: the rate at the largest population is at least TARGET_RATE_SHARE of the
 rate at the smallest, and the open-loop p99 grows at most TARGET_P99_GROWTH times."""
 
 from __future__ import annotations
@@ -178,7 +178,7 @@ async def _settle(
 
 
 def scale_summary(measured: dict[str, Any] | None, options: Options) -> dict[str, Any] | None:
-    """The scale table as the JSON summary carries it, and the issue's two targets, comparing the
+    """The scale table as the JSON summary carries it, and the project's two targets, comparing the
     largest population with the smallest (`met` is None with fewer than two populations, or, for
     the p99, without an open loop at both)."""
     if measured is None:

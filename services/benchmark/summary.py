@@ -1,5 +1,5 @@
 """The run's summary, one JSON-ready dict: each level beside its baselines (echo, pgbench) with
-ratios and CPU cost, the two-payer and ledger checks, the issue's targets, and the gateway,
+ratios and CPU cost, the two-payer and ledger checks, the project's targets, and the gateway,
 cost-of-security, cost-of-observability and cross-node comparisons. It is what `--json` prints and what
 the text report reads."""
 
@@ -16,7 +16,7 @@ from services.benchmark.driver import Level
 from services.benchmark.open_loop import open_loop_summary
 from services.benchmark.options import Options
 
-# The issue's targets, checked at the highest concurrency measured.
+# The project's targets, checked at the highest concurrency measured.
 TARGET_SHARE_OF_PGBENCH = 0.25
 TARGET_P99_MS = 50.0
 TARGET_CALLERS = 32
