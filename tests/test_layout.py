@@ -13,20 +13,28 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("services", "shared")
 
 
-def _module_name(path: Path) -> str:
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+def _module_name(path: Path, root: Path = ROOT) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)
 
 
-def _modules() -> dict[str, Path]:
+def _modules(root: Path = ROOT, packages: tuple[str, ...] = PACKAGES) -> dict[str, Path]:
     found: dict[str, Path] = {}
-    for package in PACKAGES:
-        for path in (ROOT / package).rglob("*.py"):
+    for package in packages:
+        for path in (root / package).rglob("*.py"):
             if "migrations" not in path.parts:
-                found[_module_name(path)] = path
+                found[_module_name(path, root)] = path
     return found
+
+
+def _stem(node: ast.ImportFrom, module: str, is_package: bool) -> str:
+    if not node.level:
+        return node.module or ""
+    base = module.split(".")
+    base = base[: len(base) - node.level + (1 if is_package else 0)]
+    return ".".join(base + ([node.module] if node.module else []))
 
 
 def _imported(path: Path, module: str) -> Iterator[str]:
@@ -35,12 +43,7 @@ def _imported(path: Path, module: str) -> Iterator[str]:
         if isinstance(node, ast.Import):
             yield from (alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = module.split(".")
-                base = base[: len(base) - node.level + (1 if is_package else 0)]
-                stem = ".".join(base + ([node.module] if node.module else []))
-            else:
-                stem = node.module or ""
+            stem = _stem(node, module, is_package)
             yield stem
             yield from (f"{stem}.{alias.name}" for alias in node.names)
 
@@ -51,8 +54,23 @@ def _with_parents(target: str) -> Iterator[str]:
     yield from (".".join(parts[:end]) for end in range(1, len(parts) + 1))
 
 
-def _import_graph() -> dict[str, set[str]]:
-    modules = _modules()
+def _read_off_packages(path: Path, module: str, modules: dict[str, Path]) -> Iterator[str]:
+    """The packages a module reads a name off that is not a submodule (`from pkg import X`, X
+    defined in pkg/__init__.py, or `from pkg import *`): that needs the package's __init__ to
+    have run to its end."""
+    is_package = path.name == "__init__.py"
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom):
+            stem = _stem(node, module, is_package)
+            if stem in modules and any(f"{stem}.{alias.name}" not in modules for alias in node.names):
+                yield stem
+
+
+def _import_graph(modules: dict[str, Path] | None = None) -> dict[str, set[str]]:
+    """Who imports whom. Importing a submodule runs its parent packages first; a module's own
+    parents are already running when it does, so only an explicit read off one of them counts
+    as an edge to it (when that parent's __init__ imports the module, that is a cycle)."""
+    modules = _modules() if modules is None else modules
     return {
         name: {
             found
@@ -60,6 +78,7 @@ def _import_graph() -> dict[str, set[str]]:
             for found in _with_parents(target)
             if found in modules and found != name and not name.startswith(f"{found}.")
         }
+        | {package for package in _read_off_packages(path, name, modules) if name.startswith(f"{package}.")}
         for name, path in modules.items()
     }
 
@@ -120,3 +139,23 @@ def test_the_domain_package_knows_nothing_of_grpc_sql_or_the_services():
 def test_the_cycle_finder_finds_a_cycle_through_three_modules():
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert _cycles(graph) == [["a", "b", "c"]]
+
+
+def test_a_submodule_reading_a_name_off_its_own_package_that_imports_it_is_a_cycle(tmp_path: Path):
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("from pkg.part import run\n\nNAME = 'pkg'\n", encoding="utf-8")
+    (package / "part.py").write_text("from pkg import NAME\n\n\ndef run():\n    return NAME\n", encoding="utf-8")
+    (package / "other.py").write_text("from pkg import part\nfrom pkg.part import run\n", encoding="utf-8")
+    graph = _import_graph(_modules(tmp_path, ("pkg",)))
+    assert graph == {"pkg": {"pkg.part"}, "pkg.part": {"pkg"}, "pkg.other": {"pkg.part"}}
+    assert _cycles(graph) == [["pkg", "pkg.part"]]
+
+
+def test_a_submodule_importing_a_sibling_through_its_package_is_no_cycle(tmp_path: Path):
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("from pkg.part import run\n", encoding="utf-8")
+    (package / "part.py").write_text("from pkg import helper\nfrom . import helper as again\n", encoding="utf-8")
+    (package / "helper.py").write_text("VALUE = 1\n", encoding="utf-8")
+    assert _cycles(_import_graph(_modules(tmp_path, ("pkg",)))) == []
