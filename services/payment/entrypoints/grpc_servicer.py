@@ -121,15 +121,16 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
     ) -> Message:
         bill = self._bill(request)
         check_request_id(request.request_id, "request_id")  # before any node or the binding service is asked
-        elsewhere = await self._routing.bill_elsewhere(name, request, bill.institution_admdvs, caller_id(), forwarded())
-        if elsewhere is not None:
-            return elsewhere
         response_type = api.SettleResponse if capture else api.AuthorizeSettlementResponse
-        requested_expiry = None if capture else timestamp_to_datetime(request, "expire_time")
-        return await self._settling.settle(
-            _method(name), request, request.request_id, bill, requested_expiry, capture, response_type,
-            lambda settlement: response_type(settlement=convert.settlement_to_proto(settlement)),
-        )  # fmt: skip
+
+        async def here() -> Message:
+            requested_expiry = None if capture else timestamp_to_datetime(request, "expire_time")
+            return await self._settling.settle(
+                _method(name), request, request.request_id, bill, requested_expiry, capture, response_type,
+                lambda settlement: response_type(settlement=convert.settlement_to_proto(settlement)),
+            )  # fmt: skip
+
+        return await self._routing.on_bill_owner(name, request, bill.institution_admdvs, caller_id(), forwarded(), here)
 
     # Accounts ------------------------------------------------------------------------
 
@@ -192,14 +193,15 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
         self, request: api.QuoteSettlementRequest, context: grpc.aio.ServicerContext
     ) -> api.QuoteSettlementResponse:
         bill = self._bill(request)
-        elsewhere = await self._routing.bill_elsewhere(
-            "QuoteSettlement", request, bill.institution_admdvs, caller_id(), forwarded()
+
+        async def here() -> api.QuoteSettlementResponse:
+            at = timestamp_to_datetime(request, "at_time") or self._clock.now()
+            settlement = await self._settling.quote(bill, at)
+            return api.QuoteSettlementResponse(settlement=convert.settlement_to_proto(settlement))
+
+        return await self._routing.on_bill_owner(
+            "QuoteSettlement", request, bill.institution_admdvs, caller_id(), forwarded(), here
         )
-        if elsewhere is not None:
-            return elsewhere
-        at = timestamp_to_datetime(request, "at_time") or self._clock.now()
-        settlement = await self._settling.quote(bill, at)
-        return api.QuoteSettlementResponse(settlement=convert.settlement_to_proto(settlement))
 
     async def AuthorizeSettlement(
         self, request: api.AuthorizeSettlementRequest, context: grpc.aio.ServicerContext

@@ -1,7 +1,7 @@
 """Which payment node answers a request: this one, the node that keeps the institution's
-province, or the node that holds the settlement. `on_settlement_holder` and
-`on_original_holder` run a call there or here, and after running it here apply the cross-node
-decision it made (`follow_up`).
+province, or the node that holds the settlement. `on_bill_owner`, `on_settlement_holder` and
+`on_original_holder` run a call there or here; the latter two, after running it here, apply the
+cross-node decision it made (`follow_up`).
 
 A request another node forwarded here is answered here: forwarding it on would send it back
 and forth between nodes that both do not know it, so such a bill is refused instead."""
@@ -48,6 +48,20 @@ class NodeRouting:
                 metadata={"node": owner.name},
             )
         return await self._coordinator.forward(owner, method, request, caller)
+
+    async def on_bill_owner(
+        self,
+        method: str,
+        request: Any,
+        institution_admdvs: str,
+        caller: str,
+        forwarded: bool,
+        here: Callable[[], Awaitable[A]],
+    ) -> A:
+        """The answer of the node keeping the institution's province when that is another node;
+        else runs `here` (settling ends the cross-node part of a bill itself)."""
+        elsewhere = await self.bill_elsewhere(method, request, institution_admdvs, caller, forwarded)
+        return elsewhere if elsewhere is not None else await here()
 
     async def settlement_elsewhere(
         self, method: str, request: Any, settlement_id: str, caller: str, forwarded: bool
