@@ -232,15 +232,14 @@ def running_payment(
 ) -> Iterator[PaymentHarness]:
     """The test payment node on `binding` (reached at `binding_address` when given), with
     `settings` added to or replacing its defaults."""
-    complete = PaymentSettings(
-        database_url=databases.url("payment"),
-        security=payment_security(binding.pki),
-        verifier=StandInVerifier(),
-        address="127.0.0.1:0",
-        binding_address=binding_address or binding.server.address,
-        clock=binding.clock,
-        **settings,
-    )
+    defaults: dict[str, Any] = {
+        "security": payment_security(binding.pki),
+        "verifier": StandInVerifier(),
+        "address": "127.0.0.1:0",
+        "binding_address": binding_address or binding.server.address,
+        "clock": binding.clock,
+    }
+    complete = PaymentSettings(database_url=databases.url("payment"), **{**defaults, **settings})
     with BackgroundServer(lambda: start_payment_server(complete)) as server:
         stub = ActingStub(payment_grpc.PaymentServiceStub, server.address, binding.pki, binding.roles)
         try:

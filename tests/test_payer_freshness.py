@@ -27,9 +27,12 @@ from gongji.binding.v1 import binding_service_pb2 as bapi
 from gongji.binding.v1 import binding_service_pb2_grpc as binding_grpc
 from gongji.payment.v1 import payment_service_pb2 as papi
 from services.binding.entrypoints.payer_watch import LEASE_MARGIN_SECONDS, PayerChangeHub
+from services.common.security.transport import Transport
+from services.common.server import ServerSecurity
 from services.payment.adapters.payer_cache import PayerWatch
-from shared.principals import payment_node
+from shared.principals import BINDING_SERVICE, payment_node
 from tests.conftest import (
+    KNOWN_NODES,
     BindingHarness,
     PaymentHarness,
     _free_port,
@@ -302,6 +305,21 @@ def test_a_cross_node_settlement_after_end_binding_answered_holds_nothing_throug
         assert family.father_binding.binding_id not in {leg.binding_id for leg in later.settlement.legs}
         for node in (nodes.east, nodes.west):
             assert node.stub.CheckLedger(papi.CheckLedgerRequest()).balanced
+
+
+def test_on_plaintext_loopback_the_node_names_itself_on_the_payer_watch(databases, clock, pki, roles) -> None:
+    metrics = f"127.0.0.1:{_free_port()}"
+    plaintext = ServerSecurity(Transport.insecure(BINDING_SERVICE), nodes=KNOWN_NODES)
+    with running_binding(
+        databases, clock, pki, roles, payer_watch_lease=LEASE, metrics_address=metrics, security=plaintext
+    ) as binding:
+        node = ServerSecurity(Transport.insecure(payment_node("local")))
+        with running_payment(databases, binding, payer_cache=True, security=node):
+            wait_until_watched(metrics, 1)
+            time.sleep(LEASE)  # keepalives came and went
+            # Still open and never refused: the node named itself on the stream as on its single calls.
+            assert binding_calls(metrics, "WatchPayerChanges", "grpc_server_started_total") == 1
+            assert binding_calls(metrics, "WatchPayerChanges") == 0
 
 
 # The binding service's side, alone --------------------------------------------------------

@@ -105,7 +105,9 @@ class Transport:
 
     def client_interceptors(self) -> list[grpc.aio.ClientInterceptor]:
         """On plaintext, the header that names this process to its loopback peers."""
-        return [] if self.tls is not None else [ForwardedIdentity(self.identity)]
+        if self.tls is not None:
+            return []
+        return [ForwardedIdentity(self.identity), ForwardedIdentityOnStreams(self.identity)]
 
     def aio_channel(self, address: str, options: list[tuple[str, Any]], interceptors: list[Any]) -> grpc.aio.Channel:
         credentials = self.channel_credentials()
@@ -129,11 +131,16 @@ def spiffe_id_of_forwarded(header: str) -> str | None:
     return None
 
 
+def _named(details: grpc.aio.ClientCallDetails, header: tuple[str, str]) -> grpc.aio.ClientCallDetails:
+    metadata = grpc.aio.Metadata(*(details.metadata or ()), header)
+    return details._replace(metadata=metadata)  # type: ignore[attr-defined, no-any-return]
+
+
 class ForwardedIdentity(grpc.aio.UnaryUnaryClientInterceptor):
     """Adds x-forwarded-client-cert naming this process (plaintext loopback only)."""
 
     def __init__(self, principal: Principal) -> None:
-        self._header = (FORWARDED_CLIENT_CERT, forwarded_client_cert(principal))
+        self.header = (FORWARDED_CLIENT_CERT, forwarded_client_cert(principal))
 
     async def intercept_unary_unary(
         self,
@@ -141,5 +148,19 @@ class ForwardedIdentity(grpc.aio.UnaryUnaryClientInterceptor):
         client_call_details: grpc.aio.ClientCallDetails,
         request: Any,
     ) -> Any:
-        metadata = grpc.aio.Metadata(*(client_call_details.metadata or ()), self._header)
-        return await continuation(client_call_details._replace(metadata=metadata), request)  # type: ignore[attr-defined]
+        return await continuation(_named(client_call_details, self.header), request)
+
+
+class ForwardedIdentityOnStreams(grpc.aio.StreamStreamClientInterceptor):
+    """The same for streams both ways (the payer watch): grpc.aio gives an interceptor one kind of call."""
+
+    def __init__(self, principal: Principal) -> None:
+        self.header = (FORWARDED_CLIENT_CERT, forwarded_client_cert(principal))
+
+    async def intercept_stream_stream(
+        self,
+        continuation: Callable[[grpc.aio.ClientCallDetails, Any], Any],
+        client_call_details: grpc.aio.ClientCallDetails,
+        request_iterator: Any,
+    ) -> Any:
+        return await continuation(_named(client_call_details, self.header), request_iterator)
