@@ -103,6 +103,7 @@ def _benchmark(args: argparse.Namespace) -> int:
         scale_concurrency=args.scale_concurrency,
         scale_rate=args.scale_rate,
         payer_cache=args.payer_cache,
+        payment_processes=args.payment_processes,
     )
 
 
@@ -200,6 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip the cost-of-observability phase (the single-node load again with metrics scraped and traces on)",
     )  # fmt: skip
     benchmark.add_argument(
+        "--payment-processes", type=int, default=1,
+        help="processes per payment node (gongji serve payment --processes; default 1)",
+    )  # fmt: skip
+    benchmark.add_argument(
         "--no-payer-cache", dest="payer_cache", action="store_false",
         help="payment nodes ask the binding service who may pay for every bill (no watch, nothing kept)",
     )  # fmt: skip
@@ -259,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.command_line = list(sys.argv[1:] if argv is None else argv)  # what serve --processes starts again
     configure_logging(str(args.log_level), str(args.log_format))
     return int(args.run(args))
 

@@ -22,6 +22,7 @@ from services.common.logs import FORMATS, configure_logging, set_log_identity
 from services.common.security.access_policy import AccessPolicy, AccessPolicyError
 from services.common.security.transport import TlsFiles, Transport, TransportError
 from services.common.server import ServerSecurity, serve_until_signalled
+from services.common.siblings import SIBLING_FLAG, Siblings, die_with_first_process
 from shared.principals import BINDING_SERVICE, GATEWAY, Principal, payment_node
 
 SERVICES = ("binding", "payment", "gateway")
@@ -85,6 +86,9 @@ def serve(args: argparse.Namespace) -> int:
     """Runs the parsed `serve` command until SIGTERM; its exit status."""
     database = args.database or default_database_url(args.service)
     address = args.address or DEFAULT_ADDRESSES[args.service]
+    if args.processes != 1 and (args.service != "payment" or args.processes < 1 or address.endswith(":0")):
+        print("gongji serve: --processes is for payment, at least 1, on a fixed port", file=sys.stderr)
+        return 2
     set_log_identity(args.service, args.node if args.service == "payment" else "", process_wide=True)
 
     async def run() -> None:
@@ -135,7 +139,18 @@ def serve(args: argparse.Namespace) -> int:
             settings.readiness_interval = args.readiness_interval
             settings.ledger_audit_interval = args.ledger_audit_interval
             settings.payer_cache = not args.no_payer_cache
+            settings.share_port = args.processes > 1 or args.sibling
+            if args.sibling:
+                die_with_first_process()
+                # The first process migrates and runs the background work; a sibling only serves.
+                settings.migrate_on_start = False
+                settings.sweep_interval = 0
+                settings.ledger_audit_interval = 0
             running = await start_payment_server(settings)
+            if args.processes > 1 and not args.sibling:
+                siblings = Siblings(args.command_line, args.processes, args.metrics_address)
+                running.on_stopping.append(siblings.stop)
+                running.cleanups.insert(0, lambda: siblings.wait(args.grace))  # runs last
         await serve_until_signalled(running, grace=args.grace)
 
     try:
@@ -235,6 +250,13 @@ def add_serve_command(commands: argparse._SubParsersAction[Any]) -> None:
         "--no-payer-cache", action="store_true",
         help="payment only: ask the binding service who may pay for every bill, even when it announces changes",
     )  # fmt: skip
+    parser.add_argument(
+        "--processes", type=int, default=1,
+        help="payment only: processes serving the address (SO_REUSEPORT), each with its own pool and payer "
+        "cache; the first migrates and runs the background work; with --metrics-address the n-th serves "
+        "its metrics on the port + n (default 1)",
+    )  # fmt: skip
+    parser.add_argument(SIBLING_FLAG, dest="sibling", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--grace", type=float, default=10.0, help="seconds in-flight calls get at shutdown")
     parser.add_argument(
         "--workers", type=int, default=4, help="threads running use cases, and pooled database connections (default 4)"
@@ -262,5 +284,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_log_level_argument(parser)
     add_serve_command(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
+    args.command_line = list(sys.argv[1:] if argv is None else argv)  # what --processes starts again
     configure_logging(str(args.log_level), str(args.log_format))
     return int(args.run(args))

@@ -24,6 +24,14 @@ def _proc_cpu_seconds(pid: int | str, tick: int) -> tuple[str, float] | None:
     return name, (int(fields[11]) + int(fields[12])) / tick
 
 
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as handle:
+            return [int(child) for child in handle.read().split()]
+    except (OSError, ValueError):
+        return []
+
+
 def _cmdline(pid: int | str) -> str:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as handle:
@@ -67,9 +75,11 @@ class CpuMeter:
         times = os.times()
         taken: dict[str, dict[int, float]] = {"client": {os.getpid(): times.user + times.system}}
         for name, pid in self.processes.items():
-            found = _proc_cpu_seconds(pid, self._tick)
-            if found is not None:
-                taken[name] = {pid: found[1]}
+            # A payment node's sibling processes (--processes) count with it.
+            for member in (pid, *_children(pid)):
+                found = _proc_cpu_seconds(member, self._tick)
+                if found is not None:
+                    taken.setdefault(name, {})[member] = found[1]
         busy = _machine_busy_seconds(self._tick)
         if busy is not None:
             taken["machine"] = {0: busy}

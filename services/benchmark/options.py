@@ -30,3 +30,4 @@ class Options:
     scale_concurrency: int = 8  # its closed-loop callers
     scale_rate: float | None = None  # its open-loop rate; None: 70 % of the smallest population's closed-loop rate
     payer_cache: bool = True  # payment nodes keep ResolvePayers answers, kept current by the binding watch
+    payment_processes: int = 1  # processes per payment node (gongji serve payment --processes)

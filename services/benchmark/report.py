@@ -23,7 +23,8 @@ def print_report(summary: dict[str, Any]) -> None:
         f"transport: {summary['transport']}; every settle, echo and cross-node call presents its caller's certificate"
     )
     kept = "kept by each payment node, current by the binding watch" if summary.get("payer_cache") else "asked per bill"
-    print(f"payers: {kept}")
+    processes = summary.get("payment_processes", 1)
+    print(f"payers: {kept}; {processes} process{'es' if processes > 1 else ''} per payment node")
     header = (
         f"{'callers':>7} | {'settle/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'err':>4} | {'echo/s':>8} {'p50':>6} "
         f"{'p99':>6} | {'pgbench':>8} {'p50':>6} {'p99':>6} | {'÷pgbench':>8} {'p50÷echo':>8} {'p99÷echo':>8}"

@@ -154,6 +154,7 @@ def run_benchmark(
     scale_concurrency: int = 8,
     scale_rate: float | None = None,
     payer_cache: bool = True,
+    payment_processes: int = 1,
 ) -> int:
     """Runs the benchmark and prints the report (or, with json_output, one JSON object
     on stdout). 0 when it ran and the ledgers balanced (and, cross-node, both nodes'
@@ -179,7 +180,7 @@ def run_benchmark(
         os.path.abspath(profile) if profile else None, profile_clock, server_log_level, json_output, cross_node,
         plaintext_baseline, observability_baseline, gateway, open_loop=open_loop or bool(rates),
         rates=tuple(rates), population=tuple(sorted(set(population))), scale_concurrency=scale_concurrency,
-        scale_rate=scale_rate, payer_cache=payer_cache,
+        scale_rate=scale_rate, payer_cache=payer_cache, payment_processes=payment_processes,
     )  # fmt: skip
     if families < 1 or seconds <= 0 or warmup < 0 or not options.concurrency or min(options.concurrency) < 1:
         say("benchmark: --families, --seconds and every --concurrency level must be positive")
@@ -190,6 +191,9 @@ def run_benchmark(
     if population and (min(population) < 3 or scale_concurrency < 1 or (scale_rate is not None and scale_rate <= 0)):
         say("benchmark: every --population must be at least 3 persons (one family), --scale-concurrency and "
             "--scale-rate positive")  # fmt: skip
+        return 2
+    if payment_processes < 1 or (payment_processes > 1 and in_process):
+        say("benchmark: --payment-processes must be at least 1, and more than 1 needs the servers in processes")
         return 2
     if profile and in_process:
         say("benchmark: --profile needs the servers in their own processes (drop --in-process)")

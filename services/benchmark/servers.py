@@ -63,6 +63,8 @@ def start_subprocess_servers(scratch: Scratch, options: Options, urls: dict[str,
         *common_args, "payment", "--address", payment_address, "--database", urls["payment"],
         "--binding-address", binding_address, "--grace", "5", "--verifier", "stand-in", "--node", "east",
     ]  # fmt: skip
+    if options.payment_processes > 1:
+        payment_args += ["--processes", str(options.payment_processes)]
     if not options.payer_cache:
         binding_args += ["--payer-watch-lease", "0"]
         payment_args += ["--no-payer-cache"]

@@ -94,6 +94,7 @@ def summarise(
         "transport": "mutual TLS",
         # Payment nodes keep ResolvePayers answers, current by the binding service's payer watch.
         "payer_cache": options.payer_cache,
+        "payment_processes": options.payment_processes,
         "cpu_count": os.cpu_count(),
         "families": options.families,
         "seconds": options.seconds,

@@ -89,7 +89,10 @@ async def start_server(
     limits: ServerLimits | None = None,
     metrics: RpcMetrics | None = None,
     tracer_provider: TracerProvider | None = None,
+    share_port: bool = False,
 ) -> RunningServer:
+    """With share_port, other processes may serve the same address (SO_REUSEPORT: the payment
+    service's --processes); otherwise a taken port fails loudly instead of being shared silently."""
     limits = limits or ServerLimits()
     security.transport.check_listen_address(address)
     names = [r.full_name for r in registrations]
@@ -100,8 +103,7 @@ async def start_server(
         # The span first, so the guard's refusals and the handler's work happen inside it.
         interceptors=[*server_interceptors(tracer_provider), guard],
         maximum_concurrent_rpcs=limits.max_concurrent_rpcs,
-        # Fail loudly when the port is taken instead of silently sharing it.
-        options=[("grpc.so_reuseport", 0), *limits.grpc_options()],
+        options=[("grpc.so_reuseport", 1 if share_port else 0), *limits.grpc_options()],
     )
     for registration in registrations:
         registration.add_to_server(server)

@@ -91,6 +91,8 @@ class PaymentSettings:
     # Keep ResolvePayers answers while the binding service's WatchPayerChanges holds a lease
     # (services/payment/adapters/payer_cache.py); without a watch every bill asks anew.
     payer_cache: bool = False
+    # Other processes serve the same address (gongji serve payment --processes, SO_REUSEPORT).
+    share_port: bool = False
 
 
 def sweep_once(runner: UseCaseRunner[PaymentUnitOfWork], clock: Clock) -> int:
@@ -235,7 +237,7 @@ async def start_payment_server(settings: PaymentSettings) -> RunningServer:
     security = replace(settings.security, nodes=settings.routing.directory())
     running = await start_server(
         registrations, settings.address, ERROR_DOMAIN, security, PaymentScopeFacts(runner), settings.limits,
-        metrics.rpc if metrics else None, tracer_provider,
+        metrics.rpc if metrics else None, tracer_provider, share_port=settings.share_port,
     )  # fmt: skip
     sweeper = None
     if settings.sweep_interval > 0:
