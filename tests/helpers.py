@@ -101,3 +101,20 @@ def binding_request(
         channel=channel,
         yearly_cap_fen=yearly_cap_fen,
     )
+
+
+def metric_total(address: str, name: str, **labels: str) -> float:
+    """The sum of the samples called `name` whose labels include `labels`, read from the
+    Prometheus endpoint at HOST:PORT with prometheus_client's own parser."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+    )

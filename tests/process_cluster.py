@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,26 @@ from shared.principals import BINDING_SERVICE, Principal, operator, payment_node
 from tests.conftest import EAST_PROVINCES, WEST_PROVINCES, _free_port
 
 NODES = ("east", "west")
+
+
+def wait_until_serving(
+    pki: DevelopmentPKI, address: str, alive: Callable[[], bool], log: Callable[[], str], seconds: float = 30
+) -> None:
+    """Returns once the server at `address` answers its health check SERVING; fails with the tail
+    of its log if its process exits or it never serves."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not alive():
+            raise AssertionError(f"{address} exited: {log()[-3000:]}")
+        try:
+            with pki.channel(address, operator("000000", "ops")) as channel:
+                answer = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
+            if answer.status == health_pb2.HealthCheckResponse.SERVING:
+                return
+        except grpc.RpcError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{address} never served: {log()[-3000:]}")
 
 
 @dataclass
@@ -108,19 +129,8 @@ class ProcessCluster:
             self.start(name, (failpoints or {}).get(name, ""))
 
     def wait_serving(self, name: str, seconds: float = 30) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if not self.processes[name].alive:
-                raise AssertionError(f"{name} exited: {self.processes[name].log.read_text()[-3000:]}")
-            try:
-                with self.pki.channel(self.address(name), operator("000000", "ops")) as channel:
-                    answer = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
-                if answer.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"{name} never served")
+        process = self.processes[name]
+        wait_until_serving(self.pki, self.address(name), lambda: process.alive, process.log.read_text, seconds)
 
     def wait_dead(self, name: str, seconds: float = 20) -> int:
         process = self.processes[name]

@@ -12,7 +12,6 @@ import asyncio
 import random
 import threading
 import time
-import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,7 +19,6 @@ from datetime import timedelta
 
 import grpc
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from gongji.binding.v1 import binding_pb2 as bpb
 from gongji.binding.v1 import binding_service_pb2 as bapi
@@ -40,7 +38,7 @@ from tests.conftest import (
     running_payment,
     running_two_nodes,
 )
-from tests.helpers import refusal_of, request_id
+from tests.helpers import metric_total, refusal_of, request_id
 from tests.payment_helpers import PaymentFamily
 from tests.tcp_proxy import TcpProxy
 from tests.test_cross_province import CrossFamily
@@ -64,16 +62,7 @@ class Cached:
 def binding_calls(metrics: str, method: str, counter: str = "grpc_server_handled_total") -> int:
     """How often the binding service answered (or, with grpc_server_started_total, began) `method`,
     by its own metrics at `metrics`."""
-    with urllib.request.urlopen(f"http://{metrics}/metrics", timeout=10) as answer:
-        text = answer.read().decode()
-    return int(
-        sum(
-            sample.value
-            for family in text_string_to_metric_families(text)
-            for sample in family.samples
-            if sample.name == counter and sample.labels.get("grpc_method") == method
-        )
-    )
+    return int(metric_total(metrics, counter, grpc_method=method))
 
 
 def wait_until_watched(metrics: str, nodes: int) -> None:

@@ -8,55 +8,26 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
-import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-from prometheus_client.parser import text_string_to_metric_families
 
 from gongji.binding.v1 import binding_service_pb2_grpc as binding_grpc
 from gongji.payment.v1 import payment_service_pb2 as papi
 from gongji.payment.v1 import payment_service_pb2_grpc as payment_grpc
 from services.common.security.development_pki import DevelopmentPKI
 from services.common.security.natural_callers import ActingStub, Roles
-from shared.principals import BINDING_SERVICE, operator, payment_node
+from shared.principals import BINDING_SERVICE, payment_node
 from tests.conftest import _free_port
-from tests.helpers import request_id
+from tests.helpers import metric_total, request_id
 from tests.payment_helpers import PaymentFamily
-
-
-def _serving(pki: DevelopmentPKI, address: str, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert process.poll() is None, log.read_text()[-3000:]
-        try:
-            with pki.channel(address, operator("000000", "ops")) as channel:
-                answer = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
-            if answer.status == health_pb2.HealthCheckResponse.SERVING:
-                return
-        except grpc.RpcError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{address} never served:\n{log.read_text()[-3000:]}")
+from tests.process_cluster import wait_until_serving
 
 
 def _settles(metrics: str) -> int:
-    with urllib.request.urlopen(f"http://{metrics}/metrics", timeout=10) as answer:
-        text = answer.read().decode()
-    return int(
-        sum(
-            sample.value
-            for family in text_string_to_metric_families(text)
-            for sample in family.samples
-            if sample.name == "grpc_server_handled_total"
-            and sample.labels.get("grpc_method") == "Settle"
-            and sample.labels.get("grpc_code") == "OK"
-        )
-    )
+    return int(metric_total(metrics, "grpc_server_handled_total", grpc_method="Settle", grpc_code="OK"))
 
 
 def _siblings_of(pid: int) -> list[int]:
@@ -97,7 +68,10 @@ def two_process_node(databases, tmp_path: Path) -> Iterator[SimpleNamespace]:
             log = tmp_path / f"{name}.log"
             with log.open("ab") as sink:
                 processes[name] = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
-            _serving(pki, binding_address if name == "binding" else payment_address, processes[name], log)
+            address = binding_address if name == "binding" else payment_address
+            wait_until_serving(
+                pki, address, lambda p=processes[name]: p.poll() is None, lambda log=log: log.read_text()
+            )
         roles = Roles()
 
         def payment_stub() -> ActingStub:
