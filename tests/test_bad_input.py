@@ -24,9 +24,11 @@ from services.common.hosting import BackgroundServer
 from services.common.security.natural_callers import ActingStub
 from services.common.server import ServerSecurity
 from services.common.status import MAX_MESSAGE, MAX_METADATA_VALUE
-from shared.money import INT64_MAX
+from shared.errors import DomainError, Reason
+from shared.money import INT64_MAX, MAX_BALANCE_FEN, within_limit
 from shared.policy import PolicyIndex, RegionPolicy
 from shared.principals import BINDING_SERVICE, operator, payment_node
+from tests.conftest import running_payment
 from tests.helpers import refusal_of, request_id
 from tests.payment_helpers import PaymentFamily
 
@@ -96,6 +98,72 @@ def test_crediting_the_largest_int64_twice_is_refused_and_credits_work_afterward
         assert refused(family.payment.CreditAccount, request).reason == "AMOUNT_LIMIT_EXCEEDED"
     assert family.credit(family.mother, 1_000).balance_fen == before + 1_000
     assert family.ledger().balanced
+
+
+def test_an_amount_exactly_at_the_per_call_limit_is_taken_and_one_fen_more_is_refused():
+    for amount in (5_000, -5_000, 0):
+        assert within_limit(amount, "amount_fen", 5_000) == amount
+    for amount in (5_001, -5_001):
+        with pytest.raises(DomainError) as raised:
+            within_limit(amount, "amount_fen", 5_000)
+        assert (raised.value.reason, raised.value.field) == (Reason.AMOUNT_LIMIT_EXCEEDED, "amount_fen")
+        assert raised.value.metadata == {"max_fen": "5000"}
+
+
+def test_a_node_takes_a_credit_or_a_bill_of_exactly_its_max_amount_and_refuses_one_fen_more(databases, binding_service):
+    with running_payment(databases, binding_service, max_amount_fen=50_000) as harness:
+        family = PaymentFamily(harness, mother_fen=50_000, father_fen=50_000)
+        assert family.credit(family.mother, 50_000).balance_fen == 100_000
+        refusal = refused(family.payment.CreditAccount, _credit(family.mother, 50_001))
+        assert (refusal.reason, refusal.fields) == ("AMOUNT_LIMIT_EXCEEDED", ("amount_fen",))
+        assert refusal.metadata["max_fen"] == "50000"
+        adjustment = papi.CREDIT_KIND_ADJUSTMENT
+        refusal = refused(family.payment.CreditAccount, _credit(family.mother, -50_001, kind=adjustment))
+        assert refusal.reason == "AMOUNT_LIMIT_EXCEEDED"
+        assert family.payment.CreditAccount(_credit(family.mother, -50_000, kind=adjustment)).account.balance_fen == (
+            50_000
+        )
+
+        refusal = refused(family.payment.Settle, papi.SettleRequest(request_id=request_id(), bill=family.bill(50_001)))
+        assert (refusal.reason, refusal.fields) == ("AMOUNT_LIMIT_EXCEEDED", ("bill.self_pay_fen",))
+        assert family.settle(50_000).captured_fen == 50_000
+        assert family.account(family.mother).balance_fen + family.account(family.father).balance_fen == 50_000
+        assert family.ledger().entry_count == 5  # four credits and one settlement: no refusal wrote anything
+
+
+def _credit(who, amount_fen: int, kind=papi.CREDIT_KIND_MONTHLY_CONTRIBUTION, admdvs="320100"):
+    return papi.CreditAccountRequest(
+        request_id=request_id(), id_number=who.id_number, amount_fen=amount_fen,
+        account_kind=ppb.ACCOUNT_KIND_PERSONAL_ACCOUNT, kind=kind, admdvs=admdvs, period="2026-03",
+    )  # fmt: skip
+
+
+def test_a_credit_that_would_take_an_account_past_the_most_it_may_hold_is_refused_and_writes_nothing(
+    databases, binding_service
+):
+    with running_payment(databases, binding_service, max_amount_fen=2 * MAX_BALANCE_FEN) as harness:
+        family = PaymentFamily(harness, father_fen=0)
+        topped_up = family.credit(family.mother, MAX_BALANCE_FEN - 100_000)
+        assert topped_up.balance_fen == MAX_BALANCE_FEN  # exactly the most is allowed
+        entries = family.ledger().entry_count
+        refusal = refused(family.payment.CreditAccount, _credit(family.mother, 1))
+        assert (refusal.code, refusal.reason, refusal.fields) == (
+            INVALID_ARGUMENT,
+            "AMOUNT_LIMIT_EXCEEDED",
+            ("amount_fen",),
+        )
+        assert refusal.metadata["max_balance_fen"] == str(MAX_BALANCE_FEN)
+        # An account not opened yet is not opened by a credit it could not hold.
+        refusal = refused(family.payment.CreditAccount, _credit(family.father, MAX_BALANCE_FEN + 1))
+        assert refusal.reason == "AMOUNT_LIMIT_EXCEEDED"
+        missing = refused(
+            family.payment.GetAccount,
+            papi.GetAccountRequest(id_number=family.father.id_number, account_kind=ppb.ACCOUNT_KIND_PERSONAL_ACCOUNT),
+        )
+        assert missing.reason == "ACCOUNT_NOT_FOUND"
+        assert family.account(family.mother).balance_fen == MAX_BALANCE_FEN
+        audit = family.ledger()
+        assert (audit.balanced, audit.entry_count) == (True, entries)
 
 
 def _token(body: dict) -> str:

@@ -332,3 +332,18 @@ def test_a_transfer_accepted_before_six_the_next_morning_stays_with_the_benefici
     ).account
     assert wallet.balance_fen == 30_000
     family.assert_books_close()
+
+
+def test_a_node_that_holds_both_provinces_reports_their_debt_once_down_to_one_fen(payment_service):
+    """One node for the whole country books a Lanzhou payer's leg at a Nanjing hospital on both
+    provinces' clearing accounts; its report still names the debt once, even a single fen."""
+    from types import SimpleNamespace
+
+    single = CrossFamily(SimpleNamespace(east=payment_service, west=payment_service))
+    stub = payment_service.stub
+    settled = stub.Settle(papi.SettleRequest(request_id=request_id(), bill=single.bill(10_001))).settlement
+    assert [leg.amount_fen for leg in settled.legs] == [10_000, 1]  # the mother's all, the father's one fen
+    assert single.clearing(stub) == [("62", "32", 1)]
+    stub.Settle(papi.SettleRequest(request_id=request_id(), bill=single.bill(2_000)))  # the father alone now
+    assert single.clearing(stub) == [("62", "32", 2_001)]
+    assert stub.CheckLedger(papi.CheckLedgerRequest()).balanced

@@ -118,3 +118,46 @@ def test_a_settlement_held_elsewhere_is_forwarded_and_one_held_here_is_run_here_
     assert coordinator.forwarded == ["there-1"]
     assert ran == ["here-1", "there-2", "here-1"]
     assert coordinator.finished == ["here-1", "there-2"]  # a read (no `settled`) follows nothing up
+
+
+class _ClearingJournal:
+    """A day's clearing movements, in the order the database happened to return them."""
+
+    def __init__(self, movements: dict[str, int]) -> None:
+        self.movements = movements
+
+    def clearing_movements(self, start: Any, end: Any) -> dict[str, int]:
+        return dict(self.movements)
+
+
+def _clearing_report(movements: dict[str, int], local: set[str]) -> list[tuple[str, str, int]]:
+    uow = SimpleNamespace(journal=_ClearingJournal(movements))
+    return accounts.clearing_report(uow, "2026-03-02", frozenset(local))  # type: ignore[arg-type]
+
+
+def test_a_pair_of_provinces_on_one_node_is_reported_once_whatever_order_the_accounts_come_in():
+    # Nanjing's hospital was paid 300 fen from Lanzhou and Lanzhou's 500 from Jiangsu's Suzhou:
+    # each crossing is booked on both provinces' clearing accounts of the one node.
+    movements = {
+        "CLEARING:62:32": 300 - 500,  # the larger code's side first: it is the side not read
+        "CLEARING:32:62": -300 + 500,
+        "CLEARING:62:11": 700,
+        "CLEARING:11:62": -700,
+    }
+    expected = [("62", "11", 700), ("32", "62", 200)]  # by pair
+    assert _clearing_report(movements, {"11", "32", "62"}) == expected
+    assert _clearing_report(dict(reversed(movements.items())), {"11", "32", "62"}) == expected
+
+
+def test_a_clearing_report_reads_each_pair_from_its_local_side_only():
+    # East holds 32 and 33; west holds 62. East's own books of the 62 pairs are read, and
+    # a stray account of a province east does not hold is left out wherever it comes.
+    movements = {"CLEARING:62:32": 999, "CLEARING:32:62": -400, "CLEARING:33:62": 250, "CLEARING:62:33": 999}
+    assert _clearing_report(movements, {"32", "33"}) == [("62", "32", 400), ("33", "62", 250)]
+    assert _clearing_report(movements, {"62"}) == [("62", "32", 999), ("62", "33", 999)]
+
+
+def test_a_debt_of_one_fen_between_provinces_is_reported_and_a_settled_pair_is_not():
+    movements = {"CLEARING:32:62": 1, "CLEARING:62:32": -1, "CLEARING:32:44": -1, "CLEARING:32:11": 0}
+    assert _clearing_report(movements, {"32"}) == [("44", "32", 1), ("32", "62", 1)]
+    assert _clearing_report(movements, {"32", "62", "44", "11"}) == [("44", "32", 1), ("32", "62", 1)]
