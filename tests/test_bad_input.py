@@ -5,6 +5,7 @@ the services keep answering afterwards."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 from datetime import UTC, datetime, timedelta
@@ -14,6 +15,7 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from gongji.binding.v1 import binding_pb2 as bpb
 from gongji.binding.v1 import binding_service_pb2 as bapi
 from gongji.binding.v1 import binding_service_pb2_grpc as binding_grpc
 from gongji.node.v1 import node_service_pb2 as node
@@ -197,6 +199,96 @@ def test_a_page_token_is_accepted_only_as_issued_for_the_same_query(family):
                 "INVALID_PAGE_TOKEN",
                 ("page_token",),
             ), (call, token[:20])
+
+
+def _old_digest(query) -> str:
+    """What the first page tokens carried as their check: a hash of the query, which the caller knows."""
+    return hashlib.sha256(json.dumps(query, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _forgeries(query, position) -> list[str]:
+    """The old attack: a made-up position with a check anyone can compute, in the old layout and the new."""
+    unkeyed = hashlib.sha256(json.dumps([query, position], sort_keys=True, default=str).encode()).hexdigest()
+    return [
+        _token({"q": _old_digest(query)[:16], "p": position}),
+        _token({"p": position, "s": _old_digest(query)[:32]}),
+        _token({"p": position, "s": unkeyed[:32]}),
+    ]
+
+
+def _refused_as_a_bad_page_token(call, request) -> None:
+    refusal = refused(call, request)
+    assert (refusal.code, refusal.reason, refusal.fields) == (INVALID_ARGUMENT, "INVALID_PAGE_TOKEN", ("page_token",))
+
+
+def test_a_page_token_made_up_from_the_query_the_caller_knows_is_refused(family):
+    mother, binding_id = family.mother.id_number, family.mother_binding.binding_id
+    later = ["2026-03-02T01:00:00+00:00", "z" * 20]
+    personal = "PERSONAL_ACCOUNT"
+    attempts = [
+        (family.binding.ListBindings, lambda t: bapi.ListBindingsRequest(grantor_id_number=mother, page_token=t),
+         [mother, "", []], later),
+        (family.binding.ListBindingEvents, lambda t: bapi.ListBindingEventsRequest(binding_id=binding_id, page_token=t),
+         [binding_id], 0),
+        (family.binding.ListRegionPolicies, lambda t: bapi.ListRegionPoliciesRequest(page_token=t), [""], 0),
+        (family.binding.ListRegionPolicies, lambda t: bapi.ListRegionPoliciesRequest(page_token=t), [""], -1),
+        (family.payment.ListStatement, lambda t: papi.ListStatementRequest(id_number=mother, page_token=t),
+         [mother, personal, ""], 10**9),
+        (family.payment.ListViolations, lambda t: papi.ListViolationsRequest(holder_id_number=mother, page_token=t),
+         [mother], later),
+    ]  # fmt: skip
+    for call, build, query, position in attempts:
+        assert call(build(""), timeout=10) is not None  # the query itself is fine
+        for token in _forgeries(query, position):
+            _refused_as_a_bad_page_token(call, build(token))
+
+
+def test_a_page_token_issued_for_one_query_is_refused_on_another(family):
+    binding = family.binding
+    mother_binding, father_binding = family.mother_binding.binding_id, family.father_binding.binding_id
+    binding.UpdateSharingLimit(
+        bapi.UpdateSharingLimitRequest(request_id=request_id(), binding_id=mother_binding, yearly_cap_fen=50_000)
+    )  # a second event on the mother's binding
+    events = binding.ListBindingEvents(bapi.ListBindingEventsRequest(binding_id=mother_binding, page_size=1))
+    assert events.next_page_token
+    following = binding.ListBindingEvents(
+        bapi.ListBindingEventsRequest(binding_id=mother_binding, page_size=1, page_token=events.next_page_token)
+    )
+    assert following.events and following.events[0] != events.events[0]
+    _refused_as_a_bad_page_token(
+        binding.ListBindingEvents,
+        bapi.ListBindingEventsRequest(binding_id=father_binding, page_size=1, page_token=events.next_page_token),
+    )
+
+    child = family.child.id_number
+    listed = binding.ListBindings(bapi.ListBindingsRequest(beneficiary_id_number=child, page_size=1))
+    assert listed.next_page_token
+    for other in (
+        bapi.ListBindingsRequest(beneficiary_id_number=child, states=[bpb.BINDING_STATE_ACTIVE], page_size=1),
+        bapi.ListBindingsRequest(grantor_id_number=family.mother.id_number, page_size=1),
+    ):
+        other.page_token = listed.next_page_token
+        _refused_as_a_bad_page_token(binding.ListBindings, other)
+    _refused_as_a_bad_page_token(
+        binding.ListBindingEvents,
+        bapi.ListBindingEventsRequest(binding_id=mother_binding, page_token=listed.next_page_token),
+    )
+
+    family.credit(family.mother, 1_000)
+    mother = family.mother.id_number
+    statement = family.payment.ListStatement(papi.ListStatementRequest(id_number=mother, page_size=1))
+    assert statement.next_page_token
+    for other in (
+        papi.ListStatementRequest(id_number=family.father.id_number, page_size=1),
+        papi.ListStatementRequest(id_number=mother, month="2026-03", page_size=1),
+        papi.ListStatementRequest(id_number=mother, account_kind=ppb.ACCOUNT_KIND_WALLET, page_size=1),
+    ):
+        other.page_token = statement.next_page_token
+        _refused_as_a_bad_page_token(family.payment.ListStatement, other)
+    second = family.payment.ListStatement(
+        papi.ListStatementRequest(id_number=mother, page_size=1, page_token=statement.next_page_token)
+    )
+    assert second.lines and second.lines[0] != statement.lines[0]
 
 
 @pytest.mark.parametrize(

@@ -246,6 +246,30 @@ def test_a_wallet_transfer_needs_an_activated_wallet_and_confirms_by_qr_password
     assert family.ledger().balanced
 
 
+def test_a_wallet_transfer_confirmed_by_a_forged_qr_password_is_refused_and_moves_nothing(family):
+    from services.payment.verification import stand_in_token
+
+    activate_wallet(family)
+    qr = ppb.VERIFICATION_METHOD_QR_PASSWORD
+    forged = [
+        "forged",
+        "",
+        stand_in_token(family.mother.id_number, "FACE"),  # a face proof offered as the QR password
+        stand_in_token(family.father.id_number, "QR_PASSWORD"),  # another grantor's QR password
+        stand_in_token(family.child.id_number, "QR_PASSWORD"),  # the beneficiary's own
+    ]
+    for token in forged:
+        with pytest.raises(grpc.RpcError) as raised:
+            transfer(family, 5_000, method=qr, token=token)
+        refusal = refusal_of(raised.value)
+        assert (refusal.code, refusal.reason) == (grpc.StatusCode.PERMISSION_DENIED, "VERIFICATION_FAILED"), token
+    assert family.account(family.mother).balance_fen == 100_000
+    assert family.account(family.child, ppb.ACCOUNT_KIND_WALLET).balance_fen == 0
+    assert transfer(family, 5_000, method=qr).transfer.state == ppb.TRANSFER_STATE_COMPLETED  # the true one passes
+    assert family.account(family.child, ppb.ACCOUNT_KIND_WALLET).balance_fen == 5_000
+    assert family.ledger().balanced
+
+
 def test_a_failed_verification_is_the_answer_to_every_retry_of_the_request(family):
     activate_wallet(family)
     key = request_id()
