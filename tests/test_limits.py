@@ -5,21 +5,30 @@ stopped by the database itself."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+import grpc
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
+from gongji.payment.v1 import payment_pb2 as ppb
+from gongji.payment.v1 import payment_service_pb2 as papi
 from services.common.clock import SystemClock
-from services.common.database import create_database_engine, is_past_deadline
+from services.common.database import create_database_engine, is_past_deadline, normalise_url
 from services.common.deadlines import reset_call_deadline, set_call_deadline, working_until
 from services.common.interceptors import InFlight
 from services.common.runner import UseCaseRunner
 from services.common.security.callers import Caller
 from shared.errors import DomainError, Reason
 from shared.principals import institution
+from tests.helpers import request_id
+from tests.payment_helpers import PaymentFamily
 
 
 def test_a_caller_with_too_many_calls_running_is_refused_until_one_ends():
@@ -99,3 +108,58 @@ def test_a_statement_running_past_the_callers_deadline_is_stopped_by_the_databas
             assert conn.execute(text("SELECT 1")).scalar_one() == 1
     finally:
         engine.dispose()
+
+
+@contextmanager
+def holding_the_account(harness, backend: str, account: str) -> Iterator[None]:
+    """Another writer holds `account` locked, as a long transaction would: SQLite's write lock
+    on the whole database, a row lock on PostgreSQL."""
+    url = normalise_url(harness.database_url)
+    if backend == "sqlite":
+        connection = sqlite3.connect(make_url(url).database, timeout=0, isolation_level=None)
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            connection.execute("ROLLBACK")
+            connection.close()
+        return
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection, connection.begin() as transaction:
+            connection.execute(text("SELECT 1 FROM accounts WHERE account_id = :id FOR UPDATE"), {"id": account})
+            try:
+                yield
+            finally:
+                transaction.rollback()
+    finally:
+        engine.dispose()
+
+
+def _credit(family: PaymentFamily, amount_fen: int, key: str) -> papi.CreditAccountRequest:
+    return papi.CreditAccountRequest(
+        request_id=key, id_number=family.mother.id_number, account_kind=ppb.ACCOUNT_KIND_PERSONAL_ACCOUNT,
+        amount_fen=amount_fen, kind=papi.CREDIT_KIND_MONTHLY_CONTRIBUTION, admdvs="320100",
+    )  # fmt: skip
+
+
+def test_a_call_waiting_on_a_locked_account_past_its_deadline_is_given_up_and_writes_nothing(payment_service, backend):
+    family = PaymentFamily(payment_service, father_fen=0)
+    mother = f"PERSONAL_ACCOUNT:{family.mother.id_number}"
+    entries = family.ledger().entry_count
+    key = request_id()
+    with holding_the_account(payment_service, backend, mother):
+        started = time.monotonic()
+        with pytest.raises(grpc.RpcError) as raised:
+            family.payment.CreditAccount(_credit(family, 5_000, key), timeout=1)
+        assert raised.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert time.monotonic() - started < 3
+        time.sleep(1)  # past the deadline with the lock still held: the database gives the call up
+    time.sleep(1)  # the lock is free: work that had not given up would write now
+    assert family.account(family.mother).balance_fen == 100_000
+    assert family.ledger().entry_count == entries
+    # Nothing was stored under the key either: the same request runs anew, once.
+    assert family.payment.CreditAccount(_credit(family, 5_000, key), timeout=10).account.balance_fen == 105_000
+    assert family.payment.CreditAccount(_credit(family, 5_000, key), timeout=10).account.balance_fen == 105_000
+    audit = family.ledger()
+    assert (audit.balanced, audit.entry_count) == (True, entries + 1)

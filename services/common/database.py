@@ -13,15 +13,19 @@ from alembic.config import Config
 from sqlalchemy import Engine, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.common.deadlines import past_deadline, remaining_milliseconds
+from shared.errors import DomainError, Reason
 
 log = logging.getLogger(__name__)
 
 DATABASE_URL_ENV = "GONGJI_DATABASE_URL"
 # Session execution option that marks a transaction as a read.
 READ_ONLY_OPTION = "gongji_read_only"
+# How long a SQLite writer waits for the database lock when the caller set no deadline.
+_SQLITE_BUSY_MS = 30_000
 
 
 def conflict_aware_insert(dialect_name: str, table: Table) -> Any:
@@ -74,14 +78,16 @@ def _sqlite_engine(url: str) -> Engine:
     # Writers queue on the database lock instead of failing, and every transaction
     # starts with BEGIN IMMEDIATE so a reader never has to upgrade to a writer
     # mid-way (which SQLite answers with "database is locked").
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True)
+    engine = create_engine(
+        url, connect_args={"check_same_thread": False, "timeout": _SQLITE_BUSY_MS / 1000}, hide_parameters=True
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_MS}")
         if make_url(url).database not in (None, "", ":memory:"):
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
@@ -91,9 +97,23 @@ def _sqlite_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
+        # A writer waits for the database lock no longer than the caller's remaining time: the
+        # progress handler does not run while SQLite waits, and work that got the lock after the
+        # caller gave up would still write.
+        budget = remaining_milliseconds()
+        connection.exec_driver_sql(
+            f"PRAGMA busy_timeout={_SQLITE_BUSY_MS if budget is None else min(budget, _SQLITE_BUSY_MS)}"
+        )
         # Reads begin deferred: in WAL mode they run beside a writer instead of queueing behind it.
         read_only = connection.get_execution_options().get(READ_ONLY_OPTION, False)
-        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        try:
+            connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        except OperationalError:
+            if past_deadline():
+                raise DomainError(
+                    Reason.DEADLINE_EXCEEDED, "the deadline passed while waiting for the database"
+                ) from None
+            raise
 
     return engine
 
