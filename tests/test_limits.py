@@ -9,6 +9,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import grpc
@@ -23,10 +24,12 @@ from services.common.clock import SystemClock
 from services.common.database import create_database_engine, is_past_deadline, normalise_url
 from services.common.deadlines import reset_call_deadline, set_call_deadline, working_until
 from services.common.interceptors import InFlight
+from services.common.limits import ServerLimits
 from services.common.runner import UseCaseRunner
 from services.common.security.callers import Caller
 from shared.errors import DomainError, Reason
 from shared.principals import institution
+from tests.conftest import running_payment
 from tests.helpers import request_id
 from tests.payment_helpers import PaymentFamily
 
@@ -163,3 +166,40 @@ def test_a_call_waiting_on_a_locked_account_past_its_deadline_is_given_up_and_wr
     assert family.payment.CreditAccount(_credit(family, 5_000, key), timeout=10).account.balance_fen == 105_000
     audit = family.ledger()
     assert (audit.balanced, audit.entry_count) == (True, entries + 1)
+
+
+def test_a_server_with_its_calls_all_in_flight_sheds_the_next_at_once_and_answers_all_once_they_end(
+    databases, binding_service, backend
+):
+    with running_payment(databases, binding_service, limits=ServerLimits(max_concurrent_rpcs=2)) as harness:
+        family = PaymentFamily(harness, father_fen=0)
+        mother = f"PERSONAL_ACCOUNT:{family.mother.id_number}"
+        look = papi.GetAccountRequest(id_number=family.mother.id_number, account_kind=ppb.ACCOUNT_KIND_PERSONAL_ACCOUNT)
+        stubs = [harness.fresh_stub() for _ in range(2)]
+        try:
+            with ThreadPoolExecutor(max_workers=2) as pool, holding_the_account(harness, backend, mother):
+                held = []
+                for stub in stubs:  # one after the other, each given time to reach the locked account
+                    held.append(pool.submit(stub.CreditAccount, _credit(family, 1_000, request_id()), timeout=30))
+                    time.sleep(1)
+                assert not any(call.done() for call in held), "a held call ended before the next was tried"
+                shed_after = None
+                waited_until = time.monotonic() + 10
+                while shed_after is None and time.monotonic() < waited_until:
+                    started = time.monotonic()
+                    try:
+                        family.payment.GetAccount(look, timeout=5)  # gRPC counts a finished call a moment longer
+                        time.sleep(0.05)
+                    except grpc.RpcError as error:
+                        assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, error
+                        shed_after = time.monotonic() - started
+                assert shed_after is not None, "a third call was never shed while two were held"
+                assert shed_after < 1
+                assert not any(call.done() for call in held)
+            balances = sorted(call.result(timeout=30).account.balance_fen for call in held)
+        finally:
+            for stub in stubs:
+                stub.close()
+        assert balances == [101_000, 102_000]
+        assert family.payment.GetAccount(look, timeout=10).account.balance_fen == 102_000
+        assert family.ledger().balanced
