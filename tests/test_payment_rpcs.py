@@ -346,6 +346,7 @@ def test_crediting_a_new_account_without_its_region_is_refused_and_opens_nothing
         ),
     )
     assert (refusal.code, refusal.reason, refusal.fields) == (INVALID_ARGUMENT, "FIELD_REQUIRED", ("admdvs",))
+    assert refusal.message == "admdvs is required to open a new account"
     missing = refused(
         family.payment.GetAccount, papi.GetAccountRequest(id_number=stranger.id_number, account_kind=PERSONAL)
     )
