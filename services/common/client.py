@@ -96,7 +96,11 @@ def peer_channel(
     default_deadline: float = 2.0,
     tracer_provider: TracerProvider | None = None,
     metrics: ClientRpcMetrics | None = None,
+    own_connection: bool = False,
 ) -> grpc.aio.Channel:
+    """With own_connection, the channel shares no connection with other channels to the same
+    peer (the payer watch: its reconnect attempts while the peer is down must not leave the
+    calls' connection waiting out a long backoff)."""
     # Ahead of the tracer and the deadline: a call's time includes its retries and the tracing.
     counted = [ClientMetrics(metrics)] if metrics is not None else []
     return transport.aio_channel(
@@ -106,6 +110,11 @@ def peer_channel(
             ("grpc.enable_retries", 1),
             ("grpc.keepalive_time_ms", 30_000),
             ("grpc.keepalive_timeout_ms", 10_000),
+            # A peer back from a restart is reached within a second, not after gRPC's default
+            # backoff of up to two minutes (calls fail fast while a connection is backing off).
+            ("grpc.initial_reconnect_backoff_ms", 200),
+            ("grpc.max_reconnect_backoff_ms", 1_000),
+            *([("grpc.use_local_subchannel_pool", 1)] if own_connection else []),
         ],
         interceptors=[*counted, *client_interceptors(tracer_provider), DefaultDeadline(default_deadline)],
     )

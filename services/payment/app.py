@@ -216,7 +216,10 @@ async def start_payment_server(settings: PaymentSettings) -> RunningServer:
     watch = None
     if settings.payer_cache:
         directory = CachingBindingDirectory(directory)
-        watch = PayerWatch(binding_stub, directory)
+        watch_channel = peer_channel(
+            settings.binding_address, BINDING_SERVICE, transport, tracer_provider=tracer_provider, own_connection=True
+        )
+        watch = PayerWatch(binding_grpc.BindingServiceStub(watch_channel), directory)
         watch.start()
     servicer = PaymentServicer(
         runner, settings.clock, directory, coordinator, settings.verifier, settings.default_hold,
@@ -264,7 +267,7 @@ async def start_payment_server(settings: PaymentSettings) -> RunningServer:
         running.cleanups.append(tracer_provider.shutdown)  # first added, so run last: flushes every span
     running.cleanups += [engine.dispose, runner.close, channel.close, nodes.close, stop_background_tasks]
     if watch is not None:
-        running.cleanups.append(watch.stop)
+        running.cleanups += [watch_channel.close, watch.stop]  # the watch stops first
     database = DatabaseProbe(settings.database_url)
     running.cleanups.append(database.dispose)
     probes = [("database", database), ("binding service", health_probe(channel, BINDING_SERVICE))]
