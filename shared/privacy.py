@@ -11,7 +11,10 @@ from __future__ import annotations
 import re
 
 _ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])([0-9]{6})[0-9]{8}([0-9]{3}[0-9Xx])(?![0-9A-Za-z])")
-_MOBILE = re.compile(r"(?<![0-9])(1[3-9][0-9])[0-9]{4}([0-9]{4})(?![0-9])")
+# Both patterns stop at ASCII letters as well as digits: request ids and trace ids are hex,
+# and a run of eleven digits inside one is not a phone number (masking it would break the
+# correlation the id exists for). Chinese text around a number still counts as a boundary.
+_MOBILE = re.compile(r"(?<![0-9A-Za-z])(1[3-9][0-9])[0-9]{4}([0-9]{4})(?![0-9A-Za-z])")
 
 
 def mask_id_number(id_number: str) -> str:

@@ -63,3 +63,20 @@ def test_no_scrubbed_text_keeps_the_birth_date_and_sequence_of_an_id_number(area
     scrubbed = scrub(f"{before}{id_number}{after}")
     assert id_number[6:14] not in scrubbed
     assert scrubbed == f"{before}{mask_id_number(id_number)}{after}"
+
+
+def test_a_request_id_whose_hex_holds_eleven_phone_like_digits_is_logged_whole():
+    """The CI run that found this: a random UUID ending in ``f13133481523`` was masked."""
+    request_id = "04dc42b4-4da8-45df-a5bd-f13133481523"
+    assert scrub(f"request_id={request_id}") == f"request_id={request_id}"
+
+
+@given(st.uuids().map(str))
+def test_no_request_id_or_trace_id_is_changed_by_scrubbing(request_id):
+    assert scrub(f"request_id={request_id} trace={request_id.replace('-', '')}") == (
+        f"request_id={request_id} trace={request_id.replace('-', '')}"
+    )
+
+
+def test_a_mobile_number_in_chinese_text_is_still_masked():
+    assert scrub("电话13912345678，身份证320102198001010118。") == "电话139****5678，身份证320102********0118。"
