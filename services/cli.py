@@ -201,8 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip the cost-of-observability phase (the single-node load again with metrics scraped and traces on)",
     )  # fmt: skip
     benchmark.add_argument(
-        "--payment-processes", type=int, default=1,
-        help="processes per payment node (gongji serve payment --processes; default 1)",
+        "--payment-processes", type=int, default=None,
+        help="processes per payment node (gongji serve payment --processes; default one per core, at most "
+        "4, or 1 with --in-process or --profile)",
     )  # fmt: skip
     benchmark.add_argument(
         "--no-payer-cache", dest="payer_cache", action="store_false",

@@ -61,6 +61,8 @@ def test_benchmark_runs_and_prints_one_json_summary():
     } <= summary.keys()  # fmt: skip
     assert summary["server_mode"] == "subprocess"
     assert summary["transport"] == "mutual TLS"
+    # By default one payment process per core (at most four): one process is bound by one core's Python.
+    assert summary["payment_processes"] == min(len(os.sched_getaffinity(0)), 4)
     assert summary["settlements_per_second"] > 0
     assert summary["ledger"]["balanced"] is True
     assert summary["ledger"]["problems"] == []
@@ -375,3 +377,25 @@ def test_benchmark_reports_an_unreachable_database_instead_of_a_traceback():
     assert finished.returncode == 2
     assert finished.stdout == ""
     assert "not reachable" in finished.stderr
+
+
+def test_the_benchmark_counts_every_process_listening_on_a_shared_port():
+    """The load waits for every sibling of `--processes N`: the kernel spreads connections only
+    over the sockets listening when each connection opens."""
+    import socket
+
+    from services.benchmark.processes import listening_sockets, wait_until_listening
+
+    first = socket.socket()
+    first.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    first.bind(("127.0.0.1", 0))
+    port = first.getsockname()[1]
+    second = socket.socket()
+    second.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    second.bind(("127.0.0.1", port))
+    with first, second:
+        first.listen()
+        assert listening_sockets(port) == 1
+        second.listen()
+        assert listening_sockets(port) == 2
+        wait_until_listening(None, f"127.0.0.1:{port}", 2, timeout=5)

@@ -21,7 +21,7 @@ from services.benchmark.desk import Connect
 from services.benchmark.errors import BenchmarkError
 from services.benchmark.families import Family
 from services.benchmark.options import Options
-from services.benchmark.processes import free_port
+from services.benchmark.processes import free_port, wait_until_listening
 from services.benchmark.progress import say
 from services.benchmark.servers import ObservabilityPorts, Servers
 from services.benchmark.settle_load import rerun
@@ -109,7 +109,12 @@ def measure_observed(
             otlp_endpoint=f"http://127.0.0.1:{receiver.port}",
         )
         servers.restart(plaintext=False, observability=ports)
-        scraper = Scraper([f"http://{address}/metrics" for address in (ports.binding_metrics, ports.payment_metrics)])
+        host, port = ports.payment_metrics.rsplit(":", 1)
+        # The n-th process of a node serves its metrics on the node's port + n.
+        payment_metrics = [f"{host}:{int(port) + n}" for n in range(options.payment_processes)]
+        for address in payment_metrics:  # the siblings' metrics ports may open after the node serves
+            wait_until_listening(None, address, 1)
+        scraper = Scraper([f"http://{address}/metrics" for address in (ports.binding_metrics, *payment_metrics)])
         scraper.start()
         try:
             meter = CpuMeter(servers.pids, database_marker)

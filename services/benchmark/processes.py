@@ -147,6 +147,11 @@ class Scratch:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
+def _check_alive(process: Process | None) -> None:
+    if process is not None and process.popen.poll() is not None:
+        raise BenchmarkError(f"the {process.name} server exited with {process.popen.returncode}:\n{process.log_tail()}")
+
+
 def wait_until_serving(
     process: Process | None,
     address: str,
@@ -161,10 +166,7 @@ def wait_until_serving(
     with opened as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
-            if process is not None and process.popen.poll() is not None:
-                raise BenchmarkError(
-                    f"the {process.name} server exited with {process.popen.returncode}:\n{process.log_tail()}"
-                )
+            _check_alive(process)
             with contextlib.suppress(grpc.RpcError):
                 answer = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=1.0)
                 if answer.status == health_pb2.HealthCheckResponse.SERVING:
@@ -172,3 +174,31 @@ def wait_until_serving(
             time.sleep(0.1)
     tail = process.log_tail() if process is not None else ""
     raise BenchmarkError(f"{service or address} did not become SERVING within {timeout:.0f}s\n{tail}")
+
+
+def listening_sockets(port: int) -> int:
+    """How many sockets of this machine listen on TCP `port`: with SO_REUSEPORT, one per process
+    serving it (Linux's /proc/net tables; 0 where they cannot be read)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table, encoding="ascii") as rows:
+            next(rows, None)  # the header
+            for row in rows:
+                fields = row.split()
+                listening = fields[3] == "0A"  # TCP_LISTEN
+                if listening and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    count += 1
+    return count
+
+
+def wait_until_listening(process: Process | None, address: str, count: int, timeout: float = 60.0) -> None:
+    """Waits until `count` sockets listen on the address's port. The kernel spreads connections
+    over SO_REUSEPORT siblings as they are opened, so a load whose channels connected before every
+    sibling listened would never reach the late ones."""
+    port = int(address.rsplit(":", 1)[1])
+    deadline = time.monotonic() + timeout
+    while listening_sockets(port) < count:
+        _check_alive(process)
+        if time.monotonic() > deadline:
+            raise BenchmarkError(f"{count} processes did not all listen on {address} within {timeout:.0f}s")
+        time.sleep(0.1)

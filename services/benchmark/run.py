@@ -25,7 +25,7 @@ from services.benchmark.errors import BenchmarkError
 from services.benchmark.families import Family
 from services.benchmark.gateway_server import start_gateway_server
 from services.benchmark.interrupts import Interrupts
-from services.benchmark.options import DEFAULT_CONCURRENCY, DEFAULT_POSTGRES_URL, Options
+from services.benchmark.options import DEFAULT_CONCURRENCY, DEFAULT_POSTGRES_URL, Options, default_payment_processes
 from services.benchmark.pgbench import measure_pgbench
 from services.benchmark.processes import Scratch, free_port
 from services.benchmark.profile_stats import collect_profile
@@ -154,7 +154,7 @@ def run_benchmark(
     scale_concurrency: int = 8,
     scale_rate: float | None = None,
     payer_cache: bool = True,
-    payment_processes: int = 1,
+    payment_processes: int | None = None,
 ) -> int:
     """Runs the benchmark and prints the report (or, with json_output, one JSON object
     on stdout). 0 when it ran and the ledgers balanced (and, cross-node, both nodes'
@@ -163,10 +163,14 @@ def run_benchmark(
     of metrics and traces) restart or add server processes; --in-process skips them. --profile skips
     both baselines too: the profiler would weigh on one side of each comparison only. The gateway
     phase (2207 through the national-interface gateway) runs in either mode; --profile skips it.
-    The open-loop phase (Poisson arrivals timed from their intended send, at `rates` or at 50/70/90 %
-    of the best closed-loop rate) runs right after the single-node levels on the same servers.
+    `payment_processes` None: one per core (at most four), or one with --in-process or --profile
+    (the profiler sees one process). The open-loop phase (Poisson arrivals timed from their
+    intended send, at `rates` or at 50/70/90 % of the best closed-loop rate) runs right after the
+    single-node levels on the same servers.
     With `population` (sizes in persons) the scale phase runs last: per size, fresh databases loaded
     with COPY, a sample of their families settled closed- and open-loop (services/benchmark/scale.py)."""
+    if payment_processes is None:
+        payment_processes = 1 if in_process or profile else default_payment_processes()
     if cross_node and in_process:
         say("benchmark: the cross-node phase needs the servers in their own processes; skipped with --in-process")
         cross_node = False

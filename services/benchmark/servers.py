@@ -13,7 +13,7 @@ from typing import Protocol
 
 from services.benchmark.deployment import EAST, EAST_PROVINCES, OPERATOR, WEST, WEST_PROVINCES
 from services.benchmark.options import Options
-from services.benchmark.processes import Process, Scratch, free_port, wait_until_serving
+from services.benchmark.processes import Process, Scratch, free_port, wait_until_listening, wait_until_serving
 from services.common.security.development_pki import DevelopmentPKI
 from services.common.tracing import TRACES_EXPORTER_ENV
 from shared.principals import BINDING_SERVICE
@@ -87,6 +87,7 @@ def start_subprocess_servers(scratch: Scratch, options: Options, urls: dict[str,
             "--binding-address", binding_address, "--grace", "5", "--verifier", "stand-in",
             "--routing", routing, "--node", "west", *pki.args(WEST),
             *(() if options.payer_cache else ("--no-payer-cache",)),
+            *(("--processes", str(options.payment_processes)) if options.payment_processes > 1 else ()),
         ]  # fmt: skip
         payment_args += ["--routing", routing]
         binding_args += ["--routing", routing]  # the binding service answers only the routing file's nodes
@@ -125,6 +126,7 @@ def start_subprocess_servers(scratch: Scratch, options: Options, urls: dict[str,
             environment,
         )  # fmt: skip
         wait_until_serving(payment, payment_address, PAYMENT, credentials)
+        wait_until_listening(payment, payment_address, options.payment_processes)
         return binding, payment
 
     # Only the first start is profiled: the profile is of the single-node mutual-TLS phase.
@@ -133,6 +135,7 @@ def start_subprocess_servers(scratch: Scratch, options: Options, urls: dict[str,
     if west_address and west_args:  # never profiled
         west = scratch.spawn("west", ["-m", "services.cli", *west_args], west_address)
         wait_until_serving(west, west_address, PAYMENT, health)
+        wait_until_listening(west, west_address, options.payment_processes)
     servers = Servers(
         binding_address, payment_address, {"binding": binding.popen.pid, "payment": payment.popen.pid},
         west_address=west_address, west_pid=west.popen.pid if west is not None else None,
