@@ -113,6 +113,23 @@ def test_two_processes_share_the_address_and_both_settle_bills(two_process_node)
     assert family.ledger().balanced
 
 
+def test_without_workers_each_of_two_processes_pools_two_connections_the_node_four(two_process_node, backend) -> None:
+    """Threads of one process take turns on one GIL, so a node's four use-case threads (and their
+    pooled connections) are shared out over its processes rather than given to each."""
+    if backend != "postgresql":
+        pytest.skip("the SQLite engine's pool follows SQLite's one writer, not --workers")
+    node = two_process_node
+    deadline = time.monotonic() + 30
+    while True:  # the sibling starts after the first process serves
+        try:
+            pools = [metric_total(address, "gongji_database_pool_size_connections") for address in node.metrics]
+            break
+        except OSError:
+            assert time.monotonic() < deadline, "a process never served its metrics"
+            time.sleep(0.2)
+    assert pools == [2, 2]
+
+
 def test_the_sibling_stops_with_the_first_process_even_when_it_is_killed(two_process_node) -> None:
     node = two_process_node
     deadline = time.monotonic() + 20
