@@ -162,6 +162,7 @@ def serve(args: argparse.Namespace) -> int:
                 settings.migrate_on_start = False
                 settings.sweep_interval = 0
                 settings.ledger_audit_interval = 0
+                settings.database_gauges = False
             running = await start_payment_server(settings)
             if args.processes > 1 and not args.sibling:
                 siblings = Siblings(args.command_line, args.processes, args.metrics_address)
@@ -269,8 +270,8 @@ def add_serve_command(commands: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument(
         "--processes", type=int, default=1,
         help="payment only: processes serving the address (SO_REUSEPORT), each with its own pool and payer "
-        "cache; the first migrates and runs the background work; with --metrics-address the n-th serves "
-        "its metrics on the port + n (default 1)",
+        "cache; the first migrates, runs the background work and serves the database gauges; with "
+        "--metrics-address the n-th serves its metrics on the port + n (default 1)",
     )  # fmt: skip
     parser.add_argument(SIBLING_FLAG, dest="sibling", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--grace", type=float, default=10.0, help="seconds in-flight calls get at shutdown")

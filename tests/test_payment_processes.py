@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -28,6 +29,17 @@ from tests.process_cluster import wait_until_serving
 
 def _settles(metrics: str) -> int:
     return int(metric_total(metrics, "grpc_server_handled_total", grpc_method="Settle", grpc_code="OK"))
+
+
+def _metric_when_served(address: str, name: str) -> float:
+    """metric_total, once the process serves its metrics (a sibling starts after the first serves)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return metric_total(address, name)
+        except OSError:
+            assert time.monotonic() < deadline, f"nothing served metrics on {address}"
+            time.sleep(0.2)
 
 
 def _siblings_of(pid: int) -> list[int]:
@@ -119,15 +131,21 @@ def test_without_workers_each_of_two_processes_pools_two_connections_the_node_fo
     if backend != "postgresql":
         pytest.skip("the SQLite engine's pool follows SQLite's one writer, not --workers")
     node = two_process_node
-    deadline = time.monotonic() + 30
-    while True:  # the sibling starts after the first process serves
-        try:
-            pools = [metric_total(address, "gongji_database_pool_size_connections") for address in node.metrics]
-            break
-        except OSError:
-            assert time.monotonic() < deadline, "a process never served its metrics"
-            time.sleep(0.2)
+    pools = [_metric_when_served(address, "gongji_database_pool_size_connections") for address in node.metrics]
     assert pools == [2, 2]
+
+
+def test_only_the_first_process_serves_the_gauges_read_from_the_database(two_process_node) -> None:
+    """A dashboard sums a node's holds over its processes' scrapes: were every process to read
+    them from the shared database, each hold would count once per process."""
+    node = two_process_node
+    first, sibling = node.metrics
+    assert _metric_when_served(first, "gongji_database_scrape_success") == 1
+    assert _metric_when_served(sibling, "gongji_database_pool_size_connections") > 0  # it serves its own
+    with urllib.request.urlopen(f"http://{sibling}/metrics", timeout=10) as answer:
+        served = answer.read().decode()
+    assert "gongji_database_scrape_success" not in served
+    assert "gongji_holds_outstanding_fen" not in served
 
 
 def test_the_sibling_stops_with_the_first_process_even_when_it_is_killed(two_process_node) -> None:

@@ -163,15 +163,17 @@ class Metrics:
 
     @classmethod
     def serving(
-        cls, address: str | None, engine: Engine, read: Callable[[Connection], Iterator[GaugeMetricFamily]]
+        cls, address: str | None, engine: Engine, read: Callable[[Connection], Iterator[GaugeMetricFamily]] | None
     ) -> Metrics | None:
-        """Metrics served on `address` with the pool and `read`'s gauges; None without an address."""
+        """Metrics served on `address` with the pool and `read`'s gauges (none without `read`);
+        None without an address."""
         if not address:
             return None
         metrics = cls()
         # The pool first: the domain read checks out a connection of its own.
         metrics.registry.register(PoolCollector(engine))
-        metrics.registry.register(DatabaseCollector(engine, read))
+        if read is not None:
+            metrics.registry.register(DatabaseCollector(engine, read))
         metrics.serve(address)
         return metrics
 

@@ -93,6 +93,9 @@ class PaymentSettings:
     payer_cache: bool = False
     # Other processes serve the same address (gongji serve payment --processes, SO_REUSEPORT).
     share_port: bool = False
+    # The gauges read from the node's database (holds, money, sagas, …): served by one process of
+    # a node only, or a sum over its processes' scrapes would count the same holds once each.
+    database_gauges: bool = True
 
 
 def sweep_once(runner: UseCaseRunner[PaymentUnitOfWork], clock: Clock) -> int:
@@ -192,7 +195,8 @@ async def start_payment_server(settings: PaymentSettings) -> RunningServer:
     tracer_provider = settings.tracer_provider or provider_from_environment(f"gongji-payment-{settings.routing.local}")
     engine = create_database_engine(settings.database_url, pool_size=settings.workers)
     trace_engine(engine, tracer_provider)
-    metrics = Metrics.serving(settings.metrics_address, engine, payment_reader(settings.clock))
+    database_gauges = payment_reader(settings.clock) if settings.database_gauges else None
+    metrics = Metrics.serving(settings.metrics_address, engine, database_gauges)
     ledger_gauges = LedgerAuditGauges()
     if metrics is not None:
         metrics.registry.register(ledger_gauges)
