@@ -25,6 +25,7 @@ from services.benchmark.processes import free_port, wait_until_listening
 from services.benchmark.progress import say
 from services.benchmark.servers import ObservabilityPorts, Servers
 from services.benchmark.settle_load import rerun
+from services.common.siblings import metrics_address_of
 
 SCRAPE_INTERVAL_SECONDS = 1.0  # Prometheus's scrape_interval is commonly 15 s; 1 s is the hard case
 SCRAPE_TIMEOUT_SECONDS = 5.0
@@ -109,9 +110,7 @@ def measure_observed(
             otlp_endpoint=f"http://127.0.0.1:{receiver.port}",
         )
         servers.restart(plaintext=False, observability=ports)
-        host, port = ports.payment_metrics.rsplit(":", 1)
-        # The n-th process of a node serves its metrics on the node's port + n.
-        payment_metrics = [f"{host}:{int(port) + n}" for n in range(options.payment_processes)]
+        payment_metrics = [metrics_address_of(ports.payment_metrics, n) for n in range(options.payment_processes)]
         for address in payment_metrics:  # the siblings' metrics ports may open after the node serves
             wait_until_listening(None, address, 1)
         scraper = Scraper([f"http://{address}/metrics" for address in (ports.binding_metrics, *payment_metrics)])

@@ -36,6 +36,13 @@ def die_with_first_process() -> None:
         raise SystemExit("the first process ended before this sibling started")
 
 
+def metrics_address_of(metrics_address: str, index: int) -> str:
+    """Where the `index`-th process of a node serves its metrics (0: the first): the node's
+    --metrics-address with the port moved up by `index`."""
+    host, _, port = metrics_address.rpartition(":")
+    return f"{host}:{int(port) + index}"
+
+
 def sibling_argv(argv: Sequence[str], index: int, metrics_address: str | None) -> list[str]:
     """The sibling's `gongji` arguments: the first process's, one process each, marked as a
     sibling, and the metrics port moved up by `index` (each process serves its own metrics)."""
@@ -51,8 +58,7 @@ def sibling_argv(argv: Sequence[str], index: int, metrics_address: str | None) -
         if arg.startswith("--processes="):
             continue
         if arg == "--metrics-address" and metrics_address and position + 1 < len(argv):
-            host, _, port = metrics_address.rpartition(":")
-            out += [arg, f"{host}:{int(port) + index}"]
+            out += [arg, metrics_address_of(metrics_address, index)]
             skip = True
             continue
         out.append(arg)
