@@ -118,6 +118,18 @@ def test_a_leg_on_another_provinces_account_is_paid_by_that_provinces_node(famil
     family.assert_books_close()
 
 
+def test_a_retried_cross_node_settlement_gets_its_first_answer_and_takes_nothing_more_on_either_node(family):
+    request = papi.SettleRequest(request_id=request_id(), bill=family.bill(30_000))
+    first = family.nodes.east.stub.Settle(request).settlement
+    again = family.nodes.east.stub.Settle(request).settlement
+    assert again == first
+    father = family.balance(family.nodes.west.stub, family.father)
+    assert (father.balance_fen, father.held_fen) == (80_000, 0)
+    assert family.balance(family.nodes.east.stub, family.mother).balance_fen == 0
+    assert family.clearing(family.nodes.east.stub) == [("62", "32", 20_000)]
+    family.assert_books_close()
+
+
 def test_a_bill_sent_to_the_wrong_node_is_settled_by_the_institutions_node(family):
     settlement = family.nodes.west.stub.Settle(
         papi.SettleRequest(request_id=request_id(), bill=family.bill(5_000))

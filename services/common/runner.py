@@ -129,6 +129,14 @@ class UseCaseRunner(Generic[U]):
 
         return await self.in_thread(write)
 
+    def answered(self, uow: U, request_id: str) -> bool:
+        """Whether the calling principal's request_id has a stored answer, read in a unit of work
+        already open for other work (then `replay` gives the answer)."""
+        if not request_id:
+            return False
+        stored = uow.idempotency.get(caller_id(), request_id)  # type: ignore[attr-defined]
+        return stored is not None and stored.outcome is not None
+
     async def replay(self, method: str, request_id: str, request: Message, response_type: type[R]) -> R | None:
         """The stored answer of an earlier identical request, or None when there is none yet.
 

@@ -73,6 +73,18 @@ class NodeTransactionLog:
             .values(state=txn.state, participants=txn.participants, acknowledged=txn.acknowledged, update_time=now)
         )
 
+    def leave_preparing(
+        self, transaction_id: str, state: str, participants: dict[str, list[dict[str, Any]]], now: datetime
+    ) -> bool:
+        """Moves a saga from PREPARING to `state` with these legs; False when it is no longer PREPARING."""
+        table = orm.node_transactions
+        changed = self._session.execute(
+            update(table)
+            .where(table.c.transaction_id == transaction_id, table.c.state == "PREPARING")
+            .values(state=state, participants=participants, acknowledged=[], update_time=now)
+        )
+        return changed.rowcount == 1  # type: ignore[attr-defined]
+
     def unfinished(self, states: list[str], updated_before: datetime, limit: int) -> list[str]:
         table = orm.node_transactions
         rows = self._session.execute(
@@ -127,6 +139,13 @@ class ParticipantLog:
              for r in leg_rows],
             row.create_time,
         )  # fmt: skip
+
+    def coordinator_of(self, transaction_id: str) -> str | None:
+        """The province whose node coordinates the transaction, without its legs."""
+        table = orm.participant_transactions
+        return self._session.execute(
+            select(table.c.coordinator_province).where(table.c.transaction_id == transaction_id)
+        ).scalar_one_or_none()
 
     def add(self, txn: ParticipantTransaction, now: datetime) -> None:
         self._session.execute(

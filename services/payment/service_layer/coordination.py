@@ -11,12 +11,13 @@ past their expiry ask the coordinator; an unknown transaction is presumed aborte
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from services.payment.adapters.node_repository import NodeTransaction
 from services.payment.service_layer.unit_of_work import PaymentUnitOfWork
+from shared.errors import DomainError, Reason
 from shared.settlements import Settlement, SettlementState
 
 PREPARING, PREPARED = "PREPARING", "PREPARED"
@@ -45,6 +46,38 @@ class Prepared:
     transaction_id: str
     capacities: dict[str, RemoteCapacity]  # by binding id; limit = the prepared amount
     local_provinces: frozenset[str]
+    participants: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # province → legs held there
+    coordinator_province: str = ""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A saga's decided phase: what its coordinator tells each participant not yet acknowledged."""
+
+    transaction_id: str
+    kind: str
+    state: str
+    participants: dict[str, list[dict[str, Any]]]
+    coordinator_province: str
+    acknowledged: tuple[str, ...] = ()
+
+
+def decision_of(txn: NodeTransaction) -> Decision:
+    return Decision(
+        txn.transaction_id, txn.kind, txn.state, txn.participants, txn.coordinator_province, tuple(txn.acknowledged)
+    )
+
+
+def settlement_decision(prepared: Prepared, settlement: Settlement) -> Decision:
+    """The saga's phase once `settlement` is written: COMMITTING with what each remote leg captured,
+    or PREPARED (the holds stay until the settlement is captured or released)."""
+    captured = {leg.binding_id: leg.captured_fen for leg in settlement.legs if leg.is_remote}
+    participants = {
+        province: [{**leg, "captured_fen": captured.get(leg["binding_id"], 0)} for leg in legs]
+        for province, legs in prepared.participants.items()
+    }
+    state = COMMITTING if settlement.state is SettlementState.CAPTURED else PREPARED
+    return Decision(prepared.transaction_id, "SETTLEMENT", state, participants, prepared.coordinator_province)
 
 
 def begin(
@@ -68,14 +101,16 @@ def begin(
 
 
 def record(uow: PaymentUnitOfWork, settlement: Settlement, prepared: Prepared, now: datetime) -> None:
-    """Binds the saga to the settlement just written: PREPARED, or COMMITTING when captured."""
-    txn = uow.node_transactions.get(prepared.transaction_id, for_update=True)
-    if txn is None:
-        raise RuntimeError(f"no saga record for {prepared.transaction_id}")
-    _set_captures(txn, settlement)
-    txn.state = COMMITTING if settlement.state is SettlementState.CAPTURED else PREPARED
-    txn.acknowledged = []
-    uow.node_transactions.save(txn, now)
+    """Binds the saga to the settlement just written: PREPARED, or COMMITTING when captured.
+
+    Only a saga still PREPARING is bound: one that recovery abandoned meanwhile (its request
+    outlived the lease) is being aborted on the other nodes, so the settlement must not stand."""
+    decision = settlement_decision(prepared, settlement)
+    if not uow.node_transactions.leave_preparing(decision.transaction_id, decision.state, decision.participants, now):
+        raise DomainError(
+            Reason.CONCURRENT_CHANGE,
+            "the holds on other nodes lapsed before the settlement was written; retry with the same request_id",
+        )
 
 
 def decide(uow: PaymentUnitOfWork, settlement: Settlement, state: str, now: datetime) -> None:

@@ -28,7 +28,7 @@ from services.payment.service_layer.unit_of_work import PaymentUnitOfWork
 from shared.errors import DomainError, ErrorKind, Reason
 from shared.payers import PayerGrant
 from shared.regions import province_of
-from shared.settlements import Bill
+from shared.settlements import Bill, Settlement
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,14 @@ class NodeClient(Protocol):
     async def decline_wallet_credit(self, peer: Node, transfer_id: str, beneficiary: str, amount_fen: int,
                                     source_province: str) -> bool: ...  # fmt: skip
     async def forward(self, peer: Node, method: str, request: Any, acting_for: str) -> Any: ...
+
+
+class AnsweredBefore(Exception):
+    """The request was answered before: nothing is to be held for it again."""
+
+
+def never_answered(_: PaymentUnitOfWork) -> bool:
+    return False
 
 
 # Test hook: a fault test names a step, and the node kills itself there.
@@ -152,32 +160,48 @@ class Coordinator:
             found.update({c.binding_id: c for c in capacities})
         return found
 
-    async def prepare(self, bill: Bill, payers: settlements.Payers, expire_time: datetime) -> Prepared | None:
-        """Holds this bill's legs on other nodes; None when every payer is local."""
+    async def prepare(
+        self,
+        bill: Bill,
+        payers: settlements.Payers,
+        expire_time: datetime,
+        answered: Callable[[PaymentUnitOfWork], bool] = never_answered,
+    ) -> Prepared | None:
+        """Holds this bill's legs on other nodes; None when every payer is local. Raises
+        AnsweredBefore, holding nothing, when `answered` says the request has its answer already
+        (asked in the transaction that writes the saga's intent)."""
         far = self._remote_grants(bill, payers)
         if not far:
             return None
         now = self._clock.now()
         local = self._routing.me.provinces
         found = await self.remote_capacities(bill, payers)
-        plan = await self._run.query(lambda uow: settlements.plan_remote_legs(uow, bill, payers, found, local, now))
         transaction_id = ids.new_id()
-        if not plan:
-            return Prepared(transaction_id, {}, local)
-        participants: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for number, (binding_id, amount) in enumerate(sorted(plan.items()), start=1):
-            capacity = found[binding_id]
-            participants[province_of(capacity.admdvs)].append(
-                {"leg_no": number, "payer_id_number": capacity.grantor_id_number, "binding_id": binding_id,
-                 "amount_fen": amount, "captured_fen": 0}
-            )  # fmt: skip
         coordinator_province = province_of(bill.institution_admdvs)
-        await self._write(
-            lambda uow: coordination.begin(
-                uow, transaction_id, "SETTLEMENT", dict(participants), coordinator_province, bill.patient_id_number,
-                bill.institution_code, expire_time + self._grace, self._clock.now(),
-            )
-        )  # fmt: skip
+
+        def plan_and_begin(uow: PaymentUnitOfWork) -> dict[str, list[dict[str, Any]]]:
+            """The legs to hold on each other node and, when there are any, the saga's intent: one
+            transaction, so the plan costs no round trips of its own."""
+            if answered(uow):
+                raise AnsweredBefore
+            plan = settlements.plan_remote_legs(uow, bill, payers, found, local, now)
+            participants: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            for number, (binding_id, amount) in enumerate(sorted(plan.items()), start=1):
+                capacity = found[binding_id]
+                participants[province_of(capacity.admdvs)].append(
+                    {"leg_no": number, "payer_id_number": capacity.grantor_id_number, "binding_id": binding_id,
+                     "amount_fen": amount, "captured_fen": 0}
+                )  # fmt: skip
+            if participants:
+                coordination.begin(
+                    uow, transaction_id, "SETTLEMENT", dict(participants), coordinator_province,
+                    bill.patient_id_number, bill.institution_code, expire_time + self._grace, self._clock.now(),
+                )  # fmt: skip
+            return dict(participants)
+
+        participants = await self._write(plan_and_begin)
+        if not participants:
+            return Prepared(transaction_id, {}, local)
         self._failpoint("before_remote_hold")
         grants_of = {g.binding_id: g for grants in far.values() for g in grants}
         results = await asyncio.gather(
@@ -211,24 +235,33 @@ class Coordinator:
             )
             for legs in participants.values() for leg in legs
         }  # fmt: skip
-        return Prepared(transaction_id, prepared, local)
+        return Prepared(transaction_id, prepared, local, participants, coordinator_province)
 
-    async def settled(self, transaction_id: str, recorded: bool) -> None:
+    async def settled(self, prepared: Prepared, settlement: Settlement | None) -> None:
         """After the request that prepared it: an orphan (refused, replayed) is aborted; a decision is applied.
 
-        `recorded` says the request's answer is the settlement of this saga, so the saga
-        was decided in the same transaction and cannot be an orphan.
+        `settlement` is the one this request wrote for the saga, in the transaction that decided
+        the saga, so it is no orphan and its decision is known without reading it back; None when
+        the request's answer is anything else.
         """
         self._failpoint("after_local_commit")
-        if not recorded:
-            await self._write(lambda uow: coordination.abandon(uow, transaction_id, self._clock.now()))
-        await self.finish(transaction_id)
+        if settlement is None:
+            await self._write(lambda uow: coordination.abandon(uow, prepared.transaction_id, self._clock.now()))
+            await self.finish(prepared.transaction_id)
+            return
+        decision = coordination.settlement_decision(prepared, settlement)
+        if decision.state in coordination.FINAL_OF:
+            await self._tell(decision)
 
     async def finish(self, transaction_id: str) -> None:
         """Sends the decided phase to every participant not yet acknowledged; safe to repeat."""
         txn = await self._run.query(lambda uow: uow.node_transactions.get(transaction_id))
         if txn is None or txn.state not in coordination.FINAL_OF:
             return
+        await self._tell(coordination.decision_of(txn))
+
+    async def _tell(self, txn: coordination.Decision) -> None:
+        transaction_id = txn.transaction_id
         for province, legs in txn.participants.items():
             if province in txn.acknowledged:
                 continue

@@ -53,11 +53,16 @@ async def prepare_on_own_grants(
 ) -> list[tuple[participant.LegRequest, int]]:  # fmt: skip
     """Holds the legs a coordinator asks for, only through grants this node resolved itself, and
     only on payers still current at the commit (a payer change announced meanwhile: again). A
-    retried prepare holds what it held."""
-    first = await runner.query(lambda uow: uow.participants.get(transaction_id)) is None
+    retried prepare holds what it held, whatever the binding service says by then."""
 
     async def attempt(reads: PayerReads) -> list[tuple[participant.LegRequest, int]]:
-        grants = await own_grants(reads, beneficiary, use, institution_admdvs, chronic, clock.now()) if first else []
+        try:
+            grants = await own_grants(reads, beneficiary, use, institution_admdvs, chronic, clock.now())
+        except DomainError:
+            # Asked only now, so a first prepare costs no read of its own: a retry needs no grants.
+            if await runner.query(lambda uow: uow.participants.coordinator_of(transaction_id)) is None:
+                raise
+            grants = []
 
         def prepare(uow: PaymentUnitOfWork) -> list[tuple[participant.LegRequest, int]]:
             held = participant.prepare(

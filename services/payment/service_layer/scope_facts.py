@@ -38,5 +38,4 @@ class PaymentScopeFacts:
         return None if row is None else SettlementOwner(*row)
 
     async def participant_coordinator(self, transaction_id: str) -> str | None:
-        txn = await self._run.query(lambda uow: uow.participants.get(transaction_id), snapshot=False)
-        return None if txn is None else txn.coordinator_province
+        return await self._run.query(lambda uow: uow.participants.coordinator_of(transaction_id), snapshot=False)

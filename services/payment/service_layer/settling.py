@@ -23,7 +23,7 @@ from services.payment.service_layer.binding_directory import (
     on_current_payers,
     require_current,
 )
-from services.payment.service_layer.coordinator import Coordinator
+from services.payment.service_layer.coordinator import AnsweredBefore, Coordinator
 from services.payment.service_layer.unit_of_work import PaymentUnitOfWork
 from shared.errors import DomainError, Reason
 from shared.settlements import Bill, Settlement
@@ -121,11 +121,24 @@ class Settling:
             raise
         prepared = None
         if not isinstance(payers, DomainError) and self._coordinator.needs_other_nodes(bill, payers):
-            # Answer a retry before holding anything on other nodes again.
-            replayed = await self._run.replay(method, request_id, request, response_type)
-            if replayed is not None:
-                return replayed
-            prepared = await self._coordinator.prepare(bill, payers, expire)
+            # A retry is answered before anything is held on other nodes again, and also when
+            # they cannot be reached (asked only then, so a first request reads nothing for it).
+            try:
+                prepared = await self._coordinator.prepare(
+                    bill, payers, expire, lambda uow: self._run.answered(uow, request_id)
+                )
+            except (AnsweredBefore, DomainError) as error:
+                replayed = await self._run.replay(method, request_id, request, response_type)
+                if replayed is not None:
+                    return replayed
+                if isinstance(error, DomainError):
+                    raise
+                raise DomainError(
+                    Reason.CONCURRENT_CHANGE,
+                    "the request's earlier answer could not be read back; retry with the same request_id",
+                ) from None
+
+        written: list[Settlement] = []  # the settlement of this call's last attempt, once it ran
 
         def run(uow: PaymentUnitOfWork) -> R:
             if isinstance(payers, DomainError):
@@ -136,6 +149,7 @@ class Settling:
             )  # fmt: skip
             answer = respond(settlement)
             require_current(reads)
+            written[:] = [settlement]
             return answer
 
         recorded: str | None = None
@@ -145,7 +159,9 @@ class Settling:
             return answer
         finally:
             if prepared is not None and prepared.capacities:
-                await self._coordinator.settled(prepared.transaction_id, recorded == prepared.transaction_id)
+                # The answer is this saga's settlement only if an attempt of this call wrote it.
+                ours = recorded == prepared.transaction_id and written
+                await self._coordinator.settled(prepared, written[0] if ours else None)
 
     async def _refuse_impersonation(
         self, method: str, request: Message, request_id: str, bill: Bill, response_type: type[R]

@@ -1,0 +1,53 @@
+"""What one cross-node Settle costs each node's database, counted as transactions begun.
+
+East, the coordinator, writes the plan with the saga's intent (PREPARING) before anything is held
+elsewhere, having found in the same transaction that the request has no answer yet; writes the
+settlement with the decision (COMMITTING); and notes the participant's acknowledgement: 3
+transactions. What it decided is known from the settlement it wrote, so it is not read back
+before west is told.
+West, the participant, reads what each grantor can give, writes the holds (asking whether it held
+them already only when the binding service refuses), reads which node coordinates the
+transaction when asked to commit (the access policy's check), and writes the capture: 4.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine, make_url
+
+from gongji.payment.v1 import payment_pb2 as ppb
+from gongji.payment.v1 import payment_service_pb2 as papi
+from tests.helpers import request_id
+from tests.test_cross_province import CrossFamily
+
+
+def test_a_cross_node_settlement_begins_three_transactions_on_the_coordinator_and_four_on_the_participant(
+    two_nodes,
+) -> None:
+    family = CrossFamily(two_nodes)
+    family.nodes.east.stub.Settle(papi.SettleRequest(request_id=request_id(), bill=family.bill(1_000)))
+    databases = {
+        make_url(two_nodes.east.database_url).database: "east",
+        make_url(two_nodes.west.database_url).database: "west",
+    }
+    begun: Counter[str] = Counter()
+
+    def began(connection: Connection) -> None:
+        node = databases.get(connection.engine.url.database)
+        if node is not None:
+            begun[node] += 1
+
+    event.listen(Engine, "begin", began)
+    try:
+        settlement = family.nodes.east.stub.Settle(
+            papi.SettleRequest(request_id=request_id(), bill=family.bill(30_000))
+        ).settlement
+    finally:
+        event.remove(Engine, "begin", began)
+
+    assert settlement.state == ppb.SETTLEMENT_STATE_CAPTURED
+    assert [leg.payer_admdvs for leg in settlement.legs] == ["320100", "620100"]
+    assert begun == {"east": 3, "west": 4}
+    family.assert_books_close()
