@@ -85,6 +85,17 @@ class NodeTransactionLog:
         )
         return changed.rowcount == 1  # type: ignore[attr-defined]
 
+    def acknowledge(self, transaction_id: str, phase: str, state: str, acknowledged: list[str], now: datetime) -> bool:
+        """Notes the participants that applied `phase` and the state that follows; False when the saga
+        is no longer in `phase`."""
+        table = orm.node_transactions
+        changed = self._session.execute(
+            update(table)
+            .where(table.c.transaction_id == transaction_id, table.c.state == phase)
+            .values(state=state, acknowledged=acknowledged, update_time=now)
+        )
+        return changed.rowcount == 1  # type: ignore[attr-defined]
+
     def unfinished(self, states: list[str], updated_before: datetime, limit: int) -> list[str]:
         table = orm.node_transactions
         rows = self._session.execute(
@@ -123,20 +134,23 @@ class ParticipantLog:
         self._session = session
 
     def get(self, transaction_id: str, for_update: bool = False) -> ParticipantTransaction | None:
-        table = orm.participant_transactions
-        query = select(table).where(table.c.transaction_id == transaction_id)
-        row = self._session.execute(query.with_for_update() if for_update else query).first()
-        if row is None:
+        table, legs = orm.participant_transactions, orm.participant_legs
+        query = (
+            select(table, legs.c.leg_no, legs.c.payer_id_number, legs.c.account_id, legs.c.binding_id,
+                   legs.c.amount_fen, legs.c.captured_fen)
+            .outerjoin(legs, legs.c.transaction_id == table.c.transaction_id)
+            .where(table.c.transaction_id == transaction_id)
+            .order_by(legs.c.leg_no)
+        )  # fmt: skip
+        rows = self._session.execute(query.with_for_update(of=table) if for_update else query).all()
+        if not rows:
             return None
-        legs = orm.participant_legs
-        leg_rows = self._session.execute(
-            select(legs).where(legs.c.transaction_id == transaction_id).order_by(legs.c.leg_no)
-        )
+        row = rows[0]
         return ParticipantTransaction(
             row.transaction_id, row.coordinator_province, row.state, row.beneficiary_id_number, row.institution_code,
             row.expire_time,
             [PreparedLeg(r.leg_no, r.payer_id_number, r.account_id, r.binding_id, r.amount_fen, r.captured_fen)
-             for r in leg_rows],
+             for r in rows if r.leg_no is not None],
             row.create_time,
         )  # fmt: skip
 

@@ -71,7 +71,8 @@ class PaymentNodeServicer(node_grpc.PaymentNodeServiceServicer):
     ) -> node.GetPayerCapacityResponse:
         grants = list(grants_from_proto(request.grants))
         at = timestamp_to_datetime(request, "at_time") or self._clock.now()
-        found = await self._run.query(lambda uow: participant.capacities(uow, grants, at))
+        # Not a snapshot: what a grantor can give is advice the prepare checks again under its locks.
+        found = await self._run.query(lambda uow: participant.capacities(uow, grants, at), snapshot=False)
         return node.GetPayerCapacityResponse(
             capacities=[
                 node.PayerCapacity(

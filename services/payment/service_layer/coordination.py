@@ -133,17 +133,17 @@ def _set_captures(txn: NodeTransaction, settlement: Settlement) -> None:
             leg["captured_fen"] = captured.get(leg["binding_id"], 0)
 
 
-def acknowledge(uow: PaymentUnitOfWork, transaction_id: str, province: str, now: datetime) -> str:
-    """Notes that a participant applied the current phase; returns the state after."""
-    txn = uow.node_transactions.get(transaction_id, for_update=True)
-    if txn is None or txn.state not in FINAL_OF:
-        return txn.state if txn else ABORTED
-    if province not in txn.acknowledged:
-        txn.acknowledged.append(province)
-    if set(txn.acknowledged) >= set(txn.participants):
-        txn.state = FINAL_OF[txn.state]
-    uow.node_transactions.save(txn, now)
-    return txn.state
+def acknowledge(uow: PaymentUnitOfWork, decision: Decision, acknowledged: list[str], now: datetime) -> str:
+    """Notes that the participants in `acknowledged` applied the decided phase; the saga is final
+    once all have. Returns the state after. Written without reading the saga back: the phase is
+    the one decided, and a saga that left it meanwhile (another finisher completed it, or it moved
+    on to a refund) is left as it is and its state is read and returned."""
+    done = set(acknowledged) >= set(decision.participants)
+    state = FINAL_OF[decision.state] if done else decision.state
+    if uow.node_transactions.acknowledge(decision.transaction_id, decision.state, state, acknowledged, now):
+        return state
+    txn = uow.node_transactions.get(decision.transaction_id)
+    return txn.state if txn else ABORTED
 
 
 def abandon(uow: PaymentUnitOfWork, transaction_id: str, now: datetime) -> bool:

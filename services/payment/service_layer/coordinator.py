@@ -262,6 +262,7 @@ class Coordinator:
 
     async def _tell(self, txn: coordination.Decision) -> None:
         transaction_id = txn.transaction_id
+        acknowledged = list(txn.acknowledged)
         for province, legs in txn.participants.items():
             if province in txn.acknowledged:
                 continue
@@ -287,11 +288,15 @@ class Coordinator:
                     "saga %s: %s on %s: %s; will retry", transaction_id, txn.state, peer.name, error.reason.value
                 )
                 continue
-            state = await self._write(
-                lambda uow, p=province: coordination.acknowledge(uow, transaction_id, p, self._clock.now())
-            )
-            if txn.kind == "TRANSFER" and state == coordination.COMMITTED:
-                await self._write(lambda uow: wallets.complete_transfer(uow, transaction_id, self._clock.now()))
+            acknowledged.append(province)
+            await self._write(lambda uow, so_far=tuple(acknowledged): self._note(uow, txn, list(so_far)))
+
+    def _note(self, uow: PaymentUnitOfWork, txn: coordination.Decision, acknowledged: list[str]) -> None:
+        """The participants that applied the decided phase; a wallet transfer whose credit is
+        acknowledged is complete, in the same transaction."""
+        state = coordination.acknowledge(uow, txn, acknowledged, self._clock.now())
+        if txn.kind == "TRANSFER" and state == coordination.COMMITTED:
+            wallets.complete_transfer(uow, txn.transaction_id, self._clock.now())
 
     async def refund_unaccepted_transfers(self) -> int:
         """Gives back every transfer still not accepted at 06:00 the day after it was made.
