@@ -116,6 +116,7 @@ def prepare(
         prepared.append(
             PreparedLeg(leg.leg_no, leg.payer_id_number, account.account_id, leg.binding_id, leg.amount_fen)
         )
+    uow.pipeline_writes()  # every check passed; what follows only writes, to the commit
     uow.accounts.save_amounts(list(locked.values()))
     uow.participants.add(
         ParticipantTransaction(
@@ -137,6 +138,7 @@ def commit(uow: PaymentUnitOfWork, transaction_id: str, captures: dict[int, int]
         raise DomainError(Reason.ALREADY_RELEASED, f"transaction {transaction_id} was aborted here")
     _check_captures(txn, captures)
     locked = uow.accounts.lock(leg.account_id for leg in txn.legs)
+    uow.pipeline_writes()  # everything read; what follows only writes, to the commit
     year, hold_year = year_of(now), year_of(txn.create_time or now)
     postings: list[Posting] = []
     for leg in txn.legs:
