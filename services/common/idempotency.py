@@ -80,6 +80,14 @@ class StoredRequest:
     reversed_by: str | None = None
 
 
+@cache
+def _lookup(table: Table, for_update: bool) -> Any:
+    """The key's row, built once per table: building a statement costs more than running it."""
+    key = (table.c.principal == bindparam("principal")) & (table.c.request_id == bindparam("request_id"))
+    query = select(table).where(key)
+    return query.with_for_update() if for_update else query
+
+
 class IdempotencyStore:
     def __init__(self, session: Session, table: Table) -> None:
         self._session = session
@@ -89,8 +97,8 @@ class IdempotencyStore:
         return (self._table.c.principal == principal) & (self._table.c.request_id == request_id)
 
     def get(self, principal: str, request_id: str, for_update: bool = False) -> StoredRequest | None:
-        query = select(self._table).where(self._key(principal, request_id))
-        row = self._session.execute(query.with_for_update() if for_update else query).first()
+        query = _lookup(self._table, for_update)
+        row = self._session.execute(query, {"principal": principal, "request_id": request_id}).first()
         if row is None:
             return None
         outcome = None if row.succeeded is None else Outcome(row.succeeded, row.payload)

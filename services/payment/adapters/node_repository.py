@@ -7,11 +7,49 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from services.common.database import conflict_aware_insert
 from services.payment.adapters import orm
+
+# Statements of the cross-node settlement path, built once: building one costs more than running it.
+_sagas, _participants, _legs = orm.node_transactions, orm.participant_transactions, orm.participant_legs
+INSERT_SAGA = insert(_sagas)
+SAGA = select(_sagas).where(_sagas.c.transaction_id == bindparam("id"))
+SAGA_FOR_UPDATE = SAGA.with_for_update()
+SAGA_LEAVES_PREPARING = (
+    update(_sagas)
+    .where(_sagas.c.transaction_id == bindparam("id"), _sagas.c.state == "PREPARING")
+    .values(state=bindparam("state"), participants=bindparam("participants"), acknowledged=[],
+            update_time=bindparam("now"))
+)  # fmt: skip
+SAGA_ACKNOWLEDGED = (
+    update(_sagas)
+    .where(_sagas.c.transaction_id == bindparam("id"), _sagas.c.state == bindparam("phase"))
+    .values(state=bindparam("state"), acknowledged=bindparam("acknowledged"), update_time=bindparam("now"))
+)
+PARTICIPANT = (
+    select(_participants, _legs.c.leg_no, _legs.c.payer_id_number, _legs.c.account_id, _legs.c.binding_id,
+           _legs.c.amount_fen, _legs.c.captured_fen)
+    .outerjoin(_legs, _legs.c.transaction_id == _participants.c.transaction_id)
+    .where(_participants.c.transaction_id == bindparam("id"))
+    .order_by(_legs.c.leg_no)
+)  # fmt: skip
+PARTICIPANT_FOR_UPDATE = PARTICIPANT.with_for_update(of=_participants)
+COORDINATOR_OF = select(_participants.c.coordinator_province).where(_participants.c.transaction_id == bindparam("id"))
+INSERT_PARTICIPANT = insert(_participants)
+INSERT_PARTICIPANT_LEGS = insert(_legs)
+PARTICIPANT_STATE = (
+    update(_participants)
+    .where(_participants.c.transaction_id == bindparam("id"))
+    .values(state=bindparam("state"), update_time=bindparam("now"))
+)
+LEG_CAPTURED = (
+    update(_legs)
+    .where(_legs.c.transaction_id == bindparam("id"), _legs.c.leg_no == bindparam("leg"))
+    .values(captured_fen=bindparam("captured"))
+)
 
 
 @dataclass
@@ -37,25 +75,24 @@ class NodeTransactionLog:
 
     def add(self, txn: NodeTransaction) -> None:
         self._session.execute(
-            insert(orm.node_transactions).values(
-                transaction_id=txn.transaction_id,
-                kind=txn.kind,
-                state=txn.state,
-                participants=txn.participants,
-                acknowledged=txn.acknowledged,
-                coordinator_province=txn.coordinator_province,
-                beneficiary_id_number=txn.beneficiary_id_number,
-                institution_code=txn.institution_code,
-                expire_time=txn.expire_time,
-                create_time=txn.create_time,
-                update_time=txn.update_time,
-            )
+            INSERT_SAGA,
+            {
+                "transaction_id": txn.transaction_id,
+                "kind": txn.kind,
+                "state": txn.state,
+                "participants": txn.participants,
+                "acknowledged": txn.acknowledged,
+                "coordinator_province": txn.coordinator_province,
+                "beneficiary_id_number": txn.beneficiary_id_number,
+                "institution_code": txn.institution_code,
+                "expire_time": txn.expire_time,
+                "create_time": txn.create_time,
+                "update_time": txn.update_time,
+            },
         )
 
     def get(self, transaction_id: str, for_update: bool = False) -> NodeTransaction | None:
-        table = orm.node_transactions
-        query = select(table).where(table.c.transaction_id == transaction_id)
-        row = self._session.execute(query.with_for_update() if for_update else query).first()
+        row = self._session.execute(SAGA_FOR_UPDATE if for_update else SAGA, {"id": transaction_id}).first()
         if row is None:
             return None
         return NodeTransaction(
@@ -77,22 +114,17 @@ class NodeTransactionLog:
         self, transaction_id: str, state: str, participants: dict[str, list[dict[str, Any]]], now: datetime
     ) -> bool:
         """Moves a saga from PREPARING to `state` with these legs; False when it is no longer PREPARING."""
-        table = orm.node_transactions
         changed = self._session.execute(
-            update(table)
-            .where(table.c.transaction_id == transaction_id, table.c.state == "PREPARING")
-            .values(state=state, participants=participants, acknowledged=[], update_time=now)
+            SAGA_LEAVES_PREPARING, {"id": transaction_id, "state": state, "participants": participants, "now": now}
         )
         return changed.rowcount == 1  # type: ignore[attr-defined]
 
     def acknowledge(self, transaction_id: str, phase: str, state: str, acknowledged: list[str], now: datetime) -> bool:
         """Notes the participants that applied `phase` and the state that follows; False when the saga
         is no longer in `phase`."""
-        table = orm.node_transactions
         changed = self._session.execute(
-            update(table)
-            .where(table.c.transaction_id == transaction_id, table.c.state == phase)
-            .values(state=state, acknowledged=acknowledged, update_time=now)
+            SAGA_ACKNOWLEDGED,
+            {"id": transaction_id, "phase": phase, "state": state, "acknowledged": acknowledged, "now": now},
         )
         return changed.rowcount == 1  # type: ignore[attr-defined]
 
@@ -134,15 +166,8 @@ class ParticipantLog:
         self._session = session
 
     def get(self, transaction_id: str, for_update: bool = False) -> ParticipantTransaction | None:
-        table, legs = orm.participant_transactions, orm.participant_legs
-        query = (
-            select(table, legs.c.leg_no, legs.c.payer_id_number, legs.c.account_id, legs.c.binding_id,
-                   legs.c.amount_fen, legs.c.captured_fen)
-            .outerjoin(legs, legs.c.transaction_id == table.c.transaction_id)
-            .where(table.c.transaction_id == transaction_id)
-            .order_by(legs.c.leg_no)
-        )  # fmt: skip
-        rows = self._session.execute(query.with_for_update(of=table) if for_update else query).all()
+        query = PARTICIPANT_FOR_UPDATE if for_update else PARTICIPANT
+        rows = self._session.execute(query, {"id": transaction_id}).all()
         if not rows:
             return None
         row = rows[0]
@@ -156,27 +181,25 @@ class ParticipantLog:
 
     def coordinator_of(self, transaction_id: str) -> str | None:
         """The province whose node coordinates the transaction, without its legs."""
-        table = orm.participant_transactions
-        return self._session.execute(
-            select(table.c.coordinator_province).where(table.c.transaction_id == transaction_id)
-        ).scalar_one_or_none()
+        return self._session.execute(COORDINATOR_OF, {"id": transaction_id}).scalar_one_or_none()
 
     def add(self, txn: ParticipantTransaction, now: datetime) -> None:
         self._session.execute(
-            insert(orm.participant_transactions).values(
-                transaction_id=txn.transaction_id,
-                coordinator_province=txn.coordinator_province,
-                state=txn.state,
-                beneficiary_id_number=txn.beneficiary_id_number,
-                institution_code=txn.institution_code,
-                expire_time=txn.expire_time,
-                create_time=now,
-                update_time=now,
-            )
+            INSERT_PARTICIPANT,
+            {
+                "transaction_id": txn.transaction_id,
+                "coordinator_province": txn.coordinator_province,
+                "state": txn.state,
+                "beneficiary_id_number": txn.beneficiary_id_number,
+                "institution_code": txn.institution_code,
+                "expire_time": txn.expire_time,
+                "create_time": now,
+                "update_time": now,
+            },
         )
         if txn.legs:
             self._session.execute(
-                insert(orm.participant_legs),
+                INSERT_PARTICIPANT_LEGS,
                 [
                     {"transaction_id": txn.transaction_id, "leg_no": leg.leg_no, "payer_id_number": leg.payer_id_number,
                      "account_id": leg.account_id, "binding_id": leg.binding_id, "amount_fen": leg.amount_fen,
@@ -186,15 +209,11 @@ class ParticipantLog:
             )  # fmt: skip
 
     def save(self, txn: ParticipantTransaction, now: datetime) -> None:
-        table, legs = orm.participant_transactions, orm.participant_legs
-        self._session.execute(
-            update(table).where(table.c.transaction_id == txn.transaction_id).values(state=txn.state, update_time=now)
-        )
-        for leg in txn.legs:
+        self._session.execute(PARTICIPANT_STATE, {"id": txn.transaction_id, "state": txn.state, "now": now})
+        if txn.legs:
             self._session.execute(
-                update(legs)
-                .where(legs.c.transaction_id == txn.transaction_id, legs.c.leg_no == leg.leg_no)
-                .values(captured_fen=leg.captured_fen)
+                LEG_CAPTURED,
+                [{"id": txn.transaction_id, "leg": leg.leg_no, "captured": leg.captured_fen} for leg in txn.legs],
             )
 
     def expired_prepared(self, now: datetime, limit: int) -> list[ParticipantTransaction]:
