@@ -18,6 +18,7 @@ import pytest
 from gongji.binding.v1 import binding_service_pb2_grpc as binding_grpc
 from gongji.payment.v1 import payment_service_pb2 as papi
 from gongji.payment.v1 import payment_service_pb2_grpc as payment_grpc
+from services.benchmark.processes import free_port
 from services.common.security.development_pki import DevelopmentPKI
 from services.common.security.natural_callers import ActingStub, Roles
 from shared.principals import BINDING_SERVICE, payment_node
@@ -60,7 +61,7 @@ def _gone(pid: int) -> bool:
 def two_process_node(databases, tmp_path: Path) -> Iterator[SimpleNamespace]:
     pki = DevelopmentPKI(tmp_path / "pki")
     binding_address, payment_address = f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"
-    metrics_port = _free_port()
+    metrics_port = free_port(2)  # the sibling serves its metrics on the next port
     base = [sys.executable, "-m", "services.cli", "serve"]
     commands = {
         "binding": [

@@ -106,7 +106,7 @@ def measure_observed(
     try:
         ports = ObservabilityPorts(
             binding_metrics=f"127.0.0.1:{free_port()}",
-            payment_metrics=f"127.0.0.1:{free_port()}",
+            payment_metrics=f"127.0.0.1:{free_port(options.payment_processes)}",
             otlp_endpoint=f"http://127.0.0.1:{receiver.port}",
         )
         servers.restart(plaintext=False, observability=ports)

@@ -26,10 +26,22 @@ from services.benchmark.progress import say
 from services.common.database import normalise_url
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def free_port(count: int = 1) -> int:
+    """The first of `count` consecutive ports free on 127.0.0.1 now. A node's n-th process serves
+    its metrics on the node's port + n, and a port the kernel offers is one of its ephemeral ports,
+    so the next one may be an outgoing connection's local port already."""
+    for _ in range(100):
+        with contextlib.ExitStack() as held:
+            first = held.enter_context(socket.socket())
+            first.bind(("127.0.0.1", 0))
+            port = int(first.getsockname()[1])
+            try:
+                for offset in range(1, count):
+                    held.enter_context(socket.socket()).bind(("127.0.0.1", port + offset))
+            except (OSError, OverflowError):  # taken, or past the last port
+                continue
+            return port
+    raise OSError(f"no {count} consecutive free ports found on 127.0.0.1")
 
 
 @dataclass
