@@ -27,6 +27,7 @@ from sqlalchemy.engine import make_url
 
 from gongji.binding.v1 import binding_service_pb2_grpc as binding_grpc
 from gongji.payment.v1 import payment_service_pb2_grpc as payment_grpc
+from services.benchmark.processes import free_port as _free_port
 from services.binding.adapters import orm as binding_orm
 from services.binding.app import BindingSettings, start_binding_server
 from services.common.clock import ManualClock
@@ -268,14 +269,6 @@ EAST_PROVINCES = ["11", "12", "31", "32", "33", "34", "35", "36", "44"]
 WEST_PROVINCES = ["37", "41", "42", "50", "51", "61", "62", "63", "64", "65"]
 # The payment nodes the test binding service accepts: the single node and the two of two_nodes.
 KNOWN_NODES = NodeDirectory({"local": PROVINCES, "east": frozenset(EAST_PROVINCES), "west": frozenset(WEST_PROVINCES)})
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @contextmanager

@@ -71,11 +71,7 @@ def decision_of(txn: NodeTransaction) -> Decision:
 def settlement_decision(prepared: Prepared, settlement: Settlement) -> Decision:
     """The saga's phase once `settlement` is written: COMMITTING with what each remote leg captured,
     or PREPARED (the holds stay until the settlement is captured or released)."""
-    captured = {leg.binding_id: leg.captured_fen for leg in settlement.legs if leg.is_remote}
-    participants = {
-        province: [{**leg, "captured_fen": captured.get(leg["binding_id"], 0)} for leg in legs]
-        for province, legs in prepared.participants.items()
-    }
+    participants = _with_captures(prepared.participants, settlement)
     state = COMMITTING if settlement.state is SettlementState.CAPTURED else PREPARED
     return Decision(prepared.transaction_id, "SETTLEMENT", state, participants, prepared.coordinator_province)
 
@@ -120,17 +116,21 @@ def decide(uow: PaymentUnitOfWork, settlement: Settlement, state: str, now: date
     txn = uow.node_transactions.get(settlement.settlement_id, for_update=True)
     if txn is None:
         return
-    _set_captures(txn, settlement)
+    txn.participants = _with_captures(txn.participants, settlement)
     txn.state = state
     txn.acknowledged = []
     uow.node_transactions.save(txn, now)
 
 
-def _set_captures(txn: NodeTransaction, settlement: Settlement) -> None:
+def _with_captures(
+    participants: dict[str, list[dict[str, Any]]], settlement: Settlement
+) -> dict[str, list[dict[str, Any]]]:
+    """The saga's legs, each with what the settlement's remote leg under the same binding captured."""
     captured = {leg.binding_id: leg.captured_fen for leg in settlement.legs if leg.is_remote}
-    for legs in txn.participants.values():
-        for leg in legs:
-            leg["captured_fen"] = captured.get(leg["binding_id"], 0)
+    return {
+        province: [{**leg, "captured_fen": captured.get(leg["binding_id"], 0)} for leg in legs]
+        for province, legs in participants.items()
+    }
 
 
 def acknowledge(uow: PaymentUnitOfWork, decision: Decision, acknowledged: list[str], now: datetime) -> str:
