@@ -397,7 +397,8 @@ def test_a_failed_ledger_audit_logs_one_warning_without_its_message_and_keeps_th
     async def run() -> None:
         runner = FlakyRunner()
         task = asyncio.create_task(_audit_ledger_forever(runner, SystemClock(), gauges, 0.01))  # type: ignore[arg-type]
-        await asyncio.wait_for(runner.hanging.wait(), 10)
+        async with asyncio.timeout(10):
+            await runner.hanging.wait()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task

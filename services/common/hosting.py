@@ -21,6 +21,17 @@ class BackgroundServerStuck(RuntimeError):
     """The server's thread did not start or stop in time; the message carries its stack."""
 
 
+def _awaiting(coroutine: object) -> str:
+    """A suspended coroutine's chain of awaits, outermost first (Task.get_stack shows one frame)."""
+    lines: list[str] = []
+    while coroutine is not None:
+        frame = getattr(coroutine, "cr_frame", None) or getattr(coroutine, "gi_frame", None)
+        if frame is not None:
+            lines.append(f"\n  {frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}")
+        coroutine = getattr(coroutine, "cr_await", None) or getattr(coroutine, "gi_yieldfrom", None)
+    return "".join(lines)
+
+
 class BackgroundServer:
     def __init__(self, start: Callable[[], Awaitable[RunningServer]], grace: float = 1.0) -> None:
         self._start = start
@@ -57,9 +68,25 @@ class BackgroundServer:
             raise BackgroundServerStuck(f"the server did not stop within {STUCK_AFTER:.0f}s\n{self._stack()}")
 
     def _stack(self) -> str:
-        """Where the server's thread is, for a report of it being stuck."""
+        """Where the server's thread and its event loop's tasks are, for a report of it being
+        stuck: the thread alone only shows the loop waiting in select."""
         frame = sys._current_frames().get(self._thread.ident or -1)
-        return "".join(traceback.format_stack(frame)) if frame is not None else "(the thread has ended)"
+        thread = "".join(traceback.format_stack(frame)) if frame is not None else "(the thread has ended)"
+        return f"{thread}{self._tasks()}"
+
+    def _tasks(self) -> str:
+        if self._loop is None or self._loop.is_closed():
+            return ""
+        # Listing another thread's tasks may meet the set changing; a retry is enough.
+        for _ in range(3):
+            try:
+                tasks = list(asyncio.all_tasks(self._loop))
+                break
+            except RuntimeError:
+                continue
+        else:
+            return "\n(the loop's tasks could not be listed)"
+        return "".join(f"\ntask {task.get_name()} awaits:{_awaiting(task.get_coro())}" for task in tasks)
 
     def __enter__(self) -> BackgroundServer:
         return self.start()

@@ -50,8 +50,11 @@ class DatabaseProbe:
         # A probe thread stuck past its timeout is not doubled: the next probe waits on it.
         if self._running is None or self._running.done():
             self._running = asyncio.ensure_future(asyncio.to_thread(self._select_one))
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses a cancel that meets the
+        # probe finishing, and the readiness task then never stops (the server hung on stop).
         try:
-            await asyncio.wait_for(asyncio.shield(self._running), timeout)
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(self._running)
         except TimeoutError:
             raise TimeoutError(f"the database did not answer SELECT 1 within {timeout:.1f}s") from None
 

@@ -71,7 +71,8 @@ class RunningGateway:
     async def stop(self, grace: float) -> None:
         """Stops accepting, gives requests in flight `grace` seconds, then closes the channels and pool."""
         try:
-            await asyncio.wait_for(self.runner.cleanup(), timeout=grace)
+            async with asyncio.timeout(grace):  # not wait_for, which may lose a cancel on 3.11
+                await self.runner.cleanup()
         except TimeoutError:
             log.warning("requests still in flight after %.0fs were cut off", grace)
         await self.gongji.close()

@@ -89,7 +89,8 @@ class PayerChangeHub:
                 break
             watcher.acknowledged.clear()
             try:
-                await asyncio.wait_for(watcher.acknowledged.wait(), left)
+                async with asyncio.timeout(left):  # not wait_for, which may lose a cancel on 3.11
+                    await watcher.acknowledged.wait()
             except TimeoutError:
                 break
         if watcher.applied_revision >= revision:
@@ -144,7 +145,8 @@ class PayerChangeHub:
             while True:
                 left = watcher.lease_until - self._clock()
                 try:
-                    message = await asyncio.wait_for(watcher.outbox.get(), max(left, 0.0))
+                    async with asyncio.timeout(max(left, 0.0)):  # not wait_for, which may lose a cancel on 3.11
+                        message = await watcher.outbox.get()
                 except TimeoutError:
                     message = None  # no keepalive within the lease: the node must stop trusting its answers
                 if message is None:
