@@ -5,9 +5,10 @@ elsewhere, having found in the same transaction that the request has no answer y
 settlement with the decision (COMMITTING); and notes the participant's acknowledgement: 3
 transactions. What it decided is known from the settlement it wrote, so it is not read back
 before west is told.
-West, the participant, reads what each grantor can give, writes the holds (asking whether it held
-them already only when the binding service refuses), reads which node coordinates the
-transaction when asked to commit (the access policy's check), and writes the capture: 4.
+West, the participant, is not asked what each grantor can give first: it writes holds of as much
+as each grantor can give up to what east asks (asking whether it held them already only when the
+binding service refuses), reads which node coordinates the transaction when asked to commit (the
+access policy's check), and writes the capture: 3.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from tests.helpers import request_id
 from tests.test_cross_province import CrossFamily
 
 
-def test_a_cross_node_settlement_begins_three_transactions_on_the_coordinator_and_four_on_the_participant(
+def test_a_cross_node_settlement_begins_three_transactions_on_the_coordinator_and_three_on_the_participant(
     two_nodes,
 ) -> None:
     family = CrossFamily(two_nodes)
@@ -49,5 +50,5 @@ def test_a_cross_node_settlement_begins_three_transactions_on_the_coordinator_an
 
     assert settlement.state == ppb.SETTLEMENT_STATE_CAPTURED
     assert [leg.payer_admdvs for leg in settlement.legs] == ["320100", "620100"]
-    assert begun == {"east": 3, "west": 4}
+    assert begun == {"east": 3, "west": 3}
     family.assert_books_close()

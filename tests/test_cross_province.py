@@ -118,6 +118,38 @@ def test_a_leg_on_another_provinces_account_is_paid_by_that_provinces_node(famil
     family.assert_books_close()
 
 
+def test_a_remote_grantor_who_can_give_less_than_the_rest_of_the_bill_pays_what_he_has_and_cash_covers_the_rest(
+    two_nodes,
+):
+    family = CrossFamily(two_nodes, father_fen=5_000)
+    settlement = family.nodes.east.stub.Settle(
+        papi.SettleRequest(request_id=request_id(), bill=family.bill(30_000))
+    ).settlement
+    assert [(leg.amount_fen, leg.payer_admdvs, leg.payer_balance_after_fen) for leg in settlement.legs] == [
+        (10_000, NANJING, 0),
+        (5_000, LANZHOU, 0),
+    ]
+    assert settlement.cash_pay_fen == 15_000
+    father = family.balance(family.nodes.west.stub, family.father)
+    assert (father.balance_fen, father.held_fen) == (0, 0)
+    assert family.clearing(family.nodes.east.stub) == [("62", "32", 5_000)]
+    family.assert_books_close()
+
+
+def test_a_remote_grantor_with_nothing_left_holds_nothing_and_the_bill_is_paid_in_cash(family):
+    first = family.nodes.east.stub.Settle(papi.SettleRequest(request_id=request_id(), bill=family.bill(110_000)))
+    assert [leg.amount_fen for leg in first.settlement.legs] == [10_000, 100_000]
+    second = family.nodes.east.stub.Settle(
+        papi.SettleRequest(request_id=request_id(), bill=family.bill(5_000))
+    ).settlement
+    assert second.state == ppb.SETTLEMENT_STATE_CAPTURED
+    assert (list(second.legs), second.cash_pay_fen) == ([], 5_000)
+    father = family.balance(family.nodes.west.stub, family.father)
+    assert (father.balance_fen, father.held_fen) == (0, 0)
+    assert family.clearing(family.nodes.east.stub) == [("62", "32", 100_000)]
+    family.assert_books_close()
+
+
 def test_a_retried_cross_node_settlement_gets_its_first_answer_and_takes_nothing_more_on_either_node(family):
     request = papi.SettleRequest(request_id=request_id(), bill=family.bill(30_000))
     first = family.nodes.east.stub.Settle(request).settlement

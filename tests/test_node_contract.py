@@ -113,6 +113,42 @@ def test_a_prepare_beyond_what_the_grantor_can_give_holds_nothing(two_nodes, wes
     assert held(family) == (100_000, 0)
 
 
+def test_a_prepare_with_a_ceiling_holds_as_much_as_the_grantor_can_give_and_says_how_much(two_nodes, west):
+    family = CrossFamily(two_nodes)
+    request = prepare_request(family, "txn-ceiling", 100_001)
+    request.hold_up_to_amount = True
+    answer = west.PrepareLegs(request)
+    assert [(leg.leg_no, leg.amount_fen) for leg in answer.legs] == [(1, 100_000)]
+    assert list(answer.payer_available_after_fen) == [0]
+    assert list(answer.payer_admdvs) == ["620100"]
+    assert held(family) == (100_000, 100_000)
+    assert west.PrepareLegs(request) == answer, "a repeated prepare answers what it held"
+    commit = node.CommitLegsRequest(transaction_id="txn-ceiling", captures=[node.NodeLeg(leg_no=1, amount_fen=60_000)])
+    assert west.CommitLegs(commit).applied
+    assert held(family) == (40_000, 0)
+    assert family.nodes.west.stub.CheckLedger(papi.CheckLedgerRequest()).balanced
+
+
+def test_a_prepare_with_a_ceiling_leaves_out_a_leg_its_node_finds_no_grant_for_and_holds_nothing(two_nodes, west):
+    family = CrossFamily(two_nodes)
+    request = prepare_request(family, "txn-no-grant", 30_000)
+    request.hold_up_to_amount = True
+    request.legs[0].binding_id = "a-binding-west-never-resolved"
+    answer = west.PrepareLegs(request)
+    assert list(answer.legs) == [] and list(answer.payer_available_after_fen) == [] and list(answer.payer_admdvs) == []
+    assert held(family) == (100_000, 0)
+    with pytest.raises(grpc.RpcError) as raised:
+        west.CommitLegs(
+            node.CommitLegsRequest(transaction_id="txn-no-grant", captures=[node.NodeLeg(leg_no=1, amount_fen=1)])
+        )
+    assert refusal_of(raised.value).reason == "PEER_CLAIM_REJECTED"
+    # The coordinator's saga still lists the leg: taking nothing from it is no claim.
+    nothing = [node.NodeLeg(leg_no=1, amount_fen=0)]
+    assert west.CommitLegs(node.CommitLegsRequest(transaction_id="txn-no-grant", captures=nothing)).applied
+    assert held(family) == (100_000, 0)
+    assert family.nodes.west.stub.CheckLedger(papi.CheckLedgerRequest()).balanced
+
+
 def test_an_unknown_transaction_is_presumed_aborted_by_its_coordinator(two_nodes, east):
     answer = east.GetTransactionOutcome(
         node.GetTransactionOutcomeRequest(transaction_id="never-heard-of", participant_province="62")

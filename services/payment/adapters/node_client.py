@@ -30,6 +30,7 @@ from services.payment.routing import Node
 from services.payment.service_layer.coordination import LegOutcome, Outcome, RemoteCapacity
 from shared.errors import DomainError, Reason
 from shared.payers import PayerGrant
+from shared.regions import province_of
 from shared.settlements import Bill
 
 NODE_SERVICE = "gongji.node.v1.PaymentNodeService"
@@ -140,8 +141,10 @@ class GrpcNodeClient:
         legs: list[dict[str, Any]],
         grants: list[PayerGrant],
         expire_time: datetime,
-    ) -> None:
-        await self._call(
+        up_to: bool = False,
+    ) -> list[RemoteCapacity]:
+        """What the peer holds, by leg; with `up_to`, each leg's amount is a ceiling."""
+        answer = await self._call(
             peer,
             "PrepareLegs",
             node.PrepareLegsRequest(
@@ -161,8 +164,10 @@ class GrpcNodeClient:
                 ],
                 expire_time=datetime_to_timestamp(expire_time),
                 grants=[grant_to_proto(g) for g in grants],
+                hold_up_to_amount=up_to,
             ),
         )  # fmt: skip
+        return held_legs(peer, legs, answer)
 
     async def commit(self, peer: Node, transaction_id: str, captures: dict[int, int]) -> None:
         await self._call(
@@ -233,3 +238,27 @@ class GrpcNodeClient:
             ),
         )
         return bool(answer.credited)
+
+
+def held_legs(peer: Node, asked: list[dict[str, Any]], answer: node.PrepareLegsResponse) -> list[RemoteCapacity]:
+    """The peer's holds, each checked against what was asked: a peer's numbers are not taken
+    on trust, so a leg not asked for, held twice, or above its ask is refused."""
+    ceilings = {(leg["leg_no"], leg["binding_id"], leg["payer_id_number"]): leg["amount_fen"] for leg in asked}
+    balances, regions = list(answer.payer_available_after_fen), list(answer.payer_admdvs)
+    if not len(balances) == len(regions) == len(answer.legs):
+        raise _untrusted(peer, "its balances and regions do not match its legs")
+    held: list[RemoteCapacity] = []
+    seen: set[int] = set()
+    for leg, after, admdvs in zip(answer.legs, balances, regions, strict=True):
+        ceiling = ceilings.get((leg.leg_no, leg.binding_id, leg.payer_id_number))
+        if ceiling is None or leg.leg_no in seen or not 0 < leg.amount_fen <= ceiling or after < 0:
+            raise _untrusted(peer, f"leg {leg.leg_no} is not a hold of at most what was asked")
+        if not (len(admdvs) == 6 and admdvs.isdigit() and province_of(admdvs) in peer.provinces):
+            raise _untrusted(peer, f"leg {leg.leg_no}'s payer region is not one of that node's provinces")
+        seen.add(leg.leg_no)
+        held.append(RemoteCapacity(leg.binding_id, leg.payer_id_number, leg.amount_fen, after + leg.amount_fen, admdvs))
+    return held
+
+
+def _untrusted(peer: Node, why: str) -> DomainError:
+    return DomainError(Reason.PEER_CLAIM_REJECTED, f"node {peer.name} answered a prepare wrongly: {why}")

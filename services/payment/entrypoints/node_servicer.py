@@ -106,16 +106,17 @@ class PaymentNodeServicer(node_grpc.PaymentNodeServiceServicer):
         ]  # fmt: skip
         prepared = await peer_claims.prepare_on_own_grants(
             self._run, self._directory, self._clock, transaction_id, province, beneficiary, request.institution_code,
-            use, institution_admdvs, request.chronic_disease, legs, expire,
+            use, institution_admdvs, request.chronic_disease, legs, expire, request.hold_up_to_amount,
         )  # fmt: skip
         self._failpoint("participant_after_prepare")
         return node.PrepareLegsResponse(
             legs=[
-                node.NodeLeg(leg_no=leg.leg_no, payer_id_number=leg.payer_id_number, binding_id=leg.binding_id,
-                             amount_fen=leg.amount_fen)
-                for leg, _ in prepared
+                node.NodeLeg(leg_no=held.leg.leg_no, payer_id_number=held.leg.payer_id_number,
+                             binding_id=held.leg.binding_id, amount_fen=held.leg.amount_fen)
+                for held in prepared
             ],
-            payer_available_after_fen=[available for _, available in prepared],
+            payer_available_after_fen=[held.available_after_fen for held in prepared],
+            payer_admdvs=[held.admdvs for held in prepared],
         )  # fmt: skip
 
     async def CommitLegs(

@@ -1,9 +1,10 @@
 """Drives cross-node settlements and transfers to an all-or-nothing end.
 
-For a bill with grantors on other nodes: ask those nodes what each grantor can
-give, plan the split, write the saga intent (PREPARING), hold on every other
-node in parallel, then write the local settlement together with the decision
-(PREPARED or COMMITTING). Phase two repeats idempotent commit/abort/refund calls
+For a bill with grantors on other nodes: plan what each of them would give if
+it could give the whole bill, write the saga intent (PREPARING), ask every other
+node in parallel to hold up to that (each holds what its grantor can give), then
+plan the split with what is held and write the local settlement together with
+the decision (PREPARED or COMMITTING). Phase two repeats idempotent commit/abort/refund calls
 until every participant acknowledged; a recovery loop does the same after a
 crash. A request that fails between the intent and the decision leaves its saga
 PREPARING, which recovery turns into ABORTING (presumed abort).
@@ -45,7 +46,7 @@ class NodeClient(Protocol):
     ) -> list[RemoteCapacity]: ...
     async def prepare(self, peer: Node, transaction_id: str, coordinator_province: str, bill: Bill,
                       legs: list[dict[str, Any]], grants: list[PayerGrant],
-                      expire_time: datetime) -> None: ...  # fmt: skip
+                      expire_time: datetime, up_to: bool = False) -> list[RemoteCapacity]: ...  # fmt: skip
     async def commit(self, peer: Node, transaction_id: str, captures: dict[int, int]) -> None: ...
     async def abort(self, peer: Node, transaction_id: str, coordinator_province: str) -> None: ...
     async def refund(self, peer: Node, transaction_id: str) -> None: ...
@@ -175,7 +176,15 @@ class Coordinator:
             return None
         now = self._clock.now()
         local = self._routing.me.provinces
-        found = await self.remote_capacities(bill, payers)
+        # No capacity question first: each remote grant is planned as if it could give the whole
+        # bill, which bounds what it is asked for from above (the local payers before it in the
+        # order, read in this same transaction, take their part first), and the participant
+        # holds as much of that as its grantor can give. The settlement then plans with what is held.
+        ceilings = {
+            g.binding_id: RemoteCapacity(g.binding_id, g.grantor_id_number, bill.self_pay_fen, 0, g.grantor_admdvs)
+            for grants in far.values()
+            for g in grants
+        }
         transaction_id = ids.new_id()
         coordinator_province = province_of(bill.institution_admdvs)
 
@@ -184,12 +193,12 @@ class Coordinator:
             transaction, so the plan costs no round trips of its own."""
             if answered(uow):
                 raise AnsweredBefore
-            plan = settlements.plan_remote_legs(uow, bill, payers, found, local, now)
+            plan = settlements.plan_remote_legs(uow, bill, payers, ceilings, local, now)
             participants: dict[str, list[dict[str, Any]]] = defaultdict(list)
             for number, (binding_id, amount) in enumerate(sorted(plan.items()), start=1):
-                capacity = found[binding_id]
-                participants[province_of(capacity.admdvs)].append(
-                    {"leg_no": number, "payer_id_number": capacity.grantor_id_number, "binding_id": binding_id,
+                ceiling = ceilings[binding_id]
+                participants[province_of(ceiling.admdvs)].append(
+                    {"leg_no": number, "payer_id_number": ceiling.grantor_id_number, "binding_id": binding_id,
                      "amount_fen": amount, "captured_fen": 0}
                 )  # fmt: skip
             if participants:
@@ -208,34 +217,32 @@ class Coordinator:
             *(
                 self._client.prepare(
                     self._routing.owner_of_province(province), transaction_id, coordinator_province, bill, legs,
-                    [grants_of[leg["binding_id"]] for leg in legs], expire_time + self._grace,
+                    [grants_of[leg["binding_id"]] for leg in legs], expire_time + self._grace, up_to=True,
                 )
                 for province, legs in participants.items()
             ),
             return_exceptions=True,
         )  # fmt: skip
         failures = [r for r in results if isinstance(r, BaseException)]
-        if failures:
+        held = {c.binding_id: c for r in results if not isinstance(r, BaseException) for c in r}
+        if failures or not held:
+            # Nothing held anywhere is no failure: the bill is settled from this node's payers alone.
             await self._write(lambda uow: coordination.abandon(uow, transaction_id, self._clock.now()))
             await self.finish(transaction_id)
-            first = failures[0]
-            if isinstance(first, DomainError) and first.kind is ErrorKind.UNAVAILABLE:
-                raise first
-            if isinstance(first, DomainError) and first.reason is Reason.INSUFFICIENT_FUNDS:
-                raise DomainError(
-                    Reason.CONCURRENT_CHANGE,
-                    "a payer's balance changed while the settlement was being prepared; retry with the same request_id",
-                )
+        if not failures:
+            self._failpoint("after_remote_hold")
+            if not held:
+                return Prepared(transaction_id, {}, local)
+            return Prepared(transaction_id, held, local, participants, coordinator_province)
+        first = failures[0]
+        if isinstance(first, DomainError) and first.kind is ErrorKind.UNAVAILABLE:
             raise first
-        self._failpoint("after_remote_hold")
-        prepared = {
-            leg["binding_id"]: RemoteCapacity(
-                leg["binding_id"], leg["payer_id_number"], leg["amount_fen"],
-                found[leg["binding_id"]].available_fen, found[leg["binding_id"]].admdvs,
+        if isinstance(first, DomainError) and first.reason is Reason.INSUFFICIENT_FUNDS:
+            raise DomainError(
+                Reason.CONCURRENT_CHANGE,
+                "a payer's balance changed while the settlement was being prepared; retry with the same request_id",
             )
-            for legs in participants.values() for leg in legs
-        }  # fmt: skip
-        return Prepared(transaction_id, prepared, local, participants, coordinator_province)
+        raise first
 
     async def settled(self, prepared: Prepared, settlement: Settlement | None) -> None:
         """After the request that prepared it: an orphan (refused, replayed) is aborted; a decision is applied.
@@ -276,8 +283,10 @@ class Coordinator:
                     )  # fmt: skip
                 elif txn.state == coordination.COMMITTING:
                     self._failpoint("before_remote_commit")
-                    await self._client.commit(
-                        peer, transaction_id, {int(x["leg_no"]): int(x["captured_fen"]) for x in legs}
+                    await self._client.commit(  # a leg left out captures nothing
+                        peer,
+                        transaction_id,
+                        {int(x["leg_no"]): int(x["captured_fen"]) for x in legs if x["captured_fen"]},
                     )
                 elif txn.state == coordination.ABORTING:
                     await self._client.abort(peer, transaction_id, txn.coordinator_province)

@@ -68,6 +68,15 @@ def capacities(uow: PaymentUnitOfWork, grants: list[PayerGrant], now: datetime) 
     return found
 
 
+@dataclass(frozen=True)
+class HeldLeg:
+    """A leg held on this node, with its payer's balance after the hold and pooling region."""
+
+    leg: PreparedLeg
+    available_after_fen: int
+    admdvs: str
+
+
 def prepare(
     uow: PaymentUnitOfWork,
     transaction_id: str,
@@ -78,8 +87,11 @@ def prepare(
     grants: list[PayerGrant],
     expire_time: datetime,
     now: datetime,
-) -> list[tuple[PreparedLeg, int]]:
-    """Holds every leg at once, within each grant's limits, or none."""
+    up_to: bool = False,
+) -> list[HeldLeg]:
+    """Holds every leg at once, within each grant's limits, or none. With `up_to`, each leg's
+    amount is a ceiling: a leg holds what its grantor can give now, down to nothing (no grant
+    this node resolved, no account here), and such legs are left out."""
     existing = uow.participants.get(transaction_id, for_update=True)
     if existing is not None:
         if existing.state == ABORTED:
@@ -87,7 +99,11 @@ def prepare(
                 Reason.REQUEST_REVERSED, f"transaction {transaction_id} was aborted; it cannot be prepared"
             )
         locked = {a.account_id: a for a in (uow.accounts.get(leg.account_id) for leg in existing.legs) if a}
-        return [(leg, locked[leg.account_id].available_fen if leg.account_id in locked else 0) for leg in existing.legs]
+        return [
+            HeldLeg(leg, account.available_fen, account.admdvs) if (account := locked.get(leg.account_id))
+            else HeldLeg(leg, 0, "")
+            for leg in existing.legs
+        ]  # fmt: skip
     grant_of = {g.binding_id: g for g in grants}
     locked = uow.accounts.lock(personal_account(leg.payer_id_number) for leg in legs)
     year = year_of(now)
@@ -97,25 +113,30 @@ def prepare(
         account = locked.get(personal_account(leg.payer_id_number))
         grant = grant_of.get(leg.binding_id)
         if grant is None or grant.grantor_id_number != leg.payer_id_number:
+            if up_to:
+                continue
             raise DomainError(
                 Reason.PEER_CLAIM_REJECTED,
                 f"binding {leg.binding_id} does not let {leg.payer_id_number} pay for {beneficiary} now",
                 field="legs.binding_id",
             )
         if account is None:
+            if up_to:
+                continue
             raise DomainError(Reason.ACCOUNT_NOT_FOUND, f"no personal account of {leg.payer_id_number} on this node")
         limit = grant_limit(grant, account, usage.get(leg.payer_id_number, {}))
-        if leg.amount_fen > limit:
+        amount = min(leg.amount_fen, limit) if up_to else leg.amount_fen
+        if amount > limit:
             raise DomainError(
                 Reason.INSUFFICIENT_FUNDS,
                 f"{leg.payer_id_number} can give {limit} fen now, not {leg.amount_fen}",
                 metadata={"limit_fen": str(limit)},
             )
-        account.held_fen += leg.amount_fen
-        uow.usage.add(leg.binding_id, year, leg.payer_id_number, beneficiary, 0, leg.amount_fen)
-        prepared.append(
-            PreparedLeg(leg.leg_no, leg.payer_id_number, account.account_id, leg.binding_id, leg.amount_fen)
-        )
+        if amount <= 0:
+            continue
+        account.held_fen += amount
+        uow.usage.add(leg.binding_id, year, leg.payer_id_number, beneficiary, 0, amount)
+        prepared.append(PreparedLeg(leg.leg_no, leg.payer_id_number, account.account_id, leg.binding_id, amount))
     uow.pipeline_writes()  # every check passed; what follows only writes, to the commit
     uow.accounts.save_amounts(list(locked.values()))
     uow.participants.add(
@@ -124,7 +145,7 @@ def prepare(
         ),
         now,
     )
-    return [(leg, locked[leg.account_id].available_fen) for leg in prepared]
+    return [HeldLeg(leg, locked[leg.account_id].available_fen, locked[leg.account_id].admdvs) for leg in prepared]
 
 
 def commit(uow: PaymentUnitOfWork, transaction_id: str, captures: dict[int, int], now: datetime) -> bool:
@@ -162,9 +183,13 @@ def commit(uow: PaymentUnitOfWork, transaction_id: str, captures: dict[int, int]
 
 
 def _check_captures(txn: ParticipantTransaction, captures: dict[int, int]) -> None:
-    """A capture names a prepared leg and takes between nothing and what that leg holds."""
+    """A capture names a prepared leg and takes between nothing and what that leg holds. Taking
+    nothing from a leg this node never held is no claim: a prepare with a ceiling leaves out the
+    legs it could not hold, and the coordinator's saga still lists them."""
     held = {leg.leg_no: leg.amount_fen for leg in txn.legs}
     for leg_no, amount in captures.items():
+        if leg_no not in held and amount == 0:
+            continue
         if leg_no not in held:
             raise DomainError(
                 Reason.PEER_CLAIM_REJECTED, f"transaction {txn.transaction_id} has no leg {leg_no}", field="captures"

@@ -49,13 +49,14 @@ async def own_grants(
 async def prepare_on_own_grants(
     runner: UseCaseRunner[PaymentUnitOfWork], directory: BindingDirectory, clock: Clock, transaction_id: str,
     coordinator_province: str, beneficiary: str, institution_code: str, use: UseCategory, institution_admdvs: str,
-    chronic: bool, legs: list[participant.LegRequest], expire: datetime,
-) -> list[tuple[participant.LegRequest, int]]:  # fmt: skip
-    """Holds the legs a coordinator asks for, only through grants this node resolved itself, and
-    only on payers still current at the commit (a payer change announced meanwhile: again). A
-    retried prepare holds what it held, whatever the binding service says by then."""
+    chronic: bool, legs: list[participant.LegRequest], expire: datetime, up_to: bool = False,
+) -> list[participant.HeldLeg]:  # fmt: skip
+    """Holds the legs a coordinator asks for (with `up_to`, as much of each as its grantor can
+    give), only through grants this node resolved itself, and only on payers still current at
+    the commit (a payer change announced meanwhile: again). A retried prepare holds what it
+    held, whatever the binding service says by then."""
 
-    async def attempt(reads: PayerReads) -> list[tuple[participant.LegRequest, int]]:
+    async def attempt(reads: PayerReads) -> list[participant.HeldLeg]:
         try:
             grants = await own_grants(reads, beneficiary, use, institution_admdvs, chronic, clock.now())
         except DomainError:
@@ -64,10 +65,10 @@ async def prepare_on_own_grants(
                 raise
             grants = []
 
-        def prepare(uow: PaymentUnitOfWork) -> list[tuple[participant.LegRequest, int]]:
+        def prepare(uow: PaymentUnitOfWork) -> list[participant.HeldLeg]:
             held = participant.prepare(
                 uow, transaction_id, coordinator_province, beneficiary, institution_code, legs, grants, expire,
-                clock.now(),
+                clock.now(), up_to,
             )  # fmt: skip
             require_current(reads)
             return held
