@@ -82,7 +82,8 @@ class PaymentNodeServiceServicer:
     """
 
     def GetPayerCapacity(self, request, context):
-        """What each grantor with an account on this node can pay towards a bill now.
+        """What each grantor with an account on this node can pay towards a bill now: what a
+        quote shows. A settlement does not ask it; its prepare holds up to a ceiling instead.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
