@@ -8,8 +8,8 @@ is cash. Pure arithmetic on int fen.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from shared.payers import PayerMode
@@ -107,6 +107,27 @@ def _proportional(amount: int, grants: Sequence[Capacity]) -> list[int]:
             shares[i] += 1
             odd -= 1
     return shares
+
+
+def ceilings(
+    self_pay_fen: int, own: Sequence[Capacity], grants: Sequence[Capacity], mode: PayerMode, unknown: Collection[str]
+) -> dict[str, int]:
+    """The most the bill could take from each grant in `unknown` (binding ids of grants whose
+    limits are not known here, a grantor on another node): its part if it alone of them could
+    give the whole bill and the others nothing. Knowing the limits only lowers each part, in payer
+    order and in even shares alike, so a grantor held up to its ceiling (or its limit, if less)
+    covers what the split with the real limits takes from it. Grants with no part are left out."""
+    parts: dict[str, int] = {}
+    for binding_id in unknown:
+        alone = [
+            replace(c, limit_fen=self_pay_fen if c.binding_id == binding_id else 0) if c.binding_id in unknown else c
+            for c in grants
+        ]
+        split = split_bill(self_pay_fen, own, alone, mode)
+        part = sum(leg.amount_fen for leg in split.legs if leg.binding_id == binding_id)
+        if part > 0:
+            parts[binding_id] = part
+    return parts
 
 
 def shrink(legs: Sequence[Leg], cash_fen: int, final_fen: int) -> tuple[list[int], int]:

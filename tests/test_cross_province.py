@@ -136,6 +136,32 @@ def test_a_remote_grantor_who_can_give_less_than_the_rest_of_the_bill_pays_what_
     family.assert_books_close()
 
 
+def test_when_the_first_remote_grantor_runs_short_the_next_one_in_the_payer_order_pays_the_rest(two_nodes):
+    family = CrossFamily(two_nodes, father_fen=5_000)
+    grandfather = family.register("王爷爷", LANZHOU)
+    pending = family.binding.CreateBinding(
+        binding_request(grandfather, family.child, relationship=common.RELATIONSHIP_PATERNAL_GRANDCHILD)
+    ).binding
+    family.binding.ReviewBinding(
+        bapi.ReviewBindingRequest(
+            request_id=request_id(), binding_id=pending.binding_id, decision=bapi.REVIEW_DECISION_APPROVE,
+            operator_id="op-7",
+        )
+    )  # fmt: skip
+    family.credit(family.nodes.west.stub, grandfather, LANZHOU, 100_000)
+    settlement = family.nodes.east.stub.Settle(
+        papi.SettleRequest(request_id=request_id(), bill=family.bill(30_000))
+    ).settlement
+    assert [(leg.payer_id_number, leg.amount_fen) for leg in settlement.legs] == [
+        (mask_id_number(family.mother.id_number), 10_000),
+        (mask_id_number(family.father.id_number), 5_000),
+        (mask_id_number(grandfather.id_number), 15_000),
+    ]
+    assert settlement.cash_pay_fen == 0
+    assert family.balance(family.nodes.west.stub, grandfather).held_fen == 0
+    family.assert_books_close()
+
+
 def test_a_remote_grantor_with_nothing_left_holds_nothing_and_the_bill_is_paid_in_cash(family):
     first = family.nodes.east.stub.Settle(papi.SettleRequest(request_id=request_id(), bill=family.bill(110_000)))
     assert [leg.amount_fen for leg in first.settlement.legs] == [10_000, 100_000]

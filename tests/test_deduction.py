@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.deduction import Capacity, Leg, PaymentSource, least, shrink, split_bill
+from shared.deduction import Capacity, Leg, PaymentSource, ceilings, least, shrink, split_bill
 from shared.payers import PayerMode
 
 amounts = st.integers(min_value=0, max_value=10_000_000)
@@ -120,3 +120,26 @@ def test_a_smaller_capture_never_takes_more_than_was_held_and_cuts_cash_then_the
     if any(cut):
         first = cut.index(True)
         assert all(cut[first + 1 :]) or all(c == 0 for c in captured[first + 1 :])
+
+
+@given(amounts, own_sources, st.lists(limits, min_size=1, max_size=6), st.sampled_from(list(PayerMode)), st.data())
+def test_grantors_on_other_nodes_held_up_to_their_ceilings_split_the_bill_as_knowing_their_limits_would(
+    bill, own, grant_limits, mode, data
+):
+    """A coordinator does not know what a grantor on another node can give; it asks that node to
+    hold up to the grantor's ceiling, and the node holds the lesser of ceiling and limit. Split
+    with those holds, the bill is split exactly as with the real limits, in payer order and in
+    even shares: no fen goes to cash or to another payer for want of asking."""
+    grants = grants_from(grant_limits)
+    unknown = set(data.draw(st.sets(st.sampled_from([g.binding_id for g in grants]), min_size=1)))
+    asked = ceilings(bill, own, grants, mode, unknown)
+    held = [
+        Capacity(g.payer_id_number, g.source, min(max(0, g.limit_fen), asked.get(g.binding_id, 0)), g.binding_id,
+                 g.policy_version)
+        if g.binding_id in unknown else g
+        for g in grants
+    ]  # fmt: skip
+    knowing = split_bill(bill, own, grants, mode)
+    holding = split_bill(bill, own, held, mode)
+    assert holding == knowing
+    assert all(0 < part <= bill for part in asked.values())

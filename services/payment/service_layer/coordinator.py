@@ -1,8 +1,8 @@
 """Drives cross-node settlements and transfers to an all-or-nothing end.
 
-For a bill with grantors on other nodes: plan what each of them would give if
-it could give the whole bill, write the saga intent (PREPARING), ask every other
-node in parallel to hold up to that (each holds what its grantor can give), then
+For a bill with grantors on other nodes: find the most the bill could take from
+each of them, write the saga intent (PREPARING), ask every other node in
+parallel to hold up to that (each holds what its grantor can give), then
 plan the split with what is held and write the local settlement together with
 the decision (PREPARED or COMMITTING). Phase two repeats idempotent commit/abort/refund calls
 until every participant acknowledged; a recovery loop does the same after a
@@ -176,15 +176,11 @@ class Coordinator:
             return None
         now = self._clock.now()
         local = self._routing.me.provinces
-        # No capacity question first: each remote grant is planned as if it could give the whole
-        # bill, which bounds what it is asked for from above (the local payers before it in the
-        # order, read in this same transaction, take their part first), and the participant
-        # holds as much of that as its grantor can give. The settlement then plans with what is held.
-        ceilings = {
-            g.binding_id: RemoteCapacity(g.binding_id, g.grantor_id_number, bill.self_pay_fen, 0, g.grantor_admdvs)
-            for grants in far.values()
-            for g in grants
-        }
+        # No capacity question first: each remote grantor is asked to hold up to the most the bill
+        # could take from it, and holds as much of that as it can give; the settlement then plans
+        # with what is held.
+        remote = [g for grants in far.values() for g in grants]
+        grant_of = {g.binding_id: g for g in remote}
         transaction_id = ids.new_id()
         coordinator_province = province_of(bill.institution_admdvs)
 
@@ -193,12 +189,12 @@ class Coordinator:
             transaction, so the plan costs no round trips of its own."""
             if answered(uow):
                 raise AnsweredBefore
-            plan = settlements.plan_remote_legs(uow, bill, payers, ceilings, local, now)
+            ceilings = settlements.remote_ceilings(uow, bill, payers, remote, local, now)
             participants: dict[str, list[dict[str, Any]]] = defaultdict(list)
-            for number, (binding_id, amount) in enumerate(sorted(plan.items()), start=1):
-                ceiling = ceilings[binding_id]
-                participants[province_of(ceiling.admdvs)].append(
-                    {"leg_no": number, "payer_id_number": ceiling.grantor_id_number, "binding_id": binding_id,
+            for number, (binding_id, amount) in enumerate(sorted(ceilings.items()), start=1):
+                grant = grant_of[binding_id]
+                participants[province_of(grant.grantor_admdvs)].append(
+                    {"leg_no": number, "payer_id_number": grant.grantor_id_number, "binding_id": binding_id,
                      "amount_fen": amount, "captured_fen": 0}
                 )  # fmt: skip
             if participants:
@@ -212,12 +208,11 @@ class Coordinator:
         if not participants:
             return Prepared(transaction_id, {}, local)
         self._failpoint("before_remote_hold")
-        grants_of = {g.binding_id: g for grants in far.values() for g in grants}
         results = await asyncio.gather(
             *(
                 self._client.prepare(
                     self._routing.owner_of_province(province), transaction_id, coordinator_province, bill, legs,
-                    [grants_of[leg["binding_id"]] for leg in legs], expire_time + self._grace, up_to=True,
+                    [grant_of[leg["binding_id"]] for leg in legs], expire_time + self._grace, up_to=True,
                 )
                 for province, legs in participants.items()
             ),

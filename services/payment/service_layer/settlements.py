@@ -16,7 +16,7 @@ from services.payment.service_layer.coordination import Prepared, RemoteCapacity
 from services.payment.service_layer.ids import new_id
 from services.payment.service_layer.suspensions import check_not_suspended
 from services.payment.service_layer.unit_of_work import PaymentUnitOfWork
-from shared.deduction import Capacity, Leg, PaymentSource, least, shrink, split_bill
+from shared.deduction import Capacity, Leg, PaymentSource, ceilings, least, shrink, split_bill
 from shared.errors import DomainError, Reason
 from shared.ledger import (
     Account,
@@ -582,15 +582,19 @@ def _undo(uow: PaymentUnitOfWork, settlement: Settlement, method: str, now: date
         )
 
 
-def plan_remote_legs(
+def remote_ceilings(
     uow: PaymentUnitOfWork,
     bill: Bill,
     payers: Payers,
-    remote: dict[str, RemoteCapacity],
+    remote: list[PayerGrant],
     local_provinces: frozenset[str],
     now: datetime,
 ) -> dict[str, int]:
-    """The amounts a bill would take from grantors on other nodes, by binding id (nothing is written)."""
-    draw = _draw(uow, bill, payers, now, remote, local_provinces)
-    split = split_bill(bill.self_pay_fen, draw.own, draw.grants, payers.mode)
-    return {leg.binding_id: leg.amount_fen for leg in split.legs if leg.binding_id in draw.remote}
+    """The most this bill could take from each grantor on another node, by binding id, with this
+    node's payers as they are now (nothing is written); see `shared.deduction.ceilings`."""
+    unknown = {
+        g.binding_id: RemoteCapacity(g.binding_id, g.grantor_id_number, bill.self_pay_fen, 0, g.grantor_admdvs)
+        for g in remote
+    }
+    draw = _draw(uow, bill, payers, now, unknown, local_provinces)
+    return ceilings(bill.self_pay_fen, draw.own, draw.grants, payers.mode, draw.remote.keys())
