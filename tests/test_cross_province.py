@@ -16,6 +16,7 @@ from gongji.common.v1 import common_pb2 as common
 from gongji.node.v1 import node_service_pb2 as node
 from gongji.payment.v1 import payment_pb2 as ppb
 from gongji.payment.v1 import payment_service_pb2 as papi
+from services.payment.entrypoints.node_servicer import PaymentNodeServicer
 from services.payment.verification import stand_in_token
 from shared.ledger import CHINA_STANDARD_TIME
 from shared.privacy import mask_id_number
@@ -159,6 +160,43 @@ def test_when_the_first_remote_grantor_runs_short_the_next_one_in_the_payer_orde
     ]
     assert settlement.cash_pay_fen == 0
     assert family.balance(family.nodes.west.stub, grandfather).held_fen == 0
+    family.assert_books_close()
+
+
+@pytest.fixture
+def nodes_before_ceilings(monkeypatch) -> list[int]:
+    """Participants as a node of a version before ceilings answers: hold_up_to_amount ignored (a
+    leg is held in full or the prepare refused) and no payer_admdvs. Patched before the nodes
+    start, which bind their handlers then. Yields what each prepare asked for in all."""
+    prepare = PaymentNodeServicer.PrepareLegs
+    asked: list[int] = []
+
+    async def as_before_ceilings(self, request, context):
+        asked.append(sum(leg.amount_fen for leg in request.legs))
+        older = node.PrepareLegsRequest()
+        older.CopyFrom(request)
+        older.hold_up_to_amount = False
+        answer = await prepare(self, older, context)
+        del answer.payer_admdvs[:]
+        return answer
+
+    monkeypatch.setattr(PaymentNodeServicer, "PrepareLegs", as_before_ceilings)
+    return asked
+
+
+def test_a_node_of_a_version_before_ceilings_is_asked_what_its_grantor_can_give_and_then_holds_that(
+    nodes_before_ceilings, two_nodes
+):
+    """Provinces upgrade their nodes at different times."""
+    family = CrossFamily(two_nodes, father_fen=5_000)
+    settlement = family.nodes.east.stub.Settle(
+        papi.SettleRequest(request_id=request_id(), bill=family.bill(30_000))
+    ).settlement
+    assert [(leg.amount_fen, leg.payer_admdvs) for leg in settlement.legs] == [(10_000, NANJING), (5_000, LANZHOU)]
+    assert settlement.cash_pay_fen == 15_000
+    assert nodes_before_ceilings == [20_000, 5_000], "refused at the ceiling, then held what the grantor can give"
+    father = family.balance(family.nodes.west.stub, family.father)
+    assert (father.balance_fen, father.held_fen) == (0, 0)
     family.assert_books_close()
 
 

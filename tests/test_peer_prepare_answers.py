@@ -52,7 +52,16 @@ def test_a_participants_answer_that_holds_what_was_not_asked_is_refused(legs):
 
 
 def test_an_answer_whose_balances_or_regions_do_not_line_up_with_its_legs_is_refused():
-    broken = answer((1, "father", "b-father", 1, 0, "620100"))
-    del broken.payer_admdvs[:]
-    with pytest.raises(DomainError):
-        held_legs(WEST, ASKED, broken)
+    two_regions = answer((1, "father", "b-father", 1, 0, "620100"))
+    two_regions.payer_admdvs.append("620100")
+    without_balance = answer((1, "father", "b-father", 1, 0, "620100"))
+    del without_balance.payer_available_after_fen[:]
+    for broken in (two_regions, without_balance):
+        with pytest.raises(DomainError):
+            held_legs(WEST, ASKED, broken)
+
+
+def test_an_answer_without_regions_from_a_node_before_them_leaves_the_regions_to_the_coordinator():
+    older = answer((1, "father", "b-father", 20_000, 3_000, "620100"))
+    del older.payer_admdvs[:]
+    assert held_legs(WEST, ASKED, older) == [RemoteCapacity("b-father", "father", 20_000, 23_000, "")]

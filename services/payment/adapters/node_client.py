@@ -245,6 +245,8 @@ def held_legs(peer: Node, asked: list[dict[str, Any]], answer: node.PrepareLegsR
     on trust, so a leg not asked for, held twice, or above its ask is refused."""
     ceilings = {(leg["leg_no"], leg["binding_id"], leg["payer_id_number"]): leg["amount_fen"] for leg in asked}
     balances, regions = list(answer.payer_available_after_fen), list(answer.payer_admdvs)
+    if not regions:
+        regions = [""] * len(answer.legs)  # a node of a version before payer_admdvs; the caller fills them
     if not len(balances) == len(regions) == len(answer.legs):
         raise _untrusted(peer, "its balances and regions do not match its legs")
     held: list[RemoteCapacity] = []
@@ -253,7 +255,7 @@ def held_legs(peer: Node, asked: list[dict[str, Any]], answer: node.PrepareLegsR
         ceiling = ceilings.get((leg.leg_no, leg.binding_id, leg.payer_id_number))
         if ceiling is None or leg.leg_no in seen or not 0 < leg.amount_fen <= ceiling or after < 0:
             raise _untrusted(peer, f"leg {leg.leg_no} is not a hold of at most what was asked")
-        if not (len(admdvs) == 6 and admdvs.isdigit() and province_of(admdvs) in peer.provinces):
+        if admdvs and not (len(admdvs) == 6 and admdvs.isdigit() and province_of(admdvs) in peer.provinces):
             raise _untrusted(peer, f"leg {leg.leg_no}'s payer region is not one of that node's provinces")
         seen.add(leg.leg_no)
         held.append(RemoteCapacity(leg.binding_id, leg.payer_id_number, leg.amount_fen, after + leg.amount_fen, admdvs))

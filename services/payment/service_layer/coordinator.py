@@ -16,6 +16,7 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -167,10 +168,15 @@ class Coordinator:
         payers: settlements.Payers,
         expire_time: datetime,
         answered: Callable[[PaymentUnitOfWork], bool] = never_answered,
+        known: dict[str, RemoteCapacity] | None = None,
     ) -> Prepared | None:
         """Holds this bill's legs on other nodes; None when every payer is local. Raises
         AnsweredBefore, holding nothing, when `answered` says the request has its answer already
-        (asked in the transaction that writes the saga's intent)."""
+        (asked in the transaction that writes the saga's intent).
+
+        A node of a version before ceilings holds every leg in full or refuses it
+        (INSUFFICIENT_FUNDS); then the nodes are asked what each grantor can give (`known`) and
+        the legs are asked again within that, as before ceilings."""
         far = self._remote_grants(bill, payers)
         if not far:
             return None
@@ -190,6 +196,9 @@ class Coordinator:
             if answered(uow):
                 raise AnsweredBefore
             ceilings = settlements.remote_ceilings(uow, bill, payers, remote, local, now)
+            if known is not None:
+                ceilings = {b: min(c, known[b].limit_fen) for b, c in ceilings.items() if b in known}
+                ceilings = {b: c for b, c in ceilings.items() if c > 0}
             participants: dict[str, list[dict[str, Any]]] = defaultdict(list)
             for number, (binding_id, amount) in enumerate(sorted(ceilings.items()), start=1):
                 grant = grant_of[binding_id]
@@ -219,7 +228,11 @@ class Coordinator:
             return_exceptions=True,
         )  # fmt: skip
         failures = [r for r in results if isinstance(r, BaseException)]
-        held = {c.binding_id: c for r in results if not isinstance(r, BaseException) for c in r}
+        held = {
+            # A node of a version before ceilings does not say the payer's region: the binding service's.
+            c.binding_id: c if c.admdvs else replace(c, admdvs=grant_of[c.binding_id].grantor_admdvs)
+            for r in results if not isinstance(r, BaseException) for c in r
+        }  # fmt: skip
         if failures or not held:
             # Nothing held anywhere is no failure: the bill is settled from this node's payers alone.
             await self._write(lambda uow: coordination.abandon(uow, transaction_id, self._clock.now()))
@@ -232,6 +245,10 @@ class Coordinator:
         first = failures[0]
         if isinstance(first, DomainError) and first.kind is ErrorKind.UNAVAILABLE:
             raise first
+        if isinstance(first, DomainError) and first.reason is Reason.INSUFFICIENT_FUNDS and known is None:
+            log.info("saga %s: a node held no less than asked (a version before ceilings); asking capacity first",
+                     transaction_id)  # fmt: skip
+            return await self.prepare(bill, payers, expire_time, answered, await self.remote_capacities(bill, payers))
         if isinstance(first, DomainError) and first.reason is Reason.INSUFFICIENT_FUNDS:
             raise DomainError(
                 Reason.CONCURRENT_CHANGE,
