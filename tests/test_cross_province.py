@@ -137,8 +137,8 @@ def test_a_remote_grantor_who_can_give_less_than_the_rest_of_the_bill_pays_what_
     family.assert_books_close()
 
 
-def test_when_the_first_remote_grantor_runs_short_the_next_one_in_the_payer_order_pays_the_rest(two_nodes):
-    family = CrossFamily(two_nodes, father_fen=5_000)
+def with_grandfather_in_lanzhou(family: CrossFamily, fen: int):
+    """A third payer, after the father in the child's payer order, also kept by node west."""
     grandfather = family.register("王爷爷", LANZHOU)
     pending = family.binding.CreateBinding(
         binding_request(grandfather, family.child, relationship=common.RELATIONSHIP_PATERNAL_GRANDCHILD)
@@ -149,7 +149,13 @@ def test_when_the_first_remote_grantor_runs_short_the_next_one_in_the_payer_orde
             operator_id="op-7",
         )
     )  # fmt: skip
-    family.credit(family.nodes.west.stub, grandfather, LANZHOU, 100_000)
+    family.credit(family.nodes.west.stub, grandfather, LANZHOU, fen)
+    return grandfather
+
+
+def test_when_the_first_remote_grantor_runs_short_the_next_one_in_the_payer_order_pays_the_rest(two_nodes):
+    family = CrossFamily(two_nodes, father_fen=5_000)
+    grandfather = with_grandfather_in_lanzhou(family, 100_000)
     settlement = family.nodes.east.stub.Settle(
         papi.SettleRequest(request_id=request_id(), bill=family.bill(30_000))
     ).settlement
@@ -247,6 +253,24 @@ def test_an_authorization_across_nodes_holds_on_both_and_a_partial_capture_settl
     assert captured.captured_fen == 30_000
     father = family.balance(family.nodes.west.stub, family.father)
     assert (father.balance_fen, father.held_fen) == (80_000, 0)
+    family.assert_books_close()
+
+
+def test_an_authorization_across_nodes_holds_on_each_remote_grantor_exactly_his_part_until_its_capture(two_nodes):
+    family = CrossFamily(two_nodes, father_fen=5_000)
+    grandfather = with_grandfather_in_lanzhou(family, 100_000)
+    east, west = family.nodes.east.stub, family.nodes.west.stub
+    held = east.AuthorizeSettlement(
+        papi.AuthorizeSettlementRequest(request_id=request_id(), bill=family.bill(30_000))
+    ).settlement
+    assert [leg.amount_fen for leg in held.legs] == [10_000, 5_000, 15_000]
+    assert family.balance(west, family.father).held_fen == 5_000
+    assert family.balance(west, grandfather).held_fen == 15_000, "no more held than the authorisation may take"
+    east.CaptureSettlement(
+        papi.CaptureSettlementRequest(request_id=request_id(), settlement_id=held.settlement_id, amount_fen=30_000)
+    )
+    grandfather_after = family.balance(west, grandfather)
+    assert (grandfather_after.balance_fen, grandfather_after.held_fen) == (85_000, 0)
     family.assert_books_close()
 
 

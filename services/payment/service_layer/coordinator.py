@@ -168,15 +168,20 @@ class Coordinator:
         payers: settlements.Payers,
         expire_time: datetime,
         answered: Callable[[PaymentUnitOfWork], bool] = never_answered,
+        exact: bool = False,
         known: dict[str, RemoteCapacity] | None = None,
     ) -> Prepared | None:
         """Holds this bill's legs on other nodes; None when every payer is local. Raises
         AnsweredBefore, holding nothing, when `answered` says the request has its answer already
         (asked in the transaction that writes the saga's intent).
 
-        A node of a version before ceilings holds every leg in full or refuses it
-        (INSUFFICIENT_FUNDS); then the nodes are asked what each grantor can give (`known`) and
-        the legs are asked again within that, as before ceilings."""
+        Each grantor holds up to a ceiling, so the other nodes need not be asked first what their
+        grantors can give; what the settlement does not take is released when it is captured.
+        An authorisation, whose holds stay until its capture, is `exact`: the nodes are asked
+        first (`known`) and hold each leg's part, no more. So is a node of a version before
+        ceilings, which holds every leg in full or refuses it (INSUFFICIENT_FUNDS)."""
+        if exact and known is None:
+            known = await self.remote_capacities(bill, payers)
         far = self._remote_grants(bill, payers)
         if not far:
             return None
@@ -195,10 +200,7 @@ class Coordinator:
             transaction, so the plan costs no round trips of its own."""
             if answered(uow):
                 raise AnsweredBefore
-            ceilings = settlements.remote_ceilings(uow, bill, payers, remote, local, now)
-            if known is not None:
-                ceilings = {b: min(c, known[b].limit_fen) for b, c in ceilings.items() if b in known}
-                ceilings = {b: c for b, c in ceilings.items() if c > 0}
+            ceilings = settlements.remote_ceilings(uow, bill, payers, remote, local, now, known)
             participants: dict[str, list[dict[str, Any]]] = defaultdict(list)
             for number, (binding_id, amount) in enumerate(sorted(ceilings.items()), start=1):
                 grant = grant_of[binding_id]
@@ -248,7 +250,7 @@ class Coordinator:
         if isinstance(first, DomainError) and first.reason is Reason.INSUFFICIENT_FUNDS and known is None:
             log.info("saga %s: a node held no less than asked (a version before ceilings); asking capacity first",
                      transaction_id)  # fmt: skip
-            return await self.prepare(bill, payers, expire_time, answered, await self.remote_capacities(bill, payers))
+            return await self.prepare(bill, payers, expire_time, answered, exact=True)
         if isinstance(first, DomainError) and first.reason is Reason.INSUFFICIENT_FUNDS:
             raise DomainError(
                 Reason.CONCURRENT_CHANGE,

@@ -589,9 +589,15 @@ def remote_ceilings(
     remote: list[PayerGrant],
     local_provinces: frozenset[str],
     now: datetime,
+    known: dict[str, RemoteCapacity] | None = None,
 ) -> dict[str, int]:
-    """The most this bill could take from each grantor on another node, by binding id, with this
-    node's payers as they are now (nothing is written); see `shared.deduction.ceilings`."""
+    """What to ask each grantor on another node to hold for this bill, by binding id, with this
+    node's payers as they are now (nothing is written): the most the bill could take from it (see
+    `shared.deduction.ceilings`), or, with what each can give `known`, exactly its part."""
+    if known is not None:
+        draw = _draw(uow, bill, payers, now, known, local_provinces)
+        split = split_bill(bill.self_pay_fen, draw.own, draw.grants, payers.mode)
+        return {leg.binding_id: leg.amount_fen for leg in split.legs if leg.binding_id in draw.remote}
     unknown = {
         g.binding_id: RemoteCapacity(g.binding_id, g.grantor_id_number, bill.self_pay_fen, 0, g.grantor_admdvs)
         for g in remote

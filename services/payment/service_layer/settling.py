@@ -125,7 +125,7 @@ class Settling:
             # they cannot be reached (asked only then, so a first request reads nothing for it).
             try:
                 prepared = await self._coordinator.prepare(
-                    bill, payers, expire, lambda uow: self._run.answered(uow, request_id)
+                    bill, payers, expire, lambda uow: self._run.answered(uow, request_id), exact=not capture
                 )
             except (AnsweredBefore, DomainError) as error:
                 replayed = await self._run.replay(method, request_id, request, response_type)
