@@ -180,16 +180,15 @@ class Coordinator:
         An authorisation, whose holds stay until its capture, is `exact`: the nodes are asked
         first (`known`) and hold each leg's part, no more. So is a node of a version before
         ceilings, which holds every leg in full or refuses it (INSUFFICIENT_FUNDS)."""
-        if exact and known is None:
-            known = await self.remote_capacities(bill, payers)
         far = self._remote_grants(bill, payers)
         if not far:
             return None
+        if exact and known is None:
+            known = await self.remote_capacities(bill, payers)
         now = self._clock.now()
         local = self._routing.me.provinces
-        # No capacity question first: each remote grantor is asked to hold up to the most the bill
-        # could take from it, and holds as much of that as it can give; the settlement then plans
-        # with what is held.
+        # Without `known`, each remote grantor is asked to hold up to the most the bill could take
+        # from it and holds as much of that as it can give; the settlement plans with what is held.
         remote = [g for grants in far.values() for g in grants]
         grant_of = {g.binding_id: g for g in remote}
         transaction_id = ids.new_id()
@@ -248,7 +247,7 @@ class Coordinator:
         if isinstance(first, DomainError) and first.kind is ErrorKind.UNAVAILABLE:
             raise first
         if isinstance(first, DomainError) and first.reason is Reason.INSUFFICIENT_FUNDS and known is None:
-            log.info("saga %s: a node held no less than asked (a version before ceilings); asking capacity first",
+            log.info("saga %s: a node refused a ceiling (a version before ceilings); asking capacity first",
                      transaction_id)  # fmt: skip
             return await self.prepare(bill, payers, expire_time, answered, exact=True)
         if isinstance(first, DomainError) and first.reason is Reason.INSUFFICIENT_FUNDS:
