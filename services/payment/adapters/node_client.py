@@ -30,7 +30,7 @@ from services.payment.routing import Node
 from services.payment.service_layer.coordination import LegOutcome, Outcome, RemoteCapacity
 from shared.errors import DomainError, Reason
 from shared.payers import PayerGrant
-from shared.regions import province_of
+from shared.regions import province_of, validate_admdvs
 from shared.settlements import Bill
 
 NODE_SERVICE = "gongji.node.v1.PaymentNodeService"
@@ -255,11 +255,20 @@ def held_legs(peer: Node, asked: list[dict[str, Any]], answer: node.PrepareLegsR
         ceiling = ceilings.get((leg.leg_no, leg.binding_id, leg.payer_id_number))
         if ceiling is None or leg.leg_no in seen or not 0 < leg.amount_fen <= ceiling or after < 0:
             raise _untrusted(peer, f"leg {leg.leg_no} is not a hold of at most what was asked")
-        if admdvs and not (len(admdvs) == 6 and admdvs.isdigit() and province_of(admdvs) in peer.provinces):
+        if admdvs and not _region_of(peer, admdvs):
             raise _untrusted(peer, f"leg {leg.leg_no}'s payer region is not one of that node's provinces")
         seen.add(leg.leg_no)
         held.append(RemoteCapacity(leg.binding_id, leg.payer_id_number, leg.amount_fen, after + leg.amount_fen, admdvs))
     return held
+
+
+def _region_of(peer: Node, admdvs: str) -> bool:
+    """Whether `admdvs` is a division code of one of the peer's provinces."""
+    try:
+        validate_admdvs(admdvs, "payer_admdvs")
+    except DomainError:
+        return False
+    return province_of(admdvs) in peer.provinces
 
 
 def _untrusted(peer: Node, why: str) -> DomainError:

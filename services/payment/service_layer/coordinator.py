@@ -296,10 +296,8 @@ class Coordinator:
                     )  # fmt: skip
                 elif txn.state == coordination.COMMITTING:
                     self._failpoint("before_remote_commit")
-                    await self._client.commit(  # a leg left out captures nothing
-                        peer,
-                        transaction_id,
-                        {int(x["leg_no"]): int(x["captured_fen"]) for x in legs if x["captured_fen"]},
+                    await self._client.commit(
+                        peer, transaction_id, {int(x["leg_no"]): int(x["captured_fen"]) for x in legs}
                     )
                 elif txn.state == coordination.ABORTING:
                     await self._client.abort(peer, transaction_id, txn.coordinator_province)

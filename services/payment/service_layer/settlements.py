@@ -594,13 +594,12 @@ def remote_ceilings(
     """What to ask each grantor on another node to hold for this bill, by binding id, with this
     node's payers as they are now (nothing is written): the most the bill could take from it (see
     `shared.deduction.ceilings`), or, with what each can give `known`, exactly its part."""
-    if known is not None:
-        draw = _draw(uow, bill, payers, now, known, local_provinces)
-        split = split_bill(bill.self_pay_fen, draw.own, draw.grants, payers.mode)
-        return {leg.binding_id: leg.amount_fen for leg in split.legs if leg.binding_id in draw.remote}
-    unknown = {
+    unbounded = {
         g.binding_id: RemoteCapacity(g.binding_id, g.grantor_id_number, bill.self_pay_fen, 0, g.grantor_admdvs)
         for g in remote
     }
-    draw = _draw(uow, bill, payers, now, unknown, local_provinces)
-    return ceilings(bill.self_pay_fen, draw.own, draw.grants, payers.mode, draw.remote.keys())
+    draw = _draw(uow, bill, payers, now, unbounded if known is None else known, local_provinces)
+    if known is None:
+        return ceilings(bill.self_pay_fen, draw.own, draw.grants, payers.mode, draw.remote.keys())
+    split = split_bill(bill.self_pay_fen, draw.own, draw.grants, payers.mode)
+    return {leg.binding_id: leg.amount_fen for leg in split.legs if leg.binding_id in draw.remote}
