@@ -14,6 +14,8 @@ from contextlib import contextmanager
 
 import grpc
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
@@ -21,7 +23,12 @@ from sqlalchemy.exc import OperationalError
 from gongji.payment.v1 import payment_pb2 as ppb
 from gongji.payment.v1 import payment_service_pb2 as papi
 from services.common.clock import SystemClock
-from services.common.database import create_database_engine, is_past_deadline, normalise_url
+from services.common.database import (
+    create_database_engine,
+    is_past_deadline,
+    normalise_url,
+    statement_timeout_to_set,
+)
 from services.common.deadlines import reset_call_deadline, set_call_deadline, working_until
 from services.common.interceptors import InFlight
 from services.common.limits import ServerLimits
@@ -111,6 +118,62 @@ def test_a_statement_running_past_the_callers_deadline_is_stopped_by_the_databas
             assert conn.execute(text("SELECT 1")).scalar_one() == 1
     finally:
         engine.dispose()
+
+
+def _statement_of(backend: str, seconds: float) -> str:
+    """A statement that runs about `seconds` when nothing stops it."""
+    if backend == "postgresql":
+        return f"SELECT pg_sleep({seconds})"
+    steps = int(seconds * 4_000_000)
+    return f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {steps}) SELECT count(*) FROM n"
+
+
+def test_each_transaction_on_a_reused_connection_is_bounded_by_its_own_callers_deadline(databases, backend):
+    engine = create_database_engine(databases.url("binding"), pool_size=1)  # one connection for all
+    try:
+        with working_until(time.monotonic() + 60), engine.begin() as conn:
+            conn.execute(text("SELECT 1"))
+        started = time.monotonic()
+        with working_until(time.monotonic() + 0.3), pytest.raises(OperationalError) as stopped, engine.begin() as conn:
+            conn.execute(text(_slow_statement(backend)))
+        assert is_past_deadline(stopped.value)
+        assert time.monotonic() - started < 4
+        if backend == "postgresql":  # reads outside a transaction, as the services make them there
+            autocommit = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            with working_until(time.monotonic() + 0.3), pytest.raises(OperationalError) as stopped, autocommit:
+                autocommit.execute(text(_slow_statement(backend)))
+            assert is_past_deadline(stopped.value)
+        with engine.begin() as conn:  # without a deadline, the earlier callers' bounds are gone
+            conn.execute(text(_statement_of(backend, 0.6)))
+        with working_until(time.monotonic() + 60), engine.begin() as conn:
+            conn.execute(text(_statement_of(backend, 0.6)))
+    finally:
+        engine.dispose()
+
+
+@given(
+    current=st.one_of(st.none(), st.integers(min_value=1, max_value=10**7)),
+    budget=st.one_of(st.none(), st.integers(min_value=1, max_value=10**7)),
+)
+def test_a_statement_timeout_is_never_longer_than_the_time_left_nor_shorter_than_most_of_it(
+    current: int | None, budget: int | None
+) -> None:
+    timeout = statement_timeout_to_set(current, budget)
+    if budget is None:
+        assert timeout is None
+        return
+    assert timeout is not None and 1 <= timeout <= budget
+    assert timeout >= min(budget, int(0.75 * budget))
+    if current is not None and 0.75 * budget <= current <= budget:
+        assert timeout == current  # nothing to send
+
+
+def test_callers_with_like_deadlines_share_one_statement_timeout() -> None:
+    first = statement_timeout_to_set(None, 5_000)
+    assert first is not None
+    # A new one is set with a tenth to spare: later callers with up to a third more time left fit it too.
+    assert all(statement_timeout_to_set(first, left) == first for left in range(first, first * 4 // 3 + 1, 7))
+    assert statement_timeout_to_set(first, first - 1) != first  # less time left than the timeout: a new one
 
 
 @contextmanager

@@ -5,8 +5,10 @@ A two-payer Settle runs 11 statements. The reads wait one by one (BEGIN, the ide
 claim, the suspension check, the accounts locked, their year's usage); every write after
 them, 7 statements, goes out in one pipeline (psycopg's pipeline mode) and is answered at
 once; then COMMIT: 7 round trips, where one per statement made 13. A call with a deadline
-(most clients set one) costs one more: `SET LOCAL statement_timeout` after BEGIN, waited for on
-its own, since psycopg waits for its implicit BEGIN even in pipeline mode.
+(most clients set one) bounds its statements by the time it has left: the connection's
+`statement_timeout` serves while it lies between three quarters of that time and all of it, so
+calls with like deadlines cost nothing more. A call with much less time left than the one
+before costs one more round trip: `SET statement_timeout` after BEGIN.
 """
 
 from __future__ import annotations
@@ -23,14 +25,19 @@ from tests.helpers import request_id
 from tests.payment_helpers import PaymentFamily
 
 
-@pytest.mark.parametrize("deadline", [None, 30.0], ids=["without a deadline", "with a deadline"])
-def test_a_two_payer_settle_waits_for_postgresql_seven_times_and_once_more_for_a_deadline(
-    payment_service, backend, tmp_path: Path, deadline: float | None
+@pytest.mark.parametrize(
+    ("before", "deadline", "sets_timeout"),
+    [(None, None, False), (30.0, 30.0, False), (60.0, 30.0, True)],
+    ids=["without a deadline", "with a deadline like the last call's", "with much less time left than the last call"],
+)
+def test_a_two_payer_settle_waits_for_postgresql_seven_times_and_once_more_for_a_new_statement_timeout(
+    payment_service, backend, tmp_path: Path, before: float | None, deadline: float | None, sets_timeout: bool
 ) -> None:
     if backend != "postgresql":
         pytest.skip("round trips are PostgreSQL's")
     family = PaymentFamily(payment_service)
-    family.settle(1_000)  # the institution's receivable exists after the first
+    # The institution's receivable exists after the first; the pool lends its last connection again.
+    family.payment.Settle(papi.SettleRequest(request_id=request_id(), bill=family.bill(1_000)), timeout=before)
     statements: list[str] = []
     traced: list[object] = []
     trace_path = tmp_path / "libpq.trace"
@@ -60,7 +67,7 @@ def test_a_two_payer_settle_waits_for_postgresql_seven_times_and_once_more_for_a
                 raw.pgconn.untrace()  # type: ignore[attr-defined]
 
     assert len(settlement.legs) == 2
-    assert len(statements) == (12 if deadline else 11), statements  # with SET LOCAL statement_timeout
+    assert len(statements) == (12 if sets_timeout else 11), statements
     wire = trace_path.read_text()
-    assert ("SET LOCAL statement_timeout" in wire) == (deadline is not None)
-    assert wire.count("ReadyForQuery") == (8 if deadline else 7), wire
+    assert ("SET statement_timeout" in wire) == sets_timeout
+    assert wire.count("ReadyForQuery") == (8 if sets_timeout else 7), wire

@@ -27,6 +27,7 @@ from gongji.payment.v1 import payment_service_pb2_grpc as payment_grpc
 from services.common.converters import datetime_to_timestamp
 from services.common.database import normalise_url
 from services.common.security.callers import ACTING_FOR
+from services.payment.service_layer.coordinator_memory import CoordinatorMemory
 from shared.bindings import Channel
 from shared.money import MAX_BALANCE_FEN
 from shared.principals import BINDING_SERVICE, GATEWAY, channel_principal, institution, operator, payment_node
@@ -518,6 +519,36 @@ def test_a_node_captures_neither_less_than_nothing_nor_more_than_it_holds(cross)
     assert refusal(west_calls.CommitLegs, unknown_leg).reason == "PEER_CLAIM_REJECTED"
     assert held_by_mother(cross) == (100_000, 10_000)
     west_calls.AbortLegs(node.AbortLegsRequest(transaction_id=request.transaction_id, coordinator_province="62"))
+    assert held_by_mother(cross) == (100_000, 0)
+    cross.assert_books_close()
+
+
+def test_only_the_coordinating_node_commits_aborts_or_refunds_a_transaction_whether_remembered_or_read(
+    cross, monkeypatch
+):
+    """West coordinates; east, acting on its own node service as a node of the routing file,
+    is refused every second-phase step, first with the coordinator remembered from the prepare,
+    then with it read from the database (a process that did not prepare it)."""
+    east = cross.nodes.east
+    request = prepare(cross, cross.mother_binding.binding_id, cross.mother.id_number, 10_000)
+    east.node_stub("west").PrepareLegs(request)
+    by_east = east.node_stub("east")
+    steps = (
+        (by_east.CommitLegs, node.CommitLegsRequest(
+            transaction_id=request.transaction_id, captures=[node.NodeLeg(leg_no=1, amount_fen=10_000)])),
+        (by_east.AbortLegs, node.AbortLegsRequest(transaction_id=request.transaction_id, coordinator_province="32")),
+        (by_east.RefundLegs, node.RefundLegsRequest(transaction_id=request.transaction_id)),
+    )  # fmt: skip
+    for forgotten in (False, True):
+        if forgotten:  # as in a process of the node that did not prepare it
+            monkeypatch.setattr(CoordinatorMemory, "province_of", lambda self, transaction_id: None)
+        for call, step in steps:
+            refused = refusal(call, step)
+            assert (refused.code, refused.reason) == (PERMISSION_DENIED, "OUT_OF_SCOPE"), call
+    assert held_by_mother(cross) == (100_000, 10_000)
+    east.node_stub("west").AbortLegs(
+        node.AbortLegsRequest(transaction_id=request.transaction_id, coordinator_province="62")
+    )
     assert held_by_mother(cross) == (100_000, 0)
     cross.assert_books_close()
 

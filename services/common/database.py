@@ -51,17 +51,67 @@ def create_database_engine(url: str, pool_size: int = 16) -> Engine:
         return _sqlite_engine(url)
     # No pool_pre_ping: the runner retries work whose connection proved dead instead.
     # hide_parameters: SQL errors and echo never show the values (ID numbers, names).
-    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, hide_parameters=True)
+    # LIFO: the connection used last is lent next, with the statement_timeout it has already.
+    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_use_lifo=True, hide_parameters=True)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        # The caller's remaining time bounds every statement of the transaction (a round trip
-        # per transaction; autocommit reads are single statements under the server default).
-        budget = remaining_milliseconds()
-        if budget is not None and connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
-            connection.exec_driver_sql(f"SET LOCAL statement_timeout = {budget}")
+        _bound_statements(connection, connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT")
+
+    @event.listens_for(engine, "commit")
+    def _on_commit(connection: Any) -> None:
+        if _TIMEOUT_SENT in connection.info:
+            connection.info[_TIMEOUT_KEPT] = connection.info.pop(_TIMEOUT_SENT)
+
+    @event.listens_for(engine, "rollback")
+    def _on_rollback(connection: Any) -> None:
+        # PostgreSQL undoes a SET of a transaction rolled back: the session keeps what it had.
+        connection.info.pop(_TIMEOUT_SENT, None)
 
     return engine
+
+
+# The session's statement_timeout as this process last set it (ms; None: the server's default),
+# kept in the pooled connection's info, and a value sent in the open transaction, kept once it commits.
+_TIMEOUT_KEPT = "gongji.statement_timeout"
+_TIMEOUT_SENT = "gongji.statement_timeout.sent"
+_KNOWN = object()
+# A session's timeout still serves a caller while it lies within this share of the caller's
+# remaining time; a new one is set a little below the remaining time, so that callers with
+# like deadlines that come later (with a little less left) find it fitting too.
+_TIMEOUT_STILL_FITS = 0.75
+_TIMEOUT_MARGIN = 0.9
+
+
+def statement_timeout_to_set(current: int | None, budget: int | None) -> int | None:
+    """The statement_timeout (ms) to SET for a transaction with `budget` ms left (None: no
+    deadline, the server's default), given the session's `current` one: `current` itself
+    when it fits (nothing is sent), else the new value.
+
+    A timeout fits a deadline when it is no longer than the time left and no shorter than
+    three quarters of it. So a statement never outlives its caller's deadline, and
+    transactions with like deadlines cost no SET each (a round trip per transaction)."""
+    if budget is None:
+        return None
+    if current is not None and _TIMEOUT_STILL_FITS * budget <= current <= budget:
+        return current
+    return max(1, int(budget * _TIMEOUT_MARGIN))
+
+
+def _bound_statements(connection: Any, autocommit: bool) -> None:
+    """Gives the transaction's statements the caller's remaining time (see statement_timeout_to_set).
+    Under autocommit a SET holds at once, whatever SQLAlchemy does at the end."""
+    info = connection.info
+    # A value sent but neither committed nor rolled back through SQLAlchemy: what the session has is unknown.
+    known = info.pop(_TIMEOUT_SENT, _KNOWN) is _KNOWN
+    current = info.get(_TIMEOUT_KEPT)
+    wanted = statement_timeout_to_set(current, remaining_milliseconds())
+    if known and wanted == current:
+        return
+    connection.exec_driver_sql(
+        "SET statement_timeout TO DEFAULT" if wanted is None else f"SET statement_timeout = {wanted}"
+    )
+    info[_TIMEOUT_KEPT if autocommit else _TIMEOUT_SENT] = wanted
 
 
 def is_past_deadline(error: BaseException) -> bool:

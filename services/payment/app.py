@@ -38,6 +38,7 @@ from services.payment.entrypoints.node_servicer import PaymentNodeServicer
 from services.payment.routing import RoutingTable
 from services.payment.service_layer.binding_directory import BindingDirectory
 from services.payment.service_layer.coordinator import Coordinator, FailPoint, no_failpoint
+from services.payment.service_layer.coordinator_memory import CoordinatorMemory
 from services.payment.service_layer.inquiries import check_ledger
 from services.payment.service_layer.scope_facts import PaymentScopeFacts
 from services.payment.service_layer.settlements import expire_if_due, expired_settlements
@@ -201,8 +202,9 @@ async def start_payment_server(settings: PaymentSettings) -> RunningServer:
     if metrics is not None:
         metrics.registry.register(ledger_gauges)
     known_accounts: set[str] = set()  # shared by every unit of work of this process
+    coordinators = CoordinatorMemory()  # and the access policy's facts
     runner = UseCaseRunner(
-        partial(PaymentUnitOfWork, session_factory(engine), known_accounts), settings.clock, ERROR_DOMAIN,
+        partial(PaymentUnitOfWork, session_factory(engine), known_accounts, coordinators), settings.clock, ERROR_DOMAIN,
         settings.workers, settings.limits.max_waiting_work,
     )  # fmt: skip
     transport = settings.security.transport
@@ -243,8 +245,8 @@ async def start_payment_server(settings: PaymentSettings) -> RunningServer:
     ]
     security = replace(settings.security, nodes=settings.routing.directory())
     running = await start_server(
-        registrations, settings.address, ERROR_DOMAIN, security, PaymentScopeFacts(runner), settings.limits,
-        metrics.rpc if metrics else None, tracer_provider, share_port=settings.share_port,
+        registrations, settings.address, ERROR_DOMAIN, security, PaymentScopeFacts(runner, coordinators),
+        settings.limits, metrics.rpc if metrics else None, tracer_provider, share_port=settings.share_port,
     )  # fmt: skip
     sweeper = None
     if settings.sweep_interval > 0:

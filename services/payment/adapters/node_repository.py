@@ -164,6 +164,8 @@ class ParticipantTransaction:
 class ParticipantLog:
     def __init__(self, session: Session) -> None:
         self._session = session
+        # (transaction id, coordinating province) of the records this unit of work added.
+        self.added: list[tuple[str, str]] = []
 
     def get(self, transaction_id: str, for_update: bool = False) -> ParticipantTransaction | None:
         query = PARTICIPANT_FOR_UPDATE if for_update else PARTICIPANT
@@ -184,6 +186,7 @@ class ParticipantLog:
         return self._session.execute(COORDINATOR_OF, {"id": transaction_id}).scalar_one_or_none()
 
     def add(self, txn: ParticipantTransaction, now: datetime) -> None:
+        self.added.append((txn.transaction_id, txn.coordinator_province))
         self._session.execute(
             INSERT_PARTICIPANT,
             {

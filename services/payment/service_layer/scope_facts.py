@@ -1,11 +1,13 @@
 """What the access policy's scopes may ask a payment node: where a person's accounts
 here are kept, which institution a settlement belongs to, which node coordinates a
-transaction this node takes part in. Read before the call runs, without a transaction."""
+transaction this node takes part in (remembered once known: it never changes). Read before the
+call runs, without a transaction."""
 
 from __future__ import annotations
 
 from services.common.runner import UseCaseRunner
 from services.common.security.scopes import SettlementOwner
+from services.payment.service_layer.coordinator_memory import CoordinatorMemory
 from services.payment.service_layer.unit_of_work import PaymentUnitOfWork
 from shared.errors import DomainError
 from shared.identity import validate_id_number
@@ -15,8 +17,9 @@ from shared.ledger import personal_account, wallet
 class PaymentScopeFacts:
     provided = frozenset({"person_regions", "settlement_owner", "participant_coordinator"})
 
-    def __init__(self, runner: UseCaseRunner[PaymentUnitOfWork]) -> None:
+    def __init__(self, runner: UseCaseRunner[PaymentUnitOfWork], coordinators: CoordinatorMemory | None = None) -> None:
         self._run = runner
+        self._coordinators = coordinators or CoordinatorMemory()
 
     async def person_regions(self, id_number: str) -> frozenset[str]:
         try:
@@ -38,4 +41,10 @@ class PaymentScopeFacts:
         return None if row is None else SettlementOwner(*row)
 
     async def participant_coordinator(self, transaction_id: str) -> str | None:
-        return await self._run.query(lambda uow: uow.participants.coordinator_of(transaction_id), snapshot=False)
+        known = self._coordinators.province_of(transaction_id)
+        if known is not None:
+            return known
+        found = await self._run.query(lambda uow: uow.participants.coordinator_of(transaction_id), snapshot=False)
+        if found is not None:
+            self._coordinators.remember([(transaction_id, found)])
+        return found

@@ -20,6 +20,7 @@ from services.payment.adapters.repository import (
     UsageRepository,
     ViolationRepository,
 )
+from services.payment.service_layer.coordinator_memory import CoordinatorMemory
 
 # Where an open psycopg pipeline is kept: the pooled connection's info.
 PIPELINE = "gongji.pipeline"
@@ -69,9 +70,15 @@ class PaymentUnitOfWork(SqlUnitOfWork):
     participants: ParticipantLog
     transfers: TransferRepository
 
-    def __init__(self, sessions: sessionmaker[Session], known_accounts: set[str] | None = None) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        known_accounts: set[str] | None = None,
+        coordinators: CoordinatorMemory | None = None,
+    ) -> None:
         super().__init__(sessions, orm.idempotency_keys)
         self._known_accounts = known_accounts
+        self._coordinators = coordinators
         self._pipelined: tuple[dict[Any, Any], type[Exception]] | None = None
 
     def open(self, session: Session) -> None:
@@ -124,9 +131,13 @@ class PaymentUnitOfWork(SqlUnitOfWork):
         if self._known_accounts is not None:
             self._known_accounts.update(self.accounts.opened)
         self.accounts.opened.clear()
+        if self._coordinators is not None:
+            self._coordinators.remember(self.participants.added)
+        self.participants.added.clear()
 
     def rollback(self) -> None:
         self._leave_pipeline(failed=True)
         self.usage.discard()
         self.accounts.opened.clear()
+        self.participants.added.clear()
         super().rollback()
