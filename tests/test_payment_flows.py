@@ -23,7 +23,7 @@ from services.common.interceptors import RpcFailure
 from services.common.runner import UseCaseRunner
 from services.payment.entrypoints import converters as convert
 from services.payment.routing import RoutingTable
-from services.payment.service_layer import accounts, wallets
+from services.payment.service_layer import accounts, suspensions, wallets
 from services.payment.service_layer.binding_directory import (
     AskEveryTime,
     BoundPair,
@@ -283,6 +283,27 @@ def test_someone_elses_credential_is_refused_and_the_regions_threshold_suspends_
     assert "impersonation_threshold" in flows.directory.asked
     own_bill = replace(bill(1_000, holder=MOTHER), patient_id_number=MOTHER)
     assert refusal_reason(lambda: flows.settle(own_bill)) == "SETTLEMENT_SUSPENDED"
+
+
+@pytest.mark.parametrize("with_accounts", [True, False], ids=["with accounts here", "with none here"])
+def test_a_suspended_card_holder_is_refused_whether_or_not_the_node_keeps_accounts_of_the_bills_payers(
+    flows, with_accounts: bool
+):
+    """The suspension is read with the accounts a settlement locks; with no account to lock, alone."""
+    if with_accounts:
+        flows.credit(MOTHER, 20_000)
+        flows.directory.grants = (grant(MOTHER, 1),)
+
+    def by_operator(change: Any) -> None:
+        with flows.runner.unit_of_work() as uow:
+            change(uow, CHILD, "checked", "op-1", flows.clock.now())
+            uow.commit()
+
+    by_operator(suspensions.suspend)
+    assert refusal_reason(lambda: flows.settle(bill(5_000))) == "SETTLEMENT_SUSPENDED"
+    by_operator(suspensions.lift)
+    answer = flows.settle(bill(5_000))
+    assert legs(answer) == ([(MOTHER, 5_000)] if with_accounts else [])
 
 
 def test_a_transfer_between_people_the_binding_service_does_not_bind_is_refused_before_verification(flows):

@@ -1,10 +1,10 @@
 """What one Settle costs PostgreSQL in round trips, counted on the wire (libpq's trace of the
 payment service's connection: one ReadyForQuery answers each wait for the server).
 
-A two-payer Settle runs 11 statements. The reads wait one by one (BEGIN, the idempotency
-claim, the suspension check, the accounts locked, their year's usage); every write after
-them, 7 statements, goes out in one pipeline (psycopg's pipeline mode) and is answered at
-once; then COMMIT: 7 round trips, where one per statement made 13. A call with a deadline
+A two-payer Settle runs 10 statements. The reads wait one by one (BEGIN, the idempotency
+claim, the accounts locked with whether the card holder is suspended, their year's usage);
+every write after them, 7 statements, goes out in one pipeline (psycopg's pipeline mode) and is
+answered at once; then COMMIT: 6 round trips, where one per statement made 12. A call with a deadline
 (most clients set one) bounds its statements by the time it has left: the connection's
 `statement_timeout` serves while it lies between three quarters of that time and all of it, so
 calls with like deadlines cost nothing more. A call with much less time left than the one
@@ -30,7 +30,7 @@ from tests.payment_helpers import PaymentFamily
     [(None, None, False), (30.0, 30.0, False), (60.0, 30.0, True)],
     ids=["without a deadline", "with a deadline like the last call's", "with much less time left than the last call"],
 )
-def test_a_two_payer_settle_waits_for_postgresql_seven_times_and_once_more_for_a_new_statement_timeout(
+def test_a_two_payer_settle_waits_for_postgresql_six_times_and_once_more_for_a_new_statement_timeout(
     payment_service, backend, tmp_path: Path, before: float | None, deadline: float | None, sets_timeout: bool
 ) -> None:
     if backend != "postgresql":
@@ -67,7 +67,7 @@ def test_a_two_payer_settle_waits_for_postgresql_seven_times_and_once_more_for_a
                 raw.pgconn.untrace()  # type: ignore[attr-defined]
 
     assert len(settlement.legs) == 2
-    assert len(statements) == (12 if sets_timeout else 11), statements
+    assert len(statements) == (11 if sets_timeout else 10), statements
     wire = trace_path.read_text()
     assert ("SET statement_timeout" in wire) == sets_timeout
-    assert wire.count("ReadyForQuery") == (8 if sets_timeout else 7), wire
+    assert wire.count("ReadyForQuery") == (7 if sets_timeout else 6), wire

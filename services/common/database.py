@@ -58,15 +58,17 @@ def create_database_engine(url: str, pool_size: int = 16) -> Engine:
     def _on_begin(connection: Any) -> None:
         _bound_statements(connection, connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT")
 
+    # A connection found dead has no info to keep (its replacement starts with an empty one).
     @event.listens_for(engine, "commit")
     def _on_commit(connection: Any) -> None:
-        if _TIMEOUT_SENT in connection.info:
+        if not connection.invalidated and _TIMEOUT_SENT in connection.info:
             connection.info[_TIMEOUT_KEPT] = connection.info.pop(_TIMEOUT_SENT)
 
     @event.listens_for(engine, "rollback")
     def _on_rollback(connection: Any) -> None:
         # PostgreSQL undoes a SET of a transaction rolled back: the session keeps what it had.
-        connection.info.pop(_TIMEOUT_SENT, None)
+        if not connection.invalidated:
+            connection.info.pop(_TIMEOUT_SENT, None)
 
     return engine
 

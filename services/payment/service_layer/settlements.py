@@ -78,8 +78,11 @@ def _draw(
     now: datetime,
     remote: dict[str, RemoteCapacity] | None = None,
     local_provinces: frozenset[str] | None = None,
+    check_holder: bool = False,
 ) -> Draw:
-    """Locks the local accounts a bill may draw on and says what each payer can give.
+    """Locks the local accounts a bill may draw on and says what each payer can give; with
+    `check_holder`, first refuses a card holder whose networked settlement is suspended (read
+    with the lock).
 
     Grants on another node's accounts take the capacity that node reported
     (`remote`, by binding id); without it they are left out.
@@ -94,7 +97,11 @@ def _draw(
     wanted = [wallet(patient), *(personal_account(g.grantor_id_number) for g in grants if local(g))]
     if bill.use_own_account:
         wanted.append(personal_account(patient))
-    locked = uow.accounts.lock(wanted)
+    if check_holder:
+        locked, suspended = uow.accounts.lock_with_holder(wanted, bill.credential_holder)
+        check_not_suspended(uow, bill.credential_holder, suspended)
+    else:
+        locked = uow.accounts.lock(wanted)
     year = year_of(now)
     mine = locked.get(personal_account(patient)) if bill.use_own_account else None
     earmarking = mine is not None and bool(payers.earmarked)
@@ -230,8 +237,7 @@ def quote(
     """预结算: the split the bill would take now, grantors on other nodes included (with what
     their nodes said they can give, `remote`); nothing is written or held."""
     check_own_card(bill.patient_id_number, bill.credential_holder)
-    check_not_suspended(uow, bill.credential_holder)
-    draw = _draw(uow, bill, payers, now, remote, local_provinces)
+    draw = _draw(uow, bill, payers, now, remote, local_provinces, check_holder=True)
     return _settlement_from_split(bill, payers, draw, "", now, None)
 
 
@@ -251,11 +257,10 @@ def authorize(
     the prepared amounts); the settlement and the saga record that will commit or
     abort them are written together here.
     """
-    check_not_suspended(uow, bill.credential_holder)
     check_bill_not_settled(uow, bill)
     remote = prepared.capacities if prepared else None
     local_provinces = prepared.local_provinces if prepared else None
-    draw = _draw(uow, bill, payers, now, remote, local_provinces)
+    draw = _draw(uow, bill, payers, now, remote, local_provinces, check_holder=True)
     settlement = _settlement_from_split(bill, payers, draw, request_id, now, expire_time)
     if prepared is not None:
         settlement.settlement_id = prepared.transaction_id

@@ -16,9 +16,13 @@ from shared.errors import DomainError, Reason
 from shared.settlements import Bill, check_own_card
 
 
-def check_not_suspended(uow: PaymentUnitOfWork, holder: str) -> None:
-    suspension = uow.violations.suspension(holder)
-    if suspension is not None and suspension.active:
+def check_not_suspended(uow: PaymentUnitOfWork, holder: str, suspended: bool | None = None) -> None:
+    """Refuses a card whose networked settlement is suspended; `suspended` when read already
+    (with the accounts a settlement locks), else it is read here."""
+    if suspended is None:
+        suspension = uow.violations.suspension(holder)
+        suspended = suspension is not None and bool(suspension.active)
+    if suspended:
         raise DomainError(
             Reason.SETTLEMENT_SUSPENDED,
             "networked settlement (联网结算) of this card is suspended until an operator lifts it",
