@@ -129,6 +129,17 @@ class UseCaseRunner(Generic[U]):
 
         return await self.in_thread(write)
 
+    async def statement_by_statement(self, fn: Callable[[U], T]) -> T:
+        """Work whose statements each stand alone (see SqlUnitOfWork.statement_by_statement)."""
+
+        def write() -> T:
+            with self._unit_of_work().statement_by_statement() as uow:
+                result = fn(uow)
+                uow.commit()
+                return result
+
+        return await self.in_thread(write)
+
     def answered(self, uow: U, request_id: str) -> bool:
         """Whether the calling principal's request_id has a stored answer, read in a unit of work
         already open for other work (then `replay` gives the answer)."""

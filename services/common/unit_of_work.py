@@ -23,6 +23,7 @@ class SqlUnitOfWork:
         self._idempotency_table = idempotency_table
         self.read_only = False
         self.snapshot = True
+        self.each_alone = False
 
     def reading(self, snapshot: bool = True) -> Self:
         """Marks the next transaction as a read (SQLite then begins it deferred).
@@ -35,13 +36,24 @@ class SqlUnitOfWork:
         self.snapshot = snapshot
         return self
 
+    def statement_by_statement(self) -> Self:
+        """Marks the next unit of work as one whose statements each stand alone: on PostgreSQL
+        they run outside a transaction, each committed as it ends, so BEGIN and COMMIT cost no
+        round trips; SQLite runs them in one transaction as usual. For work that needs no
+        atomicity: reads whose answer is advice, and a write of one statement."""
+        self.each_alone = True
+        return self
+
     def __enter__(self) -> Self:
         self.session = self._sessions()
+        postgresql = self.session.get_bind().dialect.name == "postgresql"
         if self.read_only:
             options: dict[str, object] = {READ_ONLY_OPTION: True}
-            if not self.snapshot and self.session.get_bind().dialect.name == "postgresql":
+            if not self.snapshot and postgresql:
                 options["isolation_level"] = "AUTOCOMMIT"
             self.session.connection(execution_options=options)
+        elif self.each_alone and postgresql:
+            self.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         self.idempotency = IdempotencyStore(self.session, self._idempotency_table)
         self.open(self.session)
         return self

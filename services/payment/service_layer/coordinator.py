@@ -195,8 +195,9 @@ class Coordinator:
         coordinator_province = province_of(bill.institution_admdvs)
 
         def plan_and_begin(uow: PaymentUnitOfWork) -> dict[str, list[dict[str, Any]]]:
-            """The legs to hold on each other node and, when there are any, the saga's intent: one
-            transaction, so the plan costs no round trips of its own."""
+            """The legs to hold on each other node and, when there are any, the saga's intent. Its
+            reads are advice (the settlement checks the key and the payers again under its locks)
+            and the intent is one INSERT, so no transaction wraps them."""
             if answered(uow):
                 raise AnsweredBefore
             ceilings = settlements.remote_ceilings(uow, bill, payers, remote, local, now, known)
@@ -214,7 +215,7 @@ class Coordinator:
                 )  # fmt: skip
             return dict(participants)
 
-        participants = await self._write(plan_and_begin)
+        participants = await self._run.statement_by_statement(plan_and_begin)
         if not participants:
             return Prepared(transaction_id, {}, local)
         self._failpoint("before_remote_hold")
@@ -309,7 +310,9 @@ class Coordinator:
                 )
                 continue
             acknowledged.append(province)
-            await self._write(lambda uow, so_far=tuple(acknowledged): self._note(uow, txn, list(so_far)))
+            # A settlement's acknowledgement is one conditional UPDATE; a transfer's completes it too.
+            note = self._write if txn.kind == "TRANSFER" else self._run.statement_by_statement
+            await note(lambda uow, so_far=tuple(acknowledged): self._note(uow, txn, list(so_far)))
 
     def _note(self, uow: PaymentUnitOfWork, txn: coordination.Decision, acknowledged: list[str]) -> None:
         """The participants that applied the decided phase; a wallet transfer whose credit is
