@@ -9,7 +9,7 @@ settlement is a transaction. What east decided is known from the settlement it w
 not read back before west is told.
 West, the participant, is not asked what each grantor can give first: it writes holds of as much
 as each grantor can give up to what east asks (asking whether it held them already only when the
-binding service refuses), and writes the capture: 2 transactions. Which node coordinates the
+binding service or the prepare refuses), and writes the capture: 2 transactions. Which node coordinates the
 transaction (the access policy's check of the commit) it remembers from the prepare, so it reads
 nothing for it.
 """

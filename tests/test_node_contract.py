@@ -96,6 +96,18 @@ def test_a_repeated_prepare_holds_once_and_a_repeated_commit_captures_once(two_n
     assert family.nodes.west.stub.CheckLedger(papi.CheckLedgerRequest()).balanced
 
 
+def test_a_repeated_prepare_answers_what_it_held_though_its_own_hold_leaves_too_little_for_a_second(two_nodes, west):
+    """A first prepare does not read whether it came before; a retry that its own hold now refuses
+    (60,000 of 100,000 held, 40,000 left) is asked again with that read, and answers as the first."""
+    family = CrossFamily(two_nodes)
+    request = prepare_request(family, "txn-twice", 60_000)
+    first = west.PrepareLegs(request)
+    assert west.PrepareLegs(request) == first
+    assert held(family) == (100_000, 60_000)
+    assert west.AbortLegs(node.AbortLegsRequest(transaction_id="txn-twice", coordinator_province="32")).applied
+    assert held(family) == (100_000, 0)
+
+
 def test_an_abort_that_arrives_before_its_prepare_makes_the_late_prepare_fail(two_nodes, west):
     family = CrossFamily(two_nodes)
     assert west.AbortLegs(node.AbortLegsRequest(transaction_id="txn-late", coordinator_province="32")).applied

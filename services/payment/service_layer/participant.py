@@ -88,11 +88,16 @@ def prepare(
     expire_time: datetime,
     now: datetime,
     up_to: bool = False,
+    seen_before: bool = True,
 ) -> list[HeldLeg]:
     """Holds every leg at once, within each grant's limits, or none. With `up_to`, each leg's
     amount is a ceiling: a leg holds what its grantor can give now, down to nothing (no grant
-    this node resolved, no account here), and such legs are left out."""
-    existing = uow.participants.get(transaction_id, for_update=True)
+    this node resolved, no account here), and such legs are left out.
+
+    A transaction prepared here before answers what it held. Without `seen_before` that is
+    not read first: a transaction known here already then fails (its record exists, or its
+    grantor's balance now counts its own hold), and the caller asks again with it."""
+    existing = uow.participants.get(transaction_id, for_update=True) if seen_before else None
     if existing is not None:
         if existing.state == ABORTED:
             raise DomainError(

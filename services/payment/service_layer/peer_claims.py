@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from sqlalchemy.exc import IntegrityError
+
 from services.common.clock import Clock
 from services.common.runner import UseCaseRunner
 from services.payment.routing import Node, RoutingTable
@@ -65,15 +67,20 @@ async def prepare_on_own_grants(
                 raise
             grants = []
 
-        def prepare(uow: PaymentUnitOfWork) -> list[participant.HeldLeg]:
+        def prepare(uow: PaymentUnitOfWork, seen_before: bool) -> list[participant.HeldLeg]:
             held = participant.prepare(
                 uow, transaction_id, coordinator_province, beneficiary, institution_code, legs, grants, expire,
-                clock.now(), up_to,
+                clock.now(), up_to, seen_before,
             )  # fmt: skip
             require_current(reads)
             return held
 
-        return await runner.transact(prepare)
+        # A first prepare reads nothing to learn whether it came before; anything that refuses
+        # it (a retry's record, its own hold counted against it, a refusal) is asked again so.
+        try:
+            return await runner.transact(lambda uow: prepare(uow, seen_before=False))
+        except (IntegrityError, DomainError):
+            return await runner.transact(lambda uow: prepare(uow, seen_before=True))
 
     return await on_current_payers(directory, attempt)
 
