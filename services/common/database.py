@@ -77,7 +77,6 @@ def create_database_engine(url: str, pool_size: int = 16) -> Engine:
 # kept in the pooled connection's info, and a value sent in the open transaction, kept once it commits.
 _TIMEOUT_KEPT = "gongji.statement_timeout"
 _TIMEOUT_SENT = "gongji.statement_timeout.sent"
-_KNOWN = object()
 # A session's timeout still serves a caller while it lies within this share of the caller's
 # remaining time; a new one is set a little below the remaining time, so that callers with
 # like deadlines that come later (with a little less left) find it fitting too.
@@ -105,7 +104,8 @@ def _bound_statements(connection: Any, autocommit: bool) -> None:
     Under autocommit a SET holds at once, whatever SQLAlchemy does at the end."""
     info = connection.info
     # A value sent but neither committed nor rolled back through SQLAlchemy: what the session has is unknown.
-    known = info.pop(_TIMEOUT_SENT, _KNOWN) is _KNOWN
+    known = _TIMEOUT_SENT not in info
+    info.pop(_TIMEOUT_SENT, None)
     current = info.get(_TIMEOUT_KEPT)
     wanted = statement_timeout_to_set(current, remaining_milliseconds())
     if known and wanted == current:

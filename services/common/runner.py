@@ -118,22 +118,13 @@ class UseCaseRunner(Generic[U]):
 
         return await self.in_thread(read)
 
-    async def transact(self, fn: Callable[[U], T]) -> T:
-        """A write in its own transaction, for work idempotent by its own ids (node-to-node steps)."""
+    async def transact(self, fn: Callable[[U], T], statement_by_statement: bool = False) -> T:
+        """A write in its own transaction, for work idempotent by its own ids (node-to-node steps);
+        with statement_by_statement, none on PostgreSQL (see SqlUnitOfWork.statement_by_statement)."""
 
         def write() -> T:
-            with self._unit_of_work() as uow:
-                result = fn(uow)
-                uow.commit()
-                return result
-
-        return await self.in_thread(write)
-
-    async def statement_by_statement(self, fn: Callable[[U], T]) -> T:
-        """Work whose statements each stand alone (see SqlUnitOfWork.statement_by_statement)."""
-
-        def write() -> T:
-            with self._unit_of_work().statement_by_statement() as uow:
+            uow = self._unit_of_work()
+            with uow.statement_by_statement() if statement_by_statement else uow:
                 result = fn(uow)
                 uow.commit()
                 return result

@@ -173,7 +173,7 @@ class Coordinator:
     ) -> Prepared | None:
         """Holds this bill's legs on other nodes; None when every payer is local. Raises
         AnsweredBefore, holding nothing, when `answered` says the request has its answer already
-        (asked in the transaction that writes the saga's intent).
+        (asked in the unit of work that writes the saga's intent).
 
         Each grantor holds up to a ceiling, so the other nodes need not be asked first what their
         grantors can give; what the settlement does not take is released when it is captured.
@@ -215,7 +215,7 @@ class Coordinator:
                 )  # fmt: skip
             return dict(participants)
 
-        participants = await self._run.statement_by_statement(plan_and_begin)
+        participants = await self._run.transact(plan_and_begin, statement_by_statement=True)
         if not participants:
             return Prepared(transaction_id, {}, local)
         self._failpoint("before_remote_hold")
@@ -311,8 +311,10 @@ class Coordinator:
                 continue
             acknowledged.append(province)
             # A settlement's acknowledgement is one conditional UPDATE; a transfer's completes it too.
-            note = self._write if txn.kind == "TRANSFER" else self._run.statement_by_statement
-            await note(lambda uow, so_far=tuple(acknowledged): self._note(uow, txn, list(so_far)))
+            await self._run.transact(
+                lambda uow, so_far=tuple(acknowledged): self._note(uow, txn, list(so_far)),
+                statement_by_statement=txn.kind != "TRANSFER",
+            )
 
     def _note(self, uow: PaymentUnitOfWork, txn: coordination.Decision, acknowledged: list[str]) -> None:
         """The participants that applied the decided phase; a wallet transfer whose credit is
