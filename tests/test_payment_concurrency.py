@@ -32,7 +32,7 @@ from google.protobuf.message import Message
 from gongji.payment.v1 import payment_pb2 as ppb
 from gongji.payment.v1 import payment_service_pb2 as papi
 from gongji.payment.v1 import payment_service_pb2_grpc as payment_grpc
-from services.common.database import create_database_engine, session_factory
+from services.common.database import create_database_engine
 from services.common.runner import UseCaseRunner
 from services.payment.app import sweep_once
 from services.payment.entrypoints.grpc_servicer import ERROR_DOMAIN
@@ -598,7 +598,7 @@ def test_the_sweeper_racing_captures_and_releases_of_expired_holds_never_fails_a
     (It once released every hold in one transaction and deadlocked with them on PostgreSQL.)"""
     clock = payment_service.binding.clock
     engine = create_database_engine(payment_database_url(databases), pool_size=2)
-    runner = UseCaseRunner(partial(PaymentUnitOfWork, session_factory(engine)), clock, ERROR_DOMAIN, 1)
+    runner = UseCaseRunner(partial(PaymentUnitOfWork, engine), clock, ERROR_DOMAIN, 1)
     sweeper_failures: list[str] = []
 
     def sweep(_stub: payment_grpc.PaymentServiceStub) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from gongji.payment.v1 import payment_service_pb2 as papi
-from services.common.database import create_database_engine, migrate, session_factory
+from services.common.database import create_database_engine, migrate
 from services.common.interceptors import RpcFailure
 from services.common.runner import UseCaseRunner
 from services.payment.entrypoints import converters as convert
@@ -190,7 +190,7 @@ def flows(databases, clock) -> Iterator[Flows]:
     url = databases.url("payment")
     migrate("payment", url)
     engine = create_database_engine(url, pool_size=4)
-    runner = UseCaseRunner(partial(PaymentUnitOfWork, session_factory(engine), set()), clock, "payment.gongji", 4)
+    runner = UseCaseRunner(partial(PaymentUnitOfWork, engine, set()), clock, "payment.gongji", 4)
     coordinator = Coordinator(runner, RoutingTable.single(), NoOtherNodes(), clock)  # type: ignore[arg-type]
     directory, verifier = FakeBindingDirectory(), CountingVerifier()
     routing = NodeRouting(runner, coordinator)

@@ -15,7 +15,7 @@ from services.binding.service_layer.policy_book import PolicyBook
 from services.binding.service_layer.scope_facts import BindingScopeFacts
 from services.binding.service_layer.unit_of_work import BindingUnitOfWork
 from services.common.clock import Clock, SystemClock
-from services.common.database import create_database_engine, migrate, session_factory
+from services.common.database import create_database_engine, migrate
 from services.common.limits import ServerLimits
 from services.common.metrics import Metrics
 from services.common.readiness import DatabaseProbe, watch_readiness
@@ -60,7 +60,7 @@ async def start_binding_server(settings: BindingSettings) -> RunningServer:
     metrics = Metrics.serving(settings.metrics_address, engine, read_binding_gauges)
     hub = PayerChangeHub(settings.payer_watch_lease) if settings.payer_watch_lease else None
     runner = UseCaseRunner(
-        partial(BindingUnitOfWork, session_factory(engine)), settings.clock, ERROR_DOMAIN, settings.workers,
+        partial(BindingUnitOfWork, engine), settings.clock, ERROR_DOMAIN, settings.workers,
         settings.limits.max_waiting_work, after_mutation=hub.announce if hub else None,
     )  # fmt: skip
     servicer = BindingServicer(runner, settings.clock, PolicyBook(settings.policy_cache_seconds), hub)

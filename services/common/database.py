@@ -14,7 +14,6 @@ from sqlalchemy import Engine, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, sessionmaker
 
 from services.common.deadlines import past_deadline, remaining_milliseconds
 from shared.errors import DomainError, Reason
@@ -22,7 +21,7 @@ from shared.errors import DomainError, Reason
 log = logging.getLogger(__name__)
 
 DATABASE_URL_ENV = "GONGJI_DATABASE_URL"
-# Session execution option that marks a transaction as a read.
+# Connection execution option that marks a transaction as a read.
 READ_ONLY_OPTION = "gongji_read_only"
 # How long a SQLite writer waits for the database lock when the caller set no deadline.
 _SQLITE_BUSY_MS = 30_000
@@ -168,10 +167,6 @@ def _sqlite_engine(url: str) -> Engine:
             raise
 
     return engine
-
-
-def session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(bind=engine, expire_on_commit=False)
 
 
 def alembic_config(service: str, url: str) -> Config:

@@ -16,8 +16,19 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Boolean, Column, LargeBinary, MetaData, String, Table, bindparam, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Connection,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    insert,
+    select,
+    update,
+)
 
 from services.common.database import conflict_aware_insert
 from services.common.types import UtcDateTime
@@ -89,8 +100,8 @@ def _lookup(table: Table, for_update: bool) -> Any:
 
 
 class IdempotencyStore:
-    def __init__(self, session: Session, table: Table) -> None:
-        self._session = session
+    def __init__(self, connection: Connection, table: Table) -> None:
+        self._connection = connection
         self._table = table
 
     def _key(self, principal: str, request_id: str) -> Any:
@@ -98,7 +109,7 @@ class IdempotencyStore:
 
     def get(self, principal: str, request_id: str, for_update: bool = False) -> StoredRequest | None:
         query = _lookup(self._table, for_update)
-        row = self._session.execute(query, {"principal": principal, "request_id": request_id}).first()
+        row = self._connection.execute(query, {"principal": principal, "request_id": request_id}).first()
         if row is None:
             return None
         outcome = None if row.succeeded is None else Outcome(row.succeeded, row.payload)
@@ -119,7 +130,7 @@ class IdempotencyStore:
         transaction ends (PostgreSQL waits on the uncommitted key; SQLite
         writers queue), so a False always means a committed answer exists.
         """
-        statements = _statements(self._table, self._session.get_bind().dialect.name)
+        statements = _statements(self._table, self._connection.dialect.name)
         values = {
             "principal": principal,
             "request_id": request_id,
@@ -129,11 +140,11 @@ class IdempotencyStore:
         }
         if outcome is not None:
             values |= {"succeeded": outcome.succeeded, "payload": outcome.payload}
-        return self._session.execute(statements.claim, values).first() is not None
+        return self._connection.execute(statements.claim, values).first() is not None
 
     def complete(self, principal: str, request_id: str, outcome: Outcome) -> None:
-        statements = _statements(self._table, self._session.get_bind().dialect.name)
-        self._session.execute(
+        statements = _statements(self._table, self._connection.dialect.name)
+        self._connection.execute(
             statements.complete,
             {
                 "_principal": principal,
@@ -145,7 +156,7 @@ class IdempotencyStore:
 
     def mark_reversed(self, principal: str, request_id: str, reversal_id: str, refusal: Outcome) -> None:
         """Replaces a request's stored answer by the reversal's refusal."""
-        self._session.execute(
+        self._connection.execute(
             update(self._table)
             .where(self._key(principal, request_id))
             .values(succeeded=False, payload=refusal.payload, reversed_by=reversal_id)
@@ -153,7 +164,7 @@ class IdempotencyStore:
 
     def tombstone(self, principal: str, request_id: str, reversal_id: str, refusal: Outcome, now: datetime) -> None:
         """Reserves the key of a request reversed before it arrived, so it is refused if it ever does."""
-        self._session.execute(
+        self._connection.execute(
             insert(self._table).values(
                 principal=principal,
                 request_id=request_id,

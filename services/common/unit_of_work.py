@@ -5,8 +5,7 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Self
 
-from sqlalchemy import Table
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Connection, Engine, Table
 
 from services.common.database import READ_ONLY_OPTION
 from services.common.idempotency import IdempotencyStore
@@ -15,11 +14,13 @@ from services.common.idempotency import IdempotencyStore
 class SqlUnitOfWork:
     """Base for a service's unit of work; subclasses add their repositories in `open`."""
 
-    session: Session
+    connection: Connection
     idempotency: IdempotencyStore
 
-    def __init__(self, sessions: sessionmaker[Session], idempotency_table: Table) -> None:
-        self._sessions = sessions
+    def __init__(self, engine: Engine, idempotency_table: Table) -> None:
+        # A Core connection, not an ORM Session: the repositories run Core statements only, and
+        # a Session costs about 100 µs of CPU more per transaction without doing anything for them.
+        self._engine = engine
         self._idempotency_table = idempotency_table
         self.read_only = False
         self.snapshot = True
@@ -45,30 +46,31 @@ class SqlUnitOfWork:
         return self
 
     def __enter__(self) -> Self:
-        self.session = self._sessions()
-        postgresql = self.session.get_bind().dialect.name == "postgresql"
+        self.connection = self._engine.connect()
+        postgresql = self.connection.dialect.name == "postgresql"
+        # Given before the first statement, so the transaction begins with them.
         if self.read_only:
             options: dict[str, object] = {READ_ONLY_OPTION: True}
             if not self.snapshot and postgresql:
                 options["isolation_level"] = "AUTOCOMMIT"
-            self.session.connection(execution_options=options)
+            self.connection.execution_options(**options)
         elif self.each_alone and postgresql:
-            self.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-        self.idempotency = IdempotencyStore(self.session, self._idempotency_table)
-        self.open(self.session)
+            self.connection.execution_options(isolation_level="AUTOCOMMIT")
+        self.idempotency = IdempotencyStore(self.connection, self._idempotency_table)
+        self.open(self.connection)
         return self
 
-    def open(self, session: Session) -> None:
+    def open(self, connection: Connection) -> None:
         """Creates the repositories bound to this transaction."""
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.session.rollback()  # a no-op after commit; undoes anything left uncommitted
-        self.session.close()
+        self.connection.rollback()  # a no-op after commit; undoes anything left uncommitted
+        self.connection.close()
 
     def commit(self) -> None:
-        self.session.commit()
+        self.connection.commit()
 
     def rollback(self) -> None:
-        self.session.rollback()
+        self.connection.rollback()

@@ -21,7 +21,7 @@ from gongji.payment.v1 import payment_service_pb2_grpc as api_grpc
 from services.binding.entrypoints.grpc_servicer import SERVICE as BINDING_SERVICE
 from services.common.client import peer_channel
 from services.common.clock import Clock, SystemClock
-from services.common.database import create_database_engine, migrate, session_factory
+from services.common.database import create_database_engine, migrate
 from services.common.limits import ServerLimits
 from services.common.metrics import Metrics
 from services.common.readiness import DatabaseProbe, health_probe, watch_readiness
@@ -204,7 +204,7 @@ async def start_payment_server(settings: PaymentSettings) -> RunningServer:
     known_accounts: set[str] = set()  # shared by every unit of work of this process
     coordinators = CoordinatorMemory()  # and the access policy's facts
     runner = UseCaseRunner(
-        partial(PaymentUnitOfWork, session_factory(engine), known_accounts, coordinators), settings.clock, ERROR_DOMAIN,
+        partial(PaymentUnitOfWork, engine, known_accounts, coordinators), settings.clock, ERROR_DOMAIN,
         settings.workers, settings.limits.max_waiting_work,
     )  # fmt: skip
     transport = settings.security.transport

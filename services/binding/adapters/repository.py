@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Select, and_, bindparam, func, insert, or_, select, tuple_, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Row, Select, and_, bindparam, func, insert, or_, select, tuple_, update
 
 from services.binding.adapters import orm
 from shared.bindings import Actor, Binding, BindingEvent, BindingState, Channel, EndReason, EventType, Proof
@@ -105,14 +104,14 @@ def _binding_values(binding: Binding) -> dict[str, Any]:
 
 
 class PersonRepository:
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
 
     def get(self, id_number: str, for_update: bool = False) -> InsuredPerson | None:
         query = select(orm.insured_persons).where(orm.insured_persons.c.id_number == id_number)
         if for_update:
             query = query.with_for_update()
-        row = self._session.execute(query).first()
+        row = self._connection.execute(query).first()
         return None if row is None else _person(row)
 
     def lock_in_order(self, id_numbers: Iterable[str]) -> dict[str, InsuredPerson]:
@@ -125,31 +124,31 @@ class PersonRepository:
         return found
 
     def add(self, person: InsuredPerson) -> None:
-        self._session.execute(insert(orm.insured_persons).values(**_person_values(person)))
+        self._connection.execute(insert(orm.insured_persons).values(**_person_values(person)))
 
     def save(self, person: InsuredPerson) -> None:
         values = _person_values(person)
-        self._session.execute(
+        self._connection.execute(
             update(orm.insured_persons).where(orm.insured_persons.c.id_number == person.id_number).values(**values)
         )
 
 
 class BindingRepository:
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
 
     def get(self, binding_id: str, for_update: bool = False) -> Binding | None:
         query = select(orm.bindings).where(orm.bindings.c.binding_id == binding_id)
         if for_update:
             query = query.with_for_update()
-        row = self._session.execute(query).first()
+        row = self._connection.execute(query).first()
         return None if row is None else _binding(row)
 
     def add(self, binding: Binding) -> None:
-        self._session.execute(insert(orm.bindings).values(**_binding_values(binding)))
+        self._connection.execute(insert(orm.bindings).values(**_binding_values(binding)))
 
     def save(self, binding: Binding) -> None:
-        self._session.execute(
+        self._connection.execute(
             update(orm.bindings)
             .where(orm.bindings.c.binding_id == binding.binding_id)
             .values(**_binding_values(binding))
@@ -158,13 +157,13 @@ class BindingRepository:
     def next_sequence_of(self, beneficiary_id_number: str) -> int:
         """The next position in the beneficiary's binding order; call with the beneficiary's row locked."""
         table = orm.bindings
-        highest = self._session.execute(
+        highest = self._connection.execute(
             select(func.max(table.c.beneficiary_sequence)).where(table.c.beneficiary_id_number == beneficiary_id_number)
         ).scalar()
         return (highest or 0) + 1
 
     def open_of_grantor(self, grantor_id_number: str) -> list[Binding]:
-        rows = self._session.execute(
+        rows = self._connection.execute(
             select(orm.bindings).where(
                 orm.bindings.c.grantor_id_number == grantor_id_number, orm.bindings.c.state.in_(OPEN)
             )
@@ -172,7 +171,7 @@ class BindingRepository:
         return [_binding(row) for row in rows]
 
     def open_involving(self, id_number: str) -> list[Binding]:
-        rows = self._session.execute(
+        rows = self._connection.execute(
             select(orm.bindings)
             .where(
                 or_(orm.bindings.c.grantor_id_number == id_number, orm.bindings.c.beneficiary_id_number == id_number),
@@ -202,17 +201,17 @@ class BindingRepository:
         if after is not None:
             query = query.where(tuple_(table.c.create_time, table.c.binding_id) > tuple_(*after))
         query = query.order_by(table.c.create_time, table.c.binding_id).limit(limit)
-        return [_binding(row) for row in self._session.execute(query)]
+        return [_binding(row) for row in self._connection.execute(query)]
 
 
 class EventLog:
     """The audit trail of binding changes."""
 
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
 
     def add(self, event: BindingEvent) -> None:
-        self._session.execute(
+        self._connection.execute(
             insert(orm.binding_events).values(
                 binding_id=event.binding_id,
                 event_type=event.event_type.value,
@@ -228,7 +227,7 @@ class EventLog:
 
     def page(self, binding_id: str, after_event_id: int, limit: int) -> list[tuple[int, BindingEvent]]:
         table = orm.binding_events
-        rows = self._session.execute(
+        rows = self._connection.execute(
             select(table)
             .where(table.c.binding_id == binding_id, table.c.event_id > after_event_id)
             .order_by(table.c.event_id)
@@ -254,11 +253,11 @@ class EventLog:
 
 
 class PayerOrderRepository:
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
 
     def get(self, beneficiary_id_number: str) -> PayerOrder | None:
-        row = self._session.execute(
+        row = self._connection.execute(
             select(orm.payer_orders).where(orm.payer_orders.c.beneficiary_id_number == beneficiary_id_number)
         ).first()
         if row is None:
@@ -268,11 +267,11 @@ class PayerOrderRepository:
     def put(self, order: PayerOrder, now: datetime) -> None:
         table = orm.payer_orders
         values = {"mode": order.mode.value, "binding_ids": list(order.binding_ids), "update_time": now}
-        changed = self._session.execute(
+        changed = self._connection.execute(
             update(table).where(table.c.beneficiary_id_number == order.beneficiary_id_number).values(**values)
         ).rowcount
         if not changed:
-            self._session.execute(insert(table).values(beneficiary_id_number=order.beneficiary_id_number, **values))
+            self._connection.execute(insert(table).values(beneficiary_id_number=order.beneficiary_id_number, **values))
 
 
 @dataclass(frozen=True)
@@ -312,11 +311,13 @@ CANDIDATES = _candidates_query()
 
 
 class PayerQueries:
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
 
     def candidates(self, beneficiary_id_number: str) -> PayerCandidates:
-        rows: list[Row[Any]] = list(self._session.execute(CANDIDATES, {"beneficiary_id_number": beneficiary_id_number}))
+        rows: list[Row[Any]] = list(
+            self._connection.execute(CANDIDATES, {"beneficiary_id_number": beneficiary_id_number})
+        )
         if not rows:
             return PayerCandidates(None, [], None)
         first = rows[0]
@@ -328,22 +329,22 @@ class PayerQueries:
 
 
 class PolicyRepository:
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
 
     def all(self) -> list[RegionPolicy]:
-        rows = self._session.execute(select(orm.region_policies.c.document))
+        rows = self._connection.execute(select(orm.region_policies.c.document))
         return [policy_from_dict(row.document) for row in rows]
 
     def get(self, admdvs: str, effective_from: datetime) -> RegionPolicy | None:
         table = orm.region_policies
-        row = self._session.execute(
+        row = self._connection.execute(
             select(table.c.document).where(table.c.admdvs == admdvs, table.c.effective_from == effective_from)
         ).first()
         return None if row is None else policy_from_dict(row.document)
 
     def add(self, policy: RegionPolicy, now: datetime) -> None:
-        self._session.execute(
+        self._connection.execute(
             insert(orm.region_policies).values(
                 admdvs=policy.admdvs,
                 effective_from=policy.effective_from,

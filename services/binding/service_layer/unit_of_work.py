@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Connection, Engine
 
 from services.binding.adapters import orm
 from services.binding.adapters.repository import (
@@ -24,13 +24,13 @@ class BindingUnitOfWork(SqlUnitOfWork):
     payer_queries: PayerQueries
     policies: PolicyRepository
 
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
-        super().__init__(sessions, orm.idempotency_keys)
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine, orm.idempotency_keys)
 
-    def open(self, session: Session) -> None:
-        self.persons = PersonRepository(session)
-        self.bindings = BindingRepository(session)
-        self.events = EventLog(session)
-        self.payer_orders = PayerOrderRepository(session)
-        self.payer_queries = PayerQueries(session)
-        self.policies = PolicyRepository(session)
+    def open(self, connection: Connection) -> None:
+        self.persons = PersonRepository(connection)
+        self.bindings = BindingRepository(connection)
+        self.events = EventLog(connection)
+        self.payer_orders = PayerOrderRepository(connection)
+        self.payer_queries = PayerQueries(connection)
+        self.policies = PolicyRepository(connection)

@@ -7,8 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from services.common.database import conflict_aware_insert
 from services.payment.adapters import orm
@@ -70,11 +69,11 @@ class NodeTransaction:
 
 
 class NodeTransactionLog:
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
 
     def add(self, txn: NodeTransaction) -> None:
-        self._session.execute(
+        self._connection.execute(
             INSERT_SAGA,
             {
                 "transaction_id": txn.transaction_id,
@@ -92,7 +91,7 @@ class NodeTransactionLog:
         )
 
     def get(self, transaction_id: str, for_update: bool = False) -> NodeTransaction | None:
-        row = self._session.execute(SAGA_FOR_UPDATE if for_update else SAGA, {"id": transaction_id}).first()
+        row = self._connection.execute(SAGA_FOR_UPDATE if for_update else SAGA, {"id": transaction_id}).first()
         if row is None:
             return None
         return NodeTransaction(
@@ -104,7 +103,7 @@ class NodeTransactionLog:
     def save(self, txn: NodeTransaction, now: datetime) -> None:
         table = orm.node_transactions
         txn.update_time = now
-        self._session.execute(
+        self._connection.execute(
             update(table)
             .where(table.c.transaction_id == txn.transaction_id)
             .values(state=txn.state, participants=txn.participants, acknowledged=txn.acknowledged, update_time=now)
@@ -114,7 +113,7 @@ class NodeTransactionLog:
         self, transaction_id: str, state: str, participants: dict[str, list[dict[str, Any]]], now: datetime
     ) -> bool:
         """Moves a saga from PREPARING to `state` with these legs; False when it is no longer PREPARING."""
-        changed = self._session.execute(
+        changed = self._connection.execute(
             SAGA_LEAVES_PREPARING, {"id": transaction_id, "state": state, "participants": participants, "now": now}
         )
         return changed.rowcount == 1  # type: ignore[attr-defined]
@@ -122,7 +121,7 @@ class NodeTransactionLog:
     def acknowledge(self, transaction_id: str, phase: str, state: str, acknowledged: list[str], now: datetime) -> bool:
         """Notes the participants that applied `phase` and the state that follows; False when the saga
         is no longer in `phase`."""
-        changed = self._session.execute(
+        changed = self._connection.execute(
             SAGA_ACKNOWLEDGED,
             {"id": transaction_id, "phase": phase, "state": state, "acknowledged": acknowledged, "now": now},
         )
@@ -130,7 +129,7 @@ class NodeTransactionLog:
 
     def unfinished(self, states: list[str], updated_before: datetime, limit: int) -> list[str]:
         table = orm.node_transactions
-        rows = self._session.execute(
+        rows = self._connection.execute(
             select(table.c.transaction_id)
             .where(table.c.state.in_(states), table.c.update_time <= updated_before)
             .order_by(table.c.update_time)
@@ -162,14 +161,14 @@ class ParticipantTransaction:
 
 
 class ParticipantLog:
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
         # (transaction id, coordinating province) of the records this unit of work added.
         self.added: list[tuple[str, str]] = []
 
     def get(self, transaction_id: str, for_update: bool = False) -> ParticipantTransaction | None:
         query = PARTICIPANT_FOR_UPDATE if for_update else PARTICIPANT
-        rows = self._session.execute(query, {"id": transaction_id}).all()
+        rows = self._connection.execute(query, {"id": transaction_id}).all()
         if not rows:
             return None
         row = rows[0]
@@ -183,11 +182,11 @@ class ParticipantLog:
 
     def coordinator_of(self, transaction_id: str) -> str | None:
         """The province whose node coordinates the transaction, without its legs."""
-        return self._session.execute(COORDINATOR_OF, {"id": transaction_id}).scalar_one_or_none()
+        return self._connection.execute(COORDINATOR_OF, {"id": transaction_id}).scalar_one_or_none()
 
     def add(self, txn: ParticipantTransaction, now: datetime) -> None:
         self.added.append((txn.transaction_id, txn.coordinator_province))
-        self._session.execute(
+        self._connection.execute(
             INSERT_PARTICIPANT,
             {
                 "transaction_id": txn.transaction_id,
@@ -201,7 +200,7 @@ class ParticipantLog:
             },
         )
         if txn.legs:
-            self._session.execute(
+            self._connection.execute(
                 INSERT_PARTICIPANT_LEGS,
                 [
                     {"transaction_id": txn.transaction_id, "leg_no": leg.leg_no, "payer_id_number": leg.payer_id_number,
@@ -212,16 +211,16 @@ class ParticipantLog:
             )  # fmt: skip
 
     def save(self, txn: ParticipantTransaction, now: datetime) -> None:
-        self._session.execute(PARTICIPANT_STATE, {"id": txn.transaction_id, "state": txn.state, "now": now})
+        self._connection.execute(PARTICIPANT_STATE, {"id": txn.transaction_id, "state": txn.state, "now": now})
         if txn.legs:
-            self._session.execute(
+            self._connection.execute(
                 LEG_CAPTURED,
                 [{"id": txn.transaction_id, "leg": leg.leg_no, "captured": leg.captured_fen} for leg in txn.legs],
             )
 
     def expired_prepared(self, now: datetime, limit: int) -> list[ParticipantTransaction]:
         table = orm.participant_transactions
-        rows = self._session.execute(
+        rows = self._connection.execute(
             select(table.c.transaction_id)
             .where(table.c.state == "PREPARED", table.c.expire_time <= now)
             .order_by(table.c.expire_time)
@@ -232,26 +231,26 @@ class ParticipantLog:
 
 
 class TransferRepository:
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
 
     def add(self, values: dict[str, Any]) -> None:
-        self._session.execute(insert(orm.transfers).values(**values))
+        self._connection.execute(insert(orm.transfers).values(**values))
 
     def get(self, transfer_id: str, for_update: bool = False) -> Any | None:
         query = select(orm.transfers).where(orm.transfers.c.transfer_id == transfer_id)
-        return self._session.execute(query.with_for_update() if for_update else query).first()
+        return self._connection.execute(query.with_for_update() if for_update else query).first()
 
     def set_state(self, transfer_id: str, state: str, complete_time: datetime | None) -> None:
         table = orm.transfers
-        self._session.execute(
+        self._connection.execute(
             update(table).where(table.c.transfer_id == transfer_id).values(state=state, complete_time=complete_time)
         )
 
     def of_grantor_since(self, grantor_id_number: str, since: datetime) -> list[Any]:
         table = orm.transfers
         return list(
-            self._session.execute(
+            self._connection.execute(
                 select(table).where(table.c.grantor_id_number == grantor_id_number, table.c.create_time >= since)
             )
         )
@@ -259,7 +258,7 @@ class TransferRepository:
     def pending_of_grantor(self, grantor_id_number: str) -> list[Any]:
         table = orm.transfers
         return list(
-            self._session.execute(
+            self._connection.execute(
                 select(table).where(table.c.grantor_id_number == grantor_id_number, table.c.state == "PENDING")
             )
         )
@@ -268,7 +267,7 @@ class TransferRepository:
         """Transfers still waiting for the receiving node, oldest first."""
         table = orm.transfers
         return list(
-            self._session.execute(
+            self._connection.execute(
                 select(table).where(table.c.state == "PENDING").order_by(table.c.create_time).limit(limit)
             )
         )
@@ -276,7 +275,7 @@ class TransferRepository:
     def credited(self, transfer_id: str) -> Any | None:
         """The receiving side's record of a transfer: credited, or declined (refunded by the sender)."""
         table = orm.wallet_credits
-        return self._session.execute(select(table).where(table.c.transfer_id == transfer_id)).first()
+        return self._connection.execute(select(table).where(table.c.transfer_id == transfer_id)).first()
 
     def claim_credit(
         self, transfer_id: str, beneficiary: str, amount: int, source_province: str, now: datetime, declined: bool
@@ -288,7 +287,7 @@ class TransferRepository:
         """
         table = orm.wallet_credits
         statement = (
-            conflict_aware_insert(self._session.get_bind().dialect.name, table)
+            conflict_aware_insert(self._connection.dialect.name, table)
             .values(
                 transfer_id=transfer_id,
                 beneficiary_id_number=beneficiary,
@@ -300,4 +299,4 @@ class TransferRepository:
             .on_conflict_do_nothing()
             .returning(table.c.transfer_id)
         )
-        return self._session.execute(statement).first() is not None
+        return self._connection.execute(statement).first() is not None

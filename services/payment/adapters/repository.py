@@ -7,8 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from services.common.database import conflict_aware_insert
 from services.payment.adapters import orm
@@ -67,14 +66,14 @@ def _account(row: Any) -> Account:
 
 
 class AccountRepository:
-    def __init__(self, session: Session, known: set[str] | None = None) -> None:
-        self._session = session
+    def __init__(self, connection: Connection, known: set[str] | None = None) -> None:
+        self._connection = connection
         # Ids of accounts committed earlier; accounts are never deleted, so they need no INSERT again.
         self._known = known if known is not None else set()
         self.opened: list[str] = []
 
     def get(self, account_id: str) -> Account | None:
-        row = self._session.execute(select(orm.accounts).where(orm.accounts.c.account_id == account_id)).first()
+        row = self._connection.execute(select(orm.accounts).where(orm.accounts.c.account_id == account_id)).first()
         return None if row is None else _account(row)
 
     def lock(self, account_ids: Iterable[str]) -> dict[str, Account]:
@@ -82,7 +81,7 @@ class AccountRepository:
         wanted = sorted(set(account_ids))
         if not wanted:
             return {}
-        rows = self._session.execute(LOCK_ACCOUNTS, {"ids": wanted})
+        rows = self._connection.execute(LOCK_ACCOUNTS, {"ids": wanted})
         return {row.account_id: _account(row) for row in rows}
 
     def lock_with_holder(self, account_ids: Iterable[str], holder: str) -> tuple[dict[str, Account], bool | None]:
@@ -91,7 +90,7 @@ class AccountRepository:
         wanted = sorted(set(account_ids))
         if not wanted:
             return {}, None
-        rows = self._session.execute(LOCK_ACCOUNTS_WITH_HOLDER, {"ids": wanted, "holder": holder}).all()
+        rows = self._connection.execute(LOCK_ACCOUNTS_WITH_HOLDER, {"ids": wanted, "holder": holder}).all()
         suspended = bool(rows[0].holder_suspended) if rows else None
         return {row.account_id: _account(row) for row in rows}, suspended
 
@@ -109,13 +108,13 @@ class AccountRepository:
             "held_fen": 0,
             "create_time": now,
         }
-        dialect = self._session.get_bind().dialect.name
-        self._session.execute(conflict_aware_insert(dialect, orm.accounts).values(**values).on_conflict_do_nothing())
+        dialect = self._connection.dialect.name
+        self._connection.execute(conflict_aware_insert(dialect, orm.accounts).values(**values).on_conflict_do_nothing())
 
     def save_amounts(self, accounts: Sequence[Account]) -> None:
         if not accounts:
             return
-        self._session.execute(
+        self._connection.execute(
             SAVE_AMOUNTS, [{"_id": a.account_id, "_balance": a.balance_fen, "_held": a.held_fen} for a in accounts]
         )
 
@@ -123,11 +122,11 @@ class AccountRepository:
 class Journal:
     """Writes balanced entries and keeps tracked accounts' balances in step."""
 
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
 
     def record(self, entry: JournalEntry, locked: dict[str, Account]) -> None:
-        self._session.execute(
+        self._connection.execute(
             INSERT_ENTRY,
             {
                 "entry_id": entry.entry_id,
@@ -158,12 +157,12 @@ class Journal:
                     "time": entry.time,
                 }
             )
-        self._session.execute(INSERT_POSTINGS, rows)
+        self._connection.execute(INSERT_POSTINGS, rows)
 
     def clearing_movements(self, start: datetime, end: datetime) -> dict[str, int]:
         """Sum of each clearing account's postings in [start, end)."""
         p = orm.postings
-        rows = self._session.execute(
+        rows = self._connection.execute(
             select(p.c.account_id, func.sum(p.c.amount_fen).label("total"))
             .where(p.c.account_id.like("CLEARING:%"), p.c.time >= start, p.c.time < end)
             .group_by(p.c.account_id)
@@ -183,7 +182,7 @@ class Journal:
             query = query.where(p.c.time >= start, p.c.time < end)
         if before is not None:
             query = query.where(p.c.posting_id < before)
-        return list(self._session.execute(query.order_by(p.c.posting_id.desc()).limit(limit)))
+        return list(self._connection.execute(query.order_by(p.c.posting_id.desc()).limit(limit)))
 
 
 def _settlement_values(s: Settlement) -> dict[str, Any]:
@@ -234,26 +233,27 @@ def _leg_values(settlement_id: str, leg: SettlementLeg) -> dict[str, Any]:
 
 
 class SettlementRepository:
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
 
     def add(self, settlement: Settlement) -> None:
         # Born CAPTURED only from a Settle (held and captured in one call); save() never changes it.
         one_step = settlement.state is SettlementState.CAPTURED
-        self._session.execute(INSERT_SETTLEMENT, {**_settlement_values(settlement), "one_step": one_step})
+        self._connection.execute(INSERT_SETTLEMENT, {**_settlement_values(settlement), "one_step": one_step})
         if settlement.legs:
-            self._session.execute(INSERT_LEGS, [_leg_values(settlement.settlement_id, leg) for leg in settlement.legs])
+            legs = [_leg_values(settlement.settlement_id, leg) for leg in settlement.legs]
+            self._connection.execute(INSERT_LEGS, legs)
 
     def save(self, settlement: Settlement) -> None:
         table = orm.settlements
-        self._session.execute(
+        self._connection.execute(
             update(table)
             .where(table.c.settlement_id == settlement.settlement_id)
             .values(**_settlement_values(settlement))
         )
         legs = orm.settlement_legs
         if settlement.legs:
-            self._session.execute(
+            self._connection.execute(
                 update(legs)
                 .where(legs.c.settlement_id == bindparam("_sid"), legs.c.leg_no == bindparam("_no"))
                 .values(
@@ -270,10 +270,10 @@ class SettlementRepository:
 
     def get(self, settlement_id: str, for_update: bool = False) -> Settlement | None:
         query = select(orm.settlements).where(orm.settlements.c.settlement_id == settlement_id)
-        row = self._session.execute(query.with_for_update() if for_update else query).first()
+        row = self._connection.execute(query.with_for_update() if for_update else query).first()
         if row is None:
             return None
-        legs = self._session.execute(
+        legs = self._connection.execute(
             select(orm.settlement_legs)
             .where(orm.settlement_legs.c.settlement_id == settlement_id)
             .order_by(orm.settlement_legs.c.leg_no)
@@ -283,7 +283,7 @@ class SettlementRepository:
     def live_for_bill(self, institution_code: str, institution_settlement_id: str) -> str | None:
         """The settlement holding or having taken money for an institution's bill, if any."""
         table = orm.settlements
-        row = self._session.execute(
+        row = self._connection.execute(
             select(table.c.settlement_id).where(
                 table.c.institution_code == institution_code,
                 table.c.institution_settlement_id == institution_settlement_id,
@@ -295,14 +295,14 @@ class SettlementRepository:
     def owner(self, settlement_id: str) -> tuple[str, str] | None:
         """The institution code and region of a settlement, for the access policy."""
         table = orm.settlements
-        row = self._session.execute(
+        row = self._connection.execute(
             select(table.c.institution_code, table.c.institution_admdvs).where(table.c.settlement_id == settlement_id)
         ).first()
         return None if row is None else (row.institution_code, row.institution_admdvs)
 
     def expired_ids(self, now: datetime, limit: int) -> list[str]:
         table = orm.settlements
-        rows = self._session.execute(
+        rows = self._connection.execute(
             select(table.c.settlement_id)
             .where(table.c.state == SettlementState.AUTHORIZED.value, table.c.expire_time <= now)
             .order_by(table.c.expire_time)
@@ -324,7 +324,7 @@ class SettlementRepository:
                 | ((s.c.close_time >= start) & (s.c.close_time < end))
             )
         )  # fmt: skip
-        return list(self._session.execute(query))
+        return list(self._connection.execute(query))
 
 
 def _settlement(row: Any, legs: list[Any]) -> Settlement:
@@ -382,8 +382,8 @@ class UsageRepository:
     transaction reads usage again or commits, instead of a round trip each.
     """
 
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
         self._pending: dict[tuple[str, int], list[Any]] = {}
 
     def of_grantors(self, grantor_ids: Sequence[str], year: int) -> dict[str, dict[str, tuple[int, int]]]:
@@ -391,7 +391,7 @@ class UsageRepository:
         if not grantor_ids:
             return {}
         self.flush()
-        rows = self._session.execute(USAGE_OF_GRANTORS, {"grantors": list(grantor_ids), "year": year})
+        rows = self._connection.execute(USAGE_OF_GRANTORS, {"grantors": list(grantor_ids), "year": year})
         found: dict[str, dict[str, tuple[int, int]]] = {}
         for row in rows:
             found.setdefault(row.grantor_id_number, {})[row.binding_id] = (row.shared_fen, row.held_fen)
@@ -415,13 +415,13 @@ class UsageRepository:
             for (binding_id, year), (grantor, beneficiary, shared, held) in sorted(self._pending.items())
         ]  # fmt: skip
         self._pending.clear()
-        self._session.execute(USAGE_UPSERT[self._session.get_bind().dialect.name], rows)
+        self._connection.execute(USAGE_UPSERT[self._connection.dialect.name], rows)
 
     def shares_of(self, grantor_id_number: str, year: int) -> list[Any]:
         self.flush()
         table = orm.binding_usage
         return list(
-            self._session.execute(
+            self._connection.execute(
                 select(table)
                 .where(table.c.grantor_id_number == grantor_id_number, table.c.year == year)
                 .order_by(table.c.binding_id)
@@ -446,12 +446,12 @@ USAGE_UPSERT = {dialect: _usage_upsert(dialect) for dialect in ("postgresql", "s
 class AuditQueries:
     """Whole-ledger reads for CheckLedger."""
 
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
 
     def unbalanced_entries(self) -> list[tuple[str, int]]:
         p = orm.postings
-        rows = self._session.execute(
+        rows = self._connection.execute(
             select(p.c.entry_id, func.sum(p.c.amount_fen).label("total"))
             .group_by(p.c.entry_id)
             .having(func.sum(p.c.amount_fen) != 0)
@@ -459,14 +459,14 @@ class AuditQueries:
         return [(row.entry_id, int(row.total)) for row in rows]
 
     def counts(self) -> tuple[int, int]:
-        entries = self._session.execute(select(func.count()).select_from(orm.journal_entries)).scalar_one()
-        accounts = self._session.execute(select(func.count()).select_from(orm.accounts)).scalar_one()
+        entries = self._connection.execute(select(func.count()).select_from(orm.journal_entries)).scalar_one()
+        accounts = self._connection.execute(select(func.count()).select_from(orm.accounts)).scalar_one()
         return int(entries), int(accounts)
 
     def balance_mismatches(self) -> list[tuple[str, int, int]]:
         a, p = orm.accounts, orm.postings
         sums = select(p.c.account_id, func.sum(p.c.amount_fen).label("total")).group_by(p.c.account_id).subquery()
-        rows = self._session.execute(
+        rows = self._connection.execute(
             select(a.c.account_id, a.c.balance_fen, func.coalesce(sums.c.total, 0).label("total"))
             .outerjoin(sums, sums.c.account_id == a.c.account_id)
             .where(a.c.kind.in_(["PERSONAL_ACCOUNT", "WALLET"]))
@@ -493,7 +493,7 @@ class AuditQueries:
             .group_by(every_hold.c.account_id)
             .subquery()
         )
-        rows = self._session.execute(
+        rows = self._connection.execute(
             select(a.c.account_id, a.c.held_fen, func.coalesce(holds.c.total, 0).label("total"))
             .outerjoin(holds, holds.c.account_id == a.c.account_id)
             .where(a.c.held_fen != func.coalesce(holds.c.total, 0))
@@ -502,21 +502,21 @@ class AuditQueries:
 
     def negative_available(self) -> list[str]:
         a = orm.accounts
-        rows = self._session.execute(
+        rows = self._connection.execute(
             select(a.c.account_id).where(a.c.kind.in_(["PERSONAL_ACCOUNT", "WALLET"]), a.c.balance_fen < a.c.held_fen)
         )
         return [row.account_id for row in rows]
 
     def stale_holds(self, older_than: datetime) -> list[str]:
         s = orm.settlements
-        rows = self._session.execute(
+        rows = self._connection.execute(
             select(s.c.settlement_id).where(s.c.state == SettlementState.AUTHORIZED.value, s.c.expire_time < older_than)
         )
         return [row.settlement_id for row in rows]
 
     def stale_prepared(self, older_than: datetime) -> list[str]:
         table = orm.participant_transactions
-        rows = self._session.execute(
+        rows = self._connection.execute(
             select(table.c.transaction_id).where(table.c.state == "PREPARED", table.c.expire_time < older_than)
         )
         return [row.transaction_id for row in rows]
@@ -534,7 +534,7 @@ class AuditQueries:
             select(t.c.transfer_id).where(t.c.transfer_id == j.c.transfer_id).exists()
             | select(w.c.transfer_id).where((w.c.transfer_id == j.c.transfer_id) & ~w.c.declined).exists()
         )
-        rows = self._session.execute(
+        rows = self._connection.execute(
             select(j.c.entry_id, p.c.account_id)
             .join(p, p.c.entry_id == j.c.entry_id)
             .where(p.c.account_id.like(f"{AccountKind.CLEARING.value}:%"))
@@ -544,7 +544,7 @@ class AuditQueries:
 
     def negative_balances(self) -> list[str]:
         a = orm.accounts
-        rows = self._session.execute(
+        rows = self._connection.execute(
             select(a.c.account_id).where(
                 a.c.kind.in_(["PERSONAL_ACCOUNT", "WALLET"]), (a.c.balance_fen < 0) | (a.c.held_fen < 0)
             )
@@ -554,10 +554,10 @@ class AuditQueries:
     def beyond(self, bound_fen: int) -> list[str]:
         """Accounts holding, and postings moving, more than any real account ever could."""
         a, p = orm.accounts, orm.postings
-        accounts = self._session.execute(
+        accounts = self._connection.execute(
             select(a.c.account_id).where(a.c.kind.in_(["PERSONAL_ACCOUNT", "WALLET"]), a.c.balance_fen > bound_fen)
         )
-        postings = self._session.execute(
+        postings = self._connection.execute(
             select(p.c.entry_id, p.c.account_id).where((p.c.amount_fen > bound_fen) | (p.c.amount_fen < -bound_fen))
         )
         return [f"account {row.account_id}" for row in accounts] + [
@@ -567,13 +567,13 @@ class AuditQueries:
     def captures_outside_holds(self) -> list[str]:
         """Legs that captured less than nothing or more than they held."""
         legs, pl = orm.settlement_legs, orm.participant_legs
-        own = self._session.execute(
+        own = self._connection.execute(
             select(legs.c.settlement_id, legs.c.leg_no).where(
                 (legs.c.captured_fen < 0) | (legs.c.captured_fen > legs.c.amount_fen) | (legs.c.refunded_fen < 0)
                 | (legs.c.refunded_fen > legs.c.captured_fen)
             )
         )  # fmt: skip
-        others = self._session.execute(
+        others = self._connection.execute(
             select(pl.c.transaction_id, pl.c.leg_no).where(
                 (pl.c.captured_fen < 0) | (pl.c.captured_fen > pl.c.amount_fen)
             )
@@ -583,19 +583,19 @@ class AuditQueries:
         ]
 
     def total_of_all_accounts(self) -> int:
-        return int(self._session.execute(select(func.coalesce(func.sum(orm.postings.c.amount_fen), 0))).scalar_one())
+        return int(self._connection.execute(select(func.coalesce(func.sum(orm.postings.c.amount_fen), 0))).scalar_one())
 
 
 class ViolationRepository:
     """Impersonation violations (冒名就医) and networked-settlement suspensions."""
 
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
 
     def add(self, violation_id: str, holder: str, patient: str, institution_code: str, now: datetime) -> int:
         """Records a violation; returns how many the holder has now."""
         table = orm.violations
-        self._session.execute(
+        self._connection.execute(
             insert(table).values(
                 violation_id=violation_id,
                 kind="IMPERSONATION",
@@ -606,7 +606,7 @@ class ViolationRepository:
             )
         )
         return int(
-            self._session.execute(
+            self._connection.execute(
                 select(func.count()).select_from(table).where(table.c.holder_id_number == holder)
             ).scalar_one()
         )
@@ -619,24 +619,24 @@ class ViolationRepository:
             query = query.where(
                 (table.c.time > moment) | ((table.c.time == moment) & (table.c.violation_id > after[1]))
             )
-        return list(self._session.execute(query.order_by(table.c.time, table.c.violation_id).limit(limit)))
+        return list(self._connection.execute(query.order_by(table.c.time, table.c.violation_id).limit(limit)))
 
     def suspension(self, holder: str, for_update: bool = False) -> Any | None:
         query = SUSPENSION.with_for_update() if for_update else SUSPENSION
-        return self._session.execute(query, {"holder": holder}).first()
+        return self._connection.execute(query, {"holder": holder}).first()
 
     def suspend(self, holder: str, reason: str, operator_id: str, now: datetime) -> None:
         table = orm.suspensions
         values = {"active": True, "reason": reason, "operator_id": operator_id, "suspend_time": now, "lift_time": None}
-        changed = self._session.execute(
+        changed = self._connection.execute(
             update(table).where(table.c.holder_id_number == holder).values(**values)
         ).rowcount
         if not changed:
-            self._session.execute(insert(table).values(holder_id_number=holder, **values))
+            self._connection.execute(insert(table).values(holder_id_number=holder, **values))
 
     def lift(self, holder: str, operator_id: str, reason: str, now: datetime) -> None:
         table = orm.suspensions
-        self._session.execute(
+        self._connection.execute(
             update(table)
             .where(table.c.holder_id_number == holder)
             .values(active=False, lift_time=now, operator_id=operator_id, reason=reason)

@@ -5,9 +5,8 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session, sessionmaker
 
 from services.common.unit_of_work import SqlUnitOfWork
 from services.payment.adapters import orm
@@ -72,25 +71,25 @@ class PaymentUnitOfWork(SqlUnitOfWork):
 
     def __init__(
         self,
-        sessions: sessionmaker[Session],
+        engine: Engine,
         known_accounts: set[str] | None = None,
         coordinators: CoordinatorMemory | None = None,
     ) -> None:
-        super().__init__(sessions, orm.idempotency_keys)
+        super().__init__(engine, orm.idempotency_keys)
         self._known_accounts = known_accounts
         self._coordinators = coordinators
         self._pipelined: tuple[dict[Any, Any], type[Exception]] | None = None
 
-    def open(self, session: Session) -> None:
-        self.accounts = AccountRepository(session, self._known_accounts)
-        self.journal = Journal(session)
-        self.settlements = SettlementRepository(session)
-        self.usage = UsageRepository(session)
-        self.violations = ViolationRepository(session)
-        self.audit = AuditQueries(session)
-        self.node_transactions = NodeTransactionLog(session)
-        self.participants = ParticipantLog(session)
-        self.transfers = TransferRepository(session)
+    def open(self, connection: Connection) -> None:
+        self.accounts = AccountRepository(connection, self._known_accounts)
+        self.journal = Journal(connection)
+        self.settlements = SettlementRepository(connection)
+        self.usage = UsageRepository(connection)
+        self.violations = ViolationRepository(connection)
+        self.audit = AuditQueries(connection)
+        self.node_transactions = NodeTransactionLog(connection)
+        self.participants = ParticipantLog(connection)
+        self.transfers = TransferRepository(connection)
 
     def pipeline_writes(self) -> None:
         """From here to the commit the transaction only writes: on PostgreSQL its statements are
@@ -98,7 +97,7 @@ class PaymentUnitOfWork(SqlUnitOfWork):
         all in one round trip (then sends COMMIT) instead of one round trip each. A statement
         that returns rows (a read, a RETURNING) still works: it ends the pipeline first, so it
         sees the writes before it. On SQLite nothing changes."""
-        connection = self.session.connection()
+        connection = self.connection
         if connection.dialect.name != "postgresql" or PIPELINE in connection.info:
             return
         engine = connection.engine
