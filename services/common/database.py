@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 DATABASE_URL_ENV = "GONGJI_DATABASE_URL"
 # Connection execution option that marks a transaction as a read.
 READ_ONLY_OPTION = "gongji_read_only"
+# Execution option of a text statement that only writes (returns no rows): SQLAlchemy cannot tell
+# that from the text, and PostgreSQL's pipeline mode may send such a statement without waiting.
+WRITES_ONLY_OPTION = "gongji_writes_only"
 # How long a SQLite writer waits for the database lock when the caller set no deadline.
 _SQLITE_BUSY_MS = 30_000
 

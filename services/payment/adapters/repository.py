@@ -3,13 +3,16 @@ order everywhere, so concurrent settlements queue instead of deadlocking."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, text, update
+from sqlalchemy.dialects import postgresql
 
-from services.common.database import conflict_aware_insert
+from services.common.database import WRITES_ONLY_OPTION, conflict_aware_insert
 from services.payment.adapters import orm
 from shared.deduction import PaymentSource
 from shared.ledger import Account, AccountKind, JournalEntry
@@ -52,6 +55,41 @@ SAVE_AMOUNTS = (
 )
 INSERT_ENTRY = insert(orm.journal_entries)
 INSERT_POSTINGS = insert(orm.postings)
+_ENTRY_COLUMNS = list(orm.journal_entries.c)
+_POSTING_COLUMNS = [c for c in orm.postings.c if c.name != "posting_id"]
+# Up to this many postings an entry goes as one statement; a longer one (none of the money paths
+# writes one) goes as two, so no statement grows without bound.
+_POSTINGS_IN_ONE_STATEMENT = 16
+
+
+def _typed(name: str, column: Any) -> str:
+    # Cast as SQLAlchemy's own PostgreSQL statements do, so psycopg prepares one plan for all values;
+    # without the length, as they do too: a cast to VARCHAR(n) would cut a long value short, where
+    # the column's own check refuses it.
+    type_name = re.sub(r"\(\d+\)", "", column.type.compile(dialect=postgresql.dialect()))
+    return f"CAST(:{name} AS {type_name})"
+
+
+@cache
+def _entry_with_postings(count: int) -> Any:
+    """PostgreSQL: an entry and its `count` postings in one statement, the entry's INSERT riding
+    as a data-modifying CTE on the postings' multi-row INSERT (a statement fewer per entry).
+    Parameters: e_<column> for the entry, p<i>_<column> for posting i. Written as text, built once
+    per count: SQLAlchemy compiles a multi-row INSERT construct again on every call, which costs
+    more than the statement it saves."""
+    entry = ", ".join(c.name for c in _ENTRY_COLUMNS)
+    entry_values = ", ".join(_typed(f"e_{c.name}", c) for c in _ENTRY_COLUMNS)
+    posting = ", ".join(c.name for c in _POSTING_COLUMNS)
+    rows = ", ".join("(" + ", ".join(_typed(f"p{i}_{c.name}", c) for c in _POSTING_COLUMNS) + ")" for i in range(count))
+    sql = (
+        f"WITH entry AS (INSERT INTO journal_entries ({entry}) VALUES ({entry_values})) "
+        f"INSERT INTO postings ({posting}) VALUES {rows}"
+    )
+    typed = [bindparam(f"e_{c.name}", type_=c.type) for c in _ENTRY_COLUMNS]
+    typed += [bindparam(f"p{i}_{c.name}", type_=c.type) for i in range(count) for c in _POSTING_COLUMNS]
+    return text(sql).bindparams(*typed).execution_options(**{WRITES_ONLY_OPTION: True})
+
+
 INSERT_SETTLEMENT = insert(orm.settlements)
 INSERT_LEGS = insert(orm.settlement_legs)
 USAGE_OF_GRANTORS = select(orm.binding_usage).where(
@@ -126,19 +164,16 @@ class Journal:
         self._connection = connection
 
     def record(self, entry: JournalEntry, locked: dict[str, Account]) -> None:
-        self._connection.execute(
-            INSERT_ENTRY,
-            {
-                "entry_id": entry.entry_id,
-                "time": entry.time,
-                "purpose": entry.purpose.value,
-                "settlement_id": entry.settlement_id,
-                "transfer_id": entry.transfer_id,
-                "institution_code": entry.institution_code,
-                "request_id": entry.request_id,
-                "memo": entry.memo,
-            },
-        )
+        head = {
+            "entry_id": entry.entry_id,
+            "time": entry.time,
+            "purpose": entry.purpose.value,
+            "settlement_id": entry.settlement_id,
+            "transfer_id": entry.transfer_id,
+            "institution_code": entry.institution_code,
+            "request_id": entry.request_id,
+            "memo": entry.memo,
+        }
         rows = []
         for posting in entry.postings:
             account = locked.get(posting.account_id)
@@ -157,7 +192,15 @@ class Journal:
                     "time": entry.time,
                 }
             )
-        self._connection.execute(INSERT_POSTINGS, rows)
+        if self._connection.dialect.name == "postgresql" and 0 < len(rows) <= _POSTINGS_IN_ONE_STATEMENT:
+            together = {f"e_{name}": value for name, value in head.items()}
+            for i, row in enumerate(rows):
+                together |= {f"p{i}_{name}": value for name, value in row.items()}
+            self._connection.execute(_entry_with_postings(len(rows)), together)
+            return
+        self._connection.execute(INSERT_ENTRY, head)
+        if rows:
+            self._connection.execute(INSERT_POSTINGS, rows)
 
     def clearing_movements(self, start: datetime, end: datetime) -> dict[str, int]:
         """Sum of each clearing account's postings in [start, end)."""

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy.exc import DBAPIError
 
+from services.common.database import WRITES_ONLY_OPTION
 from services.common.unit_of_work import SqlUnitOfWork
 from services.payment.adapters import orm
 from services.payment.adapters.node_repository import NodeTransactionLog, ParticipantLog, TransferRepository
@@ -49,7 +50,7 @@ def _before_statement(
     if PIPELINE not in connection.info:
         return
     compiled = context.compiled
-    writes_only = (
+    writes_only = context.execution_options.get(WRITES_ONLY_OPTION, False) or (
         compiled is not None
         and (context.isinsert or context.isupdate or context.isdelete)
         and not compiled.effective_returning
