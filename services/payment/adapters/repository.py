@@ -3,17 +3,15 @@ order everywhere, so concurrent settlements queue instead of deadlocking."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select, text, update
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
-from services.common.database import WRITES_ONLY_OPTION, conflict_aware_insert
+from services.common.database import conflict_aware_insert
 from services.payment.adapters import orm
+from services.payment.adapters.row_with_children import insert_with_children
 from shared.deduction import PaymentSource
 from shared.ledger import Account, AccountKind, JournalEntry
 from shared.policy import UseCategory
@@ -53,45 +51,6 @@ SAVE_AMOUNTS = (
     .where(orm.accounts.c.account_id == bindparam("_id"))
     .values(balance_fen=bindparam("_balance"), held_fen=bindparam("_held"))
 )
-INSERT_ENTRY = insert(orm.journal_entries)
-INSERT_POSTINGS = insert(orm.postings)
-_ENTRY_COLUMNS = list(orm.journal_entries.c)
-_POSTING_COLUMNS = [c for c in orm.postings.c if c.name != "posting_id"]
-# Up to this many postings an entry goes as one statement; a longer one (none of the money paths
-# writes one) goes as two, so no statement grows without bound.
-_POSTINGS_IN_ONE_STATEMENT = 16
-
-
-def _typed(name: str, column: Any) -> str:
-    # Cast as SQLAlchemy's own PostgreSQL statements do, so psycopg prepares one plan for all values;
-    # without the length, as they do too: a cast to VARCHAR(n) would cut a long value short, where
-    # the column's own check refuses it.
-    type_name = re.sub(r"\(\d+\)", "", column.type.compile(dialect=postgresql.dialect()))
-    return f"CAST(:{name} AS {type_name})"
-
-
-@cache
-def _entry_with_postings(count: int) -> Any:
-    """PostgreSQL: an entry and its `count` postings in one statement, the entry's INSERT riding
-    as a data-modifying CTE on the postings' multi-row INSERT (a statement fewer per entry).
-    Parameters: e_<column> for the entry, p<i>_<column> for posting i. Written as text, built once
-    per count: SQLAlchemy compiles a multi-row INSERT construct again on every call, which costs
-    more than the statement it saves."""
-    entry = ", ".join(c.name for c in _ENTRY_COLUMNS)
-    entry_values = ", ".join(_typed(f"e_{c.name}", c) for c in _ENTRY_COLUMNS)
-    posting = ", ".join(c.name for c in _POSTING_COLUMNS)
-    rows = ", ".join("(" + ", ".join(_typed(f"p{i}_{c.name}", c) for c in _POSTING_COLUMNS) + ")" for i in range(count))
-    sql = (
-        f"WITH entry AS (INSERT INTO journal_entries ({entry}) VALUES ({entry_values})) "
-        f"INSERT INTO postings ({posting}) VALUES {rows}"
-    )
-    typed = [bindparam(f"e_{c.name}", type_=c.type) for c in _ENTRY_COLUMNS]
-    typed += [bindparam(f"p{i}_{c.name}", type_=c.type) for i in range(count) for c in _POSTING_COLUMNS]
-    return text(sql).bindparams(*typed).execution_options(**{WRITES_ONLY_OPTION: True})
-
-
-INSERT_SETTLEMENT = insert(orm.settlements)
-INSERT_LEGS = insert(orm.settlement_legs)
 USAGE_OF_GRANTORS = select(orm.binding_usage).where(
     orm.binding_usage.c.grantor_id_number.in_(bindparam("grantors", expanding=True)),
     orm.binding_usage.c.year == bindparam("year"),
@@ -192,15 +151,7 @@ class Journal:
                     "time": entry.time,
                 }
             )
-        if self._connection.dialect.name == "postgresql" and 0 < len(rows) <= _POSTINGS_IN_ONE_STATEMENT:
-            together = {f"e_{name}": value for name, value in head.items()}
-            for i, row in enumerate(rows):
-                together |= {f"p{i}_{name}": value for name, value in row.items()}
-            self._connection.execute(_entry_with_postings(len(rows)), together)
-            return
-        self._connection.execute(INSERT_ENTRY, head)
-        if rows:
-            self._connection.execute(INSERT_POSTINGS, rows)
+        insert_with_children(self._connection, orm.journal_entries, head, orm.postings, rows)
 
     def clearing_movements(self, start: datetime, end: datetime) -> dict[str, int]:
         """Sum of each clearing account's postings in [start, end)."""
@@ -282,10 +233,9 @@ class SettlementRepository:
     def add(self, settlement: Settlement) -> None:
         # Born CAPTURED only from a Settle (held and captured in one call); save() never changes it.
         one_step = settlement.state is SettlementState.CAPTURED
-        self._connection.execute(INSERT_SETTLEMENT, {**_settlement_values(settlement), "one_step": one_step})
-        if settlement.legs:
-            legs = [_leg_values(settlement.settlement_id, leg) for leg in settlement.legs]
-            self._connection.execute(INSERT_LEGS, legs)
+        row = {**_settlement_values(settlement), "one_step": one_step}
+        legs = [_leg_values(settlement.settlement_id, leg) for leg in settlement.legs]
+        insert_with_children(self._connection, orm.settlements, row, orm.settlement_legs, legs)
 
     def save(self, settlement: Settlement) -> None:
         table = orm.settlements
