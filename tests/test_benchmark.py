@@ -399,3 +399,23 @@ def test_the_benchmark_counts_every_process_listening_on_a_shared_port():
         second.listen()
         assert listening_sockets(port) == 2
         wait_until_listening(None, f"127.0.0.1:{port}", 2, timeout=5)
+
+
+def test_a_free_port_lies_below_the_kernels_ephemeral_range_so_no_outgoing_connection_holds_it() -> None:
+    import socket
+    from pathlib import Path
+
+    from services.benchmark.processes import free_port
+
+    ephemeral_start = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    # Seeding the shared random number generator does not make two fixtures pick the same port.
+    random.seed(7)
+    first = free_port(3)
+    random.seed(7)
+    second = free_port(3)
+
+    assert first != second
+    for port in (first, second):
+        assert port >= 10_000 and port + 2 < ephemeral_start
+        with socket.socket() as server:
+            server.bind(("127.0.0.1", port + 2))

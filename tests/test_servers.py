@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from services.common.security.development_pki import DevelopmentPKI
 from shared.principals import BINDING_SERVICE, operator, payment_node
+from tests.conftest import _free_port
 
 OPERATOR = operator("000000", "ops")
 
@@ -71,12 +72,6 @@ def test_a_payment_node_also_serves_the_node_to_node_contract(payment_service, p
     with pki.channel(payment_service.server.address, OPERATOR) as channel:
         services = ProtoReflectionDescriptorDatabase(channel).get_services()
     assert "gongji.node.v1.PaymentNodeService" in services
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _wait_serving(pki: DevelopmentPKI, address: str, process: subprocess.Popen, seconds: float = 20) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -15,6 +16,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -25,17 +27,34 @@ from services.benchmark.errors import BenchmarkError
 from services.benchmark.progress import say
 from services.common.database import normalise_url
 
+# Ports handed out lie below the kernel's ephemeral range (Linux's default starts at 32768).
+_LOWEST_PORT = 10_000
+_ports = random.Random()  # seeded from the OS: a test that seeds `random` does not repeat our ports
+
+
+def _ephemeral_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
+
 
 def free_port(count: int = 1) -> int:
-    """The first of `count` consecutive ports free on 127.0.0.1 now. A node's n-th process serves
-    its metrics on the node's port + n, and a port the kernel offers is one of its ephemeral ports,
-    so the next one may be an outgoing connection's local port already."""
-    for _ in range(100):
+    """The first of `count` consecutive ports free on 127.0.0.1 now, for a server to bind next (a
+    node's n-th process serves its metrics on the node's port + n).
+
+    Picked below the kernel's ephemeral range: a port the kernel offers for bind(0) is an
+    ephemeral one, which any outgoing connection (to PostgreSQL, to another server) may take as
+    its local port between this probe and the server's bind, and the server then cannot listen.
+    """
+    highest = _ephemeral_start() - count
+    for _ in range(200):
+        port = _ports.randrange(_LOWEST_PORT, highest) if highest > _LOWEST_PORT else 0
         with contextlib.ExitStack() as held:
-            first = held.enter_context(socket.socket())
-            first.bind(("127.0.0.1", 0))
-            port = int(first.getsockname()[1])
             try:
+                first = held.enter_context(socket.socket())
+                first.bind(("127.0.0.1", port))
+                port = int(first.getsockname()[1])
                 for offset in range(1, count):
                     held.enter_context(socket.socket()).bind(("127.0.0.1", port + offset))
             except (OSError, OverflowError):  # taken, or past the last port
