@@ -11,6 +11,7 @@ from sqlalchemy import Connection, bindparam, insert, select, update
 
 from services.common.database import conflict_aware_insert
 from services.payment.adapters import orm
+from services.payment.adapters.row_with_children import insert_with_children
 
 # Statements of the cross-node settlement path, built once: building one costs more than running it.
 _sagas, _participants, _legs = orm.node_transactions, orm.participant_transactions, orm.participant_legs
@@ -37,8 +38,6 @@ PARTICIPANT = (
 )  # fmt: skip
 PARTICIPANT_FOR_UPDATE = PARTICIPANT.with_for_update(of=_participants)
 COORDINATOR_OF = select(_participants.c.coordinator_province).where(_participants.c.transaction_id == bindparam("id"))
-INSERT_PARTICIPANT = insert(_participants)
-INSERT_PARTICIPANT_LEGS = insert(_legs)
 PARTICIPANT_STATE = (
     update(_participants)
     .where(_participants.c.transaction_id == bindparam("id"))
@@ -186,29 +185,23 @@ class ParticipantLog:
 
     def add(self, txn: ParticipantTransaction, now: datetime) -> None:
         self.added.append((txn.transaction_id, txn.coordinator_province))
-        self._connection.execute(
-            INSERT_PARTICIPANT,
-            {
-                "transaction_id": txn.transaction_id,
-                "coordinator_province": txn.coordinator_province,
-                "state": txn.state,
-                "beneficiary_id_number": txn.beneficiary_id_number,
-                "institution_code": txn.institution_code,
-                "expire_time": txn.expire_time,
-                "create_time": now,
-                "update_time": now,
-            },
-        )
-        if txn.legs:
-            self._connection.execute(
-                INSERT_PARTICIPANT_LEGS,
-                [
-                    {"transaction_id": txn.transaction_id, "leg_no": leg.leg_no, "payer_id_number": leg.payer_id_number,
-                     "account_id": leg.account_id, "binding_id": leg.binding_id, "amount_fen": leg.amount_fen,
-                     "captured_fen": leg.captured_fen}
-                    for leg in txn.legs
-                ],
-            )  # fmt: skip
+        row = {
+            "transaction_id": txn.transaction_id,
+            "coordinator_province": txn.coordinator_province,
+            "state": txn.state,
+            "beneficiary_id_number": txn.beneficiary_id_number,
+            "institution_code": txn.institution_code,
+            "expire_time": txn.expire_time,
+            "create_time": now,
+            "update_time": now,
+        }
+        legs = [
+            {"transaction_id": txn.transaction_id, "leg_no": leg.leg_no, "payer_id_number": leg.payer_id_number,
+             "account_id": leg.account_id, "binding_id": leg.binding_id, "amount_fen": leg.amount_fen,
+             "captured_fen": leg.captured_fen}
+            for leg in txn.legs
+        ]  # fmt: skip
+        insert_with_children(self._connection, _participants, row, _legs, legs)
 
     def save(self, txn: ParticipantTransaction, now: datetime) -> None:
         self._connection.execute(PARTICIPANT_STATE, {"id": txn.transaction_id, "state": txn.state, "now": now})

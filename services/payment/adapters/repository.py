@@ -40,12 +40,7 @@ HOLDER_SUSPENDED = (
     .scalar_subquery()
     .label("holder_suspended")
 )
-LOCK_ACCOUNTS_WITH_HOLDER = (
-    select(orm.accounts, HOLDER_SUSPENDED)
-    .where(orm.accounts.c.account_id.in_(bindparam("ids", expanding=True)))
-    .order_by(orm.accounts.c.account_id)
-    .with_for_update(of=orm.accounts)
-)
+LOCK_ACCOUNTS_WITH_HOLDER = LOCK_ACCOUNTS.add_columns(HOLDER_SUSPENDED).with_for_update(of=orm.accounts)
 SAVE_AMOUNTS = (
     update(orm.accounts)
     .where(orm.accounts.c.account_id == bindparam("_id"))
@@ -73,21 +68,20 @@ class AccountRepository:
         row = self._connection.execute(select(orm.accounts).where(orm.accounts.c.account_id == account_id)).first()
         return None if row is None else _account(row)
 
-    def lock(self, account_ids: Iterable[str]) -> dict[str, Account]:
-        """Locks the existing accounts among account_ids, in sorted order."""
+    def _locked_rows(self, statement: Any, account_ids: Iterable[str], **params: Any) -> list[Any]:
         wanted = sorted(set(account_ids))
         if not wanted:
-            return {}
-        rows = self._connection.execute(LOCK_ACCOUNTS, {"ids": wanted})
-        return {row.account_id: _account(row) for row in rows}
+            return []
+        return list(self._connection.execute(statement, {"ids": wanted, **params}))
+
+    def lock(self, account_ids: Iterable[str]) -> dict[str, Account]:
+        """Locks the existing accounts among account_ids, in sorted order."""
+        return {row.account_id: _account(row) for row in self._locked_rows(LOCK_ACCOUNTS, account_ids)}
 
     def lock_with_holder(self, account_ids: Iterable[str], holder: str) -> tuple[dict[str, Account], bool | None]:
         """As `lock`, and whether `holder`'s networked settlement is suspended, read in the same
         statement; None when no account was found, so nothing was read."""
-        wanted = sorted(set(account_ids))
-        if not wanted:
-            return {}, None
-        rows = self._connection.execute(LOCK_ACCOUNTS_WITH_HOLDER, {"ids": wanted, "holder": holder}).all()
+        rows = self._locked_rows(LOCK_ACCOUNTS_WITH_HOLDER, account_ids, holder=holder)
         suspended = bool(rows[0].holder_suspended) if rows else None
         return {row.account_id: _account(row) for row in rows}, suspended
 

@@ -1,5 +1,5 @@
 """A row and the rows that belong to it (a journal entry and its postings, a settlement and its
-legs), written together.
+legs, a participant's record of a cross-node transaction and its legs), written together.
 
 On PostgreSQL they are one statement: the row's INSERT rides as a data-modifying CTE on the
 multi-row INSERT of its children. Each statement sent costs about 200 µs of CPU in SQLAlchemy and
