@@ -32,6 +32,7 @@ from sqlalchemy import (
 
 from services.common.database import conflict_aware_insert
 from services.common.types import UtcDateTime
+from services.common.write_batch import WriteBatch, updating
 from shared.errors import DomainError, Reason
 
 
@@ -100,9 +101,10 @@ def _lookup(table: Table, for_update: bool) -> Any:
 
 
 class IdempotencyStore:
-    def __init__(self, connection: Connection, table: Table) -> None:
+    def __init__(self, connection: Connection, table: Table, writes: WriteBatch) -> None:
         self._connection = connection
         self._table = table
+        self._writes = writes
 
     def _key(self, principal: str, request_id: str) -> Any:
         return (self._table.c.principal == principal) & (self._table.c.request_id == request_id)
@@ -143,16 +145,9 @@ class IdempotencyStore:
         return self._connection.execute(statements.claim, values).first() is not None
 
     def complete(self, principal: str, request_id: str, outcome: Outcome) -> None:
-        statements = _statements(self._table, self._connection.dialect.name)
-        self._connection.execute(
-            statements.complete,
-            {
-                "_principal": principal,
-                "_request_id": request_id,
-                "_succeeded": outcome.succeeded,
-                "_payload": outcome.payload,
-            },
-        )
+        """Stores the answer under the key claimed; one of the transaction's writes."""
+        row = {"principal": principal, "request_id": request_id, "succeeded": outcome.succeeded}
+        self._writes.write(updating(self._table, _KEY, [row | {"payload": outcome.payload}]))
 
     def mark_reversed(self, principal: str, request_id: str, reversal_id: str, refusal: Outcome) -> None:
         """Replaces a request's stored answer by the reversal's refusal."""
@@ -178,22 +173,19 @@ class IdempotencyStore:
         )
 
 
+_KEY = ("principal", "request_id")
+
+
 @dataclass(frozen=True)
 class _Statements:
     claim: Any
-    complete: Any
 
 
 @cache
 def _statements(table: Table, dialect: str) -> _Statements:
-    """Built once per table: every mutating request runs both, and building costs more than running."""
+    """Built once per table: every mutating request runs it, and building costs more than running."""
     claim = conflict_aware_insert(dialect, table).on_conflict_do_nothing().returning(table.c.request_id)
-    complete = (
-        update(table)
-        .where((table.c.principal == bindparam("_principal")) & (table.c.request_id == bindparam("_request_id")))
-        .values(succeeded=bindparam("_succeeded"), payload=bindparam("_payload"))
-    )
-    return _Statements(claim, complete)
+    return _Statements(claim)
 
 
 REVERSED_BEFORE_ARRIVAL = "(reversed before arrival)"

@@ -9,6 +9,7 @@ from sqlalchemy import Connection, Engine, Table
 
 from services.common.database import READ_ONLY_OPTION
 from services.common.idempotency import IdempotencyStore
+from services.common.write_batch import WriteBatch
 
 
 class SqlUnitOfWork:
@@ -16,6 +17,7 @@ class SqlUnitOfWork:
 
     connection: Connection
     idempotency: IdempotencyStore
+    writes: WriteBatch
 
     def __init__(self, engine: Engine, idempotency_table: Table) -> None:
         # A Core connection, not an ORM Session: the repositories run Core statements only, and
@@ -56,21 +58,30 @@ class SqlUnitOfWork:
             self.connection.execution_options(**options)
         elif self.each_alone and postgresql:
             self.connection.execution_options(isolation_level="AUTOCOMMIT")
-        self.idempotency = IdempotencyStore(self.connection, self._idempotency_table)
-        self.open(self.connection)
+        self.writes = WriteBatch(self.connection)
+        self.idempotency = IdempotencyStore(self.connection, self._idempotency_table, self.writes)
+        self.open(self.connection, self.writes)
         return self
 
-    def open(self, connection: Connection) -> None:
+    def open(self, connection: Connection, writes: WriteBatch) -> None:
         """Creates the repositories bound to this transaction."""
+
+    def defer_writes(self) -> None:
+        """From here to the commit the transaction only writes: on PostgreSQL the writes are kept
+        and sent as one statement at the commit (or before a statement that might read them)."""
+        self.writes.defer()
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        self.writes.end(send=False)
         self.connection.rollback()  # a no-op after commit; undoes anything left uncommitted
         self.connection.close()
 
     def commit(self) -> None:
+        self.writes.end(send=True)
         self.connection.commit()
 
     def rollback(self) -> None:
+        self.writes.end(send=False)
         self.connection.rollback()

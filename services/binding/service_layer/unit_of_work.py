@@ -14,6 +14,7 @@ from services.binding.adapters.repository import (
     PolicyRepository,
 )
 from services.common.unit_of_work import SqlUnitOfWork
+from services.common.write_batch import WriteBatch
 
 
 class BindingUnitOfWork(SqlUnitOfWork):
@@ -27,7 +28,7 @@ class BindingUnitOfWork(SqlUnitOfWork):
     def __init__(self, engine: Engine) -> None:
         super().__init__(engine, orm.idempotency_keys)
 
-    def open(self, connection: Connection) -> None:
+    def open(self, connection: Connection, writes: WriteBatch) -> None:
         self.persons = PersonRepository(connection)
         self.bindings = BindingRepository(connection)
         self.events = EventLog(connection)

@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, insert, select, update
 
 from services.common.database import conflict_aware_insert
+from services.common.write_batch import WriteBatch, inserting, updating
 from services.payment.adapters import orm
-from services.payment.adapters.row_with_children import insert_with_children
 
 # Statements of the cross-node settlement path, built once: building one costs more than running it.
 _sagas, _participants, _legs = orm.node_transactions, orm.participant_transactions, orm.participant_legs
@@ -38,16 +38,6 @@ PARTICIPANT = (
 )  # fmt: skip
 PARTICIPANT_FOR_UPDATE = PARTICIPANT.with_for_update(of=_participants)
 COORDINATOR_OF = select(_participants.c.coordinator_province).where(_participants.c.transaction_id == bindparam("id"))
-PARTICIPANT_STATE = (
-    update(_participants)
-    .where(_participants.c.transaction_id == bindparam("id"))
-    .values(state=bindparam("state"), update_time=bindparam("now"))
-)
-LEG_CAPTURED = (
-    update(_legs)
-    .where(_legs.c.transaction_id == bindparam("id"), _legs.c.leg_no == bindparam("leg"))
-    .values(captured_fen=bindparam("captured"))
-)
 
 
 @dataclass
@@ -160,8 +150,9 @@ class ParticipantTransaction:
 
 
 class ParticipantLog:
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, writes: WriteBatch) -> None:
         self._connection = connection
+        self._writes = writes
         # (transaction id, coordinating province) of the records this unit of work added.
         self.added: list[tuple[str, str]] = []
 
@@ -201,15 +192,19 @@ class ParticipantLog:
              "captured_fen": leg.captured_fen}
             for leg in txn.legs
         ]  # fmt: skip
-        insert_with_children(self._connection, _participants, row, _legs, legs)
+        self._writes.write(inserting(_participants, [row]), inserting(_legs, legs))
 
     def save(self, txn: ParticipantTransaction, now: datetime) -> None:
-        self._connection.execute(PARTICIPANT_STATE, {"id": txn.transaction_id, "state": txn.state, "now": now})
-        if txn.legs:
-            self._connection.execute(
-                LEG_CAPTURED,
-                [{"id": txn.transaction_id, "leg": leg.leg_no, "captured": leg.captured_fen} for leg in txn.legs],
-            )
+        """Writes the record's new state and what each leg captured."""
+        row = {"transaction_id": txn.transaction_id, "state": txn.state, "update_time": now}
+        legs = [
+            {"transaction_id": txn.transaction_id, "leg_no": leg.leg_no, "captured_fen": leg.captured_fen}
+            for leg in txn.legs
+        ]
+        self._writes.write(
+            updating(_participants, ("transaction_id",), [row]),
+            updating(_legs, ("transaction_id", "leg_no"), legs),
+        )
 
     def expired_prepared(self, now: datetime, limit: int) -> list[ParticipantTransaction]:
         table = orm.participant_transactions

@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from services.common.database import conflict_aware_insert
+from services.common.write_batch import WriteBatch, adding, inserting, updating
 from services.payment.adapters import orm
-from services.payment.adapters.row_with_children import insert_with_children
 from shared.deduction import PaymentSource
 from shared.ledger import Account, AccountKind, JournalEntry
 from shared.policy import UseCategory
@@ -41,11 +41,6 @@ HOLDER_SUSPENDED = (
     .label("holder_suspended")
 )
 LOCK_ACCOUNTS_WITH_HOLDER = LOCK_ACCOUNTS.add_columns(HOLDER_SUSPENDED).with_for_update(of=orm.accounts)
-SAVE_AMOUNTS = (
-    update(orm.accounts)
-    .where(orm.accounts.c.account_id == bindparam("_id"))
-    .values(balance_fen=bindparam("_balance"), held_fen=bindparam("_held"))
-)
 USAGE_OF_GRANTORS = select(orm.binding_usage).where(
     orm.binding_usage.c.grantor_id_number.in_(bindparam("grantors", expanding=True)),
     orm.binding_usage.c.year == bindparam("year"),
@@ -58,8 +53,9 @@ def _account(row: Any) -> Account:
 
 
 class AccountRepository:
-    def __init__(self, connection: Connection, known: set[str] | None = None) -> None:
+    def __init__(self, connection: Connection, writes: WriteBatch, known: set[str] | None = None) -> None:
         self._connection = connection
+        self._writes = writes
         # Ids of accounts committed earlier; accounts are never deleted, so they need no INSERT again.
         self._known = known if known is not None else set()
         self.opened: list[str] = []
@@ -103,18 +99,16 @@ class AccountRepository:
         self._connection.execute(conflict_aware_insert(dialect, orm.accounts).values(**values).on_conflict_do_nothing())
 
     def save_amounts(self, accounts: Sequence[Account]) -> None:
-        if not accounts:
-            return
-        self._connection.execute(
-            SAVE_AMOUNTS, [{"_id": a.account_id, "_balance": a.balance_fen, "_held": a.held_fen} for a in accounts]
-        )
+        rows = [{"account_id": a.account_id, "balance_fen": a.balance_fen, "held_fen": a.held_fen} for a in accounts]
+        self._writes.write(updating(orm.accounts, ("account_id",), rows))
 
 
 class Journal:
     """Writes balanced entries and keeps tracked accounts' balances in step."""
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, writes: WriteBatch) -> None:
         self._connection = connection
+        self._writes = writes
 
     def record(self, entry: JournalEntry, locked: dict[str, Account]) -> None:
         head = {
@@ -145,7 +139,7 @@ class Journal:
                     "time": entry.time,
                 }
             )
-        insert_with_children(self._connection, orm.journal_entries, head, orm.postings, rows)
+        self._writes.write(inserting(orm.journal_entries, [head]), inserting(orm.postings, rows))
 
     def clearing_movements(self, start: datetime, end: datetime) -> dict[str, int]:
         """Sum of each clearing account's postings in [start, end)."""
@@ -221,39 +215,28 @@ def _leg_values(settlement_id: str, leg: SettlementLeg) -> dict[str, Any]:
 
 
 class SettlementRepository:
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, writes: WriteBatch) -> None:
         self._connection = connection
+        self._writes = writes
 
     def add(self, settlement: Settlement) -> None:
         # Born CAPTURED only from a Settle (held and captured in one call); save() never changes it.
         one_step = settlement.state is SettlementState.CAPTURED
         row = {**_settlement_values(settlement), "one_step": one_step}
         legs = [_leg_values(settlement.settlement_id, leg) for leg in settlement.legs]
-        insert_with_children(self._connection, orm.settlements, row, orm.settlement_legs, legs)
+        self._writes.write(inserting(orm.settlements, [row]), inserting(orm.settlement_legs, legs))
 
     def save(self, settlement: Settlement) -> None:
-        table = orm.settlements
-        self._connection.execute(
-            update(table)
-            .where(table.c.settlement_id == settlement.settlement_id)
-            .values(**_settlement_values(settlement))
+        """Writes what a settlement's lifecycle changes: its state, times and amounts, and its legs'."""
+        legs = [
+            {"settlement_id": settlement.settlement_id, "leg_no": leg.leg_no, "captured_fen": leg.captured_fen,
+             "refunded_fen": leg.refunded_fen, "payer_balance_after_fen": leg.payer_balance_after_fen}
+            for leg in settlement.legs
+        ]  # fmt: skip
+        self._writes.write(
+            updating(orm.settlements, ("settlement_id",), [_settlement_values(settlement)]),
+            updating(orm.settlement_legs, ("settlement_id", "leg_no"), legs),
         )
-        legs = orm.settlement_legs
-        if settlement.legs:
-            self._connection.execute(
-                update(legs)
-                .where(legs.c.settlement_id == bindparam("_sid"), legs.c.leg_no == bindparam("_no"))
-                .values(
-                    captured_fen=bindparam("_captured"),
-                    refunded_fen=bindparam("_refunded"),
-                    payer_balance_after_fen=bindparam("_balance"),
-                ),
-                [
-                    {"_sid": settlement.settlement_id, "_no": leg.leg_no, "_captured": leg.captured_fen,
-                     "_refunded": leg.refunded_fen, "_balance": leg.payer_balance_after_fen}
-                    for leg in settlement.legs
-                ],
-            )  # fmt: skip
 
     def get(self, settlement_id: str, for_update: bool = False) -> Settlement | None:
         query = select(orm.settlements).where(orm.settlements.c.settlement_id == settlement_id)
@@ -369,8 +352,9 @@ class UsageRepository:
     transaction reads usage again or commits, instead of a round trip each.
     """
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, writes: WriteBatch) -> None:
         self._connection = connection
+        self._writes = writes
         self._pending: dict[tuple[str, int], list[Any]] = {}
 
     def of_grantors(self, grantor_ids: Sequence[str], year: int) -> dict[str, dict[str, tuple[int, int]]]:
@@ -402,7 +386,7 @@ class UsageRepository:
             for (binding_id, year), (grantor, beneficiary, shared, held) in sorted(self._pending.items())
         ]  # fmt: skip
         self._pending.clear()
-        self._connection.execute(USAGE_UPSERT[self._connection.dialect.name], rows)
+        self._writes.write(adding(orm.binding_usage, ("binding_id", "year"), ("shared_fen", "held_fen"), rows))
 
     def shares_of(self, grantor_id_number: str, year: int) -> list[Any]:
         self.flush()
@@ -414,20 +398,6 @@ class UsageRepository:
                 .order_by(table.c.binding_id)
             )
         )
-
-
-def _usage_upsert(dialect: str) -> Any:
-    statement = conflict_aware_insert(dialect, orm.binding_usage)
-    return statement.on_conflict_do_update(
-        index_elements=[orm.binding_usage.c.binding_id, orm.binding_usage.c.year],
-        set_={
-            "shared_fen": orm.binding_usage.c.shared_fen + statement.excluded.shared_fen,
-            "held_fen": orm.binding_usage.c.held_fen + statement.excluded.held_fen,
-        },
-    )
-
-
-USAGE_UPSERT = {dialect: _usage_upsert(dialect) for dialect in ("postgresql", "sqlite")}
 
 
 class AuditQueries:

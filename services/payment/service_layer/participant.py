@@ -142,7 +142,7 @@ def prepare(
         account.held_fen += amount
         uow.usage.add(leg.binding_id, year, leg.payer_id_number, beneficiary, 0, amount)
         prepared.append(PreparedLeg(leg.leg_no, leg.payer_id_number, account.account_id, leg.binding_id, amount))
-    uow.pipeline_writes()  # every check passed; what follows only writes, to the commit
+    uow.defer_writes()  # every check passed; what follows only writes, to the commit
     uow.accounts.save_amounts(list(locked.values()))
     uow.participants.add(
         ParticipantTransaction(
@@ -164,7 +164,7 @@ def commit(uow: PaymentUnitOfWork, transaction_id: str, captures: dict[int, int]
         raise DomainError(Reason.ALREADY_RELEASED, f"transaction {transaction_id} was aborted here")
     _check_captures(txn, captures)
     locked = uow.accounts.lock(leg.account_id for leg in txn.legs)
-    uow.pipeline_writes()  # everything read; what follows only writes, to the commit
+    uow.defer_writes()  # everything read; what follows only writes, to the commit
     year, hold_year = year_of(now), year_of(txn.create_time or now)
     postings: list[Posting] = []
     for leg in txn.legs:

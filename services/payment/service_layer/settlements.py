@@ -265,7 +265,7 @@ def authorize(
     if prepared is not None:
         settlement.settlement_id = prepared.transaction_id
     else:
-        uow.pipeline_writes()  # everything read; what follows only writes, to the commit
+        uow.defer_writes()  # everything read; what follows only writes, to the commit
     if capture:
         for leg in settlement.legs:
             leg.captured_fen = leg.amount_fen

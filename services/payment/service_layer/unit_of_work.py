@@ -10,6 +10,7 @@ from sqlalchemy.exc import DBAPIError
 
 from services.common.database import WRITES_ONLY_OPTION
 from services.common.unit_of_work import SqlUnitOfWork
+from services.common.write_batch import WriteBatch
 from services.payment.adapters import orm
 from services.payment.adapters.node_repository import NodeTransactionLog, ParticipantLog, TransferRepository
 from services.payment.adapters.repository import (
@@ -81,23 +82,24 @@ class PaymentUnitOfWork(SqlUnitOfWork):
         self._coordinators = coordinators
         self._pipelined: tuple[dict[Any, Any], type[Exception]] | None = None
 
-    def open(self, connection: Connection) -> None:
-        self.accounts = AccountRepository(connection, self._known_accounts)
-        self.journal = Journal(connection)
-        self.settlements = SettlementRepository(connection)
-        self.usage = UsageRepository(connection)
+    def open(self, connection: Connection, writes: WriteBatch) -> None:
+        self.accounts = AccountRepository(connection, writes, self._known_accounts)
+        self.journal = Journal(connection, writes)
+        self.settlements = SettlementRepository(connection, writes)
+        self.usage = UsageRepository(connection, writes)
         self.violations = ViolationRepository(connection)
         self.audit = AuditQueries(connection)
         self.node_transactions = NodeTransactionLog(connection)
-        self.participants = ParticipantLog(connection)
+        self.participants = ParticipantLog(connection, writes)
         self.transfers = TransferRepository(connection)
 
-    def pipeline_writes(self) -> None:
-        """From here to the commit the transaction only writes: on PostgreSQL its statements are
-        sent in pipeline mode, without waiting for each answer, and the commit waits for them
-        all in one round trip (then sends COMMIT) instead of one round trip each. A statement
-        that returns rows (a read, a RETURNING) still works: it ends the pipeline first, so it
-        sees the writes before it. On SQLite nothing changes."""
+    def defer_writes(self) -> None:
+        """From here to the commit the transaction only writes. On PostgreSQL the writes are kept
+        and sent at the commit as one statement (see WriteBatch), in pipeline mode: the commit
+        waits for its answer and COMMIT's in one round trip less. A statement that returns rows (a
+        read, a RETURNING) still works: it sends the writes kept and ends the pipeline first, so it
+        sees them. On SQLite nothing changes."""
+        super().defer_writes()
         connection = self.connection
         if connection.dialect.name != "postgresql" or PIPELINE in connection.info:
             return
@@ -126,6 +128,7 @@ class PaymentUnitOfWork(SqlUnitOfWork):
 
     def commit(self) -> None:
         self.usage.flush()
+        self.writes.end(send=True)
         self._leave_pipeline(failed=False)
         super().commit()
         if self._known_accounts is not None:
