@@ -262,17 +262,18 @@ def authorize(
     local_provinces = prepared.local_provinces if prepared else None
     draw = _draw(uow, bill, payers, now, remote, local_provinces, check_holder=True)
     settlement = _settlement_from_split(bill, payers, draw, request_id, now, expire_time)
-    if prepared is not None:
-        settlement.settlement_id = prepared.transaction_id
-    else:
-        uow.defer_writes()  # everything read; what follows only writes, to the commit
     if capture:
         for leg in settlement.legs:
             leg.captured_fen = leg.amount_fen
-        _post_capture(uow, settlement, draw.accounts, now, release_holds=False)
         settlement.state = SettlementState.CAPTURED
         settlement.capture_time = now
         settlement.captured_fen = sum(leg.captured_fen for leg in settlement.legs)
+    if prepared is not None:
+        settlement.settlement_id = prepared.transaction_id
+        coordination.record(uow, settlement, prepared, now)  # the saga must still be preparing
+    uow.defer_writes()  # everything read; what follows only writes, to the commit
+    if capture:
+        _post_capture(uow, settlement, draw.accounts, now, release_holds=False)
     else:
         for leg in _local(settlement):
             draw.accounts[leg.account_id].held_fen += leg.amount_fen
@@ -280,8 +281,6 @@ def authorize(
                 uow.usage.add(leg.binding_id, draw.year, leg.payer_id_number, bill.patient_id_number, 0, leg.amount_fen)
     uow.accounts.save_amounts([draw.accounts[a] for a in sorted({leg.account_id for leg in _local(settlement)})])
     uow.settlements.add(settlement)
-    if prepared is not None:
-        coordination.record(uow, settlement, prepared, now)
     return settlement
 
 
