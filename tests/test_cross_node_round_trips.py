@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, make_url
 
@@ -59,4 +60,42 @@ def test_a_cross_node_settlement_runs_three_units_of_work_on_the_coordinator_and
         assert (begun, alone) == ({"east": 1, "west": 2}, {"east": 2})
     else:  # SQLite runs every unit of work in a transaction
         assert (begun, alone) == ({"east": 3, "west": 2}, {})
+    family.assert_books_close()
+
+
+def test_a_cross_node_settlement_sends_each_nodes_writes_as_one_statement_per_transaction(two_nodes, backend) -> None:
+    """East's settlement transaction and west's prepare and commit each end in one statement that
+    writes everything they write (PostgreSQL; SQLite runs a statement per write).
+
+    East: the plan's reads (3), the saga's intent, then in the settlement's transaction the
+    request's claim, the lock, the usage, the saga's move out of PREPARING (which must be answered,
+    so it goes first) and one statement for the journal entry, the settlement, the amounts, the
+    usage and the stored answer; after it, the acknowledgement. West's prepare: the lock, the
+    usage, and one statement for the holds, the usage and its record; its commit: the record, the
+    lock, and one statement for the capture."""
+    if backend != "postgresql":
+        pytest.skip("SQLite runs a statement per write")
+    family = CrossFamily(two_nodes, mother_fen=1)  # so that the father on west pays every bill
+    family.nodes.east.stub.Settle(papi.SettleRequest(request_id=request_id(), bill=family.bill(3_000)))
+    databases = {
+        make_url(two_nodes.east.database_url).database: "east",
+        make_url(two_nodes.west.database_url).database: "west",
+    }
+    sent: dict[str, list[str]] = {"east": [], "west": []}
+
+    def seen(connection, cursor, statement, parameters, context, executemany) -> None:
+        node = databases.get(connection.engine.url.database)
+        if node is not None and not statement.startswith("SET"):  # a statement_timeout, as the deadline asks
+            sent[node].append(statement.split()[0])
+
+    event.listen(Engine, "before_cursor_execute", seen)
+    try:
+        family.nodes.east.stub.Settle(papi.SettleRequest(request_id=request_id(), bill=family.bill(3_000)))
+    finally:
+        event.remove(Engine, "before_cursor_execute", seen)
+
+    assert sent == {
+        "east": ["SELECT"] * 3 + ["INSERT", "INSERT", "SELECT", "SELECT", "UPDATE", "WITH", "UPDATE"],
+        "west": ["SELECT", "SELECT", "WITH", "SELECT", "SELECT", "WITH"],
+    }
     family.assert_books_close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, event, insert, select
@@ -236,3 +237,51 @@ def test_the_statement_of_a_settlements_writes_is_the_same_text_for_any_number_o
 
     assert len(texts) == 2 and texts[0] == texts[1]
     assert len(texts[0]) <= 4_096
+
+
+def test_an_update_finds_its_rows_by_their_keys_however_large_the_table(engine, backend) -> None:
+    """PostgreSQL's planner counts a set-returning function as 100 rows; joined to the table that
+    way, an update would read the whole table, and the requests' stored answers grow with every
+    request. Each statement the updates send is explained, with the values they sent."""
+    if backend != "postgresql":
+        pytest.skip("the plans are PostgreSQL's")
+    keys, answers = orm.idempotency_keys, 5_000
+    accounts = [f"PERSONAL:3201021980{i:08d}" for i in range(answers)]
+    with engine.begin() as connection:
+        connection.execute(
+            insert(keys),
+            [{"principal": "spiffe://gongji/h", "request_id": f"r-{i}", "method": "Settle", "fingerprint": "f",
+              "create_time": NOW} for i in range(answers)],
+        )  # fmt: skip
+        connection.execute(
+            insert(orm.accounts),
+            [{"account_id": a, "kind": "PERSONAL_ACCOUNT", "owner": a[-18:], "admdvs": "320100", "balance_fen": 0,
+              "held_fen": 0, "create_time": NOW} for a in accounts],
+        )  # fmt: skip
+        connection.exec_driver_sql("ANALYZE idempotency_keys")
+        connection.exec_driver_sql("ANALYZE accounts")
+    sent: list[tuple[str, Any]] = []
+
+    def seen(connection, cursor, statement, parameters, context, executemany) -> None:
+        if statement.startswith("UPDATE"):
+            sent.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        with PaymentUnitOfWork(engine) as uow:
+            uow.idempotency.complete("spiffe://gongji/h", "r-7", Outcome(True, b"answer"))
+            uow.accounts.save_amounts(
+                [Account(a, AccountKind.PERSONAL_ACCOUNT, "x", "320100", 100, 0) for a in accounts[10:13]]
+            )
+            uow.commit()
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+
+    assert len(sent) == 2
+    with engine.connect() as connection:
+        for (statement, parameters), table in zip(sent, ("idempotency_keys", "accounts"), strict=True):
+            plan = "\n".join(connection.exec_driver_sql("EXPLAIN " + statement, parameters).scalars())
+            assert f"Seq Scan on {table}" not in plan and "Index Scan" in plan, plan
+    with PaymentUnitOfWork(engine) as uow:
+        assert uow.idempotency.get("spiffe://gongji/h", "r-7").outcome == Outcome(True, b"answer")
+        assert [uow.accounts.get(a).balance_fen for a in accounts[9:14]] == [0, 100, 100, 100, 0]

@@ -11,8 +11,8 @@ Why: every statement sent costs CPU in SQLAlchemy and psycopg, and so does every
 psycopg parses again, on every call, a statement of more than 50 parameters or 4,096 characters.
 A settlement's five writes cost about 1.4 ms of CPU as five statements of one parameter per
 value, and 0.5 ms as one statement of one parameter per write. The text of a statement depends on
-which tables and columns it writes, not on how many rows, so it is built once and psycopg keeps
-its parse. SQLite runs each write as a statement of its own, one execution per row.
+which tables and columns it writes (and for an update, how many rows), so it is built once and
+psycopg keeps its parse. SQLite runs each write as a statement of its own, one execution per row.
 
 All the writes of one PostgreSQL statement see the database as it was before the statement, and
 a row written twice in one statement keeps only one of the changes. So a batch writes each table
@@ -58,6 +58,7 @@ class Shape:
     columns: tuple[str, ...]
     keys: tuple[str, ...] = ()  # UPDATE: the columns that find the row; ADD: the conflict columns
     sums: tuple[str, ...] = ()  # ADD: the columns added to an existing row's
+    count: int = 0  # UPDATE: how many rows (see _rows_of)
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ def inserting(table: Table, rows: Sequence[dict[str, Any]]) -> Write:
 
 def updating(table: Table, keys: tuple[str, ...], rows: Sequence[dict[str, Any]]) -> Write:
     """Sets the other columns of each row found by its `keys` columns (a row not found is left alone)."""
-    return Write(Shape(Kind.UPDATE, table, tuple(rows[0]) if rows else (), keys), rows)
+    return Write(Shape(Kind.UPDATE, table, tuple(rows[0]) if rows else (), keys, count=len(rows)), rows)
 
 
 def adding(table: Table, keys: tuple[str, ...], sums: tuple[str, ...], rows: Sequence[dict[str, Any]]) -> Write:
@@ -161,7 +162,13 @@ def _rows_as_json(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def _rows_of(shape: Shape, parameter: str) -> str:
-    return f"json_populate_recordset(NULL::{_QUOTE(shape.table.name)}, CAST(:{parameter} AS JSON)) AS r"
+    rows = f"json_populate_recordset(NULL::{_QUOTE(shape.table.name)}, CAST(:{parameter} AS JSON))"
+    if shape.kind is not Kind.UPDATE:
+        return f"{rows} AS r"
+    # The planner takes a set-returning function for 100 rows, and would join that many to the
+    # table by reading all of it (a hash join over a sequential scan, a cost that grows with the
+    # table). A LIMIT of the true count tells it how few there are, so each is found by its key.
+    return f"(SELECT * FROM {rows} LIMIT {shape.count}) AS r"
 
 
 def _postgresql_write(shape: Shape, parameter: str) -> str:
