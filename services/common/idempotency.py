@@ -132,7 +132,6 @@ class IdempotencyStore:
         transaction ends (PostgreSQL waits on the uncommitted key; SQLite
         writers queue), so a False always means a committed answer exists.
         """
-        statements = _statements(self._table, self._connection.dialect.name)
         values = {
             "principal": principal,
             "request_id": request_id,
@@ -142,7 +141,7 @@ class IdempotencyStore:
         }
         if outcome is not None:
             values |= {"succeeded": outcome.succeeded, "payload": outcome.payload}
-        return self._connection.execute(statements.claim, values).first() is not None
+        return self._connection.execute(_claim(self._table, self._connection.dialect.name), values).first() is not None
 
     def complete(self, principal: str, request_id: str, outcome: Outcome) -> None:
         """Stores the answer under the key claimed; one of the transaction's writes."""
@@ -176,16 +175,10 @@ class IdempotencyStore:
 _KEY = ("principal", "request_id")
 
 
-@dataclass(frozen=True)
-class _Statements:
-    claim: Any
-
-
 @cache
-def _statements(table: Table, dialect: str) -> _Statements:
+def _claim(table: Table, dialect: str) -> Any:
     """Built once per table: every mutating request runs it, and building costs more than running."""
-    claim = conflict_aware_insert(dialect, table).on_conflict_do_nothing().returning(table.c.request_id)
-    return _Statements(claim)
+    return conflict_aware_insert(dialect, table).on_conflict_do_nothing().returning(table.c.request_id)
 
 
 REVERSED_BEFORE_ARRIVAL = "(reversed before arrival)"

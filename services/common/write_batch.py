@@ -46,7 +46,7 @@ _DEFERRED = "gongji.deferred_writes"
 class Kind(Enum):
     INSERT = "insert"
     UPDATE = "update"  # rows whose key columns find the row to change; the other columns are set
-    ADD = "add"  # insert; where the key exists already, add the amount columns to the row's
+    ADD = "add"  # insert; where the key exists already, add the sums columns to the row's instead
 
 
 @dataclass(frozen=True)
