@@ -26,6 +26,7 @@ statement, or before any other statement the connection runs, so a read sees the
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,6 +42,8 @@ from services.common.database import WRITES_ONLY_OPTION
 _QUOTE = postgresql.dialect().identifier_preparer.quote
 # Where a connection keeps the batch whose writes wait (in the pooled connection's info).
 _DEFERRED = "gongji.deferred_writes"
+# Two threads deferring on a new engine at once would otherwise both add the hook.
+_HOOKING = threading.Lock()
 
 
 class Kind(Enum):
@@ -114,8 +117,9 @@ class WriteBatch:
         if not self._postgresql:
             return
         engine = self._connection.engine
-        if not event.contains(engine, "before_execute", _flush_first):
-            event.listen(engine, "before_execute", _flush_first)
+        with _HOOKING:
+            if not event.contains(engine, "before_execute", _flush_first):
+                event.listen(engine, "before_execute", _flush_first)
         self._connection.info[_DEFERRED] = self
         self._deferred = True
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from types import TracebackType
 from typing import Any
 
@@ -25,6 +26,8 @@ from services.payment.service_layer.coordinator_memory import CoordinatorMemory
 
 # Where an open psycopg pipeline is kept: the pooled connection's info.
 PIPELINE = "gongji.pipeline"
+# Two threads starting pipelines on a new engine at once would otherwise both add the hook.
+_HOOKING = threading.Lock()
 
 
 def _end_pipeline(info: dict[Any, Any], failed: bool = False) -> None:
@@ -95,17 +98,18 @@ class PaymentUnitOfWork(SqlUnitOfWork):
 
     def defer_writes(self) -> None:
         """From here to the commit the transaction only writes. On PostgreSQL the writes are kept
-        and sent at the commit as one statement (see WriteBatch), in pipeline mode: the commit
-        waits for its answer and COMMIT's in one round trip less. A statement that returns rows (a
-        read, a RETURNING) still works: it sends the writes kept and ends the pipeline first, so it
-        sees them. On SQLite nothing changes."""
+        and sent at the commit as one statement (see WriteBatch), in pipeline mode: sent without
+        waiting, its answer read in the same round trip as any other statement's sent so, before
+        COMMIT. A statement that returns rows (a read, a RETURNING) still works: it sends the writes
+        kept and ends the pipeline first, so it sees them. On SQLite nothing changes."""
         super().defer_writes()
         connection = self.connection
         if connection.dialect.name != "postgresql" or PIPELINE in connection.info:
             return
         engine = connection.engine
-        if not event.contains(engine, "before_cursor_execute", _before_statement):
-            event.listen(engine, "before_cursor_execute", _before_statement)
+        with _HOOKING:
+            if not event.contains(engine, "before_cursor_execute", _before_statement):
+                event.listen(engine, "before_cursor_execute", _before_statement)
         pipeline = connection.connection.driver_connection.pipeline()  # type: ignore[union-attr]
         pipeline.__enter__()
         connection.info[PIPELINE] = pipeline
