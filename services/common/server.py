@@ -5,6 +5,7 @@ NOT_SERVING, then in-flight calls get `grace` seconds to finish."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
 import logging
 import signal
@@ -134,6 +135,10 @@ async def serve_until_signalled(running: RunningServer, grace: float) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    # What start-up built (modules, the app, its statements) lives as long as the process. Frozen,
+    # the garbage collector no longer goes over it: a full collection of its ~100,000 objects took
+    # 30-65 ms, a pause for every call in flight.
+    gc.freeze()
     await stop.wait()
     log.info("shutting down; in-flight calls have %.0fs", grace)
     await running.stop(grace)
