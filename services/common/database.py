@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import threading
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
@@ -28,6 +30,17 @@ READ_ONLY_OPTION = "gongji_read_only"
 WRITES_ONLY_OPTION = "gongji_writes_only"
 # How long a SQLite writer waits for the database lock when the caller set no deadline.
 _SQLITE_BUSY_MS = 30_000
+
+
+_LISTENING = threading.Lock()
+
+
+def listen_once(engine: Engine, identifier: str, hook: Callable[..., Any]) -> None:
+    """Adds an engine hook unless it is there already. Added on first use, not at creation, so an
+    engine that never needs it pays nothing; under a lock, as two threads at once would both add it."""
+    with _LISTENING:
+        if not event.contains(engine, identifier, hook):
+            event.listen(engine, identifier, hook)
 
 
 def conflict_aware_insert(dialect_name: str, table: Table) -> Any:

@@ -26,7 +26,6 @@ statement, or before any other statement the connection runs, so a read sees the
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,16 +33,14 @@ from enum import Enum
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Table, TextClause, and_, bindparam, event, insert, text, update
+from sqlalchemy import Connection, Table, TextClause, and_, bindparam, insert, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from services.common.database import WRITES_ONLY_OPTION
+from services.common.database import WRITES_ONLY_OPTION, listen_once
 
 _QUOTE = postgresql.dialect().identifier_preparer.quote
 # Where a connection keeps the batch whose writes wait (in the pooled connection's info).
 _DEFERRED = "gongji.deferred_writes"
-# Two threads deferring on a new engine at once would otherwise both add the hook.
-_HOOKING = threading.Lock()
 
 
 class Kind(Enum):
@@ -116,10 +113,7 @@ class WriteBatch:
         statement run on the connection meanwhile sends them first, so it sees them."""
         if not self._postgresql:
             return
-        engine = self._connection.engine
-        with _HOOKING:
-            if not event.contains(engine, "before_execute", _flush_first):
-                event.listen(engine, "before_execute", _flush_first)
+        listen_once(self._connection.engine, "before_execute", _flush_first)
         self._connection.info[_DEFERRED] = self
         self._deferred = True
 

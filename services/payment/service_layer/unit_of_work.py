@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import Connection, Engine, event
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from services.common.database import WRITES_ONLY_OPTION
+from services.common.database import WRITES_ONLY_OPTION, listen_once
 from services.common.unit_of_work import SqlUnitOfWork
 from services.common.write_batch import WriteBatch
 from services.payment.adapters import orm
@@ -26,8 +25,6 @@ from services.payment.service_layer.coordinator_memory import CoordinatorMemory
 
 # Where an open psycopg pipeline is kept: the pooled connection's info.
 PIPELINE = "gongji.pipeline"
-# Two threads starting pipelines on a new engine at once would otherwise both add the hook.
-_HOOKING = threading.Lock()
 
 
 def _end_pipeline(info: dict[Any, Any], failed: bool = False) -> None:
@@ -106,10 +103,7 @@ class PaymentUnitOfWork(SqlUnitOfWork):
         connection = self.connection
         if connection.dialect.name != "postgresql" or PIPELINE in connection.info:
             return
-        engine = connection.engine
-        with _HOOKING:
-            if not event.contains(engine, "before_cursor_execute", _before_statement):
-                event.listen(engine, "before_cursor_execute", _before_statement)
+        listen_once(connection.engine, "before_cursor_execute", _before_statement)
         pipeline = connection.connection.driver_connection.pipeline()  # type: ignore[union-attr]
         pipeline.__enter__()
         connection.info[PIPELINE] = pipeline
