@@ -133,6 +133,11 @@ def _open_accounts(engine: Engine, *ids: str) -> None:
         )  # fmt: skip
 
 
+def _amounts(account_id: str, balance_fen: int, held_fen: int) -> Account:
+    """A personal account with the amounts to save (only the amounts are written)."""
+    return Account(account_id, AccountKind.PERSONAL_ACCOUNT, "x", "320100", balance_fen, held_fen)
+
+
 def _answer_bytes() -> bytes:
     return bytes(range(256)) * 3  # every byte value, NUL and backslash included
 
@@ -148,10 +153,7 @@ def test_writes_kept_to_the_commit_go_as_one_statement_and_read_back_as_written(
 
     def settle(uow: PaymentUnitOfWork) -> None:
         uow.journal.record(_entry("e-kept", 3), {})
-        uow.accounts.save_amounts(
-            [Account(grantor, AccountKind.PERSONAL_ACCOUNT, "x", "320100", 47_000, 0),
-             Account(other, AccountKind.PERSONAL_ACCOUNT, "x", "320100", 49_000, 25)]
-        )  # fmt: skip
+        uow.accounts.save_amounts([_amounts(grantor, 47_000, 0), _amounts(other, 49_000, 25)])
         uow.settlements.add(settlement)
         uow.usage.add("b-0", 2026, "320102198001010001", PATIENT, 3_000, 0)
         uow.usage.add("b-1", 2026, "320102198001010002", PATIENT, 1_000, 25)
@@ -176,7 +178,7 @@ def test_a_read_after_kept_writes_sees_them(engine) -> None:
     _open_accounts(engine, grantor)
     with PaymentUnitOfWork(engine) as uow:
         uow.defer_writes()
-        uow.accounts.save_amounts([Account(grantor, AccountKind.PERSONAL_ACCOUNT, "x", "320100", 41_000, 0)])
+        uow.accounts.save_amounts([_amounts(grantor, 41_000, 0)])
         assert uow.accounts.lock([grantor])[grantor].balance_fen == 41_000
         uow.commit()
 
@@ -187,11 +189,11 @@ def test_a_table_written_twice_in_one_transaction_keeps_both_changes(engine) -> 
     _open_accounts(engine, grantor)
     with PaymentUnitOfWork(engine) as uow:
         uow.defer_writes()
-        uow.accounts.save_amounts([Account(grantor, AccountKind.PERSONAL_ACCOUNT, "x", "320100", 41_000, 500)])
+        uow.accounts.save_amounts([_amounts(grantor, 41_000, 500)])
         uow.usage.add("b-9", 2026, "320102198001010004", PATIENT, 1_000, 0)
         uow.usage.flush()
         uow.usage.add("b-9", 2026, "320102198001010004", PATIENT, 2_000, 0)
-        uow.accounts.save_amounts([Account(grantor, AccountKind.PERSONAL_ACCOUNT, "x", "320100", 39_000, 0)])
+        uow.accounts.save_amounts([_amounts(grantor, 39_000, 0)])
         uow.commit()
     with PaymentUnitOfWork(engine) as uow:
         account = uow.accounts.get(grantor)
@@ -270,9 +272,7 @@ def test_an_update_finds_its_rows_by_their_keys_however_large_the_table(engine, 
     try:
         with PaymentUnitOfWork(engine) as uow:
             uow.idempotency.complete("spiffe://gongji/h", "r-7", Outcome(True, b"answer"))
-            uow.accounts.save_amounts(
-                [Account(a, AccountKind.PERSONAL_ACCOUNT, "x", "320100", 100, 0) for a in accounts[10:13]]
-            )
+            uow.accounts.save_amounts([_amounts(a, 100, 0) for a in accounts[10:13]])
             uow.commit()
     finally:
         event.remove(engine, "before_cursor_execute", seen)
