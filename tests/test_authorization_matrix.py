@@ -146,6 +146,7 @@ MATRIX: dict[str, dict[str, str]] = {
     "PaymentNodeService/GetPayerCapacity": expected("node"),
     "PaymentNodeService/PrepareLegs": expected("node"),
     "PaymentNodeService/CommitLegs": expected("node"),
+    "PaymentNodeService/BatchCommitLegs": expected("node"),
     "PaymentNodeService/AbortLegs": expected("node"),
     "PaymentNodeService/RefundLegs": expected("node"),
     "PaymentNodeService/GetTransactionOutcome": expected("node"),
@@ -328,6 +329,9 @@ def _node_requests() -> dict[str, Request]:
             institution_admdvs="620100",
         ),
         "CommitLegs": lambda w, c: node.CommitLegsRequest(transaction_id=_id()),
+        "BatchCommitLegs": lambda w, c: node.BatchCommitLegsRequest(
+            requests=[node.CommitLegsRequest(transaction_id=_id())]
+        ),
         "AbortLegs": lambda w, c: node.AbortLegsRequest(transaction_id=_id(), coordinator_province="62"),
         "RefundLegs": lambda w, c: node.RefundLegsRequest(transaction_id=_id()),
         "GetTransactionOutcome": lambda w, c: node.GetTransactionOutcomeRequest(

@@ -12,7 +12,7 @@ institution cannot probe which settlement ids exist.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, MutableSequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -72,6 +72,15 @@ def read_field(message: Any, path: str) -> Any:
     for name in path.split("."):
         message = getattr(message, name)
     return message
+
+
+def read_values(message: Any, path: str) -> list[Any]:
+    """The field's values: several when the path runs through a repeated message field."""
+    found = [message]
+    for name in path.split("."):
+        values = [getattr(m, name) for m in found]
+        found = [v for value in values for v in (value if isinstance(value, MutableSequence) else [value])]
+    return found
 
 
 def write_field(message: Any, path: str, value: Any) -> None:
@@ -188,10 +197,10 @@ async def own_province(asked: Asked, field: str) -> None:
 
 
 async def coordinator_of(asked: Asked, field: str) -> None:
-    value = read_field(asked.request, field)
-    province = await asked.facts.participant_coordinator(value) if value else None
-    if province is not None and province not in asked.nodes.provinces_of(asked.principal.node):
-        raise out_of_scope(asked, "act on a transaction another node coordinates", field)
+    for value in read_values(asked.request, field):
+        province = await asked.facts.participant_coordinator(value) if value else None
+        if province is not None and province not in asked.nodes.provinces_of(asked.principal.node):
+            raise out_of_scope(asked, "act on a transaction another node coordinates", field)
 
 
 Check = Callable[[Asked, str], Awaitable[None]]

@@ -26,6 +26,7 @@ from services.common.metrics import ClientRpcMetrics
 from services.common.security.callers import ACTING_FOR
 from services.common.security.transport import Transport
 from services.common.status import error_info_of
+from services.payment.adapters.commit_batcher import BatchUnsupported, CommitBatcher
 from services.payment.routing import Node
 from services.payment.service_layer.coordination import LegOutcome, Outcome, RemoteCapacity
 from shared.errors import DomainError, Reason
@@ -55,6 +56,7 @@ class GrpcNodeClient:
         self._tracer_provider = tracer_provider
         self._metrics = metrics
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self._commits = CommitBatcher(self._commit_one, self._commit_many)
 
     def _stub(self, peer: Node) -> node_grpc.PaymentNodeServiceStub:
         if peer.address not in self._channels:
@@ -89,6 +91,7 @@ class GrpcNodeClient:
             ) from None
 
     async def close(self) -> None:
+        await self._commits.close()
         for channel in self._channels.values():
             await channel.close()
 
@@ -170,14 +173,20 @@ class GrpcNodeClient:
         return held_legs(peer, legs, answer)
 
     async def commit(self, peer: Node, transaction_id: str, captures: dict[int, int]) -> None:
-        await self._call(
-            peer,
-            "CommitLegs",
-            node.CommitLegsRequest(
-                transaction_id=transaction_id,
-                captures=[node.NodeLeg(leg_no=n, amount_fen=a) for n, a in sorted(captures.items())],
-            ),
-        )
+        """Commits decided while another commit to the peer is on its way go with the next batch."""
+        await self._commits.commit(peer, transaction_id, captures)
+
+    async def _commit_one(self, peer: Node, transaction_id: str, captures: dict[int, int]) -> None:
+        await self._call(peer, "CommitLegs", _commit_request(transaction_id, captures))
+
+    async def _commit_many(self, peer: Node, commits: list[tuple[str, dict[int, int]]]) -> None:
+        request = node.BatchCommitLegsRequest(requests=[_commit_request(t, c) for t, c in commits])
+        try:
+            await self._stub(peer).BatchCommitLegs(request, timeout=self._deadline)
+        except grpc.aio.AioRpcError as error:
+            if error.code() is grpc.StatusCode.UNIMPLEMENTED:
+                raise BatchUnsupported from None
+            raise
 
     async def abort(self, peer: Node, transaction_id: str, coordinator_province: str) -> None:
         await self._call(
@@ -273,3 +282,10 @@ def _region_of(peer: Node, admdvs: str) -> bool:
 
 def _untrusted(peer: Node, why: str) -> DomainError:
     return DomainError(Reason.PEER_CLAIM_REJECTED, f"node {peer.name} answered a prepare wrongly: {why}")
+
+
+def _commit_request(transaction_id: str, captures: dict[int, int]) -> node.CommitLegsRequest:
+    return node.CommitLegsRequest(
+        transaction_id=transaction_id,
+        captures=[node.NodeLeg(leg_no=n, amount_fen=a) for n, a in sorted(captures.items())],
+    )

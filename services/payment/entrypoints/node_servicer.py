@@ -31,6 +31,8 @@ from shared.regions import province_of, validate_admdvs, validate_province
 SERVICE = "gongji.node.v1.PaymentNodeService"
 # A coordinator's hold (at most 60 days) plus its grace: no peer holds money here for longer.
 MAX_PREPARED_HOLD = timedelta(days=61)
+# What one BatchCommitLegs may carry: one transaction's worth of locks stays short.
+MAX_BATCHED_COMMITS = 100
 OUTCOME_OF = {
     "PENDING": node.TRANSACTION_OUTCOME_PENDING,
     "COMMITTED": node.TRANSACTION_OUTCOME_COMMITTED,
@@ -119,21 +121,59 @@ class PaymentNodeServicer(node_grpc.PaymentNodeServiceServicer):
             payer_admdvs=[held.admdvs for held in prepared],
         )  # fmt: skip
 
+    def _captures(self, request: node.CommitLegsRequest, prefix: str = "") -> dict[int, int]:
+        """Captured fen per leg_no, each between nothing and the largest amount, no leg twice."""
+        captures: dict[int, int] = {}
+        for leg in request.captures:
+            if leg.leg_no in captures:
+                raise DomainError(
+                    Reason.FIELD_INVALID, f"leg {leg.leg_no} is captured twice", field=f"{prefix}captures"
+                )
+            if leg.amount_fen < 0:
+                raise DomainError(
+                    Reason.INVALID_AMOUNT, "a capture is never negative", field=f"{prefix}captures.amount_fen"
+                )
+            captures[leg.leg_no] = within_limit(leg.amount_fen, f"{prefix}captures.amount_fen", self._max_amount)
+        return captures
+
     async def CommitLegs(
         self, request: node.CommitLegsRequest, context: grpc.aio.ServicerContext
     ) -> node.CommitLegsResponse:
         transaction_id = _transaction_id(request.transaction_id)
-        captures: dict[int, int] = {}
-        for leg in request.captures:
-            if leg.leg_no in captures:
-                raise DomainError(Reason.FIELD_INVALID, f"leg {leg.leg_no} is captured twice", field="captures")
-            if leg.amount_fen < 0:
-                raise DomainError(Reason.INVALID_AMOUNT, "a capture is never negative", field="captures.amount_fen")
-            captures[leg.leg_no] = within_limit(leg.amount_fen, "captures.amount_fen", self._max_amount)
+        captures = self._captures(request)
         applied = await self._run.transact(
             lambda uow: participant.commit(uow, transaction_id, captures, self._clock.now())
         )
         return node.CommitLegsResponse(applied=applied)
+
+    async def BatchCommitLegs(
+        self, request: node.BatchCommitLegsRequest, context: grpc.aio.ServicerContext
+    ) -> node.BatchCommitLegsResponse:
+        if not request.requests:
+            raise DomainError(Reason.FIELD_REQUIRED, "requests is required", field="requests")
+        if len(request.requests) > MAX_BATCHED_COMMITS:
+            raise DomainError(
+                Reason.FIELD_INVALID, f"a batch holds 1 to {MAX_BATCHED_COMMITS} commits", field="requests"
+            )
+        commits: dict[str, dict[int, int]] = {}
+        for number, one in enumerate(request.requests):
+            where = f"requests[{number}]."
+            transaction_id = _transaction_id(one.transaction_id, f"{where}transaction_id")
+            if transaction_id in commits:
+                raise DomainError(
+                    Reason.FIELD_INVALID, f"transaction {transaction_id} is committed twice in one batch",
+                    field=f"{where}transaction_id",
+                )  # fmt: skip
+            commits[transaction_id] = self._captures(one, where)
+
+        def commit_all(uow: PaymentUnitOfWork) -> list[bool]:
+            # In the order of their ids, so two batches lock the same transactions in the same order.
+            now = self._clock.now()
+            applied = {t: participant.commit(uow, t, commits[t], now) for t in sorted(commits)}
+            return [applied[t] for t in commits]
+
+        applied = await self._run.transact(commit_all)
+        return node.BatchCommitLegsResponse(responses=[node.CommitLegsResponse(applied=a) for a in applied])
 
     async def AbortLegs(
         self, request: node.AbortLegsRequest, context: grpc.aio.ServicerContext

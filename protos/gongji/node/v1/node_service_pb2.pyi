@@ -120,6 +120,18 @@ class CommitLegsResponse(_message.Message):
     applied: bool
     def __init__(self, applied: _Optional[bool] = ...) -> None: ...
 
+class BatchCommitLegsRequest(_message.Message):
+    __slots__ = ("requests",)
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    requests: _containers.RepeatedCompositeFieldContainer[CommitLegsRequest]
+    def __init__(self, requests: _Optional[_Iterable[_Union[CommitLegsRequest, _Mapping]]] = ...) -> None: ...
+
+class BatchCommitLegsResponse(_message.Message):
+    __slots__ = ("responses",)
+    RESPONSES_FIELD_NUMBER: _ClassVar[int]
+    responses: _containers.RepeatedCompositeFieldContainer[CommitLegsResponse]
+    def __init__(self, responses: _Optional[_Iterable[_Union[CommitLegsResponse, _Mapping]]] = ...) -> None: ...
+
 class AbortLegsRequest(_message.Message):
     __slots__ = ("transaction_id", "coordinator_province")
     TRANSACTION_ID_FIELD_NUMBER: _ClassVar[int]

@@ -50,6 +50,11 @@ class PaymentNodeServiceStub:
                 request_serializer=gongji_dot_node_dot_v1_dot_node__service__pb2.CommitLegsRequest.SerializeToString,
                 response_deserializer=gongji_dot_node_dot_v1_dot_node__service__pb2.CommitLegsResponse.FromString,
                 _registered_method=True)
+        self.BatchCommitLegs = channel.unary_unary(
+                '/gongji.node.v1.PaymentNodeService/BatchCommitLegs',
+                request_serializer=gongji_dot_node_dot_v1_dot_node__service__pb2.BatchCommitLegsRequest.SerializeToString,
+                response_deserializer=gongji_dot_node_dot_v1_dot_node__service__pb2.BatchCommitLegsResponse.FromString,
+                _registered_method=True)
         self.AbortLegs = channel.unary_unary(
                 '/gongji.node.v1.PaymentNodeService/AbortLegs',
                 request_serializer=gongji_dot_node_dot_v1_dot_node__service__pb2.AbortLegsRequest.SerializeToString,
@@ -98,6 +103,15 @@ class PaymentNodeServiceServicer:
 
     def CommitLegs(self, request, context):
         """Captures prepared legs (possibly less than held); the rest is released.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchCommitLegs(self, request, context):
+        """Commits several transactions, each as CommitLegs would, in one database transaction: what a
+        coordinator decided while its previous commit to this node was on its way. All are applied
+        or, on any refusal, none is; the coordinator then sends each on its own.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -158,6 +172,11 @@ def add_PaymentNodeServiceServicer_to_server(servicer, server):
                     servicer.CommitLegs,
                     request_deserializer=gongji_dot_node_dot_v1_dot_node__service__pb2.CommitLegsRequest.FromString,
                     response_serializer=gongji_dot_node_dot_v1_dot_node__service__pb2.CommitLegsResponse.SerializeToString,
+            ),
+            'BatchCommitLegs': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchCommitLegs,
+                    request_deserializer=gongji_dot_node_dot_v1_dot_node__service__pb2.BatchCommitLegsRequest.FromString,
+                    response_serializer=gongji_dot_node_dot_v1_dot_node__service__pb2.BatchCommitLegsResponse.SerializeToString,
             ),
             'AbortLegs': grpc.unary_unary_rpc_method_handler(
                     servicer.AbortLegs,
@@ -267,6 +286,33 @@ class PaymentNodeService:
             '/gongji.node.v1.PaymentNodeService/CommitLegs',
             gongji_dot_node_dot_v1_dot_node__service__pb2.CommitLegsRequest.SerializeToString,
             gongji_dot_node_dot_v1_dot_node__service__pb2.CommitLegsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchCommitLegs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gongji.node.v1.PaymentNodeService/BatchCommitLegs',
+            gongji_dot_node_dot_v1_dot_node__service__pb2.BatchCommitLegsRequest.SerializeToString,
+            gongji_dot_node_dot_v1_dot_node__service__pb2.BatchCommitLegsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,254 @@
+"""Commits to one node decided while another is on its way go together (BatchCommitLegs): one
+call and one transaction on that node, each commit still applied exactly as alone."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import pytest
+
+from gongji.node.v1 import node_service_pb2 as node
+from gongji.payment.v1 import payment_service_pb2 as papi
+from services.payment.adapters.commit_batcher import BatchUnsupported, CommitBatcher
+from services.payment.adapters.node_client import GrpcNodeClient
+from services.payment.routing import Node
+from shared.errors import DomainError, Reason
+from shared.principals import payment_node
+from tests.helpers import refusal_of
+from tests.test_cross_province import CrossFamily
+from tests.test_node_contract import held, prepare_request
+from tests.test_trust_boundaries import held_by_mother, prepare
+
+PEER = Node("west", "west:1", frozenset({"62"}))
+
+
+def commit(transaction_id: str, amount: int) -> node.CommitLegsRequest:
+    return node.CommitLegsRequest(transaction_id=transaction_id, captures=[node.NodeLeg(leg_no=1, amount_fen=amount)])
+
+
+@pytest.fixture
+def west(two_nodes):
+    """Node west's node-to-node service, as node east calls it."""
+    stub = two_nodes.west.node_stub("east")
+    yield stub
+    stub.close()
+
+
+# The node service's side -------------------------------------------------------------------
+
+
+def test_a_batch_captures_each_transaction_as_its_own_commit_would_and_a_repeat_applies_none_again(two_nodes, west):
+    family = CrossFamily(two_nodes)
+    west.PrepareLegs(prepare_request(family, "txn-b1", 30_000))
+    west.PrepareLegs(prepare_request(family, "txn-b2", 20_000))
+    assert held(family) == (100_000, 50_000)
+    batch = node.BatchCommitLegsRequest(requests=[commit("txn-b2", 10_000), commit("txn-b1", 30_000)])
+    assert [r.applied for r in west.BatchCommitLegs(batch).responses] == [True, True]
+    assert held(family) == (60_000, 0), "30,000 and 10,000 captured, the other 10,000 released"
+    assert [r.applied for r in west.BatchCommitLegs(batch).responses] == [False, False]
+    assert held(family) == (60_000, 0)
+    assert family.nodes.west.stub.CheckLedger(papi.CheckLedgerRequest()).balanced
+
+
+def test_a_batch_with_one_refused_commit_applies_none_of_them(two_nodes, west):
+    family = CrossFamily(two_nodes)
+    west.PrepareLegs(prepare_request(family, "txn-b3", 30_000))
+    west.PrepareLegs(prepare_request(family, "txn-b3-too-much", 10_000))
+    for wrong, reason in ((commit("txn-never-prepared", 1), "SETTLEMENT_NOT_FOUND"),
+                          (commit("txn-b3-too-much", 10_001), "AMOUNT_EXCEEDS_HOLD")):  # fmt: skip
+        batch = node.BatchCommitLegsRequest(requests=[commit("txn-b3", 30_000), wrong])
+        with pytest.raises(grpc.RpcError) as raised:
+            west.BatchCommitLegs(batch)
+        assert refusal_of(raised.value).reason == reason
+        assert held(family) == (100_000, 40_000)
+    assert west.CommitLegs(commit("txn-b3", 30_000)).applied
+    assert held(family) == (70_000, 10_000)
+
+
+def test_a_batch_is_refused_empty_beyond_a_hundred_or_naming_a_transaction_twice_and_changes_nothing(two_nodes, west):
+    family = CrossFamily(two_nodes)
+    west.PrepareLegs(prepare_request(family, "txn-b4", 30_000))
+    for requests, reason, field in (
+        ([], "FIELD_REQUIRED", "requests"),
+        ([commit(f"txn-{n}", 1) for n in range(101)], "FIELD_INVALID", "requests"),
+        ([commit("txn-b4", 1), commit("txn-b4", 2)], "FIELD_INVALID", "requests[1].transaction_id"),
+        ([commit("txn-b4", -1)], "INVALID_AMOUNT", "requests[0].captures.amount_fen"),
+    ):
+        with pytest.raises(grpc.RpcError) as raised:
+            west.BatchCommitLegs(node.BatchCommitLegsRequest(requests=requests))
+        refusal = refusal_of(raised.value)
+        assert (refusal.code, refusal.reason) == (grpc.StatusCode.INVALID_ARGUMENT, reason)
+        assert refusal.fields == (field,), refusal
+    assert held(family) == (100_000, 30_000)
+
+
+def test_a_batch_naming_a_transaction_another_node_coordinates_is_out_of_scope(two_nodes):
+    """West coordinates a bill at a Lanzhou hospital and holds the mother's leg on east; east, calling
+    its own node service as a node of the routing file, may not commit it there."""
+    cross = CrossFamily(two_nodes, mother_fen=100_000)
+    request = prepare(cross, cross.mother_binding.binding_id, cross.mother.id_number, 10_000)
+    by_west, by_east = two_nodes.east.node_stub("west"), two_nodes.east.node_stub("east")
+    try:
+        by_west.PrepareLegs(request)
+        batch = node.BatchCommitLegsRequest(requests=[commit(request.transaction_id, 10_000)])
+        with pytest.raises(grpc.RpcError) as raised:
+            by_east.BatchCommitLegs(batch)
+        refusal = refusal_of(raised.value)
+        assert (refusal.code, refusal.reason) == (grpc.StatusCode.PERMISSION_DENIED, "OUT_OF_SCOPE")
+        assert held_by_mother(cross) == (100_000, 10_000)
+        assert [r.applied for r in by_west.BatchCommitLegs(batch).responses] == [True]
+        assert held_by_mother(cross) == (90_000, 0)
+    finally:
+        by_east.close()
+        by_west.close()
+
+
+# The coordinator's side, over a real channel ------------------------------------------------------
+
+
+def test_commits_handed_over_together_reach_the_node_as_one_batch_and_each_caller_hears_its_own(two_nodes, west):
+    family = CrossFamily(two_nodes)
+    for number in (1, 2, 3):
+        west.PrepareLegs(prepare_request(family, f"txn-c{number}", 10_000))
+    peer = Node("west", two_nodes.west.server.address, frozenset({"62"}))
+    sent: list[str] = []
+
+    async def run() -> list[object]:
+        client = GrpcNodeClient(two_nodes.east.binding.pki.transport(payment_node("east")))
+        one, many = client._commit_one, client._commit_many
+
+        async def counted_one(*args):
+            sent.append("CommitLegs")
+            await one(*args)
+
+        async def counted_many(*args):
+            sent.append("BatchCommitLegs")
+            await many(*args)
+
+        client._commits = CommitBatcher(counted_one, counted_many)
+        try:
+            return await asyncio.gather(
+                client.commit(peer, "txn-c1", {1: 10_000}),
+                client.commit(peer, "txn-c2", {1: 5_000}),
+                client.commit(peer, "txn-c3", {1: 0}),
+                client.commit(peer, "txn-never-prepared", {1: 1}),
+                return_exceptions=True,
+            )
+        finally:
+            await client.close()
+
+    answers = asyncio.run(run())
+    assert answers[:3] == [None, None, None]
+    assert isinstance(answers[3], DomainError) and answers[3].reason is Reason.SETTLEMENT_NOT_FOUND
+    # The batch was refused for the one commit never prepared; each then went alone.
+    assert sent == ["BatchCommitLegs"] + ["CommitLegs"] * 4
+    assert held(family) == (85_000, 0)
+    assert family.nodes.west.stub.CheckLedger(papi.CheckLedgerRequest()).balanced
+
+
+# The batching itself ------------------------------------------------------------------------------
+
+
+class Peer:
+    """Records what is sent; a commit of a transaction in `refused` is refused, alone or in a batch."""
+
+    def __init__(self, batches: bool = True, refused: frozenset[str] = frozenset()) -> None:
+        self.calls: list[list[str]] = []
+        self.release = asyncio.Event()
+        self.batches = batches
+        self.refused = refused
+
+    async def one(self, peer: Node, transaction_id: str, captures: dict[int, int]) -> None:
+        self.calls.append([transaction_id])
+        await self.release.wait()
+        if transaction_id in self.refused:
+            raise DomainError(Reason.AMOUNT_EXCEEDS_HOLD, "refused")
+
+    async def many(self, peer: Node, commits: list[tuple[str, dict[int, int]]]) -> None:
+        if not self.batches:
+            raise BatchUnsupported
+        self.calls.append([t for t, _ in commits])
+        await self.release.wait()
+        if self.refused & {t for t, _ in commits}:
+            raise DomainError(Reason.AMOUNT_EXCEEDS_HOLD, "refused")
+
+
+async def idle() -> None:
+    """Lets every task that can run, run (none here waits on anything but `release`)."""
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+def test_a_commit_for_an_idle_node_goes_at_once_alone_and_those_decided_meanwhile_go_next_together():
+    async def run() -> list[list[str]]:
+        peer = Peer()
+        batcher = CommitBatcher(peer.one, peer.many)
+        first = asyncio.create_task(batcher.commit(PEER, "t1", {1: 1}))
+        await idle()
+        assert peer.calls == [["t1"]], "the first went without waiting for company"
+        later = [asyncio.create_task(batcher.commit(PEER, f"t{n}", {1: 1})) for n in (2, 3, 4)]
+        await idle()
+        assert peer.calls == [["t1"]], "the others wait while the first is on its way"
+        peer.release.set()
+        await asyncio.gather(first, *later)
+        return peer.calls
+
+    assert asyncio.run(run()) == [["t1"], ["t2", "t3", "t4"]]
+
+
+def test_a_batch_is_cut_at_its_limit():
+    async def run() -> list[list[str]]:
+        peer = Peer()
+        peer.release.set()
+        batcher = CommitBatcher(peer.one, peer.many, max_batch=2)
+        await asyncio.gather(*(batcher.commit(PEER, f"t{n}", {1: 1}) for n in range(5)))
+        return peer.calls
+
+    assert asyncio.run(run()) == [["t0", "t1"], ["t2", "t3"], ["t4"]]
+
+
+def test_a_refused_batch_is_sent_again_one_by_one_so_only_the_refused_commit_fails():
+    async def run() -> tuple[list[object], list[list[str]]]:
+        peer = Peer(refused=frozenset({"t2"}))
+        peer.release.set()
+        batcher = CommitBatcher(peer.one, peer.many)
+        answers = await asyncio.gather(
+            *(batcher.commit(PEER, f"t{n}", {1: 1}) for n in (1, 2, 3)), return_exceptions=True
+        )
+        return answers, peer.calls
+
+    answers, calls = asyncio.run(run())
+    assert answers[0] is None and answers[2] is None
+    assert isinstance(answers[1], DomainError) and answers[1].reason is Reason.AMOUNT_EXCEEDS_HOLD
+    assert calls == [["t1", "t2", "t3"], ["t1"], ["t2"], ["t3"]]
+
+
+def test_a_node_without_batched_commits_is_sent_them_one_by_one_from_then_on():
+    async def run() -> list[list[str]]:
+        peer = Peer(batches=False)
+        peer.release.set()
+        batcher = CommitBatcher(peer.one, peer.many)
+        await asyncio.gather(*(batcher.commit(PEER, f"t{n}", {1: 1}) for n in (1, 2)))
+        await asyncio.gather(*(batcher.commit(PEER, f"t{n}", {1: 1}) for n in (3, 4)))
+        return peer.calls
+
+    assert asyncio.run(run()) == [["t1"], ["t2"], ["t3"], ["t4"]]
+
+
+def test_a_caller_that_stops_waiting_leaves_its_commit_to_be_sent_and_the_others_answered():
+    async def run() -> list[list[str]]:
+        peer = Peer()
+        batcher = CommitBatcher(peer.one, peer.many)
+        first = asyncio.create_task(batcher.commit(PEER, "t1", {1: 1}))
+        await idle()
+        impatient = asyncio.create_task(batcher.commit(PEER, "t2", {1: 1}))
+        patient = asyncio.create_task(batcher.commit(PEER, "t3", {1: 1}))
+        await idle()
+        impatient.cancel()
+        peer.release.set()
+        await asyncio.gather(first, patient)
+        await batcher.close()
+        return peer.calls
+
+    assert asyncio.run(run()) == [["t1"], ["t2", "t3"]]
