@@ -145,7 +145,6 @@ MATRIX: dict[str, dict[str, str]] = {
     # Node-to-node service: only the payment nodes of the routing file.
     "PaymentNodeService/GetPayerCapacity": expected("node"),
     "PaymentNodeService/PrepareLegs": expected("node"),
-    "PaymentNodeService/BatchPrepareLegs": expected("node"),
     "PaymentNodeService/CommitLegs": expected("node"),
     "PaymentNodeService/BatchCommitLegs": expected("node"),
     "PaymentNodeService/AbortLegs": expected("node"),
@@ -328,18 +327,6 @@ def _node_requests() -> dict[str, Request]:
             expire_time=datetime_to_timestamp(w.family.clock.now() + timedelta(minutes=5)),
             use_category=common.USE_CATEGORY_OUTPATIENT,
             institution_admdvs="620100",
-        ),
-        "BatchPrepareLegs": lambda w, c: node.BatchPrepareLegsRequest(
-            requests=[
-                node.PrepareLegsRequest(
-                    transaction_id=_id(),
-                    coordinator_province="62",
-                    beneficiary_id_number=w.family.child.id_number,
-                    expire_time=datetime_to_timestamp(w.family.clock.now() + timedelta(minutes=5)),
-                    use_category=common.USE_CATEGORY_OUTPATIENT,
-                    institution_admdvs="620100",
-                )
-            ]
         ),
         "CommitLegs": lambda w, c: node.CommitLegsRequest(transaction_id=_id()),
         "BatchCommitLegs": lambda w, c: node.BatchCommitLegsRequest(

@@ -19,8 +19,8 @@ from tests.test_cross_province import CrossFamily, at_noon, transfer
 
 SERVICE = node.DESCRIPTOR.services_by_name["PaymentNodeService"]
 RPCS = {
-    "GetPayerCapacity", "PrepareLegs", "BatchPrepareLegs", "CommitLegs", "BatchCommitLegs", "AbortLegs",
-    "RefundLegs", "GetTransactionOutcome", "CreditWallet", "DeclineWalletCredit",
+    "GetPayerCapacity", "PrepareLegs", "CommitLegs", "BatchCommitLegs", "AbortLegs", "RefundLegs",
+    "GetTransactionOutcome", "CreditWallet", "DeclineWalletCredit",
 }  # fmt: skip
 STEPS = {"PrepareLegs", "CommitLegs", "AbortLegs", "RefundLegs"}
 

@@ -114,8 +114,8 @@ class Roles:
 
 
 _NODE_METHODS = {
-    "GetPayerCapacity", "PrepareLegs", "BatchPrepareLegs", "CommitLegs", "BatchCommitLegs", "AbortLegs",
-    "RefundLegs", "GetTransactionOutcome", "CreditWallet", "DeclineWalletCredit",
+    "GetPayerCapacity", "PrepareLegs", "CommitLegs", "BatchCommitLegs", "AbortLegs", "RefundLegs",
+    "GetTransactionOutcome", "CreditWallet", "DeclineWalletCredit",
 }  # fmt: skip
 
 

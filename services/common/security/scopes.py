@@ -74,19 +74,12 @@ def read_field(message: Any, path: str) -> Any:
     return message
 
 
-def read_values(message: Any, path: str) -> list[tuple[str, Any]]:
-    """The field's values, each with its own path: several when the path runs through a repeated
-    message field (``requests[0].transaction_id``, ``requests[1].transaction_id``, …)."""
-    found: list[tuple[str, Any]] = [("", message)]
+def read_values(message: Any, path: str) -> list[Any]:
+    """The field's values: several when the path runs through a repeated message field."""
+    found = [message]
     for name in path.split("."):
-        step: list[tuple[str, Any]] = []
-        for where, parent in found:
-            value, here = getattr(parent, name), f"{where}.{name}" if where else name
-            if isinstance(value, MutableSequence):
-                step += [(f"{here}[{number}]", item) for number, item in enumerate(value)]
-            else:
-                step.append((here, value))
-        found = step
+        values = [getattr(m, name) for m in found]
+        found = [v for value in values for v in (value if isinstance(value, MutableSequence) else [value])]
     return found
 
 
@@ -196,18 +189,18 @@ async def node_operator(asked: Asked, field: str) -> None:
 
 
 async def own_province(asked: Asked, field: str) -> None:
-    for where, value in read_values(asked.request, field):
-        if value not in asked.nodes.provinces_of(asked.principal.node):
-            raise out_of_scope(
-                asked, f"act for province {str(value)[:2]!r}, which the routing file does not give it", where
-            )
+    value = read_field(asked.request, field)
+    if value not in asked.nodes.provinces_of(asked.principal.node):
+        raise out_of_scope(
+            asked, f"act for province {str(value)[:2]!r}, which the routing file does not give it", field
+        )
 
 
 async def coordinator_of(asked: Asked, field: str) -> None:
-    for where, value in read_values(asked.request, field):
+    for value in read_values(asked.request, field):
         province = await asked.facts.participant_coordinator(value) if value else None
         if province is not None and province not in asked.nodes.provinces_of(asked.principal.node):
-            raise out_of_scope(asked, "act on a transaction another node coordinates", where)
+            raise out_of_scope(asked, "act on a transaction another node coordinates", field)
 
 
 Check = Callable[[Asked, str], Awaitable[None]]

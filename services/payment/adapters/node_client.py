@@ -26,7 +26,7 @@ from services.common.metrics import ClientRpcMetrics
 from services.common.security.callers import ACTING_FOR
 from services.common.security.transport import Transport
 from services.common.status import error_info_of
-from services.payment.adapters.peer_batcher import BatchUnsupported, PeerBatcher
+from services.payment.adapters.commit_batcher import BatchUnsupported, CommitBatcher
 from services.payment.routing import Node
 from services.payment.service_layer.coordination import LegOutcome, Outcome, RemoteCapacity
 from shared.errors import DomainError, Reason
@@ -56,9 +56,7 @@ class GrpcNodeClient:
         self._tracer_provider = tracer_provider
         self._metrics = metrics
         self._channels: dict[str, grpc.aio.Channel] = {}
-        # Steps decided while another to the same peer is on its way go with the next batch.
-        self._prepares = PeerBatcher("prepares", self._prepare_one, self._prepare_many)
-        self._commits = PeerBatcher("commits", self._commit_one, self._commit_many)
+        self._commits = CommitBatcher(self._commit_one, self._commit_many)
 
     def _stub(self, peer: Node) -> node_grpc.PaymentNodeServiceStub:
         if peer.address not in self._channels:
@@ -93,7 +91,6 @@ class GrpcNodeClient:
             ) from None
 
     async def close(self) -> None:
-        await self._prepares.close()
         await self._commits.close()
         for channel in self._channels.values():
             await channel.close()
@@ -150,8 +147,9 @@ class GrpcNodeClient:
         up_to: bool = False,
     ) -> list[RemoteCapacity]:
         """What the peer holds, by leg; with `up_to`, each leg's amount is a ceiling."""
-        answer = await self._prepares.send(
+        answer = await self._call(
             peer,
+            "PrepareLegs",
             node.PrepareLegsRequest(
                 transaction_id=transaction_id,
                 coordinator_province=coordinator_province,
@@ -175,29 +173,16 @@ class GrpcNodeClient:
         return held_legs(peer, legs, answer)
 
     async def commit(self, peer: Node, transaction_id: str, captures: dict[int, int]) -> None:
-        await self._commits.send(peer, _commit_request(transaction_id, captures))
+        """Commits decided while another commit to the peer is on its way go with the next batch."""
+        await self._commits.commit(peer, transaction_id, captures)
 
-    async def _prepare_one(self, peer: Node, request: node.PrepareLegsRequest) -> node.PrepareLegsResponse:
-        answer: node.PrepareLegsResponse = await self._call(peer, "PrepareLegs", request)
-        return answer
+    async def _commit_one(self, peer: Node, transaction_id: str, captures: dict[int, int]) -> None:
+        await self._call(peer, "CommitLegs", _commit_request(transaction_id, captures))
 
-    async def _prepare_many(
-        self, peer: Node, requests: list[node.PrepareLegsRequest]
-    ) -> list[node.PrepareLegsResponse]:
-        answer = await self._batch(peer, "BatchPrepareLegs", node.BatchPrepareLegsRequest(requests=requests))
-        return list(answer.responses)
-
-    async def _commit_one(self, peer: Node, request: node.CommitLegsRequest) -> None:
-        await self._call(peer, "CommitLegs", request)
-
-    async def _commit_many(self, peer: Node, requests: list[node.CommitLegsRequest]) -> list[None]:
-        await self._batch(peer, "BatchCommitLegs", node.BatchCommitLegsRequest(requests=requests))
-        return [None] * len(requests)
-
-    async def _batch(self, peer: Node, method: str, request: Any) -> Any:
-        """A batch call; a peer of a version without it raises BatchUnsupported."""
+    async def _commit_many(self, peer: Node, commits: list[tuple[str, dict[int, int]]]) -> None:
+        request = node.BatchCommitLegsRequest(requests=[_commit_request(t, c) for t, c in commits])
         try:
-            return await getattr(self._stub(peer), method)(request, timeout=self._deadline)
+            await self._stub(peer).BatchCommitLegs(request, timeout=self._deadline)
         except grpc.aio.AioRpcError as error:
             if error.code() is grpc.StatusCode.UNIMPLEMENTED:
                 raise BatchUnsupported from None

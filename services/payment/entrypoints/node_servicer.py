@@ -5,11 +5,7 @@ own provinces; what they ask is checked before it is applied (peer_claims)."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 import grpc
 
@@ -35,48 +31,13 @@ from shared.regions import province_of, validate_admdvs, validate_province
 SERVICE = "gongji.node.v1.PaymentNodeService"
 # A coordinator's hold (at most 60 days) plus its grace: no peer holds money here for longer.
 MAX_PREPARED_HOLD = timedelta(days=61)
-# What one batch call may carry: a BatchCommitLegs' one transaction stays short.
-MAX_BATCHED_STEPS = 100
+# What one BatchCommitLegs may carry: one transaction's worth of locks stays short.
+MAX_BATCHED_COMMITS = 100
 OUTCOME_OF = {
     "PENDING": node.TRANSACTION_OUTCOME_PENDING,
     "COMMITTED": node.TRANSACTION_OUTCOME_COMMITTED,
     "ABORTED": node.TRANSACTION_OUTCOME_ABORTED,
 }
-
-
-@dataclass(frozen=True)
-class _PrepareAsked:
-    """A PrepareLegs request, checked."""
-
-    transaction_id: str
-    coordinator_province: str
-    beneficiary: str
-    institution_code: str
-    use: UseCategory
-    institution_admdvs: str
-    chronic: bool
-    legs: list[participant.LegRequest]
-    expire: datetime
-    up_to: bool
-
-
-def _batch_size(requests: Sequence[Any]) -> None:
-    if not requests:
-        raise DomainError(Reason.FIELD_REQUIRED, "requests is required", field="requests")
-    if len(requests) > MAX_BATCHED_STEPS:
-        raise DomainError(Reason.FIELD_INVALID, f"a batch holds 1 to {MAX_BATCHED_STEPS} steps", field="requests")
-
-
-def _once_each(transaction_ids: list[str]) -> None:
-    """A batch names each transaction once: two steps of one transaction would race each other."""
-    seen: set[str] = set()
-    for number, transaction_id in enumerate(transaction_ids):
-        if transaction_id and transaction_id in seen:
-            raise DomainError(
-                Reason.FIELD_INVALID, f"transaction {transaction_id} appears twice in one batch",
-                field=f"requests[{number}].transaction_id",
-            )  # fmt: skip
-        seen.add(transaction_id)
 
 
 def _transaction_id(value: str, field: str = "transaction_id") -> str:
@@ -127,54 +88,29 @@ class PaymentNodeServicer(node_grpc.PaymentNodeServiceServicer):
     async def PrepareLegs(
         self, request: node.PrepareLegsRequest, context: grpc.aio.ServicerContext
     ) -> node.PrepareLegsResponse:
-        answer = await self._prepare(self._prepare_request(request))
-        self._failpoint("participant_after_prepare")
-        return answer
-
-    async def BatchPrepareLegs(
-        self, request: node.BatchPrepareLegsRequest, context: grpc.aio.ServicerContext
-    ) -> node.BatchPrepareLegsResponse:
-        _batch_size(request.requests)
-        asked = [self._prepare_request(one, f"requests[{n}].") for n, one in enumerate(request.requests)]
-        _once_each([one.transaction_id for one in asked])
-        answers = await asyncio.gather(*(self._prepare(one) for one in asked), return_exceptions=True)
-        refused = next((a for a in answers if isinstance(a, BaseException)), None)
-        if refused is not None:
-            raise refused
-        self._failpoint("participant_after_prepare")
-        return node.BatchPrepareLegsResponse(responses=answers)  # type: ignore[arg-type]
-
-    def _prepare_request(self, request: node.PrepareLegsRequest, where: str = "") -> _PrepareAsked:
-        """A prepare's fields, each checked; `where` prefixes the field names of a batch's one."""
-        transaction_id = _transaction_id(request.transaction_id, f"{where}transaction_id")
-        province = validate_province(request.coordinator_province, f"{where}coordinator_province")
+        transaction_id = _transaction_id(request.transaction_id)
+        province = validate_province(request.coordinator_province, "coordinator_province")
         expire = timestamp_to_datetime(request, "expire_time")
         if expire is None:
-            raise DomainError(Reason.FIELD_REQUIRED, "expire_time is required", field=f"{where}expire_time")
+            raise DomainError(Reason.FIELD_REQUIRED, "expire_time is required", field="expire_time")
         now = self._clock.now()
         if not now < expire <= now + MAX_PREPARED_HOLD:
             raise DomainError(
-                Reason.FIELD_INVALID, "expire_time must lie after now and within 61 days", field=f"{where}expire_time"
+                Reason.FIELD_INVALID, "expire_time must lie after now and within 61 days", field="expire_time"
             )
-        beneficiary = validate_id_number(request.beneficiary_id_number, f"{where}beneficiary_id_number")
-        use = enum_to_domain(UseCategory, common.UseCategory, request.use_category, f"{where}use_category")
-        institution_admdvs = validate_admdvs(request.institution_admdvs, f"{where}institution_admdvs")
+        beneficiary = validate_id_number(request.beneficiary_id_number, "beneficiary_id_number")
+        use = enum_to_domain(UseCategory, common.UseCategory, request.use_category, "use_category")
+        institution_admdvs = validate_admdvs(request.institution_admdvs, "institution_admdvs")
         legs = [
-            participant.LegRequest(leg.leg_no, validate_id_number(leg.payer_id_number, f"{where}legs.payer_id_number"),
-                                   leg.binding_id, self._amount(leg.amount_fen, f"{where}legs.amount_fen"))
+            participant.LegRequest(leg.leg_no, validate_id_number(leg.payer_id_number, "legs.payer_id_number"),
+                                   leg.binding_id, self._amount(leg.amount_fen, "legs.amount_fen"))
             for leg in request.legs
         ]  # fmt: skip
-        return _PrepareAsked(
-            transaction_id, province, beneficiary, request.institution_code, use, institution_admdvs,
-            request.chronic_disease, legs, expire, request.hold_up_to_amount,
-        )  # fmt: skip
-
-    async def _prepare(self, asked: _PrepareAsked) -> node.PrepareLegsResponse:
         prepared = await peer_claims.prepare_on_own_grants(
-            self._run, self._directory, self._clock, asked.transaction_id, asked.coordinator_province,
-            asked.beneficiary, asked.institution_code, asked.use, asked.institution_admdvs, asked.chronic,
-            asked.legs, asked.expire, asked.up_to,
+            self._run, self._directory, self._clock, transaction_id, province, beneficiary, request.institution_code,
+            use, institution_admdvs, request.chronic_disease, legs, expire, request.hold_up_to_amount,
         )  # fmt: skip
+        self._failpoint("participant_after_prepare")
         return node.PrepareLegsResponse(
             legs=[
                 node.NodeLeg(leg_no=held.leg.leg_no, payer_id_number=held.leg.payer_id_number,
@@ -213,12 +149,22 @@ class PaymentNodeServicer(node_grpc.PaymentNodeServiceServicer):
     async def BatchCommitLegs(
         self, request: node.BatchCommitLegsRequest, context: grpc.aio.ServicerContext
     ) -> node.BatchCommitLegsResponse:
-        _batch_size(request.requests)
-        _once_each([one.transaction_id for one in request.requests])
-        commits = {
-            _transaction_id(one.transaction_id, f"requests[{n}].transaction_id"): self._captures(one, f"requests[{n}].")
-            for n, one in enumerate(request.requests)
-        }
+        if not request.requests:
+            raise DomainError(Reason.FIELD_REQUIRED, "requests is required", field="requests")
+        if len(request.requests) > MAX_BATCHED_COMMITS:
+            raise DomainError(
+                Reason.FIELD_INVALID, f"a batch holds 1 to {MAX_BATCHED_COMMITS} commits", field="requests"
+            )
+        commits: dict[str, dict[int, int]] = {}
+        for number, one in enumerate(request.requests):
+            where = f"requests[{number}]."
+            transaction_id = _transaction_id(one.transaction_id, f"{where}transaction_id")
+            if transaction_id in commits:
+                raise DomainError(
+                    Reason.FIELD_INVALID, f"transaction {transaction_id} is committed twice in one batch",
+                    field=f"{where}transaction_id",
+                )  # fmt: skip
+            commits[transaction_id] = self._captures(one, where)
 
         def commit_all(uow: PaymentUnitOfWork) -> list[bool]:
             # In the order of their ids, so two batches lock the same transactions in the same order.

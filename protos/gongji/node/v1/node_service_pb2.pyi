@@ -106,18 +106,6 @@ class PrepareLegsResponse(_message.Message):
     payer_admdvs: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, legs: _Optional[_Iterable[_Union[NodeLeg, _Mapping]]] = ..., payer_available_after_fen: _Optional[_Iterable[int]] = ..., payer_admdvs: _Optional[_Iterable[str]] = ...) -> None: ...
 
-class BatchPrepareLegsRequest(_message.Message):
-    __slots__ = ("requests",)
-    REQUESTS_FIELD_NUMBER: _ClassVar[int]
-    requests: _containers.RepeatedCompositeFieldContainer[PrepareLegsRequest]
-    def __init__(self, requests: _Optional[_Iterable[_Union[PrepareLegsRequest, _Mapping]]] = ...) -> None: ...
-
-class BatchPrepareLegsResponse(_message.Message):
-    __slots__ = ("responses",)
-    RESPONSES_FIELD_NUMBER: _ClassVar[int]
-    responses: _containers.RepeatedCompositeFieldContainer[PrepareLegsResponse]
-    def __init__(self, responses: _Optional[_Iterable[_Union[PrepareLegsResponse, _Mapping]]] = ...) -> None: ...
-
 class CommitLegsRequest(_message.Message):
     __slots__ = ("transaction_id", "captures")
     TRANSACTION_ID_FIELD_NUMBER: _ClassVar[int]

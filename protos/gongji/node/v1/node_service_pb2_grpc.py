@@ -45,11 +45,6 @@ class PaymentNodeServiceStub:
                 request_serializer=gongji_dot_node_dot_v1_dot_node__service__pb2.PrepareLegsRequest.SerializeToString,
                 response_deserializer=gongji_dot_node_dot_v1_dot_node__service__pb2.PrepareLegsResponse.FromString,
                 _registered_method=True)
-        self.BatchPrepareLegs = channel.unary_unary(
-                '/gongji.node.v1.PaymentNodeService/BatchPrepareLegs',
-                request_serializer=gongji_dot_node_dot_v1_dot_node__service__pb2.BatchPrepareLegsRequest.SerializeToString,
-                response_deserializer=gongji_dot_node_dot_v1_dot_node__service__pb2.BatchPrepareLegsResponse.FromString,
-                _registered_method=True)
         self.CommitLegs = channel.unary_unary(
                 '/gongji.node.v1.PaymentNodeService/CommitLegs',
                 request_serializer=gongji_dot_node_dot_v1_dot_node__service__pb2.CommitLegsRequest.SerializeToString,
@@ -101,16 +96,6 @@ class PaymentNodeServiceServicer:
 
     def PrepareLegs(self, request, context):
         """Holds the legs on this node's accounts, all or none.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def BatchPrepareLegs(self, request, context):
-        """Holds the legs of several transactions, each as PrepareLegs would and in a database
-        transaction of its own: what a coordinator asks while its previous prepare to this node is
-        on its way. On any refusal the call answers with it, and the coordinator sends each prepare
-        on its own again (a prepare that held answers again with what it held).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -182,11 +167,6 @@ def add_PaymentNodeServiceServicer_to_server(servicer, server):
                     servicer.PrepareLegs,
                     request_deserializer=gongji_dot_node_dot_v1_dot_node__service__pb2.PrepareLegsRequest.FromString,
                     response_serializer=gongji_dot_node_dot_v1_dot_node__service__pb2.PrepareLegsResponse.SerializeToString,
-            ),
-            'BatchPrepareLegs': grpc.unary_unary_rpc_method_handler(
-                    servicer.BatchPrepareLegs,
-                    request_deserializer=gongji_dot_node_dot_v1_dot_node__service__pb2.BatchPrepareLegsRequest.FromString,
-                    response_serializer=gongji_dot_node_dot_v1_dot_node__service__pb2.BatchPrepareLegsResponse.SerializeToString,
             ),
             'CommitLegs': grpc.unary_unary_rpc_method_handler(
                     servicer.CommitLegs,
@@ -279,33 +259,6 @@ class PaymentNodeService:
             '/gongji.node.v1.PaymentNodeService/PrepareLegs',
             gongji_dot_node_dot_v1_dot_node__service__pb2.PrepareLegsRequest.SerializeToString,
             gongji_dot_node_dot_v1_dot_node__service__pb2.PrepareLegsResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def BatchPrepareLegs(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/gongji.node.v1.PaymentNodeService/BatchPrepareLegs',
-            gongji_dot_node_dot_v1_dot_node__service__pb2.BatchPrepareLegsRequest.SerializeToString,
-            gongji_dot_node_dot_v1_dot_node__service__pb2.BatchPrepareLegsResponse.FromString,
             options,
             channel_credentials,
             insecure,

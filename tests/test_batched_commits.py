@@ -1,6 +1,5 @@
-"""Prepares and commits for one node asked while another is on its way go together
-(BatchPrepareLegs, BatchCommitLegs): one call to that node, each step still applied exactly as
-alone."""
+"""Commits to one node decided while another is on its way go together (BatchCommitLegs): one
+call and one transaction on that node, each commit still applied exactly as alone."""
 
 from __future__ import annotations
 
@@ -11,8 +10,8 @@ import pytest
 
 from gongji.node.v1 import node_service_pb2 as node
 from gongji.payment.v1 import payment_service_pb2 as papi
+from services.payment.adapters.commit_batcher import BatchUnsupported, CommitBatcher
 from services.payment.adapters.node_client import GrpcNodeClient
-from services.payment.adapters.peer_batcher import BatchUnsupported, PeerBatcher
 from services.payment.routing import Node
 from shared.errors import DomainError, Reason
 from shared.principals import payment_node
@@ -105,67 +104,6 @@ def test_a_batch_naming_a_transaction_another_node_coordinates_is_out_of_scope(t
         by_west.close()
 
 
-def test_a_prepare_batch_holds_each_transaction_as_its_own_prepare_would_and_a_repeat_answers_the_same(two_nodes, west):
-    family = CrossFamily(two_nodes)
-    batch = node.BatchPrepareLegsRequest(
-        requests=[prepare_request(family, "txn-p1", 30_000), prepare_request(family, "txn-p2", 20_000)]
-    )
-    answer = west.BatchPrepareLegs(batch)
-    assert [[(leg.leg_no, leg.amount_fen) for leg in r.legs] for r in answer.responses] == [
-        [(1, 30_000)],
-        [(1, 20_000)],
-    ]
-    assert held(family) == (100_000, 50_000)
-    again = west.BatchPrepareLegs(batch)
-    assert [list(r.legs) for r in again.responses] == [list(r.legs) for r in answer.responses]
-    assert list(west.PrepareLegs(batch.requests[0]).legs) == list(answer.responses[0].legs)
-    assert held(family) == (100_000, 50_000)
-
-
-def test_a_prepare_batch_with_a_refused_prepare_answers_the_refusal_and_the_others_answer_alone_as_held(
-    two_nodes, west
-):
-    family = CrossFamily(two_nodes)
-    fits, too_much = prepare_request(family, "txn-p3", 30_000), prepare_request(family, "txn-p4", 100_001)
-    with pytest.raises(grpc.RpcError) as raised:
-        west.BatchPrepareLegs(node.BatchPrepareLegsRequest(requests=[fits, too_much]))
-    assert refusal_of(raised.value).reason == "INSUFFICIENT_FUNDS"
-    assert [leg.amount_fen for leg in west.PrepareLegs(fits).legs] == [30_000]
-    assert held(family) == (100_000, 30_000), "the prepare that fit held once, and nothing more"
-
-
-def test_a_prepare_batch_is_refused_empty_beyond_a_hundred_naming_a_transaction_twice_or_with_a_bad_field(
-    two_nodes, west
-):
-    family = CrossFamily(two_nodes)
-    no_beneficiary = prepare_request(family, "txn-p6", 1)
-    no_beneficiary.beneficiary_id_number = ""
-    for requests, reason, field in (
-        ([], "FIELD_REQUIRED", "requests"),
-        ([prepare_request(family, f"txn-{n}", 1) for n in range(101)], "FIELD_INVALID", "requests"),
-        ([prepare_request(family, "txn-p5", 1)] * 2, "FIELD_INVALID", "requests[1].transaction_id"),
-        ([prepare_request(family, "txn-p5", 1), no_beneficiary], "FIELD_REQUIRED", "requests[1].beneficiary_id_number"),
-    ):
-        with pytest.raises(grpc.RpcError) as raised:
-            west.BatchPrepareLegs(node.BatchPrepareLegsRequest(requests=requests))
-        refusal = refusal_of(raised.value)
-        assert (refusal.code, refusal.reason) == (grpc.StatusCode.INVALID_ARGUMENT, reason)
-        assert refusal.fields == (field,), refusal
-    assert held(family) == (100_000, 0)
-
-
-def test_a_prepare_batch_in_the_name_of_a_province_the_caller_does_not_serve_is_out_of_scope(two_nodes, west):
-    family = CrossFamily(two_nodes)
-    as_west = prepare_request(family, "txn-p7", 10_000)
-    as_west.coordinator_province = "62"
-    batch = node.BatchPrepareLegsRequest(requests=[prepare_request(family, "txn-p8", 10_000), as_west])
-    with pytest.raises(grpc.RpcError) as raised:
-        west.BatchPrepareLegs(batch)
-    refusal = refusal_of(raised.value)
-    assert (refusal.code, refusal.reason) == (grpc.StatusCode.PERMISSION_DENIED, "OUT_OF_SCOPE")
-    assert held(family) == (100_000, 0)
-
-
 # The coordinator's side, over a real channel ------------------------------------------------------
 
 
@@ -182,13 +120,13 @@ def test_commits_handed_over_together_reach_the_node_as_one_batch_and_each_calle
 
         async def counted_one(*args):
             sent.append("CommitLegs")
-            return await one(*args)
+            await one(*args)
 
         async def counted_many(*args):
             sent.append("BatchCommitLegs")
-            return await many(*args)
+            await many(*args)
 
-        client._commits = PeerBatcher("commits", counted_one, counted_many)
+        client._commits = CommitBatcher(counted_one, counted_many)
         try:
             return await asyncio.gather(
                 client.commit(peer, "txn-c1", {1: 10_000}),
@@ -209,42 +147,11 @@ def test_commits_handed_over_together_reach_the_node_as_one_batch_and_each_calle
     assert family.nodes.west.stub.CheckLedger(papi.CheckLedgerRequest()).balanced
 
 
-def test_prepares_handed_over_together_reach_the_node_as_one_batch_and_each_caller_hears_its_own(two_nodes):
-    family = CrossFamily(two_nodes)
-    peer = Node("west", two_nodes.west.server.address, frozenset({"62"}))
-    sent: list[str] = []
-
-    async def run() -> list[node.PrepareLegsResponse]:
-        client = GrpcNodeClient(two_nodes.east.binding.pki.transport(payment_node("east")))
-        one, many = client._prepare_one, client._prepare_many
-
-        async def counted_one(*args):
-            sent.append("PrepareLegs")
-            return await one(*args)
-
-        async def counted_many(*args):
-            sent.append("BatchPrepareLegs")
-            return await many(*args)
-
-        client._prepares = PeerBatcher("prepares", counted_one, counted_many)
-        try:
-            return await asyncio.gather(
-                *(client._prepares.send(peer, prepare_request(family, f"txn-d{n}", n * 10_000)) for n in (1, 2, 3))
-            )
-        finally:
-            await client.close()
-
-    answers = asyncio.run(run())
-    assert [[leg.amount_fen for leg in answer.legs] for answer in answers] == [[10_000], [20_000], [30_000]]
-    assert sent == ["BatchPrepareLegs"]
-    assert held(family) == (100_000, 60_000)
-
-
 # The batching itself ------------------------------------------------------------------------------
 
 
 class Peer:
-    """Records what is sent; a step of a transaction in `refused` is refused, alone or in a batch."""
+    """Records what is sent; a commit of a transaction in `refused` is refused, alone or in a batch."""
 
     def __init__(self, batches: bool = True, refused: frozenset[str] = frozenset()) -> None:
         self.calls: list[list[str]] = []
@@ -252,25 +159,19 @@ class Peer:
         self.batches = batches
         self.refused = refused
 
-    async def one(self, peer: Node, transaction_id: str) -> str:
+    async def one(self, peer: Node, transaction_id: str, captures: dict[int, int]) -> None:
         self.calls.append([transaction_id])
         await self.release.wait()
         if transaction_id in self.refused:
             raise DomainError(Reason.AMOUNT_EXCEEDS_HOLD, "refused")
-        return f"held {transaction_id}"
 
-    async def many(self, peer: Node, transaction_ids: list[str]) -> list[str]:
+    async def many(self, peer: Node, commits: list[tuple[str, dict[int, int]]]) -> None:
         if not self.batches:
             raise BatchUnsupported
-        self.calls.append(list(transaction_ids))
+        self.calls.append([t for t, _ in commits])
         await self.release.wait()
-        if self.refused & set(transaction_ids):
+        if self.refused & {t for t, _ in commits}:
             raise DomainError(Reason.AMOUNT_EXCEEDS_HOLD, "refused")
-        return [f"held {t}" for t in transaction_ids]
-
-
-def batcher_of(peer: Peer, max_batch: int = 100) -> PeerBatcher[str, str]:
-    return PeerBatcher("prepares", peer.one, peer.many, max_batch)
 
 
 async def idle() -> None:
@@ -279,87 +180,74 @@ async def idle() -> None:
         await asyncio.sleep(0)
 
 
-def test_a_step_for_an_idle_node_goes_at_once_alone_and_those_asked_meanwhile_go_next_together():
-    async def run() -> tuple[list[str], list[list[str]]]:
+def test_a_commit_for_an_idle_node_goes_at_once_alone_and_those_decided_meanwhile_go_next_together():
+    async def run() -> list[list[str]]:
         peer = Peer()
-        batcher = batcher_of(peer)
-        first = asyncio.create_task(batcher.send(PEER, "t1"))
+        batcher = CommitBatcher(peer.one, peer.many)
+        first = asyncio.create_task(batcher.commit(PEER, "t1", {1: 1}))
         await idle()
         assert peer.calls == [["t1"]], "the first went without waiting for company"
-        later = [asyncio.create_task(batcher.send(PEER, f"t{n}")) for n in (2, 3, 4)]
+        later = [asyncio.create_task(batcher.commit(PEER, f"t{n}", {1: 1})) for n in (2, 3, 4)]
         await idle()
         assert peer.calls == [["t1"]], "the others wait while the first is on its way"
         peer.release.set()
-        return await asyncio.gather(first, *later), peer.calls
+        await asyncio.gather(first, *later)
+        return peer.calls
 
-    answers, calls = asyncio.run(run())
-    assert answers == ["held t1", "held t2", "held t3", "held t4"], "each caller hears its own answer"
-    assert calls == [["t1"], ["t2", "t3", "t4"]]
+    assert asyncio.run(run()) == [["t1"], ["t2", "t3", "t4"]]
 
 
 def test_a_batch_is_cut_at_its_limit():
     async def run() -> list[list[str]]:
         peer = Peer()
         peer.release.set()
-        batcher = batcher_of(peer, max_batch=2)
-        await asyncio.gather(*(batcher.send(PEER, f"t{n}") for n in range(5)))
+        batcher = CommitBatcher(peer.one, peer.many, max_batch=2)
+        await asyncio.gather(*(batcher.commit(PEER, f"t{n}", {1: 1}) for n in range(5)))
         return peer.calls
 
     assert asyncio.run(run()) == [["t0", "t1"], ["t2", "t3"], ["t4"]]
 
 
-def test_a_refused_batch_is_sent_again_one_by_one_so_only_the_refused_step_fails():
+def test_a_refused_batch_is_sent_again_one_by_one_so_only_the_refused_commit_fails():
     async def run() -> tuple[list[object], list[list[str]]]:
         peer = Peer(refused=frozenset({"t2"}))
         peer.release.set()
-        batcher = batcher_of(peer)
-        answers = await asyncio.gather(*(batcher.send(PEER, f"t{n}") for n in (1, 2, 3)), return_exceptions=True)
+        batcher = CommitBatcher(peer.one, peer.many)
+        answers = await asyncio.gather(
+            *(batcher.commit(PEER, f"t{n}", {1: 1}) for n in (1, 2, 3)), return_exceptions=True
+        )
         return answers, peer.calls
 
     answers, calls = asyncio.run(run())
-    assert answers[0] == "held t1" and answers[2] == "held t3"
+    assert answers[0] is None and answers[2] is None
     assert isinstance(answers[1], DomainError) and answers[1].reason is Reason.AMOUNT_EXCEEDS_HOLD
     assert calls == [["t1", "t2", "t3"], ["t1"], ["t2"], ["t3"]]
 
 
-def test_a_batch_answered_with_too_few_answers_is_sent_again_one_by_one():
-    async def run() -> list[object]:
-        peer = Peer()
-        peer.release.set()
-
-        async def short(node: Node, transaction_ids: list[str]) -> list[str]:
-            return ["held t1"]
-
-        batcher = PeerBatcher("prepares", peer.one, short)
-        return await asyncio.gather(*(batcher.send(PEER, f"t{n}") for n in (1, 2)))
-
-    assert asyncio.run(run()) == ["held t1", "held t2"]
-
-
-def test_a_node_without_batch_calls_is_sent_steps_one_by_one_from_then_on():
+def test_a_node_without_batched_commits_is_sent_them_one_by_one_from_then_on():
     async def run() -> list[list[str]]:
         peer = Peer(batches=False)
         peer.release.set()
-        batcher = batcher_of(peer)
-        await asyncio.gather(*(batcher.send(PEER, f"t{n}") for n in (1, 2)))
-        await asyncio.gather(*(batcher.send(PEER, f"t{n}") for n in (3, 4)))
+        batcher = CommitBatcher(peer.one, peer.many)
+        await asyncio.gather(*(batcher.commit(PEER, f"t{n}", {1: 1}) for n in (1, 2)))
+        await asyncio.gather(*(batcher.commit(PEER, f"t{n}", {1: 1}) for n in (3, 4)))
         return peer.calls
 
     assert asyncio.run(run()) == [["t1"], ["t2"], ["t3"], ["t4"]]
 
 
-def test_a_caller_that_stops_waiting_leaves_its_step_to_be_sent_and_the_others_answered():
+def test_a_caller_that_stops_waiting_leaves_its_commit_to_be_sent_and_the_others_answered():
     async def run() -> list[list[str]]:
         peer = Peer()
-        batcher = batcher_of(peer)
-        first = asyncio.create_task(batcher.send(PEER, "t1"))
+        batcher = CommitBatcher(peer.one, peer.many)
+        first = asyncio.create_task(batcher.commit(PEER, "t1", {1: 1}))
         await idle()
-        impatient = asyncio.create_task(batcher.send(PEER, "t2"))
-        patient = asyncio.create_task(batcher.send(PEER, "t3"))
+        impatient = asyncio.create_task(batcher.commit(PEER, "t2", {1: 1}))
+        patient = asyncio.create_task(batcher.commit(PEER, "t3", {1: 1}))
         await idle()
         impatient.cancel()
         peer.release.set()
-        assert await asyncio.gather(first, patient) == ["held t1", "held t3"]
+        await asyncio.gather(first, patient)
         await batcher.close()
         return peer.calls
 
