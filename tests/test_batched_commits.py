@@ -9,15 +9,18 @@ import grpc
 import pytest
 
 from gongji.node.v1 import node_service_pb2 as node
+from gongji.payment.v1 import payment_pb2 as ppb
 from gongji.payment.v1 import payment_service_pb2 as papi
 from services.payment.adapters.commit_batcher import BatchUnsupported, CommitBatcher
 from services.payment.adapters.node_client import GrpcNodeClient
 from services.payment.routing import Node
 from shared.errors import DomainError, Reason
 from shared.principals import payment_node
-from tests.helpers import refusal_of
+from tests.helpers import refusal_of, request_id
 from tests.test_cross_province import CrossFamily
+from tests.test_metrics import NODE, metered_nodes, scrape, total, value  # noqa: F401 - metered_nodes is a fixture
 from tests.test_node_contract import held, prepare_request
+from tests.test_payment_concurrency import TIMEOUT, race
 from tests.test_trust_boundaries import held_by_mother, prepare
 
 PEER = Node("west", "west:1", frozenset({"62"}))
@@ -145,6 +148,42 @@ def test_commits_handed_over_together_reach_the_node_as_one_batch_and_each_calle
     assert sent == ["BatchCommitLegs"] + ["CommitLegs"] * 4
     assert held(family) == (85_000, 0)
     assert family.nodes.west.stub.CheckLedger(papi.CheckLedgerRequest()).balanced
+
+
+def test_racing_cross_node_settlements_are_each_captured_exactly_once_with_their_commits_batched(
+    metered_nodes,  # noqa: F811
+):
+    """Twenty-four Settles of six families arrive at east at once; commits decided while another
+    to west was on its way went together, and every bill is paid to the fen."""
+    nodes, ports = metered_nodes
+    families = [CrossFamily(nodes) for _ in range(6)]
+    bills = [(family, 5_000 * (n + 1)) for family in families for n in range(4)]  # 50,000 a family
+    answers = race(nodes.east, [
+        lambda stub, family=family, fen=fen: stub.Settle(
+            papi.SettleRequest(request_id=request_id(), bill=family.bill(fen)), timeout=TIMEOUT
+        )
+        for family, fen in bills
+    ])  # fmt: skip
+    assert all(isinstance(a, papi.SettleResponse) for a in answers), answers
+    assert all(a.settlement.state == ppb.SETTLEMENT_STATE_CAPTURED for a in answers)
+    for number, family in enumerate(families):
+        # Two bills of one family racing may both count on the mother's 10,000 when they ask west to
+        # hold; the one that finds it taken pays the rest in cash. What the accounts paid left them.
+        paid = sum(a.settlement.mutual_aid_pay_fen for a in answers[4 * number : 4 * number + 4])
+        mother, father = family.balance(nodes.east.stub, family.mother), family.balance(nodes.west.stub, family.father)
+        assert (mother.held_fen, father.held_fen) == (0, 0)
+        assert mother.balance_fen + father.balance_fen == 100_000 + 10_000 - paid
+    families[0].assert_books_close()
+    west = scrape(ports["west"])
+    served = {
+        method: value(west, "grpc_server_handled_total", grpc_type="unary", grpc_service=NODE, grpc_method=method,
+                      grpc_code="OK")
+        for method in ("PrepareLegs", "CommitLegs", "BatchCommitLegs")
+    }  # fmt: skip
+    # One prepare per saga (a bill the mother's account covers alone needs none), fewer commit calls.
+    sagas = served["PrepareLegs"]
+    assert served["BatchCommitLegs"] >= 1 and served["CommitLegs"] + served["BatchCommitLegs"] < sagas, served
+    assert total(west, "grpc_server_handled_total", grpc_service=NODE) == sum(served.values()), "nothing refused"
 
 
 # The batching itself ------------------------------------------------------------------------------

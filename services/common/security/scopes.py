@@ -74,12 +74,19 @@ def read_field(message: Any, path: str) -> Any:
     return message
 
 
-def read_values(message: Any, path: str) -> list[Any]:
-    """The field's values: several when the path runs through a repeated message field."""
-    found = [message]
+def read_values(message: Any, path: str) -> list[tuple[str, Any]]:
+    """The field's values, each with its own path: several when the path runs through a repeated
+    message field (``requests[0].transaction_id``, ``requests[1].transaction_id``, …)."""
+    found: list[tuple[str, Any]] = [("", message)]
     for name in path.split("."):
-        values = [getattr(m, name) for m in found]
-        found = [v for value in values for v in (value if isinstance(value, MutableSequence) else [value])]
+        step: list[tuple[str, Any]] = []
+        for where, parent in found:
+            value, here = getattr(parent, name), f"{where}.{name}" if where else name
+            if isinstance(value, MutableSequence):
+                step += [(f"{here}[{number}]", item) for number, item in enumerate(value)]
+            else:
+                step.append((here, value))
+        found = step
     return found
 
 
@@ -197,10 +204,10 @@ async def own_province(asked: Asked, field: str) -> None:
 
 
 async def coordinator_of(asked: Asked, field: str) -> None:
-    for value in read_values(asked.request, field):
+    for where, value in read_values(asked.request, field):
         province = await asked.facts.participant_coordinator(value) if value else None
         if province is not None and province not in asked.nodes.provinces_of(asked.principal.node):
-            raise out_of_scope(asked, "act on a transaction another node coordinates", field)
+            raise out_of_scope(asked, "act on a transaction another node coordinates", where)
 
 
 Check = Callable[[Asked, str], Awaitable[None]]
