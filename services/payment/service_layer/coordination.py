@@ -48,6 +48,8 @@ class Prepared:
     local_provinces: frozenset[str]
     participants: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # province → legs held there
     coordinator_province: str = ""
+    # What this node's payers could give when the holds were asked for, which they count on.
+    local_fen: int = 0
 
 
 @dataclass(frozen=True)

@@ -194,13 +194,16 @@ class Coordinator:
         transaction_id = ids.new_id()
         coordinator_province = province_of(bill.institution_admdvs)
 
+        local_fen = 0
+
         def plan_and_begin(uow: PaymentUnitOfWork) -> dict[str, list[dict[str, Any]]]:
             """The legs to hold on each other node and, when there are any, the saga's intent. Its
             reads are advice (the settlement checks the key and the payers again under its locks)
             and the intent is one INSERT, so no transaction wraps them."""
+            nonlocal local_fen
             if answered(uow):
                 raise AnsweredBefore
-            ceilings = settlements.remote_ceilings(uow, bill, payers, remote, local, now, known)
+            ceilings, local_fen = settlements.remote_ceilings(uow, bill, payers, remote, local, now, known)
             participants: dict[str, list[dict[str, Any]]] = defaultdict(list)
             for number, (binding_id, amount) in enumerate(sorted(ceilings.items()), start=1):
                 grant = grant_of[binding_id]
@@ -217,7 +220,7 @@ class Coordinator:
 
         participants = await self._run.transact(plan_and_begin, statement_by_statement=True)
         if not participants:
-            return Prepared(transaction_id, {}, local)
+            return Prepared(transaction_id, {}, local, local_fen=local_fen)
         self._failpoint("before_remote_hold")
         results = await asyncio.gather(
             *(
@@ -242,8 +245,8 @@ class Coordinator:
         if not failures:
             self._failpoint("after_remote_hold")
             if not held:
-                return Prepared(transaction_id, {}, local)
-            return Prepared(transaction_id, held, local, participants, coordinator_province)
+                return Prepared(transaction_id, {}, local, local_fen=local_fen)
+            return Prepared(transaction_id, held, local, participants, coordinator_province, local_fen)
         first = failures[0]
         if isinstance(first, DomainError) and first.kind is ErrorKind.UNAVAILABLE:
             raise first

@@ -284,6 +284,24 @@ def authorize(
     return settlement
 
 
+class PlannedTooLittle(DomainError):
+    """The other nodes were asked to hold too little: this node's payers gave less than they
+    seemed to when the ceilings were set (a concurrent bill took it). Transient, so nothing is
+    stored; the bill is planned and held again."""
+
+
+def check_planned_enough(settlement: Settlement, prepared: Prepared) -> None:
+    """Raises PlannedTooLittle when the patient would pay cash because this node's payers give
+    less than they could when the other nodes were asked to hold (`prepared.local_fen`): asked
+    again with what they give now, the other nodes' grantors may cover the cash."""
+    local = sum(leg.amount_fen for leg in settlement.legs if not leg.is_remote)
+    if settlement.cash_pay_fen > 0 and local < prepared.local_fen:
+        raise PlannedTooLittle(
+            Reason.CONCURRENT_CHANGE,
+            "this node's payers gave less than when the other nodes were asked; retry with the same request_id",
+        )
+
+
 def _local(settlement: Settlement) -> list[SettlementLeg]:
     return [leg for leg in settlement.legs if not leg.is_remote]
 
@@ -594,16 +612,18 @@ def remote_ceilings(
     local_provinces: frozenset[str],
     now: datetime,
     known: dict[str, RemoteCapacity] | None = None,
-) -> dict[str, int]:
+) -> tuple[dict[str, int], int]:
     """What to ask each grantor on another node to hold for this bill, by binding id, with this
     node's payers as they are now (nothing is written): the most the bill could take from it (see
-    `shared.deduction.ceilings`), or, with what each can give `known`, exactly its part."""
+    `shared.deduction.ceilings`), or, with what each can give `known`, exactly its part. Also what
+    this node's payers could give, which those parts count on."""
     unbounded = {
         g.binding_id: RemoteCapacity(g.binding_id, g.grantor_id_number, bill.self_pay_fen, 0, g.grantor_admdvs)
         for g in remote
     }
     draw = _draw(uow, bill, payers, now, unbounded if known is None else known, local_provinces)
+    local_fen = sum(c.limit_fen for c in [*draw.own, *draw.grants] if c.binding_id not in draw.remote)
     if known is None:
-        return ceilings(bill.self_pay_fen, draw.own, draw.grants, payers.mode, draw.remote.keys())
+        return ceilings(bill.self_pay_fen, draw.own, draw.grants, payers.mode, draw.remote.keys()), local_fen
     split = split_bill(bill.self_pay_fen, draw.own, draw.grants, payers.mode)
-    return {leg.binding_id: leg.amount_fen for leg in split.legs if leg.binding_id in draw.remote}
+    return {leg.binding_id: leg.amount_fen for leg in split.legs if leg.binding_id in draw.remote}, local_fen

@@ -7,6 +7,7 @@ told whether it was."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -24,11 +25,15 @@ from services.payment.service_layer.binding_directory import (
     require_current,
 )
 from services.payment.service_layer.coordinator import AnsweredBefore, Coordinator
+from services.payment.service_layer.settlements import PlannedTooLittle
 from services.payment.service_layer.unit_of_work import PaymentUnitOfWork
 from shared.errors import DomainError, Reason
 from shared.settlements import Bill, Settlement
 
 MAX_HOLD = timedelta(days=60)
+# How often a bill is planned again when this node's payers gave less than planned.
+REPLANS = 2
+log = logging.getLogger(__name__)
 
 
 R = TypeVar("R", bound=Message)
@@ -119,6 +124,35 @@ class Settling:
             if replayed is not None:
                 return replayed
             raise
+        # A bill whose payers here give less than when the other nodes were asked to hold (a
+        # concurrent bill took it) is planned and held again, so the patient does not pay cash that
+        # relatives could cover; the last try settles as it finds. An authorisation, which asks
+        # exact parts, is not.
+        for tries_left in reversed(range(REPLANS + 1)):
+            try:
+                return await self._hold_and_record(
+                    method, request, request_id, bill, expire, capture, response_type, respond, reads, payers,
+                    replan=capture and tries_left > 0,
+                )  # fmt: skip
+            except PlannedTooLittle:
+                log.info("request %s: this node's payers gave less than planned; holding on other nodes again",
+                         request_id)  # fmt: skip
+        raise AssertionError("the last try does not replan")
+
+    async def _hold_and_record(
+        self,
+        method: str,
+        request: Message,
+        request_id: str,
+        bill: Bill,
+        expire: datetime,
+        capture: bool,
+        response_type: type[R],
+        respond: Callable[[Settlement], R],
+        reads: PayerReads,
+        payers: settlements.Payers | DomainError,
+        replan: bool,
+    ) -> R:
         prepared = None
         if not isinstance(payers, DomainError) and self._coordinator.needs_other_nodes(bill, payers):
             # A retry is answered before anything is held on other nodes again, and also when
@@ -147,6 +181,8 @@ class Settling:
                 uow, bill, payers, expire, self._clock.now(), request_id, capture=capture,
                 prepared=prepared if prepared and prepared.capacities else None,
             )  # fmt: skip
+            if replan and prepared is not None:
+                settlements.check_planned_enough(settlement, prepared)
             answer = respond(settlement)
             require_current(reads)
             written[:] = [settlement]
