@@ -194,13 +194,11 @@ class Coordinator:
         transaction_id = ids.new_id()
         coordinator_province = province_of(bill.institution_admdvs)
 
-        local_fen = 0
-
-        def plan_and_begin(uow: PaymentUnitOfWork) -> dict[str, list[dict[str, Any]]]:
-            """The legs to hold on each other node and, when there are any, the saga's intent. Its
-            reads are advice (the settlement checks the key and the payers again under its locks)
-            and the intent is one INSERT, so no transaction wraps them."""
-            nonlocal local_fen
+        def plan_and_begin(uow: PaymentUnitOfWork) -> tuple[dict[str, list[dict[str, Any]]], int]:
+            """The legs to hold on each other node and, when there are any, the saga's intent; and
+            what this node's payers could give, which those legs count on. Its reads are advice (the
+            settlement checks the key and the payers again under its locks) and the intent is one
+            INSERT, so no transaction wraps them."""
             if answered(uow):
                 raise AnsweredBefore
             ceilings, local_fen = settlements.remote_ceilings(uow, bill, payers, remote, local, now, known)
@@ -216,9 +214,9 @@ class Coordinator:
                     uow, transaction_id, "SETTLEMENT", dict(participants), coordinator_province,
                     bill.patient_id_number, bill.institution_code, expire_time + self._grace, self._clock.now(),
                 )  # fmt: skip
-            return dict(participants)
+            return dict(participants), local_fen
 
-        participants = await self._run.transact(plan_and_begin, statement_by_statement=True)
+        participants, local_fen = await self._run.transact(plan_and_begin, statement_by_statement=True)
         if not participants:
             return Prepared(transaction_id, {}, local, local_fen=local_fen)
         self._failpoint("before_remote_hold")
