@@ -22,6 +22,7 @@ from shared.ledger import CHINA_STANDARD_TIME
 from shared.privacy import mask_id_number
 from tests.helpers import binding_request, make_id_number, person, refusal_of, request_id
 from tests.test_binding_rules import put_policy
+from tests.test_payment_concurrency import TIMEOUT, race
 
 PILOTS = ["32", "62"]
 NANJING, LANZHOU = "320100", "620100"
@@ -272,6 +273,38 @@ def test_an_authorization_across_nodes_holds_on_each_remote_grantor_exactly_his_
     grandfather_after = family.balance(west, grandfather)
     assert (grandfather_after.balance_fen, grandfather_after.held_fen) == (85_000, 0)
     family.assert_books_close()
+
+
+def test_racing_authorizations_of_one_family_hold_on_the_remote_father_what_the_mother_no_longer_has(two_nodes):
+    """Two bills of a family authorised at once may both count on the mother's 10,000 when they
+    ask west what the father can give; the one that finds it taken asks west again, so neither
+    patient is left to pay cash the father could cover."""
+    families = [CrossFamily(two_nodes) for _ in range(3)]
+    bills = [(family, fen) for family in families for fen in (8_000, 12_000)]  # 20,000 a family
+    answers = race(two_nodes.east, [
+        lambda stub, family=family, fen=fen: stub.AuthorizeSettlement(
+            papi.AuthorizeSettlementRequest(request_id=request_id(), bill=family.bill(fen)), timeout=TIMEOUT
+        )
+        for family, fen in bills
+    ])  # fmt: skip
+    assert all(isinstance(a, papi.AuthorizeSettlementResponse) for a in answers), answers
+    assert [a.settlement.cash_pay_fen for a in answers] == [0] * len(bills)
+    for family in families:
+        mother, father = (
+            family.balance(two_nodes.east.stub, family.mother),
+            family.balance(two_nodes.west.stub, family.father),
+        )
+        assert (mother.balance_fen, mother.held_fen) == (10_000, 10_000)
+        assert (father.balance_fen, father.held_fen) == (100_000, 10_000), "no more held than the bills take"
+    for answer, (_, fen) in zip(answers, bills, strict=True):
+        two_nodes.east.stub.CaptureSettlement(
+            papi.CaptureSettlementRequest(
+                request_id=request_id(), settlement_id=answer.settlement.settlement_id, amount_fen=fen
+            )
+        )
+    for family in families:
+        assert family.balance(two_nodes.west.stub, family.father).balance_fen == 90_000
+    families[0].assert_books_close()
 
 
 def test_a_released_cross_node_authorization_frees_the_remote_hold(family):

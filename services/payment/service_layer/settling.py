@@ -126,13 +126,12 @@ class Settling:
             raise
         # A bill whose payers here give less than when the other nodes were asked to hold (a
         # concurrent bill took it) is planned and held again, so the patient does not pay cash that
-        # relatives could cover; the last try settles as it finds. An authorisation, which asks
-        # exact parts, is not.
+        # relatives could cover; the last try settles or authorises as it finds.
         for tries_left in reversed(range(REPLANS + 1)):
             try:
                 return await self._hold_and_record(
                     method, request, request_id, bill, expire, capture, response_type, respond, reads, payers,
-                    replan=capture and tries_left > 0,
+                    replan=tries_left > 0,
                 )  # fmt: skip
             except PlannedTooLittle:
                 log.info("request %s: this node's payers gave less than planned; holding on other nodes again",
