@@ -4,17 +4,22 @@ call and one transaction on that node, each commit still applied exactly as alon
 from __future__ import annotations
 
 import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
+from sqlalchemy import bindparam, create_engine, select, text
 
 from gongji.node.v1 import node_service_pb2 as node
 from gongji.payment.v1 import payment_pb2 as ppb
 from gongji.payment.v1 import payment_service_pb2 as papi
 from services.payment.adapters.commit_batcher import BatchUnsupported, CommitBatcher
 from services.payment.adapters.node_client import GrpcNodeClient
+from services.payment.adapters.orm import accounts
 from services.payment.routing import Node
 from shared.errors import DomainError, Reason
+from shared.ledger import personal_account
 from shared.principals import payment_node
 from tests.helpers import refusal_of, request_id
 from tests.test_cross_province import CrossFamily
@@ -24,6 +29,9 @@ from tests.test_payment_concurrency import TIMEOUT, race
 from tests.test_trust_boundaries import held_by_mother, prepare
 
 PEER = Node("west", "west:1", frozenset({"62"}))
+WAITING_FOR_A_LOCK = text(
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+)
 
 
 def commit(transaction_id: str, amount: int) -> node.CommitLegsRequest:
@@ -67,6 +75,40 @@ def test_a_batch_with_one_refused_commit_applies_none_of_them(two_nodes, west):
         assert held(family) == (100_000, 40_000)
     assert west.CommitLegs(commit("txn-b3", 30_000)).applied
     assert held(family) == (70_000, 10_000)
+
+
+def test_a_batch_waiting_for_one_account_keeps_its_others_free_so_batches_in_crossing_order_cannot_deadlock(
+    two_nodes, west, backend
+):
+    """A batch locks every account its commits take from at once, in the accounts' order, before
+    capturing any. Its first transaction (by id) takes from the later account; while the earlier
+    account is locked elsewhere the batch waits, and the later one stays free for others."""
+    if backend != "postgresql":
+        pytest.skip("row locks are PostgreSQL's; SQLite locks the whole database")
+    earlier, later = sorted(
+        (CrossFamily(two_nodes) for _ in range(2)), key=lambda f: personal_account(f.father.id_number)
+    )
+    west.PrepareLegs(prepare_request(later, "txn-lock-1", 10_000))
+    west.PrepareLegs(prepare_request(earlier, "txn-lock-2", 20_000))
+    engine = create_engine(two_nodes.west.database_url)
+    row = select(accounts.c.account_id).where(accounts.c.account_id == bindparam("id"))
+    try:
+        with ThreadPoolExecutor(1) as pool, engine.connect() as elsewhere:
+            elsewhere.execute(row.with_for_update(), {"id": personal_account(earlier.father.id_number)})
+            request = node.BatchCommitLegsRequest(requests=[commit("txn-lock-1", 10_000), commit("txn-lock-2", 20_000)])
+            batch = pool.submit(west.BatchCommitLegs, request, timeout=TIMEOUT)
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as watcher:
+                deadline = time.monotonic() + TIMEOUT
+                while not watcher.execute(WAITING_FOR_A_LOCK).scalar() and time.monotonic() < deadline:
+                    time.sleep(0.02)
+            assert not batch.done(), "the batch waits for the earlier account"
+            with engine.connect() as another:  # NOWAIT raises LockNotAvailable if the batch holds it
+                another.execute(row.with_for_update(nowait=True), {"id": personal_account(later.father.id_number)})
+            elsewhere.rollback()
+            assert [r.applied for r in batch.result(timeout=TIMEOUT).responses] == [True, True]
+    finally:
+        engine.dispose()
+    assert (held(later), held(earlier)) == ((90_000, 0), (80_000, 0))
 
 
 def test_a_batch_is_refused_empty_beyond_a_hundred_or_naming_a_transaction_twice_and_changes_nothing(two_nodes, west):

@@ -166,14 +166,8 @@ class PaymentNodeServicer(node_grpc.PaymentNodeServiceServicer):
                 )  # fmt: skip
             commits[transaction_id] = self._captures(one, where)
 
-        def commit_all(uow: PaymentUnitOfWork) -> list[bool]:
-            # In the order of their ids, so two batches lock the same transactions in the same order.
-            now = self._clock.now()
-            applied = {t: participant.commit(uow, t, commits[t], now) for t in sorted(commits)}
-            return [applied[t] for t in commits]
-
-        applied = await self._run.transact(commit_all)
-        return node.BatchCommitLegsResponse(responses=[node.CommitLegsResponse(applied=a) for a in applied])
+        applied = await self._run.transact(lambda uow: participant.commit_many(uow, commits, self._clock.now()))
+        return node.BatchCommitLegsResponse(responses=[node.CommitLegsResponse(applied=applied[t]) for t in commits])
 
     async def AbortLegs(
         self, request: node.AbortLegsRequest, context: grpc.aio.ServicerContext

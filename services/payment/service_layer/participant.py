@@ -155,16 +155,52 @@ def prepare(
 
 def commit(uow: PaymentUnitOfWork, transaction_id: str, captures: dict[int, int], now: datetime) -> bool:
     """Captures the prepared legs (at most what each holds) and releases the rest."""
+    return commit_many(uow, {transaction_id: captures}, now)[transaction_id]
+
+
+def commit_many(uow: PaymentUnitOfWork, commits: dict[str, dict[int, int]], now: datetime) -> dict[str, bool]:
+    """Commits each transaction as `commit` does, all in this unit of work; whether each was
+    applied now (False: it was committed before).
+
+    The transactions are read in the order of their ids, and every account their legs hold on is
+    locked at once, in the accounts' order, before any is captured. A batch waiting for one account
+    thus keeps no other locked, and two batches whose commits name the same accounts in crossing
+    order cannot deadlock."""
+    pending = [txn for txn in (_committable(uow, t, commits[t]) for t in sorted(commits)) if txn is not None]
+    locked = uow.accounts.lock(sorted({leg.account_id for txn in pending for leg in txn.legs})) if pending else {}
+    uow.defer_writes()  # everything read; what follows only writes, to the commit
+    for txn in pending:
+        _capture(uow, txn, commits[txn.transaction_id], locked, now)
+    uow.accounts.save_amounts([locked[account_id] for account_id in sorted(locked)])
+    applied = {txn.transaction_id for txn in pending}
+    return {transaction_id: transaction_id in applied for transaction_id in commits}
+
+
+def _committable(
+    uow: PaymentUnitOfWork, transaction_id: str, captures: dict[int, int]
+) -> ParticipantTransaction | None:
+    """The prepared transaction, locked, whose legs `captures` may take; None when it was committed
+    (or committed and refunded) before."""
     txn = uow.participants.get(transaction_id, for_update=True)
     if txn is None:
         raise DomainError(Reason.SETTLEMENT_NOT_FOUND, f"transaction {transaction_id} was never prepared here")
     if txn.state in (COMMITTED, REFUNDED):
-        return False
+        return None
     if txn.state == ABORTED:
         raise DomainError(Reason.ALREADY_RELEASED, f"transaction {transaction_id} was aborted here")
     _check_captures(txn, captures)
-    locked = uow.accounts.lock(leg.account_id for leg in txn.legs)
-    uow.defer_writes()  # everything read; what follows only writes, to the commit
+    return txn
+
+
+def _capture(
+    uow: PaymentUnitOfWork,
+    txn: ParticipantTransaction,
+    captures: dict[int, int],
+    locked: dict[str, Account],
+    now: datetime,
+) -> None:
+    """Takes each leg's capture from its locked account, releases the rest of its hold, and owes
+    the coordinator's province what was taken."""
     year, hold_year = year_of(now), year_of(txn.create_time or now)
     postings: list[Posting] = []
     for leg in txn.legs:
@@ -181,10 +217,8 @@ def commit(uow: PaymentUnitOfWork, transaction_id: str, captures: dict[int, int]
                 Posting(owes, captured, leg.payer_id_number, leg.binding_id),
             ]
     _record(uow, postings, locked, Purpose.SETTLEMENT, txn, now)
-    uow.accounts.save_amounts(list(locked.values()))
     txn.state = COMMITTED
     uow.participants.save(txn, now)
-    return True
 
 
 def _check_captures(txn: ParticipantTransaction, captures: dict[int, int]) -> None:
