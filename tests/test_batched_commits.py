@@ -9,6 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy import bindparam, create_engine, select, text
 
 from gongji.node.v1 import node_service_pb2 as node
@@ -303,6 +305,38 @@ def test_a_refused_batch_is_sent_again_one_by_one_so_only_the_refused_commit_fai
     assert answers[0] is None and answers[2] is None
     assert isinstance(answers[1], DomainError) and answers[1].reason is Reason.AMOUNT_EXCEEDS_HOLD
     assert calls == [["t1", "t2", "t3"], ["t1"], ["t2"], ["t3"]]
+
+
+def test_a_commit_sent_alone_is_traced_under_its_callers_span_and_a_batch_under_none_of_theirs():
+    tracer = TracerProvider().get_tracer(__name__)
+    traced: list[tuple[list[str], str | None]] = []
+
+    class TracedPeer(Peer):
+        async def one(self, peer: Node, transaction_id: str, captures: dict[int, int]) -> None:
+            traced.append(([transaction_id], getattr(trace.get_current_span(), "name", None)))
+            await super().one(peer, transaction_id, captures)
+
+        async def many(self, peer: Node, commits: list[tuple[str, dict[int, int]]]) -> None:
+            traced.append(([t for t, _ in commits], getattr(trace.get_current_span(), "name", None)))
+            await super().many(peer, commits)
+
+    async def settle(batcher: CommitBatcher, transaction_id: str) -> None:
+        with tracer.start_as_current_span(f"settle {transaction_id}"):
+            await batcher.commit(PEER, transaction_id, {1: 1})
+
+    async def run() -> None:
+        peer = TracedPeer(refused=frozenset({"t3"}))
+        batcher = CommitBatcher(peer.one, peer.many)
+        first = asyncio.create_task(settle(batcher, "t1"))
+        await idle()
+        later = [asyncio.create_task(settle(batcher, t)) for t in ("t2", "t3")]
+        await idle()
+        peer.release.set()
+        await asyncio.gather(first, *later, return_exceptions=True)
+
+    asyncio.run(run())
+    # The refused batch is sent again one by one, each commit under its own caller's span.
+    assert traced == [(["t1"], "settle t1"), (["t2", "t3"], None), (["t2"], "settle t2"), (["t3"], "settle t3")]
 
 
 def test_a_node_without_batched_commits_is_sent_them_one_by_one_from_then_on():

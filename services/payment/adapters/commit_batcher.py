@@ -5,6 +5,9 @@ as CommitLegs; the commits decided while a call to that peer is out wait for it 
 together as one BatchCommitLegs (one call and one transaction on the peer). Nothing waits on a
 timer, so a lone settlement is as quick as before, and many at once share the cost of a call.
 
+A commit sent alone is sent in its caller's context, so its call is traced under the caller's
+span; a batch, which serves many callers, is traced under none of them.
+
 Each commit's caller still waits for its own answer. When a batch is refused (one of its commits
 is, or the peer is down), every commit in it is sent again on its own, so each caller gets its
 own commit's answer and one bad commit holds up no other. A peer of a version without
@@ -14,9 +17,12 @@ BatchCommitLegs is sent single commits from then on.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+
+from opentelemetry import context as trace_context
 
 from services.payment.routing import Node
 
@@ -38,6 +44,7 @@ class _Waiting:
     transaction_id: str
     captures: dict[int, int]
     answered: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    context: contextvars.Context = field(default_factory=contextvars.copy_context)  # the caller's: its span
 
     def settle(self, error: BaseException | None) -> None:
         if self.answered.done():
@@ -71,6 +78,9 @@ class CommitBatcher:
         await asyncio.gather(*self._senders.values(), return_exceptions=True)
 
     async def _send_all(self, peer: Node) -> None:
+        # The task began in the context of the commit that started it; its later batches are not
+        # that caller's, so it keeps no current span (the log identity in its context stays).
+        trace_context.attach(trace_context.Context())
         try:
             while queued := self._waiting.pop(peer.address, []):
                 for start in range(0, len(queued), self._max_batch):
@@ -92,7 +102,10 @@ class CommitBatcher:
                 for waiting in batch:
                     waiting.settle(None)
                 return
-        await asyncio.gather(*(self._send_alone(peer, waiting) for waiting in batch))
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(
+            *(loop.create_task(self._send_alone(peer, waiting), context=waiting.context) for waiting in batch)
+        )
 
     async def _send_alone(self, peer: Node, waiting: _Waiting) -> None:
         try:
