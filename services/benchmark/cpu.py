@@ -40,15 +40,18 @@ def _cmdline(pid: int | str) -> str:
         return ""
 
 
-def _machine_busy_seconds(tick: int) -> float | None:
-    """CPU seconds all cores spent busy since boot (not idle, not waiting for I/O)."""
+def _machine_seconds(tick: int) -> tuple[float, float] | None:
+    """CPU seconds all cores spent busy since boot (not idle, not waiting for I/O), and of those
+    the seconds stolen: when a core of this virtual machine was ready to run and the hypervisor
+    ran another guest instead. Stolen time is time the machine was slower than it looks."""
     try:
         with open("/proc/stat", encoding="ascii") as handle:
             fields = [int(value) for value in handle.readline().split()[1:]]
     except (OSError, ValueError):
         return None
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-    return (sum(fields[:8]) - idle) / tick
+    steal = fields[7] if len(fields) > 7 else 0
+    return (sum(fields[:8]) - idle) / tick, steal / tick
 
 
 class CpuMeter:
@@ -80,9 +83,9 @@ class CpuMeter:
                 found = _proc_cpu_seconds(member, self._tick)
                 if found is not None:
                     taken.setdefault(name, {})[member] = found[1]
-        busy = _machine_busy_seconds(self._tick)
-        if busy is not None:
-            taken["machine"] = {0: busy}
+        machine = _machine_seconds(self._tick)
+        if machine is not None:
+            taken["machine"], taken["steal"] = {0: machine[0]}, {0: machine[1]}
         if os.path.isdir("/proc"):
             for entry in os.listdir("/proc"):
                 if not entry.isdigit():
@@ -98,7 +101,8 @@ class CpuMeter:
     @staticmethod
     def percent(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, float]:
         """Percent of one core each group used between two snapshots; "machine" is every
-        core's busy time, "other" what processes outside the benchmark used."""
+        core's busy time, "steal" the part of it the hypervisor gave other guests, "other" what
+        processes outside the benchmark used."""
         wall = after[0] - before[0]
         if wall <= 0:
             return {}
@@ -107,8 +111,9 @@ class CpuMeter:
             earlier = before[1].get(name, {})
             used[name] = round(sum(cpu - earlier.get(pid, 0.0) for pid, cpu in pids.items()) / wall * 100, 1)
         if "machine" in used:
-            machine = used.pop("machine")
-            used["other"] = round(max(0.0, machine - sum(used.values())), 1)
+            machine, steal = used.pop("machine"), used.pop("steal", 0.0)
+            used["other"] = round(max(0.0, machine - steal - sum(used.values())), 1)
+            used["steal"] = steal
             used["machine"] = machine
         return used
 
@@ -122,7 +127,7 @@ def cpu_cost(cpu_percent: dict[str, float], per_second: float, serving: tuple[st
     per_call = {
         name: round(percent * 10 / per_second, 3)
         for name, percent in cpu_percent.items()
-        if name not in ("other", "machine")
+        if name not in ("other", "steal", "machine")
     }
     serving_ms = sum(per_call.get(name, 0.0) for name in serving)
     cores = os.cpu_count() or 1

@@ -63,6 +63,11 @@ def print_report(summary: dict[str, Any]) -> None:
             f"  note: other processes used up to {summary['other_cpu_percent_max']:.0f}% of a core during a "
             "window (the 'other' column); the machine was not quiet, so these figures are pessimistic"
         )
+    if summary.get("steal_cpu_percent_max", 0.0) > 5:
+        print(
+            f"  note: the hypervisor gave other guests up to {summary['steal_cpu_percent_max']:.0f}% of a core during "
+            "a window (the 'steal' column); this machine ran slower than its CPU figures show"
+        )
     for row in summary["levels"]:
         for error, count in row["errors"].items():
             print(f"  errors at {row['concurrency']} callers: {count} × {error}")

@@ -88,6 +88,17 @@ def summarise(
     gateway = _gateway_summary(through, rows, options.in_process)
     opened = gongji.get("open_loop")
     open_loop = open_loop_summary(opened, opened.get("closed_loop_concurrency") if opened else None)
+    windows = [
+        *rows,
+        *(r["echo"] for r in rows),
+        *(r["pgbench"] for r in rows),
+        *(r["plaintext"] for r in (security or {}).get("levels", [])),
+        *(r["on"] for r in (observability or {}).get("levels", [])),
+        *(r["through_gateway"] for r in (gateway or {}).get("levels", [])),
+        *(open_loop or {}).get("levels", []),
+        *(row["closed_loop"] for row in (scale or {}).get("rows", [])),
+        *(row["open_loop"] for row in (scale or {}).get("rows", []) if row["open_loop"]),
+    ]
     return {
         "server_mode": "in-process" if options.in_process else "subprocess",
         # Settle, echo and the cross-node phase; the "security" part adds a plaintext run.
@@ -103,23 +114,8 @@ def summarise(
         "server_log_level": options.server_log_level.upper(),
         "code": _code_version(),
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
-        "other_cpu_percent_max": max(
-            (
-                level["cpu_percent"].get("other", 0.0)
-                for level in [
-                    *rows,
-                    *(r["echo"] for r in rows),
-                    *(r["pgbench"] for r in rows),
-                    *(r["plaintext"] for r in (security or {}).get("levels", [])),
-                    *(r["on"] for r in (observability or {}).get("levels", [])),
-                    *(r["through_gateway"] for r in (gateway or {}).get("levels", [])),
-                    *(open_loop or {}).get("levels", []),
-                    *(row["closed_loop"] for row in (scale or {}).get("rows", [])),
-                    *(row["open_loop"] for row in (scale or {}).get("rows", []) if row["open_loop"]),
-                ]
-            ),
-            default=0.0,
-        ),
+        "other_cpu_percent_max": max((level["cpu_percent"].get("other", 0.0) for level in windows), default=0.0),
+        "steal_cpu_percent_max": max((level["cpu_percent"].get("steal", 0.0) for level in windows), default=0.0),
         "settlements_per_second": max(r["settlements_per_second"] for r in rows),
         "levels": rows,
         "two_payer": {
