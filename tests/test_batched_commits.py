@@ -23,11 +23,11 @@ from services.payment.routing import Node
 from shared.errors import DomainError, Reason
 from shared.ledger import personal_account
 from shared.principals import payment_node
-from tests.helpers import refusal_of, request_id
-from tests.test_cross_province import CrossFamily
+from tests.helpers import refusal_of
+from tests.test_cross_province import CrossFamily, race_bills
 from tests.test_metrics import NODE, metered_nodes, scrape, total, value  # noqa: F401 - metered_nodes is a fixture
 from tests.test_node_contract import held, prepare_request
-from tests.test_payment_concurrency import TIMEOUT, race
+from tests.test_payment_concurrency import TIMEOUT
 from tests.test_trust_boundaries import held_by_mother, prepare
 
 PEER = Node("west", "west:1", frozenset({"62"}))
@@ -202,12 +202,7 @@ def test_racing_cross_node_settlements_are_each_captured_exactly_once_with_their
     nodes, ports = metered_nodes
     families = [CrossFamily(nodes) for _ in range(6)]
     bills = [(family, 5_000 * (n + 1)) for family in families for n in range(4)]  # 50,000 a family
-    answers = race(nodes.east, [
-        lambda stub, family=family, fen=fen: stub.Settle(
-            papi.SettleRequest(request_id=request_id(), bill=family.bill(fen)), timeout=TIMEOUT
-        )
-        for family, fen in bills
-    ])  # fmt: skip
+    answers = race_bills(nodes.east, "Settle", papi.SettleRequest, bills)
     assert all(isinstance(a, papi.SettleResponse) for a in answers), answers
     # No patient pays cash: two bills of one family racing may both count on the mother's 10,000
     # when they ask west to hold; the one that finds it taken asks west again for more.

@@ -100,6 +100,17 @@ class CrossFamily:
         assert self.clearing(self.nodes.east.stub) == self.clearing(self.nodes.west.stub)
 
 
+def race_bills(harness, method: str, request_type, bills: list[tuple[CrossFamily, int]]) -> list:
+    """Sends every (family, fen) bill to `harness` at once, each by `method` (Settle or
+    AuthorizeSettlement) from its own thread and channel; the answers in the order of the bills."""
+    return race(harness, [
+        lambda stub, family=family, fen=fen: getattr(stub, method)(
+            request_type(request_id=request_id(), bill=family.bill(fen)), timeout=TIMEOUT
+        )
+        for family, fen in bills
+    ])  # fmt: skip
+
+
 @pytest.fixture
 def family(two_nodes) -> CrossFamily:
     return CrossFamily(two_nodes)
@@ -281,12 +292,7 @@ def test_racing_authorizations_of_one_family_hold_on_the_remote_father_what_the_
     patient is left to pay cash the father could cover."""
     families = [CrossFamily(two_nodes) for _ in range(3)]
     bills = [(family, fen) for family in families for fen in (8_000, 12_000)]  # 20,000 a family
-    answers = race(two_nodes.east, [
-        lambda stub, family=family, fen=fen: stub.AuthorizeSettlement(
-            papi.AuthorizeSettlementRequest(request_id=request_id(), bill=family.bill(fen)), timeout=TIMEOUT
-        )
-        for family, fen in bills
-    ])  # fmt: skip
+    answers = race_bills(two_nodes.east, "AuthorizeSettlement", papi.AuthorizeSettlementRequest, bills)
     assert all(isinstance(a, papi.AuthorizeSettlementResponse) for a in answers), answers
     assert [a.settlement.cash_pay_fen for a in answers] == [0] * len(bills)
     for family in families:
