@@ -294,7 +294,7 @@ def check_planned_enough(settlement: Settlement, prepared: Prepared) -> None:
     """Raises PlannedTooLittle when the patient would pay cash because this node's payers give
     less than they could when the other nodes were asked to hold (`prepared.local_fen`): asked
     again with what they give now, the other nodes' grantors may cover the cash."""
-    local = sum(leg.amount_fen for leg in settlement.legs if not leg.is_remote)
+    local = sum(leg.amount_fen for leg in _local(settlement))
     if settlement.cash_pay_fen > 0 and local < prepared.local_fen:
         raise PlannedTooLittle(
             Reason.CONCURRENT_CHANGE,
