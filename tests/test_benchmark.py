@@ -75,8 +75,11 @@ def test_benchmark_runs_and_prints_one_json_summary():
         assert level["echo"]["per_second"] > 0
         # The hypervisor's share is counted apart from other processes' (a shared host's slow run).
         assert {"other", "steal", "machine"} <= level["cpu_percent"].keys()
+        # So does what PostgreSQL's checkpointer wrote (None only where /proc does not say).
+        assert "checkpoint_write_mb" in level and "checkpoint_write_mb" in level["pgbench"]
         assert {"settlements_per_pgbench_tps", "p50_vs_echo_p50", "p99_vs_echo_p99"} <= level["ratios"].keys()
     assert summary["steal_cpu_percent_max"] >= 0
+    assert summary["checkpoint_write_mb_max"] >= 0
     for target in summary["targets"].values():
         assert isinstance(target["met"], bool)
 
@@ -168,6 +171,34 @@ def test_cpu_taken_by_the_hypervisor_for_other_guests_is_reported_as_steal_and_n
     after = (2.0, {"client": {1: 0.2}, "payment": {2: 1.0}, "machine": {0: 2.4}, "steal": {0: 0.6}})
     assert CpuMeter.percent(before, after) == {"client": 10.0, "payment": 50.0, "other": 30.0, "steal": 30.0,
                                                "machine": 120.0}  # fmt: skip
+
+
+def test_a_checkpoint_during_a_window_shows_what_postgres_wrote_for_it():
+    from services.benchmark.cpu import CpuMeter
+
+    _require(_postgres_problem())
+    meter = CpuMeter()
+    engine = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    table = f"checkpoint_probe_{os.getpid()}"
+    try:
+        with engine.connect() as connection:
+            connection.execute(text(f"CREATE TABLE {table} AS SELECT g AS n, repeat('x', 200) AS pad "
+                                    "FROM generate_series(1, 40000) AS g"))  # fmt: skip
+            connection.execute(text("CHECKPOINT"))  # nothing of other tests' left to write
+            # About 10 MB of pages dirtied in shared buffers, which only a checkpoint writes out.
+            connection.execute(text(f"UPDATE {table} SET n = n + 1"))
+            before = meter.snapshot()
+            if before.checkpointer_bytes is None:
+                pytest.skip("this machine's /proc does not show PostgreSQL's checkpointer (another user's process)")
+            connection.execute(text("CHECKPOINT"))
+            written = CpuMeter.checkpoint_mb(before, meter.snapshot())
+            quiet = meter.snapshot()
+            still = CpuMeter.checkpoint_mb(quiet, meter.snapshot())
+            connection.execute(text(f"DROP TABLE {table}"))
+    finally:
+        engine.dispose()
+    assert written is not None and written >= 5, "the updated pages are written by the checkpoint"
+    assert still == 0.0, "no checkpoint, nothing written"
 
 
 def test_the_plaintext_baseline_can_be_skipped():

@@ -84,7 +84,9 @@ Every window also records the CPU each process used (from /proc), including
 "other": what processes outside the benchmark took, since a busy machine skews
 everything, and "steal": what the hypervisor gave other guests of the host while this
 machine's cores were ready to run (a shared host slows the whole run without it
-showing as any process's CPU). It reports what it measured; it never fails on speed.
+showing as any process's CPU); and what PostgreSQL's checkpointer wrote, since a checkpoint's
+writes delay the WAL flush every commit waits for. It reports what it measured; it never
+fails on speed.
 `--profile PATH` runs both services under cProfile (every thread, from the first
 measured call to the last of the single-node mutual-TLS phase) and prints where
 the payment service's time goes: the top functions and the share of each layer

@@ -3,13 +3,20 @@ the machine used during a window, and what that comes to per call."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
-# When it was taken (perf_counter), and CPU seconds by group, then by pid.
-CpuSnapshot = tuple[float, dict[str, dict[int, float]]]
+
+class CpuSnapshot(NamedTuple):
+    at: float  # perf_counter
+    cpu_seconds: dict[str, dict[int, float]]  # by group, then by pid
+    # What PostgreSQL's checkpointer had written since it started. A checkpoint writes every page
+    # dirtied since the last one, and its writes and final fsyncs queue before the WAL flush each
+    # commit waits for: a latency tail in a window with checkpoint writes has a cause outside gongji.
+    checkpointer_bytes: int | None = None
 
 
 def _proc_cpu_seconds(pid: int | str, tick: int) -> tuple[str, float] | None:
@@ -40,6 +47,18 @@ def _cmdline(pid: int | str) -> str:
         return ""
 
 
+def _written_bytes(pid: int | str) -> int | None:
+    """Bytes a process caused to be written to storage (Linux /proc/PID/io; readable by its owner or root)."""
+    try:
+        with open(f"/proc/{pid}/io", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("write_bytes:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
 def _machine_seconds(tick: int) -> tuple[float, float] | None:
     """CPU seconds all cores spent busy since boot (not idle, not waiting for I/O), and of those
     the seconds stolen: when a core of this virtual machine was ready to run and the hypervisor
@@ -66,8 +85,7 @@ class CpuMeter:
         self.database_marker = database_marker
         self._tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
-    def _postgres_group(self, pid: str) -> str | None:
-        command = _cmdline(pid)
+    def _postgres_group(self, command: str) -> str | None:
         if self.database_marker and self.database_marker in command:
             return "postgres"
         if "127.0.0.1(" in command or "[local]" in command or re.search(r"\(\d+\)", command):
@@ -86,6 +104,7 @@ class CpuMeter:
         machine = _machine_seconds(self._tick)
         if machine is not None:
             taken["machine"], taken["steal"] = {0: machine[0]}, {0: machine[1]}
+        checkpointer: int | None = None
         if os.path.isdir("/proc"):
             for entry in os.listdir("/proc"):
                 if not entry.isdigit():
@@ -93,10 +112,22 @@ class CpuMeter:
                 found = _proc_cpu_seconds(entry, self._tick)
                 if found is None or found[0] not in ("postgres", "pgbench"):
                     continue
-                group = found[0] if found[0] == "pgbench" else self._postgres_group(entry)
+                command = _cmdline(entry) if found[0] == "postgres" else ""
+                group = found[0] if found[0] == "pgbench" else self._postgres_group(command)
                 if group is not None:
                     taken.setdefault(group, {})[int(entry)] = found[1]
-        return time.perf_counter(), taken
+                written = _written_bytes(entry) if command.rstrip().endswith(": checkpointer") else None
+                if written is not None:
+                    checkpointer = (checkpointer or 0) + written  # every cluster on the machine shares its disk
+        return CpuSnapshot(time.perf_counter(), taken, checkpointer)
+
+    async def over_window(self, window_end: float) -> tuple[dict[str, float], float | None]:
+        """From now until `window_end` (perf_counter): the CPU percent of each group and what the
+        checkpointer wrote (MB)."""
+        before = self.snapshot()
+        await asyncio.sleep(max(0.0, window_end - time.perf_counter()))
+        after = self.snapshot()
+        return CpuMeter.percent(before, after), CpuMeter.checkpoint_mb(before, after)
 
     @staticmethod
     def percent(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, float]:
@@ -116,6 +147,13 @@ class CpuMeter:
             used["steal"] = steal
             used["machine"] = machine
         return used
+
+    @staticmethod
+    def checkpoint_mb(before: CpuSnapshot, after: CpuSnapshot) -> float | None:
+        """Megabytes PostgreSQL's checkpointer wrote between two snapshots; None where /proc does not tell."""
+        if before.checkpointer_bytes is None or after.checkpointer_bytes is None:
+            return None
+        return round(max(0, after.checkpointer_bytes - before.checkpointer_bytes) / 1e6, 1)
 
 
 def cpu_cost(cpu_percent: dict[str, float], per_second: float, serving: tuple[str, ...]) -> dict[str, Any]:

@@ -23,6 +23,7 @@ class Level:
     summary: dict[str, float]
     errors: dict[str, int]
     cpu_percent: dict[str, float]
+    checkpoint_mb: float | None = None  # what PostgreSQL's checkpointer wrote during the window
 
 
 def _described(error: grpc.aio.AioRpcError | CallRefused) -> str:
@@ -60,13 +61,11 @@ async def drive(
                 if on_answer is not None:
                     on_answer(answer)
 
-    async def watch_cpu() -> dict[str, float]:
+    async def watch_cpu() -> tuple[dict[str, float], float | None]:
         if meter is None:
-            return {}
+            return {}, None
         await asyncio.sleep(max(0.0, window_start - time.perf_counter()))
-        before = meter.snapshot()
-        await asyncio.sleep(max(0.0, window_end - time.perf_counter()))
-        return CpuMeter.percent(before, meter.snapshot())
+        return await meter.over_window(window_end)
 
-    cpu, *_ = await asyncio.gather(watch_cpu(), *(caller() for _ in range(concurrency)))
-    return Level(concurrency, latency_summary(latencies, seconds), dict(errors), cpu)
+    (cpu, checkpoint_mb), *_ = await asyncio.gather(watch_cpu(), *(caller() for _ in range(concurrency)))
+    return Level(concurrency, latency_summary(latencies, seconds), dict(errors), cpu, checkpoint_mb)

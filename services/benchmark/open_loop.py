@@ -35,7 +35,7 @@ from services.benchmark.cpu import CpuMeter
 from services.benchmark.desk import CALL_TIMEOUT
 from services.benchmark.errors import CallRefused
 from services.benchmark.latency import percentile
-from services.benchmark.progress import say
+from services.benchmark.progress import checkpoint_note, say
 
 SHARES = (0.5, 0.7, 0.9)  # of the closed-loop maximum, when no --rate is given
 TARGET_SHARE = 0.7
@@ -74,6 +74,7 @@ class OpenLevel:
     cap_hits: int  # sends that waited because IN_FLIGHT_CAP calls were in flight
     send_lag_max_s: float  # how far behind its schedule the generator sent a call, at worst
     cpu_percent: dict[str, float]
+    checkpoint_mb: float | None = None  # what PostgreSQL's checkpointer wrote during the window
 
     def summary(self) -> dict[str, float]:
         ordered = sorted(self.latencies_s)
@@ -156,15 +157,13 @@ async def drive_open(
             task.add_done_callback(lambda done: in_flight.pop(done, None))
             most_in_flight = max(most_in_flight, len(in_flight))
 
-    async def watch_cpu() -> dict[str, float]:
+    async def watch_cpu() -> tuple[dict[str, float], float | None]:
         if meter is None:
-            return {}
+            return {}, None
         await asyncio.sleep(max(0.0, window_start - clock()))
-        before = meter.snapshot()
-        await asyncio.sleep(max(0.0, window_end - clock()))
-        return CpuMeter.percent(before, meter.snapshot())
+        return await meter.over_window(window_end)
 
-    cpu, _ = await asyncio.gather(watch_cpu(), send_all())
+    (cpu, checkpoint_mb), _ = await asyncio.gather(watch_cpu(), send_all())
     unfinished = 0
     if in_flight:
         _, pending = await asyncio.wait(list(in_flight), timeout=drain)
@@ -191,6 +190,7 @@ async def drive_open(
         cap_hits=cap_hits,
         send_lag_max_s=lag,
         cpu_percent=cpu,
+        checkpoint_mb=checkpoint_mb,
     )
 
 
@@ -221,6 +221,7 @@ async def measure_open_loop(
             f"  open loop {rate:7.1f}/s{share_text}: achieved {level.achieved_per_second:.1f}/s  "
             f"p50 {s['p50_ms']:.2f} ms  p99 {s['p99_ms']:.2f} ms  p99.9 {s['p999_ms']:.2f} ms  "
             f"max {s['max_ms']:.2f} ms, {level.max_in_flight} in flight at most{errors}"
+            f"{checkpoint_note(level.checkpoint_mb)}"
         )
         levels.append((level, share))
     return {"closed_loop_max": closed_max, "levels": levels}
@@ -240,6 +241,7 @@ def open_level_row(level: OpenLevel, share: float | None) -> dict[str, Any]:
         "cap_hits": level.cap_hits,
         "send_lag_max_ms": round(level.send_lag_max_s * 1000, 3),
         "cpu_percent": level.cpu_percent,
+        "checkpoint_write_mb": level.checkpoint_mb,
     }
 
 

@@ -73,7 +73,8 @@ def measure_pgbench(options: Options, scratch: Scratch, meter: CpuMeter) -> list
             time.sleep(max(0.0, started + 0.15 * seconds - time.perf_counter()))
             before = meter.snapshot()
             time.sleep(max(0.0, started + 0.9 * seconds - time.perf_counter()))
-            cpu = CpuMeter.percent(before, meter.snapshot())
+            after = meter.snapshot()
+            cpu = CpuMeter.percent(before, after)
             stdout, stderr = run.communicate()
         finally:
             if run.poll() is None:
@@ -94,6 +95,7 @@ def measure_pgbench(options: Options, scratch: Scratch, meter: CpuMeter) -> list
                 "p50_ms": percentile(latencies, 50) * 1000,
                 "p99_ms": percentile(latencies, 99) * 1000,
                 "cpu_percent": cpu,
+                "checkpoint_write_mb": CpuMeter.checkpoint_mb(before, after),
             }
         )
         say(

@@ -19,4 +19,10 @@ def level_line(what: str, level: Level) -> str:
     return (
         f"  {what:7s} {level.concurrency:3d} callers: {s['per_second']:8.1f}/s  "
         f"p50 {s['p50_ms']:6.2f} ms  p99 {s['p99_ms']:6.2f} ms{errors}  [CPU {cpu}]"
+        + checkpoint_note(level.checkpoint_mb)
     )
+
+
+def checkpoint_note(written_mb: float | None) -> str:
+    """A progress line's mention of a PostgreSQL checkpoint that wrote during the window, if one did."""
+    return f" [checkpoint wrote {written_mb:.0f} MB]" if written_mb else ""

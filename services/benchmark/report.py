@@ -68,6 +68,12 @@ def print_report(summary: dict[str, Any]) -> None:
             f"  note: the hypervisor gave other guests up to {summary['steal_cpu_percent_max']:.0f}% of a core during "
             "a window (the 'steal' column); this machine ran slower than its CPU figures show"
         )
+    if summary.get("checkpoint_write_mb_max", 0.0) >= 1:
+        print(
+            f"  note: PostgreSQL's checkpointer wrote up to {summary['checkpoint_write_mb_max']:.0f} MB during a "
+            "window (marked 'checkpoint wrote' in the progress lines, 'ckpt MB' in the open-loop table); "
+            "commits wait longer for the WAL then"
+        )
     for row in summary["levels"]:
         for error, count in row["errors"].items():
             print(f"  errors at {row['concurrency']} callers: {count} × {error}")
@@ -134,7 +140,7 @@ def _print_open_loop(opened: dict[str, Any]) -> None:
     )
     header = (
         f"{'rate/s':>8} {'share':>6} {'due/s':>7} | {'achieved/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'p99.9 ms':>9} "
-        f"{'max ms':>8} {'err':>4} | {'in flight':>9} {'send lag':>8}"
+        f"{'max ms':>8} {'err':>4} | {'in flight':>9} {'send lag':>8} {'ckpt MB':>7}"
     )
     print(header)
     print("-" * len(header))
@@ -145,7 +151,7 @@ def _print_open_loop(opened: dict[str, Any]) -> None:
             f"{row['intended'] / opened['seconds']:>7.1f} | "
             f"{row['achieved_per_second']:>10.1f} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} {row['p999_ms']:>9.2f} "
             f"{row['max_ms']:>8.2f} {sum(row['errors'].values()):>4} | {row['max_in_flight']:>9} "
-            f"{row['send_lag_max_ms']:>6.1f}ms"
+            f"{row['send_lag_max_ms']:>6.1f}ms {_megabytes(row.get('checkpoint_write_mb')):>7}"
         )
     for row in opened["levels"]:
         for error, count in row["errors"].items():
@@ -160,8 +166,14 @@ def _print_open_loop(opened: dict[str, Any]) -> None:
     print(
         "  due/s: the calls the seeded Poisson schedule put in the window (the mean rate ± about √n); in flight: "
         "most calls\n  outstanding at once; send lag: how far behind schedule the generator sent a call at worst "
-        "(counted in the latency);\n  with fewer than 1000 calls in a window p99.9 is its maximum"
+        "(counted in the latency);\n  with fewer than 1000 calls in a window p99.9 is its maximum; ckpt MB: what "
+        "PostgreSQL's checkpointer wrote\n  during the window (its writes and fsyncs delay the WAL flush every "
+        "commit waits for)"
     )
+
+
+def _megabytes(written: float | None) -> str:
+    return "—" if written is None else f"{written:.0f}"
 
 
 def _print_scale(scale: dict[str, Any]) -> None:

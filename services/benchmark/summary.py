@@ -33,6 +33,7 @@ def _level_row(level: Level) -> dict[str, Any]:
         **{k: round(v, 3) if isinstance(v, float) else v for k, v in level.summary.items()},
         "errors": level.errors,
         "cpu_percent": level.cpu_percent,
+        "checkpoint_write_mb": level.checkpoint_mb,
     }
 
 
@@ -116,6 +117,7 @@ def summarise(
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
         "other_cpu_percent_max": max((level["cpu_percent"].get("other", 0.0) for level in windows), default=0.0),
         "steal_cpu_percent_max": max((level["cpu_percent"].get("steal", 0.0) for level in windows), default=0.0),
+        "checkpoint_write_mb_max": max((level.get("checkpoint_write_mb") or 0.0 for level in windows), default=0.0),
         "settlements_per_second": max(r["settlements_per_second"] for r in rows),
         "levels": rows,
         "two_payer": {
