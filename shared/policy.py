@@ -50,6 +50,8 @@ NATIONAL_WALLET_TRANSFERS_PER_DAY = 3
 NATIONAL_WALLET_TRANSFER_MAX_FEN = 200_000
 # Uses of someone else's medical credential (冒用) that suspend the holder's settlements.
 NATIONAL_IMPERSONATION_THRESHOLD = 3
+# Days a changed phone or address may stay unconfirmed before mutual aid is refused (seed 003).
+NATIONAL_CONTACT_CHANGE_GRACE_DAYS = 15
 
 
 def wallet_limit(value: int, national: int) -> int | None:
@@ -72,7 +74,7 @@ class RegionPolicy:
     chronic_disease_per_use_limit_fen: int = 0
     allowed_uses: frozenset[UseCategory] = NATIONAL_USES
     auto_approve_relationships: frozenset[Relationship] = CORE_RELATIONSHIPS
-    contact_change_grace_days: int = 15
+    contact_change_grace_days: int = NATIONAL_CONTACT_CHANGE_GRACE_DAYS
     impersonation_suspension_threshold: int = NATIONAL_IMPERSONATION_THRESHOLD
     earmark_shared_amount: bool = False
     min_grantor_balance_fen: int = 0

@@ -612,6 +612,34 @@ def test_a_pooling_region_policy_overrides_its_province_and_a_future_version_wai
     assert len(rest.policies) == 1 and not rest.next_page_token
 
 
+def test_a_policy_that_leaves_out_grace_days_and_uses_gets_the_national_15_days_and_uses(binding_service):
+    """proto3 cannot tell an unset number or list from 0 or empty: a policy that leaves out the
+    grace for a changed phone or address gets the national 15 days, not none, and one that names
+    no use lets mutual aid pay for the national uses, not for nothing."""
+    stub, clock = binding_service.stub, binding_service.clock
+    effective = Timestamp()
+    effective.FromDatetime(clock.now() - timedelta(days=1))
+    minimal = bpb.RegionPolicy(
+        admdvs="320100", effective_from=effective, relationship_scope=bpb.RELATIONSHIP_SCOPE_CORE,
+        max_beneficiaries=5, geographic_scope=bpb.GEOGRAPHIC_SCOPE_SAME_POOLING_REGION,
+        auto_approve_relationships=[common.RELATIONSHIP_CHILD],
+    )  # fmt: skip
+    stored = stub.PutRegionPolicy(bapi.PutRegionPolicyRequest(request_id=request_id(), policy=minimal)).policy
+    assert stored.contact_change_grace_days == 15
+    assert set(stored.allowed_uses) == set(common.UseCategory.values()) - {
+        common.USE_CATEGORY_UNSPECIFIED,
+        common.USE_CATEGORY_COMMERCIAL_HEALTH_INSURANCE,
+    }
+    family = Family(binding_service, admdvs="320100")
+    binding = family.bind(family.child)
+    life_event(stub, family.grantor, bapi.LIFE_EVENT_TYPE_CONTACT_CHANGED)
+    clock.advance(timedelta(days=14))
+    for use in (common.USE_CATEGORY_OUTPATIENT, common.USE_CATEGORY_INPATIENT, common.USE_CATEGORY_PHARMACY):
+        assert [g.binding_id for g in resolve(stub, family.child, use).grants] == [binding.binding_id]
+    clock.advance(timedelta(days=2))
+    assert [e.reason for e in resolve(stub, family.child).excluded] == ["CONTACT_CHANGE_OVERDUE"]
+
+
 def test_a_stored_policy_version_cannot_be_changed_in_place(binding_service):
     stub, clock = binding_service.stub, binding_service.clock
     moment = clock.now() - timedelta(days=1)

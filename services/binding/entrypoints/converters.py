@@ -32,6 +32,8 @@ from shared.identity import validate_id_number
 from shared.payers import PayerMode, PayerOrder, PayerResolution
 from shared.persons import InsuranceStatus, InsuranceType, InsuredPerson
 from shared.policy import (
+    NATIONAL_CONTACT_CHANGE_GRACE_DAYS,
+    NATIONAL_USES,
     NATIONAL_WALLET_TRANSFER_MAX_FEN,
     NATIONAL_WALLET_TRANSFERS_PER_DAY,
     GeographicScope,
@@ -212,14 +214,17 @@ def policy_from_proto(message: pb.RegionPolicy) -> RegionPolicy:
         annual_share_ratio_percent=message.annual_share_ratio_percent,
         per_use_limit_fen=message.per_use_limit_fen,
         chronic_disease_per_use_limit_fen=message.chronic_disease_per_use_limit_fen,
+        # A region that names no use allows the national ones: proto3 cannot tell an empty list
+        # from one left out, and a policy under which mutual aid pays for nothing is no policy.
         allowed_uses=frozenset(
             use_from_proto(u, f"policy.allowed_uses[{i}]") for i, u in enumerate(message.allowed_uses)
-        ),
+        )
+        or NATIONAL_USES,
         auto_approve_relationships=frozenset(
             enum_to_domain(Relationship, common.Relationship, r, f"policy.auto_approve_relationships[{i}]")
             for i, r in enumerate(message.auto_approve_relationships)
         ),
-        contact_change_grace_days=message.contact_change_grace_days,
+        contact_change_grace_days=message.contact_change_grace_days or NATIONAL_CONTACT_CHANGE_GRACE_DAYS,
         impersonation_suspension_threshold=message.impersonation_suspension_threshold,
         earmark_shared_amount=message.earmark_shared_amount,
         min_grantor_balance_fen=message.min_grantor_balance_fen,
