@@ -130,6 +130,8 @@ def resolve_payers(
             field="use_category",
             metadata={"policy_version": beneficiary_policy.version},
         )
+    # A bill of the chronic-disease outpatient use (门诊慢特病) is one whether or not its flag is set.
+    chronic_disease = chronic_disease or use is UseCategory.CHRONIC_DISEASE_OUTPATIENT
     grants: list[PayerGrant] = []
     excluded: list[ExcludedPayer] = []
     grantor_of = {binding.binding_id: grantor for binding, grantor in candidates}

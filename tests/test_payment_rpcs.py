@@ -687,7 +687,7 @@ def test_the_per_use_limit_caps_each_grantor_on_one_bill(family):
     assert_ledger_balanced(family)
 
 
-def test_the_chronic_disease_limit_replaces_the_per_use_limit_when_the_bill_is_flagged(family):
+def test_the_chronic_disease_limit_replaces_the_per_use_limit_for_a_flagged_or_chronic_outpatient_bill(family):
     """The per-use limit is raised for chronic and special diseases (门诊慢特病)."""
     policy = put_policy(family, per_use_limit_fen=50_000, chronic_disease_per_use_limit_fen=80_000)
     chronic = family.settle(120_000, use=common.USE_CATEGORY_CHRONIC_DISEASE_OUTPATIENT, chronic_disease=True)
@@ -698,10 +698,17 @@ def test_the_chronic_disease_limit_replaces_the_per_use_limit_when_the_bill_is_f
     assert totals(chronic) == (0, 120_000, 0, 0)
     assert chronic.bill.chronic_disease
 
-    unflagged = quote(family, 60_000, use=common.USE_CATEGORY_CHRONIC_DISEASE_OUTPATIENT)
+    # A chronic-disease outpatient bill (门诊慢特病) is one without its flag too: the father, with
+    # 60,000 fen left, gives all of it, not the ordinary 50,000; the mother has 20,000 left.
+    unflagged = quote(family, 100_000, use=common.USE_CATEGORY_CHRONIC_DISEASE_OUTPATIENT)
     assert [(leg.payer_id_number, leg.amount_fen) for leg in unflagged.legs] == [
         (seen(family.mother), 20_000),
-        (seen(family.father), 40_000),
+        (seen(family.father), 60_000),
+    ]
+    ordinary = quote(family, 100_000, use=common.USE_CATEGORY_OUTPATIENT)
+    assert [(leg.payer_id_number, leg.amount_fen) for leg in ordinary.legs] == [
+        (seen(family.mother), 20_000),
+        (seen(family.father), 50_000),
     ]
     assert_ledger_balanced(family)
 
