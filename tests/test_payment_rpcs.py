@@ -1224,6 +1224,33 @@ def test_at_the_regions_threshold_the_holder_is_suspended_until_an_operator_lift
     assert_ledger_balanced(family)
 
 
+def test_after_an_operator_lifts_a_suspension_the_count_toward_the_threshold_starts_again(family):
+    """Violations before the lift were judged by the operator who lifted it: the card is
+    suspended again only when the region's threshold is reached by new ones."""
+    put_policy(family, impersonation_suspension_threshold=2)
+    for _ in range(2):
+        refused(family.payment.Settle, settle_request(family, 10_000, holder=family.father))
+    assert violations(family, family.father).suspension.active
+    family.clock.advance(timedelta(minutes=1))
+    family.payment.LiftSuspension(
+        papi.LiftSuspensionRequest(
+            request_id=request_id(), holder_id_number=family.father.id_number, reason="appeal", operator_id="op-7"
+        )
+    )
+    family.clock.advance(timedelta(minutes=1))
+    refused(family.payment.Settle, settle_request(family, 10_000, holder=family.father))
+    listed = violations(family, family.father)
+    assert len(listed.violations) == 3
+    assert not listed.suspension.active, "one violation since the lift is below the threshold of two"
+    own = dict(patient=family.father, use_own_account=True)
+    assert totals(family.settle(10_000, **own)) == (10_000, 0, 0, 0)
+
+    refused(family.payment.Settle, settle_request(family, 10_000, holder=family.father))
+    assert violations(family, family.father).suspension.active
+    assert refused(family.payment.Settle, settle_request(family, 10_000, **own)).reason == "SETTLEMENT_SUSPENDED"
+    assert_ledger_balanced(family)
+
+
 def test_an_operator_can_suspend_a_card_and_lift_the_suspension(family):
     """Suspension of networked settlement as an operator's action."""
     suspension = family.payment.SuspendSettlement(

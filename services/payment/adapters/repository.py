@@ -549,8 +549,16 @@ class ViolationRepository:
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
 
-    def add(self, violation_id: str, holder: str, patient: str, institution_code: str, now: datetime) -> int:
-        """Records a violation; returns how many the holder has now."""
+    def add(
+        self,
+        violation_id: str,
+        holder: str,
+        patient: str,
+        institution_code: str,
+        now: datetime,
+        since: datetime | None = None,
+    ) -> int:
+        """Records a violation; returns how many the holder has now (after `since`, when given)."""
         table = orm.violations
         self._connection.execute(
             insert(table).values(
@@ -562,11 +570,10 @@ class ViolationRepository:
                 time=now,
             )
         )
-        return int(
-            self._connection.execute(
-                select(func.count()).select_from(table).where(table.c.holder_id_number == holder)
-            ).scalar_one()
-        )
+        counted = select(func.count()).select_from(table).where(table.c.holder_id_number == holder)
+        if since is not None:
+            counted = counted.where(table.c.time > since)
+        return int(self._connection.execute(counted).scalar_one())
 
     def page(self, holder: str, after: tuple[datetime, str] | None, limit: int) -> list[Any]:
         table = orm.violations

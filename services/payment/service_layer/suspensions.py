@@ -31,14 +31,16 @@ def check_not_suspended(uow: PaymentUnitOfWork, holder: str, suspended: bool | N
 
 
 def record_impersonation(uow: PaymentUnitOfWork, bill: Bill, suspension_threshold: int, now: datetime) -> None:
-    """Records the violation against the card's holder, suspends at the
-    region's threshold, and refuses the settlement."""
+    """Records the violation against the card's holder, suspends at the region's threshold, and
+    refuses the settlement. An operator's lift starts the count again: only violations after the
+    last lift count toward the threshold."""
     holder = bill.credential_holder
-    count = uow.violations.add(new_id(), holder, bill.patient_id_number, bill.institution_code, now)
-    if suspension_threshold and count >= suspension_threshold:
-        current = uow.violations.suspension(holder, for_update=True)
-        if current is None or not current.active:
-            uow.violations.suspend(holder, f"{count} impersonations (冒名就医)", "system", now)
+    current = uow.violations.suspension(holder, for_update=True)
+    since = current.lift_time if current is not None and not current.active else None
+    count = uow.violations.add(new_id(), holder, bill.patient_id_number, bill.institution_code, now, since)
+    suspended = current is not None and current.active
+    if suspension_threshold and count >= suspension_threshold and not suspended:
+        uow.violations.suspend(holder, f"{count} impersonations (冒名就医)", "system", now)
     check_own_card(bill.patient_id_number, holder)
 
 
