@@ -3,12 +3,14 @@
 First the patient's own personal account (if chosen), then the patient's wallet,
 then the grantors in the patient's order, each up to the least of its limits —
 or, in PROPORTIONAL mode, split evenly across them within those limits; the rest
-is cash. Pure arithmetic on int fen.
+is cash. A per-use limit (单次使用限额, e.g. 500 yuan an outpatient visit) is the
+bill's: what all relatives together pay for one use, so each grantor pays at most
+what the earlier ones left of it. Pure arithmetic on int fen.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
@@ -30,6 +32,8 @@ class Capacity:
     limit_fen: int
     binding_id: str = ""
     policy_version: str = ""
+    # A grant's region's per-use limit: the most all grants together pay for this bill (0 = none).
+    per_use_limit_fen: int = 0
 
 
 @dataclass(frozen=True)
@@ -65,12 +69,20 @@ def split_bill(self_pay_fen: int, own: Sequence[Capacity], grants: Sequence[Capa
         if take:
             legs.append(_leg(capacity, take))
             remaining -= take
-    shares = _proportional(remaining, grants) if mode is PayerMode.PROPORTIONAL else _sequential(remaining, grants)
+    budget = per_use_budget(g.per_use_limit_fen for g in grants)
+    aid = remaining if budget is None else min(remaining, budget)
+    shares = _proportional(aid, grants) if mode is PayerMode.PROPORTIONAL else _sequential(aid, grants)
     for capacity, take in zip(grants, shares, strict=True):
         if take:
             legs.append(_leg(capacity, take))
             remaining -= take
     return Split(tuple(legs), remaining)
+
+
+def per_use_budget(per_use_limits_fen: Iterable[int]) -> int | None:
+    """The most a bill's grants together may pay: the strictest of their regions' per-use limits
+    (a family's grantors mostly share a region, so mostly its one limit); None when none sets one."""
+    return min((limit for limit in per_use_limits_fen if limit > 0), default=None)
 
 
 def _leg(capacity: Capacity, amount: int) -> Leg:

@@ -3,6 +3,8 @@ bill, every set of limits and both modes."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -13,11 +15,17 @@ amounts = st.integers(min_value=0, max_value=10_000_000)
 limits = st.integers(min_value=-1_000, max_value=5_000_000)
 
 
-def grants_from(limit_values: list[int]) -> list[Capacity]:
+def grants_from(limit_values: list[int], per_use_limits: list[int] | None = None) -> list[Capacity]:
+    per_use = per_use_limits or []
     return [
-        Capacity(f"grantor-{i}", PaymentSource.MUTUAL_AID, limit, binding_id=f"b{i}", policy_version="v")
+        Capacity(f"grantor-{i}", PaymentSource.MUTUAL_AID, limit, binding_id=f"b{i}", policy_version="v",
+                 per_use_limit_fen=per_use[i] if i < len(per_use) else 0)
         for i, limit in enumerate(limit_values)
-    ]
+    ]  # fmt: skip
+
+
+# A grant's region's per-use limit: mostly none (0), else a few hundred yuan.
+per_use_limits = st.lists(st.one_of(st.just(0), st.integers(min_value=1, max_value=2_000_000)), max_size=6)
 
 
 own_sources = st.lists(limits, max_size=2).map(
@@ -50,6 +58,24 @@ def test_cash_is_left_only_when_every_payer_is_exhausted(bill, own, grant_limits
     grants = grants_from(grant_limits)
     split = split_bill(bill, own, grants, mode)
     if split.cash_fen:
+        paid = {(leg.payer_id_number, leg.source): leg.amount_fen for leg in split.legs}
+        for capacity in [*own, *grants]:
+            assert paid.get((capacity.payer_id_number, capacity.source), 0) == max(0, capacity.limit_fen)
+
+
+@given(amounts, own_sources, st.lists(limits, max_size=6), per_use_limits, st.sampled_from(list(PayerMode)))
+def test_relatives_together_never_pay_more_for_one_bill_than_the_strictest_per_use_limit(
+    bill, own, grant_limits, per_use, mode
+):
+    grants = grants_from(grant_limits, per_use)
+    split = split_bill(bill, own, grants, mode)
+    aid = split.total(PaymentSource.MUTUAL_AID)
+    set_limits = [g.per_use_limit_fen for g in grants if g.per_use_limit_fen > 0]
+    if set_limits:
+        assert aid <= min(set_limits)
+    assert sum(leg.amount_fen for leg in split.legs) + split.cash_fen == bill
+    # Cash is left only when the relatives paid all one use may take, or every payer is exhausted.
+    if split.cash_fen and not (set_limits and aid == min(set_limits)):
         paid = {(leg.payer_id_number, leg.source): leg.amount_fen for leg in split.legs}
         for capacity in [*own, *grants]:
             assert paid.get((capacity.payer_id_number, capacity.source), 0) == max(0, capacity.limit_fen)
@@ -122,23 +148,24 @@ def test_a_smaller_capture_never_takes_more_than_was_held_and_cuts_cash_then_the
         assert all(cut[first + 1 :]) or all(c == 0 for c in captured[first + 1 :])
 
 
-@given(amounts, own_sources, st.lists(limits, min_size=1, max_size=6), st.sampled_from(list(PayerMode)), st.data())
+@given(
+    amounts, own_sources, st.lists(limits, min_size=1, max_size=6), per_use_limits, st.sampled_from(list(PayerMode)),
+    st.data(),
+)  # fmt: skip
 def test_grantors_on_other_nodes_held_up_to_their_ceilings_split_the_bill_as_knowing_their_limits_would(
-    bill, own, grant_limits, mode, data
+    bill, own, grant_limits, per_use, mode, data
 ):
     """A coordinator does not know what a grantor on another node can give; it asks that node to
     hold up to the grantor's ceiling, and the node holds the lesser of ceiling and limit. Split
     with those holds, the bill is split exactly as with the real limits, in payer order and in
     even shares: no fen goes to cash or to another payer for want of asking."""
-    grants = grants_from(grant_limits)
+    grants = grants_from(grant_limits, per_use)
     unknown = set(data.draw(st.sets(st.sampled_from([g.binding_id for g in grants]), min_size=1)))
     asked = ceilings(bill, own, grants, mode, unknown)
     held = [
-        Capacity(g.payer_id_number, g.source, min(max(0, g.limit_fen), asked.get(g.binding_id, 0)), g.binding_id,
-                 g.policy_version)
-        if g.binding_id in unknown else g
+        replace(g, limit_fen=min(max(0, g.limit_fen), asked.get(g.binding_id, 0))) if g.binding_id in unknown else g
         for g in grants
-    ]  # fmt: skip
+    ]
     knowing = split_bill(bill, own, grants, mode)
     holding = split_bill(bill, own, held, mode)
     assert holding == knowing

@@ -675,15 +675,36 @@ def test_the_regional_annual_quota_limits_each_grantor_and_every_leg_cites_the_p
     assert_ledger_balanced(family)
 
 
-def test_the_per_use_limit_caps_each_grantor_on_one_bill(family):
-    """E.g. 500 yuan per outpatient visit (seed 003)."""
+def test_the_per_use_limit_caps_what_all_relatives_together_pay_for_one_bill(family):
+    """E.g. 500 yuan per outpatient visit (单次门诊费用不得超过500元, seed 003): each grantor pays
+    up to the per-use limit left, so the first pays it all and the second nothing."""
     policy = put_policy(family, per_use_limit_fen=50_000)
     settlement = family.settle(120_000)
     assert legs_of(settlement) == [
         (seen(family.mother), AID, family.mother_binding.binding_id, 50_000, policy.version),
-        (seen(family.father), AID, family.father_binding.binding_id, 50_000, policy.version),
     ]
-    assert totals(settlement) == (0, 100_000, 0, 20_000)
+    assert totals(settlement) == (0, 50_000, 0, 70_000)
+    family.settle(30_000)  # the mother has 20,000 fen left
+    # With the first grantor's balance below the limit, the second pays the rest of the limit.
+    third = family.settle(120_000)
+    assert [(leg.payer_id_number, leg.amount_fen) for leg in third.legs] == [
+        (seen(family.mother), 20_000),
+        (seen(family.father), 30_000),
+    ]
+    assert totals(third) == (0, 50_000, 0, 70_000)
+    assert_ledger_balanced(family)
+
+
+def test_in_even_shares_the_per_use_limit_is_split_between_the_grantors(family):
+    """PROPORTIONAL mode splits what one use may take, not the whole bill."""
+    put_policy(family, per_use_limit_fen=50_000)
+    set_payer_order(family, [family.mother_binding, family.father_binding], bpb.PAYER_MODE_PROPORTIONAL)
+    settlement = family.settle(120_000)
+    assert [(leg.payer_id_number, leg.amount_fen) for leg in settlement.legs] == [
+        (seen(family.mother), 25_000),
+        (seen(family.father), 25_000),
+    ]
+    assert totals(settlement) == (0, 50_000, 0, 70_000)
     assert_ledger_balanced(family)
 
 
@@ -693,13 +714,12 @@ def test_the_chronic_disease_limit_replaces_the_per_use_limit_for_a_flagged_or_c
     chronic = family.settle(120_000, use=common.USE_CATEGORY_CHRONIC_DISEASE_OUTPATIENT, chronic_disease=True)
     assert legs_of(chronic) == [
         (seen(family.mother), AID, family.mother_binding.binding_id, 80_000, policy.version),
-        (seen(family.father), AID, family.father_binding.binding_id, 40_000, policy.version),
     ]
-    assert totals(chronic) == (0, 120_000, 0, 0)
+    assert totals(chronic) == (0, 80_000, 0, 40_000)
     assert chronic.bill.chronic_disease
 
-    # A chronic-disease outpatient bill (门诊慢特病) is one without its flag too: the father, with
-    # 60,000 fen left, gives all of it, not the ordinary 50,000; the mother has 20,000 left.
+    # A chronic-disease outpatient bill (门诊慢特病) is one without its flag too: the relatives
+    # give 80,000 fen of it (the mother her last 20,000), not the ordinary 50,000.
     unflagged = quote(family, 100_000, use=common.USE_CATEGORY_CHRONIC_DISEASE_OUTPATIENT)
     assert [(leg.payer_id_number, leg.amount_fen) for leg in unflagged.legs] == [
         (seen(family.mother), 20_000),
@@ -708,7 +728,7 @@ def test_the_chronic_disease_limit_replaces_the_per_use_limit_for_a_flagged_or_c
     ordinary = quote(family, 100_000, use=common.USE_CATEGORY_OUTPATIENT)
     assert [(leg.payer_id_number, leg.amount_fen) for leg in ordinary.legs] == [
         (seen(family.mother), 20_000),
-        (seen(family.father), 50_000),
+        (seen(family.father), 30_000),
     ]
     assert_ledger_balanced(family)
 
@@ -777,8 +797,9 @@ def test_a_settlement_uses_the_policy_version_in_force_at_its_time(family):
     later_bill = family.settle(60_000)
     assert legs_of(later_bill) == [
         (seen(family.mother), AID, family.mother_binding.binding_id, 40_000, later.version),
-        (seen(family.father), AID, family.father_binding.binding_id, 20_000, later.version),
+        (seen(family.father), AID, family.father_binding.binding_id, 10_000, later.version),
     ]
+    assert totals(later_bill)[3] == 10_000  # the new version's per-use limit leaves it to cash
     assert later_bill.policy_version == later.version
     # The earlier settlement still cites the version it was made under.
     got = family.payment.GetSettlement(papi.GetSettlementRequest(settlement_id=today_bill.settlement_id)).settlement

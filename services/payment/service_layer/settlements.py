@@ -16,7 +16,7 @@ from services.payment.service_layer.coordination import Prepared, RemoteCapacity
 from services.payment.service_layer.ids import new_id
 from services.payment.service_layer.suspensions import check_not_suspended
 from services.payment.service_layer.unit_of_work import PaymentUnitOfWork
-from shared.deduction import Capacity, Leg, PaymentSource, ceilings, least, shrink, split_bill
+from shared.deduction import Capacity, Leg, PaymentSource, ceilings, least, per_use_budget, shrink, split_bill
 from shared.errors import DomainError, Reason
 from shared.ledger import (
     Account,
@@ -124,7 +124,7 @@ def _draw(
             far = remote[grant.binding_id]
             capacities.append(
                 Capacity(grant.grantor_id_number, PaymentSource.MUTUAL_AID, far.limit_fen, grant.binding_id,
-                         grant.policy_version)
+                         grant.policy_version, grant.per_use_limit_fen)
             )  # fmt: skip
             continue
         account = locked.get(personal_account(grant.grantor_id_number))
@@ -137,6 +137,7 @@ def _draw(
                 grant_limit(grant, account, usage.get(grant.grantor_id_number, {})),
                 grant.binding_id,
                 grant.policy_version,
+                grant.per_use_limit_fen,
             )
         )
     drawn = {g.binding_id for g in grants}
@@ -290,11 +291,16 @@ class PlannedTooLittle(DomainError):
     stored; the bill is planned and held again."""
 
 
-def check_planned_enough(settlement: Settlement, prepared: Prepared) -> None:
+def check_planned_enough(settlement: Settlement, prepared: Prepared, payers: Payers) -> None:
     """Raises PlannedTooLittle when the patient would pay cash because this node's payers give
     less than they could when the other nodes were asked to hold (`prepared.local_fen`): asked
-    again with what they give now, the other nodes' grantors may cover the cash."""
+    again with what they give now, the other nodes' grantors may cover the cash. Not when the
+    relatives paid all that one use may take (the per-use limit): no grantor could cover more."""
     local = sum(leg.amount_fen for leg in _local(settlement))
+    budget = per_use_budget(g.per_use_limit_fen for g in payers.grants)
+    aid = sum(leg.amount_fen for leg in settlement.legs if leg.source is PaymentSource.MUTUAL_AID)
+    if budget is not None and aid >= budget:
+        return
     if settlement.cash_pay_fen > 0 and local < prepared.local_fen:
         raise PlannedTooLittle(
             Reason.CONCURRENT_CHANGE,

@@ -181,7 +181,7 @@ class Settling:
                 prepared=prepared if prepared and prepared.capacities else None,
             )  # fmt: skip
             if replan and prepared is not None:
-                settlements.check_planned_enough(settlement, prepared)
+                settlements.check_planned_enough(settlement, prepared, payers)
             answer = respond(settlement)
             require_current(reads)
             written[:] = [settlement]
