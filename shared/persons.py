@@ -48,3 +48,9 @@ class InsuredPerson:
         if self.contact_change_time is None:
             return None
         return self.contact_change_time + timedelta(days=grace_days)
+
+
+def contact_changed(before: InsuredPerson, after: InsuredPerson) -> bool:
+    """Whether `after` gives a phone or address other than the one `before` has on record (an
+    empty field gives none)."""
+    return any(new and new != old for old, new in ((before.phone, after.phone), (before.address, after.address)))

@@ -458,6 +458,35 @@ def resolve(stub, beneficiary, use=common.USE_CATEGORY_OUTPATIENT, chronic=False
     )
 
 
+def test_a_new_phone_from_the_registry_is_a_contact_change_the_person_must_confirm_within_15_days(family):
+    """Phone and address changes must be confirmed within 15 days (信息变更需在15日内修改): a
+    registry sync that brings a new phone starts the clock, as a reported change does."""
+    binding = family.bind(family.child)
+    same = bpb.InsuredPerson()
+    same.CopyFrom(family.grantor)
+    family.stub.UpsertInsuredPerson(bapi.UpsertInsuredPersonRequest(request_id=request_id(), insured_person=same))
+    family.clock.advance(timedelta(days=20))
+    assert [g.binding_id for g in resolve(family.stub, family.child).grants] == [binding.binding_id], (
+        "the same phone and address again is no change"
+    )
+    moved = bpb.InsuredPerson()
+    moved.CopyFrom(family.grantor)
+    moved.phone = "13912345678"
+    family.stub.UpsertInsuredPerson(bapi.UpsertInsuredPersonRequest(request_id=request_id(), insured_person=moved))
+    family.clock.advance(timedelta(days=15))
+    assert [g.binding_id for g in resolve(family.stub, family.child).grants] == [binding.binding_id]
+    family.clock.advance(timedelta(days=1))
+    assert [e.reason for e in resolve(family.stub, family.child).excluded] == ["CONTACT_CHANGE_OVERDUE"]
+    family.stub.UpdateContactInfo(
+        bapi.UpdateContactInfoRequest(request_id=request_id(), id_number=family.grantor.id_number, phone="13912345678")
+    )
+    assert [g.binding_id for g in resolve(family.stub, family.child).grants] == [binding.binding_id]
+    # The registry sends the confirmed phone again: nothing more to confirm.
+    family.stub.UpsertInsuredPerson(bapi.UpsertInsuredPersonRequest(request_id=request_id(), insured_person=moved))
+    family.clock.advance(timedelta(days=30))
+    assert [g.binding_id for g in resolve(family.stub, family.child).grants] == [binding.binding_id]
+
+
 def test_a_contact_change_unconfirmed_for_15_days_stops_payments_until_the_person_confirms(family):
     """Confirm changed contact information within 15 days."""
     binding = family.bind(family.child)

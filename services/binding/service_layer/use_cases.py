@@ -36,7 +36,7 @@ from shared.payers import (
     resolution_valid_until,
     resolve_payers,
 )
-from shared.persons import InsuranceStatus, InsuranceType, InsuredPerson
+from shared.persons import InsuranceStatus, InsuranceType, InsuredPerson, contact_changed
 from shared.policy import RegionPolicy, UseCategory
 
 
@@ -95,14 +95,20 @@ def get_person(uow: BindingUnitOfWork, id_number: str) -> InsuredPerson:
 def upsert_person(
     uow: BindingUnitOfWork, incoming: InsuredPerson, now: datetime, request_id: str
 ) -> tuple[InsuredPerson, bool, Changes]:
-    """Registry sync. A change of status, region or scheme carries through to bindings."""
+    """Registry sync. A change of status, region or scheme carries through to bindings. A new
+    phone or address is a contact change the person must confirm (UpdateContactInfo) within the
+    region's grace days, as one reported by ReportLifeEvent is; a field the registry leaves empty
+    is no change."""
     who = replace(SYSTEM, request_id=request_id)
     existing = uow.persons.get(incoming.id_number, for_update=True)
     incoming = replace(incoming, update_time=now)
     if existing is None:
         uow.persons.add(incoming)
         return incoming, True, Changes()
-    incoming = replace(incoming, contact_change_time=existing.contact_change_time)
+    pending = existing.contact_change_time
+    if contact_changed(existing, incoming) and pending is None:
+        pending = now
+    incoming = replace(incoming, contact_change_time=pending)
     uow.persons.save(incoming)
     changes = Changes()
     for binding in uow.bindings.open_involving(incoming.id_number):
