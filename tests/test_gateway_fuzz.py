@@ -283,5 +283,6 @@ def test_a_run_of_refused_requests_moves_no_money(gateway, caplog):
 
 
 @pytest.mark.fuzz
+@pytest.mark.timeout(0)  # as long as GONGJI_GATEWAY_FUZZ_EXAMPLES asks; the suite's per-test limit is for hangs
 def test_the_long_gateway_fuzz_run_gets_no_5xx_and_leaves_the_ledger_balanced(gateway, caplog):
     fuzz_everything(gateway, caplog, LONG_RUN, CLASSIC)
