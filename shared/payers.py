@@ -196,14 +196,46 @@ def _exclusion(
     use: UseCategory,
     now: datetime,
 ) -> Reason | None:
+    standing = _standing_refusal(binding, grantor, beneficiary)
+    if standing is not None:
+        return standing
+    if not grantor_policy.allows_use(use):
+        return Reason.USE_NOT_ALLOWED
+    return _contact_refusal(grantor, beneficiary, grantor_policy, beneficiary_policy, now)
+
+
+def transfer_refusal(
+    binding: Binding,
+    grantor: InsuredPerson,
+    beneficiary: InsuredPerson,
+    grantor_policy: RegionPolicy,
+    beneficiary_policy: RegionPolicy,
+    now: datetime,
+) -> Reason | None:
+    """Why the grantor may not move money to the beneficiary's wallet (医保钱包) over this binding
+    now, or None: what passes a grantor over for a bill, but for the bill's use."""
+    standing = _standing_refusal(binding, grantor, beneficiary)
+    return standing or _contact_refusal(grantor, beneficiary, grantor_policy, beneficiary_policy, now)
+
+
+def _standing_refusal(binding: Binding, grantor: InsuredPerson, beneficiary: InsuredPerson) -> Reason | None:
     if binding.state is not BindingState.ACTIVE:
         return Reason.BINDING_NOT_ACTIVE
     if not beneficiary.is_normal:
         return Reason.BENEFICIARY_NOT_IN_NORMAL_STATUS
     if not grantor.is_normal:
         return Reason.GRANTOR_NOT_IN_NORMAL_STATUS
-    if not grantor_policy.allows_use(use):
-        return Reason.USE_NOT_ALLOWED
+    return None
+
+
+def _contact_refusal(
+    grantor: InsuredPerson,
+    beneficiary: InsuredPerson,
+    grantor_policy: RegionPolicy,
+    beneficiary_policy: RegionPolicy,
+    now: datetime,
+) -> Reason | None:
+    """A contact change (phone, address) left unconfirmed past the grace days stops mutual aid."""
     if beneficiary.contact_change_overdue(now, beneficiary_policy.contact_change_grace_days):
         return Reason.CONTACT_CHANGE_OVERDUE
     if grantor.contact_change_overdue(now, grantor_policy.contact_change_grace_days):

@@ -117,6 +117,7 @@ MATRIX: dict[str, dict[str, str]] = {
     "BindingService/UpdateSharingLimit": expected("channel operator", OUT),
     "BindingService/SetPayerOrder": expected("channel operator", OUT),
     "BindingService/ResolvePayers": expected("node"),
+    "BindingService/CheckWalletTransfer": expected("node"),
     "BindingService/WatchPayerChanges": expected("node"),
     "BindingService/PutRegionPolicy": expected("operator", OUT),
     "BindingService/GetRegionPolicy": expected("institution channel operator node"),
@@ -257,6 +258,9 @@ def _binding_requests() -> dict[str, Request]:
         ),
         "ResolvePayers": lambda w, c: bapi.ResolvePayersRequest(
             beneficiary_id_number=w.family.child.id_number, use_category=common.USE_CATEGORY_OUTPATIENT
+        ),
+        "CheckWalletTransfer": lambda w, c: bapi.CheckWalletTransferRequest(
+            grantor_id_number=w.family.mother.id_number, beneficiary_id_number=w.family.child.id_number
         ),
         "WatchPayerChanges": lambda w, c: bapi.WatchPayerChangesRequest(keepalive=1),
         "PutRegionPolicy": policy,

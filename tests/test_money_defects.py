@@ -234,6 +234,47 @@ def test_a_region_may_lift_the_wallet_limits_with_minus_one(family):
     assert refusal_of(raised.value).fields == ("policy.wallet_transfers_per_day",)
 
 
+def test_a_grantor_whose_contact_change_is_overdue_cannot_transfer_to_a_wallet_until_confirming_it(family):
+    """Past the grace days for a changed phone or address, mutual-aid payments over the
+    grantor's bindings are refused, a transfer to a relative's wallet too."""
+    activate_wallet(family)
+    family.binding.ReportLifeEvent(
+        bapi.ReportLifeEventRequest(
+            request_id=request_id(), id_number=family.mother.id_number, event_type=bapi.LIFE_EVENT_TYPE_CONTACT_CHANGED
+        )
+    )
+    family.clock.advance(timedelta(days=16))
+    key = request_id()
+    with pytest.raises(grpc.RpcError) as raised:
+        transfer(family, 5_000, key=key)
+    refusal = refusal_of(raised.value)
+    assert (refusal.code, refusal.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "CONTACT_CHANGE_OVERDUE")
+    assert family.mother.id_number not in raised.value.details()
+    assert family.account(family.child, ppb.ACCOUNT_KIND_WALLET).balance_fen == 0
+    family.binding.UpdateContactInfo(
+        bapi.UpdateContactInfoRequest(request_id=request_id(), id_number=family.mother.id_number, phone="13900000000")
+    )
+    assert transfer(family, 5_000).transfer.state == ppb.TRANSFER_STATE_COMPLETED
+    assert family.ledger().balanced
+
+
+def test_a_wallet_transfer_leaves_the_grantor_the_balance_the_region_makes_grantors_keep(family):
+    """E.g. Lhasa's 3,000 yuan: mutual aid never takes the grantor below it."""
+    from tests.test_payment_rpcs import put_policy
+
+    put_policy(family, min_grantor_balance_fen=30_000)
+    activate_wallet(family)
+    mother = family.account(family.mother, ppb.ACCOUNT_KIND_PERSONAL_ACCOUNT).available_fen
+    with pytest.raises(grpc.RpcError) as raised:
+        transfer(family, mother - 30_000 + 1)
+    refusal = refusal_of(raised.value)
+    assert refusal.reason == "INSUFFICIENT_FUNDS"
+    assert refusal.metadata["min_grantor_balance_fen"] == "30000"
+    assert transfer(family, mother - 30_000).transfer.state == ppb.TRANSFER_STATE_COMPLETED
+    assert family.account(family.mother, ppb.ACCOUNT_KIND_PERSONAL_ACCOUNT).available_fen == 30_000
+    assert family.ledger().balanced
+
+
 def test_a_wallet_transfer_needs_an_activated_wallet_and_confirms_by_qr_password_too(family):
     with pytest.raises(grpc.RpcError) as raised:
         transfer(family, 5_000)

@@ -272,6 +272,21 @@ class BindingServicer(api_grpc.BindingServiceServicer):
         )
         return convert.resolution_to_proto(resolution)
 
+    async def CheckWalletTransfer(
+        self, request: api.CheckWalletTransferRequest, context: grpc.aio.ServicerContext
+    ) -> api.CheckWalletTransferResponse:
+        grantor = validate_id_number(request.grantor_id_number, "grantor_id_number")
+        beneficiary = validate_id_number(request.beneficiary_id_number, "beneficiary_id_number")
+        at = self._clock.now()
+        binding, found_grantor, found_beneficiary = await self._run.query(
+            lambda uow: use_cases.check_wallet_transfer(uow, grantor, beneficiary, at, self._policies.snapshot(uow))
+        )
+        return api.CheckWalletTransferResponse(
+            binding_id=binding.binding_id,
+            grantor_admdvs=found_grantor.admdvs,
+            beneficiary_admdvs=found_beneficiary.admdvs,
+        )
+
     async def WatchPayerChanges(
         self, request_iterator: AsyncIterator[api.WatchPayerChangesRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[api.WatchPayerChangesResponse]:

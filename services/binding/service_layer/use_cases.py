@@ -35,6 +35,7 @@ from shared.payers import (
     earmarked_shares,
     resolution_valid_until,
     resolve_payers,
+    transfer_refusal,
 )
 from shared.persons import InsuranceStatus, InsuranceType, InsuredPerson, contact_changed
 from shared.policy import RegionPolicy, UseCategory
@@ -376,6 +377,42 @@ def resolve(
         return resolution  # no second read where the region does not earmark (most regions)
     earmarked = earmarked_shares(own_policy, uow.bindings.open_of_grantor(beneficiary_id_number))
     return replace(resolution, earmarked=earmarked)
+
+
+_TRANSFER_REFUSALS = {
+    Reason.BINDING_NOT_ACTIVE: "the binding between them is not active",
+    Reason.BENEFICIARY_NOT_IN_NORMAL_STATUS: "the beneficiary's insurance is not in normal status",
+    Reason.GRANTOR_NOT_IN_NORMAL_STATUS: "the grantor's insurance is not in normal status",
+    Reason.CONTACT_CHANGE_OVERDUE: "a changed phone or address was not confirmed within the region's grace days; "
+    "the person confirms it (UpdateContactInfo) first",
+}
+
+
+def check_wallet_transfer(
+    uow: BindingUnitOfWork, grantor_id_number: str, beneficiary_id_number: str, at: datetime, policies: PolicySnapshot
+) -> tuple[Binding, InsuredPerson, InsuredPerson]:
+    """The binding over which the grantor may move money to the beneficiary's wallet now, with
+    both persons; refused for what would pass the grantor over for a bill, but for its use."""
+    found = uow.payer_queries.candidates(beneficiary_id_number)
+    if found.beneficiary is None:
+        raise DomainError(
+            Reason.PERSON_NOT_FOUND, f"no insured person {beneficiary_id_number}", field="beneficiary_id_number"
+        )
+    for binding, grantor in found.bindings:
+        if binding.grantor_id_number != grantor_id_number or binding.state is not BindingState.ACTIVE:
+            continue
+        refusal = transfer_refusal(
+            binding, grantor, found.beneficiary, policies.for_region(grantor.admdvs, at),
+            policies.for_region(found.beneficiary.admdvs, at), at,
+        )  # fmt: skip
+        if refusal is not None:
+            raise DomainError(refusal, _TRANSFER_REFUSALS[refusal], metadata={"binding_id": binding.binding_id})
+        return binding, grantor, found.beneficiary
+    raise DomainError(
+        Reason.BINDING_NOT_ACTIVE,
+        "the grantor has no active binding with this beneficiary",
+        field="beneficiary_id_number",
+    )
 
 
 def put_policy(uow: BindingUnitOfWork, policy: RegionPolicy, now: datetime) -> tuple[RegionPolicy, bool]:

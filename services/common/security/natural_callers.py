@@ -98,7 +98,7 @@ class Roles:
             if request.actor == bpb.ACTOR_OPERATOR:
                 return _national_operator(request.actor_id)
             return _channel(request.channel)
-        if method == "ResolvePayers" or method in _NODE_METHODS:
+        if method in ("ResolvePayers", "CheckWalletTransfer") or method in _NODE_METHODS:
             return payment_node(self.node_caller)
         return channel_principal(Channel.NATIONAL_APP)
 

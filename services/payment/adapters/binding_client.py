@@ -42,6 +42,31 @@ def _unavailable(error: grpc.aio.AioRpcError, what: str) -> DomainError:
     )
 
 
+# What the binding service may answer CheckWalletTransfer with, passed on to the transfer's caller.
+_TRANSFER_REFUSALS = {
+    Reason.BINDING_NOT_ACTIVE, Reason.CONTACT_CHANGE_OVERDUE, Reason.GRANTOR_NOT_IN_NORMAL_STATUS,
+    Reason.BENEFICIARY_NOT_IN_NORMAL_STATUS,
+}  # fmt: skip
+
+
+def _transfer_refusal(error: grpc.aio.AioRpcError) -> DomainError | None:
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    info = error_info_of(status) if status else None
+    if info is None:
+        return None
+    if info.reason == Reason.PERSON_NOT_FOUND.value:
+        return DomainError(
+            Reason.BINDING_NOT_ACTIVE,
+            "the grantor has no active binding with this beneficiary",
+            field="beneficiary_id_number",
+        )
+    reason = next((r for r in _TRANSFER_REFUSALS if r.value == info.reason), None)
+    if reason is None:
+        return None
+    field = "beneficiary_id_number" if reason is Reason.BINDING_NOT_ACTIVE else None
+    return DomainError(reason, error.details() or reason.value, field=field)
+
+
 def payers_from_proto(answer: bapi.ResolvePayersResponse) -> Payers:
     return Payers(
         grants=grants_from_proto(answer.grants),
@@ -107,24 +132,20 @@ class GrpcBindingDirectory:
         )  # fmt: skip
 
     async def active_binding_between(self, grantor_id_number: str, beneficiary_id_number: str) -> BoundPair:
-        request = bapi.ListBindingsRequest(
-            grantor_id_number=grantor_id_number, states=[bpb.BINDING_STATE_ACTIVE], page_size=50
+        request = bapi.CheckWalletTransferRequest(
+            grantor_id_number=grantor_id_number, beneficiary_id_number=beneficiary_id_number
         )
         try:
-            listed = await self._stub.ListBindings(request, timeout=self._deadline)
+            found = await self._stub.CheckWalletTransfer(request, timeout=self._deadline)
         except grpc.aio.AioRpcError as error:
+            refusal = _transfer_refusal(error)
+            if refusal is not None:
+                raise refusal from None
             raise _unavailable(error, "about the grantor's bindings") from None
-        for found in listed.bindings:
-            if found.beneficiary_id_number == beneficiary_id_number:
-                return BoundPair(
-                    found.binding_id, found.grantor_id_number, found.beneficiary_id_number, True,
-                    found.grantor_admdvs, found.beneficiary_admdvs,
-                )  # fmt: skip
-        raise DomainError(
-            Reason.BINDING_NOT_ACTIVE,
-            "the grantor has no active binding with this beneficiary",
-            field="beneficiary_id_number",
-        )
+        return BoundPair(
+            found.binding_id, grantor_id_number, beneficiary_id_number, True, found.grantor_admdvs,
+            found.beneficiary_admdvs,
+        )  # fmt: skip
 
     async def impersonation_threshold(self, admdvs: str) -> int:
         try:
@@ -145,4 +166,5 @@ class GrpcBindingDirectory:
         return WalletLimits(
             wallet_limit(answer.policy.wallet_transfers_per_day, NATIONAL_WALLET_TRANSFERS_PER_DAY),
             wallet_limit(answer.policy.wallet_transfer_max_fen, NATIONAL_WALLET_TRANSFER_MAX_FEN),
+            max(0, answer.policy.min_grantor_balance_fen),
         )

@@ -30,10 +30,12 @@ class PayerQuery:
 
 @dataclass(frozen=True)
 class WalletLimits:
-    """How many transfers a grantor may make a day, and the most one may carry; None: no limit."""
+    """How many transfers a grantor may make a day, and the most one may carry (None: no limit);
+    and the balance the region makes a grantor keep (e.g. Lhasa's 3,000 yuan)."""
 
     transfers_per_day: int | None
     max_fen: int | None
+    min_grantor_balance_fen: int = 0
 
 
 @dataclass(frozen=True)

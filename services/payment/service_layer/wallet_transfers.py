@@ -75,6 +75,7 @@ class WalletTransfers:
             beneficiary_id_number=asked.beneficiary_id_number, beneficiary_province=pair.beneficiary_admdvs[:2],
             binding_id=pair.binding_id, amount_fen=asked.amount_fen, verification_method=asked.verification_method,
             transfers_per_day=limits.transfers_per_day, max_fen=limits.max_fen,
+            min_grantor_balance_fen=limits.min_grantor_balance_fen,
         )  # fmt: skip
         wallet_is_local = self._routing.is_local(pair.beneficiary_admdvs)
         verified = await self._run.in_thread(

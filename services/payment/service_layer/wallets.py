@@ -78,6 +78,8 @@ class TransferOrder:
     # None: no limit.
     transfers_per_day: int | None
     max_fen: int | None
+    # What the grantor's region makes a grantor keep in the personal account.
+    min_grantor_balance_fen: int = 0
 
 
 def activate_wallet(uow: PaymentUnitOfWork, id_number: str, admdvs: str, now: datetime) -> Account:
@@ -117,11 +119,13 @@ def transfer_to_wallet(uow: PaymentUnitOfWork, order: TransferOrder, wallet_is_l
             metadata={"transfers_per_day": str(order.transfers_per_day)},
         )
     account = locked.get(source)
-    if account is None or account.available_fen < order.amount_fen:
+    available = account.available_fen if account else 0
+    if available - order.min_grantor_balance_fen < order.amount_fen:
+        keep = f", of which the region makes the grantor keep {order.min_grantor_balance_fen}"
         raise DomainError(
             Reason.INSUFFICIENT_FUNDS,
-            f"the personal account has {account.available_fen if account else 0} fen available",
-            metadata={"available_fen": str(account.available_fen if account else 0)},
+            f"the personal account has {available} fen available{keep if order.min_grantor_balance_fen else ''}",
+            metadata={"available_fen": str(available), "min_grantor_balance_fen": str(order.min_grantor_balance_fen)},
         )
     target = locked.get(wallet(order.beneficiary_id_number)) if wallet_is_local else None
     if wallet_is_local and target is None:

@@ -288,6 +288,24 @@ class ResolvePayersRequest(_message.Message):
     chronic_disease: bool
     def __init__(self, beneficiary_id_number: _Optional[str] = ..., use_category: _Optional[_Union[_common_pb2.UseCategory, str]] = ..., institution_admdvs: _Optional[str] = ..., at_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., chronic_disease: _Optional[bool] = ...) -> None: ...
 
+class CheckWalletTransferRequest(_message.Message):
+    __slots__ = ("grantor_id_number", "beneficiary_id_number")
+    GRANTOR_ID_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    BENEFICIARY_ID_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    grantor_id_number: str
+    beneficiary_id_number: str
+    def __init__(self, grantor_id_number: _Optional[str] = ..., beneficiary_id_number: _Optional[str] = ...) -> None: ...
+
+class CheckWalletTransferResponse(_message.Message):
+    __slots__ = ("binding_id", "grantor_admdvs", "beneficiary_admdvs")
+    BINDING_ID_FIELD_NUMBER: _ClassVar[int]
+    GRANTOR_ADMDVS_FIELD_NUMBER: _ClassVar[int]
+    BENEFICIARY_ADMDVS_FIELD_NUMBER: _ClassVar[int]
+    binding_id: str
+    grantor_admdvs: str
+    beneficiary_admdvs: str
+    def __init__(self, binding_id: _Optional[str] = ..., grantor_admdvs: _Optional[str] = ..., beneficiary_admdvs: _Optional[str] = ...) -> None: ...
+
 class PayerGrant(_message.Message):
     __slots__ = ("binding_id", "grantor_id_number", "grantor_admdvs", "relationship", "priority", "share_all", "yearly_cap_fen", "annual_share_ratio_percent", "per_use_limit_fen", "earmark_shared_amount", "min_grantor_balance_fen", "policy_version")
     BINDING_ID_FIELD_NUMBER: _ClassVar[int]

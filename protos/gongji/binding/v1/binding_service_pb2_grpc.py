@@ -101,6 +101,11 @@ class BindingServiceStub:
                 request_serializer=gongji_dot_binding_dot_v1_dot_binding__service__pb2.ResolvePayersRequest.SerializeToString,
                 response_deserializer=gongji_dot_binding_dot_v1_dot_binding__service__pb2.ResolvePayersResponse.FromString,
                 _registered_method=True)
+        self.CheckWalletTransfer = channel.unary_unary(
+                '/gongji.binding.v1.BindingService/CheckWalletTransfer',
+                request_serializer=gongji_dot_binding_dot_v1_dot_binding__service__pb2.CheckWalletTransferRequest.SerializeToString,
+                response_deserializer=gongji_dot_binding_dot_v1_dot_binding__service__pb2.CheckWalletTransferResponse.FromString,
+                _registered_method=True)
         self.PutRegionPolicy = channel.unary_unary(
                 '/gongji.binding.v1.BindingService/PutRegionPolicy',
                 request_serializer=gongji_dot_binding_dot_v1_dot_binding__service__pb2.PutRegionPolicyRequest.SerializeToString,
@@ -215,6 +220,15 @@ class BindingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CheckWalletTransfer(self, request, context):
+        """Whether a grantor may move money to a relative's wallet now: the active binding between
+        them, refused for the reasons a grantor is passed over for a bill (a contact change left
+        unconfirmed, insurance not in normal status), except the bill's use.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def PutRegionPolicy(self, request, context):
         """Adds a policy version for a region from effective_from on.
         """
@@ -312,6 +326,11 @@ def add_BindingServiceServicer_to_server(servicer, server):
                     servicer.ResolvePayers,
                     request_deserializer=gongji_dot_binding_dot_v1_dot_binding__service__pb2.ResolvePayersRequest.FromString,
                     response_serializer=gongji_dot_binding_dot_v1_dot_binding__service__pb2.ResolvePayersResponse.SerializeToString,
+            ),
+            'CheckWalletTransfer': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckWalletTransfer,
+                    request_deserializer=gongji_dot_binding_dot_v1_dot_binding__service__pb2.CheckWalletTransferRequest.FromString,
+                    response_serializer=gongji_dot_binding_dot_v1_dot_binding__service__pb2.CheckWalletTransferResponse.SerializeToString,
             ),
             'PutRegionPolicy': grpc.unary_unary_rpc_method_handler(
                     servicer.PutRegionPolicy,
@@ -687,6 +706,33 @@ class BindingService:
             '/gongji.binding.v1.BindingService/ResolvePayers',
             gongji_dot_binding_dot_v1_dot_binding__service__pb2.ResolvePayersRequest.SerializeToString,
             gongji_dot_binding_dot_v1_dot_binding__service__pb2.ResolvePayersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckWalletTransfer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gongji.binding.v1.BindingService/CheckWalletTransfer',
+            gongji_dot_binding_dot_v1_dot_binding__service__pb2.CheckWalletTransferRequest.SerializeToString,
+            gongji_dot_binding_dot_v1_dot_binding__service__pb2.CheckWalletTransferResponse.FromString,
             options,
             channel_credentials,
             insecure,
