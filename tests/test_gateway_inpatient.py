@@ -125,6 +125,36 @@ def test_a_capture_reversed_by_2601_gives_the_money_back(gateway):
     assert account(gateway) == (MOTHER_FEN, 0, MOTHER_FEN)
 
 
+def last_msgid(his) -> str:
+    return f"{his.code}{his.day}090000{his.sequence:04d}"
+
+
+def test_a_final_2304_reversed_by_2601_opens_the_stay_again_for_a_new_deposit(gateway):
+    """Reversal (冲正) cancels whatever effect its original had: the discharge too."""
+    his, family = gateway.his, gateway.family
+    ok(his.call("2303", stay_data(family, 2000.00, 300.00)))
+    ok(his.call("2304", stay_data(family, 2000.00, 300.00)))
+    reversal = his.call("2601", {"psn_no": family.mother.id_number, "omsgid": last_msgid(his), "oinfno": "2304"})
+    assert reversal["infcode"] == "0", reversal
+    again = his.call("2303", stay_data(family, 2500.00, 400.00))
+    assert again["infcode"] == "0" and again["warn_msg"] == "", again
+    assert account(gateway) == (MOTHER_FEN, 40_000, MOTHER_FEN - 40_000)
+
+
+def test_a_2305_reversed_by_2601_closes_the_stay_again_so_it_is_never_settled_twice(gateway):
+    his, family = gateway.his, gateway.family
+    ok(his.call("2303", stay_data(family, 2000.00, 300.00)))
+    setl = ok(his.call("2304", stay_data(family, 2000.00, 300.00)))
+    mother = family.mother.id_number
+    ok(his.call("2305", {"setl_id": setl["setl_id"], "mdtrt_id": "ZY0001", "psn_no": mother}))
+    reversal = his.call("2601", {"psn_no": mother, "omsgid": last_msgid(his), "oinfno": "2305"})
+    assert reversal["infcode"] == "0", reversal
+    assert account(gateway) == (MOTHER_FEN - 30_000, 0, MOTHER_FEN - 30_000), "the settlement stands again"
+    late = his.call("2303", stay_data(family, 2500.00, 400.00))
+    assert "settled at discharge" in late["warn_msg"], late
+    assert account(gateway) == (MOTHER_FEN - 30_000, 0, MOTHER_FEN - 30_000), "nothing is held for a closed stay"
+
+
 def test_another_persons_stay_is_refused_and_nothing_is_held(gateway):
     his, family = gateway.his, gateway.family
     ok(his.call("2303", stay_data(family, 2000.00, 300.00)))

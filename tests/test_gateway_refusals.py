@@ -65,6 +65,37 @@ def test_only_the_reversible_transactions_can_be_reversed(gateway):
     assert answer["err_msg"].startswith("[NOT_REVERSIBLE]"), answer
 
 
+def test_a_reversal_must_name_its_originals_transaction_and_patient(gateway):
+    """2601 takes psn_no, omsgid and oinfno: a reversal naming another transaction than the
+    original was, or another patient, is refused and changes nothing."""
+    his, family = gateway.his, gateway.family
+    assert his.call("2207", settle_data(family, 100.00, 60.00))["infcode"] == "0"
+    omsgid = f"{his.code}{his.day}090000{his.sequence:04d}"
+    after_bill = gateway.balances()
+    child = family.child.id_number
+    wrong_code = his.call("2601", {"psn_no": child, "omsgid": omsgid, "oinfno": "2102"})
+    assert wrong_code["err_msg"].startswith("[FIELD_INVALID]"), wrong_code
+    wrong_patient = his.call("2601", {"psn_no": family.mother.id_number, "omsgid": omsgid, "oinfno": "2207"})
+    assert wrong_patient["err_msg"].startswith("[SETTLEMENT_MISMATCH]"), wrong_patient
+    no_patient = his.call("2601", {"omsgid": omsgid, "oinfno": "2207"})
+    assert no_patient["infcode"] == "-1" and "psn_no" in no_patient["err_msg"], no_patient
+    assert gateway.balances() == after_bill
+    assert his.call("2601", {"psn_no": child, "omsgid": omsgid, "oinfno": "2207"})["infcode"] == "0"
+    assert gateway.balances() == UNTOUCHED
+
+
+def test_a_deposit_hold_cannot_be_reversed_by_calling_it_a_settlement(gateway):
+    his, family = gateway.his, gateway.family
+    hold = {**settle_data(family, 2000.00, 300.00, med_type="21", mdtrt_id="ZY0009")}
+    assert his.call("2303", hold)["infcode"] == "0"
+    omsgid = f"{his.code}{his.day}090000{his.sequence:04d}"
+    held = family.account(family.mother).held_fen
+    assert held > 0
+    reversal = his.call("2601", {"psn_no": family.child.id_number, "omsgid": omsgid, "oinfno": "2207"})
+    assert reversal["err_msg"].startswith("[NOT_REVERSIBLE]"), reversal
+    assert family.account(family.mother).held_fen == held, "the deposit stays held"
+
+
 def test_an_institution_cannot_send_another_institutions_messages(gateway):
     his = gateway.his
     his.certificate = OTHER

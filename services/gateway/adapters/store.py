@@ -43,11 +43,11 @@ class SqlStore:
     async def answer(self, institution_code: str, msgid: str) -> StoredAnswer | None:
         def work(connection: Connection) -> StoredAnswer | None:
             row = connection.execute(
-                select(answers.c.request_digest, answers.c.answer).where(
+                select(answers.c.request_digest, answers.c.answer, answers.c.infno).where(
                     answers.c.institution_code == institution_code, answers.c.msgid == msgid
                 )
             ).first()
-            return None if row is None else StoredAnswer(row.request_digest, bytes(row.answer))
+            return None if row is None else StoredAnswer(row.request_digest, bytes(row.answer), row.infno)
 
         return await self._run(work)
 
@@ -61,11 +61,11 @@ class SqlStore:
             )  # fmt: skip
             connection.execute(insert.on_conflict_do_nothing(index_elements=["institution_code", "msgid"]))
             row = connection.execute(
-                select(answers.c.request_digest, answers.c.answer).where(
+                select(answers.c.request_digest, answers.c.answer, answers.c.infno).where(
                     answers.c.institution_code == institution_code, answers.c.msgid == msgid
                 )
             ).one()
-            return StoredAnswer(row.request_digest, bytes(row.answer))
+            return StoredAnswer(row.request_digest, bytes(row.answer), row.infno)
 
         return await self._run(work)
 

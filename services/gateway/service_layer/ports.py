@@ -36,6 +36,7 @@ class Gongji(Protocol):
 class StoredAnswer:
     request_digest: str
     answer: bytes
+    infno: str = ""  # the transaction the message asked for
 
 
 @dataclass(frozen=True)

@@ -319,17 +319,35 @@ class Transactions:
         """冲正 by omsgid: ReverseRequest(original_request_id=omsgid), whether or not the original
         arrived. One that arrives after its reversal is refused (REQUEST_REVERSED)."""
         data = input_node(envelope)
+        psn_no = text(data, "psn_no", max_length=30)
         omsgid = text(data, "omsgid")
         oinfno = text(data, "oinfno", max_length=4)
         if oinfno not in REVERSIBLE:
             raise Refused(why.NOT_REVERSIBLE, f"oinfno {oinfno}: only {', '.join(sorted(REVERSIBLE))} can be reversed")
+        code = envelope.fixmedins_code
+        # The original, when it arrived, must be what the reversal says it was, and the patient's.
+        original = await self._store.answer(code, omsgid)
+        if original is not None and original.infno and original.infno != oinfno:
+            raise Refused(
+                why.NOT_REVERSIBLE if original.infno not in REVERSIBLE else why.FIELD_INVALID,
+                f"oinfno {oinfno}: msgid {omsgid} was a {original.infno}",
+            )
+        earlier = await self._store.settlement_of_msgid(code, omsgid)
+        if earlier is not None and earlier.psn_no != psn_no:
+            raise Refused(why.SETTLEMENT_MISMATCH, f"msgid {omsgid} was not a bill of this psn_no")
         request = papi.ReverseRequestRequest(request_id=envelope.msgid, original_request_id=omsgid, reason="2601")
         reversed_ = await self._call(envelope, "payment", "ReverseRequest", request)
         now = self._clock.now()
-        await self._store.record_reversal(envelope.fixmedins_code, omsgid, envelope.msgid, now)
-        found = await self._store.settlement_of_msgid(envelope.fixmedins_code, omsgid)
+        await self._store.record_reversal(code, omsgid, envelope.msgid, now)
+        # Read again: an original still in flight at the first read may have recorded its settlement since.
+        found = await self._store.settlement_of_msgid(code, omsgid)
         if found is not None:
-            await self._follow_reversal(envelope, found, omsgid, reversed_, now)
+            state = await self._follow_reversal(envelope, found, omsgid, reversed_, now)
+            # A final 2304 closed the stay and its 2305 opened it again; a reversal undoes either.
+            if found.infno == "2304" and not found.mid_setl and state == SETTLED:
+                await self._inpatient.settled(envelope, found.mdtrt_id, found.psn_no, mid_stay=False)
+            elif found.infno == "2304" and not found.mid_setl and state == REVERSED:
+                await self._inpatient.reopened(code, found.mdtrt_id)
         return {
             "data": {
                 "omsgid": omsgid, "oinfno": oinfno, "orig_found": "1" if reversed_.original_found or found else "0",
@@ -339,22 +357,28 @@ class Transactions:
 
     async def _follow_reversal(
         self, envelope: Envelope, found: RelayedSettlement, omsgid: str, answer: Any, now: datetime
-    ) -> None:
+    ) -> str | None:
         """Keeps the gateway's record of the settlement in step: gongji's state when gongji
-        holds it, else the gateway's own undo or settlement cancelled."""
+        holds it, else the gateway's own undo or settlement cancelled. The state it moved the
+        record to (SETTLED again after an undo was reversed, or REVERSED), None when it stayed."""
         if found.in_gongji:
             if not answer.HasField("settlement") or answer.settlement.settlement_id != found.setl_id:
-                return
+                return None
             state = answer.settlement.state
-            if state == ppb.SETTLEMENT_STATE_CAPTURED:
+            if state == ppb.SETTLEMENT_STATE_CAPTURED and found.state != SETTLED:
                 await self._store.change_state(found.institution_code, found.setl_id, SETTLED, None, None)
-            elif state == ppb.SETTLEMENT_STATE_REVERSED:
+                return SETTLED
+            if state == ppb.SETTLEMENT_STATE_REVERSED and found.state != REVERSED:
                 await self._store.change_state(found.institution_code, found.setl_id, REVERSED, found.undo_msgid, now)
-            return
+                return REVERSED
+            return None
         if found.settle_msgid == omsgid and found.state == SETTLED:
             await self._store.change_state(found.institution_code, found.setl_id, REVERSED, None, now)
-        elif found.undo_msgid == omsgid and found.state == UNDONE:
+            return REVERSED
+        if found.undo_msgid == omsgid and found.state == UNDONE:
             await self._store.change_state(found.institution_code, found.setl_id, SETTLED, None, None)
+            return SETTLED
+        return None
 
     # 3201 ---------------------------------------------------------------------------------
 
