@@ -23,7 +23,7 @@ from tests.gateway_helpers import ADMDVS, CODE, OTHER
 SETTLES = ("2207", "2304", "2102")
 PRE_SETTLES = ("2206", "2303", "2101")
 UNDOES = ("2208", "2305", "2103")
-SERVED = ("9001", "1101", *PRE_SETTLES, *SETTLES, *UNDOES, "2601", "3201")
+SERVED = ("9001", "9002", "1101", *PRE_SETTLES, *SETTLES, *UNDOES, "2601", "3201")
 UNKNOWN = ("9999", "2209", "0000", "1100", "abcd", "22070", "", " 2207", "２２０７", "٢٢٠٧")
 
 
@@ -147,6 +147,7 @@ CHARGE = (
 )  # fmt: skip
 FIELDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "9001": ("signIn", ("opter_no",)),
+    "9002": ("signOut", ("sign_no", "opter_no")),
     "1101": ("data", ("mdtrt_cert_type", "mdtrt_cert_no", "certno", "psn_cert_type", "card_sn", "begntime")),
     **{infno: ("data", CHARGE) for infno in PRE_SETTLES + SETTLES},
     **{infno: ("data", ("setl_id", "mdtrt_id", "psn_no")) for infno in UNDOES},
@@ -292,6 +293,7 @@ _CHARGE_BASE: dict[str, Any] = {
 }  # fmt: skip
 BASELINES: dict[str, dict[str, Any]] = {
     "9001": {"opter_no": "0001"},
+    "9002": {"sign_no": "20260302ABCDEF012345", "opter_no": "0001"},
     "1101": {"mdtrt_cert_type": "02", "mdtrt_cert_no": _CHILD, "certno": _CHILD, "psn_cert_type": "01"},
     **{infno: _CHARGE_BASE for infno in PRE_SETTLES + SETTLES},
     **{infno: {"setl_id": FromPool("setl_ids", -1), "mdtrt_id": "MD0001", "psn_no": _CHILD} for infno in UNDOES},

@@ -61,6 +61,19 @@ def test_a_whole_day_of_one_clinic_balances_and_a_wrong_count_does_not(gateway):
     mixed = his.call("3201", {**period, "fixmedins_setl_cnt": 2, "acct_pay": 0})
     assert mixed["output"]["stmtinfo"]["stmt_rslt"] == "3", mixed
 
+    sign_no = signed_in["output"]["signinoutb"]["sign_no"]
+    signed_out = his.call("9002", {"sign_no": sign_no, "opter_no": "0001"}, node="signOut")
+    assert signed_out["infcode"] == "0", signed_out
+    assert signed_out["output"]["signoutoutb"]["sign_time"]
+
+
+def test_a_sign_out_names_a_sign_no_the_institution_signed_in_with(gateway):
+    his = gateway.his
+    unknown = his.call("9002", {"sign_no": "20260302ABCDEF012345", "opter_no": "0001"}, node="signOut")
+    assert unknown["infcode"] == "-1" and unknown["err_msg"].startswith("[FIELD_INVALID]"), unknown
+    missing = his.call("9002", {"opter_no": "0001"}, node="signOut")
+    assert missing["infcode"] == "-1" and "sign_no" in missing["err_msg"], missing
+
 
 def test_reconciliation_is_inconsistent_when_gongjis_books_hold_what_the_gateway_did_not_relay(gateway):
     his, family = gateway.his, gateway.family

@@ -85,6 +85,17 @@ class SqlStore:
 
         return await self._run(work)
 
+    async def signed_in(self, institution_code: str, sign_no: str) -> bool:
+        def work(connection: Connection) -> bool:
+            found = connection.execute(
+                select(sign_ins.c.sign_no)
+                .where(sign_ins.c.institution_code == institution_code, sign_ins.c.sign_no == sign_no)
+                .limit(1)
+            ).first()
+            return found is not None
+
+        return await self._run(work)
+
     async def record_settlement(self, settlement: RelayedSettlement) -> None:
         def work(connection: Connection) -> None:
             insert = conflict_aware_insert(self._dialect, settlements).values(**asdict(settlement))

@@ -98,6 +98,9 @@ class Store(Protocol):
     ) -> tuple[str, datetime]:
         """The day's sign-in of the operator: this one if first, else the earlier one."""
 
+    async def signed_in(self, institution_code: str, sign_no: str) -> bool:
+        """Whether a 9001 of the institution was answered with this sign_no."""
+
     async def record_settlement(self, settlement: RelayedSettlement) -> None:
         """Records a settlement unless it is recorded already (a retry after a crash)."""
 

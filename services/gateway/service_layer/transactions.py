@@ -123,6 +123,7 @@ class Transactions:
         self._inpatient = Inpatient(gongji, store, clock, inpatient_hold_days)
         self._handlers: dict[str, Callable[[Envelope], Awaitable[dict[str, Any] | Answer]]] = {
             "9001": self.sign_in,
+            "9002": self.sign_out,
             "1101": self.person_info,
             "2206": self.pre_settle, "2303": self.pre_settle, "2101": self.pre_settle,
             "2207": self.settle, "2304": self.settle, "2102": self.settle,
@@ -165,6 +166,18 @@ class Transactions:
         fresh = f"{day.replace('-', '')}{secrets.token_hex(6).upper()}"
         sign_no, sign_time = await self._store.sign_in(envelope.fixmedins_code, opter, day, fresh, now)
         return {"signinoutb": {"sign_time": china_time(sign_time), "sign_no": sign_no}}
+
+    async def sign_out(self, envelope: Envelope) -> dict[str, Any]:
+        """签退 of a sign_no this institution signed in with (the envelope's, or `signOut`'s). The
+        gateway asks no sign_no of other transactions, so signing out ends nothing: a 9001 the
+        same day gets the same sign_no again."""
+        node = input_node(envelope, "signOut") if "signOut" in envelope.input else {}
+        sign_no = text(node, "sign_no", required=False, max_length=32) or envelope.sign_no
+        if not sign_no:
+            raise Refused(why.FIELD_INVALID, "sign_no: missing; give the sign_no of the day's 9001")
+        if not await self._store.signed_in(envelope.fixmedins_code, sign_no):
+            raise Refused(why.FIELD_INVALID, f"sign_no {sign_no} is not a sign-in of this institution")
+        return {"signoutoutb": {"sign_time": china_time(self._clock.now())}}
 
     # 1101 ---------------------------------------------------------------------------------
 
