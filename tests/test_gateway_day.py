@@ -32,6 +32,7 @@ def test_a_whole_day_of_one_clinic_balances_and_a_wrong_count_does_not(gateway):
     setl = first["output"]["setlinfo"]
     assert (setl["acct_mulaid_pay"], setl["acct_pay"], setl["psn_cash_pay"]) == (120.5, 120.5, 0)
     assert setl["fund_pay_sumamt"] == 179.5
+    assert setl["clr_optins"] == ADMDVS  # cleared by the patient's insurance region
     assert sum(gateway.balances().values()) == 200_000 - 12_050
 
     undone = his.call("2208", {"setl_id": setl["setl_id"], "mdtrt_id": "MD0001", "psn_no": family.child.id_number})
@@ -60,6 +61,8 @@ def test_a_whole_day_of_one_clinic_balances_and_a_wrong_count_does_not(gateway):
     assert centre_more["output"]["stmtinfo"]["stmt_rslt"] == "1", centre_more
     mixed = his.call("3201", {**period, "fixmedins_setl_cnt": 2, "acct_pay": 0})
     assert mixed["output"]["stmtinfo"]["stmt_rslt"] == "3", mixed
+    unknown_type = his.call("3201", {**period, "clr_type": "31"})
+    assert unknown_type["err_msg"].startswith("[FIELD_INVALID]"), unknown_type
 
     sign_no = signed_in["output"]["signinoutb"]["sign_no"]
     signed_out = his.call("9002", {"sign_no": sign_no, "opter_no": "0001"}, node="signOut")

@@ -45,6 +45,8 @@ TRANSIENT = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED"
 # Refusals of the gateway's own right to call: a deployment problem, not the request's.
 NOT_THE_REQUESTS = {"UNAUTHENTICATED", "PERMISSION_DENIED"}
 REVERSIBLE = {"2102", "2103", "2207", "2208", "2304", "2305"}
+# 3201's clearing types: outpatient, inpatient, pharmacy, and 99 (or none) for all.
+CLEARING_TYPES = {"11", "21", "41", "99", ""}
 # The settlement each undo undoes, and the clearing type (clr_type) of each settlement.
 UNDOES = {"2208": "2207", "2305": "2304", "2103": "2102"}
 CLR_TYPE = {"2207": "11", "2304": "21", "2102": "41"}
@@ -402,6 +404,8 @@ class Transactions:
         data = input_node(envelope)
         begin, end = period(text(data, "stmt_begndate", max_length=10), text(data, "stmt_enddate", max_length=10))
         clr_type = text(data, "clr_type", required=False, max_length=2)
+        if clr_type not in CLEARING_TYPES:
+            raise Refused(why.FIELD_INVALID, f"clr_type {clr_type}: expected 11, 21, 41, 99 or none")
         with_undone = _flag(data, "refd_setl_flag", "0")
         count = text(data, "fixmedins_setl_cnt", max_length=9)
         if not (count.isascii() and count.isdigit()):
@@ -524,6 +528,8 @@ class Transactions:
             "setl_id": record.setl_id, "mdtrt_id": record.mdtrt_id, "psn_no": record.psn_no,
             "setl_time": china_time(at), **money, "medins_setl_id": record.settle_msgid,
             "mid_setl_flag": "1" if record.mid_setl else "0",
+            # The agency that clears the bill (清算经办机构): the patient's insurance region's.
+            "clr_optins": envelope.insuplc_admdvs,
         }  # fmt: skip
 
 
