@@ -485,6 +485,14 @@ def test_a_new_phone_from_the_registry_is_a_contact_change_the_person_must_confi
     family.stub.UpsertInsuredPerson(bapi.UpsertInsuredPersonRequest(request_id=request_id(), insured_person=moved))
     family.clock.advance(timedelta(days=30))
     assert [g.binding_id for g in resolve(family.stub, family.child).grants] == [binding.binding_id]
+    # A sync that leaves the phone out keeps the one on record, so sending it again is no change.
+    silent = bpb.InsuredPerson()
+    silent.CopyFrom(moved)
+    silent.phone = ""
+    for sent in (silent, moved):
+        family.stub.UpsertInsuredPerson(bapi.UpsertInsuredPersonRequest(request_id=request_id(), insured_person=sent))
+    family.clock.advance(timedelta(days=30))
+    assert [g.binding_id for g in resolve(family.stub, family.child).grants] == [binding.binding_id]
 
 
 def test_a_contact_change_unconfirmed_for_15_days_stops_payments_until_the_person_confirms(family):

@@ -109,7 +109,13 @@ def upsert_person(
     pending = existing.contact_change_time
     if contact_changed(existing, incoming) and pending is None:
         pending = now
-    incoming = replace(incoming, contact_change_time=pending)
+    # A sync that leaves a phone or address out does not erase the one on record.
+    incoming = replace(
+        incoming,
+        phone=incoming.phone or existing.phone,
+        address=incoming.address or existing.address,
+        contact_change_time=pending,
+    )
     uow.persons.save(incoming)
     changes = Changes()
     for binding in uow.bindings.open_involving(incoming.id_number):
