@@ -147,9 +147,13 @@ def test_a_2305_reversed_by_2601_closes_the_stay_again_so_it_is_never_settled_tw
     setl = ok(his.call("2304", stay_data(family, 2000.00, 300.00)))
     mother = family.mother.id_number
     ok(his.call("2305", {"setl_id": setl["setl_id"], "mdtrt_id": "ZY0001", "psn_no": mother}))
-    reversal = his.call("2601", {"psn_no": mother, "omsgid": last_msgid(his), "oinfno": "2305"})
+    undo_msgid = last_msgid(his)
+    # The reopened stay takes a new deposit before the undo is reversed.
+    ok(his.call("2303", stay_data(family, 2500.00, 400.00)))
+    assert account(gateway) == (MOTHER_FEN, 40_000, MOTHER_FEN - 40_000)
+    reversal = his.call("2601", {"psn_no": mother, "omsgid": undo_msgid, "oinfno": "2305"})
     assert reversal["infcode"] == "0", reversal
-    assert account(gateway) == (MOTHER_FEN - 30_000, 0, MOTHER_FEN - 30_000), "the settlement stands again"
+    assert account(gateway) == (MOTHER_FEN - 30_000, 0, MOTHER_FEN - 30_000), "the settlement stands, the deposit goes"
     late = his.call("2303", stay_data(family, 2500.00, 400.00))
     assert "settled at discharge" in late["warn_msg"], late
     assert account(gateway) == (MOTHER_FEN - 30_000, 0, MOTHER_FEN - 30_000), "nothing is held for a closed stay"

@@ -161,6 +161,16 @@ class Inpatient:
             await self._store.swap_hold(envelope.fixmedins_code, mdtrt_id, psn_no, None, None, now)
         await self._store.set_discharged(envelope.fixmedins_code, mdtrt_id, True, now)
 
+    async def closed_again(self, envelope: Envelope, mdtrt_id: str, psn_no: str) -> None:
+        """After a 2601 of the 2305 that undid a final 2304: that 2304 stands again, so the stay is
+        closed again and a deposit held since the undo is released (else a later 2304 would
+        capture it and settle the stay twice)."""
+        stay = await self._store.stay(envelope.fixmedins_code, mdtrt_id)
+        if stay is not None and stay.hold is not None:
+            await self._release(envelope, stay.hold.settlement_id, "the stay's final 2304 stands again")
+            await self._swap(envelope, mdtrt_id, psn_no, stay.hold.settlement_id, None)
+        await self.settled(envelope, mdtrt_id, psn_no, mid_stay=False)
+
     async def reopened(self, institution_code: str, mdtrt_id: str) -> None:
         """After a 2305 undid a final 2304: the stay is open again."""
         await self._store.set_discharged(institution_code, mdtrt_id, False, self._clock.now())
