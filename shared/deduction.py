@@ -3,9 +3,12 @@
 First the patient's own personal account (if chosen), then the patient's wallet,
 then the grantors in the patient's order, each up to the least of its limits —
 or, in PROPORTIONAL mode, split evenly across them within those limits; the rest
-is cash. A per-use limit (单次使用限额, e.g. 500 yuan an outpatient visit) is the
-bill's: what all relatives together pay for one use, so each grantor pays at most
-what the earlier ones left of it. Pure arithmetic on int fen.
+is cash. A per-use limit (单次使用限额, e.g. 500 yuan an outpatient visit) caps what
+relatives together pay for one bill: in order, each grantor pays at most what the
+earlier ones left of its region's limit; in even shares, the grantors share the
+strictest limit among all the patient's grantors (`per_use_budget`, which the caller
+gives, since a grantor another node holds nothing for is not among `grants`).
+Pure arithmetic on int fen.
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ class Capacity:
     limit_fen: int
     binding_id: str = ""
     policy_version: str = ""
-    # A grant's region's per-use limit: the most all grants together pay for this bill (0 = none).
+    # The grantor's region's per-use limit: the most the bill's grants pay together, up to and
+    # including this one (0 = none).
     per_use_limit_fen: int = 0
 
 
@@ -60,8 +64,15 @@ def least(*limits: int | None) -> int:
     return max(0, min(applicable)) if applicable else 0
 
 
-def split_bill(self_pay_fen: int, own: Sequence[Capacity], grants: Sequence[Capacity], mode: PayerMode) -> Split:
-    """Covers self_pay_fen from the patient's own sources, then the grants, then cash."""
+def split_bill(
+    self_pay_fen: int,
+    own: Sequence[Capacity],
+    grants: Sequence[Capacity],
+    mode: PayerMode,
+    shared_per_use_fen: int | None = None,
+) -> Split:
+    """Covers self_pay_fen from the patient's own sources, then the grants, then cash. In
+    PROPORTIONAL mode the grants together pay at most `shared_per_use_fen` (None: no limit)."""
     remaining = self_pay_fen
     legs: list[Leg] = []
     for capacity in own:
@@ -69,9 +80,11 @@ def split_bill(self_pay_fen: int, own: Sequence[Capacity], grants: Sequence[Capa
         if take:
             legs.append(_leg(capacity, take))
             remaining -= take
-    budget = per_use_budget(g.per_use_limit_fen for g in grants)
-    aid = remaining if budget is None else min(remaining, budget)
-    shares = _proportional(aid, grants) if mode is PayerMode.PROPORTIONAL else _sequential(aid, grants)
+    if mode is PayerMode.PROPORTIONAL:
+        aid = remaining if shared_per_use_fen is None else min(remaining, max(0, shared_per_use_fen))
+        shares = _proportional(aid, grants)
+    else:
+        shares = _sequential(remaining, grants)
     for capacity, take in zip(grants, shares, strict=True):
         if take:
             legs.append(_leg(capacity, take))
@@ -80,8 +93,8 @@ def split_bill(self_pay_fen: int, own: Sequence[Capacity], grants: Sequence[Capa
 
 
 def per_use_budget(per_use_limits_fen: Iterable[int]) -> int | None:
-    """The most a bill's grants together may pay: the strictest of their regions' per-use limits
-    (a family's grantors mostly share a region, so mostly its one limit); None when none sets one."""
+    """The strictest of these per-use limits (a family's grantors mostly share a region, so mostly
+    its one limit); None when none sets one."""
     return min((limit for limit in per_use_limits_fen if limit > 0), default=None)
 
 
@@ -90,11 +103,17 @@ def _leg(capacity: Capacity, amount: int) -> Leg:
 
 
 def _sequential(amount: int, grants: Sequence[Capacity]) -> list[int]:
-    shares = []
+    """In order, each within its limit and what the earlier grants left of its per-use limit."""
+    shares: list[int] = []
+    paid = 0
     for capacity in grants:
-        take = min(amount, max(0, capacity.limit_fen))
+        cap = max(0, capacity.limit_fen)
+        if capacity.per_use_limit_fen > 0:
+            cap = min(cap, max(0, capacity.per_use_limit_fen - paid))
+        take = min(amount, cap)
         shares.append(take)
         amount -= take
+        paid += take
     return shares
 
 
@@ -122,7 +141,12 @@ def _proportional(amount: int, grants: Sequence[Capacity]) -> list[int]:
 
 
 def ceilings(
-    self_pay_fen: int, own: Sequence[Capacity], grants: Sequence[Capacity], mode: PayerMode, unknown: Collection[str]
+    self_pay_fen: int,
+    own: Sequence[Capacity],
+    grants: Sequence[Capacity],
+    mode: PayerMode,
+    unknown: Collection[str],
+    shared_per_use_fen: int | None = None,
 ) -> dict[str, int]:
     """The most the bill could take from each grant in `unknown` (binding ids of grants whose
     limits are not known here, a grantor on another node): its part if it alone of them could
@@ -135,7 +159,7 @@ def ceilings(
             replace(c, limit_fen=self_pay_fen if c.binding_id == binding_id else 0) if c.binding_id in unknown else c
             for c in grants
         ]
-        split = split_bill(self_pay_fen, own, alone, mode)
+        split = split_bill(self_pay_fen, own, alone, mode, shared_per_use_fen)
         part = sum(leg.amount_fen for leg in split.legs if leg.binding_id == binding_id)
         if part > 0:
             parts[binding_id] = part

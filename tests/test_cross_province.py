@@ -518,3 +518,22 @@ def test_a_node_that_holds_both_provinces_reports_their_debt_once_down_to_one_fe
     stub.Settle(papi.SettleRequest(request_id=request_id(), bill=single.bill(2_000)))  # the father alone now
     assert single.clearing(stub) == [("62", "32", 2_001)]
     assert stub.CheckLedger(papi.CheckLedgerRequest()).balanced
+
+
+def test_a_bill_under_per_use_limits_of_two_regions_settles_across_nodes_as_it_was_quoted(two_nodes):
+    """Each grantor pays up to what the earlier ones left of its region's per-use limit, whether
+    or not the grantor on the other node has anything left to hold."""
+    family = CrossFamily(two_nodes, mother_fen=100_000, father_fen=1)
+    put_policy(
+        family.binding, family.clock, "620000", effective_from=family.clock.now() - timedelta(hours=1),
+        geographic_scope=bpb.GEOGRAPHIC_SCOPE_CROSS_PROVINCE, cross_province_provinces=PILOTS,
+        allowed_uses=[common.USE_CATEGORY_OUTPATIENT], per_use_limit_fen=10_000,
+    )  # fmt: skip
+    east = family.nodes.east.stub
+    east.Settle(papi.SettleRequest(request_id=request_id(), bill=family.bill(1)))  # one grantor's last fen
+    quoted = east.QuoteSettlement(papi.QuoteSettlementRequest(bill=family.bill(50_000))).settlement
+    settled = east.Settle(papi.SettleRequest(request_id=request_id(), bill=family.bill(50_000))).settlement
+    legs = [(leg.payer_id_number, leg.amount_fen) for leg in settled.legs]
+    assert legs == [(leg.payer_id_number, leg.amount_fen) for leg in quoted.legs]
+    assert settled.cash_pay_fen == quoted.cash_pay_fen
+    family.assert_books_close()

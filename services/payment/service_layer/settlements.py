@@ -144,6 +144,12 @@ def _draw(
     return Draw(own, capacities, locked, year, {b: r for b, r in remote.items() if b in drawn})
 
 
+def shared_per_use(bill: Bill, payers: Payers) -> int | None:
+    """What the grants together may pay for the bill in even shares: the strictest per-use limit
+    of all the patient's grantors, whether or not this node drew on them (None: none sets one)."""
+    return per_use_budget(g.per_use_limit_fen for g in payers.grants if g.grantor_id_number != bill.patient_id_number)
+
+
 def grant_limit(grant: PayerGrant, account: Account, usage: dict[str, tuple[int, int]]) -> int:
     """The least of: available balance (less any minimum the region makes the grantor keep),
     the binding's yearly cap left, the regional annual quota left, the per-use limit."""
@@ -163,7 +169,7 @@ def grant_limit(grant: PayerGrant, account: Account, usage: dict[str, tuple[int,
 def _settlement_from_split(
     bill: Bill, payers: Payers, draw: Draw, request_id: str, now: datetime, expire_time: datetime | None
 ) -> Settlement:
-    split = split_bill(bill.self_pay_fen, draw.own, draw.grants, payers.mode)
+    split = split_bill(bill.self_pay_fen, draw.own, draw.grants, payers.mode, shared_per_use(bill, payers))
     if bill.refuse_cash_part and split.cash_fen:
         raise DomainError(
             Reason.INSUFFICIENT_FUNDS,
@@ -295,11 +301,12 @@ def check_planned_enough(settlement: Settlement, prepared: Prepared, payers: Pay
     """Raises PlannedTooLittle when the patient would pay cash because this node's payers give
     less than they could when the other nodes were asked to hold (`prepared.local_fen`): asked
     again with what they give now, the other nodes' grantors may cover the cash. Not when the
-    relatives paid all that one use may take (the per-use limit): no grantor could cover more."""
+    relatives paid all that one use may take: every grantor's region sets a per-use limit and
+    they paid the loosest, so no split could cover more."""
     local = sum(leg.amount_fen for leg in _local(settlement))
-    budget = per_use_budget(g.per_use_limit_fen for g in payers.grants)
+    limits = [g.per_use_limit_fen for g in payers.grants if g.grantor_id_number != settlement.bill.patient_id_number]
     aid = sum(leg.amount_fen for leg in settlement.legs if leg.source is PaymentSource.MUTUAL_AID)
-    if budget is not None and aid >= budget:
+    if limits and min(limits) > 0 and aid >= max(limits):
         return
     if settlement.cash_pay_fen > 0 and local < prepared.local_fen:
         raise PlannedTooLittle(
@@ -630,6 +637,7 @@ def remote_ceilings(
     draw = _draw(uow, bill, payers, now, unbounded if known is None else known, local_provinces)
     local_fen = sum(c.limit_fen for c in [*draw.own, *draw.grants] if c.binding_id not in draw.remote)
     if known is None:
-        return ceilings(bill.self_pay_fen, draw.own, draw.grants, payers.mode, draw.remote.keys()), local_fen
-    split = split_bill(bill.self_pay_fen, draw.own, draw.grants, payers.mode)
+        shared = shared_per_use(bill, payers)
+        return ceilings(bill.self_pay_fen, draw.own, draw.grants, payers.mode, draw.remote.keys(), shared), local_fen
+    split = split_bill(bill.self_pay_fen, draw.own, draw.grants, payers.mode, shared_per_use(bill, payers))
     return {leg.binding_id: leg.amount_fen for leg in split.legs if leg.binding_id in draw.remote}, local_fen
