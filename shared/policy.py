@@ -52,6 +52,8 @@ NATIONAL_WALLET_TRANSFER_MAX_FEN = 200_000
 NATIONAL_IMPERSONATION_THRESHOLD = 3
 # Days a changed phone or address may stay unconfirmed before mutual aid is refused (seed 003).
 NATIONAL_CONTACT_CHANGE_GRACE_DAYS = 15
+# The most days a policy may count (ten years): a date that far on is still one a clock can hold.
+MAX_POLICY_DAYS = 3650
 
 
 def wallet_limit(value: int, national: int) -> int | None:
@@ -112,14 +114,22 @@ class RegionPolicy:
                 "policy.chronic_disease_per_use_limit_fen",
                 "must not be negative",
             ),
-            (self.contact_change_grace_days >= 0, "policy.contact_change_grace_days", "must not be negative"),
+            (
+                0 <= self.contact_change_grace_days <= MAX_POLICY_DAYS,
+                "policy.contact_change_grace_days",
+                f"must be 0–{MAX_POLICY_DAYS}",
+            ),
             (
                 self.impersonation_suspension_threshold >= 0,
                 "policy.impersonation_suspension_threshold",
                 "must not be negative",
             ),
             (self.min_grantor_balance_fen >= 0, "policy.min_grantor_balance_fen", "must not be negative"),
-            (self.min_days_before_unbind >= 0, "policy.min_days_before_unbind", "must not be negative"),
+            (
+                0 <= self.min_days_before_unbind <= MAX_POLICY_DAYS,
+                "policy.min_days_before_unbind",
+                f"must be 0–{MAX_POLICY_DAYS}",
+            ),
             (
                 self.wallet_transfers_per_day >= 1 or self.wallet_transfers_per_day == NO_LIMIT,
                 "policy.wallet_transfers_per_day",

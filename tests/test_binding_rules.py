@@ -228,6 +228,18 @@ def test_a_rejected_review_leaves_the_binding_rejected_and_a_second_review_is_re
     assert refusal.reason == "BINDING_NOT_PENDING_REVIEW"
 
 
+def test_a_review_with_a_decision_that_is_neither_approve_nor_reject_is_refused_and_changes_nothing(family):
+    sibling = family.register("王建军")
+    binding = family.bind(sibling, common.RELATIONSHIP_SIBLING)
+    review = bapi.ReviewBindingRequest(request_id=request_id(), binding_id=binding.binding_id, operator_id="op")
+    review.decision = 7  # a value this version does not know
+    refusal = family.refusal(family.stub.ReviewBinding, review)
+    assert (refusal.code, refusal.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "FIELD_INVALID")
+    assert tuple(refusal.fields) == ("decision",)
+    got = family.stub.GetBinding(bapi.GetBindingRequest(binding_id=binding.binding_id)).binding
+    assert got.state == bpb.BINDING_STATE_PENDING_REVIEW
+
+
 def test_a_binding_without_a_proof_document_is_refused(family):
     refusal = family.refusal(
         family.stub.CreateBinding, binding_request(family.grantor, family.spouse, common.RELATIONSHIP_SPOUSE, proof=0)
@@ -647,6 +659,19 @@ def test_a_pooling_region_policy_overrides_its_province_and_a_future_version_wai
         bapi.ListRegionPoliciesRequest(admdvs="32", page_size=2, page_token=listed.next_page_token)
     )
     assert len(rest.policies) == 1 and not rest.next_page_token
+
+
+def test_policies_put_between_two_pages_neither_repeat_nor_hide_another(binding_service):
+    stub, clock = binding_service.stub, binding_service.clock
+    for admdvs in ("320200", "320300", "320400"):
+        put_policy(stub, clock, admdvs)
+    first = stub.ListRegionPolicies(bapi.ListRegionPoliciesRequest(admdvs="32", page_size=2))
+    assert [p.admdvs for p in first.policies] == ["320200", "320300"]
+    put_policy(stub, clock, "320100")  # sorts before the first page
+    rest = stub.ListRegionPolicies(
+        bapi.ListRegionPoliciesRequest(admdvs="32", page_size=2, page_token=first.next_page_token)
+    )
+    assert [p.admdvs for p in rest.policies] == ["320400"] and not rest.next_page_token
 
 
 def test_a_policy_that_leaves_out_grace_days_and_uses_gets_the_national_15_days_and_uses(binding_service):

@@ -258,6 +258,8 @@ def test_a_policy_with_an_unknown_key_is_refused_naming_the_key() -> None:
         ("per_use_limit_fen", -1),
         ("chronic_disease_per_use_limit_fen", -1),
         ("contact_change_grace_days", -1),
+        ("contact_change_grace_days", 2**31 - 1),
+        ("min_days_before_unbind", 2**31 - 1),
         ("impersonation_suspension_threshold", -1),
         ("min_grantor_balance_fen", -1),
         ("min_days_before_unbind", -1),

@@ -126,6 +126,8 @@ class BindingServicer(api_grpc.BindingServiceServicer):
     ) -> api.ReviewBindingResponse:
         if request.decision == api.REVIEW_DECISION_UNSPECIFIED:
             raise DomainError(Reason.FIELD_REQUIRED, "decision must be APPROVE or REJECT", field="decision")
+        if request.decision not in (api.REVIEW_DECISION_APPROVE, api.REVIEW_DECISION_REJECT):
+            raise DomainError(Reason.FIELD_INVALID, "decision must be APPROVE or REJECT", field="decision")
         approve = request.decision == api.REVIEW_DECISION_APPROVE
         binding_id = required_id(request.binding_id, "binding_id")
         operator_id = text_field(request.operator_id, "operator_id", 64)
@@ -336,11 +338,19 @@ class BindingServicer(api_grpc.BindingServiceServicer):
         if prefix and (not prefix.isdigit() or len(prefix) > 6):
             raise DomainError(Reason.INVALID_ADMDVS, "admdvs filter must be up to 6 digits", field="admdvs")
         limit = page_size(request.page_size)
-        offset = decode_offset(request.page_token, [prefix]) or 0
+        # The token holds the last policy's key, not a count, so a policy put between two pages
+        # neither repeats nor hides another.
+        after = decode_time_and_id(request.page_token, [prefix, "key"])
         policies = await self._run.query(lambda uow: use_cases.list_policies(uow, prefix))
-        page = policies[offset : offset + limit]
-        more = offset + limit < len(policies)
+        if after is not None:
+            policies = [p for p in policies if (p.admdvs, p.effective_from) > (after[1], after[0])]
+        page = policies[:limit]
+        last = page[-1] if page else None
         return api.ListRegionPoliciesResponse(
             policies=[convert.policy_to_proto(p) for p in page],
-            next_page_token=encode_page_token([prefix], offset + limit) if more else "",
+            next_page_token=(
+                encode_page_token([prefix, "key"], [last.effective_from.isoformat(), last.admdvs])
+                if last is not None and len(policies) > limit
+                else ""
+            ),
         )
