@@ -368,6 +368,19 @@ def test_a_credit_with_an_unspecified_kind_or_account_kind_is_refused(family):
     assert_ledger_balanced(family)
 
 
+def test_a_contribution_month_that_is_not_yyyy_mm_is_refused_and_credits_nothing(family):
+    for period in ("xx", "2026-13", "2026-3", "202603"):
+        refusal = refused(
+            family.payment.CreditAccount,
+            papi.CreditAccountRequest(
+                request_id=request_id(), id_number=family.mother.id_number, account_kind=PERSONAL, amount_fen=100,
+                kind=papi.CREDIT_KIND_MONTHLY_CONTRIBUTION, period=period,
+            ),
+        )  # fmt: skip
+        assert (refusal.code, refusal.reason, refusal.fields) == (INVALID_ARGUMENT, "FIELD_INVALID", ("period",))
+    assert money(family, family.mother) == (100_000, 0, 100_000)
+
+
 # GetAccount ---------------------------------------------------------------
 
 

@@ -8,6 +8,7 @@ whether another node forwarded the call.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -143,6 +144,8 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
         amount = within_limit(accounts.check_credit_amount(request.amount_fen, purpose), "amount_fen", self._max_amount)
         admdvs = request.admdvs and validate_admdvs(request.admdvs, "admdvs")
         period = text_field(request.period, "period", 7)
+        if period and not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", period):
+            raise DomainError(Reason.FIELD_INVALID, "period is the contribution month, YYYY-MM", field="period")
         memo = accounts.credit_memo(text_field(request.memo, "memo", 500), period)
 
         def run(uow: PaymentUnitOfWork) -> api.CreditAccountResponse:
