@@ -258,6 +258,28 @@ def test_a_grantor_whose_contact_change_is_overdue_cannot_transfer_to_a_wallet_u
     assert family.ledger().balanced
 
 
+@pytest.fixture
+def binding_before_wallet_checks(monkeypatch) -> None:
+    """A binding service of a version before CheckWalletTransfer; patched before it starts."""
+    from services.binding.entrypoints.grpc_servicer import BindingServicer
+
+    async def unimplemented(self, request, context):
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Method not implemented!")
+
+    monkeypatch.setattr(BindingServicer, "CheckWalletTransfer", unimplemented)
+
+
+def test_a_payment_node_transfers_over_the_listed_binding_when_the_binding_service_is_a_version_behind(
+    binding_before_wallet_checks, payment_service
+):
+    """The services upgrade one at a time: without CheckWalletTransfer the active binding comes
+    from ListBindings, as before."""
+    family = PaymentFamily(payment_service)
+    activate_wallet(family)
+    assert transfer(family, 5_000).transfer.state == ppb.TRANSFER_STATE_COMPLETED
+    assert family.ledger().balanced
+
+
 def test_a_wallet_transfer_leaves_the_grantor_the_balance_the_region_makes_grantors_keep(family):
     """E.g. Lhasa's 3,000 yuan: mutual aid never takes the grantor below it."""
     from tests.test_payment_rpcs import put_policy

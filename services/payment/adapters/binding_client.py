@@ -138,6 +138,9 @@ class GrpcBindingDirectory:
         try:
             found = await self._stub.CheckWalletTransfer(request, timeout=self._deadline)
         except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.UNIMPLEMENTED:
+                # A binding service of a version before CheckWalletTransfer, mid-upgrade.
+                return await self._listed_binding_between(grantor_id_number, beneficiary_id_number)
             refusal = _transfer_refusal(error)
             if refusal is not None:
                 raise refusal from None
@@ -146,6 +149,27 @@ class GrpcBindingDirectory:
             found.binding_id, grantor_id_number, beneficiary_id_number, True, found.grantor_admdvs,
             found.beneficiary_admdvs,
         )  # fmt: skip
+
+    async def _listed_binding_between(self, grantor_id_number: str, beneficiary_id_number: str) -> BoundPair:
+        """The active binding between the two, from ListBindings (no contact-change check)."""
+        request = bapi.ListBindingsRequest(
+            grantor_id_number=grantor_id_number, states=[bpb.BINDING_STATE_ACTIVE], page_size=50
+        )
+        try:
+            listed = await self._stub.ListBindings(request, timeout=self._deadline)
+        except grpc.aio.AioRpcError as error:
+            raise _unavailable(error, "about the grantor's bindings") from None
+        for found in listed.bindings:
+            if found.beneficiary_id_number == beneficiary_id_number:
+                return BoundPair(
+                    found.binding_id, found.grantor_id_number, found.beneficiary_id_number, True,
+                    found.grantor_admdvs, found.beneficiary_admdvs,
+                )  # fmt: skip
+        raise DomainError(
+            Reason.BINDING_NOT_ACTIVE,
+            "the grantor has no active binding with this beneficiary",
+            field="beneficiary_id_number",
+        )
 
     async def impersonation_threshold(self, admdvs: str) -> int:
         try:
