@@ -537,3 +537,23 @@ def test_a_bill_under_per_use_limits_of_two_regions_settles_across_nodes_as_it_w
     assert legs == [(leg.payer_id_number, leg.amount_fen) for leg in quoted.legs]
     assert settled.cash_pay_fen == quoted.cash_pay_fen
     family.assert_books_close()
+
+
+def test_an_account_kept_by_another_provinces_node_is_read_through_any_node(family):
+    """A hospital or app may ask either node about a person: the node that does not keep the
+    account asks the one that does, in the caller's name, statement pages included."""
+    family.nodes.east.stub.Settle(papi.SettleRequest(request_id=request_id(), bill=family.bill(30_000)))
+    east, west = family.nodes.east.stub, family.nodes.west.stub
+    assert family.balance(east, family.father) == family.balance(west, family.father)
+    statement = papi.ListStatementRequest(
+        id_number=family.father.id_number, account_kind=ppb.ACCOUNT_KIND_PERSONAL_ACCOUNT, page_size=1
+    )
+    first = east.ListStatement(statement)
+    assert list(first.lines) == list(west.ListStatement(statement).lines) and first.next_page_token
+    statement.page_token = first.next_page_token
+    second = east.ListStatement(statement)
+    assert [line.amount_fen for line in [*first.lines, *second.lines]] == [-20_000, 100_000]
+    stranger = make_id_number("620102")
+    with pytest.raises(grpc.RpcError) as raised:
+        east.GetAccount(papi.GetAccountRequest(id_number=stranger, account_kind=ppb.ACCOUNT_KIND_PERSONAL_ACCOUNT))
+    assert refusal_of(raised.value).reason == "ACCOUNT_NOT_FOUND"

@@ -166,10 +166,13 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
         id_number = validate_id_number(request.id_number)
         kind = convert.account_kind_to_read(request.account_kind)
 
-        account, shares = await self._run.query(
-            lambda uow: accounts.account_with_shares(uow, id_number, kind, self._clock.now())
-        )
-        return api.GetAccountResponse(account=convert.account_to_proto(account, shares))
+        async def here() -> api.GetAccountResponse:
+            account, shares = await self._run.query(
+                lambda uow: accounts.account_with_shares(uow, id_number, kind, self._clock.now())
+            )
+            return api.GetAccountResponse(account=convert.account_to_proto(account, shares))
+
+        return await self._routing.on_account_keeper("GetAccount", request, caller_id(), forwarded(), here)
 
     async def ListStatement(
         self, request: api.ListStatementRequest, context: grpc.aio.ServicerContext
@@ -179,16 +182,25 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
         start, end = month_bounds(request.month) if request.month else (None, None)
         limit = page_size(request.page_size)
         query = [id_number, kind.value, request.month]
-        before = decode_offset(request.page_token, query)
 
-        rows = await self._run.query(
-            lambda uow: accounts.statement(uow, id_number, kind, start, end, before, limit + 1)
-        )
-        page, more = rows[:limit], len(rows) > limit
-        return api.ListStatementResponse(
-            lines=[convert.statement_line(row) for row in page],
-            next_page_token=encode_page_token(query, page[-1].posting_id) if more else "",
-        )
+        async def here() -> api.ListStatementResponse:
+            try:
+                before = decode_offset(request.page_token, query)
+            except DomainError:
+                if self._routing.distributed:
+                    # A page token of the node that keeps the account is not this node's to read.
+                    await self._run.query(lambda uow: accounts.get_account(uow, id_number, kind))
+                raise
+            rows = await self._run.query(
+                lambda uow: accounts.statement(uow, id_number, kind, start, end, before, limit + 1)
+            )
+            page, more = rows[:limit], len(rows) > limit
+            return api.ListStatementResponse(
+                lines=[convert.statement_line(row) for row in page],
+                next_page_token=encode_page_token(query, page[-1].posting_id) if more else "",
+            )
+
+        return await self._routing.on_account_keeper("ListStatement", request, caller_id(), forwarded(), here)
 
     # Settlements ---------------------------------------------------------------------
 

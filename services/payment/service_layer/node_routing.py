@@ -29,6 +29,11 @@ class NodeRouting:
     def _routing(self) -> RoutingTable:
         return self._coordinator.routing
 
+    @property
+    def distributed(self) -> bool:
+        """Whether other payment nodes keep accounts too."""
+        return self._routing.distributed
+
     def is_local(self, admdvs: str) -> bool:
         return self._routing.is_local(admdvs)
 
@@ -118,6 +123,27 @@ class NodeRouting:
         if elsewhere is not None:
             return elsewhere
         return await self._here_then_follow_up(here, settled)
+
+    async def on_account_keeper(
+        self, method: str, request: Any, caller: str, forwarded: bool, here: Callable[[], Awaitable[A]]
+    ) -> A:
+        """A read of a person's account: here, or, when this node keeps no such account, the
+        answer of the node that does (each other node is asked in the caller's name, so its
+        access policy judges the caller). NOT_FOUND when no node keeps it."""
+        try:
+            return await here()
+        except DomainError as missing:
+            if missing.reason is not Reason.ACCOUNT_NOT_FOUND or not self._routing.distributed or forwarded:
+                raise
+            for peer in self._routing.nodes.values():
+                if peer.name == self._routing.local:
+                    continue
+                try:
+                    return await self._coordinator.forward(peer, method, request, caller)
+                except DomainError as elsewhere:
+                    if elsewhere.reason is not Reason.ACCOUNT_NOT_FOUND:
+                        raise
+            raise
 
     async def _here_then_follow_up(self, here: Callable[[], Awaitable[A]], settled: Callable[[A], str] | None) -> A:
         answer = await here()
