@@ -6,8 +6,9 @@ or, in PROPORTIONAL mode, split evenly across them within those limits; the rest
 is cash. A per-use limit (单次使用限额, e.g. 500 yuan an outpatient visit) caps what
 relatives together pay for one bill: in order, each grantor pays at most what the
 earlier ones left of its region's limit; in even shares, the grantors share the
-strictest limit among all the patient's grantors (`per_use_budget`, which the caller
-gives, since a grantor another node holds nothing for is not among `grants`).
+strictest limit among all the patient's grantors, which the caller gives
+(`shared_per_use_fen`), since a grantor another node holds nothing for is not among
+`grants`.
 Pure arithmetic on int fen.
 """
 

@@ -82,6 +82,11 @@ class RoutingTable:
     def distributed(self) -> bool:
         return len(self.nodes) > 1
 
+    @property
+    def peers(self) -> list[Node]:
+        """The other payment nodes, in the routing file's order."""
+        return [node for node in self.nodes.values() if node.name != self.local]
+
     def directory(self) -> NodeDirectory:
         """The nodes a server accepts as callers, with the provinces each may act for."""
         return NodeDirectory({name: node.provinces for name, node in self.nodes.items()}, self.me.provinces)

@@ -385,8 +385,8 @@ def resolve(
     return replace(resolution, earmarked=earmarked)
 
 
+# What stops a transfer over an active binding (the loop below reads active ones only).
 _TRANSFER_REFUSALS = {
-    Reason.BINDING_NOT_ACTIVE: "the binding between them is not active",
     Reason.BENEFICIARY_NOT_IN_NORMAL_STATUS: "the beneficiary's insurance is not in normal status",
     Reason.GRANTOR_NOT_IN_NORMAL_STATUS: "the grantor's insurance is not in normal status",
     Reason.CONTACT_CHANGE_OVERDUE: "a changed phone or address was not confirmed within the region's grace days; "

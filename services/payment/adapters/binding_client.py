@@ -49,17 +49,21 @@ _TRANSFER_REFUSALS = {
 }  # fmt: skip
 
 
+def _no_active_binding() -> DomainError:
+    return DomainError(
+        Reason.BINDING_NOT_ACTIVE,
+        "the grantor has no active binding with this beneficiary",
+        field="beneficiary_id_number",
+    )
+
+
 def _transfer_refusal(error: grpc.aio.AioRpcError) -> DomainError | None:
     status = rpc_status.from_call(error)  # type: ignore[arg-type]
     info = error_info_of(status) if status else None
     if info is None:
         return None
     if info.reason == Reason.PERSON_NOT_FOUND.value:
-        return DomainError(
-            Reason.BINDING_NOT_ACTIVE,
-            "the grantor has no active binding with this beneficiary",
-            field="beneficiary_id_number",
-        )
+        return _no_active_binding()
     reason = next((r for r in _TRANSFER_REFUSALS if r.value == info.reason), None)
     if reason is None:
         return None
@@ -165,11 +169,7 @@ class GrpcBindingDirectory:
                     found.binding_id, found.grantor_id_number, found.beneficiary_id_number, True,
                     found.grantor_admdvs, found.beneficiary_admdvs,
                 )  # fmt: skip
-        raise DomainError(
-            Reason.BINDING_NOT_ACTIVE,
-            "the grantor has no active binding with this beneficiary",
-            field="beneficiary_id_number",
-        )
+        raise _no_active_binding()
 
     async def impersonation_threshold(self, admdvs: str) -> int:
         try:

@@ -105,9 +105,7 @@ class Coordinator:
     async def forward_to_holder(self, method: str, request: Any, settlement_id: str, acting_for: str) -> Any | None:
         """Sends an id-based request to the node that holds the settlement; None when no node has it
         (for `acting_for`: another institution's settlement is not found for it anywhere)."""
-        for peer in self._routing.nodes.values():
-            if peer.name == self._routing.local:
-                continue
+        for peer in self._routing.peers:
             try:
                 found = await self._client.forward(peer, "GetSettlement", _get_settlement(settlement_id), acting_for)
             except (DomainError, RpcFailure):
@@ -122,9 +120,7 @@ class Coordinator:
         Every node that did not have it now refuses the original if it ever arrives. A node that
         does not answer makes the whole reversal UNAVAILABLE, to be retried with the same key."""
         unreachable: DomainError | None = None
-        for peer in self._routing.nodes.values():
-            if peer.name == self._routing.local:
-                continue
+        for peer in self._routing.peers:
             try:
                 answer = await self._client.forward(peer, "ReverseRequest", request, acting_for)
             except DomainError as error:

@@ -135,9 +135,7 @@ class NodeRouting:
         except DomainError as missing:
             if missing.reason is not Reason.ACCOUNT_NOT_FOUND or not self._routing.distributed or forwarded:
                 raise
-            for peer in self._routing.nodes.values():
-                if peer.name == self._routing.local:
-                    continue
+            for peer in self._routing.peers:
                 try:
                     return await self._coordinator.forward(peer, method, request, caller)
                 except DomainError as elsewhere:

@@ -636,8 +636,8 @@ def remote_ceilings(
     }
     draw = _draw(uow, bill, payers, now, unbounded if known is None else known, local_provinces)
     local_fen = sum(c.limit_fen for c in [*draw.own, *draw.grants] if c.binding_id not in draw.remote)
+    shared = shared_per_use(bill, payers)
     if known is None:
-        shared = shared_per_use(bill, payers)
         return ceilings(bill.self_pay_fen, draw.own, draw.grants, payers.mode, draw.remote.keys(), shared), local_fen
-    split = split_bill(bill.self_pay_fen, draw.own, draw.grants, payers.mode, shared_per_use(bill, payers))
+    split = split_bill(bill.self_pay_fen, draw.own, draw.grants, payers.mode, shared)
     return {leg.binding_id: leg.amount_fen for leg in split.legs if leg.binding_id in draw.remote}, local_fen
