@@ -11,7 +11,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, or_, select, update
+from sqlalchemy import Engine, bindparam, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -21,6 +21,16 @@ from services.gateway.service_layer.ports import Hold, RelayedSettlement, Stay, 
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+
+
+# The answer stored for (institution, msgid).
+ANSWER = select(answers.c.request_digest, answers.c.answer, answers.c.infno).where(
+    answers.c.institution_code == bindparam("institution_code"), answers.c.msgid == bindparam("msgid")
+)
+
+
+def _stored(row: Any) -> StoredAnswer:
+    return StoredAnswer(row.request_digest, bytes(row.answer), row.infno)
 
 
 class SqlStore:
@@ -42,12 +52,8 @@ class SqlStore:
 
     async def answer(self, institution_code: str, msgid: str) -> StoredAnswer | None:
         def work(connection: Connection) -> StoredAnswer | None:
-            row = connection.execute(
-                select(answers.c.request_digest, answers.c.answer, answers.c.infno).where(
-                    answers.c.institution_code == institution_code, answers.c.msgid == msgid
-                )
-            ).first()
-            return None if row is None else StoredAnswer(row.request_digest, bytes(row.answer), row.infno)
+            row = connection.execute(ANSWER, {"institution_code": institution_code, "msgid": msgid}).first()
+            return None if row is None else _stored(row)
 
         return await self._run(work)
 
@@ -60,12 +66,7 @@ class SqlStore:
                 answer=answer, create_time=at,
             )  # fmt: skip
             connection.execute(insert.on_conflict_do_nothing(index_elements=["institution_code", "msgid"]))
-            row = connection.execute(
-                select(answers.c.request_digest, answers.c.answer, answers.c.infno).where(
-                    answers.c.institution_code == institution_code, answers.c.msgid == msgid
-                )
-            ).one()
-            return StoredAnswer(row.request_digest, bytes(row.answer), row.infno)
+            return _stored(connection.execute(ANSWER, {"institution_code": institution_code, "msgid": msgid}).one())
 
         return await self._run(work)
 

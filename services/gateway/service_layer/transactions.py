@@ -359,10 +359,11 @@ class Transactions:
         if found is not None:
             state = await self._follow_reversal(envelope, found, omsgid, reversed_, now)
             # A final 2304 closed the stay and its 2305 opened it again; a reversal undoes either.
-            if found.infno == "2304" and not found.mid_setl and state == SETTLED:
-                await self._inpatient.closed_again(envelope, found.mdtrt_id, found.psn_no)
-            elif found.infno == "2304" and not found.mid_setl and state == REVERSED:
-                await self._inpatient.reopened(code, found.mdtrt_id)
+            if found.infno == "2304" and not found.mid_setl:
+                if state == SETTLED:
+                    await self._inpatient.closed_again(envelope, found.mdtrt_id, found.psn_no)
+                elif state == REVERSED:
+                    await self._inpatient.reopened(code, found.mdtrt_id)
         return {
             "data": {
                 "omsgid": omsgid, "oinfno": oinfno, "orig_found": "1" if reversed_.original_found or found else "0",
