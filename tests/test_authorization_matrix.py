@@ -60,6 +60,9 @@ CALLERS: dict[str, Principal | None] = {
     "gateway": GATEWAY,
     "gateway for institution": GATEWAY,
     "gateway for channel": GATEWAY,
+    # A payment node of the routing file sending gongji-acting-for, as it forwards calls.
+    "node for institution": payment_node("west"),
+    "node for operator": payment_node("west"),
     "no certificate": None,
     "other CA": institution(HOSPITAL),
     # Signed by our CA, but its SPIFFE ID is of another trust domain.
@@ -69,7 +72,15 @@ CALLERS: dict[str, Principal | None] = {
 ACTING: dict[str, Principal] = {
     "gateway for institution": institution(HOSPITAL),
     "gateway for channel": channel_principal(Channel.WECHAT),
+    "node for institution": institution(HOSPITAL),
+    "node for operator": operator("320000", "op-js"),
 }
+# What a payment node forwards in its caller's name: what another node keeps (bills, their
+# follow-ups, reads). Anything else in another's name is denied, whoever it names.
+NODE_FORWARDS = {
+    "QuoteSettlement", "AuthorizeSettlement", "Settle", "CaptureSettlement", "ReleaseSettlement",
+    "RefundSettlement", "ReverseRequest", "GetSettlement", "GetAccount", "ListStatement",
+}  # fmt: skip
 
 
 def expected(allowed: str, scoped: dict[str, str] | None = None) -> dict[str, str]:
@@ -158,6 +169,10 @@ MATRIX: dict[str, dict[str, str]] = {
     "Health/Check": expected("institution channel operator node")
     | {"binding service": OK, "gateway": OK, "gateway for institution": DENIED},
 }
+for _rpc, _row in MATRIX.items():
+    _forwarded = _rpc.startswith("PaymentService/") and _rpc.split("/")[1] in NODE_FORWARDS
+    _row["node for institution"] = _row["institution"] if _forwarded else DENIED
+    _row["node for operator"] = _row["operator in region"] if _forwarded else DENIED
 
 
 def _id() -> str:

@@ -277,6 +277,32 @@ def test_the_shipped_policy_lets_the_gateway_act_for_institutions_only_and_nodes
     assert all(policy.rule_for(method, GATEWAY) is None for method in policy.rules if not method.startswith("/grpc."))
 
 
+def test_a_payment_node_may_forward_only_what_another_node_keeps():
+    """Bills, their follow-ups and account reads travel between nodes in the caller's name;
+    crediting an account or suspending a person never does, so a node cannot act as an operator."""
+    policy = AccessPolicy.shipped()
+    node = payment_node("east")
+    forwarded = ("Settle", "CaptureSettlement", "ReverseRequest", "GetSettlement", "GetAccount", "ListStatement")
+    for method in forwarded:
+        assert policy.may_act_for_others(f"/gongji.payment.v1.PaymentService/{method}", node), method
+    for method in ("CreditAccount", "SuspendSettlement", "LiftSuspension", "ActivateWallet", "CheckLedger"):
+        assert not policy.may_act_for_others(f"/gongji.payment.v1.PaymentService/{method}", node), method
+
+
+def test_a_forwarded_method_the_service_does_not_have_is_a_problem_of_the_policy():
+    policy = AccessPolicy.parse(
+        {
+            "services": {},
+            "acting_for_others": {"gongji.payment.v1.PaymentService": {"service/payment": ["Setle"]}},
+            "may_represent": {"service/payment": ["*"]},
+        }
+    )
+    problems = policy.check_against([papi.DESCRIPTOR.services_by_name["PaymentService"]], frozenset())
+    assert "acting_for_others.gongji.payment.v1.PaymentService.service/payment: Setle is no method of the service" in (
+        problems
+    )
+
+
 @pytest.mark.parametrize(
     ("forwarding", "message"),
     [
@@ -291,6 +317,11 @@ def test_the_shipped_policy_lets_the_gateway_act_for_institutions_only_and_nodes
             {"acting_for_others": {"gongji.payment.v1.PaymentService": ["service/gateway"]},
              "may_represent": {"service/gateway": "institution"}},
             "expected a list",
+        ),
+        (
+            {"acting_for_others": {"gongji.payment.v1.PaymentService": {"service/gateway": []}},
+             "may_represent": {"service/gateway": ["institution"]}},
+            "expected a list of method names",
         ),
     ],
 )  # fmt: skip

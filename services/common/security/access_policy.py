@@ -5,16 +5,21 @@ It is data (`access_policy.json` is the shipped default; `--access-policy FILE` 
     {"services": {"gongji.payment.v1.PaymentService": {
         "Settle": [{"principal": "institution", "scopes": ["own_institution(bill.institution_code)"]}],
         ...}},
-     "acting_for_others": {"gongji.payment.v1.PaymentService": ["service/payment", "service/gateway"]},
+     "acting_for_others": {"gongji.payment.v1.PaymentService": {
+         "service/payment": ["Settle", "GetAccount", ...], "service/gateway": ["*"]}},
      "may_represent": {"service/payment": ["*"], "service/gateway": ["institution"]}}
 
 A method maps to rules, one per principal kind; a call is allowed when the caller's kind
 has a rule and every scope of it holds. Anything without a rule is denied. ``"*"`` is any
 authenticated principal; ``"anyone"`` also admits a caller without one (health checks on a
 plaintext loopback port). ``acting_for_others`` names who may forward a call for another
-principal on which service (a payment node passing a bill to the node of its province, the
-gateway passing an institution's transaction on), and ``may_represent`` whom each of those
-forwarders may act for (``"*"``: any principal); every forwarder needs an entry. Anything
+principal on which service, and which of its methods (a payment node passing a bill, a
+settlement's follow-up or an account read to the node that keeps it; the gateway passing an
+institution's transaction on); ``["*"]``, or a bare list of kinds, is every method. A payment
+node's list is short on purpose: a node acting for an operator could otherwise credit accounts
+or suspend persons on another province's node, which no forwarding ever needs.
+``may_represent`` says whom each of those forwarders may act for (``"*"``: any principal);
+every forwarder needs an entry. Anything
 else sent with ``gongji-acting-for`` is refused as CALLER_NOT_ALLOWED. An admitted call is
 judged as the original caller's, by that caller's rules and scopes.
 
@@ -65,8 +70,9 @@ class Rule:
 class AccessPolicy:
     # "/package.Service/Method" → rules
     rules: Mapping[str, tuple[Rule, ...]]
-    # service full name → principal kinds that may act for other principals there
-    acting_for_others: Mapping[str, frozenset[PrincipalKind]]
+    # service full name → principal kinds that may act for other principals there → the method
+    # names they may forward ("*": all)
+    acting_for_others: Mapping[str, Mapping[PrincipalKind, frozenset[str]]]
     # forwarder kind → the kinds of principal it may act for
     represents: Mapping[PrincipalKind, frozenset[PrincipalKind]]
 
@@ -92,9 +98,7 @@ class AccessPolicy:
                 raise AccessPolicyError(f"{service}: expected an object of methods")
             for method, entries in methods.items():
                 rules[f"/{service}/{method}"] = tuple(_rule(f"{service}/{method}", entry) for entry in entries)
-        acting: dict[str, frozenset[PrincipalKind]] = {}
-        for service, kinds in (data.get("acting_for_others") or {}).items():
-            acting[service] = frozenset(_kind(f"acting_for_others.{service}", kind) for kind in kinds)
+        acting = _forwarding(data.get("acting_for_others") or {})
         return cls(rules, acting, _represents(data.get("may_represent") or {}, acting))
 
     def rule_for(self, method: str, principal: Principal | None) -> Rule | None:
@@ -107,9 +111,10 @@ class AccessPolicy:
         return None
 
     def may_act_for_others(self, method: str, principal: Principal) -> bool:
-        """Whether this principal may forward calls of this method's service for others."""
-        service = method.split("/")[1]
-        return principal.kind in self.acting_for_others.get(service, frozenset())
+        """Whether this principal may forward calls of this method for others."""
+        _, service, name = method.split("/", 2)
+        methods = self.acting_for_others.get(service, {}).get(principal.kind, frozenset())
+        return ANY_AUTHENTICATED in methods or name in methods
 
     def may_represent(self, forwarder: Principal, represented: Principal) -> bool:
         """Whether this forwarder may act for that principal (the gateway: institutions only)."""
@@ -136,6 +141,15 @@ class AccessPolicy:
                     if field and not _has_field(request, field):
                         problems.append(f"{method}: scope {name} names {field}, which {request.name} does not have")
         problems += [f"{method}: no rule, so nobody may call it" for method in served if method not in self.rules]
+        for service, forwarders in self.acting_for_others.items():
+            known = {method.split("/")[2] for method in served if method.split("/")[1] == service}
+            if not known:
+                continue  # another server's service
+            for kind, methods in forwarders.items():
+                problems += [
+                    f"acting_for_others.{service}.{kind.value}: {name} is no method of the service"
+                    for name in sorted(methods - known - {ANY_AUTHENTICATED})
+                ]
         return problems
 
     def table(self) -> list[tuple[str, str]]:
@@ -154,8 +168,28 @@ def _kind(where: str, value: Any) -> PrincipalKind:
         raise AccessPolicyError(f"{where}: unknown principal kind {value!r} (one of {kinds})") from None
 
 
+def _forwarding(data: Any) -> dict[str, dict[PrincipalKind, frozenset[str]]]:
+    """``acting_for_others``: per service, the forwarder kinds and the methods each may forward;
+    a bare list of kinds lets them forward every method."""
+    if not isinstance(data, dict):
+        raise AccessPolicyError("acting_for_others: expected an object of service → forwarders")
+    acting: dict[str, dict[PrincipalKind, frozenset[str]]] = {}
+    for service, forwarders in data.items():
+        where = f"acting_for_others.{service}"
+        if isinstance(forwarders, list):
+            forwarders = {kind: [ANY_AUTHENTICATED] for kind in forwarders}
+        if not isinstance(forwarders, dict):
+            raise AccessPolicyError(f"{where}: expected forwarder kinds, or an object of kind → method names")
+        acting[service] = {}
+        for kind, methods in forwarders.items():
+            if not isinstance(methods, list) or not methods or not all(isinstance(m, str) for m in methods):
+                raise AccessPolicyError(f'{where}.{kind}: expected a list of method names (or ["*"])')
+            acting[service][_kind(where, kind)] = frozenset(methods)
+    return acting
+
+
 def _represents(
-    data: Any, acting: Mapping[str, frozenset[PrincipalKind]]
+    data: Any, acting: Mapping[str, Mapping[PrincipalKind, frozenset[str]]]
 ) -> dict[PrincipalKind, frozenset[PrincipalKind]]:
     """``may_represent``: for each forwarder, the kinds it may act for ("*": all). Every kind
     that ``acting_for_others`` lets forward needs an entry, and every entry a forwarder, so
@@ -170,7 +204,7 @@ def _represents(
         represents[_kind(where, forwarder)] = (
             frozenset(PrincipalKind) if ANY_AUTHENTICATED in kinds else frozenset(_kind(where, kind) for kind in kinds)
         )
-    forwarders: frozenset[PrincipalKind] = frozenset().union(*acting.values())
+    forwarders: frozenset[PrincipalKind] = frozenset().union(*(kinds.keys() for kinds in acting.values()))
     unsaid = sorted(kind.value for kind in forwarders - represents.keys())
     if unsaid:
         raise AccessPolicyError(

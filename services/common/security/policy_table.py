@@ -36,14 +36,19 @@ def markdown(policy: AccessPolicy) -> str:
         "",
         "Forwarding for another principal: "
         + "; ".join(
-            f"`{service}` by {', '.join(sorted(kind.value for kind in kinds))}"
-            for service, kinds in sorted(policy.acting_for_others.items())
+            f"`{service}` by "
+            + ", ".join(f"{kind.value} ({_methods(methods)})" for kind, methods in sorted(forwarders.items()))
+            for service, forwarders in sorted(policy.acting_for_others.items())
         )
         + ". A forwarder acts only for: "
         + "; ".join(f"{forwarder.value} for {_kinds(kinds)}" for forwarder, kinds in sorted(policy.represents.items()))
         + ".",
     ]
     return "\n".join(rows + legend + forwarding)
+
+
+def _methods(methods: frozenset[str]) -> str:
+    return "every method" if ANY_AUTHENTICATED in methods else ", ".join(sorted(methods))
 
 
 def _kinds(kinds: frozenset[PrincipalKind]) -> str:
