@@ -498,6 +498,46 @@ def test_a_node_holds_nothing_for_a_binding_the_binding_service_does_not_know(cr
     cross.assert_books_close()
 
 
+def test_a_node_acting_for_an_operator_credits_and_suspends_nobody_on_another_node(cross):
+    """Forwarding carries bills and reads; a node's certificate is no operator's elsewhere."""
+    east_as_west = cross.nodes.east.stub.stub_as(payment_node("west"))
+    credit = papi.CreditAccountRequest(
+        request_id=request_id(), id_number=cross.mother.id_number, account_kind=ppb.ACCOUNT_KIND_PERSONAL_ACCOUNT,
+        amount_fen=5_000_000, kind=papi.CREDIT_KIND_ADJUSTMENT, admdvs="320100",
+    )  # fmt: skip
+    suspend = papi.SuspendSettlementRequest(
+        request_id=request_id(), holder_id_number=cross.mother.id_number, reason="a peer says so"
+    )
+    for call, request in ((east_as_west.CreditAccount, credit), (east_as_west.SuspendSettlement, suspend)):
+        with pytest.raises(grpc.RpcError) as raised:
+            call(request, timeout=20, metadata=for_(NATIONAL))
+        refused = refusal_of(raised.value)
+        assert (refused.code, refused.reason) == (PERMISSION_DENIED, "CALLER_NOT_ALLOWED")
+    assert held_by_mother(cross) == (100_000, 0)
+    settled = cross.nodes.east.stub.Settle(papi.SettleRequest(request_id=request_id(), bill=cross.bill(1_000)))
+    assert settled.settlement.state == ppb.SETTLEMENT_STATE_CAPTURED  # nobody was suspended
+
+
+def test_a_node_holds_no_binding_twice_in_one_transaction_so_its_cap_holds(cross):
+    """Each leg of a prepare is judged with the earlier legs' holds counted; the same binding
+    twice is no request a coordinator makes, and is refused whole."""
+    cross.binding.as_principal(WECHAT).UpdateSharingLimit(
+        bapi.UpdateSharingLimitRequest(
+            request_id=request_id(), binding_id=cross.mother_binding.binding_id, yearly_cap_fen=10_000
+        )
+    )
+    west_calls = cross.nodes.east.node_stub("west")
+    request = prepare(cross, cross.mother_binding.binding_id, cross.mother.id_number, 10_000)
+    request.legs.extend(
+        [node.NodeLeg(leg_no=n, payer_id_number=cross.mother.id_number, binding_id=cross.mother_binding.binding_id,
+                      amount_fen=10_000) for n in (2, 3, 4)]
+    )  # fmt: skip
+    refused = refusal(west_calls.PrepareLegs, request)
+    assert (refused.code, refused.reason) == (PERMISSION_DENIED, "PEER_CLAIM_REJECTED")
+    assert held_by_mother(cross) == (100_000, 0)
+    cross.assert_books_close()
+
+
 def test_a_node_captures_neither_less_than_nothing_nor_more_than_it_holds(cross):
     west_calls = cross.nodes.east.node_stub("west")
     request = prepare(cross, cross.mother_binding.binding_id, cross.mother.id_number, 10_000)

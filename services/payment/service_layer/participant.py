@@ -109,6 +109,7 @@ def prepare(
             else HeldLeg(leg, 0, "")
             for leg in existing.legs
         ]  # fmt: skip
+    _refuse_repeated_legs(legs)
     grant_of = {g.binding_id: g for g in grants}
     locked = uow.accounts.lock(personal_account(leg.payer_id_number) for leg in legs)
     year = year_of(now)
@@ -141,6 +142,9 @@ def prepare(
             continue
         account.held_fen += amount
         uow.usage.add(leg.binding_id, year, leg.payer_id_number, beneficiary, 0, amount)
+        # A later leg of this grantor is judged with this hold counted, as the stored usage will.
+        shared, held = usage.setdefault(leg.payer_id_number, {}).get(leg.binding_id, (0, 0))
+        usage[leg.payer_id_number][leg.binding_id] = (shared, held + amount)
         prepared.append(PreparedLeg(leg.leg_no, leg.payer_id_number, account.account_id, leg.binding_id, amount))
     uow.defer_writes()  # every check passed; what follows only writes, to the commit
     uow.accounts.save_amounts(list(locked.values()))
@@ -151,6 +155,19 @@ def prepare(
         now,
     )
     return [HeldLeg(leg, locked[leg.account_id].available_fen, locked[leg.account_id].admdvs) for leg in prepared]
+
+
+def _refuse_repeated_legs(legs: list[LegRequest]) -> None:
+    """A coordinator asks for one leg per binding and numbers its legs once each. The same binding
+    twice would have each leg judged against the cap as if it were alone."""
+    bindings = [leg.binding_id for leg in legs]
+    numbers = [leg.leg_no for leg in legs]
+    if len(set(bindings)) != len(bindings) or len(set(numbers)) != len(numbers):
+        raise DomainError(
+            Reason.PEER_CLAIM_REJECTED,
+            "a transaction names each binding and each leg number once",
+            field="legs.binding_id" if len(set(bindings)) != len(bindings) else "legs.leg_no",
+        )
 
 
 def commit(uow: PaymentUnitOfWork, transaction_id: str, captures: dict[int, int], now: datetime) -> bool:
