@@ -12,6 +12,7 @@ from datetime import timedelta
 
 import grpc
 import pytest
+from cryptography import x509
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
@@ -86,6 +87,31 @@ def test_a_caller_without_a_client_certificate_is_turned_away_before_any_call(fa
         assert raised.value.code() == grpc.StatusCode.UNAVAILABLE  # the TLS handshake failed: no call exists
     assert balances(family) == before
     audit_is_exact(family.payment)
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        [x509.DNSName(NATIONAL.spiffe_id)],
+        [x509.RFC822Name(NATIONAL.spiffe_id)],
+        [x509.UniformResourceIdentifier(NATIONAL.spiffe_id), x509.UniformResourceIdentifier("https://example.com")],
+    ],
+    ids=["id as a DNS name", "id as an e-mail address", "a second URI"],
+)
+def test_a_certificate_names_its_caller_only_by_its_one_uri_san(names, family, payment_service, pki):
+    """A CA may hand out DNS names and e-mail addresses to whoever asks; only the certificate's
+    one URI SAN, its SPIFFE ID, makes it a principal."""
+    issued = pki.ca.issue_names(names, f"odd-{uuid.uuid4().hex[:8]}")
+    credentials = grpc.ssl_channel_credentials(
+        pki.ca_file.read_bytes(), issued.key.read_bytes(), issued.cert.read_bytes()
+    )
+    with (
+        grpc.secure_channel(payment_service.server.address, credentials) as channel,
+        pytest.raises(grpc.RpcError) as raised,
+    ):
+        payment_grpc.PaymentServiceStub(channel).CheckLedger(papi.CheckLedgerRequest(), timeout=20)
+    refused = refusal_of(raised.value)
+    assert (refused.code, refused.reason) == (grpc.StatusCode.UNAUTHENTICATED, "UNAUTHENTICATED_CALLER")
 
 
 def test_a_hospital_settles_only_in_its_own_name(family):

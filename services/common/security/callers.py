@@ -82,13 +82,15 @@ def _parse(uri: str, source: str) -> Principal:
 def direct_principal(context: grpc.aio.ServicerContext, secure: bool) -> Principal | None:
     """The peer's principal; None when the call carries no identity at all."""
     if secure:
-        names = context.auth_context().get("x509_subject_alternative_name", [])
-        ids = [name.decode("utf-8", "replace") for name in names if name.startswith(b"spiffe://")]
-        if len(ids) != 1:
+        # URI SANs only ("x509_subject_alternative_name" mixes in DNS names and e-mail addresses,
+        # which a CA may issue to whoever asks), and exactly one, as X.509 SVIDs carry it.
+        uris = context.auth_context().get("peer_uri", [])
+        if len(uris) != 1 or not uris[0].startswith(b"spiffe://"):
             raise DomainError(
-                Reason.UNAUTHENTICATED_CALLER, "a client certificate must carry exactly one SPIFFE ID as its URI SAN"
+                Reason.UNAUTHENTICATED_CALLER,
+                "a client certificate must carry exactly one URI SAN, its SPIFFE ID",
             )
-        return _parse(ids[0], "client certificate")
+        return _parse(uris[0].decode("utf-8", "replace"), "client certificate")
     forwarded = _metadata(context, FORWARDED_CLIENT_CERT)
     if forwarded is None:
         return None

@@ -134,8 +134,12 @@ class DevelopmentCA:
 
     def issue_uri(self, uri: str, stem: str) -> IssuedFiles:
         """A client certificate for any URI, e.g. one naming no gongji principal (to test its refusal)."""
+        return self.issue_names([x509.UniformResourceIdentifier(uri)], stem)
+
+    def issue_names(self, names: list[x509.GeneralName], stem: str) -> IssuedFiles:
+        """A client certificate with exactly these subject alternative names (to test refusals)."""
         cert_file, key_file = self.directory / f"{stem}.pem", self.directory / f"{stem}.key"
-        self._write_leaf(cert_file, key_file, stem, [x509.UniformResourceIdentifier(uri)], server=False)
+        self._write_leaf(cert_file, key_file, stem, names, server=False)
         return IssuedFiles(cert_file, key_file, created=True)
 
     def _write_leaf(
