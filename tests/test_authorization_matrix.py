@@ -116,7 +116,7 @@ MATRIX: dict[str, dict[str, str]] = {
     # Binding service: persons act through channels, agency staff within their region;
     # institutions read the patient at the counter (least data, see redaction.py).
     "BindingService/UpsertInsuredPerson": expected("operator", OUT),
-    "BindingService/GetInsuredPerson": expected("institution channel operator", OUT),
+    "BindingService/GetInsuredPerson": expected("institution channel operator node", OUT),
     "BindingService/UpdateContactInfo": expected("channel operator", OUT),
     "BindingService/ReportLifeEvent": expected("operator", OUT),
     "BindingService/CreateBinding": expected("channel"),

@@ -151,6 +151,38 @@ def test_crediting_money_needs_an_operator_of_the_region_and_a_bounded_amount(fa
     audit_is_exact(family.payment)
 
 
+def test_an_operator_of_another_region_opens_no_account_for_a_person_who_has_none_yet(family):
+    """Where a person is insured comes from the registry when the node keeps no account of the
+    person yet, not from the region the operator names."""
+    child = family.child.id_number  # insured in Nanjing, with no account on the node yet
+    credit = papi.CreditAccountRequest(
+        request_id=request_id(), id_number=child, account_kind=ppb.ACCOUNT_KIND_PERSONAL_ACCOUNT,
+        amount_fen=500_000, kind=papi.CREDIT_KIND_ADJUSTMENT, admdvs="620100",
+    )  # fmt: skip
+    suspend = papi.SuspendSettlementRequest(request_id=request_id(), holder_id_number=child, reason="not mine")
+    for call, request in (
+        (family.payment.as_principal(GANSU).CreditAccount, credit),
+        (family.payment.as_principal(GANSU).SuspendSettlement, suspend),
+    ):
+        refused = refusal(call, request)
+        assert (refused.code, refused.reason) == (PERMISSION_DENIED, "OUT_OF_SCOPE")
+    looked_up = papi.GetAccountRequest(id_number=child, account_kind=ppb.ACCOUNT_KIND_PERSONAL_ACCOUNT)
+    assert refusal(family.payment.as_principal(JIANGSU).GetAccount, looked_up).code == grpc.StatusCode.NOT_FOUND
+    settled = family.payment.Settle(papi.SettleRequest(request_id=request_id(), bill=family.bill(1_000)))
+    assert settled.settlement.state == ppb.SETTLEMENT_STATE_CAPTURED  # the child was not suspended
+
+
+def test_a_payment_node_reads_an_insured_person_without_name_phone_or_address(family):
+    """It needs the region an operator's scope is judged by, nothing more."""
+    person = (
+        family.binding.as_principal(payment_node("local"))
+        .GetInsuredPerson(bapi.GetInsuredPersonRequest(id_number=family.child.id_number))
+        .insured_person
+    )
+    assert (person.id_number, person.admdvs) == (family.child.id_number, family.child.admdvs)
+    assert (person.name, person.phone, person.address) == ("", "", "")
+
+
 def test_a_binding_changes_only_for_its_parties_through_a_channel_or_an_operator_of_its_region(family):
     binding = family.mother_binding
     as_hospital = family.binding.as_principal(institution(INSTITUTION))

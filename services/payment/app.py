@@ -218,7 +218,8 @@ async def start_payment_server(settings: PaymentSettings) -> RunningServer:
         runner, settings.routing, nodes, settings.clock, lease=settings.prepare_lease, failpoint=failpoint
     )
     binding_stub = binding_grpc.BindingServiceStub(channel)
-    directory: BindingDirectory = GrpcBindingDirectory(binding_stub)
+    registry = GrpcBindingDirectory(binding_stub)
+    directory: BindingDirectory = registry
     watch = None
     if settings.payer_cache:
         directory = CachingBindingDirectory(directory)
@@ -244,8 +245,9 @@ async def start_payment_server(settings: PaymentSettings) -> RunningServer:
         ),
     ]
     security = replace(settings.security, nodes=settings.routing.directory())
+    facts = PaymentScopeFacts(runner, coordinators, registry.person_region)
     running = await start_server(
-        registrations, settings.address, ERROR_DOMAIN, security, PaymentScopeFacts(runner, coordinators),
+        registrations, settings.address, ERROR_DOMAIN, security, facts,
         settings.limits, metrics.rpc if metrics else None, tracer_provider, share_port=settings.share_port,
     )  # fmt: skip
     sweeper = None

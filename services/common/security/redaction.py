@@ -8,6 +8,7 @@ Reading an insured person (GetInsuredPerson), it sees what a counter needs to id
 settle for the patient: ID number, name, insurance type and status, region, whether there is a
 personal account; the mobile number only masked (enough to ask "the number ending 5678?") and
 the address not at all. Every ID number or mobile number in an error it receives is masked.
+A payment node reads an insured person only for the region (no name, phone or address).
 Operators, and the channels acting for the person, see everything. The gateway, acting for an
 institution, is judged as that institution and sees what it sees. Answers are stored whole
 under the caller's key and masked on the way out, so a replayed answer is masked the same way.
@@ -38,7 +39,22 @@ def sees_relatives_masked(principal: Principal | None) -> bool:
 def redact_response(principal: Principal | None, response: Any) -> Any:
     if sees_relatives_masked(principal) and isinstance(response, Message):
         _mask_relatives(response)
+    elif principal is not None and principal.kind is PrincipalKind.PAYMENT_NODE and isinstance(response, Message):
+        _person_for_a_node(response)
     return response
+
+
+def _person_for_a_node(message: Message) -> None:
+    """A payment node reads an insured person only for the region an operator's scope is judged
+    by: no name, phone or address."""
+    if message.DESCRIPTOR is _INSURED_PERSON:
+        person: Any = message
+        for name in ("name", "phone", "address"):
+            person.ClearField(name)
+        return
+    for field, value in message.ListFields():
+        if field.message_type is not None and not field.is_repeated and field.message_type is _INSURED_PERSON:
+            _person_for_a_node(value)
 
 
 def _mask_relatives(message: Message) -> None:

@@ -171,6 +171,17 @@ class GrpcBindingDirectory:
                 )  # fmt: skip
         raise _no_active_binding()
 
+    async def person_region(self, id_number: str) -> str | None:
+        """Where the registry says the person is insured; None when it does not know the person."""
+        request = bapi.GetInsuredPersonRequest(id_number=id_number)
+        try:
+            answer = await self._stub.GetInsuredPerson(request, timeout=self._deadline)
+        except grpc.aio.AioRpcError as error:
+            if error.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
+                return None
+            raise _unavailable(error, "about where the person is insured") from None
+        return answer.insured_person.admdvs or None
+
     async def impersonation_threshold(self, admdvs: str) -> int:
         try:
             answer = await self._stub.GetRegionPolicy(

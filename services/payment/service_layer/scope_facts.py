@@ -1,9 +1,12 @@
 """What the access policy's scopes may ask a payment node: where a person's accounts
-here are kept, which institution a settlement belongs to, which node coordinates a
+here are kept (or, for a person with none here yet, where the registry says the person is
+insured), which institution a settlement belongs to, which node coordinates a
 transaction this node takes part in (remembered once known: it never changes). Read before the
 call runs, without a transaction."""
 
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
 
 from services.common.runner import UseCaseRunner
 from services.common.security.scopes import SettlementOwner
@@ -17,9 +20,15 @@ from shared.ledger import personal_account, wallet
 class PaymentScopeFacts:
     provided = frozenset({"person_regions", "settlement_owner", "participant_coordinator"})
 
-    def __init__(self, runner: UseCaseRunner[PaymentUnitOfWork], coordinators: CoordinatorMemory | None = None) -> None:
+    def __init__(
+        self,
+        runner: UseCaseRunner[PaymentUnitOfWork],
+        coordinators: CoordinatorMemory | None = None,
+        registry_region: Callable[[str], Awaitable[str | None]] | None = None,
+    ) -> None:
         self._run = runner
         self._coordinators = coordinators or CoordinatorMemory()
+        self._registry_region = registry_region
 
     async def person_regions(self, id_number: str) -> frozenset[str]:
         try:
@@ -31,7 +40,13 @@ class PaymentScopeFacts:
             accounts = (uow.accounts.get(personal_account(number)), uow.accounts.get(wallet(number)))
             return frozenset(account.admdvs for account in accounts if account is not None)
 
-        return await self._run.query(read, snapshot=False)
+        kept = await self._run.query(read, snapshot=False)
+        if kept or self._registry_region is None:
+            return kept
+        # No account here yet: an operator of another region must not open one, or suspend the
+        # person, by naming a region of its own.
+        region = await self._registry_region(number)
+        return frozenset({region}) if region else frozenset()
 
     async def binding_regions(self, binding_id: str) -> frozenset[str]:
         raise NotImplementedError("payment nodes keep no bindings")
