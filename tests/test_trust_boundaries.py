@@ -576,6 +576,32 @@ def test_a_node_acting_for_an_operator_credits_and_suspends_nobody_on_another_no
     assert settled.settlement.state == ppb.SETTLEMENT_STATE_CAPTURED  # nobody was suspended
 
 
+def test_a_node_tells_a_peer_nothing_of_a_grantor_under_a_binding_the_binding_service_does_not_confirm(cross):
+    west_calls = cross.nodes.east.node_stub("west")
+    mother = cross.mother.id_number
+
+    def asked(binding_id: str, beneficiary: str) -> node.PayerCapacity:
+        grant = bapi.PayerGrant(
+            binding_id=binding_id,
+            grantor_id_number=mother,
+            share_all=True,
+            grantor_admdvs="320100",
+            priority=1,
+            relationship=common.RELATIONSHIP_PARENT,
+        )
+        request = node.GetPayerCapacityRequest(beneficiary_id_number=beneficiary, grants=[grant])
+        return west_calls.GetPayerCapacity(request, timeout=20).capacities[0]
+
+    for binding_id, beneficiary in (
+        (str(uuid.uuid4()), cross.father.id_number),  # no such binding
+        (cross.mother_binding.binding_id, cross.father.id_number),  # hers, but to someone else
+    ):
+        told = asked(binding_id, beneficiary)
+        assert (told.has_account, told.available_fen, told.limit_fen, told.admdvs) == (False, 0, 0, "")
+    told = asked(cross.mother_binding.binding_id, cross.child.id_number)
+    assert (told.has_account, told.available_fen) == (True, 100_000)
+
+
 def test_a_node_holds_no_binding_twice_in_one_transaction_so_its_cap_holds(cross):
     """Each leg of a prepare is judged with the earlier legs' holds counted; the same binding
     twice is no request a coordinator makes, and is refused whole."""

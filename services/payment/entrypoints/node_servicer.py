@@ -33,6 +33,8 @@ SERVICE = "gongji.node.v1.PaymentNodeService"
 MAX_PREPARED_HOLD = timedelta(days=61)
 # What one BatchCommitLegs may carry: one transaction's worth of locks stays short.
 MAX_BATCHED_COMMITS = 100
+# A beneficiary's grants in one capacity question: far more than any family has.
+MAX_GRANTS = 100
 OUTCOME_OF = {
     "PENDING": node.TRANSACTION_OUTCOME_PENDING,
     "COMMITTED": node.TRANSACTION_OUTCOME_COMMITTED,
@@ -72,9 +74,12 @@ class PaymentNodeServicer(node_grpc.PaymentNodeServiceServicer):
         self, request: node.GetPayerCapacityRequest, context: grpc.aio.ServicerContext
     ) -> node.GetPayerCapacityResponse:
         grants = list(grants_from_proto(request.grants))
+        if len(grants) > MAX_GRANTS:
+            raise DomainError(Reason.FIELD_INVALID, f"at most {MAX_GRANTS} grants per call", field="grants")
         at = timestamp_to_datetime(request, "at_time") or self._clock.now()
+        confirmed = await peer_claims.confirmed_grants(self._directory, request.beneficiary_id_number, grants)
         # Not a snapshot: what a grantor can give is advice the prepare checks again under its locks.
-        found = await self._run.query(lambda uow: participant.capacities(uow, grants, at), snapshot=False)
+        found = await self._run.query(lambda uow: participant.capacities(uow, grants, at, confirmed), snapshot=False)
         return node.GetPayerCapacityResponse(
             capacities=[
                 node.PayerCapacity(

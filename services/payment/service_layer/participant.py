@@ -50,12 +50,16 @@ class GrantorCapacity:
     admdvs: str
 
 
-def capacities(uow: PaymentUnitOfWork, grants: list[PayerGrant], now: datetime) -> list[GrantorCapacity]:
+def capacities(
+    uow: PaymentUnitOfWork, grants: list[PayerGrant], now: datetime, confirmed: set[str]
+) -> list[GrantorCapacity]:
+    """What each grantor can give now; a grant not among the `confirmed` binding ids is answered
+    as a grantor without an account here (nothing, and nothing about the person)."""
     year = year_of(now)
-    usage = uow.usage.of_grantors([g.grantor_id_number for g in grants], year)
+    usage = uow.usage.of_grantors([g.grantor_id_number for g in grants if g.binding_id in confirmed], year)
     found = []
     for grant in grants:
-        account = uow.accounts.get(personal_account(grant.grantor_id_number))
+        account = uow.accounts.get(personal_account(grant.grantor_id_number)) if grant.binding_id in confirmed else None
         if account is None:
             found.append(GrantorCapacity(grant.binding_id, grant.grantor_id_number, False, 0, 0, ""))
             continue

@@ -9,6 +9,7 @@ limit of the grantor's region.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -46,6 +47,20 @@ async def own_grants(
     if isinstance(payers, DomainError):
         raise payers
     return list(payers.grants)
+
+
+async def confirmed_grants(directory: BindingDirectory, beneficiary: str, grants: list[PayerGrant]) -> set[str]:
+    """The binding ids among `grants` that the binding service says are active bindings of
+    their grantor to `beneficiary`: a peer asking what a grantor can give learns nothing of
+    anyone it names under an invented or foreign binding."""
+    unique = {grant.binding_id: grant for grant in grants}
+    found = await asyncio.gather(*(directory.binding(binding_id) for binding_id in unique))
+    return {
+        binding_id
+        for (binding_id, grant), pair in zip(unique.items(), found, strict=True)
+        if pair is not None and pair.active and pair.grantor_id_number == grant.grantor_id_number
+        and pair.beneficiary_id_number == beneficiary
+    }  # fmt: skip
 
 
 async def prepare_on_own_grants(
