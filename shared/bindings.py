@@ -174,6 +174,14 @@ def decide_new_binding(application: BindingApplication, parties: Parties, now: d
     two concurrent applications cannot both take the last place under the cap.
     """
     check_application_form(application)
+    if not parties.grantor_policy.accepts_notice(application.consent_version):
+        current = ", ".join(sorted(parties.grantor_policy.current_notice_versions))
+        raise DomainError(
+            Reason.CONSENT_MISSING,
+            f"notice {application.consent_version!r} is not the one grantors of region "
+            f"{parties.grantor_policy.admdvs} acknowledge now ({current}); show the current notice again",
+            field="consent_version",
+        )
     grantor, beneficiary = parties.grantor, parties.beneficiary
     if grantor is None:
         raise DomainError(

@@ -63,6 +63,10 @@ def wallet_limit(value: int, national: int) -> int | None:
     return value if value > 0 else national
 
 
+MAX_NOTICE_VERSIONS = 20
+MAX_NOTICE_VERSION_LENGTH = 64
+
+
 @dataclass(frozen=True)
 class RegionPolicy:
     admdvs: str
@@ -85,6 +89,8 @@ class RegionPolicy:
     wallet_transfers_per_day: int = 3
     wallet_transfer_max_fen: int = 200_000
     description: str = ""
+    # The notice versions (承诺书) a grantor acknowledges when binding here; empty: any.
+    current_notice_versions: frozenset[str] = frozenset()
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -146,7 +152,20 @@ class RegionPolicy:
                 raise DomainError(Reason.FIELD_INVALID, f"{field_name} {problem}", field=field_name)
         for province in self.cross_province_provinces:
             validate_province(province, "policy.cross_province_provinces")
+        if len(self.current_notice_versions) > MAX_NOTICE_VERSIONS or any(
+            not version.strip() or len(version) > MAX_NOTICE_VERSION_LENGTH for version in self.current_notice_versions
+        ):
+            raise DomainError(
+                Reason.FIELD_INVALID,
+                f"policy.current_notice_versions holds at most {MAX_NOTICE_VERSIONS} versions of 1–"
+                f"{MAX_NOTICE_VERSION_LENGTH} characters",
+                field="policy.current_notice_versions",
+            )
         return self
+
+    def accepts_notice(self, version: str) -> bool:
+        """Whether `version` is a current notice of this region (any, when it names none)."""
+        return not self.current_notice_versions or version in self.current_notice_versions
 
 
 NATIONAL_DEFAULT = RegionPolicy(
@@ -247,6 +266,7 @@ def policy_from_dict(data: dict[str, Any]) -> RegionPolicy:
         "cross_province_provinces": lambda items: frozenset(items),
         "allowed_uses": lambda items: frozenset(UseCategory(i) for i in items),
         "auto_approve_relationships": lambda items: frozenset(Relationship(i) for i in items),
+        "current_notice_versions": lambda items: frozenset(items),
     }
     for name, convert in converters.items():
         if name in values:

@@ -168,6 +168,21 @@ def test_a_binding_records_consent_channel_policy_and_regions(family):
     assert binding.share_all
 
 
+def test_a_binding_acknowledging_a_notice_the_region_no_longer_shows_is_refused(family):
+    """The grantor acknowledges the current notice (承诺书); a region that names its current
+    versions refuses any other, and nothing is bound."""
+    put_policy(family.stub, family.clock, "110000", current_notice_versions=["notice-2026-07"])
+    refusal = family.refusal(family.stub.CreateBinding, binding_request(family.grantor, family.child))
+    assert (refusal.code, refusal.reason, refusal.fields) == (
+        grpc.StatusCode.INVALID_ARGUMENT, "CONSENT_MISSING", ("consent_version",),
+    )  # fmt: skip
+    assert "notice-2026-07" in refusal.message
+    listed = family.stub.ListBindings(bapi.ListBindingsRequest(grantor_id_number=family.grantor.id_number))
+    assert list(listed.bindings) == []
+    binding = family.bind(family.child, consent_version="notice-2026-07")
+    assert (binding.state, binding.consent_version) == (bpb.BINDING_STATE_ACTIVE, "notice-2026-07")
+
+
 def test_a_pair_already_bound_is_refused(family):
     family.bind(family.child)
     refusal = family.refusal(family.stub.CreateBinding, binding_request(family.grantor, family.child))

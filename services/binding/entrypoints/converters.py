@@ -32,6 +32,7 @@ from shared.identity import validate_id_number
 from shared.payers import PayerMode, PayerOrder, PayerResolution
 from shared.persons import InsuranceStatus, InsuranceType, InsuredPerson
 from shared.policy import (
+    MAX_NOTICE_VERSION_LENGTH,
     NATIONAL_CONTACT_CHANGE_GRACE_DAYS,
     NATIONAL_USES,
     NATIONAL_WALLET_TRANSFER_MAX_FEN,
@@ -232,6 +233,10 @@ def policy_from_proto(message: pb.RegionPolicy) -> RegionPolicy:
         wallet_transfers_per_day=message.wallet_transfers_per_day or NATIONAL_WALLET_TRANSFERS_PER_DAY,
         wallet_transfer_max_fen=message.wallet_transfer_max_fen or NATIONAL_WALLET_TRANSFER_MAX_FEN,
         description=text_field(message.description, "policy.description", 500),
+        current_notice_versions=frozenset(
+            text_field(v, f"policy.current_notice_versions[{i}]", MAX_NOTICE_VERSION_LENGTH)
+            for i, v in enumerate(message.current_notice_versions)
+        ),
     ).validated()
 
 
@@ -266,6 +271,7 @@ def policy_to_proto(policy: RegionPolicy) -> pb.RegionPolicy:
         wallet_transfers_per_day=policy.wallet_transfers_per_day,
         wallet_transfer_max_fen=policy.wallet_transfer_max_fen,
         description=policy.description,
+        current_notice_versions=sorted(policy.current_notice_versions),
     )
 
 
