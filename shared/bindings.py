@@ -8,6 +8,7 @@ from enum import StrEnum
 
 from shared.china_time import shown
 from shared.errors import DomainError, Reason
+from shared.money import MAX_BALANCE_FEN
 from shared.persons import InsuranceStatus, InsuranceType, InsuredPerson
 from shared.policy import RegionPolicy, region_allows
 from shared.relationships import AUTOMATICALLY_CHECKABLE, ProofType, Relationship, accepted_proofs, in_scope
@@ -164,6 +165,26 @@ def check_application_form(application: BindingApplication) -> None:
         )
     if application.yearly_cap_fen < 0:
         raise DomainError(Reason.INVALID_AMOUNT, "yearly_cap_fen must not be negative", field="yearly_cap_fen")
+    if application.yearly_cap_fen > MAX_BALANCE_FEN:
+        raise DomainError(
+            Reason.INVALID_AMOUNT, f"yearly_cap_fen is at most {MAX_BALANCE_FEN} fen", field="yearly_cap_fen"
+        )
+
+
+def check_sharing_limit(share_all: bool, yearly_cap_fen: int) -> None:
+    """Share everything, or at most a positive yearly cap; never both, so no cap is dropped unseen."""
+    if share_all and yearly_cap_fen:
+        raise DomainError(
+            Reason.FIELD_INVALID,
+            "share_all and yearly_cap_fen exclude each other: send one of them",
+            field="yearly_cap_fen",
+        )
+    if not share_all and not 0 < yearly_cap_fen <= MAX_BALANCE_FEN:
+        raise DomainError(
+            Reason.INVALID_AMOUNT,
+            f"give a yearly_cap_fen of 1 to {MAX_BALANCE_FEN} fen, or share_all",
+            field="yearly_cap_fen",
+        )
 
 
 def decide_new_binding(application: BindingApplication, parties: Parties, now: datetime) -> BindingState:

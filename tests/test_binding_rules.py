@@ -592,6 +592,30 @@ def test_a_capped_binding_without_an_amount_is_refused(family):
     assert (refusal.code, refusal.fields) == (grpc.StatusCode.INVALID_ARGUMENT, ("yearly_cap_fen",))
 
 
+@pytest.mark.parametrize(
+    ("share_all", "cap", "reason"),
+    [(True, 50_000, "FIELD_INVALID"), (False, 10**11 + 1, "INVALID_AMOUNT"), (False, -1, "INVALID_AMOUNT")],
+    ids=["a cap beside share_all", "a cap above any balance", "a negative cap"],
+)
+def test_a_sharing_limit_that_says_two_things_or_an_impossible_amount_is_refused_and_changes_nothing(
+    family, share_all, cap, reason
+):
+    binding = family.bind(family.child)
+    refusal = family.refusal(
+        family.stub.UpdateSharingLimit,
+        bapi.UpdateSharingLimitRequest(
+            request_id=request_id(), binding_id=binding.binding_id, share_all=share_all, yearly_cap_fen=cap
+        ),
+    )
+    assert (refusal.code, refusal.reason, refusal.fields) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        reason,
+        ("yearly_cap_fen",),
+    )
+    after = family.stub.GetBinding(bapi.GetBindingRequest(binding_id=binding.binding_id)).binding
+    assert (after.share_all, after.yearly_cap_fen) == (True, 0)
+
+
 def test_payers_come_in_binding_order_until_the_beneficiary_sets_another(binding_service):
     family = Family(binding_service)
     mother = family.register("李妈妈")

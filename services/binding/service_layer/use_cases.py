@@ -22,6 +22,7 @@ from shared.bindings import (
     LifeEvent,
     Parties,
     check_can_end,
+    check_sharing_limit,
     decide_new_binding,
     end,
     life_event_ends,
@@ -310,12 +311,7 @@ def list_bindings(
 def update_sharing_limit(
     uow: BindingUnitOfWork, binding_id: str, share_all: bool, yearly_cap_fen: int, now: datetime, request_id: str
 ) -> Binding:
-    if not share_all and yearly_cap_fen <= 0:
-        raise DomainError(
-            Reason.INVALID_AMOUNT,
-            "give a positive yearly_cap_fen, or share_all",
-            field="yearly_cap_fen",
-        )
+    check_sharing_limit(share_all, yearly_cap_fen)
     binding = get_binding(uow, binding_id, for_update=True)
     if not binding.is_open:
         raise DomainError(
