@@ -835,6 +835,75 @@ def test_an_inpatient_deposit_held_over_new_year_does_not_let_a_grantor_exceed_t
     assert [(leg.payer_id_number, leg.amount_fen) for leg in next_bill.legs] == [(seen(family.father), 50_000)]
 
 
+def payers(settlement: ppb.Settlement) -> list[tuple[str, int]]:
+    return [(leg.payer_id_number, leg.amount_fen) for leg in settlement.legs]
+
+
+def test_a_deposit_held_over_new_year_counts_against_the_new_years_cap_until_it_is_captured(family):
+    """Each grantor pays up to the share cap left this year: a deposit still held on 1 January
+    will be booked to the year it is captured in, so a bill settled while it is open leaves that
+    much of the new year's cap to it."""
+    cap_binding(family, family.mother_binding, 30_000)
+    family.clock.set(datetime(2026, 12, 31, 14, 0, tzinfo=UTC))  # 22:00 CST on New Year's Eve
+    held = family.authorize(
+        30_000, expire_time=family.clock.now() + timedelta(days=5), use=common.USE_CATEGORY_INPATIENT
+    )
+    assert payers(held) == [(seen(family.mother), 30_000)]
+    family.clock.advance(timedelta(hours=12))  # 10:00 CST on 1 January 2027
+    outpatient = family.settle(30_000)
+    assert payers(outpatient) == [(seen(family.father), 30_000)]
+    family.clock.advance(timedelta(days=1))
+    family.capture(held.settlement_id)
+    assert shared(family, family.mother) == {family.mother_binding.binding_id: 30_000}
+    assert_ledger_balanced(family)
+
+
+def test_a_deposit_held_over_new_year_counts_against_the_new_years_regional_quota(family):
+    """Each grantor pays up to the regional annual quota left (60 % of the 100,000 fen she held)."""
+    put_policy(family, annual_share_ratio_percent=60)
+    family.clock.set(datetime(2026, 12, 31, 14, 0, tzinfo=UTC))
+    held = family.authorize(
+        60_000, expire_time=family.clock.now() + timedelta(days=5), use=common.USE_CATEGORY_INPATIENT
+    )
+    assert payers(held) == [(seen(family.mother), 60_000)]
+    family.clock.advance(timedelta(hours=12))
+    assert payers(family.settle(60_000)) == [(seen(family.father), 60_000)]
+    family.clock.advance(timedelta(days=1))
+    family.capture(held.settlement_id)
+    assert shared(family, family.mother) == {family.mother_binding.binding_id: 60_000}
+    assert_ledger_balanced(family)
+
+
+@pytest.mark.parametrize("close", ["capture", "release"])
+def test_a_deposit_closed_before_midnight_leaves_the_new_years_cap_whole(family, close):
+    """A deposit captured on New Year's Eve is the old year's; released, it is no one's: either
+    way the new year's cap is not counted for it."""
+    cap_binding(family, family.mother_binding, 30_000)
+    family.clock.set(datetime(2026, 12, 31, 14, 0, tzinfo=UTC))
+    held = family.authorize(
+        30_000, expire_time=family.clock.now() + timedelta(days=5), use=common.USE_CATEGORY_INPATIENT
+    )
+    family.clock.advance(timedelta(hours=1))  # 23:00 CST
+    getattr(family, close)(held.settlement_id)
+    family.clock.advance(timedelta(hours=11))  # 10:00 CST on 1 January 2027
+    assert payers(family.settle(30_000)) == [(seen(family.mother), 30_000)]
+    assert shared(family, family.mother) == {family.mother_binding.binding_id: 30_000}
+    assert_ledger_balanced(family)
+
+
+def test_a_deposit_held_over_new_year_and_released_gives_the_new_years_cap_back(family):
+    cap_binding(family, family.mother_binding, 30_000)
+    family.clock.set(datetime(2026, 12, 31, 14, 0, tzinfo=UTC))
+    held = family.authorize(
+        30_000, expire_time=family.clock.now() + timedelta(days=5), use=common.USE_CATEGORY_INPATIENT
+    )
+    family.clock.advance(timedelta(hours=12))
+    assert payers(quote(family, 30_000)) == [(seen(family.father), 30_000)]  # the deposit reserves it
+    family.release(held.settlement_id)
+    assert payers(family.settle(30_000)) == [(seen(family.mother), 30_000)]
+    assert_ledger_balanced(family)
+
+
 # Quote, authorize, capture, release -----------------------------------------
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import Connection, bindparam, case, func, insert, select, update
 
 from services.common.database import conflict_aware_insert
 from services.common.write_batch import WriteBatch, adding, inserting, updating
@@ -41,9 +41,22 @@ HOLDER_SUSPENDED = (
     .label("holder_suspended")
 )
 LOCK_ACCOUNTS_WITH_HOLDER = LOCK_ACCOUNTS.add_columns(HOLDER_SUSPENDED).with_for_update(of=orm.accounts)
-USAGE_OF_GRANTORS = select(orm.binding_usage).where(
-    orm.binding_usage.c.grantor_id_number.in_(bindparam("grantors", expanding=True)),
-    orm.binding_usage.c.year == bindparam("year"),
+_usage = orm.binding_usage
+# A year's shared amount, and every hold still open that was placed that year or before: a hold is
+# booked to the year it is captured in, so until it is captured or released it reserves the cap and
+# quota of each year it stays open in (an inpatient deposit held over New Year included).
+USAGE_OF_GRANTORS = (
+    select(
+        _usage.c.grantor_id_number,
+        _usage.c.binding_id,
+        func.sum(case((_usage.c.year == bindparam("year"), _usage.c.shared_fen), else_=0)).label("shared_fen"),
+        func.sum(_usage.c.held_fen).label("held_fen"),
+    )
+    .where(
+        _usage.c.grantor_id_number.in_(bindparam("grantors", expanding=True)),
+        _usage.c.year <= bindparam("year"),
+    )
+    .group_by(_usage.c.grantor_id_number, _usage.c.binding_id)
 )
 SUSPENSION = select(orm.suspensions).where(orm.suspensions.c.holder_id_number == bindparam("holder"))
 
@@ -358,14 +371,16 @@ class UsageRepository:
         self._pending: dict[tuple[str, int], list[Any]] = {}
 
     def of_grantors(self, grantor_ids: Sequence[str], year: int) -> dict[str, dict[str, tuple[int, int]]]:
-        """grantor → binding → (shared, held) for the year."""
+        """grantor → binding → (shared in the year, held by holds still open that were placed in it or
+        an earlier year)."""
         if not grantor_ids:
             return {}
         self.flush()
         rows = self._connection.execute(USAGE_OF_GRANTORS, {"grantors": list(grantor_ids), "year": year})
         found: dict[str, dict[str, tuple[int, int]]] = {}
         for row in rows:
-            found.setdefault(row.grantor_id_number, {})[row.binding_id] = (row.shared_fen, row.held_fen)
+            # int(): PostgreSQL sums bigints as numeric.
+            found.setdefault(row.grantor_id_number, {})[row.binding_id] = (int(row.shared_fen), int(row.held_fen))
         return found
 
     def add(self, binding_id: str, year: int, grantor: str, beneficiary: str, shared: int, held: int) -> None:

@@ -152,7 +152,9 @@ def shared_per_use(bill: Bill, payers: Payers) -> int | None:
 
 def grant_limit(grant: PayerGrant, account: Account, usage: dict[str, tuple[int, int]]) -> int:
     """The least of: available balance (less any minimum the region makes the grantor keep),
-    the binding's yearly cap left, the regional annual quota left, the per-use limit."""
+    the binding's yearly cap left, the regional annual quota left, the per-use limit. `usage` is
+    the year's shared amounts and every hold still open, whatever year it was placed in: it will
+    be booked to the year it is captured in."""
     shared_here, held_here = usage.get(grant.binding_id, (0, 0))
     shared_all = sum(shared for shared, _ in usage.values())
     held_all = sum(held for _, held in usage.values())
@@ -366,8 +368,10 @@ def _post_capture(
 def _count_usage(
     uow: PaymentUnitOfWork, leg: SettlementLeg, beneficiary: str, year: int, captured: int, hold_year: int | None
 ) -> None:
-    """Counts a capture in its own year, and takes the hold back from the year it was counted in
-    (an inpatient deposit held over New Year must not inflate the new year's cap)."""
+    """Counts a capture in its own year, and takes the hold back from the year it was placed in.
+    An open hold is kept in its placing year's row but reserves every later year's cap and quota
+    too (see `UsageRepository.of_grantors`), so a deposit held over New Year is counted once in
+    the year it is captured in, and never twice."""
     if hold_year is None or hold_year == year:
         uow.usage.add(
             leg.binding_id, year, leg.payer_id_number, beneficiary, captured, -leg.amount_fen if hold_year else 0
