@@ -5,7 +5,7 @@ clearing reports that agree on both sides."""
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
@@ -331,6 +331,29 @@ def test_an_undo_of_a_cross_node_settlement_gives_every_leg_back_and_clears_to_z
     assert family.balance(family.nodes.west.stub, family.father).balance_fen == 100_000
     assert family.balance(family.nodes.east.stub, family.mother).balance_fen == 10_000
     assert family.clearing(family.nodes.east.stub) == []
+    family.assert_books_close()
+
+
+def test_a_remote_grantors_leg_undone_in_the_new_year_comes_off_the_year_it_was_paid_in(family):
+    """Each grantor pays up to his share cap left this year: an undo (撤销) on 1 January of a leg
+    paid on New Year's Eve gives back the old year's share, and the new year's cap stays whole,
+    no larger."""
+    family.binding.UpdateSharingLimit(
+        bapi.UpdateSharingLimitRequest(
+            request_id=request_id(), binding_id=family.father_binding.binding_id, share_all=False,
+            yearly_cap_fen=30_000,
+        )
+    )  # fmt: skip
+    east, west = family.nodes.east.stub, family.nodes.west.stub
+    family.clock.set(datetime(2026, 12, 31, 13, 0, tzinfo=UTC))  # 21:00 CST on New Year's Eve
+    first = east.Settle(papi.SettleRequest(request_id=request_id(), bill=family.bill(40_000))).settlement
+    assert [(leg.payer_admdvs, leg.amount_fen) for leg in first.legs] == [(NANJING, 10_000), (LANZHOU, 30_000)]
+    family.clock.set(datetime(2027, 1, 1, 2, 0, tzinfo=UTC))  # 10:00 CST on 1 January 2027
+    east.RefundSettlement(papi.RefundSettlementRequest(request_id=request_id(), settlement_id=first.settlement_id))
+    assert [(s.year, s.shared_fen) for s in family.balance(west, family.father).shared_this_year] == []
+    second = east.Settle(papi.SettleRequest(request_id=request_id(), bill=family.bill(80_000))).settlement
+    assert [(leg.payer_admdvs, leg.amount_fen) for leg in second.legs] == [(NANJING, 10_000), (LANZHOU, 30_000)]
+    assert second.cash_pay_fen == 40_000
     family.assert_books_close()
 
 

@@ -147,6 +147,8 @@ class ParticipantTransaction:
     expire_time: datetime
     legs: list[PreparedLeg]
     create_time: datetime | None = None
+    # When its state last changed: a COMMITTED record's is the time its legs were captured.
+    update_time: datetime | None = None
 
 
 class ParticipantLog:
@@ -168,6 +170,7 @@ class ParticipantLog:
             [PreparedLeg(r.leg_no, r.payer_id_number, r.account_id, r.binding_id, r.amount_fen, r.captured_fen)
              for r in rows if r.leg_no is not None],
             row.create_time,
+            row.update_time,
         )  # fmt: skip
 
     def coordinator_of(self, transaction_id: str) -> str | None:

@@ -287,6 +287,9 @@ def abort(uow: PaymentUnitOfWork, transaction_id: str, coordinator_province: str
 
 
 def refund(uow: PaymentUnitOfWork, transaction_id: str, now: datetime) -> bool:
+    """撤销 of the legs captured here. What each gives back comes off the shared amount of the year
+    it was captured in, as a local undo does: undone in a later year, it must not free that
+    year's cap or quota."""
     txn = uow.participants.get(transaction_id, for_update=True)
     if txn is None or txn.state == ABORTED:
         raise DomainError(Reason.NOT_CAPTURED, f"transaction {transaction_id} has nothing captured here")
@@ -294,6 +297,8 @@ def refund(uow: PaymentUnitOfWork, transaction_id: str, now: datetime) -> bool:
         return False
     if txn.state == PREPARED:
         raise DomainError(Reason.NOT_CAPTURED, f"transaction {transaction_id} is not committed here yet")
+    # A COMMITTED record was last written by its capture.
+    captured_year = year_of(txn.update_time or now)
     locked = uow.accounts.lock(leg.account_id for leg in txn.legs)
     postings: list[Posting] = []
     for leg in txn.legs:
@@ -306,7 +311,7 @@ def refund(uow: PaymentUnitOfWork, transaction_id: str, now: datetime) -> bool:
             Posting(owes, -leg.captured_fen, leg.payer_id_number, leg.binding_id),
         ]
         uow.usage.add(
-            leg.binding_id, year_of(now), leg.payer_id_number, txn.beneficiary_id_number, -leg.captured_fen, 0
+            leg.binding_id, captured_year, leg.payer_id_number, txn.beneficiary_id_number, -leg.captured_fen, 0
         )
     _record(uow, postings, locked, Purpose.REFUND, txn, now)
     uow.accounts.save_amounts(list(locked.values()))
