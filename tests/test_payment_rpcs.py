@@ -1546,6 +1546,72 @@ def test_reversing_an_undo_charges_the_settlement_again(family):
     assert_ledger_balanced(family)
 
 
+def undo_then_settle_again(family: PaymentFamily, self_pay_fen: int) -> tuple[ppb.Settlement, str, ppb.Settlement]:
+    """A bill the mother paid, undone by the returned request id, then a new bill she paid too."""
+    first = family.settle(self_pay_fen)
+    undo_key = request_id()
+    family.payment.RefundSettlement(refund_request(first.settlement_id, key=undo_key))
+    second = family.settle(self_pay_fen)
+    assert [leg.payer_id_number for leg in second.legs] == [seen(family.mother)]
+    return first, undo_key, second
+
+
+def assert_reversal_refused_and_nothing_changed(
+    family: PaymentFamily, undone: ppb.Settlement, undo_key: str, reason: str, balance: int
+) -> papi.ReverseRequestResponse:
+    before = entry_count(family)
+    refusal = refused(family.payment.ReverseRequest, papi.ReverseRequestRequest(
+        request_id=request_id(), original_request_id=undo_key, reason="timeout"
+    ))  # fmt: skip
+    assert (refusal.code, refusal.reason) == (FAILED_PRECONDITION, reason)
+    assert "settle the bill again" in refusal.message
+    got = family.payment.GetSettlement(papi.GetSettlementRequest(settlement_id=undone.settlement_id)).settlement
+    assert got.state == ppb.SETTLEMENT_STATE_REFUNDED
+    assert money(family, family.mother) == (balance, 0, balance)
+    assert entry_count(family) == before
+    assert_ledger_balanced(family)
+    return refusal
+
+
+def test_reversing_an_undo_is_refused_when_the_grantors_yearly_cap_was_shared_since_and_changes_nothing(family):
+    """Each grantor pays up to the share cap left this year, a reversed undo (冲正 of 撤销) too:
+    charging the bill again would take the mother past her cap, so it is refused and the undo
+    stands; once the cap is free again the undo can still be reversed."""
+    cap_binding(family, family.mother_binding, 30_000)
+    undone, undo_key, second = undo_then_settle_again(family, 30_000)
+    refusal = assert_reversal_refused_and_nothing_changed(family, undone, undo_key, "INSUFFICIENT_FUNDS", 70_000)
+    assert refusal.metadata["limit_fen"] == "0"
+    assert shared(family, family.mother) == {family.mother_binding.binding_id: 30_000}
+
+    family.refund(second.settlement_id)
+    again = reverse(family, undo_key)
+    assert again.settlement.state == ppb.SETTLEMENT_STATE_CAPTURED
+    assert shared(family, family.mother) == {family.mother_binding.binding_id: 30_000}
+    assert_ledger_balanced(family)
+
+
+def test_reversing_an_undo_is_refused_when_the_regional_quota_was_shared_since(family):
+    """Each grantor pays up to the regional annual quota left (60 % of the 100,000 fen she held)."""
+    put_policy(family, annual_share_ratio_percent=60)
+    undone, undo_key, _ = undo_then_settle_again(family, 60_000)
+    assert_reversal_refused_and_nothing_changed(family, undone, undo_key, "INSUFFICIENT_FUNDS", 40_000)
+    assert shared(family, family.mother) == {family.mother_binding.binding_id: 60_000}
+
+
+def test_reversing_an_undo_does_not_charge_a_grantor_whose_binding_ended_since(family):
+    settled = family.settle(30_000)
+    undo_key = request_id()
+    family.payment.RefundSettlement(refund_request(settled.settlement_id, key=undo_key))
+    family.binding.EndBinding(
+        bapi.EndBindingRequest(
+            request_id=request_id(), binding_id=family.mother_binding.binding_id, actor=bpb.ACTOR_GRANTOR,
+            actor_id=family.mother.id_number,
+        ),
+        timeout=10,
+    )  # fmt: skip
+    assert_reversal_refused_and_nothing_changed(family, settled, undo_key, "BINDING_NOT_ACTIVE", 100_000)
+
+
 def test_reversing_a_capture_gives_the_captured_money_back(family):
     """A capture is a request like any other and can be reversed."""
     held = family.authorize(150_000)

@@ -265,20 +265,31 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
         settlements.check_reversal(original, request.request_id)
         principal = caller_id()
 
-        def run(uow: PaymentUnitOfWork) -> api.ReverseRequestResponse:
-            outcome = settlements.reverse(
-                uow, principal, original, _encoded, _settlement_of, self._clock.now(), request.request_id
-            )
-            return api.ReverseRequestResponse(
-                original_found=outcome.original_found,
-                original_method=outcome.original_method,
-                settlement=convert.settlement_to_proto(outcome.settlement) if outcome.settlement else None,
-            )
+        async def here() -> api.ReverseRequestResponse:
+            try:
+                payers = await self._settling.payers_to_charge_again(principal, original, _settlement_of)
+            except DomainError:
+                # The binding service is down: a retry of a reversal already answered still gets its answer.
+                replayed = await self._run.replay(
+                    _method("ReverseRequest"), request.request_id, request, api.ReverseRequestResponse
+                )
+                if replayed is not None:
+                    return replayed
+                raise
 
-        return await self._routing.on_original_holder(
-            request, original, principal, forwarded(),
-            self._mutate("ReverseRequest", request, api.ReverseRequestResponse, run), _settled,
-        )  # fmt: skip
+            def run(uow: PaymentUnitOfWork) -> api.ReverseRequestResponse:
+                outcome = settlements.reverse(
+                    uow, principal, original, _encoded, _settlement_of, self._clock.now(), request.request_id, payers
+                )
+                return api.ReverseRequestResponse(
+                    original_found=outcome.original_found,
+                    original_method=outcome.original_method,
+                    settlement=convert.settlement_to_proto(outcome.settlement) if outcome.settlement else None,
+                )
+
+            return await self._mutate("ReverseRequest", request, api.ReverseRequestResponse, run)()
+
+        return await self._routing.on_original_holder(request, original, principal, forwarded(), here, _settled)
 
     async def GetSettlement(
         self, request: api.GetSettlementRequest, context: grpc.aio.ServicerContext

@@ -501,8 +501,11 @@ def _move_back(
     request_id: str,
     direction: int,
     purpose: Purpose = Purpose.REFUND,
+    payers: Payers | DomainError | None = None,
 ) -> None:
-    """direction +1 refunds the captured legs; -1 charges them again (a reversed undo)."""
+    """direction +1 refunds the captured legs; -1 charges them again (a reversed undo), within
+    what each grantor may give now (`payers`: who may pay the bill now, see
+    `_check_grantors_may_pay_again`)."""
     bill = settlement.bill
     if direction < 0 and any(leg.is_remote for leg in settlement.legs):
         raise DomainError(
@@ -512,6 +515,8 @@ def _move_back(
         )
     locked = uow.accounts.lock(leg.account_id for leg in _local(settlement))
     year = year_of(settlement.capture_time or now)
+    if direction < 0:
+        _check_grantors_may_pay_again(uow, settlement, locked, year, payers)
     postings: list[Posting] = []
     for leg in settlement.legs:
         amount = leg.captured_fen * direction
@@ -536,6 +541,51 @@ def _move_back(
     for leg in _local(settlement):
         leg.payer_balance_after_fen = locked[leg.account_id].available_fen
     settlement.refunded_fen = sum(leg.refunded_fen for leg in settlement.legs)
+
+
+def _check_grantors_may_pay_again(
+    uow: PaymentUnitOfWork,
+    settlement: Settlement,
+    locked: dict[str, Account],
+    year: int,
+    payers: Payers | DomainError | None,
+) -> None:
+    """Charging an undone bill again (a reversed undo) is refused unless every grantor may still
+    give his leg, as for a new bill: a grantor the binding service no longer lets pay for the
+    patient is not charged, and none pays more than the least of his share cap left, the regional
+    annual quota left, the per-use limit and his balance less what the region makes him keep. The
+    leg counts as shared in `year`, the year the bill was captured in, so it must fit what is left
+    of that year's cap and quota after whatever was shared or held since the undo."""
+    aid = [leg for leg in _local(settlement) if leg.source is PaymentSource.MUTUAL_AID and leg.captured_fen]
+    if not aid:
+        return
+    if payers is None:
+        # The original was not this undo when the grants were asked for; it changed since.
+        raise DomainError(
+            Reason.CONCURRENT_CHANGE, "the undo changed while its reversal was prepared; retry with the same request_id"
+        )
+    if isinstance(payers, DomainError):
+        raise payers
+    grants = {grant.binding_id: grant for grant in payers.grants}
+    passed_over = {passed.binding_id: passed.reason for passed in payers.passed_over}
+    usage = uow.usage.of_grantors(sorted({leg.payer_id_number for leg in aid}), year)
+    for leg in aid:
+        grant = grants.get(leg.binding_id)
+        if grant is None or grant.grantor_id_number != leg.payer_id_number:
+            why = passed_over.get(leg.binding_id, "")
+            raise DomainError(
+                Reason(why) if why in Reason.__members__ else Reason.BINDING_NOT_ACTIVE,
+                f"binding {leg.binding_id} no longer lets its grantor pay for the patient; settle the bill again",
+                metadata={"binding_id": leg.binding_id},
+            )
+        limit = grant_limit(grant, locked[leg.account_id], usage.get(leg.payer_id_number, {}))
+        if leg.captured_fen > limit:
+            raise DomainError(
+                Reason.INSUFFICIENT_FUNDS,
+                f"the grantor of binding {leg.binding_id} can give {max(0, limit)} fen more in {year} (share cap, "
+                f"regional quota, per-use limit, balance), not {leg.captured_fen}; settle the bill again",
+                metadata={"limit_fen": str(max(0, limit))},
+            )
 
 
 # Reversal (冲正) --------------------------------------------------------------------------
@@ -567,13 +617,15 @@ def reverse(
     settlement_of: Callable[[str, bytes], str | None],
     now: datetime,
     request_id: str,
+    payers: Payers | DomainError | None = None,
 ) -> Reversal:
     """Cancels whatever effect the original request had, whether or not it arrived.
 
     The original's key is marked reversed (or reserved, when it never arrived), storing
     `reversed_refusal` as `encode_refusal` writes a refusal, so any later arrival or retry of it
     is refused with REQUEST_REVERSED. Only the caller's own requests are found: request ids are
-    kept per principal.
+    kept per principal. An undo (撤销) is reversed by charging its bill again, within what the
+    grantors may give now: `payers` are who may pay that bill now (see `undone_bill`).
     """
     from services.common.idempotency import REVERSED_BEFORE_ARRIVAL, Outcome
 
@@ -596,12 +648,36 @@ def reverse(
             field="original_request_id",
         )
     settlement = get_settlement(uow, settlement_id, for_update=True)
-    _undo(uow, settlement, stored.method.rsplit("/", 1)[-1], now, request_id)
+    _undo(uow, settlement, stored.method.rsplit("/", 1)[-1], now, request_id, payers)
     uow.idempotency.mark_reversed(principal, original_request_id, request_id, refusal)
     return Reversal(True, stored.method, settlement)
 
 
-def _undo(uow: PaymentUnitOfWork, settlement: Settlement, method: str, now: datetime, request_id: str) -> None:
+def undone_bill(
+    uow: PaymentUnitOfWork, principal: str, original_request_id: str, settlement_of: Callable[[str, bytes], str | None]
+) -> Bill | None:
+    """The bill a reversal of `original_request_id` would charge again: that of the settlement the
+    original undid (撤销), when the original is an undo not yet reversed and its settlement is still
+    undone; None for any other original. Read before the reversal's transaction, so who may pay
+    the bill is asked of the binding service with no lock held."""
+    stored = uow.idempotency.get(principal, original_request_id)
+    if stored is None or stored.reversed_by is not None or stored.outcome is None or not stored.outcome.succeeded:
+        return None
+    if stored.method.rsplit("/", 1)[-1] != "RefundSettlement":
+        return None
+    settlement_id = settlement_of(stored.method, stored.outcome.payload)
+    settlement = uow.settlements.get(settlement_id) if settlement_id else None
+    return settlement.bill if settlement is not None and settlement.state is SettlementState.REFUNDED else None
+
+
+def _undo(
+    uow: PaymentUnitOfWork,
+    settlement: Settlement,
+    method: str,
+    now: datetime,
+    request_id: str,
+    payers: Payers | DomainError | None,
+) -> None:
     state = settlement.state
     if method in ("AuthorizeSettlement", "Settle", "CaptureSettlement"):
         if state is SettlementState.AUTHORIZED:
@@ -612,7 +688,7 @@ def _undo(uow: PaymentUnitOfWork, settlement: Settlement, method: str, now: date
             uow.settlements.save(settlement)
             coordination.decide(uow, settlement, coordination.REFUNDING, now)
     elif method == "RefundSettlement" and state is SettlementState.REFUNDED:
-        _move_back(uow, settlement, now, request_id, direction=-1, purpose=Purpose.REVERSAL)
+        _move_back(uow, settlement, now, request_id, direction=-1, purpose=Purpose.REVERSAL, payers=payers)
         settlement.state, settlement.close_time = SettlementState.CAPTURED, None
         uow.settlements.save(settlement)
     elif method == "ReleaseSettlement" and state is SettlementState.RELEASED:

@@ -73,6 +73,17 @@ class Settling:
             local = self._coordinator.routing.me.provinces
         return await self._run.query(lambda uow: settlements.quote(uow, bill, payers, at, remote, local))
 
+    async def payers_to_charge_again(
+        self, principal: str, original_request_id: str, settlement_of: Callable[[str, bytes], str | None]
+    ) -> settlements.Payers | DomainError | None:
+        """Who may pay now the bill whose undo (撤销) a reversal names, for the reversal to charge it
+        again within their limits; None when the original is no undo to charge again. Asked of the
+        binding service before the reversal's transaction opens, as for a bill."""
+        bill = await self._run.query(
+            lambda uow: settlements.undone_bill(uow, principal, original_request_id, settlement_of)
+        )
+        return None if bill is None else await self.payers(bill, self._clock.now())
+
     def expiry(self, requested: datetime | None, now: datetime) -> datetime:
         """When an authorised hold lapses: as requested, within the next 60 days, or the default."""
         expire = requested or now + self._default_hold
