@@ -53,6 +53,39 @@ def test_one_bill_of_an_institution_is_settled_once_until_it_is_undone(family):
     assert family.ledger().balanced
 
 
+def test_reversing_the_undo_of_a_bill_settled_anew_since_is_refused_as_a_duplicate_and_changes_nothing(family):
+    """One bill of an institution is settled once: a reversal (冲正) of its undo (撤销) would charge
+    it a second time while the new settlement of it stands."""
+    first = settle(family, 30_000, "MDTRT-0042")
+    undo_key = request_id()
+    family.payment.RefundSettlement(
+        papi.RefundSettlementRequest(request_id=undo_key, settlement_id=first.settlement_id), timeout=30
+    )
+    second = settle(family, 30_000, "MDTRT-0042")
+    reversal = papi.ReverseRequestRequest(request_id=request_id(), original_request_id=undo_key, reason="timeout")
+    with pytest.raises(grpc.RpcError) as raised:
+        family.payment.ReverseRequest(reversal, timeout=30)
+    refusal = refusal_of(raised.value)
+    assert (refusal.code, refusal.reason) == (grpc.StatusCode.ALREADY_EXISTS, "DUPLICATE_BILL")
+    assert refusal.metadata["settlement_id"] == second.settlement_id
+
+    def state(settlement: ppb.Settlement) -> int:
+        request = papi.GetSettlementRequest(settlement_id=settlement.settlement_id)
+        return family.payment.GetSettlement(request, timeout=30).settlement.state
+
+    assert (state(first), state(second)) == (ppb.SETTLEMENT_STATE_REFUNDED, ppb.SETTLEMENT_STATE_CAPTURED)
+    assert family.account(family.mother).balance_fen == 70_000  # charged once
+    assert family.ledger().balanced
+    # With the new settlement undone, the first undo may be reversed: the bill is paid once again.
+    family.refund(second.settlement_id)
+    again = family.payment.ReverseRequest(
+        papi.ReverseRequestRequest(request_id=request_id(), original_request_id=undo_key), timeout=30
+    )
+    assert again.settlement.state == ppb.SETTLEMENT_STATE_CAPTURED
+    assert family.account(family.mother).balance_fen == 70_000
+    assert family.ledger().balanced
+
+
 @pytest.mark.slow
 def test_ten_hospital_threads_settling_one_bill_at_once_charge_it_once(family, payment_service):
     barrier = threading.Barrier(10)

@@ -688,6 +688,8 @@ def _undo(
             uow.settlements.save(settlement)
             coordination.decide(uow, settlement, coordination.REFUNDING, now)
     elif method == "RefundSettlement" and state is SettlementState.REFUNDED:
+        # The undone bill may have been settled anew since; charged again, it would be paid twice.
+        check_bill_not_settled(uow, settlement.bill)
         _move_back(uow, settlement, now, request_id, direction=-1, purpose=Purpose.REVERSAL, payers=payers)
         settlement.state, settlement.close_time = SettlementState.CAPTURED, None
         uow.settlements.save(settlement)
