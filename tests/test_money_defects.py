@@ -17,8 +17,8 @@ from gongji.payment.v1 import payment_pb2 as ppb
 from gongji.payment.v1 import payment_service_pb2 as papi
 from shared.principals import institution
 from shared.privacy import mask_id_number
-from tests.helpers import refusal_of, request_id
-from tests.payment_helpers import PaymentFamily
+from tests.helpers import binding_request, refusal_of, request_id
+from tests.payment_helpers import PaymentFamily, refused
 
 
 @pytest.fixture
@@ -377,6 +377,36 @@ def test_a_failed_verification_is_the_answer_to_every_retry_of_the_request(famil
         transfer(family, 5_000, key=key)
     assert refusal_of(raised.value).reason == "IDEMPOTENCY_KEY_REUSED"
     assert family.account(family.child, ppb.ACCOUNT_KIND_WALLET).balance_fen == 0
+
+
+def test_a_transfer_refused_for_want_of_a_binding_is_the_answer_to_its_retry_after_the_pair_is_bound(family):
+    """The binding service's refusal is stored under the key like one the transaction gives:
+    once the pair is bound, the identical retry still moves nothing, and the key stays taken."""
+    from services.payment.verification import stand_in_token
+
+    activate_wallet(family)
+    uncle = family.register("王二哥")
+    family.credit(uncle, 50_000)
+    request = papi.TransferToWalletRequest(
+        request_id=request_id(), grantor_id_number=uncle.id_number, beneficiary_id_number=family.child.id_number,
+        amount_fen=1_000,
+        verification=ppb.Verification(
+            method=ppb.VERIFICATION_METHOD_FACE, token=stand_in_token(uncle.id_number, "FACE")
+        ),
+    )  # fmt: skip
+    first = refused(family.payment.TransferToWallet, request)
+    assert (first.code, first.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "BINDING_NOT_ACTIVE")
+    family.binding.CreateBinding(binding_request(uncle, family.child))
+    retry = refused(family.payment.TransferToWallet, request)
+    assert (retry.code, retry.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "BINDING_NOT_ACTIVE")
+    other = papi.TransferToWalletRequest()
+    other.CopyFrom(request)
+    other.amount_fen = 2_000
+    reused = refused(family.payment.TransferToWallet, other)
+    assert (reused.code, reused.reason) == (grpc.StatusCode.ALREADY_EXISTS, "IDEMPOTENCY_KEY_REUSED")
+    assert family.account(uncle).balance_fen == 50_000
+    assert family.account(family.child, ppb.ACCOUNT_KIND_WALLET).balance_fen == 0
+    assert family.ledger().balanced
 
 
 def test_a_wallet_transfer_while_the_binding_service_is_down_is_unavailable_and_moves_nothing(family, payment_service):

@@ -41,6 +41,7 @@ from shared.errors import DomainError, Reason
 from shared.ledger import AccountKind, Purpose
 from shared.payers import PayerGrant
 from shared.policy import UseCategory
+from shared.regions import PROVINCES
 from shared.relationships import Relationship
 from shared.settlements import Bill, CredentialType
 from tests.helpers import make_id_number, request_id
@@ -172,12 +173,15 @@ class Flows:
             )
         )  # fmt: skip
 
-    def transfer(self, amount_fen: int, token: str = "confirmed") -> papi.TransferToWalletResponse:
-        key = request_id()
+    def transfer(
+        self, amount_fen: int, token: str = "confirmed", key: str | None = None
+    ) -> papi.TransferToWalletResponse:
+        key = key or request_id()
         asked = TransferAsked(MOTHER, CHILD, amount_fen, "QR_PASSWORD", token)
+        request = papi.TransferToWalletRequest(request_id=key, amount_fen=amount_fen)
         return asyncio.run(
             self.transfers.transfer(
-                "/test/TransferToWallet", papi.TransferToWalletRequest(request_id=key), key, asked,
+                "/test/TransferToWallet", request, key, asked,
                 papi.TransferToWalletResponse,
                 lambda row: papi.TransferToWalletResponse(transfer=convert.transfer_to_proto(row)),
                 lambda answer: "",
@@ -202,6 +206,36 @@ def flows(databases, clock) -> Iterator[Flows]:
     finally:
         runner.close()
         engine.dispose()
+
+
+class RefusingPeer:
+    """The payment node of Shanghai (31), refusing every hold with a refusal that is not transient."""
+
+    def __init__(self) -> None:
+        self.prepares = 0
+
+    async def prepare(self, *args: Any, **kwargs: Any) -> list[Any]:
+        self.prepares += 1
+        raise DomainError(Reason.PEER_CLAIM_REJECTED, "the fake peer refuses to hold")
+
+    async def abort(self, *args: Any) -> None:
+        return None
+
+
+@pytest.fixture
+def refusing_peer(flows: Flows) -> Iterator[tuple[Flows, RefusingPeer]]:
+    """The flows on a node of every province but 31, whose node refuses every hold."""
+    nodes = {"here": {"address": "", "provinces": sorted(PROVINCES - {"31"})}, "shanghai": {"address": "",
+             "provinces": ["31"]}}  # fmt: skip
+    peer = RefusingPeer()
+    coordinator = Coordinator(
+        flows.runner,
+        RoutingTable.from_dict({"nodes": nodes}, "here"),
+        peer,
+        flows.clock,  # type: ignore[arg-type]
+    )
+    settling = Settling(flows.runner, flows.clock, flows.directory, coordinator, timedelta(minutes=15))
+    yield replace(flows, settling=settling), peer
 
 
 def refusal_reason(call: Any) -> str:
@@ -259,6 +293,18 @@ def test_a_settlement_whose_payers_keep_changing_is_refused_busy_and_moves_nothi
     assert legs(flows.settle(bill(10_000), key)) == [(MOTHER, 10_000)]  # not stored: the retry runs
 
 
+def test_a_hold_another_node_refused_is_the_answer_to_every_retry_and_that_node_is_not_asked_again(refusing_peer):
+    flows, peer = refusing_peer
+    flows.credit(MOTHER, 20_000)
+    flows.directory.grants = (grant(MOTHER, 1), replace(grant(FATHER, 2), grantor_admdvs="310100"))
+    key = request_id()
+    assert refusal_reason(lambda: flows.settle(bill(30_000), key)) == "PEER_CLAIM_REJECTED"
+    assert refusal_reason(lambda: flows.settle(bill(30_000), key)) == "PEER_CLAIM_REJECTED(replayed)"
+    assert peer.prepares == 1
+    with flows.runner.unit_of_work() as uow:
+        assert accounts.get_account(uow, MOTHER, AccountKind.PERSONAL_ACCOUNT).balance_fen == 20_000
+
+
 def test_a_bill_with_no_grantor_named_is_paid_in_cash(flows):
     flows.credit(MOTHER, 20_000)
     answer = flows.settle(bill(5_000))
@@ -310,6 +356,35 @@ def test_a_transfer_between_people_the_binding_service_does_not_bind_is_refused_
     flows.credit(MOTHER, 20_000)
     assert refusal_reason(lambda: flows.transfer(1_000)) == "BINDING_NOT_ACTIVE"
     assert flows.verifier.asked == 0
+
+
+def test_a_transfer_the_binding_service_refused_is_refused_again_under_its_key_once_the_pair_is_bound(flows):
+    """The refusal is stored like the transaction's own; the retry asks no one again."""
+    flows.credit(MOTHER, 20_000)
+    with flows.runner.unit_of_work() as uow:
+        wallets.activate_wallet(uow, CHILD, NANJING, flows.clock.now())
+        uow.commit()
+    key = request_id()
+    assert refusal_reason(lambda: flows.transfer(1_000, key=key)) == "BINDING_NOT_ACTIVE"
+    flows.directory.bound[(MOTHER, CHILD)] = BoundPair("binding-1", MOTHER, CHILD, True, NANJING, NANJING)
+    flows.directory.asked.clear()
+    assert refusal_reason(lambda: flows.transfer(1_000, key=key)) == "BINDING_NOT_ACTIVE(replayed)"
+    assert refusal_reason(lambda: flows.transfer(2_000, key=key)) == "IDEMPOTENCY_KEY_REUSED"
+    assert (flows.directory.asked, flows.verifier.asked) == ([], 0)
+    assert flows.transfer(1_000).transfer.amount_fen == 1_000  # a new key is judged afresh
+
+
+def test_a_transfer_unavailable_while_the_binding_service_is_down_runs_when_retried_under_its_key(flows):
+    flows.credit(MOTHER, 20_000)
+    flows.directory.bound[(MOTHER, CHILD)] = BoundPair("binding-1", MOTHER, CHILD, True, NANJING, NANJING)
+    with flows.runner.unit_of_work() as uow:
+        wallets.activate_wallet(uow, CHILD, NANJING, flows.clock.now())
+        uow.commit()
+    key = request_id()
+    flows.directory.down = True
+    assert refusal_reason(lambda: flows.transfer(1_000, key=key)) == "BINDING_SERVICE_UNAVAILABLE"
+    flows.directory.down = False
+    assert flows.transfer(1_000, key=key).transfer.amount_fen == 1_000
 
 
 def test_a_transfer_keeps_to_the_daily_limit_the_binding_service_gives(flows):

@@ -157,6 +157,20 @@ class UseCaseRunner(Generic[U]):
             return response_type.FromString(stored.outcome.payload)
         raise RpcFailure(status_pb2.Status.FromString(stored.outcome.payload), replayed=True)
 
+    async def refuse(
+        self, method: str, request_id: str, request: Message, response_type: type[R], refusal: DomainError
+    ) -> R:
+        """Answers with a refusal found before the request's transaction (by another service, or
+        against the clock), stored under its key as if the transaction gave it: the condition may
+        change, and a retry must still get this answer, never the effect. An answer already stored
+        under the key wins (and the same key with another request is IDEMPOTENCY_KEY_REUSED); a
+        transient refusal is raised unstored, as `mutate` does."""
+
+        def run(uow: U) -> R:
+            raise refusal
+
+        return await self.mutate(method, request_id, request, response_type, run)
+
     async def mutate(
         self, method: str, request_id: str, request: Message, response_type: type[R], fn: Callable[[U], R]
     ) -> R:

@@ -171,12 +171,14 @@ class Settling:
                 prepared = await self._coordinator.prepare(
                     bill, payers, expire, lambda uow: self._run.answered(uow, request_id), exact=not capture
                 )
-            except (AnsweredBefore, DomainError) as error:
+            except DomainError as refusal:
+                # Another node's refusal, stored under the key unless transient, so a retry does not
+                # hold anew once that node would agree; an answer stored already wins.
+                return await self._run.refuse(method, request_id, request, response_type, refusal)
+            except AnsweredBefore:
                 replayed = await self._run.replay(method, request_id, request, response_type)
                 if replayed is not None:
                     return replayed
-                if isinstance(error, DomainError):
-                    raise
                 raise DomainError(
                     Reason.CONCURRENT_CHANGE,
                     "the request's earlier answer could not be read back; retry with the same request_id",

@@ -2,8 +2,9 @@
 grantor confirms each by face or QR-code password, within the region's daily limits).
 
 The binding and the region's limits come from the binding service, the confirmation from
-the verifier, both before the transaction opens; a wallet kept by another node is credited
-there once the debit here is recorded."""
+the verifier, both before the transaction opens; a refusal of theirs is stored under the
+request's key all the same. A wallet kept by another node is credited there once the debit
+here is recorded."""
 
 from __future__ import annotations
 
@@ -63,13 +64,17 @@ class WalletTransfers:
         pending_transfer_id: Callable[[R], str],
     ) -> R:
         """Debits the grantor and credits the wallet once per request_id; a retry gets the stored
-        answer without the verifier being asked again."""
+        answer, refusals included, without the binding service or the verifier being asked again."""
         replayed = await self._run.replay(method, request_id, request, response_type)
         if replayed is not None:
             return replayed
-        pair = await self._directory.active_binding_between(asked.grantor_id_number, asked.beneficiary_id_number)
-        self._routing.check_grantor_account_kept_here(pair.grantor_admdvs)
-        limits = await self._directory.wallet_limits(pair.grantor_admdvs)
+        try:
+            pair = await self._directory.active_binding_between(asked.grantor_id_number, asked.beneficiary_id_number)
+            self._routing.check_grantor_account_kept_here(pair.grantor_admdvs)
+            limits = await self._directory.wallet_limits(pair.grantor_admdvs)
+        except DomainError as refusal:
+            # Stored under the key: once the pair is bound, a retry must not move the money.
+            return await self._run.refuse(method, request_id, request, response_type, refusal)
         order = wallets.TransferOrder(
             transfer_id=ids.new_id(), request_id=request_id, grantor_id_number=asked.grantor_id_number,
             beneficiary_id_number=asked.beneficiary_id_number, beneficiary_province=pair.beneficiary_admdvs[:2],
