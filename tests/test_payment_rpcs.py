@@ -1680,6 +1680,30 @@ def test_a_retried_authorization_holds_once(family):
     assert_ledger_balanced(family)
 
 
+def test_a_retried_authorization_sent_after_its_expire_time_passed_gets_the_first_answer(family):
+    """AIP-155: the key's answer outlives the hold; the retry is neither refused nor held again."""
+    request = authorize_request(family, 10_000)
+    request.expire_time.FromDatetime(family.clock.now() + timedelta(minutes=5))
+    first = family.payment.AuthorizeSettlement(request).settlement
+    entries = entry_count(family)
+    family.clock.advance(timedelta(minutes=10))
+    assert family.payment.AuthorizeSettlement(request).settlement == first
+    assert entry_count(family) == entries
+    assert_ledger_balanced(family)
+
+
+def test_an_expiry_refused_as_too_far_ahead_stays_the_answer_to_its_key_once_time_would_let_it_in(family):
+    """The expiry is judged against the clock, so its refusal is stored under the key like any other."""
+    request = authorize_request(family, 10_000)
+    request.expire_time.FromDatetime(family.clock.now() + timedelta(days=61))
+    for _ in range(2):
+        refusal = refused(family.payment.AuthorizeSettlement, request)
+        assert (refusal.code, refusal.reason, refusal.fields) == (INVALID_ARGUMENT, "FIELD_INVALID", ("expire_time",))
+        family.clock.advance(timedelta(days=2))
+    assert money(family, family.mother) == (100_000, 0, 100_000)
+    assert_ledger_balanced(family)
+
+
 def test_a_retried_capture_returns_the_first_answer_instead_of_already_captured(family):
     """Idempotent capture."""
     held = family.authorize(150_000)

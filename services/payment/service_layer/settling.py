@@ -104,7 +104,12 @@ class Settling:
     ) -> R:
         """Authorises (holds) or settles the bill once per request_id; a retry gets the stored answer."""
         now = self._clock.now()
-        expire = now + self._default_hold if capture else self.expiry(requested_expiry, now)
+        try:
+            expire = now + self._default_hold if capture else self.expiry(requested_expiry, now)
+        except DomainError as refusal:
+            # Judged against the clock, so through the key: a retry sent after the expiry passed
+            # gets the first answer, and a refused expiry stays refused once time would let it in.
+            return await self._run.refuse(method, request_id, request, response_type, refusal)
         if bill.credential_holder != bill.patient_id_number:
             return await self._refuse_impersonation(method, request, request_id, bill, response_type)
         return await on_current_payers(
