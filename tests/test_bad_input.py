@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from gongji.binding.v1 import binding_pb2 as bpb
 from gongji.binding.v1 import binding_service_pb2 as bapi
 from gongji.binding.v1 import binding_service_pb2_grpc as binding_grpc
+from gongji.common.v1 import common_pb2 as common
 from gongji.node.v1 import node_service_pb2 as node
 from gongji.payment.v1 import payment_pb2 as ppb
 from gongji.payment.v1 import payment_service_pb2 as papi
@@ -87,6 +88,23 @@ def test_a_payer_grant_without_a_known_relationship_is_refused(family, payment_s
         )
         refusal = refused(capacity, request)
         assert (refusal.code, refusal.fields) == (INVALID_ARGUMENT, ("grants.relationship",))
+
+
+def test_a_peer_asking_about_or_holding_for_more_payers_than_a_hundred_is_refused(family, payment_service):
+    """Each payer becomes an SQL parameter: the hundreds of thousands a megabyte holds would be
+    INTERNAL on PostgreSQL (65,535 at most); a family has a few, so a hundred is plenty."""
+    stub = payment_service.node_stub("local")
+    grant = bapi.PayerGrant(
+        binding_id=family.mother_binding.binding_id, grantor_id_number=family.mother.id_number,
+        grantor_admdvs="320100", relationship=common.RELATIONSHIP_CHILD,
+    )  # fmt: skip
+    capacity = node.GetPayerCapacityRequest(beneficiary_id_number=family.child.id_number, grants=[grant] * 1_000)
+    leg = node.NodeLeg(leg_no=1, payer_id_number=family.mother.id_number, binding_id=grant.binding_id, amount_fen=1)
+    prepare = node.PrepareLegsRequest(transaction_id=request_id(), coordinator_province="32", legs=[leg] * 1_000)
+    for call, request, field in ((stub.GetPayerCapacity, capacity, "grants"), (stub.PrepareLegs, prepare, "legs")):
+        refusal = refused(call, request)
+        assert (refusal.code, refusal.reason, refusal.fields) == (INVALID_ARGUMENT, "FIELD_INVALID", (field,))
+    assert (family.account(family.mother).held_fen, family.ledger().balanced) == (0, True)
 
 
 def test_crediting_the_largest_int64_twice_is_refused_and_credits_work_afterwards(family):
@@ -166,6 +184,25 @@ def test_a_credit_that_would_take_an_account_past_the_most_it_may_hold_is_refuse
         assert family.account(family.mother).balance_fen == MAX_BALANCE_FEN
         audit = family.ledger()
         assert (audit.balanced, audit.entry_count) == (True, entries)
+
+
+def test_a_state_filter_repeated_seventy_thousand_times_lists_and_pages_as_that_state_once(family):
+    """A state becomes one SQL parameter however often it is asked for (PostgreSQL takes at most
+    65,535), and a page token of the long filter continues the short one: the query is the same."""
+    child = family.child.id_number
+    once = bapi.ListBindingsRequest(beneficiary_id_number=child, states=[bpb.BINDING_STATE_ACTIVE], page_size=1)
+    many = bapi.ListBindingsRequest(
+        beneficiary_id_number=child, states=[bpb.BINDING_STATE_ACTIVE] * 70_000 + [bpb.BINDING_STATE_ENDED] * 3,
+        page_size=1,
+    )  # fmt: skip
+    first, first_of_many = family.binding.ListBindings(once), family.binding.ListBindings(many)
+    assert first_of_many.bindings == first.bindings
+    once.states.append(bpb.BINDING_STATE_ENDED)
+    once.page_token = first_of_many.next_page_token
+    second = family.binding.ListBindings(once)
+    assert sorted(b.binding_id for b in (*first.bindings, *second.bindings)) == sorted(
+        [family.mother_binding.binding_id, family.father_binding.binding_id]
+    )
 
 
 def _token(body: dict) -> str:

@@ -156,7 +156,10 @@ def actor_from_proto(value: int) -> Actor:
 
 
 def states_from_proto(values: list[int]) -> list[BindingState]:
-    return [enum_to_domain(BindingState, pb.BindingState, v, f"states[{i}]") for i, v in enumerate(values)]
+    """The states asked for, each once in the order first asked: a state repeated any number of
+    times filters as once, and never becomes that many SQL parameters (PostgreSQL takes 65,535)."""
+    states = (enum_to_domain(BindingState, pb.BindingState, v, f"states[{i}]") for i, v in enumerate(values))
+    return list(dict.fromkeys(states))
 
 
 def payer_mode_from_proto(value: int) -> PayerMode:

@@ -33,8 +33,9 @@ SERVICE = "gongji.node.v1.PaymentNodeService"
 MAX_PREPARED_HOLD = timedelta(days=61)
 # What one BatchCommitLegs may carry: one transaction's worth of locks stays short.
 MAX_BATCHED_COMMITS = 100
-# A beneficiary's grants in one capacity question: far more than any family has.
-MAX_GRANTS = 100
+# A bill's payers on one node: a beneficiary's grantors are a family's few, and each becomes an SQL
+# parameter (PostgreSQL takes at most 65,535 in one statement).
+MAX_PAYERS = 100
 OUTCOME_OF = {
     "PENDING": node.TRANSACTION_OUTCOME_PENDING,
     "COMMITTED": node.TRANSACTION_OUTCOME_COMMITTED,
@@ -46,6 +47,11 @@ def _transaction_id(value: str, field: str = "transaction_id") -> str:
     if not value or len(value) > 36:
         raise DomainError(Reason.FIELD_INVALID, f"{field} must be a settlement or transfer id", field=field)
     return value
+
+
+def _at_most_payers(count: int, field: str) -> None:
+    if count > MAX_PAYERS:
+        raise DomainError(Reason.FIELD_INVALID, f"{field} lists at most {MAX_PAYERS} payers", field=field)
 
 
 class PaymentNodeServicer(node_grpc.PaymentNodeServiceServicer):
@@ -73,9 +79,8 @@ class PaymentNodeServicer(node_grpc.PaymentNodeServiceServicer):
     async def GetPayerCapacity(
         self, request: node.GetPayerCapacityRequest, context: grpc.aio.ServicerContext
     ) -> node.GetPayerCapacityResponse:
+        _at_most_payers(len(request.grants), "grants")
         grants = list(grants_from_proto(request.grants))
-        if len(grants) > MAX_GRANTS:
-            raise DomainError(Reason.FIELD_INVALID, f"at most {MAX_GRANTS} grants per call", field="grants")
         at = timestamp_to_datetime(request, "at_time") or self._clock.now()
         confirmed = await peer_claims.confirmed_grants(self._directory, request.beneficiary_id_number, grants)
         # Not a snapshot: what a grantor can give is advice the prepare checks again under its locks.
@@ -94,6 +99,7 @@ class PaymentNodeServicer(node_grpc.PaymentNodeServiceServicer):
         self, request: node.PrepareLegsRequest, context: grpc.aio.ServicerContext
     ) -> node.PrepareLegsResponse:
         transaction_id = _transaction_id(request.transaction_id)
+        _at_most_payers(len(request.legs), "legs")
         province = validate_province(request.coordinator_province, "coordinator_province")
         expire = timestamp_to_datetime(request, "expire_time")
         if expire is None:
