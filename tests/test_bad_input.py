@@ -23,6 +23,7 @@ from gongji.node.v1 import node_service_pb2 as node
 from gongji.payment.v1 import payment_pb2 as ppb
 from gongji.payment.v1 import payment_service_pb2 as papi
 from services.binding.app import BindingSettings, start_binding_server
+from services.common import paging
 from services.common.hosting import BackgroundServer
 from services.common.security.natural_callers import ActingStub
 from services.common.server import ServerSecurity
@@ -32,7 +33,7 @@ from shared.money import INT64_MAX, MAX_BALANCE_FEN, within_limit
 from shared.policy import PolicyIndex, RegionPolicy
 from shared.principals import BINDING_SERVICE, operator, payment_node
 from tests.conftest import running_payment
-from tests.helpers import refusal_of, request_id
+from tests.helpers import binding_request, refusal_of, request_id
 from tests.payment_helpers import PaymentFamily
 
 INVALID_ARGUMENT = grpc.StatusCode.INVALID_ARGUMENT
@@ -203,6 +204,48 @@ def test_a_state_filter_repeated_seventy_thousand_times_lists_and_pages_as_that_
     assert sorted(b.binding_id for b in (*first.bindings, *second.bindings)) == sorted(
         [family.mother_binding.binding_id, family.father_binding.binding_id]
     )
+
+
+def test_a_binding_with_more_than_ten_proofs_or_an_overlong_document_ref_is_refused_and_not_created(family):
+    """Every proof travels with the binding in every list: five bindings of 7,000 proofs once made
+    the beneficiary's ListBindings larger than the server may send."""
+    uncle = family.register("王叔叔")
+    proof = bpb.Proof(type=bpb.PROOF_TYPE_HOUSEHOLD_REGISTER, document_ref="DOC-1")
+    too_many = binding_request(uncle, family.child)
+    too_many.proofs.extend([proof] * 10)
+    too_long = binding_request(uncle, family.child)
+    too_long.proofs[0].document_ref = "r" * 129
+    for request, field in ((too_many, "proofs"), (too_long, "proofs[0].document_ref")):
+        refusal = refused(family.binding.CreateBinding, request)
+        assert (refusal.code, refusal.reason, refusal.fields) == (INVALID_ARGUMENT, "FIELD_INVALID", (field,))
+    assert not family.binding.ListBindings(bapi.ListBindingsRequest(grantor_id_number=uncle.id_number)).bindings
+    ten = binding_request(uncle, family.child)
+    ten.proofs.extend([proof] * 9)
+    assert len(family.binding.CreateBinding(ten).binding.proofs) == 10
+
+
+def test_a_page_ends_before_its_answer_would_pass_the_most_a_page_may_take(family, monkeypatch):
+    """Whatever page_size asks, the answer stays sendable; the token goes on from the last one sent."""
+    monkeypatch.setattr(paging, "MAX_PAGE_BYTES", 1)
+    request = bapi.ListBindingsRequest(beneficiary_id_number=family.child.id_number, page_size=500)
+    seen = []
+    while True:
+        page = family.binding.ListBindings(request)
+        assert len(page.bindings) == 1
+        seen.append(page.bindings[0].binding_id)
+        if not page.next_page_token:
+            break
+        request.page_token = page.next_page_token
+    assert sorted(seen) == sorted([family.mother_binding.binding_id, family.father_binding.binding_id])
+    family.binding.UpdateSharingLimit(
+        bapi.UpdateSharingLimitRequest(
+            request_id=request_id(), binding_id=family.mother_binding.binding_id, yearly_cap_fen=50_000
+        )
+    )  # a second event
+    events = family.binding.ListBindingEvents(
+        bapi.ListBindingEventsRequest(binding_id=family.mother_binding.binding_id, page_size=500)
+    )
+    assert (len(events.events), bool(events.next_page_token)) == (1, True)
 
 
 def _token(body: dict) -> str:

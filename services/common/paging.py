@@ -14,8 +14,11 @@ import hmac
 import json
 import os
 import secrets
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
+
+from google.protobuf.message import Message
 
 from shared.errors import DomainError, Reason
 
@@ -24,6 +27,9 @@ _KEY = os.environ.get(PAGE_TOKEN_KEY_ENV, "").encode() or secrets.token_bytes(32
 _MAX_TOKEN_LENGTH = 1024
 _MAX_OFFSET = 2**62
 _MAX_ID_LENGTH = 64
+# The most one page's items may take, whatever page_size asked for: the request limit (1 MiB),
+# well under what a server sends (4 MiB) and what gRPC clients take by default (4 MiB).
+MAX_PAGE_BYTES = 1 << 20
 
 
 def _signature(query: Any, position: Any) -> str:
@@ -76,3 +82,16 @@ def decode_time_and_id(token: str, query: Any) -> tuple[datetime, str] | None:
     if when.tzinfo is None or not isinstance(identifier, str) or len(identifier) > _MAX_ID_LENGTH:
         raise _invalid("page_token holds no position")
     return when, identifier
+
+
+def fitting(items: Sequence[Message], max_bytes: int | None = None) -> int:
+    """How many of a page's items, from the first, fit in max_bytes (MAX_PAGE_BYTES unless
+    given; one at least, so a page always moves on); the page ends after them and its token
+    points past the last."""
+    max_bytes = MAX_PAGE_BYTES if max_bytes is None else max_bytes
+    total = 0
+    for count, item in enumerate(items):
+        total += item.ByteSize() + 8  # the repeated field's tag and the item's length
+        if total > max_bytes and count:
+            return count
+    return len(items)

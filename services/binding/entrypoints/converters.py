@@ -45,6 +45,10 @@ from shared.policy import (
 from shared.regions import validate_admdvs, validate_province
 from shared.relationships import ProofType, Relationship, RelationshipScope
 
+# A relationship is shown by a document or two (household register, marriage certificate); every
+# proof is kept with the binding and sent with it in every list, so their number is bounded.
+MAX_PROOFS = 10
+
 
 def _name(value: str, field: str) -> str:
     return text_field(value, field, 100, required=True)
@@ -129,6 +133,8 @@ def _identity(message: api.PersonIdentity, field: str) -> Identity:
 
 
 def application_from_request(request: api.CreateBindingRequest) -> BindingApplication:
+    if len(request.proofs) > MAX_PROOFS:
+        raise DomainError(Reason.FIELD_INVALID, f"a binding carries at most {MAX_PROOFS} proofs", field="proofs")
     proofs = tuple(
         Proof(
             enum_to_domain(ProofType, pb.ProofType, proof.type, f"proofs[{i}].type"),

@@ -15,7 +15,7 @@ from services.binding.service_layer.policy_book import PolicyBook
 from services.binding.service_layer.unit_of_work import BindingUnitOfWork
 from services.common.clock import Clock
 from services.common.converters import page_size, required_id, text_field, timestamp_to_datetime
-from services.common.paging import decode_offset, decode_time_and_id, encode_page_token
+from services.common.paging import decode_offset, decode_time_and_id, encode_page_token, fitting
 from services.common.runner import UseCaseRunner
 from shared.bindings import Actor
 from shared.errors import DomainError, Reason
@@ -201,8 +201,11 @@ class BindingServicer(api_grpc.BindingServiceServicer):
             lambda uow: use_cases.list_bindings(uow, grantor, beneficiary, states, after, limit + 1)
         )
         page, more = found[:limit], len(found) > limit
+        bindings = [convert.binding_to_proto(b) for b in page]
+        if (fit := fitting(bindings)) < len(bindings):
+            page, bindings, more = page[:fit], bindings[:fit], True
         token = encode_page_token(query, [page[-1].create_time.isoformat(), page[-1].binding_id]) if more else ""
-        return api.ListBindingsResponse(bindings=[convert.binding_to_proto(b) for b in page], next_page_token=token)
+        return api.ListBindingsResponse(bindings=bindings, next_page_token=token)
 
     async def ListBindingEvents(
         self, request: api.ListBindingEventsRequest, context: grpc.aio.ServicerContext
@@ -217,10 +220,11 @@ class BindingServicer(api_grpc.BindingServiceServicer):
 
         found = await self._run.query(read)
         page, more = found[:limit], len(found) > limit
+        events = [convert.event_to_proto(event) for _, event in page]
+        if (fit := fitting(events)) < len(events):
+            page, events, more = page[:fit], events[:fit], True
         token = encode_page_token([binding_id], page[-1][0]) if more else ""
-        return api.ListBindingEventsResponse(
-            events=[convert.event_to_proto(event) for _, event in page], next_page_token=token
-        )
+        return api.ListBindingEventsResponse(events=events, next_page_token=token)
 
     async def UpdateSharingLimit(
         self, request: api.UpdateSharingLimitRequest, context: grpc.aio.ServicerContext
