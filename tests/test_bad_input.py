@@ -67,14 +67,20 @@ def test_a_timestamp_out_of_range_is_refused_naming_its_field(family, seconds, n
         request_id=request_id(), id_number=family.child.id_number, event_type=bapi.LIFE_EVENT_TYPE_CONTACT_CHANGED
     )
     event.event_time.seconds, event.event_time.nanos = seconds, nanos
+    put = bapi.PutRegionPolicyRequest(request_id=request_id())
+    put.policy.CopyFrom(family.binding.GetRegionPolicy(bapi.GetRegionPolicyRequest(admdvs="320100")).policy)
+    put.policy.admdvs = "320200"
+    put.policy.effective_from.seconds, put.policy.effective_from.nanos = seconds, nanos
     for call, request, field in (
         (family.payment.QuoteSettlement, quote, "at_time"),
         (family.payment.AuthorizeSettlement, authorize, "expire_time"),
         (family.binding.GetRegionPolicy, policy, "at_time"),
         (family.binding.ReportLifeEvent, event, "event_time"),
+        (family.binding.PutRegionPolicy, put, "policy.effective_from"),  # its path, as when it is missing
     ):
         refusal = refused(call, request)
         assert (refusal.code, refusal.reason, refusal.fields) == (INVALID_ARGUMENT, "FIELD_INVALID", (field,))
+    assert not family.binding.ListRegionPolicies(bapi.ListRegionPoliciesRequest(admdvs="320200")).policies
     assert family.ledger().balanced
 
 

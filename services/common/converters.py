@@ -41,16 +41,18 @@ EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
-def timestamp_to_datetime(message: Any, field: str) -> datetime | None:
+def timestamp_to_datetime(message: Any, field: str, prefix: str = "") -> datetime | None:
     """The Timestamp field's value, or None when it is unset; a malformed one or one outside
-    1900–9000 is refused naming the field."""
+    1900–9000 is refused naming the field by its path in the request (`prefix` + field, for a
+    field of a nested message such as "policy.")."""
     if not message.HasField(field):
         return None
     stamp: Timestamp = getattr(message, field)
+    path = prefix + field
     if not 0 <= stamp.nanos < 1_000_000_000:
-        raise DomainError(Reason.FIELD_INVALID, f"{field}.nanos must be 0 to 999,999,999", field=field)
+        raise DomainError(Reason.FIELD_INVALID, f"{path}.nanos must be 0 to 999,999,999", field=path)
     if not EARLIEST.timestamp() <= stamp.seconds < LATEST.timestamp():
-        raise DomainError(Reason.FIELD_INVALID, f"{field} must lie between the years 1900 and 9000", field=field)
+        raise DomainError(Reason.FIELD_INVALID, f"{path} must lie between the years 1900 and 9000", field=path)
     return stamp.ToDatetime(tzinfo=UTC)
 
 

@@ -204,7 +204,7 @@ def resolution_to_proto(resolution: PayerResolution) -> api.ResolvePayersRespons
 
 
 def policy_from_proto(message: pb.RegionPolicy) -> RegionPolicy:
-    effective_from = timestamp_to_datetime(message, "effective_from")
+    effective_from = timestamp_to_datetime(message, "effective_from", prefix="policy.")
     if effective_from is None:
         raise DomainError(Reason.FIELD_REQUIRED, "policy.effective_from is required", field="policy.effective_from")
     return RegionPolicy(
