@@ -7,6 +7,7 @@ institutions' receivables; the cash part of a bill never enters the ledger.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -61,7 +62,14 @@ def year_of(moment: datetime) -> int:
 EARLIEST_YEAR, LATEST_YEAR = 1900, 8999
 
 
+# strptime alone takes "2026-3-2", fullwidth or Arabic-Indic digits and surrounding spaces: a
+# day or month is taken only in exactly the ASCII shape it is documented in.
+_SHAPES = {"YYYY-MM-DD": r"[0-9]{4}-[0-9]{2}-[0-9]{2}", "YYYY-MM": r"[0-9]{4}-[0-9]{2}"}
+
+
 def _calendar(text: str, pattern: str, field: str, shape: str) -> datetime:
+    if not re.fullmatch(_SHAPES[shape], text):
+        raise DomainError(Reason.FIELD_INVALID, f"{field} {text[:16]!r} is not {shape}", field=field)
     try:
         start = datetime.strptime(text, pattern).replace(tzinfo=CHINA_STANDARD_TIME)
     except ValueError:

@@ -394,6 +394,30 @@ def test_a_day_or_month_at_the_calendars_edge_is_refused_naming_its_field(family
     assert (refusal.code, refusal.reason, refusal.fields) == (INVALID_ARGUMENT, "FIELD_INVALID", (field,))
 
 
+@pytest.mark.parametrize(
+    ("day", "month"),
+    [("２０２６-03-02", "２０２６-03"), ("٢٠٢٦-٠٣-٠٢", "٢٠٢٦-٠٣"), ("2026-3-2", "2026-3"), ("2026-03-2", "202603"),
+     (" 2026-03-02", "2026-03 x"), ("2026-03-02\n", "2026-03\n"), ("+2026-03-02", "+2026-03")],
+)  # fmt: skip
+def test_a_day_or_month_not_written_in_ascii_yyyy_mm_dd_or_yyyy_mm_is_refused_naming_its_field(family, day, month):
+    """strptime alone takes other digits, single-digit months and days, and spaces around them."""
+    for call, request, field in (
+        (family.payment.ReconcileInstitution, papi.ReconcileInstitutionRequest(institution_code="H1", date=day),
+         "date"),
+        (family.payment.GetClearingReport, papi.GetClearingReportRequest(date=day), "date"),
+        (family.payment.ListStatement, papi.ListStatementRequest(id_number=family.mother.id_number, month=month),
+         "month"),
+        (family.payment.CreditAccount, papi.CreditAccountRequest(
+            request_id=request_id(), id_number=family.mother.id_number, account_kind=ppb.ACCOUNT_KIND_PERSONAL_ACCOUNT,
+            amount_fen=100, kind=papi.CREDIT_KIND_MONTHLY_CONTRIBUTION, period=month), "period"),
+    ):  # fmt: skip
+        refusal = refused(call, request)
+        assert (refusal.code, refusal.reason, refusal.fields) == (INVALID_ARGUMENT, "FIELD_INVALID", (field,)), month
+    assert family.account(family.mother).balance_fen == 100_000
+    refusal = refused(family.binding.ListRegionPolicies, bapi.ListRegionPoliciesRequest(admdvs="３２０１"))
+    assert (refusal.code, refusal.reason, refusal.fields) == (INVALID_ARGUMENT, "INVALID_ADMDVS", ("admdvs",))
+
+
 def test_bytes_that_are_no_request_are_refused_as_malformed_with_one_quiet_log_line(family, pki, caplog):
     caplog.set_level(logging.INFO)
     with pki.channel(family.payment.address, operator("000000", "ops")) as channel:

@@ -339,7 +339,7 @@ class BindingServicer(api_grpc.BindingServiceServicer):
         self, request: api.ListRegionPoliciesRequest, context: grpc.aio.ServicerContext
     ) -> api.ListRegionPoliciesResponse:
         prefix = request.admdvs.strip()
-        if prefix and (not prefix.isdigit() or len(prefix) > 6):
+        if prefix and (not prefix.isascii() or not prefix.isdigit() or len(prefix) > 6):
             raise DomainError(Reason.INVALID_ADMDVS, "admdvs filter must be up to 6 digits", field="admdvs")
         limit = page_size(request.page_size)
         # The token holds the last policy's key, not a count, so a policy put between two pages

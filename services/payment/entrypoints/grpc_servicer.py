@@ -143,8 +143,9 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
         purpose = convert.credit_purpose(request.kind)
         amount = within_limit(accounts.check_credit_amount(request.amount_fen, purpose), "amount_fen", self._max_amount)
         admdvs = request.admdvs and validate_admdvs(request.admdvs, "admdvs")
-        period = text_field(request.period, "period", 7)
-        if period and not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", period):
+        period = request.period
+        # Exactly as documented, untrimmed and in ASCII digits (\d would take fullwidth ones too).
+        if period and not re.fullmatch(r"[0-9]{4}-(0[1-9]|1[0-2])", period):
             raise DomainError(Reason.FIELD_INVALID, "period is the contribution month, YYYY-MM", field="period")
         memo = accounts.credit_memo(text_field(request.memo, "memo", 500), period)
 
