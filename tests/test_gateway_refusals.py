@@ -4,6 +4,7 @@ envelope, amounts finer than a fen, and gongji out of reach."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import socket
@@ -146,6 +147,18 @@ def test_a_body_that_is_not_the_envelope_is_400_and_a_wrong_path_404(gateway):
     assert status == 404 and json.loads(answer)["infcode"] == "-1"
     status, answer = his.post(b"x" * (1024 * 1024 + 10))
     assert status == 413, answer
+
+
+def test_an_envelope_sent_as_gzip_that_is_not_gzip_is_400_in_json_and_moves_no_money(gateway):
+    """aiohttp inflates the body as it reads it; one that does not inflate is the sender's mistake."""
+    his = gateway.his
+    body = his.envelope("2207", settle_data(gateway.family, 10.00, 10.00))
+    status, answer = his.post(body, {"Content-Encoding": "gzip"})
+    assert status == 400, answer
+    assert json.loads(answer)["err_msg"].startswith("[BAD_CONTENT_ENCODING]"), answer
+    assert gateway.balances() == UNTOUCHED
+    status, answer = his.post(gzip.compress(body), {"Content-Encoding": "gzip"})  # the same, truly gzip
+    assert (status, json.loads(answer)["infcode"]) == (200, "0"), answer
 
 
 def test_an_envelope_that_breaks_the_rules_is_answered_with_infcode_minus_one(gateway):

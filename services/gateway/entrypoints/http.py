@@ -1,9 +1,10 @@
 """The HTTP entry point: POST /fsi/api/rsfComIfsService/callService with the national envelope.
 
 HTTP status 200 for every answer the envelope can carry, refusals included (infcode -1);
-400 for a body that is not the envelope at all, 401 without authentication, 404/405/413 for a
-wrong path, method or size. Every error body is JSON. One log line per request, without
-personal data: the infno, the institution, the msgid, the outcome and the time taken."""
+400 for a body that is not the envelope at all (or does not decode as its Content-Encoding
+says), 401 without authentication, 404/405/413 for a wrong path, method or size. Every error
+body is JSON. One log line per request, without personal data: the infno, the institution,
+the msgid, the outcome and the time taken."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import PayloadEncodingError
 
 from services.common.clock import Clock
 from services.gateway.entrypoints.authentication import NotAuthenticated, institution_of_request
@@ -85,13 +87,22 @@ class Endpoint:
     async def call_service(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
         received = self._clock.now()
-        body = await request.read()
         outcome = {"infno": "", "principal": "", "msgid": "", "status": "", "reason": ""}
         try:
-            response = await self._serve(request, body, received, outcome)
+            try:
+                body = await request.read()
+            except web.RequestPayloadError as problem:
+                # A body aiohttp could not read, such as one that does not inflate as its
+                # Content-Encoding says (gzip, deflate and br are inflated as it is read): the
+                # sender's mistake, not the gateway's.
+                encoding = isinstance(problem.__cause__, PayloadEncodingError)
+                reason = "BAD_CONTENT_ENCODING" if encoding else "NOT_AN_ENVELOPE"
+                outcome.update(status="400", reason=reason)
+                what = "does not decode as its Content-Encoding says" if encoding else "could not be read"
+                return _json_error(400, reason, f"the body {what}")
+            return await self._serve(request, body, received, outcome)
         finally:
             self._log(outcome, started)
-        return response
 
     async def _serve(
         self, request: web.Request, body: bytes, received: datetime, outcome: dict[str, str]
