@@ -159,6 +159,33 @@ def test_a_2305_reversed_by_2601_closes_the_stay_again_so_it_is_never_settled_tw
     assert account(gateway) == (MOTHER_FEN - 30_000, 0, MOTHER_FEN - 30_000), "nothing is held for a closed stay"
 
 
+def test_a_second_final_2304_of_a_closed_stay_is_refused_and_takes_nothing(gateway):
+    his, family = gateway.his, gateway.family
+    ok(his.call("2303", stay_data(family, 2000.00, 300.00)))
+    final = his.envelope("2304", stay_data(family, 2000.00, 300.00))
+    settled = his.post(final)
+    assert json.loads(settled[1])["infcode"] == "0", settled
+    paid = (MOTHER_FEN - 30_000, 0, MOTHER_FEN - 30_000)
+    assert account(gateway) == paid
+    for again in (stay_data(family, 2000.00, 300.00), stay_data(family, 800.00, 100.00, mid_setl_flag="1")):
+        refused = his.call("2304", again)
+        assert refused["err_msg"].startswith("[STAY_CLOSED]"), refused
+    assert account(gateway) == paid, "the stay is not settled twice"
+    assert his.post(final) == settled  # the final 2304 itself, resent, still gets its answer
+
+
+@pytest.mark.parametrize("infno", ["2303", "2304"])
+def test_an_inpatient_message_without_its_stays_mdtrt_id_is_refused_and_holds_nothing(gateway, infno):
+    """A stay's deposit hold is found by mdtrt_id; a 2304 without it would settle afresh beside
+    the hold and leave the deposit held for weeks."""
+    his, family = gateway.his, gateway.family
+    data = stay_data(family, 2000.00, 300.00)
+    del data["mdtrt_id"]
+    refused = his.call(infno, data)
+    assert refused["infcode"] == "-1" and "mdtrt_id" in refused["err_msg"], refused
+    assert account(gateway) == (MOTHER_FEN, 0, MOTHER_FEN)
+
+
 def test_another_persons_stay_is_refused_and_nothing_is_held(gateway):
     his, family = gateway.his, gateway.family
     ok(his.call("2303", stay_data(family, 2000.00, 300.00)))

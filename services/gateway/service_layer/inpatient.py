@@ -121,8 +121,19 @@ class Inpatient:
     ) -> tuple[ppb.Settlement | None, str]:
         """2304: the capture of the stay's hold for `share_fen`, and a warning; no settlement
         when the caller is to settle as without a hold (none, expired, too small, or the
-        accounts pay nothing). The stay has no hold afterwards either way."""
+        accounts pay nothing). The stay has no hold afterwards either way. A stay settled at
+        discharge is refused: only a retry of that final 2304 itself gets through (to its answer)."""
         stay = await self._stay(envelope, mdtrt_id, psn_no)
+        if (
+            stay is not None
+            and stay.discharged
+            and await self._store.settlement_of_msgid(envelope.fixmedins_code, envelope.msgid) is None
+        ):
+            raise Refused(
+                why.STAY_CLOSED,
+                f"mdtrt_id {mdtrt_id} was settled at discharge (a final 2304); undo that settlement (2305) "
+                "before settling the stay again",
+            )
         hold = stay.hold if stay is not None else None
         if hold is None:
             return None, ""

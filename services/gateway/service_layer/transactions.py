@@ -49,6 +49,8 @@ REVERSIBLE = {"2102", "2103", "2207", "2208", "2304", "2305"}
 CLEARING_TYPES = {"11", "21", "41", "99", ""}
 # The settlement each undo undoes, and the clearing type (clr_type) of each settlement.
 UNDOES = {"2208": "2207", "2305": "2304", "2103": "2102"}
+# Inpatient pre-settlement and settlement: the messages of one stay (mdtrt_id).
+INPATIENT = frozenset({"2303", "2304"})
 CLR_TYPE = {"2207": "11", "2304": "21", "2102": "41"}
 # mdtrt_cert_type → how gongji checks the credential: 01 e-credential (QR), 02 ID number
 # shown at the desk (checked by face), 03 social-security card.
@@ -465,7 +467,8 @@ class Transactions:
         return Charge(
             psn_no=psn_no,
             credential=ppb.Credential(type=CREDENTIALS[cert_type], holder_id_number=holder),
-            mdtrt_id=text(data, "mdtrt_id", required=False) or envelope.msgid,
+            # A stay's messages find its deposit hold by mdtrt_id, so an inpatient one must name it.
+            mdtrt_id=text(data, "mdtrt_id", required=envelope.infno in INPATIENT) or envelope.msgid,
             medfee_fen=medfee, fund_fen=fund, psn_part_fen=part,
             use_accounts=_flag(data, "acct_used_flag", "1"),
             use_category=_use_category(envelope.infno, med_type), chronic=med_type == "14",
