@@ -4,11 +4,13 @@ envelope, amounts finer than a fen, and gongji out of reach."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import logging
 import socket
 import ssl
+import threading
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +18,7 @@ from datetime import timedelta
 
 import pytest
 
+from services.gateway.service_layer.transactions import Transactions
 from tests.gateway_helpers import CODE, KEY, OTHER, Gateway, gateway, running_gateway, settle_data
 from tests.payment_helpers import PaymentFamily
 
@@ -207,6 +210,68 @@ def test_concurrent_duplicates_of_one_msgid_get_one_answer_and_move_money_once(g
     assert len({answer for _, answer in answers}) == 1, answers
     assert json.loads(answers[0][1])["infcode"] == "0"
     assert sum(gateway.balances().values()) == 200_000 - 6_000
+
+
+def _held_after_gongji_settles(monkeypatch, psn_part_fen: int) -> tuple[threading.Event, threading.Event]:
+    """Holds the bill of this share in the gateway once gongji has settled it (its split is
+    read next), until released: (reached, release)."""
+    reached, release = threading.Event(), threading.Event()
+    split = Transactions._split
+
+    async def held_split(self, envelope, charge, settlement, **options):
+        if charge.psn_part_fen == psn_part_fen:
+            reached.set()
+            await asyncio.to_thread(release.wait, 30)
+        return await split(self, envelope, charge, settlement, **options)
+
+    monkeypatch.setattr(Transactions, "_split", held_split)
+    return reached, release
+
+
+def test_a_resent_msgid_with_another_body_while_the_first_is_served_is_refused_and_the_first_keeps_its_answer(
+    gateway, monkeypatch
+):
+    """A HIS that times out resends its msgid with a refreshed inf_time and amount while the
+    first body, its money already moved, is still being served. The second body is refused;
+    the first is answered infcode 0, and so is every retry of it."""
+    his = gateway.his
+    reached, release = _held_after_gongji_settles(monkeypatch, 100)
+    first = his.envelope("2207", settle_data(gateway.family, 100.00, 1.00))
+    resent = first.replace(b'"inf_time": "2026-03-02 09:00:00"', b'"inf_time": "2026-03-02 09:00:05"')
+    resent = resent.replace(b'"psn_part_amt": 1.0', b'"psn_part_amt": 2.0')
+    assert resent != first
+    with ThreadPoolExecutor(1) as pool:
+        served = pool.submit(his.post, first)
+        assert reached.wait(30), "the first body reached gongji"
+        try:
+            refused = json.loads(his.post(resent)[1])
+        finally:
+            release.set()
+        answered = json.loads(served.result()[1])
+    moved = 200_000 - sum(gateway.balances().values())
+    assert moved == 100, "the first body's 1.00 yuan, once"
+    assert answered["infcode"] == "0", answered
+    assert json.loads(his.post(first)[1]) == answered, "a retry of the body that moved the money gets its answer"
+    for other in (refused, json.loads(his.post(resent)[1])):
+        assert other["err_msg"].startswith("[MSGID_REUSED]"), other
+
+
+def test_a_msgid_whose_settlement_went_unrecorded_refuses_another_body_and_its_own_retry_settles_once(gateway):
+    """Gongji settled, the gateway could not record it, so no answer is stored: the msgid is
+    still the first body's. Another body under it is refused without reaching gongji (whose
+    refusal of the reused request_id would otherwise become the msgid's answer)."""
+    his = gateway.his
+    body = his.envelope("2207", settle_data(gateway.family, 100.00, 60.00))
+    _failing_settlement_records(gateway.settings.database_url, failing=True)
+    assert json.loads(his.post(body)[1])["err_msg"].startswith("[SERVICE_UNAVAILABLE]")
+    _failing_settlement_records(gateway.settings.database_url, failing=False)
+    other = body.replace(b'"psn_part_amt": 60.0', b'"psn_part_amt": 70.0')
+    refused = json.loads(his.post(other)[1])
+    assert refused["err_msg"].startswith("[MSGID_REUSED]"), refused
+    settled = json.loads(his.post(body)[1])
+    assert settled["infcode"] == "0", settled
+    assert sum(gateway.balances().values()) == 200_000 - 6_000
+    assert json.loads(his.post(other)[1])["err_msg"].startswith("[MSGID_REUSED]")
 
 
 def test_gongjis_refusal_reaches_the_his_with_its_reason_and_moves_nothing(gateway):

@@ -11,6 +11,7 @@ from services.common.types import UtcDateTime
 metadata = MetaData()
 
 # The first answer to (institution, msgid), byte for byte; a repeat gets these bytes back.
+# The row is written before the work, with an empty answer, to claim the msgid for one body.
 answers = Table(
     "gateway_answers",
     metadata,

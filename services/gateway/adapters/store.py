@@ -11,7 +11,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, bindparam, or_, select, update
+from sqlalchemy import Engine, bindparam, func, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -57,16 +57,37 @@ class SqlStore:
 
         return await self._run(work)
 
+    async def claim(self, institution_code: str, msgid: str, infno: str, digest: str, at: datetime) -> StoredAnswer:
+        def work(connection: Connection) -> StoredAnswer:
+            # The claim is a row whose answer is still empty; the first body's insert wins.
+            insert = conflict_aware_insert(self._dialect, answers).values(
+                institution_code=institution_code, msgid=msgid, infno=infno, request_digest=digest,
+                answer=b"", create_time=at,
+            )  # fmt: skip
+            connection.execute(insert.on_conflict_do_nothing(index_elements=["institution_code", "msgid"]))
+            return _stored(connection.execute(ANSWER, {"institution_code": institution_code, "msgid": msgid}).one())
+
+        return await self._run(work)
+
     async def keep_answer(
         self, institution_code: str, msgid: str, infno: str, digest: str, answer: bytes, at: datetime
     ) -> StoredAnswer:
         def work(connection: Connection) -> StoredAnswer:
+            key = {"institution_code": institution_code, "msgid": msgid}
             insert = conflict_aware_insert(self._dialect, answers).values(
-                institution_code=institution_code, msgid=msgid, infno=infno, request_digest=digest,
-                answer=answer, create_time=at,
+                **key, infno=infno, request_digest=digest, answer=answer, create_time=at
+            )
+            connection.execute(insert.on_conflict_do_nothing(index_elements=list(key)))
+            # Only into this body's claim, and only while it holds no answer yet.
+            connection.execute(
+                update(answers)
+                .where(
+                    answers.c.institution_code == institution_code, answers.c.msgid == msgid,
+                    answers.c.request_digest == digest, func.length(answers.c.answer) == 0,
+                )
+                .values(infno=infno, answer=answer)
             )  # fmt: skip
-            connection.execute(insert.on_conflict_do_nothing(index_elements=["institution_code", "msgid"]))
-            return _stored(connection.execute(ANSWER, {"institution_code": institution_code, "msgid": msgid}).one())
+            return _stored(connection.execute(ANSWER, key).one())
 
         return await self._run(work)
 

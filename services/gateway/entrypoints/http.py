@@ -127,13 +127,18 @@ class Endpoint:
             message = f"fixmedins_code {envelope.fixmedins_code} is not the institution you authenticated as ({code})"
             return self._answer(self._refusal(why.INSTITUTION_MISMATCH, message, envelope.mdtrtarea_admvs, received))
         digest = hashlib.sha256(body).hexdigest()
+        # The msgid is claimed for this body before gongji hears of it: another body under the
+        # msgid, sent while this one is served or ever after, is refused and never calls gongji,
+        # so it can neither move money nor have its refusal stored as the msgid's answer. A
+        # claim left without an answer (a passing refusal, a crash) lets only the same body run
+        # again; gongji's request_id = msgid makes that exactly-once.
         try:
-            first = await self._store.answer(code, envelope.msgid)
+            first = await self._store.claim(code, envelope.msgid, envelope.infno, digest, received)
         except StoreUnavailable:
             outcome.update(status="-1", reason=why.SERVICE_UNAVAILABLE)
             message = "the gateway cannot read its records; send the same msgid again"
             return self._answer(self._refusal(why.SERVICE_UNAVAILABLE, message, envelope.mdtrtarea_admvs, received))
-        if first is not None:
+        if first.request_digest != digest or first.answer:
             return self._repeat(envelope, first.request_digest, first.answer, digest, received, outcome)
         try:
             answer = self._success(await self._transactions.run(envelope), envelope, received)
@@ -152,7 +157,7 @@ class Endpoint:
         except StoreUnavailable:
             # The work is done and idempotent by msgid: a repeat runs it again and gets the same.
             return self._answer(answer)
-        if kept.answer != answer:  # a concurrent duplicate stored its answer first
+        if kept.answer != answer:  # a concurrent duplicate of this body stored its answer first
             return self._repeat(envelope, kept.request_digest, kept.answer, digest, received, outcome)
         return self._answer(answer)
 

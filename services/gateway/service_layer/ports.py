@@ -34,6 +34,9 @@ class Gongji(Protocol):
 
 @dataclass(frozen=True)
 class StoredAnswer:
+    """What a msgid holds: the digest of the body that claimed it, and that body's answer, b""
+    until it has one (its work is in flight, ended without a final answer, or crashed)."""
+
     request_digest: str
     answer: bytes
     infno: str = ""  # the transaction the message asked for
@@ -86,12 +89,18 @@ class Stay:
 
 
 class Store(Protocol):
-    async def answer(self, institution_code: str, msgid: str) -> StoredAnswer | None: ...
+    async def answer(self, institution_code: str, msgid: str) -> StoredAnswer | None:
+        """The msgid's stored answer, or its claim (answer b"") while it has none yet."""
+
+    async def claim(self, institution_code: str, msgid: str, infno: str, digest: str, at: datetime) -> StoredAnswer:
+        """Claims the msgid for the body of this digest unless it is claimed already; the claim
+        (answer b"" until one is kept) or the answer stored, whichever body holds it."""
 
     async def keep_answer(
         self, institution_code: str, msgid: str, infno: str, digest: str, answer: bytes, at: datetime
     ) -> StoredAnswer:
-        """Stores the answer unless one is stored already; the one stored either way."""
+        """Stores the answer into this body's claim unless one is stored already; what is
+        stored either way (another body's claim is left as it is)."""
 
     async def sign_in(
         self, institution_code: str, opter: str, day: str, sign_no: str, at: datetime

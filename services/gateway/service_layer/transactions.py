@@ -61,6 +61,9 @@ def refusal_of(error: GongjiRefused) -> Refused:
     if error.code in ("UNAVAILABLE", "DEADLINE_EXCEEDED"):
         return Refused(why.SERVICE_UNAVAILABLE, "gongji did not answer in time; send the same msgid again", final=False)
     final = error.code not in TRANSIENT and error.code not in NOT_THE_REQUESTS
+    # The msgid is the body's that claimed it (see the HTTP entry point), so this says the
+    # gateway built another request for that body, never that the body is wrong: not its answer.
+    final = final and error.reason != "IDEMPOTENCY_KEY_REUSED"
     return Refused(error.reason, error.message, final=final)
 
 
