@@ -106,6 +106,27 @@ def test_a_repeated_msgid_holds_and_captures_once(gateway):
     assert account(gateway) == (MOTHER_FEN - 30_000, 0, MOTHER_FEN - 30_000)
 
 
+def test_a_2303_resent_after_its_answer_was_lost_gets_the_same_hold(gateway):
+    """The gateway placed the hold but kept no answer (it stopped first): the same body resent a
+    minute later asks the payment service for the same hold, expiry included, and gets it."""
+    from sqlalchemy import create_engine, text
+
+    his, family, clock = gateway.his, gateway.family, gateway.clock
+    hold = his.envelope("2303", stay_data(family, 2000.00, 300.00))
+    first = json.loads(his.post(hold)[1])
+    assert first["infcode"] == "0", first
+    engine = create_engine(gateway.settings.database_url)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE gateway_answers SET answer = :empty"), {"empty": b""})
+    engine.dispose()
+    clock.advance(timedelta(minutes=1))
+    again = json.loads(his.post(hold)[1])
+    assert again["infcode"] == "0", again
+    amounts = ("acct_pay", "acct_mulaid_pay", "psn_cash_pay", "balc")
+    assert [again["output"]["setlinfo"][k] for k in amounts] == [first["output"]["setlinfo"][k] for k in amounts]
+    assert account(gateway) == (MOTHER_FEN, 30_000, 70_000), "held once"
+
+
 def test_a_final_share_above_the_hold_is_settled_afresh_so_the_accounts_pay_it(gateway):
     his, family = gateway.his, gateway.family
     ok(his.call("2303", stay_data(family, 2000.00, 300.00)))

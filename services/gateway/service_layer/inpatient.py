@@ -17,7 +17,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -92,8 +92,9 @@ class Inpatient:
             return None, f"mdtrt_id {mdtrt_id} was settled at discharge (2304); nothing held"
         old = stay.hold if stay is not None else None
         if bill is not None and old is not None and old.msgid == envelope.msgid:
-            # A retry of the 2303 that placed the current hold (its answer was lost): the same hold.
-            return (await self._authorize(envelope, bill)).settlement, ""
+            # A retry of the 2303 that placed the current hold (its answer was lost): the same hold,
+            # asked for with the same expiry, so the payment service sees the same request again.
+            return (await self._authorize(envelope, bill, old.expire_time)).settlement, ""
         if old is not None:
             await self._release(envelope, old.settlement_id, "renewed by a later 2303")
             await self._swap(envelope, mdtrt_id, psn_no, old.settlement_id, None)
@@ -110,9 +111,9 @@ class Inpatient:
             raise
         return held, ""
 
-    async def _authorize(self, envelope: Envelope, bill: ppb.Bill) -> Any:
+    async def _authorize(self, envelope: Envelope, bill: ppb.Bill, expire_time: datetime | None = None) -> Any:
         expire = Timestamp()
-        expire.FromDatetime(self._clock.now() + self._hold)
+        expire.FromDatetime(expire_time or self._clock.now() + self._hold)
         request = papi.AuthorizeSettlementRequest(request_id=envelope.msgid, bill=bill, expire_time=expire)
         return await self._call(envelope, "AuthorizeSettlement", request)
 
