@@ -343,6 +343,8 @@ def test_the_forwarded_client_cert_header_names_the_nearest_hops_uri():
     envoy = "By=spiffe://gongji/service/binding;Hash=abc;URI=spiffe://gongji/channel/WECHAT,URI=spiffe://gongji/institution/H2"
     assert spiffe_id_of_forwarded(envoy) == "spiffe://gongji/institution/H2"
     assert spiffe_id_of_forwarded("Hash=abc") is None
+    # A hop whose certificate carried a second URI SAN names nobody: an X.509 SVID carries one.
+    assert spiffe_id_of_forwarded("Hash=abc;URI=spiffe://gongji/institution/H1;URI=https://example.com") is None
 
 
 @pytest.fixture

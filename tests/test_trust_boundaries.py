@@ -160,7 +160,9 @@ def test_an_operator_of_another_region_opens_no_account_for_a_person_who_has_non
         amount_fen=500_000, kind=papi.CREDIT_KIND_ADJUSTMENT, admdvs="620100",
     )  # fmt: skip
     suspend = papi.SuspendSettlementRequest(request_id=request_id(), holder_id_number=child, reason="not mine")
+    wallet = papi.ActivateWalletRequest(request_id=request_id(), id_number=child, admdvs="620100")
     for call, request in (
+        (family.payment.as_principal(GANSU).ActivateWallet, wallet),
         (family.payment.as_principal(GANSU).CreditAccount, credit),
         (family.payment.as_principal(GANSU).SuspendSettlement, suspend),
     ):

@@ -122,13 +122,16 @@ def forwarded_client_cert(principal: Principal) -> str:
 
 
 def spiffe_id_of_forwarded(header: str) -> str | None:
-    """The URI of the nearest hop of an x-forwarded-client-cert header (Envoy's format)."""
+    """The URI of the nearest hop of an x-forwarded-client-cert header (Envoy's format); None
+    when the hop names none, or more than one (Envoy writes a URI pair per URI SAN, and an X.509
+    SVID carries exactly one)."""
     nearest = header.split(",")[-1]
+    uris = []
     for element in nearest.split(";"):
         key, _, value = element.strip().partition("=")
         if key.strip().upper() == "URI":
-            return value.strip().strip('"') or None
-    return None
+            uris.append(value.strip().strip('"'))
+    return (uris[0] or None) if len(uris) == 1 else None
 
 
 def _named(details: grpc.aio.ClientCallDetails, header: tuple[str, str]) -> grpc.aio.ClientCallDetails:
