@@ -1612,6 +1612,19 @@ def test_reversing_an_undo_does_not_charge_a_grantor_whose_binding_ended_since(f
     assert_reversal_refused_and_nothing_changed(family, settled, undo_key, "BINDING_NOT_ACTIVE", 100_000)
 
 
+def test_reversing_an_undo_the_patients_own_account_paid_needs_no_binding_service(family, payment_service):
+    """Charging a bill again asks who may pay only when relatives paid part of it."""
+    settled = family.settle(15_000, patient=family.mother, use_own_account=True)  # her own bill, her account
+    assert {leg.source for leg in settled.legs} == {ppb.PAYMENT_SOURCE_OWN_ACCOUNT}
+    undo_key = request_id()
+    family.payment.RefundSettlement(refund_request(settled.settlement_id, key=undo_key))
+    payment_service.binding.server.stop()
+    reversal = reverse(family, undo_key)
+    assert reversal.settlement.state == ppb.SETTLEMENT_STATE_CAPTURED
+    assert money(family, family.mother) == (85_000, 0, 85_000)
+    assert_ledger_balanced(family)
+
+
 def test_reversing_a_capture_gives_the_captured_money_back(family):
     """A capture is a request like any other and can be reversed."""
     held = family.authorize(150_000)

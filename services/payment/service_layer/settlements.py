@@ -574,7 +574,7 @@ def _check_grantors_may_pay_again(
         if grant is None or grant.grantor_id_number != leg.payer_id_number:
             why = passed_over.get(leg.binding_id, "")
             raise DomainError(
-                Reason(why) if why in Reason.__members__ else Reason.BINDING_NOT_ACTIVE,
+                Reason._value2member_map_.get(why, Reason.BINDING_NOT_ACTIVE),  # type: ignore[arg-type]
                 f"binding {leg.binding_id} no longer lets its grantor pay for the patient; settle the bill again",
                 metadata={"binding_id": leg.binding_id},
             )
@@ -667,7 +667,11 @@ def undone_bill(
         return None
     settlement_id = settlement_of(stored.method, stored.outcome.payload)
     settlement = uow.settlements.get(settlement_id) if settlement_id else None
-    return settlement.bill if settlement is not None and settlement.state is SettlementState.REFUNDED else None
+    if settlement is None or settlement.state is not SettlementState.REFUNDED:
+        return None
+    # A bill only the patient's own accounts and cash paid needs nobody's leave to be charged again.
+    aid = any(leg.source is PaymentSource.MUTUAL_AID and leg.captured_fen for leg in _local(settlement))
+    return settlement.bill if aid else None
 
 
 def _undo(
