@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, case, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, case, func, insert, or_, select, update
 
 from services.common.database import conflict_aware_insert
 from services.common.write_batch import WriteBatch, adding, inserting, updating
@@ -54,7 +54,8 @@ USAGE_OF_GRANTORS = (
     )
     .where(
         _usage.c.grantor_id_number.in_(bindparam("grantors", expanding=True)),
-        _usage.c.year <= bindparam("year"),
+        # Earlier years matter only while a hold of theirs is open: their shared amounts are done.
+        or_(_usage.c.year == bindparam("year"), and_(_usage.c.year < bindparam("year"), _usage.c.held_fen != 0)),
     )
     .group_by(_usage.c.grantor_id_number, _usage.c.binding_id)
 )
