@@ -127,6 +127,33 @@ def test_a_2303_resent_after_its_answer_was_lost_gets_the_same_hold(gateway):
     assert account(gateway) == (MOTHER_FEN, 30_000, 70_000), "held once"
 
 
+def test_a_2303_whose_hold_the_gateway_never_heard_of_gets_it_when_the_same_body_is_resent(gateway, monkeypatch):
+    """The payment service placed the hold but its answer timed out, so the gateway recorded no
+    hold: the same body resent later asks for the same hold (its expiry comes from the message's
+    inf_time, not the gateway's clock) and gets it, held once."""
+    from services.gateway.adapters.gongji_client import GrpcGongji
+    from services.gateway.service_layer.ports import GongjiRefused
+
+    his, family, clock = gateway.his, gateway.family, gateway.clock
+    real, lost = GrpcGongji.call, []
+
+    async def answer_lost_once(self, service, method, request, code):
+        answer = await real(self, service, method, request, code)
+        if method == "AuthorizeSettlement" and not lost:
+            lost.append(method)
+            raise GongjiRefused("DEADLINE_EXCEEDED", "DEADLINE_EXCEEDED", "deadline exceeded")
+        return answer
+
+    monkeypatch.setattr(GrpcGongji, "call", answer_lost_once)
+    body = his.envelope("2303", stay_data(family, 2000.00, 300.00))
+    first = json.loads(his.post(body)[1])
+    assert first["err_msg"].startswith("[SERVICE_UNAVAILABLE]"), first
+    clock.advance(timedelta(seconds=5))
+    again = json.loads(his.post(body)[1])
+    assert again["infcode"] == "0", again["err_msg"]
+    assert account(gateway) == (MOTHER_FEN, 30_000, 70_000), "held once"
+
+
 def test_a_final_share_above_the_hold_is_settled_afresh_so_the_accounts_pay_it(gateway):
     his, family = gateway.his, gateway.family
     ok(his.call("2303", stay_data(family, 2000.00, 300.00)))

@@ -28,7 +28,7 @@ from services.common.clock import Clock
 from services.gateway.service_layer import refusals as why
 from services.gateway.service_layer.ports import Gongji, GongjiRefused, Hold, Stay, Store
 from services.gateway.service_layer.refusals import Refused
-from services.gateway.wire.envelope import Envelope
+from services.gateway.wire.envelope import Envelope, sent_at
 from shared.china_time import CHINA_STANDARD_TIME
 
 # The payment service refuses an expire_time more than 60 days ahead of its own clock
@@ -92,9 +92,8 @@ class Inpatient:
             return None, f"mdtrt_id {mdtrt_id} was settled at discharge (2304); nothing held"
         old = stay.hold if stay is not None else None
         if bill is not None and old is not None and old.msgid == envelope.msgid:
-            # A retry of the 2303 that placed the current hold (its answer was lost): the same hold,
-            # asked for with the same expiry, so the payment service sees the same request again.
-            return (await self._authorize(envelope, bill, old.expire_time)).settlement, ""
+            # A retry of the 2303 that placed the current hold (its answer was lost): the same hold.
+            return (await self._authorize(envelope, bill)).settlement, ""
         if old is not None:
             await self._release(envelope, old.settlement_id, "renewed by a later 2303")
             await self._swap(envelope, mdtrt_id, psn_no, old.settlement_id, None)
@@ -111,9 +110,17 @@ class Inpatient:
             raise
         return held, ""
 
-    async def _authorize(self, envelope: Envelope, bill: ppb.Bill, expire_time: datetime | None = None) -> Any:
+    def _expiry(self, envelope: Envelope) -> datetime:
+        """When a 2303's hold lapses: `hold_days` after the message's own inf_time, so the same
+        body resent (its answer lost, recorded or not) asks the payment service for the same hold;
+        the gateway's clock instead when the sender's is so far off the hold would not last."""
+        now = self._clock.now()
+        expire = sent_at(envelope) + self._hold
+        return expire if now + timedelta(days=1) <= expire <= now + self._hold + timedelta(days=1) else now + self._hold
+
+    async def _authorize(self, envelope: Envelope, bill: ppb.Bill) -> Any:
         expire = Timestamp()
-        expire.FromDatetime(expire_time or self._clock.now() + self._hold)
+        expire.FromDatetime(self._expiry(envelope))
         request = papi.AuthorizeSettlementRequest(request_id=envelope.msgid, bill=bill, expire_time=expire)
         return await self._call(envelope, "AuthorizeSettlement", request)
 
