@@ -154,6 +154,53 @@ def test_a_2303_whose_hold_the_gateway_never_heard_of_gets_it_when_the_same_body
     assert account(gateway) == (MOTHER_FEN, 30_000, 70_000), "held once"
 
 
+def test_a_2601_of_a_2303_releases_its_deposit_and_the_stay_settles_afresh(gateway):
+    his, family = gateway.his, gateway.family
+    mother = family.mother.id_number
+    ok(his.call("2303", stay_data(family, 2000.00, 300.00)))
+    omsgid = last_msgid(his)
+    child = family.child.id_number
+    other = his.call("2601", {"psn_no": child, "omsgid": omsgid, "oinfno": "2303"})
+    assert other["err_msg"].startswith("[SETTLEMENT_MISMATCH]"), other
+    assert account(gateway) == (MOTHER_FEN, 30_000, 70_000)
+    reversal = his.call("2601", {"psn_no": mother, "omsgid": omsgid, "oinfno": "2303"})
+    assert reversal["infcode"] == "0", reversal
+    assert account(gateway) == (MOTHER_FEN, 0, MOTHER_FEN), "the deposit is released"
+    discharge = his.call("2304", stay_data(family, 2000.00, 300.00))
+    assert ok(discharge)["acct_pay"] == 300.0
+    assert account(gateway) == (MOTHER_FEN - 30_000, 0, MOTHER_FEN - 30_000), "settled afresh, once"
+
+
+def test_a_2303_left_unanswered_is_reversed_by_2601_and_holds_nothing(gateway, monkeypatch):
+    """The hold was placed but the gateway never heard (a timeout); the HIS reverses the message
+    as the national interface has it, and the deposit is released."""
+    from services.gateway.adapters.gongji_client import GrpcGongji
+    from services.gateway.service_layer.ports import GongjiRefused
+
+    his, family = gateway.his, gateway.family
+    real, lost = GrpcGongji.call, []
+
+    async def answer_lost_once(self, service, method, request, code):
+        answer = await real(self, service, method, request, code)
+        if method == "AuthorizeSettlement" and not lost:
+            lost.append(method)
+            raise GongjiRefused("DEADLINE_EXCEEDED", "DEADLINE_EXCEEDED", "deadline exceeded")
+        return answer
+
+    monkeypatch.setattr(GrpcGongji, "call", answer_lost_once)
+    body = his.envelope("2303", stay_data(family, 2000.00, 300.00))
+    assert json.loads(his.post(body)[1])["infcode"] == "-1"
+    omsgid = last_msgid(his)
+    assert account(gateway) == (MOTHER_FEN, 30_000, 70_000)
+    mother = family.mother.id_number
+    reversal = his.call("2601", {"psn_no": mother, "omsgid": omsgid, "oinfno": "2303"})
+    assert reversal["infcode"] == "0", reversal
+    assert account(gateway) == (MOTHER_FEN, 0, MOTHER_FEN)
+    late = json.loads(his.post(body)[1])
+    assert late["err_msg"].startswith("[REQUEST_REVERSED]"), late
+    assert account(gateway) == (MOTHER_FEN, 0, MOTHER_FEN)
+
+
 def test_a_final_share_above_the_hold_is_settled_afresh_so_the_accounts_pay_it(gateway):
     his, family = gateway.his, gateway.family
     ok(his.call("2303", stay_data(family, 2000.00, 300.00)))

@@ -96,7 +96,7 @@ def test_a_deposit_hold_cannot_be_reversed_by_calling_it_a_settlement(gateway):
     held = family.account(family.mother).held_fen
     assert held > 0
     reversal = his.call("2601", {"psn_no": family.child.id_number, "omsgid": omsgid, "oinfno": "2207"})
-    assert reversal["err_msg"].startswith("[NOT_REVERSIBLE]"), reversal
+    assert reversal["err_msg"].startswith("[FIELD_INVALID]"), reversal
     assert family.account(family.mother).held_fen == held, "the deposit stays held"
 
 

@@ -193,10 +193,14 @@ class SqlStore:
         return await self._run(work)
 
     async def stay(self, institution_code: str, mdtrt_id: str) -> Stay | None:
+        return await self._stay_where(stays.c.institution_code == institution_code, stays.c.mdtrt_id == mdtrt_id)
+
+    async def stay_held_by(self, institution_code: str, msgid: str) -> Stay | None:
+        return await self._stay_where(stays.c.institution_code == institution_code, stays.c.hold_msgid == msgid)
+
+    async def _stay_where(self, *conditions: Any) -> Stay | None:
         def work(connection: Connection) -> Stay | None:
-            row = connection.execute(
-                select(stays).where(stays.c.institution_code == institution_code, stays.c.mdtrt_id == mdtrt_id)
-            ).first()
+            row = connection.execute(select(stays).where(*conditions)).first()
             if row is None:
                 return None
             hold = None

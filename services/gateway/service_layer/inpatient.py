@@ -190,6 +190,20 @@ class Inpatient:
             await self._swap(envelope, mdtrt_id, psn_no, stay.hold.settlement_id, None)
         await self.settled(envelope, mdtrt_id, psn_no, mid_stay=False)
 
+    async def hold_of(self, institution_code: str, msgid: str, psn_no: str) -> Stay | None:
+        """The stay whose live hold the 2303 `msgid` placed (None: none, or its answer was lost and
+        the gateway never recorded it); refused when it is another person's."""
+        stay = await self._store.stay_held_by(institution_code, msgid)
+        if stay is not None and stay.psn_no != psn_no:
+            raise Refused(why.SETTLEMENT_MISMATCH, f"msgid {msgid} held the stay of another psn_no")
+        return stay
+
+    async def hold_reversed(self, envelope: Envelope, stay: Stay) -> None:
+        """After a 2601 of the 2303 that placed the stay's hold: the payment service released it,
+        so the stay has none (its next 2304 settles afresh)."""
+        if stay.hold is not None:
+            await self._swap(envelope, stay.mdtrt_id, stay.psn_no, stay.hold.settlement_id, None)
+
     async def reopened(self, institution_code: str, mdtrt_id: str) -> None:
         """After a 2305 undid a final 2304: the stay is open again."""
         await self._store.set_discharged(institution_code, mdtrt_id, False, self._clock.now())

@@ -133,6 +133,9 @@ class Store(Protocol):
         """Whether a 2601 cancelled this message id."""
 
     async def stay(self, institution_code: str, mdtrt_id: str) -> Stay | None: ...
+    async def stay_held_by(self, institution_code: str, msgid: str) -> Stay | None:
+        """The stay whose live hold the 2303 `msgid` placed, if any."""
+        ...
 
     async def swap_hold(
         self, institution_code: str, mdtrt_id: str, psn_no: str, expected: str | None, hold: Hold | None, at: datetime

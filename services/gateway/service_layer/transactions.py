@@ -44,7 +44,8 @@ from shared.identity import birth_date
 TRANSIENT = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED", "INTERNAL", "UNKNOWN", "CANCELLED"}
 # Refusals of the gateway's own right to call: a deployment problem, not the request's.
 NOT_THE_REQUESTS = {"UNAUTHENTICATED", "PERMISSION_DENIED"}
-REVERSIBLE = {"2102", "2103", "2207", "2208", "2304", "2305"}
+# 2303 too: its deposit hold is money held, and a HIS whose 2303 went unanswered reverses it.
+REVERSIBLE = {"2102", "2103", "2207", "2208", "2303", "2304", "2305"}
 # 3201's clearing types: outpatient, inpatient, pharmacy, and 99 (or none) for all.
 CLEARING_TYPES = {"11", "21", "41", "99", ""}
 # The settlement each undo undoes, and the clearing type (clr_type) of each settlement.
@@ -355,8 +356,11 @@ class Transactions:
         earlier = await self._store.settlement_of_msgid(code, omsgid)
         if earlier is not None and earlier.psn_no != psn_no:
             raise Refused(why.SETTLEMENT_MISMATCH, f"msgid {omsgid} was not a bill of this psn_no")
+        held = await self._inpatient.hold_of(code, omsgid, psn_no) if oinfno == "2303" else None
         request = papi.ReverseRequestRequest(request_id=envelope.msgid, original_request_id=omsgid, reason="2601")
         reversed_ = await self._call(envelope, "payment", "ReverseRequest", request)
+        if held is not None:
+            await self._inpatient.hold_reversed(envelope, held)
         now = self._clock.now()
         await self._store.record_reversal(code, omsgid, envelope.msgid, now)
         # Read again: an original still in flight at the first read may have recorded its settlement since.
