@@ -113,10 +113,11 @@ class Inpatient:
     def _expiry(self, envelope: Envelope) -> datetime:
         """When a 2303's hold lapses: `hold_days` after the message's own inf_time, so the same
         body resent (its answer lost, recorded or not) asks the payment service for the same hold;
-        the gateway's clock instead when the sender's is so far off the hold would not last."""
+        the gateway's clock instead when the sender's is so far off that the hold would last less
+        than half its length, or lapse past what the payment service holds."""
         now = self._clock.now()
         expire = sent_at(envelope) + self._hold
-        return expire if now + timedelta(days=1) <= expire <= now + self._hold + timedelta(days=1) else now + self._hold
+        return expire if now + self._hold / 2 <= expire <= now + self._hold + timedelta(days=1) else now + self._hold
 
     async def _authorize(self, envelope: Envelope, bill: ppb.Bill) -> Any:
         expire = Timestamp()
