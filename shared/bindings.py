@@ -203,6 +203,30 @@ def decide_new_binding(application: BindingApplication, parties: Parties, now: d
             f"{parties.grantor_policy.admdvs} acknowledge now ({current}); show the current notice again",
             field="consent_version",
         )
+    grantor, beneficiary = check_parties(application.relationship, parties, now)
+    for role, claimed, person in (
+        ("grantor", application.grantor, grantor),
+        ("beneficiary", application.beneficiary, beneficiary),
+    ):
+        if claimed.name.strip() != person.name:
+            raise DomainError(
+                Reason.IDENTITY_MISMATCH,
+                f"the {role}'s name does not match the insured-person registry (信息不一致)",
+                field=f"{role}.name",
+            )
+    policy = parties.grantor_policy
+    pair = (grantor.id_number, beneficiary.id_number)
+    if any((b.grantor_id_number, b.beneficiary_id_number) == pair for b in parties.open_bindings_of_grantor):
+        raise DomainError(Reason.ALREADY_BOUND, "this grantor and beneficiary are already bound")
+    return _initial_state(application, parties, policy)
+
+
+def check_parties(relationship: Relationship, parties: Parties, now: datetime) -> tuple[InsuredPerson, InsuredPerson]:
+    """The rules of who may bind whom that hold as long as a binding waits: both insured and in
+    normal status (the grantor employee-insured with a personal account), contact changes
+    confirmed, the relationship within the grantor's region's scope, the regions allowed. Made
+    when binding and again when an operator approves one that waited for review, under the
+    policy and registry of that moment."""
     grantor, beneficiary = parties.grantor, parties.beneficiary
     if grantor is None:
         raise DomainError(
@@ -234,16 +258,6 @@ def decide_new_binding(application: BindingApplication, parties: Parties, now: d
             f"the beneficiary's insurance is {beneficiary.status.value.lower()}",
             metadata={"status": beneficiary.status.value},
         )
-    for role, claimed, person in (
-        ("grantor", application.grantor, grantor),
-        ("beneficiary", application.beneficiary, beneficiary),
-    ):
-        if claimed.name.strip() != person.name:
-            raise DomainError(
-                Reason.IDENTITY_MISMATCH,
-                f"the {role}'s name does not match the insured-person registry (信息不一致)",
-                field=f"{role}.name",
-            )
     policy = parties.grantor_policy
     for role, person in (("grantor", grantor), ("beneficiary", beneficiary)):
         if person.contact_change_overdue(now, policy.contact_change_grace_days):
@@ -253,24 +267,28 @@ def decide_new_binding(application: BindingApplication, parties: Parties, now: d
                 f"{policy.contact_change_grace_days} days; confirm it first",
                 metadata={"person": role},
             )
-    if not in_scope(application.relationship, policy.relationship_scope):
+    if not in_scope(relationship, policy.relationship_scope):
         raise DomainError(
             Reason.RELATIONSHIP_NOT_ALLOWED,
-            f"{application.relationship.value} is outside the {policy.relationship_scope.value} "
+            f"{relationship.value} is outside the {policy.relationship_scope.value} "
             f"relatives of region {policy.admdvs}",
             field="relationship",
             metadata={"scope": policy.relationship_scope.value, "policy_version": policy.version},
         )
     if not region_allows(policy, parties.beneficiary_policy, grantor.admdvs, beneficiary.admdvs):
+        other = parties.beneficiary_policy
         raise DomainError(
             Reason.OUTSIDE_REGION,
-            f"region {grantor.admdvs} allows {policy.geographic_scope.value} bindings; "
-            f"the beneficiary is insured in {beneficiary.admdvs}",
+            f"region {grantor.admdvs} allows {policy.geographic_scope.value} bindings and the beneficiary's "
+            f"region {beneficiary.admdvs} {other.geographic_scope.value} ones; the stricter holds",
             metadata={"geographic_scope": policy.geographic_scope.value, "policy_version": policy.version},
         )
-    pair = (grantor.id_number, beneficiary.id_number)
-    if any((b.grantor_id_number, b.beneficiary_id_number) == pair for b in parties.open_bindings_of_grantor):
-        raise DomainError(Reason.ALREADY_BOUND, "this grantor and beneficiary are already bound")
+    return grantor, beneficiary
+
+
+def _initial_state(application: BindingApplication, parties: Parties, policy: RegionPolicy) -> BindingState:
+    """ACTIVE, or PENDING_REVIEW when a proof cannot be checked automatically or the region
+    reviews the relationship; refused past the grantor's region's cap or without a proof."""
     if len(parties.open_bindings_of_grantor) >= policy.max_beneficiaries:
         raise DomainError(
             Reason.CAP_REACHED,
@@ -335,7 +353,10 @@ def life_event_ends(binding: Binding, event: LifeEvent, person: str, other: str)
     return None
 
 
-def status_after_event(event: LifeEvent) -> InsuranceStatus | None:
+def status_after_event(event: LifeEvent, status: InsuranceStatus) -> InsuranceStatus | None:
+    """The insurance status a life event leaves; a death is final, whatever is reported after it."""
+    if status is InsuranceStatus.DECEASED:
+        return None
     return {LifeEvent.DEATH: InsuranceStatus.DECEASED, LifeEvent.INSURANCE_ENDED: InsuranceStatus.TERMINATED}.get(event)
 
 

@@ -136,6 +136,8 @@ def resolve_payers(
     excluded: list[ExcludedPayer] = []
     grantor_of = {binding.binding_id: grantor for binding, grantor in candidates}
     for binding in in_payer_order([binding for binding, _ in candidates], order):
+        if binding.create_time > now:
+            continue  # asked about a time before the binding was made: it did not exist yet
         grantor = grantor_of[binding.binding_id]
         policy = policy_of(grantor.admdvs)
         reason = _exclusion(binding, grantor, beneficiary, policy, beneficiary_policy, use, now)

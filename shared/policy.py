@@ -232,14 +232,15 @@ def region_allows(
 ) -> bool:
     """Whether two pooling regions may be bound.
 
-    The grantor's region sets the scope; across provinces both sides must run
-    cross-province mutual aid and list each other.
+    Each side's region sets a scope and the stricter holds: a region that keeps mutual aid
+    within itself takes in no relative of another city, nor lends to one; across provinces both
+    sides must run cross-province mutual aid and list each other.
     """
     if grantor == beneficiary:
         return True
     scope = grantor_policy.geographic_scope
     same_province = province_of(grantor) == province_of(beneficiary)
-    if scope is GeographicScope.SAME_POOLING_REGION:
+    if GeographicScope.SAME_POOLING_REGION in (scope, beneficiary_policy.geographic_scope):
         return False
     if same_province:
         return True

@@ -230,6 +230,36 @@ def test_a_sibling_binds_pending_review_under_the_extended_scope_and_an_operator
     assert reviewed.state == bpb.BINDING_STATE_ACTIVE
 
 
+def approve(family, binding: bpb.Binding) -> bapi.ReviewBindingRequest:
+    return bapi.ReviewBindingRequest(
+        request_id=request_id(), binding_id=binding.binding_id, decision=bapi.REVIEW_DECISION_APPROVE, operator_id="op"
+    )
+
+
+def test_an_approval_judges_the_binding_by_the_rules_of_its_day_not_those_it_was_made_under(family):
+    """A binding that waited for review is approved only if it may be made now: a region that
+    narrowed to CORE relatives since, or a grantor whose insurance was suspended since, refuses
+    it, and it stays pending."""
+    sibling = family.register("王建军")
+    waiting = family.bind(sibling, common.RELATIONSHIP_SIBLING)
+    put_policy(family.stub, family.clock, "110000", relationship_scope=bpb.RELATIONSHIP_SCOPE_CORE)
+    refusal = family.refusal(family.stub.ReviewBinding, approve(family, waiting))
+    assert (refusal.code, refusal.reason) == (FAILED_PRECONDITION, "RELATIONSHIP_NOT_ALLOWED")
+    put_policy(
+        family.stub, family.clock, "110000", relationship_scope=bpb.RELATIONSHIP_SCOPE_EXTENDED,
+        effective_from=family.clock.now(),
+    )  # fmt: skip
+    suspended = bpb.InsuredPerson()
+    suspended.CopyFrom(family.grantor)
+    suspended.status = common.INSURANCE_STATUS_SUSPENDED
+    family.stub.UpsertInsuredPerson(bapi.UpsertInsuredPersonRequest(request_id=request_id(), insured_person=suspended))
+    refusal = family.refusal(family.stub.ReviewBinding, approve(family, waiting))
+    assert refusal.reason == "GRANTOR_NOT_IN_NORMAL_STATUS"
+    still = family.stub.GetBinding(bapi.GetBindingRequest(binding_id=waiting.binding_id)).binding
+    assert still.state == bpb.BINDING_STATE_PENDING_REVIEW
+    assert list(resolve(family.stub, sibling).grants) == []
+
+
 def test_a_rejected_review_leaves_the_binding_rejected_and_a_second_review_is_refused(family):
     sibling = family.register("王建军")
     binding = family.bind(sibling, common.RELATIONSHIP_SIBLING)
@@ -315,6 +345,16 @@ def test_a_beneficiary_in_another_pooling_region_is_refused_where_the_region_all
     cousin_city = family.register("王远亲", admdvs="110102")
     refusal = family.refusal(family.stub.CreateBinding, binding_request(family.grantor, cousin_city))
     assert (refusal.code, refusal.reason) == (FAILED_PRECONDITION, "OUTSIDE_REGION")
+
+
+def test_a_region_that_keeps_mutual_aid_within_itself_takes_no_relative_of_another_city_either(family):
+    """Each side's region sets a scope and the stricter holds: the grantor's province allows its
+    cities to bind, the beneficiary's city keeps to itself."""
+    put_policy(family.stub, family.clock, "110102", geographic_scope=bpb.GEOGRAPHIC_SCOPE_SAME_POOLING_REGION)
+    other_city = family.register("王远亲", admdvs="110102")
+    refusal = family.refusal(family.stub.CreateBinding, binding_request(family.grantor, other_city))
+    assert (refusal.code, refusal.reason) == (FAILED_PRECONDITION, "OUTSIDE_REGION")
+    assert "110102 SAME_POOLING_REGION" in refusal.message
 
 
 def test_the_same_province_is_allowed_by_default_but_another_province_is_outside_the_region(family):
@@ -410,6 +450,24 @@ def test_the_grantors_death_ends_every_binding_and_marks_the_person_deceased(fam
     assert len(answer.ended_bindings) == 2
     assert {b.end_reason for b in answer.ended_bindings} == {bpb.END_REASON_DEATH}
     assert answer.insured_person.status == common.INSURANCE_STATUS_DECEASED
+
+
+def test_a_person_who_died_stays_deceased_whatever_is_reported_after(family):
+    life_event(family.stub, family.grantor, bapi.LIFE_EVENT_TYPE_DEATH)
+    after = life_event(family.stub, family.grantor, bapi.LIFE_EVENT_TYPE_INSURANCE_ENDED)
+    assert after.insured_person.status == common.INSURANCE_STATUS_DECEASED
+
+
+def test_payers_asked_for_a_time_before_a_binding_was_made_do_not_include_it(family):
+    before = Timestamp()
+    before.FromDatetime(family.clock.now())
+    family.clock.advance(timedelta(days=5))
+    family.bind(family.child)
+    asked = bapi.ResolvePayersRequest(
+        beneficiary_id_number=family.child.id_number, use_category=common.USE_CATEGORY_OUTPATIENT, at_time=before
+    )
+    assert list(family.stub.ResolvePayers(asked).grants) == []
+    assert len(resolve(family.stub, family.child).grants) == 1
 
 
 def test_a_divorce_ends_only_the_spouse_binding(family):

@@ -140,6 +140,7 @@ class BindingServicer(api_grpc.BindingServiceServicer):
                 approve,
                 operator_id,
                 comment,
+                self._policies.snapshot(uow),
                 self._clock.now(),
                 request.request_id,
             )

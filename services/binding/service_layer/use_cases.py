@@ -22,6 +22,7 @@ from shared.bindings import (
     LifeEvent,
     Parties,
     check_can_end,
+    check_parties,
     check_sharing_limit,
     decide_new_binding,
     end,
@@ -185,7 +186,7 @@ def report_life_event(
         raise DomainError(Reason.PERSON_NOT_FOUND, f"no insured person {id_number}", field="id_number")
     if event is LifeEvent.DIVORCE and not other_id_number:
         raise DomainError(Reason.FIELD_REQUIRED, "a divorce names the former spouse", field="other_id_number")
-    new_status = status_after_event(event)
+    new_status = status_after_event(event, person.status)
     if new_status is not None:
         person = replace(person, status=new_status, update_time=now)
     if event is LifeEvent.CONTACT_CHANGED:
@@ -261,6 +262,7 @@ def review_binding(
     approve: bool,
     operator_id: str,
     comment: str,
+    policies: PolicySnapshot,
     now: datetime,
     request_id: str,
 ) -> Binding:
@@ -273,6 +275,14 @@ def review_binding(
             f"binding {binding_id} is {binding.state.value.lower()}, not pending review",
             metadata={"state": binding.state.value},
         )
+    if approve:
+        # It waited: the registry and the regions' policies may have changed since it was made.
+        people = uow.persons.lock_in_order([binding.grantor_id_number, binding.beneficiary_id_number])
+        grantor, beneficiary = people.get(binding.grantor_id_number), people.get(binding.beneficiary_id_number)
+        grantor_policy = policies.for_region(grantor.admdvs if grantor else binding.grantor_admdvs, now)
+        beneficiary_admdvs = beneficiary.admdvs if beneficiary else binding.beneficiary_admdvs
+        parties = Parties(grantor, beneficiary, grantor_policy, policies.for_region(beneficiary_admdvs, now))
+        check_parties(binding.relationship, parties, now)
     binding.state = BindingState.ACTIVE if approve else BindingState.REJECTED
     binding.update_time = now
     if not approve:
