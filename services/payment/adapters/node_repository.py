@@ -116,6 +116,15 @@ class NodeTransactionLog:
         )
         return changed.rowcount == 1  # type: ignore[attr-defined]
 
+    def touch(self, transaction_id: str, phase: str, now: datetime) -> None:
+        """Marks a saga still in `phase` as tried now, so a recovery pass reaches the others first."""
+        table = orm.node_transactions
+        self._connection.execute(
+            update(table)
+            .where(table.c.transaction_id == transaction_id, table.c.state == phase)
+            .values(update_time=now)
+        )
+
     def unfinished(self, states: list[str], updated_before: datetime, limit: int) -> list[str]:
         table = orm.node_transactions
         rows = self._connection.execute(

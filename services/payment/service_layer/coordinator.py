@@ -104,14 +104,23 @@ class Coordinator:
 
     async def forward_to_holder(self, method: str, request: Any, settlement_id: str, acting_for: str) -> Any | None:
         """Sends an id-based request to the node that holds the settlement; None when no node has it
-        (for `acting_for`: another institution's settlement is not found for it anywhere)."""
+        (for `acting_for`: another institution's settlement is not found for it anywhere). A node
+        that does not answer may be the holder, so then the request is UNAVAILABLE, to be retried
+        with the same key, not answered NOT_FOUND for good."""
+        unreachable: DomainError | None = None
         for peer in self._routing.peers:
             try:
                 found = await self._client.forward(peer, "GetSettlement", _get_settlement(settlement_id), acting_for)
-            except (DomainError, RpcFailure):
+            except DomainError as error:
+                if error.kind is ErrorKind.UNAVAILABLE:
+                    unreachable = error
+                continue
+            except RpcFailure:
                 continue
             if found.settlement.settlement_id:
                 return await self._client.forward(peer, method, request, acting_for)
+        if unreachable is not None:
+            raise unreachable
         return None
 
     async def reverse_elsewhere(self, request: Any, acting_for: str) -> Any | None:
@@ -300,10 +309,21 @@ class Coordinator:
                 elif txn.state == coordination.ABORTING:
                     await self._client.abort(peer, transaction_id, txn.coordinator_province)
                 else:
+                    # The undo may have been decided before the commit reached this node (it was
+                    # down): the commit goes first, a no-op where it arrived, then the refund.
+                    await self._client.commit(
+                        peer, transaction_id, {int(x["leg_no"]): int(x["captured_fen"]) for x in legs}
+                    )
                     await self._client.refund(peer, transaction_id)
             except DomainError as error:
                 log.warning(
                     "saga %s: %s on %s: %s; will retry", transaction_id, txn.state, peer.name, error.reason.value
+                )
+                # To the back of recovery's queue, which reads the longest untouched first: sagas a
+                # node keeps refusing would otherwise fill every pass and starve the rest.
+                await self._run.transact(
+                    lambda uow: uow.node_transactions.touch(transaction_id, txn.state, self._clock.now()),
+                    statement_by_statement=True,
                 )
                 continue
             acknowledged.append(province)

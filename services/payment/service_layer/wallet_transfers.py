@@ -67,7 +67,7 @@ class WalletTransfers:
         answer, refusals included, without the binding service or the verifier being asked again."""
         replayed = await self._run.replay(method, request_id, request, response_type)
         if replayed is not None:
-            return replayed
+            return await self._as_it_stands(replayed, pending_transfer_id, respond)
         try:
             pair = await self._directory.active_binding_between(asked.grantor_id_number, asked.beneficiary_id_number)
             self._routing.check_grantor_account_kept_here(pair.grantor_admdvs)
@@ -97,6 +97,12 @@ class WalletTransfers:
             return respond(wallets.transfer_to_wallet(uow, order, wallet_is_local, self._clock.now()))
 
         answer = await self._run.mutate(method, request_id, request, response_type, run)
+        return await self._as_it_stands(answer, pending_transfer_id, respond)
+
+    async def _as_it_stands(self, answer: R, pending_transfer_id: Callable[[R], str], respond: Callable[[Any], R]) -> R:
+        """The answer with a transfer to another node's wallet as it stands once its credit was
+        sent (stored PENDING, it may be COMPLETED by now), so a first call and its retries answer
+        alike."""
         transfer_id = pending_transfer_id(answer)
         if not transfer_id:
             return answer
