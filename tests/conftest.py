@@ -271,16 +271,8 @@ WEST_PROVINCES = ["37", "41", "42", "50", "51", "61", "62", "63", "64", "65"]
 KNOWN_NODES = NodeDirectory({"local": PROVINCES, "east": frozenset(EAST_PROVINCES), "west": frozenset(WEST_PROVINCES)})
 
 
-@contextmanager
-def running_two_nodes(
-    databases: Databases,
-    binding: BindingHarness,
-    tmp_path: Path,
-    settings_of: Callable[[str], dict[str, Any]] = lambda name: {},
-) -> Iterator[TwoNodes]:
-    """Payment nodes east and west on `binding`, each with `settings_of(name)` added to its settings."""
-    from services.payment.routing import RoutingTable
-
+def two_node_layout(databases: Databases, tmp_path: Path) -> tuple[dict[str, int], dict[str, Any], dict[str, str]]:
+    """Ports, routing file and database URLs of payment nodes east and west."""
     ports = {"east": _free_port(), "west": _free_port()}
     routing = {
         "nodes": {
@@ -293,6 +285,20 @@ def running_two_nodes(
     else:
         require_postgres(databases.cluster)
         urls = {"east": databases.url("payment"), "west": databases.cluster_url("payment_west")}
+    return ports, routing, urls
+
+
+@contextmanager
+def running_two_nodes(
+    databases: Databases,
+    binding: BindingHarness,
+    tmp_path: Path,
+    settings_of: Callable[[str], dict[str, Any]] = lambda name: {},
+) -> Iterator[TwoNodes]:
+    """Payment nodes east and west on `binding`, each with `settings_of(name)` added to its settings."""
+    from services.payment.routing import RoutingTable
+
+    ports, routing, urls = two_node_layout(databases, tmp_path)
     harnesses = {}
     servers = []
     pki, roles = binding.pki, binding.roles

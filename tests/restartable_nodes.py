@@ -17,14 +17,7 @@ from services.common.security.natural_callers import ActingStub
 from services.payment.app import PaymentSettings, start_payment_server
 from services.payment.routing import RoutingTable
 from services.payment.verification import StandInVerifier
-from tests.conftest import (
-    EAST_PROVINCES,
-    WEST_PROVINCES,
-    PaymentHarness,
-    _free_port,
-    payment_security,
-    require_postgres,
-)
+from tests.conftest import PaymentHarness, payment_security, two_node_layout
 
 
 @dataclass
@@ -57,18 +50,7 @@ class Restartable:
 def restartable_nodes(
     databases: Any, binding: Any, tmp_path: Any, sweep: float = 0.05, **extra: Any
 ) -> Iterator[Restartable]:
-    ports = {"east": _free_port(), "west": _free_port()}
-    routing = {
-        "nodes": {
-            "east": {"address": f"127.0.0.1:{ports['east']}", "provinces": EAST_PROVINCES},
-            "west": {"address": f"127.0.0.1:{ports['west']}", "provinces": WEST_PROVINCES},
-        }
-    }
-    if databases.backend == "sqlite":
-        urls = {name: f"sqlite:///{tmp_path}/payment-{name}.db" for name in ports}
-    else:
-        require_postgres(databases.cluster)
-        urls = {"east": databases.url("payment"), "west": databases.cluster_url("payment_west")}
+    ports, routing, urls = two_node_layout(databases, tmp_path)
     pki, roles = binding.pki, binding.roles
     settings, servers, harnesses = {}, {}, {}
     try:

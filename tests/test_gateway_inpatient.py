@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 
+from services.gateway.adapters.gongji_client import GrpcGongji
 from services.gateway.app import GatewaySettings
 from services.gateway.service_layer.inpatient import MAX_HOLD_DAYS
+from services.gateway.service_layer.ports import GongjiRefused
 from tests.gateway_helpers import Gateway, gateway, running_gateway, settle_data
 from tests.payment_helpers import PaymentFamily
 
@@ -127,17 +129,12 @@ def test_a_2303_resent_after_its_answer_was_lost_gets_the_same_hold(gateway):
     assert account(gateway) == (MOTHER_FEN, 30_000, 70_000), "held once"
 
 
-def test_a_2303_whose_hold_the_gateway_never_heard_of_gets_it_when_the_same_body_is_resent(gateway, monkeypatch):
-    """The payment service placed the hold but its answer timed out, so the gateway recorded no
-    hold: the same body resent later asks for the same hold (its expiry comes from the message's
-    inf_time, not the gateway's clock) and gets it, held once."""
-    from services.gateway.adapters.gongji_client import GrpcGongji
-    from services.gateway.service_layer.ports import GongjiRefused
-
-    his, family, clock = gateway.his, gateway.family, gateway.clock
+def lose_the_first_hold_answer(monkeypatch: Any) -> None:
+    """The payment service places the first hold asked for, but its answer times out on the way
+    back to the gateway."""
     real, lost = GrpcGongji.call, []
 
-    async def answer_lost_once(self, service, method, request, code):
+    async def answer_lost_once(self: GrpcGongji, service: str, method: str, request: Any, code: str) -> Any:
         answer = await real(self, service, method, request, code)
         if method == "AuthorizeSettlement" and not lost:
             lost.append(method)
@@ -145,6 +142,14 @@ def test_a_2303_whose_hold_the_gateway_never_heard_of_gets_it_when_the_same_body
         return answer
 
     monkeypatch.setattr(GrpcGongji, "call", answer_lost_once)
+
+
+def test_a_2303_whose_hold_the_gateway_never_heard_of_gets_it_when_the_same_body_is_resent(gateway, monkeypatch):
+    """The payment service placed the hold but its answer timed out, so the gateway recorded no
+    hold: the same body resent later asks for the same hold (its expiry comes from the message's
+    inf_time, not the gateway's clock) and gets it, held once."""
+    his, family, clock = gateway.his, gateway.family, gateway.clock
+    lose_the_first_hold_answer(monkeypatch)
     body = his.envelope("2303", stay_data(family, 2000.00, 300.00))
     first = json.loads(his.post(body)[1])
     assert first["err_msg"].startswith("[SERVICE_UNAVAILABLE]"), first
@@ -174,20 +179,8 @@ def test_a_2601_of_a_2303_releases_its_deposit_and_the_stay_settles_afresh(gatew
 def test_a_2303_left_unanswered_is_reversed_by_2601_and_holds_nothing(gateway, monkeypatch):
     """The hold was placed but the gateway never heard (a timeout); the HIS reverses the message
     as the national interface has it, and the deposit is released."""
-    from services.gateway.adapters.gongji_client import GrpcGongji
-    from services.gateway.service_layer.ports import GongjiRefused
-
     his, family = gateway.his, gateway.family
-    real, lost = GrpcGongji.call, []
-
-    async def answer_lost_once(self, service, method, request, code):
-        answer = await real(self, service, method, request, code)
-        if method == "AuthorizeSettlement" and not lost:
-            lost.append(method)
-            raise GongjiRefused("DEADLINE_EXCEEDED", "DEADLINE_EXCEEDED", "deadline exceeded")
-        return answer
-
-    monkeypatch.setattr(GrpcGongji, "call", answer_lost_once)
+    lose_the_first_hold_answer(monkeypatch)
     body = his.envelope("2303", stay_data(family, 2000.00, 300.00))
     assert json.loads(his.post(body)[1])["infcode"] == "-1"
     omsgid = last_msgid(his)
