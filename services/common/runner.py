@@ -157,6 +157,17 @@ class UseCaseRunner(Generic[U]):
             return response_type.FromString(stored.outcome.payload)
         raise RpcFailure(status_pb2.Status.FromString(stored.outcome.payload), replayed=True)
 
+    async def replayed_or_raise(
+        self, method: str, request_id: str, request: Message, response_type: type[R], error: DomainError
+    ) -> R:
+        """The stored answer of an earlier identical request, else `error`: for a dependency that
+        failed before the transaction (another service down), which a retry of a request already
+        answered must not meet."""
+        replayed = await self.replay(method, request_id, request, response_type)
+        if replayed is not None:
+            return replayed
+        raise error
+
     async def refuse(
         self, method: str, request_id: str, request: Message, response_type: type[R], refusal: DomainError
     ) -> R:

@@ -269,14 +269,10 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
         async def here() -> api.ReverseRequestResponse:
             try:
                 payers = await self._settling.payers_to_charge_again(principal, original, _settlement_of)
-            except DomainError:
-                # The binding service is down: a retry of a reversal already answered still gets its answer.
-                replayed = await self._run.replay(
-                    _method("ReverseRequest"), request.request_id, request, api.ReverseRequestResponse
+            except DomainError as error:  # the binding service is down
+                return await self._run.replayed_or_raise(
+                    _method("ReverseRequest"), request.request_id, request, api.ReverseRequestResponse, error
                 )
-                if replayed is not None:
-                    return replayed
-                raise
 
             def run(uow: PaymentUnitOfWork) -> api.ReverseRequestResponse:
                 outcome = settlements.reverse(

@@ -543,6 +543,11 @@ def _move_back(
     settlement.refunded_fen = sum(leg.refunded_fen for leg in settlement.legs)
 
 
+def _aid_legs(settlement: Settlement) -> list[SettlementLeg]:
+    """The legs relatives on this node paid of a settlement (what charging it again draws on)."""
+    return [leg for leg in _local(settlement) if leg.source is PaymentSource.MUTUAL_AID and leg.captured_fen]
+
+
 def _check_grantors_may_pay_again(
     uow: PaymentUnitOfWork,
     settlement: Settlement,
@@ -556,7 +561,7 @@ def _check_grantors_may_pay_again(
     annual quota left, the per-use limit and his balance less what the region makes him keep. The
     leg counts as shared in `year`, the year the bill was captured in, so it must fit what is left
     of that year's cap and quota after whatever was shared or held since the undo."""
-    aid = [leg for leg in _local(settlement) if leg.source is PaymentSource.MUTUAL_AID and leg.captured_fen]
+    aid = _aid_legs(settlement)
     if not aid:
         return
     if payers is None:
@@ -670,8 +675,7 @@ def undone_bill(
     if settlement is None or settlement.state is not SettlementState.REFUNDED:
         return None
     # A bill only the patient's own accounts and cash paid needs nobody's leave to be charged again.
-    aid = any(leg.source is PaymentSource.MUTUAL_AID and leg.captured_fen for leg in _local(settlement))
-    return settlement.bill if aid else None
+    return settlement.bill if _aid_legs(settlement) else None
 
 
 def _undo(

@@ -134,12 +134,8 @@ class Settling:
     ) -> R:
         try:
             payers = await reads.payers(self._query(bill, now))
-        except DomainError:
-            # The binding service is down: a retry of a request already answered still gets its answer.
-            replayed = await self._run.replay(method, request_id, request, response_type)
-            if replayed is not None:
-                return replayed
-            raise
+        except DomainError as error:  # the binding service is down
+            return await self._run.replayed_or_raise(method, request_id, request, response_type, error)
         # A bill whose payers here give less than when the other nodes were asked to hold (a
         # concurrent bill took it) is planned and held again, so the patient does not pay cash that
         # relatives could cover; the last try settles or authorises as it finds.
