@@ -121,7 +121,11 @@ def _sequential(amount: int, grants: Sequence[Capacity]) -> list[int]:
 def _proportional(amount: int, grants: Sequence[Capacity]) -> list[int]:
     """Even shares, each within its limit; what one cannot take goes to the others
     (water-filling). Odd fen go to the earlier payers, so the result is deterministic."""
-    caps = [max(0, g.limit_fen) for g in grants]
+    return _even_shares(amount, [max(0, g.limit_fen) for g in grants])
+
+
+def _even_shares(amount: int, caps: Sequence[int]) -> list[int]:
+    """`amount` in even shares, each within its cap (water-filling); odd fen to the earlier ones."""
     amount = min(amount, sum(caps))
     low, high = 0, max(caps, default=0)
     while low < high:  # the highest level L with sum(min(cap, L)) <= amount
@@ -167,16 +171,27 @@ def ceilings(
     return parts
 
 
-def shrink(legs: Sequence[Leg], cash_fen: int, final_fen: int) -> tuple[list[int], int]:
+def shrink(
+    legs: Sequence[Leg], cash_fen: int, final_fen: int, mode: PayerMode = PayerMode.SEQUENTIAL
+) -> tuple[list[int], int]:
     """Amounts each leg captures when the final bill is smaller than the authorised one.
 
     The cash part shrinks first, then the legs from the last payer back, so the
-    patient's own account and the first grantors keep their places.
+    patient's own account and the first grantors keep their places. In PROPORTIONAL mode the
+    grantors' legs shrink together, to even shares of what they still pay (each within what it
+    held), as a bill of the final amount would be split; the patient's own account still last.
     """
     excess = sum(leg.amount_fen for leg in legs) + cash_fen - final_fen
     cash_cut = min(excess, cash_fen)
     excess -= cash_cut
     captured = [leg.amount_fen for leg in legs]
+    if mode is PayerMode.PROPORTIONAL:
+        aid = [i for i, leg in enumerate(legs) if leg.source is PaymentSource.MUTUAL_AID]
+        held = [captured[i] for i in aid]
+        kept = max(0, sum(held) - excess)
+        excess -= sum(held) - kept
+        for i, share in zip(aid, _even_shares(kept, held), strict=True):
+            captured[i] = share
     for i in reversed(range(len(captured))):
         cut = min(excess, captured[i])
         captured[i] -= cut

@@ -8,6 +8,7 @@ from enum import StrEnum
 
 from shared.deduction import PaymentSource
 from shared.errors import DomainError, Reason
+from shared.payers import PayerMode
 from shared.policy import UseCategory
 
 
@@ -133,6 +134,8 @@ class Settlement:
     captured_fen: int = 0
     refunded_fen: int = 0
     passed_over: tuple[PassedOver, ...] = ()
+    # How the grantors shared the bill (ordered or even shares); a smaller capture keeps to it.
+    payer_mode: PayerMode = PayerMode.SEQUENTIAL
 
     def paid_from(self, source: PaymentSource) -> int:
         """What this source pays: held or quoted before capture, captured after."""

@@ -185,3 +185,12 @@ def test_grantors_on_other_nodes_held_up_to_their_ceilings_split_the_bill_as_kno
     holding = split_bill(bill, own, held, mode, shared)
     assert holding == knowing
     assert all(0 < part <= bill for part in asked.values())
+
+
+def test_a_smaller_capture_in_proportional_mode_cuts_cash_then_evens_the_grantors_shares_then_the_own_account():
+    own = Leg("patient", PaymentSource.OWN_ACCOUNT, 10_000)
+    mother = Leg("mother", PaymentSource.MUTUAL_AID, 30_000, "b1")
+    father = Leg("father", PaymentSource.MUTUAL_AID, 10_000, "b2")
+    assert shrink([own, mother, father], 5_000, 40_000, PayerMode.PROPORTIONAL) == ([10_000, 20_000, 10_000], 0)
+    assert shrink([own, mother, father], 5_000, 30_001, PayerMode.PROPORTIONAL) == ([10_000, 10_001, 10_000], 0)
+    assert shrink([own, mother, father], 5_000, 8_000, PayerMode.PROPORTIONAL) == ([8_000, 0, 0], 0)

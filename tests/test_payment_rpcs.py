@@ -636,6 +636,20 @@ def test_proportional_mode_gives_what_one_grantor_cannot_pay_to_the_other(family
     assert_ledger_balanced(family)
 
 
+def test_a_smaller_capture_in_proportional_mode_shares_the_final_bill_evenly_between_the_grantors(family):
+    """A capture of less than was held is split as a bill of the final amount would be: in
+    PROPORTIONAL mode in even shares, not cut from the last grantor alone."""
+    set_payer_order(family, [family.mother_binding, family.father_binding], bpb.PAYER_MODE_PROPORTIONAL)
+    held = family.authorize(30_000)
+    assert [leg.amount_fen for leg in held.legs] == [15_000, 15_000]
+    captured = family.capture(held.settlement_id, 10_001)
+    assert [leg.captured_fen for leg in captured.legs] == [5_001, 5_000]
+    assert totals(captured) == (0, 10_001, 0, 0)
+    assert money(family, family.mother) == (94_999, 0, 94_999)
+    assert money(family, family.father) == (95_000, 0, 95_000)
+    assert_ledger_balanced(family)
+
+
 def test_a_grantors_yearly_cap_limits_what_the_binding_shares_over_the_year(family):
     """The grantor's share cap left this year (UpdateSharingLimit)."""
     cap_binding(family, family.mother_binding, 30_000)

@@ -81,6 +81,8 @@ settlements = Table(
     # True when a Settle held and captured it in one call; False when AuthorizeSettlement held it
     # (captured later by CaptureSettlement, if at all). The metrics tell "settle" from "capture" by it.
     Column("one_step", Boolean, nullable=False, server_default=false()),
+    # SEQUENTIAL or PROPORTIONAL: how the grantors shared the bill, kept for a smaller capture.
+    Column("payer_mode", String(16), nullable=False, server_default="SEQUENTIAL"),
     Index("ix_settlements_open", "state", "expire_time"),
     Index("ix_settlements_institution", "institution_code", "capture_time"),
     # One live settlement per bill of an institution (see settlements.check_bill_not_settled).

@@ -14,6 +14,7 @@ from services.common.write_batch import WriteBatch, adding, inserting, updating
 from services.payment.adapters import orm
 from shared.deduction import PaymentSource
 from shared.ledger import Account, AccountKind, JournalEntry
+from shared.payers import PayerMode
 from shared.policy import UseCategory
 from shared.settlements import (
     LIVE_STATES,
@@ -207,6 +208,7 @@ def _settlement_values(s: Settlement) -> dict[str, Any]:
         "capture_time": s.capture_time,
         "close_time": s.close_time,
         "passed_over": [[p.binding_id, p.grantor_id_number, p.reason] for p in s.passed_over],
+        "payer_mode": s.payer_mode.value,
     }
 
 
@@ -356,6 +358,7 @@ def _settlement(row: Any, legs: list[Any]) -> Settlement:
         captured_fen=row.captured_fen,
         refunded_fen=row.refunded_fen,
         passed_over=tuple(PassedOver(*item) for item in (row.passed_over or [])),
+        payer_mode=PayerMode(row.payer_mode),
     )
 
 

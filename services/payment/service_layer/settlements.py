@@ -215,6 +215,7 @@ def _settlement_from_split(
         create_time=now,
         expire_time=expire_time,
         passed_over=payers.passed_over,
+        payer_mode=payers.mode,
     )
 
 
@@ -441,7 +442,7 @@ def capture(uow: PaymentUnitOfWork, settlement_id: str, final_fen: int, now: dat
             metadata={"authorized_fen": str(authorised)},
         )
     legs = [Leg(leg.payer_id_number, leg.source, leg.amount_fen, leg.binding_id) for leg in settlement.legs]
-    captured, cash = shrink(legs, settlement.cash_pay_fen, final)
+    captured, cash = shrink(legs, settlement.cash_pay_fen, final, settlement.payer_mode)
     for leg, amount in zip(settlement.legs, captured, strict=True):
         leg.captured_fen = amount
     locked = uow.accounts.lock(leg.account_id for leg in _local(settlement))
