@@ -80,3 +80,29 @@ def test_no_request_id_or_trace_id_is_changed_by_scrubbing(request_id):
 
 def test_a_mobile_number_in_chinese_text_is_still_masked():
     assert scrub("电话13912345678，身份证320102198001010118。") == "电话139****5678，身份证320102********0118。"
+
+
+def test_a_database_failure_is_logged_by_its_class_and_place_never_the_row_the_driver_quotes(databases, caplog):
+    """PostgreSQL's DETAIL quotes the row it refused (`Key (name)=(…)`): a name there is no shape
+    the log filter knows, so the message itself stays out of the log."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import IntegrityError
+
+    from services.common.interceptors import _log_database_failure
+
+    name = "".join(["欧阳", "秀英"])  # built, so the traceback's source lines cannot show it
+    engine = create_engine(databases.url("binding"))
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("CREATE TEMPORARY TABLE named (name VARCHAR(20) UNIQUE)"))
+            connection.execute(text("INSERT INTO named VALUES (:name)"), {"name": name})
+            with pytest.raises(IntegrityError) as raised:
+                connection.execute(text("INSERT INTO named VALUES (:name)"), {"name": name})
+    finally:
+        engine.dispose()
+    with caplog.at_level("ERROR", logger="gongji.rpc"):
+        _log_database_failure("/gongji.binding.v1.BindingService/CreateBinding", raised.value)
+    logged = caplog.text
+    assert "unexpected database failure in /gongji.binding.v1.BindingService/CreateBinding" in logged
+    assert type(raised.value.orig).__name__ in logged and "test_privacy.py" in logged
+    assert name not in logged

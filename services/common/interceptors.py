@@ -14,6 +14,7 @@ import asyncio
 import inspect
 import logging
 import time
+import traceback
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ import grpc
 from google.protobuf.message import Message
 from google.rpc import status_pb2
 from grpc_status import rpc_status
-from sqlalchemy.exc import DataError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 
 from services.common.database import is_past_deadline
 from services.common.deadlines import reset_call_deadline, set_call_deadline
@@ -44,6 +45,14 @@ from shared.principals import PrincipalKind
 
 log = logging.getLogger("gongji.rpc")
 _KEY_FIELDS = ("request_id", "transaction_id", "transfer_id")
+
+
+def _log_database_failure(method: str, error: DBAPIError) -> None:
+    """The driver's class and where it was raised, never its message: PostgreSQL's DETAIL quotes
+    the row (`Failing row contains (…)`, `Key (…)=(…)`), names and addresses included, which no
+    pattern of the log filter would catch."""
+    where = "".join(traceback.format_tb(error.__traceback__))
+    log.error("unexpected database failure in %s: %s\n%s", method, type(error.orig).__name__, where)
 
 
 class RpcFailure(Exception):
@@ -274,7 +283,7 @@ class CallGuard(grpc.aio.ServerInterceptor):
                 raise
             except OperationalError as error:
                 if not is_past_deadline(error):
-                    log.exception("unexpected database failure in %s", method)
+                    _log_database_failure(method, error)
                     status = internal_status(self._domain)
                     outcome = "INTERNAL"
                 else:
@@ -292,6 +301,10 @@ class CallGuard(grpc.aio.ServerInterceptor):
                     "a field holds a value the service cannot store (too long or malformed)",
                 )  # fmt: skip
                 outcome = "FIELD_INVALID"
+            except DBAPIError as error:
+                _log_database_failure(method, error)
+                status = internal_status(self._domain)
+                outcome = "INTERNAL"
             except Exception:
                 log.exception("unexpected failure in %s", method)
                 status = internal_status(self._domain)
