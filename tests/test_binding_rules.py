@@ -414,20 +414,6 @@ def test_the_beneficiary_may_leave_but_a_stranger_may_not_end_the_binding(family
     assert left.end_reason == bpb.END_REASON_BENEFICIARY_REQUEST
 
 
-@pytest.mark.parametrize("actor", [bpb.ACTOR_GRANTOR, bpb.ACTOR_BENEFICIARY])
-def test_a_grantor_or_beneficiary_ending_a_binding_without_naming_himself_is_asked_for_actor_id(family, actor):
-    binding = family.bind(family.child)
-    refusal = family.refusal(family.stub.EndBinding, end_request(binding, actor, ""))
-    assert (refusal.code, refusal.reason, refusal.fields) == (
-        grpc.StatusCode.INVALID_ARGUMENT,
-        "FIELD_REQUIRED",
-        ("actor_id",),
-    )
-    assert family.stub.GetBinding(bapi.GetBindingRequest(binding_id=binding.binding_id)).binding.state == (
-        bpb.BINDING_STATE_ACTIVE
-    )
-
-
 def test_ending_an_ended_binding_is_refused_as_not_active(family):
     binding = family.bind(family.child)
     family.stub.EndBinding(end_request(binding, bpb.ACTOR_OPERATOR, "op-1"))
