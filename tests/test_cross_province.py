@@ -4,6 +4,7 @@ clearing reports that agree on both sides."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -17,6 +18,7 @@ from gongji.node.v1 import node_service_pb2 as node
 from gongji.payment.v1 import payment_pb2 as ppb
 from gongji.payment.v1 import payment_service_pb2 as papi
 from services.payment.entrypoints.node_servicer import PaymentNodeServicer
+from services.payment.service_layer import settlements
 from services.payment.verification import stand_in_token
 from shared.ledger import CHINA_STANDARD_TIME
 from shared.privacy import mask_id_number
@@ -580,3 +582,74 @@ def test_an_account_kept_by_another_provinces_node_is_read_through_any_node(fami
     with pytest.raises(grpc.RpcError) as raised:
         east.GetAccount(papi.GetAccountRequest(id_number=stranger, account_kind=ppb.ACCOUNT_KIND_PERSONAL_ACCOUNT))
     assert refusal_of(raised.value).reason == "ACCOUNT_NOT_FOUND"
+
+
+@pytest.fixture
+def slow_remote_prepare(monkeypatch) -> None:
+    """The other node holds, then takes a second to answer: long enough for a caller's deadline to
+    cut the settlement off while the coordinator waits. Patched before the nodes start."""
+    prepare = PaymentNodeServicer.PrepareLegs
+
+    async def slowly(self, request, context):
+        answer = await prepare(self, request, context)
+        await asyncio.sleep(1.0)
+        return answer
+
+    monkeypatch.setattr(PaymentNodeServicer, "PrepareLegs", slowly)
+
+
+def test_a_cross_node_settlement_cut_off_by_the_callers_deadline_releases_what_it_held_on_the_other_node_at_once(
+    slow_remote_prepare, two_nodes
+):
+    """The saga's lease (half a minute) is the last resort, not the answer to an impatient caller:
+    the father's money is free again as soon as the cut-off request has stopped, and a retry with
+    the same key settles once."""
+    family = CrossFamily(two_nodes)
+    request = papi.SettleRequest(request_id=request_id(), bill=family.bill(30_000))
+    with pytest.raises(grpc.RpcError) as raised:
+        family.nodes.east.stub.Settle(request, timeout=0.5)
+    assert raised.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+    west = family.nodes.west.stub
+    deadline = time.monotonic() + 10
+    while family.balance(west, family.father).held_fen and time.monotonic() < deadline:
+        time.sleep(0.1)
+    father = family.balance(west, family.father)
+    assert (father.balance_fen, father.held_fen) == (100_000, 0), "nothing taken, nothing held, clock unmoved"
+    settlement = family.nodes.east.stub.Settle(request, timeout=30).settlement
+    assert [leg.amount_fen for leg in settlement.legs] == [10_000, 20_000]
+    father = family.balance(west, family.father)
+    assert (father.balance_fen, father.held_fen) == (80_000, 0)
+    family.assert_books_close()
+
+
+@pytest.fixture
+def slow_settlement_write(monkeypatch) -> None:
+    """The coordinating node takes a second before it writes the settlement, after the other node
+    held: the caller's deadline passes while the decision is being written."""
+    authorize = settlements.authorize
+
+    def slowly(*args, **kwargs):
+        time.sleep(1.0)
+        return authorize(*args, **kwargs)
+
+    monkeypatch.setattr(settlements, "authorize", slowly)
+
+
+def test_a_cross_node_settlement_cut_off_while_it_is_written_leaves_no_hold_and_settles_once_on_retry(
+    slow_settlement_write, two_nodes
+):
+    family = CrossFamily(two_nodes)
+    request = papi.SettleRequest(request_id=request_id(), bill=family.bill(30_000))
+    with pytest.raises(grpc.RpcError) as raised:
+        family.nodes.east.stub.Settle(request, timeout=0.5)
+    assert raised.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+    west = family.nodes.west.stub
+    deadline = time.monotonic() + 10
+    while family.balance(west, family.father).held_fen and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert family.balance(west, family.father).held_fen == 0, "released or captured, not left to the lease"
+    settlement = family.nodes.east.stub.Settle(request, timeout=30).settlement
+    assert [leg.amount_fen for leg in settlement.legs] == [10_000, 20_000]
+    father = family.balance(west, family.father)
+    assert (father.balance_fen, father.held_fen) == (80_000, 0)
+    family.assert_books_close()

@@ -27,6 +27,14 @@ def reset_call_deadline(token: contextvars.Token[float | None]) -> None:
     _CALL.reset(token)
 
 
+def without_call_deadline() -> contextvars.Context:
+    """The current context (span, log identity) without the caller's deadline: for the work a
+    call leaves behind, such as giving back what it held, which must finish after the caller gave up."""
+    context = contextvars.copy_context()
+    context.run(_CALL.set, None)
+    return context
+
+
 def call_deadline() -> float | None:
     """When the current call must be answered (time.monotonic()), if the caller said."""
     return _CALL.get()

@@ -15,12 +15,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from services.common.clock import Clock
+from services.common.deadlines import without_call_deadline
 from services.common.interceptors import RpcFailure
 from services.common.runner import UseCaseRunner
 from services.payment.routing import Node, RoutingTable
@@ -93,6 +94,7 @@ class Coordinator:
         self._lease = lease
         self._grace = participant_grace
         self._failpoint = failpoint
+        self._background: set[asyncio.Task[None]] = set()
 
     @property
     def routing(self) -> RoutingTable:
@@ -225,16 +227,23 @@ class Coordinator:
         if not participants:
             return Prepared(transaction_id, {}, local, local_fen=local_fen)
         self._failpoint("before_remote_hold")
-        results = await asyncio.gather(
-            *(
-                self._client.prepare(
-                    self._routing.owner_of_province(province), transaction_id, coordinator_province, bill, legs,
-                    [grant_of[leg["binding_id"]] for leg in legs], expire_time + self._grace, up_to=True,
-                )
-                for province, legs in participants.items()
-            ),
-            return_exceptions=True,
-        )  # fmt: skip
+        try:
+            results = await asyncio.gather(
+                *(
+                    self._client.prepare(
+                        self._routing.owner_of_province(province), transaction_id, coordinator_province, bill, legs,
+                        [grant_of[leg["binding_id"]] for leg in legs], expire_time + self._grace, up_to=True,
+                    )
+                    for province, legs in participants.items()
+                ),
+                return_exceptions=True,
+            )  # fmt: skip
+        except asyncio.CancelledError:
+            # The caller gave up (its deadline, a cancel) while the other nodes were holding. The
+            # request's task ends here, so the abort runs on its own: the payers' money is free
+            # again at once, not after recovery's lease.
+            self._detached(self._abandon(transaction_id))
+            raise
         failures = [r for r in results if isinstance(r, BaseException)]
         held = {
             # A node of a version before ceilings does not say the payer's region: the binding service's.
@@ -264,6 +273,23 @@ class Coordinator:
             )
         raise first
 
+    def _detached(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Runs `work` as a task of its own, outside the caller's deadline and cancellation."""
+        task = asyncio.get_running_loop().create_task(work, context=without_call_deadline())
+        self._background.add(task)  # the loop keeps only a weak reference to a task
+        task.add_done_callback(self._background.discard)
+        return task
+
+    async def _abandon(self, transaction_id: str) -> None:
+        """Aborts a saga still PREPARING on every node it reached; one already decided is finished."""
+        try:
+            await self._write(lambda uow: coordination.abandon(uow, transaction_id, self._clock.now()))
+            await self.finish(transaction_id)
+        except Exception as error:
+            # Recovery aborts it after the lease. The class only: a driver's message may quote a row.
+            log.warning("saga %s: the abort after a cancelled request failed (%s); recovery will abort it",
+                        transaction_id, type(error).__name__)  # fmt: skip
+
     async def settled(self, prepared: Prepared, settlement: Settlement | None) -> None:
         """After the request that prepared it: an orphan (refused, replayed) is aborted; a decision is applied.
 
@@ -272,13 +298,14 @@ class Coordinator:
         the request's answer is anything else.
         """
         self._failpoint("after_local_commit")
+        # Shielded and without the caller's deadline: a request cut off after its holds were placed
+        # still releases or commits them now, not at recovery's next pass or after the lease.
         if settlement is None:
-            await self._write(lambda uow: coordination.abandon(uow, prepared.transaction_id, self._clock.now()))
-            await self.finish(prepared.transaction_id)
+            await asyncio.shield(self._detached(self._abandon(prepared.transaction_id)))
             return
         decision = coordination.settlement_decision(prepared, settlement)
         if decision.state in coordination.FINAL_OF:
-            await self._tell(decision)
+            await asyncio.shield(self._detached(self._tell(decision)))
 
     async def finish(self, transaction_id: str) -> None:
         """Sends the decided phase to every participant not yet acknowledged; safe to repeat."""
