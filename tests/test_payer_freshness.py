@@ -25,6 +25,7 @@ from gongji.binding.v1 import binding_service_pb2 as bapi
 from gongji.binding.v1 import binding_service_pb2_grpc as binding_grpc
 from gongji.payment.v1 import payment_service_pb2 as papi
 from services.binding.entrypoints.payer_watch import LEASE_MARGIN_SECONDS, PayerChangeHub
+from services.binding.service_layer import use_cases
 from services.common.security.transport import Transport
 from services.common.server import ServerSecurity
 from services.payment.adapters.payer_cache import PayerWatch
@@ -184,6 +185,57 @@ def test_no_settlement_sent_after_end_binding_answered_draws_on_the_ended_bindin
         assert all(s.binding_ids == {race.father_binding} for s in after)
         # Most bills were answered from what the node keeps: far fewer ResolvePayers than settlements.
         assert race.resolved < len(race.sent) / 2
+
+
+@dataclass
+class HeldEnd:
+    """An EndBinding whose work waits, its change written but not committed, until `release` is set."""
+
+    entered: threading.Event
+    release: threading.Event
+
+
+@pytest.fixture
+def end_binding_held_before_commit(monkeypatch: pytest.MonkeyPatch) -> HeldEnd:
+    held = HeldEnd(threading.Event(), threading.Event())
+    end_binding = use_cases.end_binding
+
+    def waiting(*args, **kwargs):
+        ended = end_binding(*args, **kwargs)
+        held.entered.set()
+        assert held.release.wait(30), "the test never released the EndBinding"
+        return ended
+
+    monkeypatch.setattr(use_cases, "end_binding", waiting)
+    return held
+
+
+def test_an_end_binding_the_caller_gave_up_on_is_announced_once_it_commits_not_before(
+    end_binding_held_before_commit: HeldEnd, cached: Cached
+) -> None:
+    """The caller's cancel does not stop the work on the service's thread, which may still commit.
+    Announced at the cancel, the change would let the node keep the old payers again before the
+    commit, and then nothing would announce the commit: the ended binding would pay on."""
+    held = end_binding_held_before_commit
+    family = PaymentFamily(cached.payment)
+    mother_binding = family.mother_binding.binding_id
+    assert mother_binding in {leg.binding_id for leg in family.settle(100).legs}  # the node keeps the payers
+    request = bapi.EndBindingRequest(
+        request_id=request_id(), binding_id=mother_binding, actor=bpb.ACTOR_GRANTOR, actor_id=family.mother.id_number
+    )
+    stub = family.binding.stub_as(family.binding.roles.principal_for("EndBinding", request))
+    call = stub.EndBinding.future(request)
+    assert held.entered.wait(20), "EndBinding never started its work"
+    call.cancel()
+    time.sleep(0.3)  # anything announced at the cancel has been applied by the node
+    assert mother_binding in {leg.binding_id for leg in family.settle(100).legs}, "not yet committed"
+    held.release.set()
+    time.sleep(LEASE)  # the commit, its announcement and the node's acknowledgement
+    after = family.settle(100)
+    assert {leg.binding_id for leg in after.legs} == {family.father_binding.binding_id}
+    assert family.binding.GetBinding(bapi.GetBindingRequest(binding_id=mother_binding)).binding.state == (
+        bpb.BINDING_STATE_ENDED
+    )
 
 
 def _settle_request(family: PaymentFamily, self_pay_fen: int) -> papi.SettleRequest:

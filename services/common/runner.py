@@ -8,6 +8,7 @@ the calling principal's own (see services.common.idempotency).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 from collections.abc import Awaitable, Callable
@@ -20,7 +21,7 @@ from google.rpc import status_pb2
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from services.common.clock import Clock
-from services.common.deadlines import call_deadline, past_deadline, working_until
+from services.common.deadlines import call_deadline, past_deadline, without_call_deadline, working_until
 from services.common.idempotency import Outcome, check_request_id, check_same_request, fingerprint
 from services.common.interceptors import RpcFailure
 from services.common.security.callers import caller_id
@@ -86,6 +87,7 @@ class UseCaseRunner(Generic[U]):
         # Work accepted but not finished; beyond workers + max_waiting, new work is shed.
         self._capacity = workers + max_waiting
         self._accepted = 0
+        self._background: set[asyncio.Task[None]] = set()
 
     @property
     def unit_of_work(self) -> Callable[[], U]:
@@ -193,15 +195,35 @@ class UseCaseRunner(Generic[U]):
         check_request_id(request_id, "request_id")
         key = (caller_id(), request_id)
         digest = fingerprint(method, request.SerializeToString(deterministic=True))
+        work = asyncio.ensure_future(self.in_thread(lambda: self._run_once(method, key, digest, fn)))
         try:
-            outcome, replayed = await self.in_thread(lambda: self._run_once(method, key, digest, fn))
+            outcome, replayed = await asyncio.shield(work)
+        except asyncio.CancelledError:
+            # The caller gave up, but the work goes on in its thread and may still commit: what
+            # follows a mutation must come after it ends, not at the cancel, so a task waits for it.
+            self._after_in_background(work)
+            raise
         finally:
-            if self._after_mutation is not None:
+            if work.done() and self._after_mutation is not None:
                 # Replays and refusals too: a twin may still await the acknowledgements.
                 await self._after_mutation()
         if outcome.succeeded:
             return response_type.FromString(outcome.payload)
         raise RpcFailure(status_pb2.Status.FromString(outcome.payload), replayed=replayed)
+
+    def _after_in_background(self, work: asyncio.Future[object]) -> None:
+        after_mutation = self._after_mutation
+        if after_mutation is None:
+            return
+
+        async def after_it_ends() -> None:
+            with contextlib.suppress(Exception):  # the work's own outcome was the caller's, who left
+                await work
+            await after_mutation()
+
+        task = asyncio.get_running_loop().create_task(after_it_ends(), context=without_call_deadline())
+        self._background.add(task)  # the loop keeps only a weak reference to a task
+        task.add_done_callback(self._background.discard)
 
     def _run_once(
         self, method: str, key: tuple[str, str], digest: str, fn: Callable[[U], Message]
