@@ -12,7 +12,9 @@ from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
-from sqlalchemy import event
+from google.protobuf.descriptor import MethodDescriptor
+from google.protobuf.message import Message
+from sqlalchemy import create_engine, event, select
 from sqlalchemy.engine import Engine
 
 from gongji.binding.v1 import binding_pb2 as bpb
@@ -32,9 +34,12 @@ from shared.errors import DomainError, Reason
 from shared.money import INT64_MAX, MAX_BALANCE_FEN, within_limit
 from shared.policy import PolicyIndex, RegionPolicy
 from shared.principals import BINDING_SERVICE, operator, payment_node
-from tests.conftest import running_payment
+from tests.conftest import METADATA, running_payment
 from tests.helpers import binding_request, refusal_of, request_id
 from tests.payment_helpers import PaymentFamily
+from tests.test_authorization_matrix import World
+from tests.test_cross_province import CrossFamily
+from tests.test_field_behavior import IDEMPOTENCY_KEYS, METHODS, Caller, Refusal, well_formed
 
 INVALID_ARGUMENT = grpc.StatusCode.INVALID_ARGUMENT
 FAILED_PRECONDITION = grpc.StatusCode.FAILED_PRECONDITION
@@ -570,3 +575,85 @@ def test_a_replayed_policy_change_leaves_the_policy_cache_warm(databases, clock,
     assert after_new_version > 0
     assert len(policy_reads) == reads_by_the_puts, "a replay emptied the policy cache"
     assert answer.max_beneficiaries == 4
+
+
+# Keys no caller means: only spaces (ASCII, and the ideographic space an IME types), and a key
+# with a space before or after it. Short, so a node's transaction id (at most 36) is not refused
+# for its length instead.
+BLANK_OR_PADDED_KEYS = (" ", "   ", "\u3000", " k1", "k1 ")
+
+
+def _every_row(urls: dict[str, str]) -> dict[str, list[tuple[str, ...]]]:
+    """Every row of every table of the binding service and both payment nodes, comparable."""
+    rows: dict[str, list[tuple[str, ...]]] = {}
+    for name, url in urls.items():
+        engine = create_engine(url)
+        try:
+            with engine.connect() as connection:
+                for table in METADATA["payment" if name != "binding" else "binding"].sorted_tables:
+                    found = connection.execute(select(table)).all()
+                    rows[f"{name}.{table.name}"] = sorted(tuple(map(repr, row)) for row in found)
+        finally:
+            engine.dispose()
+    return rows
+
+
+def _with_key(request: Message, key: str) -> tuple[Message, str]:
+    """A copy of request with its idempotency key replaced by key, and the key's field path."""
+    copy = type(request)()
+    copy.CopyFrom(request)
+    for name in IDEMPOTENCY_KEYS:
+        if name in copy.DESCRIPTOR.fields_by_name:
+            setattr(copy, name, key)
+            return copy, name
+    copy.requests[0].transaction_id = key  # type: ignore[attr-defined]  # BatchCommitLegs: each commit's own
+    return copy, "requests[0].transaction_id"
+
+
+def _keyed(method: MethodDescriptor) -> bool:
+    """A mutating RPC keyed by request_id, or a node call keyed by its transaction or transfer
+    (PaymentService's GetTransfer only looks a transfer up: its transfer_id is no key)."""
+    fields = method.input_type.fields_by_name
+    if method.containing_service.name != "PaymentNodeService":
+        return "request_id" in fields
+    return any(name in fields for name in IDEMPOTENCY_KEYS) or method.name == "BatchCommitLegs"
+
+
+def test_a_blank_or_space_padded_idempotency_key_is_refused_as_invalid_on_every_mutating_rpc_and_changes_nothing(
+    two_nodes,
+):
+    """A blank key is no key (every caller sending one would share it), and a padded one is a
+    caller's bug that a reversal, which trims the original key, could never reach. Each is
+    refused as FIELD_INVALID naming the key before anything is read or written; the empty key
+    keeps its established answer (FIELD_REQUIRED for request_id, which the proto marks REQUIRED;
+    FIELD_INVALID for a node's transaction or transfer id)."""
+    pki = two_nodes.east.binding.pki
+    world = World(CrossFamily(two_nodes), two_nodes, pki, pki)
+    caller = Caller(two_nodes, pki)
+    urls = {
+        "binding": two_nodes.east.binding.database_url,
+        "east": two_nodes.east.database_url,
+        "west": two_nodes.west.database_url,
+    }
+    wrong: list[str] = []
+    methods = [method for method in METHODS if _keyed(method)]
+    try:
+        for method in methods:
+            request = well_formed(world, method)  # may itself place a hold or a binding to act on
+            principal = caller.principal(method, request)
+            before = _every_row(urls)
+            for key in ("", *BLANK_OR_PADDED_KEYS):
+                sent, field = _with_key(request, key)
+                expected = "FIELD_REQUIRED" if key == "" and field == "request_id" else "FIELD_INVALID"
+                refusal = caller.send(method, sent, principal)
+                if not (
+                    isinstance(refusal, Refusal)
+                    and (refusal.code, refusal.reason, refusal.field) == (INVALID_ARGUMENT, expected, field)
+                ):
+                    wrong.append(f"{method.full_name} with {field}={key!r}: {refusal or 'accepted'}")
+            if _every_row(urls) != before:
+                wrong.append(f"{method.full_name}: a refused key changed the databases")
+    finally:
+        caller.close()
+    assert wrong == [], "\n".join(wrong)
+    assert len(methods) >= 28, [method.name for method in methods]

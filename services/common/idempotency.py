@@ -60,7 +60,8 @@ MAX_REQUEST_ID_LENGTH = 128
 
 
 def check_request_id(value: str, field: str) -> str:
-    """An idempotency key as stored: present, at most 128 characters, no control characters."""
+    """An idempotency key as stored: present, at most 128 characters, no control characters,
+    neither blank nor with whitespace before or after it (check_unpadded_key)."""
     if not value:
         raise DomainError(Reason.FIELD_REQUIRED, f"{field} (an idempotency key) is required", field=field)
     if len(value) > MAX_REQUEST_ID_LENGTH:
@@ -69,7 +70,26 @@ def check_request_id(value: str, field: str) -> str:
         )
     if any(ord(character) < 32 or ord(character) == 127 for character in value):
         raise DomainError(Reason.FIELD_INVALID, f"{field} contains a control character", field=field)
-    return value
+    return check_unpadded_key(value, field)
+
+
+def check_unpadded_key(value: str, field: str) -> str:
+    """A non-empty key of only whitespace, or with whitespace before or after it, is refused as
+    FIELD_INVALID naming the field (an empty one is left to the caller's own check).
+
+    A blank key is no key: every caller that sends one would share it, each retry of one
+    request would meet another's answer. Padding is a caller's bug too (a fixed-width field
+    copied as is, a stray space): ReverseRequest trims original_request_id before it looks a
+    key up, so a key stored padded could never be reversed, and padding is invisible in the
+    access log's request_id. str.strip() trims every Unicode space, U+3000 and U+00A0 too."""
+    trimmed = value.strip()
+    if trimmed == value:
+        return value
+    if not trimmed:
+        message = f"{field} is only whitespace; send a key unique to the request, such as a UUID"
+    else:
+        message = f"{field} has whitespace before or after it; send the key without it"
+    raise DomainError(Reason.FIELD_INVALID, message, field=field)
 
 
 def fingerprint(method: str, request_bytes: bytes) -> str:
