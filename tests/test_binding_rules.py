@@ -414,6 +414,30 @@ def test_the_beneficiary_may_leave_but_a_stranger_may_not_end_the_binding(family
     assert left.end_reason == bpb.END_REASON_BENEFICIARY_REQUEST
 
 
+@pytest.mark.parametrize("actor_id", ["", "   "], ids=["empty", "spaces"])
+@pytest.mark.parametrize("actor", [bpb.ACTOR_GRANTOR, bpb.ACTOR_BENEFICIARY], ids=["grantor", "beneficiary"])
+def test_a_grantor_or_beneficiary_ending_a_binding_without_an_actor_id_is_told_to_send_it_and_may_retry_with_it(
+    family, actor: int, actor_id: str
+) -> None:
+    """Not NOT_PARTY_TO_BINDING (nobody was named) and not FIELD_REQUIRED (actor_id is not marked
+    REQUIRED: an operator may leave it empty), but FIELD_INVALID naming actor_id; the refusal is
+    not stored under the key, so the same request with the ID number ends the binding."""
+    binding = family.bind(family.child)
+    request = end_request(binding, actor, actor_id)
+    refusal = family.refusal(family.stub.EndBinding, request)
+    assert (refusal.code, refusal.reason, refusal.fields) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "FIELD_INVALID",
+        ("actor_id",),
+    )
+    assert "actor_id is needed when the actor is the" in refusal.message
+    assert family.stub.GetBinding(bapi.GetBindingRequest(binding_id=binding.binding_id)).binding.state == (
+        bpb.BINDING_STATE_ACTIVE
+    )
+    request.actor_id = binding.grantor_id_number if actor == bpb.ACTOR_GRANTOR else binding.beneficiary_id_number
+    assert family.stub.EndBinding(request).binding.state == bpb.BINDING_STATE_ENDED
+
+
 def test_ending_an_ended_binding_is_refused_as_not_active(family):
     binding = family.bind(family.child)
     family.stub.EndBinding(end_request(binding, bpb.ACTOR_OPERATOR, "op-1"))

@@ -82,6 +82,13 @@ CONDITIONALLY_NEEDED: dict[tuple[str, str], str] = {
     # PayerGrant is ResolvePayers' answer, passed on as is; PrepareLegs does not read grants.
     ("gongji.node.v1.GetPayerCapacityRequest", "grants.relationship"): "PayerGrant needs it in GetPayerCapacity only",
 }
+# Unmarked fields a value of another field makes needed, refused when missing as FIELD_INVALID
+# (FIELD_REQUIRED is for marked fields): a request with only its REQUIRED fields keeps them.
+NEEDED_FOR_A_VALUE: dict[tuple[str, str], str] = {
+    ("gongji.binding.v1.EndBindingRequest", "actor_id"): (
+        "needed when the actor is GRANTOR or BENEFICIARY; an operator's comes from the certificate"
+    ),
+}
 POLICY = AccessPolicy.shipped()
 _INDEX = re.compile(r"\[\d+\]")
 
@@ -334,10 +341,10 @@ def test_no_field_is_marked_both_required_and_output_only() -> None:
 
 
 def test_the_alternatives_and_conditionally_needed_fields_are_fields_left_unmarked() -> None:
-    """The two tables may only excuse fields that exist and carry no REQUIRED mark."""
+    """The three tables may only excuse fields that exist and carry no REQUIRED mark."""
     requests = {method.input_type.full_name: method.input_type for method in METHODS}
     named = [(message, field) for message, fields in ALTERNATIVES.items() for field in fields]
-    for message, path in [*named, *CONDITIONALLY_NEEDED]:
+    for message, path in [*named, *CONDITIONALLY_NEEDED, *NEEDED_FOR_A_VALUE]:
         field = resolve(requests[message], path)
         assert field is not None, f"{message} has no field {path}"
         assert not is_required(field), f"{message}.{path} is marked REQUIRED; drop it from the table"
@@ -382,11 +389,14 @@ def test_a_request_without_one_required_field_is_refused_as_invalid_naming_that_
 
 def test_a_request_with_only_its_required_fields_set_passes_the_input_checks(world: World, caller: Caller) -> None:
     """A refusal for state (NOT_FOUND, FAILED_PRECONDITION, …) is fine; INVALID_ARGUMENT would
-    mean the server needs a field the proto does not mark."""
+    mean the server needs a field the proto does not mark (beyond an alternative, or a field the
+    request's other values make needed: NEEDED_FOR_A_VALUE)."""
     wrong: list[str] = []
     for method in METHODS:
         request = well_formed(world, method)
-        minimal = only_required(request, keep=ALTERNATIVES.get(method.input_type.full_name, ()))
+        name = method.input_type.full_name
+        needed = tuple(field for message, field in NEEDED_FOR_A_VALUE if message == name)
+        minimal = only_required(request, keep=(*ALTERNATIVES.get(name, ()), *needed))
         if "request_id" in minimal.DESCRIPTOR.fields_by_name:
             minimal.request_id = str(uuid.uuid4())  # type: ignore[attr-defined]
         refusal = caller.send(method, minimal, caller.principal(method, request))
