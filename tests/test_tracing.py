@@ -27,10 +27,11 @@ from services.common.tracing import (
     client_interceptors,
     provider_from_environment,
     server_interceptors,
+    trace_engine,
     tracing_enabled,
 )
 from shared.principals import institution, payment_node
-from tests.conftest import TwoNodes, running_binding, running_two_nodes
+from tests.conftest import Databases, TwoNodes, running_binding, running_two_nodes
 from tests.helpers import make_id_number, person, request_id
 from tests.test_cross_province import HOSPITAL, CrossFamily
 
@@ -179,6 +180,32 @@ def test_the_exporter_masks_an_id_number_a_driver_message_quoted():
     [exported] = inner.get_finished_spans()
     assert not any(id_number in text for text in texts_of(exported))
     assert exported.attributes["db.statement"] == "INSERT INTO accounts (id_number) VALUES (?)"
+
+
+def test_the_exporter_keeps_no_row_a_database_driver_quoted_when_a_statement_failed(databases: Databases) -> None:
+    """PostgreSQL's DETAIL quotes the refused row (`Key (name)=(…)`): a name there has no shape
+    the scrubbing knows, so a failed statement's span keeps only the driver's first line."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import IntegrityError
+
+    name = "".join(["欧阳", "秀英"])  # built, so no source line quotes it whole
+    inner = InMemorySpanExporter()
+    traced = TracerProvider()
+    traced.add_span_processor(SimpleSpanProcessor(ScrubbingExporter(inner)))
+    engine = create_engine(databases.url("binding"))
+    trace_engine(engine, traced)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("CREATE TEMPORARY TABLE named (name VARCHAR(20) UNIQUE)"))
+            connection.execute(text("INSERT INTO named VALUES (:name)"), {"name": name})
+            with pytest.raises(IntegrityError):
+                connection.execute(text("INSERT INTO named VALUES (:name)"), {"name": name})
+    finally:
+        engine.dispose()
+    failed = [span for span in inner.get_finished_spans() if span.status.status_code is StatusCode.ERROR]
+    assert len(failed) == 1
+    assert "unique" in (failed[0].status.description or "").lower()
+    assert not any(name in text for span in inner.get_finished_spans() for text in texts_of(span))
 
 
 class FormattingHandler(logging.Handler):

@@ -14,8 +14,11 @@ servers with different providers in one process.
 No personal data in spans: the gRPC instrumentation records the method, status and peer
 address but no message bodies (no request or response hooks are given), and SQL spans carry
 the statement with bound parameters, never their values. Error texts are the exception: a
-driver's message may quote a value, so exported spans pass through `ScrubbingExporter`. A
-provider given in the settings is used as it is: wrap its exporters in ScrubbingExporter too.
+driver's message may quote a value, so exported spans pass through `ScrubbingExporter`, which
+keeps of a failed statement's message only its first line up to the quoted value (PostgreSQL's
+DETAIL quotes the refused row, names and addresses included, which no pattern recognises) and
+masks ID and mobile numbers everywhere else. A provider given in the settings is used as it
+is: wrap its exporters in ScrubbingExporter too.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from sqlalchemy import Engine
 from shared.privacy import scrub
 
 TRACES_EXPORTER_ENV = "OTEL_TRACES_EXPORTER"
+SQL_SCOPE = "opentelemetry.instrumentation.sqlalchemy"
 ENDPOINT_ENVS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 
 
@@ -107,7 +111,7 @@ def trace_engine(engine: Engine, provider: TracerProvider | None) -> None:
     """Spans for the engine's statements, children of whatever span is current in the calling thread."""
     if provider is None:
         return
-    tracer = provider.get_tracer("opentelemetry.instrumentation.sqlalchemy", sqlalchemy_instrumentation_version)
+    tracer = provider.get_tracer(SQL_SCOPE, sqlalchemy_instrumentation_version)
     # The instrumentation also counts pooled connections; gongji's metrics do that already.
     connections = NoOpMeterProvider().get_meter(__name__).create_up_down_counter("db.client.connections.usage")
     EngineTracer(tracer, engine, connections)
@@ -142,10 +146,21 @@ def _clean_all(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
     return {key: _clean(value) for key, value in (attributes or {}).items()}
 
 
+def _driver_headline(message: str) -> str:
+    """A database driver's message without what it quotes of the data: its first line (PostgreSQL's
+    DETAIL, `Key (name)=(…)` or `Failing row contains (…)`, follows on the next) up to a colon that
+    introduces a value (`invalid input syntax for type integer: "…"`)."""
+    lines = message.strip().splitlines()
+    return lines[0].split(": ", 1)[0] if lines else ""
+
+
 def _scrubbed(span: ReadableSpan) -> ReadableSpan:
     status = span.status
     if status.description:
-        status = Status(status.status_code, scrub(status.description))
+        description = status.description
+        if span.instrumentation_scope is not None and span.instrumentation_scope.name == SQL_SCOPE:
+            description = _driver_headline(description)
+        status = Status(status.status_code, scrub(description))
     events = [Event(e.name, _clean_all(e.attributes), e.timestamp) for e in span.events]
     return ReadableSpan(
         name=span.name,
