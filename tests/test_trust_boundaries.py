@@ -35,7 +35,7 @@ from shared.principals import BINDING_SERVICE, GATEWAY, channel_principal, insti
 from shared.privacy import mask_id_number
 from tests.helpers import refusal_of, request_id
 from tests.payment_helpers import INSTITUTION, PaymentFamily
-from tests.test_cross_province import HOSPITAL, CrossFamily
+from tests.test_cross_province import HOSPITAL, CrossFamily, at_noon, transfer
 
 PERMISSION_DENIED = grpc.StatusCode.PERMISSION_DENIED
 NATIONAL = operator("000000", "ops")
@@ -677,6 +677,29 @@ def test_only_the_coordinating_node_commits_aborts_or_refunds_a_transaction_whet
     )
     assert held_by_mother(cross) == (100_000, 0)
     cross.assert_books_close()
+
+
+def test_a_node_asking_the_outcome_of_a_transaction_for_a_province_without_legs_in_it_learns_no_beneficiary(
+    cross: CrossFamily,
+) -> None:
+    """West sent the father's transfer to the child's wallet in Jiangsu (32); east, asking for
+    Anhui (34), one of its own provinces with no leg in the transfer, is told no ID number."""
+    at_noon(cross)
+    cross.nodes.east.stub.ActivateWallet(
+        papi.ActivateWalletRequest(request_id=request_id(), id_number=cross.child.id_number, admdvs="320100")
+    )
+    sent = transfer(cross, 5_000).transfer
+    by_east = cross.nodes.west.node_stub("east")
+
+    def outcome_for(province: str) -> node.GetTransactionOutcomeResponse:
+        request = node.GetTransactionOutcomeRequest(transaction_id=sent.transfer_id, participant_province=province)
+        return by_east.GetTransactionOutcome(request, timeout=20)
+
+    elsewhere = outcome_for("34")
+    assert (list(elsewhere.captures), elsewhere.beneficiary_id_number) == ([], "")
+    wallet_province = outcome_for("32")
+    assert wallet_province.beneficiary_id_number == cross.child.id_number
+    assert [leg.payer_id_number for leg in wallet_province.captures] == [cross.father.id_number]
 
 
 def test_a_wallet_is_credited_only_for_a_transfer_its_sender_debited(cross):

@@ -181,7 +181,9 @@ class Outcome:
 
 def outcome(uow: PaymentUnitOfWork, transaction_id: str, province: str) -> Outcome:
     """What a participant in `province` should do with its prepared legs, or, for a wallet
-    transfer, what the sender debited for the wallet there."""
+    transfer, what the sender debited for the wallet there. The beneficiary is named only to a
+    province the transaction has legs in: a node asking for any other of its provinces learns
+    nobody's ID number."""
     txn = uow.node_transactions.get(transaction_id)
     if txn is None or txn.state in (ABORTING, ABORTED):
         return Outcome(ABORTED)
@@ -193,4 +195,4 @@ def outcome(uow: PaymentUnitOfWork, transaction_id: str, province: str) -> Outco
                    int(leg.get(captured, 0)))
         for leg in txn.participants.get(province, [])
     )  # fmt: skip
-    return Outcome(COMMITTED, legs, txn.beneficiary_id_number)
+    return Outcome(COMMITTED, legs, txn.beneficiary_id_number if province in txn.participants else "")
