@@ -702,6 +702,28 @@ def test_a_node_asking_the_outcome_of_a_transaction_for_a_province_without_legs_
     assert [leg.payer_id_number for leg in wallet_province.captures] == [cross.father.id_number]
 
 
+def test_a_node_whose_transfer_credits_a_wallet_in_another_province_is_not_told_the_wallets_balance(
+    cross: CrossFamily,
+) -> None:
+    """The father's node needs to know its transfer arrived, not what the child's wallet holds."""
+    at_noon(cross)
+    cross.nodes.east.stub.ActivateWallet(
+        papi.ActivateWalletRequest(request_id=request_id(), id_number=cross.child.id_number, admdvs="320100")
+    )
+    transfer(cross, 5_000)
+    sent = transfer(cross, 3_000).transfer
+    credit = node.CreditWalletRequest(
+        transfer_id=sent.transfer_id, beneficiary_id_number=cross.child.id_number, amount_fen=sent.amount_fen,
+        source_province="62", grantor_id_number=cross.father.id_number, binding_id=cross.father_binding.binding_id,
+    )  # fmt: skip
+    answer = cross.nodes.east.node_stub("west").CreditWallet(credit, timeout=20)
+    assert (answer.applied, answer.wallet_balance_fen) == (False, 0)
+    wallet = cross.nodes.east.stub.GetAccount(
+        papi.GetAccountRequest(id_number=cross.child.id_number, account_kind=ppb.ACCOUNT_KIND_WALLET)
+    ).account
+    assert wallet.balance_fen == 8_000
+
+
 def test_a_wallet_is_credited_only_for_a_transfer_its_sender_debited(cross):
     cross.nodes.east.stub.ActivateWallet(
         papi.ActivateWalletRequest(request_id=request_id(), id_number=cross.child.id_number, admdvs="320100")

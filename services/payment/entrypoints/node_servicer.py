@@ -236,11 +236,12 @@ class PaymentNodeServicer(node_grpc.PaymentNodeServiceServicer):
                 transfer_id, beneficiary, grantor, request.binding_id, amount, source, province_of(wallet_admdvs)
             )
             await peer_claims.confirm_transfer(claim, self._routing, self._nodes, self._directory)
-        applied, balance = await self._run.transact(
+        applied = await self._run.transact(
             lambda uow: participant.credit_wallet(uow, transfer_id, beneficiary, grantor, amount, source,
                                                   self._clock.now())
         )  # fmt: skip
-        return node.CreditWalletResponse(applied=applied, wallet_balance_fen=balance)
+        # wallet_balance_fen stays 0: the beneficiary's balance is no business of the grantor's node.
+        return node.CreditWalletResponse(applied=applied)
 
     async def DeclineWalletCredit(
         self, request: node.DeclineWalletCreditRequest, context: grpc.aio.ServicerContext

@@ -345,8 +345,9 @@ def credit_wallet(
     amount_fen: int,
     source_province: str,
     now: datetime,
-) -> tuple[bool, int]:
-    """Receives a wallet transfer from another province, once per transfer id.
+) -> bool:
+    """Receives a wallet transfer from another province, once per transfer id; whether this
+    call applied it. The wallet's balance is the beneficiary's: the sending node is not told it.
 
     Refused for good once the sender declined it to refund it (TRANSFER_REFUNDED).
     """
@@ -369,7 +370,7 @@ def credit_wallet(
             )  # fmt: skip
             uow.journal.record(entry, locked)
             uow.accounts.save_amounts([account])
-            return True, account.balance_fen
+            return True
         earlier = uow.transfers.credited(transfer_id)  # a concurrent credit or decline committed first
     if earlier is not None and earlier.declined:
         raise DomainError(
@@ -377,8 +378,7 @@ def credit_wallet(
             f"transfer {transfer_id} was not accepted in time and went back to its sender",
             field="transfer_id",
         )
-    account = uow.accounts.get(target)
-    return False, account.balance_fen if account else 0
+    return False
 
 
 def decline_wallet_credit(
