@@ -6,12 +6,15 @@ anything shaped like an ID number or a mobile number."""
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from services.common.status import MAX_MESSAGE, error_info_of, status_of
+from shared.errors import DomainError, Reason
 from shared.privacy import mask_id_number, mask_name, mask_phone, scrub
 from tests.helpers import make_id_number
 
@@ -106,3 +109,20 @@ def test_a_database_failure_is_logged_by_its_class_and_place_never_the_row_the_d
     assert "unexpected database failure in /gongji.binding.v1.BindingService/CreateBinding" in logged
     assert type(raised.value.orig).__name__ in logged and "test_privacy.py" in logged
     assert name not in logged
+
+
+@given(
+    birth=st.dates(date(1900, 1, 1), date(2025, 12, 31)).map(lambda day: day.strftime("%Y%m%d")),
+    sequence=st.integers(0, 999),
+    lead=st.integers(0, MAX_MESSAGE),
+)
+def test_a_refusal_text_cut_at_its_limit_never_keeps_part_of_an_id_number_the_masking_would_miss(birth, sequence, lead):
+    """A refusal's text is shortened before it is scrubbed for another party: a cut inside an ID
+    number would leave its area and birth date without the shape the masking looks for."""
+    id_number = make_id_number("320102", birth, sequence)
+    message = "x" * lead + f" {id_number} is not bound to the patient, see the binding service"
+    status = status_of(DomainError(Reason.NOT_PARTY_TO_BINDING, message, metadata={"who": message}), "gongji")
+    shown = [scrub(status.message), *(scrub(value) for value in error_info_of(status).metadata.values())]
+    assert all(len(text) <= MAX_MESSAGE for text in shown)
+    # The mask shows six and four digits; a longer run is part of the birth date and sequence.
+    assert not [text for text in shown if re.search(r"[0-9]{7,}", text)]

@@ -35,8 +35,23 @@ MAX_MESSAGE = 400
 MAX_METADATA_VALUE = 200
 
 
+_NUMBER_CHARACTERS = frozenset("0123456789Xx")
+_LONGEST_NUMBER = 18  # an ID number; a mobile number is shorter
+
+
 def short(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """`text` in at most `limit` characters, cut with "…", never inside a number up to an ID
+    number's length: an ID or mobile number cut short keeps its birth date or middle digits
+    without the shape the masking of other parties' texts looks for."""
+    if len(text) <= limit:
+        return text
+    cut = limit - 1
+    if text[cut] in _NUMBER_CHARACTERS:
+        start = cut
+        while start > 0 and text[start - 1] in _NUMBER_CHARACTERS and cut - start < _LONGEST_NUMBER:
+            start -= 1
+        cut = start
+    return text[:cut] + "…"
 
 
 def status_of(error: DomainError, domain: str) -> status_pb2.Status:
