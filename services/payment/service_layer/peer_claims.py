@@ -3,8 +3,8 @@
 Node certificates prove which node is calling, not that what it says is true. So a
 participant holds only through grants it resolved with the binding service itself, and a
 wallet is credited only after the sending node confirms it debited the grantor that very
-amount for that wallet, under a binding the binding service knows, within the per-transfer
-limit of the grantor's region.
+amount for that wallet, under a binding the binding service knows and holds active, within the
+per-transfer limit of the grantor's region.
 """
 
 from __future__ import annotations
@@ -139,6 +139,9 @@ async def confirm_transfer(
         claim.beneficiary_id_number,
     ):
         raise _rejected(claim, "the binding service knows no such binding between the two")
+    if not pair.active:
+        # Only an active binding carries a transfer: not one ended, suspended or still under review.
+        raise _rejected(claim, "the binding between the two is not active")
     limit = (await directory.wallet_limits(pair.grantor_admdvs)).max_fen
     if limit is not None and claim.amount_fen > limit:
         raise _rejected(claim, f"it is above the {limit} fen a transfer may carry in the grantor's region")
