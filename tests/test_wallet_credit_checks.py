@@ -16,6 +16,9 @@ from gongji.binding.v1 import binding_service_pb2 as bapi
 from gongji.node.v1 import node_service_pb2 as node
 from gongji.payment.v1 import payment_pb2 as ppb
 from gongji.payment.v1 import payment_service_pb2 as papi
+from services.payment.adapters.node_client import GrpcNodeClient
+from services.payment.adapters.node_repository import TransferRepository
+from shared.errors import DomainError, Reason
 from shared.ledger import CHINA_STANDARD_TIME
 from tests.helpers import refusal_of, request_id
 from tests.test_cross_province import (
@@ -62,12 +65,14 @@ def refused_credit(family: CrossFamily, request: node.CreditWalletRequest):
 
 
 def refunded_at_six_next_morning(family: CrossFamily, transfer_id: str) -> list[str]:
-    """Moves the clock to 06:00 the next day and waits for the sweeping sender to give it back;
+    """Moves the clock on to the next 06:00 and waits for the sweeping sender to give it back;
     the two days (YYYY-MM-DD) the transfer's clearing spans."""
     now = family.clock.now().astimezone(CHINA_STANDARD_TIME)
-    family.clock.set(now.replace(hour=6, minute=0) + timedelta(days=1))
+    six = now.replace(hour=6, minute=0, second=0, microsecond=0)
+    six = six if now < six else six + timedelta(days=1)
+    family.clock.set(six)
     wait_for_transfer(family, transfer_id, ppb.TRANSFER_STATE_REFUNDED)
-    return [now.strftime("%Y-%m-%d"), (now + timedelta(days=1)).strftime("%Y-%m-%d")]
+    return [(six - timedelta(days=1)).strftime("%Y-%m-%d"), six.strftime("%Y-%m-%d")]
 
 
 def money_is_conserved(family: CrossFamily, days: list[str], credited_fen: int) -> None:
@@ -109,3 +114,70 @@ def test_a_transfer_under_a_binding_ended_before_its_credit_arrives_is_refused_a
     assert family.balance(family.nodes.west.stub, family.father).balance_fen == 100_000
     assert wallet_balance(family) == 0
     money_is_conserved(family, days, 0)
+
+
+@pytest.mark.sweeping(0.05)
+def test_a_sender_that_ignores_the_daily_limit_gets_no_fourth_credit_that_day_even_sent_again_after_midnight(
+    family, monkeypatch
+):
+    """At most 3 transfers a day. Node west here forgets the transfers the father made today, so
+    it debits him a fourth time; node east counts the credits it received from him since 06:00
+    and refuses the fourth (PEER_CLAIM_REJECTED, never INTERNAL) every time west sends it again,
+    after midnight too, since that transfer still belongs to the day it was made. A credited
+    transfer sent again is answered as credited, not refused. At 06:00 the next day west gives
+    the fourth back and both ledgers agree on what moved."""
+    monkeypatch.setattr(TransferRepository, "of_grantor_since", lambda self, grantor, since: [])
+    at_noon(family)
+    activate_wallet(family)
+    sent = [transfer(family, 10_000).transfer for _ in range(4)]
+    assert [t.state for t in sent] == [ppb.TRANSFER_STATE_COMPLETED] * 3 + [ppb.TRANSFER_STATE_PENDING]
+    assert family.balance(family.nodes.west.stub, family.father).balance_fen == 60_000
+    assert wallet_balance(family) == 30_000
+
+    fourth = credit_as_sent(family, sent[3].transfer_id, 10_000)
+    refusal = refused_credit(family, fourth)
+    assert (refusal.code, refusal.reason) == (grpc.StatusCode.PERMISSION_DENIED, "PEER_CLAIM_REJECTED")
+    assert refusal.metadata["transfer_id"] == sent[3].transfer_id
+    first_again = family.nodes.east.node_stub("west").CreditWallet(credit_as_sent(family, sent[0].transfer_id, 10_000))
+    assert (first_again.applied, first_again.wallet_balance_fen) == (False, 30_000)
+
+    noon = family.clock.now().astimezone(CHINA_STANDARD_TIME)
+    family.clock.set(noon.replace(hour=5, minute=59) + timedelta(days=1))
+    time.sleep(0.5)  # several sweeps: west sends the fourth again, east refuses it again
+    assert refused_credit(family, fourth).reason == "PEER_CLAIM_REJECTED"
+    assert transfer_state(family, sent[3].transfer_id) == ppb.TRANSFER_STATE_PENDING
+    assert wallet_balance(family) == 30_000
+
+    # East is out of west's reach for credits from now on, so no credit sent just before 06:00
+    # lands just after it; west's promise-then-refund still gets through.
+    monkeypatch.setattr(GrpcNodeClient, "credit_wallet", out_of_reach)
+    time.sleep(0.3)
+    days = refunded_at_six_next_morning(family, sent[3].transfer_id)
+    assert family.balance(family.nodes.west.stub, family.father).balance_fen == 70_000
+    assert wallet_balance(family) == 30_000
+    money_is_conserved(family, days, 30_000)
+
+
+async def out_of_reach(self, *args, **kwargs):
+    raise DomainError(Reason.PROVINCE_UNREACHABLE, "node east does not answer")
+
+
+@pytest.mark.sweeping(0.05)
+def test_a_transfer_made_yesterday_and_accepted_after_midnight_leaves_the_days_three_transfers_whole(family):
+    """The daily limit counts transfers by the day they are made, and a receiving node counts a
+    day from 06:00: the father's transfer made at noon waits for the child's wallet, activated at
+    01:00 the next day, and his three transfers of that next day are all credited."""
+    at_noon(family)
+    pending = transfer(family, 10_000).transfer
+    assert pending.state == ppb.TRANSFER_STATE_PENDING
+    noon = family.clock.now().astimezone(CHINA_STANDARD_TIME)
+    family.clock.set(noon.replace(hour=1) + timedelta(days=1))
+    activate_wallet(family)
+    wait_for_transfer(family, pending.transfer_id, ppb.TRANSFER_STATE_COMPLETED)
+
+    family.clock.set(noon + timedelta(days=1))
+    sent = [transfer(family, 10_000).transfer for _ in range(3)]
+    assert [t.state for t in sent] == [ppb.TRANSFER_STATE_COMPLETED] * 3
+    assert wallet_balance(family) == 40_000
+    assert family.balance(family.nodes.west.stub, family.father).balance_fen == 60_000
+    money_is_conserved(family, [noon.strftime("%Y-%m-%d"), (noon + timedelta(days=1)).strftime("%Y-%m-%d")], 40_000)

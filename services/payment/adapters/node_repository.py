@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from services.common.database import conflict_aware_insert
 from services.common.write_batch import WriteBatch, inserting, updating
@@ -277,9 +277,19 @@ class TransferRepository:
         table = orm.wallet_credits
         return self._connection.execute(select(table).where(table.c.transfer_id == transfer_id)).first()
 
+    def credits_of_grantor_since(self, grantor: str, since: datetime) -> int:
+        """How many transfers from `grantor` this node credited (not declined) since `since`."""
+        table = orm.wallet_credits
+        return self._connection.execute(
+            select(func.count())
+            .select_from(table)
+            .where(table.c.grantor_id_number == grantor, table.c.time >= since, ~table.c.declined)
+        ).scalar_one()
+
     def claim_credit(
-        self, transfer_id: str, beneficiary: str, amount: int, source_province: str, now: datetime, declined: bool
-    ) -> bool:
+        self, transfer_id: str, beneficiary: str, amount: int, source_province: str, now: datetime, declined: bool,
+        grantor: str = "",
+    ) -> bool:  # fmt: skip
         """Records the one outcome a received transfer gets; False when it has one already.
 
         Credit and decline claim the same key, so whichever commits first wins and
@@ -295,6 +305,7 @@ class TransferRepository:
                 source_province=source_province,
                 time=now,
                 declined=declined,
+                grantor_id_number=grantor,
             )
             .on_conflict_do_nothing()
             .returning(table.c.transfer_id)

@@ -227,6 +227,11 @@ wallet_credits = Table(
     # True when the sender refunded the transfer instead (not accepted by 06:00 the next
     # day): the row then refuses any later credit of it.
     Column("declined", Boolean, nullable=False, server_default=false()),
+    # Whose personal account the credited transfer came from, so a node counts the transfers it
+    # received from one grantor in a day; empty for a declined transfer and for rows written
+    # before it was kept whose credit the journal does not name.
+    Column("grantor_id_number", String(18), nullable=False, server_default=""),
+    Index("ix_wallet_credits_grantor", "grantor_id_number", "time"),
 )
 
 idempotency_keys = idempotency_table(metadata)

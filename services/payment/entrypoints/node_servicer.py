@@ -231,14 +231,15 @@ class PaymentNodeServicer(node_grpc.PaymentNodeServiceServicer):
             return uow.transfers.credited(transfer_id) is not None, account.admdvs if account else None
 
         answered, wallet_admdvs = await self._run.query(known)
+        per_day = None
         if not answered and wallet_admdvs is not None:
             claim = peer_claims.TransferClaim(
                 transfer_id, beneficiary, grantor, request.binding_id, amount, source, province_of(wallet_admdvs)
             )
-            await peer_claims.confirm_transfer(claim, self._routing, self._nodes, self._directory)
+            per_day = await peer_claims.confirm_transfer(claim, self._routing, self._nodes, self._directory)
         applied = await self._run.transact(
             lambda uow: participant.credit_wallet(uow, transfer_id, beneficiary, grantor, amount, source,
-                                                  self._clock.now())
+                                                  self._clock.now(), per_day)
         )  # fmt: skip
         # wallet_balance_fen stays 0: the beneficiary's balance is no business of the grantor's node.
         return node.CreditWalletResponse(applied=applied)

@@ -9,15 +9,17 @@ per-use limit, and it captures at most what it holds."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from services.payment.adapters.node_repository import ParticipantTransaction, PreparedLeg
 from services.payment.service_layer.accounts import ensure_clearing
 from services.payment.service_layer.ids import new_id
 from services.payment.service_layer.settlements import grant_limit
 from services.payment.service_layer.unit_of_work import PaymentUnitOfWork
+from services.payment.service_layer.wallets import TRANSFER_WINDOW_HOURS
 from shared.errors import DomainError, Reason
 from shared.ledger import (
+    CHINA_STANDARD_TIME,
     Account,
     JournalEntry,
     Posting,
@@ -345,11 +347,15 @@ def credit_wallet(
     amount_fen: int,
     source_province: str,
     now: datetime,
+    transfers_per_day: int | None = None,
 ) -> bool:
     """Receives a wallet transfer from another province, once per transfer id; whether this
     call applied it. The wallet's balance is the beneficiary's: the sending node is not told it.
 
-    Refused for good once the sender declined it to refund it (TRANSFER_REFUNDED).
+    Refused for good once the sender declined it to refund it (TRANSFER_REFUNDED). A transfer
+    not credited before is refused (PEER_CLAIM_REJECTED) when this node already credited as many
+    transfers from the grantor this day as a sender keeping the daily limit can send it (see
+    `transfer_day_start`); a retry of one credited before is answered as before.
     """
     target = wallet(beneficiary)
     earlier = uow.transfers.credited(transfer_id)
@@ -362,16 +368,24 @@ def credit_wallet(
                 f"the wallet of {beneficiary} is not activated",
                 field="beneficiary_id_number",
             )
-        if uow.transfers.claim_credit(transfer_id, beneficiary, amount_fen, source_province, now, declined=False):
-            owed = ensure_clearing(uow, province_of(account.admdvs), source_province, now)
-            entry = JournalEntry(
-                new_id(), now, Purpose.WALLET_TRANSFER_IN,
-                (Posting(owed, -amount_fen, grantor), Posting(target, amount_fen, grantor)), transfer_id=transfer_id,
-            )  # fmt: skip
-            uow.journal.record(entry, locked)
-            uow.accounts.save_amounts([account])
-            return True
-        earlier = uow.transfers.credited(transfer_id)  # a concurrent credit or decline committed first
+        # Read again under the wallet's lock: a concurrent credit of this very transfer makes this
+        # a retry, not one more transfer to count.
+        earlier = uow.transfers.credited(transfer_id)
+        if earlier is None:
+            _within_credits_a_day(uow, transfer_id, grantor, transfers_per_day, now)
+            if uow.transfers.claim_credit(
+                transfer_id, beneficiary, amount_fen, source_province, now, declined=False, grantor=grantor
+            ):
+                owed = ensure_clearing(uow, province_of(account.admdvs), source_province, now)
+                entry = JournalEntry(
+                    new_id(), now, Purpose.WALLET_TRANSFER_IN,
+                    (Posting(owed, -amount_fen, grantor), Posting(target, amount_fen, grantor)),
+                    transfer_id=transfer_id,
+                )  # fmt: skip
+                uow.journal.record(entry, locked)
+                uow.accounts.save_amounts([account])
+                return True
+            earlier = uow.transfers.credited(transfer_id)  # a concurrent credit or decline committed first
     if earlier is not None and earlier.declined:
         raise DomainError(
             Reason.TRANSFER_REFUNDED,
@@ -379,6 +393,34 @@ def credit_wallet(
             field="transfer_id",
         )
     return False
+
+
+def transfer_day_start(now: datetime) -> datetime:
+    """When the day of transfers that `now` falls in began: 06:00 China Standard Time.
+
+    A grantor makes a day's transfers between 06:00 and 22:00, and one not accepted by 06:00
+    the next day goes back to its sender. So the credits a receiving node accepts from 06:00 to
+    06:00 the next day are the transfers of one day, however late at night a wallet was
+    activated or a node came back from an outage; and a transfer refused for the day's count
+    and sent again after midnight still counts against the day it was made."""
+    local = now.astimezone(CHINA_STANDARD_TIME)
+    start = local.replace(hour=TRANSFER_WINDOW_HOURS.start, minute=0, second=0, microsecond=0)
+    return start if local >= start else start - timedelta(days=1)
+
+
+def _within_credits_a_day(
+    uow: PaymentUnitOfWork, transfer_id: str, grantor: str, transfers_per_day: int | None, now: datetime
+) -> None:
+    """At most `transfers_per_day` credits from one grantor in a day of transfers (None: no limit)."""
+    if transfers_per_day is None:
+        return
+    if uow.transfers.credits_of_grantor_since(grantor, transfer_day_start(now)) >= transfers_per_day:
+        raise DomainError(
+            Reason.PEER_CLAIM_REJECTED,
+            f"transfer {transfer_id} is not credited: this node credited the grantor's {transfers_per_day}"
+            " transfers of the day already",
+            metadata={"transfer_id": transfer_id, "transfers_per_day": str(transfers_per_day)},
+        )
 
 
 def decline_wallet_credit(

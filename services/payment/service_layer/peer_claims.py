@@ -4,7 +4,8 @@ Node certificates prove which node is calling, not that what it says is true. So
 participant holds only through grants it resolved with the binding service itself, and a
 wallet is credited only after the sending node confirms it debited the grantor that very
 amount for that wallet, under a binding the binding service knows and holds active, within the
-per-transfer limit of the grantor's region.
+per-transfer limit of the grantor's region; and the credit itself counts against the transfers a
+day the grantor's region allows, as far as the receiving node sees them (participant.credit_wallet).
 """
 
 from __future__ import annotations
@@ -123,7 +124,9 @@ def _rejected(claim: TransferClaim, why: str) -> DomainError:
 
 async def confirm_transfer(
     claim: TransferClaim, routing: RoutingTable, nodes: OutcomeSource, directory: BindingDirectory
-) -> None:
+) -> int | None:
+    """Refuses the claim (PEER_CLAIM_REJECTED) unless it holds; else the transfers a day the
+    grantor's region allows (None: no limit), for the credit to count against."""
     sender = routing.owner_of_province(claim.source_province)
     found = await nodes.outcome(sender, claim.transfer_id, claim.wallet_province)
     expected = LegOutcome(1, claim.grantor_id_number, claim.binding_id, claim.amount_fen)
@@ -142,6 +145,8 @@ async def confirm_transfer(
     if not pair.active:
         # Only an active binding carries a transfer: not one ended, suspended or still under review.
         raise _rejected(claim, "the binding between the two is not active")
-    limit = (await directory.wallet_limits(pair.grantor_admdvs)).max_fen
+    limits = await directory.wallet_limits(pair.grantor_admdvs)
+    limit = limits.max_fen
     if limit is not None and claim.amount_fen > limit:
         raise _rejected(claim, f"it is above the {limit} fen a transfer may carry in the grantor's region")
+    return limits.transfers_per_day
