@@ -575,6 +575,9 @@ def test_a_patient_who_does_not_use_the_own_account_is_paid_for_by_relatives_onl
 
 def test_the_patients_wallet_pays_before_the_relatives(family):
     """The beneficiary pays bills from the wallet; it counts as wallet_pay_fen."""
+    family.payment.ActivateWallet(
+        papi.ActivateWalletRequest(request_id=request_id(), id_number=family.child.id_number, admdvs="320100")
+    )
     family.payment.CreditAccount(
         papi.CreditAccountRequest(
             request_id=request_id(),
@@ -592,6 +595,28 @@ def test_the_patients_wallet_pays_before_the_relatives(family):
     ]
     assert totals(settlement) == (0, 30_000, 20_000, 0)
     assert money(family, family.child, WALLET_KIND) == (0, 0, 0)
+    assert_ledger_balanced(family)
+
+
+def test_a_credit_into_a_wallet_not_activated_is_refused_and_opens_no_wallet(family):
+    """The recipient's wallet must be activated first: CreditAccount neither opens a wallet nor
+    credits one that ActivateWallet did not open; once activated, an adjustment reaches it."""
+    credit = papi.CreditAccountRequest(
+        request_id=request_id(), id_number=family.child.id_number, account_kind=WALLET_KIND, amount_fen=20_000,
+        kind=papi.CREDIT_KIND_ADJUSTMENT, admdvs="320100",
+    )  # fmt: skip
+    refusal = refused(family.payment.CreditAccount, credit)
+    assert (refusal.code, refusal.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "WALLET_NOT_ACTIVATED")
+    looked_up = papi.GetAccountRequest(id_number=family.child.id_number, account_kind=WALLET_KIND)
+    assert refused(family.payment.GetAccount, looked_up).reason == "ACCOUNT_NOT_FOUND"
+    assert_ledger_balanced(family)
+
+    family.payment.ActivateWallet(
+        papi.ActivateWalletRequest(request_id=request_id(), id_number=family.child.id_number, admdvs="320100")
+    )
+    credit.request_id = request_id()
+    assert family.payment.CreditAccount(credit).account.balance_fen == 20_000
+    assert money(family, family.child, WALLET_KIND) == (20_000, 0, 20_000)
     assert_ledger_balanced(family)
 
 

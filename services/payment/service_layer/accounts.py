@@ -55,9 +55,19 @@ def credit_account(
     now: datetime,
     request_id: str,
 ) -> tuple[Account, str]:
-    """每月到账 or an adjustment: money from the contributions source into an account."""
+    """每月到账 or an adjustment: money from the contributions source into an account.
+
+    A personal account is opened by its first credit; a wallet is not. The recipient's wallet
+    must be activated first (ActivateWallet, on the node that keeps the wallet's region), so a
+    credit into a wallet not activated is refused (WALLET_NOT_ACTIVATED) and opens nothing."""
     target = account_id(kind, id_number)
     if uow.accounts.get(target) is None:
+        if kind is AccountKind.WALLET:
+            raise DomainError(
+                Reason.WALLET_NOT_ACTIVATED,
+                f"the wallet of {id_number} is not activated; ActivateWallet opens it",
+                field="id_number",
+            )
         if not admdvs:
             raise DomainError(Reason.FIELD_REQUIRED, "admdvs is required to open a new account", field="admdvs")
         uow.accounts.ensure(Account(target, kind, id_number, admdvs), now)
