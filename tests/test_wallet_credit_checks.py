@@ -6,6 +6,7 @@ ledgers stay balanced and agree."""
 from __future__ import annotations
 
 import time
+import uuid
 from datetime import timedelta
 
 import grpc
@@ -18,6 +19,7 @@ from gongji.payment.v1 import payment_pb2 as ppb
 from gongji.payment.v1 import payment_service_pb2 as papi
 from services.payment.adapters.node_client import GrpcNodeClient
 from services.payment.adapters.node_repository import TransferRepository
+from services.payment.service_layer import participant, wallets
 from shared.errors import DomainError, Reason
 from shared.ledger import CHINA_STANDARD_TIME
 from tests.helpers import refusal_of, request_id
@@ -181,3 +183,26 @@ def test_a_transfer_made_yesterday_and_accepted_after_midnight_leaves_the_days_t
     assert wallet_balance(family) == 40_000
     assert family.balance(family.nodes.west.stub, family.father).balance_fen == 60_000
     money_is_conserved(family, [noon.strftime("%Y-%m-%d"), (noon + timedelta(days=1)).strftime("%Y-%m-%d")], 40_000)
+
+
+def test_a_credit_checked_before_the_wallet_was_activated_is_not_applied_unconfirmed(family, monkeypatch):
+    """A wallet must be activated before a transfer reaches it, and a credit is applied only
+    once its sender confirmed it. Here the child's wallet is activated between node east's look
+    at it and the credit (as a concurrent ActivateWallet would): a credit node west never sent
+    must not slip in unconfirmed."""
+    real_credit = participant.credit_wallet
+
+    def activated_meanwhile(uow, transfer_id, beneficiary, *rest):
+        wallets.activate_wallet(uow, beneficiary, NANJING, family.clock.now())
+        return real_credit(uow, transfer_id, beneficiary, *rest)
+
+    monkeypatch.setattr(participant, "credit_wallet", activated_meanwhile)
+    at_noon(family)
+    minted = credit_as_sent(family, str(uuid.uuid4()), 10_000)
+    refusal = refused_credit(family, minted)
+    assert (refusal.code, refusal.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "WALLET_NOT_ACTIVATED")
+    monkeypatch.undo()
+    activate_wallet(family)
+    assert refused_credit(family, minted).reason == "PEER_CLAIM_REJECTED"
+    assert wallet_balance(family) == 0
+    family.assert_books_close()

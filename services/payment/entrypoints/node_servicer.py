@@ -232,7 +232,14 @@ class PaymentNodeServicer(node_grpc.PaymentNodeServiceServicer):
 
         answered, wallet_admdvs = await self._run.query(known)
         per_day = None
-        if not answered and wallet_admdvs is not None:
+        if not answered:
+            if wallet_admdvs is None:
+                # Refused here, not in the credit: a wallet activated meanwhile must not take a
+                # credit that was never confirmed with its sender.
+                raise DomainError(
+                    Reason.WALLET_NOT_ACTIVATED, f"the wallet of {beneficiary} is not activated",
+                    field="beneficiary_id_number",
+                )  # fmt: skip
             claim = peer_claims.TransferClaim(
                 transfer_id, beneficiary, grantor, request.binding_id, amount, source, province_of(wallet_admdvs)
             )
