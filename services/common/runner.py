@@ -8,7 +8,6 @@ the calling principal's own (see services.common.idempotency).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import logging
 from collections.abc import Awaitable, Callable
@@ -87,7 +86,7 @@ class UseCaseRunner(Generic[U]):
         # Work accepted but not finished; beyond workers + max_waiting, new work is shed.
         self._capacity = workers + max_waiting
         self._accepted = 0
-        self._background: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Future[object]] = set()
 
     @property
     def unit_of_work(self) -> Callable[[], U]:
@@ -212,16 +211,21 @@ class UseCaseRunner(Generic[U]):
         raise RpcFailure(status_pb2.Status.FromString(outcome.payload), replayed=replayed)
 
     def _after_in_background(self, work: asyncio.Future[object]) -> None:
+        """Keeps the work a caller left running until it ends (its outcome, which that caller no
+        longer awaits, is retrieved so none is reported as lost), then does what follows a mutation."""
+        self._keep(work)
+        work.add_done_callback(lambda done: done.cancelled() or done.exception())
         after_mutation = self._after_mutation
         if after_mutation is None:
             return
 
         async def after_it_ends() -> None:
-            with contextlib.suppress(Exception):  # the work's own outcome was the caller's, who left
-                await work
+            await asyncio.wait([work])
             await after_mutation()
 
-        task = asyncio.get_running_loop().create_task(after_it_ends(), context=without_call_deadline())
+        self._keep(asyncio.get_running_loop().create_task(after_it_ends(), context=without_call_deadline()))
+
+    def _keep(self, task: asyncio.Future[object]) -> None:
         self._background.add(task)  # the loop keeps only a weak reference to a task
         task.add_done_callback(self._background.discard)
 
