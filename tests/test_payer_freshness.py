@@ -29,6 +29,8 @@ from services.binding.service_layer import use_cases
 from services.common.security.transport import Transport
 from services.common.server import ServerSecurity
 from services.payment.adapters.payer_cache import PayerWatch
+from services.payment.service_layer import settling
+from services.payment.service_layer.binding_directory import PayerReads
 from shared.principals import BINDING_SERVICE, payment_node
 from tests.conftest import (
     KNOWN_NODES,
@@ -236,6 +238,64 @@ def test_an_end_binding_the_caller_gave_up_on_is_announced_once_it_commits_not_b
     assert family.binding.GetBinding(bapi.GetBindingRequest(binding_id=mother_binding)).binding.state == (
         bpb.BINDING_STATE_ENDED
     )
+
+
+@dataclass
+class HeldCommit:
+    """A settlement whose work waits between its last payer check and its commit until `release`
+    is set (once `armed`): the instant a caller's cancel must not let a payer change through."""
+
+    armed: threading.Event
+    entered: threading.Event
+    release: threading.Event
+
+
+@pytest.fixture
+def settlement_held_before_commit(monkeypatch: pytest.MonkeyPatch) -> HeldCommit:
+    held = HeldCommit(threading.Event(), threading.Event(), threading.Event())
+    require_current = settling.require_current
+
+    def waiting(reads: PayerReads) -> None:
+        require_current(reads)
+        if held.armed.is_set():
+            held.entered.set()
+            assert held.release.wait(30), "the test never released the settlement"
+
+    monkeypatch.setattr(settling, "require_current", waiting)
+    return held
+
+
+def test_a_settlement_the_caller_gave_up_on_holds_back_a_payer_change_until_it_commits(
+    settlement_held_before_commit: HeldCommit, cached: Cached
+) -> None:
+    """The caller's cancel does not stop the settlement on the node's thread, which checked its
+    payers and may still commit. Were its read marker dropped at the cancel, the node would
+    acknowledge an EndBinding at once, and the settlement would then commit on the ended binding
+    after EndBinding answered OK."""
+    held = settlement_held_before_commit
+    family = PaymentFamily(cached.payment)
+    mother_binding = family.mother_binding.binding_id
+    assert mother_binding in {leg.binding_id for leg in family.settle(100).legs}  # the node keeps the payers
+    request = _settle_request(family, 100)
+    settle = family.payment.stub_as(family.payment.roles.principal_for("Settle", request)).Settle
+    held.armed.set()
+    call = settle.future(request)
+    assert held.entered.wait(20), "the settlement never reached its commit"
+    held.armed.clear()
+    call.cancel()
+    time.sleep(0.3)  # the cancel has reached the node
+    end = bapi.EndBindingRequest(
+        request_id=request_id(), binding_id=mother_binding, actor=bpb.ACTOR_GRANTOR, actor_id=family.mother.id_number
+    )
+    ending = family.binding.stub_as(family.binding.roles.principal_for("EndBinding", end)).EndBinding.future(end)
+    time.sleep(0.5)
+    answered_before_the_commit = ending.done()
+    held.release.set()
+    ending.result(timeout=20)
+    settled = settle(request, timeout=20).settlement  # the retry reads what the cut-off call committed
+    assert mother_binding in {leg.binding_id for leg in settled.legs}
+    assert not answered_before_the_commit, "EndBinding answered OK before a settlement on the binding committed"
+    assert {leg.binding_id for leg in family.settle(100).legs} == {family.father_binding.binding_id}
 
 
 def _settle_request(family: PaymentFamily, self_pay_fen: int) -> papi.SettleRequest:

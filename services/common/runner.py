@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Generic, TypeVar
@@ -33,6 +33,23 @@ log = logging.getLogger(__name__)
 U = TypeVar("U", bound=SqlUnitOfWork)
 R = TypeVar("R", bound=Message)
 T = TypeVar("T")
+
+# Where `mutate` notes the work a cancelled call left running, for whoever must outlast it.
+_LEFT_RUNNING: contextvars.ContextVar[list[asyncio.Future[object]] | None] = contextvars.ContextVar(
+    "gongji_left_running", default=None
+)
+
+
+@contextlib.contextmanager
+def noting_work_left_running() -> Iterator[list[asyncio.Future[object]]]:
+    """The work of the mutations cut off (cancelled) inside the block that still runs on its
+    thread and may commit: what guards such work must stay in place until it ends."""
+    left: list[asyncio.Future[object]] = []
+    token = _LEFT_RUNNING.set(left)
+    try:
+        yield left
+    finally:
+        _LEFT_RUNNING.reset(token)
 
 
 def _reconnecting(fn: Callable[[], T]) -> T:
@@ -201,6 +218,9 @@ class UseCaseRunner(Generic[U]):
             # The caller gave up, but the work goes on in its thread and may still commit: what
             # follows a mutation must come after it ends, not at the cancel, so a task waits for it.
             self._after_in_background(work)
+            left_running = _LEFT_RUNNING.get()
+            if left_running is not None:
+                left_running.append(work)
             raise
         finally:
             if work.done() and self._after_mutation is not None:

@@ -35,6 +35,7 @@ import grpc
 
 from gongji.binding.v1 import binding_service_pb2 as bapi
 from gongji.binding.v1 import binding_service_pb2_grpc as binding_grpc
+from services.common.runner import noting_work_left_running
 from services.payment.adapters.binding_client import GrpcBindingDirectory
 from services.payment.service_layer.binding_directory import (
     BoundPair,
@@ -79,6 +80,7 @@ class CachingBindingDirectory:
         self._lease_until = 0.0
         self._attempts: dict[int, int] = {}
         self._drained = asyncio.Condition()
+        self._background: set[asyncio.Task[None]] = set()
         self.hits = 0
         self.misses = 0
 
@@ -112,16 +114,32 @@ class CachingBindingDirectory:
     async def settlement_reads(self) -> AsyncIterator[_Reads]:
         reads = _Reads(self, self.epoch)
         self._attempts[reads.epoch] = self._attempts.get(reads.epoch, 0) + 1
-        try:
-            yield reads
-        finally:
-            left = self._attempts[reads.epoch] - 1
-            if left:
-                self._attempts[reads.epoch] = left
-            else:
-                del self._attempts[reads.epoch]
-            async with self._drained:
-                self._drained.notify_all()
+        with noting_work_left_running() as left_running:
+            try:
+                yield reads
+            finally:
+                if any(not work.done() for work in left_running):
+                    # The caller gave up, but the attempt's work goes on in its thread, past its payer
+                    # check perhaps, and may still commit: a change announced meanwhile must wait for
+                    # that commit, so the attempt counts as in flight until its work ends.
+                    task = asyncio.get_running_loop().create_task(self._end_after(reads.epoch, left_running))
+                    self._background.add(task)  # the loop keeps only a weak reference to a task
+                    task.add_done_callback(self._background.discard)
+                else:
+                    await self._end_attempt(reads.epoch)
+
+    async def _end_after(self, epoch: int, work: list[asyncio.Future[object]]) -> None:
+        await asyncio.gather(*work, return_exceptions=True)  # its outcome was the caller's, who left
+        await self._end_attempt(epoch)
+
+    async def _end_attempt(self, epoch: int) -> None:
+        left = self._attempts[epoch] - 1
+        if left:
+            self._attempts[epoch] = left
+        else:
+            del self._attempts[epoch]
+        async with self._drained:
+            self._drained.notify_all()
 
     async def payers(self, query: PayerQuery) -> Payers | DomainError:
         """Asked afresh: only a settlement attempt, which checks before its commit that nothing
