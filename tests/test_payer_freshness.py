@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import grpc
 import pytest
@@ -77,11 +78,15 @@ def wait_until_watched(metrics: str, nodes: int) -> None:
 
 
 @contextmanager
-def running_cached(databases, clock, pki, roles, proxied: bool = False) -> Iterator[tuple[Cached, TcpProxy | None]]:
+def running_cached(
+    databases, clock, pki, roles, proxied: bool = False, **binding_settings: Any
+) -> Iterator[tuple[Cached, TcpProxy | None]]:
     """A binding service that announces payer changes, and a payment node that keeps payers;
     with `proxied`, the node reaches the binding service through a TCP proxy a test can cut."""
     metrics = f"127.0.0.1:{_free_port()}"
-    with running_binding(databases, clock, pki, roles, payer_watch_lease=LEASE, metrics_address=metrics) as binding:
+    with running_binding(
+        databases, clock, pki, roles, payer_watch_lease=LEASE, metrics_address=metrics, **binding_settings
+    ) as binding:
         proxy = TcpProxy(binding.server.address) if proxied else None
         try:
             address = proxy.address if proxy else None
@@ -296,6 +301,63 @@ def test_a_settlement_the_caller_gave_up_on_holds_back_a_payer_change_until_it_c
     assert mother_binding in {leg.binding_id for leg in settled.legs}
     assert not answered_before_the_commit, "EndBinding answered OK before a settlement on the binding committed"
     assert {leg.binding_id for leg in family.settle(100).legs} == {family.father_binding.binding_id}
+
+
+@dataclass
+class HeldPolicy:
+    """A PutRegionPolicy whose work waits, its version written but not committed, until `release` is set."""
+
+    entered: threading.Event
+    release: threading.Event
+
+
+@pytest.fixture
+def put_policy_held_before_commit(monkeypatch: pytest.MonkeyPatch) -> HeldPolicy:
+    held = HeldPolicy(threading.Event(), threading.Event())
+    put_policy = use_cases.put_policy
+
+    def waiting(*args: Any, **kwargs: Any) -> Any:
+        stored = put_policy(*args, **kwargs)
+        held.entered.set()
+        assert held.release.wait(30), "the test never released the PutRegionPolicy"
+        return stored
+
+    monkeypatch.setattr(use_cases, "put_policy", waiting)
+    return held
+
+
+@pytest.fixture
+def cached_with_policy_book(databases, clock, pki, roles) -> Iterator[Cached]:
+    """As `cached`, with the binding service keeping policies for five seconds, as it does by default."""
+    with running_cached(databases, clock, pki, roles, policy_cache_seconds=5.0) as (harness, _):
+        yield harness
+
+
+def test_a_policy_the_caller_gave_up_on_applies_to_the_next_bill_once_it_commits(
+    put_policy_held_before_commit: HeldPolicy, cached_with_policy_book: Cached
+) -> None:
+    """The caller's cancel does not stop the new version's commit on the service's thread. Its
+    policy cache must be dropped once that commit is done, before the change is announced:
+    dropped only when the call answered, it was never dropped, so the nodes asked again, got the
+    old limits, and kept them until some later change."""
+    held = put_policy_held_before_commit
+    family = PaymentFamily(cached_with_policy_book.payment)
+    assert sum(leg.amount_fen for leg in family.settle(500).legs) == 500  # the policies and payers are kept
+    policy = family.binding.GetRegionPolicy(bapi.GetRegionPolicyRequest(admdvs=family.admdvs)).policy
+    policy.admdvs = family.admdvs
+    policy.ClearField("version")
+    policy.effective_from.FromDatetime(family.clock.now() - timedelta(seconds=1))
+    policy.per_use_limit_fen = 200
+    put = bapi.PutRegionPolicyRequest(request_id=request_id(), policy=policy)
+    call = family.binding.stub_as(family.binding.roles.principal_for("PutRegionPolicy", put)).PutRegionPolicy.future(
+        put
+    )
+    assert held.entered.wait(20), "PutRegionPolicy never started its work"
+    call.cancel()
+    time.sleep(0.3)  # the cancel has reached the service
+    held.release.set()
+    time.sleep(LEASE)  # the commit, its announcement and the node's acknowledgement
+    assert sum(leg.amount_fen for leg in family.settle(500).legs) == 200
 
 
 def _settle_request(family: PaymentFamily, self_pay_fen: int) -> papi.SettleRequest:

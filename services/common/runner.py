@@ -201,17 +201,33 @@ class UseCaseRunner(Generic[U]):
         return await self.mutate(method, request_id, request, response_type, run)
 
     async def mutate(
-        self, method: str, request_id: str, request: Message, response_type: type[R], fn: Callable[[U], R]
+        self,
+        method: str,
+        request_id: str,
+        request: Message,
+        response_type: type[R],
+        fn: Callable[[U], R],
+        after_commit: Callable[[], None] | None = None,
     ) -> R:
         """Runs fn once per request_id; a retry gets the stored answer.
 
         A transient refusal (ErrorKind.UNAVAILABLE) is not stored: the claim is
         rolled back with everything else, so a retry with the same key runs again.
+        `after_commit` runs on the worker thread once the transaction ended (committed or not),
+        before anything follows the mutation, even when the caller gave up meanwhile.
         """
         check_request_id(request_id, "request_id")
         key = (caller_id(), request_id)
         digest = fingerprint(method, request.SerializeToString(deterministic=True))
-        work = asyncio.ensure_future(self.in_thread(lambda: self._run_once(method, key, digest, fn)))
+
+        def run() -> tuple[Outcome, bool]:
+            try:
+                return self._run_once(method, key, digest, fn)
+            finally:
+                if after_commit is not None:
+                    after_commit()
+
+        work = asyncio.ensure_future(self.in_thread(run))
         try:
             outcome, replayed = await asyncio.shield(work)
         except asyncio.CancelledError:

@@ -332,13 +332,16 @@ class BindingServicer(api_grpc.BindingServiceServicer):
             added.append(created)
             return api.PutRegionPolicyResponse(policy=convert.policy_to_proto(stored))
 
-        try:
-            return await self._run.mutate(
-                _method("PutRegionPolicy"), request.request_id, request, api.PutRegionPolicyResponse, run
-            )
-        finally:
+        def drop_cached_policies() -> None:
+            # On the work's thread once it committed: before the change is announced to the payment
+            # nodes (which ask again at once), and also when the caller gave up before the commit.
             if any(added):  # a replay, or a version stored before, leaves the cache as it is
                 self._policies.invalidate()
+
+        return await self._run.mutate(
+            _method("PutRegionPolicy"), request.request_id, request, api.PutRegionPolicyResponse, run,
+            after_commit=drop_cached_policies,
+        )  # fmt: skip
 
     async def GetRegionPolicy(
         self, request: api.GetRegionPolicyRequest, context: grpc.aio.ServicerContext

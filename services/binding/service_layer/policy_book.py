@@ -33,16 +33,21 @@ class PolicyBook:
         self._lock = threading.Lock()
         self._snapshot: PolicySnapshot | None = None
         self._loaded_at = 0.0
+        self._invalidations = 0
 
     def snapshot(self, uow: BindingUnitOfWork) -> PolicySnapshot:
         with self._lock:
             if self._snapshot is not None and time.monotonic() - self._loaded_at < self._max_age:
                 return self._snapshot
+            invalidations = self._invalidations
         fresh = PolicySnapshot(uow.policies.all())
         with self._lock:
-            self._snapshot, self._loaded_at = fresh, time.monotonic()
+            # Read before an invalidation (a version committed meanwhile), it is not kept.
+            if self._invalidations == invalidations:
+                self._snapshot, self._loaded_at = fresh, time.monotonic()
         return fresh
 
     def invalidate(self) -> None:
         with self._lock:
             self._snapshot = None
+            self._invalidations += 1
