@@ -8,6 +8,7 @@ the calling principal's own (see services.common.idempotency).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 from collections.abc import Awaitable, Callable, Iterator
