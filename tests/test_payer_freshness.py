@@ -195,30 +195,35 @@ def test_no_settlement_sent_after_end_binding_answered_draws_on_the_ended_bindin
 
 
 @dataclass
-class HeldEnd:
-    """An EndBinding whose work waits, its change written but not committed, until `release` is set."""
+class HeldWork:
+    """A use case whose work waits, its change written but not committed, until `release` is set."""
 
     entered: threading.Event
     release: threading.Event
 
 
-@pytest.fixture
-def end_binding_held_before_commit(monkeypatch: pytest.MonkeyPatch) -> HeldEnd:
-    held = HeldEnd(threading.Event(), threading.Event())
-    end_binding = use_cases.end_binding
+def hold_before_commit(monkeypatch: pytest.MonkeyPatch, use_case: str) -> HeldWork:
+    """Makes `use_cases.<use_case>` wait after its writes, before the runner commits them."""
+    held = HeldWork(threading.Event(), threading.Event())
+    original = getattr(use_cases, use_case)
 
-    def waiting(*args, **kwargs):
-        ended = end_binding(*args, **kwargs)
+    def waiting(*args: Any, **kwargs: Any) -> Any:
+        done = original(*args, **kwargs)
         held.entered.set()
-        assert held.release.wait(30), "the test never released the EndBinding"
-        return ended
+        assert held.release.wait(30), f"the test never released {use_case}"
+        return done
 
-    monkeypatch.setattr(use_cases, "end_binding", waiting)
+    monkeypatch.setattr(use_cases, use_case, waiting)
     return held
 
 
+@pytest.fixture
+def end_binding_held_before_commit(monkeypatch: pytest.MonkeyPatch) -> HeldWork:
+    return hold_before_commit(monkeypatch, "end_binding")
+
+
 def test_an_end_binding_the_caller_gave_up_on_is_announced_once_it_commits_not_before(
-    end_binding_held_before_commit: HeldEnd, cached: Cached
+    end_binding_held_before_commit: HeldWork, cached: Cached
 ) -> None:
     """The caller's cancel does not stop the work on the service's thread, which may still commit.
     Announced at the cancel, the change would let the node keep the old payers again before the
@@ -303,27 +308,9 @@ def test_a_settlement_the_caller_gave_up_on_holds_back_a_payer_change_until_it_c
     assert {leg.binding_id for leg in family.settle(100).legs} == {family.father_binding.binding_id}
 
 
-@dataclass
-class HeldPolicy:
-    """A PutRegionPolicy whose work waits, its version written but not committed, until `release` is set."""
-
-    entered: threading.Event
-    release: threading.Event
-
-
 @pytest.fixture
-def put_policy_held_before_commit(monkeypatch: pytest.MonkeyPatch) -> HeldPolicy:
-    held = HeldPolicy(threading.Event(), threading.Event())
-    put_policy = use_cases.put_policy
-
-    def waiting(*args: Any, **kwargs: Any) -> Any:
-        stored = put_policy(*args, **kwargs)
-        held.entered.set()
-        assert held.release.wait(30), "the test never released the PutRegionPolicy"
-        return stored
-
-    monkeypatch.setattr(use_cases, "put_policy", waiting)
-    return held
+def put_policy_held_before_commit(monkeypatch: pytest.MonkeyPatch) -> HeldWork:
+    return hold_before_commit(monkeypatch, "put_policy")
 
 
 @pytest.fixture
@@ -334,7 +321,7 @@ def cached_with_policy_book(databases, clock, pki, roles) -> Iterator[Cached]:
 
 
 def test_a_policy_the_caller_gave_up_on_applies_to_the_next_bill_once_it_commits(
-    put_policy_held_before_commit: HeldPolicy, cached_with_policy_book: Cached
+    put_policy_held_before_commit: HeldWork, cached_with_policy_book: Cached
 ) -> None:
     """The caller's cancel does not stop the new version's commit on the service's thread. Its
     policy cache must be dropped once that commit is done, before the change is announced:
