@@ -20,6 +20,7 @@ from google.protobuf.message import Message
 from google.rpc import status_pb2
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from services.common.background import BackgroundTasks
 from services.common.clock import Clock
 from services.common.deadlines import call_deadline, past_deadline, without_call_deadline, working_until
 from services.common.idempotency import Outcome, check_request_id, check_same_request, fingerprint
@@ -104,7 +105,7 @@ class UseCaseRunner(Generic[U]):
         # Work accepted but not finished; beyond workers + max_waiting, new work is shed.
         self._capacity = workers + max_waiting
         self._accepted = 0
-        self._background: set[asyncio.Future[object]] = set()
+        self._background = BackgroundTasks()
 
     @property
     def unit_of_work(self) -> Callable[[], U]:
@@ -250,7 +251,7 @@ class UseCaseRunner(Generic[U]):
     def _after_in_background(self, work: asyncio.Future[object]) -> None:
         """Keeps the work a caller left running until it ends (its outcome, which that caller no
         longer awaits, is retrieved so none is reported as lost), then does what follows a mutation."""
-        self._keep(work)
+        self._background.keep(work)
         work.add_done_callback(lambda done: done.cancelled() or done.exception())
         after_mutation = self._after_mutation
         if after_mutation is None:
@@ -260,11 +261,7 @@ class UseCaseRunner(Generic[U]):
             await asyncio.wait([work])
             await after_mutation()
 
-        self._keep(asyncio.get_running_loop().create_task(after_it_ends(), context=without_call_deadline()))
-
-    def _keep(self, task: asyncio.Future[object]) -> None:
-        self._background.add(task)  # the loop keeps only a weak reference to a task
-        task.add_done_callback(self._background.discard)
+        self._background.start(after_it_ends(), context=without_call_deadline())
 
     def _run_once(
         self, method: str, key: tuple[str, str], digest: str, fn: Callable[[U], Message]

@@ -35,6 +35,7 @@ import grpc
 
 from gongji.binding.v1 import binding_service_pb2 as bapi
 from gongji.binding.v1 import binding_service_pb2_grpc as binding_grpc
+from services.common.background import BackgroundTasks
 from services.common.runner import noting_work_left_running
 from services.payment.adapters.binding_client import GrpcBindingDirectory
 from services.payment.service_layer.binding_directory import (
@@ -80,7 +81,7 @@ class CachingBindingDirectory:
         self._lease_until = 0.0
         self._attempts: dict[int, int] = {}
         self._drained = asyncio.Condition()
-        self._background: set[asyncio.Task[None]] = set()
+        self._background = BackgroundTasks()
         self.hits = 0
         self.misses = 0
 
@@ -122,9 +123,7 @@ class CachingBindingDirectory:
                     # The caller gave up, but the attempt's work goes on in its thread, past its payer
                     # check perhaps, and may still commit: a change announced meanwhile must wait for
                     # that commit, so the attempt counts as in flight until its work ends.
-                    task = asyncio.get_running_loop().create_task(self._end_after(reads.epoch, left_running))
-                    self._background.add(task)  # the loop keeps only a weak reference to a task
-                    task.add_done_callback(self._background.discard)
+                    self._background.start(self._end_after(reads.epoch, left_running))
                 else:
                     await self._end_attempt(reads.epoch)
 
@@ -263,7 +262,7 @@ class PayerWatch:
         applied = 0
         lease = 0.0
         renewing: asyncio.Task[None] | None = None
-        acknowledging: set[asyncio.Task[None]] = set()
+        acknowledging = BackgroundTasks()
 
         async def renew_forever() -> None:
             while True:
@@ -291,12 +290,9 @@ class PayerWatch:
                         self._cache.renew(sent + lease)
                 if message.revision > applied:
                     applied = message.revision
-                    task = asyncio.create_task(acknowledge(message.revision))
-                    acknowledging.add(task)
-                    task.add_done_callback(acknowledging.discard)
+                    acknowledging.start(acknowledge(message.revision))
         finally:
             if renewing is not None:
                 renewing.cancel()
-            for task in acknowledging:
-                task.cancel()
+            acknowledging.cancel_all()
             call.cancel()

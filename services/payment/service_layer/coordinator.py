@@ -20,6 +20,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from services.common.background import BackgroundTasks
 from services.common.clock import Clock
 from services.common.deadlines import without_call_deadline
 from services.common.interceptors import RpcFailure
@@ -94,7 +95,7 @@ class Coordinator:
         self._lease = lease
         self._grace = participant_grace
         self._failpoint = failpoint
-        self._background: set[asyncio.Task[None]] = set()
+        self._background = BackgroundTasks()
 
     @property
     def routing(self) -> RoutingTable:
@@ -275,10 +276,7 @@ class Coordinator:
 
     def _detached(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Runs `work` as a task of its own, outside the caller's deadline and cancellation."""
-        task = asyncio.get_running_loop().create_task(work, context=without_call_deadline())
-        self._background.add(task)  # the loop keeps only a weak reference to a task
-        task.add_done_callback(self._background.discard)
-        return task
+        return self._background.start(work, context=without_call_deadline())
 
     async def _abandon(self, transaction_id: str) -> None:
         """Aborts a saga still PREPARING on every node it reached; one already decided is finished."""
