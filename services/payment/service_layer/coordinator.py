@@ -253,8 +253,7 @@ class Coordinator:
         }  # fmt: skip
         if failures or not held:
             # Nothing held anywhere is no failure: the bill is settled from this node's payers alone.
-            await self._write(lambda uow: coordination.abandon(uow, transaction_id, self._clock.now()))
-            await self.finish(transaction_id)
+            await self._abort(transaction_id)
         if not failures:
             self._failpoint("after_remote_hold")
             if not held:
@@ -278,11 +277,15 @@ class Coordinator:
         """Runs `work` as a task of its own, outside the caller's deadline and cancellation."""
         return self._background.start(work, context=without_call_deadline())
 
-    async def _abandon(self, transaction_id: str) -> None:
+    async def _abort(self, transaction_id: str) -> None:
         """Aborts a saga still PREPARING on every node it reached; one already decided is finished."""
+        await self._write(lambda uow: coordination.abandon(uow, transaction_id, self._clock.now()))
+        await self.finish(transaction_id)
+
+    async def _abandon(self, transaction_id: str) -> None:
+        """_abort for the work a cancelled request left, which no caller awaits: a failure is logged."""
         try:
-            await self._write(lambda uow: coordination.abandon(uow, transaction_id, self._clock.now()))
-            await self.finish(transaction_id)
+            await self._abort(transaction_id)
         except Exception as error:
             # Recovery aborts it after the lease. The class only: a driver's message may quote a row.
             log.warning("saga %s: the abort after a cancelled request failed (%s); recovery will abort it",
