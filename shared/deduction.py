@@ -99,6 +99,16 @@ def per_use_budget(per_use_limits_fen: Iterable[int]) -> int | None:
     return min((limit for limit in per_use_limits_fen if limit > 0), default=None)
 
 
+def per_use_bound(per_use_limits_fen: Collection[int]) -> int | None:
+    """The most one bill can take from these grants together, whatever the mode: in order, each
+    grantor pays at most what the earlier ones left of its own limit, so together never more
+    than the loosest limit; in even shares, the strictest. None when one sets no limit (or there
+    are none): then nothing bounds them together."""
+    if not per_use_limits_fen or any(limit <= 0 for limit in per_use_limits_fen):
+        return None
+    return max(per_use_limits_fen)
+
+
 def _leg(capacity: Capacity, amount: int) -> Leg:
     return Leg(capacity.payer_id_number, capacity.source, amount, capacity.binding_id, capacity.policy_version)
 

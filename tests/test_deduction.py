@@ -8,7 +8,17 @@ from dataclasses import replace
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.deduction import Capacity, Leg, PaymentSource, ceilings, least, shrink, split_bill
+from shared.deduction import (
+    Capacity,
+    Leg,
+    PaymentSource,
+    ceilings,
+    least,
+    per_use_bound,
+    per_use_budget,
+    shrink,
+    split_bill,
+)
 from shared.payers import PayerMode
 
 amounts = st.integers(min_value=0, max_value=10_000_000)
@@ -91,6 +101,21 @@ def test_in_even_shares_the_grantors_together_pay_at_most_the_shared_per_use_lim
         assert aid <= shared
     if split.cash_fen and not (shared is not None and aid == shared):
         assert aid == sum(max(0, g.limit_fen) for g in grants)
+
+
+@given(amounts, own_sources, st.lists(limits, max_size=6), per_use_limits, st.sampled_from(list(PayerMode)), st.data())
+def test_the_grantors_one_node_holds_pay_together_at_most_the_per_use_bound_it_checks(
+    bill, own, grant_limits, per_use, mode, data
+):
+    """A node that holds some of a bill's grantors checks their legs together against the
+    loosest of their per-use limits: no split of either mode ever takes more from them."""
+    grants = grants_from(grant_limits, per_use)
+    shared = per_use_budget(g.per_use_limit_fen for g in grants)
+    split = split_bill(bill, own, grants, mode, shared)
+    on_one_node = data.draw(st.sets(st.sampled_from([g.binding_id for g in grants]))) if grants else set()
+    bound = per_use_bound([g.per_use_limit_fen for g in grants if g.binding_id in on_one_node])
+    taken = sum(leg.amount_fen for leg in split.legs if leg.binding_id in on_one_node)
+    assert bound is None or taken <= bound
 
 
 @given(amounts, own_sources, st.lists(limits, min_size=1, max_size=6))

@@ -33,9 +33,10 @@ from shared.bindings import Channel
 from shared.money import MAX_BALANCE_FEN
 from shared.principals import BINDING_SERVICE, GATEWAY, channel_principal, institution, operator, payment_node
 from shared.privacy import mask_id_number
-from tests.helpers import refusal_of, request_id
+from tests.helpers import binding_request, refusal_of, request_id
 from tests.payment_helpers import INSTITUTION, PaymentFamily
-from tests.test_cross_province import HOSPITAL, CrossFamily, at_noon, transfer
+from tests.test_binding_rules import put_policy
+from tests.test_cross_province import HOSPITAL, NANJING, PILOTS, CrossFamily, at_noon, transfer
 
 PERMISSION_DENIED = grpc.StatusCode.PERMISSION_DENIED
 NATIONAL = operator("000000", "ops")
@@ -647,6 +648,53 @@ def test_a_node_captures_neither_less_than_nothing_nor_more_than_it_holds(cross)
     west_calls.AbortLegs(node.AbortLegsRequest(transaction_id=request.transaction_id, coordinator_province="62"))
     assert held_by_mother(cross) == (100_000, 0)
     cross.assert_books_close()
+
+
+def test_a_node_holds_and_captures_no_more_of_one_bill_across_its_grantors_than_the_per_use_limit_lets(cross):
+    """Two grantors on east, each within the per-use limit of 100 yuan, may not pay 200 yuan of one
+    bill together: relatives pay at most the limit of a bill between them. A coordinator asking
+    for more is refused, at the prepare when it asks each leg's exact part, at the commit when it
+    held up to ceilings, and nothing moves; a capture within the limit goes through."""
+    put_policy(
+        cross.binding, cross.clock, "320000", effective_from=cross.clock.now() - timedelta(hours=1),
+        geographic_scope=bpb.GEOGRAPHIC_SCOPE_CROSS_PROVINCE, cross_province_provinces=PILOTS,
+        allowed_uses=[common.USE_CATEGORY_OUTPATIENT], per_use_limit_fen=10_000,
+    )  # fmt: skip
+    aunt = cross.register("李阿姨", NANJING)
+    aunt_binding = cross.binding.CreateBinding(binding_request(aunt, cross.child)).binding
+    cross.credit(cross.nodes.east.stub, aunt, NANJING, 100_000)
+    west_calls = cross.nodes.east.node_stub("west")
+
+    def both(amount: int, up_to: bool) -> node.PrepareLegsRequest:
+        request = prepare(cross, cross.mother_binding.binding_id, cross.mother.id_number, amount)
+        request.legs.append(
+            node.NodeLeg(leg_no=2, payer_id_number=aunt.id_number, binding_id=aunt_binding.binding_id,
+                         amount_fen=amount)
+        )  # fmt: skip
+        request.hold_up_to_amount = up_to
+        return request
+
+    refused = refusal(west_calls.PrepareLegs, both(10_000, up_to=False))
+    assert (refused.code, refused.reason) == (PERMISSION_DENIED, "PEER_CLAIM_REJECTED")
+    assert held_by_mother(cross) == (100_000, 0)
+
+    request = both(10_000, up_to=True)  # ceilings: each may turn out to pay the bill's whole share
+    assert [leg.amount_fen for leg in west_calls.PrepareLegs(request).legs] == [10_000, 10_000]
+
+    def commit(mother: int, aunt: int) -> node.CommitLegsRequest:
+        return node.CommitLegsRequest(
+            transaction_id=request.transaction_id,
+            captures=[node.NodeLeg(leg_no=1, amount_fen=mother), node.NodeLeg(leg_no=2, amount_fen=aunt)],
+        )
+
+    refused = refusal(west_calls.CommitLegs, commit(10_000, 10_000))
+    assert (refused.code, refused.reason) == (PERMISSION_DENIED, "PEER_CLAIM_REJECTED")
+    assert held_by_mother(cross) == (100_000, 10_000)
+    west_calls.CommitLegs(commit(6_000, 4_000))
+    assert held_by_mother(cross) == (94_000, 0)
+    assert cross.balance(cross.nodes.east.stub, aunt).balance_fen == 96_000
+    # West never coordinated this bill, so east's books alone balance; clearing stays one-sided.
+    assert cross.nodes.east.stub.CheckLedger(papi.CheckLedgerRequest()).balanced
 
 
 def test_only_the_coordinating_node_commits_aborts_or_refunds_a_transaction_whether_remembered_or_read(

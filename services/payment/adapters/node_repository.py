@@ -158,6 +158,9 @@ class ParticipantTransaction:
     create_time: datetime | None = None
     # When its state last changed: a COMMITTED record's is the time its legs were captured.
     update_time: datetime | None = None
+    # The most the bill may take from these legs together; None: no per-use limit (or prepared
+    # before it was kept).
+    per_use_bound_fen: int | None = None
 
 
 class ParticipantLog:
@@ -180,6 +183,7 @@ class ParticipantLog:
              for r in rows if r.leg_no is not None],
             row.create_time,
             row.update_time,
+            row.per_use_bound_fen,
         )  # fmt: skip
 
     def coordinator_of(self, transaction_id: str) -> str | None:
@@ -197,6 +201,7 @@ class ParticipantLog:
             "expire_time": txn.expire_time,
             "create_time": now,
             "update_time": now,
+            "per_use_bound_fen": txn.per_use_bound_fen,
         }
         legs = [
             {"transaction_id": txn.transaction_id, "leg_no": leg.leg_no, "payer_id_number": leg.payer_id_number,

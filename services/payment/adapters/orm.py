@@ -183,6 +183,8 @@ participant_transactions = Table(
     Column("expire_time", UtcDateTime, nullable=False),
     Column("create_time", UtcDateTime, nullable=False),
     Column("update_time", UtcDateTime, nullable=False),
+    # The most the bill may take from the grants held here, all legs together (NULL: no limit).
+    Column("per_use_bound_fen", BigInteger, nullable=True),
     Index("ix_participant_transactions_state", "state", "expire_time"),
 )
 

@@ -4,7 +4,8 @@ is idempotent by the transaction id.
 
 A participant takes no peer's numbers on trust: it holds only through grants it resolved
 itself with the binding service, within its own view of each grantor's caps, quota and
-per-use limit, and it captures at most what it holds."""
+per-use limit, and it captures at most what it holds, and of one bill's legs together no more
+than the per-use limit lets its grantors pay."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from services.payment.service_layer.ids import new_id
 from services.payment.service_layer.settlements import grant_limit
 from services.payment.service_layer.unit_of_work import PaymentUnitOfWork
 from services.payment.service_layer.wallets import TRANSFER_WINDOW_HOURS
+from shared.deduction import per_use_bound
 from shared.errors import DomainError, Reason
 from shared.ledger import (
     CHINA_STANDARD_TIME,
@@ -152,11 +154,27 @@ def prepare(
         shared, held = usage.setdefault(leg.payer_id_number, {}).get(leg.binding_id, (0, 0))
         usage[leg.payer_id_number][leg.binding_id] = (shared, held + amount)
         prepared.append(PreparedLeg(leg.leg_no, leg.payer_id_number, account.account_id, leg.binding_id, amount))
+    bound = per_use_bound([grant_of[leg.binding_id].per_use_limit_fen for leg in prepared])
+    if not up_to and bound is not None and sum(leg.amount_fen for leg in prepared) > bound:
+        raise DomainError(
+            Reason.PEER_CLAIM_REJECTED,
+            f"the legs ask {sum(leg.amount_fen for leg in prepared)} fen of one bill; its per-use limit lets "
+            f"these grantors pay {bound} fen together",
+            field="legs.amount_fen",
+            metadata={"per_use_limit_fen": str(bound)},
+        )
     uow.defer_writes()  # every check passed; what follows only writes, to the commit
     uow.accounts.save_amounts(list(locked.values()))
     uow.participants.add(
         ParticipantTransaction(
-            transaction_id, coordinator_province, PREPARED, beneficiary, institution_code, expire_time, prepared
+            transaction_id,
+            coordinator_province,
+            PREPARED,
+            beneficiary,
+            institution_code,
+            expire_time,
+            prepared,
+            per_use_bound_fen=bound,
         ),
         now,
     )
@@ -263,6 +281,16 @@ def _check_captures(txn: ParticipantTransaction, captures: dict[int, int]) -> No
                 field="captures.amount_fen",
                 metadata={"held_fen": str(held[leg_no])},
             )
+    # Each leg holds within its own per-use limit; together they must stay within the bill's too.
+    bound = txn.per_use_bound_fen
+    if bound is not None and sum(captures.values()) > bound:
+        raise DomainError(
+            Reason.PEER_CLAIM_REJECTED,
+            f"the captures take {sum(captures.values())} fen of one bill; its per-use limit lets the grantors "
+            f"held here pay {bound} fen together",
+            field="captures.amount_fen",
+            metadata={"per_use_limit_fen": str(bound)},
+        )
 
 
 def abort(uow: PaymentUnitOfWork, transaction_id: str, coordinator_province: str, now: datetime) -> bool:
