@@ -5,8 +5,10 @@ ledgers stay balanced and agree."""
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import grpc
@@ -20,9 +22,10 @@ from gongji.payment.v1 import payment_service_pb2 as papi
 from services.payment.adapters.node_client import GrpcNodeClient
 from services.payment.adapters.node_repository import TransferRepository
 from services.payment.service_layer import participant, wallets
+from services.payment.verification import stand_in_token
 from shared.errors import DomainError, Reason
 from shared.ledger import CHINA_STANDARD_TIME
-from tests.helpers import refusal_of, request_id
+from tests.helpers import binding_request, refusal_of, request_id
 from tests.test_cross_province import (
     NANJING,
     CrossFamily,
@@ -159,6 +162,68 @@ def test_a_sender_that_ignores_the_daily_limit_gets_no_fourth_credit_that_day_ev
     assert family.balance(family.nodes.west.stub, family.father).balance_fen == 70_000
     assert wallet_balance(family) == 30_000
     money_is_conserved(family, days, 30_000)
+
+
+def test_credits_from_one_grantor_racing_into_different_wallets_never_pass_the_daily_limit_together(
+    family, monkeypatch
+):
+    """At most 3 transfers a day from one grantor, however many wallets they go to. Node west
+    here forgets what the father sent and cannot reach east, so six of his transfers wait, three
+    for each of his two children; then all six credits arrive at east at once. Each wallet's
+    lock keeps its own three in a row, but the two children's credits count the father's day
+    side by side: east lets exactly three through, refuses the others (PEER_CLAIM_REJECTED), and
+    its books balance."""
+    monkeypatch.setattr(TransferRepository, "of_grantor_since", lambda self, grantor, since: [])
+    monkeypatch.setattr(TransferRepository, "pending_of_grantor", lambda self, grantor: [])
+    monkeypatch.setattr(GrpcNodeClient, "credit_wallet", out_of_reach)
+    at_noon(family)
+    second_child = family.register("王小妹", NANJING, resident=True)
+    second_binding = family.binding.CreateBinding(binding_request(family.father, second_child)).binding
+    children = ((family.child, family.father_binding), (second_child, second_binding))
+    for child, _ in children:
+        family.nodes.east.stub.ActivateWallet(
+            papi.ActivateWalletRequest(request_id=request_id(), id_number=child.id_number, admdvs=NANJING)
+        )
+    credits = []
+    for child, binding in children * 3:
+        sent = family.nodes.west.stub.TransferToWallet(
+            papi.TransferToWalletRequest(
+                request_id=request_id(), grantor_id_number=family.father.id_number,
+                beneficiary_id_number=child.id_number, amount_fen=10_000,
+                verification=ppb.Verification(
+                    method=ppb.VERIFICATION_METHOD_FACE, token=stand_in_token(family.father.id_number, "FACE")
+                ),
+            )
+        ).transfer  # fmt: skip
+        assert sent.state == ppb.TRANSFER_STATE_PENDING
+        credits.append(
+            node.CreditWalletRequest(
+                transfer_id=sent.transfer_id, beneficiary_id_number=child.id_number, amount_fen=10_000,
+                source_province="62", grantor_id_number=family.father.id_number, binding_id=binding.binding_id,
+            )
+        )  # fmt: skip
+
+    east_as_west = family.nodes.east.node_stub("west")
+    barrier = threading.Barrier(len(credits))
+
+    def credit(request: node.CreditWalletRequest) -> str:
+        barrier.wait(timeout=20)
+        try:
+            return "applied" if east_as_west.CreditWallet(request, timeout=20).applied else "repeated"
+        except grpc.RpcError as error:
+            return refusal_of(error).reason
+
+    with ThreadPoolExecutor(max_workers=len(credits)) as pool:
+        outcomes = list(pool.map(credit, credits))
+    assert sorted(outcomes) == ["PEER_CLAIM_REJECTED"] * 3 + ["applied"] * 3
+    wallets = [
+        family.nodes.east.stub.GetAccount(
+            papi.GetAccountRequest(id_number=child.id_number, account_kind=ppb.ACCOUNT_KIND_WALLET)
+        ).account.balance_fen
+        for child, _ in children
+    ]
+    assert sum(wallets) == 30_000
+    assert family.nodes.east.stub.CheckLedger(papi.CheckLedgerRequest()).balanced
 
 
 async def out_of_reach(self, *args, **kwargs):

@@ -3,11 +3,12 @@ prepared legs, wallet transfers and the wallet credits a node received."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, text, update
 
 from services.common.database import conflict_aware_insert
 from services.common.write_batch import WriteBatch, inserting, updating
@@ -37,6 +38,15 @@ PARTICIPANT = (
     .order_by(_legs.c.leg_no)
 )  # fmt: skip
 PARTICIPANT_FOR_UPDATE = PARTICIPANT.with_for_update(of=_participants)
+GRANTOR_CREDITS_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+
+
+def advisory_key(namespace: str, value: str) -> int:
+    """A PostgreSQL advisory lock key (a signed 64-bit number) naming `value` within `namespace`."""
+    digest = hashlib.blake2b(f"{namespace}:{value}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
 COORDINATOR_OF = select(_participants.c.coordinator_province).where(_participants.c.transaction_id == bindparam("id"))
 
 
@@ -281,6 +291,14 @@ class TransferRepository:
         """The receiving side's record of a transfer: credited, or declined (refunded by the sender)."""
         table = orm.wallet_credits
         return self._connection.execute(select(table).where(table.c.transfer_id == transfer_id)).first()
+
+    def lock_credits_of_grantor(self, grantor: str) -> None:
+        """Keeps, to the end of this transaction, every other credit from `grantor` from counting
+        the grantor's credits: two credits into different wallets (each locked apart) would
+        otherwise both count the day before either is written. SQLite's writers hold the whole
+        database already (BEGIN IMMEDIATE); PostgreSQL takes a transaction-scoped advisory lock."""
+        if self._connection.dialect.name == "postgresql":
+            self._connection.execute(GRANTOR_CREDITS_LOCK, {"key": advisory_key("wallet-credits", grantor)})
 
     def credits_of_grantor_since(self, grantor: str, since: datetime) -> int:
         """How many transfers from `grantor` this node credited (not declined) since `since`."""

@@ -442,6 +442,7 @@ def _within_credits_a_day(
     """At most `transfers_per_day` credits from one grantor in a day of transfers (None: no limit)."""
     if transfers_per_day is None:
         return
+    uow.transfers.lock_credits_of_grantor(grantor)
     if uow.transfers.credits_of_grantor_since(grantor, transfer_day_start(now)) >= transfers_per_day:
         raise DomainError(
             Reason.PEER_CLAIM_REJECTED,
