@@ -155,14 +155,8 @@ def prepare(
         usage[leg.payer_id_number][leg.binding_id] = (shared, held + amount)
         prepared.append(PreparedLeg(leg.leg_no, leg.payer_id_number, account.account_id, leg.binding_id, amount))
     bound = per_use_bound([grant_of[leg.binding_id].per_use_limit_fen for leg in prepared])
-    if not up_to and bound is not None and sum(leg.amount_fen for leg in prepared) > bound:
-        raise DomainError(
-            Reason.PEER_CLAIM_REJECTED,
-            f"the legs ask {sum(leg.amount_fen for leg in prepared)} fen of one bill; its per-use limit lets "
-            f"these grantors pay {bound} fen together",
-            field="legs.amount_fen",
-            metadata={"per_use_limit_fen": str(bound)},
-        )
+    if not up_to:
+        _within_per_use_bound(sum(leg.amount_fen for leg in prepared), bound, "legs.amount_fen")
     uow.defer_writes()  # every check passed; what follows only writes, to the commit
     uow.accounts.save_amounts(list(locked.values()))
     uow.participants.add(
@@ -282,13 +276,17 @@ def _check_captures(txn: ParticipantTransaction, captures: dict[int, int]) -> No
                 metadata={"held_fen": str(held[leg_no])},
             )
     # Each leg holds within its own per-use limit; together they must stay within the bill's too.
-    bound = txn.per_use_bound_fen
-    if bound is not None and sum(captures.values()) > bound:
+    _within_per_use_bound(sum(captures.values()), txn.per_use_bound_fen, "captures.amount_fen")
+
+
+def _within_per_use_bound(total_fen: int, bound: int | None, field: str) -> None:
+    """One bill's legs on this node together take no more than its grantors' per-use limit lets."""
+    if bound is not None and total_fen > bound:
         raise DomainError(
             Reason.PEER_CLAIM_REJECTED,
-            f"the captures take {sum(captures.values())} fen of one bill; its per-use limit lets the grantors "
-            f"held here pay {bound} fen together",
-            field="captures.amount_fen",
+            f"the legs take {total_fen} fen of one bill together; the per-use limit lets the grantors held "
+            f"here pay {bound} fen of it",
+            field=field,
             metadata={"per_use_limit_fen": str(bound)},
         )
 
