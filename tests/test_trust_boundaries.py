@@ -625,6 +625,32 @@ def test_a_node_holds_no_binding_twice_in_one_transaction_so_its_cap_holds(cross
     cross.assert_books_close()
 
 
+def test_a_prepare_under_a_known_transaction_id_from_another_coordinator_or_for_another_beneficiary_is_refused(
+    cross,
+):
+    """West prepared a hold on the mother's account. A prepare under that transaction id from east
+    (acting for one of its own provinces), or from west for another beneficiary, is no retry of
+    it: it is refused and told neither the payer, the binding nor the balance."""
+    first = prepare(cross, cross.mother_binding.binding_id, cross.mother.id_number, 10_000)
+    cross.nodes.east.node_stub("west").PrepareLegs(first)
+    from_east = node.PrepareLegsRequest()
+    from_east.CopyFrom(first)
+    from_east.coordinator_province, from_east.institution_admdvs = "32", "320100"
+    del from_east.legs[:]
+    another_beneficiary = node.PrepareLegsRequest()
+    another_beneficiary.CopyFrom(first)
+    another_beneficiary.beneficiary_id_number = cross.father.id_number
+    for caller, request in (("east", from_east), ("west", another_beneficiary)):
+        refused = refusal(cross.nodes.east.node_stub(caller).PrepareLegs, request)
+        assert (refused.code, refused.reason) == (PERMISSION_DENIED, "PEER_CLAIM_REJECTED"), caller
+        assert cross.mother.id_number not in refused.message
+        assert cross.mother_binding.binding_id not in refused.message
+    assert held_by_mother(cross) == (100_000, 10_000)
+    retried = cross.nodes.east.node_stub("west").PrepareLegs(first)
+    assert [(leg.payer_id_number, leg.amount_fen) for leg in retried.legs] == [(cross.mother.id_number, 10_000)]
+    assert held_by_mother(cross) == (100_000, 10_000)
+
+
 def test_a_node_captures_neither_less_than_nothing_nor_more_than_it_holds(cross):
     west_calls = cross.nodes.east.node_stub("west")
     request = prepare(cross, cross.mother_binding.binding_id, cross.mother.id_number, 10_000)

@@ -102,7 +102,8 @@ def prepare(
     amount is a ceiling: a leg holds what its grantor can give now, down to nothing (no grant
     this node resolved, no account here), and such legs are left out.
 
-    A transaction prepared here before answers what it held. Without `seen_before` that is
+    A transaction prepared here before answers what it held, to the coordinator and for the
+    beneficiary it was prepared for; to any other it is refused. Without `seen_before` that is
     not read first: a transaction known here already then fails (its record exists, or its
     grantor's balance now counts its own hold), and the caller asks again with it."""
     existing = uow.participants.get(transaction_id, for_update=True) if seen_before else None
@@ -110,6 +111,13 @@ def prepare(
         if existing.state == ABORTED:
             raise DomainError(
                 Reason.REQUEST_REVERSED, f"transaction {transaction_id} was aborted; it cannot be prepared"
+            )
+        if (existing.coordinator_province, existing.beneficiary_id_number) != (coordinator_province, beneficiary):
+            # No retry of it: another node's transaction, or another bill under its id. Told nothing of it.
+            raise DomainError(
+                Reason.PEER_CLAIM_REJECTED,
+                f"transaction {transaction_id} was prepared for another coordinator or beneficiary",
+                field="transaction_id",
             )
         locked = {a.account_id: a for a in (uow.accounts.get(leg.account_id) for leg in existing.legs) if a}
         return [
