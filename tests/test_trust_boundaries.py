@@ -30,13 +30,14 @@ from services.common.database import normalise_url
 from services.common.security.callers import ACTING_FOR
 from services.payment.service_layer.coordinator_memory import CoordinatorMemory
 from shared.bindings import Channel
+from shared.ledger import CHINA_STANDARD_TIME
 from shared.money import MAX_BALANCE_FEN
 from shared.principals import BINDING_SERVICE, GATEWAY, channel_principal, institution, operator, payment_node
 from shared.privacy import mask_id_number
 from tests.helpers import binding_request, refusal_of, request_id
 from tests.payment_helpers import INSTITUTION, PaymentFamily
 from tests.test_binding_rules import put_policy
-from tests.test_cross_province import HOSPITAL, NANJING, PILOTS, CrossFamily, at_noon, transfer
+from tests.test_cross_province import HOSPITAL, NANJING, PILOTS, CrossFamily, at_noon, transfer, wait_for_transfer
 
 PERMISSION_DENIED = grpc.StatusCode.PERMISSION_DENIED
 NATIONAL = operator("000000", "ops")
@@ -796,6 +797,70 @@ def test_a_node_whose_transfer_credits_a_wallet_in_another_province_is_not_told_
         papi.GetAccountRequest(id_number=cross.child.id_number, account_kind=ppb.ACCOUNT_KIND_WALLET)
     ).account
     assert wallet.balance_fen == 8_000
+
+
+def test_a_credit_or_decline_under_a_known_transfer_id_from_another_node_or_for_another_wallet_or_amount_is_refused(
+    cross,
+):
+    """The father's transfer reached the child's wallet. Under its id, a credit or a decline that
+    east sends for one of its own provinces, or that west sends for another amount or wallet, is
+    no retry of it: refused, with the wallet as it was. West's true retry is answered as before."""
+    at_noon(cross)
+    cross.nodes.east.stub.ActivateWallet(
+        papi.ActivateWalletRequest(request_id=request_id(), id_number=cross.child.id_number, admdvs="320100")
+    )
+    sent = transfer(cross, 3_000).transfer
+    credit = node.CreditWalletRequest(
+        transfer_id=sent.transfer_id, beneficiary_id_number=cross.child.id_number, amount_fen=sent.amount_fen,
+        source_province="62", grantor_id_number=cross.father.id_number, binding_id=cross.father_binding.binding_id,
+    )  # fmt: skip
+    decline = node.DeclineWalletCreditRequest(
+        transfer_id=sent.transfer_id,
+        beneficiary_id_number=cross.child.id_number,
+        amount_fen=sent.amount_fen,
+        source_province="32",
+    )
+    from_east = node.CreditWalletRequest()
+    from_east.CopyFrom(credit)
+    from_east.source_province = "32"
+    more = node.CreditWalletRequest()
+    more.CopyFrom(credit)
+    more.amount_fen = 9_000
+    to_mother = node.CreditWalletRequest()
+    to_mother.CopyFrom(credit)
+    to_mother.beneficiary_id_number = cross.mother.id_number
+    for caller, call, request in (
+        ("east", "CreditWallet", from_east), ("east", "DeclineWalletCredit", decline),
+        ("west", "CreditWallet", more), ("west", "CreditWallet", to_mother),
+    ):  # fmt: skip
+        refused = refusal(getattr(cross.nodes.east.node_stub(caller), call), request)
+        assert (refused.code, refused.reason) == (PERMISSION_DENIED, "PEER_CLAIM_REJECTED"), (caller, call)
+    assert cross.nodes.east.node_stub("west").CreditWallet(credit, timeout=20).applied is False
+    wallet = cross.nodes.east.stub.GetAccount(
+        papi.GetAccountRequest(id_number=cross.child.id_number, account_kind=ppb.ACCOUNT_KIND_WALLET)
+    ).account
+    assert wallet.balance_fen == 3_000
+    cross.assert_books_close()
+
+
+@pytest.mark.sweeping(0.05)
+def test_a_transfer_another_node_declined_first_still_goes_back_to_its_sender_the_next_morning(cross):
+    """The child's wallet is not activated, so the father's transfer waits. East, acting for one
+    of its own provinces, declines it first (for another amount). At 06:00 west learns all the
+    same that it was never credited, and gives the father his money back."""
+    at_noon(cross)
+    pending = transfer(cross, 30_000).transfer
+    assert pending.state == ppb.TRANSFER_STATE_PENDING
+    forged = node.DeclineWalletCreditRequest(
+        transfer_id=pending.transfer_id, beneficiary_id_number=cross.child.id_number, amount_fen=1,
+        source_province="32",
+    )  # fmt: skip
+    assert cross.nodes.east.node_stub("east").DeclineWalletCredit(forged, timeout=20).credited is False
+    next_morning = cross.clock.now().astimezone(CHINA_STANDARD_TIME).replace(hour=6, minute=0) + timedelta(days=1)
+    cross.clock.set(next_morning)
+    wait_for_transfer(cross, pending.transfer_id, ppb.TRANSFER_STATE_REFUNDED)
+    assert cross.balance(cross.nodes.west.stub, cross.father).balance_fen == 100_000
+    audit_is_exact(cross.nodes.east.stub, cross.nodes.west.stub)
 
 
 def test_a_wallet_is_credited_only_for_a_transfer_its_sender_debited(cross):

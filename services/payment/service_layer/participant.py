@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from services.payment.adapters.node_repository import ParticipantTransaction, PreparedLeg
 from services.payment.service_layer.accounts import ensure_clearing
@@ -420,6 +421,8 @@ def credit_wallet(
                 uow.accounts.save_amounts([account])
                 return True
             earlier = uow.transfers.credited(transfer_id)  # a concurrent credit or decline committed first
+    if earlier is not None and not earlier.declined:
+        _refuse_another_transfer(earlier, transfer_id, beneficiary, amount_fen, source_province)
     if earlier is not None and earlier.declined:
         raise DomainError(
             Reason.TRANSFER_REFUNDED,
@@ -466,7 +469,26 @@ def decline_wallet_credit(
     if uow.transfers.claim_credit(transfer_id, beneficiary, amount_fen, source_province, now, declined=True):
         return False
     earlier = uow.transfers.credited(transfer_id)
+    if earlier is not None and not earlier.declined:
+        _refuse_another_transfer(earlier, transfer_id, beneficiary, amount_fen, source_province)
     return earlier is not None and not earlier.declined
+
+
+def _refuse_another_transfer(
+    earlier: Any, transfer_id: str, beneficiary: str, amount_fen: int, source_province: str
+) -> None:
+    """A credit or decline under the id of a transfer credited here is a retry only when it
+    names the same wallet, amount and sending province; any other is told nothing of it. (A
+    declined one is not checked: whoever declined it first, its sender must learn that it was
+    not credited, to give the money back.)"""
+    if (earlier.beneficiary_id_number, earlier.amount_fen, earlier.source_province) != (
+        beneficiary, amount_fen, source_province,
+    ):  # fmt: skip
+        raise DomainError(
+            Reason.PEER_CLAIM_REJECTED,
+            f"transfer {transfer_id} was received for another wallet, amount or sending province",
+            field="transfer_id",
+        )
 
 
 def expired_with_province(
