@@ -196,3 +196,89 @@ class RequestMaker:
             number = r.choice(string_fields).number
             return bytes([(number << 3) | 2, 3]) + b"\xff\xfe\xc3" + valid
         return valid + bytes([0x7A, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F])  # field 15, length far beyond the end
+
+
+# One field at a time ----------------------------------------------------------------------
+
+HOSTILE_STRINGS = ("\x00", "a\x00b", "\x01\x1b[31m", "x" * 900_000, "王" * 5_000, " 320102198001010118 ", "１２３")
+HOSTILE_INT64 = (INT64_MAX, INT64_MIN, 2**62, -1, 0, 2**31, 10_000_001)
+HOSTILE_INT32 = (INT32_MAX, INT32_MIN, -1)
+HOSTILE_ENUMS = (99, -1, INT32_MAX)
+HOSTILE_SECONDS = (-(2**62), 2**62, -62_135_596_801, 253_402_300_800, -2_208_988_801)
+MANY = 10_000
+
+
+def _hostile_values(descriptor: FieldDescriptor) -> tuple[Any, ...]:
+    kind = descriptor.type
+    if kind == FieldDescriptor.TYPE_STRING:
+        return HOSTILE_STRINGS
+    if kind in (FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_SINT64, FieldDescriptor.TYPE_SFIXED64):
+        return HOSTILE_INT64
+    if kind in (FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_SINT32, FieldDescriptor.TYPE_SFIXED32):
+        return HOSTILE_INT32
+    if kind == FieldDescriptor.TYPE_ENUM:
+        return HOSTILE_ENUMS
+    return ()
+
+
+def _with(path: list[str], change: Callable[[Message, FieldDescriptor], None]) -> Callable[[Message], Message]:
+    def hostile(request: Message) -> Message:
+        copy = type(request)()
+        copy.CopyFrom(request)
+        holder = copy
+        for name in path[:-1]:
+            holder = getattr(holder, name)
+        change(holder, holder.DESCRIPTOR.fields_by_name[path[-1]])
+        return copy
+
+    return hostile
+
+
+def _set(value: Any) -> Callable[[Message, FieldDescriptor], None]:
+    def change(holder: Message, descriptor: FieldDescriptor) -> None:
+        if descriptor.type == FieldDescriptor.TYPE_MESSAGE:  # a Timestamp
+            getattr(holder, descriptor.name).seconds = value
+        elif descriptor.is_repeated:
+            target = getattr(holder, descriptor.name)
+            del target[:]
+            target.append(value)
+        else:
+            setattr(holder, descriptor.name, value)
+
+    return change
+
+
+def _many(holder: Message, descriptor: FieldDescriptor) -> None:
+    target = getattr(holder, descriptor.name)
+    del target[:]
+    if descriptor.type == FieldDescriptor.TYPE_MESSAGE:
+        for _ in range(MANY):
+            target.add()
+    else:
+        target.extend([_hostile_values(descriptor)[0] if _hostile_values(descriptor) else 1] * MANY)
+
+
+def one_field_hostile(request: Message, depth: int = 2) -> list[tuple[str, Callable[[Message], Message]]]:
+    """Ways to make one field of a request like `request` hostile, each a label
+    (`field.path=value`) and what makes a copy so: each string, number and enum (also inside
+    messages, `depth` levels down) set to each edge value, each timestamp out of range, and
+    each repeated field given 10,000 items."""
+    found: list[tuple[str, Callable[[Message], Message]]] = []
+
+    def walk(message: Message, path: list[str], level: int) -> None:
+        for descriptor in message.DESCRIPTOR.fields:
+            where = [*path, descriptor.name]
+            label = ".".join(where)
+            if descriptor.is_repeated:
+                found.append((f"{label}=[{MANY} items]", _with(where, _many)))
+            if descriptor.type == FieldDescriptor.TYPE_MESSAGE:
+                if descriptor.message_type.full_name == "google.protobuf.Timestamp" and not descriptor.is_repeated:
+                    found.extend((f"{label}.seconds={s}", _with(where, _set(s))) for s in HOSTILE_SECONDS)
+                elif not descriptor.is_repeated and level < depth:
+                    walk(getattr(message, descriptor.name), where, level + 1)
+                continue
+            for value in _hostile_values(descriptor):
+                found.append((f"{label}={str(value)[:24]!r}", _with(where, _set(value))))
+
+    walk(request, [], 0)
+    return found

@@ -14,8 +14,10 @@ from __future__ import annotations
 import os
 import random
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import grpc
@@ -23,17 +25,25 @@ import pytest
 from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.message_factory import GetMessageClass
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+from sqlalchemy import Engine, create_engine, inspect, text
 
 from gongji.binding.v1 import binding_service_pb2 as bapi
+from gongji.common.v1 import common_pb2 as common
 from gongji.node.v1 import node_service_pb2 as node
+from gongji.payment.v1 import payment_pb2 as ppb
 from gongji.payment.v1 import payment_service_pb2 as papi
+from services.common.converters import datetime_to_timestamp
+from services.common.database import normalise_url
 from services.common.security.development_pki import DevelopmentPKI
 from services.common.security.natural_callers import Roles
+from services.payment.verification import stand_in_token
 from shared.bindings import Channel
 from shared.principals import Principal, channel_principal, institution, operator, payment_node
-from tests.fuzzing import Pool, RequestMaker
-from tests.helpers import request_id
-from tests.test_cross_province import HOSPITAL, CrossFamily
+from tests.fuzzing import Pool, RequestMaker, one_field_hostile
+from tests.helpers import binding_request, request_id
+from tests.test_cross_province import HOSPITAL, NANJING, CrossFamily, at_noon
 
 SERVICES = [
     bapi.DESCRIPTOR.services_by_name["BindingService"],
@@ -175,3 +185,156 @@ def test_the_long_fuzz_run_gets_no_internal_or_unknown(two_nodes):
     seed = int(os.environ.get("GONGJI_FUZZ_SEED", "1"))
     findings = fuzz(two_nodes, count, seed)
     assert findings.forbidden == [], "\n".join(findings.forbidden[:50])
+
+
+# One hostile field in an otherwise good request ---------------------------------------------
+
+
+def rows_of(tables: dict[Engine, list[str]]) -> dict[tuple[int, str], list[str]]:
+    """Every row of each engine's `tables`."""
+    found: dict[tuple[int, str], list[str]] = {}
+    for number, (engine, names) in enumerate(tables.items()):
+        with engine.connect() as connection:
+            for name in names:
+                rows = connection.execute(text(f'SELECT * FROM "{name}"')).fetchall()
+                found[(number, name)] = sorted(repr(tuple(row)) for row in rows)
+    return found
+
+
+def tables_of(urls: tuple[str, ...]) -> dict[Engine, list[str]]:
+    """An engine on each database, with its tables but the idempotency keys (a refusal is stored
+    under its key)."""
+    tables = {}
+    for url in urls:
+        engine = create_engine(normalise_url(url))
+        skipped = ("idempotency_keys", "alembic_version")
+        tables[engine] = [name for name in inspect(engine).get_table_names() if name not in skipped]
+    return tables
+
+
+def good_requests(nodes: Any, family: CrossFamily) -> list[tuple[str, str, Principal | None, Any]]:
+    """(address, method path, caller or None for the natural one, a maker of a fresh request that
+    succeeds as it is) for the calls that move money or make a binding. West coordinates the
+    node calls on east, whose mother's account holds their legs."""
+    east, west = nodes.east, nodes.west
+    from_west = payment_node("west")
+    node_stub = east.node_stub("west")
+
+    def prepare() -> node.PrepareLegsRequest:
+        return node.PrepareLegsRequest(
+            transaction_id=str(uuid.uuid4()), coordinator_province="62",
+            beneficiary_id_number=family.child.id_number, institution_code="H620100-001",
+            institution_admdvs="620100", use_category=common.USE_CATEGORY_OUTPATIENT,
+            legs=[node.NodeLeg(leg_no=1, payer_id_number=family.mother.id_number,
+                               binding_id=family.mother_binding.binding_id, amount_fen=1_000)],
+            expire_time=datetime_to_timestamp(family.clock.now() + timedelta(minutes=10)),
+        )  # fmt: skip
+
+    def held_transaction() -> str:
+        request = prepare()
+        node_stub.PrepareLegs(request, timeout=20)
+        return request.transaction_id
+
+    def committed_transaction() -> str:
+        transaction_id = held_transaction()
+        node_stub.CommitLegs(node.CommitLegsRequest(transaction_id=transaction_id), timeout=20)
+        return transaction_id
+
+    def authorized() -> str:
+        bill = family.bill(3_000)
+        return east.stub.AuthorizeSettlement(
+            papi.AuthorizeSettlementRequest(request_id=request_id(), bill=bill)
+        ).settlement.settlement_id
+
+    def settled() -> str:
+        return east.stub.Settle(
+            papi.SettleRequest(request_id=request_id(), bill=family.bill(3_000))
+        ).settlement.settlement_id
+
+    pairs = iter(range(1, 10_000))
+
+    def new_binding() -> bapi.CreateBindingRequest:
+        n = next(pairs)
+        return binding_request(family.register(f"甲{n}", NANJING), family.register(f"乙{n}", NANJING, resident=True))
+
+    payment, nodes_path = "/gongji.payment.v1.PaymentService/", "/gongji.node.v1.PaymentNodeService/"
+    to_east, to_west = east.server.address, west.server.address
+    return [
+        (to_east, payment + "Settle", None, lambda: papi.SettleRequest(
+            request_id=request_id(), bill=family.bill(3_000))),
+        (to_east, payment + "AuthorizeSettlement", None, lambda: papi.AuthorizeSettlementRequest(
+            request_id=request_id(), bill=family.bill(3_000),
+            expire_time=datetime_to_timestamp(family.clock.now() + timedelta(hours=1)))),
+        (to_east, payment + "CaptureSettlement", None, lambda: papi.CaptureSettlementRequest(
+            request_id=request_id(), settlement_id=authorized(), amount_fen=2_000)),
+        (to_east, payment + "RefundSettlement", None, lambda: papi.RefundSettlementRequest(
+            request_id=request_id(), settlement_id=settled(), reason="退费")),
+        (to_west, payment + "TransferToWallet", None, lambda: papi.TransferToWalletRequest(
+            request_id=request_id(), grantor_id_number=family.father.id_number,
+            beneficiary_id_number=family.child.id_number, amount_fen=100,
+            verification=ppb.Verification(method=ppb.VERIFICATION_METHOD_FACE,
+                                           token=stand_in_token(family.father.id_number, "FACE")))),
+        (east.binding.server.address, "/gongji.binding.v1.BindingService/CreateBinding", None, new_binding),
+        (to_east, nodes_path + "PrepareLegs", from_west, prepare),
+        (to_east, nodes_path + "CommitLegs", from_west, lambda: node.CommitLegsRequest(
+            transaction_id=held_transaction(), captures=[node.NodeLeg(leg_no=1, amount_fen=500)])),
+        (to_east, nodes_path + "BatchCommitLegs", from_west, lambda: node.BatchCommitLegsRequest(requests=[
+            node.CommitLegsRequest(
+                transaction_id=held_transaction(), captures=[node.NodeLeg(leg_no=1, amount_fen=500)]),
+            node.CommitLegsRequest(transaction_id=held_transaction())])),
+        (to_east, nodes_path + "RefundLegs", from_west, lambda: node.RefundLegsRequest(
+            transaction_id=committed_transaction())),
+    ]  # fmt: skip
+
+
+def test_one_hostile_field_in_a_good_request_is_refused_with_a_reason_and_changes_no_data(two_nodes):
+    """Each call that moves money or makes a binding, made good, then with one field at a time
+    set to an edge value (int64 bounds, negative, NUL and control characters, a 900 kB string,
+    unknown enum numbers, timestamps out of range, 10,000 items in a repeated field). No answer
+    is INTERNAL or UNKNOWN, every refusal carries an ErrorInfo reason, and a refused call leaves
+    every table of both nodes and the binding service as it was."""
+    family = CrossFamily(two_nodes, mother_fen=5_000_000, father_fen=5_000_000)
+    at_noon(family)
+    two_nodes.east.stub.ActivateWallet(
+        papi.ActivateWalletRequest(request_id=request_id(), id_number=family.child.id_number, admdvs=NANJING)
+    )
+    urls = (two_nodes.east.database_url, two_nodes.west.database_url, two_nodes.east.binding.database_url)
+    tables = tables_of(urls)
+    at_start = rows_of(tables)
+    roles, pki = two_nodes.east.binding.roles, two_nodes.east.binding.pki
+    channels: dict[tuple[str, Principal], grpc.Channel] = {}
+    problems: list[str] = []
+    codes: Counter[str] = Counter()
+    try:
+        for address, path, caller, make in good_requests(two_nodes, family):
+            for label, made_hostile in one_field_hostile(make()):
+                hostile = made_hostile(make())  # each on a fresh request, with its own request_id
+                principal = caller or roles.principal_for(path.rsplit("/", 1)[1], hostile)
+                if (address, principal) not in channels:
+                    channels[(address, principal)] = pki.channel(address, principal)
+                before = rows_of(tables)
+                try:
+                    channels[(address, principal)].unary_unary(path)(hostile.SerializeToString(), timeout=30)
+                    codes["OK"] += 1
+                    continue
+                except grpc.RpcError as error:
+                    codes[error.code().name] += 1
+                    what = f"{path} {label}: {error.code().name} {error.details()[:120]!r}"
+                    if error.code() in FORBIDDEN:
+                        problems.append(what)
+                    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+                    if status is None or not any(d.Is(error_details_pb2.ErrorInfo.DESCRIPTOR) for d in status.details):
+                        problems.append(f"no ErrorInfo: {what}")
+                    if rows_of(tables) != before:
+                        problems.append(f"data changed: {what}")
+        at_end = rows_of(tables)
+    finally:
+        for channel in channels.values():
+            channel.close()
+        for engine in tables:
+            engine.dispose()
+    print(f"\none hostile field: {dict(codes)}")
+    assert problems == [], "\n".join(problems[:20])
+    assert codes["INVALID_ARGUMENT"] > 200
+    assert at_end != at_start, "the comparison sees what the calls that succeeded wrote"
+    family.assert_books_close()
