@@ -6,25 +6,27 @@ is insured; region checks use the registry's admdvs instead.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from functools import lru_cache
 
 from stdnum import numdb
 from stdnum.cn import ric
 from stdnum.exceptions import ValidationError
 
+from shared.china_time import CHINA_STANDARD_TIME
 from shared.errors import DomainError, Reason
 
 
 def validate_id_number(value: str, field: str = "id_number", today: date | None = None) -> str:
-    """Returns the normalised 18-character ID number or refuses it, naming the field."""
+    """Returns the normalised 18-character ID number or refuses it, naming the field. A birth
+    date after `today` (by default today in China, whatever zone the host keeps) is refused."""
     if not value:
         raise DomainError(Reason.FIELD_REQUIRED, f"{field} is required", field=field)
     number = ric.compact(value)
     born, problem = _examine(number)
     if born is None:
         raise DomainError(Reason.INVALID_ID_NUMBER, f"{field} {problem}", field=field)
-    if born > (today or date.today()):
+    if born > (today or datetime.now(CHINA_STANDARD_TIME).date()):
         raise DomainError(Reason.INVALID_ID_NUMBER, f"{field} holds a birth date in the future", field=field)
     return number
 

@@ -8,12 +8,15 @@ insurance location.
 
 from __future__ import annotations
 
-from datetime import date
+import time
+from collections.abc import Iterator
+from datetime import date, datetime
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from shared.china_time import CHINA_STANDARD_TIME
 from shared.errors import DomainError, Reason
 from shared.identity import validate_id_number
 from shared.regions import NATIONAL, lookup_chain, province_code, province_of, validate_admdvs
@@ -142,6 +145,22 @@ def test_an_elderly_person_registered_in_a_district_coded_in_1983_is_accepted(ar
 
 def test_an_id_number_born_in_the_future_is_refused() -> None:
     assert refusal(make_id_number("110101", "20990101", "123")).reason is Reason.INVALID_ID_NUMBER
+
+
+@pytest.fixture
+def host_a_day_behind_china(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The process's local zone 24 hours behind UTC: its date is always before China's."""
+    monkeypatch.setenv("TZ", "BEHIND+24")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_a_baby_born_today_in_china_is_not_in_the_future_whatever_zone_the_host_keeps(host_a_day_behind_china) -> None:
+    today_in_china = datetime.now(CHINA_STANDARD_TIME).date()
+    newborn = make_id_number("110101", today_in_china.strftime("%Y%m%d"), "123")
+    assert validate_id_number(newborn) == newborn
 
 
 birth_dates = st.dates(min_value=FIRST_BIRTH_DATE, max_value=LAST_BIRTH_DATE)
