@@ -6,10 +6,12 @@ from __future__ import annotations
 import urllib.request
 from dataclasses import replace
 
+from gongji.binding.v1 import binding_service_pb2 as bapi
+from gongji.common.v1 import common_pb2 as common
 from gongji.payment.v1 import payment_pb2 as ppb
 from services.gateway.service_layer.account_pay import AccountPayRule, AccountPayRules
 from tests.gateway_helpers import ADMDVS, Gateway, gateway, running_gateway, settle_data
-from tests.helpers import make_id_number
+from tests.helpers import binding_request, make_id_number, person, request_id
 from tests.payment_helpers import PaymentFamily
 
 __all__ = ["gateway"]  # the fixture
@@ -117,3 +119,41 @@ def test_the_gateway_counts_requests_and_relayed_settlements_for_prometheus(data
     assert 'gongji_gateway_relayed_settlements{infno="2207",state="SETTLED"} 1.0' in scraped
     assert 'grpc_client_handled_total{grpc_code="OK",grpc_method="Settle"' in scraped
     assert family.child.id_number not in scraped
+
+
+def a_child_whose_id_number_ends_in_x(family: PaymentFamily) -> str:
+    """A resident child bound to the mother, whose ID number's check character is X."""
+    id_number = next(n for n in (make_id_number("320102", "20100101", s) for s in range(100)) if n.endswith("X"))
+    child = person(id_number, "王小溪", admdvs=ADMDVS, insurance_type=common.INSURANCE_TYPE_RESIDENT,
+                   has_personal_account=False)  # fmt: skip
+    family.binding.UpsertInsuredPerson(bapi.UpsertInsuredPersonRequest(request_id=request_id(), insured_person=child))
+    family.binding.CreateBinding(binding_request(family.mother, child))
+    return id_number
+
+
+def test_a_psn_no_ending_in_a_small_x_is_the_same_person_as_with_a_capital_x_in_every_transaction(gateway):
+    """GB 11643's check character X is one character whichever case a HIS types it in: 1101 answers
+    the capital, so an undo, a reversal or a stay's next message naming the person so must find
+    the settlement or stay a small x began."""
+    his, family = gateway.his, gateway.family
+    capital = a_child_whose_id_number_ends_in_x(family)
+    small = capital[:-1] + "x"
+    settled = his.call("2207", settle_data(family, 100.00, 10.00, psn_no=small, mdtrt_cert_no=small))
+    assert settled["infcode"] == "0", settled
+    setl = settled["output"]["setlinfo"]
+    assert setl["psn_no"] == capital
+    undone = his.call("2208", {"setl_id": setl["setl_id"], "mdtrt_id": "MD0001", "psn_no": capital})
+    assert undone["infcode"] == "0", undone
+    assert sum(gateway.balances().values()) == 200_000
+
+    his.call("2207", settle_data(family, 50.00, 20.00, psn_no=small, mdtrt_cert_no=small, mdtrt_id="MD0002"))
+    lost_msgid = f"{his.code}{his.day}090000{his.sequence:04d}"
+    reversal = his.call("2601", {"psn_no": capital, "omsgid": lost_msgid, "oinfno": "2207"})
+    assert reversal["infcode"] == "0", reversal
+    assert sum(gateway.balances().values()) == 200_000
+
+    stay = settle_data(family, 500.00, 40.00, psn_no=small, mdtrt_cert_no=small, med_type="21", mdtrt_id="ZY0009")
+    assert his.call("2303", stay)["infcode"] == "0"
+    discharged = his.call("2304", {**stay, "psn_no": capital, "mdtrt_cert_no": capital})
+    assert discharged["infcode"] == "0", discharged
+    assert sum(gateway.balances().values()) == 200_000 - 4_000

@@ -28,7 +28,7 @@ from services.common.clock import Clock
 from services.gateway.service_layer import refusals as why
 from services.gateway.service_layer.ports import Gongji, GongjiRefused, Hold, Stay, Store
 from services.gateway.service_layer.refusals import Refused
-from services.gateway.wire.envelope import Envelope, sent_at
+from services.gateway.wire.envelope import Envelope, same_person, sent_at
 from shared.china_time import CHINA_STANDARD_TIME
 
 # The payment service refuses an expire_time more than 60 days ahead of its own clock
@@ -62,7 +62,7 @@ class Inpatient:
 
     async def _stay(self, envelope: Envelope, mdtrt_id: str, psn_no: str) -> Stay | None:
         stay = await self._store.stay(envelope.fixmedins_code, mdtrt_id)
-        if stay is not None and stay.psn_no != psn_no:
+        if stay is not None and same_person(stay.psn_no) != psn_no:
             raise Refused(why.SETTLEMENT_MISMATCH, f"mdtrt_id {mdtrt_id} is the stay of another psn_no")
         return stay
 
@@ -195,7 +195,7 @@ class Inpatient:
         """The stay whose live hold the 2303 `msgid` placed (None: none, or its answer was lost and
         the gateway never recorded it); refused when it is another person's."""
         stay = await self._store.stay_held_by(institution_code, msgid)
-        if stay is not None and stay.psn_no != psn_no:
+        if stay is not None and same_person(stay.psn_no) != psn_no:
             raise Refused(why.SETTLEMENT_MISMATCH, f"msgid {msgid} held the stay of another psn_no")
         return stay
 

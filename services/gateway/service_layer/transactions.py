@@ -34,7 +34,7 @@ from services.gateway.service_layer.ports import (
 )
 from services.gateway.service_layer.reconciliation import compare, net_in_gongji, period, totals
 from services.gateway.service_layer.refusals import Refused
-from services.gateway.wire.envelope import Envelope, EnvelopeRefused, amount, input_node, text
+from services.gateway.wire.envelope import Envelope, EnvelopeRefused, amount, id_number, input_node, same_person, text
 from services.gateway.wire.money import fen_to_yuan
 from shared.china_time import CHINA_STANDARD_TIME
 from shared.identity import birth_date
@@ -193,13 +193,12 @@ class Transactions:
         """baseinfo from the binding registry; insuinfo[0].balc the personal account's available
         balance; wltinfo.balc the wallet's (医保钱包), 0.00 when there is none."""
         data = input_node(envelope)
-        id_number = text(data, "certno", required=False, max_length=18) or text(data, "mdtrt_cert_no", max_length=18)
-        found = await self._call(
-            envelope, "binding", "GetInsuredPerson", bapi.GetInsuredPersonRequest(id_number=id_number)
-        )
+        number = id_number(data, "certno", required=False) or id_number(data, "mdtrt_cert_no")
+        asked = bapi.GetInsuredPersonRequest(id_number=number)
+        found = await self._call(envelope, "binding", "GetInsuredPerson", asked)
         person = found.insured_person
-        account = await self._available(envelope, id_number, ppb.ACCOUNT_KIND_PERSONAL_ACCOUNT)
-        wallet = await self._available(envelope, id_number, ppb.ACCOUNT_KIND_WALLET)
+        account = await self._available(envelope, number, ppb.ACCOUNT_KIND_PERSONAL_ACCOUNT)
+        wallet = await self._available(envelope, number, ppb.ACCOUNT_KIND_WALLET)
         employee = person.insurance_type == common.INSURANCE_TYPE_EMPLOYEE
         status = {common.INSURANCE_STATUS_NORMAL: "1", common.INSURANCE_STATUS_SUSPENDED: "2"}
         return {
@@ -298,14 +297,14 @@ class Transactions:
         answer's amounts are the settlement's, negated."""
         data = input_node(envelope)
         setl_id = text(data, "setl_id")
-        psn_no = text(data, "psn_no", max_length=18)
+        psn_no = id_number(data, "psn_no")
         mdtrt_id = text(data, "mdtrt_id", required=False)
         found = await self._store.settlement(envelope.fixmedins_code, setl_id)
         if found is None or found.infno != UNDOES[envelope.infno]:
             raise Refused(
                 why.SETTLEMENT_NOT_FOUND, f"setl_id {setl_id}: no {UNDOES[envelope.infno]} settlement of yours"
             )
-        if found.psn_no != psn_no or (mdtrt_id and found.mdtrt_id != mdtrt_id):
+        if same_person(found.psn_no) != psn_no or (mdtrt_id and found.mdtrt_id != mdtrt_id):
             raise Refused(why.SETTLEMENT_MISMATCH, f"setl_id {setl_id} is not of this psn_no and mdtrt_id")
         now = self._clock.now()
         if found.in_gongji:
@@ -340,7 +339,7 @@ class Transactions:
         """冲正 by omsgid: ReverseRequest(original_request_id=omsgid), whether or not the original
         arrived. One that arrives after its reversal is refused (REQUEST_REVERSED)."""
         data = input_node(envelope)
-        psn_no = text(data, "psn_no", max_length=30)
+        psn_no = id_number(data, "psn_no", max_length=30)
         omsgid = text(data, "omsgid")
         oinfno = text(data, "oinfno", max_length=4)
         if oinfno not in REVERSIBLE:
@@ -354,7 +353,7 @@ class Transactions:
                 f"oinfno {oinfno}: msgid {omsgid} was a {original.infno}",
             )
         earlier = await self._store.settlement_of_msgid(code, omsgid)
-        if earlier is not None and earlier.psn_no != psn_no:
+        if earlier is not None and same_person(earlier.psn_no) != psn_no:
             raise Refused(why.SETTLEMENT_MISMATCH, f"msgid {omsgid} was not a bill of this psn_no")
         held = await self._inpatient.hold_of(code, omsgid, psn_no) if oinfno == "2303" else None
         request = papi.ReverseRequestRequest(request_id=envelope.msgid, original_request_id=omsgid, reason="2601")
@@ -452,13 +451,13 @@ class Transactions:
 
     def _charge(self, envelope: Envelope) -> Charge:
         data = input_node(envelope)
-        psn_no = text(data, "psn_no", max_length=18)
+        psn_no = id_number(data, "psn_no")
         cert_type = text(data, "mdtrt_cert_type", max_length=2)
         if cert_type not in CREDENTIALS:
             raise Refused(
                 why.FIELD_INVALID, f"mdtrt_cert_type: {cert_type!r}; use 01 (e-credential), 02 (ID) or 03 (card)"
             )
-        holder = text(data, "mdtrt_cert_no", max_length=18)
+        holder = id_number(data, "mdtrt_cert_no")
         medfee = amount(data, "medfee_sumamt")
         given_part = data.get("psn_part_amt") is not None
         given_fund = data.get("fund_pay_sumamt") is not None

@@ -211,6 +211,17 @@ def text(node: dict[str, Any], key: str, *, required: bool = True, max_length: i
     return found
 
 
+def id_number(node: dict[str, Any], key: str, *, required: bool = True, max_length: int = 18) -> str:
+    """An ID number field (``psn_no``, ``certno``, ``mdtrt_cert_no``) as ``text``, with a small
+    x check character made the capital X of GB 11643, so one person is one number in every message."""
+    return same_person(text(node, key, required=required, max_length=max_length))
+
+
+def same_person(number: str) -> str:
+    """An ID number with its check character in the capital GB 11643 writes (x → X)."""
+    return number[:-1] + "X" if number.endswith("x") else number
+
+
 def amount(node: dict[str, Any], key: str, *, default: int | None = None, allow_negative: bool = False) -> int:
     """An amount field of a node in fen (money.yuan_to_fen); absent or null is ``default`` if
     given, else refused. Refusals are EnvelopeRefused ``INVALID_AMOUNT`` naming the field."""
