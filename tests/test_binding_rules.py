@@ -414,6 +414,21 @@ def test_the_beneficiary_may_leave_but_a_stranger_may_not_end_the_binding(family
     assert left.end_reason == bpb.END_REASON_BENEFICIARY_REQUEST
 
 
+def test_a_grantor_and_a_beneficiary_whose_id_numbers_end_in_x_may_end_a_binding_typing_a_small_x(family):
+    """GB 11643's check character X is one character in either case, as everywhere else gongji
+    reads an ID number: a party naming himself with a small x is still the binding's party."""
+    numbers = (make_id_number("110101", "19800101", sequence) for sequence in range(100))
+    grantor_number, child_number = [n for n in numbers if n.endswith("X")][:2]
+    grantor = person(grantor_number, "王建新")
+    child = person(child_number, "王小新", insurance_type=common.INSURANCE_TYPE_RESIDENT, has_personal_account=False)
+    for who in (grantor, child):
+        family.stub.UpsertInsuredPerson(bapi.UpsertInsuredPersonRequest(request_id=request_id(), insured_person=who))
+    for actor, number in ((bpb.ACTOR_GRANTOR, grantor_number), (bpb.ACTOR_BENEFICIARY, child_number)):
+        binding = family.stub.CreateBinding(binding_request(grantor, child)).binding
+        ended = family.stub.EndBinding(end_request(binding, actor, number[:-1] + "x")).binding
+        assert (ended.state, ended.ended_by) == (bpb.BINDING_STATE_ENDED, actor)
+
+
 @pytest.mark.parametrize("actor_id", ["", "   "], ids=["empty", "spaces"])
 @pytest.mark.parametrize("actor", [bpb.ACTOR_GRANTOR, bpb.ACTOR_BENEFICIARY], ids=["grantor", "beneficiary"])
 def test_a_grantor_or_beneficiary_ending_a_binding_without_an_actor_id_is_told_to_send_it_and_may_retry_with_it(

@@ -171,6 +171,8 @@ class BindingServicer(api_grpc.BindingServiceServicer):
                 f"send the {actor.value.lower()}'s ID number",
                 field="actor_id",
             )
+        if actor in (Actor.GRANTOR, Actor.BENEFICIARY):
+            actor_id = validate_id_number(actor_id, "actor_id")  # the party's ID number, a small x made X
         comment = text_field(request.comment, "comment", 1000)
 
         def run(uow: BindingUnitOfWork) -> api.EndBindingResponse:
