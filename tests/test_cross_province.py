@@ -27,21 +27,21 @@ from tests.test_binding_rules import put_policy
 from tests.test_payment_concurrency import TIMEOUT, race
 
 PILOTS = ["32", "62"]
-NANJING, LANZHOU = "320100", "620100"
+NANJING, LANZHOU, CHENGDU = "320100", "620100", "510100"
 HOSPITAL = "H320100-001"
 
 
 class CrossFamily:
     """A child and mother insured in Nanjing (node east), the father in Lanzhou (node west)."""
 
-    def __init__(self, nodes, mother_fen: int = 10_000, father_fen: int = 100_000) -> None:
+    def __init__(self, nodes, mother_fen: int = 10_000, father_fen: int = 100_000, pilots: list[str] = PILOTS) -> None:
         self.nodes = nodes
         self.binding = nodes.east.binding.stub
         self.clock = nodes.east.binding.clock
-        for province in ("320000", "620000"):
+        for province in (f"{pilot}0000" for pilot in pilots):
             put_policy(
                 self.binding, self.clock, province,
-                geographic_scope=bpb.GEOGRAPHIC_SCOPE_CROSS_PROVINCE, cross_province_provinces=PILOTS,
+                geographic_scope=bpb.GEOGRAPHIC_SCOPE_CROSS_PROVINCE, cross_province_provinces=pilots,
                 allowed_uses=[
                     common.USE_CATEGORY_OUTPATIENT, common.USE_CATEGORY_PHARMACY,
                     common.USE_CATEGORY_RESIDENT_CONTRIBUTION,
@@ -333,6 +333,44 @@ def test_an_undo_of_a_cross_node_settlement_gives_every_leg_back_and_clears_to_z
     assert family.balance(family.nodes.west.stub, family.father).balance_fen == 100_000
     assert family.balance(family.nodes.east.stub, family.mother).balance_fen == 10_000
     assert family.clearing(family.nodes.east.stub) == []
+    family.assert_books_close()
+
+
+def with_grandfather_in_chengdu(two_nodes, fen: int) -> tuple[CrossFamily, bpb.InsuredPerson]:
+    """The family with the father in Lanzhou (62) holding 100 yuan and the mother 1 fen, and the
+    grandfather in Chengdu (51) holding `fen`: node west keeps both their provinces."""
+    family = CrossFamily(two_nodes, mother_fen=1, father_fen=10_000, pilots=["32", "62", "51"])
+    grandfather = family.register("王爷爷", CHENGDU)
+    pending = family.binding.CreateBinding(
+        binding_request(grandfather, family.child, relationship=common.RELATIONSHIP_PATERNAL_GRANDCHILD)
+    ).binding
+    family.binding.ReviewBinding(
+        bapi.ReviewBindingRequest(
+            request_id=request_id(), binding_id=pending.binding_id, decision=bapi.REVIEW_DECISION_APPROVE,
+            operator_id="op-7",
+        )
+    )  # fmt: skip
+    family.credit(two_nodes.west.stub, grandfather, CHENGDU, fen)
+    return family, grandfather
+
+
+def test_grantors_in_two_provinces_kept_by_one_other_node_pay_one_bill_and_an_undo_gives_both_back(two_nodes):
+    """Node west holds, captures and refunds both legs of the one settlement."""
+    family, grandfather = with_grandfather_in_chengdu(two_nodes, 100_000)
+    east, west = two_nodes.east.stub, two_nodes.west.stub
+
+    paid = east.Settle(papi.SettleRequest(request_id=request_id(), bill=family.bill(30_000))).settlement
+    assert paid.state == ppb.SETTLEMENT_STATE_CAPTURED
+    assert [leg.amount_fen for leg in paid.legs] == [1, 10_000, 19_999]
+    assert family.balance(west, family.father).balance_fen == 0
+    assert family.balance(west, grandfather).balance_fen == 80_001
+    assert family.clearing(east) == [("51", "32", 19_999), ("62", "32", 10_000)]
+    family.assert_books_close()
+
+    east.RefundSettlement(papi.RefundSettlementRequest(request_id=request_id(), settlement_id=paid.settlement_id))
+    assert family.balance(west, family.father).balance_fen == 10_000
+    assert family.balance(west, grandfather).balance_fen == 100_000
+    assert family.clearing(east) == []
     family.assert_books_close()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -19,7 +20,7 @@ from services.common.converters import datetime_to_timestamp
 from services.payment.verification import stand_in_token
 from tests.helpers import binding_request, make_id_number, person, refusal_of, request_id
 from tests.restartable_nodes import Restartable, restartable_nodes
-from tests.test_cross_province import NANJING, CrossFamily, at_noon, family
+from tests.test_cross_province import NANJING, CrossFamily, at_noon, family, with_grandfather_in_chengdu
 
 __all__ = ["family"]  # the fixture
 
@@ -71,6 +72,33 @@ def test_an_undo_decided_before_a_down_node_got_the_commit_is_delivered_once_it_
     father = family.balance(west, family.father)
     assert (father.balance_fen, father.held_fen) == (100_000, 0)
     assert saga_state(nodes, held.settlement_id) == "REFUNDED"
+
+
+def test_a_node_keeping_two_provinces_of_a_settlement_captures_both_its_legs_when_it_asks_the_outcome_itself(nodes):
+    """West holds an authorisation's legs of the father (Lanzhou, 62) and the grandfather (Chengdu,
+    51). East captures it while west is down, and its recovery is off. West, back after its holds
+    expired, asks east the outcome of each province's legs and captures both, as east decided."""
+    nodes.stop("east")
+    nodes.settings["east"] = replace(nodes.settings["east"], sweep_interval=0)
+    nodes.start("east")
+    family, grandfather = with_grandfather_in_chengdu(nodes, 100_000)
+    east, west = nodes.east.stub, nodes.west.stub
+    authorize = papi.AuthorizeSettlementRequest(request_id=request_id(), bill=family.bill(30_000))
+    authorize.expire_time.CopyFrom(datetime_to_timestamp(family.clock.now() + timedelta(hours=1)))
+    held = east.AuthorizeSettlement(authorize).settlement
+    assert [family.balance(west, who).held_fen for who in (family.father, grandfather)] == [10_000, 19_999]
+    nodes.stop("west")
+    east.CaptureSettlement(
+        papi.CaptureSettlementRequest(request_id=request_id(), settlement_id=held.settlement_id, amount_fen=30_000),
+        timeout=30,
+    )
+    family.clock.advance(timedelta(days=1))
+    nodes.start("west")
+    until(lambda: family.balance(west, grandfather).held_fen == 0, family.clock)
+    father, grandfather_now = (family.balance(west, who) for who in (family.father, grandfather))
+    assert (father.balance_fen, father.held_fen) == (0, 0)
+    assert (grandfather_now.balance_fen, grandfather_now.held_fen) == (80_001, 0)
+    assert all(stub.CheckLedger(papi.CheckLedgerRequest()).balanced for stub in (east, west))
 
 
 def pending_transfers_to_unactivated_wallets(nodes: Restartable, family: CrossFamily, count: int) -> None:

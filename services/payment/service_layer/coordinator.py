@@ -232,10 +232,10 @@ class Coordinator:
             results = await asyncio.gather(
                 *(
                     self._client.prepare(
-                        self._routing.owner_of_province(province), transaction_id, coordinator_province, bill, legs,
+                        peer, transaction_id, coordinator_province, bill, legs,
                         [grant_of[leg["binding_id"]] for leg in legs], expire_time + self._grace, up_to=True,
                     )
-                    for province, legs in participants.items()
+                    for peer, _, legs in self._by_node(participants)
                 ),
                 return_exceptions=True,
             )  # fmt: skip
@@ -315,13 +315,28 @@ class Coordinator:
             return
         await self._tell(coordination.decision_of(txn))
 
+    def _by_node(
+        self, participants: dict[str, list[dict[str, Any]]]
+    ) -> list[tuple[Node, list[str], list[dict[str, Any]]]]:
+        """Each other node with the provinces of its own that a saga has legs in, and those legs.
+        A node keeps one record per transaction whatever province its payers live in, and each step
+        (hold, capture, release, refund) applies to that whole record: so a node is sent every step
+        once, with all its legs, never once per province."""
+        groups: dict[str, tuple[Node, list[str], list[dict[str, Any]]]] = {}
+        for province, legs in participants.items():
+            peer = self._routing.owner_of_province(province)
+            _, provinces, all_legs = groups.setdefault(peer.name, (peer, [], []))
+            provinces.append(province)
+            all_legs.extend(legs)
+        return [(peer, provinces, sorted(legs, key=lambda leg: int(leg["leg_no"])))
+                for peer, provinces, legs in groups.values()]  # fmt: skip
+
     async def _tell(self, txn: coordination.Decision) -> None:
         transaction_id = txn.transaction_id
         acknowledged = list(txn.acknowledged)
-        for province, legs in txn.participants.items():
-            if province in txn.acknowledged:
+        for peer, provinces, legs in self._by_node(txn.participants):
+            if set(provinces) <= set(txn.acknowledged):
                 continue
-            peer = self._routing.owner_of_province(province)
             try:
                 if txn.kind == "TRANSFER":
                     leg = legs[0]
@@ -354,7 +369,7 @@ class Coordinator:
                     statement_by_statement=True,
                 )
                 continue
-            acknowledged.append(province)
+            acknowledged += [province for province in provinces if province not in acknowledged]
             # A settlement's acknowledgement is one conditional UPDATE; a transfer's completes it too.
             await self._run.transact(
                 lambda uow, so_far=tuple(acknowledged): self._note(uow, txn, list(so_far)),
@@ -416,14 +431,16 @@ class Coordinator:
             await self._write(lambda uow, t=transaction_id: coordination.abandon(uow, t, self._clock.now()))
         for transaction_id in {*orphans, *pending}:
             await self.finish(transaction_id)
-        expired = await self._run.query(lambda uow: participant.expired_with_province(uow, now, 100))
-        for txn, province in expired:
+        expired = await self._run.query(lambda uow: participant.expired_with_provinces(uow, now, 100))
+        for txn, provinces in expired:
             peer = self._routing.owner_of_province(txn.coordinator_province)
             try:
-                found = await self._client.outcome(peer, txn.transaction_id, province)
+                # The coordinator tells each province's legs apart: asked for every one held here.
+                found = [await self._client.outcome(peer, txn.transaction_id, p) for p in provinces]
             except DomainError:
                 continue  # in doubt: keep holding until the coordinator answers
-            outcome, captures = found.state, found.captures
+            outcome = found[0].state if len({f.state for f in found}) == 1 else "PENDING"
+            captures = {leg_no: fen for f in found for leg_no, fen in f.captures.items()}
             if outcome == "COMMITTED":
                 await self._write(
                     lambda uow, t=txn, c=captures: participant.commit(uow, t.transaction_id, c, self._clock.now())

@@ -491,12 +491,14 @@ def _refuse_another_transfer(
         )
 
 
-def expired_with_province(
+def expired_with_provinces(
     uow: PaymentUnitOfWork, now: datetime, limit: int
-) -> list[tuple[ParticipantTransaction, str]]:
-    """Prepared transactions past their expiry, with the province their payers live in."""
+) -> list[tuple[ParticipantTransaction, list[str]]]:
+    """Prepared transactions past their expiry, with the provinces their payers live in (one
+    node may keep several; [""] for a transaction that holds nothing here)."""
     found = []
     for txn in uow.participants.expired_prepared(now, limit):
-        account = uow.accounts.get(txn.legs[0].account_id) if txn.legs else None
-        found.append((txn, province_of(account.admdvs) if account else ""))
+        accounts = (uow.accounts.get(leg.account_id) for leg in txn.legs)
+        provinces = sorted({province_of(account.admdvs) for account in accounts if account})
+        found.append((txn, provinces or [""]))
     return found
