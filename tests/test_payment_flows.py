@@ -23,7 +23,7 @@ from services.common.interceptors import RpcFailure
 from services.common.runner import UseCaseRunner
 from services.payment.entrypoints import converters as convert
 from services.payment.routing import RoutingTable
-from services.payment.service_layer import accounts, suspensions, wallets
+from services.payment.service_layer import accounts, coordination, suspensions, wallets
 from services.payment.service_layer.binding_directory import (
     AskEveryTime,
     BoundPair,
@@ -396,3 +396,48 @@ def test_a_transfer_keeps_to_the_daily_limit_the_binding_service_gives(flows):
         uow.commit()
     assert flows.transfer(1_000).transfer.amount_fen == 1_000
     assert refusal_reason(lambda: flows.transfer(1_000)) == "TRANSFER_LIMIT_REACHED"
+
+
+class RecordingPeer:
+    """The payment node of Shanghai (31), answering every phase it is sent and noting it."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+
+    async def abort(self, peer: Any, transaction_id: str, coordinator_province: str) -> None:
+        self.sent.append(("abort", transaction_id))
+
+    async def commit(self, peer: Any, transaction_id: str, captures: dict[int, int]) -> None:
+        self.sent.append(("commit", transaction_id))
+
+    async def refund(self, peer: Any, transaction_id: str) -> None:
+        self.sent.append(("refund", transaction_id))
+
+
+def test_sagas_stamped_before_the_clock_was_stepped_back_are_finished_at_the_next_recovery_pass(flows):
+    """NTP steps the node's clock back two hours. An undo decided before the step, not yet sent to
+    the other node, is sent at the next pass; an intent a crash left before the step is aborted
+    there, not two hours later: the other node's holds must not wait for the clock to catch up."""
+    nodes = {"here": {"address": "", "provinces": sorted(PROVINCES - {"31"})}, "shanghai": {"address": "",
+             "provinces": ["31"]}}  # fmt: skip
+    peer = RecordingPeer()
+    lease = timedelta(seconds=30)
+    routing = RoutingTable.from_dict({"nodes": nodes}, "here")
+    coordinator = Coordinator(flows.runner, routing, peer, flows.clock, lease=lease)  # type: ignore[arg-type]
+    held = {"31": [{"leg_no": 1, "payer_id_number": FATHER, "binding_id": "binding-f", "amount_fen": 500,
+                    "captured_fen": 500}]}  # fmt: skip
+    now = flows.clock.now()
+
+    def sagas(uow: PaymentUnitOfWork) -> None:
+        for saga in ("orphaned", "undone"):
+            coordination.begin(uow, saga, "SETTLEMENT", held, "32", CHILD, "H320100-001", now + timedelta(days=1), now)
+        assert uow.node_transactions.leave_preparing("undone", coordination.REFUNDING, held, now)
+
+    asyncio.run(flows.runner.transact(sagas))
+    flows.clock.advance(timedelta(hours=-2))
+    asyncio.run(coordinator.recover_once())
+    assert sorted(peer.sent) == [("abort", "orphaned"), ("commit", "undone"), ("refund", "undone")]
+    states = asyncio.run(
+        flows.runner.query(lambda uow: [uow.node_transactions.get(s).state for s in ("orphaned", "undone")])
+    )
+    assert states == [coordination.ABORTED, coordination.REFUNDED]

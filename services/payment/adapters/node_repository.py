@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select, text, update
+from sqlalchemy import Connection, bindparam, func, insert, or_, select, text, update
 
 from services.common.database import conflict_aware_insert
 from services.common.write_batch import WriteBatch, inserting, updating
@@ -135,14 +135,16 @@ class NodeTransactionLog:
             .values(update_time=now)
         )
 
-    def unfinished(self, states: list[str], updated_before: datetime, limit: int) -> list[str]:
+    def unfinished(self, states: list[str], limit: int, idle: tuple[datetime, datetime] | None = None) -> list[str]:
+        """Sagas in `states`, the longest untouched first; with `idle` (since, unless_after), only
+        those last touched at or before `since` or after `unless_after` (stamped by a clock that
+        has since been stepped back)."""
         table = orm.node_transactions
-        rows = self._connection.execute(
-            select(table.c.transaction_id)
-            .where(table.c.state.in_(states), table.c.update_time <= updated_before)
-            .order_by(table.c.update_time)
-            .limit(limit)
-        )
+        query = select(table.c.transaction_id).where(table.c.state.in_(states))
+        if idle is not None:
+            since, unless_after = idle
+            query = query.where(or_(table.c.update_time <= since, table.c.update_time > unless_after))
+        rows = self._connection.execute(query.order_by(table.c.update_time).limit(limit))
         return [row.transaction_id for row in rows]
 
 

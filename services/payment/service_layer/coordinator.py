@@ -422,8 +422,14 @@ class Coordinator:
         now = self._clock.now()
 
         def stale(uow: PaymentUnitOfWork) -> tuple[list[str], list[str]]:
-            orphans = uow.node_transactions.unfinished([coordination.PREPARING], now - self._lease, 100)
-            pending = uow.node_transactions.unfinished(coordination.UNFINISHED, now, 100)
+            # Times stamped by this node's clock, which may have been stepped back since (NTP): a
+            # decided saga is retried however recently it seems to have been tried, and an intent
+            # stamped more than a lease ahead of now is as stale as one a lease old. Abandoning a
+            # request still running is safe: it then fails retryably (coordination.record).
+            orphans = uow.node_transactions.unfinished(
+                [coordination.PREPARING], 100, idle=(now - self._lease, now + self._lease)
+            )
+            pending = uow.node_transactions.unfinished(coordination.UNFINISHED, 100)
             return orphans, pending
 
         orphans, pending = await self._run.query(stale)
