@@ -441,3 +441,30 @@ def test_sagas_stamped_before_the_clock_was_stepped_back_are_finished_at_the_nex
         flows.runner.query(lambda uow: [uow.node_transactions.get(s).state for s in ("orphaned", "undone")])
     )
     assert states == [coordination.ABORTED, coordination.REFUNDED]
+
+
+def test_a_saga_whose_province_no_node_keeps_any_more_does_not_stop_recovery_of_the_others(flows):
+    """The routing file was changed and no node keeps Anhui (34) any more: its saga cannot be
+    finished until it is routed again, but an undo to Shanghai's node is still delivered."""
+    nodes = {"here": {"address": "", "provinces": sorted(PROVINCES - {"31", "34"})}, "shanghai": {"address": "",
+             "provinces": ["31"]}}  # fmt: skip
+    peer = RecordingPeer()
+    routing = RoutingTable.from_dict({"nodes": nodes}, "here")
+    coordinator = Coordinator(flows.runner, routing, peer, flows.clock)  # type: ignore[arg-type]
+    leg = {"leg_no": 1, "payer_id_number": FATHER, "binding_id": "binding-f", "amount_fen": 500, "captured_fen": 500}
+    now = flows.clock.now()
+
+    def sagas(uow: PaymentUnitOfWork) -> None:
+        for saga, province in (("unroutable", "34"), ("undone", "31")):
+            coordination.begin(uow, saga, "SETTLEMENT", {province: [leg]}, "32", CHILD, "H320100-001",
+                               now + timedelta(days=1), now)  # fmt: skip
+            assert uow.node_transactions.leave_preparing(saga, coordination.REFUNDING, {province: [leg]}, now)
+
+    asyncio.run(flows.runner.transact(sagas))
+    flows.clock.advance(timedelta(seconds=1))
+    asyncio.run(coordinator.recover_once())
+    assert sorted(peer.sent) == [("commit", "undone"), ("refund", "undone")]
+    states = asyncio.run(
+        flows.runner.query(lambda uow: [uow.node_transactions.get(s).state for s in ("unroutable", "undone")])
+    )
+    assert states == [coordination.REFUNDING, coordination.REFUNDED]

@@ -334,7 +334,13 @@ class Coordinator:
     async def _tell(self, txn: coordination.Decision) -> None:
         transaction_id = txn.transaction_id
         acknowledged = list(txn.acknowledged)
-        for peer, provinces, legs in self._by_node(txn.participants):
+        try:
+            nodes = self._by_node(txn.participants)
+        except DomainError as error:  # a province the routing file no longer gives any node
+            log.warning("saga %s: %s: %s; will retry", transaction_id, txn.state, error.reason.value)
+            await self._to_the_back(transaction_id, txn.state)
+            return
+        for peer, provinces, legs in nodes:
             if set(provinces) <= set(txn.acknowledged):
                 continue
             try:
@@ -362,12 +368,7 @@ class Coordinator:
                 log.warning(
                     "saga %s: %s on %s: %s; will retry", transaction_id, txn.state, peer.name, error.reason.value
                 )
-                # To the back of recovery's queue, which reads the longest untouched first: sagas a
-                # node keeps refusing would otherwise fill every pass and starve the rest.
-                await self._run.transact(
-                    lambda uow: uow.node_transactions.touch(transaction_id, txn.state, self._clock.now()),
-                    statement_by_statement=True,
-                )
+                await self._to_the_back(transaction_id, txn.state)
                 continue
             acknowledged += [province for province in provinces if province not in acknowledged]
             # A settlement's acknowledgement is one conditional UPDATE; a transfer's completes it too.
@@ -375,6 +376,14 @@ class Coordinator:
                 lambda uow, so_far=tuple(acknowledged): self._note(uow, txn, list(so_far)),
                 statement_by_statement=txn.kind != "TRANSFER",
             )
+
+    async def _to_the_back(self, transaction_id: str, phase: str) -> None:
+        """To the back of recovery's queue, which reads the longest untouched first: sagas a node
+        keeps refusing would otherwise fill every pass and starve the rest."""
+        await self._run.transact(
+            lambda uow: uow.node_transactions.touch(transaction_id, phase, self._clock.now()),
+            statement_by_statement=True,
+        )
 
     def _note(self, uow: PaymentUnitOfWork, txn: coordination.Decision, acknowledged: list[str]) -> None:
         """The participants that applied the decided phase; a wallet transfer whose credit is
@@ -397,14 +406,14 @@ class Coordinator:
         for row in pending:
             if now < wallets.unaccepted_refund_time(row.create_time):
                 continue
-            peer = self._routing.owner_of_province(row.target_province)
             try:
+                peer = self._routing.owner_of_province(row.target_province)
                 credited = await self._client.decline_wallet_credit(
                     peer, row.transfer_id, row.beneficiary_id_number, row.amount_fen, row.source_province
                 )
             except DomainError as error:
-                log.warning("transfer %s is due for refund but %s did not answer: %s", row.transfer_id, peer.name,
-                            error.reason.value)  # fmt: skip
+                log.warning("transfer %s is due for refund but province %s's node did not answer: %s",
+                            row.transfer_id, row.target_province, error.reason.value)  # fmt: skip
                 continue
             if credited:
                 await self.finish(row.transfer_id)
@@ -439,8 +448,8 @@ class Coordinator:
             await self.finish(transaction_id)
         expired = await self._run.query(lambda uow: participant.expired_with_provinces(uow, now, 100))
         for txn, provinces in expired:
-            peer = self._routing.owner_of_province(txn.coordinator_province)
             try:
+                peer = self._routing.owner_of_province(txn.coordinator_province)
                 # The coordinator tells each province's legs apart: asked for every one held here.
                 found = [await self._client.outcome(peer, txn.transaction_id, p) for p in provinces]
             except DomainError:
