@@ -3,6 +3,8 @@ it declares, and that every step is idempotent by its transaction id."""
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from datetime import timedelta
 
 import grpc
@@ -14,6 +16,8 @@ from gongji.node.v1 import node_service_pb2 as node
 from gongji.payment.v1 import payment_pb2 as ppb
 from gongji.payment.v1 import payment_service_pb2 as papi
 from services.common.converters import datetime_to_timestamp
+from services.payment.adapters.node_repository import ParticipantLog
+from services.payment.service_layer import participant
 from tests.helpers import refusal_of, request_id
 from tests.test_cross_province import CrossFamily, at_noon, transfer
 
@@ -114,6 +118,38 @@ def test_an_abort_that_arrives_before_its_prepare_makes_the_late_prepare_fail(tw
     with pytest.raises(grpc.RpcError) as raised:
         west.PrepareLegs(prepare_request(family, "txn-late", 30_000))
     assert refusal_of(raised.value).code == grpc.StatusCode.FAILED_PRECONDITION
+    assert held(family) == (100_000, 0)
+
+
+def test_an_abort_that_crosses_its_prepare_releases_the_hold_and_answers_ok(two_nodes, west, monkeypatch):
+    """The coordinator gave up waiting for a slow prepare and aborts: the abort finds no record
+    and marks the transaction aborted, but the prepare's record is committed first. The abort is
+    applied all the same (the hold released), not answered INTERNAL. (Where the database lets no
+    prepare commit meanwhile, the prepare is refused instead.)"""
+    family = CrossFamily(two_nodes)
+    read, prepared, add = threading.Event(), threading.Event(), ParticipantLog.add
+
+    def add_once_the_prepare_committed(self, txn, now):
+        if txn.state == participant.ABORTED and not read.is_set():
+            read.set()
+            prepared.wait(3)
+        return add(self, txn, now)
+
+    monkeypatch.setattr(ParticipantLog, "add", add_once_the_prepare_committed)
+    answers: list[object] = []
+    request = node.AbortLegsRequest(transaction_id="txn-crossed", coordinator_province="32")
+    other_channel = two_nodes.west.node_stub("east")
+    aborting = threading.Thread(target=lambda: answers.append(other_channel.AbortLegs(request, timeout=20)))
+    aborting.start()
+    try:
+        assert read.wait(10)
+        with contextlib.suppress(grpc.RpcError):  # refused only where it could not commit first
+            west.PrepareLegs(prepare_request(family, "txn-crossed", 30_000), timeout=20)
+    finally:
+        prepared.set()
+        aborting.join(20)
+        other_channel.close()
+    assert [answer.applied for answer in answers] == [True]
     assert held(family) == (100_000, 0)
 
 

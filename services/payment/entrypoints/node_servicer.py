@@ -188,9 +188,7 @@ class PaymentNodeServicer(node_grpc.PaymentNodeServiceServicer):
     ) -> node.AbortLegsResponse:
         transaction_id = _transaction_id(request.transaction_id)
         province = validate_province(request.coordinator_province, "coordinator_province")
-        applied = await self._run.transact(
-            lambda uow: participant.abort(uow, transaction_id, province, self._clock.now())
-        )
+        applied = await peer_claims.abort(self._run, self._clock, transaction_id, province)
         return node.AbortLegsResponse(applied=applied)
 
     async def RefundLegs(

@@ -101,6 +101,23 @@ async def prepare_on_own_grants(
     return await on_current_payers(directory, attempt)
 
 
+async def abort(
+    runner: UseCaseRunner[PaymentUnitOfWork], clock: Clock, transaction_id: str, coordinator_province: str
+) -> bool:
+    """Releases what a transaction holds here (participant.abort). A coordinator that gave up
+    waiting for a prepare aborts while that prepare may still run here: the abort then finds no
+    record and marks the transaction aborted, and if the prepare's record is committed first, the
+    mark conflicts with it. The abort is run again then, and releases what the prepare held."""
+
+    def run(uow: PaymentUnitOfWork) -> bool:
+        return participant.abort(uow, transaction_id, coordinator_province, clock.now())
+
+    try:
+        return await runner.transact(run)
+    except IntegrityError:
+        return await runner.transact(run)
+
+
 @dataclass(frozen=True)
 class TransferClaim:
     """A wallet credit another node asks for."""
