@@ -11,7 +11,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from services.common.database import default_database_url, migrate
+from services.common.database import DatabaseSettingError, default_database_url, migrate
 from services.common.logs import configure_logging, set_log_identity
 from services.common.security.transport import TlsFiles, TransportError
 from services.serving import SERVICES, UsageError, add_log_level_argument, add_serve_command, add_tls_arguments
@@ -38,7 +38,11 @@ def _certs_init(args: argparse.Namespace) -> int:
 
 def _migrate(args: argparse.Namespace) -> int:
     set_log_identity(args.service, process_wide=True)
-    migrate(args.service, args.database or default_database_url(args.service), args.revision)
+    try:
+        migrate(args.service, args.database or default_database_url(args.service), args.revision)
+    except DatabaseSettingError as error:
+        print(f"gongji migrate {args.service}: {error}", file=sys.stderr)
+        return 2
     print(f"{args.service} database is at revision {args.revision}")
     return 0
 

@@ -9,9 +9,10 @@ import sys
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 
 from services.common.database import downgrade, migrate, normalise_url
+from shared.principals import BINDING_SERVICE
 from tests.conftest import METADATA
 
 
@@ -47,6 +48,51 @@ def test_gongji_migrate_is_safe_to_run_twice(tmp_path):
         result = subprocess.run(command, capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stderr
         assert "binding database is at revision head" in result.stdout
+
+
+def gongji(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "services.cli", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_a_database_a_newer_gongji_migrated_stops_migrate_and_serve_with_one_line_saying_so(databases, pki):
+    url = databases.url("binding")
+    migrate("binding", url)
+    engine = create_engine(normalise_url(url))
+    with engine.begin() as connection:
+        head = connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
+        connection.execute(text("UPDATE alembic_version SET version_num = '0099'"))
+    try:
+        for result in (
+            gongji("migrate", "binding", "--database", url),
+            gongji("serve", "binding", "--address", "127.0.0.1:0", "--database", url, *pki.args(BINDING_SERVICE)),
+        ):
+            assert result.returncode == 2
+            assert "Traceback" not in result.stderr
+            assert "'0099'" in result.stderr and "a newer gongji migrated the database" in result.stderr
+    finally:  # the run's PostgreSQL database serves the tests after this one
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE alembic_version SET version_num = :head"), {"head": head})
+        engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("mysql://root:secret@127.0.0.1/gongji", "gongji runs on sqlite:///FILE or postgresql://"),
+        ("not a url", "does not parse"),
+        ("postgresql://postgres:secret@127.0.0.1:1/gongji", "Connection refused"),
+        ("sqlite:////no/such/directory/b.db", "unable to open database file"),
+    ],
+)
+def test_a_database_that_cannot_be_used_stops_migrate_and_serve_with_one_line_and_no_password(url, said, pki):
+    for result in (
+        gongji("migrate", "binding", "--database", url),
+        gongji("serve", "binding", "--address", "127.0.0.1:0", "--database", url, *pki.args(BINDING_SERVICE)),
+    ):
+        assert result.returncode == 2
+        assert "Traceback" not in result.stderr
+        assert said in result.stderr
+        assert "secret" not in result.stderr
 
 
 def test_settlements_from_before_one_step_was_recorded_are_told_apart_by_their_times(databases):

@@ -12,13 +12,15 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.util import CommandError
 from sqlalchemy import Engine, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
 from services.common.deadlines import past_deadline, remaining_milliseconds
 from shared.errors import DomainError, Reason
+from shared.privacy import scrub
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +54,35 @@ def default_database_url(service: str) -> str:
     return os.environ.get(DATABASE_URL_ENV) or f"sqlite:///gongji-{service}.db"
 
 
-def normalise_url(url: str) -> str:
-    """Lets operators write postgresql:// and still get the psycopg 3 driver."""
-    parsed = make_url(url)
+class DatabaseSettingError(ValueError):
+    """A database that cannot be used as given (a URL of another kind, a server that does not
+    answer, a schema this version does not know); the message says what to change."""
+
+
+# The drivers gongji ships with: SQLite's, and psycopg 3 for PostgreSQL.
+_DRIVERS = ("sqlite", "sqlite+pysqlite", "postgresql+psycopg")
+_URL_FORMS = "sqlite:///FILE or postgresql://USER@HOST:PORT/DATABASE"
+
+
+def _parsed_url(url: str) -> URL:
+    """The URL with the psycopg 3 driver for postgresql:// (and postgres://); one of another kind
+    is a DatabaseSettingError, so it stops the start with a line, not a driver's import error."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise DatabaseSettingError(f"the database URL does not parse: give {_URL_FORMS}") from None
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
-    return parsed.render_as_string(hide_password=False)
+    if parsed.drivername not in _DRIVERS:
+        raise DatabaseSettingError(
+            f"database URL {parsed.render_as_string(hide_password=True)}: gongji runs on {_URL_FORMS}"
+        )
+    return parsed
+
+
+def normalise_url(url: str) -> str:
+    """Lets operators write postgresql:// and still get the psycopg 3 driver."""
+    return _parsed_url(url).render_as_string(hide_password=False)
 
 
 def create_database_engine(url: str, pool_size: int = 16) -> Engine:
@@ -194,9 +219,28 @@ def alembic_config(service: str, url: str) -> Config:
 
 
 def migrate(service: str, url: str, revision: str = "head") -> None:
-    """Brings a service's database to `revision`; safe to run on every start."""
+    """Brings a service's database to `revision`; safe to run on every start. A database that
+    does not answer, or is at a revision this version does not know, is a DatabaseSettingError."""
+    _parsed_url(url)
+    shown = make_url(url).render_as_string(hide_password=True)
     log.info("migrating %s database to %s", service, revision)
-    command.upgrade(alembic_config(service, url), revision)
+    try:
+        command.upgrade(alembic_config(service, url), revision)
+    except CommandError as error:
+        raise DatabaseSettingError(
+            f"cannot migrate the {service} database {shown} to {revision}: {error}. A revision this "
+            "version does not know means a newer gongji migrated the database: run that version"
+        ) from None
+    except SQLAlchemyError as error:
+        raise DatabaseSettingError(f"cannot use the {service} database {shown}: {_headline(error)}") from None
+
+
+def _headline(error: SQLAlchemyError) -> str:
+    """The driver's message, its first line only (PostgreSQL's DETAIL, which may quote a row,
+    follows on the next), masked like the logs."""
+    cause = getattr(error, "orig", None) or error
+    lines = str(cause).strip().splitlines()
+    return scrub(f"{type(cause).__name__}: {lines[0] if lines else ''}")
 
 
 def downgrade(service: str, url: str, revision: str = "base") -> None:
