@@ -187,6 +187,63 @@ def test_a_service_refuses_a_certificate_of_another_principal(tmp_path, pki):
     )
 
 
+def _expired_binding_certificate(pki, directory: Path) -> tuple[Path, Path]:
+    """A certificate of the binding service that the run's CA signed and that expired yesterday."""
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    authority = x509.load_pem_x509_certificate(pki.ca_file.read_bytes())
+    signer = serialization.load_pem_private_key((pki.directory / "ca.key").read_bytes(), password=None)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "binding")]))
+        .issuer_name(authority.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=30))
+        .not_valid_after(now - timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.UniformResourceIdentifier(BINDING_SERVICE.spiffe_id)]), False)
+        .sign(signer, hashes.SHA256())  # type: ignore[arg-type]
+    )
+    cert, key_file = directory / "expired.pem", directory / "expired.key"
+    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert, key_file
+
+
+@pytest.mark.parametrize("mistake", ["expired", "key of another certificate", "CA of another authority"])
+def test_serve_and_health_refuse_tls_files_no_peer_would_accept_with_one_line_saying_what_to_fix(
+    mistake, tmp_path, pki
+):
+    own = pki.files(BINDING_SERVICE)
+    cert, key, ca = own.cert, own.key, own.ca
+    if mistake == "expired":
+        cert, key = _expired_binding_certificate(pki, tmp_path)
+        said = "the certificate expired on"
+    elif mistake == "key of another certificate":
+        key = pki.files(operator("000000", "ops")).key
+        said = "the key file holds the key of another certificate"
+    else:
+        from services.common.security.development_pki import DevelopmentPKI
+
+        ca = DevelopmentPKI(tmp_path / "other", "another CA").ca_file
+        said = "no CA of the CA file signed the certificate"
+    files = ["--tls-cert", str(cert), "--tls-key", str(key), "--tls-ca", str(ca)]
+    for result in (
+        run("serve", "binding", "--address", "127.0.0.1:0", "--database", f"sqlite:///{tmp_path}/b.db", *files),
+        run("health", "--address", "127.0.0.1:1", "--timeout", "1", *files),
+    ):
+        assert result.returncode == 2
+        assert said in result.stderr and "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
 def test_a_payment_node_needs_a_verifier_chosen_on_purpose(tmp_path, pki):
     result = run(
         "serve", "payment", "--address", "127.0.0.1:0", "--database", f"sqlite:///{tmp_path}/p.db",

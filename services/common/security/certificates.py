@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -187,3 +188,45 @@ def spiffe_ids_in(certificate_pem: bytes) -> list[str]:
     except x509.ExtensionNotFound:
         return []
     return [uri for uri in names.get_values_for_type(x509.UniformResourceIdentifier) if uri.startswith("spiffe://")]
+
+
+def certificate_problem(certificate_pem: bytes, key_pem: bytes, ca_pem: bytes, now: datetime) -> str | None:
+    """What makes a process's certificate unusable, in words an operator can act on; None when
+    nothing does. Peers would refuse it at every handshake, with no word in this process's log:
+    a key of another certificate, a certificate outside its validity, or one that no CA of the
+    `--tls-ca` file signed (the chain may carry intermediates after the certificate)."""
+    chain = x509.load_pem_x509_certificates(certificate_pem)
+    leaf = chain[0]
+    try:
+        key = serialization.load_pem_private_key(key_pem, password=None)
+    except (ValueError, TypeError):
+        return "the key file holds no unencrypted PEM private key"
+    spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    if key.public_key().public_bytes(*spki) != leaf.public_key().public_bytes(*spki):
+        return "the key file holds the key of another certificate"
+    if now < leaf.not_valid_before_utc:
+        return f"the certificate is not valid before {leaf.not_valid_before_utc:%Y-%m-%d %H:%M} UTC"
+    if now > leaf.not_valid_after_utc:
+        return f"the certificate expired on {leaf.not_valid_after_utc:%Y-%m-%d %H:%M} UTC: issue a new one"
+    try:
+        authorities = x509.load_pem_x509_certificates(ca_pem)
+    except ValueError:
+        return "the CA file holds no PEM certificate"
+    issuers = [*chain[1:], *authorities]
+    certificate = leaf
+    for _ in range(len(issuers)):
+        issuer = next((c for c in issuers if c.subject == certificate.issuer and _signed(certificate, c)), None)
+        if issuer is None:
+            break
+        if issuer in authorities:
+            return None
+        certificate = issuer
+    return "no CA of the CA file signed the certificate: give the CA that issued it, or a certificate it issued"
+
+
+def _signed(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
+    try:
+        certificate.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True

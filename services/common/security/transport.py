@@ -16,12 +16,13 @@ import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import grpc
 
-from services.common.security.certificates import spiffe_ids_in
+from services.common.security.certificates import certificate_problem, spiffe_ids_in
 from shared.principals import Principal
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,17 @@ class TlsFiles:
         except OSError as error:
             raise TransportError(f"cannot read TLS file {error.filename}: {error.strerror}") from None
 
+    def check(self) -> None:
+        """Stops with a TransportError saying what to change when peers would refuse these files at
+        every handshake: a key of another certificate, an expired certificate, another CA's."""
+        cert, key, ca = self.read()
+        try:
+            problem = certificate_problem(cert, key, ca, datetime.now(UTC))
+        except ValueError:
+            problem = "the certificate file holds no PEM certificate"
+        if problem:
+            raise TransportError(f"--tls-cert {self.cert}, --tls-key {self.key}, --tls-ca {self.ca}: {problem}")
+
 
 def is_loopback(address: str) -> bool:
     """Whether HOST:PORT names this machine only (127.0.0.0/8, ::1 or localhost)."""
@@ -66,9 +78,10 @@ class Transport:
 
     @classmethod
     def mutual_tls(cls, files: TlsFiles, expected: Principal) -> Transport:
-        """Reads the files now, so a wrong path or a certificate of another principal stops the start."""
-        cert, _, _ = files.read()
-        found = spiffe_ids_in(cert)
+        """Reads the files now, so a wrong path, a certificate of another principal, an expired
+        one, one the CA did not sign or a key of another certificate stops the start."""
+        files.check()
+        found = spiffe_ids_in(files.read()[0])
         if found != [expected.spiffe_id]:
             shown = ", ".join(found) or "no SPIFFE ID"
             raise TransportError(f"{files.cert} names {shown}; this process must present {expected.spiffe_id}")
