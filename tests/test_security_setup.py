@@ -244,6 +244,31 @@ def test_serve_and_health_refuse_tls_files_no_peer_would_accept_with_one_line_sa
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        (None, "No such file or directory"),
+        ('{"nodes": ', "not JSON"),
+        ('{"nodes": []}', '"provinces": ["32", ...]'),
+        ('{"nodes": {"east": {"address": "10.0.0.5:50052"}}}', "node 'east' needs an \"address\" and a list of"),
+        ('{"nodes": {"east": {"address": "a:1", "provinces": ["32"]}, "west": {"address": "b:1", "provinces": '
+         '["32"]}}}', "province 32 is owned by both east and west"),
+    ],
+)  # fmt: skip
+def test_a_routing_file_that_cannot_serve_stops_both_services_with_one_line_naming_it(content, said, tmp_path, pki):
+    routing = tmp_path / "routing.json"
+    if content is not None:
+        routing.write_text(content)
+    database = ["--address", "127.0.0.1:0", "--database", f"sqlite:///{tmp_path}/s.db", "--routing", str(routing)]
+    for result in (
+        run("serve", "binding", *database, *pki.args(BINDING_SERVICE)),
+        run("serve", "payment", *database, "--node", "east", "--verifier", "stand-in", *pki.args(payment_node("east"))),
+    ):
+        assert result.returncode == 2
+        assert "Traceback" not in result.stderr
+        assert f"routing file {routing}: " in result.stderr and said in result.stderr
+
+
 def test_a_payment_node_needs_a_verifier_chosen_on_purpose(tmp_path, pki):
     result = run(
         "serve", "payment", "--address", "127.0.0.1:0", "--database", f"sqlite:///{tmp_path}/p.db",

@@ -56,7 +56,12 @@ class RoutingTable:
 
     @classmethod
     def load(cls, path: Path, local: str) -> RoutingTable:
-        return cls.from_dict(json.loads(path.read_text(encoding="utf-8")), local)
+        """The table of a routing file; a file that cannot serve is a ValueError naming it."""
+        data = _routing_file(path)
+        try:
+            return cls.from_dict(data, local)
+        except ValueError as error:
+            raise ValueError(f"routing file {path}: {error}") from None
 
     @property
     def me(self) -> Node:
@@ -94,6 +99,31 @@ class RoutingTable:
     @classmethod
     def directory_of_file(cls, path: Path) -> NodeDirectory:
         """The nodes of a routing file, for a service that is none of them (the binding service)."""
-        data = json.loads(path.read_text(encoding="utf-8"))
-        table = cls.from_dict(data, next(iter(data["nodes"])))
+        table = cls.load(path, next(iter(_routing_file(path)["nodes"])))
         return NodeDirectory({name: node.provinces for name, node in table.nodes.items()})
+
+
+_ROUTING_SHAPE = '{"nodes": {"NAME": {"address": "HOST:PORT", "provinces": ["32", ...]}, ...}}'
+
+
+def _routing_file(path: Path) -> dict:
+    """A routing file's JSON, checked for its shape, so that a mistake in it stops the start with
+    a line naming the file and what to write, not a traceback."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ValueError(f"routing file {path}: {error.strerror}") from None
+    except ValueError as error:  # not JSON, or not UTF-8
+        raise ValueError(f"routing file {path}: not JSON: {error}") from None
+    nodes = data.get("nodes") if isinstance(data, dict) else None
+    if not isinstance(nodes, dict) or not nodes:
+        raise ValueError(f"routing file {path}: give {_ROUTING_SHAPE}")
+    for name, spec in nodes.items():
+        if not (
+            isinstance(spec, dict)
+            and isinstance(spec.get("address"), str)
+            and spec["address"]
+            and isinstance(spec.get("provinces"), list)
+        ):
+            raise ValueError(f'routing file {path}: node {name!r} needs an "address" and a list of "provinces"')
+    return data
