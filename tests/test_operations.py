@@ -32,7 +32,7 @@ from services.common.security.natural_callers import ActingStub, Roles
 from services.common.server import ServerSecurity
 from services.payment.app import PaymentSettings, start_payment_server
 from services.payment.verification import StandInVerifier
-from shared.principals import BINDING_SERVICE, operator
+from shared.principals import BINDING_SERVICE, institution, operator
 from tests.conftest import KNOWN_NODES, _free_port, payment_security
 from tests.helpers import binding_request, make_id_number, person
 from tests.private_postgres import private_postgres
@@ -123,6 +123,24 @@ def test_a_call_writes_one_json_line_with_its_principal_method_request_id_status
     assert entry["trace_id"] == "" and entry["span_id"] == ""
     for id_number in (grantor.id_number, beneficiary.id_number):
         assert id_number not in json_access_log.getvalue()
+
+
+def test_a_call_refused_before_it_is_admitted_is_logged_with_the_principal_its_certificate_names(
+    binding_service, json_access_log
+):
+    hospital = institution("H32010001")
+    stub = binding_service.stub.stub_as(hospital)
+    with pytest.raises(grpc.RpcError):  # institutions may not put policies
+        stub.PutRegionPolicy(bapi.PutRegionPolicyRequest(request_id="policy-1"))
+    credentials = binding_service.pki.credentials(hospital)
+    with grpc.secure_channel(binding_service.server.address, credentials) as channel, pytest.raises(grpc.RpcError):
+        channel.unary_unary("/gongji.binding.v1.BindingService/GetRegionPolicy")(b"\x0a\x05\xff\xfe", timeout=10)
+
+    lines = [json.loads(line) for line in json_access_log.getvalue().splitlines()]
+    refusals = {line["reason"]: line for line in lines}
+    for reason in ("CALLER_NOT_ALLOWED", "MALFORMED_REQUEST"):
+        assert refusals[reason]["principal"] == hospital.spiffe_id
+        assert f"principal={hospital.spiffe_id}" in refusals[reason]["message"]
 
 
 def test_json_log_messages_and_fields_have_id_numbers_and_phones_scrubbed():

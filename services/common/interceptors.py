@@ -81,6 +81,15 @@ class Gate:
     facts: ScopeFacts
     nodes: NodeDirectory
 
+    def presented(self, context: grpc.aio.ServicerContext) -> Caller | None:
+        """Who the call's certificate (or, on loopback, its forwarded header) names, judged or not:
+        the access log of a call refused before it was admitted names that principal."""
+        try:
+            direct = direct_principal(context, self.secure)
+        except DomainError:
+            return None
+        return Caller(direct) if direct is not None else None
+
     async def admit(self, method: str, request: Message | None, context: grpc.aio.ServicerContext) -> Caller | None:
         """The caller, once the policy allows this call; a DomainError refusal otherwise."""
         direct = direct_principal(context, self.secure)
@@ -314,7 +323,8 @@ class CallGuard(grpc.aio.ServerInterceptor):
                     self._calls.leave(running)
                 reset_current_caller(token)
                 reset_call_deadline(deadline)
-                self._log(method, request, caller, outcome, started, *_answered(status, context))
+                logged = caller if caller is not None or status is None else self._gate.presented(context)
+                self._log(method, request, logged, outcome, started, *_answered(status, context))
                 self._handled("unary", method, status, context, started)
             await context.abort_with_status(
                 rpc_status.to_status(redact_status(caller.principal if caller else None, status))
@@ -336,7 +346,8 @@ class CallGuard(grpc.aio.ServerInterceptor):
                 slot = self._streams.enter(caller)
             except DomainError as error:
                 refusal = status_of(error, self._domain)
-                self._log(method, None, None, error.reason.value, started, *_answered(refusal, context))
+                presented = self._gate.presented(context)
+                self._log(method, None, presented, error.reason.value, started, *_answered(refusal, context))
                 self._handled(grpc_type, method, refusal, context, started)
                 await context.abort_with_status(rpc_status.to_status(refusal))
                 return None
