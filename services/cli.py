@@ -71,7 +71,10 @@ def _health(args: argparse.Namespace) -> int:
         try:
             answer = stub.Check(health_pb2.HealthCheckRequest(service=args.service), timeout=args.timeout)
         except grpc.RpcError as error:
-            print(f"{args.address}: {error.code().name} {error.details()}", file=sys.stderr)
+            if error.code() is grpc.StatusCode.NOT_FOUND:
+                print(f"{args.address}: NOT_FOUND: it serves no service named {args.service!r}", file=sys.stderr)
+            else:
+                print(f"{args.address}: {error.code().name} {error.details()}", file=sys.stderr)
             return 2
     status = health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status)
     print(f"{args.address} {args.service or '(server)'}: {status}")

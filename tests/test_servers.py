@@ -121,6 +121,16 @@ def test_gongji_health_exits_non_zero_when_nothing_listens():
     assert result.returncode != 0
 
 
+def test_gongji_health_says_when_the_server_serves_no_service_of_the_name_asked(binding_service, pki):
+    result = subprocess.run(
+        [sys.executable, "-m", "services.cli", "health", "--address", binding_service.server.address,
+         "--service", "gongji.binding.v1.BindingServce", *pki.args(OPERATOR)],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "serves no service named 'gongji.binding.v1.BindingServce'" in result.stderr
+
+
 def test_serving_on_a_taken_port_fails_loudly(tmp_path, pki):
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
