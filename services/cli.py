@@ -27,12 +27,19 @@ def _certs_init(args: argparse.Namespace) -> int:
         print(f"gongji certs init: {problem}", file=sys.stderr)
         return 2
     directory = Path(args.directory)
-    authority = DevelopmentCA.open(directory)
-    print(f"CA {authority.ca_file}")
-    for principal in principals:
-        issued = authority.issue(principal, args.host)
-        state = "wrote" if issued.created else "kept"
-        print(f"{state} {issued.cert} and {issued.key.name} for {principal.spiffe_id}")
+    try:
+        authority = DevelopmentCA.open(directory)
+        print(f"CA {authority.ca_file}")
+        for principal in principals:
+            issued = authority.issue(principal, args.host)
+            state = "wrote" if issued.created else "kept"
+            print(f"{state} {issued.cert} and {issued.key.name} for {principal.spiffe_id}")
+    except ValueError as problem:
+        print(f"gongji certs init: {problem}", file=sys.stderr)
+        return 2
+    except OSError as problem:
+        print(f"gongji certs init: cannot write {problem.filename}: {problem.strerror}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -140,6 +140,22 @@ def test_certs_init_writes_a_ca_and_a_certificate_and_key_per_principal(tmp_path
     assert (tmp_path / "ca.pem").read_bytes() == ca
 
 
+def test_certs_init_never_replaces_a_ca_certificate_brought_without_its_key(tmp_path):
+    (tmp_path / "ca.pem").write_bytes(b"the province's CA certificate")
+    result = run("certs", "init", str(tmp_path), "--principal", "spiffe://gongji/service/binding")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"{tmp_path}/ca.pem exists without {tmp_path}/ca.key" in result.stderr
+    assert (tmp_path / "ca.pem").read_bytes() == b"the province's CA certificate"
+    assert not (tmp_path / "ca.key").exists() and not (tmp_path / "service-binding.pem").exists()
+
+
+def test_certs_init_into_a_directory_it_cannot_write_says_so_in_one_line(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    result = run("certs", "init", str(tmp_path / "a-file" / "certs"), "--principal", "spiffe://gongji/service/binding")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "gongji certs init: cannot write" in result.stderr
+
+
 def test_the_gateway_gets_a_certificate_it_can_also_serve_https_with(tmp_path):
     from services.common.security.development_pki import DevelopmentPKI
 

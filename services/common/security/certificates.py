@@ -62,6 +62,16 @@ def _write(path: Path, data: bytes, private: bool = False) -> None:
     temporary.replace(path)
 
 
+def _kept_pair(cert_file: Path, key_file: Path) -> bool:
+    """Whether a certificate and its key exist, to be kept; neither does, to be written. One
+    without the other is a ValueError: writing the pair anew would replace a file that exists
+    (a CA certificate brought without its key, say)."""
+    if cert_file.exists() != key_file.exists():
+        there, missing = (cert_file, key_file) if cert_file.exists() else (key_file, cert_file)
+        raise ValueError(f"{there} exists without {missing}: bring both, or remove it to have both written")
+    return cert_file.exists()
+
+
 def _subject_alternative_names(principal: Principal, hosts: Sequence[str]) -> list[x509.GeneralName]:
     names: list[x509.GeneralName] = [x509.UniformResourceIdentifier(principal.spiffe_id)]
     if principal.kind not in SERVICE_KINDS:
@@ -89,11 +99,16 @@ class DevelopmentCA:
     @classmethod
     def open(cls, directory: Path, name: str = "gongji development CA") -> DevelopmentCA:
         cert_file, key_file = directory / "ca.pem", directory / "ca.key"
-        if cert_file.exists() and key_file.exists():
-            key = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
+        if _kept_pair(cert_file, key_file):
+            try:
+                key = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
+                certificate = x509.load_pem_x509_certificate(cert_file.read_bytes())
+            except (ValueError, TypeError):
+                problem = f"{cert_file} and {key_file} are not a PEM certificate and its unencrypted key"
+                raise ValueError(problem) from None
             if not isinstance(key, ec.EllipticCurvePrivateKey):
                 raise ValueError(f"{key_file} is not an EC private key")
-            return cls(directory, key, x509.load_pem_x509_certificate(cert_file.read_bytes()))
+            return cls(directory, key, certificate)
         key = _new_key()
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
         now = datetime.now(UTC)
@@ -127,7 +142,7 @@ class DevelopmentCA:
     def issue(self, principal: Principal, hosts: Sequence[str] = ()) -> IssuedFiles:
         """Writes the principal's certificate and key unless both exist already."""
         cert_file, key_file = self.files_of(principal)
-        if cert_file.exists() and key_file.exists():
+        if _kept_pair(cert_file, key_file):
             return IssuedFiles(cert_file, key_file, created=False)
         names = _subject_alternative_names(principal, hosts)
         self._write_leaf(cert_file, key_file, principal.path, names, server=principal.kind in SERVICE_KINDS)
