@@ -4,6 +4,7 @@ the database and, for payment, the binding service."""
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import logging
@@ -226,6 +227,29 @@ def test_payment_readiness_follows_the_binding_service_stopping_and_returning_wh
                 assert ready_gauge(payment.metrics_address) == 1
     finally:
         first.stop()
+
+
+def test_a_payment_node_whose_binding_service_is_away_retries_its_watch_without_asyncio_errors_in_the_log(
+    pki, tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    caplog.set_level(logging.WARNING)
+    payment = PaymentSettings(
+        database_url=f"sqlite:///{tmp_path / 'payment.db'}",
+        security=payment_security(pki),
+        verifier=StandInVerifier(),
+        address="127.0.0.1:0",
+        binding_address=f"127.0.0.1:{_free_port()}",  # nothing listens there
+        sweep_interval=0,
+        readiness_interval=INTERVAL,
+        payer_cache=True,  # as gongji serve payment runs
+    )
+    with BackgroundServer(lambda: start_payment_server(payment)) as server:
+        wait_for_health(pki, server.address, PAYMENT_NAME, NOT_SERVING)
+        time.sleep(2.5)  # the watch tries again after 0.2, 0.5 and 1 s
+        gc.collect()
+        assert health_of(pki, server.address) == SERVING
+    assert any("payer watch lost (UNAVAILABLE)" in record.getMessage() for record in caplog.records)
+    assert [record.getMessage() for record in caplog.records if record.name == "asyncio"] == []
 
 
 def test_payment_readiness_follows_its_postgresql_database_while_liveness_stays_serving(pki, tmp_path: Path):

@@ -244,13 +244,15 @@ class PayerWatch:
             failures += 1
 
     async def _watch_once(self) -> None:
-        outgoing: asyncio.Queue[bapi.WatchPayerChangesRequest] = asyncio.Queue()
+        # None ends the requests, so gRPC's task that reads them finishes with the call instead of
+        # waiting on the queue until it is collected (asyncio logs such a task as an ERROR).
+        outgoing: asyncio.Queue[bapi.WatchPayerChangesRequest | None] = asyncio.Queue()
         sent_at: dict[int, float] = {}
         keepalive = 0
 
         async def requests() -> AsyncIterator[bapi.WatchPayerChangesRequest]:
-            while True:
-                yield await outgoing.get()
+            while (request := await outgoing.get()) is not None:
+                yield request
 
         def send_keepalive() -> None:
             nonlocal keepalive
@@ -295,4 +297,5 @@ class PayerWatch:
             if renewing is not None:
                 renewing.cancel()
             acknowledging.cancel_all()
+            outgoing.put_nowait(None)
             call.cancel()
