@@ -313,6 +313,15 @@ def test_each_request_logs_one_line_without_personal_data(gateway, caplog):
     assert gateway.family.child.id_number not in line.getMessage()
 
 
+def test_an_envelope_refused_for_its_fields_is_logged_and_counted_under_its_infno(gateway, caplog):
+    caplog.set_level(logging.INFO, logger="gongji.gateway")
+    answer = gateway.his.call("2207", settle_data(gateway.family, 100.00, 60.00), inf_time="yesterday")
+    assert answer["err_msg"].startswith("[MALFORMED_REQUEST] inf_time")
+    (line,) = [record for record in caplog.records if record.name == "gongji.gateway"]
+    assert (line.method, line.status, line.reason) == ("2207", "-1", "MALFORMED_REQUEST")
+    assert line.getMessage().startswith("2207 -1 ")
+
+
 def test_a_cash_only_bill_reversed_before_it_arrives_is_refused_too(gateway):
     his, family = gateway.his, gateway.family
     original = his.envelope("2207", settle_data(family, 100.00, 40.00, acct_used_flag="0"))

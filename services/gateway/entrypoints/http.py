@@ -119,7 +119,7 @@ class Endpoint:
             outcome.update(status="400", reason="NOT_AN_ENVELOPE")
             return _json_error(400, "NOT_AN_ENVELOPE", str(problem))
         except EnvelopeRefused as refused:
-            outcome.update(status="-1", reason=refused.reason)
+            outcome.update(status="-1", reason=refused.reason, infno=refused.infno)
             return self._answer(self._refusal(refused.reason, refused.message, "", received))
         outcome.update(infno=envelope.infno, msgid=envelope.msgid)
         if envelope.fixmedins_code != code:

@@ -84,6 +84,7 @@ class EnvelopeRefused(Exception):
         super().__init__(f"[{reason}] {message}")
         self.reason = reason
         self.message = message
+        self.infno = ""  # the envelope's transaction code, once it is one (for the log and metrics)
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,14 @@ def parse_envelope(body: bytes) -> Envelope:
     _refuse_lone_surrogates(document)
     if _INFNO.fullmatch(infno) is None:
         raise EnvelopeRefused(UNKNOWN_TRANSACTION, f"infno: {_shown(infno)} is not a four-digit transaction code")
+    try:
+        return _checked_envelope(document)
+    except EnvelopeRefused as refused:
+        refused.infno = infno
+        raise
+
+
+def _checked_envelope(document: dict[str, Any]) -> Envelope:
     fields = {name: _envelope_text(document, name) for name in ENVELOPE_FIELDS}
     code = fields["fixmedins_code"]
     if not code:
