@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -195,6 +196,24 @@ def add_tls_arguments(parser: argparse.ArgumentParser, insecure_help: str) -> No
     parser.add_argument("--insecure", action="store_true", help=insecure_help)
 
 
+def _at_least(lowest: float, kind: type = float, above: bool = False) -> Callable[[str], Any]:
+    """An argparse type: a number of `kind` no lower than `lowest` (`above`: higher than it), so a
+    flag that would make a server refuse everything, or probe without pause, stops the start."""
+    wanted = f"{'more than' if above else 'at least'} {lowest:g}"
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            number = "a whole number" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {number}") from None
+        if not math.isfinite(value) or value < lowest or (above and value == lowest):
+            raise argparse.ArgumentTypeError(f"{text} is not {wanted}")
+        return value
+
+    return parse
+
+
 # argparse keeps the class add_subparsers returns private; the CLI passes its own.
 def add_serve_command(commands: argparse._SubParsersAction[Any]) -> None:
     """The `serve` subcommand and its flags, run by `serve`."""
@@ -207,22 +226,22 @@ def add_serve_command(commands: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--access-policy", help="JSON access policy replacing the shipped one (default deny)")
     defaults = ServerLimits()
     parser.add_argument(
-        "--max-concurrent-rpcs", type=int, default=defaults.max_concurrent_rpcs,
+        "--max-concurrent-rpcs", type=_at_least(1, int), default=defaults.max_concurrent_rpcs,
         help=f"calls in the server at once; more get RESOURCE_EXHAUSTED (default {defaults.max_concurrent_rpcs})",
     )  # fmt: skip
     parser.add_argument(
-        "--calls-per-principal", type=int, default=defaults.calls_per_principal,
+        "--calls-per-principal", type=_at_least(1, int), default=defaults.calls_per_principal,
         help=f"calls one caller may have running (default {defaults.calls_per_principal})",
     )  # fmt: skip
     parser.add_argument(
-        "--max-waiting-work", type=int, default=defaults.max_waiting_work,
+        "--max-waiting-work", type=_at_least(0, int), default=defaults.max_waiting_work,
         help=f"use cases that may wait for a worker thread; more are shed (default {defaults.max_waiting_work})",
     )  # fmt: skip
     parser.add_argument(
         "--verifier", help="payment only: wallet-transfer verifier, package.module:factory or stand-in (tests, demos)"
     )
     parser.add_argument(
-        "--max-amount-fen", type=int, default=10_000_000,
+        "--max-amount-fen", type=_at_least(1, int), default=10_000_000,
         help="payment only: the most one call may move, in fen (default 10,000,000 = 100,000 yuan)",
     )  # fmt: skip
     parser.add_argument(
@@ -251,15 +270,15 @@ def add_serve_command(commands: argparse._SubParsersAction[Any]) -> None:
         "--metrics-address", help="HOST:PORT serving Prometheus metrics over plain HTTP at /metrics (default: none)"
     )
     parser.add_argument(
-        "--readiness-interval", type=float, default=5.0,
+        "--readiness-interval", type=_at_least(0, above=True), default=5.0,
         help="seconds between readiness probes of the database (payment: and the binding service)",
     )  # fmt: skip
     parser.add_argument(
-        "--ledger-audit-interval", type=float, default=300.0,
+        "--ledger-audit-interval", type=_at_least(0), default=300.0,
         help="payment only: seconds between background ledger audits for the gongji_ledger_* metrics (0: none)",
     )  # fmt: skip
     parser.add_argument(
-        "--payer-watch-lease", type=float, default=3.0,
+        "--payer-watch-lease", type=_at_least(0), default=3.0,
         help="binding only: seconds a payment node's keepalive keeps its lease on the payer watch; "
         "every change waits for the nodes' acknowledgement, at most this long after a restart (0: no watch)",
     )  # fmt: skip
@@ -274,7 +293,7 @@ def add_serve_command(commands: argparse._SubParsersAction[Any]) -> None:
         "--metrics-address the n-th serves its metrics on the port + n (default 1)",
     )  # fmt: skip
     parser.add_argument(SIBLING_FLAG, dest="sibling", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--grace", type=float, default=10.0, help="seconds in-flight calls get at shutdown")
+    parser.add_argument("--grace", type=_at_least(0), default=10.0, help="seconds in-flight calls get at shutdown")
     parser.add_argument(
         "--workers", type=int, default=None,
         help=f"threads running use cases in each process, and its pooled database connections (default "
@@ -286,11 +305,12 @@ def add_serve_command(commands: argparse._SubParsersAction[Any]) -> None:
     )
     parser.add_argument("--node", default="local", help="payment only: this node's name in the routing table")
     parser.add_argument(
-        "--sweep-interval", type=float, default=5.0, help="payment only: seconds between expiry sweeps and recovery"
-    )
+        "--sweep-interval", type=_at_least(0), default=5.0,
+        help="payment only: seconds between expiry sweeps and recovery",
+    )  # fmt: skip
     parser.add_argument(
         "--prepare-lease",
-        type=float,
+        type=_at_least(0, above=True),
         default=30.0,
         help="payment only: seconds a cross-node saga may stay PREPARING before recovery aborts it",
     )

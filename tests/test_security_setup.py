@@ -285,6 +285,24 @@ def test_a_routing_file_that_cannot_serve_stops_both_services_with_one_line_nami
         assert f"routing file {routing}: " in result.stderr and said in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("flag", "value", "said"),
+    [
+        ("--max-amount-fen", "0", "is not at least 1"),
+        ("--calls-per-principal", "0", "is not at least 1"),
+        ("--readiness-interval", "0", "is not more than 0"),
+        ("--grace", "-5", "is not at least 0"),
+        ("--sweep-interval", "nan", "is not at least 0"),
+        ("--max-waiting-work", "1e3", "is not a whole number"),
+    ],
+)
+def test_a_limit_or_interval_that_would_refuse_everything_or_never_pause_stops_the_start(flag, value, said, tmp_path):
+    result = run("serve", "payment", "--address", "127.0.0.1:0", "--database", f"sqlite:///{tmp_path}/p.db",
+                 "--verifier", "stand-in", "--insecure", flag, value)  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"argument {flag}: {value} {said}" in result.stderr or f"argument {flag}: '{value}' {said}" in result.stderr
+
+
 def test_a_payment_node_needs_a_verifier_chosen_on_purpose(tmp_path, pki):
     result = run(
         "serve", "payment", "--address", "127.0.0.1:0", "--database", f"sqlite:///{tmp_path}/p.db",
