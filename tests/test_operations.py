@@ -35,7 +35,7 @@ from services.payment.app import PaymentSettings, start_payment_server
 from services.payment.verification import StandInVerifier
 from shared.principals import BINDING_SERVICE, institution, operator
 from tests.conftest import KNOWN_NODES, _free_port, payment_security
-from tests.helpers import binding_request, make_id_number, person
+from tests.helpers import binding_request, make_id_number, person, refusal_of
 from tests.private_postgres import private_postgres
 
 OPERATOR = operator("000000", "ops")
@@ -182,6 +182,32 @@ def test_binding_readiness_follows_its_postgresql_database_while_liveness_stays_
             database.start()
             wait_for_health(pki, server.address, BINDING_NAME, SERVING)
             assert health_of(pki, server.address) == SERVING
+
+
+def test_a_call_while_the_database_is_away_is_unavailable_to_retry_with_one_warning_and_no_traceback(
+    pki, caplog: pytest.LogCaptureFixture
+):
+    caplog.set_level(logging.INFO)
+    with private_postgres() as database:
+        url = database.create_database("gongji_binding")
+        with BackgroundServer(lambda: start_binding_server(binding_settings(pki, url))) as server:
+            with pki.channel(server.address, operator("000000", "ops")) as channel:
+                stub = binding_grpc.BindingServiceStub(channel)
+                request = bapi.GetInsuredPersonRequest(id_number=make_id_number("320102"))
+                with pytest.raises(grpc.RpcError) as unknown:
+                    stub.GetInsuredPerson(request, timeout=10)
+                database.crash()
+                with pytest.raises(grpc.RpcError) as refused:
+                    stub.GetInsuredPerson(request, timeout=10)
+                database.start()
+            assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+            assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert refusal_of(refused.value).reason == "DATABASE_UNAVAILABLE"
+    logged = [record for record in caplog.records if "GetInsuredPerson" in record.getMessage()]
+    assert [record.levelname for record in logged] == ["INFO", "WARNING", "INFO"], [r.getMessage() for r in logged]
+    assert "the database does not answer" in logged[1].getMessage()
+    assert "DATABASE_UNAVAILABLE" in logged[2].getMessage()
+    assert not any(record.levelno >= logging.ERROR for record in caplog.records)
 
 
 def test_binding_readiness_follows_its_sqlite_file_becoming_unreachable_and_back(pki, tmp_path: Path):

@@ -291,7 +291,14 @@ class CallGuard(grpc.aio.ServerInterceptor):
             except (grpc.aio.AbortError, asyncio.CancelledError):
                 raise
             except OperationalError as error:
-                if not is_past_deadline(error):
+                if error.statement is None:  # no connection to be had: the database is away
+                    log.warning("%s: the database does not answer (%s)", method, type(error.orig).__name__)
+                    status = status_of(
+                        DomainError(Reason.DATABASE_UNAVAILABLE, "the service's database does not answer; retry"),
+                        self._domain,
+                    )
+                    outcome = Reason.DATABASE_UNAVAILABLE.value
+                elif not is_past_deadline(error):
                     _log_database_failure(method, error)
                     status = internal_status(self._domain)
                     outcome = "INTERNAL"

@@ -72,6 +72,7 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PEER_CLAIM_REJECTED: _ClassVar[ErrorReason]
     INTERNAL: _ClassVar[ErrorReason]
     NOT_IMPLEMENTED: _ClassVar[ErrorReason]
+    DATABASE_UNAVAILABLE: _ClassVar[ErrorReason]
 ERROR_REASON_UNSPECIFIED: ErrorReason
 FIELD_REQUIRED: ErrorReason
 FIELD_INVALID: ErrorReason
@@ -138,3 +139,4 @@ OUT_OF_SCOPE: ErrorReason
 PEER_CLAIM_REJECTED: ErrorReason
 INTERNAL: ErrorReason
 NOT_IMPLEMENTED: ErrorReason
+DATABASE_UNAVAILABLE: ErrorReason
