@@ -151,9 +151,10 @@ def test_a_remote_grantor_who_can_give_less_than_the_rest_of_the_bill_pays_what_
     family.assert_books_close()
 
 
-def with_grandfather_in_lanzhou(family: CrossFamily, fen: int):
-    """A third payer, after the father in the child's payer order, also kept by node west."""
-    grandfather = family.register("王爷爷", LANZHOU)
+def with_grandfather_on_west(family: CrossFamily, fen: int, admdvs: str = LANZHOU):
+    """A third payer, after the father in the child's payer order, also kept by node west (in
+    Lanzhou unless `admdvs` says where)."""
+    grandfather = family.register("王爷爷", admdvs)
     pending = family.binding.CreateBinding(
         binding_request(grandfather, family.child, relationship=common.RELATIONSHIP_PATERNAL_GRANDCHILD)
     ).binding
@@ -163,13 +164,13 @@ def with_grandfather_in_lanzhou(family: CrossFamily, fen: int):
             operator_id="op-7",
         )
     )  # fmt: skip
-    family.credit(family.nodes.west.stub, grandfather, LANZHOU, fen)
+    family.credit(family.nodes.west.stub, grandfather, admdvs, fen)
     return grandfather
 
 
 def test_when_the_first_remote_grantor_runs_short_the_next_one_in_the_payer_order_pays_the_rest(two_nodes):
     family = CrossFamily(two_nodes, father_fen=5_000)
-    grandfather = with_grandfather_in_lanzhou(family, 100_000)
+    grandfather = with_grandfather_on_west(family, 100_000)
     settlement = family.nodes.east.stub.Settle(
         papi.SettleRequest(request_id=request_id(), bill=family.bill(30_000))
     ).settlement
@@ -272,7 +273,7 @@ def test_an_authorization_across_nodes_holds_on_both_and_a_partial_capture_settl
 
 def test_an_authorization_across_nodes_holds_on_each_remote_grantor_exactly_his_part_until_its_capture(two_nodes):
     family = CrossFamily(two_nodes, father_fen=5_000)
-    grandfather = with_grandfather_in_lanzhou(family, 100_000)
+    grandfather = with_grandfather_on_west(family, 100_000)
     east, west = family.nodes.east.stub, family.nodes.west.stub
     held = east.AuthorizeSettlement(
         papi.AuthorizeSettlementRequest(request_id=request_id(), bill=family.bill(30_000))
@@ -340,18 +341,7 @@ def with_grandfather_in_chengdu(two_nodes, fen: int) -> tuple[CrossFamily, bpb.I
     """The family with the father in Lanzhou (62) holding 100 yuan and the mother 1 fen, and the
     grandfather in Chengdu (51) holding `fen`: node west keeps both their provinces."""
     family = CrossFamily(two_nodes, mother_fen=1, father_fen=10_000, pilots=["32", "62", "51"])
-    grandfather = family.register("王爷爷", CHENGDU)
-    pending = family.binding.CreateBinding(
-        binding_request(grandfather, family.child, relationship=common.RELATIONSHIP_PATERNAL_GRANDCHILD)
-    ).binding
-    family.binding.ReviewBinding(
-        bapi.ReviewBindingRequest(
-            request_id=request_id(), binding_id=pending.binding_id, decision=bapi.REVIEW_DECISION_APPROVE,
-            operator_id="op-7",
-        )
-    )  # fmt: skip
-    family.credit(two_nodes.west.stub, grandfather, CHENGDU, fen)
-    return family, grandfather
+    return family, with_grandfather_on_west(family, fen, CHENGDU)
 
 
 def test_grantors_in_two_provinces_kept_by_one_other_node_pay_one_bill_and_an_undo_gives_both_back(two_nodes):
