@@ -14,10 +14,13 @@ import threading
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from services.common.database import create_database_engine, migrate
+from services.gateway.adapters.store import SqlStore
+from services.gateway.service_layer.ports import RelayedSettlement
 from services.gateway.service_layer.transactions import Transactions
 from tests.gateway_helpers import CODE, KEY, OTHER, Gateway, gateway, running_gateway, settle_data
 from tests.payment_helpers import PaymentFamily
@@ -210,6 +213,36 @@ def test_concurrent_duplicates_of_one_msgid_get_one_answer_and_move_money_once(g
     assert len({answer for _, answer in answers}) == 1, answers
     assert json.loads(answers[0][1])["infcode"] == "0"
     assert sum(gateway.balances().values()) == 200_000 - 6_000
+
+
+def test_duplicates_recording_one_settlement_at_once_keep_one_row_and_none_fails(databases):
+    """Concurrent duplicates of one body each relay the same settlement and record it: one row
+    is kept and no duplicate fails. A conflict on the settlement's msgid as well as its setl_id
+    is the same settlement, not a store failure that would answer a duplicate -1."""
+    url = databases.url("gateway")
+    migrate("gateway", url)
+    engine = create_database_engine(url)
+    store = SqlStore(engine)
+    at = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+    try:
+        for round_no in range(60):
+            settlement = RelayedSettlement(
+                institution_code=CODE, setl_id=f"S{round_no}", settle_msgid=f"M{round_no}", infno="2207",
+                clr_type="11", mdtrt_id=f"T{round_no}", psn_no="110101199003077777", in_gongji=True,
+                mid_setl=False, medfee_fen=10_000, fund_fen=4_000, psn_part_fen=6_000, own_account_fen=6_000,
+                mutual_aid_fen=0, cash_fen=0, state="SETTLED", settle_time=at,
+            )  # fmt: skip
+            barrier = threading.Barrier(8)
+
+            def record(_: int, settlement: RelayedSettlement = settlement, barrier=barrier) -> None:
+                barrier.wait(timeout=20)
+                asyncio.run(store.record_settlement(settlement))
+
+            with ThreadPoolExecutor(8) as pool:
+                list(pool.map(record, range(8)))  # a StoreUnavailable here fails the test
+            assert asyncio.run(store.settlement(CODE, settlement.setl_id)) == settlement
+    finally:
+        engine.dispose()
 
 
 def _held_after_gongji_settles(monkeypatch, psn_part_fen: int) -> tuple[threading.Event, threading.Event]:

@@ -121,7 +121,9 @@ class SqlStore:
     async def record_settlement(self, settlement: RelayedSettlement) -> None:
         def work(connection: Connection) -> None:
             insert = conflict_aware_insert(self._dialect, settlements).values(**asdict(settlement))
-            connection.execute(insert.on_conflict_do_nothing(index_elements=["institution_code", "setl_id"]))
+            # Any conflict, not only on setl_id: a concurrent duplicate inserting the same row may
+            # meet it first on settle_msgid, which PostgreSQL would raise for a named target.
+            connection.execute(insert.on_conflict_do_nothing())
 
         await self._run(work)
 
