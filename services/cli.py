@@ -62,8 +62,7 @@ def _client_channel(args: argparse.Namespace) -> grpc.Channel:
             "give --tls-cert, --tls-key and --tls-ca (a certificate the server's CA signed), or --insecure"
         )
     files = TlsFiles(Path(args.tls_cert), Path(args.tls_key), Path(args.tls_ca))
-    files.check()
-    cert, key, ca = files.read()
+    cert, key, ca = files.check()
     return grpc.secure_channel(args.address, grpc.ssl_channel_credentials(ca, key, cert))
 
 

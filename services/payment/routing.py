@@ -55,11 +55,12 @@ class RoutingTable:
         return cls(nodes, local)
 
     @classmethod
-    def load(cls, path: Path, local: str) -> RoutingTable:
-        """The table of a routing file; a file that cannot serve is a ValueError naming it."""
+    def load(cls, path: Path, local: str | None = None) -> RoutingTable:
+        """The table of a routing file as node `local` sees it (None: its first node, for a service
+        that is none of them); a file that cannot serve is a ValueError naming it."""
         data = _routing_file(path)
         try:
-            return cls.from_dict(data, local)
+            return cls.from_dict(data, local if local is not None else next(iter(data["nodes"])))
         except ValueError as error:
             raise ValueError(f"routing file {path}: {error}") from None
 
@@ -99,7 +100,7 @@ class RoutingTable:
     @classmethod
     def directory_of_file(cls, path: Path) -> NodeDirectory:
         """The nodes of a routing file, for a service that is none of them (the binding service)."""
-        table = cls.load(path, next(iter(_routing_file(path)["nodes"])))
+        table = cls.load(path)
         return NodeDirectory({name: node.provinces for name, node in table.nodes.items()})
 
 

@@ -46,9 +46,10 @@ class TlsFiles:
         except OSError as error:
             raise TransportError(f"cannot read TLS file {error.filename}: {error.strerror}") from None
 
-    def check(self) -> None:
-        """Stops with a TransportError saying what to change when peers would refuse these files at
-        every handshake: a key of another certificate, an expired certificate, another CA's."""
+    def check(self) -> tuple[bytes, bytes, bytes]:
+        """The files' bytes (as `read`), or a TransportError saying what to change when peers would
+        refuse them at every handshake: a key of another certificate, an expired certificate,
+        another CA's."""
         cert, key, ca = self.read()
         try:
             problem = certificate_problem(cert, key, ca, datetime.now(UTC))
@@ -56,6 +57,7 @@ class TlsFiles:
             problem = "the certificate file holds no PEM certificate"
         if problem:
             raise TransportError(f"--tls-cert {self.cert}, --tls-key {self.key}, --tls-ca {self.ca}: {problem}")
+        return cert, key, ca
 
 
 def is_loopback(address: str) -> bool:
@@ -80,8 +82,8 @@ class Transport:
     def mutual_tls(cls, files: TlsFiles, expected: Principal) -> Transport:
         """Reads the files now, so a wrong path, a certificate of another principal, an expired
         one, one the CA did not sign or a key of another certificate stops the start."""
-        files.check()
-        found = spiffe_ids_in(files.read()[0])
+        cert, _, _ = files.check()
+        found = spiffe_ids_in(cert)
         if found != [expected.spiffe_id]:
             shown = ", ".join(found) or "no SPIFFE ID"
             raise TransportError(f"{files.cert} names {shown}; this process must present {expected.spiffe_id}")
