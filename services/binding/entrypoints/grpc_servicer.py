@@ -159,19 +159,19 @@ class BindingServicer(api_grpc.BindingServiceServicer):
             raise DomainError(Reason.FIELD_INVALID, "actor must be GRANTOR, BENEFICIARY or OPERATOR", field="actor")
         channel = convert.optional_channel(request.channel)
         actor_id = text_field(request.actor_id, "actor_id", 64)
-        if actor in (Actor.GRANTOR, Actor.BENEFICIARY) and not actor_id:
-            # A grantor or beneficiary names himself by ID number; one who names nobody sent too
-            # little, he is not shown to be no party (NOT_PARTY_TO_BINDING). FIELD_INVALID, not
-            # FIELD_REQUIRED: actor_id is unmarked, as an operator may leave it to his certificate.
-            # Refused before the transaction, so nothing is stored under the key: the caller
-            # may send the same request_id again with actor_id.
-            raise DomainError(
-                Reason.FIELD_INVALID,
-                f"actor_id is needed when the actor is the {actor.value.lower()}: "
-                f"send the {actor.value.lower()}'s ID number",
-                field="actor_id",
-            )
         if actor in (Actor.GRANTOR, Actor.BENEFICIARY):
+            if not actor_id:
+                # A grantor or beneficiary names himself by ID number; one who names nobody sent too
+                # little, he is not shown to be no party (NOT_PARTY_TO_BINDING). FIELD_INVALID, not
+                # FIELD_REQUIRED: actor_id is unmarked, as an operator may leave it to his certificate.
+                # Refused before the transaction, so nothing is stored under the key: the caller
+                # may send the same request_id again with actor_id.
+                raise DomainError(
+                    Reason.FIELD_INVALID,
+                    f"actor_id is needed when the actor is the {actor.value.lower()}: "
+                    f"send the {actor.value.lower()}'s ID number",
+                    field="actor_id",
+                )
             actor_id = validate_id_number(actor_id, "actor_id")  # the party's ID number, a small x made X
         comment = text_field(request.comment, "comment", 1000)
 

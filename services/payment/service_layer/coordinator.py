@@ -443,8 +443,8 @@ class Coordinator:
 
         orphans, pending = await self._run.query(stale)
         for transaction_id in orphans:
-            await self._write(lambda uow, t=transaction_id: coordination.abandon(uow, t, self._clock.now()))
-        for transaction_id in {*orphans, *pending}:
+            await self._abort(transaction_id)
+        for transaction_id in set(pending) - set(orphans):
             await self.finish(transaction_id)
         expired = await self._run.query(lambda uow: participant.expired_with_provinces(uow, now, 100))
         for txn, provinces in expired:
