@@ -18,6 +18,7 @@ from typing import Any
 
 from shared.china_time import CHINA_STANDARD_TIME, shown
 from shared.errors import DomainError, Reason
+from shared.money import MAX_BALANCE_FEN
 from shared.regions import NATIONAL, PROVINCES, lookup_chain, province_of, validate_admdvs, validate_province
 from shared.relationships import CORE_RELATIONSHIPS, Relationship, RelationshipScope
 
@@ -54,6 +55,9 @@ NATIONAL_IMPERSONATION_THRESHOLD = 3
 NATIONAL_CONTACT_CHANGE_GRACE_DAYS = 15
 # The most days a policy may count (ten years): a date that far on is still one a clock can hold.
 MAX_POLICY_DAYS = 3650
+# A policy's counts (transfers a day, uses of someone else's credential) above this limit
+# nothing a person could reach: a larger number is a typing error, not a rule.
+MAX_POLICY_COUNT = 1000
 
 
 def wallet_limit(value: int, national: int) -> int | None:
@@ -111,14 +115,17 @@ class RegionPolicy:
         validate_admdvs(self.admdvs, "policy.admdvs", allow_national=True)
         if self.effective_from.tzinfo is None:
             raise DomainError(Reason.FIELD_INVALID, "effective_from needs a time zone", field="policy.effective_from")
+        amount = f"must be 0–{MAX_BALANCE_FEN} fen"
         checks: list[tuple[bool, str, str]] = [
             (1 <= self.max_beneficiaries <= 20, "policy.max_beneficiaries", "must be between 1 and 20"),
             (0 <= self.annual_share_ratio_percent <= 100, "policy.annual_share_ratio_percent", "must be 0–100"),
-            (self.per_use_limit_fen >= 0, "policy.per_use_limit_fen", "must not be negative"),
+            # No account holds more than MAX_BALANCE_FEN, so no limit or floor needs more; bounded,
+            # every sum of them stays inside int64 in SQL as in Python.
+            (0 <= self.per_use_limit_fen <= MAX_BALANCE_FEN, "policy.per_use_limit_fen", amount),
             (
-                self.chronic_disease_per_use_limit_fen >= 0,
+                0 <= self.chronic_disease_per_use_limit_fen <= MAX_BALANCE_FEN,
                 "policy.chronic_disease_per_use_limit_fen",
-                "must not be negative",
+                amount,
             ),
             (
                 0 <= self.contact_change_grace_days <= MAX_POLICY_DAYS,
@@ -126,25 +133,25 @@ class RegionPolicy:
                 f"must be 0–{MAX_POLICY_DAYS}",
             ),
             (
-                self.impersonation_suspension_threshold >= 0,
+                0 <= self.impersonation_suspension_threshold <= MAX_POLICY_COUNT,
                 "policy.impersonation_suspension_threshold",
-                "must not be negative",
+                f"must be 0–{MAX_POLICY_COUNT}",
             ),
-            (self.min_grantor_balance_fen >= 0, "policy.min_grantor_balance_fen", "must not be negative"),
+            (0 <= self.min_grantor_balance_fen <= MAX_BALANCE_FEN, "policy.min_grantor_balance_fen", amount),
             (
                 0 <= self.min_days_before_unbind <= MAX_POLICY_DAYS,
                 "policy.min_days_before_unbind",
                 f"must be 0–{MAX_POLICY_DAYS}",
             ),
             (
-                self.wallet_transfers_per_day >= 1 or self.wallet_transfers_per_day == NO_LIMIT,
+                1 <= self.wallet_transfers_per_day <= MAX_POLICY_COUNT or self.wallet_transfers_per_day == NO_LIMIT,
                 "policy.wallet_transfers_per_day",
-                "must be at least 1, or -1 for no limit",
+                f"must be 1–{MAX_POLICY_COUNT}, or -1 for no limit",
             ),
             (
-                self.wallet_transfer_max_fen >= 1 or self.wallet_transfer_max_fen == NO_LIMIT,
+                1 <= self.wallet_transfer_max_fen <= MAX_BALANCE_FEN or self.wallet_transfer_max_fen == NO_LIMIT,
                 "policy.wallet_transfer_max_fen",
-                "must be at least 1, or -1 for no limit",
+                f"must be 1–{MAX_BALANCE_FEN} fen, or -1 for no limit",
             ),
         ]
         for ok, field_name, problem in checks:

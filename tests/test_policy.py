@@ -18,9 +18,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shared.errors import DomainError, Reason
-from shared.money import INT64_MAX, format_yuan, parse_yuan
+from shared.money import INT64_MAX, MAX_BALANCE_FEN, format_yuan, parse_yuan
 from shared.policy import (
     CROSS_PROVINCE_PILOTS,
+    MAX_POLICY_COUNT,
     NATIONAL_DEFAULT,
     NATIONAL_WALLET_TRANSFERS_PER_DAY,
     NO_LIMIT,
@@ -265,6 +266,14 @@ def test_a_policy_with_an_unknown_key_is_refused_naming_the_key() -> None:
         ("min_days_before_unbind", -1),
         ("wallet_transfers_per_day", -2),
         ("wallet_transfer_max_fen", -2),
+        # Above anything an account can hold or a person can reach: a typing error, and near
+        # int64's end a sum of two would overflow in SQL.
+        ("per_use_limit_fen", MAX_BALANCE_FEN + 1),
+        ("chronic_disease_per_use_limit_fen", 2**63 - 1),
+        ("min_grantor_balance_fen", 2**63 - 1),
+        ("wallet_transfer_max_fen", MAX_BALANCE_FEN + 1),
+        ("wallet_transfers_per_day", MAX_POLICY_COUNT + 1),
+        ("impersonation_suspension_threshold", 2**31 - 1),
     ],
 )
 def test_a_policy_number_out_of_range_is_refused_naming_the_field(name: str, value: int) -> None:
@@ -276,7 +285,14 @@ def test_a_policy_number_out_of_range_is_refused_naming_the_field(name: str, val
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("annual_share_ratio_percent", 0), ("annual_share_ratio_percent", 100), ("max_beneficiaries", 1)],
+    [
+        ("annual_share_ratio_percent", 0),
+        ("annual_share_ratio_percent", 100),
+        ("max_beneficiaries", 1),
+        ("per_use_limit_fen", MAX_BALANCE_FEN),
+        ("wallet_transfers_per_day", MAX_POLICY_COUNT),
+        ("impersonation_suspension_threshold", MAX_POLICY_COUNT),
+    ],
 )
 def test_a_policy_number_at_the_edge_of_its_range_is_accepted(name: str, value: int) -> None:
     assert getattr(policy_from_dict({**MINIMAL, name: value}), name) == value
