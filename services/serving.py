@@ -131,7 +131,7 @@ def serve(args: argparse.Namespace) -> int:
         elif args.service == "gateway":
             running = await _start_gateway(args, database, address)
         else:
-            from services.payment.app import PaymentSettings, start_payment_server
+            from services.payment.app import PaymentSettings, clock_from_environment, start_payment_server
             from services.payment.routing import RoutingTable
             from services.payment.verification import load_verifier
 
@@ -144,7 +144,7 @@ def serve(args: argparse.Namespace) -> int:
             settings = PaymentSettings(
                 database_url=database, security=_security(args, payment_node(args.node)),
                 verifier=load_verifier(args.verifier), address=address, workers=args.workers,
-                max_amount_fen=args.max_amount_fen, limits=_limits(args),
+                max_amount_fen=args.max_amount_fen, limits=_limits(args), clock=clock_from_environment(),
             )  # fmt: skip
             if args.binding_address:
                 settings.binding_address = args.binding_address

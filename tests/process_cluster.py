@@ -72,6 +72,8 @@ class ProcessCluster:
     node_urls: dict[str, str]
     # Where each node reaches the others; a test may put a proxy in between.
     peer_address_override: dict[str, str] = field(default_factory=dict)
+    # Seconds the payment nodes' clocks run ahead of this machine's (GONGJI_CLOCK_OFFSET_SECONDS).
+    clock_offset_seconds: float = 0.0
     ports: dict[str, int] = field(default_factory=dict)
     processes: dict[str, Process] = field(default_factory=dict)
     stubs: list[ActingStub] = field(default_factory=list)
@@ -115,6 +117,8 @@ class ProcessCluster:
                 "--verifier", "stand-in", *tls,
             ]  # fmt: skip
         env = {**os.environ, "GONGJI_FAILPOINT": failpoint}
+        if name != "binding" and self.clock_offset_seconds:
+            env["GONGJI_CLOCK_OFFSET_SECONDS"] = str(self.clock_offset_seconds)
         return Process(name, command, env, self.tmp_path / f"{name}.log")
 
     def start(self, name: str, failpoint: str = "") -> None:

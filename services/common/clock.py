@@ -16,6 +16,17 @@ class SystemClock:
         return datetime.now(UTC)
 
 
+class OffsetClock:
+    """The system clock moved by a fixed offset: a process under a fault test lives at the hour
+    the test needs (wallet transfers close at night), while it runs as in production."""
+
+    def __init__(self, offset: timedelta) -> None:
+        self._offset = offset
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self._offset
+
+
 class ManualClock:
     """A clock that moves only when told; shared safely between server threads."""
 

@@ -20,7 +20,7 @@ from gongji.node.v1 import node_service_pb2_grpc as node_grpc
 from gongji.payment.v1 import payment_service_pb2_grpc as api_grpc
 from services.binding.entrypoints.grpc_servicer import SERVICE as BINDING_SERVICE
 from services.common.client import peer_channel
-from services.common.clock import Clock, SystemClock
+from services.common.clock import Clock, OffsetClock, SystemClock
 from services.common.database import create_database_engine, migrate
 from services.common.limits import ServerLimits
 from services.common.metrics import Metrics
@@ -47,6 +47,7 @@ from services.payment.verification import Verifier
 
 BINDING_ADDRESS_ENV = "GONGJI_BINDING_ADDRESS"
 FAILPOINT_ENV = "GONGJI_FAILPOINT"
+CLOCK_OFFSET_ENV = "GONGJI_CLOCK_OFFSET_SECONDS"
 log = logging.getLogger(__name__)
 
 
@@ -188,6 +189,12 @@ def failpoint_from_environment() -> FailPoint:
             os.kill(os.getpid(), signal.SIGKILL)
 
     return failpoint if wanted else no_failpoint
+
+
+def clock_from_environment() -> Clock:
+    """GONGJI_CLOCK_OFFSET_SECONDS=<s> moves this node's clock by s seconds (fault tests only)."""
+    offset = os.environ.get(CLOCK_OFFSET_ENV, "")
+    return OffsetClock(timedelta(seconds=float(offset))) if offset else SystemClock()
 
 
 async def start_payment_server(settings: PaymentSettings) -> RunningServer:

@@ -246,6 +246,7 @@ class PaymentNodeServicer(node_grpc.PaymentNodeServiceServicer):
             lambda uow: participant.credit_wallet(uow, transfer_id, beneficiary, grantor, amount, source,
                                                   self._clock.now(), per_day)
         )  # fmt: skip
+        self._failpoint("participant_after_credit")
         # wallet_balance_fen stays 0: the beneficiary's balance is no business of the grantor's node.
         return node.CreditWalletResponse(applied=applied)
 

@@ -346,10 +346,12 @@ class Coordinator:
             try:
                 if txn.kind == "TRANSFER":
                     leg = legs[0]
+                    self._failpoint("before_wallet_credit")
                     await self._client.credit_wallet(
                         peer, transaction_id, leg["beneficiary_id_number"], leg["payer_id_number"], leg["binding_id"],
                         leg["amount_fen"], txn.coordinator_province,
                     )  # fmt: skip
+                    self._failpoint("after_wallet_credit")
                 elif txn.state == coordination.COMMITTING:
                     self._failpoint("before_remote_commit")
                     await self._client.commit(
