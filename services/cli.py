@@ -118,6 +118,7 @@ def _benchmark(args: argparse.Namespace) -> int:
         scale_rate=args.scale_rate,
         payer_cache=args.payer_cache,
         payment_processes=args.payment_processes,
+        one_round=args.one_round,
     )
 
 
@@ -222,6 +223,10 @@ def build_parser() -> argparse.ArgumentParser:
     benchmark.add_argument(
         "--no-payer-cache", dest="payer_cache", action="store_false",
         help="payment nodes ask the binding service who may pay for every bill (no watch, nothing kept)",
+    )  # fmt: skip
+    benchmark.add_argument(
+        "--no-one-round", dest="one_round", action="store_false",
+        help="payment nodes hold on the other node, then commit, even where one call would do (for comparison)",
     )  # fmt: skip
     benchmark.add_argument(
         "--no-gateway", dest="gateway", action="store_false",

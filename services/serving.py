@@ -156,6 +156,7 @@ def serve(args: argparse.Namespace) -> int:
             settings.readiness_interval = args.readiness_interval
             settings.ledger_audit_interval = args.ledger_audit_interval
             settings.payer_cache = not args.no_payer_cache
+            settings.one_round = not args.no_one_round
             settings.share_port = args.processes > 1 or args.sibling
             if args.sibling:
                 die_with_first_process()
@@ -285,6 +286,10 @@ def add_serve_command(commands: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument(
         "--no-payer-cache", action="store_true",
         help="payment only: ask the binding service who may pay for every bill, even when it announces changes",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-one-round", action="store_true",
+        help="payment only: hold on the other node, then commit, even where one round would do (for comparison)",
     )  # fmt: skip
     parser.add_argument(
         "--processes", type=int, default=1,

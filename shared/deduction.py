@@ -181,6 +181,22 @@ def ceilings(
     return parts
 
 
+def together_at_most(
+    self_pay_fen: int,
+    own: Sequence[Capacity],
+    grants: Sequence[Capacity],
+    mode: PayerMode,
+    unknown: Collection[str],
+    shared_per_use_fen: int | None = None,
+) -> int:
+    """The most the bill could take from the grants in `unknown` together: their parts were each
+    of them able to give the whole bill. A node that captures their legs at once, in payer order
+    and each within its own ceiling, stops there, as the split with the real limits would."""
+    unlimited = [replace(c, limit_fen=self_pay_fen) if c.binding_id in unknown else c for c in grants]
+    split = split_bill(self_pay_fen, own, unlimited, mode, shared_per_use_fen)
+    return sum(leg.amount_fen for leg in split.legs if leg.binding_id in unknown)
+
+
 def shrink(
     legs: Sequence[Leg], cash_fen: int, final_fen: int, mode: PayerMode = PayerMode.SEQUENTIAL
 ) -> tuple[list[int], int]:

@@ -27,7 +27,11 @@ class Funded:
     credited_fen: int
 
 
-def fund_family(cluster: ProcessCluster, mother_fen: int = 20_000, father_fen: int = 200_000) -> Funded:
+def fund_family(
+    cluster: ProcessCluster, mother_fen: int = 20_000, father_fen: int = 200_000, father_first: bool = False
+) -> Funded:
+    """A child in Nanjing (east) whose mother there and father in Lanzhou (west) pay for it, the
+    mother first unless `father_first`."""
     binding = cluster.binding()
     for province in ("320000", "620000"):
         policy = bpb.RegionPolicy(
@@ -49,8 +53,13 @@ def fund_family(cluster: ProcessCluster, mother_fen: int = 20_000, father_fen: i
         return message
 
     child, mother, father = register("王小宝", NANJING, True), register("李妈妈", NANJING), register("王爸爸", LANZHOU)
-    for grantor in (mother, father):
-        binding.CreateBinding(binding_request(grantor, child), timeout=10)
+    made = [binding.CreateBinding(binding_request(grantor, child), timeout=10).binding for grantor in (mother, father)]
+    if father_first:
+        order = bapi.SetPayerOrderRequest(
+            request_id=request_id(), beneficiary_id_number=child.id_number,
+            binding_ids=[made[1].binding_id, made[0].binding_id], mode=bpb.PAYER_MODE_SEQUENTIAL,
+        )  # fmt: skip
+        binding.SetPayerOrder(order, timeout=10)
     for node, who, admdvs, amount in (("east", mother, NANJING, mother_fen), ("west", father, LANZHOU, father_fen)):
         cluster.payment(node).CreditAccount(
             papi.CreditAccountRequest(

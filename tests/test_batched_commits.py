@@ -23,9 +23,10 @@ from services.payment.routing import Node
 from shared.errors import DomainError, Reason
 from shared.ledger import personal_account
 from shared.principals import payment_node
+from tests.conftest import _free_port, running_two_nodes
 from tests.helpers import refusal_of
 from tests.test_cross_province import CrossFamily, race_bills
-from tests.test_metrics import NODE, metered_nodes, scrape, total, value  # noqa: F401 - metered_nodes is a fixture
+from tests.test_metrics import NODE, scrape, total, value
 from tests.test_node_contract import held, prepare_request
 from tests.test_payment_concurrency import TIMEOUT
 from tests.test_trust_boundaries import held_by_mother, prepare
@@ -194,12 +195,19 @@ def test_commits_handed_over_together_reach_the_node_as_one_batch_and_each_calle
     assert family.nodes.west.stub.CheckLedger(papi.CheckLedgerRequest()).balanced
 
 
-def test_racing_cross_node_settlements_are_each_captured_exactly_once_with_their_commits_batched(
-    metered_nodes,  # noqa: F811
-):
+@pytest.fixture
+def two_round_nodes(databases, binding_service, tmp_path):
+    """Two nodes serving metrics that hold, then commit, every cross-node settlement (no one round)."""
+    ports = {"east": _free_port(), "west": _free_port()}
+    settings = lambda name: {"metrics_address": f"127.0.0.1:{ports[name]}", "one_round": False}  # noqa: E731
+    with running_two_nodes(databases, binding_service, tmp_path, settings) as nodes:
+        yield nodes, ports
+
+
+def test_racing_cross_node_settlements_are_each_captured_exactly_once_with_their_commits_batched(two_round_nodes):
     """Twenty-four Settles of six families arrive at east at once; commits decided while another
     to west was on its way went together, and every bill is paid by the family to the fen."""
-    nodes, ports = metered_nodes
+    nodes, ports = two_round_nodes
     families = [CrossFamily(nodes) for _ in range(6)]
     bills = [(family, 5_000 * (n + 1)) for family in families for n in range(4)]  # 50,000 a family
     answers = race_bills(nodes.east, "Settle", papi.SettleRequest, bills)

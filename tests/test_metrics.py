@@ -269,12 +269,12 @@ def test_cross_node_sagas_captures_reversals_and_pending_transfers_are_counted_e
     assert total(west_samples, "gongji_settlement_operations") == 0
 
     # The node-to-node calls, counted by the caller as a client and by the callee as a server:
-    # two sagas each prepared and committed; the authorisation asked capacity first (its holds
-    # stay until the capture, so each is exactly its leg), the settlement held up to a ceiling
-    # without asking; the reversal refunded one, sending its commit again first (a no-op where
-    # it arrived: the undo may have been decided before it did).
+    # two sagas prepared; the authorisation asked capacity first (its holds stay until the
+    # capture, so each is exactly its leg) and was committed; the settlement, whose last payer is
+    # on west, was captured there in its one round, without asking; the reversal refunded it,
+    # sending its commit first (a no-op where it arrived: an undo may be decided before a commit).
     node = {"grpc_type": "unary", "grpc_service": NODE}
-    for method, calls in [("GetPayerCapacity", 1), ("PrepareLegs", 2), ("CommitLegs", 3), ("RefundLegs", 1)]:
+    for method, calls in [("GetPayerCapacity", 1), ("PrepareLegs", 2), ("CommitLegs", 2), ("RefundLegs", 1)]:
         assert value(east_samples, "grpc_client_handled_total", **node, grpc_method=method, grpc_code="OK") == calls
         assert value(west_samples, "grpc_server_handled_total", **node, grpc_method=method, grpc_code="OK") == calls
         assert total(west_samples, "grpc_client_started_total", grpc_method=method) == 0, method

@@ -197,6 +197,37 @@ def test_a_prepare_with_a_ceiling_leaves_out_a_leg_its_node_finds_no_grant_for_a
     assert family.nodes.west.stub.CheckLedger(papi.CheckLedgerRequest()).balanced
 
 
+def test_a_prepare_that_captures_at_once_takes_at_most_what_was_asked_together_and_only_a_refund_undoes_it(
+    two_nodes, west
+):
+    """One round: the leg's ceiling is 60,000 but the legs together may take 25,000. The node takes
+    that from the father's balance at once (no hold), answers the same to a retry, refuses an abort
+    (ALREADY_CAPTURED: the coordinator refunds instead), and a refund gives it all back."""
+    family = CrossFamily(two_nodes)
+    request = prepare_request(family, "txn-at-once", 60_000)
+    request.hold_up_to_amount, request.capture_now, request.capture_at_most_fen = True, True, 25_000
+    first = west.PrepareLegs(request)
+    assert first.captured and [leg.amount_fen for leg in first.legs] == [25_000]
+    assert west.PrepareLegs(request) == first
+    assert held(family) == (75_000, 0)
+    abort = node.AbortLegsRequest(transaction_id="txn-at-once", coordinator_province="32")
+    with pytest.raises(grpc.RpcError) as raised:
+        west.AbortLegs(abort)
+    assert refusal_of(raised.value).reason == "ALREADY_CAPTURED"
+    assert west.RefundLegs(node.RefundLegsRequest(transaction_id="txn-at-once")).applied
+    assert held(family) == (100_000, 0)
+    assert family.nodes.west.stub.CheckLedger(papi.CheckLedgerRequest()).balanced
+
+
+def test_capture_now_without_ceilings_holds_as_a_node_that_does_not_know_it_would(two_nodes, west):
+    family = CrossFamily(two_nodes)
+    request = prepare_request(family, "txn-held", 30_000)
+    request.capture_now, request.capture_at_most_fen = True, 30_000
+    answer = west.PrepareLegs(request)
+    assert not answer.captured
+    assert held(family) == (100_000, 30_000)
+
+
 def test_an_unknown_transaction_is_presumed_aborted_by_its_coordinator(two_nodes, east):
     answer = east.GetTransactionOutcome(
         node.GetTransactionOutcomeRequest(transaction_id="never-heard-of", participant_province="62")

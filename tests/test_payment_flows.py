@@ -31,6 +31,7 @@ from services.payment.service_layer.binding_directory import (
     PayerReads,
     WalletLimits,
 )
+from services.payment.service_layer.coordination import RemoteCapacity
 from services.payment.service_layer.coordinator import Coordinator
 from services.payment.service_layer.node_routing import NodeRouting
 from services.payment.service_layer.settlements import Payers
@@ -218,6 +219,9 @@ class RefusingPeer:
         self.prepares += 1
         raise DomainError(Reason.PEER_CLAIM_REJECTED, "the fake peer refuses to hold")
 
+    async def prepare_and_capture(self, *args: Any, **kwargs: Any) -> tuple[list[Any], bool]:
+        return await self.prepare(*args, **kwargs), True
+
     async def abort(self, *args: Any) -> None:
         return None
 
@@ -303,6 +307,65 @@ def test_a_hold_another_node_refused_is_the_answer_to_every_retry_and_that_node_
     assert peer.prepares == 1
     with flows.runner.unit_of_work() as uow:
         assert accounts.get_account(uow, MOTHER, AccountKind.PERSONAL_ACCOUNT).balance_fen == 20_000
+
+
+class OvercapturingPeer:
+    """The payment node of Shanghai (31), capturing the whole bill from its grantor when asked to
+    capture at once, whatever ceiling it was given; holding within the ceilings otherwise."""
+
+    def __init__(self) -> None:
+        self.captured: list[str] = []
+        self.refunded: list[str] = []
+        self.committed: dict[str, dict[int, int]] = {}
+
+    @staticmethod
+    def _legs(bill: Bill, legs: list[dict[str, Any]], whole: bool) -> list[RemoteCapacity]:
+        return [
+            RemoteCapacity(leg["binding_id"], leg["payer_id_number"], bill.self_pay_fen if whole else leg["amount_fen"],
+                           1_000_000, "310100")
+            for leg in legs
+        ]  # fmt: skip
+
+    async def prepare_and_capture(
+        self, peer: Any, transaction_id: str, province: str, bill: Bill, legs: list[dict[str, Any]], *args: Any
+    ) -> tuple[list[RemoteCapacity], bool]:
+        self.captured.append(transaction_id)
+        return self._legs(bill, legs, whole=True), True
+
+    async def prepare(self, peer: Any, transaction_id: str, province: str, bill: Bill,
+                      legs: list[dict[str, Any]], *args: Any, **kwargs: Any) -> list[RemoteCapacity]:  # fmt: skip
+        return self._legs(bill, legs, whole=False)
+
+    async def abort(self, peer: Any, transaction_id: str, province: str) -> None:
+        if transaction_id in self.captured:
+            raise DomainError(Reason.ALREADY_CAPTURED, f"transaction {transaction_id} was already committed here")
+
+    async def refund(self, peer: Any, transaction_id: str) -> None:
+        self.refunded.append(transaction_id)
+
+    async def commit(self, peer: Any, transaction_id: str, captures: dict[int, int]) -> None:
+        self.committed[transaction_id] = captures
+
+
+def test_a_capture_at_once_the_settlement_cannot_take_is_refunded_and_the_bill_is_held_and_committed_instead(flows):
+    """The last payer's node captured more than the order lets the settlement take from it: each
+    such capture is refunded there, and the last try holds, then commits what the bill takes."""
+    nodes = {"here": {"address": "", "provinces": sorted(PROVINCES - {"31"})}, "shanghai": {"address": "",
+             "provinces": ["31"]}}  # fmt: skip
+    peer = OvercapturingPeer()
+    coordinator = Coordinator(flows.runner, RoutingTable.from_dict({"nodes": nodes}, "here"), peer, flows.clock)  # type: ignore[arg-type]
+    settling = Settling(flows.runner, flows.clock, flows.directory, coordinator, timedelta(minutes=15))
+    flows = replace(flows, settling=settling)
+    flows.credit(MOTHER, 20_000)
+    flows.directory.grants = (grant(MOTHER, 1), replace(grant(FATHER, 2), grantor_admdvs="310100"))
+
+    answer = flows.settle(bill(30_000))
+
+    assert legs(answer) == [(MOTHER, 20_000), (FATHER, 10_000)]
+    assert answer.settlement.cash_pay_fen == 0
+    assert peer.captured and peer.refunded == peer.captured, "every capture the settlement did not take went back"
+    assert list(peer.committed) == [answer.settlement.settlement_id]
+    assert list(peer.committed[answer.settlement.settlement_id].values()) == [10_000]
 
 
 def test_a_bill_with_no_grantor_named_is_paid_in_cash(flows):

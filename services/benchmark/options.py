@@ -41,4 +41,5 @@ class Options:
     scale_concurrency: int = 8  # its closed-loop callers
     scale_rate: float | None = None  # its open-loop rate; None: 70 % of the smallest population's closed-loop rate
     payer_cache: bool = True  # payment nodes keep ResolvePayers answers, kept current by the binding watch
+    one_round: bool = True  # a cross-node bill whose other node's payers come last is captured in one call
     payment_processes: int = 1  # processes per payment node (gongji serve payment --processes)

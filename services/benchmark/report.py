@@ -24,7 +24,9 @@ def print_report(summary: dict[str, Any]) -> None:
     )
     kept = "kept by each payment node, current by the binding watch" if summary.get("payer_cache") else "asked per bill"
     processes = summary.get("payment_processes", 1)
-    print(f"payers: {kept}; {processes} process{'es' if processes > 1 else ''} per payment node")
+    one_round = summary.get("one_round", True)
+    rounds = "one call where the other node's payers come last" if one_round else "hold, then commit"
+    print(f"payers: {kept}; {processes} process{'es' if processes > 1 else ''} per payment node; cross-node: {rounds}")
     header = (
         f"{'callers':>7} | {'settle/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'err':>4} | {'echo/s':>8} {'p50':>6} "
         f"{'p99':>6} | {'pgbench':>8} {'p50':>6} {'p99':>6} | {'÷pgbench':>8} {'p50÷echo':>8} {'p99÷echo':>8}"

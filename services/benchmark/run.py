@@ -155,6 +155,7 @@ def run_benchmark(
     scale_rate: float | None = None,
     payer_cache: bool = True,
     payment_processes: int | None = None,
+    one_round: bool = True,
 ) -> int:
     """Runs the benchmark and prints the report (or, with json_output, one JSON object
     on stdout). 0 when it ran and the ledgers balanced (and, cross-node, both nodes'
@@ -184,7 +185,7 @@ def run_benchmark(
         os.path.abspath(profile) if profile else None, profile_clock, server_log_level, json_output, cross_node,
         plaintext_baseline, observability_baseline, gateway, open_loop=open_loop or bool(rates),
         rates=tuple(rates), population=tuple(sorted(set(population))), scale_concurrency=scale_concurrency,
-        scale_rate=scale_rate, payer_cache=payer_cache, payment_processes=payment_processes,
+        scale_rate=scale_rate, payer_cache=payer_cache, payment_processes=payment_processes, one_round=one_round,
     )  # fmt: skip
     if families < 1 or seconds <= 0 or warmup < 0 or not options.concurrency or min(options.concurrency) < 1:
         say("benchmark: --families, --seconds and every --concurrency level must be positive")

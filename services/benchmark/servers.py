@@ -68,6 +68,8 @@ def start_subprocess_servers(scratch: Scratch, options: Options, urls: dict[str,
     if not options.payer_cache:
         binding_args += ["--payer-watch-lease", "0"]
         payment_args += ["--no-payer-cache"]
+    if not options.one_round:
+        payment_args += ["--no-one-round"]
     west_address = west_args = None
     if options.cross_node:
         west_address = f"127.0.0.1:{free_port()}"
@@ -87,6 +89,7 @@ def start_subprocess_servers(scratch: Scratch, options: Options, urls: dict[str,
             "--binding-address", binding_address, "--grace", "5", "--verifier", "stand-in",
             "--routing", routing, "--node", "west", *pki.args(WEST),
             *(() if options.payer_cache else ("--no-payer-cache",)),
+            *(() if options.one_round else ("--no-one-round",)),
             *(("--processes", str(options.payment_processes)) if options.payment_processes > 1 else ()),
         ]  # fmt: skip
         payment_args += ["--routing", routing]

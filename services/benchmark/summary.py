@@ -106,6 +106,8 @@ def summarise(
         "transport": "mutual TLS",
         # Payment nodes keep ResolvePayers answers, current by the binding service's payer watch.
         "payer_cache": options.payer_cache,
+        # A cross-node bill whose other node's payers come last is captured there in one call.
+        "one_round": options.one_round,
         "payment_processes": options.payment_processes,
         "cpu_count": os.cpu_count(),
         "families": options.families,

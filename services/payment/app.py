@@ -84,6 +84,9 @@ class PaymentSettings:
     max_amount_fen: int = 10_000_000
     # How long a saga may stay PREPARING before recovery presumes its request dead.
     prepare_lease: timedelta = timedelta(seconds=30)
+    # A settlement whose payers on other nodes are all on one and come last in the order is
+    # captured there in one round (no hold, no commit call); False: always hold, then commit.
+    one_round: bool = True
     # HOST:PORT serving Prometheus metrics over plain HTTP; None serves none.
     metrics_address: str | None = None
     # Seconds between readiness probes of the database and the binding service's health.
@@ -222,7 +225,13 @@ async def start_payment_server(settings: PaymentSettings) -> RunningServer:
     nodes = GrpcNodeClient(transport, settings.node_deadline, tracer_provider, client_metrics)
     failpoint = failpoint_from_environment()
     coordinator = Coordinator(
-        runner, settings.routing, nodes, settings.clock, lease=settings.prepare_lease, failpoint=failpoint
+        runner,
+        settings.routing,
+        nodes,
+        settings.clock,
+        lease=settings.prepare_lease,
+        failpoint=failpoint,
+        one_round=settings.one_round,
     )
     binding_stub = binding_grpc.BindingServiceStub(channel)
     registry = GrpcBindingDirectory(binding_stub)

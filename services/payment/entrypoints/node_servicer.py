@@ -120,9 +120,15 @@ class PaymentNodeServicer(node_grpc.PaymentNodeServiceServicer):
                                    leg.binding_id, self._amount(leg.amount_fen, "legs.amount_fen"))
             for leg in request.legs
         ]  # fmt: skip
+        # capture_now goes with ceilings only; without them the legs are held, as a node that
+        # knows neither would (captured stays unset, and the coordinator commits as usual).
+        capture_at_most = None
+        if request.capture_now and request.hold_up_to_amount:
+            capture_at_most = self._amount(request.capture_at_most_fen, "capture_at_most_fen")
         prepared = await peer_claims.prepare_on_own_grants(
             self._run, self._directory, self._clock, transaction_id, province, beneficiary, request.institution_code,
             use, institution_admdvs, request.chronic_disease, legs, expire, request.hold_up_to_amount,
+            capture_at_most,
         )  # fmt: skip
         self._failpoint("participant_after_prepare")
         return node.PrepareLegsResponse(
@@ -133,6 +139,7 @@ class PaymentNodeServicer(node_grpc.PaymentNodeServiceServicer):
             ],
             payer_available_after_fen=[held.available_after_fen for held in prepared],
             payer_admdvs=[held.admdvs for held in prepared],
+            captured=capture_at_most is not None,
         )  # fmt: skip
 
     def _captures(self, request: node.CommitLegsRequest, prefix: str = "") -> dict[int, int]:

@@ -50,6 +50,9 @@ class Prepared:
     coordinator_province: str = ""
     # What this node's payers could give when the holds were asked for, which they count on.
     local_fen: int = 0
+    # The other node captured its legs at once (one round): the settlement must take exactly
+    # what each captured, and the saga is committed with it.
+    captured: bool = False
 
 
 @dataclass(frozen=True)
@@ -72,9 +75,12 @@ def decision_of(txn: NodeTransaction) -> Decision:
 
 def settlement_decision(prepared: Prepared, settlement: Settlement) -> Decision:
     """The saga's phase once `settlement` is written: COMMITTING with what each remote leg captured,
-    or PREPARED (the holds stay until the settlement is captured or released)."""
+    or PREPARED (the holds stay until the settlement is captured or released); COMMITTED when the
+    other node captured at once, as nothing is left to tell it."""
     participants = _with_captures(prepared.participants, settlement)
     state = COMMITTING if settlement.state is SettlementState.CAPTURED else PREPARED
+    if prepared.captured:
+        state = COMMITTED
     return Decision(prepared.transaction_id, "SETTLEMENT", state, participants, prepared.coordinator_province)
 
 

@@ -30,7 +30,7 @@ from services.payment.service_layer import coordination, ids, participant, settl
 from services.payment.service_layer.coordination import Outcome, Prepared, RemoteCapacity
 from services.payment.service_layer.unit_of_work import PaymentUnitOfWork
 from shared.errors import DomainError, ErrorKind, Reason
-from shared.payers import PayerGrant
+from shared.payers import PayerGrant, PayerMode
 from shared.regions import province_of
 from shared.settlements import Bill, Settlement
 
@@ -50,6 +50,9 @@ class NodeClient(Protocol):
     async def prepare(self, peer: Node, transaction_id: str, coordinator_province: str, bill: Bill,
                       legs: list[dict[str, Any]], grants: list[PayerGrant],
                       expire_time: datetime, up_to: bool = False) -> list[RemoteCapacity]: ...  # fmt: skip
+    async def prepare_and_capture(self, peer: Node, transaction_id: str, coordinator_province: str, bill: Bill,
+                                  legs: list[dict[str, Any]], grants: list[PayerGrant], expire_time: datetime,
+                                  at_most_fen: int) -> tuple[list[RemoteCapacity], bool]: ...  # fmt: skip
     async def commit(self, peer: Node, transaction_id: str, captures: dict[int, int]) -> None: ...
     async def abort(self, peer: Node, transaction_id: str, coordinator_province: str) -> None: ...
     async def refund(self, peer: Node, transaction_id: str) -> None: ...
@@ -87,8 +90,10 @@ class Coordinator:
         lease: timedelta = timedelta(seconds=30),
         participant_grace: timedelta = timedelta(minutes=10),
         failpoint: FailPoint = no_failpoint,
+        one_round: bool = True,
     ) -> None:
         self._run = runner
+        self._one_round = one_round
         self._routing = routing
         self._client = client
         self._clock = clock
@@ -178,6 +183,7 @@ class Coordinator:
         answered: Callable[[PaymentUnitOfWork], bool] = never_answered,
         exact: bool = False,
         known: dict[str, RemoteCapacity] | None = None,
+        one_round: bool = False,
     ) -> Prepared | None:
         """Holds this bill's legs on other nodes; None when every payer is local. Raises
         AnsweredBefore, holding nothing, when `answered` says the request has its answer already
@@ -187,7 +193,13 @@ class Coordinator:
         grantors can give; what the settlement does not take is released when it is captured.
         An authorisation, whose holds stay until its capture, is `exact`: the nodes are asked
         first (`known`) and hold each leg's part, no more. So is a node of a version before
-        ceilings, which holds every leg in full or refuses it (INSUFFICIENT_FUNDS)."""
+        ceilings, which holds every leg in full or refuses it (INSUFFICIENT_FUNDS).
+
+        With `one_round`, a settlement (not an authorisation) whose payers on other nodes are all
+        kept by one node and come last in a sequential order is captured there at once: what
+        that node's grantors give changes nothing before them in the order, so no hold and no
+        second call are needed. The settlement must then take just what was captured
+        (Prepared.captured); if it cannot, the saga is aborted and the capture refunded."""
         far = self._remote_grants(bill, payers)
         if not far:
             return None
@@ -201,17 +213,20 @@ class Coordinator:
         grant_of = {g.binding_id: g for g in remote}
         transaction_id = ids.new_id()
         coordinator_province = province_of(bill.institution_admdvs)
+        position = {g.binding_id: number for number, g in enumerate(payers.grants)}
 
-        def plan_and_begin(uow: PaymentUnitOfWork) -> tuple[dict[str, list[dict[str, Any]]], int]:
+        def plan_and_begin(uow: PaymentUnitOfWork) -> tuple[dict[str, list[dict[str, Any]]], int, int]:
             """The legs to hold on each other node and, when there are any, the saga's intent; and
             what this node's payers could give, which those legs count on. Its reads are advice (the
             settlement checks the key and the payers again under its locks) and the intent is one
             INSERT, so no transaction wraps them."""
             if answered(uow):
                 raise AnsweredBefore
-            ceilings, local_fen = settlements.remote_ceilings(uow, bill, payers, remote, local, now, known)
+            ceilings, local_fen, together = settlements.remote_ceilings(uow, bill, payers, remote, local, now, known)
             participants: dict[str, list[dict[str, Any]]] = defaultdict(list)
-            for number, (binding_id, amount) in enumerate(sorted(ceilings.items()), start=1):
+            # Legs numbered in the payers' order, which a node capturing at once follows.
+            in_order = sorted(ceilings.items(), key=lambda item: position[item[0]])
+            for number, (binding_id, amount) in enumerate(in_order, start=1):
                 grant = grant_of[binding_id]
                 participants[province_of(grant.grantor_admdvs)].append(
                     {"leg_no": number, "payer_id_number": grant.grantor_id_number, "binding_id": binding_id,
@@ -222,23 +237,34 @@ class Coordinator:
                     uow, transaction_id, "SETTLEMENT", dict(participants), coordinator_province,
                     bill.patient_id_number, bill.institution_code, expire_time + self._grace, self._clock.now(),
                 )  # fmt: skip
-            return dict(participants), local_fen
+            return dict(participants), local_fen, together
 
-        participants, local_fen = await self._run.transact(plan_and_begin, statement_by_statement=True)
+        participants, local_fen, together = await self._run.transact(plan_and_begin, statement_by_statement=True)
         if not participants:
             return Prepared(transaction_id, {}, local, local_fen=local_fen)
         self._failpoint("before_remote_hold")
-        try:
-            results = await asyncio.gather(
-                *(
-                    self._client.prepare(
-                        peer, transaction_id, coordinator_province, bill, legs,
-                        [grant_of[leg["binding_id"]] for leg in legs], expire_time + self._grace, up_to=True,
-                    )
-                    for peer, _, legs in self._by_node(participants)
-                ),
-                return_exceptions=True,
+        nodes = self._by_node(participants)
+        at_once = (
+            one_round
+            and self._one_round
+            and not exact
+            and len(nodes) == 1
+            and _last_in_order(bill, payers, set(grant_of))
+        )
+
+        async def ask(peer: Node, legs: list[dict[str, Any]]) -> tuple[list[RemoteCapacity], bool]:
+            grants = [grant_of[leg["binding_id"]] for leg in legs]
+            if at_once:
+                return await self._client.prepare_and_capture(
+                    peer, transaction_id, coordinator_province, bill, legs, grants, expire_time + self._grace, together
+                )  # fmt: skip
+            held = await self._client.prepare(
+                peer, transaction_id, coordinator_province, bill, legs, grants, expire_time + self._grace, up_to=True
             )  # fmt: skip
+            return held, False
+
+        try:
+            results = await asyncio.gather(*(ask(peer, legs) for peer, _, legs in nodes), return_exceptions=True)
         except asyncio.CancelledError:
             # The caller gave up (its deadline, a cancel) while the other nodes were holding. The
             # request's task ends here, so the abort runs on its own: the payers' money is free
@@ -246,11 +272,13 @@ class Coordinator:
             self._detached(self._abandon(transaction_id))
             raise
         failures = [r for r in results if isinstance(r, BaseException)]
+        answers = [r for r in results if not isinstance(r, BaseException)]
         held = {
             # A node of a version before ceilings does not say the payer's region: the binding service's.
             c.binding_id: c if c.admdvs else replace(c, admdvs=grant_of[c.binding_id].grantor_admdvs)
-            for r in results if not isinstance(r, BaseException) for c in r
+            for capacities, _ in answers for c in capacities
         }  # fmt: skip
+        captured = any(at_once for _, at_once in answers)
         if failures or not held:
             # Nothing held anywhere is no failure: the bill is settled from this node's payers alone.
             await self._abort(transaction_id)
@@ -258,7 +286,7 @@ class Coordinator:
             self._failpoint("after_remote_hold")
             if not held:
                 return Prepared(transaction_id, {}, local, local_fen=local_fen)
-            return Prepared(transaction_id, held, local, participants, coordinator_province, local_fen)
+            return Prepared(transaction_id, held, local, participants, coordinator_province, local_fen, captured)
         first = failures[0]
         if isinstance(first, DomainError) and first.kind is ErrorKind.UNAVAILABLE:
             raise first
@@ -358,7 +386,7 @@ class Coordinator:
                         peer, transaction_id, {int(x["leg_no"]): int(x["captured_fen"]) for x in legs}
                     )
                 elif txn.state == coordination.ABORTING:
-                    await self._client.abort(peer, transaction_id, txn.coordinator_province)
+                    await self._abort_or_refund(peer, transaction_id, txn.coordinator_province)
                 else:
                     # The undo may have been decided before the commit reached this node (it was
                     # down): the commit goes first, a no-op where it arrived, then the refund.
@@ -378,6 +406,16 @@ class Coordinator:
                 lambda uow, so_far=tuple(acknowledged): self._note(uow, txn, list(so_far)),
                 statement_by_statement=txn.kind != "TRANSFER",
             )
+
+    async def _abort_or_refund(self, peer: Node, transaction_id: str, coordinator_province: str) -> None:
+        """Releases what the saga holds on `peer`; what a node captured at once (one round) and this
+        node's settlement never took is refunded there instead."""
+        try:
+            await self._client.abort(peer, transaction_id, coordinator_province)
+        except DomainError as error:
+            if error.reason is not Reason.ALREADY_CAPTURED:
+                raise
+            await self._client.refund(peer, transaction_id)
 
     async def _to_the_back(self, transaction_id: str, phase: str) -> None:
         """To the back of recovery's queue, which reads the longest untouched first: sagas a node
@@ -472,3 +510,13 @@ class Coordinator:
 
     async def _write(self, fn: Callable[[PaymentUnitOfWork], Any]) -> Any:
         return await self._run.transact(fn)
+
+
+def _last_in_order(bill: Bill, payers: settlements.Payers, remote: set[str]) -> bool:
+    """Whether the grants in `remote` come after every other payer of the bill, in a sequential
+    order: then what they give changes nothing the others give."""
+    if payers.mode is not PayerMode.SEQUENTIAL:
+        return False
+    grants = [g.binding_id for g in payers.grants if g.grantor_id_number != bill.patient_id_number]
+    first = next((number for number, binding_id in enumerate(grants) if binding_id in remote), len(grants))
+    return all(binding_id in remote for binding_id in grants[first:])

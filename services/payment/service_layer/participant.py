@@ -98,10 +98,15 @@ def prepare(
     now: datetime,
     up_to: bool = False,
     seen_before: bool = True,
+    capture_at_most: int | None = None,
 ) -> list[HeldLeg]:
     """Holds every leg at once, within each grant's limits, or none. With `up_to`, each leg's
     amount is a ceiling: a leg holds what its grantor can give now, down to nothing (no grant
     this node resolved, no account here), and such legs are left out.
+
+    With `capture_at_most` too (one round), the legs are captured at once instead, in leg_no
+    order, each as much of its ceiling as its grantor can give and all together at most that:
+    the payers' order goes on here, so the coordinator needs no second call to capture.
 
     A transaction prepared here before answers what it held, to the coordinator and for the
     beneficiary it was prepared for; to any other it is refused. Without `seen_before` that is
@@ -127,6 +132,9 @@ def prepare(
             for leg in existing.legs
         ]  # fmt: skip
     _refuse_repeated_legs(legs)
+    if capture_at_most is not None:
+        legs = sorted(legs, key=lambda leg: leg.leg_no)
+    left = capture_at_most
     grant_of = {g.binding_id: g for g in grants}
     locked = uow.accounts.lock(personal_account(leg.payer_id_number) for leg in legs)
     year = year_of(now)
@@ -149,6 +157,9 @@ def prepare(
             raise DomainError(Reason.ACCOUNT_NOT_FOUND, f"no personal account of {leg.payer_id_number} on this node")
         limit = grant_limit(grant, account, usage.get(leg.payer_id_number, {}))
         amount = min(leg.amount_fen, limit) if up_to else leg.amount_fen
+        if up_to and left is not None:
+            amount = min(amount, left)
+            left -= max(amount, 0)
         if amount > limit:
             raise DomainError(
                 Reason.INSUFFICIENT_FUNDS,
@@ -164,23 +175,17 @@ def prepare(
         usage[leg.payer_id_number][leg.binding_id] = (shared, held + amount)
         prepared.append(PreparedLeg(leg.leg_no, leg.payer_id_number, account.account_id, leg.binding_id, amount))
     bound = per_use_bound([grant_of[leg.binding_id].per_use_limit_fen for leg in prepared])
-    if not up_to:
+    if not up_to or capture_at_most is not None:
         _within_per_use_bound(sum(leg.amount_fen for leg in prepared), bound, "legs.amount_fen")
     uow.defer_writes()  # every check passed; what follows only writes, to the commit
+    txn = ParticipantTransaction(
+        transaction_id, coordinator_province, PREPARED, beneficiary, institution_code, expire_time, prepared,
+        per_use_bound_fen=bound,
+    )  # fmt: skip
+    if up_to and capture_at_most is not None:
+        _take(uow, txn, {leg.leg_no: leg.amount_fen for leg in prepared}, locked, now)
+    uow.participants.add(txn, now)
     uow.accounts.save_amounts(list(locked.values()))
-    uow.participants.add(
-        ParticipantTransaction(
-            transaction_id,
-            coordinator_province,
-            PREPARED,
-            beneficiary,
-            institution_code,
-            expire_time,
-            prepared,
-            per_use_bound_fen=bound,
-        ),
-        now,
-    )
     return [HeldLeg(leg, locked[leg.account_id].available_fen, locked[leg.account_id].admdvs) for leg in prepared]
 
 
@@ -243,8 +248,19 @@ def _capture(
     locked: dict[str, Account],
     now: datetime,
 ) -> None:
+    _take(uow, txn, captures, locked, now)
+    uow.participants.save(txn, now)
+
+
+def _take(
+    uow: PaymentUnitOfWork,
+    txn: ParticipantTransaction,
+    captures: dict[int, int],
+    locked: dict[str, Account],
+    now: datetime,
+) -> None:
     """Takes each leg's capture from its locked account, releases the rest of its hold, and owes
-    the coordinator's province what was taken."""
+    the coordinator's province what was taken; the record is COMMITTED, to be written."""
     year, hold_year = year_of(now), year_of(txn.create_time or now)
     postings: list[Posting] = []
     for leg in txn.legs:
@@ -262,7 +278,6 @@ def _capture(
             ]
     _record(uow, postings, locked, Purpose.SETTLEMENT, txn, now)
     txn.state = COMMITTED
-    uow.participants.save(txn, now)
 
 
 def _check_captures(txn: ParticipantTransaction, captures: dict[int, int]) -> None:

@@ -68,6 +68,7 @@ async def prepare_on_own_grants(
     runner: UseCaseRunner[PaymentUnitOfWork], directory: BindingDirectory, clock: Clock, transaction_id: str,
     coordinator_province: str, beneficiary: str, institution_code: str, use: UseCategory, institution_admdvs: str,
     chronic: bool, legs: list[participant.LegRequest], expire: datetime, up_to: bool = False,
+    capture_at_most: int | None = None,
 ) -> list[participant.HeldLeg]:  # fmt: skip
     """Holds the legs a coordinator asks for (with `up_to`, as much of each as its grantor can
     give), only through grants this node resolved itself, and only on payers still current at
@@ -86,7 +87,7 @@ async def prepare_on_own_grants(
         def prepare(uow: PaymentUnitOfWork, seen_before: bool) -> list[participant.HeldLeg]:
             held = participant.prepare(
                 uow, transaction_id, coordinator_province, beneficiary, institution_code, legs, grants, expire,
-                clock.now(), up_to, seen_before,
+                clock.now(), up_to, seen_before, capture_at_most,
             )  # fmt: skip
             require_current(reads)
             return held

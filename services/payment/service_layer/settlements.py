@@ -16,7 +16,17 @@ from services.payment.service_layer.coordination import Prepared, RemoteCapacity
 from services.payment.service_layer.ids import new_id
 from services.payment.service_layer.suspensions import check_not_suspended
 from services.payment.service_layer.unit_of_work import PaymentUnitOfWork
-from shared.deduction import Capacity, Leg, PaymentSource, ceilings, least, per_use_budget, shrink, split_bill
+from shared.deduction import (
+    Capacity,
+    Leg,
+    PaymentSource,
+    ceilings,
+    least,
+    per_use_budget,
+    shrink,
+    split_bill,
+    together_at_most,
+)
 from shared.errors import DomainError, Reason
 from shared.ledger import (
     Account,
@@ -279,6 +289,8 @@ def authorize(
         settlement.capture_time = now
         settlement.captured_fen = sum(leg.captured_fen for leg in settlement.legs)
     if prepared is not None:
+        if prepared.captured:
+            _check_takes_what_was_captured(settlement, prepared)
         settlement.settlement_id = prepared.transaction_id
         coordination.record(uow, settlement, prepared, now)  # the saga must still be preparing
     uow.defer_writes()  # everything read; what follows only writes, to the commit
@@ -315,6 +327,20 @@ def check_planned_enough(settlement: Settlement, prepared: Prepared, payers: Pay
         raise PlannedTooLittle(
             Reason.CONCURRENT_CHANGE,
             "this node's payers gave less than when the other nodes were asked; retry with the same request_id",
+        )
+
+
+def _check_takes_what_was_captured(settlement: Settlement, prepared: Prepared) -> None:
+    """Raises PlannedTooLittle unless the settlement's remote legs take just what the other node
+    captured at once: this node's payers gave more than when it was asked (a refund came in), so
+    the order now wants less of the later grantors. What was captured goes back, and the bill is
+    planned again."""
+    taken = {leg.binding_id: leg.captured_fen for leg in settlement.legs if leg.is_remote}
+    captured = {binding_id: c.limit_fen for binding_id, c in prepared.capacities.items() if c.limit_fen}
+    if taken != captured or settlement.state is not SettlementState.CAPTURED:
+        raise PlannedTooLittle(
+            Reason.CONCURRENT_CHANGE,
+            "this node's payers gave more than when the other node captured; retry with the same request_id",
         )
 
 
@@ -716,11 +742,12 @@ def remote_ceilings(
     local_provinces: frozenset[str],
     now: datetime,
     known: dict[str, RemoteCapacity] | None = None,
-) -> tuple[dict[str, int], int]:
+) -> tuple[dict[str, int], int, int]:
     """What to ask each grantor on another node to hold for this bill, by binding id, with this
     node's payers as they are now (nothing is written): the most the bill could take from it (see
     `shared.deduction.ceilings`), or, with what each can give `known`, exactly its part. Also what
-    this node's payers could give, which those parts count on."""
+    this node's payers could give, which those parts count on, and the most the bill could take
+    from those grantors together (`shared.deduction.together_at_most`)."""
     unbounded = {
         g.binding_id: RemoteCapacity(g.binding_id, g.grantor_id_number, bill.self_pay_fen, 0, g.grantor_admdvs)
         for g in remote
@@ -729,6 +756,12 @@ def remote_ceilings(
     local_fen = sum(c.limit_fen for c in [*draw.own, *draw.grants] if c.binding_id not in draw.remote)
     shared = shared_per_use(bill, payers)
     if known is None:
-        return ceilings(bill.self_pay_fen, draw.own, draw.grants, payers.mode, draw.remote.keys(), shared), local_fen
+        far = draw.remote.keys()
+        return (
+            ceilings(bill.self_pay_fen, draw.own, draw.grants, payers.mode, far, shared),
+            local_fen,
+            together_at_most(bill.self_pay_fen, draw.own, draw.grants, payers.mode, far, shared),
+        )
     split = split_bill(bill.self_pay_fen, draw.own, draw.grants, payers.mode, shared)
-    return {leg.binding_id: leg.amount_fen for leg in split.legs if leg.binding_id in draw.remote}, local_fen
+    parts = {leg.binding_id: leg.amount_fen for leg in split.legs if leg.binding_id in draw.remote}
+    return parts, local_fen, sum(parts.values())

@@ -169,9 +169,12 @@ class Settling:
             # A retry is answered before anything is held on other nodes again, and also when
             # they cannot be reached (asked only then, so a first request reads nothing for it).
             try:
+                # One round where it pays; never on the last try, whose settlement must stand
+                # with what the other nodes give, which only a hold lets it plan with freely.
                 prepared = await self._coordinator.prepare(
-                    bill, payers, expire, lambda uow: self._run.answered(uow, request_id), exact=not capture
-                )
+                    bill, payers, expire, lambda uow: self._run.answered(uow, request_id), exact=not capture,
+                    one_round=replan,
+                )  # fmt: skip
             except DomainError as refusal:
                 # Another node's refusal, stored under the key unless transient, so a retry does not
                 # hold anew once that node would agree; an answer stored already wins.

@@ -28,7 +28,7 @@ from google.api import field_behavior_pb2 as google_dot_api_dot_field__behavior_
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!gongji/node/v1/node_service.proto\x12\x0egongji.node.v1\x1a\'gongji/binding/v1/binding_service.proto\x1a\x1dgongji/common/v1/common.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x94\x01\n\x17GetPayerCapacityRequest\x12\x1d\n\x15\x62\x65neficiary_id_number\x18\x01 \x01(\t\x12-\n\x06grants\x18\x02 \x03(\x0b\x32\x1d.gongji.binding.v1.PayerGrant\x12+\n\x07\x61t_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8d\x01\n\rPayerCapacity\x12\x12\n\nbinding_id\x18\x01 \x01(\t\x12\x19\n\x11grantor_id_number\x18\x02 \x01(\t\x12\x11\n\tlimit_fen\x18\x03 \x01(\x03\x12\x15\n\ravailable_fen\x18\x04 \x01(\x03\x12\x0e\n\x06\x61\x64mdvs\x18\x05 \x01(\t\x12\x13\n\x0bhas_account\x18\x06 \x01(\x08\"M\n\x18GetPayerCapacityResponse\x12\x31\n\ncapacities\x18\x01 \x03(\x0b\x32\x1d.gongji.node.v1.PayerCapacity\"Z\n\x07NodeLeg\x12\x0e\n\x06leg_no\x18\x01 \x01(\x05\x12\x17\n\x0fpayer_id_number\x18\x02 \x01(\t\x12\x12\n\nbinding_id\x18\x03 \x01(\t\x12\x12\n\namount_fen\x18\x04 \x01(\x03\"\xb3\x03\n\x12PrepareLegsRequest\x12\x1c\n\x0etransaction_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\"\n\x14\x63oordinator_province\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12#\n\x15\x62\x65neficiary_id_number\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x18\n\x10institution_code\x18\x04 \x01(\t\x12%\n\x04legs\x18\x05 \x03(\x0b\x32\x17.gongji.node.v1.NodeLeg\x12\x35\n\x0b\x65xpire_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x02\x12-\n\x06grants\x18\x07 \x03(\x0b\x32\x1d.gongji.binding.v1.PayerGrant\x12\x39\n\x0cuse_category\x18\x08 \x01(\x0e\x32\x1d.gongji.common.v1.UseCategoryB\x04\xe2\x41\x01\x02\x12 \n\x12institution_admdvs\x18\t \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\x0f\x63hronic_disease\x18\n \x01(\x08\x12\x19\n\x11hold_up_to_amount\x18\x0b \x01(\x08\"u\n\x13PrepareLegsResponse\x12%\n\x04legs\x18\x01 \x03(\x0b\x32\x17.gongji.node.v1.NodeLeg\x12!\n\x19payer_available_after_fen\x18\x02 \x03(\x03\x12\x14\n\x0cpayer_admdvs\x18\x03 \x03(\t\"\\\n\x11\x43ommitLegsRequest\x12\x1c\n\x0etransaction_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12)\n\x08\x63\x61ptures\x18\x02 \x03(\x0b\x32\x17.gongji.node.v1.NodeLeg\"%\n\x12\x43ommitLegsResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x08\"S\n\x16\x42\x61tchCommitLegsRequest\x12\x39\n\x08requests\x18\x01 \x03(\x0b\x32!.gongji.node.v1.CommitLegsRequestB\x04\xe2\x41\x01\x02\"P\n\x17\x42\x61tchCommitLegsResponse\x12\x35\n\tresponses\x18\x01 \x03(\x0b\x32\".gongji.node.v1.CommitLegsResponse\"T\n\x10\x41\x62ortLegsRequest\x12\x1c\n\x0etransaction_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\"\n\x14\x63oordinator_province\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"$\n\x11\x41\x62ortLegsResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x08\"1\n\x11RefundLegsRequest\x12\x1c\n\x0etransaction_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"%\n\x12RefundLegsResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x08\"`\n\x1cGetTransactionOutcomeRequest\x12\x1c\n\x0etransaction_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\"\n\x14participant_province\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"\x9e\x01\n\x1dGetTransactionOutcomeResponse\x12\x33\n\x07outcome\x18\x01 \x01(\x0e\x32\".gongji.node.v1.TransactionOutcome\x12)\n\x08\x63\x61ptures\x18\x02 \x03(\x0b\x32\x17.gongji.node.v1.NodeLeg\x12\x1d\n\x15\x62\x65neficiary_id_number\x18\x03 \x01(\t\"\xc9\x01\n\x13\x43reditWalletRequest\x12\x19\n\x0btransfer_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12#\n\x15\x62\x65neficiary_id_number\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x18\n\namount_fen\x18\x03 \x01(\x03\x42\x04\xe2\x41\x01\x02\x12\x1d\n\x0fsource_province\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1f\n\x11grantor_id_number\x18\x05 \x01(\tB\x04\xe2\x41\x01\x02\x12\x18\n\nbinding_id\x18\x06 \x01(\tB\x04\xe2\x41\x01\x02\"C\n\x14\x43reditWalletResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x08\x12\x1a\n\x12wallet_balance_fen\x18\x02 \x01(\x03\"\x95\x01\n\x1a\x44\x65\x63lineWalletCreditRequest\x12\x19\n\x0btransfer_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12#\n\x15\x62\x65neficiary_id_number\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x18\n\namount_fen\x18\x03 \x01(\x03\x42\x04\xe2\x41\x01\x02\x12\x1d\n\x0fsource_province\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02\"/\n\x1b\x44\x65\x63lineWalletCreditResponse\x12\x10\n\x08\x63redited\x18\x01 \x01(\x08*\xc0\x01\n\x12TransactionOutcome\x12#\n\x1fTRANSACTION_OUTCOME_UNSPECIFIED\x10\x00\x12\x1f\n\x1bTRANSACTION_OUTCOME_PENDING\x10\x01\x12!\n\x1dTRANSACTION_OUTCOME_COMMITTED\x10\x02\x12\x1f\n\x1bTRANSACTION_OUTCOME_ABORTED\x10\x03\x12 \n\x1cTRANSACTION_OUTCOME_REFUNDED\x10\x04\x32\xf4\x06\n\x12PaymentNodeService\x12\x65\n\x10GetPayerCapacity\x12\'.gongji.node.v1.GetPayerCapacityRequest\x1a(.gongji.node.v1.GetPayerCapacityResponse\x12V\n\x0bPrepareLegs\x12\".gongji.node.v1.PrepareLegsRequest\x1a#.gongji.node.v1.PrepareLegsResponse\x12S\n\nCommitLegs\x12!.gongji.node.v1.CommitLegsRequest\x1a\".gongji.node.v1.CommitLegsResponse\x12\x62\n\x0f\x42\x61tchCommitLegs\x12&.gongji.node.v1.BatchCommitLegsRequest\x1a\'.gongji.node.v1.BatchCommitLegsResponse\x12P\n\tAbortLegs\x12 .gongji.node.v1.AbortLegsRequest\x1a!.gongji.node.v1.AbortLegsResponse\x12S\n\nRefundLegs\x12!.gongji.node.v1.RefundLegsRequest\x1a\".gongji.node.v1.RefundLegsResponse\x12t\n\x15GetTransactionOutcome\x12,.gongji.node.v1.GetTransactionOutcomeRequest\x1a-.gongji.node.v1.GetTransactionOutcomeResponse\x12Y\n\x0c\x43reditWallet\x12#.gongji.node.v1.CreditWalletRequest\x1a$.gongji.node.v1.CreditWalletResponse\x12n\n\x13\x44\x65\x63lineWalletCredit\x12*.gongji.node.v1.DeclineWalletCreditRequest\x1a+.gongji.node.v1.DeclineWalletCreditResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!gongji/node/v1/node_service.proto\x12\x0egongji.node.v1\x1a\'gongji/binding/v1/binding_service.proto\x1a\x1dgongji/common/v1/common.proto\x1a\x1fgoogle/api/field_behavior.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x94\x01\n\x17GetPayerCapacityRequest\x12\x1d\n\x15\x62\x65neficiary_id_number\x18\x01 \x01(\t\x12-\n\x06grants\x18\x02 \x03(\x0b\x32\x1d.gongji.binding.v1.PayerGrant\x12+\n\x07\x61t_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8d\x01\n\rPayerCapacity\x12\x12\n\nbinding_id\x18\x01 \x01(\t\x12\x19\n\x11grantor_id_number\x18\x02 \x01(\t\x12\x11\n\tlimit_fen\x18\x03 \x01(\x03\x12\x15\n\ravailable_fen\x18\x04 \x01(\x03\x12\x0e\n\x06\x61\x64mdvs\x18\x05 \x01(\t\x12\x13\n\x0bhas_account\x18\x06 \x01(\x08\"M\n\x18GetPayerCapacityResponse\x12\x31\n\ncapacities\x18\x01 \x03(\x0b\x32\x1d.gongji.node.v1.PayerCapacity\"Z\n\x07NodeLeg\x12\x0e\n\x06leg_no\x18\x01 \x01(\x05\x12\x17\n\x0fpayer_id_number\x18\x02 \x01(\t\x12\x12\n\nbinding_id\x18\x03 \x01(\t\x12\x12\n\namount_fen\x18\x04 \x01(\x03\"\xe5\x03\n\x12PrepareLegsRequest\x12\x1c\n\x0etransaction_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\"\n\x14\x63oordinator_province\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12#\n\x15\x62\x65neficiary_id_number\x18\x03 \x01(\tB\x04\xe2\x41\x01\x02\x12\x18\n\x10institution_code\x18\x04 \x01(\t\x12%\n\x04legs\x18\x05 \x03(\x0b\x32\x17.gongji.node.v1.NodeLeg\x12\x35\n\x0b\x65xpire_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x04\xe2\x41\x01\x02\x12-\n\x06grants\x18\x07 \x03(\x0b\x32\x1d.gongji.binding.v1.PayerGrant\x12\x39\n\x0cuse_category\x18\x08 \x01(\x0e\x32\x1d.gongji.common.v1.UseCategoryB\x04\xe2\x41\x01\x02\x12 \n\x12institution_admdvs\x18\t \x01(\tB\x04\xe2\x41\x01\x02\x12\x17\n\x0f\x63hronic_disease\x18\n \x01(\x08\x12\x19\n\x11hold_up_to_amount\x18\x0b \x01(\x08\x12\x13\n\x0b\x63\x61pture_now\x18\x0c \x01(\x08\x12\x1b\n\x13\x63\x61pture_at_most_fen\x18\r \x01(\x03\"\x87\x01\n\x13PrepareLegsResponse\x12%\n\x04legs\x18\x01 \x03(\x0b\x32\x17.gongji.node.v1.NodeLeg\x12!\n\x19payer_available_after_fen\x18\x02 \x03(\x03\x12\x14\n\x0cpayer_admdvs\x18\x03 \x03(\t\x12\x10\n\x08\x63\x61ptured\x18\x04 \x01(\x08\"\\\n\x11\x43ommitLegsRequest\x12\x1c\n\x0etransaction_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12)\n\x08\x63\x61ptures\x18\x02 \x03(\x0b\x32\x17.gongji.node.v1.NodeLeg\"%\n\x12\x43ommitLegsResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x08\"S\n\x16\x42\x61tchCommitLegsRequest\x12\x39\n\x08requests\x18\x01 \x03(\x0b\x32!.gongji.node.v1.CommitLegsRequestB\x04\xe2\x41\x01\x02\"P\n\x17\x42\x61tchCommitLegsResponse\x12\x35\n\tresponses\x18\x01 \x03(\x0b\x32\".gongji.node.v1.CommitLegsResponse\"T\n\x10\x41\x62ortLegsRequest\x12\x1c\n\x0etransaction_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\"\n\x14\x63oordinator_province\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"$\n\x11\x41\x62ortLegsResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x08\"1\n\x11RefundLegsRequest\x12\x1c\n\x0etransaction_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\"%\n\x12RefundLegsResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x08\"`\n\x1cGetTransactionOutcomeRequest\x12\x1c\n\x0etransaction_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12\"\n\x14participant_province\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\"\x9e\x01\n\x1dGetTransactionOutcomeResponse\x12\x33\n\x07outcome\x18\x01 \x01(\x0e\x32\".gongji.node.v1.TransactionOutcome\x12)\n\x08\x63\x61ptures\x18\x02 \x03(\x0b\x32\x17.gongji.node.v1.NodeLeg\x12\x1d\n\x15\x62\x65neficiary_id_number\x18\x03 \x01(\t\"\xc9\x01\n\x13\x43reditWalletRequest\x12\x19\n\x0btransfer_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12#\n\x15\x62\x65neficiary_id_number\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x18\n\namount_fen\x18\x03 \x01(\x03\x42\x04\xe2\x41\x01\x02\x12\x1d\n\x0fsource_province\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02\x12\x1f\n\x11grantor_id_number\x18\x05 \x01(\tB\x04\xe2\x41\x01\x02\x12\x18\n\nbinding_id\x18\x06 \x01(\tB\x04\xe2\x41\x01\x02\"C\n\x14\x43reditWalletResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x08\x12\x1a\n\x12wallet_balance_fen\x18\x02 \x01(\x03\"\x95\x01\n\x1a\x44\x65\x63lineWalletCreditRequest\x12\x19\n\x0btransfer_id\x18\x01 \x01(\tB\x04\xe2\x41\x01\x02\x12#\n\x15\x62\x65neficiary_id_number\x18\x02 \x01(\tB\x04\xe2\x41\x01\x02\x12\x18\n\namount_fen\x18\x03 \x01(\x03\x42\x04\xe2\x41\x01\x02\x12\x1d\n\x0fsource_province\x18\x04 \x01(\tB\x04\xe2\x41\x01\x02\"/\n\x1b\x44\x65\x63lineWalletCreditResponse\x12\x10\n\x08\x63redited\x18\x01 \x01(\x08*\xc0\x01\n\x12TransactionOutcome\x12#\n\x1fTRANSACTION_OUTCOME_UNSPECIFIED\x10\x00\x12\x1f\n\x1bTRANSACTION_OUTCOME_PENDING\x10\x01\x12!\n\x1dTRANSACTION_OUTCOME_COMMITTED\x10\x02\x12\x1f\n\x1bTRANSACTION_OUTCOME_ABORTED\x10\x03\x12 \n\x1cTRANSACTION_OUTCOME_REFUNDED\x10\x04\x32\xf4\x06\n\x12PaymentNodeService\x12\x65\n\x10GetPayerCapacity\x12\'.gongji.node.v1.GetPayerCapacityRequest\x1a(.gongji.node.v1.GetPayerCapacityResponse\x12V\n\x0bPrepareLegs\x12\".gongji.node.v1.PrepareLegsRequest\x1a#.gongji.node.v1.PrepareLegsResponse\x12S\n\nCommitLegs\x12!.gongji.node.v1.CommitLegsRequest\x1a\".gongji.node.v1.CommitLegsResponse\x12\x62\n\x0f\x42\x61tchCommitLegs\x12&.gongji.node.v1.BatchCommitLegsRequest\x1a\'.gongji.node.v1.BatchCommitLegsResponse\x12P\n\tAbortLegs\x12 .gongji.node.v1.AbortLegsRequest\x1a!.gongji.node.v1.AbortLegsResponse\x12S\n\nRefundLegs\x12!.gongji.node.v1.RefundLegsRequest\x1a\".gongji.node.v1.RefundLegsResponse\x12t\n\x15GetTransactionOutcome\x12,.gongji.node.v1.GetTransactionOutcomeRequest\x1a-.gongji.node.v1.GetTransactionOutcomeResponse\x12Y\n\x0c\x43reditWallet\x12#.gongji.node.v1.CreditWalletRequest\x1a$.gongji.node.v1.CreditWalletResponse\x12n\n\x13\x44\x65\x63lineWalletCredit\x12*.gongji.node.v1.DeclineWalletCreditRequest\x1a+.gongji.node.v1.DeclineWalletCreditResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -81,8 +81,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DECLINEWALLETCREDITREQUEST'].fields_by_name['amount_fen']._serialized_options = b'\342A\001\002'
   _globals['_DECLINEWALLETCREDITREQUEST'].fields_by_name['source_province']._loaded_options = None
   _globals['_DECLINEWALLETCREDITREQUEST'].fields_by_name['source_province']._serialized_options = b'\342A\001\002'
-  _globals['_TRANSACTIONOUTCOME']._serialized_start=2462
-  _globals['_TRANSACTIONOUTCOME']._serialized_end=2654
+  _globals['_TRANSACTIONOUTCOME']._serialized_start=2531
+  _globals['_TRANSACTIONOUTCOME']._serialized_end=2723
   _globals['_GETPAYERCAPACITYREQUEST']._serialized_start=192
   _globals['_GETPAYERCAPACITYREQUEST']._serialized_end=340
   _globals['_PAYERCAPACITY']._serialized_start=343
@@ -92,37 +92,37 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_NODELEG']._serialized_start=565
   _globals['_NODELEG']._serialized_end=655
   _globals['_PREPARELEGSREQUEST']._serialized_start=658
-  _globals['_PREPARELEGSREQUEST']._serialized_end=1093
-  _globals['_PREPARELEGSRESPONSE']._serialized_start=1095
-  _globals['_PREPARELEGSRESPONSE']._serialized_end=1212
-  _globals['_COMMITLEGSREQUEST']._serialized_start=1214
-  _globals['_COMMITLEGSREQUEST']._serialized_end=1306
-  _globals['_COMMITLEGSRESPONSE']._serialized_start=1308
-  _globals['_COMMITLEGSRESPONSE']._serialized_end=1345
-  _globals['_BATCHCOMMITLEGSREQUEST']._serialized_start=1347
-  _globals['_BATCHCOMMITLEGSREQUEST']._serialized_end=1430
-  _globals['_BATCHCOMMITLEGSRESPONSE']._serialized_start=1432
-  _globals['_BATCHCOMMITLEGSRESPONSE']._serialized_end=1512
-  _globals['_ABORTLEGSREQUEST']._serialized_start=1514
-  _globals['_ABORTLEGSREQUEST']._serialized_end=1598
-  _globals['_ABORTLEGSRESPONSE']._serialized_start=1600
-  _globals['_ABORTLEGSRESPONSE']._serialized_end=1636
-  _globals['_REFUNDLEGSREQUEST']._serialized_start=1638
-  _globals['_REFUNDLEGSREQUEST']._serialized_end=1687
-  _globals['_REFUNDLEGSRESPONSE']._serialized_start=1689
-  _globals['_REFUNDLEGSRESPONSE']._serialized_end=1726
-  _globals['_GETTRANSACTIONOUTCOMEREQUEST']._serialized_start=1728
-  _globals['_GETTRANSACTIONOUTCOMEREQUEST']._serialized_end=1824
-  _globals['_GETTRANSACTIONOUTCOMERESPONSE']._serialized_start=1827
-  _globals['_GETTRANSACTIONOUTCOMERESPONSE']._serialized_end=1985
-  _globals['_CREDITWALLETREQUEST']._serialized_start=1988
-  _globals['_CREDITWALLETREQUEST']._serialized_end=2189
-  _globals['_CREDITWALLETRESPONSE']._serialized_start=2191
-  _globals['_CREDITWALLETRESPONSE']._serialized_end=2258
-  _globals['_DECLINEWALLETCREDITREQUEST']._serialized_start=2261
-  _globals['_DECLINEWALLETCREDITREQUEST']._serialized_end=2410
-  _globals['_DECLINEWALLETCREDITRESPONSE']._serialized_start=2412
-  _globals['_DECLINEWALLETCREDITRESPONSE']._serialized_end=2459
-  _globals['_PAYMENTNODESERVICE']._serialized_start=2657
-  _globals['_PAYMENTNODESERVICE']._serialized_end=3541
+  _globals['_PREPARELEGSREQUEST']._serialized_end=1143
+  _globals['_PREPARELEGSRESPONSE']._serialized_start=1146
+  _globals['_PREPARELEGSRESPONSE']._serialized_end=1281
+  _globals['_COMMITLEGSREQUEST']._serialized_start=1283
+  _globals['_COMMITLEGSREQUEST']._serialized_end=1375
+  _globals['_COMMITLEGSRESPONSE']._serialized_start=1377
+  _globals['_COMMITLEGSRESPONSE']._serialized_end=1414
+  _globals['_BATCHCOMMITLEGSREQUEST']._serialized_start=1416
+  _globals['_BATCHCOMMITLEGSREQUEST']._serialized_end=1499
+  _globals['_BATCHCOMMITLEGSRESPONSE']._serialized_start=1501
+  _globals['_BATCHCOMMITLEGSRESPONSE']._serialized_end=1581
+  _globals['_ABORTLEGSREQUEST']._serialized_start=1583
+  _globals['_ABORTLEGSREQUEST']._serialized_end=1667
+  _globals['_ABORTLEGSRESPONSE']._serialized_start=1669
+  _globals['_ABORTLEGSRESPONSE']._serialized_end=1705
+  _globals['_REFUNDLEGSREQUEST']._serialized_start=1707
+  _globals['_REFUNDLEGSREQUEST']._serialized_end=1756
+  _globals['_REFUNDLEGSRESPONSE']._serialized_start=1758
+  _globals['_REFUNDLEGSRESPONSE']._serialized_end=1795
+  _globals['_GETTRANSACTIONOUTCOMEREQUEST']._serialized_start=1797
+  _globals['_GETTRANSACTIONOUTCOMEREQUEST']._serialized_end=1893
+  _globals['_GETTRANSACTIONOUTCOMERESPONSE']._serialized_start=1896
+  _globals['_GETTRANSACTIONOUTCOMERESPONSE']._serialized_end=2054
+  _globals['_CREDITWALLETREQUEST']._serialized_start=2057
+  _globals['_CREDITWALLETREQUEST']._serialized_end=2258
+  _globals['_CREDITWALLETRESPONSE']._serialized_start=2260
+  _globals['_CREDITWALLETRESPONSE']._serialized_end=2327
+  _globals['_DECLINEWALLETCREDITREQUEST']._serialized_start=2330
+  _globals['_DECLINEWALLETCREDITREQUEST']._serialized_end=2479
+  _globals['_DECLINEWALLETCREDITRESPONSE']._serialized_start=2481
+  _globals['_DECLINEWALLETCREDITRESPONSE']._serialized_end=2528
+  _globals['_PAYMENTNODESERVICE']._serialized_start=2726
+  _globals['_PAYMENTNODESERVICE']._serialized_end=3610
 # @@protoc_insertion_point(module_scope)

@@ -71,7 +71,7 @@ class NodeLeg(_message.Message):
     def __init__(self, leg_no: _Optional[int] = ..., payer_id_number: _Optional[str] = ..., binding_id: _Optional[str] = ..., amount_fen: _Optional[int] = ...) -> None: ...
 
 class PrepareLegsRequest(_message.Message):
-    __slots__ = ("transaction_id", "coordinator_province", "beneficiary_id_number", "institution_code", "legs", "expire_time", "grants", "use_category", "institution_admdvs", "chronic_disease", "hold_up_to_amount")
+    __slots__ = ("transaction_id", "coordinator_province", "beneficiary_id_number", "institution_code", "legs", "expire_time", "grants", "use_category", "institution_admdvs", "chronic_disease", "hold_up_to_amount", "capture_now", "capture_at_most_fen")
     TRANSACTION_ID_FIELD_NUMBER: _ClassVar[int]
     COORDINATOR_PROVINCE_FIELD_NUMBER: _ClassVar[int]
     BENEFICIARY_ID_NUMBER_FIELD_NUMBER: _ClassVar[int]
@@ -83,6 +83,8 @@ class PrepareLegsRequest(_message.Message):
     INSTITUTION_ADMDVS_FIELD_NUMBER: _ClassVar[int]
     CHRONIC_DISEASE_FIELD_NUMBER: _ClassVar[int]
     HOLD_UP_TO_AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    CAPTURE_NOW_FIELD_NUMBER: _ClassVar[int]
+    CAPTURE_AT_MOST_FEN_FIELD_NUMBER: _ClassVar[int]
     transaction_id: str
     coordinator_province: str
     beneficiary_id_number: str
@@ -94,17 +96,21 @@ class PrepareLegsRequest(_message.Message):
     institution_admdvs: str
     chronic_disease: bool
     hold_up_to_amount: bool
-    def __init__(self, transaction_id: _Optional[str] = ..., coordinator_province: _Optional[str] = ..., beneficiary_id_number: _Optional[str] = ..., institution_code: _Optional[str] = ..., legs: _Optional[_Iterable[_Union[NodeLeg, _Mapping]]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., grants: _Optional[_Iterable[_Union[_binding_service_pb2.PayerGrant, _Mapping]]] = ..., use_category: _Optional[_Union[_common_pb2.UseCategory, str]] = ..., institution_admdvs: _Optional[str] = ..., chronic_disease: _Optional[bool] = ..., hold_up_to_amount: _Optional[bool] = ...) -> None: ...
+    capture_now: bool
+    capture_at_most_fen: int
+    def __init__(self, transaction_id: _Optional[str] = ..., coordinator_province: _Optional[str] = ..., beneficiary_id_number: _Optional[str] = ..., institution_code: _Optional[str] = ..., legs: _Optional[_Iterable[_Union[NodeLeg, _Mapping]]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., grants: _Optional[_Iterable[_Union[_binding_service_pb2.PayerGrant, _Mapping]]] = ..., use_category: _Optional[_Union[_common_pb2.UseCategory, str]] = ..., institution_admdvs: _Optional[str] = ..., chronic_disease: _Optional[bool] = ..., hold_up_to_amount: _Optional[bool] = ..., capture_now: _Optional[bool] = ..., capture_at_most_fen: _Optional[int] = ...) -> None: ...
 
 class PrepareLegsResponse(_message.Message):
-    __slots__ = ("legs", "payer_available_after_fen", "payer_admdvs")
+    __slots__ = ("legs", "payer_available_after_fen", "payer_admdvs", "captured")
     LEGS_FIELD_NUMBER: _ClassVar[int]
     PAYER_AVAILABLE_AFTER_FEN_FIELD_NUMBER: _ClassVar[int]
     PAYER_ADMDVS_FIELD_NUMBER: _ClassVar[int]
+    CAPTURED_FIELD_NUMBER: _ClassVar[int]
     legs: _containers.RepeatedCompositeFieldContainer[NodeLeg]
     payer_available_after_fen: _containers.RepeatedScalarFieldContainer[int]
     payer_admdvs: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, legs: _Optional[_Iterable[_Union[NodeLeg, _Mapping]]] = ..., payer_available_after_fen: _Optional[_Iterable[int]] = ..., payer_admdvs: _Optional[_Iterable[str]] = ...) -> None: ...
+    captured: bool
+    def __init__(self, legs: _Optional[_Iterable[_Union[NodeLeg, _Mapping]]] = ..., payer_available_after_fen: _Optional[_Iterable[int]] = ..., payer_admdvs: _Optional[_Iterable[str]] = ..., captured: _Optional[bool] = ...) -> None: ...
 
 class CommitLegsRequest(_message.Message):
     __slots__ = ("transaction_id", "captures")
