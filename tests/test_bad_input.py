@@ -469,6 +469,22 @@ def test_input_is_echoed_into_errors_only_as_a_short_prefix(family):
     assert MAX_METADATA_VALUE < 1_000
 
 
+def test_a_refusal_that_echoes_a_space_padded_id_has_no_space_at_either_end_of_its_message(family):
+    """The message travels in the grpc-message header, whose value HTTP/2 forbids to start or
+    end with a space: Node.js's grpc-js (nghttp2) dropped it and showed its caller no message."""
+    for call, request in (
+        (family.binding.GetBinding, bapi.GetBindingRequest(binding_id="  no-such-binding  ")),
+        (family.payment.GetSettlement, papi.GetSettlementRequest(settlement_id=" ")),
+        (family.payment.CaptureSettlement, papi.CaptureSettlementRequest(request_id=request_id(), settlement_id="x ")),
+    ):
+        with pytest.raises(grpc.RpcError) as raised:
+            call(request, timeout=10)
+        refusal = refusal_of(raised.value)
+        assert refusal.code == grpc.StatusCode.NOT_FOUND
+        assert raised.value.details() == refusal.message
+        assert refusal.message == refusal.message.strip(" ") != ""
+
+
 def test_a_reversal_of_an_overlong_or_unprintable_request_id_stores_nothing(family):
     for original in ("r" * 500_000, "a\x00b", "a\x7fb"):
         refusal = refused(

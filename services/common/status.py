@@ -54,9 +54,18 @@ def short(text: str, limit: int) -> str:
     return text[:cut] + "…"
 
 
+def header_safe(message: str) -> str:
+    """`message` without spaces at its ends. The status message travels in the grpc-message
+    header, where gRPC leaves spaces as they are, and an HTTP/2 field value may not start or
+    end with one (RFC 9113, section 8.2.1): nghttp2 (Node.js's grpc-js, Envoy) drops such a
+    header, so its caller saw no message at all when a refusal ended by echoing a
+    space-padded id. Other whitespace travels percent-encoded and needs nothing."""
+    return message.strip(" ")
+
+
 def status_of(error: DomainError, domain: str) -> status_pb2.Status:
     code: grpc.StatusCode = CODE_OF_KIND[error.kind]
-    message = short(error.message, MAX_MESSAGE)
+    message = header_safe(short(error.message, MAX_MESSAGE))
     metadata = {short(key, 64): short(value, MAX_METADATA_VALUE) for key, value in error.metadata.items()}
     details = [_packed(error_details_pb2.ErrorInfo(reason=error.reason.value, domain=domain, metadata=metadata))]
     if error.field:
