@@ -171,6 +171,21 @@ def test_configure_logging_json_makes_the_root_handlers_write_json():
 # Health ----------------------------------------------------------------------------------------
 
 
+def test_health_list_names_liveness_and_each_service_with_the_status_check_answers(binding_service, payment_service):
+    """grpc.health.v1's List, which the access policy lets anyone call, answered UNIMPLEMENTED."""
+    for address, names in (
+        (binding_service.server.address, (BINDING_NAME,)),
+        (payment_service.server.address, PAYMENT_NAMES),
+    ):
+        with binding_service.pki.channel(address, OPERATOR) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            listed = health.List(health_pb2.HealthListRequest(), timeout=5).statuses
+            assert set(listed) == {"", *names}
+            for name in listed:
+                assert listed[name].status == SERVING
+                assert health.Check(health_pb2.HealthCheckRequest(service=name), timeout=5).status == SERVING
+
+
 def test_binding_readiness_follows_its_postgresql_database_while_liveness_stays_serving(pki):
     with private_postgres() as database:
         url = database.create_database("gongji_binding")
