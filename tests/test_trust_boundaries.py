@@ -302,6 +302,23 @@ def test_the_gateway_settles_for_an_institution_and_is_judged_as_that_institutio
     audit_is_exact(family.payment)
 
 
+def test_a_call_that_names_two_principals_to_act_for_is_refused_and_changes_nothing(family):
+    """The first of two gongji-acting-for headers used to decide whom the gateway acted for."""
+    gateway, gateway_binding = family.payment.stub_as(GATEWAY), family.binding.stub_as(GATEWAY)
+    before = balances(family)
+    twice = (*for_(institution(INSTITUTION)), *for_(institution("H32010002")))
+    for call, request in (
+        (gateway.Settle, papi.SettleRequest(request_id=request_id(), bill=family.bill(1_000))),
+        (gateway.GetAccount, papi.GetAccountRequest(id_number=family.mother.id_number)),
+        (gateway_binding.GetInsuredPerson, bapi.GetInsuredPersonRequest(id_number=family.mother.id_number)),
+    ):
+        with pytest.raises(grpc.RpcError) as raised:
+            call(request, timeout=20, metadata=twice)
+        refused = refusal_of(raised.value)
+        assert (refused.code, refused.reason) == (grpc.StatusCode.UNAUTHENTICATED, "UNAUTHENTICATED_CALLER")
+    assert balances(family) == before
+
+
 def test_the_gateway_may_act_for_no_channel_operator_or_service(family, payment_service):
     gateway, gateway_binding = family.payment.stub_as(GATEWAY), family.binding.stub_as(GATEWAY)
     before = balances(family)

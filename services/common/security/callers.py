@@ -65,11 +65,15 @@ def caller_id() -> str:
 
 
 def _metadata(context: grpc.aio.ServicerContext, key: str) -> str | None:
-    for item in context.invocation_metadata() or ():
-        if item.key == key:
-            value = item.value
-            return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-    return None
+    """The one value of an identity header. Sent twice it names two principals, and reading the
+    first (as the call was judged before) would let whatever sent it first decide: refused."""
+    values = [item.value for item in context.invocation_metadata() or () if item.key == key]
+    if len(values) > 1:
+        raise DomainError(Reason.UNAUTHENTICATED_CALLER, f"the {key} header is sent {len(values)} times; send it once")
+    if not values:
+        return None
+    (value,) = values
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 def _parse(uri: str, source: str) -> Principal:
