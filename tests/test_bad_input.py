@@ -456,6 +456,26 @@ def test_bytes_that_are_no_request_on_a_stream_are_refused_with_a_reason(family,
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
+def test_a_method_the_server_lacks_is_unimplemented_with_an_error_info_of_each_services_domain(family, pki):
+    """gRPC's own "Method not found!" carried no google.rpc.Status; a client with newer protos
+    meets exactly this against an older server."""
+    for address, domain in ((family.binding.address, "binding.gongji"), (family.payment.address, "payment.gongji")):
+        with pki.channel(address, NATIONAL) as channel:
+            for path in ("/gongji.binding.v1.BindingService/NoSuchMethod", "/no.such.v1.Service/Get"):
+                with pytest.raises(grpc.RpcError) as raised:
+                    channel.unary_unary(path)(b"", timeout=10)
+                refusal = refusal_of(raised.value)
+                assert (refusal.code, refusal.reason, refusal.domain) == (
+                    grpc.StatusCode.UNIMPLEMENTED,
+                    "NOT_IMPLEMENTED",
+                    domain,
+                )
+                # A stream that sends nothing is answered at once, not left waiting.
+                with pytest.raises(grpc.RpcError) as raised:
+                    list(channel.stream_stream(path)(iter(()), timeout=10))
+                assert refusal_of(raised.value).reason == "NOT_IMPLEMENTED"
+
+
 def test_input_is_echoed_into_errors_only_as_a_short_prefix(family):
     huge = "b" * 65_536
     refusal = refused(family.binding.GetBinding, bapi.GetBindingRequest(binding_id=huge))

@@ -219,6 +219,21 @@ class CallGuard(grpc.aio.ServerInterceptor):
         self._metrics = metrics
         self._calls = InFlight(calls_per_principal)
         self._streams = InFlight(streams_per_principal)
+        # A method this server lacks (a client's newer protos, a typo) is UNIMPLEMENTED with
+        # ErrorInfo NOT_IMPLEMENTED like every other refusal; gRPC's own answer carried no
+        # details. Neither logged nor counted: the method name is the caller's free text.
+        unimplemented = rpc_status.to_status(
+            plain_status(
+                grpc.StatusCode.UNIMPLEMENTED, "NOT_IMPLEMENTED", error_domain, "this server has no such method"
+            )
+        )
+
+        async def refuse(requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+            await context.abort_with_status(unimplemented)
+            yield b""  # never reached: the yield makes this the async generator a stream handler is
+
+        # Streaming both ways fits every kind of call, and answers without waiting for a request.
+        self._no_such_method = grpc.stream_stream_rpc_method_handler(refuse)
 
     async def intercept_service(
         self,
@@ -227,7 +242,7 @@ class CallGuard(grpc.aio.ServerInterceptor):
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
         if handler is None:
-            return handler
+            return self._no_such_method
         method: str = handler_call_details.method  # type: ignore[attr-defined]
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
