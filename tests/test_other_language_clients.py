@@ -176,6 +176,13 @@ def test_reflection_v1_serves_the_google_rpc_error_model_so_clients_need_no_loca
     assert pool.FindServiceByName(BINDING).methods_by_name["UpsertInsuredPerson"]
 
 
+def test_reflection_finds_the_file_of_a_method_as_grpcurl_describe_asks_for_it(binding_address, pki):
+    """grpcio-reflection found no file for `<service>.<method>` (grpc/grpc#34743)."""
+    with pki.channel(binding_address, BEIJING_OPERATOR) as channel:
+        files = _reflection_v1(channel, [f"{BINDING}.ResolvePayers"])
+    assert "gongji/binding/v1/binding_service.proto" in {file.name for file in files}
+
+
 def test_reflection_v1_admits_only_callers_the_access_policy_names(binding_address, pki):
     foreign = pki.ca.issue_uri("spiffe://elsewhere.example/workload/browser", "foreign-reflection-client")
     credentials = grpc.ssl_channel_credentials(

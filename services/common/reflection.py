@@ -74,9 +74,27 @@ def _v1_descriptor() -> FileDescriptor:
 V1_DESCRIPTOR = _v1_descriptor()
 
 
+class _ReflectionServicer(v1alpha.aio.ReflectionServicer):
+    """grpcio-reflection's servicer, which finds no file for a method (grpc/grpc#34743), though
+    the protocol names `<package>.<service>.<method>` a symbol: `grpcurl describe` of a method,
+    and the GUI clients that ask for the method picked, got NOT_FOUND. A method's file is its
+    service's."""
+
+    def _file_containing_symbol(
+        self, request: v1alpha_pb2.ServerReflectionRequest, fully_qualified_name: str
+    ) -> v1alpha_pb2.ServerReflectionResponse:
+        service, _, method = fully_qualified_name.rpartition(".")
+        try:
+            if method in self._pool.FindServiceByName(service).methods_by_name:
+                fully_qualified_name = service
+        except KeyError:
+            pass  # no service of that name: the symbol is whatever else it may be
+        return super()._file_containing_symbol(request, fully_qualified_name)  # type: ignore[no-any-return]
+
+
 def enable_server_reflection(service_names: Iterable[str], server: grpc.aio.Server) -> None:
     """Serves reflection v1 and v1alpha, listing `service_names` and both reflection services."""
-    servicer = v1alpha.aio.ReflectionServicer([*service_names, *SERVICE_NAMES])
+    servicer = _ReflectionServicer([*service_names, *SERVICE_NAMES])
     for name in SERVICE_NAMES:
         handlers = {
             "ServerReflectionInfo": grpc.stream_stream_rpc_method_handler(
