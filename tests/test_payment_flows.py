@@ -8,7 +8,7 @@ test says exactly what the binding service said, and the flow runs on a real dat
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -21,6 +21,7 @@ from gongji.payment.v1 import payment_service_pb2 as papi
 from services.common.database import create_database_engine, migrate
 from services.common.interceptors import RpcFailure
 from services.common.runner import UseCaseRunner
+from services.payment.adapters.node_repository import ParticipantTransaction
 from services.payment.entrypoints import converters as convert
 from services.payment.routing import RoutingTable
 from services.payment.service_layer import accounts, coordination, suspensions, wallets
@@ -32,14 +33,14 @@ from services.payment.service_layer.binding_directory import (
     WalletLimits,
 )
 from services.payment.service_layer.coordination import RemoteCapacity
-from services.payment.service_layer.coordinator import Coordinator
+from services.payment.service_layer.coordinator import RECOVERY_PAGE, Coordinator
 from services.payment.service_layer.node_routing import NodeRouting
 from services.payment.service_layer.settlements import Payers
 from services.payment.service_layer.settling import Settling
 from services.payment.service_layer.unit_of_work import PaymentUnitOfWork
 from services.payment.service_layer.wallet_transfers import TransferAsked, WalletTransfers
 from shared.errors import DomainError, Reason
-from shared.ledger import AccountKind, Purpose
+from shared.ledger import AccountKind, Purpose, personal_account
 from shared.payers import PayerGrant
 from shared.policy import UseCategory
 from shared.regions import PROVINCES
@@ -531,3 +532,138 @@ def test_a_saga_whose_province_no_node_keeps_any_more_does_not_stop_recovery_of_
         flows.runner.query(lambda uow: [uow.node_transactions.get(s).state for s in ("unroutable", "undone")])
     )
     assert states == [coordination.REFUNDING, coordination.REFUNDED]
+
+
+class PartlyDownPeer:
+    """The payment node of Shanghai (31), which does not answer for any transaction whose id
+    begins "stuck" and answers every other one (a phase applied, an abort, a credit refused for a
+    wallet not activated there and then declined)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+
+    def _answer(self, step: str, transaction_id: str) -> None:
+        if transaction_id.startswith("stuck"):
+            raise DomainError(Reason.PROVINCE_UNREACHABLE, "payment node shanghai did not answer")
+        self.sent.append((step, transaction_id))
+
+    async def commit(self, peer: Any, transaction_id: str, captures: dict[int, int]) -> None:
+        self._answer("commit", transaction_id)
+
+    async def refund(self, peer: Any, transaction_id: str) -> None:
+        self._answer("refund", transaction_id)
+
+    async def credit_wallet(self, peer: Any, transfer_id: str, *_: Any) -> None:
+        self._answer("credit", transfer_id)
+        raise DomainError(Reason.WALLET_NOT_ACTIVATED, "the beneficiary's wallet is not activated")
+
+    async def decline_wallet_credit(self, peer: Any, transfer_id: str, *_: Any) -> bool:
+        self._answer("decline", transfer_id)
+        return False
+
+    async def outcome(self, peer: Any, transaction_id: str, province: str) -> coordination.Outcome:
+        self._answer("outcome", transaction_id)
+        return coordination.Outcome("ABORTED")
+
+
+def partly_down(flows: Flows) -> tuple[Coordinator, PartlyDownPeer]:
+    nodes = {"here": {"address": "", "provinces": sorted(PROVINCES - {"31"})}, "shanghai": {"address": "",
+             "provinces": ["31"]}}  # fmt: skip
+    peer = PartlyDownPeer()
+    routing = RoutingTable.from_dict({"nodes": nodes}, "here")
+    return Coordinator(flows.runner, routing, peer, flows.clock), peer  # type: ignore[arg-type]
+
+
+def passes_until(coordinator: Coordinator, done: Callable[[], bool], most: int = 3) -> int:
+    """How many recovery passes it took until `done`; fails after `most`."""
+    for number in range(1, most + 1):
+        asyncio.run(coordinator.recover_once())
+        if done():
+            return number
+    raise AssertionError(f"not done after {most} recovery passes")
+
+
+def test_more_than_a_page_of_sagas_a_node_does_not_answer_for_do_not_keep_a_later_one_from_being_finished(flows):
+    """An undo was decided just before NTP stepped the clock back an hour, so its saga is stamped
+    ahead of the clock; a page and more of older undos wait for a node that does not answer for
+    them, each retried at every pass. The later undo is still sent within a few passes."""
+    coordinator, peer = partly_down(flows)
+    leg = {"leg_no": 1, "payer_id_number": FATHER, "binding_id": "binding-f", "amount_fen": 500, "captured_fen": 500}
+
+    def undos(uow: PaymentUnitOfWork, sagas: list[str]) -> None:
+        now = flows.clock.now()
+        for saga in sagas:
+            coordination.begin(uow, saga, "SETTLEMENT", {"31": [leg]}, "32", CHILD, "H320100-001",
+                               now + timedelta(days=1), now)  # fmt: skip
+            assert uow.node_transactions.leave_preparing(saga, coordination.REFUNDING, {"31": [leg]}, now)
+
+    asyncio.run(flows.runner.transact(lambda uow: undos(uow, [f"stuck-{n:03}" for n in range(RECOVERY_PAGE + 1)])))
+    flows.clock.advance(timedelta(hours=1))
+    asyncio.run(flows.runner.transact(lambda uow: undos(uow, ["undone"])))
+    flows.clock.advance(timedelta(hours=-1, seconds=1))
+
+    def undone() -> bool:
+        saga = asyncio.run(flows.runner.query(lambda uow: uow.node_transactions.get("undone")))
+        return saga.state == coordination.REFUNDED
+
+    passes_until(coordinator, undone)
+    assert ("refund", "undone") in peer.sent
+
+
+def test_more_than_a_page_of_transfers_due_back_from_a_node_that_does_not_answer_do_not_keep_a_later_one_back(flows):
+    """A page and more of transfers to Shanghai are due back to their senders, but Shanghai's node
+    does not answer for them; a later transfer, also due, is declined there and refunded."""
+    coordinator, peer = partly_down(flows)
+    flows.credit(MOTHER, 10_000)
+    made = flows.clock.now()
+
+    def transfers(uow: PaymentUnitOfWork) -> None:
+        for n in range(RECOVERY_PAGE + 1):
+            uow.transfers.add(
+                {"transfer_id": f"stuck-{n:03}", "request_id": f"stuck-{n:03}",
+                 "grantor_id_number": make_id_number("320102", "19600101", n), "beneficiary_id_number": CHILD,
+                 "binding_id": "binding-s", "amount_fen": 100, "state": "PENDING", "source_province": "32",
+                 "target_province": "31", "verification_method": "QR_PASSWORD", "create_time": made,
+                 "complete_time": None}
+            )  # fmt: skip
+
+    def later(uow: PaymentUnitOfWork) -> None:
+        order = wallets.TransferOrder("later", "later", MOTHER, CHILD, "31", "binding-m", 1_000, "QR_PASSWORD",
+                                      None, None)  # fmt: skip
+        wallets.transfer_to_wallet(uow, order, False, flows.clock.now())
+
+    asyncio.run(flows.runner.transact(transfers))
+    flows.clock.advance(timedelta(minutes=1))
+    asyncio.run(flows.runner.transact(later))
+    flows.clock.advance(timedelta(days=2))
+
+    def refunded() -> bool:
+        return asyncio.run(flows.runner.query(lambda uow: uow.transfers.get("later").state)) == "REFUNDED"
+
+    passes_until(coordinator, refunded)
+    assert ("decline", "later") in peer.sent
+    assert asyncio.run(flows.runner.query(lambda uow: uow.accounts.get(personal_account(MOTHER)).balance_fen)) == 10_000
+
+
+def test_more_than_a_page_of_expired_holds_whose_coordinator_does_not_answer_do_not_keep_a_later_one_held(flows):
+    """Holds here for Shanghai's settlements expired; Shanghai's node does not answer for a page
+    and more of them, and says a later one was aborted: that one is released."""
+    coordinator, peer = partly_down(flows)
+    now = flows.clock.now()
+
+    def holds(uow: PaymentUnitOfWork) -> None:
+        for n, transaction_id in enumerate([f"stuck-{n:03}" for n in range(RECOVERY_PAGE + 1)] + ["released"]):
+            uow.participants.add(
+                ParticipantTransaction(transaction_id, "31", "PREPARED", CHILD, "H310100-001",
+                                       now + timedelta(seconds=n), []),
+                now,
+            )  # fmt: skip
+
+    asyncio.run(flows.runner.transact(holds))
+    flows.clock.advance(timedelta(hours=1))
+
+    def released() -> bool:
+        return asyncio.run(flows.runner.query(lambda uow: uow.participants.get("released").state)) == "ABORTED"
+
+    passes_until(coordinator, released)
+    assert ("outcome", "released") in peer.sent

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, or_, select, text, update
+from sqlalchemy import Column, ColumnElement, Connection, and_, bindparam, func, insert, or_, select, text, true, update
 
 from services.common.database import conflict_aware_insert
 from services.common.write_batch import WriteBatch, inserting, updating
@@ -45,6 +45,19 @@ def advisory_key(namespace: str, value: str) -> int:
     """A PostgreSQL advisory lock key (a signed 64-bit number) naming `value` within `namespace`."""
     digest = hashlib.blake2b(f"{namespace}:{value}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
+
+
+# Where a page of a recovery queue ended: the last record's ordering time and id. Recovery reads
+# the next page past it, so records it cannot finish yet do not fill every pass.
+PageEnd = tuple[datetime, str]
+
+
+def _past(time: Column[datetime], key: Column[str], after: PageEnd | None) -> ColumnElement[bool]:
+    """Rows that come after `after` in (time, key) order; every row when None."""
+    if after is None:
+        return true()
+    at, last = after
+    return or_(time > at, and_(time == at, key > last))
 
 
 COORDINATOR_OF = select(_participants.c.coordinator_province).where(_participants.c.transaction_id == bindparam("id"))
@@ -126,26 +139,21 @@ class NodeTransactionLog:
         )
         return changed.rowcount == 1  # type: ignore[attr-defined]
 
-    def touch(self, transaction_id: str, phase: str, now: datetime) -> None:
-        """Marks a saga still in `phase` as tried now, so a recovery pass reaches the others first."""
-        table = orm.node_transactions
-        self._connection.execute(
-            update(table)
-            .where(table.c.transaction_id == transaction_id, table.c.state == phase)
-            .values(update_time=now)
-        )
-
-    def unfinished(self, states: list[str], limit: int, idle: tuple[datetime, datetime] | None = None) -> list[str]:
-        """Sagas in `states`, the longest untouched first; with `idle` (since, unless_after), only
+    def unfinished(
+        self, states: list[str], limit: int, idle: tuple[datetime, datetime] | None = None, after: PageEnd | None = None
+    ) -> list[PageEnd]:
+        """Sagas in `states`, oldest first, past `after`; with `idle` (since, unless_after), only
         those last touched at or before `since` or after `unless_after` (stamped by a clock that
-        has since been stepped back)."""
+        has since been stepped back). Ordered by what never changes, so paging reaches every one."""
         table = orm.node_transactions
-        query = select(table.c.transaction_id).where(table.c.state.in_(states))
+        query = select(table.c.create_time, table.c.transaction_id).where(
+            table.c.state.in_(states), _past(table.c.create_time, table.c.transaction_id, after)
+        )
         if idle is not None:
             since, unless_after = idle
             query = query.where(or_(table.c.update_time <= since, table.c.update_time > unless_after))
-        rows = self._connection.execute(query.order_by(table.c.update_time).limit(limit))
-        return [row.transaction_id for row in rows]
+        rows = self._connection.execute(query.order_by(table.c.create_time, table.c.transaction_id).limit(limit))
+        return [(row.create_time, row.transaction_id) for row in rows]
 
 
 @dataclass
@@ -235,12 +243,17 @@ class ParticipantLog:
             updating(_legs, ("transaction_id", "leg_no"), legs),
         )
 
-    def expired_prepared(self, now: datetime, limit: int) -> list[ParticipantTransaction]:
+    def expired_prepared(self, now: datetime, limit: int, after: PageEnd | None = None) -> list[ParticipantTransaction]:
+        """Prepared transactions past their expiry, the earliest expired first, past `after`."""
         table = orm.participant_transactions
         rows = self._connection.execute(
             select(table.c.transaction_id)
-            .where(table.c.state == "PREPARED", table.c.expire_time <= now)
-            .order_by(table.c.expire_time)
+            .where(
+                table.c.state == "PREPARED",
+                table.c.expire_time <= now,
+                _past(table.c.expire_time, table.c.transaction_id, after),
+            )
+            .order_by(table.c.expire_time, table.c.transaction_id)
             .limit(limit)
         )
         found = [self.get(row.transaction_id) for row in rows]
@@ -280,12 +293,15 @@ class TransferRepository:
             )
         )
 
-    def pending(self, limit: int) -> list[Any]:
-        """Transfers still waiting for the receiving node, oldest first."""
+    def pending(self, limit: int, after: PageEnd | None = None) -> list[Any]:
+        """Transfers still waiting for the receiving node, oldest first, past `after`."""
         table = orm.transfers
         return list(
             self._connection.execute(
-                select(table).where(table.c.state == "PENDING").order_by(table.c.create_time).limit(limit)
+                select(table)
+                .where(table.c.state == "PENDING", _past(table.c.create_time, table.c.transfer_id, after))
+                .order_by(table.c.create_time, table.c.transfer_id)
+                .limit(limit)
             )
         )
 

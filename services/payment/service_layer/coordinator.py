@@ -25,6 +25,7 @@ from services.common.clock import Clock
 from services.common.deadlines import without_call_deadline
 from services.common.interceptors import RpcFailure
 from services.common.runner import UseCaseRunner
+from services.payment.adapters.node_repository import PageEnd
 from services.payment.routing import Node, RoutingTable
 from services.payment.service_layer import coordination, ids, participant, settlements, wallets
 from services.payment.service_layer.coordination import Outcome, Prepared, RemoteCapacity
@@ -35,6 +36,9 @@ from shared.regions import province_of
 from shared.settlements import Bill, Settlement
 
 log = logging.getLogger(__name__)
+
+# How many records of each queue one recovery pass reads.
+RECOVERY_PAGE = 100
 
 
 def _get_settlement(settlement_id: str) -> Any:
@@ -101,6 +105,12 @@ class Coordinator:
         self._grace = participant_grace
         self._failpoint = failpoint
         self._background = BackgroundTasks()
+        # Where each recovery queue's last page ended. A pass reads on from there, so records it
+        # cannot finish (a node that refuses or does not answer) are each tried once a round and
+        # never fill every pass ahead of the rest; a short page was the end, and the next pass
+        # starts at the front again. Ordered by what never changes (not a stamp of this node's
+        # clock, which may be stepped back): every record is reached within a bounded number of passes.
+        self._resume: dict[str, PageEnd | None] = {}
 
     @property
     def routing(self) -> RoutingTable:
@@ -366,7 +376,6 @@ class Coordinator:
             nodes = self._by_node(txn.participants)
         except DomainError as error:  # a province the routing file no longer gives any node
             log.warning("saga %s: %s: %s; will retry", transaction_id, txn.state, error.reason.value)
-            await self._to_the_back(transaction_id, txn.state)
             return
         for peer, provinces, legs in nodes:
             if set(provinces) <= set(txn.acknowledged):
@@ -398,7 +407,6 @@ class Coordinator:
                 log.warning(
                     "saga %s: %s on %s: %s; will retry", transaction_id, txn.state, peer.name, error.reason.value
                 )
-                await self._to_the_back(transaction_id, txn.state)
                 continue
             acknowledged += [province for province in provinces if province not in acknowledged]
             # A settlement's acknowledgement is one conditional UPDATE; a transfer's completes it too.
@@ -417,13 +425,9 @@ class Coordinator:
                 raise
             await self._client.refund(peer, transaction_id)
 
-    async def _to_the_back(self, transaction_id: str, phase: str) -> None:
-        """To the back of recovery's queue, which reads the longest untouched first: sagas a node
-        keeps refusing would otherwise fill every pass and starve the rest."""
-        await self._run.transact(
-            lambda uow: uow.node_transactions.touch(transaction_id, phase, self._clock.now()),
-            statement_by_statement=True,
-        )
+    def _page_read(self, queue: str, ends: list[PageEnd]) -> None:
+        """Notes where this pass's page of `queue` ended (see _resume)."""
+        self._resume[queue] = ends[-1] if len(ends) == RECOVERY_PAGE else None
 
     def _note(self, uow: PaymentUnitOfWork, txn: coordination.Decision, acknowledged: list[str]) -> None:
         """The participants that applied the decided phase; a wallet transfer whose credit is
@@ -441,7 +445,9 @@ class Coordinator:
         the transfer pending until it answers.
         """
         now = self._clock.now()
-        pending = await self._run.query(lambda uow: uow.transfers.pending(100))
+        after = self._resume.get("transfers")
+        pending = await self._run.query(lambda uow: uow.transfers.pending(RECOVERY_PAGE, after))
+        self._page_read("transfers", [(row.create_time, row.transfer_id) for row in pending])
         refunded = 0
         for row in pending:
             if now < wallets.unaccepted_refund_time(row.create_time):
@@ -470,23 +476,31 @@ class Coordinator:
         refunded = await self.refund_unaccepted_transfers()
         now = self._clock.now()
 
-        def stale(uow: PaymentUnitOfWork) -> tuple[list[str], list[str]]:
+        after = self._resume.get("sagas")
+
+        def stale(uow: PaymentUnitOfWork) -> tuple[list[PageEnd], list[PageEnd]]:
             # Times stamped by this node's clock, which may have been stepped back since (NTP): a
             # decided saga is retried however recently it seems to have been tried, and an intent
             # stamped more than a lease ahead of now is as stale as one a lease old. Abandoning a
-            # request still running is safe: it then fails retryably (coordination.record).
+            # request still running is safe: it then fails retryably (coordination.record). Each
+            # orphan leaves PREPARING when it is abandoned, so they need no paging.
             orphans = uow.node_transactions.unfinished(
-                [coordination.PREPARING], 100, idle=(now - self._lease, now + self._lease)
+                [coordination.PREPARING], RECOVERY_PAGE, idle=(now - self._lease, now + self._lease)
             )
-            pending = uow.node_transactions.unfinished(coordination.UNFINISHED, 100)
+            pending = uow.node_transactions.unfinished(coordination.UNFINISHED, RECOVERY_PAGE, after=after)
             return orphans, pending
 
         orphans, pending = await self._run.query(stale)
-        for transaction_id in orphans:
+        self._page_read("sagas", pending)
+        for _, transaction_id in orphans:
             await self._abort(transaction_id)
-        for transaction_id in set(pending) - set(orphans):
+        for _, transaction_id in pending:
             await self.finish(transaction_id)
-        expired = await self._run.query(lambda uow: participant.expired_with_provinces(uow, now, 100))
+        held_after = self._resume.get("holds")
+        expired = await self._run.query(
+            lambda uow: participant.expired_with_provinces(uow, now, RECOVERY_PAGE, held_after)
+        )
+        self._page_read("holds", [(txn.expire_time, txn.transaction_id) for txn, _ in expired])
         for txn, provinces in expired:
             try:
                 peer = self._routing.owner_of_province(txn.coordinator_province)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from services.payment.adapters.node_repository import ParticipantTransaction, PreparedLeg
+from services.payment.adapters.node_repository import PageEnd, ParticipantTransaction, PreparedLeg
 from services.payment.service_layer.accounts import ensure_clearing
 from services.payment.service_layer.ids import new_id
 from services.payment.service_layer.settlements import grant_limit
@@ -507,12 +507,12 @@ def _refuse_another_transfer(
 
 
 def expired_with_provinces(
-    uow: PaymentUnitOfWork, now: datetime, limit: int
+    uow: PaymentUnitOfWork, now: datetime, limit: int, after: PageEnd | None = None
 ) -> list[tuple[ParticipantTransaction, list[str]]]:
-    """Prepared transactions past their expiry, with the provinces their payers live in (one
-    node may keep several; [""] for a transaction that holds nothing here)."""
+    """Prepared transactions past their expiry (past `after`), with the provinces their payers
+    live in (one node may keep several; [""] for a transaction that holds nothing here)."""
     found = []
-    for txn in uow.participants.expired_prepared(now, limit):
+    for txn in uow.participants.expired_prepared(now, limit, after):
         accounts = (uow.accounts.get(leg.account_id) for leg in txn.legs)
         provinces = sorted({province_of(account.admdvs) for account in accounts if account})
         found.append((txn, provinces or [""]))
