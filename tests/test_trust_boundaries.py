@@ -819,9 +819,11 @@ def test_a_node_whose_transfer_credits_a_wallet_in_another_province_is_not_told_
 def test_a_credit_or_decline_under_a_known_transfer_id_from_another_node_or_for_another_wallet_or_amount_is_refused(
     cross,
 ):
-    """The father's transfer reached the child's wallet. Under its id, a credit or a decline that
-    east sends for one of its own provinces, or that west sends for another amount or wallet, is
-    no retry of it: refused, with the wallet as it was. West's true retry is answered as before."""
+    """The father's transfer reached the child's wallet. Under its id, a credit that east sends for
+    one of its own provinces, or that west sends for another amount or wallet, is no retry of it:
+    refused, with the wallet as it was. A decline east sends for one of its own provinces is about
+    no transfer of west's: east is told nothing was credited for it. West's true retry is answered
+    as before."""
     at_noon(cross)
     cross.nodes.east.stub.ActivateWallet(
         papi.ActivateWalletRequest(request_id=request_id(), id_number=cross.child.id_number, admdvs="320100")
@@ -846,12 +848,10 @@ def test_a_credit_or_decline_under_a_known_transfer_id_from_another_node_or_for_
     to_mother = node.CreditWalletRequest()
     to_mother.CopyFrom(credit)
     to_mother.beneficiary_id_number = cross.mother.id_number
-    for caller, call, request in (
-        ("east", "CreditWallet", from_east), ("east", "DeclineWalletCredit", decline),
-        ("west", "CreditWallet", more), ("west", "CreditWallet", to_mother),
-    ):  # fmt: skip
-        refused = refusal(getattr(cross.nodes.east.node_stub(caller), call), request)
-        assert (refused.code, refused.reason) == (PERMISSION_DENIED, "PEER_CLAIM_REJECTED"), (caller, call)
+    for caller, request in (("east", from_east), ("west", more), ("west", to_mother)):
+        refused = refusal(cross.nodes.east.node_stub(caller).CreditWallet, request)
+        assert (refused.code, refused.reason) == (PERMISSION_DENIED, "PEER_CLAIM_REJECTED"), caller
+    assert cross.nodes.east.node_stub("east").DeclineWalletCredit(decline, timeout=20).credited is False
     assert cross.nodes.east.node_stub("west").CreditWallet(credit, timeout=20).applied is False
     wallet = cross.nodes.east.stub.GetAccount(
         papi.GetAccountRequest(id_number=cross.child.id_number, account_kind=ppb.ACCOUNT_KIND_WALLET)
@@ -877,6 +877,30 @@ def test_a_transfer_another_node_declined_first_still_goes_back_to_its_sender_th
     cross.clock.set(next_morning)
     wait_for_transfer(cross, pending.transfer_id, ppb.TRANSFER_STATE_REFUNDED)
     assert cross.balance(cross.nodes.west.stub, cross.father).balance_fen == 100_000
+    audit_is_exact(cross.nodes.east.stub, cross.nodes.west.stub)
+
+
+@pytest.mark.sweeping(0.05)
+def test_a_decline_another_node_sends_first_under_a_pending_transfers_id_does_not_keep_the_credit_out(cross):
+    """The child's wallet is not activated yet, so the father's transfer from Lanzhou waits.
+    East, acting for one of its own provinces, declines it under its id before the credit comes:
+    that is no decline of west's transfer. Once the wallet is activated, west's credit arrives."""
+    at_noon(cross)
+    pending = transfer(cross, 30_000).transfer
+    assert pending.state == ppb.TRANSFER_STATE_PENDING
+    forged = node.DeclineWalletCreditRequest(
+        transfer_id=pending.transfer_id, beneficiary_id_number=cross.child.id_number,
+        amount_fen=pending.amount_fen, source_province="32",
+    )  # fmt: skip
+    assert cross.nodes.east.node_stub("east").DeclineWalletCredit(forged, timeout=20).credited is False
+    cross.nodes.east.stub.ActivateWallet(
+        papi.ActivateWalletRequest(request_id=request_id(), id_number=cross.child.id_number, admdvs="320100")
+    )
+    wait_for_transfer(cross, pending.transfer_id, ppb.TRANSFER_STATE_COMPLETED)
+    wallet = cross.nodes.east.stub.GetAccount(
+        papi.GetAccountRequest(id_number=cross.child.id_number, account_kind=ppb.ACCOUNT_KIND_WALLET)
+    ).account
+    assert wallet.balance_fen == 30_000
     audit_is_exact(cross.nodes.east.stub, cross.nodes.west.stub)
 
 

@@ -305,10 +305,13 @@ class TransferRepository:
             )
         )
 
-    def credited(self, transfer_id: str) -> Any | None:
-        """The receiving side's record of a transfer: credited, or declined (refunded by the sender)."""
+    def credited(self, transfer_id: str, source_province: str) -> Any | None:
+        """The receiving side's record of the transfer the node of `source_province` sent under this
+        id: credited, or declined (refunded by the sender)."""
         table = orm.wallet_credits
-        return self._connection.execute(select(table).where(table.c.transfer_id == transfer_id)).first()
+        return self._connection.execute(
+            select(table).where(table.c.transfer_id == transfer_id, table.c.source_province == source_province)
+        ).first()
 
     def lock_credits_of_grantor(self, grantor: str) -> None:
         """Keeps, to the end of this transaction, every other credit from `grantor` from counting

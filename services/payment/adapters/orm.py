@@ -217,14 +217,16 @@ transfers = Table(
     Column("complete_time", UtcDateTime, nullable=True),
 )
 
-# Wallet credits received from other nodes, one per transfer (idempotency).
+# Wallet credits received from other nodes, one per transfer (idempotency). A transfer is known
+# by its sending province and its id: the sending node makes the id, so a decline or credit
+# another node sends under it, naming a province of its own, is no claim on that node's transfer.
 wallet_credits = Table(
     "wallet_credits",
     metadata,
     Column("transfer_id", String(36), primary_key=True),
     Column("beneficiary_id_number", String(18), nullable=False),
     Column("amount_fen", BigInteger, nullable=False),
-    Column("source_province", String(2), nullable=False),
+    Column("source_province", String(2), primary_key=True),
     Column("time", UtcDateTime, nullable=False),
     # True when the sender refunded the transfer instead (not accepted by 06:00 the next
     # day): the row then refuses any later credit of it.

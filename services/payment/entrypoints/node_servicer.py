@@ -233,7 +233,7 @@ class PaymentNodeServicer(node_grpc.PaymentNodeServiceServicer):
 
         def known(uow: PaymentUnitOfWork) -> tuple[bool, str | None]:
             account = uow.accounts.get(wallet(beneficiary))
-            return uow.transfers.credited(transfer_id) is not None, account.admdvs if account else None
+            return uow.transfers.credited(transfer_id, source) is not None, account.admdvs if account else None
 
         answered, wallet_admdvs = await self._run.query(known)
         per_day = None

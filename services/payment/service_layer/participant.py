@@ -399,8 +399,10 @@ def credit_wallet(
     now: datetime,
     transfers_per_day: int | None = None,
 ) -> bool:
-    """Receives a wallet transfer from another province, once per transfer id; whether this
-    call applied it. The wallet's balance is the beneficiary's: the sending node is not told it.
+    """Receives a wallet transfer from another province, once per sending province and transfer id
+    (the sending node makes the id; a credit or decline another node sends under it, naming a
+    province of its own, is no claim on this one); whether this call applied it. The wallet's
+    balance is the beneficiary's: the sending node is not told it.
 
     Refused for good once the sender declined it to refund it (TRANSFER_REFUNDED). A transfer
     not credited before is refused (PEER_CLAIM_REJECTED) when this node already credited as many
@@ -408,7 +410,7 @@ def credit_wallet(
     `transfer_day_start`); a retry of one credited before is answered as before.
     """
     target = wallet(beneficiary)
-    earlier = uow.transfers.credited(transfer_id)
+    earlier = uow.transfers.credited(transfer_id, source_province)
     if earlier is None:
         locked = uow.accounts.lock([target])
         account = locked.get(target)
@@ -420,7 +422,7 @@ def credit_wallet(
             )
         # Read again under the wallet's lock: a concurrent credit of this very transfer makes this
         # a retry, not one more transfer to count.
-        earlier = uow.transfers.credited(transfer_id)
+        earlier = uow.transfers.credited(transfer_id, source_province)
         if earlier is None:
             _within_credits_a_day(uow, transfer_id, grantor, transfers_per_day, now)
             if uow.transfers.claim_credit(
@@ -435,7 +437,8 @@ def credit_wallet(
                 uow.journal.record(entry, locked)
                 uow.accounts.save_amounts([account])
                 return True
-            earlier = uow.transfers.credited(transfer_id)  # a concurrent credit or decline committed first
+            # A concurrent credit or decline committed first.
+            earlier = uow.transfers.credited(transfer_id, source_province)
     if earlier is not None and not earlier.declined:
         _refuse_another_transfer(earlier, transfer_id, beneficiary, amount_fen, source_province)
     if earlier is not None and earlier.declined:
@@ -483,7 +486,7 @@ def decline_wallet_credit(
     credited already; otherwise any later credit of it is refused from now on."""
     if uow.transfers.claim_credit(transfer_id, beneficiary, amount_fen, source_province, now, declined=True):
         return False
-    earlier = uow.transfers.credited(transfer_id)
+    earlier = uow.transfers.credited(transfer_id, source_province)
     if earlier is not None and not earlier.declined:
         _refuse_another_transfer(earlier, transfer_id, beneficiary, amount_fen, source_province)
     return earlier is not None and not earlier.declined
@@ -492,16 +495,16 @@ def decline_wallet_credit(
 def _refuse_another_transfer(
     earlier: Any, transfer_id: str, beneficiary: str, amount_fen: int, source_province: str
 ) -> None:
-    """A credit or decline under the id of a transfer credited here is a retry only when it
-    names the same wallet, amount and sending province; any other is told nothing of it. (A
-    declined one is not checked: whoever declined it first, its sender must learn that it was
-    not credited, to give the money back.)"""
+    """A credit or decline under the id of a transfer its sending province's node had credited here
+    is a retry only when it names the same wallet and amount; any other is told nothing of it. (A
+    declined one is not checked: its sender, the only node that declines under its province, must
+    learn that it was not credited, to give the money back.)"""
     if (earlier.beneficiary_id_number, earlier.amount_fen, earlier.source_province) != (
         beneficiary, amount_fen, source_province,
     ):  # fmt: skip
         raise DomainError(
             Reason.PEER_CLAIM_REJECTED,
-            f"transfer {transfer_id} was received for another wallet, amount or sending province",
+            f"transfer {transfer_id} was received for another wallet or amount",
             field="transfer_id",
         )
 
