@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+
+from shared.errors import DomainError, Reason
+
+# A mainland mobile number (11 digits: 1, then 3 to 9, then nine more), or a landline with its
+# area code (0 and two or three digits, an optional hyphen, then a local number of seven or eight).
+_PHONE = re.compile(r"1[3-9][0-9]{9}|0[0-9]{2,3}-?[0-9]{7,8}")
 
 
 class InsuranceType(StrEnum):
@@ -54,3 +61,15 @@ def contact_changed(before: InsuredPerson, after: InsuredPerson) -> bool:
     """Whether `after` gives a phone or address other than the one `before` has on record (an
     empty field gives none)."""
     return any(new and new != old for old, new in ((before.phone, after.phone), (before.address, after.address)))
+
+
+def validate_phone(value: str, field: str = "phone") -> str:
+    """A phone number the person can be reached at, or "" (none given). The refusal never
+    quotes the number: an error text may be logged or shown to someone else."""
+    if value and not _PHONE.fullmatch(value):
+        raise DomainError(
+            Reason.FIELD_INVALID,
+            f"{field} must be a mobile number (11 digits starting 13 to 19) or a landline with its area code",
+            field=field,
+        )
+    return value

@@ -89,6 +89,29 @@ def test_a_timestamp_out_of_range_is_refused_naming_its_field(family, seconds, n
     assert family.ledger().balanced
 
 
+def test_a_contact_phone_that_is_neither_a_mobile_nor_a_landline_number_is_refused_without_quoting_it(family):
+    """A mainland mobile number has 11 digits, 1 then 3 to 9; a landline its area code. Anything
+    else is refused naming the field, the number itself in no error text, and nothing changes."""
+    update = family.binding.UpdateContactInfo
+
+    def on_record() -> str:
+        return family.binding.GetInsuredPerson(
+            bapi.GetInsuredPersonRequest(id_number=family.child.id_number)
+        ).insured_person.phone
+
+    before = on_record()
+    malformed = ("1391234567890123", "12345678901", "1391234567", "+8613912345678", "139 1234 5678", "０１０-12345678")
+    for phone in malformed:
+        request = bapi.UpdateContactInfoRequest(request_id=request_id(), id_number=family.child.id_number, phone=phone)
+        refusal = refused(update, request)
+        assert (refusal.code, refusal.reason, refusal.fields) == (INVALID_ARGUMENT, "FIELD_INVALID", ("phone",)), phone
+        assert phone not in refusal.message
+    assert on_record() == before
+    for phone in ("13912345678", "19912345678", "010-12345678", "0563-8163414", "05638163414"):
+        request = bapi.UpdateContactInfoRequest(request_id=request_id(), id_number=family.child.id_number, phone=phone)
+        assert update(request, timeout=10).insured_person.phone == phone
+
+
 def test_a_payer_grant_without_a_known_relationship_is_refused(family, payment_service):
     capacity = payment_service.node_stub("local").GetPayerCapacity
     for relationship in (0, 99):

@@ -20,6 +20,7 @@ from services.common.runner import UseCaseRunner
 from shared.bindings import Actor
 from shared.errors import DomainError, Reason
 from shared.identity import validate_id_number
+from shared.persons import validate_phone
 from shared.regions import validate_admdvs
 
 SERVICE = "gongji.binding.v1.BindingService"
@@ -68,7 +69,7 @@ class BindingServicer(api_grpc.BindingServiceServicer):
         self, request: api.UpdateContactInfoRequest, context: grpc.aio.ServicerContext
     ) -> api.UpdateContactInfoResponse:
         id_number = validate_id_number(request.id_number)
-        phone = text_field(request.phone, "phone", 32)
+        phone = validate_phone(text_field(request.phone, "phone", 32))
         address = text_field(request.address, "address", 256)
 
         def run(uow: BindingUnitOfWork) -> api.UpdateContactInfoResponse:
