@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import grpc
@@ -430,6 +431,27 @@ def test_a_wallet_transfer_moves_money_to_the_beneficiarys_province_and_pays_a_b
     assert wallet.balance_fen == 50_000
     assert family.clearing(family.nodes.east.stub) == [("62", "32", 50_000)]
     family.assert_books_close()
+
+
+def test_a_transfer_asked_of_the_node_that_received_it_is_not_found_there_and_the_node_that_holds_it_is_named(
+    family,
+):
+    """West sent the father's transfer and keeps it; east credited the child's wallet with it.
+    Asked of east, it is not found there, and east names west. A transfer east never received
+    is not found, with no node named."""
+    at_noon(family)
+    family.nodes.east.stub.ActivateWallet(
+        papi.ActivateWalletRequest(request_id=request_id(), id_number=family.child.id_number, admdvs=NANJING)
+    )
+    moved = transfer(family, 5_000).transfer
+    for transfer_id, named in ((moved.transfer_id, "west"), (str(uuid.uuid4()), None)):
+        with pytest.raises(grpc.RpcError) as raised:
+            family.nodes.east.stub.GetTransfer(papi.GetTransferRequest(transfer_id=transfer_id))
+        refusal = refusal_of(raised.value)
+        assert (refusal.code, refusal.reason) == (grpc.StatusCode.NOT_FOUND, "TRANSFER_NOT_FOUND")
+        assert refusal.metadata.get("node") == named
+    held = family.nodes.west.stub.GetTransfer(papi.GetTransferRequest(transfer_id=moved.transfer_id)).transfer
+    assert held.state == ppb.TRANSFER_STATE_COMPLETED
 
 
 def test_a_wallet_transfer_needs_verification_an_activated_wallet_and_daytime(family):

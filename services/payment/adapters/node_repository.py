@@ -313,6 +313,12 @@ class TransferRepository:
             select(table).where(table.c.transfer_id == transfer_id, table.c.source_province == source_province)
         ).first()
 
+    def senders_of(self, transfer_id: str) -> list[str]:
+        """The sending provinces of the transfers received here under this id (credited or declined)."""
+        table = orm.wallet_credits
+        rows = self._connection.execute(select(table.c.source_province).where(table.c.transfer_id == transfer_id))
+        return sorted(row.source_province for row in rows)
+
     def lock_credits_of_grantor(self, grantor: str) -> None:
         """Keeps, to the end of this transaction, every other credit from `grantor` from counting
         the grantor's credits: two credits into different wallets (each locked apart) would

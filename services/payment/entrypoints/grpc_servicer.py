@@ -412,7 +412,12 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
         self, request: api.GetTransferRequest, context: grpc.aio.ServicerContext
     ) -> api.GetTransferResponse:
         transfer_id = required_id(request.transfer_id, "transfer_id")
-        row = await self._run.query(lambda uow: wallets.get_transfer(uow, transfer_id))
+        try:
+            row = await self._run.query(lambda uow: wallets.get_transfer(uow, transfer_id))
+        except DomainError as missing:
+            if missing.reason is not Reason.TRANSFER_NOT_FOUND:
+                raise
+            raise await self._routing.transfer_held_elsewhere(missing, transfer_id) from None
         return api.GetTransferResponse(transfer=convert.transfer_to_proto(row))
 
     async def GetClearingReport(

@@ -154,6 +154,31 @@ class NodeRouting:
         if self._routing.distributed and settlement_id:
             await self._coordinator.finish(settlement_id)
 
+    async def transfer_held_elsewhere(self, missing: DomainError, transfer_id: str) -> DomainError:
+        """A transfer is kept by the node that sent it. When this node only received it (credited
+        or declined a wallet credit under its id), the TRANSFER_NOT_FOUND to answer names that
+        node; else it is `missing` as it was. No other node is asked."""
+        if not self._routing.distributed:
+            return missing
+        provinces = await self._run.query(lambda uow: uow.transfers.senders_of(transfer_id))
+        senders = []
+        for province in provinces:
+            if province in self._routing.me.provinces:
+                continue  # not sent from another node: this node holds no transfer under the id
+            try:
+                senders.append(self._routing.owner_of_province(province).name)
+            except DomainError:
+                continue  # a province the routing file no longer gives any node
+        if not senders:
+            return missing
+        named = ", ".join(sorted(set(senders)))
+        return DomainError(
+            Reason.TRANSFER_NOT_FOUND,
+            f"transfer {transfer_id} was sent from another province; ask payment node {named}, which holds it",
+            field="transfer_id",
+            metadata={"node": named},
+        )
+
     def check_wallet_kept_here(self, admdvs: str) -> None:
         """A wallet is kept by the node of its holder's province."""
         if not self._routing.is_local(admdvs):
