@@ -195,6 +195,7 @@ def decide_new_binding(application: BindingApplication, parties: Parties, now: d
     two concurrent applications cannot both take the last place under the cap.
     """
     check_application_form(application)
+    check_identities(application, parties)
     if not parties.grantor_policy.accepts_notice(application.consent_version):
         current = ", ".join(sorted(parties.grantor_policy.current_notice_versions))
         raise DomainError(
@@ -204,21 +205,28 @@ def decide_new_binding(application: BindingApplication, parties: Parties, now: d
             field="consent_version",
         )
     grantor, beneficiary = check_parties(application.relationship, parties, now)
-    for role, claimed, person in (
-        ("grantor", application.grantor, grantor),
-        ("beneficiary", application.beneficiary, beneficiary),
-    ):
-        if claimed.name.strip() != person.name:
-            raise DomainError(
-                Reason.IDENTITY_MISMATCH,
-                f"the {role}'s name does not match the insured-person registry (信息不一致)",
-                field=f"{role}.name",
-            )
     policy = parties.grantor_policy
     pair = (grantor.id_number, beneficiary.id_number)
     if any((b.grantor_id_number, b.beneficiary_id_number) == pair for b in parties.open_bindings_of_grantor):
         raise DomainError(Reason.ALREADY_BOUND, "this grantor and beneficiary are already bound")
     return _initial_state(application, parties, policy)
+
+
+def check_identities(application: BindingApplication, parties: Parties) -> None:
+    """The names given must match the registry's before anything else is judged: whoever knows an
+    ID number but not its owner's name learns nothing of that person's insurance (status, region,
+    contact changes, notice region) from the refusal (最小必要). A person missing from the registry
+    is refused by check_parties."""
+    for role, claimed, person in (
+        ("grantor", application.grantor, parties.grantor),
+        ("beneficiary", application.beneficiary, parties.beneficiary),
+    ):
+        if person is not None and claimed.name.strip() != person.name:
+            raise DomainError(
+                Reason.IDENTITY_MISMATCH,
+                f"the {role}'s name does not match the insured-person registry (信息不一致)",
+                field=f"{role}.name",
+            )
 
 
 def check_parties(relationship: Relationship, parties: Parties, now: datetime) -> tuple[InsuredPerson, InsuredPerson]:

@@ -120,6 +120,31 @@ def test_a_name_that_does_not_match_the_registry_is_refused_as_identity_mismatch
     )
 
 
+@pytest.mark.parametrize(
+    "who",
+    ["deceased beneficiary", "beneficiary of another province", "suspended grantor", "beneficiary bound already"],
+)
+def test_a_wrong_name_learns_nothing_of_the_person_behind_an_id_number(family, who):
+    """Whoever knows an ID number but not its owner's name is told only that the identity does not
+    match: the person's insurance status, region or bindings stay out of the refusal (最小必要)."""
+    grantor, beneficiary = family.grantor, family.spouse
+    if who == "deceased beneficiary":
+        beneficiary = family.register("周已故", status=common.INSURANCE_STATUS_DECEASED)
+    elif who == "beneficiary of another province":
+        beneficiary = family.register("王远亲", admdvs="620102")
+    elif who == "suspended grantor":
+        grantor = family.register("钱暂停", status=common.INSURANCE_STATUS_SUSPENDED)
+    else:
+        family.bind(family.spouse, common.RELATIONSHIP_SPOUSE)
+    request = binding_request(grantor, beneficiary, common.RELATIONSHIP_SPOUSE)
+    role = "grantor" if who == "suspended grantor" else "beneficiary"
+    getattr(request, role).name = "张冒名"
+    refusal = family.refusal(family.stub.CreateBinding, request)
+    assert (refusal.code, refusal.reason) == (FAILED_PRECONDITION, "IDENTITY_MISMATCH")
+    assert refusal.fields == (f"{role}.name",)
+    assert refusal.metadata == {}
+
+
 def test_binding_oneself_is_refused_as_invalid(family):
     refusal = family.refusal(family.stub.CreateBinding, binding_request(family.grantor, family.grantor))
     assert (refusal.code, refusal.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "SELF_BINDING")
