@@ -623,6 +623,24 @@ def test_a_node_tells_a_peer_nothing_of_a_grantor_under_a_binding_the_binding_se
     assert (told.has_account, told.available_fen) == (True, 100_000)
 
 
+def test_a_node_tells_a_peer_a_grantors_balance_only_up_to_what_the_bill_could_take(cross):
+    """A coordinator needs to know whether a remote grantor can cover the bill, and how much of it:
+    not the grantor's whole balance (最小必要). The mother holds 100,000 fen; a bill's 30,000 is
+    all another province's node learns of it."""
+    west_calls = cross.nodes.east.node_stub("west")
+    grant = bapi.PayerGrant(
+        binding_id=cross.mother_binding.binding_id, grantor_id_number=cross.mother.id_number, share_all=True,
+        grantor_admdvs="320100", priority=1, relationship=common.RELATIONSHIP_PARENT,
+    )  # fmt: skip
+    request = node.GetPayerCapacityRequest(
+        beneficiary_id_number=cross.child.id_number, grants=[grant], ceiling_fen=30_000
+    )
+    told = west_calls.GetPayerCapacity(request, timeout=20).capacities[0]
+    assert (told.has_account, told.limit_fen, told.available_fen) == (True, 30_000, 30_000)
+    request.ceiling_fen = -1
+    assert refusal(west_calls.GetPayerCapacity, request).reason == "INVALID_AMOUNT"
+
+
 def test_a_node_holds_no_binding_twice_in_one_transaction_so_its_cap_holds(cross):
     """Each leg of a prepare is judged with the earlier legs' holds counted; the same binding
     twice is no request a coordinator makes, and is refused whole."""

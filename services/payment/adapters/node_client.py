@@ -118,7 +118,7 @@ class GrpcNodeClient:
             ) from None
 
     async def capacity(
-        self, peer: Node, beneficiary: str, grants: list[PayerGrant], at: datetime
+        self, peer: Node, beneficiary: str, grants: list[PayerGrant], at: datetime, ceiling_fen: int
     ) -> list[RemoteCapacity]:
         answer = await self._call(
             peer,
@@ -127,6 +127,7 @@ class GrpcNodeClient:
                 beneficiary_id_number=beneficiary,
                 grants=[grant_to_proto(g) for g in grants],
                 at_time=datetime_to_timestamp(at),
+                ceiling_fen=ceiling_fen,
             ),
         )
         return [

@@ -85,9 +85,16 @@ class PaymentNodeServicer(node_grpc.PaymentNodeServiceServicer):
         _at_most_payers(len(request.grants), "grants")
         grants = list(grants_from_proto(request.grants))
         at = timestamp_to_datetime(request, "at_time") or self._clock.now()
+        if request.ceiling_fen < 0:
+            raise DomainError(Reason.INVALID_AMOUNT, "ceiling_fen must not be negative", field="ceiling_fen")
+        # The peer says what its bill needs; unset (an earlier version) or more than one call may
+        # move, it is told no more than one call may move (least data: the balance stays here).
+        ceiling = min(request.ceiling_fen or self._max_amount, self._max_amount)
         confirmed = await peer_claims.confirmed_grants(self._directory, request.beneficiary_id_number, grants)
         # Not a snapshot: what a grantor can give is advice the prepare checks again under its locks.
-        found = await self._run.query(lambda uow: participant.capacities(uow, grants, at, confirmed), snapshot=False)
+        found = await self._run.query(
+            lambda uow: participant.capacities(uow, grants, at, confirmed, ceiling), snapshot=False
+        )
         return node.GetPayerCapacityResponse(
             capacities=[
                 node.PayerCapacity(

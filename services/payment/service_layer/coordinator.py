@@ -49,7 +49,7 @@ def _get_settlement(settlement_id: str) -> Any:
 
 class NodeClient(Protocol):
     async def capacity(
-        self, peer: Node, beneficiary: str, grants: list[PayerGrant], at: datetime
+        self, peer: Node, beneficiary: str, grants: list[PayerGrant], at: datetime, ceiling_fen: int
     ) -> list[RemoteCapacity]: ...
     async def prepare(self, peer: Node, transaction_id: str, coordinator_province: str, bill: Bill,
                       legs: list[dict[str, Any]], grants: list[PayerGrant],
@@ -174,12 +174,14 @@ class Coordinator:
 
     async def remote_capacities(self, bill: Bill, payers: settlements.Payers) -> dict[str, RemoteCapacity]:
         """What each grantor on another node can give towards this bill now, by binding id
-        (asked of those nodes; nothing is held)."""
+        (asked of those nodes; nothing is held). Each is asked up to the bill's self-pay, the most
+        the bill could take from one grantor, so no node tells more of its grantors' balances."""
         far = self._remote_grants(bill, payers)
         found: dict[str, RemoteCapacity] = {}
         answers = await asyncio.gather(
-            *(self._client.capacity(self._routing.owner_of_province(p), bill.patient_id_number, g, self._clock.now())
-              for p, g in far.items())
+            *(self._client.capacity(
+                self._routing.owner_of_province(p), bill.patient_id_number, g, self._clock.now(), bill.self_pay_fen
+              ) for p, g in far.items())
         )  # fmt: skip
         for capacities in answers:
             found.update({c.binding_id: c for c in capacities})

@@ -56,10 +56,13 @@ class GrantorCapacity:
 
 
 def capacities(
-    uow: PaymentUnitOfWork, grants: list[PayerGrant], now: datetime, confirmed: set[str]
+    uow: PaymentUnitOfWork, grants: list[PayerGrant], now: datetime, confirmed: set[str], ceiling_fen: int
 ) -> list[GrantorCapacity]:
-    """What each grantor can give now; a grant not among the `confirmed` binding ids is answered
-    as a grantor without an account here (nothing, and nothing about the person)."""
+    """What each grantor can give now, and its available balance, each up to `ceiling_fen` (what
+    the bill could take from one grantor): the coordinator plans with no more, and a grantor's
+    balance beyond it is no business of another province's node. A grant not among the
+    `confirmed` binding ids is answered as a grantor without an account here (nothing, and
+    nothing about the person)."""
     year = year_of(now)
     usage = uow.usage.of_grantors([g.grantor_id_number for g in grants if g.binding_id in confirmed], year)
     found = []
@@ -68,12 +71,9 @@ def capacities(
         if account is None:
             found.append(GrantorCapacity(grant.binding_id, grant.grantor_id_number, False, 0, 0, ""))
             continue
-        limit = grant_limit(grant, account, usage.get(grant.grantor_id_number, {}))
-        found.append(
-            GrantorCapacity(
-                grant.binding_id, grant.grantor_id_number, True, limit, account.available_fen, account.admdvs
-            )
-        )
+        limit = min(grant_limit(grant, account, usage.get(grant.grantor_id_number, {})), ceiling_fen)
+        available = min(account.available_fen, ceiling_fen)
+        found.append(GrantorCapacity(grant.binding_id, grant.grantor_id_number, True, limit, available, account.admdvs))
     return found
 
 

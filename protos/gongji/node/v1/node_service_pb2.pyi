@@ -27,14 +27,16 @@ TRANSACTION_OUTCOME_ABORTED: TransactionOutcome
 TRANSACTION_OUTCOME_REFUNDED: TransactionOutcome
 
 class GetPayerCapacityRequest(_message.Message):
-    __slots__ = ("beneficiary_id_number", "grants", "at_time")
+    __slots__ = ("beneficiary_id_number", "grants", "at_time", "ceiling_fen")
     BENEFICIARY_ID_NUMBER_FIELD_NUMBER: _ClassVar[int]
     GRANTS_FIELD_NUMBER: _ClassVar[int]
     AT_TIME_FIELD_NUMBER: _ClassVar[int]
+    CEILING_FEN_FIELD_NUMBER: _ClassVar[int]
     beneficiary_id_number: str
     grants: _containers.RepeatedCompositeFieldContainer[_binding_service_pb2.PayerGrant]
     at_time: _timestamp_pb2.Timestamp
-    def __init__(self, beneficiary_id_number: _Optional[str] = ..., grants: _Optional[_Iterable[_Union[_binding_service_pb2.PayerGrant, _Mapping]]] = ..., at_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    ceiling_fen: int
+    def __init__(self, beneficiary_id_number: _Optional[str] = ..., grants: _Optional[_Iterable[_Union[_binding_service_pb2.PayerGrant, _Mapping]]] = ..., at_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ceiling_fen: _Optional[int] = ...) -> None: ...
 
 class PayerCapacity(_message.Message):
     __slots__ = ("binding_id", "grantor_id_number", "limit_fen", "available_fen", "admdvs", "has_account")
