@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from hypothesis import given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from shared.deduction import (
@@ -13,11 +13,13 @@ from shared.deduction import (
     Leg,
     PaymentSource,
     ceilings,
+    fits_one_round,
     least,
     per_use_bound,
     per_use_budget,
     shrink,
     split_bill,
+    together_at_most,
 )
 from shared.payers import PayerMode
 
@@ -219,3 +221,53 @@ def test_a_smaller_capture_in_proportional_mode_cuts_cash_then_evens_the_grantor
     assert shrink([own, mother, father], 5_000, 40_000, PayerMode.PROPORTIONAL) == ([10_000, 20_000, 10_000], 0)
     assert shrink([own, mother, father], 5_000, 30_001, PayerMode.PROPORTIONAL) == ([10_000, 10_001, 10_000], 0)
     assert shrink([own, mother, father], 5_000, 8_000, PayerMode.PROPORTIONAL) == ([8_000, 0, 0], 0)
+
+
+@settings(max_examples=400)
+@given(
+    amounts, own_sources, st.lists(limits, min_size=1, max_size=6), per_use_limits, st.sampled_from(list(PayerMode)),
+    st.data(),
+)  # fmt: skip
+def test_grantors_on_another_node_captured_at_once_are_paid_just_what_they_captured_when_one_round_fits(
+    bill, own, grant_limits, per_use, mode, data
+):
+    """One round: where `fits_one_round` says so, the other node captures each leg in payer order,
+    the lesser of its ceiling less what the legs before it took and what the grantor can give,
+    and all of them together at most `together_at_most`. Split with what was captured, the bill
+    takes exactly that from each of them and splits as with the real limits: nothing captured
+    goes unused, no fen goes to cash."""
+    grants = grants_from(grant_limits, per_use)
+    shared = min((limit for limit in per_use if limit > 0), default=None)
+    unknown = set(data.draw(st.sets(st.sampled_from([g.binding_id for g in grants]), min_size=1)))
+    assume(fits_one_round([g.binding_id for g in grants], mode, unknown))
+    asked = ceilings(bill, own, grants, mode, unknown, shared)
+    left = together_at_most(bill, own, grants, mode, unknown, shared)
+    captured: dict[str, int] = {}
+    taken = 0
+    for g in grants:
+        if g.binding_id in unknown and g.binding_id in asked:
+            # Each ceiling counts the legs before it as paying nothing, so it is less what they took.
+            captured[g.binding_id] = max(0, min(asked[g.binding_id] - taken, g.limit_fen, left - taken))
+            taken += captured[g.binding_id]
+    held = [
+        replace(g, limit_fen=captured.get(g.binding_id, 0)) if g.binding_id in unknown else g
+        for g in grants
+        if g.binding_id not in unknown or captured.get(g.binding_id, 0) > 0
+    ]
+    knowing = split_bill(bill, own, grants, mode, shared)
+    taking = split_bill(bill, own, held, mode, shared)
+    assert taking == knowing
+    assert {leg.binding_id: leg.amount_fen for leg in taking.legs if leg.binding_id in unknown} == {
+        b: fen for b, fen in captured.items() if fen
+    }
+
+
+def test_one_round_fits_payers_at_the_end_of_a_sequential_order_or_one_grant_alone_in_even_shares():
+    grants = ["b0", "b1", "b2"]
+    assert fits_one_round(grants, PayerMode.SEQUENTIAL, {"b2"})
+    assert fits_one_round(grants, PayerMode.SEQUENTIAL, {"b1", "b2"})
+    assert not fits_one_round(grants, PayerMode.SEQUENTIAL, {"b0"})
+    assert not fits_one_round(grants, PayerMode.SEQUENTIAL, {"b0", "b2"})
+    assert fits_one_round(grants, PayerMode.PROPORTIONAL, {"b0"})
+    assert not fits_one_round(grants, PayerMode.PROPORTIONAL, {"b1", "b2"})
+    assert not fits_one_round(grants, PayerMode.SEQUENTIAL, set())

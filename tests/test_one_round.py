@@ -1,6 +1,7 @@
-"""A cross-node settlement whose payers on another node come last in the order is captured
-there in one round: that node's grantors give what is left of the bill after everyone before
-them, so it needs no hold and no second call. Elsewhere the other node holds, then commits."""
+"""A cross-node settlement whose payers on another node come last in the order (or are the one
+grant on another node, in even shares) is captured there in one round: what those grantors give
+changes nothing the others give, so it needs no hold and no second call. Elsewhere the other
+node holds, then commits."""
 
 from __future__ import annotations
 
@@ -42,6 +43,21 @@ def test_a_bill_whose_last_payer_is_on_another_node_is_captured_there_in_one_cal
     assert (father.balance_fen, father.held_fen) == (80_000, 0)
     east = scrape(ports["east"])
     assert value(east, "gongji_cross_node_sagas", state="COMMITTED") == 1
+    family.assert_books_close()
+
+
+def test_a_bill_split_in_even_shares_with_one_grantor_on_another_node_is_captured_there_in_one_call(
+    metered_nodes,  # noqa: F811
+):
+    """Even shares: what the father on west can give changes his share only, so west captures his
+    share at once; the mother here, who cannot give hers in full, leaves the rest to him."""
+    nodes, ports = metered_nodes
+    family = CrossFamily(nodes)  # mother 10,000 fen, father 100,000
+    set_payer_order(family, [family.mother_binding, family.father_binding], bpb.PAYER_MODE_PROPORTIONAL)
+    settlement = settle(nodes, family, 30_000)
+
+    assert sorted(leg.amount_fen for leg in settlement.legs) == [10_000, 20_000]
+    assert served(ports["west"]) == {**dict.fromkeys(CALLS, 0.0), "PrepareLegs": 1.0}
     family.assert_books_close()
 
 

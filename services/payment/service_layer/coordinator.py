@@ -30,8 +30,9 @@ from services.payment.routing import Node, RoutingTable
 from services.payment.service_layer import coordination, ids, participant, settlements, wallets
 from services.payment.service_layer.coordination import Outcome, Prepared, RemoteCapacity
 from services.payment.service_layer.unit_of_work import PaymentUnitOfWork
+from shared.deduction import fits_one_round
 from shared.errors import DomainError, ErrorKind, Reason
-from shared.payers import PayerGrant, PayerMode
+from shared.payers import PayerGrant
 from shared.regions import province_of
 from shared.settlements import Bill, Settlement
 
@@ -261,7 +262,7 @@ class Coordinator:
             and self._one_round
             and not exact
             and len(nodes) == 1
-            and _last_in_order(bill, payers, set(grant_of))
+            and _fits_one_round(bill, payers, set(grant_of))
         )
 
         async def ask(peer: Node, legs: list[dict[str, Any]]) -> tuple[list[RemoteCapacity], bool]:
@@ -528,11 +529,8 @@ class Coordinator:
         return await self._run.transact(fn)
 
 
-def _last_in_order(bill: Bill, payers: settlements.Payers, remote: set[str]) -> bool:
-    """Whether the grants in `remote` come after every other payer of the bill, in a sequential
-    order: then what they give changes nothing the others give."""
-    if payers.mode is not PayerMode.SEQUENTIAL:
-        return False
-    grants = [g.binding_id for g in payers.grants if g.grantor_id_number != bill.patient_id_number]
-    first = next((number for number, binding_id in enumerate(grants) if binding_id in remote), len(grants))
-    return all(binding_id in remote for binding_id in grants[first:])
+def _fits_one_round(bill: Bill, payers: settlements.Payers, remote: set[str]) -> bool:
+    """Whether the grants in `remote`, kept by one other node, may be captured there at once
+    (shared.deduction.fits_one_round)."""
+    order = [g.binding_id for g in payers.grants if g.grantor_id_number != bill.patient_id_number]
+    return fits_one_round(order, payers.mode, remote)

@@ -105,8 +105,9 @@ def prepare(
     this node resolved, no account here), and such legs are left out.
 
     With `capture_at_most` too (one round), the legs are captured at once instead, in leg_no
-    order, each as much of its ceiling as its grantor can give and all together at most that:
-    the payers' order goes on here, so the coordinator needs no second call to capture.
+    order, each as much of its ceiling less what the legs before it took as its grantor can give,
+    and all together at most that: the payers' order goes on here, so the coordinator needs no
+    second call to capture (shared.deduction.fits_one_round).
 
     A transaction prepared here before answers what it held, to the coordinator and for the
     beneficiary it was prepared for; to any other it is refused. Without `seen_before` that is
@@ -157,8 +158,10 @@ def prepare(
             raise DomainError(Reason.ACCOUNT_NOT_FOUND, f"no personal account of {leg.payer_id_number} on this node")
         limit = grant_limit(grant, account, usage.get(leg.payer_id_number, {}))
         amount = min(leg.amount_fen, limit) if up_to else leg.amount_fen
-        if up_to and left is not None:
-            amount = min(amount, left)
+        if up_to and capture_at_most is not None and left is not None:
+            # A leg's ceiling counts the legs before it as paying nothing: less what they took.
+            taken = capture_at_most - left
+            amount = min(leg.amount_fen - taken, limit, left)
             left -= max(amount, 0)
         if amount > limit:
             raise DomainError(
