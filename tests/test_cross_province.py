@@ -328,6 +328,24 @@ def test_a_released_cross_node_authorization_frees_the_remote_hold(family):
     family.assert_books_close()
 
 
+def test_a_capture_that_finds_a_cross_node_hold_expired_frees_the_remote_hold_at_once(family):
+    """The capture answers HOLD_EXPIRED and releases the holds of its own node; the father's hold in
+    his province goes too, at once, as after a release (these nodes do not sweep)."""
+    east = family.nodes.east.stub
+    held = east.AuthorizeSettlement(
+        papi.AuthorizeSettlementRequest(request_id=request_id(), bill=family.bill(50_000))
+    ).settlement
+    assert family.balance(family.nodes.west.stub, family.father).held_fen > 0
+    family.clock.advance(timedelta(minutes=16))
+    with pytest.raises(grpc.RpcError) as raised:
+        east.CaptureSettlement(papi.CaptureSettlementRequest(request_id=request_id(), settlement_id=held.settlement_id))
+    assert refusal_of(raised.value).reason == "HOLD_EXPIRED"
+    father = family.balance(family.nodes.west.stub, family.father)
+    assert (father.balance_fen, father.held_fen) == (100_000, 0)
+    family.clock.advance(timedelta(minutes=10))  # past CheckLedger's grace for stale holds
+    family.assert_books_close()
+
+
 def test_an_undo_of_a_cross_node_settlement_gives_every_leg_back_and_clears_to_zero(family):
     east = family.nodes.east.stub
     settlement = east.Settle(papi.SettleRequest(request_id=request_id(), bill=family.bill(30_000))).settlement

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from services.common.interceptors import RpcFailure
 from services.common.runner import UseCaseRunner
 from services.payment.routing import RoutingTable
 from services.payment.service_layer.coordinator import Coordinator
@@ -106,7 +107,15 @@ class NodeRouting:
         elsewhere = await self.settlement_elsewhere(method, request, settlement_id, caller, forwarded)
         if elsewhere is not None:
             return elsewhere
-        return await self._here_then_follow_up(here, settled)
+        try:
+            return await self._here_then_follow_up(here, settled)
+        except RpcFailure:
+            # A refusal may keep a decision too: a capture that finds the holds expired releases
+            # them here, decides to abort and answers HOLD_EXPIRED. The other nodes' holds go now,
+            # as after a release, not at the next sweep (following up nothing decided is a no-op).
+            if settled is not None:
+                await self.follow_up(settlement_id)
+            raise
 
     async def on_original_holder(
         self,
