@@ -1,17 +1,17 @@
 """What one cross-node Settle costs each node's database, counted as units of work begun.
 
-East, the coordinator, plans the remote legs and writes the saga's intent (PREPARING) before
-anything is held elsewhere, having found that the request has no answer yet; writes the
-settlement with the decision (COMMITTING); and notes the participant's acknowledgement: 3. The
-plan's reads are advice and the intent and the acknowledgement are one statement each, so on
-PostgreSQL those two run outside a transaction (no BEGIN or COMMIT round trips) and only the
-settlement is a transaction. What east decided is known from the settlement it wrote, so it is
-not read back before west is told.
-West, the participant, is not asked what each grantor can give first: it writes holds of as much
-as each grantor can give up to what east asks (asking whether it held them already only when the
-binding service or the prepare refuses), and writes the capture: 2 transactions. Which node coordinates the
-transaction (the access policy's check of the commit) it remembers from the prepare, so it reads
-nothing for it.
+One round (the father on west is the bill's last payer): east plans the remote legs and writes
+the saga's intent (PREPARING) before anything is taken elsewhere, having found that the request
+has no answer yet, then writes the settlement with the saga committed: 2. West captures as much as
+the father can give up to what east asks, in one transaction: 1. The plan's reads are advice and
+the intent is one statement, so on PostgreSQL it runs outside a transaction (no BEGIN or COMMIT
+round trips) and only the settlement is a transaction.
+
+Two rounds (nodes started --no-one-round): east also notes west's acknowledgement of the commit
+(3, two of them statement by statement), and west writes holds, then the capture (2). What east
+decided is known from the settlement it wrote, so it is not read back before west is told; which
+node coordinates the transaction (the access policy's check of the commit) west remembers from
+the prepare, so it reads nothing for it.
 """
 
 from __future__ import annotations
@@ -24,13 +24,20 @@ from sqlalchemy.engine import Connection, Engine, make_url
 
 from gongji.payment.v1 import payment_pb2 as ppb
 from gongji.payment.v1 import payment_service_pb2 as papi
+from tests.conftest import running_two_nodes
 from tests.helpers import request_id
 from tests.test_cross_province import CrossFamily
 
 
-def test_a_cross_node_settlement_runs_three_units_of_work_on_the_coordinator_and_two_on_the_participant(
-    two_nodes, backend
-) -> None:
+@pytest.fixture(params=["one round", "two rounds"])
+def nodes(request, databases, binding_service, tmp_path):
+    one_round = request.param == "one round"
+    with running_two_nodes(databases, binding_service, tmp_path, lambda name: {"one_round": one_round}) as built:
+        yield built, request.param
+
+
+def test_the_units_of_work_a_cross_node_settlement_runs_on_each_node_in_one_round_and_in_two(nodes, backend) -> None:
+    two_nodes, rounds = nodes
     family = CrossFamily(two_nodes)
     family.nodes.east.stub.Settle(papi.SettleRequest(request_id=request_id(), bill=family.bill(1_000)))
     databases = {
@@ -56,25 +63,31 @@ def test_a_cross_node_settlement_runs_three_units_of_work_on_the_coordinator_and
 
     assert settlement.state == ppb.SETTLEMENT_STATE_CAPTURED
     assert [leg.payer_admdvs for leg in settlement.legs] == ["320100", "620100"]
-    if backend == "postgresql":
-        assert (begun, alone) == ({"east": 1, "west": 2}, {"east": 2})
-    else:  # SQLite runs every unit of work in a transaction
-        assert (begun, alone) == ({"east": 3, "west": 2}, {})
+    expected = {
+        ("one round", "postgresql"): ({"east": 1, "west": 1}, {"east": 1}),
+        ("two rounds", "postgresql"): ({"east": 1, "west": 2}, {"east": 2}),
+        # SQLite runs every unit of work in a transaction.
+        ("one round", "sqlite"): ({"east": 2, "west": 1}, {}),
+        ("two rounds", "sqlite"): ({"east": 3, "west": 2}, {}),
+    }
+    assert (begun, alone) == expected[rounds, backend]
     family.assert_books_close()
 
 
-def test_a_cross_node_settlement_sends_each_nodes_writes_as_one_statement_per_transaction(two_nodes, backend) -> None:
-    """East's settlement transaction and west's prepare and commit each end in one statement that
+def test_a_cross_node_settlement_sends_each_nodes_writes_as_one_statement_per_transaction(nodes, backend) -> None:
+    """East's settlement transaction and west's transactions each end in one statement that
     writes everything they write (PostgreSQL; SQLite runs a statement per write).
 
     East: the plan's reads (3), the saga's intent, then in the settlement's transaction the
     request's claim, the lock, the usage, the saga's move out of PREPARING (which must be answered,
     so it goes first) and one statement for the journal entry, the settlement, the amounts, the
-    usage and the stored answer; after it, the acknowledgement. West's prepare: the lock, the
-    usage, and one statement for the holds, the usage and its record; its commit: the record, the
-    lock, and one statement for the capture."""
+    usage and the stored answer; in two rounds, after it, the acknowledgement. West in one round:
+    the lock, the usage, and one statement for the capture, the journal entry, the usage and its
+    record. In two rounds its prepare: the lock, the usage, and one statement for the holds, the
+    usage and its record; its commit: the record, the lock, and one statement for the capture."""
     if backend != "postgresql":
         pytest.skip("SQLite runs a statement per write")
+    two_nodes, rounds = nodes
     family = CrossFamily(two_nodes, mother_fen=1)  # so that the father on west pays every bill
     family.nodes.east.stub.Settle(papi.SettleRequest(request_id=request_id(), bill=family.bill(3_000)))
     databases = {
@@ -94,8 +107,12 @@ def test_a_cross_node_settlement_sends_each_nodes_writes_as_one_statement_per_tr
     finally:
         event.remove(Engine, "before_cursor_execute", seen)
 
-    assert sent == {
-        "east": ["SELECT"] * 3 + ["INSERT", "INSERT", "SELECT", "SELECT", "UPDATE", "WITH", "UPDATE"],
-        "west": ["SELECT", "SELECT", "WITH", "SELECT", "SELECT", "WITH"],
-    }
+    settlement = ["SELECT"] * 3 + ["INSERT", "INSERT", "SELECT", "SELECT", "UPDATE", "WITH"]
+    if rounds == "one round":
+        assert sent == {"east": settlement, "west": ["SELECT", "SELECT", "WITH"]}
+    else:
+        assert sent == {
+            "east": [*settlement, "UPDATE"],
+            "west": ["SELECT", "SELECT", "WITH", "SELECT", "SELECT", "WITH"],
+        }
     family.assert_books_close()
