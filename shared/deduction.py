@@ -199,11 +199,10 @@ def together_at_most(
 
 def fits_one_round(order: Sequence[str], mode: PayerMode, unknown: Collection[str]) -> bool:
     """Whether a node keeping the grants in `unknown` (binding ids of `order`, the bill's grants
-    in payer order) may capture their legs at once, before the
-    bill is split: in payer order, each up to its ceiling (`ceilings`) less what the legs before
-    it took (a ceiling counts them as paying nothing, and a grantor's per-use limit counts what
-    they paid), together at most `together_at_most`. The split with what it captured then takes
-    just that from each. So it is
+    in payer order) may capture their legs at once, before the bill is split: in payer order,
+    each up to its ceiling (`ceilings`) less what the legs before it took (a ceiling counts them
+    as paying nothing, and a grantor's per-use limit counts what they paid), together at most
+    `together_at_most`. The split with what it captured then takes just that from each. So it is
     in payer order when they come after every other grant (what they give changes nothing
     before them), and in even shares when it is one grant alone (a grantor held to less than its
     even share pays all it can, whatever the others pay)."""

@@ -216,12 +216,9 @@ class RefusingPeer:
     def __init__(self) -> None:
         self.prepares = 0
 
-    async def prepare(self, *args: Any, **kwargs: Any) -> list[Any]:
+    async def prepare(self, *args: Any, **kwargs: Any) -> tuple[list[Any], bool]:
         self.prepares += 1
         raise DomainError(Reason.PEER_CLAIM_REJECTED, "the fake peer refuses to hold")
-
-    async def prepare_and_capture(self, *args: Any, **kwargs: Any) -> tuple[list[Any], bool]:
-        return await self.prepare(*args, **kwargs), True
 
     async def abort(self, *args: Any) -> None:
         return None
@@ -327,15 +324,14 @@ class OvercapturingPeer:
             for leg in legs
         ]  # fmt: skip
 
-    async def prepare_and_capture(
-        self, peer: Any, transaction_id: str, province: str, bill: Bill, legs: list[dict[str, Any]], *args: Any
-    ) -> tuple[list[RemoteCapacity], bool]:
+    async def prepare(
+        self, peer: Any, transaction_id: str, province: str, bill: Bill, legs: list[dict[str, Any]], *args: Any,
+        up_to: bool = False, capture_at_most: int | None = None,
+    ) -> tuple[list[RemoteCapacity], bool]:  # fmt: skip
+        if capture_at_most is None:
+            return self._legs(bill, legs, whole=False), False
         self.captured.append(transaction_id)
         return self._legs(bill, legs, whole=True), True
-
-    async def prepare(self, peer: Any, transaction_id: str, province: str, bill: Bill,
-                      legs: list[dict[str, Any]], *args: Any, **kwargs: Any) -> list[RemoteCapacity]:  # fmt: skip
-        return self._legs(bill, legs, whole=False)
 
     async def abort(self, peer: Any, transaction_id: str, province: str) -> None:
         if transaction_id in self.captured:

@@ -146,46 +146,12 @@ class GrpcNodeClient:
         grants: list[PayerGrant],
         expire_time: datetime,
         up_to: bool = False,
-    ) -> list[RemoteCapacity]:
-        """What the peer holds, by leg; with `up_to`, each leg's amount is a ceiling."""
-        answer = await self._prepare(peer, transaction_id, coordinator_province, bill, legs, grants, expire_time, up_to)
-        return held_legs(peer, legs, answer)
-
-    async def prepare_and_capture(
-        self,
-        peer: Node,
-        transaction_id: str,
-        coordinator_province: str,
-        bill: Bill,
-        legs: list[dict[str, Any]],
-        grants: list[PayerGrant],
-        expire_time: datetime,
-        at_most_fen: int,
-    ) -> tuple[list[RemoteCapacity], bool]:
-        """What the peer captured at once, by leg (each leg's amount a ceiling, all together at
-        most `at_most_fen`), and True; or, from a node of a version before one-round captures,
-        what it holds and False."""
-        answer = await self._prepare(
-            peer, transaction_id, coordinator_province, bill, legs, grants, expire_time, True, at_most_fen
-        )
-        taken = held_legs(peer, legs, answer)
-        if answer.captured and sum(c.limit_fen for c in taken) > at_most_fen:
-            raise _untrusted(peer, f"its legs take more than the {at_most_fen} fen asked of them together")
-        return taken, answer.captured
-
-    async def _prepare(
-        self,
-        peer: Node,
-        transaction_id: str,
-        coordinator_province: str,
-        bill: Bill,
-        legs: list[dict[str, Any]],
-        grants: list[PayerGrant],
-        expire_time: datetime,
-        up_to: bool,
         capture_at_most: int | None = None,
-    ) -> node.PrepareLegsResponse:
-        return await self._call(
+    ) -> tuple[list[RemoteCapacity], bool]:
+        """What the peer holds, by leg, and False; with `up_to`, each leg's amount is a ceiling.
+        With `capture_at_most` too (one round): what it captured at once, all together at most
+        that, and True; or, from a node of a version before one-round captures, what it holds and False."""
+        answer = await self._call(
             peer,
             "PrepareLegs",
             node.PrepareLegsRequest(
@@ -210,6 +176,12 @@ class GrpcNodeClient:
                 capture_at_most_fen=capture_at_most or 0,
             ),
         )  # fmt: skip
+        taken = held_legs(peer, legs, answer)
+        if capture_at_most is None or not answer.captured:
+            return taken, False
+        if sum(c.limit_fen for c in taken) > capture_at_most:
+            raise _untrusted(peer, f"its legs take more than the {capture_at_most} fen asked of them together")
+        return taken, True
 
     async def commit(self, peer: Node, transaction_id: str, captures: dict[int, int]) -> None:
         """Commits decided while another commit to the peer is on its way go with the next batch."""

@@ -53,11 +53,9 @@ class NodeClient(Protocol):
         self, peer: Node, beneficiary: str, grants: list[PayerGrant], at: datetime, ceiling_fen: int
     ) -> list[RemoteCapacity]: ...
     async def prepare(self, peer: Node, transaction_id: str, coordinator_province: str, bill: Bill,
-                      legs: list[dict[str, Any]], grants: list[PayerGrant],
-                      expire_time: datetime, up_to: bool = False) -> list[RemoteCapacity]: ...  # fmt: skip
-    async def prepare_and_capture(self, peer: Node, transaction_id: str, coordinator_province: str, bill: Bill,
-                                  legs: list[dict[str, Any]], grants: list[PayerGrant], expire_time: datetime,
-                                  at_most_fen: int) -> tuple[list[RemoteCapacity], bool]: ...  # fmt: skip
+                      legs: list[dict[str, Any]], grants: list[PayerGrant], expire_time: datetime,
+                      up_to: bool = False, capture_at_most: int | None = None,
+                      ) -> tuple[list[RemoteCapacity], bool]: ...  # fmt: skip
     async def commit(self, peer: Node, transaction_id: str, captures: dict[int, int]) -> None: ...
     async def abort(self, peer: Node, transaction_id: str, coordinator_province: str) -> None: ...
     async def refund(self, peer: Node, transaction_id: str) -> None: ...
@@ -209,10 +207,11 @@ class Coordinator:
         ceilings, which holds every leg in full or refuses it (INSUFFICIENT_FUNDS).
 
         With `one_round`, a settlement (not an authorisation) whose payers on other nodes are all
-        kept by one node and come last in a sequential order is captured there at once: what
-        that node's grantors give changes nothing before them in the order, so no hold and no
-        second call are needed. The settlement must then take just what was captured
-        (Prepared.captured); if it cannot, the saga is aborted and the capture refunded."""
+        kept by one node, where what they give changes nothing the other payers give (they come
+        last in a sequential order, or are one grant alone in even shares:
+        shared.deduction.fits_one_round), is captured there at once: no hold and no second call.
+        The settlement must then take just what was captured (Prepared.captured); if it cannot,
+        the saga is aborted and the capture refunded."""
         far = self._remote_grants(bill, payers)
         if not far:
             return None
@@ -264,20 +263,18 @@ class Coordinator:
             and len(nodes) == 1
             and _fits_one_round(bill, payers, set(grant_of))
         )
-
-        async def ask(peer: Node, legs: list[dict[str, Any]]) -> tuple[list[RemoteCapacity], bool]:
-            grants = [grant_of[leg["binding_id"]] for leg in legs]
-            if at_once:
-                return await self._client.prepare_and_capture(
-                    peer, transaction_id, coordinator_province, bill, legs, grants, expire_time + self._grace, together
-                )  # fmt: skip
-            held = await self._client.prepare(
-                peer, transaction_id, coordinator_province, bill, legs, grants, expire_time + self._grace, up_to=True
-            )  # fmt: skip
-            return held, False
-
         try:
-            results = await asyncio.gather(*(ask(peer, legs) for peer, _, legs in nodes), return_exceptions=True)
+            results = await asyncio.gather(
+                *(
+                    self._client.prepare(
+                        peer, transaction_id, coordinator_province, bill, legs,
+                        [grant_of[leg["binding_id"]] for leg in legs], expire_time + self._grace, up_to=True,
+                        capture_at_most=together if at_once else None,
+                    )
+                    for peer, _, legs in nodes
+                ),
+                return_exceptions=True,
+            )  # fmt: skip
         except asyncio.CancelledError:
             # The caller gave up (its deadline, a cancel) while the other nodes were holding. The
             # request's task ends here, so the abort runs on its own: the payers' money is free
@@ -291,7 +288,7 @@ class Coordinator:
             c.binding_id: c if c.admdvs else replace(c, admdvs=grant_of[c.binding_id].grantor_admdvs)
             for capacities, _ in answers for c in capacities
         }  # fmt: skip
-        captured = any(at_once for _, at_once in answers)
+        captured = any(captured_there for _, captured_there in answers)
         if failures or not held:
             # Nothing held anywhere is no failure: the bill is settled from this node's payers alone.
             await self._abort(transaction_id)

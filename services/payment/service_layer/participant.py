@@ -133,9 +133,10 @@ def prepare(
             for leg in existing.legs
         ]  # fmt: skip
     _refuse_repeated_legs(legs)
-    if capture_at_most is not None:
+    at_most = capture_at_most if up_to else None  # a capture at once goes with ceilings only
+    if at_most is not None:
         legs = sorted(legs, key=lambda leg: leg.leg_no)
-    left = capture_at_most
+    taken = 0
     grant_of = {g.binding_id: g for g in grants}
     locked = uow.accounts.lock(personal_account(leg.payer_id_number) for leg in legs)
     year = year_of(now)
@@ -158,11 +159,10 @@ def prepare(
             raise DomainError(Reason.ACCOUNT_NOT_FOUND, f"no personal account of {leg.payer_id_number} on this node")
         limit = grant_limit(grant, account, usage.get(leg.payer_id_number, {}))
         amount = min(leg.amount_fen, limit) if up_to else leg.amount_fen
-        if up_to and capture_at_most is not None and left is not None:
+        if at_most is not None:
             # A leg's ceiling counts the legs before it as paying nothing: less what they took.
-            taken = capture_at_most - left
-            amount = min(leg.amount_fen - taken, limit, left)
-            left -= max(amount, 0)
+            amount = min(leg.amount_fen - taken, limit, at_most - taken)
+            taken += max(amount, 0)
         if amount > limit:
             raise DomainError(
                 Reason.INSUFFICIENT_FUNDS,
@@ -178,14 +178,14 @@ def prepare(
         usage[leg.payer_id_number][leg.binding_id] = (shared, held + amount)
         prepared.append(PreparedLeg(leg.leg_no, leg.payer_id_number, account.account_id, leg.binding_id, amount))
     bound = per_use_bound([grant_of[leg.binding_id].per_use_limit_fen for leg in prepared])
-    if not up_to or capture_at_most is not None:
+    if not up_to or at_most is not None:
         _within_per_use_bound(sum(leg.amount_fen for leg in prepared), bound, "legs.amount_fen")
     uow.defer_writes()  # every check passed; what follows only writes, to the commit
     txn = ParticipantTransaction(
         transaction_id, coordinator_province, PREPARED, beneficiary, institution_code, expire_time, prepared,
         per_use_bound_fen=bound,
     )  # fmt: skip
-    if up_to and capture_at_most is not None:
+    if at_most is not None:
         _take(uow, txn, {leg.leg_no: leg.amount_fen for leg in prepared}, locked, now)
     uow.participants.add(txn, now)
     uow.accounts.save_amounts(list(locked.values()))
