@@ -173,6 +173,17 @@ def test_cpu_taken_by_the_hypervisor_for_other_guests_is_reported_as_steal_and_n
                                                "machine": 120.0}  # fmt: skip
 
 
+def test_a_service_of_several_processes_shows_each_process_after_its_total_without_counting_it_twice():
+    from services.benchmark.cpu import CpuMeter
+
+    before = (0.0, {"payment": {7: 0.0, 9: 0.0}, "postgres": {3: 0.0, 4: 0.0}, "machine": {0: 0.0}, "steal": {0: 0.0}})
+    after = (2.0, {"payment": {7: 0.4, 9: 1.2}, "postgres": {3: 0.2, 4: 0.2}, "machine": {0: 3.0}, "steal": {0: 0.0}})
+    assert list(CpuMeter.percent(before, after).items()) == [
+        ("payment", 80.0), ("payment:1", 20.0), ("payment:2", 60.0), ("postgres", 20.0),
+        ("other", 50.0), ("steal", 0.0), ("machine", 150.0),
+    ]  # fmt: skip
+
+
 def test_a_checkpoint_during_a_window_shows_what_postgres_wrote_for_it():
     from services.benchmark.cpu import CpuMeter
 

@@ -137,16 +137,22 @@ class CpuMeter:
         wall = after[0] - before[0]
         if wall <= 0:
             return {}
-        used = {}
+        used: dict[str, float] = {}
+        members: dict[str, float] = {}
         for name, pids in after[1].items():
             earlier = before[1].get(name, {})
-            used[name] = round(sum(cpu - earlier.get(pid, 0.0) for pid, cpu in pids.items()) / wall * 100, 1)
+            each = {pid: (cpu - earlier.get(pid, 0.0)) / wall * 100 for pid, cpu in pids.items()}
+            used[name] = round(sum(each.values()), 1)
+            if len(each) > 1 and name not in _MANY_BY_NATURE:
+                # A service of several processes, each given whole connections by the kernel: how
+                # evenly the load fell on them (one busy while another idles caps the rate).
+                members |= {f"{name}:{n}": round(pct, 1) for n, (_, pct) in enumerate(sorted(each.items()), 1)}
         if "machine" in used:
             machine, steal = used.pop("machine"), used.pop("steal", 0.0)
             used["other"] = round(max(0.0, machine - steal - sum(used.values())), 1)
             used["steal"] = steal
             used["machine"] = machine
-        return used
+        return _each_after_its_service(used, members)
 
     @staticmethod
     def checkpoint_mb(before: CpuSnapshot, after: CpuSnapshot) -> float | None:
@@ -154,6 +160,20 @@ class CpuMeter:
         if before.checkpointer_bytes is None or after.checkpointer_bytes is None:
             return None
         return round(max(0, after.checkpointer_bytes - before.checkpointer_bytes) / 1e6, 1)
+
+
+# Groups that are many processes by their nature (a backend per connection), not a service's siblings.
+_MANY_BY_NATURE = frozenset({"postgres", "postgres-shared", "pgbench", "client"})
+
+
+def _each_after_its_service(used: dict[str, float], members: dict[str, float]) -> dict[str, float]:
+    """`used` with each process's figure (`payment:1`, `payment:2`) right after its service's; the
+    per-process figures are not counted again in "other"."""
+    ordered: dict[str, float] = {}
+    for name, pct in used.items():
+        ordered[name] = pct
+        ordered |= {key: value for key, value in members.items() if key.rpartition(":")[0] == name}
+    return ordered
 
 
 def cpu_cost(cpu_percent: dict[str, float], per_second: float, serving: tuple[str, ...]) -> dict[str, Any]:
