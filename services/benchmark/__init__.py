@@ -13,7 +13,8 @@ beside two baselines measured in the same run on the same machine.
   one stub per caller): people and policies are registered by a national
   operator, bindings and payer orders made by the national app, accounts
   credited and ledgers checked by the operator, and each bill is settled by
-  the hospital named in it (one certificate per institution code).
+  the hospital named in it (one certificate per institution code, over sixteen
+  connections a hospital taken in turn, as its counters would).
 * PostgreSQL's own pgbench TPC-B (`-s 1`) with as many clients: what the
   database alone does on this machine.
 * A bare grpc.aio echo server in its own process, driven by the same client
@@ -84,9 +85,11 @@ Every window also records the CPU each process used (from /proc), including
 "other": what processes outside the benchmark took, since a busy machine skews
 everything, and "steal": what the hypervisor gave other guests of the host while this
 machine's cores were ready to run (a shared host slows the whole run without it
-showing as any process's CPU); and what PostgreSQL's checkpointer wrote, since a checkpoint's
-writes delay the WAL flush every commit waits for. It reports what it measured; it never
-fails on speed.
+showing as any process's CPU); for a payment node of several processes, each process's own
+share after the node's ("payment:1", "payment:2"), since the kernel gives each connection whole to
+one process and an uneven spread leaves one busy while another idles; and what PostgreSQL's
+checkpointer wrote, since a checkpoint's writes delay the WAL flush every commit waits for.
+It reports what it measured; it never fails on speed.
 `--profile PATH` runs both services under cProfile (every thread, from the first
 measured call to the last of the single-node mutual-TLS phase) and prints where
 the payment service's time goes: the top functions and the share of each layer
