@@ -34,6 +34,15 @@ class Purpose(StrEnum):
     REVERSAL = "REVERSAL"
 
 
+def purpose_seen_by_account(purpose: Purpose, amount_fen: int) -> Purpose:
+    """An entry's purpose as one account's statement gives it. A wallet transfer whose wallet
+    this node keeps is one entry, out of the grantor's account and into the wallet: the money
+    it brings into the wallet is a transfer in, as a credit from another node is."""
+    if purpose is Purpose.WALLET_TRANSFER_OUT and amount_fen > 0:
+        return Purpose.WALLET_TRANSFER_IN
+    return purpose
+
+
 CONTRIBUTIONS_ACCOUNT = "EXTERNAL_CONTRIBUTIONS:*"
 
 

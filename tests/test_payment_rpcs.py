@@ -22,6 +22,7 @@ from gongji.binding.v1 import binding_service_pb2 as bapi
 from gongji.common.v1 import common_pb2 as common
 from gongji.payment.v1 import payment_pb2 as ppb
 from gongji.payment.v1 import payment_service_pb2 as papi
+from services.payment.verification import stand_in_token
 from shared.privacy import mask_id_number
 from tests.helpers import binding_request, make_id_number, person, refusal_of, request_id
 from tests.payment_helpers import INSTITUTION, PaymentFamily, refused
@@ -595,6 +596,40 @@ def test_the_patients_wallet_pays_before_the_relatives(family):
     ]
     assert totals(settlement) == (0, 30_000, 20_000, 0)
     assert money(family, family.child, WALLET_KIND) == (0, 0, 0)
+    assert_ledger_balanced(family)
+
+
+def test_a_wallet_transfer_reads_as_a_transfer_out_for_the_grantor_and_a_transfer_in_for_the_wallet(family):
+    """The statement gives every movement its purpose as the account holder sees it: the money
+    the mother moves into her child's wallet on the same node leaves her account as a transfer
+    out and arrives in the wallet as a transfer in."""
+    family.payment.ActivateWallet(
+        papi.ActivateWalletRequest(request_id=request_id(), id_number=family.child.id_number, admdvs="320100")
+    )
+    moved = family.payment.TransferToWallet(
+        papi.TransferToWalletRequest(
+            request_id=request_id(), grantor_id_number=family.mother.id_number,
+            beneficiary_id_number=family.child.id_number, amount_fen=20_000,
+            verification=ppb.Verification(
+                method=ppb.VERIFICATION_METHOD_FACE, token=stand_in_token(family.mother.id_number, "FACE")
+            ),
+        )
+    ).transfer  # fmt: skip
+    assert moved.state == ppb.TRANSFER_STATE_COMPLETED
+    out_line = statement(family, family.mother)[0]
+    in_line = statement(family, family.child, WALLET_KIND)[0]
+    assert (out_line.amount_fen, out_line.purpose, out_line.transfer_id, out_line.counterpart_id_number) == (
+        -20_000,
+        ppb.MOVEMENT_PURPOSE_WALLET_TRANSFER_OUT,
+        moved.transfer_id,
+        family.child.id_number,
+    )
+    assert (in_line.amount_fen, in_line.purpose, in_line.transfer_id, in_line.counterpart_id_number) == (
+        20_000,
+        ppb.MOVEMENT_PURPOSE_WALLET_TRANSFER_IN,
+        moved.transfer_id,
+        family.mother.id_number,
+    )
     assert_ledger_balanced(family)
 
 

@@ -14,7 +14,7 @@ from services.payment.service_layer.suspensions import SuspensionView
 from shared.deduction import PaymentSource
 from shared.errors import DomainError, Reason
 from shared.identity import validate_id_number
-from shared.ledger import Account, AccountKind, Purpose
+from shared.ledger import Account, AccountKind, Purpose, purpose_seen_by_account
 from shared.money import require_positive
 from shared.policy import UseCategory
 from shared.regions import validate_admdvs
@@ -148,7 +148,7 @@ def statement_line(row: Any) -> pb.StatementLine:
         time=datetime_to_timestamp(row.time),
         amount_fen=row.amount_fen,
         balance_after_fen=row.balance_after_fen,
-        purpose=enum_to_proto(pb.MovementPurpose, Purpose(row.purpose)),
+        purpose=enum_to_proto(pb.MovementPurpose, purpose_seen_by_account(Purpose(row.purpose), row.amount_fen)),
         counterpart_id_number=row.counterpart_id_number,
         settlement_id=row.settlement_id,
         transfer_id=row.transfer_id,
