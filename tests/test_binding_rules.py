@@ -664,6 +664,34 @@ def test_a_contact_change_unconfirmed_for_15_days_stops_payments_until_the_perso
     assert [g.binding_id for g in resolve(family.stub, family.child).grants] == [binding.binding_id]
 
 
+def test_a_contact_change_dated_in_the_future_is_refused_so_it_cannot_lengthen_the_15_days(family):
+    """Changed contact information must be confirmed within 15 days of the change: a change
+    reported as happening a year from now would keep the grantor paying for a year and 15 days
+    unconfirmed. A life event after the service's clock is refused and changes nothing."""
+    binding = family.bind(family.child)
+    for event in (bapi.LIFE_EVENT_TYPE_CONTACT_CHANGED, bapi.LIFE_EVENT_TYPE_DEATH):
+        dated = Timestamp()
+        dated.FromDatetime(family.clock.now() + timedelta(days=365))
+        request = bapi.ReportLifeEventRequest(
+            request_id=request_id(), id_number=family.grantor.id_number, event_type=event, event_time=dated
+        )
+        refusal = family.refusal(family.stub.ReportLifeEvent, request)
+        assert (refusal.code, refusal.reason, refusal.fields) == (
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "FIELD_INVALID",
+            ("event_time",),
+        )
+    person = family.stub.GetInsuredPerson(bapi.GetInsuredPersonRequest(id_number=family.grantor.id_number))
+    assert person.insured_person.status == common.INSURANCE_STATUS_NORMAL
+    assert not person.insured_person.HasField("contact_change_time")
+    kept = family.stub.GetBinding(bapi.GetBindingRequest(binding_id=binding.binding_id)).binding
+    assert kept.state == bpb.BINDING_STATE_ACTIVE
+    # Reported now, the change is due in 15 days, as always.
+    life_event(family.stub, family.grantor, bapi.LIFE_EVENT_TYPE_CONTACT_CHANGED)
+    family.clock.advance(timedelta(days=16))
+    assert [e.reason for e in resolve(family.stub, family.child).excluded] == ["CONTACT_CHANGE_OVERDUE"]
+
+
 # Sharing settings, payer order, resolution ---------------------
 
 

@@ -181,6 +181,9 @@ def report_life_event(
     now: datetime,
     request_id: str,
 ) -> tuple[InsuredPerson, Changes]:
+    if event_time > now:
+        # A contact change dated ahead would push its days to confirm into the future too.
+        raise DomainError(Reason.FIELD_INVALID, "event_time lies in the future", field="event_time")
     person = uow.persons.get(id_number, for_update=True)
     if person is None:
         raise DomainError(Reason.PERSON_NOT_FOUND, f"no insured person {id_number}", field="id_number")
