@@ -3,7 +3,7 @@ each refusal with its own reason, and the paths that succeed."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
@@ -690,6 +690,24 @@ def test_a_contact_change_dated_in_the_future_is_refused_so_it_cannot_lengthen_t
     life_event(family.stub, family.grantor, bapi.LIFE_EVENT_TYPE_CONTACT_CHANGED)
     family.clock.advance(timedelta(days=16))
     assert [e.reason for e in resolve(family.stub, family.child).excluded] == ["CONTACT_CHANGE_OVERDUE"]
+
+
+def test_a_contact_change_a_minute_ahead_of_the_service_clock_is_taken_as_happening_now(family):
+    """A reporting platform whose clock runs a minute ahead sends "now" as a minute later: the
+    change is accepted and its 15 days to confirm count from the service's now, not from later."""
+    family.bind(family.child)
+    dated = Timestamp()
+    dated.FromDatetime(family.clock.now() + timedelta(minutes=1))
+    family.stub.ReportLifeEvent(
+        bapi.ReportLifeEventRequest(
+            request_id=request_id(),
+            id_number=family.grantor.id_number,
+            event_type=bapi.LIFE_EVENT_TYPE_CONTACT_CHANGED,
+            event_time=dated,
+        )
+    )
+    person = family.stub.GetInsuredPerson(bapi.GetInsuredPersonRequest(id_number=family.grantor.id_number))
+    assert person.insured_person.contact_change_time.ToDatetime(tzinfo=UTC) == family.clock.now()
 
 
 # Sharing settings, payer order, resolution ---------------------

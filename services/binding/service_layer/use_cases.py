@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 
 from services.binding.service_layer.policy_book import PolicySnapshot
@@ -63,6 +63,8 @@ class Who:
 
 
 SYSTEM = Who(Actor.SYSTEM, "system", None, "")
+# How far after this service's clock a life event's time may lie: the reporter's clock may run ahead.
+EVENT_CLOCK_ALLOWANCE = timedelta(minutes=5)
 
 
 def _record(uow: BindingUnitOfWork, binding: Binding, kind: EventType, who: Who, now: datetime, comment: str) -> None:
@@ -181,9 +183,15 @@ def report_life_event(
     now: datetime,
     request_id: str,
 ) -> tuple[InsuredPerson, Changes]:
-    if event_time > now:
+    if event_time > now + EVENT_CLOCK_ALLOWANCE:
         # A contact change dated ahead would push its days to confirm into the future too.
-        raise DomainError(Reason.FIELD_INVALID, "event_time lies in the future", field="event_time")
+        raise DomainError(
+            Reason.FIELD_INVALID,
+            f"event_time is after this service's clock (by more than {EVENT_CLOCK_ALLOWANCE.seconds} s)",
+            field="event_time",
+        )
+    # A reporter whose clock runs a little ahead sends "now" as a moment later: taken as now.
+    event_time = min(event_time, now)
     person = uow.persons.get(id_number, for_update=True)
     if person is None:
         raise DomainError(Reason.PERSON_NOT_FOUND, f"no insured person {id_number}", field="id_number")
