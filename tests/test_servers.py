@@ -14,8 +14,10 @@ import urllib.request
 
 import grpc
 import pytest
+from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+from grpc_status import rpc_status
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.common.security.development_pki import DevelopmentPKI
@@ -129,6 +131,25 @@ def test_gongji_health_says_when_the_server_serves_no_service_of_the_name_asked(
     )  # fmt: skip
     assert result.returncode == 2
     assert "serves no service named 'gongji.binding.v1.BindingServce'" in result.stderr
+
+
+def test_a_health_check_of_a_name_not_served_is_not_found_with_error_info_naming_the_reason(binding_service, pki):
+    with pki.channel(binding_service.server.address, OPERATOR) as channel:
+        for name in ("gongji.binding.v1.BindingServce", "x" * 5000):
+            with pytest.raises(grpc.RpcError) as raised:
+                health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=name), timeout=5)
+            assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+            status = rpc_status.from_call(raised.value)
+            assert status is not None, "no google.rpc.Status in the trailers"
+            infos = [d for d in status.details if d.Is(error_details_pb2.ErrorInfo.DESCRIPTOR)]
+            assert len(infos) == 1
+            info = error_details_pb2.ErrorInfo()
+            infos[0].Unpack(info)
+            assert (info.reason, info.domain) == ("SERVICE_NOT_FOUND", "binding.gongji")
+            assert "Health/List" in status.message and len(status.message) < 200
+        assert health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5).status == (
+            health_pb2.HealthCheckResponse.SERVING
+        )
 
 
 def test_serving_on_a_taken_port_fails_loudly(tmp_path, pki):

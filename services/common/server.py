@@ -26,6 +26,7 @@ from services.common.security.access_policy import AccessPolicy, AccessPolicyErr
 from services.common.security.scopes import NodeDirectory, ScopeFacts
 from services.common.security.transport import Transport
 from services.common.tracing import server_interceptors
+from shared.errors import DomainError, Reason
 from shared.principals import PrincipalKind
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,20 @@ def _gate(security: ServerSecurity, facts: ScopeFacts, names: list[str]) -> Gate
 class HealthServicer(health.aio.HealthServicer):
     """grpcio's health servicer, which leaves out `List`: grpc.health.v1 has it (a client, Go's
     for one, may ask for every name at once) and the access policy lets anyone call it, yet it
-    answered UNIMPLEMENTED."""
+    answered UNIMPLEMENTED. Its `Check` of a name not served answered NOT_FOUND with no
+    ErrorInfo, where every other error of the server carries one."""
+
+    async def Check(
+        self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext
+    ) -> health_pb2.HealthCheckResponse:
+        if request.service not in self._server_status:
+            shown = request.service if len(request.service) <= 80 else request.service[:80] + "…"
+            raise DomainError(
+                Reason.SERVICE_NOT_FOUND,
+                f"this server serves no service named {shown!r}; ask for '' (liveness) or a name Health/List gives",
+                field="service",
+            )
+        return await super().Check(request, context)
 
     async def List(
         self, request: health_pb2.HealthListRequest, context: grpc.aio.ServicerContext

@@ -40,6 +40,7 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ACCOUNT_NOT_FOUND: _ClassVar[ErrorReason]
     SETTLEMENT_NOT_FOUND: _ClassVar[ErrorReason]
     TRANSFER_NOT_FOUND: _ClassVar[ErrorReason]
+    SERVICE_NOT_FOUND: _ClassVar[ErrorReason]
     IMPERSONATION: _ClassVar[ErrorReason]
     SETTLEMENT_SUSPENDED: _ClassVar[ErrorReason]
     USE_NOT_ALLOWED: _ClassVar[ErrorReason]
@@ -107,6 +108,7 @@ PAYER_WATCH_OFF: ErrorReason
 ACCOUNT_NOT_FOUND: ErrorReason
 SETTLEMENT_NOT_FOUND: ErrorReason
 TRANSFER_NOT_FOUND: ErrorReason
+SERVICE_NOT_FOUND: ErrorReason
 IMPERSONATION: ErrorReason
 SETTLEMENT_SUSPENDED: ErrorReason
 USE_NOT_ALLOWED: ErrorReason
