@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from services.common.status import MAX_MESSAGE, error_info_of, status_of
 from shared.errors import DomainError, Reason
-from shared.privacy import mask_id_number, mask_name, mask_phone, scrub
+from shared.identity import birth_date
+from shared.privacy import mask_id_number, mask_name, mask_phone, scrub, scrub_key
 from tests.helpers import make_id_number
 
 
@@ -79,6 +80,22 @@ def test_no_request_id_or_trace_id_is_changed_by_scrubbing(request_id):
     assert scrub(f"request_id={request_id} trace={request_id.replace('-', '')}") == (
         f"request_id={request_id} trace={request_id.replace('-', '')}"
     )
+
+
+@given(st.uuids().map(str), st.integers(0, 10**20))
+def test_a_request_id_of_hex_or_of_digits_that_hold_no_id_number_is_logged_whole(uuid_key, counter):
+    assert scrub_key(uuid_key) == uuid_key
+    numeric = f"{counter:021d}"
+    if not any(birth_date(numeric[i : i + 18]) for i in range(len(numeric) - 17)):
+        assert scrub_key(numeric) == numeric
+
+
+def test_an_id_number_glued_to_letters_or_digits_in_a_request_id_is_masked():
+    number = make_id_number("320102", "19800101", 11)
+    masked = mask_id_number(number)
+    assert scrub_key(f"R{number}") == f"R{masked}"
+    assert scrub_key(f"9{number}001") == f"9{masked}001"
+    assert scrub_key(f"his-{number}-2") == f"his-{masked}-2"
 
 
 def test_a_mobile_number_in_chinese_text_is_still_masked():

@@ -525,6 +525,18 @@ def test_the_access_log_names_the_principal_and_request_and_no_personal_data(fam
         assert family.child.name not in line and family.mother.name not in line, line
 
 
+def test_the_access_log_masks_an_id_number_glued_into_a_request_id(family, caplog):
+    """A hospital that builds its keys from the patient's ID number and a counter still keeps the
+    ID number out of the log: its birth date and sequence are masked, the rest of the key stays."""
+    caplog.set_level(logging.INFO)
+    number = family.child.id_number
+    key = f"HIS{number}-0001"
+    family.payment.Settle(papi.SettleRequest(request_id=key, bill=family.bill(1_000)))
+    lines = [record.getMessage() for record in caplog.records if "PaymentService/Settle OK" in record.getMessage()]
+    assert any(f"request_id=HIS{mask_id_number(number)}-0001" in line for line in lines), lines
+    assert not any(number in line for record in caplog.records for line in (record.getMessage(), str(record.__dict__)))
+
+
 # Payment nodes check their peers -----------------------------------------------------------
 
 

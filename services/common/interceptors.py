@@ -42,6 +42,7 @@ from services.common.security.scopes import Asked, NodeDirectory, ScopeFacts
 from services.common.status import error_info_of, internal_status, plain_status, status_of
 from shared.errors import DomainError, Reason
 from shared.principals import PrincipalKind
+from shared.privacy import scrub_key
 
 log = logging.getLogger("gongji.rpc")
 _KEY_FIELDS = ("request_id", "transaction_id", "transfer_id")
@@ -162,7 +163,7 @@ def _request_key(request: Any) -> str:
     fields = getattr(getattr(request, "DESCRIPTOR", None), "fields_by_name", {})
     for name in _KEY_FIELDS:
         if name in fields:
-            return _loggable(getattr(request, name)) or "-"
+            return _loggable(scrub_key(getattr(request, name))) or "-"
     return "-"
 
 
