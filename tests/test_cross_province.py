@@ -119,6 +119,44 @@ def family(two_nodes) -> CrossFamily:
     return CrossFamily(two_nodes)
 
 
+def test_a_credit_opens_a_personal_account_only_on_the_node_of_the_region_the_registry_has(family):
+    """A Lanzhou person's bills go to node west: an account opened for them on node east would be
+    stranded, so east refuses to open one, whichever region the credit names, and west opens it."""
+    newcomer = family.register("赵西人", LANZHOU)
+    east, west = family.nodes.east.stub, family.nodes.west.stub
+    entries_before = east.CheckLedger(papi.CheckLedgerRequest()).entry_count
+
+    def credit(stub, admdvs: str):
+        return stub.CreditAccount(
+            papi.CreditAccountRequest(
+                request_id=request_id(), id_number=newcomer.id_number, account_kind=ppb.ACCOUNT_KIND_PERSONAL_ACCOUNT,
+                amount_fen=10_000, kind=papi.CREDIT_KIND_MONTHLY_CONTRIBUTION, admdvs=admdvs,
+            ),
+            timeout=10,
+        )  # fmt: skip
+
+    with pytest.raises(grpc.RpcError) as raised:
+        credit(east, NANJING)
+    wrong_region = refusal_of(raised.value)
+    assert (wrong_region.code, wrong_region.reason, wrong_region.fields) == (
+        grpc.StatusCode.INVALID_ARGUMENT, "FIELD_INVALID", ("admdvs",),
+    )  # fmt: skip
+    assert f"insured in {LANZHOU}, not {NANJING}" in wrong_region.message
+    for admdvs in (LANZHOU, ""):
+        with pytest.raises(grpc.RpcError) as raised:
+            credit(east, admdvs)
+        elsewhere = refusal_of(raised.value)
+        assert (elsewhere.code, elsewhere.reason, elsewhere.fields) == (
+            grpc.StatusCode.INVALID_ARGUMENT, "FIELD_INVALID", ("admdvs",),
+        )  # fmt: skip
+        assert "kept by payment node west" in elsewhere.message
+        assert elsewhere.metadata["node"] == "west"
+    assert east.CheckLedger(papi.CheckLedgerRequest()).entry_count == entries_before
+    assert credit(west, "").account.admdvs == LANZHOU
+    assert family.balance(west, newcomer).balance_fen == 10_000
+    family.assert_books_close()
+
+
 def test_a_leg_on_another_provinces_account_is_paid_by_that_provinces_node(family):
     settlement = family.nodes.east.stub.Settle(
         papi.SettleRequest(request_id=request_id(), bill=family.bill(30_000))

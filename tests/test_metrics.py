@@ -173,13 +173,14 @@ def test_rpc_and_domain_metrics_count_exactly_the_calls_made(metered: Metered):
     assert value(samples, "grpc_client_started_total", **peer) == resolutions
     assert value(samples, "grpc_client_handled_total", **peer, grpc_code="OK") == resolutions
     assert value(samples, "grpc_client_handling_seconds_count", **peer) == resolutions
-    # Each credit of a person the node keeps no account of yet asks the registry where the person
-    # is insured, for the operator's scope; both credits here open an account.
+    # Each credit of a person the node keeps no account of yet asks the registry twice: where the
+    # person is insured, for the operator's scope, and whether the person has a personal account
+    # to open (and where); both credits here open an account.
     registry = {"grpc_type": "unary", "grpc_service": BINDING, "grpc_method": "GetInsuredPerson"}
-    assert value(samples, "grpc_client_handled_total", **registry, grpc_code="OK") == 2
+    assert value(samples, "grpc_client_handled_total", **registry, grpc_code="OK") == 2 * 2
     # The readiness probe's health Checks of the binding service count too, as often as it runs.
-    assert total(samples, "grpc_client_handled_total", grpc_service=BINDING) == resolutions + 2
-    assert total(samples, "grpc_client_started_total", grpc_service=BINDING) == resolutions + 2
+    assert total(samples, "grpc_client_handled_total", grpc_service=BINDING) == resolutions + 2 * 2
+    assert total(samples, "grpc_client_started_total", grpc_service=BINDING) == resolutions + 2 * 2
     assert total(samples, "grpc_client_started_total", grpc_service="gongji.node.v1.PaymentNodeService") == 0
 
     binding = scrape(metered.binding_port)

@@ -333,25 +333,88 @@ def test_a_zero_or_negative_contribution_is_refused_as_an_invalid_amount(family,
     assert_ledger_balanced(family)
 
 
-def test_crediting_a_new_account_without_its_region_is_refused_and_opens_nothing(family):
-    """A new personal account must know its pooling region."""
-    stranger = family.register("孙无区")
-    refusal = refused(
-        family.payment.CreditAccount,
-        papi.CreditAccountRequest(
-            request_id=request_id(),
-            id_number=stranger.id_number,
-            account_kind=PERSONAL,
-            amount_fen=10_000,
-            kind=papi.CREDIT_KIND_MONTHLY_CONTRIBUTION,
-        ),
-    )
-    assert (refusal.code, refusal.reason, refusal.fields) == (INVALID_ARGUMENT, "FIELD_REQUIRED", ("admdvs",))
-    assert refusal.message == "admdvs is required to open a new account"
-    missing = refused(
-        family.payment.GetAccount, papi.GetAccountRequest(id_number=stranger.id_number, account_kind=PERSONAL)
-    )
+def opening_credit(who, admdvs: str = "", key: str = "") -> papi.CreditAccountRequest:
+    """A monthly contribution that would open `who`'s personal account."""
+    return papi.CreditAccountRequest(
+        request_id=key or request_id(), id_number=who.id_number, account_kind=PERSONAL, amount_fen=10_000,
+        kind=papi.CREDIT_KIND_MONTHLY_CONTRIBUTION, period="2026-03", admdvs=admdvs,
+    )  # fmt: skip
+
+
+def assert_no_account(family: PaymentFamily, who) -> None:
+    missing = refused(family.payment.GetAccount, papi.GetAccountRequest(id_number=who.id_number, account_kind=PERSONAL))
     assert (missing.code, missing.reason) == (NOT_FOUND, "ACCOUNT_NOT_FOUND")
+
+
+def test_a_credit_without_admdvs_opens_the_account_in_the_region_the_registry_has(family):
+    """A new personal account is kept under the region where the registry has its owner insured."""
+    newcomer = family.register("孙无区")
+    opened = family.payment.CreditAccount(opening_credit(newcomer)).account
+    assert (opened.admdvs, opened.balance_fen) == ("320100", 10_000)
+    assert_ledger_balanced(family)
+
+
+def test_a_credit_for_a_person_the_registry_does_not_know_is_refused_and_opens_nothing(family):
+    stranger = person(make_id_number("320102"), "吴未登记", admdvs="320100")
+    before = entry_count(family)
+    refusal = refused(family.payment.CreditAccount, opening_credit(stranger, "320100"))
+    assert (refusal.code, refusal.reason, refusal.fields) == (NOT_FOUND, "PERSON_NOT_FOUND", ("id_number",))
+    assert "UpsertInsuredPerson" in refusal.message
+    assert stranger.id_number not in refusal.message
+    assert_no_account(family, stranger)
+    assert entry_count(family) == before
+
+
+def test_a_credit_opens_no_personal_account_for_a_person_the_registry_has_without_one(family):
+    """Only an employee-insured person has a personal account (个人账户): not a resident-insured one,
+    nor an employee the registry has without one."""
+    without_one = person(make_id_number("320102"), "钱无账户", admdvs="320100", has_personal_account=False)
+    family.binding.UpsertInsuredPerson(
+        bapi.UpsertInsuredPersonRequest(request_id=request_id(), insured_person=without_one)
+    )
+    before = entry_count(family)
+    for who in (family.child, without_one):
+        refusal = refused(family.payment.CreditAccount, opening_credit(who, "320100"))
+        assert (refusal.code, refusal.reason, refusal.fields) == (
+            grpc.StatusCode.FAILED_PRECONDITION, "NO_PERSONAL_ACCOUNT", ("id_number",),
+        )  # fmt: skip
+        assert "employee-insured" in refusal.message
+        assert_no_account(family, who)
+    assert entry_count(family) == before
+
+
+def test_a_credit_naming_another_region_than_the_registry_s_is_refused_and_opens_nothing(family):
+    newcomer = family.register("孙新人")
+    before = entry_count(family)
+    refusal = refused(family.payment.CreditAccount, opening_credit(newcomer, "320200"))
+    assert (refusal.code, refusal.reason, refusal.fields) == (INVALID_ARGUMENT, "FIELD_INVALID", ("admdvs",))
+    assert "insured in 320100, not 320200" in refusal.message
+    assert refusal.metadata["registry_admdvs"] == "320100"
+    assert_no_account(family, newcomer)
+    assert entry_count(family) == before
+
+
+def test_a_monthly_credit_to_an_existing_account_does_not_ask_the_registry(family, payment_service):
+    """Only opening an account asks the binding service: monthly credits go on while it is down."""
+    payment_service.binding.server.stop()
+    credited = family.credit(family.mother, 5_000)
+    assert credited.balance_fen == 105_000
+    assert_ledger_balanced(family)
+
+
+def test_opening_an_account_while_the_binding_service_is_down_is_unavailable_and_opens_nothing(family, payment_service):
+    """A retry with the same request_id runs again once the binding service is back."""
+    newcomer = family.register("周新人")
+    answered = family.register("郑新人")
+    key = request_id()
+    first = family.payment.CreditAccount(opening_credit(answered, key=key))
+    payment_service.binding.server.stop()
+    refusal = refused(family.payment.CreditAccount, opening_credit(newcomer, "320100"))
+    assert (refusal.code, refusal.reason) == (grpc.StatusCode.UNAVAILABLE, "BINDING_SERVICE_UNAVAILABLE")
+    assert_no_account(family, newcomer)
+    # A retry of a credit already answered gets its answer, and credits nothing again.
+    assert family.payment.CreditAccount(opening_credit(answered, key=key)) == first
+    assert money(family, answered) == (10_000, 0, 10_000)
     assert_ledger_balanced(family)
 
 

@@ -16,6 +16,7 @@ from gongji.common.v1 import common_pb2 as common
 from services.common.converters import datetime_to_timestamp, enum_to_proto, timestamp_to_datetime
 from services.common.grants import grants_from_proto
 from services.common.status import error_info_of
+from services.payment.service_layer.accounts import RegisteredPerson
 from services.payment.service_layer.binding_directory import (
     AskEveryTime,
     BoundPair,
@@ -173,6 +174,11 @@ class GrpcBindingDirectory:
 
     async def person_region(self, id_number: str) -> str | None:
         """Where the registry says the person is insured; None when it does not know the person."""
+        person = await self.registered_person(id_number)
+        return person.admdvs if person is not None else None
+
+    async def registered_person(self, id_number: str) -> RegisteredPerson | None:
+        """What the registry says of the person; None when it does not know the person."""
         request = bapi.GetInsuredPersonRequest(id_number=id_number)
         try:
             answer = await self._stub.GetInsuredPerson(request, timeout=self._deadline)
@@ -180,7 +186,11 @@ class GrpcBindingDirectory:
             if error.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
                 return None
             raise _unavailable(error, "about where the person is insured") from None
-        return answer.insured_person.admdvs or None
+        found = answer.insured_person
+        if not found.admdvs:
+            return None
+        employee = found.insurance_type == common.INSURANCE_TYPE_EMPLOYEE
+        return RegisteredPerson(found.admdvs, employee and found.has_personal_account)
 
     async def impersonation_threshold(self, admdvs: str) -> int:
         try:

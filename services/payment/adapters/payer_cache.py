@@ -38,6 +38,7 @@ from gongji.binding.v1 import binding_service_pb2_grpc as binding_grpc
 from services.common.background import BackgroundTasks
 from services.common.runner import noting_work_left_running
 from services.payment.adapters.binding_client import GrpcBindingDirectory
+from services.payment.service_layer.accounts import RegisteredPerson
 from services.payment.service_layer.binding_directory import (
     BoundPair,
     PayerQuery,
@@ -175,6 +176,9 @@ class CachingBindingDirectory:
 
     async def active_binding_between(self, grantor_id_number: str, beneficiary_id_number: str) -> BoundPair:
         return await self._inner.active_binding_between(grantor_id_number, beneficiary_id_number)
+
+    async def registered_person(self, id_number: str) -> RegisteredPerson | None:
+        return await self._inner.registered_person(id_number)
 
     async def impersonation_threshold(self, admdvs: str) -> int:
         return await self._inner.impersonation_threshold(admdvs)

@@ -37,7 +37,7 @@ from services.payment.service_layer.wallet_transfers import TransferAsked, Walle
 from services.payment.verification import Verifier
 from shared.errors import DomainError, Reason
 from shared.identity import validate_id_number
-from shared.ledger import month_bounds
+from shared.ledger import AccountKind, month_bounds
 from shared.money import DEFAULT_MAX_AMOUNT_FEN, within_limit
 from shared.regions import validate_admdvs
 from shared.settlements import Bill
@@ -87,6 +87,7 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
     ) -> None:
         self._run = runner
         self._clock = clock
+        self._directory = directory
         self._max_amount = max_amount_fen
         self._routing = NodeRouting(runner, coordinator)
         self._settling = Settling(runner, clock, directory, coordinator, default_hold)
@@ -148,6 +149,23 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
         if period and not re.fullmatch(r"[0-9]{4}-(0[1-9]|1[0-2])", period):
             raise DomainError(Reason.FIELD_INVALID, "period is the contribution month, YYYY-MM", field="period")
         memo = accounts.credit_memo(text_field(request.memo, "memo", 500), period)
+        method = _method("CreditAccount")
+        check_request_id(request.request_id, "request_id")  # before the binding service is asked
+        if kind is AccountKind.PERSONAL_ACCOUNT and not await self._run.query(
+            lambda uow: accounts.account_exists(uow, id_number, kind)
+        ):
+            # The credit opens the account: only as the registry has the person, and on its node.
+            try:
+                person = await self._directory.registered_person(id_number)
+            except DomainError as error:  # the binding service is down
+                return await self._run.replayed_or_raise(
+                    method, request.request_id, request, api.CreditAccountResponse, error
+                )
+            try:
+                admdvs = accounts.opening_region(person, admdvs)
+                self._routing.check_account_kept_here(admdvs)
+            except DomainError as refusal:
+                return await self._run.refuse(method, request.request_id, request, api.CreditAccountResponse, refusal)
 
         def run(uow: PaymentUnitOfWork) -> api.CreditAccountResponse:
             now = self._clock.now()
@@ -157,9 +175,7 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
             shares = accounts.shares_this_year(uow, id_number, kind, now)
             return api.CreditAccountResponse(account=convert.account_to_proto(account, shares), entry_id=entry_id)
 
-        return await self._run.mutate(
-            _method("CreditAccount"), request.request_id, request, api.CreditAccountResponse, run
-        )
+        return await self._run.mutate(method, request.request_id, request, api.CreditAccountResponse, run)
 
     async def GetAccount(
         self, request: api.GetAccountRequest, context: grpc.aio.ServicerContext

@@ -1,11 +1,12 @@
 """Use cases on accounts: crediting (每月到账, adjustments) and reading an account with what it
 shared this year, its statement, opening the provinces' clearing accounts that cross-province
 money passes through, and the daily clearing report (清算) read off them. Each runs inside the
-unit of work it is given; the caller commits. `check_credit_amount` and `credit_memo` are the
-rules of a credit that hold before any unit of work opens."""
+unit of work it is given; the caller commits. `check_credit_amount`, `credit_memo` and
+`opening_region` are the rules of a credit that hold before any unit of work opens."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -44,6 +45,49 @@ def credit_memo(memo: str, period: str) -> str:
     return memo or (f"contribution {period}" if period else "")
 
 
+@dataclass(frozen=True)
+class RegisteredPerson:
+    """What the insured-person registry says of a person a personal account is opened for: the
+    region where the person is insured, and whether the person has a personal account (个人账户:
+    employee-insured, with has_personal_account)."""
+
+    admdvs: str
+    has_personal_account: bool
+
+
+def account_exists(uow: PaymentUnitOfWork, id_number: str, kind: AccountKind) -> bool:
+    return uow.accounts.get(account_id(kind, id_number)) is not None
+
+
+def opening_region(person: RegisteredPerson | None, admdvs: str) -> str:
+    """The region a personal account that a credit opens is kept under: the registry's. Only a
+    person the registry knows, with a personal account (an employee-insured one), gets one; a
+    region the caller gives must be the registry's."""
+    if person is None:
+        raise DomainError(
+            Reason.PERSON_NOT_FOUND,
+            "the insured-person registry does not know this person, so no personal account is opened; "
+            "register the person (UpsertInsuredPerson) first, or correct id_number",
+            field="id_number",
+        )
+    if not person.has_personal_account:
+        raise DomainError(
+            Reason.NO_PERSONAL_ACCOUNT,
+            "the insured-person registry has this person without a personal account (only an "
+            "employee-insured person has one), so none is opened; correct the registry first",
+            field="id_number",
+        )
+    if admdvs and admdvs != person.admdvs:
+        raise DomainError(
+            Reason.FIELD_INVALID,
+            f"the insured-person registry has this person insured in {person.admdvs}, not {admdvs}; "
+            f"credit with admdvs {person.admdvs} (or leave it out)",
+            field="admdvs",
+            metadata={"registry_admdvs": person.admdvs},
+        )
+    return person.admdvs
+
+
 def credit_account(
     uow: PaymentUnitOfWork,
     id_number: str,
@@ -57,7 +101,8 @@ def credit_account(
 ) -> tuple[Account, str]:
     """每月到账 or an adjustment: money from the contributions source into an account.
 
-    A personal account is opened by its first credit; a wallet is not. The recipient's wallet
+    A personal account is opened by its first credit, under `admdvs` (the region `opening_region`
+    gave, from the registry, on the node that keeps it); a wallet is not. The recipient's wallet
     must be activated first (ActivateWallet, on the node that keeps the wallet's region), so a
     credit into a wallet not activated is refused (WALLET_NOT_ACTIVATED) and opens nothing."""
     target = account_id(kind, id_number)

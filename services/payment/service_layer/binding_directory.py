@@ -1,6 +1,7 @@
 """What the payment service needs to know from the binding service, as a port: who may pay
 a bill, whether a binding links a grantor to a beneficiary, and the region's policy figures
-a payment applies (the impersonation threshold, the wallet limits). The gRPC adapter is
+a payment applies (the impersonation threshold, the wallet limits), and what the registry says of
+a person a personal account is opened for. The gRPC adapter is
 services.payment.adapters.binding_client; a node asks it before it applies what a peer
 node asks of it, rather than taking the peer's word."""
 
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, TypeVar
 
+from services.payment.service_layer.accounts import RegisteredPerson
 from services.payment.service_layer.settlements import Payers
 from shared.errors import DomainError, Reason
 from shared.policy import UseCategory
@@ -122,6 +124,11 @@ class BindingDirectory(Protocol):
     async def active_binding_between(self, grantor_id_number: str, beneficiary_id_number: str) -> BoundPair:
         """The active binding from grantor to beneficiary; BINDING_NOT_ACTIVE raised when there is
         none. Unreachable: BINDING_SERVICE_UNAVAILABLE raised."""
+        ...
+
+    async def registered_person(self, id_number: str) -> RegisteredPerson | None:
+        """What the registry says of the person; None when it does not know the person.
+        Unreachable: BINDING_SERVICE_UNAVAILABLE raised."""
         ...
 
     async def impersonation_threshold(self, admdvs: str) -> int:

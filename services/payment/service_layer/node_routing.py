@@ -198,6 +198,18 @@ class NodeRouting:
                 field="admdvs",
             )
 
+    def check_account_kept_here(self, admdvs: str) -> None:
+        """A personal account is opened by the node of its holder's province."""
+        if not self._routing.is_local(admdvs):
+            peer = self._routing.owner_of(admdvs)
+            raise DomainError(
+                Reason.FIELD_INVALID,
+                f"the person is insured in {admdvs}: personal accounts of province {admdvs[:2]} are kept by "
+                f"payment node {peer.name} at {peer.address}; credit there",
+                field="admdvs",
+                metadata={"node": peer.name},
+            )
+
     def check_grantor_account_kept_here(self, grantor_admdvs: str) -> None:
         """A transfer to a wallet starts on the node that keeps the grantor's personal account."""
         if not self._routing.is_local(grantor_admdvs):

@@ -57,6 +57,7 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PROVINCE_UNREACHABLE: _ClassVar[ErrorReason]
     BINDING_SERVICE_UNAVAILABLE: _ClassVar[ErrorReason]
     WALLET_NOT_ACTIVATED: _ClassVar[ErrorReason]
+    NO_PERSONAL_ACCOUNT: _ClassVar[ErrorReason]
     TRANSFER_LIMIT_REACHED: _ClassVar[ErrorReason]
     TRANSFER_NOT_ALLOWED_NOW: _ClassVar[ErrorReason]
     TRANSFER_PENDING: _ClassVar[ErrorReason]
@@ -125,6 +126,7 @@ VERIFICATION_FAILED: ErrorReason
 PROVINCE_UNREACHABLE: ErrorReason
 BINDING_SERVICE_UNAVAILABLE: ErrorReason
 WALLET_NOT_ACTIVATED: ErrorReason
+NO_PERSONAL_ACCOUNT: ErrorReason
 TRANSFER_LIMIT_REACHED: ErrorReason
 TRANSFER_NOT_ALLOWED_NOW: ErrorReason
 TRANSFER_PENDING: ErrorReason

@@ -143,6 +143,9 @@ class PaymentServiceServicer:
 
     def CreditAccount(self, request, context):
         """Monthly contribution (每月到账) or adjustment into a personal account or wallet.
+        A person's first credit opens the personal account, once the insured-person
+        registry confirms that the person has one (employee-insured) and is insured
+        in a region this node keeps; ActivateWallet opens a wallet.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
