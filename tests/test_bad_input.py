@@ -716,3 +716,44 @@ def test_a_blank_or_space_padded_idempotency_key_is_refused_as_invalid_on_every_
         caller.close()
     assert wrong == [], "\n".join(wrong)
     assert len(methods) >= 28, [method.name for method in methods]
+
+
+# Keys with a character that is not printable: a C1 control (CSI, which a terminal obeys), a NUL,
+# and invisible format characters (zero-width space, right-to-left override, byte-order mark) that
+# make two keys look alike in the access log and in a caller's own records.
+UNPRINTABLE_KEYS = ("k\x9b1", "k\x001", "k\u200b1", "\u202ek1", "k\ufeff1")
+
+
+def test_an_idempotency_key_with_a_control_or_invisible_character_is_refused_as_invalid_on_every_mutating_rpc(
+    two_nodes,
+):
+    """A request_id is up to 128 printable characters, and a node's transaction or transfer id
+    is the coordinator's UUID: a key holding a character that is not printable is refused as
+    FIELD_INVALID naming it, before anything is read or written."""
+    pki = two_nodes.east.binding.pki
+    world = World(CrossFamily(two_nodes), two_nodes, pki, pki)
+    caller = Caller(two_nodes, pki)
+    urls = {
+        "binding": two_nodes.east.binding.database_url,
+        "east": two_nodes.east.database_url,
+        "west": two_nodes.west.database_url,
+    }
+    wrong: list[str] = []
+    try:
+        for method in [method for method in METHODS if _keyed(method)]:
+            request = well_formed(world, method)
+            principal = caller.principal(method, request)
+            before = _every_row(urls)
+            for key in UNPRINTABLE_KEYS:
+                sent, field = _with_key(request, key)
+                refusal = caller.send(method, sent, principal)
+                if not (
+                    isinstance(refusal, Refusal)
+                    and (refusal.code, refusal.reason, refusal.field) == (INVALID_ARGUMENT, "FIELD_INVALID", field)
+                ):
+                    wrong.append(f"{method.full_name} with {field}={key!r}: {refusal or 'accepted'}")
+            if _every_row(urls) != before:
+                wrong.append(f"{method.full_name}: a refused key changed the databases")
+    finally:
+        caller.close()
+    assert wrong == [], "\n".join(wrong)

@@ -60,17 +60,31 @@ MAX_REQUEST_ID_LENGTH = 128
 
 
 def check_request_id(value: str, field: str) -> str:
-    """An idempotency key as stored: present, at most 128 characters, no control characters,
-    neither blank nor with whitespace before or after it (check_unpadded_key)."""
+    """An idempotency key as stored: present, at most 128 characters, all printable, neither
+    blank nor with whitespace before or after it (check_printable_key)."""
     if not value:
         raise DomainError(Reason.FIELD_REQUIRED, f"{field} (an idempotency key) is required", field=field)
     if len(value) > MAX_REQUEST_ID_LENGTH:
         raise DomainError(
             Reason.FIELD_INVALID, f"{field} is longer than {MAX_REQUEST_ID_LENGTH} characters", field=field
         )
-    if any(ord(character) < 32 or ord(character) == 127 for character in value):
-        raise DomainError(Reason.FIELD_INVALID, f"{field} contains a control character", field=field)
-    return check_unpadded_key(value, field)
+    return check_printable_key(value, field)
+
+
+def check_printable_key(value: str, field: str) -> str:
+    """A key neither blank nor padded (check_unpadded_key) whose every character is printable:
+    no control character (C0, DEL or C1, which a terminal obeys), no invisible format character
+    (a zero-width space, a right-to-left override, a byte-order mark) that makes two keys look
+    alike in the access log and in a caller's own records, no line separator, nothing unassigned.
+    A space within the key is printable; other spaces (U+3000, U+00A0) are not."""
+    check_unpadded_key(value, field)
+    if not value.isprintable():
+        raise DomainError(
+            Reason.FIELD_INVALID,
+            f"{field} contains a character that is not printable (a control or invisible character)",
+            field=field,
+        )
+    return value
 
 
 def check_unpadded_key(value: str, field: str) -> str:

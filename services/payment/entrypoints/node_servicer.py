@@ -15,7 +15,7 @@ from gongji.node.v1 import node_service_pb2_grpc as node_grpc
 from services.common.clock import Clock
 from services.common.converters import enum_to_domain, timestamp_to_datetime
 from services.common.grants import grants_from_proto
-from services.common.idempotency import check_unpadded_key
+from services.common.idempotency import check_printable_key
 from services.common.runner import UseCaseRunner
 from services.payment.routing import RoutingTable
 from services.payment.service_layer import coordination, participant, peer_claims
@@ -46,10 +46,11 @@ OUTCOME_OF = {
 
 def _transaction_id(value: str, field: str = "transaction_id") -> str:
     """A node call's idempotency key: a coordinator's settlement or transfer id (a UUID), so one
-    that is blank or padded with whitespace is a peer's bug, refused before anything is read."""
+    that is blank, padded with whitespace or holds a character that is not printable is a peer's
+    bug, refused before anything is read."""
     if not value or len(value) > 36:
         raise DomainError(Reason.FIELD_INVALID, f"{field} must be a settlement or transfer id", field=field)
-    return check_unpadded_key(value, field)
+    return check_printable_key(value, field)
 
 
 def _at_most_payers(count: int, field: str) -> None:

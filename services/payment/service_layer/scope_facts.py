@@ -56,6 +56,8 @@ class PaymentScopeFacts:
         return None if row is None else SettlementOwner(*row)
 
     async def participant_coordinator(self, transaction_id: str) -> str | None:
+        if not transaction_id.isprintable():
+            return None  # no coordinator's id: the handler refuses it itself, naming the field
         known = self._coordinators.province_of(transaction_id)
         if known is not None:
             return known
