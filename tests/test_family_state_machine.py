@@ -50,6 +50,7 @@ from gongji.payment.v1 import payment_service_pb2 as papi
 from services.payment.verification import stand_in_token
 from shared.china_time import CHINA_STANDARD_TIME
 from shared.errors import Reason
+from shared.principals import Principal
 from shared.privacy import mask_id_number
 from tests.helpers import Refusal, binding_request, make_id_number, person, refusal_of, request_id
 from tests.test_binding_rules import put_policy
@@ -95,6 +96,9 @@ class Sent:
     method: str
     request: Message
     answer: Message
+    # Who sent it: a replay goes as the same principal, whose key it is (a reversal of a request
+    # never received goes as the institution heard from last, which changes as the run goes on).
+    principal: Principal
 
 
 @dataclass
@@ -153,12 +157,16 @@ class FamilyOperations(RuleBasedStateMachine):
 
     # Calling ---------------------------------------------------------------------------
 
-    def call(self, service: str, method: str, request: Message, remember: bool = True) -> Message | Refusal:
-        """The answer or the refusal (never INTERNAL or UNKNOWN); a refusal to ask the binding
-        service in time is retried with the same request, as it says to."""
+    def call(
+        self, service: str, method: str, request: Message, remember: bool = True, principal: Principal | None = None
+    ) -> Message | Refusal:
+        """The answer or the refusal (never INTERNAL or UNKNOWN), as the call's natural caller or as
+        `principal`; a refusal to ask the binding service in time is retried with the same request,
+        as it says to."""
+        stub = self.stubs[service] if principal is None else self.stubs[service].as_principal(principal)
         for attempt in range(5):
             try:
-                answer = getattr(self.stubs[service], method)(request, timeout=TIMEOUT)
+                answer = getattr(stub, method)(request, timeout=TIMEOUT)
             except grpc.RpcError as error:
                 refusal = refusal_of(error)
                 assert refusal.code not in FORBIDDEN, (method, refusal)
@@ -171,7 +179,7 @@ class FamilyOperations(RuleBasedStateMachine):
             event(f"{method} OK")
             self.calls.append(f"{service}.{method} {brief(request)} -> OK {answer_key(answer)}")
             if remember:
-                self.sent.append(Sent(service, method, request, answer))
+                self.sent.append(Sent(service, method, request, answer, self.stubs[service].roles.last))
             return answer
         raise AssertionError("unreachable")
 
@@ -517,7 +525,9 @@ class FamilyOperations(RuleBasedStateMachine):
     def replay_the_same_request(self, data: st.DataObject) -> None:
         original = pick(data, self.sent)
         before = self.family_money()
-        answer = self.call(original.service, original.method, original.request, remember=False)
+        answer = self.call(
+            original.service, original.method, original.request, remember=False, principal=original.principal
+        )
         if original.request.request_id in self.reversed:  # a reversed request stays reversed
             assert isinstance(answer, Refusal) and answer.reason == Reason.REQUEST_REVERSED.value, answer
             assert self.family_money() == before, ("a replay moved money", original.method)
@@ -545,7 +555,7 @@ class FamilyOperations(RuleBasedStateMachine):
         else:
             return
         before = self.family_money()
-        answer = self.call(original.service, original.method, changed, remember=False)
+        answer = self.call(original.service, original.method, changed, remember=False, principal=original.principal)
         assert isinstance(answer, Refusal), (
             "another body under a used request_id was answered", original.method, brief(changed), self.calls,
         )  # fmt: skip
