@@ -291,6 +291,26 @@ def test_a_declined_transfer_is_never_credited(two_nodes, east):
     assert wallet.balance_fen == 0
 
 
+def test_a_decline_of_more_than_one_call_may_move_is_refused_and_marks_nothing(two_nodes, east):
+    """A peer's numbers are checked even where they move no money: a decline of an amount no
+    transfer could have is refused, and the transfer can still be credited."""
+    family = CrossFamily(two_nodes)
+    at_noon(family)
+    pending = transfer(family, 5_000).transfer
+    absurd = decline_of(family, pending)
+    absurd.amount_fen = 2**63 - 1
+    with pytest.raises(grpc.RpcError) as raised:
+        east.DeclineWalletCredit(absurd)
+    refusal = refusal_of(raised.value)
+    assert (refusal.code, refusal.reason, refusal.fields) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "AMOUNT_LIMIT_EXCEEDED",
+        ("amount_fen",),
+    )
+    activate_wallet(family)
+    assert east.CreditWallet(credit_of(family, pending)).applied
+
+
 def test_a_credited_transfer_is_reported_credited_when_its_sender_would_decline_it(two_nodes, east):
     family = CrossFamily(two_nodes)
     at_noon(family)

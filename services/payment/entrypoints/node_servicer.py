@@ -269,6 +269,8 @@ class PaymentNodeServicer(node_grpc.PaymentNodeServiceServicer):
         self, request: node.DeclineWalletCreditRequest, context: grpc.aio.ServicerContext
     ) -> node.DeclineWalletCreditResponse:
         transfer_id, beneficiary, amount, source = _received_transfer(request)
+        # Only a marker that the credit must never land, but a peer's number all the same.
+        within_limit(amount, "amount_fen", self._max_amount)
         credited = await self._run.transact(
             lambda uow: participant.decline_wallet_credit(
                 uow, transfer_id, beneficiary, amount, source, self._clock.now()
