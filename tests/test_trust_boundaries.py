@@ -589,6 +589,25 @@ def test_a_node_holds_nothing_for_a_binding_the_binding_service_does_not_know(cr
     cross.assert_books_close()
 
 
+def test_a_node_checks_a_peers_institution_code_and_beneficiary_as_the_public_api_checks_a_bills(cross):
+    west_calls = cross.nodes.east.node_stub("west")
+    binding_id = cross.mother_binding.binding_id
+    for code in ("H620100\x00-001", "H" * 33, "  "):
+        request = prepare(cross, binding_id, cross.mother.id_number, 10_000)
+        request.institution_code = code
+        refused = refusal(west_calls.PrepareLegs, request)
+        assert (refused.code, refused.fields) == (grpc.StatusCode.INVALID_ARGUMENT, ("institution_code",)), code
+    asked = node.GetPayerCapacityRequest(beneficiary_id_number="not an ID number")
+    refused = refusal(west_calls.GetPayerCapacity, asked)
+    assert (refused.code, refused.reason, refused.fields) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "INVALID_ID_NUMBER",
+        ("beneficiary_id_number",),
+    )
+    assert held_by_mother(cross) == (100_000, 0)
+    cross.assert_books_close()
+
+
 def test_a_node_acting_for_an_operator_credits_and_suspends_nobody_on_another_node(cross):
     """Forwarding carries bills and reads; a node's certificate is no operator's elsewhere."""
     east_as_west = cross.nodes.east.stub.stub_as(payment_node("west"))

@@ -13,7 +13,7 @@ from gongji.common.v1 import common_pb2 as common
 from gongji.node.v1 import node_service_pb2 as node
 from gongji.node.v1 import node_service_pb2_grpc as node_grpc
 from services.common.clock import Clock
-from services.common.converters import enum_to_domain, timestamp_to_datetime
+from services.common.converters import enum_to_domain, text_field, timestamp_to_datetime
 from services.common.grants import grants_from_proto
 from services.common.idempotency import check_printable_key
 from services.common.runner import UseCaseRunner
@@ -91,7 +91,8 @@ class PaymentNodeServicer(node_grpc.PaymentNodeServiceServicer):
         # The peer says what its bill needs; unset (an earlier version) or more than one call may
         # move, it is told no more than one call may move (least data: the balance stays here).
         ceiling = min(request.ceiling_fen or self._max_amount, self._max_amount)
-        confirmed = await peer_claims.confirmed_grants(self._directory, request.beneficiary_id_number, grants)
+        beneficiary = validate_id_number(request.beneficiary_id_number, "beneficiary_id_number")
+        confirmed = await peer_claims.confirmed_grants(self._directory, beneficiary, grants)
         # Not a snapshot: what a grantor can give is advice the prepare checks again under its locks.
         found = await self._run.query(
             lambda uow: participant.capacities(uow, grants, at, confirmed, ceiling), snapshot=False
@@ -123,6 +124,8 @@ class PaymentNodeServicer(node_grpc.PaymentNodeServiceServicer):
         beneficiary = validate_id_number(request.beneficiary_id_number, "beneficiary_id_number")
         use = enum_to_domain(UseCategory, common.UseCategory, request.use_category, "use_category")
         institution_admdvs = validate_admdvs(request.institution_admdvs, "institution_admdvs")
+        # Checked as the public API checks a bill's: a peer's text is stored here too.
+        institution = text_field(request.institution_code, "institution_code", 32, required=True)
         legs = [
             participant.LegRequest(leg.leg_no, validate_id_number(leg.payer_id_number, "legs.payer_id_number"),
                                    leg.binding_id, self._amount(leg.amount_fen, "legs.amount_fen"))
@@ -134,7 +137,7 @@ class PaymentNodeServicer(node_grpc.PaymentNodeServiceServicer):
         if request.capture_now and request.hold_up_to_amount:
             capture_at_most = self._amount(request.capture_at_most_fen, "capture_at_most_fen")
         prepared = await peer_claims.prepare_on_own_grants(
-            self._run, self._directory, self._clock, transaction_id, province, beneficiary, request.institution_code,
+            self._run, self._directory, self._clock, transaction_id, province, beneficiary, institution,
             use, institution_admdvs, request.chronic_disease, legs, expire, request.hold_up_to_amount,
             capture_at_most,
         )  # fmt: skip
