@@ -473,3 +473,15 @@ def test_a_free_port_lies_below_the_kernels_ephemeral_range_so_no_outgoing_conne
         assert port >= 10_000 and port + 2 < ephemeral_start
         with socket.socket() as server:
             server.bind(("127.0.0.1", port + 2))
+
+
+def test_no_port_is_handed_out_twice_by_one_process_even_before_its_server_binds_it():
+    """A test picks a server's address and its metrics ports before any of them is bound; two
+    picks that overlapped once made a server find its own metrics listener on its port."""
+    from services.benchmark.processes import free_port
+
+    taken: list[int] = []
+    for count in (1, 2, 1, 3) * 50:
+        first = free_port(count)
+        taken += range(first, first + count)
+    assert len(taken) == len(set(taken))

@@ -30,6 +30,8 @@ from services.common.database import normalise_url
 # Ports handed out lie below the kernel's ephemeral range (Linux's default starts at 32768).
 _LOWEST_PORT = 10_000
 _ports = random.Random()  # seeded from the OS: a test that seeds `random` does not repeat our ports
+# Every port handed out by this process: two servers started from one process never share one.
+_HANDED_OUT: set[int] = set()
 
 
 def _ephemeral_start() -> int:
@@ -50,6 +52,8 @@ def free_port(count: int = 1) -> int:
     highest = _ephemeral_start() - count
     for _ in range(200):
         port = _ports.randrange(_LOWEST_PORT, highest) if highest > _LOWEST_PORT else 0
+        if port and not _HANDED_OUT.isdisjoint(range(port, port + count)):
+            continue
         with contextlib.ExitStack() as held:
             try:
                 first = held.enter_context(socket.socket())
@@ -59,6 +63,8 @@ def free_port(count: int = 1) -> int:
                     held.enter_context(socket.socket()).bind(("127.0.0.1", port + offset))
             except (OSError, OverflowError):  # taken, or past the last port
                 continue
+            # Free now, but maybe not yet bound by the server it is for: never handed out twice.
+            _HANDED_OUT.update(range(port, port + count))
             return port
     raise OSError(f"no {count} consecutive free ports found on 127.0.0.1")
 
