@@ -91,7 +91,10 @@ class PaymentNodeServicer(node_grpc.PaymentNodeServiceServicer):
         # The peer says what its bill needs; unset (an earlier version) or more than one call may
         # move, it is told no more than one call may move (least data: the balance stays here).
         ceiling = min(request.ceiling_fen or self._max_amount, self._max_amount)
-        beneficiary = validate_id_number(request.beneficiary_id_number, "beneficiary_id_number")
+        # Not marked required: unset, no grant is confirmed for anyone and the answer is empty.
+        beneficiary = request.beneficiary_id_number
+        if beneficiary:
+            beneficiary = validate_id_number(beneficiary, "beneficiary_id_number")
         confirmed = await peer_claims.confirmed_grants(self._directory, beneficiary, grants)
         # Not a snapshot: what a grantor can give is advice the prepare checks again under its locks.
         found = await self._run.query(
@@ -125,7 +128,7 @@ class PaymentNodeServicer(node_grpc.PaymentNodeServiceServicer):
         use = enum_to_domain(UseCategory, common.UseCategory, request.use_category, "use_category")
         institution_admdvs = validate_admdvs(request.institution_admdvs, "institution_admdvs")
         # Checked as the public API checks a bill's: a peer's text is stored here too.
-        institution = text_field(request.institution_code, "institution_code", 32, required=True)
+        institution = text_field(request.institution_code, "institution_code", 32)
         legs = [
             participant.LegRequest(leg.leg_no, validate_id_number(leg.payer_id_number, "legs.payer_id_number"),
                                    leg.binding_id, self._amount(leg.amount_fen, "legs.amount_fen"))
