@@ -239,8 +239,7 @@ class PaymentNodeServicer(node_grpc.PaymentNodeServiceServicer):
     async def CreditWallet(
         self, request: node.CreditWalletRequest, context: grpc.aio.ServicerContext
     ) -> node.CreditWalletResponse:
-        transfer_id, beneficiary, amount, source = _received_transfer(request)
-        within_limit(amount, "amount_fen", self._max_amount)
+        transfer_id, beneficiary, amount, source = self._received_transfer(request)
         grantor = validate_id_number(request.grantor_id_number, "grantor_id_number")
         if not request.binding_id:
             raise DomainError(Reason.FIELD_REQUIRED, "binding_id is required", field="binding_id")
@@ -274,9 +273,8 @@ class PaymentNodeServicer(node_grpc.PaymentNodeServiceServicer):
     async def DeclineWalletCredit(
         self, request: node.DeclineWalletCreditRequest, context: grpc.aio.ServicerContext
     ) -> node.DeclineWalletCreditResponse:
-        transfer_id, beneficiary, amount, source = _received_transfer(request)
-        # Only a marker that the credit must never land, but a peer's number all the same.
-        within_limit(amount, "amount_fen", self._max_amount)
+        # The amount is only a marker that the credit must never land, but a peer's number all the same.
+        transfer_id, beneficiary, amount, source = self._received_transfer(request)
         credited = await self._run.transact(
             lambda uow: participant.decline_wallet_credit(
                 uow, transfer_id, beneficiary, amount, source, self._clock.now()
@@ -284,14 +282,13 @@ class PaymentNodeServicer(node_grpc.PaymentNodeServiceServicer):
         )
         return node.DeclineWalletCreditResponse(credited=credited)
 
-
-def _received_transfer(
-    request: node.CreditWalletRequest | node.DeclineWalletCreditRequest,
-) -> tuple[str, str, int, str]:
-    """The transfer id, beneficiary, amount and source province of a transfer sent here, validated."""
-    return (
-        _transaction_id(request.transfer_id, "transfer_id"),
-        validate_id_number(request.beneficiary_id_number, "beneficiary_id_number"),
-        require_positive(request.amount_fen, "amount_fen"),
-        validate_province(request.source_province, "source_province"),
-    )
+    def _received_transfer(
+        self, request: node.CreditWalletRequest | node.DeclineWalletCreditRequest
+    ) -> tuple[str, str, int, str]:
+        """The transfer id, beneficiary, amount and source province of a transfer sent here,
+        validated; the amount positive and within what one call may move."""
+        transfer_id = _transaction_id(request.transfer_id, "transfer_id")
+        beneficiary = validate_id_number(request.beneficiary_id_number, "beneficiary_id_number")
+        amount = require_positive(request.amount_fen, "amount_fen")
+        source = validate_province(request.source_province, "source_province")
+        return transfer_id, beneficiary, within_limit(amount, "amount_fen", self._max_amount), source
