@@ -25,6 +25,7 @@ from services.common.metrics import RpcMetrics
 from services.common.security.access_policy import AccessPolicy, AccessPolicyError
 from services.common.security.scopes import NodeDirectory, ScopeFacts
 from services.common.security.transport import Transport
+from services.common.status import short
 from services.common.tracing import server_interceptors
 from shared.errors import DomainError, Reason
 from shared.principals import PrincipalKind
@@ -70,10 +71,10 @@ class HealthServicer(health.aio.HealthServicer):
         self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext
     ) -> health_pb2.HealthCheckResponse:
         if request.service not in self._server_status:
-            shown = request.service if len(request.service) <= 80 else request.service[:80] + "…"
             raise DomainError(
                 Reason.SERVICE_NOT_FOUND,
-                f"this server serves no service named {shown!r}; ask for '' (liveness) or a name Health/List gives",
+                f"this server serves no service named {short(request.service, 80)!r}; ask for '' (liveness) "
+                "or a name Health/List gives",
                 field="service",
             )
         return await super().Check(request, context)
