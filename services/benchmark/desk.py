@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import itertools
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import grpc
 
@@ -56,19 +56,12 @@ class Desk:
     registry: binding_grpc.BindingServiceStub  # the national operator: people, region policies
     app: binding_grpc.BindingServiceStub  # the national app: bindings, payer orders
     treasury: payment_grpc.PaymentServiceStub  # the national operator: credits, ledger, clearing report
-    hospitals: dict[str, list[payment_grpc.PaymentServiceStub]]  # per institution code: Settle, in turn
-    _turns: dict[str, Iterator[payment_grpc.PaymentServiceStub]] = field(default_factory=dict, repr=False)
-
-    def hospital(self, code: str) -> payment_grpc.PaymentServiceStub:
-        """The institution's next connection."""
-        turn = self._turns.get(code)
-        if turn is None:
-            turn = self._turns[code] = itertools.cycle(self.hospitals[code])
-        return next(turn)
+    # Per institution code, its Settle stubs, one per connection, taken in turn.
+    hospitals: dict[str, Iterator[payment_grpc.PaymentServiceStub]]
 
     async def settle(self, request: papi.SettleRequest) -> papi.SettleResponse:
-        """Settles the bill as the institution named in it."""
-        return await self.hospital(request.bill.institution_code).Settle(request, timeout=CALL_TIMEOUT)
+        """Settles the bill as the institution named in it, on its next connection."""
+        return await next(self.hospitals[request.bill.institution_code]).Settle(request, timeout=CALL_TIMEOUT)
 
 
 @contextlib.asynccontextmanager
@@ -90,10 +83,12 @@ async def open_desk(
             app=binding_grpc.BindingServiceStub(channel(binding_address, APP)),
             treasury=payment_grpc.PaymentServiceStub(channel(payment_address, OPERATOR)),
             hospitals={
-                code: [
-                    payment_grpc.PaymentServiceStub(channel(payment_address, institution(code)))
-                    for _ in range(CONNECTIONS_PER_HOSPITAL)
-                ]
+                code: itertools.cycle(
+                    [
+                        payment_grpc.PaymentServiceStub(channel(payment_address, institution(code)))
+                        for _ in range(CONNECTIONS_PER_HOSPITAL)
+                    ]
+                )
                 for code in hospitals
             },
         )
