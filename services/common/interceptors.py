@@ -156,7 +156,10 @@ async def _well_formed(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
 
 
 def _loggable(value: str) -> str:
-    return "".join(c if c.isprintable() and c != " " else "?" for c in value[:128])
+    value = value[:128]
+    if value.isprintable() and " " not in value:
+        return value  # the usual key; the character-by-character pass below is the slow path
+    return "".join(c if c.isprintable() and c != " " else "?" for c in value)
 
 
 def _request_key(request: Any) -> str:
@@ -235,6 +238,7 @@ class CallGuard(grpc.aio.ServerInterceptor):
 
         # Streaming both ways fits every kind of call, and answers without waiting for a request.
         self._no_such_method = grpc.stream_stream_rpc_method_handler(refuse)
+        self._guarded: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     async def intercept_service(
         self,
@@ -245,6 +249,14 @@ class CallGuard(grpc.aio.ServerInterceptor):
         if handler is None:
             return self._no_such_method
         method: str = handler_call_details.method  # type: ignore[attr-defined]
+        # The guarded handler of a method is the same for every call: built once, not per call.
+        # Keyed by the server's own handler, so only methods it serves take a place.
+        guarded = self._guarded.get(method)
+        if guarded is None or guarded[0] is not handler:
+            guarded = self._guarded[method] = (handler, self._guard(method, handler))
+        return guarded[1]
+
+    def _guard(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 self._unary(method, handler.unary_unary),
