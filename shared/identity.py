@@ -22,7 +22,7 @@ def validate_id_number(value: str, field: str = "id_number", today: date | None 
     date after `today` (by default today in China, whatever zone the host keeps) is refused."""
     if not value:
         raise DomainError(Reason.FIELD_REQUIRED, f"{field} is required", field=field)
-    number = ric.compact(value)
+    number = _compact(value)
     born, problem = _examine(number)
     if born is None:
         raise DomainError(Reason.INVALID_ID_NUMBER, f"{field} {problem}", field=field)
@@ -41,6 +41,16 @@ def compose_id_number(area: str, born: date, sequence: int) -> str:
 def birth_date(number: str) -> date | None:
     """The birth date a well-formed ID number holds; None for one that is not."""
     return _examine(number)[0]
+
+
+def _compact(value: str) -> str:
+    """The number without spaces and dashes. Cached for the lengths an ID number may be written in,
+    as _examine is; a longer value (always refused) is not worth a place in the cache."""
+    return _compact_short(value) if len(value) <= _LONGEST_WRITTEN else ric.compact(value)
+
+
+_LONGEST_WRITTEN = 24  # 18 characters with separators between its groups
+_compact_short = lru_cache(maxsize=65536)(ric.compact)
 
 
 @lru_cache(maxsize=65536)
