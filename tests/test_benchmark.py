@@ -147,8 +147,14 @@ def test_benchmark_runs_and_prints_one_json_summary():
         assert level["calls"] > 0
         assert level["p50_ms"] <= level["p99_ms"] <= level["p999_ms"] <= level["max_ms"]
         assert level["cap_hits"] == 0
+        # Beside it, PostgreSQL alone at the same rate, timed the same way: the commit latency under its p99.
+        database = level["pgbench"]
+        assert database["rate"] == level["rate"] and database["clients"] == 2 and database["tps"] > 0
+        assert 0 < database["p50_ms"] <= database["p99_ms"] <= database["p999_ms"]
+        assert level["p99_vs_pgbench_p99"] == pytest.approx(level["p99_ms"] / database["p99_ms"], abs=1e-3)
     assert opened["target"]["share"] == 0.7 and opened["target"]["p99_ms"] == 25.0
     assert isinstance(opened["target"]["met"], bool)
+    assert opened["target"]["pgbench_p99_ms"] == opened["levels"][1]["pgbench"]["p99_ms"]
 
     cross = summary["cross_node"]  # on by default: a second payment node, "west", on its own database
     assert [level["concurrency"] for level in cross["levels"]] == [1, 2]
@@ -360,6 +366,8 @@ def test_a_short_in_process_run_prints_2207_through_the_gateway_beside_direct_se
     assert "2207÷Settle" in report
     assert re.search(r"gateway: (\d+) of \1 2207 answers had psn_cash_pay 0", report), report[-2000:]
     assert "ledger afterwards balanced" in report
+    assert "PostgreSQL alone at the same rates (pgbench TPC-B -R, 2 clients" in report
+    assert re.search(r"pgbench's own p99 at that rate: [0-9.]+ ms", report), report[-2000:]
 
 
 def test_a_short_run_with_populations_prints_the_scale_table_in_its_json():

@@ -245,13 +245,21 @@ def open_level_row(level: OpenLevel, share: float | None) -> dict[str, Any]:
     }
 
 
-def open_loop_summary(result: dict[str, Any] | None, closed_loop_concurrency: int | None) -> dict[str, Any] | None:
+def open_loop_summary(
+    result: dict[str, Any] | None,
+    closed_loop_concurrency: int | None,
+    pgbench_open: list[dict[str, Any]] | None = None,
+) -> dict[str, Any] | None:
     """The open-loop levels as the JSON summary carries them, and the project's target: p99 at most
     TARGET_P99_MS at TARGET_SHARE of the closed-loop maximum (checked at the level within 5 points of
-    that share; `met` is None when no level was)."""
+    that share; `met` is None when no level was). `pgbench_open`, one run a level at its rate, puts
+    the database's own latency beside each level's."""
     if result is None:
         return None
     rows = [open_level_row(level, share) for level, share in result["levels"]]
+    for row, database in zip(rows, pgbench_open or [], strict=False):
+        row["pgbench"] = database
+        row["p99_vs_pgbench_p99"] = round(row["p99_ms"] / database["p99_ms"], 3) if database["p99_ms"] else None
     near = [row for row in rows if row["share_of_closed_loop_max"] is not None]
     near = [row for row in near if abs(row["share_of_closed_loop_max"] - TARGET_SHARE) <= 0.05]
     checked = min(near, key=lambda row: abs(row["share_of_closed_loop_max"] - TARGET_SHARE)) if near else None
@@ -272,5 +280,6 @@ def open_loop_summary(result: dict[str, Any] | None, closed_loop_concurrency: in
             "rate": checked["rate"] if checked else None,
             "value": checked["p99_ms"] if checked else None,
             "met": checked["p99_ms"] <= TARGET_P99_MS and not checked["errors"] if checked else None,
+            "pgbench_p99_ms": checked["pgbench"]["p99_ms"] if checked and "pgbench" in checked else None,
         },
     }

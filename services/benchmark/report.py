@@ -119,7 +119,12 @@ def print_report(summary: dict[str, Any]) -> None:
             if opened["met"] is None
             else f"{opened['value']:.1f} ms at {opened['rate']:g}/s — {mark[opened['met']]}"
         )
-        print(f"  open loop: p99 ≤ {opened['p99_ms']:g} ms at {opened['share']:.0%} of the closed-loop best: {verdict}")
+        floor = opened.get("pgbench_p99_ms")
+        beside = f" (pgbench's own p99 at that rate: {floor:.1f} ms)" if floor is not None else ""
+        print(
+            f"  open loop: p99 ≤ {opened['p99_ms']:g} ms at {opened['share']:.0%} of the closed-loop best: {verdict}"
+            f"{beside}"
+        )
     scaled = (summary.get("scale") or {}).get("targets", {})
     for key, bound in (("rate", "≥"), ("p99_growth", "≤")):
         if key in scaled:
@@ -172,6 +177,20 @@ def _print_open_loop(opened: dict[str, Any]) -> None:
         "PostgreSQL's checkpointer wrote\n  during the window (its writes and fsyncs delay the WAL flush every "
         "commit waits for)"
     )
+    databases = [row for row in opened["levels"] if row.get("pgbench")]
+    if databases:
+        clients = databases[0]["pgbench"]["clients"]
+        print(
+            f"PostgreSQL alone at the same rates (pgbench TPC-B -R, {clients} clients, each transaction timed from "
+            "its scheduled start):"
+        )
+        for row in databases:
+            database = row["pgbench"]
+            print(
+                f"{row['rate']:>8.1f}/s: {database['tps']:.1f} tps  p50 {database['p50_ms']:.2f} ms  "
+                f"p99 {database['p99_ms']:.2f} ms  p99.9 {database['p999_ms']:.2f} ms; "
+                f"Settle's p99 is {row['p99_vs_pgbench_p99'] or 0:.1f}× it"
+            )
 
 
 def _megabytes(written: float | None) -> str:

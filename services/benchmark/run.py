@@ -26,7 +26,7 @@ from services.benchmark.families import Family
 from services.benchmark.gateway_server import start_gateway_server
 from services.benchmark.interrupts import Interrupts
 from services.benchmark.options import DEFAULT_CONCURRENCY, DEFAULT_POSTGRES_URL, Options, default_payment_processes
-from services.benchmark.pgbench import measure_pgbench
+from services.benchmark.pgbench import Pgbench, measure_pgbench, measure_pgbench_open, prepare_pgbench
 from services.benchmark.processes import Scratch, free_port
 from services.benchmark.profile_stats import collect_profile
 from services.benchmark.progress import say
@@ -92,11 +92,26 @@ def _run(options: Options, scratch: Scratch) -> dict[str, Any]:
         scratch.stop(echo_process)
 
     say("baseline: pgbench TPC-B, scale 1")
-    pgbench = measure_pgbench(options, scratch, CpuMeter(database_marker=scratch.marker))
+    bench = prepare_pgbench(scratch)
+    pgbench = measure_pgbench(options, bench, CpuMeter(database_marker=scratch.marker))
+    pgbench_open = _pgbench_at_open_loop_rates(options, bench, gongji.get("open_loop"), scratch)
     scale = measure_scale(options, scratch, pki, connect) if options.population else None
     return summarise(
-        options, gongji, echo, pgbench, profile, cross, plain, observed, through, scale_summary(scale, options)
-    )
+        options, gongji, echo, pgbench, profile, cross, plain, observed, through, scale_summary(scale, options),
+        pgbench_open,
+    )  # fmt: skip
+
+
+def _pgbench_at_open_loop_rates(
+    options: Options, bench: Pgbench, opened: dict[str, Any] | None, scratch: Scratch
+) -> list[dict[str, Any]]:
+    """The database alone at the open-loop phase's rates: the latency floor its p99 stands on."""
+    if not opened or not opened["levels"]:
+        return []
+    clients = max(options.concurrency)
+    say(f"baseline: pgbench TPC-B at the open-loop rates (-R, Poisson, {clients} clients, timed from the schedule)")
+    rates = [level.rate for level, _ in opened["levels"]]
+    return measure_pgbench_open(bench, rates, options.seconds, clients, CpuMeter(database_marker=scratch.marker))
 
 
 def _through_gateway(

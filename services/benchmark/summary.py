@@ -60,6 +60,7 @@ def summarise(
     observed: dict[str, Any] | None = None,
     through: dict[str, Any] | None = None,
     scale: dict[str, Any] | None = None,
+    pgbench_open: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     rows = []
     for settle, ping, pg in zip(gongji["levels"], echo, pgbench, strict=True):
@@ -88,7 +89,7 @@ def summarise(
     observability = _observability_summary(observed, rows)
     gateway = _gateway_summary(through, rows, options.in_process)
     opened = gongji.get("open_loop")
-    open_loop = open_loop_summary(opened, opened.get("closed_loop_concurrency") if opened else None)
+    open_loop = open_loop_summary(opened, opened.get("closed_loop_concurrency") if opened else None, pgbench_open)
     windows = [
         *rows,
         *(r["echo"] for r in rows),
@@ -97,6 +98,7 @@ def summarise(
         *(r["on"] for r in (observability or {}).get("levels", [])),
         *(r["through_gateway"] for r in (gateway or {}).get("levels", [])),
         *(open_loop or {}).get("levels", []),
+        *(level["pgbench"] for level in (open_loop or {}).get("levels", []) if level.get("pgbench")),
         *(row["closed_loop"] for row in (scale or {}).get("rows", [])),
         *(row["open_loop"] for row in (scale or {}).get("rows", []) if row["open_loop"]),
     ]
