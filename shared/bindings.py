@@ -294,16 +294,31 @@ def check_parties(relationship: Relationship, parties: Parties, now: datetime) -
     return grantor, beneficiary
 
 
-def _initial_state(application: BindingApplication, parties: Parties, policy: RegionPolicy) -> BindingState:
-    """ACTIVE, or PENDING_REVIEW when a proof cannot be checked automatically or the region
-    reviews the relationship; refused past the grantor's region's cap or without a proof."""
-    if len(parties.open_bindings_of_grantor) >= policy.max_beneficiaries:
+def check_room_to_activate(binding: Binding, open_bindings_of_grantor: list[Binding], policy: RegionPolicy) -> None:
+    """An approval adds one relative the grantor shares with: refused where the grantor's other
+    active bindings already fill the cap of the region's policy in force now (a cap lowered while
+    this binding waited for review). Bindings still pending do not count: the first approved
+    takes the place. The caller must hold the grantor's lock, as for a new binding."""
+    active = [
+        b for b in open_bindings_of_grantor if b.state is BindingState.ACTIVE and b.binding_id != binding.binding_id
+    ]
+    _check_cap(len(active), policy)
+
+
+def _check_cap(shared_with: int, policy: RegionPolicy) -> None:
+    if shared_with >= policy.max_beneficiaries:
         raise DomainError(
             Reason.CAP_REACHED,
             f"the grantor already shares with {policy.max_beneficiaries} relatives, the most region "
             f"{policy.admdvs} allows",
             metadata={"max_beneficiaries": str(policy.max_beneficiaries), "policy_version": policy.version},
         )
+
+
+def _initial_state(application: BindingApplication, parties: Parties, policy: RegionPolicy) -> BindingState:
+    """ACTIVE, or PENDING_REVIEW when a proof cannot be checked automatically or the region
+    reviews the relationship; refused past the grantor's region's cap or without a proof."""
+    _check_cap(len(parties.open_bindings_of_grantor), policy)
     presented = {proof.type for proof in application.proofs if proof.document_ref.strip()}
     usable = accepted_proofs(application.relationship, presented)
     if not usable:

@@ -348,6 +348,33 @@ def test_the_cap_of_the_grantors_region_refuses_one_binding_too_many(family):
     assert refusal.metadata["policy_version"].startswith("110101@")
 
 
+def test_an_approval_is_refused_while_a_cap_lowered_since_the_application_is_filled_by_active_bindings(family):
+    """The cap counts the relatives a grantor shares with. A binding that waited for review while the
+    region lowered its cap is not approved over the new cap: it stays pending, and once an active
+    binding ends and frees a place, the same approval goes through."""
+    child = family.bind(family.child)
+    spouse = family.bind(family.spouse, common.RELATIONSHIP_SPOUSE)
+    assert (child.state, spouse.state) == (bpb.BINDING_STATE_ACTIVE, bpb.BINDING_STATE_ACTIVE)
+    waiting = family.bind(family.register("王建军"), common.RELATIONSHIP_SIBLING)
+    assert waiting.state == bpb.BINDING_STATE_PENDING_REVIEW
+    put_policy(family.stub, family.clock, "110101", max_beneficiaries=2)
+
+    refusal = family.refusal(family.stub.ReviewBinding, approve(family, waiting))
+    assert (refusal.code, refusal.reason) == (FAILED_PRECONDITION, "CAP_REACHED")
+    assert refusal.metadata["max_beneficiaries"] == "2"
+    still = family.stub.GetBinding(bapi.GetBindingRequest(binding_id=waiting.binding_id)).binding
+    assert still.state == bpb.BINDING_STATE_PENDING_REVIEW
+
+    family.stub.EndBinding(
+        bapi.EndBindingRequest(
+            request_id=request_id(), binding_id=child.binding_id, actor=bpb.ACTOR_GRANTOR,
+            actor_id=family.grantor.id_number,
+        )
+    )  # fmt: skip
+    approved = family.stub.ReviewBinding(approve(family, waiting)).binding
+    assert approved.state == bpb.BINDING_STATE_ACTIVE
+
+
 def test_an_ended_binding_frees_its_place_under_the_cap(family):
     put_policy(family.stub, family.clock, "110101", max_beneficiaries=1)
     first = family.bind(family.child)

@@ -23,6 +23,7 @@ from shared.bindings import (
     Parties,
     check_can_end,
     check_parties,
+    check_room_to_activate,
     check_sharing_limit,
     decide_new_binding,
     end,
@@ -294,6 +295,7 @@ def review_binding(
         beneficiary_admdvs = beneficiary.admdvs if beneficiary else binding.beneficiary_admdvs
         parties = Parties(grantor, beneficiary, grantor_policy, policies.for_region(beneficiary_admdvs, now))
         check_parties(binding.relationship, parties, now)
+        check_room_to_activate(binding, uow.bindings.open_of_grantor(binding.grantor_id_number), grantor_policy)
     binding.state = BindingState.ACTIVE if approve else BindingState.REJECTED
     binding.update_time = now
     if not approve:
