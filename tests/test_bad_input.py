@@ -757,3 +757,50 @@ def test_an_idempotency_key_with_a_control_or_invisible_character_is_refused_as_
     finally:
         caller.close()
     assert wrong == [], "\n".join(wrong)
+
+
+# The ids a public RPC looks up: what the services made (UUIDs), never a caller's free text.
+LOOKED_UP_IDS = ("binding_id", "binding_ids", "settlement_id")
+
+
+def test_an_id_with_a_control_or_invisible_character_is_refused_naming_it_on_every_rpc_that_looks_one_up(two_nodes):
+    """A binding or settlement id is one the services made: one holding a character that is not
+    printable is refused as FIELD_INVALID naming the field, on SQLite and PostgreSQL alike (which
+    refuses to compare a NUL), before it is looked up, and nothing changes."""
+    pki = two_nodes.east.binding.pki
+    world = World(CrossFamily(two_nodes), two_nodes, pki, pki)
+    caller = Caller(two_nodes, pki)
+    urls = {
+        "binding": two_nodes.east.binding.database_url,
+        "east": two_nodes.east.database_url,
+        "west": two_nodes.west.database_url,
+    }
+    wrong: list[str] = []
+    checked = 0
+    try:
+        for method in [m for m in METHODS if m.containing_service.name != "PaymentNodeService"]:
+            request = well_formed(world, method)
+            for name in [name for name in LOOKED_UP_IDS if name in request.DESCRIPTOR.fields_by_name]:
+                before = _every_row(urls)
+                for value in UNPRINTABLE_KEYS:
+                    sent = type(request)()
+                    sent.CopyFrom(request)
+                    if sent.DESCRIPTOR.fields_by_name[name].is_repeated:
+                        getattr(sent, name)[:] = [value]
+                        field = f"{name}[0]"
+                    else:
+                        setattr(sent, name, value)
+                        field = name
+                    refusal = caller.send(method, sent, caller.principal(method, sent))
+                    checked += 1
+                    if not (
+                        isinstance(refusal, Refusal)
+                        and (refusal.code, refusal.reason, refusal.field) == (INVALID_ARGUMENT, "FIELD_INVALID", field)
+                    ):
+                        wrong.append(f"{method.full_name} with {field}={value!r}: {refusal or 'accepted'}")
+                if _every_row(urls) != before:
+                    wrong.append(f"{method.full_name}: a refused {name} changed the databases")
+    finally:
+        caller.close()
+    assert checked >= 10 * len(UNPRINTABLE_KEYS), "every RPC that looks up a binding or settlement was sent one"
+    assert wrong == [], "\n".join(wrong)

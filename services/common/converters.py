@@ -74,9 +74,16 @@ def page_size(requested: int, default: int = 50, maximum: int = 500) -> int:
 def required_id(value: str, field: str) -> str:
     """The id of what a call acts on (a binding, a settlement, a transfer). An empty one is
     refused as missing (INVALID_ARGUMENT naming the field), not looked up and reported as
-    NOT_FOUND; any other value is looked up as given."""
+    NOT_FOUND; so is one holding a character no id is made of (a control or invisible one, which
+    PostgreSQL would refuse to compare); any other value is looked up as given."""
     if not value:
         raise DomainError(Reason.FIELD_REQUIRED, f"{field} is required", field=field)
+    if not value.isprintable():
+        raise DomainError(
+            Reason.FIELD_INVALID,
+            f"{field} contains a character that is not printable (a control or invisible character)",
+            field=field,
+        )
     return value
 
 

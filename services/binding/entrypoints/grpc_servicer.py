@@ -267,9 +267,10 @@ class BindingServicer(api_grpc.BindingServiceServicer):
     ) -> api.SetPayerOrderResponse:
         beneficiary = validate_id_number(request.beneficiary_id_number, "beneficiary_id_number")
         mode = convert.payer_mode_from_proto(request.mode)
+        binding_ids = [required_id(value, f"binding_ids[{index}]") for index, value in enumerate(request.binding_ids)]
 
         def run(uow: BindingUnitOfWork) -> api.SetPayerOrderResponse:
-            order = use_cases.set_payer_order(uow, beneficiary, list(request.binding_ids), mode, self._clock.now())
+            order = use_cases.set_payer_order(uow, beneficiary, binding_ids, mode, self._clock.now())
             return convert.payer_order_to_proto(order)
 
         return await self._run.mutate(

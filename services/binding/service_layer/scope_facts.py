@@ -25,6 +25,8 @@ class BindingScopeFacts:
         return frozenset({person.admdvs}) if person else frozenset()
 
     async def binding_regions(self, binding_id: str) -> frozenset[str]:
+        if not binding_id.isprintable():
+            return frozenset()  # no binding's id: the handler refuses it itself, naming the field
         binding = await self._run.query(lambda uow: uow.bindings.get(binding_id), snapshot=False)
         return frozenset({binding.grantor_admdvs, binding.beneficiary_admdvs}) if binding else frozenset()
 

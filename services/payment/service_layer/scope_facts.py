@@ -52,6 +52,8 @@ class PaymentScopeFacts:
         raise NotImplementedError("payment nodes keep no bindings")
 
     async def settlement_owner(self, settlement_id: str) -> SettlementOwner | None:
+        if not settlement_id.isprintable():
+            return None  # no settlement's id: the handler refuses it itself, naming the field
         row = await self._run.query(lambda uow: uow.settlements.owner(settlement_id), snapshot=False)
         return None if row is None else SettlementOwner(*row)
 
