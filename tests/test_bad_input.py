@@ -9,6 +9,7 @@ import hashlib
 import json
 import logging
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import grpc
 import pytest
@@ -657,6 +658,18 @@ def _every_row(urls: dict[str, str]) -> dict[str, list[tuple[str, ...]]]:
     return rows
 
 
+def _every_rpc(two_nodes: Any) -> tuple[World, Caller, dict[str, str]]:
+    """The authorization matrix's family on two nodes, a caller of every RPC as its natural
+    principal, and the databases whose rows must not change."""
+    pki = two_nodes.east.binding.pki
+    urls = {
+        "binding": two_nodes.east.binding.database_url,
+        "east": two_nodes.east.database_url,
+        "west": two_nodes.west.database_url,
+    }
+    return World(CrossFamily(two_nodes), two_nodes, pki, pki), Caller(two_nodes, pki), urls
+
+
 def _with_key(request: Message, key: str) -> tuple[Message, str]:
     """A copy of request with its idempotency key replaced by key, and the key's field path."""
     copy = type(request)()
@@ -686,14 +699,7 @@ def test_a_blank_or_space_padded_idempotency_key_is_refused_as_invalid_on_every_
     refused as FIELD_INVALID naming the key before anything is read or written; the empty key
     keeps its established answer (FIELD_REQUIRED for request_id, which the proto marks REQUIRED;
     FIELD_INVALID for a node's transaction or transfer id)."""
-    pki = two_nodes.east.binding.pki
-    world = World(CrossFamily(two_nodes), two_nodes, pki, pki)
-    caller = Caller(two_nodes, pki)
-    urls = {
-        "binding": two_nodes.east.binding.database_url,
-        "east": two_nodes.east.database_url,
-        "west": two_nodes.west.database_url,
-    }
+    world, caller, urls = _every_rpc(two_nodes)
     wrong: list[str] = []
     methods = [method for method in METHODS if _keyed(method)]
     try:
@@ -730,14 +736,7 @@ def test_an_idempotency_key_with_a_control_or_invisible_character_is_refused_as_
     """A request_id is up to 128 printable characters, and a node's transaction or transfer id
     is the coordinator's UUID: a key holding a character that is not printable is refused as
     FIELD_INVALID naming it, before anything is read or written."""
-    pki = two_nodes.east.binding.pki
-    world = World(CrossFamily(two_nodes), two_nodes, pki, pki)
-    caller = Caller(two_nodes, pki)
-    urls = {
-        "binding": two_nodes.east.binding.database_url,
-        "east": two_nodes.east.database_url,
-        "west": two_nodes.west.database_url,
-    }
+    world, caller, urls = _every_rpc(two_nodes)
     wrong: list[str] = []
     try:
         for method in [method for method in METHODS if _keyed(method)]:
@@ -767,14 +766,7 @@ def test_an_id_with_a_control_or_invisible_character_is_refused_naming_it_on_eve
     """A binding or settlement id is one the services made: one holding a character that is not
     printable is refused as FIELD_INVALID naming the field, on SQLite and PostgreSQL alike (which
     refuses to compare a NUL), before it is looked up, and nothing changes."""
-    pki = two_nodes.east.binding.pki
-    world = World(CrossFamily(two_nodes), two_nodes, pki, pki)
-    caller = Caller(two_nodes, pki)
-    urls = {
-        "binding": two_nodes.east.binding.database_url,
-        "east": two_nodes.east.database_url,
-        "west": two_nodes.west.database_url,
-    }
+    world, caller, urls = _every_rpc(two_nodes)
     wrong: list[str] = []
     checked = 0
     try:
