@@ -12,6 +12,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from gongji.binding.v1 import binding_pb2 as bpb
 from gongji.binding.v1 import binding_service_pb2 as bapi
 from gongji.common.v1 import common_pb2 as common
+from shared.bindings import Channel
+from shared.principals import channel_principal, operator
 from tests.helpers import binding_request, make_id_number, person, refusal_of, request_id
 
 FAILED_PRECONDITION = grpc.StatusCode.FAILED_PRECONDITION
@@ -759,6 +761,21 @@ def test_a_yearly_cap_is_set_and_lifted_and_each_change_is_in_the_audit_trail(fa
     assert events[0].actor == bpb.ACTOR_GRANTOR
     assert events[0].channel == common.CHANNEL_NATIONAL_APP
     assert events[0].request_id
+
+
+def test_the_audit_trail_names_the_channel_or_the_operator_that_changed_a_sharing_limit(family):
+    binding = family.bind(family.child)
+    family.stub.stub_as(channel_principal(Channel.WECHAT)).UpdateSharingLimit(
+        bapi.UpdateSharingLimitRequest(request_id=request_id(), binding_id=binding.binding_id, yearly_cap_fen=100_000)
+    )
+    family.stub.stub_as(operator("110000", "op7")).UpdateSharingLimit(
+        bapi.UpdateSharingLimitRequest(request_id=request_id(), binding_id=binding.binding_id, yearly_cap_fen=50_000)
+    )
+    events = family.stub.ListBindingEvents(bapi.ListBindingEventsRequest(binding_id=binding.binding_id)).events
+    assert [(e.actor, e.actor_id, e.channel) for e in events[1:]] == [
+        (bpb.ACTOR_GRANTOR, family.grantor.id_number, common.CHANNEL_WECHAT),
+        (bpb.ACTOR_OPERATOR, "op7", common.CHANNEL_UNSPECIFIED),
+    ]
 
 
 def test_who_may_pay_for_a_grantor_lists_the_amounts_he_earmarked_only_where_his_region_earmarks(family):

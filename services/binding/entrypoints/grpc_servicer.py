@@ -17,10 +17,12 @@ from services.common.clock import Clock
 from services.common.converters import page_size, required_id, text_field, timestamp_to_datetime
 from services.common.paging import decode_offset, decode_time_and_id, encode_page_token, fitting
 from services.common.runner import UseCaseRunner
+from services.common.security.callers import current_caller
 from shared.bindings import Actor
 from shared.errors import DomainError, Reason
 from shared.identity import validate_id_number
 from shared.persons import validate_phone
+from shared.principals import PrincipalKind
 from shared.regions import validate_admdvs
 
 SERVICE = "gongji.binding.v1.BindingService"
@@ -28,6 +30,17 @@ SERVICE = "gongji.binding.v1.BindingService"
 
 def _method(name: str) -> str:
     return f"/{SERVICE}/{name}"
+
+
+def _changed_by(request_id: str) -> use_cases.Who:
+    """Who makes a grantor's change, from the caller's certificate: an operator by his id, else
+    the grantor (named by the use case) through the calling channel, if a channel calls."""
+    caller = current_caller()
+    principal = caller.principal if caller is not None else None
+    if principal is not None and principal.kind is PrincipalKind.OPERATOR:
+        return use_cases.Who(Actor.OPERATOR, principal.operator_id, None, request_id)
+    channel = principal.channel if principal is not None and principal.kind is PrincipalKind.CHANNEL else None
+    return use_cases.Who(Actor.GRANTOR, "", channel, request_id)
 
 
 class BindingServicer(api_grpc.BindingServiceServicer):
@@ -246,15 +259,11 @@ class BindingServicer(api_grpc.BindingServiceServicer):
         self, request: api.UpdateSharingLimitRequest, context: grpc.aio.ServicerContext
     ) -> api.UpdateSharingLimitResponse:
         binding_id = required_id(request.binding_id, "binding_id")
+        who = _changed_by(request.request_id)
 
         def run(uow: BindingUnitOfWork) -> api.UpdateSharingLimitResponse:
             binding = use_cases.update_sharing_limit(
-                uow,
-                binding_id,
-                request.share_all,
-                request.yearly_cap_fen,
-                self._clock.now(),
-                request.request_id,
+                uow, binding_id, request.share_all, request.yearly_cap_fen, self._clock.now(), who
             )
             return api.UpdateSharingLimitResponse(binding=convert.binding_to_proto(binding))
 

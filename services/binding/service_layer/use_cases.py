@@ -332,8 +332,10 @@ def list_bindings(
 
 
 def update_sharing_limit(
-    uow: BindingUnitOfWork, binding_id: str, share_all: bool, yearly_cap_fen: int, now: datetime, request_id: str
+    uow: BindingUnitOfWork, binding_id: str, share_all: bool, yearly_cap_fen: int, now: datetime, who: Who
 ) -> Binding:
+    """The grantor's choice of how much to share, made through a channel, or an operator's on his
+    behalf; the audit trail names whichever of them it was (a grantor by his ID number)."""
     check_sharing_limit(share_all, yearly_cap_fen)
     binding = get_binding(uow, binding_id, for_update=True)
     if not binding.is_open:
@@ -346,7 +348,8 @@ def update_sharing_limit(
     binding.yearly_cap_fen = 0 if share_all else yearly_cap_fen
     binding.update_time = now
     uow.bindings.save(binding)
-    who = Who(Actor.GRANTOR, binding.grantor_id_number, None, request_id)
+    if who.actor is Actor.GRANTOR:
+        who = replace(who, actor_id=binding.grantor_id_number)
     limit = "share all" if share_all else f"yearly cap {yearly_cap_fen} fen"
     _record(uow, binding, EventType.SHARING_LIMIT_CHANGED, who, now, limit)
     return binding
