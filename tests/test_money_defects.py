@@ -127,6 +127,28 @@ def test_a_settlement_says_which_relative_was_passed_over_and_why(family):
     assert family.ledger().balanced
 
 
+def test_a_bill_refused_for_want_of_money_says_why_the_relatives_bound_to_the_patient_paid_nothing(family):
+    for grantor in (family.mother, family.father):
+        family.binding.ReportLifeEvent(
+            bapi.ReportLifeEventRequest(
+                request_id=request_id(), id_number=grantor.id_number, event_type=bapi.LIFE_EVENT_TYPE_CONTACT_CHANGED
+            )
+        )
+    family.clock.advance(timedelta(days=16))
+    with pytest.raises(grpc.RpcError) as raised:
+        family.payment.Settle(
+            papi.SettleRequest(request_id=request_id(), bill=family.bill(20_000, refuse_cash_part=True)), timeout=10
+        )
+    refusal = refusal_of(raised.value)
+    assert (refusal.reason, refusal.metadata) == (
+        "INSUFFICIENT_FUNDS",
+        {"shortfall_fen": "20000", "passed_over": "CONTACT_CHANGE_OVERDUE"},
+    )
+    assert "CONTACT_CHANGE_OVERDUE" in refusal.message
+    assert family.account(family.mother).balance_fen == 100_000
+    assert family.ledger().balanced
+
+
 def test_a_quote_shows_what_the_settlement_will_take_remote_payers_included(two_nodes):
     from tests.test_cross_province import CrossFamily
 

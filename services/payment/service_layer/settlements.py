@@ -183,11 +183,14 @@ def _settlement_from_split(
 ) -> Settlement:
     split = split_bill(bill.self_pay_fen, draw.own, draw.grants, payers.mode, shared_per_use(bill, payers))
     if bill.refuse_cash_part and split.cash_fen:
+        # Why relatives bound to the patient paid nothing (e.g. CONTACT_CHANGE_OVERDUE), so the
+        # counter can tell the patient what to do; the reasons only, naming nobody.
+        why = sorted({passed.reason for passed in payers.passed_over})
         raise DomainError(
             Reason.INSUFFICIENT_FUNDS,
             f"the accounts cover {bill.self_pay_fen - split.cash_fen} of {bill.self_pay_fen} fen and the caller "
-            "refused a cash part",
-            metadata={"shortfall_fen": str(split.cash_fen)},
+            "refused a cash part" + (f"; relatives passed over: {', '.join(why)}" if why else ""),
+            metadata={"shortfall_fen": str(split.cash_fen)} | ({"passed_over": ",".join(why)} if why else {}),
         )
     legs = []
     for number, leg in enumerate(split.legs, start=1):
