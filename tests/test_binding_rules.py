@@ -195,6 +195,22 @@ def test_a_binding_records_consent_channel_policy_and_regions(family):
     assert binding.share_all
 
 
+def test_a_consent_dated_after_the_binding_is_refused_and_one_a_moment_ahead_is_taken_as_now(family):
+    late = binding_request(family.grantor, family.child)
+    late.consent_time.FromDatetime(family.clock.now() + timedelta(days=365 * 50))
+    refusal = family.refusal(family.stub.CreateBinding, late)
+    assert (refusal.code, refusal.reason, refusal.fields) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "FIELD_INVALID",
+        ("consent_time",),
+    )
+    assert not family.stub.ListBindings(bapi.ListBindingsRequest(grantor_id_number=family.grantor.id_number)).bindings
+    ahead = binding_request(family.grantor, family.child)
+    ahead.consent_time.FromDatetime(family.clock.now() + timedelta(minutes=1))
+    binding = family.stub.CreateBinding(ahead).binding
+    assert binding.consent_time == binding.create_time
+
+
 def test_a_binding_acknowledging_a_notice_the_region_no_longer_shows_is_refused(family):
     """The grantor acknowledges the current notice (承诺书); a region that names its current
     versions refuses any other, and nothing is bound."""

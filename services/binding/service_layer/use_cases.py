@@ -221,6 +221,15 @@ def create_binding(
     now: datetime,
     request_id: str,
 ) -> Binding:
+    if consent_time > now + EVENT_CLOCK_ALLOWANCE:
+        # The notice is acknowledged before binding: a later acknowledgement is no consent to it.
+        raise DomainError(
+            Reason.FIELD_INVALID,
+            f"consent_time is after this service's clock (by more than {EVENT_CLOCK_ALLOWANCE.seconds} s)",
+            field="consent_time",
+        )
+    # A channel whose clock runs a little ahead sends "now" as a moment later: taken as now.
+    consent_time = min(consent_time, now)
     grantor_id, beneficiary_id = application.grantor.id_number, application.beneficiary.id_number
     # Locking the grantor serialises applications against the cap.
     people = uow.persons.lock_in_order([grantor_id, beneficiary_id])
