@@ -3,6 +3,7 @@ PostgreSQL, and `gongji migrate` can be run again without harm."""
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 
@@ -10,6 +11,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.engine import make_url
 
 from services.common.database import downgrade, migrate, normalise_url
 from shared.principals import BINDING_SERVICE
@@ -81,6 +83,7 @@ def test_a_database_a_newer_gongji_migrated_stops_migrate_and_serve_with_one_lin
         ("mysql://root:secret@127.0.0.1/gongji", "gongji runs on sqlite:///FILE or postgresql://"),
         ("not a url", "does not parse"),
         ("postgresql://postgres:secret@127.0.0.1:1/gongji", "Connection refused"),
+        ("postgresql://postgres@127.0.0.1:1/gongji?password=secret", "password=***"),
         ("sqlite:////no/such/directory/b.db", "unable to open database file"),
     ],
 )
@@ -93,6 +96,18 @@ def test_a_database_that_cannot_be_used_stops_migrate_and_serve_with_one_line_an
         assert "Traceback" not in result.stderr
         assert said in result.stderr
         assert "secret" not in result.stderr
+
+
+def test_the_migration_line_at_start_names_the_database_it_uses_but_not_its_password(databases, caplog):
+    url = make_url(databases.url("binding"))
+    if url.get_backend_name() == "postgresql":  # the test server trusts every local user
+        url = url.update_query_dict({"password": "secret"}).set(password="secret")
+    caplog.set_level(logging.INFO, logger="services.common.database")
+    migrate("binding", url.render_as_string(hide_password=False))
+    [line] = [record.getMessage() for record in caplog.records if record.name == "services.common.database"]
+    assert line.startswith(f"migrating binding database {url.drivername.split('+')[0]}")
+    assert url.database in line
+    assert "secret" not in line
 
 
 def test_settlements_from_before_one_step_was_recorded_are_told_apart_by_their_times(databases):

@@ -64,6 +64,16 @@ _DRIVERS = ("sqlite", "sqlite+pysqlite", "postgresql+psycopg")
 _URL_FORMS = "sqlite:///FILE or postgresql://USER@HOST:PORT/DATABASE"
 
 
+def shown_url(url: str | URL) -> str:
+    """The URL as a log line or an error may show it: the password hidden, whether it is given
+    before the host (postgresql://USER:PASSWORD@HOST) or as a libpq parameter (?password=)."""
+    parsed = make_url(url) if isinstance(url, str) else url
+    if "password" not in parsed.query:
+        return parsed.render_as_string(hide_password=True)
+    hidden = parsed.update_query_dict({"password": "***"}).render_as_string(hide_password=True)
+    return hidden.replace("password=%2A%2A%2A", "password=***")
+
+
 def _parsed_url(url: str) -> URL:
     """The URL with the psycopg 3 driver for postgresql:// (and postgres://); one of another kind
     is a DatabaseSettingError, so it stops the start with a line, not a driver's import error."""
@@ -74,9 +84,7 @@ def _parsed_url(url: str) -> URL:
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.drivername not in _DRIVERS:
-        raise DatabaseSettingError(
-            f"database URL {parsed.render_as_string(hide_password=True)}: gongji runs on {_URL_FORMS}"
-        )
+        raise DatabaseSettingError(f"database URL {shown_url(parsed)}: gongji runs on {_URL_FORMS}")
     return parsed
 
 
@@ -222,8 +230,8 @@ def migrate(service: str, url: str, revision: str = "head") -> None:
     """Brings a service's database to `revision`; safe to run on every start. A database that
     does not answer, or is at a revision this version does not know, is a DatabaseSettingError."""
     _parsed_url(url)
-    shown = make_url(url).render_as_string(hide_password=True)
-    log.info("migrating %s database to %s", service, revision)
+    shown = shown_url(url)
+    log.info("migrating %s database %s to %s", service, shown, revision)
     try:
         command.upgrade(alembic_config(service, url), revision)
     except CommandError as error:

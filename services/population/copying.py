@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 import psycopg
 from sqlalchemy.engine import make_url
 
+from services.common.database import shown_url
 from services.population.rows import TABLES
 from shared.policy import PolicyIndex, policy_from_dict
 
@@ -27,7 +28,7 @@ def conninfo(url: str, what: str) -> str:
     if backend != "postgresql":
         raise PopulationError(
             f"{what} is {backend}, not PostgreSQL: gongji populate loads with PostgreSQL's COPY and refuses to "
-            f"populate SQLite or any other database ({parsed.render_as_string(hide_password=True)})"
+            f"populate SQLite or any other database ({shown_url(parsed)})"
         )
     return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
 
