@@ -293,6 +293,38 @@ def test_a_payment_node_whose_binding_service_is_away_retries_its_watch_without_
     assert [record.getMessage() for record in caplog.records if record.name == "asyncio"] == []
 
 
+def test_a_database_probe_that_outlives_its_timeout_and_then_fails_writes_no_asyncio_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    """A database that stalls (a silent network cut) answers no probe within its 2 s; the driver's
+    own connect timeout fails the probe's thread later. That late failure is no ERROR of its own."""
+    import asyncio
+
+    from services.common.readiness import DatabaseProbe
+
+    class Stalling(DatabaseProbe):
+        def _select_one(self) -> None:
+            time.sleep(0.3)
+            raise OSError("connection timeout expired")
+
+    async def probe_twice() -> list[str]:
+        probe, failures = Stalling(f"sqlite:///{tmp_path / 'b.db'}"), []
+        for _ in range(2):
+            try:
+                await probe(0.05)
+            except TimeoutError as error:
+                failures.append(str(error))
+            await asyncio.sleep(0.5)
+        probe.dispose()
+        return failures
+
+    caplog.set_level(logging.WARNING)
+    failures = asyncio.run(probe_twice())
+    gc.collect()
+    assert len(failures) == 2 and "did not answer SELECT 1" in failures[0]
+    assert [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR] == []
+
+
 def test_payment_readiness_follows_its_postgresql_database_while_liveness_stays_serving(pki, tmp_path: Path):
     binding = binding_settings(pki, f"sqlite:///{tmp_path / 'binding.db'}")
     with private_postgres() as database, BackgroundServer(lambda: start_binding_server(binding)) as binding_server:

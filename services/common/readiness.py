@@ -50,6 +50,10 @@ class DatabaseProbe:
         # A probe thread stuck past its timeout is not doubled: the next probe waits on it.
         if self._running is None or self._running.done():
             self._running = asyncio.ensure_future(asyncio.to_thread(self._select_one))
+            # A probe that timed out leaves its thread's failure unread; unread, asyncio logs it as
+            # an ERROR with a traceback ("Task exception was never retrieved") at every probe of
+            # a database that stalls. The probe that timed out has said what went wrong already.
+            self._running.add_done_callback(_read_failure)
         # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses a cancel that meets the
         # probe finishing, and the readiness task then never stops (the server hung on stop).
         try:
@@ -60,6 +64,11 @@ class DatabaseProbe:
 
     def dispose(self) -> None:
         self._engine.dispose()
+
+
+def _read_failure(probe: asyncio.Future[None]) -> None:
+    if not probe.cancelled():
+        probe.exception()
 
 
 def health_probe(channel: grpc.aio.Channel, service: str) -> Probe:
