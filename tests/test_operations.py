@@ -22,10 +22,12 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy.engine import make_url
 
 from gongji.binding.v1 import binding_service_pb2 as bapi
 from gongji.binding.v1 import binding_service_pb2_grpc as binding_grpc
 from services.binding.app import BindingSettings, start_binding_server
+from services.common.database import migrate
 from services.common.hosting import BackgroundServer
 from services.common.logs import JsonFormatter, configure_logging
 from services.common.security.development_pki import DevelopmentPKI
@@ -35,8 +37,9 @@ from services.payment.app import PaymentSettings, start_payment_server
 from services.payment.verification import StandInVerifier
 from shared.principals import BINDING_SERVICE, institution, operator
 from tests.conftest import KNOWN_NODES, _free_port, payment_security
-from tests.helpers import binding_request, make_id_number, person, refusal_of
+from tests.helpers import binding_request, make_id_number, metric_total, person, refusal_of
 from tests.private_postgres import private_postgres
+from tests.tcp_proxy import TcpProxy
 
 OPERATOR = operator("000000", "ops")
 BINDING_NAME = "gongji.binding.v1.BindingService"
@@ -223,6 +226,43 @@ def test_a_call_while_the_database_is_away_is_unavailable_to_retry_with_one_warn
     assert "the database does not answer" in logged[1].getMessage()
     assert "DATABASE_UNAVAILABLE" in logged[2].getMessage()
     assert not any(record.levelno >= logging.ERROR for record in caplog.records)
+
+
+def test_a_call_whose_deadline_passes_while_the_database_stalls_is_logged_and_counted_as_deadline_exceeded(
+    databases, pki, caplog: pytest.LogCaptureFixture
+):
+    """A silent network cut to PostgreSQL: the caller gives up at its deadline, and the access line
+    and grpc_server_handled_total say DEADLINE_EXCEEDED (the error-ratio alert counts it), not OK."""
+    url = make_url(databases.url("binding"))
+    if url.get_backend_name() != "postgresql":
+        pytest.skip("a stalled network link is a PostgreSQL server's")
+    migrate("binding", url.render_as_string(hide_password=False))
+    caplog.set_level(logging.INFO, logger="gongji.rpc")
+    metrics = f"127.0.0.1:{_free_port()}"
+    with TcpProxy(f"{url.host}:{url.port or 5432}", lifetime=60) as proxy:
+        proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+        settings = replace(binding_settings(pki, proxied), metrics_address=metrics, migrate_on_start=False)
+        with BackgroundServer(lambda: start_binding_server(settings)) as server:
+            proxy.cut("drop")
+            with pki.channel(server.address, OPERATOR) as channel:
+                stub = binding_grpc.BindingServiceStub(channel)
+                with pytest.raises(grpc.RpcError) as given_up:
+                    stub.GetInsuredPerson(bapi.GetInsuredPersonRequest(id_number=make_id_number("320102")), timeout=1)
+            assert given_up.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            deadline = time.monotonic() + 10
+            while (
+                not [r for r in caplog.records if "GetInsuredPerson" in r.getMessage()] and time.monotonic() < deadline
+            ):
+                time.sleep(0.05)
+            proxy.restore()  # the scrape reads the database too
+            counted = metric_total(metrics, "grpc_server_handled_total", grpc_method="GetInsuredPerson")
+            timed_out = metric_total(
+                metrics, "grpc_server_handled_total", grpc_method="GetInsuredPerson", grpc_code="DEADLINE_EXCEEDED"
+            )
+    [line] = [record for record in caplog.records if "GetInsuredPerson" in record.getMessage()]
+    assert " DEADLINE_EXCEEDED principal=spiffe://gongji/operator/000000/ops " in line.getMessage()
+    assert line.status == "DEADLINE_EXCEEDED"  # type: ignore[attr-defined]
+    assert (counted, timed_out) == (1, 1)
 
 
 def test_binding_readiness_follows_its_sqlite_file_becoming_unreachable_and_back(pki, tmp_path: Path):

@@ -287,6 +287,7 @@ class CallGuard(grpc.aio.ServerInterceptor):
             self._started("unary", method)
             outcome, caller, running = "OK", None, None
             status: status_pb2.Status | None = None
+            cut_off: str | None = None  # the code of a call the caller gave up on while it ran
             token = set_current_caller(None)
             remaining = context.time_remaining()
             deadline = set_call_deadline(remaining)
@@ -316,7 +317,13 @@ class CallGuard(grpc.aio.ServerInterceptor):
                     grpc.StatusCode.UNIMPLEMENTED, "NOT_IMPLEMENTED", self._domain, f"{method} is not implemented yet"
                 )
                 outcome = "UNIMPLEMENTED"
-            except (grpc.aio.AbortError, asyncio.CancelledError):
+            except grpc.aio.AbortError:
+                raise
+            except asyncio.CancelledError:
+                # The caller's deadline passed or it cancelled while the work waited (on a database
+                # that stalls, say): no answer goes out, and neither the log nor the metrics call it OK.
+                remaining = context.time_remaining()
+                cut_off = outcome = "DEADLINE_EXCEEDED" if remaining is not None and remaining <= 0 else "CANCELLED"
                 raise
             except OperationalError as error:
                 if error.statement is None:  # no connection to be had: the database is away
@@ -358,9 +365,11 @@ class CallGuard(grpc.aio.ServerInterceptor):
                     self._calls.leave(running)
                 reset_current_caller(token)
                 reset_call_deadline(deadline)
-                logged = caller if caller is not None or status is None else self._gate.presented(context)
-                self._log(method, request, logged, outcome, started, *_answered(status, context))
-                self._handled("unary", method, status, context, started)
+                known = caller is not None or (status is None and cut_off is None)
+                logged = caller if known else self._gate.presented(context)
+                answered = (cut_off, "") if cut_off else _answered(status, context)
+                self._log(method, request, logged, outcome, started, *answered)
+                self._handled("unary", method, status, context, started, answered)
             await context.abort_with_status(
                 rpc_status.to_status(redact_status(caller.principal if caller else None, status))
             )
@@ -435,9 +444,10 @@ class CallGuard(grpc.aio.ServerInterceptor):
         status: status_pb2.Status | None,
         context: grpc.aio.ServicerContext,
         started: float,
+        answered: tuple[str, str] | None = None,
     ) -> None:
         if self._metrics is not None:
-            code, reason = _answered(status, context)
+            code, reason = answered or _answered(status, context)
             self._metrics.handled(grpc_type, method, code, reason or None, time.perf_counter() - started)
 
     @staticmethod
