@@ -265,6 +265,37 @@ def test_a_call_whose_deadline_passes_while_the_database_stalls_is_logged_and_co
     assert (counted, timed_out) == (1, 1)
 
 
+def test_a_database_that_accepts_the_connection_and_then_says_nothing_is_database_unavailable_in_seconds(
+    databases, pki
+):
+    """A silent network cut to PostgreSQL: a call that needs a new connection is refused UNAVAILABLE
+    DATABASE_UNAVAILABLE after the connect timeout, and the metrics still answer the scrape."""
+    url = make_url(databases.url("binding"))
+    if url.get_backend_name() != "postgresql":
+        pytest.skip("a stalled network link is a PostgreSQL server's")
+    migrate("binding", url.render_as_string(hide_password=False))
+    metrics = f"127.0.0.1:{_free_port()}"
+    with TcpProxy(f"{url.host}:{url.port or 5432}", lifetime=60) as proxy:
+        proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+        settings = replace(binding_settings(pki, proxied), metrics_address=metrics, migrate_on_start=False)
+        with BackgroundServer(lambda: start_binding_server(settings)) as server:
+            proxy.cut("drop")
+            started = time.monotonic()
+            with pki.channel(server.address, OPERATOR) as channel:
+                stub = binding_grpc.BindingServiceStub(channel)
+                with pytest.raises(grpc.RpcError) as refused:
+                    stub.GetInsuredPerson(bapi.GetInsuredPersonRequest(id_number=make_id_number("320102")), timeout=20)
+            took = time.monotonic() - started
+            scraped = metric_total(metrics, "gongji_database_scrape_success")
+            proxy.restore()
+    assert (refused.value.code(), refusal_of(refused.value).reason) == (
+        grpc.StatusCode.UNAVAILABLE,
+        "DATABASE_UNAVAILABLE",
+    )
+    assert took < 10
+    assert scraped == 0
+
+
 def test_binding_readiness_follows_its_sqlite_file_becoming_unreachable_and_back(pki, tmp_path: Path):
     directory = tmp_path / "data"
     directory.mkdir()

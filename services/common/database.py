@@ -30,6 +30,9 @@ READ_ONLY_OPTION = "gongji_read_only"
 # Execution option of a text statement that only writes (returns no rows): SQLAlchemy cannot tell
 # that from the text, and PostgreSQL's pipeline mode may send such a statement without waiting.
 WRITES_ONLY_OPTION = "gongji_writes_only"
+# How long a new PostgreSQL connection may take (libpq's connect_timeout, 2 at least) unless the URL
+# says; past it the call is DATABASE_UNAVAILABLE.
+CONNECT_TIMEOUT_SECONDS = 3
 # How long a SQLite writer waits for the database lock when the caller set no deadline.
 _SQLITE_BUSY_MS = 30_000
 
@@ -100,7 +103,12 @@ def create_database_engine(url: str, pool_size: int = 16) -> Engine:
     # No pool_pre_ping: the runner retries work whose connection proved dead instead.
     # hide_parameters: SQL errors and echo never show the values (ID numbers, names).
     # LIFO: the connection used last is lent next, with the statement_timeout it has already.
-    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_use_lifo=True, hide_parameters=True)
+    # connect_timeout: a server that accepts the connection and then says nothing (a silent network cut)
+    # would hold a worker thread, and the metrics scrape, until the network came back.
+    waits = {} if "connect_timeout" in make_url(url).query else {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+    engine = create_engine(
+        url, pool_size=pool_size, max_overflow=pool_size, pool_use_lifo=True, hide_parameters=True, connect_args=waits
+    )
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
