@@ -19,7 +19,7 @@ from typing import Any
 
 from services.common.database import default_database_url
 from services.common.limits import ServerLimits
-from services.common.logs import FORMATS, configure_logging, set_log_identity
+from services.common.logs import FORMATS, LOG_LEVELS, configure_logging, set_log_identity
 from services.common.security.access_policy import AccessPolicy, AccessPolicyError
 from services.common.security.transport import TlsFiles, Transport, TransportError
 from services.common.server import ServerSecurity, serve_until_signalled
@@ -170,7 +170,7 @@ def serve(args: argparse.Namespace) -> int:
                 siblings = Siblings(args.command_line, args.processes, args.metrics_address)
                 running.on_stopping.append(siblings.stop)
                 running.cleanups.insert(0, lambda: siblings.wait(args.grace))  # runs last
-        await serve_until_signalled(running, grace=args.grace)
+        await serve_until_signalled(running, grace=args.grace, drain_delay=args.drain_delay)
 
     try:
         asyncio.run(run())
@@ -184,7 +184,9 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def add_log_level_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
+    parser.add_argument(
+        "--log-level", type=str.upper, choices=LOG_LEVELS, default="INFO", help="DEBUG, INFO, WARNING or ERROR"
+    )
     parser.add_argument(
         "--log-format", choices=FORMATS, default="text", help="text for a terminal, json: one object per line"
     )
@@ -299,6 +301,12 @@ def add_serve_command(commands: argparse._SubParsersAction[Any]) -> None:
     )  # fmt: skip
     parser.add_argument(SIBLING_FLAG, dest="sibling", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--grace", type=_at_least(0), default=10.0, help="seconds in-flight calls get at shutdown")
+    parser.add_argument(
+        "--drain-delay", type=_at_least(0), default=0.0,
+        help="seconds the server still takes new calls after SIGTERM (binding and payment report readiness "
+        "NOT_SERVING meanwhile), so load balancers and Kubernetes endpoints take the process out before it "
+        "refuses them (default 0: at once)",
+    )  # fmt: skip
     parser.add_argument(
         "--workers", type=int, default=None,
         help=f"threads running use cases in each process, and its pooled database connections (default "

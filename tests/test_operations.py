@@ -496,3 +496,37 @@ def test_a_graceful_shutdown_turns_readiness_not_serving_first_then_lets_the_cal
             server.stop()
         else:
             stopping.join(60)
+
+
+def test_a_drain_delay_keeps_answering_new_calls_with_readiness_not_serving_then_closes_the_port(
+    pki, tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    """With `--drain-delay`, a stop turns readiness NOT_SERVING at once while the server still
+    takes new calls for that long (Kubernetes removes a terminating pod's endpoint while SIGTERM
+    arrives, and load balancers poll readiness), so nothing is refused before they take the
+    process out; then the port closes."""
+    caplog.set_level(logging.INFO, logger="services.common.server")
+    settings = binding_settings(pki, f"sqlite:///{tmp_path / 'binding.db'}")
+    server = BackgroundServer(lambda: start_binding_server(settings), grace=5, drain_delay=3.0).start()
+    address = server.address
+    wait_for_health(pki, address, BINDING_NAME, SERVING)
+    stopping = threading.Thread(target=server.stop, name="stopping")
+    began = time.monotonic()
+    stopping.start()
+    try:
+        wait_for_health(pki, address, BINDING_NAME, NOT_SERVING)
+        stub = ActingStub(binding_grpc.BindingServiceStub, address, pki, Roles())  # as a national operator
+        try:
+            insured = person(make_id_number(), "王建国")
+            answer = stub.UpsertInsuredPerson(
+                bapi.UpsertInsuredPersonRequest(request_id=str(uuid.uuid4()), insured_person=insured), timeout=10
+            )
+        finally:
+            stub.close()
+        assert answer.insured_person.admdvs == insured.admdvs, "a new call was answered during the delay"
+        assert stopping.is_alive()
+    finally:
+        stopping.join(60)
+    assert time.monotonic() - began >= 3.0
+    assert health_of(pki, address) is None  # closed: nothing answers on the port
+    assert any("still taking calls for 3.0s" in record.getMessage() for record in caplog.records)

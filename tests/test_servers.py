@@ -107,10 +107,19 @@ def test_gongji_serve_answers_health_checks_and_exits_cleanly_on_sigterm(service
         assert "SERVING" in health.stdout
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=15) == 0
-        assert "shutting down" in process.stderr.read()
+        said = process.stderr.read()
+        # An operator tells a finished drain from a killed process by its last line.
+        assert "shutting down" in said and re.search(r"stopped after \d+\.\d+s", said), said[-2000:]
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_a_log_level_gongji_does_not_know_stops_serve_with_the_levels_it_knows(tmp_path, pki):
+    command = [sys.executable, "-m", "services.cli", "--log-level", "bogus", "serve", "binding", "--insecure"]
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert finished.returncode == 2
+    assert "invalid choice: 'BOGUS'" in finished.stderr and "'DEBUG', 'INFO', 'WARNING', 'ERROR'" in finished.stderr
 
 
 def test_gongji_health_exits_non_zero_when_nothing_listens():

@@ -33,9 +33,12 @@ def _awaiting(coroutine: object) -> str:
 
 
 class BackgroundServer:
-    def __init__(self, start: Callable[[], Awaitable[RunningServer]], grace: float = 1.0) -> None:
+    def __init__(
+        self, start: Callable[[], Awaitable[RunningServer]], grace: float = 1.0, drain_delay: float = 0.0
+    ) -> None:
         self._start = start
         self._grace = grace
+        self._drain_delay = drain_delay
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, name="grpc-server", daemon=True)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -63,7 +66,7 @@ class BackgroundServer:
     def stop(self) -> None:
         if self._loop is not None and self._stop is not None and self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(self._grace + STUCK_AFTER)
+        self._thread.join(self._drain_delay + self._grace + STUCK_AFTER)
         if self._thread.is_alive():
             raise BackgroundServerStuck(f"the server did not stop within {STUCK_AFTER:.0f}s\n{self._stack()}")
 
@@ -108,4 +111,4 @@ class BackgroundServer:
             return
         self._ready.set()
         await self._stop.wait()
-        await self.running.stop(self._grace)
+        await self.running.stop(self._grace, self._drain_delay)

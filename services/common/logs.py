@@ -20,6 +20,7 @@ from shared.privacy import scrub
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 FORMATS = ("text", "json")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # Fields the call guard passes as `extra` on each access line; JSON writes them apart.
 ACCESS_FIELDS = ("method", "principal", "request_id", "status", "reason", "latency_ms")
 

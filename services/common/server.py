@@ -9,6 +9,7 @@ import gc
 import inspect
 import logging
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -100,10 +101,16 @@ class RunningServer:
     # Run once readiness is off, before in-flight calls drain: ends streams that would not end alone.
     on_stopping: list[Callable[[], object]] = field(default_factory=list)
 
-    async def stop(self, grace: float) -> None:
+    async def stop(self, grace: float, drain_delay: float = 0.0) -> None:
+        """Readiness off at once; new calls still taken for `drain_delay` seconds (while load
+        balancers that poll readiness take this process out), then no new ones, and the calls
+        in flight get `grace` seconds."""
         await self.health.enter_graceful_shutdown()
         for ending in self.on_stopping:
             ending()
+        if drain_delay > 0:
+            log.info("readiness is NOT_SERVING; still taking calls for %.1fs before the drain", drain_delay)
+            await asyncio.sleep(drain_delay)
         await self.server.stop(grace)
         for cleanup in reversed(self.cleanups):
             result = cleanup()
@@ -159,8 +166,8 @@ async def start_server(
     return RunningServer(server, port, health_servicer, names)
 
 
-async def serve_until_signalled(running: RunningServer, grace: float) -> None:
-    """Runs until SIGTERM or SIGINT, then shuts down gracefully."""
+async def serve_until_signalled(running: RunningServer, grace: float, drain_delay: float = 0.0) -> None:
+    """Runs until SIGTERM or SIGINT, then shuts down gracefully (see RunningServer.stop)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -171,4 +178,6 @@ async def serve_until_signalled(running: RunningServer, grace: float) -> None:
     gc.freeze()
     await stop.wait()
     log.info("shutting down; in-flight calls have %.0fs", grace)
-    await running.stop(grace)
+    began = time.monotonic()
+    await running.stop(grace, drain_delay)
+    log.info("stopped after %.1fs", time.monotonic() - began)

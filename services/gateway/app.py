@@ -68,8 +68,13 @@ class RunningGateway:
     dispose_engine: Callable[[], None]
     metrics: Metrics | None = None
 
-    async def stop(self, grace: float) -> None:
-        """Stops accepting, gives requests in flight `grace` seconds, then closes the channels and pool."""
+    async def stop(self, grace: float, drain_delay: float = 0.0) -> None:
+        """Takes new requests `drain_delay` seconds more (while load balancers take this process
+        out), then stops accepting, gives requests in flight `grace` seconds, then closes the
+        channels and pool."""
+        if drain_delay > 0:
+            log.info("still taking requests for %.1fs before the drain", drain_delay)
+            await asyncio.sleep(drain_delay)
         try:
             async with asyncio.timeout(grace):  # not wait_for, which may lose a cancel on 3.11
                 await self.runner.cleanup()
