@@ -463,6 +463,16 @@ def test_the_forwarded_client_cert_header_names_the_nearest_hops_uri():
     assert spiffe_id_of_forwarded("Hash=abc;URI=spiffe://gongji/institution/H1;URI=https://example.com") is None
 
 
+@pytest.mark.parametrize("separator", [";", ","])
+def test_a_uri_written_inside_a_quoted_subject_of_the_forwarded_header_names_nobody(separator):
+    """Envoy double-quotes a Subject holding ',', ';' or '=': its holder's own text, never a URI SAN."""
+    forged = f'Hash=abc;Subject="CN=x{separator}URI=spiffe://gongji/operator/000000/ops";DNS=example.com'
+    assert spiffe_id_of_forwarded(forged) is None
+    quoted = 'Hash=abc;Subject="CN=a \\"b\\", O=c;d";URI=spiffe://gongji/institution/H1'
+    assert spiffe_id_of_forwarded(quoted) == "spiffe://gongji/institution/H1"
+    assert spiffe_id_of_forwarded('Hash=abc;Subject="CN=open;URI=spiffe://gongji/institution/H1') is None
+
+
 @pytest.fixture
 def plaintext_binding(tmp_path):
     settings = BindingSettings(

@@ -139,14 +139,47 @@ def forwarded_client_cert(principal: Principal) -> str:
 def spiffe_id_of_forwarded(header: str) -> str | None:
     """The URI of the nearest hop of an x-forwarded-client-cert header (Envoy's format); None
     when the hop names none, or more than one (Envoy writes a URI pair per URI SAN, and an X.509
-    SVID carries exactly one)."""
-    nearest = header.split(",")[-1]
+    SVID carries exactly one), or the header is malformed.
+
+    A value holding ``,``, ``;`` or ``=`` is double-quoted (``\\"`` for a quote inside), as a
+    certificate's Subject often is: separators inside quotes split nothing, so a Subject the
+    certificate's holder chose (``CN=x;URI=spiffe://…``) is never read as a URI of its own."""
+    elements = _split_unquoted(header, ",")
+    if elements is None:
+        return None
+    pairs = _split_unquoted(elements[-1], ";") or []
     uris = []
-    for element in nearest.split(";"):
-        key, _, value = element.strip().partition("=")
+    for pair in pairs:
+        key, _, value = pair.strip().partition("=")
         if key.strip().upper() == "URI":
-            uris.append(value.strip().strip('"'))
+            uris.append(_unquoted(value.strip()))
     return (uris[0] or None) if len(uris) == 1 else None
+
+
+def _split_unquoted(text: str, separator: str) -> list[str] | None:
+    """The parts of `text` between separators outside double quotes; None when a quote is left open."""
+    parts: list[str] = []
+    start, quoted, escaped = 0, False, False
+    for index, character in enumerate(text):
+        if escaped:
+            escaped = False
+        elif quoted and character == "\\":
+            escaped = True
+        elif character == '"':
+            quoted = not quoted
+        elif character == separator and not quoted:
+            parts.append(text[start:index])
+            start = index + 1
+    if quoted:
+        return None
+    parts.append(text[start:])
+    return parts
+
+
+def _unquoted(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        return value[1:-1].replace('\\"', '"')
+    return value
 
 
 def _named(details: grpc.aio.ClientCallDetails, header: tuple[str, str]) -> grpc.aio.ClientCallDetails:
