@@ -336,6 +336,29 @@ def test_a_certificate_of_anyone_but_an_institution_is_401_and_get_is_405(gatewa
         assert json.loads(raised.value.read())["infcode"] == "-1"
 
 
+def test_behind_a_sidecar_a_forwarded_client_cert_header_sent_twice_names_no_institution():
+    """Two headers name two callers: the gateway refuses, as the gRPC services do, and does not
+    let whichever came first decide."""
+    from aiohttp.test_utils import make_mocked_request
+    from multidict import CIMultiDict
+
+    from services.gateway.entrypoints.authentication import NotAuthenticated, institution_of_request
+
+    now = datetime(2026, 3, 2, tzinfo=UTC)
+    once = CIMultiDict([("x-forwarded-client-cert", f"URI=spiffe://gongji/institution/{CODE}")])
+    request = make_mocked_request("POST", "/", headers=once)
+    assert institution_of_request(request, b"{}", secure=False, keys=None, now=now) == CODE
+    twice = CIMultiDict(
+        [
+            ("x-forwarded-client-cert", f"URI=spiffe://gongji/institution/{OTHER}"),
+            ("x-forwarded-client-cert", f"URI=spiffe://gongji/institution/{CODE}"),
+        ]
+    )
+    with pytest.raises(NotAuthenticated) as refused:
+        institution_of_request(make_mocked_request("POST", "/", headers=twice), b"{}", secure=False, keys=None, now=now)
+    assert refused.value.reason == "UNAUTHENTICATED_CALLER"
+
+
 def test_each_request_logs_one_line_without_personal_data(gateway, caplog):
     caplog.set_level(logging.INFO, logger="gongji.gateway")
     gateway.his.call("2207", settle_data(gateway.family, 100.00, 60.00))

@@ -54,7 +54,13 @@ def institution_of_request(
         if uris:
             return _institution_of(uris[0], "client certificate")
     else:
-        forwarded = request.headers.get(FORWARDED_CLIENT_CERT)
+        # Sent twice it names two callers; reading the first would let whatever sent it first decide.
+        forwarded_headers = request.headers.getall(FORWARDED_CLIENT_CERT, [])
+        if len(forwarded_headers) > 1:
+            raise NotAuthenticated(
+                UNAUTHENTICATED_CALLER, f"the {FORWARDED_CLIENT_CERT} header is sent {len(forwarded_headers)} times"
+            )
+        forwarded = forwarded_headers[0] if forwarded_headers else None
         uri = spiffe_id_of_forwarded(forwarded) if forwarded else None
         if uri:
             return _institution_of(uri, FORWARDED_CLIENT_CERT + " header")
