@@ -29,8 +29,11 @@ from shared.regions import NATIONAL, PROVINCES, is_province_wide, province_of
 TRUST_DOMAIN = "gongji"
 SPIFFE_PREFIX = f"spiffe://{TRUST_DOMAIN}/"
 
-# The front ends' names in their SPIFFE IDs; the provincial web site is WEB in the contracts.
-CHANNEL_OF_NAME: dict[str, Channel] = {channel.value: channel for channel in Channel} | {"PROVINCIAL_WEB": Channel.WEB}
+# The front ends' names in their SPIFFE IDs; the provincial web site is WEB in the contracts,
+# but only PROVINCIAL_WEB in an ID: one principal has one ID, the one its access lines name.
+CHANNEL_OF_NAME: dict[str, Channel] = {
+    ("PROVINCIAL_WEB" if channel is Channel.WEB else channel.value): channel for channel in Channel
+}
 
 _INSTITUTION_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
 _OPERATOR_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")

@@ -92,6 +92,7 @@ def test_the_gateway_is_one_principal_named_service_gateway():
         "spiffe://gongji/institution/",
         "spiffe://gongji/institution/H1/extra",
         "spiffe://gongji/channel/TELEGRAM",
+        "spiffe://gongji/channel/WEB",  # the provincial web site's ID says PROVINCIAL_WEB, and only that
         "spiffe://gongji/operator/990000/op",
         "spiffe://gongji/operator/32010/op",
         "spiffe://gongji/service/gateway-x",
