@@ -27,6 +27,12 @@ class CredentialType(StrEnum):
     FACE = "FACE"  # 刷脸
 
 
+def settlement_not_found(settlement_id: str, field: str = "settlement_id") -> DomainError:
+    """The refusal of a settlement id the caller may not act on: the same words whether no
+    settlement has the id or another institution's does, so settlement ids cannot be probed."""
+    return DomainError(Reason.SETTLEMENT_NOT_FOUND, f"no settlement {settlement_id}", field=field)
+
+
 def check_capturable(state: SettlementState, expire_time: datetime | None, now: datetime) -> None:
     """Refuses a capture unless the holds are in place and not expired."""
     if state is SettlementState.CAPTURED:

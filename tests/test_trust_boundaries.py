@@ -134,6 +134,31 @@ def test_a_hospital_settles_only_in_its_own_name(family):
     audit_is_exact(family.payment)
 
 
+def test_a_hospital_cannot_tell_another_hospitals_settlement_from_one_that_does_not_exist(family):
+    """Both are the same NOT_FOUND, word for word but the id it sent: settlement ids cannot be probed."""
+    settled, held = family.settle(1_000), family.authorize(2_000)
+    before = balances(family)
+    other = family.payment.as_principal(institution("H32010002"))
+    for call, request_of, theirs in (
+        (other.GetSettlement, lambda i: papi.GetSettlementRequest(settlement_id=i), settled.settlement_id),
+        (other.RefundSettlement, lambda i: papi.RefundSettlementRequest(request_id=request_id(), settlement_id=i),
+         settled.settlement_id),
+        (other.CaptureSettlement, lambda i: papi.CaptureSettlementRequest(request_id=request_id(), settlement_id=i),
+         held.settlement_id),
+        (other.ReleaseSettlement, lambda i: papi.ReleaseSettlementRequest(request_id=request_id(), settlement_id=i),
+         held.settlement_id),
+    ):  # fmt: skip
+        answers = []
+        for settlement_id in (theirs, str(uuid.uuid4())):
+            refused = refusal(call, request_of(settlement_id))
+            shown = refused.message.replace(settlement_id, "<id>")
+            answers.append((refused.code, refused.reason, shown, refused.metadata, refused.fields))
+        assert answers[0] == answers[1]
+        assert answers[0][:2] == (grpc.StatusCode.NOT_FOUND, "SETTLEMENT_NOT_FOUND")
+    assert balances(family) == before
+    audit_is_exact(family.payment)
+
+
 def test_crediting_money_needs_an_operator_of_the_region_and_a_bounded_amount(family):
     before = balances(family)
     credit = papi.CreditAccountRequest(

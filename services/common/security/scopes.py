@@ -24,6 +24,7 @@ from shared.bindings import Channel
 from shared.errors import DomainError, Reason
 from shared.principals import Principal, PrincipalKind
 from shared.regions import NATIONAL, is_province_wide, province_of
+from shared.settlements import settlement_not_found
 
 
 @dataclass(frozen=True)
@@ -178,7 +179,7 @@ async def own_settlement(asked: Asked, field: str) -> None:
     value = read_field(asked.request, field)
     owner = await asked.facts.settlement_owner(value) if value else None
     if owner is not None and owner.institution_code != asked.principal.institution_code:
-        raise DomainError(Reason.SETTLEMENT_NOT_FOUND, "no such settlement of this institution", field=field)
+        raise settlement_not_found(value, field)
 
 
 async def settlement_in_region(asked: Asked, field: str) -> None:

@@ -51,6 +51,7 @@ from shared.settlements import (
     check_own_card,
     check_refundable,
     check_releasable,
+    settlement_not_found,
 )
 
 
@@ -357,7 +358,7 @@ def _local(settlement: Settlement) -> list[SettlementLeg]:
 def get_settlement(uow: PaymentUnitOfWork, settlement_id: str, for_update: bool = False) -> Settlement:
     settlement = uow.settlements.get(settlement_id, for_update=for_update)
     if settlement is None:
-        raise DomainError(Reason.SETTLEMENT_NOT_FOUND, f"no settlement {settlement_id}", field="settlement_id")
+        raise settlement_not_found(settlement_id)
     return settlement
 
 
