@@ -151,6 +151,8 @@ def test_a_credit_opens_a_personal_account_only_on_the_node_of_the_region_the_re
         )  # fmt: skip
         assert "kept by payment node west" in elsewhere.message
         assert elsewhere.metadata["node"] == "west"
+        # Named as callers reach it; where the deployment runs it is its own business.
+        assert family.nodes.west.server.address not in elsewhere.message
     assert east.CheckLedger(papi.CheckLedgerRequest()).entry_count == entries_before
     assert credit(west, "").account.admdvs == LANZHOU
     assert family.balance(west, newcomer).balance_fen == 10_000

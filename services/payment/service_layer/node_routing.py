@@ -189,13 +189,16 @@ class NodeRouting:
         )
 
     def check_wallet_kept_here(self, admdvs: str) -> None:
-        """A wallet is kept by the node of its holder's province."""
+        """A wallet is kept by the node of its holder's province. The refusal names that node as the
+        routing file does, never its address: callers reach nodes by name, and addresses are the
+        deployment's own."""
         if not self._routing.is_local(admdvs):
             peer = self._routing.owner_of(admdvs)
             raise DomainError(
                 Reason.FIELD_INVALID,
-                f"wallets of province {admdvs[:2]} are kept by payment node {peer.name} at {peer.address}",
+                f"wallets of province {admdvs[:2]} are kept by payment node {peer.name}",
                 field="admdvs",
+                metadata={"node": peer.name},
             )
 
     def check_account_kept_here(self, admdvs: str) -> None:
@@ -205,7 +208,7 @@ class NodeRouting:
             raise DomainError(
                 Reason.FIELD_INVALID,
                 f"the person is insured in {admdvs}: personal accounts of province {admdvs[:2]} are kept by "
-                f"payment node {peer.name} at {peer.address}; credit there",
+                f"payment node {peer.name}; credit there",
                 field="admdvs",
                 metadata={"node": peer.name},
             )
