@@ -5,7 +5,10 @@ stopped by the database itself."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -14,6 +17,7 @@ from contextlib import contextmanager
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import create_engine, text
@@ -35,10 +39,13 @@ from services.common.limits import ServerLimits
 from services.common.runner import UseCaseRunner
 from services.common.security.callers import Caller
 from shared.errors import DomainError, Reason
-from shared.principals import institution
-from tests.conftest import running_payment
+from shared.principals import BINDING_SERVICE, institution
+from tests.conftest import running_binding, running_payment
 from tests.helpers import request_id
 from tests.payment_helpers import PaymentFamily
+from tests.test_servers import OPERATOR, _free_port, _wait_serving, health_of
+
+BINDING_NAME = "gongji.binding.v1.BindingService"
 
 
 def test_a_caller_with_too_many_calls_running_is_refused_until_one_ends():
@@ -266,3 +273,54 @@ def test_a_server_with_its_calls_all_in_flight_sheds_the_next_at_once_and_answer
         assert balances == [101_000, 102_000]
         assert family.payment.GetAccount(look, timeout=10).account.balance_fen == 102_000
         assert family.ledger().balanced
+
+
+# `gongji serve` in a process that may open at most 256 files (no preexec_fn: the test process has threads).
+SERVE_WITH_256_FILES = (
+    "import resource, runpy, sys; resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256)); "
+    "sys.argv[0] = 'gongji'; runpy.run_module('services.cli', run_name='__main__')"
+)
+
+
+def test_connections_that_never_handshake_leave_the_server_its_files_and_newcomers_are_refused_at_once(tmp_path, pki):
+    """Opening a TCP connection needs no certificate. Without a bound, a few hundred silent
+    connections took every file the process may open: its database could not be opened (readiness
+    NOT_SERVING) and a new caller hung until its deadline."""
+    address = f"127.0.0.1:{_free_port()}"
+    command = [sys.executable, "-c", SERVE_WITH_256_FILES, "serve", "binding", "--address", address,
+               "--database", f"sqlite:///{tmp_path}/b.db", "--readiness-interval", "0.1",
+               *pki.args(BINDING_SERVICE)]  # fmt: skip
+    log = (tmp_path / "server.log").open("w")
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
+    silent: list[socket.socket] = []
+    try:
+        _wait_serving(pki, address, process)
+        with pki.channel(address, OPERATOR) as connected:
+            health = health_pb2_grpc.HealthStub(connected)
+            health.Check(health_pb2.HealthCheckRequest(), timeout=5)  # connected before the flood
+            host, port = address.rsplit(":", 1)
+            silent = [socket.create_connection((host, int(port))) for _ in range(300)]
+            for _ in range(10):  # the database is checked every 0.1 s meanwhile
+                time.sleep(0.1)
+                checked = health.Check(health_pb2.HealthCheckRequest(service=BINDING_NAME), timeout=5)
+                assert checked.status == health_pb2.HealthCheckResponse.SERVING
+            with pki.channel(address, OPERATOR) as newcomer, pytest.raises(grpc.RpcError) as refused:
+                health_pb2_grpc.HealthStub(newcomer).Check(health_pb2.HealthCheckRequest(), timeout=10)
+            assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+        for connection in silent:
+            connection.close()
+        assert health_of(pki, address, BINDING_NAME) == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        for connection in silent:
+            connection.close()
+        process.terminate()
+        process.wait(timeout=20)
+        log.close()
+
+
+def test_a_connection_that_does_not_finish_its_handshake_is_closed(databases, clock, pki, roles):
+    with running_binding(databases, clock, pki, roles, limits=ServerLimits(handshake_timeout_ms=300)) as harness:
+        host, port = harness.server.address.rsplit(":", 1)
+        with socket.create_connection((host, int(port))) as silent:
+            silent.settimeout(10)
+            assert silent.recv(1) == b""  # closed by the server, long before the 10 s

@@ -9,6 +9,10 @@ calls are shed with RESOURCE_EXHAUSTED at once instead of queueing without end.
 - `streams_per_connection`: calls one connection may carry at once (gRPC refuses the rest,
   UNAVAILABLE), and `max_pending_calls`: calls gRPC holds until the service takes them
   (beyond it gRPC cancels new ones; it is set high, so that the service itself sheds);
+- `max_connections`: connections the server holds at once (by default three quarters of the
+  process's open-file limit, so a flood of connections leaves it the files its database needs;
+  beyond it a new connection is closed at once), and `handshake_timeout_ms`: how long a
+  connection may take to finish its TLS handshake before it is closed;
 - keepalive: clients may ping at most every `min_ping_interval_ms` without calls in flight
   (a ping flood gets the connection closed); idle connections close after
   `max_connection_idle_ms`, and every connection is renewed after `max_connection_age_ms`.
@@ -16,8 +20,14 @@ calls are shed with RESOURCE_EXHAUSTED at once instead of queueing without end.
 
 from __future__ import annotations
 
+import resource
 from dataclasses import dataclass
 from typing import Any
+
+
+def _open_file_limit() -> int:
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return soft if soft != resource.RLIM_INFINITY else 1 << 20
 
 
 @dataclass(frozen=True)
@@ -32,6 +42,11 @@ class ServerLimits:
     min_ping_interval_ms: int = 10_000
     max_connection_idle_ms: int = 15 * 60_000
     max_connection_age_ms: int = 60 * 60_000
+    max_connections: int = 0  # 0: three quarters of the process's open-file limit
+    handshake_timeout_ms: int = 10_000
+
+    def connections(self) -> int:
+        return self.max_connections or max(16, _open_file_limit() * 3 // 4)
 
     def grpc_options(self) -> list[tuple[str, Any]]:
         return [
@@ -47,4 +62,6 @@ class ServerLimits:
             ("grpc.max_connection_idle_ms", self.max_connection_idle_ms),
             ("grpc.max_connection_age_ms", self.max_connection_age_ms),
             ("grpc.max_connection_age_grace_ms", 30_000),
+            ("grpc.max_allowed_incoming_connections", self.connections()),
+            ("grpc.server_handshake_timeout_ms", self.handshake_timeout_ms),
         ]
