@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 
 import grpc
@@ -41,7 +41,7 @@ from services.common.security.callers import Caller
 from shared.errors import DomainError, Reason
 from shared.principals import BINDING_SERVICE, institution
 from tests.conftest import running_binding, running_payment
-from tests.helpers import request_id
+from tests.helpers import refusal_of, request_id
 from tests.payment_helpers import PaymentFamily
 from tests.test_servers import OPERATOR, _free_port, _wait_serving, health_of
 
@@ -272,6 +272,40 @@ def test_a_server_with_its_calls_all_in_flight_sheds_the_next_at_once_and_answer
                 stub.close()
         assert balances == [101_000, 102_000]
         assert family.payment.GetAccount(look, timeout=10).account.balance_fen == 102_000
+        assert family.ledger().balanced
+
+
+def test_calls_still_in_their_access_check_count_against_their_caller(databases, binding_service, backend):
+    """A call's scope check reads (the person's region) and waits for a worker like the work
+    itself. Counted only after it, one caller's calls filled the whole waiting room past
+    --calls-per-principal, and every other caller was shed SERVER_BUSY."""
+    limits = ServerLimits(calls_per_principal=2)
+    with running_payment(databases, binding_service, limits=limits, workers=1) as harness:
+        family = PaymentFamily(harness, father_fen=0)
+        mother = f"PERSONAL_ACCOUNT:{family.mother.id_number}"
+        stubs = [harness.fresh_stub() for _ in range(5)]
+        try:
+            with ThreadPoolExecutor(max_workers=5) as pool, holding_the_account(harness, backend, mother):
+                held = pool.submit(stubs[0].CreditAccount, _credit(family, 1_000, request_id()), timeout=30)
+                time.sleep(1)  # it holds the only worker, waiting for the account
+                assert not held.done()
+                more = [
+                    pool.submit(stub.CreditAccount, _credit(family, 1_000, request_id()), timeout=30)
+                    for stub in stubs[1:]
+                ]
+                waited_until = time.monotonic() + 10
+                while sum(call.done() for call in more) < 3 and time.monotonic() < waited_until:
+                    wait(more, timeout=0.1)
+                refused = [refusal_of(call.exception()).reason for call in more if call.done() and call.exception()]
+                assert refused == ["TOO_MANY_CALLS"] * 3, refused
+                assert not held.done()
+            balances = sorted(
+                call.result(timeout=30).account.balance_fen for call in [held, *more] if not call.exception(timeout=30)
+            )
+        finally:
+            for stub in stubs:
+                stub.close()
+        assert balances == [101_000, 102_000]
         assert family.ledger().balanced
 
 

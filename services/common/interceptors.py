@@ -29,7 +29,7 @@ from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from services.common.database import is_past_deadline
 from services.common.deadlines import reset_call_deadline, set_call_deadline
 from services.common.metrics import RpcMetrics
-from services.common.security.access_policy import AccessPolicy, denied
+from services.common.security.access_policy import AccessPolicy, Rule, denied
 from services.common.security.callers import (
     Caller,
     acting_for,
@@ -91,8 +91,10 @@ class Gate:
             return None
         return Caller(direct) if direct is not None else None
 
-    async def admit(self, method: str, request: Message | None, context: grpc.aio.ServicerContext) -> Caller | None:
-        """The caller, once the policy allows this call; a DomainError refusal otherwise."""
+    def identify(self, method: str, context: grpc.aio.ServicerContext) -> tuple[Caller | None, Rule]:
+        """The caller and the policy's rule that lets it call `method`; a DomainError refusal
+        otherwise. Quick, with no reads: the call counts against its caller before `check_scopes`,
+        whose reads wait for a worker thread like the call's own work."""
         direct = direct_principal(context, self.secure)
         if direct is not None and direct.kind is PrincipalKind.PAYMENT_NODE and not self.nodes.accepts(direct.node):
             raise DomainError(
@@ -120,9 +122,12 @@ class Gate:
         rule = self.policy.rule_for(method, principal)
         if rule is None:
             raise denied(principal, method)
-        if rule.scopes and principal is not None and request is not None:
-            await rule.check(Asked(principal, request, self.facts, self.nodes))
-        return caller
+        return caller, rule
+
+    async def check_scopes(self, rule: Rule, caller: Caller | None, request: Message | None) -> None:
+        """A DomainError refusal unless the request lies within the scopes `rule` gives the caller."""
+        if rule.scopes and caller is not None and request is not None:
+            await rule.check(Asked(caller.principal, request, self.facts, self.nodes))
 
 
 @dataclass(frozen=True)
@@ -300,8 +305,10 @@ class CallGuard(grpc.aio.ServerInterceptor):
                         Reason.MALFORMED_REQUEST,
                         f"the request is not a well-formed {method.rsplit('/', 1)[-1]}Request ({request.problem})",
                     )
-                caller = await self._gate.admit(method, request, context)
-                running = self._calls.enter(caller)
+                identified, rule = self._gate.identify(method, context)
+                running = self._calls.enter(identified)  # before the scope check's reads
+                await self._gate.check_scopes(rule, identified, request)
+                caller = identified
                 set_current_caller(caller)
                 result = behavior(request, context)
                 result = await result if inspect.isawaitable(result) else result
@@ -386,8 +393,13 @@ class CallGuard(grpc.aio.ServerInterceptor):
             try:
                 if isinstance(request, _Malformed):
                     raise DomainError(Reason.MALFORMED_REQUEST, f"the request is not well-formed ({request.problem})")
-                caller = await self._gate.admit(method, request if request_is_message else None, context)
-                slot = self._streams.enter(caller)
+                caller, rule = self._gate.identify(method, context)
+                slot = self._streams.enter(caller)  # before the scope check's reads
+                try:
+                    await self._gate.check_scopes(rule, caller, request if request_is_message else None)
+                except BaseException:
+                    self._streams.leave(slot)
+                    raise
             except DomainError as error:
                 refusal = status_of(error, self._domain)
                 presented = self._gate.presented(context)
