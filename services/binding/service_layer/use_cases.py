@@ -175,6 +175,19 @@ def update_contact_info(
     return confirmed
 
 
+def _not_ahead(moment: datetime, now: datetime, field: str) -> datetime:
+    """A time a caller says something happened: refused when after this service's clock by more
+    than EVENT_CLOCK_ALLOWANCE; a little ahead (a caller's clock running fast sends "now" as a
+    moment later) is taken as now."""
+    if moment > now + EVENT_CLOCK_ALLOWANCE:
+        raise DomainError(
+            Reason.FIELD_INVALID,
+            f"{field} is after this service's clock (by more than {EVENT_CLOCK_ALLOWANCE.seconds} s)",
+            field=field,
+        )
+    return min(moment, now)
+
+
 def report_life_event(
     uow: BindingUnitOfWork,
     id_number: str,
@@ -184,15 +197,8 @@ def report_life_event(
     now: datetime,
     request_id: str,
 ) -> tuple[InsuredPerson, Changes]:
-    if event_time > now + EVENT_CLOCK_ALLOWANCE:
-        # A contact change dated ahead would push its days to confirm into the future too.
-        raise DomainError(
-            Reason.FIELD_INVALID,
-            f"event_time is after this service's clock (by more than {EVENT_CLOCK_ALLOWANCE.seconds} s)",
-            field="event_time",
-        )
-    # A reporter whose clock runs a little ahead sends "now" as a moment later: taken as now.
-    event_time = min(event_time, now)
+    # A contact change dated ahead would push its days to confirm into the future too.
+    event_time = _not_ahead(event_time, now, "event_time")
     person = uow.persons.get(id_number, for_update=True)
     if person is None:
         raise DomainError(Reason.PERSON_NOT_FOUND, f"no insured person {id_number}", field="id_number")
@@ -221,15 +227,8 @@ def create_binding(
     now: datetime,
     request_id: str,
 ) -> Binding:
-    if consent_time > now + EVENT_CLOCK_ALLOWANCE:
-        # The notice is acknowledged before binding: a later acknowledgement is no consent to it.
-        raise DomainError(
-            Reason.FIELD_INVALID,
-            f"consent_time is after this service's clock (by more than {EVENT_CLOCK_ALLOWANCE.seconds} s)",
-            field="consent_time",
-        )
-    # A channel whose clock runs a little ahead sends "now" as a moment later: taken as now.
-    consent_time = min(consent_time, now)
+    # The notice is acknowledged before binding: a later acknowledgement is no consent to it.
+    consent_time = _not_ahead(consent_time, now, "consent_time")
     grantor_id, beneficiary_id = application.grantor.id_number, application.beneficiary.id_number
     # Locking the grantor serialises applications against the cap.
     people = uow.persons.lock_in_order([grantor_id, beneficiary_id])
