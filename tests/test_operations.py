@@ -4,6 +4,7 @@ the database and, for payment, the binding service."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import io
 import json
@@ -17,6 +18,7 @@ from collections.abc import Iterator
 from concurrent import futures
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -228,37 +230,43 @@ def test_a_call_while_the_database_is_away_is_unavailable_to_retry_with_one_warn
     assert not any(record.levelno >= logging.ERROR for record in caplog.records)
 
 
+@contextlib.contextmanager
+def binding_behind_a_proxy(databases: Any, pki: DevelopmentPKI, metrics: str) -> Iterator[tuple[TcpProxy, Any]]:
+    """The binding service on PostgreSQL through a TCP proxy the test can cut; a SQLite run skips
+    (a stalled network link is a PostgreSQL server's)."""
+    url = make_url(databases.url("binding"))
+    if url.get_backend_name() != "postgresql":
+        pytest.skip("a stalled network link is a PostgreSQL server's")
+    migrate("binding", url.render_as_string(hide_password=False))
+    with TcpProxy(f"{url.host}:{url.port or 5432}", lifetime=60) as proxy:
+        proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+        settings = replace(binding_settings(pki, proxied), metrics_address=metrics, migrate_on_start=False)
+        with BackgroundServer(lambda: start_binding_server(settings)) as server:
+            yield proxy, server
+
+
 def test_a_call_whose_deadline_passes_while_the_database_stalls_is_logged_and_counted_as_deadline_exceeded(
     databases, pki, caplog: pytest.LogCaptureFixture
 ):
     """A silent network cut to PostgreSQL: the caller gives up at its deadline, and the access line
     and grpc_server_handled_total say DEADLINE_EXCEEDED (the error-ratio alert counts it), not OK."""
-    url = make_url(databases.url("binding"))
-    if url.get_backend_name() != "postgresql":
-        pytest.skip("a stalled network link is a PostgreSQL server's")
-    migrate("binding", url.render_as_string(hide_password=False))
     caplog.set_level(logging.INFO, logger="gongji.rpc")
     metrics = f"127.0.0.1:{_free_port()}"
-    with TcpProxy(f"{url.host}:{url.port or 5432}", lifetime=60) as proxy:
-        proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-        settings = replace(binding_settings(pki, proxied), metrics_address=metrics, migrate_on_start=False)
-        with BackgroundServer(lambda: start_binding_server(settings)) as server:
-            proxy.cut("drop")
-            with pki.channel(server.address, OPERATOR) as channel:
-                stub = binding_grpc.BindingServiceStub(channel)
-                with pytest.raises(grpc.RpcError) as given_up:
-                    stub.GetInsuredPerson(bapi.GetInsuredPersonRequest(id_number=make_id_number("320102")), timeout=1)
-            assert given_up.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-            deadline = time.monotonic() + 10
-            while (
-                not [r for r in caplog.records if "GetInsuredPerson" in r.getMessage()] and time.monotonic() < deadline
-            ):
-                time.sleep(0.05)
-            proxy.restore()  # the scrape reads the database too
-            counted = metric_total(metrics, "grpc_server_handled_total", grpc_method="GetInsuredPerson")
-            timed_out = metric_total(
-                metrics, "grpc_server_handled_total", grpc_method="GetInsuredPerson", grpc_code="DEADLINE_EXCEEDED"
-            )
+    with binding_behind_a_proxy(databases, pki, metrics) as (proxy, server):
+        proxy.cut("drop")
+        with pki.channel(server.address, OPERATOR) as channel:
+            stub = binding_grpc.BindingServiceStub(channel)
+            with pytest.raises(grpc.RpcError) as given_up:
+                stub.GetInsuredPerson(bapi.GetInsuredPersonRequest(id_number=make_id_number("320102")), timeout=1)
+        assert given_up.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        deadline = time.monotonic() + 10
+        while not [r for r in caplog.records if "GetInsuredPerson" in r.getMessage()] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proxy.restore()  # the scrape reads the database too
+        counted = metric_total(metrics, "grpc_server_handled_total", grpc_method="GetInsuredPerson")
+        timed_out = metric_total(
+            metrics, "grpc_server_handled_total", grpc_method="GetInsuredPerson", grpc_code="DEADLINE_EXCEEDED"
+        )
     [line] = [record for record in caplog.records if "GetInsuredPerson" in record.getMessage()]
     assert " DEADLINE_EXCEEDED principal=spiffe://gongji/operator/000000/ops " in line.getMessage()
     assert line.status == "DEADLINE_EXCEEDED"  # type: ignore[attr-defined]
@@ -270,24 +278,17 @@ def test_a_database_that_accepts_the_connection_and_then_says_nothing_is_databas
 ):
     """A silent network cut to PostgreSQL: a call that needs a new connection is refused UNAVAILABLE
     DATABASE_UNAVAILABLE after the connect timeout, and the metrics still answer the scrape."""
-    url = make_url(databases.url("binding"))
-    if url.get_backend_name() != "postgresql":
-        pytest.skip("a stalled network link is a PostgreSQL server's")
-    migrate("binding", url.render_as_string(hide_password=False))
     metrics = f"127.0.0.1:{_free_port()}"
-    with TcpProxy(f"{url.host}:{url.port or 5432}", lifetime=60) as proxy:
-        proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-        settings = replace(binding_settings(pki, proxied), metrics_address=metrics, migrate_on_start=False)
-        with BackgroundServer(lambda: start_binding_server(settings)) as server:
-            proxy.cut("drop")
-            started = time.monotonic()
-            with pki.channel(server.address, OPERATOR) as channel:
-                stub = binding_grpc.BindingServiceStub(channel)
-                with pytest.raises(grpc.RpcError) as refused:
-                    stub.GetInsuredPerson(bapi.GetInsuredPersonRequest(id_number=make_id_number("320102")), timeout=20)
-            took = time.monotonic() - started
-            scraped = metric_total(metrics, "gongji_database_scrape_success")
-            proxy.restore()
+    with binding_behind_a_proxy(databases, pki, metrics) as (proxy, server):
+        proxy.cut("drop")
+        started = time.monotonic()
+        with pki.channel(server.address, OPERATOR) as channel:
+            stub = binding_grpc.BindingServiceStub(channel)
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.GetInsuredPerson(bapi.GetInsuredPersonRequest(id_number=make_id_number("320102")), timeout=20)
+        took = time.monotonic() - started
+        scraped = metric_total(metrics, "gongji_database_scrape_success")
+        proxy.restore()
     assert (refused.value.code(), refusal_of(refused.value).reason) == (
         grpc.StatusCode.UNAVAILABLE,
         "DATABASE_UNAVAILABLE",
