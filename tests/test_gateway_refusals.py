@@ -155,6 +155,17 @@ def test_a_body_that_is_not_the_envelope_is_400_and_a_wrong_path_404(gateway):
     assert status == 413, answer
 
 
+def test_an_amount_whose_exponent_no_decimal_holds_is_400_not_an_internal_error_and_moves_no_money(gateway):
+    his = gateway.his
+    body = his.envelope("2207", settle_data(gateway.family, 100.00, 60.00))
+    hostile = body.replace(b'"psn_part_amt": 60.0', b'"psn_part_amt": 1e99999999999999999999')
+    assert hostile != body
+    status, answer = his.post(hostile)
+    assert status == 400, answer
+    assert json.loads(answer)["err_msg"].startswith("[NOT_AN_ENVELOPE]")
+    assert gateway.balances() == UNTOUCHED
+
+
 def test_an_envelope_sent_as_gzip_that_is_not_gzip_is_400_in_json_and_moves_no_money(gateway):
     """aiohttp inflates the body as it reads it; one that does not inflate is the sender's mistake."""
     his = gateway.his

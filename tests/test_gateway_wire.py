@@ -306,8 +306,22 @@ def test_a_msgid_of_another_shape_is_refused_as_invalid_msgid(msgid, problem):
         b'{"infno": "2207", "input": {"data": {"medfee_sumamt": Infinity}}}',
         b"[" * 100_000 + b"]" * 100_000,
         b'{"infno": "2207", "n": ' + b"9" * 5000 + b"}",
+        b'{"infno": "2207", "input": {"data": {"psn_part_amt": 1e99999999999999999999}}}',
+        b'{"infno": "2207", "input": {"data": {"psn_part_amt": 1e-99999999999999999999}}}',
     ],
-    ids=["empty", "form", "single-quotes", "truncated", "not-utf8", "nan", "infinity", "deep", "huge-int"],
+    ids=[
+        "empty",
+        "form",
+        "single-quotes",
+        "truncated",
+        "not-utf8",
+        "nan",
+        "infinity",
+        "deep",
+        "huge-int",
+        "huge-exponent",
+        "huge-negative-exponent",
+    ],
 )
 def test_a_body_that_is_not_json_is_not_an_envelope(body):
     with pytest.raises(NotAnEnvelope, match=r"not JSON|not UTF-8"):

@@ -114,7 +114,8 @@ def parse_envelope(body: bytes) -> Envelope:
 
     JSON is read exactly: decimals as ``Decimal``, integers as ``int``. NotAnEnvelope when the
     body is not UTF-8 JSON (NaN and Infinity are not JSON), not an object, or has no string
-    ``infno``. EnvelopeRefused when: ``infno`` is not four digits; ``fixmedins_code`` is missing
+    ``infno``, or holds a number too large to read (more than 4300 digits, an exponent beyond
+    Decimal's range). EnvelopeRefused when: ``infno`` is not four digits; ``fixmedins_code`` is missing
     or not 12 letters and digits; ``msgid`` is not that code + a real ``yyyyMMddHHmmss`` + four
     digits; ``inf_time`` is not a real ``yyyy-MM-dd HH:mm:ss``; a field is not text or too long;
     ``input`` is not an object; a key appears twice in one object; text holds a lone surrogate;
@@ -374,6 +375,8 @@ def _read_json(body: bytes, duplicates: list[str]) -> Any:
         raise NotAnEnvelope(f"the body is not JSON: {error.msg} (line {error.lineno} column {error.colno})") from None
     except RecursionError:
         raise NotAnEnvelope("the body is not JSON this gateway reads: nested too deeply") from None
+    except InvalidOperation:  # a number whose exponent Decimal cannot hold, such as 1e99999999999999999999
+        raise NotAnEnvelope("the body is not JSON this gateway reads: a number's exponent is out of range") from None
     except ValueError as error:  # an integer of more digits than Python converts
         if isinstance(error, NotAnEnvelope):
             raise
