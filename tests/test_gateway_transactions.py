@@ -121,6 +121,21 @@ def test_the_gateway_counts_requests_and_relayed_settlements_for_prometheus(data
     assert family.child.id_number not in scraped
 
 
+def test_transaction_codes_the_gateway_does_not_serve_share_one_metrics_label(databases, payment_service):
+    family = PaymentFamily(payment_service)
+    url = databases.url("gateway")
+    with running_gateway(payment_service, url, metrics_address="127.0.0.1:0") as (server, settings):
+        gateway = Gateway(server, payment_service.binding.pki, payment_service.binding.clock, family, settings)
+        for infno in ("1234", "8888", "0000"):
+            answer = gateway.his.call(infno, {})
+            assert answer["err_msg"].startswith("[UNKNOWN_TRANSACTION]"), answer
+        port = server.running.metrics.port
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+            scraped = answer.read().decode()
+    assert 'gongji_gateway_requests_total{infno="",outcome="-1",reason="UNKNOWN_TRANSACTION"} 3.0' in scraped
+    assert not any(f'infno="{infno}"' in scraped for infno in ("1234", "8888", "0000"))
+
+
 def a_child_whose_id_number_ends_in_x(family: PaymentFamily) -> str:
     """A resident child bound to the mother, whose ID number's check character is X."""
     id_number = next(n for n in (make_id_number("320102", "20100101", s) for s in range(100)) if n.endswith("X"))

@@ -110,7 +110,7 @@ async def start_gateway(settings: GatewaySettings) -> RunningGateway:
     transactions = Transactions(gongji, store, settings.clock, settings.account_pay, settings.inpatient_hold_days)
     endpoint = Endpoint(
         transactions, store, settings.clock, settings.transport.secure, settings.access_keys,
-        RequestMetrics(metrics.registry) if metrics else None,
+        RequestMetrics(metrics.registry, transactions.served) if metrics else None,
     )  # fmt: skip
     runner = web.AppRunner(make_app(endpoint, settings.max_body_bytes), access_log=None, handle_signals=False)
     await runner.setup()

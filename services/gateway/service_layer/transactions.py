@@ -140,6 +140,11 @@ class Transactions:
             "3201": self.reconcile,
         }  # fmt: skip
 
+    @property
+    def served(self) -> frozenset[str]:
+        """The infnos this gateway serves."""
+        return frozenset(self._handlers)
+
     async def run(self, envelope: Envelope) -> Answer:
         """The transaction's output and warning; Refused for an answer with infcode -1."""
         handler = self._handlers.get(envelope.infno)
