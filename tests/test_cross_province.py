@@ -23,6 +23,7 @@ from services.payment.service_layer import settlements
 from services.payment.verification import stand_in_token
 from shared.ledger import CHINA_STANDARD_TIME
 from shared.privacy import mask_id_number
+from tests.conftest import running_two_nodes
 from tests.helpers import binding_request, make_id_number, person, refusal_of, request_id
 from tests.test_binding_rules import put_policy
 from tests.test_payment_concurrency import TIMEOUT, race
@@ -753,3 +754,38 @@ def test_a_cross_node_settlement_cut_off_while_it_is_written_leaves_no_hold_and_
 ):
     father = cut_off_then_retried(CrossFamily(two_nodes))
     assert (father.balance_fen, father.held_fen) == (80_000, 0)
+
+
+class _ClockAhead:
+    """Another clock's time moved by an offset that a test may change."""
+
+    def __init__(self, base, offset: timedelta) -> None:
+        self.base, self.offset = base, offset
+
+    def now(self) -> datetime:
+        return self.base.now() + self.offset
+
+
+def test_a_bill_the_other_node_refuses_for_this_nodes_clock_is_unavailable_and_settles_on_retry_once_clocks_agree(
+    databases, binding_service, tmp_path
+):
+    west_clock = _ClockAhead(binding_service.clock, timedelta(hours=2))  # west sees east's holds expired already
+    with running_two_nodes(
+        databases, binding_service, tmp_path, lambda name: {"clock": west_clock} if name == "west" else {}
+    ) as nodes:
+        family = CrossFamily(nodes)
+        east, west = nodes.east.stub, nodes.west.stub
+        request = papi.SettleRequest(request_id=request_id(), bill=family.bill(30_000))
+        with pytest.raises(grpc.RpcError) as raised:
+            east.Settle(request, timeout=30)
+        refusal = refusal_of(raised.value)
+        assert (refusal.code, refusal.reason) == (grpc.StatusCode.UNAVAILABLE, "PROVINCE_UNREACHABLE")
+        mother, father = family.balance(east, family.mother), family.balance(west, family.father)
+        assert (mother.balance_fen, mother.held_fen, father.balance_fen, father.held_fen) == (10_000, 0, 100_000, 0)
+
+        west_clock.offset = timedelta(0)
+        settlement = east.Settle(request, timeout=30).settlement
+        assert [(leg.payer_admdvs, leg.amount_fen) for leg in settlement.legs] == [(NANJING, 10_000), (LANZHOU, 20_000)]
+        assert east.Settle(request, timeout=30).settlement == settlement
+        assert family.balance(west, family.father).balance_fen == 80_000
+        family.assert_books_close()

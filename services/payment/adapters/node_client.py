@@ -108,9 +108,20 @@ class GrpcNodeClient:
                 not in (
                     grpc.StatusCode.UNAVAILABLE,
                     grpc.StatusCode.DEADLINE_EXCEEDED,
+                    # This node wrote the request, so the peer found fault with this node (its clock,
+                    # its version), not with the caller's input: not to be stored under the caller's
+                    # request_id as the caller's own bad field, nor answered as one.
+                    grpc.StatusCode.INVALID_ARGUMENT,
                 )
             ):
                 raise DomainError(Reason(info.reason), f"node {peer.name}: {error.details()}") from None
+            if error.code() is grpc.StatusCode.INVALID_ARGUMENT:
+                why = info.reason if info else "INVALID_ARGUMENT"
+                raise DomainError(
+                    Reason.PROVINCE_UNREACHABLE,
+                    f"payment node {peer.name} refused this node's {method}: {why}",
+                    metadata={"node": peer.name},
+                ) from None
             raise DomainError(
                 Reason.PROVINCE_UNREACHABLE,
                 f"payment node {peer.name} ({', '.join(sorted(peer.provinces))}) did not answer: {error.code().name}",
