@@ -43,6 +43,10 @@ OUTCOMES = {
 }
 
 
+# Refusals naming a field malformed: of a node-to-node request, a field this node wrote.
+_FIELDS_THIS_NODE_WROTE = frozenset({"FIELD_INVALID", "FIELD_REQUIRED", "MALFORMED_REQUEST"})
+
+
 class GrpcNodeClient:
     def __init__(
         self,
@@ -101,18 +105,16 @@ class GrpcNodeClient:
         except grpc.aio.AioRpcError as error:
             status = rpc_status.from_call(error)  # type: ignore[arg-type]
             info = error_info_of(status) if status else None
+            # A field of this node's own request found malformed (its clock, its version): the
+            # peer found fault with this node, not with the caller's input, so it is neither stored
+            # under the caller's request_id nor answered as the caller's bad field. A refusal of the
+            # bill's own numbers (AMOUNT_LIMIT_EXCEEDED, say) is still the peer's answer to pass on.
+            this_nodes_fault = info is None or info.reason in _FIELDS_THIS_NODE_WROTE
             if (
                 info is not None
                 and info.reason in Reason.__members__
-                and error.code()
-                not in (
-                    grpc.StatusCode.UNAVAILABLE,
-                    grpc.StatusCode.DEADLINE_EXCEEDED,
-                    # This node wrote the request, so the peer found fault with this node (its clock,
-                    # its version), not with the caller's input: not to be stored under the caller's
-                    # request_id as the caller's own bad field, nor answered as one.
-                    grpc.StatusCode.INVALID_ARGUMENT,
-                )
+                and error.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+                and not (error.code() is grpc.StatusCode.INVALID_ARGUMENT and this_nodes_fault)
             ):
                 raise DomainError(Reason(info.reason), f"node {peer.name}: {error.details()}") from None
             if error.code() is grpc.StatusCode.INVALID_ARGUMENT:
