@@ -78,6 +78,12 @@ def required_id(value: str, field: str) -> str:
     PostgreSQL would refuse to compare); any other value is looked up as given."""
     if not value:
         raise DomainError(Reason.FIELD_REQUIRED, f"{field} is required", field=field)
+    return printable(value, field)
+
+
+def printable(value: str, field: str) -> str:
+    """A key or id whose every character is printable (str.isprintable): no control or invisible
+    character; FIELD_INVALID naming the field otherwise."""
     if not value.isprintable():
         raise DomainError(
             Reason.FIELD_INVALID,

@@ -30,6 +30,7 @@ from sqlalchemy import (
     update,
 )
 
+from services.common.converters import printable
 from services.common.database import conflict_aware_insert
 from services.common.types import UtcDateTime
 from services.common.write_batch import WriteBatch, updating
@@ -78,13 +79,7 @@ def check_printable_key(value: str, field: str) -> str:
     alike in the access log and in a caller's own records, no line separator, nothing unassigned.
     A space within the key is printable; other spaces (U+3000, U+00A0) are not."""
     check_unpadded_key(value, field)
-    if not value.isprintable():
-        raise DomainError(
-            Reason.FIELD_INVALID,
-            f"{field} contains a character that is not printable (a control or invisible character)",
-            field=field,
-        )
-    return value
+    return printable(value, field)
 
 
 def check_unpadded_key(value: str, field: str) -> str:
