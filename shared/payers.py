@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from shared.bindings import Binding, BindingState
@@ -13,6 +13,12 @@ from shared.errors import DomainError, Reason
 from shared.persons import InsuredPerson
 from shared.policy import RegionPolicy, UseCategory
 from shared.relationships import Relationship
+
+# How far two services' clocks may differ. A binding made up to this long after the moment a
+# payment node asks about counts as made: else a node whose clock runs behind the binding
+# service's would pass over a binding made a moment ago, and its patient pay in cash. (A caller's
+# time of an event may lie as far ahead of the binding service's clock.)
+CLOCK_ALLOWANCE = timedelta(minutes=5)
 
 
 class PayerMode(StrEnum):
@@ -136,7 +142,7 @@ def resolve_payers(
     excluded: list[ExcludedPayer] = []
     grantor_of = {binding.binding_id: grantor for binding, grantor in candidates}
     for binding in in_payer_order([binding for binding, _ in candidates], order):
-        if binding.create_time > now:
+        if not made_by(binding, now):
             continue  # asked about a time before the binding was made: it did not exist yet
         grantor = grantor_of[binding.binding_id]
         policy = policy_of(grantor.admdvs)
@@ -169,19 +175,26 @@ def resolve_payers(
     )
 
 
+def made_by(binding: Binding, moment: datetime) -> bool:
+    """Whether the binding existed at `moment`, as read by a clock up to CLOCK_ALLOWANCE behind."""
+    return binding.create_time <= moment + CLOCK_ALLOWANCE
+
+
 def resolution_valid_until(
     beneficiary: InsuredPerson,
-    grantors: Sequence[InsuredPerson],
+    candidates: Sequence[tuple[Binding, InsuredPerson]],
     policy_of: Callable[[str], RegionPolicy],
     next_policy_change: datetime | None,
     at: datetime,
 ) -> datetime | None:
     """The first instant after `at` at which the same question could get another answer with
-    nothing changed by a call: a contact change of the beneficiary or a grantor falls overdue
-    (after its region's grace days), or a policy version comes into force. An answer kept for
-    reuse holds for bills dated from `at` up to (not including) this instant."""
+    nothing changed by a call: a binding not yet made at `at` comes into being, a contact change
+    of the beneficiary or a grantor falls overdue (after its region's grace days), or a policy
+    version comes into force. An answer kept for reuse holds for bills dated from `at` up to
+    (not including) this instant."""
     bounds = [next_policy_change] if next_policy_change is not None else []
-    for person in (beneficiary, *grantors):
+    bounds += [binding.create_time - CLOCK_ALLOWANCE for binding, _ in candidates if not made_by(binding, at)]
+    for person in (beneficiary, *(grantor for _, grantor in candidates)):
         deadline = person.contact_change_deadline(policy_of(person.admdvs).contact_change_grace_days)
         if deadline is not None and deadline >= at:
             # Overdue strictly after the deadline; the instant just past it must be asked anew.

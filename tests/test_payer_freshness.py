@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import grpc
@@ -27,6 +27,7 @@ from gongji.binding.v1 import binding_service_pb2_grpc as binding_grpc
 from gongji.payment.v1 import payment_service_pb2 as papi
 from services.binding.entrypoints.payer_watch import LEASE_MARGIN_SECONDS, PayerChangeHub
 from services.binding.service_layer import use_cases
+from services.common.clock import ManualClock
 from services.common.security.transport import Transport
 from services.common.server import ServerSecurity
 from services.payment.adapters.payer_cache import PayerWatch
@@ -79,10 +80,17 @@ def wait_until_watched(metrics: str, nodes: int) -> None:
 
 @contextmanager
 def running_cached(
-    databases, clock, pki, roles, proxied: bool = False, **binding_settings: Any
+    databases,
+    clock,
+    pki,
+    roles,
+    proxied: bool = False,
+    payment_settings: dict[str, Any] | None = None,
+    **binding_settings: Any,
 ) -> Iterator[tuple[Cached, TcpProxy | None]]:
-    """A binding service that announces payer changes, and a payment node that keeps payers;
-    with `proxied`, the node reaches the binding service through a TCP proxy a test can cut."""
+    """A binding service that announces payer changes, and a payment node that keeps payers
+    (with `payment_settings` added); with `proxied`, the node reaches the binding service through
+    a TCP proxy a test can cut."""
     metrics = f"127.0.0.1:{_free_port()}"
     with running_binding(
         databases, clock, pki, roles, payer_watch_lease=LEASE, metrics_address=metrics, **binding_settings
@@ -90,7 +98,7 @@ def running_cached(
         proxy = TcpProxy(binding.server.address) if proxied else None
         try:
             address = proxy.address if proxy else None
-            with running_payment(databases, binding, address, payer_cache=True) as payment:
+            with running_payment(databases, binding, address, payer_cache=True, **(payment_settings or {})) as payment:
                 cached = Cached(payment, binding, metrics)
                 cached.wait_until_watched()
                 yield cached, proxy
@@ -402,6 +410,43 @@ def test_a_node_cut_off_from_the_binding_service_never_settles_on_what_it_kept_o
         proxy.restore()
         after = family.settle(100)
         assert {leg.binding_id for leg in after.legs} == {family.father_binding.binding_id}
+
+
+class _Behind:
+    """The test clock as read by a node whose clock runs `by` behind the binding service's."""
+
+    def __init__(self, clock: ManualClock, by: timedelta) -> None:
+        self._clock = clock
+        self._by = by
+
+    def now(self) -> datetime:
+        return self._clock.now() - self._by
+
+
+def test_a_node_whose_clock_runs_two_minutes_behind_draws_on_a_binding_made_a_moment_ago(
+    databases, clock, pki, roles
+) -> None:
+    behind = {"clock": _Behind(clock, timedelta(minutes=2))}
+    with running_cached(databases, clock, pki, roles, payment_settings=behind) as (cached, _):
+        family = PaymentFamily(cached.payment)
+        settlement = family.settle(100)
+        assert {leg.binding_id for leg in settlement.legs} == {family.mother_binding.binding_id}
+        assert settlement.cash_pay_fen == 0
+
+
+def test_a_node_far_behind_draws_on_a_new_binding_once_its_own_clock_is_within_minutes_of_its_making(
+    databases, clock, pki, roles
+) -> None:
+    behind = {"clock": _Behind(clock, timedelta(minutes=10))}
+    with running_cached(databases, clock, pki, roles, payment_settings=behind) as (cached, _):
+        family = PaymentFamily(cached.payment)
+        # By the node's clock both bindings are ten minutes off: the bill is paid in cash, and
+        # what the node keeps of that answer must end when its clock comes near their making.
+        assert family.settle(100).cash_pay_fen == 100
+        family.clock.advance(timedelta(minutes=6))  # nothing is called: only the clocks move
+        later = family.settle(100)
+        assert {leg.binding_id for leg in later.legs} == {family.mother_binding.binding_id}
+        assert later.cash_pay_fen == 0
 
 
 def test_a_node_told_to_keep_payers_asks_for_every_bill_where_the_binding_service_announces_nothing(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import partial
 
 from services.binding.service_layer.policy_book import PolicySnapshot
@@ -32,6 +32,7 @@ from shared.bindings import (
 )
 from shared.errors import DomainError, Reason
 from shared.payers import (
+    CLOCK_ALLOWANCE,
     PayerMode,
     PayerOrder,
     PayerResolution,
@@ -64,8 +65,6 @@ class Who:
 
 
 SYSTEM = Who(Actor.SYSTEM, "system", None, "")
-# How far after this service's clock a life event's time may lie: the reporter's clock may run ahead.
-EVENT_CLOCK_ALLOWANCE = timedelta(minutes=5)
 
 
 def _record(uow: BindingUnitOfWork, binding: Binding, kind: EventType, who: Who, now: datetime, comment: str) -> None:
@@ -177,12 +176,12 @@ def update_contact_info(
 
 def _not_ahead(moment: datetime, now: datetime, field: str) -> datetime:
     """A time a caller says something happened: refused when after this service's clock by more
-    than EVENT_CLOCK_ALLOWANCE; a little ahead (a caller's clock running fast sends "now" as a
+    than CLOCK_ALLOWANCE; a little ahead (a caller's clock running fast sends "now" as a
     moment later) is taken as now."""
-    if moment > now + EVENT_CLOCK_ALLOWANCE:
+    if moment > now + CLOCK_ALLOWANCE:
         raise DomainError(
             Reason.FIELD_INVALID,
-            f"{field} is after this service's clock (by more than {EVENT_CLOCK_ALLOWANCE.seconds} s)",
+            f"{field} is after this service's clock (by more than {CLOCK_ALLOWANCE.seconds} s)",
             field=field,
         )
     return min(moment, now)
@@ -403,10 +402,11 @@ def resolve(
         )
     policy_of = partial(policies.for_region, at=at)
     resolution = resolve_payers(found.beneficiary, found.bindings, found.order, policy_of, use, chronic_disease, at)
-    grantors = [grantor for _, grantor in found.bindings]
     resolution = replace(
         resolution,
-        valid_until=resolution_valid_until(found.beneficiary, grantors, policy_of, policies.next_change_after(at), at),
+        valid_until=resolution_valid_until(
+            found.beneficiary, found.bindings, policy_of, policies.next_change_after(at), at
+        ),
     )
     own_policy = policies.for_region(found.beneficiary.admdvs, at)
     if not own_policy.earmark_shared_amount:
