@@ -755,6 +755,17 @@ def test_a_contact_change_a_minute_ahead_of_the_service_clock_is_taken_as_happen
     assert person.insured_person.contact_change_time.ToDatetime(tzinfo=UTC) == family.clock.now()
 
 
+def test_a_person_not_in_the_registry_is_refused_naming_the_field_not_repeating_the_id_number(family):
+    unknown = make_id_number("320102")
+    refusal = family.refusal(family.stub.GetInsuredPerson, bapi.GetInsuredPersonRequest(id_number=unknown))
+    assert (refusal.code, refusal.reason, refusal.fields) == (
+        grpc.StatusCode.NOT_FOUND,
+        "PERSON_NOT_FOUND",
+        ("id_number",),
+    )
+    assert unknown not in refusal.message and unknown[-4:] not in refusal.message
+
+
 # Sharing settings, payer order, resolution ---------------------
 
 

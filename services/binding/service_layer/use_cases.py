@@ -93,7 +93,7 @@ def _end(uow: BindingUnitOfWork, binding: Binding, reason: EndReason, who: Who, 
 def get_person(uow: BindingUnitOfWork, id_number: str) -> InsuredPerson:
     person = uow.persons.get(id_number)
     if person is None:
-        raise DomainError(Reason.PERSON_NOT_FOUND, f"no insured person {id_number}", field="id_number")
+        raise DomainError(Reason.PERSON_NOT_FOUND, "no insured person has this id_number", field="id_number")
     return person
 
 
@@ -162,7 +162,7 @@ def update_contact_info(
 ) -> InsuredPerson:
     person = uow.persons.get(id_number, for_update=True)
     if person is None:
-        raise DomainError(Reason.PERSON_NOT_FOUND, f"no insured person {id_number}", field="id_number")
+        raise DomainError(Reason.PERSON_NOT_FOUND, "no insured person has this id_number", field="id_number")
     confirmed = replace(
         person,
         phone=phone or person.phone,
@@ -200,7 +200,7 @@ def report_life_event(
     event_time = _not_ahead(event_time, now, "event_time")
     person = uow.persons.get(id_number, for_update=True)
     if person is None:
-        raise DomainError(Reason.PERSON_NOT_FOUND, f"no insured person {id_number}", field="id_number")
+        raise DomainError(Reason.PERSON_NOT_FOUND, "no insured person has this id_number", field="id_number")
     if event is LifeEvent.DIVORCE and not other_id_number:
         raise DomainError(Reason.FIELD_REQUIRED, "a divorce names the former spouse", field="other_id_number")
     new_status = status_after_event(event, person.status)
@@ -398,7 +398,7 @@ def resolve(
     found = uow.payer_queries.candidates(beneficiary_id_number)
     if found.beneficiary is None:
         raise DomainError(
-            Reason.PERSON_NOT_FOUND, f"no insured person {beneficiary_id_number}", field="beneficiary_id_number"
+            Reason.PERSON_NOT_FOUND, "no insured person has this beneficiary_id_number", field="beneficiary_id_number"
         )
     policy_of = partial(policies.for_region, at=at)
     resolution = resolve_payers(found.beneficiary, found.bindings, found.order, policy_of, use, chronic_disease, at)
@@ -432,7 +432,7 @@ def check_wallet_transfer(
     found = uow.payer_queries.candidates(beneficiary_id_number)
     if found.beneficiary is None:
         raise DomainError(
-            Reason.PERSON_NOT_FOUND, f"no insured person {beneficiary_id_number}", field="beneficiary_id_number"
+            Reason.PERSON_NOT_FOUND, "no insured person has this beneficiary_id_number", field="beneficiary_id_number"
         )
     for binding, grantor in found.bindings:
         if binding.grantor_id_number != grantor_id_number or binding.state is not BindingState.ACTIVE:

@@ -110,7 +110,7 @@ def credit_account(
         if kind is AccountKind.WALLET:
             raise DomainError(
                 Reason.WALLET_NOT_ACTIVATED,
-                f"the wallet of {id_number} is not activated; ActivateWallet opens it",
+                "the wallet of the person with this id_number is not activated; ActivateWallet opens it",
                 field="id_number",
             )
         if not admdvs:
@@ -148,7 +148,11 @@ def credit_account(
 def get_account(uow: PaymentUnitOfWork, id_number: str, kind: AccountKind) -> Account:
     account = uow.accounts.get(account_id(kind, id_number))
     if account is None:
-        raise DomainError(Reason.ACCOUNT_NOT_FOUND, f"no {kind.value.lower()} of {id_number}", field="id_number")
+        raise DomainError(
+            Reason.ACCOUNT_NOT_FOUND,
+            f"the person with this id_number has no {kind.value.lower().replace('_', ' ')}",
+            field="id_number",
+        )
     return account
 
 
