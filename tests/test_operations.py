@@ -9,7 +9,10 @@ import gc
 import io
 import json
 import logging
+import os
+import shutil
 import sqlite3
+import subprocess
 import threading
 import time
 import urllib.request
@@ -295,6 +298,51 @@ def test_a_database_that_accepts_the_connection_and_then_says_nothing_is_databas
     )
     assert took < 10
     assert scraped == 0
+
+
+@contextlib.contextmanager
+def silently_cut(port: int) -> Iterator[None]:
+    """Every packet to or from local TCP port `port` dropped by the kernel: a link cut silently,
+    nothing acknowledged and no RST, as a pulled cable or a firewall does. Needs root and iptables."""
+    if os.geteuid() != 0 or shutil.which("iptables") is None:
+        pytest.skip("cutting a link silently needs root and iptables")
+    rules = [["INPUT", "-p", "tcp", flag, str(port), "-j", "DROP"] for flag in ("--dport", "--sport")]
+    for rule in rules:
+        subprocess.run(["iptables", "-I", *rule], check=True, capture_output=True)
+    try:
+        yield
+    finally:
+        for rule in rules:
+            subprocess.run(["iptables", "-D", *rule], check=False, capture_output=True)
+
+
+def test_a_pooled_connection_whose_link_is_cut_silently_fails_in_seconds_and_the_service_recovers(databases, pki):
+    """The link under a pooled PostgreSQL connection cut silently: the call is refused UNAVAILABLE
+    DATABASE_UNAVAILABLE once libpq's tcp_user_timeout (15 s) and a new connection's connect_timeout
+    have passed, not when TCP gives up hours later; once the link is back, the service answers."""
+    metrics = f"127.0.0.1:{_free_port()}"
+    unknown = bapi.GetInsuredPersonRequest(id_number=make_id_number("320102"))
+    with (
+        binding_behind_a_proxy(databases, pki, metrics) as (proxy, server),
+        pki.channel(server.address, OPERATOR) as channel,
+    ):
+        stub = binding_grpc.BindingServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as before:
+            stub.GetInsuredPerson(unknown, timeout=10)  # the pool now holds a live connection
+        with silently_cut(proxy.port):
+            started = time.monotonic()
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.GetInsuredPerson(unknown, timeout=60)
+            took = time.monotonic() - started
+        with pytest.raises(grpc.RpcError) as after:
+            stub.GetInsuredPerson(unknown, timeout=10)
+    assert refusal_of(before.value).reason == "PERSON_NOT_FOUND"
+    assert (refused.value.code(), refusal_of(refused.value).reason) == (
+        grpc.StatusCode.UNAVAILABLE,
+        "DATABASE_UNAVAILABLE",
+    )
+    assert took < 30
+    assert refusal_of(after.value).reason == "PERSON_NOT_FOUND"
 
 
 def test_binding_readiness_follows_its_sqlite_file_becoming_unreachable_and_back(pki, tmp_path: Path):

@@ -33,6 +33,18 @@ WRITES_ONLY_OPTION = "gongji_writes_only"
 # How long a new PostgreSQL connection may take (libpq's connect_timeout, 2 at least) unless the URL
 # says; past it the call is DATABASE_UNAVAILABLE.
 CONNECT_TIMEOUT_SECONDS = 3
+# libpq's options for a link cut silently (no RST: a cable, a firewall, a host gone) under a pooled
+# connection, each unless the URL says. The statement's bytes unacknowledged for tcp_user_timeout
+# ms, or a link idle past keepalives_idle that then misses keepalives_count probes, fail the
+# connection; else its thread waits until TCP gives up, hours later, and so does every call that
+# takes another pooled connection to the same dead link.
+LINK_CHECKS: dict[str, int] = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 3,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 15_000,
+}
 # How long a SQLite writer waits for the database lock when the caller set no deadline.
 _SQLITE_BUSY_MS = 30_000
 
@@ -105,7 +117,9 @@ def create_database_engine(url: str, pool_size: int = 16) -> Engine:
     # LIFO: the connection used last is lent next, with the statement_timeout it has already.
     # connect_timeout: a server that accepts the connection and then says nothing (a silent network cut)
     # would hold a worker thread, and the metrics scrape, until the network came back.
-    waits = {} if "connect_timeout" in make_url(url).query else {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+    given = make_url(url).query
+    options = {"connect_timeout": CONNECT_TIMEOUT_SECONDS, **LINK_CHECKS}
+    waits = {name: value for name, value in options.items() if name not in given}
     engine = create_engine(
         url, pool_size=pool_size, max_overflow=pool_size, pool_use_lifo=True, hide_parameters=True, connect_args=waits
     )
