@@ -72,6 +72,21 @@ def test_only_the_reversible_transactions_can_be_reversed(gateway):
     assert answer["err_msg"].startswith("[NOT_REVERSIBLE]"), answer
 
 
+def test_a_reversal_of_a_msgid_this_institution_could_never_have_sent_is_refused_and_changes_nothing(gateway):
+    """Every msgid the gateway takes is fixmedins_code + a real yyyyMMddHHmmss + four digits, so an
+    omsgid of another shape names no request that could have arrived: INVALID_MSGID, not a
+    reversal of a lost request answered with infcode 0."""
+    his, family = gateway.his, gateway.family
+    child = family.child.id_number
+    other_institution = f"H99999999999{his.day}0900000001"
+    impossible = [other_institution, f"{his.code}{his.day}250000" + "0001", f"{his.code}{his.day}0900000001X", "X" * 30]
+    for omsgid in impossible:
+        answer = his.call("2601", {"psn_no": child, "omsgid": omsgid, "oinfno": "2207"})
+        assert answer["infcode"] == "-1", answer
+        assert answer["err_msg"].startswith("[INVALID_MSGID] omsgid:"), answer
+    assert gateway.balances() == UNTOUCHED
+
+
 def test_a_reversal_must_name_its_originals_transaction_and_patient(gateway):
     """2601 takes psn_no, omsgid and oinfno: a reversal naming another transaction than the
     original was, or another patient, is refused and changes nothing."""

@@ -34,7 +34,16 @@ from services.gateway.service_layer.ports import (
 )
 from services.gateway.service_layer.reconciliation import compare, net_in_gongji, period, totals
 from services.gateway.service_layer.refusals import Refused
-from services.gateway.wire.envelope import Envelope, EnvelopeRefused, amount, id_number, input_node, same_person, text
+from services.gateway.wire.envelope import (
+    Envelope,
+    EnvelopeRefused,
+    amount,
+    earlier_msgid,
+    id_number,
+    input_node,
+    same_person,
+    text,
+)
 from services.gateway.wire.money import fen_to_yuan
 from shared.china_time import CHINA_STANDARD_TIME
 from shared.identity import birth_date
@@ -345,11 +354,11 @@ class Transactions:
         arrived. One that arrives after its reversal is refused (REQUEST_REVERSED)."""
         data = input_node(envelope)
         psn_no = id_number(data, "psn_no", max_length=30)
-        omsgid = text(data, "omsgid")
         oinfno = text(data, "oinfno", max_length=4)
         if oinfno not in REVERSIBLE:
             raise Refused(why.NOT_REVERSIBLE, f"oinfno {oinfno}: only {', '.join(sorted(REVERSIBLE))} can be reversed")
         code = envelope.fixmedins_code
+        omsgid = earlier_msgid(data, "omsgid", code)
         # The original, when it arrived, must be what the reversal says it was, and the patient's.
         original = await self._store.answer(code, omsgid)
         if original is not None and original.infno and original.infno != oinfno:

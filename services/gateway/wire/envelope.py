@@ -408,26 +408,35 @@ def _envelope_text(document: dict[str, Any], name: str) -> str:
         raise EnvelopeRefused(INVALID_MSGID, refused.message) from None
 
 
-def _check_msgid(msgid: str, code: str) -> None:
+def _check_msgid(msgid: str, code: str, name: str = "msgid") -> None:
     if not msgid:
         raise EnvelopeRefused(
-            INVALID_MSGID, "msgid: missing; send fixmedins_code + yyyyMMddHHmmss + a four-digit sequence"
+            INVALID_MSGID, f"{name}: missing; send fixmedins_code + yyyyMMddHHmmss + a four-digit sequence"
         )
     if len(msgid) != MSGID_LENGTH:
         raise EnvelopeRefused(
             INVALID_MSGID,
-            f"msgid: {_shown(msgid)} has {len(msgid)} characters, not {MSGID_LENGTH} "
+            f"{name}: {_shown(msgid)} has {len(msgid)} characters, not {MSGID_LENGTH} "
             "(fixmedins_code 12 + yyyyMMddHHmmss 14 + sequence 4)",
         )
     if msgid[:INSTITUTION_CODE_LENGTH] != code:
-        raise EnvelopeRefused(INVALID_MSGID, f"msgid: {_shown(msgid)} does not begin with fixmedins_code {code}")
+        raise EnvelopeRefused(INVALID_MSGID, f"{name}: {_shown(msgid)} does not begin with fixmedins_code {code}")
     moment, sequence = msgid[12:26], msgid[26:]
     if _DIGITS.fullmatch(moment) is None or _real_time(moment[:8], moment[8:]) is None:
         raise EnvelopeRefused(
-            INVALID_MSGID, f"msgid: characters 13-26 ({_shown(moment)}) are not a real time yyyyMMddHHmmss"
+            INVALID_MSGID, f"{name}: characters 13-26 ({_shown(moment)}) are not a real time yyyyMMddHHmmss"
         )
     if _DIGITS.fullmatch(sequence) is None:
-        raise EnvelopeRefused(INVALID_MSGID, f"msgid: the last four characters ({_shown(sequence)}) are not digits")
+        raise EnvelopeRefused(INVALID_MSGID, f"{name}: the last four characters ({_shown(sequence)}) are not digits")
+
+
+def earlier_msgid(node: dict[str, Any], key: str, code: str) -> str:
+    """A msgid this institution sent before, named in a node (2601's ``omsgid``). One of another
+    shape than every msgid the gateway takes (fixmedins_code + a real time + four digits) names no
+    request that could have arrived, so it is refused INVALID_MSGID rather than reversed as lost."""
+    msgid = text(node, key)
+    _check_msgid(msgid, code, key)
+    return msgid
 
 
 def _inf_time_moment(inf_time: str) -> datetime:
