@@ -201,6 +201,14 @@ def test_an_envelope_that_breaks_the_rules_is_answered_with_infcode_minus_one(ga
     assert unknown["err_msg"].startswith("[UNKNOWN_TRANSACTION]"), unknown
 
 
+def test_a_region_of_treatment_that_is_no_division_code_is_refused_naming_mdtrtarea_admvs(gateway):
+    his = gateway.his
+    for region in ("32010", "990100", "３２０１００"):
+        answer = his.call("2207", settle_data(gateway.family, 100.00, 60.00), mdtrtarea_admvs=region)
+        assert answer["err_msg"].startswith("[INVALID_ADMDVS] mdtrtarea_admvs"), answer
+    assert gateway.balances() == UNTOUCHED
+
+
 def test_amounts_with_three_decimals_are_refused_and_move_nothing(gateway):
     his = gateway.his
     answer = his.call("2207", settle_data(gateway.family, 100.005, 60.00))

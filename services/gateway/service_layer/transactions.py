@@ -46,7 +46,9 @@ from services.gateway.wire.envelope import (
 )
 from services.gateway.wire.money import fen_to_yuan
 from shared.china_time import CHINA_STANDARD_TIME
+from shared.errors import DomainError
 from shared.identity import birth_date
+from shared.regions import validate_admdvs
 
 # gRPC codes that say nothing final about the request: nothing is stored as the msgid's
 # answer, so a retry of the same msgid runs again.
@@ -502,6 +504,10 @@ class Transactions:
     def _bill(self, envelope: Envelope, charge: Charge) -> ppb.Bill:
         if not envelope.mdtrtarea_admvs:
             raise Refused("INVALID_ADMDVS", "mdtrtarea_admvs: missing; send the region of treatment")
+        try:  # checked here, so that the refusal names the field the institution sent
+            validate_admdvs(envelope.mdtrtarea_admvs, "mdtrtarea_admvs")
+        except DomainError as refusal:
+            raise Refused(refusal.reason.value, refusal.message) from None
         return ppb.Bill(
             institution_code=envelope.fixmedins_code, institution_admdvs=envelope.mdtrtarea_admvs,
             patient_id_number=charge.psn_no, credential=charge.credential, use_category=charge.use_category,
