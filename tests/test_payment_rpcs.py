@@ -1194,6 +1194,59 @@ def test_capturing_after_the_hold_expired_is_refused_and_the_hold_is_released(fa
     assert_ledger_balanced(family)
 
 
+def test_a_hold_past_its_expiry_reads_as_given_back_before_the_sweeper_comes_by(family):
+    """Release or expiry gives the money back: once the expiry has passed, the accounts read as
+    not held and the settlement as expired, whenever the sweeper runs next."""
+    held = family.authorize(150_000)
+    assert money(family, family.mother) == (100_000, 100_000, 0)
+    family.clock.advance(timedelta(minutes=16))
+
+    assert money(family, family.mother) == (100_000, 0, 100_000)
+    assert money(family, family.father) == (100_000, 0, 100_000)
+    assert shared(family, family.mother) == {family.mother_binding.binding_id: 0}
+    settlement = family.payment.GetSettlement(papi.GetSettlementRequest(settlement_id=held.settlement_id)).settlement
+    assert settlement.state == ppb.SETTLEMENT_STATE_EXPIRED
+    assert [line.purpose for line in statement(family, family.mother)] == [ppb.MOVEMENT_PURPOSE_MONTHLY_CONTRIBUTION]
+    assert_ledger_balanced(family)
+
+
+def test_a_bill_after_a_hold_lapsed_draws_on_the_money_the_hold_kept(family):
+    """A lapsed hold keeps nothing from the next bill: the relatives pay it in full, the patient
+    pays no cash, whether or not the sweeper has released the hold yet."""
+    family.authorize(150_000)
+    family.clock.advance(timedelta(minutes=16))
+
+    settled = family.settle(200_000)
+    assert totals(settled) == (0, 200_000, 0, 0)
+    assert [(leg.payer_id_number, leg.amount_fen) for leg in settled.legs] == [
+        (seen(family.mother), 100_000),
+        (seen(family.father), 100_000),
+    ]
+    assert money(family, family.mother) == (0, 0, 0)
+    assert_ledger_balanced(family)
+
+
+def test_a_wallet_transfer_after_a_hold_lapsed_may_move_the_money_the_hold_kept(family):
+    family.payment.ActivateWallet(
+        papi.ActivateWalletRequest(request_id=request_id(), id_number=family.child.id_number, admdvs="320100")
+    )
+    family.authorize(100_000)  # all of the mother's balance
+    family.clock.advance(timedelta(minutes=16))
+
+    moved = family.payment.TransferToWallet(
+        papi.TransferToWalletRequest(
+            request_id=request_id(), grantor_id_number=family.mother.id_number,
+            beneficiary_id_number=family.child.id_number, amount_fen=20_000,
+            verification=ppb.Verification(
+                method=ppb.VERIFICATION_METHOD_FACE, token=stand_in_token(family.mother.id_number, "FACE")
+            ),
+        )
+    ).transfer  # fmt: skip
+    assert moved.state == ppb.TRANSFER_STATE_COMPLETED
+    assert money(family, family.mother) == (80_000, 0, 80_000)
+    assert_ledger_balanced(family)
+
+
 def test_an_inpatient_deposit_is_held_for_days_and_captured_at_discharge(family):
     """Inpatient stays hold a deposit for days and settle at discharge."""
     admitted = family.clock.now()

@@ -296,6 +296,28 @@ class SettlementRepository:
         )
         return [row.settlement_id for row in rows]
 
+    def expired_ids_on(self, account_ids: Sequence[str], now: datetime, limit: int) -> list[str]:
+        """Authorised settlements past their expiry that hold money on any of these accounts (of
+        this node): found from the few expired settlements (their index), not from every leg."""
+        table, legs = orm.settlements, orm.settlement_legs
+        rows = self._connection.execute(
+            select(table.c.settlement_id)
+            .where(
+                table.c.state == SettlementState.AUTHORIZED.value,
+                table.c.expire_time <= now,
+                select(legs.c.settlement_id)
+                .where(
+                    legs.c.settlement_id == table.c.settlement_id,
+                    legs.c.account_id.in_(list(account_ids)),
+                    legs.c.province == "",
+                )
+                .exists(),
+            )
+            .order_by(table.c.expire_time)
+            .limit(limit)
+        )
+        return [row.settlement_id for row in rows]
+
     def institution_day(self, institution_code: str, start: datetime, end: datetime) -> list[Any]:
         """Settlements of one institution captured or closed in [start, end), a row per leg
         (one row without a leg for an all-cash settlement)."""

@@ -30,6 +30,7 @@ from services.payment.entrypoints import converters as convert
 from services.payment.service_layer import accounts, inquiries, settlements, suspensions, wallets
 from services.payment.service_layer.binding_directory import BindingDirectory
 from services.payment.service_layer.coordinator import Coordinator
+from services.payment.service_layer.lapsed_holds import release_if_lapsed, release_lapsed_holds
 from services.payment.service_layer.node_routing import NodeRouting
 from services.payment.service_layer.settling import Settling
 from services.payment.service_layer.unit_of_work import PaymentUnitOfWork
@@ -37,7 +38,7 @@ from services.payment.service_layer.wallet_transfers import TransferAsked, Walle
 from services.payment.verification import Verifier
 from shared.errors import DomainError, Reason
 from shared.identity import validate_id_number
-from shared.ledger import AccountKind, month_bounds
+from shared.ledger import AccountKind, account_id, month_bounds
 from shared.money import DEFAULT_MAX_AMOUNT_FEN, within_limit
 from shared.regions import validate_admdvs
 from shared.settlements import Bill
@@ -184,6 +185,7 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
         kind = convert.account_kind_to_read(request.account_kind)
 
         async def here() -> api.GetAccountResponse:
+            await release_lapsed_holds(self._run, self._clock, [account_id(kind, id_number)])
             account, shares = await self._run.query(
                 lambda uow: accounts.account_with_shares(uow, id_number, kind, self._clock.now())
             )
@@ -309,6 +311,10 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
     ) -> api.GetSettlementResponse:
         async def here() -> api.GetSettlementResponse:
             settlement = await self._run.query(lambda uow: settlements.get_settlement(uow, request.settlement_id))
+            if settlements.lapsed(settlement, self._clock.now()) and await release_if_lapsed(
+                self._run, self._clock, settlement.settlement_id
+            ):
+                settlement = await self._run.query(lambda uow: settlements.get_settlement(uow, request.settlement_id))
             return api.GetSettlementResponse(settlement=convert.settlement_to_proto(settlement))
 
         required_id(request.settlement_id, "settlement_id")

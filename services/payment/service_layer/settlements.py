@@ -498,6 +498,24 @@ def expired_settlements(uow: PaymentUnitOfWork, now: datetime, limit: int = 200)
     return uow.settlements.expired_ids(now, limit)
 
 
+def lapsed(settlement: Settlement, now: datetime) -> bool:
+    """Whether an authorised settlement's holds are past their expiry (released or not yet)."""
+    expire = settlement.expire_time
+    return settlement.state is SettlementState.AUTHORIZED and expire is not None and expire <= now
+
+
+def expired_holding(uow: PaymentUnitOfWork, account_ids: list[str], now: datetime, limit: int = 50) -> list[str]:
+    """Settlements whose holds on these accounts lapsed and the sweeper has not released yet."""
+    return uow.settlements.expired_ids_on(account_ids, now, limit) if account_ids else []
+
+
+def accounts_a_bill_draws_on(bill: Bill, payers: Payers | DomainError) -> list[str]:
+    """This node's accounts a bill could take money from (those of other nodes hold none here)."""
+    grantors = [] if isinstance(payers, DomainError) else [g.grantor_id_number for g in payers.grants]
+    patient = bill.patient_id_number
+    return sorted({wallet(patient), personal_account(patient), *(personal_account(g) for g in grantors)})
+
+
 def expire_if_due(uow: PaymentUnitOfWork, settlement_id: str, now: datetime) -> bool:
     """Releases one settlement's holds if they are past their expiry; they are never captured then.
 
@@ -506,8 +524,7 @@ def expire_if_due(uow: PaymentUnitOfWork, settlement_id: str, now: datetime) -> 
     one settlement's account locks while waiting for another's row (a deadlock).
     """
     settlement = get_settlement(uow, settlement_id, for_update=True)
-    due = settlement.expire_time is not None and settlement.expire_time <= now
-    if settlement.state is not SettlementState.AUTHORIZED or not due:
+    if not lapsed(settlement, now):
         return False
     _release_holds(uow, settlement, SettlementState.EXPIRED, now)
     return True

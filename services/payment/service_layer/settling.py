@@ -25,6 +25,7 @@ from services.payment.service_layer.binding_directory import (
     require_current,
 )
 from services.payment.service_layer.coordinator import AnsweredBefore, Coordinator
+from services.payment.service_layer.lapsed_holds import release_lapsed_holds
 from services.payment.service_layer.settlements import PlannedTooLittle
 from services.payment.service_layer.unit_of_work import PaymentUnitOfWork
 from shared.errors import DomainError, Reason
@@ -67,6 +68,7 @@ class Settling:
         payers = await self.payers(bill, at)
         if isinstance(payers, DomainError):
             raise payers
+        await release_lapsed_holds(self._run, self._clock, settlements.accounts_a_bill_draws_on(bill, payers))
         remote, local = None, None
         if self._coordinator.needs_other_nodes(bill, payers):
             remote = await self._coordinator.remote_capacities(bill, payers)
@@ -136,6 +138,8 @@ class Settling:
             payers = await reads.payers(self._query(bill, now))
         except DomainError as error:  # the binding service is down
             return await self._run.replayed_or_raise(method, request_id, request, response_type, error)
+        # Holds that lapsed are given back before the bill draws, not when the sweeper comes by.
+        await release_lapsed_holds(self._run, self._clock, settlements.accounts_a_bill_draws_on(bill, payers))
         # A bill whose payers here give less than when the other nodes were asked to hold (a
         # concurrent bill took it) is planned and held again, so the patient does not pay cash that
         # relatives could cover; the last try settles or authorises as it finds.

@@ -19,10 +19,12 @@ from services.common.runner import UseCaseRunner
 from services.payment.service_layer import ids, wallets
 from services.payment.service_layer.binding_directory import BindingDirectory
 from services.payment.service_layer.coordinator import Coordinator
+from services.payment.service_layer.lapsed_holds import release_lapsed_holds
 from services.payment.service_layer.node_routing import NodeRouting
 from services.payment.service_layer.unit_of_work import PaymentUnitOfWork
 from services.payment.verification import Verifier
 from shared.errors import DomainError, Reason
+from shared.ledger import personal_account
 
 R = TypeVar("R", bound=Message)
 
@@ -83,6 +85,8 @@ class WalletTransfers:
             min_grantor_balance_fen=limits.min_grantor_balance_fen,
         )  # fmt: skip
         wallet_is_local = self._routing.is_local(pair.beneficiary_admdvs)
+        # Holds that lapsed are given back before the grantor's balance is judged.
+        await release_lapsed_holds(self._run, self._clock, [personal_account(asked.grantor_id_number)])
         verified = await self._run.in_thread(
             lambda: self._verifier.verify(asked.verification_method, asked.verification_token, asked.grantor_id_number)
         )
