@@ -126,6 +126,28 @@ def test_two_processes_share_the_address_and_both_settle_bills(two_process_node)
     assert family.ledger().balanced
 
 
+def test_a_statement_pages_through_whichever_of_two_processes_each_page_reaches(two_process_node) -> None:
+    """A page token one process issued is taken by its sibling: a client that opens a new
+    connection per page (grpcurl does) reaches either process, with no GONGJI_PAGE_TOKEN_KEY set."""
+    node = two_process_node
+    assert "GONGJI_PAGE_TOKEN_KEY" not in os.environ
+    harness = SimpleNamespace(stub=node.payment_stub(), binding=SimpleNamespace(stub=node.binding, clock=None))
+    family = PaymentFamily(harness)
+    for amount in (1, 2, 3, 4, 5):
+        family.credit(family.father, amount)
+    _metric_when_served(node.metrics[1], "gongji_database_pool_size_connections")  # the sibling serves
+    request = papi.ListStatementRequest(id_number=family.father.id_number, page_size=1)
+    for _ in range(3):
+        amounts, request.page_token = [], ""
+        while True:
+            page = node.payment_stub().ListStatement(request, timeout=10)  # a new connection each page
+            amounts += [line.amount_fen for line in page.lines]
+            if not page.next_page_token:
+                break
+            request.page_token = page.next_page_token
+        assert amounts == [5, 4, 3, 2, 1, 100_000]
+
+
 def test_without_workers_each_of_two_processes_pools_two_connections_the_node_four(two_process_node, backend) -> None:
     """Threads of one process take turns on one GIL, so a node's four use-case threads (and their
     pooled connections) are shared out over its processes rather than given to each."""

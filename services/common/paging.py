@@ -3,7 +3,9 @@ query it came from, signed so that only a position this service issued is ever u
 
 The signature is an HMAC under `GONGJI_PAGE_TOKEN_KEY` (give every replica of a service
 the same one), or under a key made at start when it is unset: tokens then last as long as
-the process. A position is also checked for its type and range when it is read back.
+the process, and the processes it starts itself (`serve payment --processes`) are handed that
+key (`key_for_processes_started_here`), so a token one of them issued is taken by the others.
+A position is also checked for its type and range when it is read back.
 """
 
 from __future__ import annotations
@@ -23,13 +25,20 @@ from google.protobuf.message import Message
 from shared.errors import DomainError, Reason
 
 PAGE_TOKEN_KEY_ENV = "GONGJI_PAGE_TOKEN_KEY"
-_KEY = os.environ.get(PAGE_TOKEN_KEY_ENV, "").encode() or secrets.token_bytes(32)
+_KEY_TEXT = os.environ.get(PAGE_TOKEN_KEY_ENV, "") or secrets.token_hex(32)
+_KEY = _KEY_TEXT.encode()
 _MAX_TOKEN_LENGTH = 1024
 _MAX_OFFSET = 2**62
 _MAX_ID_LENGTH = 64
 # The most one page's items may take, whatever page_size asked for: the request limit (1 MiB),
 # well under what a server sends (4 MiB) and what gRPC clients take by default (4 MiB).
 MAX_PAGE_BYTES = 1 << 20
+
+
+def key_for_processes_started_here() -> dict[str, str]:
+    """The environment that gives a process this one starts the same key (made at start when
+    none was given), so the processes serving one address take one another's tokens."""
+    return {PAGE_TOKEN_KEY_ENV: _KEY_TEXT}
 
 
 def _signature(query: Any, position: Any) -> str:

@@ -19,6 +19,8 @@ import subprocess
 import sys
 from collections.abc import Sequence
 
+from services.common.paging import key_for_processes_started_here
+
 log = logging.getLogger("gongji.siblings")
 SIBLING_FLAG = "--sibling-of-first-process"
 _PR_SET_PDEATHSIG = 1
@@ -69,8 +71,12 @@ class Siblings:
     """The first process's siblings, started after it serves and stopped with it."""
 
     def __init__(self, argv: Sequence[str], count: int, metrics_address: str | None) -> None:
+        # The first process's page-token key, so a token either process issued is taken by both.
+        environment = {**os.environ, **key_for_processes_started_here()}
         self._children = [
-            subprocess.Popen([sys.executable, "-m", "services.cli", *sibling_argv(argv, index, metrics_address)])
+            subprocess.Popen(
+                [sys.executable, "-m", "services.cli", *sibling_argv(argv, index, metrics_address)], env=environment
+            )
             for index in range(1, count)
         ]
         log.info("started %d sibling processes on the same address: pids %s", len(self._children),
