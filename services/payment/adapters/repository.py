@@ -41,7 +41,19 @@ HOLDER_SUSPENDED = (
     .scalar_subquery()
     .label("holder_suspended")
 )
-LOCK_ACCOUNTS_WITH_HOLDER = LOCK_ACCOUNTS.add_columns(HOLDER_SUSPENDED).with_for_update(of=orm.accounts)
+# And whether the account holds money for a settlement past its expiry that the sweeper has not
+# released yet: found from the few lapsed settlements (their index), once per statement.
+_LAPSED_HOLDING = select(orm.settlement_legs.c.account_id).where(
+    orm.settlement_legs.c.province == "",
+    orm.settlement_legs.c.settlement_id.in_(
+        select(orm.settlements.c.settlement_id).where(
+            orm.settlements.c.state == SettlementState.AUTHORIZED.value,
+            orm.settlements.c.expire_time <= bindparam("now"),
+        )
+    ),
+)
+HOLD_LAPSED = orm.accounts.c.account_id.in_(_LAPSED_HOLDING).label("hold_lapsed")
+LOCK_ACCOUNTS_WITH_HOLDER = LOCK_ACCOUNTS.add_columns(HOLDER_SUSPENDED, HOLD_LAPSED).with_for_update(of=orm.accounts)
 _usage = orm.binding_usage
 # A year's shared amount, and every hold still open that was placed that year or before: a hold is
 # booked to the year it is captured in, so until it is captured or released it reserves the cap and
@@ -89,12 +101,16 @@ class AccountRepository:
         """Locks the existing accounts among account_ids, in sorted order."""
         return {row.account_id: _account(row) for row in self._locked_rows(LOCK_ACCOUNTS, account_ids)}
 
-    def lock_with_holder(self, account_ids: Iterable[str], holder: str) -> tuple[dict[str, Account], bool | None]:
-        """As `lock`, and whether `holder`'s networked settlement is suspended, read in the same
-        statement; None when no account was found, so nothing was read."""
-        rows = self._locked_rows(LOCK_ACCOUNTS_WITH_HOLDER, account_ids, holder=holder)
+    def lock_with_holder(
+        self, account_ids: Iterable[str], holder: str, now: datetime
+    ) -> tuple[dict[str, Account], bool | None, list[str]]:
+        """As `lock`, and, read in the same statement, whether `holder`'s networked settlement is
+        suspended (None when no account was found, so nothing was read) and which of the accounts
+        hold money for a settlement past its expiry at `now`."""
+        rows = self._locked_rows(LOCK_ACCOUNTS_WITH_HOLDER, account_ids, holder=holder, now=now)
         suspended = bool(rows[0].holder_suspended) if rows else None
-        return {row.account_id: _account(row) for row in rows}, suspended
+        lapsed = [row.account_id for row in rows if row.hold_lapsed]
+        return {row.account_id: _account(row) for row in rows}, suspended, lapsed
 
     def ensure(self, account: Account, now: datetime) -> None:
         """Creates the account unless it exists; safe when two transactions race."""

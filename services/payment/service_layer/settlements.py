@@ -109,8 +109,14 @@ def _draw(
     if bill.use_own_account:
         wanted.append(personal_account(patient))
     if check_holder:
-        locked, suspended = uow.accounts.lock_with_holder(wanted, bill.credential_holder)
+        locked, suspended, lapsed = uow.accounts.lock_with_holder(wanted, bill.credential_holder, now)
         check_not_suspended(uow, bill.credential_holder, suspended)
+        if lapsed:
+            raise HoldsLapsed(
+                Reason.CONCURRENT_CHANGE,
+                "holds past their expiry were still taken; retry with the same request_id",
+                account_ids=lapsed,
+            )
     else:
         locked = uow.accounts.lock(wanted)
     year = year_of(now)
@@ -310,6 +316,17 @@ def authorize(
     return settlement
 
 
+class HoldsLapsed(DomainError):
+    """Accounts a bill would draw on still hold money for settlements past their expiry, which the
+    sweeper has not released yet. Transient, so nothing is stored: they are released (see
+    services.payment.service_layer.lapsed_holds) and the bill drawn again, so a lapsed hold never
+    takes money the bill could have had."""
+
+    def __init__(self, reason: Reason, message: str, account_ids: list[str]) -> None:
+        super().__init__(reason, message)
+        self.account_ids = account_ids
+
+
 class PlannedTooLittle(DomainError):
     """The other nodes were asked to hold too little: this node's payers gave less than they
     seemed to when the ceilings were set (a concurrent bill took it). Transient, so nothing is
@@ -507,13 +524,6 @@ def lapsed(settlement: Settlement, now: datetime) -> bool:
 def expired_holding(uow: PaymentUnitOfWork, account_ids: list[str], now: datetime, limit: int = 50) -> list[str]:
     """Settlements whose holds on these accounts lapsed and the sweeper has not released yet."""
     return uow.settlements.expired_ids_on(account_ids, now, limit) if account_ids else []
-
-
-def accounts_a_bill_draws_on(bill: Bill, payers: Payers | DomainError) -> list[str]:
-    """This node's accounts a bill could take money from (those of other nodes hold none here)."""
-    grantors = [] if isinstance(payers, DomainError) else [g.grantor_id_number for g in payers.grants]
-    patient = bill.patient_id_number
-    return sorted({wallet(patient), personal_account(patient), *(personal_account(g) for g in grantors)})
 
 
 def expire_if_due(uow: PaymentUnitOfWork, settlement_id: str, now: datetime) -> bool:

@@ -8,7 +8,7 @@ told whether it was."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -34,10 +34,13 @@ from shared.settlements import Bill, Settlement
 MAX_HOLD = timedelta(days=60)
 # How often a bill is planned again when this node's payers gave less than planned.
 REPLANS = 2
+# How often a bill that found lapsed holds still taken releases them and draws again.
+LAPSED_RELEASES = 2
 log = logging.getLogger(__name__)
 
 
 R = TypeVar("R", bound=Message)
+T = TypeVar("T")
 
 
 class Settling:
@@ -68,12 +71,25 @@ class Settling:
         payers = await self.payers(bill, at)
         if isinstance(payers, DomainError):
             raise payers
-        await release_lapsed_holds(self._run, self._clock, settlements.accounts_a_bill_draws_on(bill, payers))
         remote, local = None, None
         if self._coordinator.needs_other_nodes(bill, payers):
             remote = await self._coordinator.remote_capacities(bill, payers)
             local = self._coordinator.routing.me.provinces
-        return await self._run.query(lambda uow: settlements.quote(uow, bill, payers, at, remote, local))
+        return await self._past_lapsed_holds(
+            lambda: self._run.query(lambda uow: settlements.quote(uow, bill, payers, at, remote, local))
+        )
+
+    async def _past_lapsed_holds(self, draw: Callable[[], Awaitable[T]]) -> T:
+        """`draw`, run again once the holds past their expiry that it found still taken on its
+        accounts are released (the sweeper comes by only every few seconds)."""
+        for tries_left in reversed(range(LAPSED_RELEASES + 1)):
+            try:
+                return await draw()
+            except settlements.HoldsLapsed as lapsed:
+                if not tries_left:
+                    raise
+                await release_lapsed_holds(self._run, self._clock, lapsed.account_ids)
+        raise AssertionError("the last try raises")
 
     async def payers_to_charge_again(
         self, principal: str, original_request_id: str, settlement_of: Callable[[str, bytes], str | None]
@@ -138,16 +154,16 @@ class Settling:
             payers = await reads.payers(self._query(bill, now))
         except DomainError as error:  # the binding service is down
             return await self._run.replayed_or_raise(method, request_id, request, response_type, error)
-        # Holds that lapsed are given back before the bill draws, not when the sweeper comes by.
-        await release_lapsed_holds(self._run, self._clock, settlements.accounts_a_bill_draws_on(bill, payers))
         # A bill whose payers here give less than when the other nodes were asked to hold (a
         # concurrent bill took it) is planned and held again, so the patient does not pay cash that
         # relatives could cover; the last try settles or authorises as it finds.
         for tries_left in reversed(range(REPLANS + 1)):
             try:
-                return await self._hold_and_record(
-                    method, request, request_id, bill, expire, capture, response_type, respond, reads, payers,
-                    replan=tries_left > 0,
+                return await self._past_lapsed_holds(
+                    lambda replan=tries_left > 0: self._hold_and_record(
+                        method, request, request_id, bill, expire, capture, response_type, respond, reads, payers,
+                        replan=replan,
+                    )
                 )  # fmt: skip
             except PlannedTooLittle:
                 log.info("request %s: this node's payers gave less than planned; holding on other nodes again",
