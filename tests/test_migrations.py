@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 
 from services.common.database import downgrade, migrate, normalise_url
 from shared.principals import BINDING_SERVICE
-from tests.conftest import METADATA
+from tests.conftest import METADATA, require_postgres
 
 
 @pytest.mark.parametrize("service", ["binding", "payment", "gateway"])
@@ -147,3 +147,38 @@ def test_settlements_from_before_one_step_was_recorded_are_told_apart_by_their_t
         found = dict(connection.execute(select(s.c.settlement_id, s.c.one_step)).all())
     engine.dispose()
     assert found == {"settled": True, "captured-later": False, "held": False, "settled-then-refunded": True}
+
+
+def _fresh_database(backend, tmp_path, cluster, service) -> str:
+    """An empty database that no migration has touched yet."""
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path}/{service}-fresh.db"
+    require_postgres(cluster)
+    name = f"gongji_test_{cluster.run_id}_{service}_fresh"
+    admin = create_engine(cluster.admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    url = make_url(cluster.admin_url).set(database=name).render_as_string(hide_password=False)
+    cluster.created[f"{service}_fresh"] = url  # dropped with the run's other databases
+    return url
+
+
+@pytest.mark.parametrize("service", ["binding", "payment", "gateway"])
+def test_replicas_that_start_at_once_on_a_fresh_database_all_migrate_it_without_error(
+    service, backend, tmp_path, postgres_cluster
+):
+    """Every replica migrates at start: the runs take turns, so none fails on a table another made."""
+    url = _fresh_database(backend, tmp_path, postgres_cluster, service)
+    command = [sys.executable, "-m", "services.cli", "migrate", service, "--database", url]
+    replicas = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    results = [(replica.communicate(timeout=120), replica.returncode) for replica in replicas]
+    for (_, stderr), returncode in results:
+        assert returncode == 0, stderr
+    engine = create_engine(normalise_url(url))
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, METADATA[service]) == []
+        assert connection.execute(text("SELECT count(*) FROM alembic_version")).scalar_one() == 1
+    engine.dispose()

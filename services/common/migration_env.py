@@ -1,13 +1,24 @@
 """The body of every service's Alembic env.py: online migrations only, one
-database per service, a transaction per migration run."""
+database per service, one transaction per migration run.
+
+Every replica migrates its database when it starts, so several may start on one database at
+once. Each run holds a lock on the database from before it reads the revision the database is
+at until it commits, so the runs take turns: the first migrates, the others then find the
+database at head and change nothing. On PostgreSQL that is a transaction-scoped advisory lock;
+on SQLite the run is one transaction, which begins with BEGIN IMMEDIATE (the engine's), the
+database's write lock. (Alembic's own SQLite setting commits after each migration, so a
+second run that had read the revision before the first committed would make a table twice.)"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, text
 
 from services.common.database import create_database_engine
+
+# The advisory lock key of gongji's migrations (any 64-bit number no other tool of the database uses).
+MIGRATION_LOCK_KEY = 0x676F6E676A69  # "gongji"
 
 
 def run_migrations(context: Any, metadata: MetaData) -> None:
@@ -16,8 +27,12 @@ def run_migrations(context: Any, metadata: MetaData) -> None:
     engine = create_database_engine(context.config.get_main_option("sqlalchemy.url"), pool_size=1)
     try:
         with engine.connect() as connection:
-            context.configure(connection=connection, target_metadata=metadata, compare_type=True)
+            context.configure(
+                connection=connection, target_metadata=metadata, compare_type=True, transactional_ddl=True
+            )
             with context.begin_transaction():
+                if connection.dialect.name == "postgresql":
+                    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
                 context.run_migrations()
             connection.commit()
     finally:
