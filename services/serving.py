@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import logging
 import math
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -17,6 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from services.common.addresses import check_dial_address, check_listen_address
 from services.common.database import default_database_url
 from services.common.limits import ServerLimits
 from services.common.logs import FORMATS, LOG_LEVELS, configure_logging, set_log_identity
@@ -84,6 +86,26 @@ async def _start_gateway(args: argparse.Namespace, database: str, address: str) 
     )  # fmt: skip
 
 
+def _check_addresses(args: argparse.Namespace, address: str) -> None:
+    """The addresses the command line and environment give, checked before anything starts."""
+    from services.payment.app import BINDING_ADDRESS_ENV
+
+    check_listen_address(address, "--address")
+    if args.metrics_address:
+        _, port = check_listen_address(args.metrics_address, "--metrics-address")
+        if port and port + args.processes - 1 > 65535:  # the n-th process serves on the port + n
+            raise ValueError(f"--metrics-address {args.metrics_address!r}: {args.processes} processes need the "
+                             f"ports from {port} to {port + args.processes - 1}; give a port up to "
+                             f"{65536 - args.processes}")  # fmt: skip
+    if args.service != "binding":
+        if args.binding_address:
+            check_dial_address(args.binding_address, "--binding-address")
+        elif os.environ.get(BINDING_ADDRESS_ENV):
+            check_dial_address(os.environ[BINDING_ADDRESS_ENV], BINDING_ADDRESS_ENV)
+    if args.service == "gateway" and args.payment_address:
+        check_dial_address(args.payment_address, "--payment-address")
+
+
 def workers_per_process(processes: int) -> int:
     """Use-case threads per process when --workers is not given: the node's four shared out over
     its processes. Threads of one process take turns on one GIL, and the time a call waits for
@@ -109,6 +131,7 @@ def serve(args: argparse.Namespace) -> int:
     set_log_identity(args.service, args.node if args.service == "payment" else "", process_wide=True)
 
     async def run() -> None:
+        _check_addresses(args, address)
         if args.service == "binding":
             from services.binding.app import BindingSettings, start_binding_server
             from services.payment.routing import RoutingTable

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -302,6 +303,104 @@ def test_a_limit_or_interval_that_would_refuse_everything_or_never_pause_stops_t
                  "--verifier", "stand-in", "--insecure", flag, value)  # fmt: skip
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"argument {flag}: {value} {said}" in result.stderr or f"argument {flag}: '{value}' {said}" in result.stderr
+
+
+def _serve_args(service: str, tmp_path: Path, pki) -> list[str]:
+    """A `gongji serve SERVICE` command line that starts, with its own certificate."""
+    args = ["serve", service, "--database", f"sqlite:///{tmp_path}/{service}.db"]
+    if service == "payment":
+        return [*args, "--verifier", "stand-in", "--binding-address", "127.0.0.1:1", *pki.args(payment_node("local"))]
+    if service == "gateway":
+        return [*args, "--binding-address", "127.0.0.1:1", "--payment-address", "127.0.0.1:2", *pki.args(GATEWAY)]
+    return [*args, *pki.args(BINDING_SERVICE)]
+
+
+@pytest.mark.parametrize("service", ["binding", "payment", "gateway"])
+@pytest.mark.parametrize(
+    ("flags", "said"),
+    [
+        # gRPC took a port above 65535 modulo 65536: 127.0.0.1:70000 served on 4464.
+        (["--address", "127.0.0.1:70000"], "--address '127.0.0.1:70000' is not HOST:PORT with a port from 0 to 65535"),
+        (["--address", "localhost"], "--address 'localhost' is not HOST:PORT"),
+        (["--address", "127.0.0.1:0", "--metrics-address", "127.0.0.1:99999"], "--metrics-address '127.0.0.1:99999'"),
+    ],
+)  # fmt: skip
+def test_a_listen_address_with_no_port_or_one_above_65535_stops_the_start_with_one_line(
+    service, flags, said, tmp_path, pki
+):
+    result = run(*_serve_args(service, tmp_path, pki), *flags)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"gongji serve {service}: {said}" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("service", "flags", "environment", "said"),
+    [
+        ("payment", ["--binding-address", "binding"], {}, "--binding-address 'binding' is not HOST:PORT"),
+        ("payment", [], {"GONGJI_BINDING_ADDRESS": "binding:0"}, "GONGJI_BINDING_ADDRESS 'binding:0' is not HOST:PORT"),
+        ("gateway", ["--payment-address", "payment"], {}, "--payment-address 'payment' is not HOST:PORT"),
+    ],
+)  # fmt: skip
+def test_an_address_to_call_without_a_port_stops_the_start_instead_of_dialling_443(
+    service, flags, environment, said, tmp_path, pki
+):
+    args = _serve_args(service, tmp_path, pki)
+    if "--binding-address" in flags or environment:  # this test's own, not the default one
+        where = args.index("--binding-address")
+        del args[where : where + 2]
+    if "--payment-address" in flags:
+        where = args.index("--payment-address")
+        del args[where : where + 2]
+    result = subprocess.run(
+        [*GONGJI, *args, "--address", "127.0.0.1:0", *flags],
+        capture_output=True, text=True, timeout=60, env={**os.environ, **environment},
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and said in result.stderr
+    assert "would dial 443" in result.stderr
+
+
+def test_a_routing_file_naming_a_node_address_without_a_port_stops_the_start(tmp_path, pki):
+    routing = tmp_path / "routing.json"
+    routing.write_text(json.dumps({"nodes": {"east": {"address": "east-node", "provinces": ["32"]}}}))
+    result = run(*_serve_args("binding", tmp_path, pki), "--address", "127.0.0.1:0", "--routing", str(routing))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"routing file {routing}: node 'east': address 'east-node' is not HOST:PORT" in result.stderr
+
+
+@pytest.mark.parametrize("service", ["binding", "gateway"])
+def test_a_port_in_use_stops_the_start_with_a_line_saying_it_is_in_use(service, tmp_path, pki):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        result = run(*_serve_args(service, tmp_path, pki), "--address", address)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    [line] = [line for line in result.stderr.splitlines() if "gongji:" in line]
+    assert f"cannot listen on {address}: " in line and "in use" in line.lower()
+
+
+@pytest.mark.parametrize(
+    ("module", "said"),
+    [
+        ("def make():\n    raise RuntimeError('no verification service configured')\n",
+         "make() failed: RuntimeError: no verification service configured"),
+        ("make = 'not a factory'\n", "make is not a factory to call"),
+        ("def make(:\n", "importing broken_verifier failed: SyntaxError"),
+    ],
+)  # fmt: skip
+def test_a_verifier_that_fails_to_load_or_build_stops_the_start_with_one_line(module, said, tmp_path, pki):
+    (tmp_path / "broken_verifier.py").write_text(module)
+    args = _serve_args("payment", tmp_path, pki)
+    args[args.index("stand-in")] = "broken_verifier:make"
+    result = subprocess.run(
+        [*GONGJI, *args, "--address", "127.0.0.1:0"], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])},
+    )  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"gongji serve payment: --verifier 'broken_verifier:make': {said}" in result.stderr
 
 
 def test_a_payment_node_needs_a_verifier_chosen_on_purpose(tmp_path, pki):

@@ -23,6 +23,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from services.common.addresses import host_and_port
 from services.common.database import READ_ONLY_OPTION
 from services.common.deadlines import working_until
 
@@ -202,10 +203,10 @@ class Metrics:
 
 
 def parse_address(address: str) -> tuple[str, int]:
-    host, colon, port = address.rpartition(":")
-    if not colon or not host or not port.isdigit():
-        raise ValueError(f"metrics address {address!r} is not HOST:PORT")
-    return host.strip("[]"), int(port)
+    parsed = host_and_port(address)
+    if parsed is None or not parsed[0]:
+        raise ValueError(f"metrics address {address!r} is not HOST:PORT with a port from 0 to 65535")
+    return parsed
 
 
 def gauge(name: str, documentation: str, labels: list[str], rows: Iterable[tuple[Any, ...]]) -> GaugeMetricFamily:

@@ -19,6 +19,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from opentelemetry.sdk.trace import TracerProvider
 
 from services.common import reflection
+from services.common.addresses import check_listen_address, why_not_listening
 from services.common.interceptors import CallGuard, Gate
 from services.common.limits import ServerLimits
 from services.common.logs import set_log_identity
@@ -132,6 +133,7 @@ async def start_server(
     """With share_port, other processes may serve the same address (SO_REUSEPORT: the payment
     service's --processes); otherwise a taken port fails loudly instead of being shared silently."""
     limits = limits or ServerLimits()
+    check_listen_address(address, "listen address")
     security.transport.check_listen_address(address)
     names = [r.full_name for r in registrations]
     guard = CallGuard(
@@ -152,7 +154,7 @@ async def start_server(
     try:
         port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
     except RuntimeError as error:
-        raise OSError(f"cannot listen on {address}: {error}") from error
+        raise OSError(f"cannot listen on {address}: {why_not_listening(address) or error}") from error
     identity = security.transport.identity
     # Before start: the server's call tasks inherit this context, so its log lines name it.
     set_log_identity("payment" if identity.kind is PrincipalKind.PAYMENT_NODE else "binding", identity.node)

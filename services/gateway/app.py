@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from services.common.addresses import check_listen_address
 from services.common.clock import Clock, SystemClock
 from services.common.database import create_database_engine, migrate
 from services.common.metrics import Metrics
@@ -114,8 +115,8 @@ async def start_gateway(settings: GatewaySettings) -> RunningGateway:
     )  # fmt: skip
     runner = web.AppRunner(make_app(endpoint, settings.max_body_bytes), access_log=None, handle_signals=False)
     await runner.setup()
-    host, _, port = settings.address.rpartition(":")
-    site = web.TCPSite(runner, host.strip("[]") or None, int(port), ssl_context=server_ssl_context(settings.transport))
+    host, port = check_listen_address(settings.address, "listen address")
+    site = web.TCPSite(runner, host or None, port, ssl_context=server_ssl_context(settings.transport))
     try:
         await site.start()
     except OSError as error:

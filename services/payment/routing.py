@@ -15,6 +15,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.common.addresses import check_dial_address
 from services.common.security.scopes import NodeDirectory
 from shared.errors import DomainError, Reason
 from shared.regions import PROVINCES, province_of
@@ -127,4 +128,5 @@ def _routing_file(path: Path) -> dict:
             and isinstance(spec.get("provinces"), list)
         ):
             raise ValueError(f'routing file {path}: node {name!r} needs an "address" and a list of "provinces"')
+        check_dial_address(spec["address"], f"routing file {path}: node {name!r}: address")
     return data

@@ -51,7 +51,16 @@ def load_verifier(spec: str) -> Verifier:
         factory = getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError) as error:
         raise ValueError(f"--verifier {spec!r}: {error}") from None
-    verifier = factory()
+    except Exception as error:  # the module itself fails as it loads (a SyntaxError, its own settings)
+        raise ValueError(
+            f"--verifier {spec!r}: importing {module_name} failed: {type(error).__name__}: {error}"
+        ) from None
+    if not callable(factory):
+        raise ValueError(f"--verifier {spec!r}: {attribute} is not a factory to call")
+    try:
+        verifier = factory()
+    except Exception as error:  # the verifier's own settings or services; one line, not a traceback
+        raise ValueError(f"--verifier {spec!r}: {attribute}() failed: {type(error).__name__}: {error}") from None
     if not callable(getattr(verifier, "verify", None)):
         raise ValueError(f"--verifier {spec!r}: {attribute}() returned an object without verify(method, token, id)")
     return verifier  # type: ignore[no-any-return]
