@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -381,3 +382,35 @@ def test_the_gateways_health_check_asks_its_https_listener_without_a_shell(servi
 def test_the_image_exposes_the_gateways_port(dockerfile_instructions: list) -> None:
     exposed = {port for keyword, args in dockerfile_instructions if keyword == "EXPOSE" for port in args.split()}
     assert str(GATEWAY_PORT) in exposed
+
+
+def _gongji_command_lines(services: dict) -> list[tuple[str, list[str]]]:
+    """(service, arguments after `gongji`) of every gongji command the compose file runs: the
+    services' commands, the migrate step's shell script, and the health checks."""
+    lines = []
+    for name, service in services.items():
+        if service.get("image") != "gongji:local":
+            continue
+        if service.get("entrypoint") == ["/bin/sh", "-ec"]:
+            for step in " ".join(_as_argv(service["command"])).split("&&"):
+                argv = shlex.split(step)
+                assert argv[0] == "gongji", f"{name}: {step}"
+                lines.append((name, argv[1:]))
+        else:
+            lines.append((name, _as_argv(service["command"])))
+        test = service.get("healthcheck", {}).get("test", [])
+        if test[1:2] == ["gongji"]:
+            lines.append((name, [str(v) for v in test[2:]]))
+    return lines
+
+
+def test_every_gongji_command_in_the_compose_file_parses_with_the_real_command_line(services: dict) -> None:
+    from services.cli import build_parser
+
+    lines = _gongji_command_lines(services)
+    assert {name for name, _ in lines} >= {"certs", "migrate", "binding", "payment", "payment-west", "gateway"}
+    for name, argv in lines:
+        try:
+            build_parser().parse_args(argv)
+        except SystemExit:
+            pytest.fail(f"{name}: `gongji {' '.join(argv)}` does not parse (see the usage above)")
