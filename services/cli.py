@@ -21,11 +21,13 @@ from shared.principals import NotAPrincipal, parse_spiffe_id
 def _certs_init(args: argparse.Namespace) -> int:
     from services.common.security.certificates import DevelopmentCA
 
-    try:
-        principals = [parse_spiffe_id(value) for value in args.principal]
-    except NotAPrincipal as problem:
-        print(f"gongji certs init: {problem}", file=sys.stderr)
-        return 2
+    principals = []
+    for value in args.principal:
+        try:
+            principals.append(parse_spiffe_id(value))
+        except NotAPrincipal as problem:
+            print(f"gongji certs init: --principal {value!r}: {problem}", file=sys.stderr)
+            return 2
     directory = Path(args.directory)
     try:
         authority = DevelopmentCA.open(directory)

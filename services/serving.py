@@ -26,7 +26,7 @@ from services.common.security.access_policy import AccessPolicy, AccessPolicyErr
 from services.common.security.transport import TlsFiles, Transport, TransportError
 from services.common.server import ServerSecurity, serve_until_signalled
 from services.common.siblings import SIBLING_FLAG, Siblings, die_with_first_process
-from shared.principals import BINDING_SERVICE, GATEWAY, Principal, payment_node
+from shared.principals import BINDING_SERVICE, GATEWAY, NotAPrincipal, Principal, payment_node
 
 SERVICES = ("binding", "payment", "gateway")
 WORKERS_PER_NODE = 4
@@ -106,6 +106,16 @@ def _check_addresses(args: argparse.Namespace, address: str) -> None:
         check_dial_address(args.payment_address, "--payment-address")
 
 
+def _this_node(name: str) -> Principal:
+    """The payment node `--node` names (spiffe://gongji/service/payment/NAME)."""
+    try:
+        return payment_node(name)
+    except NotAPrincipal:
+        raise UsageError(
+            f"--node {name!r} is not a node name: 1 to 32 letters, digits, '-' or '_', beginning with a letter or digit"
+        ) from None
+
+
 def workers_per_process(processes: int) -> int:
     """Use-case threads per process when --workers is not given: the node's four shared out over
     its processes. Threads of one process take turns on one GIL, and the time a call waits for
@@ -165,7 +175,7 @@ def serve(args: argparse.Namespace) -> int:
                     "--verifier stand-in for tests and demos only"
                 )
             settings = PaymentSettings(
-                database_url=database, security=_security(args, payment_node(args.node)),
+                database_url=database, security=_security(args, _this_node(args.node)),
                 verifier=load_verifier(args.verifier), address=address, workers=args.workers,
                 max_amount_fen=args.max_amount_fen, limits=_limits(args), clock=clock_from_environment(),
             )  # fmt: skip

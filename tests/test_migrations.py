@@ -182,3 +182,10 @@ def test_replicas_that_start_at_once_on_a_fresh_database_all_migrate_it_without_
         assert compare_metadata(context, METADATA[service]) == []
         assert connection.execute(text("SELECT count(*) FROM alembic_version")).scalar_one() == 1
     engine.dispose()
+
+
+def test_gongji_migrate_to_a_revision_it_does_not_have_names_the_ones_it_has(tmp_path):
+    result = gongji("migrate", "binding", "--database", f"sqlite:///{tmp_path}/b.db", "--revision", "0099")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "no revision '0099' in this version's binding migrations: give head or one of 0001, 0002" in result.stderr
+    assert "a newer gongji migrated" not in result.stderr  # nothing did: the database is new

@@ -175,6 +175,7 @@ def test_certs_init_refuses_an_id_that_names_no_principal(tmp_path):
     result = run("certs", "init", str(tmp_path), "--principal", "spiffe://gongji/hospital/H1")
     assert result.returncode == 2
     assert "names no institution" in result.stderr
+    assert "--principal 'spiffe://gongji/hospital/H1'" in result.stderr  # which of the values it was
 
 
 # What gongji serve refuses to start with ------------------------------------------------------
@@ -401,6 +402,21 @@ def test_a_verifier_that_fails_to_load_or_build_stops_the_start_with_one_line(mo
     )  # fmt: skip
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert f"gongji serve payment: --verifier 'broken_verifier:make': {said}" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("service", "flags", "said"),
+    [
+        ("payment", ["--node", "east node"], "--node 'east node' is not a node name"),
+        ("gateway", ["--acct-pay-region", "440000"], "--acct-pay-region '440000': give ADMDVS=RULE"),
+    ],
+)
+def test_a_node_name_or_region_rule_written_wrong_is_named_in_the_one_line_that_stops_the_start(
+    service, flags, said, tmp_path, pki
+):
+    result = run(*_serve_args(service, tmp_path, pki), "--address", "127.0.0.1:0", *flags)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"gongji serve {service}: {said}" in result.stderr
 
 
 def test_a_payment_node_needs_a_verifier_chosen_on_purpose(tmp_path, pki):

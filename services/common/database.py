@@ -12,6 +12,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import Engine, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
@@ -253,9 +254,15 @@ def migrate(service: str, url: str, revision: str = "head") -> None:
     does not answer, or is at a revision this version does not know, is a DatabaseSettingError."""
     _parsed_url(url)
     shown = shown_url(url)
+    config = alembic_config(service, url)
+    script = ScriptDirectory.from_config(config)
+    if revision not in ("head", "heads") and revision not in {step.revision for step in script.walk_revisions()}:
+        known = ", ".join(step.revision for step in reversed(list(script.walk_revisions())))
+        raise DatabaseSettingError(f"no revision {revision!r} in this version's {service} migrations: give head or "
+                                   f"one of {known}")  # fmt: skip
     log.info("migrating %s database %s to %s", service, shown, revision)
     try:
-        command.upgrade(alembic_config(service, url), revision)
+        command.upgrade(config, revision)
     except CommandError as error:
         raise DatabaseSettingError(
             f"cannot migrate the {service} database {shown} to {revision}: {error}. A revision this "

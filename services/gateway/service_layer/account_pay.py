@@ -48,8 +48,8 @@ class AccountPayRules:
 
         found: dict[str, AccountPayRule] = {}
         for item in regions:
-            admdvs, _, name = item.partition("=")
-            if len(admdvs) != 6 or not (admdvs.isascii() and admdvs.isdigit()):
+            admdvs, equals, name = item.partition("=")
+            if not equals or len(admdvs) != 6 or not (admdvs.isascii() and admdvs.isdigit()):
                 raise ValueError(f"--acct-pay-region {item!r}: give ADMDVS=RULE with a 6-digit region code")
             found[admdvs] = rule(name)
         return cls(rule(default), found)
