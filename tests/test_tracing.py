@@ -157,6 +157,25 @@ def test_an_otlp_endpoint_alone_turns_traces_on(monkeypatch):
     traced.shutdown()
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "said"),
+    [
+        ("OTEL_BSP_MAX_QUEUE_SIZE", "2k", "OTEL_BSP_MAX_QUEUE_SIZE='2k': give a whole number"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "5s", "OTEL_BSP_SCHEDULE_DELAY='5s': give a whole number"),
+        ("OTEL_TRACES_SAMPLER", "sometimes", "OTEL_TRACES_SAMPLER='sometimes': give one of always_off, always_on"),
+    ],
+)
+def test_a_trace_setting_the_sdk_would_ignore_with_a_traceback_stops_the_start_naming_it(variable, value, said):
+    with pytest.raises(ValueError, match=said):
+        provider_from_environment("gongji-binding", {"OTEL_TRACES_EXPORTER": "console", variable: value})
+
+
+def test_a_sampling_ratio_outside_0_to_1_stops_the_start():
+    environ = {"OTEL_TRACES_EXPORTER": "console", "OTEL_TRACES_SAMPLER": "parentbased_traceidratio"}
+    with pytest.raises(ValueError, match="OTEL_TRACES_SAMPLER_ARG='10': give the share of traces kept, from 0 to 1"):
+        provider_from_environment("gongji-binding", {**environ, "OTEL_TRACES_SAMPLER_ARG": "10"})
+
+
 def test_an_unknown_exporter_is_refused_at_start(monkeypatch):
     monkeypatch.setenv("OTEL_TRACES_EXPORTER", "zipkin")
     with pytest.raises(ValueError, match="zipkin"):

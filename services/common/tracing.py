@@ -57,6 +57,38 @@ def tracing_enabled(environ: Mapping[str, str] = os.environ) -> bool:
     return any(environ.get(name, "").strip() for name in ENDPOINT_ENVS)
 
 
+# The batch span processor's settings: whole numbers. The SDK reads a malformed one with a logged
+# traceback and goes on with its default, so a typo would change nothing but the log.
+_BSP_NUMBERS = (
+    "OTEL_BSP_SCHEDULE_DELAY", "OTEL_BSP_EXPORT_TIMEOUT", "OTEL_BSP_MAX_QUEUE_SIZE", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"
+)  # fmt: skip
+SAMPLER_ENV = "OTEL_TRACES_SAMPLER"
+
+
+def _check_settings(environ: Mapping[str, str]) -> None:
+    """A ValueError naming the OTEL_* variable the SDK would otherwise ignore with a warning or a
+    traceback (it falls back to its default): the start stops with one line instead."""
+    for name in _BSP_NUMBERS:
+        value = environ.get(name, "").strip()
+        if value and not (value.isascii() and value.isdigit()):
+            raise ValueError(f"{name}={value!r}: give a whole number (milliseconds or spans)")
+    sampler = environ.get(SAMPLER_ENV, "").strip().lower()
+    if sampler:
+        from opentelemetry.util._importlib_metadata import entry_points
+
+        known = sorted({entry.name for entry in entry_points(group="opentelemetry_traces_sampler")})
+        if sampler not in known:
+            raise ValueError(f"{SAMPLER_ENV}={sampler!r}: give one of {', '.join(known)}")
+    ratio = environ.get("OTEL_TRACES_SAMPLER_ARG", "").strip()
+    if ratio and sampler.endswith("traceidratio"):
+        try:
+            valid = 0.0 <= float(ratio) <= 1.0
+        except ValueError:
+            valid = False
+        if not valid:
+            raise ValueError(f"OTEL_TRACES_SAMPLER_ARG={ratio!r}: give the share of traces kept, from 0 to 1")
+
+
 def _exporter(name: str) -> SpanExporter:
     if name == "otlp":
         # Imported here: the exporter pulls in its own gRPC channel machinery, needed only when used.
@@ -74,6 +106,7 @@ def provider_from_environment(
     """A provider configured by the OTEL_* variables, or None when traces are off."""
     if not tracing_enabled(environ):
         return None
+    _check_settings(environ)
     attributes: dict[str, str] = {}
     # OTEL_SERVICE_NAME (or service.name in OTEL_RESOURCE_ATTRIBUTES) wins over the default.
     if not OTELResourceDetector().detect().attributes.get(SERVICE_NAME):
