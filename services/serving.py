@@ -284,7 +284,8 @@ def add_serve_command(commands: argparse._SubParsersAction[Any]) -> None:
         "--database", help="SQLAlchemy URL (default $GONGJI_DATABASE_URL or sqlite:///gongji-SERVICE.db)"
     )
     parser.add_argument(
-        "--binding-address", help="payment, gateway: the binding service (default $GONGJI_BINDING_ADDRESS)"
+        "--binding-address",
+        help="payment, gateway: the binding service (default $GONGJI_BINDING_ADDRESS, else 127.0.0.1:50051)",
     )
     parser.add_argument("--payment-address", help="gateway only: the payment node it settles through")
     parser.add_argument(
@@ -307,16 +308,17 @@ def add_serve_command(commands: argparse._SubParsersAction[Any]) -> None:
     )
     parser.add_argument(
         "--readiness-interval", type=_at_least(0, above=True), default=5.0,
-        help="seconds between readiness probes of the database (payment: and the binding service)",
+        help="seconds between readiness probes of the database (payment: and the binding service; default 5)",
     )  # fmt: skip
     parser.add_argument(
         "--ledger-audit-interval", type=_at_least(0), default=300.0,
-        help="payment only: seconds between background ledger audits for the gongji_ledger_* metrics (0: none)",
+        help="payment only: seconds between background ledger audits for the gongji_ledger_* metrics (0: none; "
+        "default 300)",
     )  # fmt: skip
     parser.add_argument(
         "--payer-watch-lease", type=_at_least(0), default=3.0,
         help="binding only: seconds a payment node's keepalive keeps its lease on the payer watch; "
-        "every change waits for the nodes' acknowledgement, at most this long after a restart (0: no watch)",
+        "every change waits for the nodes' acknowledgement, at most this long after a restart (0: no watch; default 3)",
     )  # fmt: skip
     parser.add_argument(
         "--no-payer-cache", action="store_true",
@@ -333,7 +335,9 @@ def add_serve_command(commands: argparse._SubParsersAction[Any]) -> None:
         "--metrics-address the n-th serves its metrics on the port + n (default 1)",
     )  # fmt: skip
     parser.add_argument(SIBLING_FLAG, dest="sibling", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--grace", type=_at_least(0), default=10.0, help="seconds in-flight calls get at shutdown")
+    parser.add_argument(
+        "--grace", type=_at_least(0), default=10.0, help="seconds in-flight calls get at shutdown (default 10)"
+    )
     parser.add_argument(
         "--drain-delay", type=_at_least(0), default=0.0,
         help="seconds the server still takes new calls after SIGTERM (binding and payment report readiness "
@@ -349,16 +353,18 @@ def add_serve_command(commands: argparse._SubParsersAction[Any]) -> None:
         "--routing",
         help="JSON routing table of payment nodes (payment: default one node; binding: accept only these nodes)",
     )
-    parser.add_argument("--node", default="local", help="payment only: this node's name in the routing table")
+    parser.add_argument(
+        "--node", default="local", help="payment only: this node's name in the routing table (default local)"
+    )
     parser.add_argument(
         "--sweep-interval", type=_at_least(0), default=5.0,
-        help="payment only: seconds between expiry sweeps and recovery",
+        help="payment only: seconds between expiry sweeps and recovery (default 5)",
     )  # fmt: skip
     parser.add_argument(
         "--prepare-lease",
         type=_at_least(0, above=True),
         default=30.0,
-        help="payment only: seconds a cross-node saga may stay PREPARING before recovery aborts it",
+        help="payment only: seconds a cross-node saga may stay PREPARING before recovery aborts it (default 30)",
     )
     parser.set_defaults(run=serve)
 

@@ -579,3 +579,24 @@ def test_a_drain_delay_keeps_answering_new_calls_with_readiness_not_serving_then
     assert time.monotonic() - began >= 3.0
     assert health_of(pki, address) is None  # closed: nothing answers on the port
     assert any("still taking calls for 3.0s" in record.getMessage() for record in caplog.records)
+
+
+def test_gongji_serve_help_states_the_default_of_every_flag_that_has_one():
+    import argparse
+
+    from services.cli import build_parser
+
+    [commands] = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    silent = []
+    for action in commands.choices["serve"]._actions:
+        if not action.option_strings or action.default in (None, False, argparse.SUPPRESS):
+            continue
+        default = action.default
+        forms = {str(default)}
+        if isinstance(default, float):
+            forms.add(f"{default:g}")
+        elif isinstance(default, int):
+            forms.add(f"{default:,}")
+        if not any(form in (action.help or "") for form in forms):
+            silent.append((action.option_strings[0], default))
+    assert silent == [], "say the default in the help of these flags"
