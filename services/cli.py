@@ -48,11 +48,14 @@ def _certs_init(args: argparse.Namespace) -> int:
 def _migrate(args: argparse.Namespace) -> int:
     set_log_identity(args.service, process_wide=True)
     try:
-        migrate(args.service, args.database or default_database_url(args.service), args.revision)
+        reached = migrate(args.service, args.database or default_database_url(args.service), args.revision)
     except DatabaseSettingError as error:
         print(f"gongji migrate {args.service}: {error}", file=sys.stderr)
         return 2
-    print(f"{args.service} database is at revision {args.revision}")
+    print(
+        f"{args.service} database is at revision {args.revision}"
+        + (f" ({reached})" if reached != args.revision else "")
+    )
     return 0
 
 

@@ -189,3 +189,20 @@ def test_gongji_migrate_to_a_revision_it_does_not_have_names_the_ones_it_has(tmp
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "no revision '0099' in this version's binding migrations: give head or one of 0001, 0002" in result.stderr
     assert "a newer gongji migrated" not in result.stderr  # nothing did: the database is new
+
+
+def test_gongji_migrate_to_an_earlier_revision_than_the_database_has_fails_and_leaves_it_as_it_was(tmp_path):
+    url = f"sqlite:///{tmp_path}/b.db"
+    assert gongji("migrate", "binding", "--database", url, "--revision", "0001").stdout.strip() == (
+        "binding database is at revision 0001"
+    )
+    upgraded = gongji("migrate", "binding", "--database", url)
+    assert upgraded.stdout.strip() == "binding database is at revision head (0002)"
+    result = gongji("migrate", "binding", "--database", url, "--revision", "0001")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "is at revision 0002, past 0001: gongji migrate only moves a database forward" in result.stderr
+    assert "at revision 0001" not in result.stdout  # it used to say so, exit 0, and change nothing
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0002"
+    engine.dispose()

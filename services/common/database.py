@@ -12,6 +12,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import Engine, Table, create_engine, event
@@ -249,9 +250,10 @@ def alembic_config(service: str, url: str) -> Config:
     return config
 
 
-def migrate(service: str, url: str, revision: str = "head") -> None:
-    """Brings a service's database to `revision`; safe to run on every start. A database that
-    does not answer, or is at a revision this version does not know, is a DatabaseSettingError."""
+def migrate(service: str, url: str, revision: str = "head") -> str:
+    """Brings a service's database to `revision`, and says the revision it is at; safe to run on
+    every start. A database that does not answer, is at a revision this version does not know, or
+    is already past `revision` (migrate only moves forward) is a DatabaseSettingError."""
     _parsed_url(url)
     shown = shown_url(url)
     config = alembic_config(service, url)
@@ -270,6 +272,21 @@ def migrate(service: str, url: str, revision: str = "head") -> None:
         ) from None
     except SQLAlchemyError as error:
         raise DatabaseSettingError(f"cannot use the {service} database {shown}: {_headline(error)}") from None
+    if revision in ("head", "heads"):
+        return str(script.get_current_head())
+    # Alembic takes an upgrade to a revision the database is past as done, and changes nothing.
+    engine = create_database_engine(url, pool_size=1)
+    try:
+        with engine.connect() as connection:
+            current = MigrationContext.configure(connection).get_current_revision()
+    finally:
+        engine.dispose()
+    if current != revision:
+        raise DatabaseSettingError(
+            f"the {service} database {shown} is at revision {current}, past {revision}: gongji migrate only "
+            "moves a database forward, and left it as it was"
+        )
+    return revision
 
 
 def _headline(error: SQLAlchemyError) -> str:
