@@ -11,6 +11,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from services.common.addresses import check_dial_address
 from services.common.database import DatabaseSettingError, default_database_url, migrate
 from services.common.logs import configure_logging, set_log_identity
 from services.common.security.transport import TlsFiles, TransportError
@@ -73,8 +74,9 @@ def _client_channel(args: argparse.Namespace) -> grpc.Channel:
 
 def _health(args: argparse.Namespace) -> int:
     try:
+        check_dial_address(args.address, "--address")
         channel = _client_channel(args)
-    except (UsageError, TransportError) as error:
+    except (UsageError, TransportError, ValueError) as error:
         print(f"gongji health: {error}", file=sys.stderr)
         return 2
     with channel:

@@ -363,6 +363,13 @@ def test_an_address_to_call_without_a_port_stops_the_start_instead_of_dialling_4
     assert "would dial 443" in result.stderr
 
 
+def test_gongji_health_refuses_an_address_whose_port_is_above_65535_instead_of_asking_another_port(pki):
+    result = run("health", "--address", "127.0.0.1:99999", "--timeout", "1", *pki.args(operator("000000", "ops")))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "gongji health: --address '127.0.0.1:99999' is not HOST:PORT" in result.stderr
+    assert "34463" not in result.stderr  # gRPC dialled 99999 modulo 65536
+
+
 def test_a_routing_file_naming_a_node_address_without_a_port_stops_the_start(tmp_path, pki):
     routing = tmp_path / "routing.json"
     routing.write_text(json.dumps({"nodes": {"east": {"address": "east-node", "provinces": ["32"]}}}))
