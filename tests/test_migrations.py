@@ -13,7 +13,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
-from services.common.database import downgrade, migrate, normalise_url
+from services.common.database import DatabaseSettingError, downgrade, migrate, normalise_url
 from shared.principals import BINDING_SERVICE
 from tests.conftest import METADATA, require_postgres
 
@@ -205,4 +205,19 @@ def test_gongji_migrate_to_an_earlier_revision_than_the_database_has_fails_and_l
     engine = create_engine(url)
     with engine.connect() as connection:
         assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0002"
+    engine.dispose()
+
+
+@pytest.mark.parametrize(("migrated", "then"), [("binding", "gateway"), ("binding", "payment"), ("gateway", "binding")])
+def test_a_database_another_service_migrated_is_refused_not_taken_as_migrated(migrated, then, databases):
+    """Every service numbers its revisions 0001, 0002, ...: the gateway on the binding service's
+    database once read its 0002 as its own head and started without a table of its own."""
+    url = databases.url(migrated)
+    migrate(migrated, url)
+    with pytest.raises(DatabaseSettingError, match=f"the database holds the {migrated} service's tables"):
+        migrate(then, url)
+    engine = create_engine(normalise_url(url))
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, METADATA[migrated]) == []  # left as it was
     engine.dispose()

@@ -13,12 +13,39 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import MetaData, text
+from sqlalchemy import Connection, MetaData, inspect, text
 
-from services.common.database import create_database_engine
+from services.common.database import DatabaseSettingError, create_database_engine
 
 # The advisory lock key of gongji's migrations (any 64-bit number no other tool of the database uses).
 MIGRATION_LOCK_KEY = 0x676F6E676A69  # "gongji"
+
+
+def _other_services_tables(metadata: MetaData) -> dict[str, set[str]]:
+    """Per other gongji service, the tables it has and this one has not."""
+    from services.binding.adapters.orm import metadata as binding
+    from services.gateway.adapters.orm import metadata as gateway
+    from services.payment.adapters.orm import metadata as payment
+
+    own = set(metadata.tables)
+    every = {"binding": binding, "payment": payment, "gateway": gateway}
+    return {name: set(other.tables) - own for name, other in every.items() if other is not metadata}
+
+
+def _check_database_is_this_services(connection: Connection, metadata: MetaData) -> None:
+    """The services' migrations number their revisions alike (0001, 0002, ...) in one
+    alembic_version table, so a database another service migrated looked like this service's at
+    that revision: the gateway on the binding service's database "migrated" to head making no table
+    at all. A database holding another service's tables is refused instead."""
+    present = set(inspect(connection).get_table_names())
+    for service, tables in _other_services_tables(metadata).items():
+        theirs = sorted(present & tables)
+        if theirs:
+            named = ", ".join(theirs[:3]) + (", ..." if len(theirs) > 3 else "")
+            raise DatabaseSettingError(
+                f"the database holds the {service} service's tables ({named}): give each gongji service a "
+                "database of its own"
+            )
 
 
 def run_migrations(context: Any, metadata: MetaData) -> None:
@@ -33,6 +60,7 @@ def run_migrations(context: Any, metadata: MetaData) -> None:
             with context.begin_transaction():
                 if connection.dialect.name == "postgresql":
                     connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+                _check_database_is_this_services(connection, metadata)
                 context.run_migrations()
             connection.commit()
     finally:
