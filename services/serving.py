@@ -88,8 +88,6 @@ async def _start_gateway(args: argparse.Namespace, database: str, address: str) 
 
 def _check_addresses(args: argparse.Namespace, address: str) -> None:
     """The addresses the command line and environment give, checked before anything starts."""
-    from services.payment.app import BINDING_ADDRESS_ENV
-
     check_listen_address(address, "--address")
     if args.metrics_address:
         _, port = check_listen_address(args.metrics_address, "--metrics-address")
@@ -98,6 +96,8 @@ def _check_addresses(args: argparse.Namespace, address: str) -> None:
                              f"ports from {port} to {port + args.processes - 1}; give a port up to "
                              f"{65536 - args.processes}")  # fmt: skip
     if args.service != "binding":
+        from services.payment.app import BINDING_ADDRESS_ENV
+
         if args.binding_address:
             check_dial_address(args.binding_address, "--binding-address")
         elif os.environ.get(BINDING_ADDRESS_ENV):
