@@ -423,12 +423,19 @@ class _Behind:
         return self._clock.now() - self._by
 
 
+@contextmanager
+def family_on_a_node_behind(databases, clock, pki, roles, by: timedelta) -> Iterator[PaymentFamily]:
+    """A family on a payment node that keeps payers and whose clock runs `by` behind the binding
+    service's; its bindings are made at the binding service's now."""
+    behind = {"clock": _Behind(clock, by)}
+    with running_cached(databases, clock, pki, roles, payment_settings=behind) as (cached, _):
+        yield PaymentFamily(cached.payment)
+
+
 def test_a_node_whose_clock_runs_two_minutes_behind_draws_on_a_binding_made_a_moment_ago(
     databases, clock, pki, roles
 ) -> None:
-    behind = {"clock": _Behind(clock, timedelta(minutes=2))}
-    with running_cached(databases, clock, pki, roles, payment_settings=behind) as (cached, _):
-        family = PaymentFamily(cached.payment)
+    with family_on_a_node_behind(databases, clock, pki, roles, timedelta(minutes=2)) as family:
         settlement = family.settle(100)
         assert {leg.binding_id for leg in settlement.legs} == {family.mother_binding.binding_id}
         assert settlement.cash_pay_fen == 0
@@ -437,9 +444,7 @@ def test_a_node_whose_clock_runs_two_minutes_behind_draws_on_a_binding_made_a_mo
 def test_a_node_far_behind_draws_on_a_new_binding_once_its_own_clock_is_within_minutes_of_its_making(
     databases, clock, pki, roles
 ) -> None:
-    behind = {"clock": _Behind(clock, timedelta(minutes=10))}
-    with running_cached(databases, clock, pki, roles, payment_settings=behind) as (cached, _):
-        family = PaymentFamily(cached.payment)
+    with family_on_a_node_behind(databases, clock, pki, roles, timedelta(minutes=10)) as family:
         # By the node's clock both bindings are ten minutes off: the bill is paid in cash, and
         # what the node keeps of that answer must end when its clock comes near their making.
         assert family.settle(100).cash_pay_fen == 100

@@ -662,6 +662,19 @@ def test_the_patients_wallet_pays_before_the_relatives(family):
     assert_ledger_balanced(family)
 
 
+def mother_moves_to_childs_wallet(family: PaymentFamily, amount_fen: int) -> ppb.Transfer:
+    """The mother's transfer into her child's wallet on the same node, confirmed by her face."""
+    return family.payment.TransferToWallet(
+        papi.TransferToWalletRequest(
+            request_id=request_id(), grantor_id_number=family.mother.id_number,
+            beneficiary_id_number=family.child.id_number, amount_fen=amount_fen,
+            verification=ppb.Verification(
+                method=ppb.VERIFICATION_METHOD_FACE, token=stand_in_token(family.mother.id_number, "FACE")
+            ),
+        )
+    ).transfer  # fmt: skip
+
+
 def test_a_wallet_transfer_reads_as_a_transfer_out_for_the_grantor_and_a_transfer_in_for_the_wallet(family):
     """The statement gives every movement its purpose as the account holder sees it: the money
     the mother moves into her child's wallet on the same node leaves her account as a transfer
@@ -669,15 +682,7 @@ def test_a_wallet_transfer_reads_as_a_transfer_out_for_the_grantor_and_a_transfe
     family.payment.ActivateWallet(
         papi.ActivateWalletRequest(request_id=request_id(), id_number=family.child.id_number, admdvs="320100")
     )
-    moved = family.payment.TransferToWallet(
-        papi.TransferToWalletRequest(
-            request_id=request_id(), grantor_id_number=family.mother.id_number,
-            beneficiary_id_number=family.child.id_number, amount_fen=20_000,
-            verification=ppb.Verification(
-                method=ppb.VERIFICATION_METHOD_FACE, token=stand_in_token(family.mother.id_number, "FACE")
-            ),
-        )
-    ).transfer  # fmt: skip
+    moved = mother_moves_to_childs_wallet(family, 20_000)
     assert moved.state == ppb.TRANSFER_STATE_COMPLETED
     out_line = statement(family, family.mother)[0]
     in_line = statement(family, family.child, WALLET_KIND)[0]
@@ -1233,15 +1238,7 @@ def test_a_wallet_transfer_after_a_hold_lapsed_may_move_the_money_the_hold_kept(
     family.authorize(100_000)  # all of the mother's balance
     family.clock.advance(timedelta(minutes=16))
 
-    moved = family.payment.TransferToWallet(
-        papi.TransferToWalletRequest(
-            request_id=request_id(), grantor_id_number=family.mother.id_number,
-            beneficiary_id_number=family.child.id_number, amount_fen=20_000,
-            verification=ppb.Verification(
-                method=ppb.VERIFICATION_METHOD_FACE, token=stand_in_token(family.mother.id_number, "FACE")
-            ),
-        )
-    ).transfer  # fmt: skip
+    moved = mother_moves_to_childs_wallet(family, 20_000)
     assert moved.state == ppb.TRANSFER_STATE_COMPLETED
     assert money(family, family.mother) == (80_000, 0, 80_000)
     assert_ledger_balanced(family)
