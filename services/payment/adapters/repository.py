@@ -41,16 +41,21 @@ HOLDER_SUSPENDED = (
     .scalar_subquery()
     .label("holder_suspended")
 )
+
+
+def _lapsed(now: Any) -> Any:
+    """Settlements still authorised whose holds are past their expiry at `now` (a time or a
+    bindparam), not yet released (a released one is EXPIRED): the rule of settlements.lapsed, in a
+    form the index ix_settlements_open finds."""
+    table = orm.settlements
+    return and_(table.c.state == SettlementState.AUTHORIZED.value, table.c.expire_time <= now)
+
+
 # And whether the account holds money for a settlement past its expiry that the sweeper has not
 # released yet: found from the few lapsed settlements (their index), once per statement.
 _LAPSED_HOLDING = select(orm.settlement_legs.c.account_id).where(
     orm.settlement_legs.c.province == "",
-    orm.settlement_legs.c.settlement_id.in_(
-        select(orm.settlements.c.settlement_id).where(
-            orm.settlements.c.state == SettlementState.AUTHORIZED.value,
-            orm.settlements.c.expire_time <= bindparam("now"),
-        )
-    ),
+    orm.settlement_legs.c.settlement_id.in_(select(orm.settlements.c.settlement_id).where(_lapsed(bindparam("now")))),
 )
 HOLD_LAPSED = orm.accounts.c.account_id.in_(_LAPSED_HOLDING).label("hold_lapsed")
 LOCK_ACCOUNTS_WITH_HOLDER = LOCK_ACCOUNTS.add_columns(HOLDER_SUSPENDED, HOLD_LAPSED).with_for_update(of=orm.accounts)
@@ -305,10 +310,7 @@ class SettlementRepository:
     def expired_ids(self, now: datetime, limit: int) -> list[str]:
         table = orm.settlements
         rows = self._connection.execute(
-            select(table.c.settlement_id)
-            .where(table.c.state == SettlementState.AUTHORIZED.value, table.c.expire_time <= now)
-            .order_by(table.c.expire_time)
-            .limit(limit)
+            select(table.c.settlement_id).where(_lapsed(now)).order_by(table.c.expire_time).limit(limit)
         )
         return [row.settlement_id for row in rows]
 
@@ -319,8 +321,7 @@ class SettlementRepository:
         rows = self._connection.execute(
             select(table.c.settlement_id)
             .where(
-                table.c.state == SettlementState.AUTHORIZED.value,
-                table.c.expire_time <= now,
+                _lapsed(now),
                 select(legs.c.settlement_id)
                 .where(
                     legs.c.settlement_id == table.c.settlement_id,
