@@ -272,3 +272,33 @@ def test_a_credit_checked_before_the_wallet_was_activated_is_not_applied_unconfi
     assert refused_credit(family, minted).reason == "PEER_CLAIM_REJECTED"
     assert wallet_balance(family) == 0
     family.assert_books_close()
+
+
+def test_a_transfer_retried_after_six_the_next_morning_is_not_credited_late_but_goes_back_to_its_sender(family):
+    """A transfer not yet accepted is refunded to the sender at 06:00 the next day. The father's
+    transfer waits for the child's wallet, which is activated only at 06:00 the next day; his app
+    then retries the transfer under its key. The retry must not carry the credit past the
+    deadline: the money goes back to him, the wallet stays empty and the day's three transfers
+    are all still his."""
+    at_noon(family)
+    asked = papi.TransferToWalletRequest(
+        request_id=request_id(), grantor_id_number=family.father.id_number,
+        beneficiary_id_number=family.child.id_number, amount_fen=30_000,
+        verification=ppb.Verification(
+            method=ppb.VERIFICATION_METHOD_FACE, token=stand_in_token(family.father.id_number, "FACE")
+        ),
+    )  # fmt: skip
+    west = family.nodes.west.stub
+    pending = west.TransferToWallet(asked).transfer
+    assert pending.state == ppb.TRANSFER_STATE_PENDING
+    noon = family.clock.now().astimezone(CHINA_STANDARD_TIME)
+    family.clock.set(noon.replace(hour=6) + timedelta(days=1))
+    activate_wallet(family)
+
+    retried = west.TransferToWallet(asked).transfer
+    assert (retried.transfer_id, retried.state) == (pending.transfer_id, ppb.TRANSFER_STATE_REFUNDED)
+    assert wallet_balance(family) == 0
+    assert family.balance(west, family.father).balance_fen == 100_000
+    assert [transfer(family, 10_000).transfer.state for _ in range(3)] == [ppb.TRANSFER_STATE_COMPLETED] * 3
+    days = [noon.strftime("%Y-%m-%d"), (noon + timedelta(days=1)).strftime("%Y-%m-%d")]
+    money_is_conserved(family, days, 30_000)

@@ -351,7 +351,17 @@ class Coordinator:
         txn = await self._run.query(lambda uow: uow.node_transactions.get(transaction_id))
         if txn is None or txn.state not in coordination.FINAL_OF:
             return
+        if txn.kind == "TRANSFER" and txn.state == coordination.COMMITTING:
+            # A transfer not accepted by 06:00 the next day goes back to its sender: past that, its
+            # credit is not sent again (by a retry of the transfer, say), it is declined and refunded.
+            row = await self._run.query(lambda uow: uow.transfers.get(transaction_id))
+            if row is not None and row.state == "PENDING" and self._due_back(row):
+                await self._give_back(row)
+                return
         await self._tell(coordination.decision_of(txn))
+
+    def _due_back(self, row: Any) -> bool:
+        return self._clock.now() >= wallets.unaccepted_refund_time(row.create_time)
 
     def _by_node(
         self, participants: dict[str, list[dict[str, Any]]]
@@ -450,26 +460,31 @@ class Coordinator:
         self._page_read("transfers", [(row.create_time, row.transfer_id) for row in pending])
         refunded = 0
         for row in pending:
-            if now < wallets.unaccepted_refund_time(row.create_time):
-                continue
-            try:
-                peer = self._routing.owner_of_province(row.target_province)
-                credited = await self._client.decline_wallet_credit(
-                    peer, row.transfer_id, row.beneficiary_id_number, row.amount_fen, row.source_province
-                )
-            except DomainError as error:
-                log.warning("transfer %s is due for refund but province %s's node did not answer: %s",
-                            row.transfer_id, row.target_province, error.reason.value)  # fmt: skip
-                continue
-            if credited:
-                await self.finish(row.transfer_id)
-                continue
-            if await self._write(
-                lambda uow, t=row.transfer_id: wallets.refund_unaccepted_transfer(uow, t, self._clock.now())
-            ):
+            if now >= wallets.unaccepted_refund_time(row.create_time) and await self._give_back(row):
                 refunded += 1
-                log.info("transfer %s was not accepted by 06:00 the next day; refunded to its sender", row.transfer_id)
         return refunded
+
+    async def _give_back(self, row: Any) -> bool:
+        """Gives a transfer due back to its sender once the receiving node promised never to credit
+        it; completes it instead when that node had credited it. True when it was refunded now."""
+        try:
+            peer = self._routing.owner_of_province(row.target_province)
+            credited = await self._client.decline_wallet_credit(
+                peer, row.transfer_id, row.beneficiary_id_number, row.amount_fen, row.source_province
+            )
+        except DomainError as error:
+            log.warning("transfer %s is due for refund but province %s's node did not answer: %s",
+                        row.transfer_id, row.target_province, error.reason.value)  # fmt: skip
+            return False
+        if credited:
+            txn = await self._run.query(lambda uow: uow.node_transactions.get(row.transfer_id))
+            if txn is not None and txn.state in coordination.FINAL_OF:
+                await self._tell(coordination.decision_of(txn))
+            return False
+        if await self._write(lambda uow: wallets.refund_unaccepted_transfer(uow, row.transfer_id, self._clock.now())):
+            log.info("transfer %s was not accepted by 06:00 the next day; refunded to its sender", row.transfer_id)
+            return True
+        return False
 
     async def recover_once(self) -> int:
         """One pass of crash recovery, as coordinator and as participant; returns sagas touched."""
