@@ -160,6 +160,49 @@ def test_a_credit_opens_a_personal_account_only_on_the_node_of_the_region_the_re
     family.assert_books_close()
 
 
+def test_a_wallet_is_activated_only_for_a_living_person_the_registry_insures_in_the_region_given(family):
+    """A wallet must be activated by its holder before transfers reach it. Node east opens none
+    for a person the registry does not know, none under a region the registry does not have the
+    person in (the father is insured in Lanzhou, so a wallet of his on east would be stranded:
+    transfers to him go to west), and none for a person who died; each refusal opens nothing,
+    and the same wallets open where and for whom the registry says."""
+    east = family.nodes.east.stub
+    wallets_before = east.CheckLedger(papi.CheckLedgerRequest()).account_count
+
+    def activate(stub, who: str, admdvs: str):
+        return stub.ActivateWallet(
+            papi.ActivateWalletRequest(request_id=request_id(), id_number=who, admdvs=admdvs), timeout=10
+        )
+
+    def refused(stub, who: str, admdvs: str):
+        with pytest.raises(grpc.RpcError) as raised:
+            activate(stub, who, admdvs)
+        return refusal_of(raised.value)
+
+    unknown = refused(east, make_id_number("320102"), NANJING)
+    assert (unknown.code, unknown.reason, unknown.fields) == (
+        grpc.StatusCode.NOT_FOUND, "PERSON_NOT_FOUND", ("id_number",),
+    )  # fmt: skip
+    elsewhere = refused(east, family.father.id_number, NANJING)
+    assert (elsewhere.code, elsewhere.reason, elsewhere.fields) == (
+        grpc.StatusCode.INVALID_ARGUMENT, "FIELD_INVALID", ("admdvs",),
+    )  # fmt: skip
+    assert f"insured in {LANZHOU}, not {NANJING}" in elsewhere.message
+    departed = family.register("钱故人", NANJING)
+    departed.status = common.INSURANCE_STATUS_DECEASED
+    family.binding.UpsertInsuredPerson(
+        bapi.UpsertInsuredPersonRequest(request_id=request_id(), insured_person=departed)
+    )
+    deceased = refused(east, departed.id_number, NANJING)
+    assert (deceased.code, deceased.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "BENEFICIARY_NOT_IN_NORMAL_STATUS")
+    assert departed.id_number not in deceased.message
+    assert east.CheckLedger(papi.CheckLedgerRequest()).account_count == wallets_before
+
+    assert activate(west := family.nodes.west.stub, family.father.id_number, LANZHOU).account.admdvs == LANZHOU
+    assert activate(east, family.child.id_number, NANJING).account.kind == ppb.ACCOUNT_KIND_WALLET
+    assert west.CheckLedger(papi.CheckLedgerRequest()).balanced
+
+
 def test_a_leg_on_another_provinces_account_is_paid_by_that_provinces_node(family):
     settlement = family.nodes.east.stub.Settle(
         papi.SettleRequest(request_id=request_id(), bill=family.bill(30_000))

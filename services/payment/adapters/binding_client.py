@@ -190,7 +190,8 @@ class GrpcBindingDirectory:
         if not found.admdvs:
             return None
         employee = found.insurance_type == common.INSURANCE_TYPE_EMPLOYEE
-        return RegisteredPerson(found.admdvs, employee and found.has_personal_account)
+        normal = found.status == common.INSURANCE_STATUS_NORMAL
+        return RegisteredPerson(found.admdvs, employee and found.has_personal_account, normal)
 
     async def impersonation_threshold(self, admdvs: str) -> int:
         try:

@@ -402,14 +402,26 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
         id_number = validate_id_number(request.id_number)
         admdvs = validate_admdvs(request.admdvs, "admdvs")
         self._routing.check_wallet_kept_here(admdvs)
+        method = _method("ActivateWallet")
+        check_request_id(request.request_id, "request_id")  # before the binding service is asked
+        if not await self._run.query(lambda uow: accounts.account_exists(uow, id_number, AccountKind.WALLET)):
+            # Only as the registry has the person: known, insured in normal status, in that region.
+            try:
+                person = await self._directory.registered_person(id_number)
+            except DomainError as error:  # the binding service is down
+                return await self._run.replayed_or_raise(
+                    method, request.request_id, request, api.ActivateWalletResponse, error
+                )
+            try:
+                accounts.wallet_region(person, admdvs)
+            except DomainError as refusal:
+                return await self._run.refuse(method, request.request_id, request, api.ActivateWalletResponse, refusal)
 
         def run(uow: PaymentUnitOfWork) -> api.ActivateWalletResponse:
             account = wallets.activate_wallet(uow, id_number, admdvs, self._clock.now())
             return api.ActivateWalletResponse(account=convert.account_to_proto(account, []))
 
-        return await self._run.mutate(
-            _method("ActivateWallet"), request.request_id, request, api.ActivateWalletResponse, run
-        )
+        return await self._run.mutate(method, request.request_id, request, api.ActivateWalletResponse, run)
 
     async def TransferToWallet(
         self, request: api.TransferToWalletRequest, context: grpc.aio.ServicerContext

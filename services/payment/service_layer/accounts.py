@@ -53,6 +53,8 @@ class RegisteredPerson:
 
     admdvs: str
     has_personal_account: bool
+    # Insured in normal status (not suspended, terminated or deceased).
+    is_normal: bool = True
 
 
 def account_exists(uow: PaymentUnitOfWork, id_number: str, kind: AccountKind) -> bool:
@@ -84,6 +86,33 @@ def opening_region(person: RegisteredPerson | None, admdvs: str) -> str:
             f"credit with admdvs {person.admdvs} (or leave it out)",
             field="admdvs",
             metadata={"registry_admdvs": person.admdvs},
+        )
+    return person.admdvs
+
+
+def wallet_region(person: RegisteredPerson | None, admdvs: str) -> str:
+    """The region a wallet (医保钱包) is activated under: the registry's. Only a person the registry
+    knows, insured in normal status, activates one, and under the region the registry has."""
+    if person is None:
+        raise DomainError(
+            Reason.PERSON_NOT_FOUND,
+            "the insured-person registry does not know this person, so no wallet is activated; "
+            "register the person (UpsertInsuredPerson) first, or correct id_number",
+            field="id_number",
+        )
+    if admdvs != person.admdvs:
+        raise DomainError(
+            Reason.FIELD_INVALID,
+            f"the insured-person registry has this person insured in {person.admdvs}, not {admdvs}; "
+            f"activate with admdvs {person.admdvs}",
+            field="admdvs",
+            metadata={"registry_admdvs": person.admdvs},
+        )
+    if not person.is_normal:
+        raise DomainError(
+            Reason.BENEFICIARY_NOT_IN_NORMAL_STATUS,
+            "the person's insurance is not in normal status (suspended, ended or deceased), so no wallet is activated",
+            field="id_number",
         )
     return person.admdvs
 
