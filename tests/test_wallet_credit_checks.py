@@ -302,3 +302,23 @@ def test_a_transfer_retried_after_six_the_next_morning_is_not_credited_late_but_
     assert [transfer(family, 10_000).transfer.state for _ in range(3)] == [ppb.TRANSFER_STATE_COMPLETED] * 3
     days = [noon.strftime("%Y-%m-%d"), (noon + timedelta(days=1)).strftime("%Y-%m-%d")]
     money_is_conserved(family, days, 30_000)
+
+
+def test_a_transfer_due_back_at_six_does_not_keep_the_grantors_next_transfer_waiting_for_the_sweeper(family):
+    """No new transfer may start while one is unaccepted, and one not accepted is refunded at 06:00
+    the next day. At 06:00 the father's transfer of yesterday noon, never accepted, is due back:
+    his new transfer is not refused TRANSFER_PENDING until a sweep comes by; yesterday's goes back
+    to him first and the new one is credited."""
+    at_noon(family)
+    pending = transfer(family, 30_000).transfer
+    assert pending.state == ppb.TRANSFER_STATE_PENDING
+    noon = family.clock.now().astimezone(CHINA_STANDARD_TIME)
+    family.clock.set(noon.replace(hour=6) + timedelta(days=1))
+    activate_wallet(family)
+
+    assert transfer(family, 10_000).transfer.state == ppb.TRANSFER_STATE_COMPLETED
+    assert transfer_state(family, pending.transfer_id) == ppb.TRANSFER_STATE_REFUNDED
+    assert wallet_balance(family) == 10_000
+    assert family.balance(family.nodes.west.stub, family.father).balance_fen == 90_000
+    days = [noon.strftime("%Y-%m-%d"), (noon + timedelta(days=1)).strftime("%Y-%m-%d")]
+    money_is_conserved(family, days, 10_000)

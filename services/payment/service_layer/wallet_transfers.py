@@ -85,6 +85,7 @@ class WalletTransfers:
             min_grantor_balance_fen=limits.min_grantor_balance_fen,
         )  # fmt: skip
         wallet_is_local = self._routing.is_local(pair.beneficiary_admdvs)
+        await self._give_back_due(asked.grantor_id_number)
         # Holds that lapsed are given back before the grantor's balance is judged.
         await release_lapsed_holds(self._run, self._clock, [personal_account(asked.grantor_id_number)])
         verified = await self._run.in_thread(
@@ -102,6 +103,15 @@ class WalletTransfers:
 
         answer = await self._run.mutate(method, request_id, request, response_type, run)
         return await self._as_it_stands(answer, pending_transfer_id, respond)
+
+    async def _give_back_due(self, grantor_id_number: str) -> None:
+        """Gives the grantor back a transfer of theirs still unaccepted at 06:00 the day after it was
+        made (or completes it, found credited), so it keeps no new transfer waiting for the sweeper."""
+        now = self._clock.now()
+        pending = await self._run.query(lambda uow: uow.transfers.pending_of_grantor(grantor_id_number))
+        for row in pending:
+            if now >= wallets.unaccepted_refund_time(row.create_time):
+                await self._coordinator.finish(row.transfer_id)
 
     async def _as_it_stands(self, answer: R, pending_transfer_id: Callable[[R], str], respond: Callable[[Any], R]) -> R:
         """The answer with a transfer to another node's wallet as it stands once its credit was
