@@ -16,6 +16,7 @@ import pytest
 
 from gongji.binding.v1 import binding_pb2 as bpb
 from gongji.binding.v1 import binding_service_pb2 as bapi
+from gongji.common.v1 import common_pb2 as common
 from gongji.node.v1 import node_service_pb2 as node
 from gongji.payment.v1 import payment_pb2 as ppb
 from gongji.payment.v1 import payment_service_pb2 as papi
@@ -25,7 +26,7 @@ from services.payment.service_layer import participant, wallets
 from services.payment.verification import stand_in_token
 from shared.errors import DomainError, Reason
 from shared.ledger import CHINA_STANDARD_TIME
-from tests.helpers import binding_request, refusal_of, request_id
+from tests.helpers import binding_request, make_id_number, person, refusal_of, request_id
 from tests.test_cross_province import (
     NANJING,
     CrossFamily,
@@ -322,3 +323,40 @@ def test_a_transfer_due_back_at_six_does_not_keep_the_grantors_next_transfer_wai
     assert family.balance(family.nodes.west.stub, family.father).balance_fen == 90_000
     days = [noon.strftime("%Y-%m-%d"), (noon + timedelta(days=1)).strftime("%Y-%m-%d")]
     money_is_conserved(family, days, 10_000)
+
+
+def test_a_transfer_to_a_wallet_in_a_province_no_node_keeps_is_refused_unreachable_and_moves_nothing(two_nodes):
+    """A wallet is kept by its holder's province's node. The father in Lanzhou is bound to a
+    relative insured in Hebei, a province neither node keeps: no node could credit the transfer or
+    promise never to, so it would stay pending and the father's money with it. It is refused
+    PROVINCE_UNREACHABLE, debits nothing, and is not stored under its key, so a retry runs once a
+    node keeps the province."""
+    family = CrossFamily(two_nodes, pilots=["32", "62", "13"])
+    relative = person(
+        make_id_number("130102"), "赵河北", admdvs="130100", insurance_type=common.INSURANCE_TYPE_RESIDENT,
+        has_personal_account=False,
+    )  # fmt: skip
+    family.binding.UpsertInsuredPerson(
+        bapi.UpsertInsuredPersonRequest(request_id=request_id(), insured_person=relative)
+    )
+    family.binding.CreateBinding(binding_request(family.father, relative))
+    at_noon(family)
+    asked = papi.TransferToWalletRequest(
+        request_id=request_id(), grantor_id_number=family.father.id_number,
+        beneficiary_id_number=relative.id_number, amount_fen=10_000,
+        verification=ppb.Verification(
+            method=ppb.VERIFICATION_METHOD_FACE, token=stand_in_token(family.father.id_number, "FACE")
+        ),
+    )  # fmt: skip
+    west = family.nodes.west.stub
+    for _ in range(2):
+        with pytest.raises(grpc.RpcError) as raised:
+            west.TransferToWallet(asked, timeout=20)
+        refusal = refusal_of(raised.value)
+        assert (refusal.code, refusal.reason) == (grpc.StatusCode.UNAVAILABLE, "PROVINCE_UNREACHABLE")
+        assert refusal.metadata["province"] == "13"
+    assert family.balance(west, family.father).balance_fen == 100_000
+    assert transfer(family, 10_000).transfer.state == ppb.TRANSFER_STATE_PENDING  # no earlier one in the way
+    for harness in (family.nodes.east, family.nodes.west):
+        audit = harness.stub.CheckLedger(papi.CheckLedgerRequest())
+        assert audit.balanced, list(audit.problems)

@@ -201,6 +201,14 @@ class NodeRouting:
                 metadata={"node": peer.name},
             )
 
+    def check_wallet_node_known(self, admdvs: str) -> None:
+        """A transfer to a wallet another node keeps needs that node: with none keeping the wallet's
+        province, nothing could credit the transfer or promise never to, and the grantor's money
+        would stay with a transfer pending for good. PROVINCE_UNREACHABLE, for a retry once the
+        routing file gives the province a node."""
+        if not self._routing.is_local(admdvs):
+            self._routing.owner_of(admdvs)
+
     def check_account_kept_here(self, admdvs: str) -> None:
         """A personal account is opened by the node of its holder's province."""
         if not self._routing.is_local(admdvs):

@@ -85,6 +85,7 @@ class WalletTransfers:
             min_grantor_balance_fen=limits.min_grantor_balance_fen,
         )  # fmt: skip
         wallet_is_local = self._routing.is_local(pair.beneficiary_admdvs)
+        self._routing.check_wallet_node_known(pair.beneficiary_admdvs)  # not stored: a retry may run
         await self._give_back_due(asked.grantor_id_number)
         # Holds that lapsed are given back before the grantor's balance is judged.
         await release_lapsed_holds(self._run, self._clock, [personal_account(asked.grantor_id_number)])
