@@ -442,6 +442,22 @@ def test_a_wallet_transfer_while_the_binding_service_is_down_is_unavailable_and_
     assert family.account(family.child, ppb.ACCOUNT_KIND_WALLET).balance_fen == 0
 
 
+def test_a_wallet_activation_while_the_binding_service_is_down_is_unavailable_and_opens_nothing(
+    family, payment_service
+):
+    """Activation asks the registry where the person is insured: while it cannot, the activation
+    is refused UNAVAILABLE (for a retry) and opens nothing."""
+    asked = papi.ActivateWalletRequest(request_id=request_id(), id_number=family.child.id_number, admdvs="320100")
+    payment_service.binding.server.stop()
+    with pytest.raises(grpc.RpcError) as raised:
+        family.payment.ActivateWallet(asked)
+    refusal = refusal_of(raised.value)
+    assert (refusal.code, refusal.reason) == (grpc.StatusCode.UNAVAILABLE, "BINDING_SERVICE_UNAVAILABLE")
+    with pytest.raises(grpc.RpcError) as raised:
+        family.account(family.child, ppb.ACCOUNT_KIND_WALLET)
+    assert refusal_of(raised.value).reason == "ACCOUNT_NOT_FOUND"
+
+
 def test_the_access_log_prints_a_first_refusals_reason_and_marks_only_a_real_replay(family, caplog):
     caplog.set_level(logging.INFO, logger="gongji.rpc")
     key = request_id()
