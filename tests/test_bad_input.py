@@ -796,3 +796,67 @@ def test_an_id_with_a_control_or_invisible_character_is_refused_naming_it_on_eve
         caller.close()
     assert checked >= 10 * len(UNPRINTABLE_KEYS), "every RPC that looks up a binding or settlement was sent one"
     assert wrong == [], "\n".join(wrong)
+
+
+def _enum_fields(message: Message, path: str = "", depth: int = 0) -> list[tuple[str, list[tuple[str, Any]]]]:
+    """Each enum field of `message` (and of the sub-messages it sets, the first item of a repeated
+    one included) as its path and the steps that reach it: (field name, index or None)."""
+    found: list[tuple[str, list[tuple[str, Any]]]] = []
+    for field in message.DESCRIPTOR.fields:
+        where = f"{path}{field.name}"
+        if field.enum_type is not None:
+            found.append((f"{where}[0]" if field.is_repeated else where, [(field.name, None)]))
+        elif field.message_type is not None and depth < 2:
+            if field.is_repeated:
+                items = getattr(message, field.name)
+                if len(items):
+                    inner = _enum_fields(items[0], f"{where}[0].", depth + 1)
+                    found += [(label, [(field.name, 0), *steps]) for label, steps in inner]
+            elif message.HasField(field.name):
+                inner = _enum_fields(getattr(message, field.name), f"{where}.", depth + 1)
+                found += [(label, [(field.name, None), *steps]) for label, steps in inner]
+    return found
+
+
+def _with_enum(request: Message, steps: list[tuple[str, Any]], number: int) -> Message:
+    copy = type(request)()
+    copy.CopyFrom(request)
+    holder: Any = copy
+    for name, index in steps[:-1]:
+        holder = getattr(holder, name)[index] if index is not None else getattr(holder, name)
+    name = steps[-1][0]
+    if holder.DESCRIPTOR.fields_by_name[name].is_repeated:
+        getattr(holder, name)[:] = [number]
+    else:
+        setattr(holder, name, number)
+    return copy
+
+
+def test_an_enum_number_the_api_does_not_define_is_refused_as_invalid_naming_its_field_on_every_rpc(two_nodes):
+    """Proto3 enums are open: a client built from newer protos, or one writing JSON by hand, may
+    send a number this server does not know (99). It is a value given, not one missing, and no
+    caller's scope can be judged by it: INVALID_ARGUMENT FIELD_INVALID naming the field, never
+    FIELD_REQUIRED or a refusal of the caller's rights, and nothing changes."""
+    world, caller, urls = _every_rpc(two_nodes)
+    wrong: list[str] = []
+    checked = 0
+    try:
+        for method in METHODS:
+            request = well_formed(world, method)
+            for path, steps in _enum_fields(request):
+                before = _every_row(urls)
+                sent = _with_enum(request, steps, 99)
+                refusal = caller.send(method, sent, caller.principal(method, sent))
+                checked += 1
+                if not (
+                    isinstance(refusal, Refusal)
+                    and (refusal.code, refusal.reason) == (INVALID_ARGUMENT, "FIELD_INVALID")
+                    and refusal.names(path.removesuffix("[0]"))
+                ):
+                    wrong.append(f"{method.full_name} with {path}=99: {refusal or 'accepted'}")
+                if _every_row(urls) != before:
+                    wrong.append(f"{method.full_name}: {path}=99 changed the databases")
+    finally:
+        caller.close()
+    assert checked >= 20, "the well-formed requests set their enum fields"
+    assert wrong == [], "\n".join(wrong)

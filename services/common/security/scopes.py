@@ -132,8 +132,19 @@ async def own_institution(asked: Asked, field: str) -> None:
 _CHANNEL_VALUE = {channel: common_pb2.Channel.Value(f"CHANNEL_{channel.value}") for channel in Channel}
 
 
+def _defined(asked: Asked, field: str, enum: Any) -> None:
+    """Refuses an enum number the API does not define (proto3 enums are open: a client of newer
+    protos may send one) as the malformed input it is, not as a value outside the caller's scope."""
+    if not _present(asked.request, field):
+        return
+    value = read_field(asked.request, field)
+    if value not in enum.values():
+        raise DomainError(Reason.FIELD_INVALID, f"{field} has no value {value}", field=field)
+
+
 async def own_channel(asked: Asked, field: str) -> None:
     assert asked.principal.channel is not None
+    _defined(asked, field, common_pb2.Channel)
     _fill_or_match(asked, field, _CHANNEL_VALUE[asked.principal.channel], 0, "channel")
 
 
@@ -142,6 +153,7 @@ async def own_operator_id(asked: Asked, field: str) -> None:
 
 
 async def person_actor(asked: Asked, field: str) -> None:
+    _defined(asked, field, binding_pb2.Actor)
     if read_field(asked.request, field) not in (0, binding_pb2.ACTOR_GRANTOR, binding_pb2.ACTOR_BENEFICIARY):
         raise out_of_scope(
             asked, "act as an operator or the system; a channel acts for the grantor or beneficiary", field
@@ -149,6 +161,7 @@ async def person_actor(asked: Asked, field: str) -> None:
 
 
 async def operator_actor(asked: Asked, field: str) -> None:
+    _defined(asked, field, binding_pb2.Actor)
     if read_field(asked.request, field) not in (0, binding_pb2.ACTOR_OPERATOR):
         raise out_of_scope(asked, "act as a grantor or beneficiary; an operator acts as OPERATOR", field)
 

@@ -139,7 +139,9 @@ def credit_purpose(value: int) -> Purpose:
         return Purpose.MONTHLY_CONTRIBUTION
     if value == api.CREDIT_KIND_ADJUSTMENT:
         return Purpose.ADJUSTMENT
-    raise DomainError(Reason.FIELD_REQUIRED, "kind must be MONTHLY_CONTRIBUTION or ADJUSTMENT", field="kind")
+    # Unset is a field missing; a number the API does not define is one given wrongly.
+    reason = Reason.FIELD_REQUIRED if value == api.CREDIT_KIND_UNSPECIFIED else Reason.FIELD_INVALID
+    raise DomainError(reason, "kind must be MONTHLY_CONTRIBUTION or ADJUSTMENT", field="kind")
 
 
 def statement_line(row: Any) -> pb.StatementLine:
@@ -211,9 +213,8 @@ def verification_method(value: int) -> str:
         return "FACE"
     if value == pb.VERIFICATION_METHOD_QR_PASSWORD:
         return "QR_PASSWORD"
-    raise DomainError(
-        Reason.FIELD_REQUIRED, "verification.method must be FACE or QR_PASSWORD", field="verification.method"
-    )
+    reason = Reason.FIELD_REQUIRED if value == pb.VERIFICATION_METHOD_UNSPECIFIED else Reason.FIELD_INVALID
+    raise DomainError(reason, "verification.method must be FACE or QR_PASSWORD", field="verification.method")
 
 
 def transfer_to_proto(row: Any) -> pb.Transfer:
