@@ -1024,6 +1024,25 @@ def test_bindings_are_listed_in_pages_by_grantor_and_by_state(family):
     assert refusal.reason == "INVALID_PAGE_TOKEN"
 
 
+def test_bindings_are_listed_by_one_party_and_naming_both_is_invalid_not_missing(family):
+    """ListBindings takes exactly one of grantor_id_number and beneficiary_id_number: neither is
+    a field missing (FIELD_REQUIRED), both a request given wrongly (FIELD_INVALID)."""
+    family.bind(family.child, common.RELATIONSHIP_CHILD)
+    neither = family.refusal(family.stub.ListBindings, bapi.ListBindingsRequest())
+    assert (neither.code, neither.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "FIELD_REQUIRED")
+    both = family.refusal(
+        family.stub.ListBindings,
+        bapi.ListBindingsRequest(
+            grantor_id_number=family.grantor.id_number, beneficiary_id_number=family.child.id_number
+        ),
+    )
+    assert (both.code, both.reason, both.fields) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "FIELD_INVALID",
+        ("beneficiary_id_number",),
+    )
+
+
 def test_a_region_without_a_policy_of_its_own_is_told_whose_policy_governs_it(binding_service):
     """A pooling region inherits its province's policy, else the national one, else the
     built-in national rules; the answer says which instead of passing one off as the region's."""

@@ -208,11 +208,17 @@ class BindingServicer(api_grpc.BindingServiceServicer):
     async def ListBindings(
         self, request: api.ListBindingsRequest, context: grpc.aio.ServicerContext
     ) -> api.ListBindingsResponse:
-        if bool(request.grantor_id_number) == bool(request.beneficiary_id_number):
+        if not request.grantor_id_number and not request.beneficiary_id_number:
             raise DomainError(
                 Reason.FIELD_REQUIRED,
                 "give exactly one of grantor_id_number and beneficiary_id_number",
                 field="grantor_id_number",
+            )
+        if request.grantor_id_number and request.beneficiary_id_number:
+            raise DomainError(
+                Reason.FIELD_INVALID,
+                "grantor_id_number and beneficiary_id_number exclude each other: give one of them",
+                field="beneficiary_id_number",
             )
         grantor = (
             validate_id_number(request.grantor_id_number, "grantor_id_number") if request.grantor_id_number else ""
