@@ -589,6 +589,24 @@ def test_a_divorce_ends_only_the_spouse_binding(family):
     assert still.state == bpb.BINDING_STATE_ACTIVE
 
 
+def test_a_divorce_naming_the_person_as_his_own_former_spouse_is_refused_and_ends_nothing(family):
+    spouse_binding = family.bind(family.spouse, common.RELATIONSHIP_SPOUSE)
+    refusal = family.refusal(
+        family.stub.ReportLifeEvent,
+        bapi.ReportLifeEventRequest(
+            request_id=request_id(), id_number=family.grantor.id_number,
+            event_type=bapi.LIFE_EVENT_TYPE_DIVORCE, other_id_number=family.grantor.id_number,
+        ),
+    )  # fmt: skip
+    assert (refusal.code, refusal.reason, refusal.fields) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "FIELD_INVALID",
+        ("other_id_number",),
+    )
+    still = family.stub.GetBinding(bapi.GetBindingRequest(binding_id=spouse_binding.binding_id)).binding
+    assert still.state == bpb.BINDING_STATE_ACTIVE
+
+
 def test_the_end_of_the_beneficiarys_insurance_ends_the_binding(family):
     family.bind(family.child)
     answer = life_event(family.stub, family.child, bapi.LIFE_EVENT_TYPE_INSURANCE_ENDED)

@@ -203,6 +203,10 @@ def report_life_event(
         raise DomainError(Reason.PERSON_NOT_FOUND, "no insured person has this id_number", field="id_number")
     if event is LifeEvent.DIVORCE and not other_id_number:
         raise DomainError(Reason.FIELD_REQUIRED, "a divorce names the former spouse", field="other_id_number")
+    if event is LifeEvent.DIVORCE and other_id_number == id_number:
+        raise DomainError(
+            Reason.FIELD_INVALID, "a divorce names the former spouse, not the person himself", field="other_id_number"
+        )
     new_status = status_after_event(event, person.status)
     if new_status is not None:
         person = replace(person, status=new_status, update_time=now)
