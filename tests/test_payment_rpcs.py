@@ -1072,6 +1072,21 @@ def test_a_quote_returns_the_split_and_moves_no_money(family):
     assert_ledger_balanced(family)
 
 
+def test_a_quote_for_a_time_after_a_holds_expiry_is_answered_and_leaves_the_hold_alone(family):
+    """A quote's at_time picks the policy in force; a hold that will have lapsed by then is still
+    held now. The quote used to judge holds lapsed at at_time, found one "past its expiry" that
+    the sweeper could not release yet, and answered ABORTED (retry) however often it was sent."""
+    now = family.clock.now()
+    held = family.authorize(30_000, expire_time=now + timedelta(hours=2))
+    request = papi.QuoteSettlementRequest(bill=family.bill(10_000))
+    request.at_time.FromDatetime(now + timedelta(days=1))
+    quoted = family.payment.QuoteSettlement(request, timeout=10).settlement
+    assert sum(leg.amount_fen for leg in quoted.legs) + quoted.cash_pay_fen == 10_000
+    assert money(family, family.mother)[1] + money(family, family.father)[1] == 30_000
+    again = family.payment.GetSettlement(papi.GetSettlementRequest(settlement_id=held.settlement_id)).settlement
+    assert again.state == ppb.SETTLEMENT_STATE_AUTHORIZED
+
+
 def test_an_authorization_holds_every_leg_at_once_and_the_hold_counts_against_a_later_one(family):
     """A hold reduces the available balance at once."""
     first = family.authorize(150_000)

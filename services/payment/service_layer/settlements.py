@@ -90,10 +90,12 @@ def _draw(
     remote: dict[str, RemoteCapacity] | None = None,
     local_provinces: frozenset[str] | None = None,
     check_holder: bool = False,
+    holds_at: datetime | None = None,
 ) -> Draw:
     """Locks the local accounts a bill may draw on and says what each payer can give; with
     `check_holder`, first refuses a card holder whose networked settlement is suspended (read
-    with the lock).
+    with the lock). Holds are judged lapsed at `holds_at` (by default `now`): the moment the
+    accounts are read, which a quote for another time does not move.
 
     Grants on another node's accounts take the capacity that node reported
     (`remote`, by binding id); without it they are left out.
@@ -109,7 +111,7 @@ def _draw(
     if bill.use_own_account:
         wanted.append(personal_account(patient))
     if check_holder:
-        locked, suspended, lapsed = uow.accounts.lock_with_holder(wanted, bill.credential_holder, now)
+        locked, suspended, lapsed = uow.accounts.lock_with_holder(wanted, bill.credential_holder, holds_at or now)
         check_not_suspended(uow, bill.credential_holder, suspended)
         if lapsed:
             raise HoldsLapsed(
@@ -263,11 +265,14 @@ def quote(
     now: datetime,
     remote: dict[str, RemoteCapacity] | None = None,
     local_provinces: frozenset[str] | None = None,
+    holds_at: datetime | None = None,
 ) -> Settlement:
-    """预结算: the split the bill would take now, grantors on other nodes included (with what
-    their nodes said they can give, `remote`); nothing is written or held."""
+    """预结算: the split the bill would take at `now` (the quote's at_time), grantors on other
+    nodes included (with what their nodes said they can give, `remote`); nothing is written or
+    held. Holds count as they stand at `holds_at` (the service's clock): one that lapses before
+    `now` is still held until it is released or captured."""
     check_own_card(bill.patient_id_number, bill.credential_holder)
-    draw = _draw(uow, bill, payers, now, remote, local_provinces, check_holder=True)
+    draw = _draw(uow, bill, payers, now, remote, local_provinces, check_holder=True, holds_at=holds_at)
     return _settlement_from_split(bill, payers, draw, "", now, None)
 
 

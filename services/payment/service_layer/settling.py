@@ -76,7 +76,9 @@ class Settling:
             remote = await self._coordinator.remote_capacities(bill, payers)
             local = self._coordinator.routing.me.provinces
         return await self._past_lapsed_holds(
-            lambda: self._run.query(lambda uow: settlements.quote(uow, bill, payers, at, remote, local))
+            lambda: self._run.query(
+                lambda uow: settlements.quote(uow, bill, payers, at, remote, local, holds_at=self._clock.now())
+            )
         )
 
     async def _past_lapsed_holds(self, draw: Callable[[], Awaitable[T]]) -> T:
