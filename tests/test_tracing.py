@@ -126,6 +126,34 @@ def test_no_span_carries_an_id_number_or_a_name_of_the_family(traced_nodes, span
     assert leaks == []
 
 
+def test_a_call_of_a_method_the_server_lacks_leaves_no_span_with_the_callers_path(traced_nodes, spans):
+    """The method path of a call the server has no method for is the caller's free text (it is
+    neither logged nor counted): it may hold an ID number or a name, and the scrubbing of exported
+    spans leaves names and span names alone. Such a call is answered UNIMPLEMENTED and traced not
+    at all, while the calls of the server's own methods still are."""
+    family = CrossFamily(traced_nodes)
+    secrets = [family.child.id_number, family.child.name]
+    east = traced_nodes.east
+    channel = east.binding.pki.channel(east.server.address, institution(HOSPITAL))
+    try:
+        for path in (
+            f"/gongji.payment.v1.PaymentService/{family.child.id_number}",
+            f"/{family.child.name}.v1.Lookup/Find",
+        ):
+            with pytest.raises(grpc.RpcError) as raised:
+                channel.unary_unary(path)(b"", timeout=10)
+            assert raised.value.code() is grpc.StatusCode.UNIMPLEMENTED
+    finally:
+        channel.close()
+    traced_nodes.east.stub.Settle(papi.SettleRequest(request_id=request_id(), bill=family.bill(1_000)))
+    finished_server_span(spans, "gongji-payment-east", "Settle")
+    exported = InMemorySpanExporter()
+    ScrubbingExporter(exported).export(spans.get_finished_spans())
+    leaks = [(span.name, text) for span in exported.get_finished_spans()
+             for text in texts_of(span) if any(secret in text for secret in secrets)]  # fmt: skip
+    assert leaks == []
+
+
 def test_traces_are_off_unless_the_environment_names_an_exporter_or_an_endpoint():
     assert not tracing_enabled({})
     assert not tracing_enabled({"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://jaeger:4317"})

@@ -27,6 +27,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from google.protobuf import descriptor_pool
 from opentelemetry.instrumentation.grpc import aio_client_interceptors, aio_server_interceptor, filters
 from opentelemetry.instrumentation.sqlalchemy import __version__ as sqlalchemy_instrumentation_version
 from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
@@ -126,11 +127,24 @@ _traced_call = filters.negate(
 )
 
 
+def _declared_method(call_details: Any) -> bool:
+    """Whether the call names a method of a service the process's protos declare. Any other path
+    is the caller's free text, which may hold an ID number or a name: the call is answered
+    UNIMPLEMENTED and, as it is neither logged nor counted, gets no span named after it."""
+    service, _, method = str(call_details.method).lstrip("/").rpartition("/")
+    try:
+        declared = descriptor_pool.Default().FindServiceByName(service)
+    except KeyError:
+        return False
+    return method in declared.methods_by_name
+
+
 def server_interceptors(provider: TracerProvider | None) -> list[Any]:
-    """The server interceptor opening each call's span (from the caller's trace context); none when off."""
+    """The server interceptor opening each call's span (from the caller's trace context); none when
+    off. Calls of methods no proto declares get none."""
     if provider is None:
         return []
-    return [aio_server_interceptor(tracer_provider=provider, filter_=_traced_call)]
+    return [aio_server_interceptor(tracer_provider=provider, filter_=filters.all_of(_traced_call, _declared_method))]
 
 
 def client_interceptors(provider: TracerProvider | None) -> list[Any]:
