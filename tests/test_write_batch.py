@@ -15,6 +15,7 @@ from sqlalchemy import Engine, event, insert, select
 from sqlalchemy.exc import DataError
 
 from services.common.database import create_database_engine, migrate
+from services.common.driver_statements import observed
 from services.common.idempotency import Outcome
 from services.payment.adapters import orm
 from services.payment.service_layer.unit_of_work import PaymentUnitOfWork
@@ -32,6 +33,9 @@ def engine(databases) -> Iterator[Engine]:
     url = databases.url("payment")
     migrate("payment", url)
     engine = create_database_engine(url, pool_size=2)
+    # Every statement through SQLAlchemy, where these tests see what the batch sends (on PostgreSQL
+    # it would go to psycopg directly, the same text: tests/test_driver_statements.py).
+    observed(engine)
     try:
         yield engine
     finally:

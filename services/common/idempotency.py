@@ -32,6 +32,7 @@ from sqlalchemy import (
 
 from services.common.converters import printable
 from services.common.database import conflict_aware_insert
+from services.common.driver_statements import DriverStatement
 from services.common.types import UtcDateTime
 from services.common.write_batch import WriteBatch, updating
 from shared.errors import DomainError, Reason
@@ -170,7 +171,7 @@ class IdempotencyStore:
         }
         if outcome is not None:
             values |= {"succeeded": outcome.succeeded, "payload": outcome.payload}
-        return self._connection.execute(_claim(self._table, self._connection.dialect.name), values).first() is not None
+        return bool(_claim(self._table, self._connection.dialect.name).rows(self._connection, values))
 
     def complete(self, principal: str, request_id: str, outcome: Outcome) -> None:
         """Stores the answer under the key claimed; one of the transaction's writes."""
@@ -207,7 +208,7 @@ _KEY = ("principal", "request_id")
 @cache
 def _claim(table: Table, dialect: str) -> Any:
     """Built once per table: every mutating request runs it, and building costs more than running."""
-    return conflict_aware_insert(dialect, table).on_conflict_do_nothing().returning(table.c.request_id)
+    return DriverStatement(conflict_aware_insert(dialect, table).on_conflict_do_nothing().returning(table.c.request_id))
 
 
 REVERSED_BEFORE_ARRIVAL = "(reversed before arrival)"

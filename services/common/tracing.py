@@ -43,6 +43,7 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.trace import Status
 from sqlalchemy import Engine
 
+from services.common.driver_statements import observed
 from shared.privacy import scrub
 
 TRACES_EXPORTER_ENV = "OTEL_TRACES_EXPORTER"
@@ -162,6 +163,7 @@ def trace_engine(engine: Engine, provider: TracerProvider | None) -> None:
     # The instrumentation also counts pooled connections; gongji's metrics do that already.
     connections = NoOpMeterProvider().get_meter(__name__).create_up_down_counter("db.client.connections.usage")
     EngineTracer(tracer, engine, connections)
+    observed(engine)  # every statement then runs through SQLAlchemy, so each has its span
 
 
 class ScrubbingExporter(SpanExporter):

@@ -33,14 +33,15 @@ from enum import Enum
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Table, TextClause, and_, bindparam, insert, text, update
+from sqlalchemy import Connection, Table, and_, bindparam, insert, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from services.common.database import WRITES_ONLY_OPTION, listen_once
+from services.common.driver_statements import DriverStatement, hooked_while
 
 _QUOTE = postgresql.dialect().identifier_preparer.quote
 # Where a connection keeps the batch whose writes wait (in the pooled connection's info).
-_DEFERRED = "gongji.deferred_writes"
+_DEFERRED = hooked_while("gongji.deferred_writes")
 
 
 class Kind(Enum):
@@ -124,7 +125,7 @@ class WriteBatch:
         # Emptied first: the statement's own before_execute hook then finds nothing to send.
         writes, self._pending = self._pending, []
         statement = _statement(tuple(w.shape for w in writes))
-        self._connection.execute(statement, {f"w{i}": _rows_as_json(w.rows) for i, w in enumerate(writes)})
+        statement.run(self._connection, {f"w{i}": _rows_as_json(w.rows) for i, w in enumerate(writes)})
 
     def end(self, send: bool) -> None:
         """Sends (or drops) what is kept and stops deferring: at the end of the transaction."""
@@ -185,12 +186,12 @@ def _postgresql_write(shape: Shape, parameter: str) -> str:
 
 
 @lru_cache(maxsize=256)
-def _statement(shapes: tuple[Shape, ...]) -> TextClause:
+def _statement(shapes: tuple[Shape, ...]) -> DriverStatement:
     """One statement for writes of these shapes, parameters w0, w1, …: built once per combination."""
     *first, last = [_postgresql_write(shape, f"w{i}") for i, shape in enumerate(shapes)]
     sql = "".join(("WITH " if i == 0 else ", ") + f"w{i} AS ({part})" for i, part in enumerate(first))
     sql = f"{sql} {last}" if first else last
-    return text(sql).execution_options(**{WRITES_ONLY_OPTION: True})
+    return DriverStatement(text(sql).execution_options(**{WRITES_ONLY_OPTION: True}))
 
 
 def _run_on_sqlite(connection: Connection, one: Write) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, case, func, insert, or_, select, update
 
 from services.common.database import conflict_aware_insert
+from services.common.driver_statements import DriverStatement
 from services.common.write_batch import WriteBatch, adding, inserting, updating
 from services.payment.adapters import orm
 from shared.deduction import PaymentSource
@@ -26,13 +27,15 @@ from shared.settlements import (
     SettlementState,
 )
 
-# Statements of the settlement path, built once: building one costs more than running it.
-LOCK_ACCOUNTS = (
+# Statements of the settlement path, built once: building one costs more than running it. Those
+# run on every settlement go to psycopg directly on PostgreSQL (see DriverStatement).
+_LOCK_ACCOUNTS = (
     select(orm.accounts)
     .where(orm.accounts.c.account_id.in_(bindparam("ids", expanding=True)))
     .order_by(orm.accounts.c.account_id)
     .with_for_update()
 )
+LOCK_ACCOUNTS = DriverStatement(_LOCK_ACCOUNTS, arrays=("ids",))
 # The same lock, with whether a card holder's networked settlement is suspended read alongside
 # (a column of every row): one statement where a settlement would run two.
 HOLDER_SUSPENDED = (
@@ -58,12 +61,14 @@ _LAPSED_HOLDING = select(orm.settlement_legs.c.account_id).where(
     orm.settlement_legs.c.settlement_id.in_(select(orm.settlements.c.settlement_id).where(_lapsed(bindparam("now")))),
 )
 HOLD_LAPSED = orm.accounts.c.account_id.in_(_LAPSED_HOLDING).label("hold_lapsed")
-LOCK_ACCOUNTS_WITH_HOLDER = LOCK_ACCOUNTS.add_columns(HOLDER_SUSPENDED, HOLD_LAPSED).with_for_update(of=orm.accounts)
+LOCK_ACCOUNTS_WITH_HOLDER = DriverStatement(
+    _LOCK_ACCOUNTS.add_columns(HOLDER_SUSPENDED, HOLD_LAPSED).with_for_update(of=orm.accounts), arrays=("ids",)
+)
 _usage = orm.binding_usage
 # A year's shared amount, and every hold still open that was placed that year or before: a hold is
 # booked to the year it is captured in, so until it is captured or released it reserves the cap and
 # quota of each year it stays open in (an inpatient deposit held over New Year included).
-USAGE_OF_GRANTORS = (
+USAGE_OF_GRANTORS = DriverStatement(
     select(
         _usage.c.grantor_id_number,
         _usage.c.binding_id,
@@ -75,7 +80,8 @@ USAGE_OF_GRANTORS = (
         # Earlier years matter only while a hold of theirs is open: their shared amounts are done.
         or_(_usage.c.year == bindparam("year"), and_(_usage.c.year < bindparam("year"), _usage.c.held_fen != 0)),
     )
-    .group_by(_usage.c.grantor_id_number, _usage.c.binding_id)
+    .group_by(_usage.c.grantor_id_number, _usage.c.binding_id),
+    arrays=("grantors",),
 )
 SUSPENSION = select(orm.suspensions).where(orm.suspensions.c.holder_id_number == bindparam("holder"))
 
@@ -96,11 +102,11 @@ class AccountRepository:
         row = self._connection.execute(select(orm.accounts).where(orm.accounts.c.account_id == account_id)).first()
         return None if row is None else _account(row)
 
-    def _locked_rows(self, statement: Any, account_ids: Iterable[str], **params: Any) -> list[Any]:
+    def _locked_rows(self, statement: DriverStatement, account_ids: Iterable[str], **params: Any) -> list[Any]:
         wanted = sorted(set(account_ids))
         if not wanted:
             return []
-        return list(self._connection.execute(statement, {"ids": wanted, **params}))
+        return statement.rows(self._connection, {"ids": wanted, **params})
 
     def lock(self, account_ids: Iterable[str]) -> dict[str, Account]:
         """Locks the existing accounts among account_ids, in sorted order."""
@@ -419,7 +425,7 @@ class UsageRepository:
         if not grantor_ids:
             return {}
         self.flush()
-        rows = self._connection.execute(USAGE_OF_GRANTORS, {"grantors": list(grantor_ids), "year": year})
+        rows = USAGE_OF_GRANTORS.rows(self._connection, {"grantors": list(grantor_ids), "year": year})
         found: dict[str, dict[str, tuple[int, int]]] = {}
         for row in rows:
             # int(): PostgreSQL sums bigints as numeric.

@@ -9,6 +9,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from services.common.database import WRITES_ONLY_OPTION, listen_once
+from services.common.driver_statements import hooked_while
 from services.common.unit_of_work import SqlUnitOfWork
 from services.common.write_batch import WriteBatch
 from services.payment.adapters import orm
@@ -24,7 +25,7 @@ from services.payment.adapters.repository import (
 from services.payment.service_layer.coordinator_memory import CoordinatorMemory
 
 # Where an open psycopg pipeline is kept: the pooled connection's info.
-PIPELINE = "gongji.pipeline"
+PIPELINE = hooked_while("gongji.pipeline")
 
 
 def _end_pipeline(info: dict[Any, Any], failed: bool = False) -> None:
