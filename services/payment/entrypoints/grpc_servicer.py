@@ -119,6 +119,27 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
     ) -> Callable[[], Awaitable[R]]:
         return lambda: self._run.mutate(_method(name), request.request_id, request, response_type, run)
 
+    async def _as_registered(
+        self,
+        method: str,
+        request: Any,
+        response_type: type[R],
+        id_number: str,
+        check: Callable[[accounts.RegisteredPerson | None], str],
+    ) -> tuple[R | None, str]:
+        """Asks the registry about a person an account is about to be opened for, and `check`s the
+        answer (which returns the account's region). Returns the answer to give instead, if any (a
+        refusal, stored under the request's key as its transaction would have stored it; or, with
+        the binding service down, an answer stored earlier, else that refusal unstored), and the region."""
+        try:
+            person = await self._directory.registered_person(id_number)
+        except DomainError as error:  # the binding service is down
+            return await self._run.replayed_or_raise(method, request.request_id, request, response_type, error), ""
+        try:
+            return None, check(person)
+        except DomainError as refusal:
+            return await self._run.refuse(method, request.request_id, request, response_type, refusal), ""
+
     async def _settle(
         self, name: str, request: api.AuthorizeSettlementRequest | api.SettleRequest, capture: bool
     ) -> Message:
@@ -156,17 +177,16 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
             lambda uow: accounts.account_exists(uow, id_number, kind)
         ):
             # The credit opens the account: only as the registry has the person, and on its node.
-            try:
-                person = await self._directory.registered_person(id_number)
-            except DomainError as error:  # the binding service is down
-                return await self._run.replayed_or_raise(
-                    method, request.request_id, request, api.CreditAccountResponse, error
-                )
-            try:
-                admdvs = accounts.opening_region(person, admdvs)
-                self._routing.check_account_kept_here(admdvs)
-            except DomainError as refusal:
-                return await self._run.refuse(method, request.request_id, request, api.CreditAccountResponse, refusal)
+            def kept_here(person: accounts.RegisteredPerson | None) -> str:
+                region = accounts.opening_region(person, admdvs)
+                self._routing.check_account_kept_here(region)
+                return region
+
+            instead, admdvs = await self._as_registered(
+                method, request, api.CreditAccountResponse, id_number, kept_here
+            )
+            if instead is not None:
+                return instead
 
         def run(uow: PaymentUnitOfWork) -> api.CreditAccountResponse:
             now = self._clock.now()
@@ -406,16 +426,12 @@ class PaymentServicer(api_grpc.PaymentServiceServicer):
         check_request_id(request.request_id, "request_id")  # before the binding service is asked
         if not await self._run.query(lambda uow: accounts.account_exists(uow, id_number, AccountKind.WALLET)):
             # Only as the registry has the person: known, insured in normal status, in that region.
-            try:
-                person = await self._directory.registered_person(id_number)
-            except DomainError as error:  # the binding service is down
-                return await self._run.replayed_or_raise(
-                    method, request.request_id, request, api.ActivateWalletResponse, error
-                )
-            try:
-                accounts.wallet_region(person, admdvs)
-            except DomainError as refusal:
-                return await self._run.refuse(method, request.request_id, request, api.ActivateWalletResponse, refusal)
+            def registered(person: accounts.RegisteredPerson | None) -> str:
+                return accounts.wallet_region(person, admdvs)
+
+            instead, _ = await self._as_registered(method, request, api.ActivateWalletResponse, id_number, registered)
+            if instead is not None:
+                return instead
 
         def run(uow: PaymentUnitOfWork) -> api.ActivateWalletResponse:
             account = wallets.activate_wallet(uow, id_number, admdvs, self._clock.now())

@@ -61,17 +61,33 @@ def account_exists(uow: PaymentUnitOfWork, id_number: str, kind: AccountKind) ->
     return uow.accounts.get(account_id(kind, id_number)) is not None
 
 
+def _known(person: RegisteredPerson | None, refused: str) -> RegisteredPerson:
+    if person is None:
+        raise DomainError(
+            Reason.PERSON_NOT_FOUND,
+            f"the insured-person registry does not know this person, so {refused}; "
+            "register the person (UpsertInsuredPerson) first, or correct id_number",
+            field="id_number",
+        )
+    return person
+
+
+def _in_registry_region(person: RegisteredPerson, admdvs: str, instead: str) -> None:
+    if admdvs != person.admdvs:
+        raise DomainError(
+            Reason.FIELD_INVALID,
+            f"the insured-person registry has this person insured in {person.admdvs}, not {admdvs}; "
+            f"{instead.format(admdvs=person.admdvs)}",
+            field="admdvs",
+            metadata={"registry_admdvs": person.admdvs},
+        )
+
+
 def opening_region(person: RegisteredPerson | None, admdvs: str) -> str:
     """The region a personal account that a credit opens is kept under: the registry's. Only a
     person the registry knows, with a personal account (an employee-insured one), gets one; a
     region the caller gives must be the registry's."""
-    if person is None:
-        raise DomainError(
-            Reason.PERSON_NOT_FOUND,
-            "the insured-person registry does not know this person, so no personal account is opened; "
-            "register the person (UpsertInsuredPerson) first, or correct id_number",
-            field="id_number",
-        )
+    person = _known(person, "no personal account is opened")
     if not person.has_personal_account:
         raise DomainError(
             Reason.NO_PERSONAL_ACCOUNT,
@@ -79,35 +95,16 @@ def opening_region(person: RegisteredPerson | None, admdvs: str) -> str:
             "employee-insured person has one), so none is opened; correct the registry first",
             field="id_number",
         )
-    if admdvs and admdvs != person.admdvs:
-        raise DomainError(
-            Reason.FIELD_INVALID,
-            f"the insured-person registry has this person insured in {person.admdvs}, not {admdvs}; "
-            f"credit with admdvs {person.admdvs} (or leave it out)",
-            field="admdvs",
-            metadata={"registry_admdvs": person.admdvs},
-        )
+    if admdvs:
+        _in_registry_region(person, admdvs, "credit with admdvs {admdvs} (or leave it out)")
     return person.admdvs
 
 
 def wallet_region(person: RegisteredPerson | None, admdvs: str) -> str:
     """The region a wallet (医保钱包) is activated under: the registry's. Only a person the registry
     knows, insured in normal status, activates one, and under the region the registry has."""
-    if person is None:
-        raise DomainError(
-            Reason.PERSON_NOT_FOUND,
-            "the insured-person registry does not know this person, so no wallet is activated; "
-            "register the person (UpsertInsuredPerson) first, or correct id_number",
-            field="id_number",
-        )
-    if admdvs != person.admdvs:
-        raise DomainError(
-            Reason.FIELD_INVALID,
-            f"the insured-person registry has this person insured in {person.admdvs}, not {admdvs}; "
-            f"activate with admdvs {person.admdvs}",
-            field="admdvs",
-            metadata={"registry_admdvs": person.admdvs},
-        )
+    person = _known(person, "no wallet is activated")
+    _in_registry_region(person, admdvs, "activate with admdvs {admdvs}")
     if not person.is_normal:
         raise DomainError(
             Reason.BENEFICIARY_NOT_IN_NORMAL_STATUS,
