@@ -232,6 +232,32 @@ def test_an_institution_code_too_long_for_its_column_is_refused_and_nothing_is_w
         assert connection.execute(select(postings).where(postings.c.entry_id == "e-long")).first() is None
 
 
+@pytest.mark.parametrize("defer", [False, True], ids=["written at once", "kept to the commit"])
+def test_on_psycopgs_own_cursor_too_a_value_too_long_is_refused_as_sqlalchemys_data_error(
+    engine, backend, defer
+) -> None:
+    """The write batch's statement runs on the driver's cursor where nothing listens to SQL (the
+    other tests' engine sends it through SQLAlchemy to see it); from a pipeline, the error comes
+    when the pipeline ends, at the commit."""
+    if backend != "postgresql":
+        pytest.skip("SQLite does not enforce a VARCHAR's length")
+    direct = create_database_engine(engine.url.render_as_string(hide_password=False), pool_size=1)
+    try:
+        with pytest.raises(DataError), PaymentUnitOfWork(direct) as uow:
+            if defer:
+                uow.defer_writes()
+            uow.journal.record(_entry("e-long", 2, institution_code="H" * 40), {})
+            uow.commit()
+    finally:
+        direct.dispose()
+
+    with engine.connect() as connection:
+        assert (
+            connection.execute(select(orm.journal_entries).where(orm.journal_entries.c.entry_id == "e-long")).first()
+            is None
+        )
+
+
 def test_the_statement_of_a_settlements_writes_is_the_same_text_for_any_number_of_legs(engine, backend) -> None:
     """So psycopg keeps its parse of it: it parses again, on every call, a statement longer than
     4,096 characters or of more than 50 parameters."""
