@@ -139,9 +139,12 @@ class _ChangedMeanwhile:
 class CountingVerifier:
     def __init__(self) -> None:
         self.asked = 0
+        self.failing = False  # its service is down: it raises, as a verifier must not
 
     def verify(self, method: str, token: str, id_number: str) -> bool:
         self.asked += 1
+        if self.failing:
+            raise ConnectionError("the verification service refused the connection")
         return token == "confirmed"
 
 
@@ -444,6 +447,23 @@ def test_a_transfer_unavailable_while_the_binding_service_is_down_runs_when_retr
     flows.directory.down = True
     assert refusal_reason(lambda: flows.transfer(1_000, key=key)) == "BINDING_SERVICE_UNAVAILABLE"
     flows.directory.down = False
+    assert flows.transfer(1_000, key=key).transfer.amount_fen == 1_000
+
+
+def test_a_transfer_whose_verifier_fails_is_unavailable_moves_nothing_and_runs_when_retried_under_its_key(flows):
+    """A verifier must answer False for a proof it does not accept; one that raises (its service is
+    failing) is not a refusal of the grantor and not an internal error: UNAVAILABLE, nothing stored."""
+    flows.credit(MOTHER, 20_000)
+    flows.directory.bound[(MOTHER, CHILD)] = BoundPair("binding-1", MOTHER, CHILD, True, NANJING, NANJING)
+    with flows.runner.unit_of_work() as uow:
+        wallets.activate_wallet(uow, CHILD, NANJING, flows.clock.now())
+        uow.commit()
+    key = request_id()
+    flows.verifier.failing = True
+    assert refusal_reason(lambda: flows.transfer(1_000, key=key)) == "VERIFIER_UNAVAILABLE"
+    with flows.runner.unit_of_work() as uow:
+        assert accounts.get_account(uow, MOTHER, AccountKind.PERSONAL_ACCOUNT).balance_fen == 20_000
+    flows.verifier.failing = False
     assert flows.transfer(1_000, key=key).transfer.amount_fen == 1_000
 
 

@@ -8,6 +8,7 @@ here is recorded."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -25,6 +26,8 @@ from services.payment.service_layer.unit_of_work import PaymentUnitOfWork
 from services.payment.verification import Verifier
 from shared.errors import DomainError, Reason
 from shared.ledger import personal_account
+
+log = logging.getLogger(__name__)
 
 R = TypeVar("R", bound=Message)
 
@@ -89,9 +92,22 @@ class WalletTransfers:
         await self._give_back_due(asked.grantor_id_number)
         # Holds that lapsed are given back before the grantor's balance is judged.
         await release_lapsed_holds(self._run, self._clock, [personal_account(asked.grantor_id_number)])
-        verified = await self._run.in_thread(
-            lambda: self._verifier.verify(asked.verification_method, asked.verification_token, asked.grantor_id_number)
-        )
+        try:
+            verified = await self._run.in_thread(
+                lambda: self._verifier.verify(
+                    asked.verification_method, asked.verification_token, asked.grantor_id_number
+                )
+            )
+        except DomainError:
+            raise  # the service's own refusal (SERVER_BUSY)
+        except Exception as error:  # a verifier must answer False, not raise: its service is failing
+            log.warning("the verifier failed (%s); the transfer is refused VERIFIER_UNAVAILABLE", type(error).__name__)
+            unavailable = DomainError(
+                Reason.VERIFIER_UNAVAILABLE,
+                "the face or QR-code password verification service did not answer; nothing was done, "
+                "retry with the same request_id",
+            )
+            return await self._run.replayed_or_raise(method, request_id, request, response_type, unavailable)
 
         def run(uow: PaymentUnitOfWork) -> R:
             if not verified:  # refused under the key, so a retry gets the same answer

@@ -75,6 +75,7 @@ class ErrorReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     INTERNAL: _ClassVar[ErrorReason]
     NOT_IMPLEMENTED: _ClassVar[ErrorReason]
     DATABASE_UNAVAILABLE: _ClassVar[ErrorReason]
+    VERIFIER_UNAVAILABLE: _ClassVar[ErrorReason]
 ERROR_REASON_UNSPECIFIED: ErrorReason
 FIELD_REQUIRED: ErrorReason
 FIELD_INVALID: ErrorReason
@@ -144,3 +145,4 @@ PEER_CLAIM_REJECTED: ErrorReason
 INTERNAL: ErrorReason
 NOT_IMPLEMENTED: ErrorReason
 DATABASE_UNAVAILABLE: ErrorReason
+VERIFIER_UNAVAILABLE: ErrorReason
