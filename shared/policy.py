@@ -170,6 +170,21 @@ class RegionPolicy:
             )
         return self
 
+    def validated_as_new(self) -> RegionPolicy:
+        """validated(), and the rules a version being put must keep besides (checked when it is
+        put, not when it is read back, so a version stored before a rule came still reads)."""
+        self.validated()
+        chronic, ordinary = self.chronic_disease_per_use_limit_fen, self.per_use_limit_fen
+        if chronic and (not ordinary or chronic < ordinary):
+            # Chronic and special diseases (门诊慢特病) get the per-use limit raised or lifted, never lowered.
+            raise DomainError(
+                Reason.FIELD_INVALID,
+                "policy.chronic_disease_per_use_limit_fen must be 0 (no limit) or at least policy.per_use_limit_fen "
+                "(which must then be set): chronic and special diseases get the per-use limit raised or lifted",
+                field="policy.chronic_disease_per_use_limit_fen",
+            )
+        return self
+
     def accepts_notice(self, version: str) -> bool:
         """Whether `version` is a current notice of this region (any, when it names none)."""
         return not self.current_notice_versions or version in self.current_notice_versions

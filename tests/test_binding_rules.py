@@ -1017,6 +1017,37 @@ def test_a_policy_with_an_impossible_number_is_refused_naming_the_field(binding_
     )
 
 
+@pytest.mark.parametrize(
+    ("per_use_limit_fen", "chronic_disease_per_use_limit_fen"),
+    [(50_000, 30_000), (0, 80_000)],
+    ids=["below-the-ordinary-limit", "where-ordinary-bills-have-none"],
+)
+def test_a_chronic_disease_limit_lower_than_the_ordinary_one_is_refused_and_stores_nothing(
+    binding_service, per_use_limit_fen, chronic_disease_per_use_limit_fen
+):
+    """Chronic and special diseases (门诊慢特病) get the per-use limit raised or lifted (DOMAIN 2.6,
+    seed 003), never lowered: such a policy is a typing error, refused before it governs a bill."""
+    stub, clock = binding_service.stub, binding_service.clock
+    with pytest.raises(grpc.RpcError) as raised:
+        put_policy(
+            stub, clock, "320100",
+            per_use_limit_fen=per_use_limit_fen, chronic_disease_per_use_limit_fen=chronic_disease_per_use_limit_fen,
+        )  # fmt: skip
+    refusal = refusal_of(raised.value)
+    assert (refusal.code, refusal.reason, refusal.fields) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "FIELD_INVALID",
+        ("policy.chronic_disease_per_use_limit_fen",),
+    )
+    assert list(stub.ListRegionPolicies(bapi.ListRegionPoliciesRequest(admdvs="320100")).policies) == []
+    # Raised, lifted (0) or the same as the ordinary limit, it is taken.
+    for days, chronic in enumerate((80_000, 0, 50_000), start=1):
+        put_policy(
+            stub, clock, "320100", effective_from=clock.now() + timedelta(days=days),
+            per_use_limit_fen=50_000, chronic_disease_per_use_limit_fen=chronic,
+        )  # fmt: skip
+
+
 def test_bindings_are_listed_in_pages_by_grantor_and_by_state(family):
     for relative in (family.child, family.spouse, family.parent):
         relationship = {

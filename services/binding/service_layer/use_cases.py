@@ -458,6 +458,7 @@ def check_wallet_transfer(
 def put_policy(uow: BindingUnitOfWork, policy: RegionPolicy, now: datetime) -> tuple[RegionPolicy, bool]:
     """Adds a policy version; True when it is new. A version, once stored, never changes:
     settlements cite it."""
+    policy.validated_as_new()
     existing = uow.policies.get(policy.admdvs, policy.effective_from)
     if existing is not None:
         if existing == policy:
