@@ -309,8 +309,9 @@ def _check_cap(shared_with: int, policy: RegionPolicy) -> None:
     if shared_with >= policy.max_beneficiaries:
         raise DomainError(
             Reason.CAP_REACHED,
-            f"the grantor already shares with {policy.max_beneficiaries} relatives, the most region "
-            f"{policy.admdvs} allows",
+            # The count, not the cap: a cap lowered since may lie below what the grantor has.
+            f"the grantor already shares with {shared_with} relatives; region {policy.admdvs} allows "
+            f"{policy.max_beneficiaries}",
             metadata={"max_beneficiaries": str(policy.max_beneficiaries), "policy_version": policy.version},
         )
 

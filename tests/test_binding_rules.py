@@ -361,9 +361,32 @@ def test_the_cap_of_the_grantors_region_refuses_one_binding_too_many(family):
         family.stub.CreateBinding, binding_request(family.grantor, family.parent, common.RELATIONSHIP_PARENT)
     )
     assert (refusal.code, refusal.reason) == (FAILED_PRECONDITION, "CAP_REACHED")
-    assert refusal.message.startswith("the grantor already shares with 2 relatives")
+    assert refusal.message.startswith("the grantor already shares with 2 relatives; region 110101 allows 2")
     assert refusal.metadata["max_beneficiaries"] == "2"
     assert refusal.metadata["policy_version"].startswith("110101@")
+
+
+def test_a_cap_lowered_below_the_relatives_shared_with_keeps_their_bindings_and_refuses_a_new_one_saying_how_many(
+    family,
+):
+    """A region that lowers max_beneficiaries ends no binding (the sources end bindings on life
+    events and by the parties); a new one is refused, and the refusal tells the grantor how many
+    relatives he shares with and how many the region now allows."""
+    bound = [
+        family.bind(family.child),
+        family.bind(family.spouse, common.RELATIONSHIP_SPOUSE),
+        family.bind(family.parent, common.RELATIONSHIP_PARENT),
+    ]
+    put_policy(family.stub, family.clock, "110101", max_beneficiaries=1, effective_from=family.clock.now())
+
+    refusal = family.refusal(family.stub.CreateBinding, binding_request(family.grantor, family.register("王小妹")))
+    assert (refusal.code, refusal.reason) == (FAILED_PRECONDITION, "CAP_REACHED")
+    assert refusal.message.startswith("the grantor already shares with 3 relatives; region 110101 allows 1")
+    assert refusal.metadata["max_beneficiaries"] == "1"
+    for binding in bound:
+        kept = family.stub.GetBinding(bapi.GetBindingRequest(binding_id=binding.binding_id)).binding
+        assert kept.state == bpb.BINDING_STATE_ACTIVE
+    assert [g.binding_id for g in resolve(family.stub, family.child).grants] == [bound[0].binding_id]
 
 
 def test_an_approval_is_refused_while_a_cap_lowered_since_the_application_is_filled_by_active_bindings(family):
