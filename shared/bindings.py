@@ -346,7 +346,8 @@ def check_can_end(binding: Binding, actor: Actor, actor_id: str, policy: RegionP
         if actor_id != binding.grantor_id_number:
             raise DomainError(Reason.NOT_PARTY_TO_BINDING, "only the binding's grantor may unbind as grantor")
         earliest = binding.create_time + timedelta(days=policy.min_days_before_unbind)
-        if now < earliest:
+        # An application still awaiting review binds no one yet: its grantor may withdraw it.
+        if now < earliest and binding.state is not BindingState.PENDING_REVIEW:
             raise DomainError(
                 Reason.UNBIND_TOO_EARLY,
                 f"region {policy.admdvs} allows unbinding {policy.min_days_before_unbind} days after binding",

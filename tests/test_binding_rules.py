@@ -567,6 +567,16 @@ def test_a_region_that_forbids_early_unbinding_refuses_the_grantor_until_the_per
     assert ended.state == bpb.BINDING_STATE_ENDED
 
 
+def test_where_early_unbinding_is_forbidden_the_grantor_may_still_withdraw_an_application_awaiting_review(family):
+    """The period runs from binding (解绑 of a binding made); an application an operator has not
+    yet approved binds no one, so its grantor may withdraw it at once."""
+    put_policy(family.stub, family.clock, "110101", min_days_before_unbind=90)
+    waiting = family.bind(family.register("王建军"), common.RELATIONSHIP_SIBLING)
+    assert waiting.state == bpb.BINDING_STATE_PENDING_REVIEW
+    ended = family.stub.EndBinding(end_request(waiting, bpb.ACTOR_GRANTOR, family.grantor.id_number)).binding
+    assert (ended.state, ended.end_reason) == (bpb.BINDING_STATE_ENDED, bpb.END_REASON_GRANTOR_REQUEST)
+
+
 def life_event(stub, who, event, other=""):
     return stub.ReportLifeEvent(
         bapi.ReportLifeEventRequest(
