@@ -334,8 +334,16 @@ def _initial_state(application: BindingApplication, parties: Parties, policy: Re
     return BindingState.PENDING_REVIEW
 
 
-def check_can_end(binding: Binding, actor: Actor, actor_id: str, policy: RegionPolicy, now: datetime) -> EndReason:
-    """Who may end a binding, and when."""
+def check_can_end(
+    binding: Binding,
+    actor: Actor,
+    actor_id: str,
+    policy: RegionPolicy,
+    now: datetime,
+    bound_since: datetime | None = None,
+) -> EndReason:
+    """Who may end a binding, and when. `bound_since`: when it began to bind (its approval, for one
+    that waited for review); its creation when not given."""
     if not binding.is_open:
         raise DomainError(
             Reason.BINDING_NOT_ACTIVE,
@@ -345,7 +353,7 @@ def check_can_end(binding: Binding, actor: Actor, actor_id: str, policy: RegionP
     if actor is Actor.GRANTOR:
         if actor_id != binding.grantor_id_number:
             raise DomainError(Reason.NOT_PARTY_TO_BINDING, "only the binding's grantor may unbind as grantor")
-        earliest = binding.create_time + timedelta(days=policy.min_days_before_unbind)
+        earliest = (bound_since or binding.create_time) + timedelta(days=policy.min_days_before_unbind)
         # An application still awaiting review binds no one yet: its grantor may withdraw it.
         if now < earliest and binding.state is not BindingState.PENDING_REVIEW:
             raise DomainError(

@@ -577,6 +577,24 @@ def test_where_early_unbinding_is_forbidden_the_grantor_may_still_withdraw_an_ap
     assert (ended.state, ended.end_reason) == (bpb.BINDING_STATE_ENDED, bpb.END_REASON_GRANTOR_REQUEST)
 
 
+def test_where_early_unbinding_is_forbidden_the_period_of_a_reviewed_binding_runs_from_its_approval(family):
+    """A binding that waited for review binds from its approval, so the region's days before
+    unbinding count from then, not from the application."""
+    put_policy(family.stub, family.clock, "110101", min_days_before_unbind=90)
+    waiting = family.bind(family.register("王建军"), common.RELATIONSHIP_SIBLING)
+    family.clock.advance(timedelta(days=89))
+    approved = family.stub.ReviewBinding(approve(family, waiting)).binding
+    family.clock.advance(timedelta(days=2))
+    refusal = family.refusal(family.stub.EndBinding, end_request(waiting, bpb.ACTOR_GRANTOR, family.grantor.id_number))
+    assert refusal.reason == "UNBIND_TOO_EARLY"
+    assert datetime.fromisoformat(refusal.metadata["earliest"]) == datetime.fromisoformat(
+        approved.update_time.ToJsonString()
+    ) + timedelta(days=90)
+    family.clock.advance(timedelta(days=88))
+    ended = family.stub.EndBinding(end_request(waiting, bpb.ACTOR_GRANTOR, family.grantor.id_number)).binding
+    assert ended.state == bpb.BINDING_STATE_ENDED
+
+
 def life_event(stub, who, event, other=""):
     return stub.ReportLifeEvent(
         bapi.ReportLifeEventRequest(

@@ -327,8 +327,27 @@ def end_binding(
 ) -> Binding:
     binding = get_binding(uow, binding_id, for_update=True)
     policy = policies.for_region(binding.grantor_admdvs, now)
-    reason = check_can_end(binding, who.actor, who.actor_id, policy, now)
+    bound_since = None
+    if (
+        who.actor is Actor.GRANTOR
+        and policy.min_days_before_unbind
+        and binding.state is not BindingState.PENDING_REVIEW
+    ):
+        bound_since = _approval_time(uow, binding_id)
+    reason = check_can_end(binding, who.actor, who.actor_id, policy, now, bound_since)
     return _end(uow, binding, reason, who, comment, now)
+
+
+def _approval_time(uow: BindingUnitOfWork, binding_id: str) -> datetime | None:
+    """When an operator approved the binding (it waited for review), from its audit trail; None
+    for one active from its making."""
+    after = 0
+    while page := uow.events.page(binding_id, after, 100):
+        for event_id, event in page:
+            if event.event_type is EventType.APPROVED:
+                return event.time
+            after = event_id
+    return None
 
 
 def list_bindings(
