@@ -1827,6 +1827,28 @@ def test_reversing_an_undo_the_patients_own_account_paid_needs_no_binding_servic
     assert_ledger_balanced(family)
 
 
+def test_reversing_an_undo_of_a_settlement_whose_settle_was_reversed_is_refused_and_charges_nothing(family):
+    """Reversal (冲正) cancels whatever effect a request had: a Settle reversed after its undo (撤销)
+    and the undo reversed after that leave the bill unpaid, as in the other order. Charging the
+    bill again for the undo's reversal used to pay a bill whose settlement had been reversed."""
+    settle_key, undo_key = request_id(), request_id()
+    settled = family.payment.Settle(settle_request(family, 30_000, key=settle_key)).settlement
+    family.payment.RefundSettlement(refund_request(settled.settlement_id, key=undo_key))
+    assert reverse(family, settle_key).original_found
+    before = entry_count(family)
+
+    refusal = refused(family.payment.ReverseRequest, papi.ReverseRequestRequest(
+        request_id=request_id(), original_request_id=undo_key, reason="timeout"
+    ))  # fmt: skip
+    assert (refusal.code, refusal.reason) == (FAILED_PRECONDITION, "REQUEST_REVERSED")
+    got = family.payment.GetSettlement(papi.GetSettlementRequest(settlement_id=settled.settlement_id)).settlement
+    assert got.state == ppb.SETTLEMENT_STATE_REFUNDED
+    assert money(family, family.mother) == (100_000, 0, 100_000)
+    assert shared(family, family.mother) == {family.mother_binding.binding_id: 0}
+    assert entry_count(family) == before
+    assert_ledger_balanced(family)
+
+
 def test_reversing_a_capture_gives_the_captured_money_back(family):
     """A capture is a request like any other and can be reversed."""
     held = family.authorize(150_000)

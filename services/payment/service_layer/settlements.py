@@ -716,9 +716,27 @@ def reverse(
             field="original_request_id",
         )
     settlement = get_settlement(uow, settlement_id, for_update=True)
-    _undo(uow, settlement, stored.method.rsplit("/", 1)[-1], now, request_id, payers)
+    method = stored.method.rsplit("/", 1)[-1]
+    if method == "RefundSettlement" and settlement.state is SettlementState.REFUNDED:
+        _check_made_by_a_live_request(uow, principal, settlement)
+    _undo(uow, settlement, method, now, request_id, payers)
     uow.idempotency.mark_reversed(principal, original_request_id, request_id, refusal)
     return Reversal(True, stored.method, settlement)
+
+
+def _check_made_by_a_live_request(uow: PaymentUnitOfWork, principal: str, settlement: Settlement) -> None:
+    """Charging an undone bill again is refused when the request that made its settlement
+    (Settle or AuthorizeSettlement) was reversed since: that reversal cancelled the bill's payment,
+    and charging it again would bring it back, so the bill would be paid or not depending on the
+    order the two reversals came in."""
+    made_by = uow.idempotency.get(principal, settlement.request_id) if settlement.request_id else None
+    if made_by is not None and made_by.reversed_by is not None:
+        raise DomainError(
+            Reason.REQUEST_REVERSED,
+            f"settlement {settlement.settlement_id} was made by request {settlement.request_id[:64]}, which was "
+            f"reversed (冲正) by {made_by.reversed_by[:64]}; its undo stands, settle the bill again if it is due",
+            metadata={"settlement_id": settlement.settlement_id},
+        )
 
 
 def undone_bill(
