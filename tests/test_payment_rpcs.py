@@ -1214,6 +1214,41 @@ def test_capturing_after_the_hold_expired_is_refused_and_the_hold_is_released(fa
     assert_ledger_balanced(family)
 
 
+@pytest.mark.parametrize("read_first", [False, True])
+def test_releasing_a_hold_past_its_expiry_is_refused_as_already_released_whether_or_not_it_was_read(family, read_first):
+    """A hold lapses at its expiry, not when the sweeper or a read next comes by: a release sent
+    after it finds the settlement EXPIRED. It used to release it as RELEASED when nothing had read
+    the settlement since the expiry, and refuse ALREADY_RELEASED when something had."""
+    held = family.authorize(30_000)
+    family.clock.advance(timedelta(minutes=16))
+    if read_first:
+        family.payment.GetSettlement(papi.GetSettlementRequest(settlement_id=held.settlement_id))
+    release = refused(family.payment.ReleaseSettlement, release_request(held.settlement_id))
+    assert (release.code, release.reason) == (FAILED_PRECONDITION, "ALREADY_RELEASED")
+    got = family.payment.GetSettlement(papi.GetSettlementRequest(settlement_id=held.settlement_id)).settlement
+    assert got.state == ppb.SETTLEMENT_STATE_EXPIRED
+    assert money(family, family.mother) == (100_000, 0, 100_000)
+    assert shared(family, family.mother) == {family.mother_binding.binding_id: 0}
+    assert_ledger_balanced(family)
+
+
+@pytest.mark.parametrize("read_first", [False, True])
+def test_reversing_an_authorization_whose_hold_lapsed_leaves_it_expired_whether_or_not_it_was_read(family, read_first):
+    """The hold gave the money back at its expiry; a reversal after it has nothing more to cancel
+    and finds the settlement EXPIRED. It used to turn it REVERSED unless something had read it."""
+    key = request_id()
+    held = family.payment.AuthorizeSettlement(authorize_request(family, 30_000, key=key)).settlement
+    family.clock.advance(timedelta(minutes=16))
+    if read_first:
+        family.payment.GetSettlement(papi.GetSettlementRequest(settlement_id=held.settlement_id))
+    reversal = reverse(family, key)
+    assert reversal.original_found
+    assert reversal.settlement.state == ppb.SETTLEMENT_STATE_EXPIRED
+    assert money(family, family.mother) == (100_000, 0, 100_000)
+    assert shared(family, family.mother) == {family.mother_binding.binding_id: 0}
+    assert_ledger_balanced(family)
+
+
 def test_a_hold_past_its_expiry_reads_as_given_back_before_the_sweeper_comes_by(family):
     """Release or expiry gives the money back: once the expiry has passed, the accounts read as
     not held and the settlement as expired, whenever the sweeper runs next."""

@@ -511,6 +511,10 @@ def capture(uow: PaymentUnitOfWork, settlement_id: str, final_fen: int, now: dat
 
 def release(uow: PaymentUnitOfWork, settlement_id: str, now: datetime) -> Settlement:
     settlement = get_settlement(uow, settlement_id, for_update=True)
+    if lapsed(settlement, now):
+        # The holds lapsed at their expiry, whether or not anything released them since.
+        _release_holds(uow, settlement, SettlementState.EXPIRED, now)
+        raise DomainError(Reason.ALREADY_RELEASED, "the settlement's holds expired", keep_effects=True)
     check_releasable(settlement.state)
     _release_holds(uow, settlement, SettlementState.RELEASED, now)
     return settlement
@@ -770,7 +774,9 @@ def _undo(
     state = settlement.state
     if method in ("AuthorizeSettlement", "Settle", "CaptureSettlement"):
         if state is SettlementState.AUTHORIZED:
-            _release_holds(uow, settlement, SettlementState.REVERSED, now)
+            # Holds past their expiry gave the money back then; the reversal finds them expired.
+            gone = SettlementState.EXPIRED if lapsed(settlement, now) else SettlementState.REVERSED
+            _release_holds(uow, settlement, gone, now)
         elif state is SettlementState.CAPTURED:
             _move_back(uow, settlement, now, request_id, direction=+1, purpose=Purpose.REVERSAL)
             settlement.state, settlement.close_time = SettlementState.REVERSED, now
