@@ -1751,6 +1751,25 @@ def test_repeating_a_reversal_changes_nothing(family):
     assert_ledger_balanced(family)
 
 
+def test_a_repeated_reversal_under_a_new_request_id_names_the_settlement_the_original_made(family):
+    """A HIS that lost the answer to a reversal (冲正) sends another with a new message id: it learns
+    the same settlement, still reversed, and nothing moves. The repeat used to answer without the
+    settlement, as if the original had made none."""
+    key = request_id()
+    settled = family.payment.Settle(settle_request(family, 30_000, key=key)).settlement
+    first = reverse(family, key)
+    before = entry_count(family)
+    repeat = reverse(family, key)
+    assert (repeat.original_found, repeat.original_method) == (True, SERVICE + "Settle")
+    assert (repeat.settlement.settlement_id, repeat.settlement.state) == (
+        settled.settlement_id,
+        ppb.SETTLEMENT_STATE_REVERSED,
+    )
+    assert without_balc(repeat.settlement) == without_balc(first.settlement)
+    assert entry_count(family) == before
+    assert money(family, family.mother) == (100_000, 0, 100_000)
+
+
 def test_repeating_the_reversal_of_a_request_that_never_arrived_still_says_it_was_not_found(family):
     """Repeating a reversal changes nothing, including its answer."""
     key = request_id()

@@ -46,13 +46,14 @@ from shared.settlements import Bill
 R = TypeVar("R", bound=Message)
 SERVICE = "gongji.payment.v1.PaymentService"
 ERROR_DOMAIN = "payment.gongji"
-# Responses that name the settlement a reversed request created or changed.
+# Responses that name the settlement a request created or changed (a reversal's: the one it reversed).
 SETTLEMENT_RESPONSES = {
     "AuthorizeSettlement": api.AuthorizeSettlementResponse,
     "CaptureSettlement": api.CaptureSettlementResponse,
     "ReleaseSettlement": api.ReleaseSettlementResponse,
     "Settle": api.SettleResponse,
     "RefundSettlement": api.RefundSettlementResponse,
+    "ReverseRequest": api.ReverseRequestResponse,
 }
 
 

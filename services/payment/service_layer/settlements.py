@@ -708,11 +708,19 @@ def reverse(
         return Reversal(False, "", None)
     if stored.method == REVERSED_BEFORE_ARRIVAL:
         return Reversal(False, "", None)  # reversed before it arrived, and repeated: nothing changes
-    if stored.reversed_by is not None or stored.outcome is None or not stored.outcome.succeeded:
-        if stored.reversed_by is None:
-            uow.idempotency.mark_reversed(principal, original_request_id, request_id, refusal)
+    if stored.reversed_by is not None:
+        # Repeated: nothing changes, and the answer names the settlement the first reversal named
+        # (the original's own answer was replaced by the refusal its retries get).
+        first = uow.idempotency.get(principal, stored.reversed_by)
+        answered = first is not None and first.outcome is not None and first.outcome.succeeded
+        settlement_id = settlement_of(first.method, first.outcome.payload) if answered else None  # type: ignore[union-attr]
+        return Reversal(True, stored.method, uow.settlements.get(settlement_id) if settlement_id else None)
+    if stored.outcome is None or not stored.outcome.succeeded:
+        uow.idempotency.mark_reversed(principal, original_request_id, request_id, refusal)
         return Reversal(True, stored.method, None)
-    settlement_id = settlement_of(stored.method, stored.outcome.payload)
+    # A reversal's answer names a settlement too, but a reversal itself is not reversed.
+    is_reversal = stored.method.rsplit("/", 1)[-1] == "ReverseRequest"
+    settlement_id = None if is_reversal else settlement_of(stored.method, stored.outcome.payload)
     if settlement_id is None:
         raise DomainError(
             Reason.FIELD_INVALID,
