@@ -157,6 +157,14 @@ class Flows:
     verifier: CountingVerifier
     clock: Any
 
+    def ready_to_transfer(self) -> None:
+        """The mother has 20,000 fen, is bound to the child and the child's wallet is activated."""
+        self.credit(MOTHER, 20_000)
+        self.directory.bound[(MOTHER, CHILD)] = BoundPair("binding-1", MOTHER, CHILD, True, NANJING, NANJING)
+        with self.runner.unit_of_work() as uow:
+            wallets.activate_wallet(uow, CHILD, NANJING, self.clock.now())
+            uow.commit()
+
     def credit(self, who: str, amount_fen: int) -> None:
         def run(uow: PaymentUnitOfWork) -> None:
             accounts.credit_account(
@@ -438,11 +446,7 @@ def test_a_transfer_the_binding_service_refused_is_refused_again_under_its_key_o
 
 
 def test_a_transfer_unavailable_while_the_binding_service_is_down_runs_when_retried_under_its_key(flows):
-    flows.credit(MOTHER, 20_000)
-    flows.directory.bound[(MOTHER, CHILD)] = BoundPair("binding-1", MOTHER, CHILD, True, NANJING, NANJING)
-    with flows.runner.unit_of_work() as uow:
-        wallets.activate_wallet(uow, CHILD, NANJING, flows.clock.now())
-        uow.commit()
+    flows.ready_to_transfer()
     key = request_id()
     flows.directory.down = True
     assert refusal_reason(lambda: flows.transfer(1_000, key=key)) == "BINDING_SERVICE_UNAVAILABLE"
@@ -453,11 +457,7 @@ def test_a_transfer_unavailable_while_the_binding_service_is_down_runs_when_retr
 def test_a_transfer_whose_verifier_fails_is_unavailable_moves_nothing_and_runs_when_retried_under_its_key(flows):
     """A verifier must answer False for a proof it does not accept; one that raises (its service is
     failing) is not a refusal of the grantor and not an internal error: UNAVAILABLE, nothing stored."""
-    flows.credit(MOTHER, 20_000)
-    flows.directory.bound[(MOTHER, CHILD)] = BoundPair("binding-1", MOTHER, CHILD, True, NANJING, NANJING)
-    with flows.runner.unit_of_work() as uow:
-        wallets.activate_wallet(uow, CHILD, NANJING, flows.clock.now())
-        uow.commit()
+    flows.ready_to_transfer()
     key = request_id()
     flows.verifier.failing = True
     assert refusal_reason(lambda: flows.transfer(1_000, key=key)) == "VERIFIER_UNAVAILABLE"
@@ -468,12 +468,8 @@ def test_a_transfer_whose_verifier_fails_is_unavailable_moves_nothing_and_runs_w
 
 
 def test_a_transfer_keeps_to_the_daily_limit_the_binding_service_gives(flows):
-    flows.credit(MOTHER, 20_000)
-    flows.directory.bound[(MOTHER, CHILD)] = BoundPair("binding-1", MOTHER, CHILD, True, NANJING, NANJING)
+    flows.ready_to_transfer()
     flows.directory.limits = WalletLimits(transfers_per_day=1, max_fen=None)
-    with flows.runner.unit_of_work() as uow:
-        wallets.activate_wallet(uow, CHILD, NANJING, flows.clock.now())
-        uow.commit()
     assert flows.transfer(1_000).transfer.amount_fen == 1_000
     assert refusal_reason(lambda: flows.transfer(1_000)) == "TRANSFER_LIMIT_REACHED"
 
