@@ -25,7 +25,7 @@ from services.common.clock import Clock
 from services.common.deadlines import without_call_deadline
 from services.common.interceptors import RpcFailure
 from services.common.runner import UseCaseRunner
-from services.payment.adapters.node_repository import PageEnd
+from services.payment.adapters.node_repository import NodeTransaction, PageEnd
 from services.payment.routing import Node, RoutingTable
 from services.payment.service_layer import coordination, ids, participant, settlements, wallets
 from services.payment.service_layer.coordination import Outcome, Prepared, RemoteCapacity
@@ -348,20 +348,22 @@ class Coordinator:
 
     async def finish(self, transaction_id: str) -> None:
         """Sends the decided phase to every participant not yet acknowledged; safe to repeat."""
-        txn = await self._run.query(lambda uow: uow.node_transactions.get(transaction_id))
-        if txn is None or txn.state not in coordination.FINAL_OF:
+        txn = await self._decided(transaction_id)
+        if txn is None:
             return
         if txn.kind == "TRANSFER" and txn.state == coordination.COMMITTING:
             # A transfer not accepted by 06:00 the next day goes back to its sender: past that, its
             # credit is not sent again (by a retry of the transfer, say), it is declined and refunded.
             row = await self._run.query(lambda uow: uow.transfers.get(transaction_id))
-            if row is not None and row.state == "PENDING" and self._due_back(row):
+            if row is not None and row.state == "PENDING" and wallets.is_due_back(row.create_time, self._clock.now()):
                 await self._give_back(row)
                 return
         await self._tell(coordination.decision_of(txn))
 
-    def _due_back(self, row: Any) -> bool:
-        return self._clock.now() >= wallets.unaccepted_refund_time(row.create_time)
+    async def _decided(self, transaction_id: str) -> NodeTransaction | None:
+        """The saga, when it has a decision to send (a final phase); else None."""
+        txn = await self._run.query(lambda uow: uow.node_transactions.get(transaction_id))
+        return txn if txn is not None and txn.state in coordination.FINAL_OF else None
 
     def _by_node(
         self, participants: dict[str, list[dict[str, Any]]]
@@ -460,7 +462,7 @@ class Coordinator:
         self._page_read("transfers", [(row.create_time, row.transfer_id) for row in pending])
         refunded = 0
         for row in pending:
-            if now >= wallets.unaccepted_refund_time(row.create_time) and await self._give_back(row):
+            if wallets.is_due_back(row.create_time, now) and await self._give_back(row):
                 refunded += 1
         return refunded
 
@@ -476,9 +478,9 @@ class Coordinator:
             log.warning("transfer %s is due for refund but province %s's node did not answer: %s",
                         row.transfer_id, row.target_province, error.reason.value)  # fmt: skip
             return False
-        if credited:
-            txn = await self._run.query(lambda uow: uow.node_transactions.get(row.transfer_id))
-            if txn is not None and txn.state in coordination.FINAL_OF:
+        if credited:  # its credit's acknowledgement was lost: the saga completes instead
+            txn = await self._decided(row.transfer_id)
+            if txn is not None:
                 await self._tell(coordination.decision_of(txn))
             return False
         if await self._write(lambda uow: wallets.refund_unaccepted_transfer(uow, row.transfer_id, self._clock.now())):

@@ -127,7 +127,7 @@ class WalletTransfers:
         now = self._clock.now()
         pending = await self._run.query(lambda uow: uow.transfers.pending_of_grantor(grantor_id_number))
         for row in pending:
-            if now >= wallets.unaccepted_refund_time(row.create_time):
+            if wallets.is_due_back(row.create_time, now):
                 await self._coordinator.finish(row.transfer_id)
 
     async def _as_it_stands(self, answer: R, pending_transfer_id: Callable[[R], str], respond: Callable[[Any], R]) -> R:

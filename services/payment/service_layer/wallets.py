@@ -38,6 +38,11 @@ def unaccepted_refund_time(create_time: datetime) -> datetime:
     return local.replace(hour=TRANSFER_WINDOW_HOURS.start, minute=0, second=0, microsecond=0)
 
 
+def is_due_back(create_time: datetime, now: datetime) -> bool:
+    """Whether a transfer made at `create_time` and still not accepted goes back to its sender at `now`."""
+    return now >= unaccepted_refund_time(create_time)
+
+
 def refund_unaccepted_transfer(uow: PaymentUnitOfWork, transfer_id: str, now: datetime) -> bool:
     """Gives a transfer the receiving node declined back to the grantor's account and closes its saga.
 
