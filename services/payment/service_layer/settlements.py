@@ -478,7 +478,7 @@ def _release_holds(uow: PaymentUnitOfWork, settlement: Settlement, state: Settle
 def capture(uow: PaymentUnitOfWork, settlement_id: str, final_fen: int, now: datetime) -> Settlement:
     """Settles what was held, possibly less, never more; the rest of the holds is released."""
     settlement = get_settlement(uow, settlement_id, for_update=True)
-    if settlement.state is SettlementState.AUTHORIZED and settlement.expire_time and now >= settlement.expire_time:
+    if lapsed(settlement, now):
         _release_holds(uow, settlement, SettlementState.EXPIRED, now)
         raise DomainError(
             Reason.HOLD_EXPIRED, "the holds expired before the capture; authorize again", keep_effects=True
@@ -718,9 +718,9 @@ def reverse(
     if stored.outcome is None or not stored.outcome.succeeded:
         uow.idempotency.mark_reversed(principal, original_request_id, request_id, refusal)
         return Reversal(True, stored.method, None)
+    method = stored.method.rsplit("/", 1)[-1]
     # A reversal's answer names a settlement too, but a reversal itself is not reversed.
-    is_reversal = stored.method.rsplit("/", 1)[-1] == "ReverseRequest"
-    settlement_id = None if is_reversal else settlement_of(stored.method, stored.outcome.payload)
+    settlement_id = None if method == "ReverseRequest" else settlement_of(stored.method, stored.outcome.payload)
     if settlement_id is None:
         raise DomainError(
             Reason.FIELD_INVALID,
@@ -728,7 +728,6 @@ def reverse(
             field="original_request_id",
         )
     settlement = get_settlement(uow, settlement_id, for_update=True)
-    method = stored.method.rsplit("/", 1)[-1]
     if method == "RefundSettlement" and settlement.state is SettlementState.REFUNDED:
         _check_made_by_a_live_request(uow, principal, settlement)
     _undo(uow, settlement, method, now, request_id, payers)
